@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ClusterError",
     "ConfigError",
+    "ConfigInvalid",
     "DriverError",
     "PiclusterError",
     "ReadingRejected",
@@ -36,6 +37,19 @@ class ConfigError(PiclusterError, ValueError):
         if expected:
             text += f"; expected {expected}"
         super().__init__(text)
+
+
+class ConfigInvalid(ConfigError):
+    """Several problems in one file, reported together so the operator can fix them in one pass."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = tuple(problems)
+        first = problems[0]
+        super().__init__(first.file, first.key, first.problem, first.expected)
+        self.args = ("\n".join(str(problem) for problem in problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class DriverError(PiclusterError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "MainsState",
@@ -165,9 +165,7 @@ def parse_nut_variables(
         return ParsedReading(None, (Rejection("ups.status", "", "missing"),))
     flags, unknown = parse_status(status_text)
     if UpsFlag.OL not in flags and UpsFlag.OB not in flags:
-        return ParsedReading(
-            None, (Rejection("ups.status", status_text, "says neither OL nor OB"),), unknown
-        )
+        return ParsedReading(None, (Rejection("ups.status", status_text, "says neither OL nor OB"),), unknown)
     values: dict[str, float] = {}
     for variable, (name, low, high) in _NUMERIC.items():
         raw = variables.get(variable)

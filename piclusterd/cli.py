@@ -1,0 +1,182 @@
+"""Entry points: ``piclusterd`` (the daemon) and ``piclusterctl`` (the operator's tool).
+
+This is the one place where adapters are built and wired to the core, and the only place that turns
+errors into exit codes: 0 fine, 1 failure, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from piclusterd import __version__
+from piclusterd.audit import LogFormat, make_audit_logger
+from piclusterd.clock import SystemClock
+from piclusterd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from piclusterd.daemon import PowerDaemon
+from piclusterd.errors import ConfigError, PiclusterError
+from piclusterd.notify import SystemdNotifier
+from piclusterd.ports import PowerSource
+from piclusterd.shutdown_command import CommandShutdown
+
+__all__ = ["ctl_main", "daemon_main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def _default_log_format() -> LogFormat:
+    # systemd sets JOURNAL_STREAM when standard error goes to the journal.
+    return LogFormat.JOURNAL if os.environ.get("JOURNAL_STREAM") else LogFormat.CONSOLE
+
+
+def build_power_source(config: Config) -> PowerSource:
+    """The adapter for ``[ups] driver``."""
+    from piclusterd.drivers.nut import NutPowerSource
+
+    ups = config.ups
+    return NutPowerSource(
+        ups.host,
+        ups.port,
+        ups.name,
+        ups.username,
+        None if ups.password is None else ups.password.value,
+        clock=SystemClock(),
+        timeout_s=ups.timeout_s,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
+    try:
+        log = make_audit_logger(fmt, config.node.name, level=args.log_level)
+    except RuntimeError as error:
+        print(f"piclusterd: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        reload_requested.set()  # the loop sees it on its next poll
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    daemon = PowerDaemon(
+        config,
+        source_factory=build_power_source,
+        clock=SystemClock(),
+        log=log,
+        notifier=SystemdNotifier(),
+        shutdown=CommandShutdown(),
+    )
+    try:
+        daemon.run(stop, reload_requested, lambda: load_config(args.config))
+    except PiclusterError as error:
+        log.critical("daemon.failed", error=str(error))
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{config.path}: OK (node {config.node.name}, mode {config.mode.value}, ups {config.ups.name}@"
+        f"{config.ups.host}:{config.ups.port})"
+    )
+    return EXIT_OK
+
+
+def daemon_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="piclusterd", description="Power-aware Raspberry Pi cluster daemon.")
+    parser.add_argument("--version", action="version", version=f"piclusterd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="configuration file (default: %(default)s)")
+    run.add_argument(
+        "--log-format",
+        choices=[f.value for f in LogFormat],
+        help="journal under systemd, console on a terminal (default), or one JSON object per line",
+    )
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=_run)
+    check = commands.add_parser("check-config", help="validate a configuration file (exit 0 valid, 2 invalid)")
+    check.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="configuration file (default: %(default)s)")
+    check.set_defaults(handler=_check_config)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+# --- piclusterctl ---------------------------------------------------------------------------------------
+
+STATUS_STALE_S = 30.0
+
+
+def _status(args: argparse.Namespace) -> int:
+    path = Path(args.runtime_dir) / "status.json"
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"piclusterctl: {path} not found: is piclusterd running? (systemctl status piclusterd)", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, ValueError) as error:
+        print(f"piclusterctl: cannot read {path}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    age = time.time() - float(status.get("updated_wall") or 0)
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        rows = [
+            ("node", status.get("node")),
+            ("mode", status.get("mode")),
+            ("power", status.get("summary")),
+            ("state", f"{status.get('state')} ({status.get('reason')})"),
+            (
+                "source",
+                f"{status.get('source')}" + ("" if status.get("source_ok") else f": {status.get('last_error')}"),
+            ),
+            ("runtime from", status.get("runtime_source")),
+            ("load", "unknown" if status.get("load_w") is None else f"{status['load_w']:.0f} W"),
+            ("local shutdown", "started" if status.get("shutdown_started") else "not started"),
+            ("updated", f"{age:.0f} s ago"),
+        ]
+        for name, value in rows:
+            print(f"{name + ':':16}{value}")
+    if age > STATUS_STALE_S:
+        print(f"piclusterctl: warning: status is {age:.0f} s old: the daemon may be stopped or hung", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def ctl_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
+    parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="this node's power state, as the daemon last saw it")
+    status.add_argument("--runtime-dir", default="/run/piclusterd", help="the daemon's [daemon] runtime_dir")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    status.set_defaults(handler=_status)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code

@@ -1,0 +1,415 @@
+"""Configuration: one TOML file, validated in full before anything starts.
+
+Every problem is reported with the file, the key, what is wrong and what is expected; unknown keys are
+errors with a did-you-mean, because a misspelt safety threshold that silently falls back to its default is
+exactly the surprise an operator at 2 AM must not get. All problems of a file are reported together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import socket
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from piclusterd.durations import format_duration, parse_duration
+from piclusterd.errors import ConfigError, ConfigInvalid
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "BatteryConfig",
+    "Config",
+    "DaemonConfig",
+    "Mode",
+    "NodeConfig",
+    "PolicyConfig",
+    "Secret",
+    "ShutdownConfig",
+    "UpsConfig",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/piclusterd/piclusterd.toml")
+
+
+class Mode(enum.Enum):
+    """``dry-run`` decides, logs and reports but changes nothing; ``enforce`` acts."""
+
+    DRY_RUN = "dry-run"
+    ENFORCE = "enforce"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A password read from its own file; never shown in a repr, a log line or an error."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpsConfig:
+    driver: str
+    host: str
+    port: int
+    name: str
+    username: str | None
+    password_file: str | None
+    password: Secret | None
+    poll_interval_s: float
+    stale_after_s: float
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryConfig:
+    capacity_wh: float | None
+    usable_fraction: float
+    inverter_efficiency: float
+    overhead_w: float
+    load_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    critical_runtime_s: float
+    low_runtime_s: float
+    low_charge_pct: float
+    charge_hysteresis_pct: float
+    recovery_debounce_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    runtime_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    mode: Mode
+    node: NodeConfig
+    ups: UpsConfig
+    battery: BatteryConfig
+    policy: PolicyConfig
+    shutdown: ShutdownConfig
+    daemon: DaemonConfig
+
+    def summary(self) -> dict[str, object]:
+        """The effective configuration as flat key/values for the start-up log (no secrets)."""
+        out: dict[str, object] = {"config": self.path, "mode": self.mode.value}
+        for section in (self.node, self.ups, self.battery, self.policy, self.shutdown, self.daemon):
+            prefix = type(section).__name__.removesuffix("Config").lower()
+            for item in fields(section):
+                value = getattr(section, item.name)
+                if isinstance(value, Secret):
+                    continue
+                out[f"{prefix}.{item.name}"] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+# --- the schema -------------------------------------------------------------------------------------------
+
+_Convert = Callable[[Any], Any]  # raises ValueError with "expected ..." text
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    default: Any
+    convert: _Convert
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string in quotes")
+    return value
+
+
+def _nonempty_string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string in quotes")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("a whole number from 1 to 65535")
+    return value
+
+
+def _bound(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else format_duration(seconds)
+
+
+def _duration(low: float, high: float) -> _Convert:
+    def convert(value: Any) -> float:
+        expected = f'a duration such as "90s", "5m" or "4h", from {_bound(low)} to {_bound(high)}'
+        if not isinstance(value, str):
+            raise ValueError(expected)
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise ValueError(expected) from None
+        if not low <= seconds <= high:
+            raise ValueError(expected)
+        return seconds
+
+    return convert
+
+
+def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
+    def convert(value: Any) -> float | None:
+        expected = f"a number from {low:g} to {high:g}" + (" (0 means not set)" if optional else "")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(expected)
+        if optional and value == 0:
+            return None
+        if not low <= value <= high:
+            raise ValueError(expected)
+        return float(value)
+
+    return convert
+
+
+def _argv(value: Any) -> tuple[str, ...]:
+    expected = 'a list of strings, the program first, such as ["systemctl", "poweroff"]'
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(expected)
+    return tuple(value)
+
+
+def _choice(*choices: str) -> _Convert:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(f'"{c}"' for c in choices))
+        return str(value)
+
+    return convert
+
+
+_TOP: dict[str, _Key] = {"mode": _Key("dry-run", _choice("dry-run", "enforce"))}
+
+_SCHEMA: dict[str, dict[str, _Key]] = {
+    "node": {"name": _Key("", _string)},
+    "ups": {
+        "driver": _Key("nut", _choice("nut")),
+        "host": _Key("127.0.0.1", _nonempty_string),
+        "port": _Key(3493, _port),
+        "name": _Key("ups", _nonempty_string),
+        "username": _Key("", _string),
+        "password_file": _Key("", _string),
+        "poll_interval": _Key("1s", _duration(0.1, 60)),
+        "stale_after": _Key("15s", _duration(1, 3600)),
+        "timeout": _Key("5s", _duration(0.1, 60)),
+    },
+    "battery": {
+        "capacity_wh": _Key(0, _number(0, 1e6, optional=True)),
+        "usable_fraction": _Key(0.8, _number(0.05, 1)),
+        "inverter_efficiency": _Key(0.85, _number(0.3, 1)),
+        "overhead_w": _Key(0, _number(0, 1e4)),
+        "load_w": _Key(0, _number(0, 1e5, optional=True)),
+    },
+    "policy": {
+        "critical_runtime": _Key("5m", _duration(0, 86400)),
+        "low_runtime": _Key("10m", _duration(0, 86400)),
+        "low_charge": _Key(30, _number(0, 100)),
+        "charge_hysteresis": _Key(5, _number(0, 50)),
+        "recovery_debounce": _Key("5s", _duration(0, 3600)),
+    },
+    "shutdown": {"command": _Key(["systemctl", "poweroff"], _argv)},
+    "daemon": {"runtime_dir": _Key("/run/piclusterd", _nonempty_string)},
+}
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _read_password(file: str, path: str) -> Secret | ConfigError:
+    key = "ups.password_file"
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return ConfigError(file, key, f"cannot read {path}: {error.strerror}", "a file holding the NUT password")
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return ConfigError(
+            file,
+            key,
+            f"{path} can be read by other users (mode {stat.S_IMODE(info.st_mode):04o})",
+            f"a root-only file: chmod 600 {path}",
+        )
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        return ConfigError(file, key, f"cannot read {path}: {error.strerror}", "a file holding the NUT password")
+    password = text.strip("\r\n")
+    if not password:
+        return ConfigError(file, key, f"{path} is empty", "the NUT password on one line")
+    return Secret(password)
+
+
+def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = None) -> Config:
+    """Validate parsed TOML and build a :class:`Config`; raise :class:`ConfigInvalid` listing every problem."""
+    problems: list[ConfigError] = []
+    values: dict[str, dict[str, Any]] = {section: {} for section in _SCHEMA}
+    top: dict[str, Any] = {}
+    allowed_top = list(_TOP) + list(_SCHEMA)
+
+    for name, raw in data.items():
+        if name in _TOP:
+            continue
+        if name not in _SCHEMA:
+            problems.append(
+                ConfigError(
+                    file, name, "unknown key" + _did_you_mean(name, allowed_top), "one of " + ", ".join(allowed_top)
+                )
+            )
+        elif not isinstance(raw, dict):
+            problems.append(ConfigError(file, name, "is not a table", f"a [{name}] section"))
+
+    for name, key in _TOP.items():
+        try:
+            top[name] = key.convert(data.get(name, key.default))
+        except ValueError as error:
+            problems.append(ConfigError(file, name, f"invalid value {data.get(name)!r}", str(error)))
+
+    for section, keys in _SCHEMA.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            continue
+        for name in table:
+            if name not in keys:
+                problems.append(
+                    ConfigError(
+                        file,
+                        f"{section}.{name}",
+                        "unknown key" + _did_you_mean(name, list(keys)),
+                        f"one of the [{section}] keys: " + ", ".join(keys),
+                    )
+                )
+        for name, key in keys.items():
+            raw = table.get(name, key.default)
+            try:
+                values[section][name] = key.convert(raw)
+            except ValueError as error:
+                problems.append(ConfigError(file, f"{section}.{name}", f"invalid value {raw!r}", str(error)))
+
+    if problems:
+        raise ConfigInvalid(problems)
+
+    ups = values["ups"]
+    policy = values["policy"]
+    if policy["critical_runtime"] > policy["low_runtime"]:
+        problems.append(
+            ConfigError(
+                file,
+                "policy.critical_runtime",
+                f"is longer than policy.low_runtime ({format_duration(policy['low_runtime'])})",
+                "critical_runtime <= low_runtime: critical is the later, more urgent threshold",
+            )
+        )
+    if ups["stale_after"] < 2 * ups["poll_interval"]:
+        problems.append(
+            ConfigError(
+                file,
+                "ups.stale_after",
+                f"is shorter than two polls ({format_duration(2 * ups['poll_interval'])})",
+                "stale_after >= 2 x poll_interval, so one slow answer does not count as a dead UPS",
+            )
+        )
+    password: Secret | None = None
+    if ups["password_file"]:
+        if not ups["username"]:
+            problems.append(
+                ConfigError(file, "ups.username", "is empty but ups.password_file is set", "the NUT user name")
+            )
+        read = _read_password(file, ups["password_file"])
+        if isinstance(read, ConfigError):
+            problems.append(read)
+        else:
+            password = read
+    elif ups["username"]:
+        problems.append(
+            ConfigError(
+                file, "ups.password_file", "is empty but ups.username is set", "the path of a root-only password file"
+            )
+        )
+    if problems:
+        raise ConfigInvalid(problems)
+
+    battery = values["battery"]
+    return Config(
+        path=file,
+        mode=Mode(top["mode"]),
+        node=NodeConfig(name=values["node"]["name"] or hostname or socket.gethostname()),
+        ups=UpsConfig(
+            driver=ups["driver"],
+            host=ups["host"],
+            port=ups["port"],
+            name=ups["name"],
+            username=ups["username"] or None,
+            password_file=ups["password_file"] or None,
+            password=password,
+            poll_interval_s=ups["poll_interval"],
+            stale_after_s=ups["stale_after"],
+            timeout_s=ups["timeout"],
+        ),
+        battery=BatteryConfig(
+            capacity_wh=battery["capacity_wh"],
+            usable_fraction=battery["usable_fraction"],
+            inverter_efficiency=battery["inverter_efficiency"],
+            overhead_w=battery["overhead_w"],
+            load_w=battery["load_w"],
+        ),
+        policy=PolicyConfig(
+            critical_runtime_s=policy["critical_runtime"],
+            low_runtime_s=policy["low_runtime"],
+            low_charge_pct=policy["low_charge"],
+            charge_hysteresis_pct=policy["charge_hysteresis"],
+            recovery_debounce_s=policy["recovery_debounce"],
+        ),
+        shutdown=ShutdownConfig(command=values["shutdown"]["command"]),
+        daemon=DaemonConfig(runtime_dir=values["daemon"]["runtime_dir"]),
+    )
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
+    """Read, parse and validate the file at ``path``; raise :class:`ConfigError` with the fix on any problem."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            file, "", "file not found", "a configuration file: copy examples/piclusterd.toml there, or pass --config"
+        ) from None
+    except OSError as error:
+        raise ConfigError(file, "", f"cannot read: {error.strerror}", "a readable file (are you root?)") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(file, "", "is not UTF-8 text", "a TOML text file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(file, "", f"is not valid TOML: {error}", 'TOML syntax, e.g. key = "value"') from None
+    return parse_config(data, file)

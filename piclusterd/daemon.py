@@ -1,0 +1,304 @@
+"""The daemon's main loop: poll the power source, fold readings into the core, act on transitions.
+
+:class:`PowerDaemon` holds no I/O of its own: the source, clock, logger, notifier and shutdown runner are
+handed in by the entry point (``cli.py``), so tests drive :meth:`PowerDaemon.step` with a fake clock and a
+real or fake source, one poll at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from piclusterd import __version__
+from piclusterd.audit import AuditLogger
+from piclusterd.config import Config, Mode
+from piclusterd.durations import format_duration
+from piclusterd.errors import ConfigError, SourceUnavailable
+from piclusterd.notify import SystemdNotifier
+from piclusterd.ports import Clock, LocalShutdown, PowerSource
+from piclusterd.power_state import (
+    BATTERY_STATES,
+    Observation,
+    PowerMemory,
+    PowerPolicy,
+    PowerState,
+    SourceLost,
+    SourceRestored,
+    StateChanged,
+    decide,
+)
+from piclusterd.reading import ParsedReading, UpsReading
+from piclusterd.runtime import BatteryModel, EstimatorMemory, RuntimeEstimate, RuntimeSource, estimate_runtime
+
+__all__ = ["PowerDaemon", "PreShutdownHook", "SourceFactory", "policy_from_config", "status_line"]
+
+#: How long the same rejected value stays quiet before it is logged again (no journal flood at 1 Hz).
+REJECTION_REPEAT_S = 300.0
+
+SourceFactory = Callable[[Config], PowerSource]
+
+
+class PreShutdownHook(Protocol):
+    """Runs just before the local shutdown command (the cluster layer drains this node here)."""
+
+    def before_local_shutdown(self, reason: str) -> None: ...
+
+
+def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
+    p, b = config.policy, config.battery
+    return (
+        PowerPolicy(
+            stale_after_s=config.ups.stale_after_s,
+            critical_runtime_s=p.critical_runtime_s,
+            low_runtime_s=p.low_runtime_s,
+            low_charge_pct=p.low_charge_pct,
+            charge_hysteresis_pct=p.charge_hysteresis_pct,
+            recovery_debounce_s=p.recovery_debounce_s,
+        ),
+        BatteryModel(
+            capacity_wh=b.capacity_wh,
+            usable_fraction=b.usable_fraction,
+            inverter_efficiency=b.inverter_efficiency,
+            overhead_w=b.overhead_w,
+            load_w=b.load_w,
+        ),
+    )
+
+
+def status_line(memory: PowerMemory) -> str:
+    """One line for ``systemctl status``: "on battery, 63 %, 41 min left"."""
+    words = memory.state.value.replace("_", " ")
+    reading = memory.last_reading
+    if memory.state is PowerState.UNKNOWN or reading is None:
+        return f"{words}: {memory.reason}"
+    parts = [words]
+    if reading.charge_pct is not None:
+        parts.append(f"{reading.charge_pct:.0f} %")
+    if memory.last_runtime_s is not None:
+        parts.append(f"{format_duration(memory.last_runtime_s)} left")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What the last poll produced, before the core folds it in."""
+
+    reading: UpsReading | None
+    error: str | None
+
+
+class PowerDaemon:
+    """One node's power watch: NUT upsmon's job, with piclusterd's state machine and audit trail."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        source_factory: SourceFactory,
+        clock: Clock,
+        log: AuditLogger,
+        notifier: SystemdNotifier,
+        shutdown: LocalShutdown,
+        pre_shutdown_hooks: Sequence[PreShutdownHook] = (),
+    ) -> None:
+        self._config = config
+        self._source_factory = source_factory
+        self._source = source_factory(config)
+        self._clock = clock
+        self._log = log.bind(component="power", source=self._source.name)
+        self._notifier = notifier
+        self._shutdown = shutdown
+        self._hooks = tuple(pre_shutdown_hooks)
+        self._policy, self._battery = policy_from_config(config)
+        self.memory = PowerMemory()
+        self._estimator = EstimatorMemory()
+        self._estimate = RuntimeEstimate(None, RuntimeSource.NONE)
+        self._ready = False
+        self._shutdown_started = False
+        self._last_error: str | None = None
+        self._rejections_logged: dict[tuple[str, str, str], float] = {}
+        self._unknown_words_logged: set[str] = set()
+        self._status_file_failed = False
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def shutdown_started(self) -> bool:
+        return self._shutdown_started
+
+    # --- one poll ---------------------------------------------------------------------------------------
+
+    def _poll(self, now: float) -> _Pending:
+        try:
+            parsed: ParsedReading = self._source.poll()
+        except SourceUnavailable as error:
+            self._log.debug("power.poll_failed", error=str(error))
+            return _Pending(None, str(error))
+        for rejection in parsed.rejections:
+            key = (rejection.variable, rejection.value, rejection.reason)
+            last = self._rejections_logged.get(key)
+            if last is None or now - last >= REJECTION_REPEAT_S:
+                self._rejections_logged[key] = now
+                self._log.warning(
+                    "power.reading_rejected",
+                    variable=rejection.variable,
+                    value=rejection.value,
+                    reason=rejection.reason,
+                    whole_reading=parsed.reading is None,
+                )
+        for word in parsed.unknown_status_words:
+            if word not in self._unknown_words_logged:
+                self._unknown_words_logged.add(word)
+                self._log.warning("power.unknown_status_word", word=word)
+        if parsed.reading is None:
+            return _Pending(None, "reading rejected")
+        return _Pending(parsed.reading, None)
+
+    def step(self) -> PowerMemory:
+        """Poll once, update the state, log transitions, act on critical. Returns the new memory."""
+        now = self._clock.monotonic()
+        pending = self._poll(now)
+        if pending.error is not None:
+            self._last_error = pending.error
+        if pending.reading is not None:
+            self._estimator, self._estimate = estimate_runtime(self._estimator, pending.reading, self._battery)
+        observation = Observation(now, pending.reading, self._estimate.seconds if pending.reading is not None else None)
+        self.memory, events = decide(self.memory, observation, self._policy)
+        for event in events:
+            self._log_event(event)
+        if not self._ready and pending.reading is not None:
+            self._ready = True
+            self._notifier.ready(status_line(self.memory))
+        else:
+            self._notifier.status(status_line(self.memory))
+        if self.memory.state is PowerState.CRITICAL and not self._shutdown_started:
+            self._local_shutdown(self.memory.reason)
+        self._write_status_file()
+        return self.memory
+
+    def _log_event(self, event: StateChanged | SourceLost | SourceRestored) -> None:
+        if isinstance(event, SourceLost):
+            self._log.warning(
+                "power.source_lost",
+                error=self._last_error,
+                last_state=event.last_state,
+                stale_after_s=self._policy.stale_after_s,
+            )
+        elif isinstance(event, SourceRestored):
+            self._log.info("power.source_restored", silent_s=event.silent_s)
+        else:
+            reading = event.reading
+            level = {
+                PowerState.ONLINE: self._log.info,
+                PowerState.CRITICAL: self._log.critical,
+            }.get(event.new, self._log.warning)
+            level(
+                "power.state_changed",
+                old=event.old,
+                new=event.new,
+                reason=event.reason,
+                charge_pct=None if reading is None else reading.charge_pct,
+                runtime_s=None if event.runtime_s is None else round(event.runtime_s),
+                runtime_source=self._estimate.source if reading is not None else None,
+                load_w=None if self._estimate.load_w is None else round(self._estimate.load_w, 1),
+                on_battery=event.new in BATTERY_STATES,
+                ups_status=None if reading is None else " ".join(sorted(f.value for f in reading.flags)),
+            )
+
+    def _local_shutdown(self, reason: str) -> None:
+        """Upsmon parity: run the shutdown command once per daemon life, never twice, after saying why."""
+        self._shutdown_started = True
+        argv = list(self._config.shutdown.command)
+        if self._config.mode is Mode.DRY_RUN:
+            self._log.warning("shutdown.local_skipped", reason=reason, would_run=argv, mode="dry-run")
+            return
+        self._log.critical("shutdown.local_started", reason=reason, command=argv)
+        for hook in self._hooks:
+            hook.before_local_shutdown(reason)
+        code = self._shutdown.run(argv)
+        if code != 0:
+            self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
+
+    def _write_status_file(self) -> None:
+        """The live view for ``piclusterctl status`` (tmpfs under /run; failures are reported once)."""
+        memory = self.memory
+        reading = memory.last_reading
+        status = {
+            "node": self._config.node.name,
+            "version": __version__,
+            "mode": self._config.mode.value,
+            "state": memory.state.value,
+            "reason": memory.reason,
+            "since_wall": None if memory.since is None else self._wall_of(memory.since),
+            "source": self._source.name,
+            "source_ok": memory.source_ok,
+            "last_error": None if memory.source_ok else self._last_error,
+            "charge_pct": None if reading is None else reading.charge_pct,
+            "runtime_s": memory.last_runtime_s,
+            "runtime_source": self._estimate.source.value,
+            "load_w": self._estimate.load_w,
+            "reading_wall": None if reading is None else reading.wall_time,
+            "shutdown_started": self._shutdown_started,
+            "updated_wall": self._clock.wall(),
+            "summary": status_line(memory),
+        }
+        directory = Path(self._config.daemon.runtime_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            temporary = directory / "status.json.tmp"
+            temporary.write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
+            os.replace(temporary, directory / "status.json")
+        except OSError as error:
+            if not self._status_file_failed:
+                self._status_file_failed = True
+                self._log.warning("daemon.status_file_failed", path=str(directory), error=error.strerror)
+
+    def _wall_of(self, monotonic: float) -> float:
+        return self._clock.wall() - (self._clock.monotonic() - monotonic)
+
+    # --- life cycle -------------------------------------------------------------------------------------
+
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """Re-read the configuration; on any error keep running on the old one and say why."""
+        self._notifier.reloading()
+        try:
+            new = load()
+        except ConfigError as error:
+            self._log.error("config.reload_failed", error=str(error), kept=self._config.path)
+            self._notifier.status(status_line(self.memory))
+            return False
+        if (new.ups, new.node) != (self._config.ups, self._config.node):
+            self._source.close()
+            self._source = self._source_factory(new)
+            self._log = self._log.bind(source=self._source.name, node=new.node.name)
+        self._config = new
+        self._policy, self._battery = policy_from_config(new)
+        self._log.info("config.reloaded", **new.summary())
+        self._notifier.ready(status_line(self.memory))
+        return True
+
+    def run(self, stop: threading.Event, reload_requested: threading.Event, load: Callable[[], Config]) -> None:
+        """Poll until ``stop`` is set. The watchdog is pinged once per loop, so a hung poll is noticed."""
+        self._log.info("daemon.started", version=__version__, **self._config.summary())
+        try:
+            while not stop.is_set():
+                started = self._clock.monotonic()
+                if reload_requested.is_set():
+                    reload_requested.clear()
+                    self.reload(load)
+                self.step()
+                self._notifier.watchdog()
+                elapsed = self._clock.monotonic() - started
+                stop.wait(max(0.0, self._config.ups.poll_interval_s - elapsed))
+        finally:
+            self._notifier.stopping()
+            self._source.close()
+            self._log.info("daemon.stopped", state=self.memory.state)

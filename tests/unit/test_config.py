@@ -1,0 +1,122 @@
+"""Configuration: every bad line gets the file, the key, what is wrong and what is expected."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from piclusterd.config import Mode, Secret, load_config, parse_config
+from piclusterd.errors import ConfigError, ConfigInvalid
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "piclusterd.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return str(caught.value).splitlines()
+
+
+def test_defaults_from_an_empty_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.mode is Mode.DRY_RUN
+    assert config.node.name  # the host name
+    assert (config.ups.host, config.ups.port, config.ups.poll_interval_s) == ("127.0.0.1", 3493, 1.0)
+    assert config.policy.critical_runtime_s == 300
+    assert config.shutdown.command == ("systemctl", "poweroff")
+
+
+def test_the_shipped_example_is_valid_and_documents_every_key() -> None:
+    text = EXAMPLE.read_text()
+    data = tomllib.loads(text)
+    parse_config(data, str(EXAMPLE))
+    from piclusterd.config import _SCHEMA, _TOP
+
+    for key in _TOP:
+        assert f"\n{key} =" in text or f"\n# {key} =" in text, key
+    for section, keys in _SCHEMA.items():
+        assert f"[{section}]" in text, section
+        for key in keys:
+            assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} is not documented"
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, '[ups]\npol_interval = "2s"\n')
+    assert line.startswith(f"{tmp_path}/piclusterd.toml: ups.pol_interval: unknown key (did you mean 'poll_interval'?)")
+
+
+def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, "[polcy]\n")
+    assert "polcy: unknown key (did you mean 'policy'?)" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ('[ups]\npoll_interval = "2 minutes"', "ups.poll_interval", 'a duration such as "90s"'),
+        ("[ups]\npoll_interval = 2", "ups.poll_interval", 'a duration such as "90s"'),
+        ("[ups]\nport = 70000", "ups.port", "a whole number from 1 to 65535"),
+        ('[ups]\nport = "3493"', "ups.port", "a whole number from 1 to 65535"),
+        ('mode = "on"', "mode", '"dry-run", "enforce"'),
+        ('[shutdown]\ncommand = "systemctl poweroff"', "shutdown.command", "a list of strings"),
+        ("[policy]\nlow_charge = 120", "policy.low_charge", "a number from 0 to 100"),
+        ('[policy]\ncritical_runtime = "20m"', "policy.critical_runtime", "critical_runtime <= low_runtime"),
+        ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
+        ('[ups]\nusername = "monuser"', "ups.password_file", "root-only password file"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, text: str, key: str, expected: str) -> None:
+    (line,) = problems(tmp_path, text + "\n")
+    assert f": {key}: " in line
+    assert expected in line
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    lines = problems(tmp_path, '[ups]\nport = 0\npoll_interval = "x"\n[policy]\nlow_charge = -1\n')
+    assert len(lines) == 3
+
+
+def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, "[ups\nport = 1\n")
+    assert "is not valid TOML" in line and "line 1" in line
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found; expected a configuration file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_password_is_read_from_its_own_file_and_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "nut.password"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o600)
+    config = load_config(write(tmp_path, f'[ups]\nusername = "mon"\npassword_file = "{secret}"\n'))
+    assert config.ups.password == Secret("s3cret")
+    assert "s3cret" not in repr(config) and "s3cret" not in str(config.summary())
+
+
+def test_a_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "nut.password"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o644)
+    (line,) = problems(tmp_path, f'[ups]\nusername = "mon"\npassword_file = "{secret}"\n')
+    assert "can be read by other users (mode 0644)" in line and f"chmod 600 {secret}" in line
+    assert "s3cret" not in line
+
+
+def test_config_invalid_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        parse_config({"mode": "x"}, "f")
+    try:
+        parse_config({"mode": "x", "ups": {"port": 0}}, "f")
+    except ConfigInvalid as error:
+        assert len(error.problems) == 2

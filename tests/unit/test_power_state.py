@@ -1,0 +1,202 @@
+"""The power state machine: decision tables per factor, and properties over random observation streams."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from piclusterd.power_state import (
+    Observation,
+    PowerMemory,
+    PowerPolicy,
+    PowerState,
+    SourceLost,
+    SourceRestored,
+    StateChanged,
+    decide,
+)
+from piclusterd.reading import UpsFlag, UpsReading
+
+POLICY = PowerPolicy(
+    stale_after_s=15, critical_runtime_s=300, low_runtime_s=600, low_charge_pct=30, charge_hysteresis_pct=5
+)
+
+
+def reading(at: float, status: str = "OL", charge: float | None = 100.0) -> UpsReading:
+    return UpsReading(
+        source="t",
+        timestamp=at,
+        wall_time=at,
+        flags=frozenset(UpsFlag(w) for w in status.split()),
+        charge_pct=charge,
+    )
+
+
+def feed(memory: PowerMemory, at: float, status: str | None, charge: float | None = 100.0, runtime: float | None = None):
+    obs = Observation(at, None if status is None else reading(at, status, charge), runtime)
+    return decide(memory, obs, POLICY)
+
+
+@pytest.mark.parametrize(
+    ("status", "charge", "runtime", "expected"),
+    [
+        ("OL", 100, 3600, PowerState.ONLINE),
+        ("OL CHRG", 20, 100, PowerState.ONLINE),  # low charge while on mains is not an emergency
+        ("OL LB", 5, 60, PowerState.ONLINE),  # upsmon: critical needs OB and LB
+        ("OB", 80, 3600, PowerState.ON_BATTERY),
+        ("OB DISCHRG", 31, 3600, PowerState.ON_BATTERY),
+        ("OB", 30, 3600, PowerState.LOW_BATTERY),  # at low_charge
+        ("OB", 80, 599, PowerState.LOW_BATTERY),  # under low_runtime
+        ("OB", 80, 299, PowerState.CRITICAL),  # under critical_runtime
+        ("OB LB", 80, 3600, PowerState.CRITICAL),  # the UPS's own low battery
+        ("OL FSD", 100, 3600, PowerState.CRITICAL),  # forced shutdown wins even on mains
+        ("OB FSD", 100, 3600, PowerState.CRITICAL),
+        ("OL OB", 80, 3600, PowerState.ON_BATTERY),  # contradictory: take the safe reading
+        ("OB", None, None, PowerState.ON_BATTERY),  # no figures: flags alone
+    ],
+)
+def test_fresh_reading_from_unknown(status: str, charge: float | None, runtime: float | None, expected: PowerState) -> None:
+    memory, events = feed(PowerMemory(), 0, status, charge, runtime)
+    assert memory.state is expected
+    assert [type(e) for e in events] == [StateChanged]
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        (PowerState.ONLINE, PowerState.UNKNOWN),
+        (PowerState.UNKNOWN, PowerState.UNKNOWN),
+        (PowerState.ON_BATTERY, PowerState.CRITICAL),  # NUT's fail-safe: silent on battery = OB LB
+        (PowerState.LOW_BATTERY, PowerState.CRITICAL),
+        (PowerState.CRITICAL, PowerState.CRITICAL),
+    ],
+)
+def test_silence_past_stale_after(previous: PowerState, expected: PowerState) -> None:
+    memory = PowerMemory(state=previous, last_reading=reading(0))
+    held, _ = feed(memory, 14.9, None)
+    assert held.state is previous, "a missed poll inside stale_after holds the state"
+    stale, _ = feed(held, 15.0, None)
+    assert stale.state is expected
+
+
+def test_silence_never_reads_as_online() -> None:
+    memory, _ = feed(PowerMemory(), 0, None)
+    assert memory.state is PowerState.UNKNOWN
+    memory, _ = feed(memory, 100, None)
+    assert memory.state is PowerState.UNKNOWN
+
+
+def test_source_lost_and_restored_are_reported_once_each() -> None:
+    memory, _ = feed(PowerMemory(), 0, "OL")
+    memory, first = feed(memory, 1, None)
+    memory, second = feed(memory, 2, None)
+    memory, back = feed(memory, 3, "OL")
+    assert [type(e) for e in first] == [SourceLost]
+    assert second == ()
+    assert [type(e) for e in back] == [SourceRestored]
+    assert back[0].silent_s == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("state", [PowerState.ON_BATTERY, PowerState.LOW_BATTERY, PowerState.CRITICAL])
+def test_recovery_needs_mains_for_the_debounce_time(state: PowerState) -> None:
+    memory = PowerMemory(state=state, last_reading=reading(0, "OB"))
+    memory, events = feed(memory, 1, "OL")
+    assert memory.state is state and events == ()
+    memory, _ = feed(memory, 5.9, "OL")
+    assert memory.state is state
+    memory, events = feed(memory, 6.0, "OL")
+    assert memory.state is PowerState.ONLINE
+    assert isinstance(events[0], StateChanged)
+
+
+def test_a_flicker_restarts_the_recovery_debounce() -> None:
+    memory = PowerMemory(state=PowerState.ON_BATTERY, last_reading=reading(0, "OB"))
+    memory, _ = feed(memory, 1, "OL")
+    memory, _ = feed(memory, 4, "OB")
+    memory, _ = feed(memory, 7, "OL")  # 6 s after the first OL, but only 0 s after the flicker
+    assert memory.state is PowerState.ON_BATTERY
+    memory, _ = feed(memory, 12, "OL")
+    assert memory.state is PowerState.ONLINE
+
+
+def test_critical_latches_while_on_battery() -> None:
+    memory, _ = feed(PowerMemory(), 0, "OB LB", 20)
+    assert memory.state is PowerState.CRITICAL
+    memory, events = feed(memory, 1, "OB", 90, 9000)  # LB cleared, figures look fine again
+    assert memory.state is PowerState.CRITICAL and events == ()
+
+
+@pytest.mark.parametrize(
+    ("charge", "expected"),
+    [(30, PowerState.LOW_BATTERY), (34.9, PowerState.LOW_BATTERY), (35, PowerState.ON_BATTERY)],
+)
+def test_low_battery_hysteresis_on_charge(charge: float, expected: PowerState) -> None:
+    memory, _ = feed(PowerMemory(), 0, "OB", 29)
+    assert memory.state is PowerState.LOW_BATTERY
+    memory, _ = feed(memory, 1, "OB", charge)
+    assert memory.state is expected
+
+
+def test_low_battery_hysteresis_on_runtime() -> None:
+    memory, _ = feed(PowerMemory(), 0, "OB", 90, 590)
+    assert memory.state is PowerState.LOW_BATTERY
+    memory, _ = feed(memory, 1, "OB", 90, 650)
+    assert memory.state is PowerState.LOW_BATTERY  # under 660 = low_runtime + 10 %
+    memory, _ = feed(memory, 2, "OB", 90, 661)
+    assert memory.state is PowerState.ON_BATTERY
+
+
+# --- properties ---------------------------------------------------------------------------------------
+
+statuses = st.sampled_from(["OL", "OB", "OB LB", "OL CHRG", "OB DISCHRG", "OL FSD", None])
+steps = st.lists(
+    st.tuples(
+        st.floats(min_value=0.1, max_value=30),
+        statuses,
+        st.one_of(st.none(), st.floats(min_value=0, max_value=100)),
+        st.one_of(st.none(), st.floats(min_value=0, max_value=20000)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300)
+@given(steps)
+def test_online_only_ever_follows_a_fresh_ol_reading(stream: list) -> None:
+    memory, now = PowerMemory(), 0.0
+    for gap, status, charge, runtime in stream:
+        now += gap
+        obs = Observation(now, None if status is None else reading(now, status, charge), runtime)
+        memory, events = decide(memory, obs, POLICY)
+        for event in events:
+            if isinstance(event, StateChanged) and event.new is PowerState.ONLINE:
+                assert obs.reading is not None and UpsFlag.OL in obs.reading.flags
+                assert UpsFlag.OB not in obs.reading.flags
+
+
+@settings(max_examples=300)
+@given(steps)
+def test_an_unchanged_observation_adds_no_event(stream: list) -> None:
+    memory, now = PowerMemory(), 0.0
+    for gap, status, charge, runtime in stream:
+        now += gap
+        obs = Observation(now, None if status is None else reading(now, status, charge), runtime)
+        memory, _ = decide(memory, obs, POLICY)
+        again, events = decide(memory, obs, POLICY)
+        assert events == ()
+        assert again.state is memory.state
+
+
+@settings(max_examples=300)
+@given(steps)
+def test_stale_data_never_leaves_a_battery_state_for_a_better_one(stream: list) -> None:
+    memory, now = PowerMemory(), 0.0
+    rank = {PowerState.ON_BATTERY: 1, PowerState.LOW_BATTERY: 2, PowerState.CRITICAL: 3}
+    for gap, status, charge, runtime in stream:
+        now += gap
+        obs = Observation(now, None if status is None else reading(now, status, charge), runtime)
+        before = memory.state
+        memory, _ = decide(memory, obs, POLICY)
+        if obs.reading is None and before in rank:
+            assert memory.state in rank and rank[memory.state] >= rank[before]
