@@ -12,7 +12,8 @@ is not calibrating (CAL), and, when an energy runtime can be computed as well, w
 :data:`PLAUSIBLE_FACTOR` of it (consumer UPSes often report a fixed or absurd runtime).
 
 Smoothing: the estimate is the median of the last :data:`WINDOW` raw estimates taken within
-:data:`MAX_AGE_S`, so one noisy sample never moves it, while a real step shows after three polls.
+:data:`MAX_AGE_S` from the same source and the same mains state, so one noisy sample never moves it, while
+a real step shows after three polls.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import enum
 import statistics
 from dataclasses import dataclass
 
-from piclusterd.reading import UpsFlag, UpsReading
+from piclusterd.reading import MainsState, UpsFlag, UpsReading
 
 __all__ = [
     "MAX_AGE_S",
@@ -71,9 +72,9 @@ class RuntimeEstimate:
 
 @dataclass(frozen=True, slots=True)
 class EstimatorMemory:
-    """The last raw estimates as (timestamp, seconds, source); the estimator's only state."""
+    """The last raw estimates as (timestamp, seconds, source, on battery); the estimator's only state."""
 
-    samples: tuple[tuple[float, float, RuntimeSource], ...] = ()
+    samples: tuple[tuple[float, float, RuntimeSource, bool], ...] = ()
 
 
 def energy_runtime_s(reading: UpsReading, battery: BatteryModel) -> tuple[float | None, float | None]:
@@ -114,8 +115,10 @@ def estimate_runtime(
     if raw is None:
         # Nothing to estimate from in this reading: forget history rather than report an old figure.
         return EstimatorMemory(), RuntimeEstimate(None, RuntimeSource.NONE, load_w)
-    # A change of source (UPS figure became implausible) restarts the window: never mix the two.
-    kept = tuple(s for s in kept if s[2] is raw[1])
-    samples = (*kept, (now, raw[0], raw[1]))[-WINDOW:]
+    # A change of source (UPS figure became implausible) or of mains restarts the window: figures taken
+    # on mains are what the UPS guesses, on battery what it measures; never mix them.
+    on_battery = reading.mains is MainsState.LOST
+    kept = tuple(s for s in kept if s[2] is raw[1] and s[3] is on_battery)
+    samples = (*kept, (now, raw[0], raw[1], on_battery))[-WINDOW:]
     seconds = statistics.median(s[1] for s in samples)
     return EstimatorMemory(samples), RuntimeEstimate(seconds, raw[1], load_w)

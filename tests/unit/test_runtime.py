@@ -88,3 +88,9 @@ def test_estimate_stays_within_the_samples_seen(values: list[float]) -> None:
         memory, estimate = estimate_runtime(memory, reading(at, runtime=value), BatteryModel())
         assert estimate.seconds is not None
         assert min(values[: at + 1]) <= estimate.seconds <= max(values[: at + 1])
+
+
+def test_the_window_restarts_when_mains_fails() -> None:
+    memory, _ = estimate_runtime(EstimatorMemory(), reading(0, runtime=3600, status="OL"), BatteryModel())
+    _, estimate = estimate_runtime(memory, reading(1, runtime=2460, status="OB"), BatteryModel())
+    assert estimate.seconds == 2460

@@ -1,0 +1,180 @@
+"""The daemon's loop, one poll at a time, with a scripted UPS and a fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from piclusterd.config import Config, load_config
+from piclusterd.daemon import PowerDaemon
+from piclusterd.notify import SystemdNotifier
+from piclusterd.power_state import PowerState
+from piclusterd.testing.audit import CapturedAudit
+from piclusterd.testing.clock import FakeClock
+from piclusterd.testing.fake_ups import ScriptedUps
+
+
+class RecordingShutdown:
+    def __init__(self, code: int = 0) -> None:
+        self.calls: list[list[str]] = []
+        self.code = code
+
+    def run(self, argv: Sequence[str]) -> int:
+        self.calls.append(list(argv))
+        return self.code
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, mode: str = "enforce", extra: str = "") -> None:
+        self.path = tmp_path / "piclusterd.toml"
+        self.path.write_text(
+            f'mode = "{mode}"\n[node]\nname = "pi1"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
+            f'[shutdown]\ncommand = ["/bin/echo", "bye"]\n{extra}'
+        )
+        self.clock = FakeClock()
+        self.ups = ScriptedUps(self.clock)
+        self.audit = CapturedAudit("pi1")
+        self.shutdown = RecordingShutdown()
+        self.daemon = PowerDaemon(
+            load_config(self.path),
+            source_factory=self.factory,
+            clock=self.clock,
+            log=self.audit.logger,
+            notifier=SystemdNotifier({}),
+            shutdown=self.shutdown,
+        )
+        self.status_file = tmp_path / "run" / "status.json"
+
+    def factory(self, _config: Config) -> ScriptedUps:
+        return self.ups
+
+    def poll(self, times: int = 1, every: float = 1.0) -> PowerState:
+        for _ in range(times):
+            self.daemon.step()
+            self.clock.advance(every)
+        return self.daemon.memory.state
+
+
+def test_outage_is_logged_with_its_fields(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    assert rig.poll() is PowerState.ONLINE
+    rig.ups.drive(ups_status="OB DISCHRG", battery_charge="63", battery_runtime="2460")
+    assert rig.poll() is PowerState.ON_BATTERY
+    changes = rig.audit.named("power.state_changed")
+    assert [(c["old"], c["new"]) for c in changes] == [("unknown", "online"), ("online", "on_battery")]
+    last = changes[-1]
+    assert last["charge_pct"] == 63 and last["runtime_s"] == 2460 and last["on_battery"] is True
+    assert last["source"] == "scripted:ups" and last["node"] == "pi1" and last["level"] == "warning"
+
+
+def test_low_battery_runs_the_shutdown_command_exactly_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(10)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    (started,) = rig.audit.named("shutdown.local_started")
+    assert started["reason"] == "UPS reports low battery (OB LB)"
+    assert started["level"] == "critical"
+
+
+def test_dry_run_logs_what_it_would_do_and_does_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, mode="dry-run")
+    rig.ups.drive(ups_status="OB LB")
+    rig.poll(3)
+    assert rig.shutdown.calls == []
+    (skipped,) = rig.audit.named("shutdown.local_skipped")
+    assert skipped["would_run"] == ["/bin/echo", "bye"]
+
+
+def test_a_failing_shutdown_command_is_reported_not_repeated(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.shutdown.code = 1
+    rig.ups.drive(ups_status="OB LB")
+    rig.poll(3)
+    assert len(rig.shutdown.calls) == 1
+    assert rig.audit.named("shutdown.local_failed")[0]["exit_status"] == 1
+
+
+def test_silent_ups_on_battery_fails_safe_after_stale_after(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status="OB", battery_charge="80")
+    rig.poll()
+    rig.ups.go_silent()
+    rig.poll(14)
+    assert rig.daemon.memory.state is PowerState.ON_BATTERY
+    assert rig.shutdown.calls == []
+    rig.poll(2)
+    assert rig.daemon.memory.state is PowerState.CRITICAL
+    assert len(rig.shutdown.calls) == 1
+    (lost,) = rig.audit.named("power.source_lost")
+    assert lost["last_state"] == "on_battery" and "no answer" in lost["error"]
+
+
+def test_silent_ups_on_mains_becomes_unknown_and_nothing_is_done(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.poll()
+    rig.ups.go_silent()
+    rig.poll(20)
+    assert rig.daemon.memory.state is PowerState.UNKNOWN
+    assert rig.shutdown.calls == []
+    rig.ups.come_back()
+    assert rig.poll() is PowerState.ONLINE
+    assert len(rig.audit.named("power.source_restored")) == 1
+
+
+def test_garbage_is_rejected_logged_once_and_not_acted_on(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status="OB", battery_charge="250", battery_runtime="-5")
+    rig.poll(5)
+    assert rig.daemon.memory.state is PowerState.ON_BATTERY  # not critical: the -5 s runtime was refused
+    rejected = rig.audit.named("power.reading_rejected")
+    assert sorted(r["variable"] for r in rejected) == ["battery.charge", "battery.runtime"]
+
+
+def test_unknown_status_words_are_logged_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status="OL WEIRD")
+    assert rig.poll(3) is PowerState.ONLINE
+    assert [e["word"] for e in rig.audit.named("power.unknown_status_word")] == ["WEIRD"]
+
+
+def test_status_file_tells_piclusterctl_the_state(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status="OB", battery_charge="63", battery_runtime="2460")
+    rig.poll()
+    status = json.loads(rig.status_file.read_text())
+    assert status["state"] == "on_battery" and status["summary"] == "on battery, 63 %, 41 min left"
+    assert status["node"] == "pi1" and status["mode"] == "enforce"
+
+
+def test_reload_with_a_broken_file_keeps_the_old_config(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.poll()
+    rig.path.write_text("[ups]\nport = -1\n")
+    assert not rig.daemon.reload(lambda: load_config(rig.path))
+    (failed,) = rig.audit.named("config.reload_failed")
+    assert "ups.port" in failed["error"]
+    assert rig.daemon.config.mode.value == "enforce"
+    assert rig.poll() is PowerState.ONLINE
+
+
+def test_reload_applies_new_thresholds(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status="OB", battery_charge="50", battery_runtime="1000")
+    assert rig.poll() is PowerState.ON_BATTERY
+    text = rig.path.read_text() + '[policy]\nlow_runtime = "20m"\n'
+    rig.path.write_text(text)
+    assert rig.daemon.reload(lambda: load_config(rig.path))
+    assert rig.poll() is PowerState.LOW_BATTERY
+
+
+@pytest.mark.parametrize(("status", "expected"), [("OL", "online, 100 %, 60 min left"), ("OB", "on battery, 100 %, 60 min left")])
+def test_status_line(tmp_path: Path, status: str, expected: str) -> None:
+    rig = Rig(tmp_path)
+    rig.ups.drive(ups_status=status)
+    rig.poll()
+    assert json.loads(rig.status_file.read_text())["summary"] == expected
