@@ -10,6 +10,7 @@ Under systemd the journal gets native fields, so ``journalctl -u piclusterd PICL
 
 from __future__ import annotations
 
+import datetime
 import enum
 import importlib
 import json
@@ -129,6 +130,17 @@ def _plain_values(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
     return event_dict
 
 
+def _stamper(wall: Callable[[], float]) -> Processor:
+    """ISO 8601 UTC timestamps from an injected clock (the demo's accelerated time)."""
+
+    def stamp(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        moment = datetime.datetime.fromtimestamp(wall(), tz=datetime.UTC)
+        event_dict["timestamp"] = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return event_dict
+
+    return stamp
+
+
 def _systemd_send() -> JournalSend:
     try:
         journal = importlib.import_module("systemd.journal")
@@ -148,12 +160,13 @@ def make_audit_logger(
     stream: TextIO | None = None,
     journal_send: JournalSend | None = None,
     level: str = "info",
+    wall: Callable[[], float] | None = None,
 ) -> AuditLogger:
     """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's."""
     out = stream if stream is not None else sys.stderr
     processors: list[Processor] = [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True) if wall is None else _stamper(wall),
         _plain_values,
     ]
     wrapped: WrappedLogger

@@ -107,6 +107,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo(argv: list[str]) -> int:
+    from piclusterd.demo import demo_main
+
+    return demo_main(argv)
+
+
 def daemon_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterd", description="Power-aware Raspberry Pi cluster daemon.")
     parser.add_argument("--version", action="version", version=f"piclusterd {__version__}")
@@ -123,7 +129,11 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file (exit 0 valid, 2 invalid)")
     check.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="configuration file (default: %(default)s)")
     check.set_defaults(handler=_check_config)
-    args = parser.parse_args(argv)
+    commands.add_parser("demo", help="watch the real daemon code ride out a scripted outage (demo --help)")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["demo"]:  # the demo has its own options
+        return _demo(arguments[1:])
+    args = parser.parse_args(arguments)
     code: int = args.handler(args)
     return code
 
