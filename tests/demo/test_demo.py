@@ -31,7 +31,12 @@ def test_a_blip_changes_nothing_but_the_log() -> None:
 
 def test_demo_command_runs_as_a_user_would() -> None:
     script = Path(sys.executable).with_name("piclusterd")
-    done = subprocess.run([str(script), "demo", "--speed", "0", "--outage", "blip"], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [str(script), "demo", "--speed", "0", "--outage", "blip"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "summary" in done.stdout and "power.state_changed" in done.stdout

@@ -38,8 +38,15 @@ def test_console_lines_are_readable() -> None:
 def test_journal_gets_native_fields() -> None:
     sent: list[dict[str, str]] = []
     log = make_audit_logger(LogFormat.JOURNAL, "pi1", journal_send=lambda **f: sent.append(f))
-    log.critical("power.state_changed", old="on_battery", new="critical", charge_pct=12.5, runtime_s=240,
-                 on_battery=True, reason=None)
+    log.critical(
+        "power.state_changed",
+        old="on_battery",
+        new="critical",
+        charge_pct=12.5,
+        runtime_s=240,
+        on_battery=True,
+        reason=None,
+    )
     (fields,) = sent
     assert fields["PICLUSTER_EVENT"] == "power.state_changed"
     assert fields["PICLUSTER_NODE"] == "pi1"

@@ -172,7 +172,9 @@ def test_reload_applies_new_thresholds(tmp_path: Path) -> None:
     assert rig.poll() is PowerState.LOW_BATTERY
 
 
-@pytest.mark.parametrize(("status", "expected"), [("OL", "online, 100 %, 60 min left"), ("OB", "on battery, 100 %, 60 min left")])
+@pytest.mark.parametrize(
+    ("status", "expected"), [("OL", "online, 100 %, 60 min left"), ("OB", "on battery, 100 %, 60 min left")]
+)
 def test_status_line(tmp_path: Path, status: str, expected: str) -> None:
     rig = Rig(tmp_path)
     rig.ups.drive(ups_status=status)

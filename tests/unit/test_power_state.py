@@ -33,7 +33,9 @@ def reading(at: float, status: str = "OL", charge: float | None = 100.0) -> UpsR
     )
 
 
-def feed(memory: PowerMemory, at: float, status: str | None, charge: float | None = 100.0, runtime: float | None = None):
+def feed(
+    memory: PowerMemory, at: float, status: str | None, charge: float | None = 100.0, runtime: float | None = None
+):
     obs = Observation(at, None if status is None else reading(at, status, charge), runtime)
     return decide(memory, obs, POLICY)
 
@@ -56,7 +58,9 @@ def feed(memory: PowerMemory, at: float, status: str | None, charge: float | Non
         ("OB", None, None, PowerState.ON_BATTERY),  # no figures: flags alone
     ],
 )
-def test_fresh_reading_from_unknown(status: str, charge: float | None, runtime: float | None, expected: PowerState) -> None:
+def test_fresh_reading_from_unknown(
+    status: str, charge: float | None, runtime: float | None, expected: PowerState
+) -> None:
     memory, events = feed(PowerMemory(), 0, status, charge, runtime)
     assert memory.state is expected
     assert [type(e) for e in events] == [StateChanged]

@@ -10,8 +10,9 @@ from piclusterd.reading import MainsState, UpsFlag, parse_nut_variables, parse_s
 
 
 def parse(**variables: str):
-    return parse_nut_variables({k.replace("_", "."): v for k, v in variables.items()}, source="s", timestamp=1,
-                               wall_time=2)
+    return parse_nut_variables(
+        {k.replace("_", "."): v for k, v in variables.items()}, source="s", timestamp=1, wall_time=2
+    )
 
 
 def test_status_words_are_matched_whole() -> None:
@@ -26,8 +27,14 @@ def test_status_round_trips(flags: set[UpsFlag]) -> None:
 
 
 def test_a_good_reading_carries_its_values_time_and_source() -> None:
-    parsed = parse(ups_status="OB DISCHRG", battery_charge="63", battery_runtime="2460", ups_load="12",
-                   ups_realpower_nominal="390", input_voltage="0")
+    parsed = parse(
+        ups_status="OB DISCHRG",
+        battery_charge="63",
+        battery_runtime="2460",
+        ups_load="12",
+        ups_realpower_nominal="390",
+        input_voltage="0",
+    )
     r = parsed.reading
     assert r is not None and parsed.rejections == ()
     assert r.mains is MainsState.LOST and r.charge_pct == 63 and r.runtime_s == 2460
@@ -47,8 +54,9 @@ def test_a_good_reading_carries_its_values_time_and_source() -> None:
     ],
 )
 def test_garbage_values_are_rejected_and_the_rest_kept(variable: str, value: str, reason: str) -> None:
-    parsed = parse_nut_variables({"ups.status": "OB", variable: value, "battery.voltage": "12.1"}, source="s",
-                                 timestamp=0, wall_time=0)
+    parsed = parse_nut_variables(
+        {"ups.status": "OB", variable: value, "battery.voltage": "12.1"}, source="s", timestamp=0, wall_time=0
+    )
     assert parsed.reading is not None
     assert parsed.reading.battery_voltage == 12.1
     assert [(r.variable, r.value, r.reason) for r in parsed.rejections] == [(variable, value, reason)]

@@ -13,10 +13,27 @@ from piclusterd.runtime import BatteryModel, EstimatorMemory, RuntimeSource, est
 CLINIC = BatteryModel(capacity_wh=84, usable_fraction=0.8, inverter_efficiency=0.85, overhead_w=5)
 
 
-def reading(at: float = 0, *, runtime: float | None = None, charge: float | None = 100, realpower: float | None = None,
-            load: float | None = None, nominal: float | None = None, status: str = "OB") -> UpsReading:
-    return UpsReading("t", at, at, frozenset(UpsFlag(w) for w in status.split()), charge_pct=charge,
-                      runtime_s=runtime, load_pct=load, realpower_w=realpower, realpower_nominal_w=nominal)
+def reading(
+    at: float = 0,
+    *,
+    runtime: float | None = None,
+    charge: float | None = 100,
+    realpower: float | None = None,
+    load: float | None = None,
+    nominal: float | None = None,
+    status: str = "OB",
+) -> UpsReading:
+    return UpsReading(
+        "t",
+        at,
+        at,
+        frozenset(UpsFlag(w) for w in status.split()),
+        charge_pct=charge,
+        runtime_s=runtime,
+        load_pct=load,
+        realpower_w=realpower,
+        realpower_nominal_w=nominal,
+    )
 
 
 def test_energy_formula_matches_the_documented_one() -> None:
