@@ -20,7 +20,7 @@ from types import FrameType
 from piclusterd import __version__
 from piclusterd.audit import LogFormat, make_audit_logger
 from piclusterd.clock import SystemClock
-from piclusterd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
 from piclusterd.daemon import PowerDaemon
 from piclusterd.errors import ConfigError, PiclusterError
 from piclusterd.notify import SystemdNotifier
@@ -29,12 +29,16 @@ from piclusterd.shutdown_command import CommandShutdown
 
 __all__ = ["ctl_main", "daemon_main"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 3
 
 
 def _default_log_format() -> LogFormat:
-    # systemd sets JOURNAL_STREAM when standard error goes to the journal.
-    return LogFormat.JOURNAL if os.environ.get("JOURNAL_STREAM") else LogFormat.CONSOLE
+    # systemd sets JOURNAL_STREAM when standard error goes to the journal; under sshd (remote-poweroff)
+    # standard error goes back to the caller, so the journal is the place for the audit record.
+    if os.environ.get("JOURNAL_STREAM") or (os.environ.get("SSH_CONNECTION") and Path(JOURNAL_SOCKET).exists()):
+        return LogFormat.JOURNAL
+    return LogFormat.CONSOLE
 
 
 def build_power_source(config: Config) -> PowerSource:
@@ -94,6 +98,65 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _remote_poweroff(args: argparse.Namespace) -> int:
+    """The forced command of piclusterd's SSH key on this node: power off cleanly, nothing else.
+
+    sshd passes what the leader asked for in SSH_ORIGINAL_COMMAND: ``poweroff <node> <request-id>``. A
+    request that names another node is refused (an address reused by another machine must not power it
+    off), and so is anything else the key might be used to run.
+    """
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"piclusterd remote-poweroff: refused: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
+    log = make_audit_logger(fmt, config.node.name).bind(component="remote-poweroff")
+    words = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
+    origin = os.environ.get("SSH_CLIENT", "local").split(" ")[0]
+    if len(words) != 3 or words[0] != "poweroff":
+        log.error("shutdown.remote_refused", origin=origin, request=" ".join(words)[:200], why="not a poweroff request")
+        print("refused: this key may only request a power-off", file=sys.stderr)
+        return EXIT_REFUSED
+    _, node, request_id = words
+    if node != config.node.name:
+        log.error(
+            "shutdown.remote_refused",
+            origin=origin,
+            request_id=request_id,
+            asked_for=node,
+            why=f"this node is {config.node.name}",
+        )
+        print(f"refused: this is {config.node.name}, not {node}", file=sys.stderr)
+        return EXIT_REFUSED
+    marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
+    if marker.exists():
+        log.info("shutdown.remote_duplicate", origin=origin, request_id=request_id, first=marker.read_text().strip())
+        print("accepted: power-off already under way", file=sys.stderr)
+        return EXIT_OK
+    argv = list(config.shutdown.command)
+    if config.mode is Mode.DRY_RUN:
+        log.warning(
+            "shutdown.local_skipped",
+            reason=f"power-off requested by {origin} ({request_id})",
+            would_run=argv,
+            mode="dry-run",
+        )
+        print("accepted (dry-run: nothing done)", file=sys.stderr)
+        return EXIT_OK
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{request_id} {origin}\n")
+    log.critical("shutdown.local_started", reason=f"power-off requested by {origin} ({request_id})", command=argv)
+    code = CommandShutdown().run(argv)
+    if code != 0:
+        marker.unlink(missing_ok=True)
+        log.critical("shutdown.local_failed", command=argv, exit_status=code)
+        print(f"failed: shutdown command exited {code}", file=sys.stderr)
+        return EXIT_FAILURE
+    print("accepted: powering off", file=sys.stderr)
+    return EXIT_OK
+
+
 def _check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -129,6 +192,10 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file (exit 0 valid, 2 invalid)")
     check.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="configuration file (default: %(default)s)")
     check.set_defaults(handler=_check_config)
+    remote = commands.add_parser("remote-poweroff", help="the forced command of the cluster's SSH key (see deploy/)")
+    remote.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="configuration file (default: %(default)s)")
+    remote.add_argument("--log-format", choices=[f.value for f in LogFormat])
+    remote.set_defaults(handler=_remote_poweroff)
     commands.add_parser("demo", help="watch the real daemon code ride out a scripted outage (demo --help)")
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["demo"]:  # the demo has its own options

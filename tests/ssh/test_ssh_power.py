@@ -1,0 +1,114 @@
+"""The SSH power-off fallback against a real sshd on loopback, whose forced command is the real
+``piclusterd remote-poweroff`` with a recording shutdown command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from piclusterd.ssh_power import SshOutcome, SshPowerOff
+from piclusterd.testing.sshd import SshServer, free_port
+
+PICLUSTERD = Path(sys.executable).with_name("piclusterd")
+
+
+@dataclass
+class Target:
+    server: SshServer
+    calls: Path
+    config: Path
+
+    def client(self, key: Path | None = None) -> SshPowerOff:
+        return SshPowerOff(
+            key_file=str(key or self.server.client_key),
+            known_hosts_file=str(self.server.known_hosts),
+            connect_timeout_s=5,
+            command_timeout_s=30,
+        )
+
+    def recorded(self) -> list[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+
+def write_target_config(directory: Path, mode: str = "enforce") -> tuple[Path, Path]:
+    calls = directory / "poweroff-calls"
+    config = directory / "target.toml"
+    config.write_text(
+        f'mode = "{mode}"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{directory}/run"\n'
+        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo poweroff >> {calls}"]\n'
+    )
+    return config, calls
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    if os.geteuid() != 0:
+        pytest.fail("the SSH tests start a real sshd and need root: run them as root (.ci/run does)")
+    config, calls = write_target_config(tmp_path)
+    forced = f"{PICLUSTERD} remote-poweroff --config {config} --log-format json"
+    with SshServer(forced) as server:
+        yield Target(server, calls, config)
+
+
+def test_power_off_runs_the_targets_shutdown_command_once(target: Target) -> None:
+    result = target.client().power_off("pi4", target.server.host, target.server.port, "req-1")
+    assert result.outcome is SshOutcome.ACCEPTED, result.detail
+    again = target.client().power_off("pi4", target.server.host, target.server.port, "req-1")
+    assert again.ok and "already under way" in again.detail
+    assert target.recorded() == ["poweroff"]
+
+
+def test_a_request_for_another_node_is_refused(target: Target) -> None:
+    result = target.client().power_off("pi5", target.server.host, target.server.port, "req-2")
+    assert result.outcome is SshOutcome.REFUSED
+    assert "this is pi4, not pi5" in result.detail
+    assert target.recorded() == []
+
+
+def test_the_key_cannot_run_anything_else(target: Target) -> None:
+    client = target.client()
+    argv = client.argv("pi4", target.server.host, target.server.port, "x")
+    argv[-3:] = ["id"]  # what an attacker holding the key would try
+    import subprocess
+
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3 and "may only request a power-off" in done.stderr
+    assert "uid=" not in done.stdout
+    assert target.recorded() == []
+
+
+def test_a_changed_host_key_is_refused_and_nothing_runs(target: Target) -> None:
+    target.server.rotate_host_key()
+    result = target.client().power_off("pi4", target.server.host, target.server.port, "req-3")
+    assert result.outcome is SshOutcome.HOST_KEY_MISMATCH, result.detail
+    assert target.recorded() == []
+
+
+def test_an_unauthorised_key_is_reported(target: Target, tmp_path: Path) -> None:
+    import subprocess
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    result = target.client(other).power_off("pi4", target.server.host, target.server.port, "req-4")
+    assert result.outcome is SshOutcome.AUTH_FAILED, result.detail
+    assert target.recorded() == []
+
+
+def test_nobody_listening_is_unreachable(target: Target) -> None:
+    result = target.client().power_off("pi4", "127.0.0.1", free_port(), "req-5")
+    assert result.outcome is SshOutcome.UNREACHABLE
+    assert target.recorded() == []
+
+
+def test_dry_run_target_accepts_and_does_nothing(tmp_path: Path) -> None:
+    config, calls = write_target_config(tmp_path, mode="dry-run")
+    with SshServer(f"{PICLUSTERD} remote-poweroff --config {config} --log-format json") as server:
+        client = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+        result = client.power_off("pi4", server.host, server.port, "req-6")
+    assert result.ok and "dry-run" in result.detail
+    assert not calls.exists()
