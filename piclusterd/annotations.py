@@ -1,0 +1,126 @@
+"""The leader's intent and progress, recorded on Node objects as typed, versioned annotation records. Pure.
+
+Everything the leader means to do to a node, and has done, is written on that node *before* the step is
+taken, so a new leader (after the old one died mid-drain) finds it and finishes or rolls back each step
+exactly once. Like kured's lock, a record is JSON in one annotation, with a version number; a record that
+cannot be parsed (edited by hand into nonsense, or written by a newer piclusterd) is reported and never acted
+on: :func:`parse_shed_record` returns an :class:`InvalidRecord` carrying the reason.
+
+Annotations (all under ``picluster.io/``):
+
+``shed``
+    :class:`ShedRecord`: the node's phase in shedding (draining, drained, poweroff_requested, powered_off,
+    restoring), who decided it and why, and whether the node was already cordoned before we touched it
+    (we never uncordon a node an operator cordoned).
+``poweroff-ack``
+    written by the node's own daemon when it accepts a power-off request: the request id.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = [
+    "ACK_ANNOTATION",
+    "PREFIX",
+    "SHED_ANNOTATION",
+    "InvalidRecord",
+    "ShedPhase",
+    "ShedRecord",
+    "parse_shed_record",
+    "render_shed_record",
+]
+
+PREFIX = "picluster.io/"
+SHED_ANNOTATION = PREFIX + "shed"
+ACK_ANNOTATION = PREFIX + "poweroff-ack"
+RECORD_VERSION = 1
+
+
+class ShedPhase(enum.Enum):
+    DRAINING = "draining"  # cordoned by us (or already cordoned), evictions under way
+    DRAINED = "drained"  # every pod that must move is gone
+    POWEROFF_REQUESTED = "poweroff_requested"  # request id recorded, request sent
+    POWERED_OFF = "powered_off"  # seen NotReady after the request: shed
+    RESTORING = "restoring"  # power-on sent, waiting for Ready
+
+
+@dataclass(frozen=True, slots=True)
+class ShedRecord:
+    phase: ShedPhase
+    leader: str
+    reason: str
+    started_at: str  # RFC 3339, for people reading `kubectl describe node`
+    was_unschedulable: bool
+    request_id: str = ""
+    changed_at: str = ""
+
+    def with_phase(self, phase: ShedPhase, changed_at: str, request_id: str | None = None) -> ShedRecord:
+        return replace(
+            self, phase=phase, changed_at=changed_at, request_id=self.request_id if request_id is None else request_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """An annotation we cannot trust: say so loudly, leave the node alone."""
+
+    raw: str
+    reason: str
+
+
+def render_shed_record(record: ShedRecord) -> str:
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "phase": record.phase.value,
+            "leader": record.leader,
+            "reason": record.reason,
+            "startedAt": record.started_at,
+            "wasUnschedulable": record.was_unschedulable,
+            "requestId": record.request_id,
+            "changedAt": record.changed_at,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def _field(data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{key!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
+    """Parse the ``picluster.io/shed`` annotation. Never raises: nonsense becomes an InvalidRecord."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return InvalidRecord(raw, "not JSON")
+    if not isinstance(data, dict):
+        return InvalidRecord(raw, "not a JSON object")
+    try:
+        version = _field(data, "v", int)
+        if version != RECORD_VERSION:
+            return InvalidRecord(raw, f"record version {version}, this piclusterd reads {RECORD_VERSION}")
+        phase_text = _field(data, "phase", str)
+        try:
+            phase = ShedPhase(phase_text)
+        except ValueError:
+            return InvalidRecord(raw, f"unknown phase {phase_text!r}")
+        return ShedRecord(
+            phase=phase,
+            leader=_field(data, "leader", str),
+            reason=_field(data, "reason", str),
+            started_at=_field(data, "startedAt", str),
+            was_unschedulable=_field(data, "wasUnschedulable", bool),
+            request_id=_field(data, "requestId", str),
+            changed_at=_field(data, "changedAt", str),
+        )
+    except ValueError as error:
+        return InvalidRecord(raw, str(error))

@@ -1,0 +1,48 @@
+"""Annotation records: round trip, and nonsense is refused with a reason rather than acted on."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from piclusterd.annotations import InvalidRecord, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
+
+records = st.builds(
+    ShedRecord,
+    phase=st.sampled_from(list(ShedPhase)),
+    leader=st.text(max_size=20),
+    reason=st.text(max_size=80),
+    started_at=st.text(max_size=30),
+    was_unschedulable=st.booleans(),
+    request_id=st.text(max_size=20),
+    changed_at=st.text(max_size=30),
+)
+
+
+@given(records)
+def test_parse_render_round_trip(record: ShedRecord) -> None:
+    assert parse_shed_record(render_shed_record(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "not JSON"),
+        ("yes please", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"v": 2, "phase": "drained"}', "record version 2"),
+        ('{"v": "1"}', "'v' is missing or not a int"),
+        ('{"v": 1, "phase": "exploded"}', "unknown phase 'exploded'"),
+        ('{"v": 1, "phase": "drained", "leader": "pi1"}', "'reason' is missing"),
+    ],
+)
+def test_nonsense_is_an_invalid_record_with_a_reason(raw: str, reason: str) -> None:
+    parsed = parse_shed_record(raw)
+    assert isinstance(parsed, InvalidRecord)
+    assert reason in parsed.reason
+
+
+@given(st.text(max_size=200))
+def test_parse_never_raises(raw: str) -> None:
+    parse_shed_record(raw)
