@@ -8,6 +8,7 @@ Every call has a timeout; errors become :class:`piclusterd.errors.ClusterError` 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import json
@@ -37,10 +38,8 @@ class ApiCallFailed(ClusterError):
 def _fail(what: str, error: Exception) -> ApiCallFailed:
     if isinstance(error, ApiException):
         message = error.reason or ""
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             message = json.loads(error.body or "{}").get("message", message)
-        except (ValueError, AttributeError):
-            pass
         return ApiCallFailed(what, int(error.status or 0), str(message))
     return ApiCallFailed(what, 0, str(error))
 
