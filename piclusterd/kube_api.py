@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from piclusterd.errors import ClusterError
 
@@ -124,7 +124,8 @@ class KubeClusterApi:
             raise
 
     def evict(self, namespace: str, name: str, grace_period_s: int | None = None) -> EvictionResult:
-        body: JsonObject = {
+        # A plain dict body is serialised as-is by every client version (typed as V1Eviction in newer ones).
+        body: Any = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
@@ -180,7 +181,7 @@ class EventRecorder:
                 if error.status != 404:
                     raise _fail(f"patch event {name}", error) from error
         name = f"{node}.{reason.lower()}.{len(self._seen):x}{datetime.datetime.now(datetime.UTC):%H%M%S%f}"
-        body = {
+        body: Any = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": name, "namespace": "default"},
