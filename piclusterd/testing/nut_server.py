@@ -257,6 +257,18 @@ class NutServer:
         self._start_upsd(give_up_if_exits=False)
         self._wait_for(self._serves_values, "upsd to serve the UPS again")
 
+    def pause_upsd(self) -> None:
+        """SIGSTOP upsd: connections are still accepted by the kernel, but nothing is answered."""
+        if self._upsd is None:
+            raise NutServerError("upsd is not running")
+        self._upsd.send_signal(signal.SIGSTOP)
+
+    def resume_upsd(self) -> None:
+        """SIGCONT upsd."""
+        if self._upsd is None:
+            raise NutServerError("upsd is not running")
+        self._upsd.send_signal(signal.SIGCONT)
+
     def kill_driver(self) -> None:
         """SIGKILL dummy-ups; return once upsd answers ``ERR DRIVER-NOT-CONNECTED`` for the UPS."""
         if self._driver is None:
