@@ -1,0 +1,297 @@
+"""Power source adapter for NUT's ``upsd``: one ``LIST VAR`` per poll over PyNUTClient.
+
+:class:`NutPowerSource` keeps one TCP connection to upsd between polls and opens a new one only after a
+failure, with exponential backoff that never blocks: until the next attempt is due (by the injected clock),
+``poll()`` raises :class:`~piclusterd.errors.SourceUnavailable` at once, saying when it will retry.
+
+What counts as a failure, and what the messages tell the operator:
+
+- The connection failed (refused, reset, closed, timed out, host unknown): the connection is dropped and
+  the backoff starts (``backoff_initial_s``, doubling up to ``backoff_max_s``); a successful poll resets it.
+- upsd answered ``ERR ...`` (``DATA-STALE``, ``DRIVER-NOT-CONNECTED``, ``UNKNOWN-UPS``, ``ACCESS-DENIED``):
+  the connection is fine and is kept, there is no backoff; the next poll asks again (the answer is
+  immediate, and a recovered driver is noticed at once).
+
+Credentials: upsd (2.8.0, checked against a real one) answers ``LIST VAR`` without any login, and it
+accepts ``USERNAME``/``PASSWORD`` whatever they are; they are only checked by ``SET``, ``INSTCMD``,
+``LOGIN`` and ``FSD``. So a wrong password does not make ``poll()`` fail. They are sent only when
+configured, and never appear in a message or ``repr``.
+
+PyNUTClient 2.8.5 (1.9.0) loops forever, at full CPU, when upsd closes the connection while a reply is
+awaited (``recv`` returning ``b""`` is not treated as the end). :class:`_Client` replaces its private
+reader with one that raises on end of stream and bounds a whole reply by ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import time
+from collections.abc import Mapping
+
+from piclusterd.durations import format_duration
+from piclusterd.errors import SourceUnavailable
+from piclusterd.ports import Clock
+from piclusterd.reading import ParsedReading, parse_nut_variables
+
+try:  # PyPI's pynutclient
+    from PyNUTClient.PyNUT import PyNUTClient, PyNUTError
+except ImportError:  # pragma: no cover - Debian's python3-nut (bookworm), a single module
+    from PyNUT import PyNUTClient, PyNUTError
+
+__all__ = ["NutPowerSource"]
+
+# A reply larger than this is not from a sane upsd (a UPS has a few hundred variables at most).
+_MAX_REPLY_BYTES = 1 << 20
+
+
+class _Client(PyNUTClient):  # type: ignore[misc]  # PyNUTClient is untyped
+    """PyNUTClient whose reader raises on end of stream and bounds a reply in time and size.
+
+    It replaces the private ``__read_until`` of the socket-based PyNUTClient (1.8.0 and later); the
+    telnetlib-based Debian version does not use it (telnetlib raises ``EOFError`` itself).
+    """
+
+    # PyNUTClient's private state, as this class uses it.
+    _PyNUTClient__srv_handler: socket.socket | None
+    _PyNUTClient__recv_leftover: bytes
+
+    def __init__(self, host: str, port: int, login: str | None, password: str | None, timeout: float) -> None:
+        self._reply_timeout_s = timeout
+        super().__init__(host=host, port=port, login=login, password=password, timeout=timeout)
+
+    def _PyNUTClient__read_until(self, terminator: bytes) -> bytes:
+        conn = self._PyNUTClient__srv_handler
+        if conn is None:
+            raise ConnectionError("connection already closed")
+        data = self._PyNUTClient__recv_leftover
+        deadline = time.monotonic() + self._reply_timeout_s
+        while (end := data.find(terminator)) == -1:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("upsd did not finish its reply in time")
+            if len(data) > _MAX_REPLY_BYTES:
+                raise ConnectionError("upsd sent an oversized reply")
+            conn.settimeout(remaining)
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise ConnectionResetError("upsd closed the connection")
+            data += chunk
+        end += len(terminator)
+        self._PyNUTClient__recv_leftover = data[end:]
+        return data[:end]
+
+    def close(self) -> None:
+        """Say goodbye and close the socket (PyNUTClient has no close of its own)."""
+        conn = getattr(self, "_PyNUTClient__srv_handler", None)
+        if conn is None:
+            return
+        with contextlib.suppress(OSError):
+            conn.send(b"LOGOUT\n")
+        conn.close()
+        self._PyNUTClient__srv_handler = None
+
+
+def _is_word(text: str) -> bool:
+    """One ASCII word that the NUT protocol can carry unquoted (PyNUTClient sends names as they are)."""
+    return (
+        bool(text)
+        and text.isascii()
+        and text.isprintable()
+        and not any(c.isspace() or c in '"\\' for c in text)
+    )
+
+
+def _error_code(error: Exception) -> str:
+    """``"DATA-STALE"`` from PyNUTError("ERR DATA-STALE"); ``""`` when it is not an ``ERR`` answer."""
+    text = str(error).strip()
+    return text[4:].split()[0] if text.startswith("ERR ") and len(text) > 4 else ""
+
+
+class NutPowerSource:
+    """A UPS served by NUT's ``upsd``, read with one ``LIST VAR`` per poll. Implements ``PowerSource``.
+
+    ``host``, ``port``, ``ups_name``: where the UPS is (``upsc ups_name@host:port``). ``username`` and
+    ``password`` are sent only when given (reads need none). ``clock`` dates readings and paces reconnects;
+    ``timeout_s`` bounds connecting and each reply; ``backoff_initial_s`` is the wait after a first failed
+    connection, doubling up to ``backoff_max_s``. Not thread-safe: one caller polls.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ups_name: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        clock: Clock,
+        timeout_s: float = 5.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        if not _is_word(host):
+            raise ValueError(f"[ups] host must be a host name or address, not {host!r}")
+        if not 0 < port < 65536:
+            raise ValueError(f"[ups] port must be 1..65535, not {port}")
+        if not _is_word(ups_name):
+            raise ValueError(f"[ups] name must be one word (as in upsc NAME@host), not {ups_name!r}")
+        if username is not None and not _is_word(username):
+            raise ValueError("[ups] username must be one ASCII word without quotes or backslashes")
+        if password is not None and not (
+            password and password.isascii() and password.isprintable() and not set(password) & set('"\\')
+        ):
+            raise ValueError(
+                "[ups] password must be ASCII, without quotes, backslashes or control characters"
+            )
+        if (password is None) != (username is None):
+            raise ValueError("[ups] username and [ups] password go together: set both or neither")
+        if not (timeout_s > 0 and math.isfinite(timeout_s)):
+            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s}")
+        if not 0 < backoff_initial_s <= backoff_max_s or not math.isfinite(backoff_max_s):
+            raise ValueError(
+                f"need 0 < backoff_initial_s <= backoff_max_s, not {backoff_initial_s}, {backoff_max_s}"
+            )
+        self._host = host
+        self._port = port
+        self._ups_name = ups_name
+        self._username = username
+        self._password = password
+        self._clock = clock
+        self._timeout_s = float(timeout_s)
+        self._backoff_initial_s = float(backoff_initial_s)
+        self._backoff_max_s = float(backoff_max_s)
+        shown_host = f"[{host}]" if ":" in host else host
+        self._address = f"{shown_host}:{port}"
+        self._name = f"nut:{ups_name}@{self._address}"
+        self._client: _Client | None = None
+        self._backoff_s = self._backoff_initial_s  # the wait after the next connection failure
+        self._retry_at: float | None = None  # monotonic time of the next connection attempt
+        self._last_problem = ""
+
+    @property
+    def name(self) -> str:
+        """``nut:<ups>@<host>:<port>``; also the ``source`` of every reading."""
+        return self._name
+
+    def __repr__(self) -> str:
+        user = "" if self._username is None else f", username={self._username!r}, password=<hidden>"
+        return f"NutPowerSource({self._name}{user})"
+
+    def poll(self) -> ParsedReading:
+        """Ask upsd for every variable of the UPS and parse them.
+
+        Raises :class:`SourceUnavailable` when there is no fresh answer: at once while a reconnect is not
+        yet due; otherwise each network step (connecting, each reply) gives up after ``timeout_s``.
+        """
+        client = self._client if self._client is not None else self._connect()
+        try:
+            raw: Mapping[bytes, bytes] = client.GetUPSVars(self._ups_name)
+        except PyNUTError as error:
+            code = _error_code(error)
+            if code:
+                # upsd answered; the connection is in step and stays open.
+                raise SourceUnavailable(f"{self._name}: {self._explain(code, client)}") from error
+            raise self._connection_failed(f"upsd sent an unexpected answer ({error})") from error
+        except (OSError, EOFError) as error:
+            raise self._connection_failed(self._describe_os_error(error)) from error
+        except (IndexError, ValueError) as error:  # PyNUTClient could not split a VAR line
+            raise self._connection_failed(f"could not parse upsd's LIST VAR answer ({error})") from error
+        self._backoff_s = self._backoff_initial_s
+        variables = {
+            key.decode("utf-8", errors="replace"): value.decode("utf-8", errors="replace")
+            for key, value in raw.items()
+        }
+        return parse_nut_variables(
+            variables, source=self._name, timestamp=self._clock.monotonic(), wall_time=self._clock.wall()
+        )
+
+    def close(self) -> None:
+        """Drop the connection (a later ``poll()`` opens a new one)."""
+        self._disconnect()
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _connect(self) -> _Client:
+        now = self._clock.monotonic()
+        if self._retry_at is not None and now < self._retry_at:
+            wait = format_duration(math.ceil(self._retry_at - now))
+            raise SourceUnavailable(f"{self._name}: {self._last_problem}; retrying in {wait}")
+        try:
+            self._client = _Client(self._host, self._port, self._username, self._password, self._timeout_s)
+        except PyNUTError as error:
+            code = _error_code(error)
+            problem = self._explain(code, None) if code else f"upsd refused the login ({error})"
+            raise self._connection_failed(problem) from error
+        except (OSError, EOFError) as error:
+            raise self._connection_failed(self._describe_os_error(error)) from error
+        self._retry_at = None
+        return self._client
+
+    def _connection_failed(self, problem: str) -> SourceUnavailable:
+        """Drop the connection, schedule the next attempt, and build the error to raise."""
+        self._disconnect()
+        wait = self._backoff_s
+        self._retry_at = self._clock.monotonic() + wait
+        self._backoff_s = min(wait * 2, self._backoff_max_s)
+        self._last_problem = problem
+        return SourceUnavailable(f"{self._name}: {problem}; retrying in {format_duration(math.ceil(wait))}")
+
+    def _disconnect(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+
+    def _describe_os_error(self, error: BaseException) -> str:
+        where = f"upsd at {self._address}"
+        if isinstance(error, ConnectionRefusedError):
+            return (
+                f"cannot connect to {where} (connection refused): upsd is not running or not listening there"
+            )
+        if isinstance(error, TimeoutError):
+            return f"{where} did not answer within {format_duration(self._timeout_s)}"
+        if isinstance(error, ConnectionResetError | BrokenPipeError | EOFError):
+            return f"{where} closed the connection (upsd stopped or restarted?)"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve [ups] host {self._host!r}: {error.strerror}"
+        return f"cannot talk to {where}: {error}"
+
+    def _explain(self, code: str, client: _Client | None) -> str:
+        """What an ``ERR`` answer means for this UPS and what to do about it."""
+        ups = self._ups_name
+        if code == "DATA-STALE":
+            return (
+                f"upsd has only stale data for UPS {ups!r} (ERR DATA-STALE): its NUT driver stopped "
+                "updating; check the driver and the UPS cable"
+            )
+        if code == "DRIVER-NOT-CONNECTED":
+            return (
+                f"upsd runs but the NUT driver for UPS {ups!r} is not connected (ERR DRIVER-NOT-CONNECTED): "
+                f"start it (upsdrvctl start {ups}) and check its log"
+            )
+        if code == "UNKNOWN-UPS":
+            known = self._known_ups_names(client)
+            hint = f"; upsd knows: {', '.join(known)}" if known else ""
+            return (
+                f"upsd at {self._address} has no UPS named {ups!r} (ERR UNKNOWN-UPS): "
+                f"set [ups] name in the config to a UPS from that server's ups.conf{hint}"
+            )
+        if code == "ACCESS-DENIED":
+            who = "without credentials" if self._username is None else f"as user {self._username!r}"
+            return (
+                f"upsd at {self._address} denied access to UPS {ups!r} {who} (ERR ACCESS-DENIED): "
+                "check [ups] username and [ups] password in the config against upsd.users on that server"
+            )
+        return f"upsd at {self._address} answered ERR {code} for UPS {ups!r}"
+
+    def _known_ups_names(self, client: _Client | None) -> list[str]:
+        """The UPS names upsd serves (for a helpful message); empty if it cannot be had."""
+        if client is None:
+            return []
+        try:
+            names: list[str] = sorted(client.GetUPSNames())
+        except (PyNUTError, OSError, EOFError, ValueError):
+            self._disconnect()  # the stream may be out of step; start clean next time
+            return []
+        return names
