@@ -95,12 +95,7 @@ class _Client(PyNUTClient):  # type: ignore[misc]  # PyNUTClient is untyped
 
 def _is_word(text: str) -> bool:
     """One ASCII word that the NUT protocol can carry unquoted (PyNUTClient sends names as they are)."""
-    return (
-        bool(text)
-        and text.isascii()
-        and text.isprintable()
-        and not any(c.isspace() or c in '"\\' for c in text)
-    )
+    return bool(text) and text.isascii() and text.isprintable() and not any(c.isspace() or c in '"\\' for c in text)
 
 
 def _error_code(error: Exception) -> str:
@@ -142,17 +137,13 @@ class NutPowerSource:
         if password is not None and not (
             password and password.isascii() and password.isprintable() and not set(password) & set('"\\')
         ):
-            raise ValueError(
-                "[ups] password must be ASCII, without quotes, backslashes or control characters"
-            )
+            raise ValueError("[ups] password must be ASCII, without quotes, backslashes or control characters")
         if (password is None) != (username is None):
             raise ValueError("[ups] username and [ups] password go together: set both or neither")
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
             raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s}")
         if not 0 < backoff_initial_s <= backoff_max_s or not math.isfinite(backoff_max_s):
-            raise ValueError(
-                f"need 0 < backoff_initial_s <= backoff_max_s, not {backoff_initial_s}, {backoff_max_s}"
-            )
+            raise ValueError(f"need 0 < backoff_initial_s <= backoff_max_s, not {backoff_initial_s}, {backoff_max_s}")
         self._host = host
         self._port = port
         self._ups_name = ups_name
@@ -200,8 +191,7 @@ class NutPowerSource:
             raise self._connection_failed(f"could not parse upsd's LIST VAR answer ({error})") from error
         self._backoff_s = self._backoff_initial_s
         variables = {
-            key.decode("utf-8", errors="replace"): value.decode("utf-8", errors="replace")
-            for key, value in raw.items()
+            key.decode("utf-8", errors="replace"): value.decode("utf-8", errors="replace") for key, value in raw.items()
         }
         return parse_nut_variables(
             variables, source=self._name, timestamp=self._clock.monotonic(), wall_time=self._clock.wall()
@@ -246,9 +236,7 @@ class NutPowerSource:
     def _describe_os_error(self, error: BaseException) -> str:
         where = f"upsd at {self._address}"
         if isinstance(error, ConnectionRefusedError):
-            return (
-                f"cannot connect to {where} (connection refused): upsd is not running or not listening there"
-            )
+            return f"cannot connect to {where} (connection refused): upsd is not running or not listening there"
         if isinstance(error, TimeoutError):
             return f"{where} did not answer within {format_duration(self._timeout_s)}"
         if isinstance(error, ConnectionResetError | BrokenPipeError | EOFError):

@@ -103,9 +103,7 @@ def _check_variable(name: str, value: str) -> None:
     if not name or any(c.isspace() or c in ':"\\=' for c in name):
         raise ValueError(f"not a NUT variable name: {name!r}")
     if any(c in '"\\' or not c.isprintable() for c in value):
-        raise ValueError(
-            f"{name}: dummy-ups cannot serve quotes, backslashes or control characters: {value!r}"
-        )
+        raise ValueError(f"{name}: dummy-ups cannot serve quotes, backslashes or control characters: {value!r}")
 
 
 def _free_port() -> int:
@@ -342,10 +340,7 @@ class NutServer:
         """The last lines upsd and the driver wrote (for failure messages)."""
         if self._dir is None:
             return "(not running)"
-        parts = [
-            f"--- {name}\n" + "\n".join(self._log(name).splitlines()[-15:])
-            for name in ("driver.log", "upsd.log")
-        ]
+        parts = [f"--- {name}\n" + "\n".join(self._log(name).splitlines()[-15:]) for name in ("driver.log", "upsd.log")]
         return "\n".join(parts)
 
     def _log(self, name: str) -> str:
@@ -404,12 +399,8 @@ class NutServer:
         # A killed driver leaves its socket behind; remove it so that _driver_listens sees the new one.
         self._driver_socket().unlink(missing_ok=True)
         # Written only while no driver runs: dummy-once re-reads the file when it changes.
-        self._dev_file().write_text(
-            "".join(f"{k}: {_quote(v)}\n" for k, v in self._values.items()), encoding="utf-8"
-        )
-        self._driver = self._spawn(
-            [str(self._driver_bin), "-a", self.ups_name, "-u", self._run_as, "-F"], "driver.log"
-        )
+        self._dev_file().write_text("".join(f"{k}: {_quote(v)}\n" for k, v in self._values.items()), encoding="utf-8")
+        self._driver = self._spawn([str(self._driver_bin), "-a", self.ups_name, "-u", self._run_as, "-F"], "driver.log")
         self._wait_for(self._driver_listens, "dummy-ups to open its socket")
 
     def _start_upsd(self, *, give_up_if_exits: bool) -> bool:
@@ -433,9 +424,7 @@ class NutServer:
                 time.sleep(0.01)
             except OSError:
                 time.sleep(0.01)
-        raise NutServerError(
-            f"upsd did not listen on {self.host}:{self.port} in {self._timeout_s} s\n{self.logs()}"
-        )
+        raise NutServerError(f"upsd did not listen on {self.host}:{self.port} in {self._timeout_s} s\n{self.logs()}")
 
     def _driver_socket(self) -> Path:
         assert self._dir is not None

@@ -252,9 +252,7 @@ def test_reconnects_after_the_backoff_once_upsd_is_back(
     assert reading_of(source).flags == {UpsFlag.OL}
 
 
-def test_backoff_doubles_up_to_the_maximum(
-    nut_server: NutServer, make_source: MakeSource, clock: FakeClock
-) -> None:
+def test_backoff_doubles_up_to_the_maximum(nut_server: NutServer, make_source: MakeSource, clock: FakeClock) -> None:
     nut_server.kill_upsd()
     source = make_source(nut_server, backoff_initial_s=1.0, backoff_max_s=5.0)
 
@@ -296,9 +294,7 @@ def test_unresponsive_upsd_times_out(nut_server: NutServer, make_source: MakeSou
 # -- driver down -----------------------------------------------------------------------------------
 
 
-def test_killed_driver_is_reported_as_driver_not_connected(
-    nut_server: NutServer, make_source: MakeSource
-) -> None:
+def test_killed_driver_is_reported_as_driver_not_connected(nut_server: NutServer, make_source: MakeSource) -> None:
     source = make_source(nut_server)
     source.poll()
 
@@ -310,9 +306,7 @@ def test_killed_driver_is_reported_as_driver_not_connected(
     assert "retrying" not in message  # upsd answered: no backoff, the next poll asks again
 
 
-def test_source_recovers_at_once_when_the_driver_is_back(
-    nut_server: NutServer, make_source: MakeSource
-) -> None:
+def test_source_recovers_at_once_when_the_driver_is_back(nut_server: NutServer, make_source: MakeSource) -> None:
     source = make_source(nut_server)
     nut_server.kill_driver()
     poll_error(source)
@@ -345,9 +339,7 @@ def test_hung_driver_is_reported_as_data_stale(make_source: MakeSource) -> None:
 # -- configuration mistakes ------------------------------------------------------------------------
 
 
-def test_wrong_ups_name_names_the_ups_and_the_config_key(
-    nut_server: NutServer, make_source: MakeSource
-) -> None:
+def test_wrong_ups_name_names_the_ups_and_the_config_key(nut_server: NutServer, make_source: MakeSource) -> None:
     source = make_source(nut_server, ups_name="upsX")
 
     message = poll_error(source)
