@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from piclusterd.drivers.charge_curve import Chemistry, charge_from_voltage
@@ -313,3 +315,8 @@ def test_ina219_source_without_pin_needs_no_gpio() -> None:
     source = HatPowerSource(get_profile("waveshare-ups-hat-c"), bus, FakeClock())
     parsed = source.poll()
     assert parsed.reading is not None and parsed.reading.charge_pct == pytest.approx(100)
+
+
+def test_every_shipped_profile_is_documented_for_operators() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "hardware-profiles.md").read_text(encoding="utf-8")
+    assert [key for key in PROFILES if f"| `{key}` |" not in doc] == []
