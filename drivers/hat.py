@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 MIN_DISCHARGE_RATE_PCT_PER_H = 1.0
-"""A CRATE slower than this (100 h from full) is noise: no runtime is derived from it."""
+"""A CRATE slower than this (100 h from full) is noise: no runtime or CHRG is derived from it."""
 
 _MIN_CELL_VOLTS = 2.0  # below this per cell, a "battery voltage" is a missing battery or no conversion yet
 
@@ -147,8 +147,9 @@ class HatProfile:
             raise ProfileInvalid(f"{where}: capacity_wh must be positive (or None when unknown)")
         if not 0 <= self.low_battery_pct < 100:
             raise ProfileInvalid(f"{where}: low_battery_pct must be from 0 to under 100")
-        if self.discharge_threshold_a < 0:
-            raise ProfileInvalid(f"{where}: discharge_threshold_a must not be negative")
+        if self.discharge_threshold_a <= 0:
+            # Zero would read an idle battery (no current at all) as discharging, so as on battery.
+            raise ProfileInvalid(f"{where}: discharge_threshold_a must be positive")
         if self.power_loss is None and not (self.chip is Chip.INA219 and self.discharge_sign is not None):
             raise ProfileInvalid(
                 f"{where}: no way to tell that mains is lost; give it a power-loss pin, or an INA219 with "
@@ -172,7 +173,7 @@ class HatProfile:
 
 
 # --- the boards ---------------------------------------------------------------------------------------------
-# From hardware.md section 2. Capacities assume the cells named in each note; set [ups] capacity_wh for yours.
+# From hardware.md section 2. Capacities assume the cells named in each note; with_capacity_wh() for yours.
 
 _X120X_PIN = PowerLossPin(6, Level.LOW, Pull.UP)
 _X120X_NOTES = (
@@ -476,7 +477,14 @@ class HatPowerSource:
     # --- one poll, per chip ---
 
     def _pin_mains_lost(self) -> bool | None:
-        return None if self._pin is None else self._pin.is_mains_lost()
+        if self._pin is None:
+            return None
+        try:
+            return self._pin.is_mains_lost()
+        except Exception as error:  # whatever the GPIO library raises: no fresh reading, not a crash
+            raise SourceUnavailable(
+                f"{self._name}: cannot read the power-loss pin GPIO{self._pin.spec.pin}: {error}"
+            ) from error
 
     def _voltage(self, volts: float, rejections: list[Rejection]) -> float | None:
         floor = _MIN_CELL_VOLTS * self.profile.cells
@@ -512,7 +520,7 @@ class HatPowerSource:
             source=self._name,
             timestamp=now,
             wall_time=wall,
-            flags=self._flags(mains_lost, charge, rate is not None and rate > 0),
+            flags=self._flags(mains_lost, charge, rate is not None and rate >= MIN_DISCHARGE_RATE_PCT_PER_H),
             charge_pct=charge,
             runtime_s=runtime,
             battery_voltage=volts,

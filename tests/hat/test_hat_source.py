@@ -302,6 +302,7 @@ def test_generic_profile_with_a_pin() -> None:
         ({"chip": "ina219", "address": 0x42}, "no way to tell"),
         ({"chip": "ina219", "address": 0x36, "discharge_sign": "negative"}, "0x40-0x4F"),
         ({"chip": "max17048", "address": 0x90, "power_loss_pin": 6}, "outside 0x03-0x77"),
+        ({"chip": "ina219", "address": 0x42, "discharge_sign": "negative", "discharge_threshold_a": 0}, "positive"),
     ],
 )
 def test_generic_profile_errors_name_the_key(keys: dict[str, object], message: str) -> None:
@@ -320,3 +321,9 @@ def test_ina219_source_without_pin_needs_no_gpio() -> None:
 def test_every_shipped_profile_is_documented_for_operators() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "hardware-profiles.md").read_text(encoding="utf-8")
     assert [key for key in PROFILES if f"| `{key}` |" not in doc] == []
+
+
+def test_a_pin_that_cannot_be_read_is_source_unavailable_not_a_crash(x1200: EmulatedHat) -> None:
+    x1200.gpio.cleanup(6)  # someone else released our pin
+    with pytest.raises(SourceUnavailable, match="GPIO6"):
+        x1200.source.poll()
