@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from piclusterd.drivers.gpio_power import (
@@ -12,6 +14,7 @@ from piclusterd.drivers.gpio_power import (
     PowerLossInput,
     PowerLossPin,
     Pull,
+    import_gpio,
 )
 from piclusterd.drivers.hat import get_profile, open_power_cut
 from piclusterd.errors import CapabilityMissing, GpioUnavailable, PinUnavailable
@@ -204,3 +207,10 @@ def test_active_low_power_cut() -> None:
 def test_a_hat_without_power_cut_says_so() -> None:
     with pytest.raises(CapabilityMissing, match="no power-cut pin"):
         open_power_cut(get_profile("geekworm-x1200"), EmulatedGpio())
+
+
+def test_missing_gpio_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "RPi", None)  # makes `import RPi.GPIO` fail as if not installed
+    monkeypatch.setitem(sys.modules, "RPi.GPIO", None)
+    with pytest.raises(GpioUnavailable, match="python3-rpi-lgpio"):
+        import_gpio()
