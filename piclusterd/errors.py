@@ -7,11 +7,19 @@ Leaves also inherit a builtin where one fits, so callers that know nothing of pi
 from __future__ import annotations
 
 __all__ = [
+    "BusPermissionDenied",
+    "BusUnavailable",
+    "CapabilityMissing",
+    "ChipNotFound",
     "ClusterError",
     "ConfigError",
     "ConfigInvalid",
     "DriverError",
+    "GpioUnavailable",
+    "I2cTransferFailed",
     "PiclusterError",
+    "PinUnavailable",
+    "ProfileInvalid",
     "ReadingRejected",
     "SourceUnavailable",
 ]
@@ -62,6 +70,44 @@ class SourceUnavailable(DriverError, ConnectionError):
 
 class ReadingRejected(DriverError, ValueError):
     """The power source answered with data that cannot be trusted; nothing of it may be acted on."""
+
+
+# --- I2C and GPIO (HAT drivers). Each message names the fix, because the reader is an operator at a Pi. ----
+
+
+class BusUnavailable(DriverError, FileNotFoundError):
+    """The I2C bus device (``/dev/i2c-N``) does not exist: I2C is not enabled, or the bus number is wrong."""
+
+
+class BusPermissionDenied(DriverError, PermissionError):
+    """The I2C bus device exists but this user may not open it (not root, not in the ``i2c`` group)."""
+
+
+class I2cTransferFailed(SourceUnavailable):
+    """A transfer on the I2C bus failed (bus error, timeout, address claimed by a kernel driver).
+
+    A :class:`SourceUnavailable`: the daemon treats it as "no fresh reading", never as a reading.
+    """
+
+
+class ChipNotFound(I2cTransferFailed):
+    """No chip acknowledged its address (the kernel's ``EREMOTEIO``, errno 121): HAT missing or wrong address."""
+
+
+class GpioUnavailable(DriverError, RuntimeError):
+    """The GPIO library is missing or cannot drive this Pi (RPi.GPIO on a Pi 5, no access to the GPIO chip)."""
+
+
+class PinUnavailable(GpioUnavailable):
+    """One GPIO pin cannot be set up: invalid, claimed by another program, or numbered in another mode."""
+
+
+class ProfileInvalid(DriverError, ValueError):
+    """A HAT profile is unknown or describes impossible hardware (bad address, no way to detect mains loss)."""
+
+
+class CapabilityMissing(DriverError, NotImplementedError):
+    """The chip has no such register or feature (CRATE on a MAX17040, a power-cut pin on a HAT without one)."""
 
 
 class ClusterError(PiclusterError):
