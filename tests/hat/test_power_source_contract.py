@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import pytest
 
 from piclusterd.drivers.hat import get_profile
+from piclusterd.drivers.nut import NutPowerSource
 from piclusterd.ports import PowerSource
 from piclusterd.reading import MainsState, ParsedReading, UpsFlag
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.emulated_hat import EmulatedHat
 from piclusterd.testing.fake_ups import ScriptedUps
+from piclusterd.testing.nut_server import NutServer
 
 
 @dataclass
@@ -37,6 +39,16 @@ def make_scripted_ups(_request: pytest.FixtureRequest) -> Subject:
     clock = FakeClock()
     ups = ScriptedUps(clock)
     return Subject(ups, clock, lambda: ups.drive(ups_status="OB DISCHRG"))
+
+
+def make_nut_source(request: pytest.FixtureRequest) -> Subject:
+    """The real NUT adapter against a real upsd + dummy-ups (stopped by a finalizer)."""
+    server = NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL"})
+    server.start()
+    request.addfinalizer(server.stop)
+    clock = FakeClock()
+    source = NutPowerSource(server.host, server.port, server.ups_name, clock=clock)
+    return Subject(source, clock, lambda: server.set("ups.status", "OB DISCHRG"))
 
 
 def hat_subject(key: str) -> SubjectFactory:
@@ -58,7 +70,7 @@ SUBJECTS = [
     pytest.param(hat_subject("geekworm-x1200"), id="hat-geekworm-x1200"),
     pytest.param(hat_subject("waveshare-ups-hat-b"), id="hat-waveshare-ups-hat-b"),
     pytest.param(hat_subject("ups-lite-v1.2"), id="hat-ups-lite-v1.2"),
-    # The NUT source goes here, e.g. pytest.param(make_nut_source, id="nut", marks=pytest.mark.realnut).
+    pytest.param(make_nut_source, id="nut", marks=pytest.mark.realnut),
 ]
 
 
