@@ -43,6 +43,17 @@ def _default_log_format() -> LogFormat:
 
 def build_power_source(config: Config) -> PowerSource:
     """The adapter for ``[ups] driver``."""
+    if config.ups.driver == "hat":
+        from piclusterd.drivers.gpio_power import import_gpio
+        from piclusterd.drivers.hat import open_hat_source
+
+        profile = config.hat.profile
+        assert profile is not None  # validated by the config
+        gpio = import_gpio() if profile.power_loss is not None else None
+        return open_hat_source(
+            profile, SystemClock(), bus_number=config.hat.i2c_bus, gpio=gpio, debounce_s=config.hat.debounce_s
+        )
+
     from piclusterd.drivers.nut import NutPowerSource
 
     ups = config.ups
@@ -82,14 +93,19 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    daemon = PowerDaemon(
-        config,
-        source_factory=build_power_source,
-        clock=SystemClock(),
-        log=log,
-        notifier=SystemdNotifier(),
-        shutdown=CommandShutdown(),
-    )
+    try:
+        daemon = PowerDaemon(
+            config,
+            source_factory=build_power_source,
+            clock=SystemClock(),
+            log=log,
+            notifier=SystemdNotifier(),
+            shutdown=CommandShutdown(),
+        )
+    except PiclusterError as error:  # e.g. the HAT's I2C bus or GPIO pin is missing: the message has the fix
+        log.critical("daemon.failed", error=str(error))
+        print(f"piclusterd: cannot start: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         daemon.run(stop, reload_requested, lambda: load_config(args.config))
     except PiclusterError as error:

@@ -16,10 +16,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from piclusterd.durations import format_duration, parse_duration
-from piclusterd.errors import ConfigError, ConfigInvalid
+from piclusterd.errors import ConfigError, ConfigInvalid, ProfileInvalid
+
+if TYPE_CHECKING:
+    from piclusterd.drivers.hat import HatProfile
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -96,6 +99,16 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HatConfig:
+    """``[hat]``: the battery HAT when ``[ups] driver = "hat"``; ``profile`` is resolved and validated."""
+
+    profile_key: str
+    profile: HatProfile | None
+    i2c_bus: int
+    debounce_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ShutdownConfig:
     command: tuple[str, ...]
 
@@ -112,6 +125,7 @@ class Config:
     node: NodeConfig
     ups: UpsConfig
     battery: BatteryConfig
+    hat: HatConfig
     policy: PolicyConfig
     shutdown: ShutdownConfig
     daemon: DaemonConfig
@@ -119,11 +133,11 @@ class Config:
     def summary(self) -> dict[str, object]:
         """The effective configuration as flat key/values for the start-up log (no secrets)."""
         out: dict[str, object] = {"config": self.path, "mode": self.mode.value}
-        for section in (self.node, self.ups, self.battery, self.policy, self.shutdown, self.daemon):
+        for section in (self.node, self.ups, self.battery, self.hat, self.policy, self.shutdown, self.daemon):
             prefix = type(section).__name__.removesuffix("Config").lower()
             for item in fields(section):
                 value = getattr(section, item.name)
-                if isinstance(value, Secret):
+                if isinstance(value, Secret) or item.name == "profile":
                     continue
                 out[f"{prefix}.{item.name}"] = list(value) if isinstance(value, tuple) else value
         return out
@@ -192,6 +206,15 @@ def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
     return convert
 
 
+def _whole(low: int, high: int) -> _Convert:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return convert
+
+
 def _argv(value: Any) -> tuple[str, ...]:
     expected = 'a list of strings, the program first, such as ["systemctl", "poweroff"]'
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
@@ -213,7 +236,7 @@ _TOP: dict[str, _Key] = {"mode": _Key("dry-run", _choice("dry-run", "enforce"))}
 _SCHEMA: dict[str, dict[str, _Key]] = {
     "node": {"name": _Key("", _string)},
     "ups": {
-        "driver": _Key("nut", _choice("nut")),
+        "driver": _Key("nut", _choice("nut", "hat")),
         "host": _Key("127.0.0.1", _nonempty_string),
         "port": _Key(3493, _port),
         "name": _Key("ups", _nonempty_string),
@@ -236,6 +259,26 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "low_charge": _Key(30, _number(0, 100)),
         "charge_hysteresis": _Key(5, _number(0, 50)),
         "recovery_debounce": _Key("5s", _duration(0, 3600)),
+    },
+    "hat": {
+        "profile": _Key("", _string),
+        "i2c_bus": _Key(1, _whole(0, 255)),
+        "address": _Key(0, _whole(0, 0x77)),
+        "power_loss_debounce": _Key("500ms", _duration(0, 60)),
+        "low_battery": _Key(10, _number(0, 99)),
+        "chip": _Key("", _string),
+        "cells": _Key(1, _whole(1, 8)),
+        "chemistry": _Key("li-ion", _string),
+        "capacity_wh": _Key(0, _number(0, 1e5, optional=True)),
+        "power_loss_pin": _Key(-1, _whole(-1, 27)),
+        "power_lost_level": _Key("high", _string),
+        "power_loss_pull": _Key("off", _string),
+        "power_cut_pin": _Key(-1, _whole(-1, 27)),
+        "power_cut_level": _Key("high", _string),
+        "power_cut_hold": _Key("3.5s", _duration(0, 60)),
+        "discharge_sign": _Key("", _string),
+        "discharge_threshold_a": _Key(0.05, _number(0, 10)),
+        "shunt_ohm": _Key(0.1, _number(0.0001, 100)),
     },
     "shutdown": {"command": _Key(["systemctl", "poweroff"], _argv)},
     "daemon": {"runtime_dir": _Key("/run/piclusterd", _nonempty_string)},
@@ -268,6 +311,58 @@ def _read_password(file: str, path: str) -> Secret | ConfigError:
     if not password:
         return ConfigError(file, key, f"{path} is empty", "the NUT password on one line")
     return Secret(password)
+
+
+_GENERIC_KEYS = (
+    "chip",
+    "cells",
+    "chemistry",
+    "power_lost_level",
+    "power_loss_pull",
+    "power_cut_level",
+    "discharge_threshold_a",
+    "shunt_ohm",
+)
+
+
+def _hat_profile(file: str, hat: dict[str, Any], problems: list[ConfigError]) -> HatProfile | None:
+    """Resolve ``[hat]`` into a validated profile, adding a problem naming the key when it cannot be."""
+    from piclusterd.drivers.hat import generic_profile, get_profile
+
+    key = hat["profile"]
+    try:
+        if not key:
+            problems.append(
+                ConfigError(file, "hat.profile", 'is empty but ups.driver is "hat"', 'a profile name or "generic"')
+            )
+            return None
+        if key == "generic":
+            if not hat["chip"]:
+                problems.append(
+                    ConfigError(file, "hat.chip", "is empty", 'the gauge chip, e.g. "max17048" or "ina219"')
+                )
+                return None
+            profile = generic_profile(
+                address=hat["address"],
+                capacity_wh=hat["capacity_wh"],
+                power_loss_pin=None if hat["power_loss_pin"] < 0 else hat["power_loss_pin"],
+                power_cut_pin=None if hat["power_cut_pin"] < 0 else hat["power_cut_pin"],
+                power_cut_hold_s=hat["power_cut_hold"],
+                discharge_sign=hat["discharge_sign"] or None,
+                low_battery_pct=hat["low_battery"],
+                **{name: hat[name] for name in _GENERIC_KEYS},
+            )
+        else:
+            profile = get_profile(key)
+            if hat["address"]:
+                profile = profile.with_address(hat["address"])
+            if hat["capacity_wh"] is not None:
+                profile = profile.with_capacity_wh(hat["capacity_wh"])
+            profile = profile.with_low_battery_pct(hat["low_battery"])
+    except ProfileInvalid as error:
+        problems.append(ConfigError(file, "hat.profile" if key != "generic" else "hat", str(error)))
+        return None
+    return profile
 
 
 def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = None) -> Config:
@@ -356,6 +451,9 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 file, "ups.password_file", "is empty but ups.username is set", "the path of a root-only password file"
             )
         )
+    hat_profile = None
+    if ups["driver"] == "hat":
+        hat_profile = _hat_profile(file, values["hat"], problems)
     if problems:
         raise ConfigInvalid(problems)
 
@@ -382,6 +480,12 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             inverter_efficiency=battery["inverter_efficiency"],
             overhead_w=battery["overhead_w"],
             load_w=battery["load_w"],
+        ),
+        hat=HatConfig(
+            profile_key=values["hat"]["profile"],
+            profile=hat_profile,
+            i2c_bus=values["hat"]["i2c_bus"],
+            debounce_s=values["hat"]["power_loss_debounce"],
         ),
         policy=PolicyConfig(
             critical_runtime_s=policy["critical_runtime"],

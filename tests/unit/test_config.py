@@ -120,3 +120,25 @@ def test_config_invalid_is_a_value_error() -> None:
         parse_config({"mode": "x", "ups": {"port": 0}}, "f")
     except ConfigInvalid as error:
         assert len(error.problems) == 2
+
+
+def test_hat_profile_is_resolved_and_checked(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, '[ups]\ndriver = "hat"\n[hat]\nprofile = "geekworm-x1200"\nlow_battery = 15\n')
+    )
+    assert config.hat.profile is not None and config.hat.profile.low_battery_pct == 15
+    (line,) = problems(tmp_path, '[ups]\ndriver = "hat"\n[hat]\nprofile = "geekworm-x120"\n')
+    assert "hat.profile" in line and "did you mean 'geekworm-x120" in line
+
+
+def test_generic_hat_needs_its_chip_and_explicit_pin_level(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, '[ups]\ndriver = "hat"\n[hat]\nprofile = "generic"\n')
+    assert "hat.chip: is empty" in line
+    config = load_config(
+        write(
+            tmp_path,
+            '[ups]\ndriver = "hat"\n[hat]\nprofile = "generic"\nchip = "max17048"\naddress = 0x36\n'
+            'power_loss_pin = 6\npower_lost_level = "low"\npower_loss_pull = "up"\n',
+        )
+    )
+    assert config.hat.profile is not None and config.hat.profile.power_loss is not None
