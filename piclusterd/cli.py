@@ -262,6 +262,22 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from piclusterd.drivers.gpio_power import import_gpio
+    from piclusterd.drivers.hat import probe
+    from piclusterd.drivers.i2c import open_i2c_bus
+
+    try:
+        gpio = import_gpio()
+    except PiclusterError as error:
+        print(f"piclusterctl: GPIO not available, pins not checked: {error}", file=sys.stderr)
+        gpio = None
+    report = probe(lambda number: open_i2c_bus(number), gpio, args.model_path, bus_number=args.bus)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
@@ -270,6 +286,10 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     status.add_argument("--runtime-dir", default="/run/piclusterd", help="the daemon's [daemon] runtime_dir")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
     status.set_defaults(handler=_status)
+    probe = commands.add_parser("probe", help="scan I2C and GPIO for a UPS HAT and suggest a [hat] profile")
+    probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")
+    probe.add_argument("--model-path", default="/proc/device-tree/model", help=argparse.SUPPRESS)
+    probe.set_defaults(handler=_probe)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
