@@ -1053,7 +1053,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         assert isinstance(server, _HTTPServer)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        response = server.fake.handle_http(self.command, self.path, self.headers.get("Content-Type", ""), raw)
+        response = server.fake._handle_http(
+            self.command, self.path, self.headers.get("Content-Type", ""), raw
+        )
         if response is None:  # the server stopped while this request hung: drop the connection
             self.close_connection = True
             return
@@ -1198,8 +1200,9 @@ class FakeKubeServer:
         request = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", content_type)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with opener.open(request, timeout=30) as response:
                 return HttpReply(response.status, dict(response.headers), json.loads(response.read()))
         except urllib.error.HTTPError as error:
             with error:
@@ -1810,7 +1813,9 @@ class FakeKubeServer:
 
     # ------------------------------------------------------------------------------ HTTP entry
 
-    def handle_http(self, method: str, raw_path: str, content_type: str, raw_body: bytes) -> _Response | None:
+    def _handle_http(
+        self, method: str, raw_path: str, content_type: str, raw_body: bytes
+    ) -> _Response | None:
         """Answer one HTTP request (called by the handler threads). None: drop the connection."""
         while not self._running.wait(0.05):
             if self._stopping:
