@@ -7,6 +7,7 @@ Leaves also inherit a builtin where one fits, so callers that know nothing of pi
 from __future__ import annotations
 
 __all__ = [
+    "ApiUnavailable",
     "BusPermissionDenied",
     "BusUnavailable",
     "CapabilityMissing",
@@ -17,11 +18,13 @@ __all__ = [
     "DriverError",
     "GpioUnavailable",
     "I2cTransferFailed",
+    "NotLeader",
     "PiclusterError",
     "PinUnavailable",
     "ProfileInvalid",
     "ReadingRejected",
     "SourceUnavailable",
+    "WriteConflict",
 ]
 
 
@@ -112,3 +115,18 @@ class CapabilityMissing(DriverError, NotImplementedError):
 
 class ClusterError(PiclusterError):
     """The Kubernetes side failed (API unreachable, lost leadership, refused write)."""
+
+
+class NotLeader(ClusterError):
+    """This node does not hold the leader lease, or cannot prove it renewed it within the renew deadline.
+
+    Raised by the fencing check right before a destructive step (drain, power-off); the step must not run.
+    """
+
+
+class WriteConflict(ClusterError):
+    """A write to the Kubernetes API lost a race (HTTP 409): the object changed since it was read."""
+
+
+class ApiUnavailable(ClusterError, ConnectionError):
+    """The Kubernetes API could not be reached, timed out, or answered with an unexpected error."""
