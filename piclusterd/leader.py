@@ -321,8 +321,7 @@ class KubeLeaseStore:
         except Exception as error:
             if _http_status(error) == 409:
                 raise WriteConflict(
-                    f"lease {self.namespace}/{self.name} changed since resourceVersion "
-                    f"{record.resource_version}"
+                    f"lease {self.namespace}/{self.name} changed since resourceVersion {record.resource_version}"
                 ) from error
             raise self._unavailable("replacing", error) from error
         return self._record(lease)
@@ -339,9 +338,7 @@ class KubeLeaseStore:
             renew_time=_to_micro_time(record.renew_time),
             lease_transitions=record.transitions,
         )
-        return client.V1Lease(
-            api_version="coordination.k8s.io/v1", kind="Lease", metadata=metadata, spec=spec
-        )
+        return client.V1Lease(api_version="coordination.k8s.io/v1", kind="Lease", metadata=metadata, spec=spec)
 
     def _record(self, lease: Any) -> LeaseRecord:
         try:
@@ -448,9 +445,7 @@ class LeaseElector:
         request_timeout_s: float = 5.0,
     ) -> LeaseElector:
         """An elector on the Lease ``namespace/name`` through ``api_client``."""
-        store = KubeLeaseStore(
-            api_client, namespace=namespace, name=name, request_timeout_s=request_timeout_s
-        )
+        store = KubeLeaseStore(api_client, namespace=namespace, name=name, request_timeout_s=request_timeout_s)
         return cls(store, clock, identity, timings=timings, on_transition=on_transition)
 
     @property

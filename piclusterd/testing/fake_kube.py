@@ -314,9 +314,7 @@ def _status_body(code: int, message: str, reason: str | None, details: JsonObj |
 class _ApiError(Exception):
     """An error response; raised inside request handling, turned into a Status by the dispatcher."""
 
-    def __init__(
-        self, code: int, message: str, reason: str | None = None, details: JsonObj | None = None
-    ) -> None:
+    def __init__(self, code: int, message: str, reason: str | None = None, details: JsonObj | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.body = _status_body(code, message, reason, details)
@@ -335,9 +333,7 @@ def _details(resource: _Resource, name: str) -> JsonObj:
 
 
 def _not_found(resource: _Resource, name: str) -> _ApiError:
-    return _ApiError(
-        404, f'{resource.group_resource} "{name}" not found', "NotFound", _details(resource, name)
-    )
+    return _ApiError(404, f'{resource.group_resource} "{name}" not found', "NotFound", _details(resource, name))
 
 
 def _already_exists(resource: _Resource, name: str) -> _ApiError:
@@ -372,9 +368,7 @@ def _bad_request(message: str) -> _ApiError:
 
 
 def _name_mismatch(body_name: object, url_name: str) -> _ApiError:
-    return _bad_request(
-        f"the name of the object ({body_name}) does not match the name on the URL ({url_name})"
-    )
+    return _bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({url_name})")
 
 
 # ------------------------------------------------------------------------------------ selectors
@@ -575,9 +569,7 @@ def _merge_list(
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise _bad_request(f"map in list {'.'.join(path)} has no merge key {key!r}")
-        index = next(
-            (i for i, old in enumerate(existing) if isinstance(old, dict) and old.get(key) == item[key]), None
-        )
+        index = next((i for i, old in enumerate(existing) if isinstance(old, dict) and old.get(key) == item[key]), None)
         if item.get("$patch") == "delete":
             if index is not None:
                 del existing[index]
@@ -1053,9 +1045,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         assert isinstance(server, _HTTPServer)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        response = server.fake._handle_http(
-            self.command, self.path, self.headers.get("Content-Type", ""), raw
-        )
+        response = server.fake._handle_http(self.command, self.path, self.headers.get("Content-Type", ""), raw)
         if response is None:  # the server stopped while this request hung: drop the connection
             self.close_connection = True
             return
@@ -1192,9 +1182,7 @@ class FakeKubeServer:
             "preferences": {},
         }
 
-    def call(
-        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
-    ) -> HttpReply:
+    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json") -> HttpReply:
         """One HTTP request to this server without the kubernetes client, to check the wire format."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
@@ -1343,9 +1331,7 @@ class FakeKubeServer:
         with self._lock:
             return [self._output(resource, obj) for obj in self._select(resource, namespace)]
 
-    def update_object(
-        self, kind: str, namespace: str | None, name: str, change: Callable[[JsonObj], None]
-    ) -> JsonObj:
+    def update_object(self, kind: str, namespace: str | None, name: str, change: Callable[[JsonObj], None]) -> JsonObj:
         """Change a stored object in place through ``change`` (status included); bumps its resourceVersion."""
         resource = _resource_for(kind)
         with self._lock:
@@ -1401,9 +1387,7 @@ class FakeKubeServer:
                 )
                 taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
                 for effect in ("NoSchedule", "NoExecute"):
-                    taints.append(
-                        {"key": _UNREACHABLE_TAINT, "effect": effect, "timeAdded": format_time(wall)}
-                    )
+                    taints.append({"key": _UNREACHABLE_TAINT, "effect": effect, "timeAdded": format_time(wall)})
                 node["spec"]["taints"] = taints
 
             self.update_object("nodes", None, name, change)
@@ -1573,18 +1557,14 @@ class FakeKubeServer:
             for resource in ("cpu", "memory"):
                 total = allocatable.get(resource, decimal.Decimal(0))
                 if total > 0:
-                    score += (
-                        total - used.get(resource, decimal.Decimal(0)) - wanted.get(resource, 0)
-                    ) / total
+                    score += (total - used.get(resource, decimal.Decimal(0)) - wanted.get(resource, 0)) / total
             candidates.append((-score, name))
         if candidates:
             return min(candidates)[1], ""
         detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
         return (
             None,
-            f"0/{len(nodes)} nodes are available: {detail}."
-            if nodes
-            else "no nodes available to schedule pods",
+            f"0/{len(nodes)} nodes are available: {detail}." if nodes else "no nodes available to schedule pods",
         )
 
     def _unfit_reason(
@@ -1607,9 +1587,7 @@ class FakeKubeServer:
         allocatable = self._allocatable(node)
         used = self._used_on(node["metadata"]["name"])
         for resource, amount in sorted(wanted.items()):
-            if used.get(resource, decimal.Decimal(0)) + amount > allocatable.get(
-                resource, decimal.Decimal(0)
-            ):
+            if used.get(resource, decimal.Decimal(0)) + amount > allocatable.get(resource, decimal.Decimal(0)):
                 return f"Insufficient {resource}"
         if used["pods"] + 1 > allocatable.get("pods", decimal.Decimal(110)):
             return "Too many pods"
@@ -1803,9 +1781,7 @@ class FakeKubeServer:
         spec.setdefault("priority", 0)
         tolerations = spec.setdefault("tolerations", [])
         for taint_key in ("node.kubernetes.io/not-ready", _UNREACHABLE_TAINT):
-            if not any(
-                t.get("key") == taint_key and t.get("effect") in ("NoExecute", None) for t in tolerations
-            ):
+            if not any(t.get("key") == taint_key and t.get("effect") in ("NoExecute", None) for t in tolerations):
                 tolerations.append(
                     {"key": taint_key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
                 )
@@ -1813,9 +1789,7 @@ class FakeKubeServer:
 
     # ------------------------------------------------------------------------------ HTTP entry
 
-    def _handle_http(
-        self, method: str, raw_path: str, content_type: str, raw_body: bytes
-    ) -> _Response | None:
+    def _handle_http(self, method: str, raw_path: str, content_type: str, raw_body: bytes) -> _Response | None:
         """Answer one HTTP request (called by the handler threads). None: drop the connection."""
         while not self._running.wait(0.05):
             if self._stopping:
@@ -1835,9 +1809,7 @@ class FakeKubeServer:
         with self._lock:
             response = self._answer(method, path, query, content_type, body, body_error)
             self._requests.append(
-                RequestRecord(
-                    method, path, dict(query), response.code, content_type.split(";")[0].strip(), body
-                )
+                RequestRecord(method, path, dict(query), response.code, content_type.split(";")[0].strip(), body)
             )
         return response
 
@@ -1873,13 +1845,9 @@ class FakeKubeServer:
             return _Response(error.code, error.body, error.headers)
         except Exception as error:  # a bug in the fake: answer as kube-apiserver would, with a 500
             message = f"Internal error occurred: {type(error).__name__}: {error}"
-            return _Response(
-                500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]})
-            )
+            return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
 
-    def _dispatch(
-        self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any
-    ) -> _Response:
+    def _dispatch(self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any) -> _Response:
         parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
         discovery = self._discovery(parts)
         if discovery is not None:
@@ -1901,9 +1869,7 @@ class FakeKubeServer:
                 return self._list(resource, route.namespace or None, query)
             if method == "POST" and (route.namespace or not resource.namespaced):
                 return self._create(resource, route.namespace, body)
-            raise _ApiError(
-                405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
-            )
+            raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
         if route.subresource == "eviction":
             if method != "POST":
                 raise _ApiError(
@@ -1918,9 +1884,7 @@ class FakeKubeServer:
             return self._patch(route, content_type, body)
         if method == "DELETE" and not route.subresource:
             return self._delete(resource, route.namespace, route.name, query, body)
-        raise _ApiError(
-            405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
-        )
+        raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
 
     def _route(self, parts: list[str]) -> _Route:
         not_found = _ApiError(404, "the server could not find the requested resource", "NotFound", {})
@@ -1945,8 +1909,7 @@ class FakeKubeServer:
         if name and resource.namespaced and not namespace:
             raise not_found
         if subresource and not (
-            (subresource == "status" and resource.has_status)
-            or (subresource == "eviction" and resource is _PODS)
+            (subresource == "status" and resource.has_status) or (subresource == "eviction" and resource is _PODS)
         ):
             raise not_found
         return _Route(resource, namespace, name, subresource)
@@ -2065,11 +2028,7 @@ class FakeKubeServer:
             items = remaining
         else:
             labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") else None
-            fields = (
-                _parse_field_selector(query["fieldSelector"], resource)
-                if query.get("fieldSelector")
-                else None
-            )
+            fields = _parse_field_selector(query["fieldSelector"], resource) if query.get("fieldSelector") else None
             items = [
                 {k: v for k, v in copy.deepcopy(obj).items() if k not in ("kind", "apiVersion")}
                 for obj in self._select(resource, namespace)
@@ -2102,9 +2061,7 @@ class FakeKubeServer:
             raise _bad_request(f"the body of the request must be a {resource.kind} object")
         kind = body.get("kind")
         if kind is not None and kind != resource.kind:
-            raise _bad_request(
-                f"the object provided is unrecognized (must be of type {resource.kind}): {kind}"
-            )
+            raise _bad_request(f"the object provided is unrecognized (must be of type {resource.kind}): {kind}")
         api_version = body.get("apiVersion")
         if api_version is not None and api_version != resource.api_version:
             raise _bad_request(
@@ -2221,18 +2178,14 @@ class FakeKubeServer:
         if metadata.get("name") and metadata["name"] != route.name:
             raise _name_mismatch(metadata["name"], route.name)
         if resource.namespaced and metadata.get("namespace") and metadata["namespace"] != route.namespace:
-            raise _bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
+            raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
         metadata["name"] = route.name
         if resource.namespaced:
             metadata["namespace"] = route.namespace
         old = self._get(resource, route.namespace, route.name)
         version = metadata.get("resourceVersion")
         if not version and not resource.unconditional_update:
-            raise _invalid(
-                resource, route.name, "metadata.resourceVersion", "0", "must be specified for an update"
-            )
+            raise _invalid(resource, route.name, "metadata.resourceVersion", "0", "must be specified for an update")
         if version and version != old["metadata"]["resourceVersion"]:
             raise _conflict(resource, route.name, _MODIFIED)
         merged = self._merge_update(route, old, obj)
@@ -2276,9 +2229,7 @@ class FakeKubeServer:
         self._store(resource, merged)
         return _Response(200, self._output(resource, merged))
 
-    def _delete(
-        self, resource: _Resource, namespace: str, name: str, query: Mapping[str, str], body: Any
-    ) -> _Response:
+    def _delete(self, resource: _Resource, namespace: str, name: str, query: Mapping[str, str], body: Any) -> _Response:
         options = body if isinstance(body, dict) else {}
         obj = self._get(resource, namespace, name)
         preconditions = options.get("preconditions") or {}
@@ -2363,15 +2314,10 @@ class FakeKubeServer:
             return success
         labels = _labels(pod)
         pdbs = [
-            pdb
-            for pdb in self._select(_PDBS, namespace)
-            if label_selector_matcher(pdb["spec"].get("selector"))(labels)
+            pdb for pdb in self._select(_PDBS, namespace) if label_selector_matcher(pdb["spec"].get("selector"))(labels)
         ]
         if len(pdbs) > 1:
-            message = (
-                "This pod has more than one PodDisruptionBudget, "
-                "which the eviction subresource does not support."
-            )
+            message = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
             return _Response(500, _status_body(500, message, None, None))
         if pdbs:
             pdb = pdbs[0]
@@ -2401,8 +2347,7 @@ class FakeKubeServer:
                     "causes": [
                         {
                             "reason": "DisruptionBudget",
-                            "message": f"The disruption budget {name} is still being processed by the "
-                            "server.",
+                            "message": f"The disruption budget {name} is still being processed by the server.",
                         }
                     ],
                     "retryAfterSeconds": 10,
@@ -2492,9 +2437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--controller-interval", type=float, default=1.0, metavar="SECONDS")
     parser.add_argument("--ready-delay", type=float, default=5.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    server = FakeKubeServer(
-        host=args.host, port=args.port, controller=args.controller, ready_delay_s=args.ready_delay
-    )
+    server = FakeKubeServer(host=args.host, port=args.port, controller=args.controller, ready_delay_s=args.ready_delay)
     for path in args.load:
         server.load_objects(Path(path))
     done = threading.Event()

@@ -7,17 +7,17 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.manual_clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock(start=1000.0, epoch=1_800_000_000.0 - 1000.0)
 
 
 @pytest.fixture
-def kube(clock: ManualClock) -> Iterator[FakeKubeServer]:
+def kube(clock: FakeClock) -> Iterator[FakeKubeServer]:
     with FakeKubeServer(clock=clock) as server:
         yield server
 

@@ -15,8 +15,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_kube import FakeKubeServer, make_node, make_pdb, make_pod
-from piclusterd.testing.manual_clock import ManualClock
 
 NS = "default"
 
@@ -58,7 +58,7 @@ def pdb_status(policy: client.PolicyV1Api, name: str, namespace: str = NS) -> An
 
 
 def test_single_object_carries_kind_uid_resource_version_and_creation_time(
-    kube: FakeKubeServer, clock: ManualClock
+    kube: FakeKubeServer, clock: FakeClock
 ) -> None:
     kube.put_object(make_node("pi1"))
     reply = kube.call("GET", "/api/v1/nodes/pi1")
@@ -74,9 +74,7 @@ def test_list_items_carry_no_kind_and_the_list_carries_a_resource_version(kube: 
     kube.put_object(make_node("pi1"))
     reply = kube.call("GET", "/api/v1/nodes")
     assert reply.body["kind"] == "NodeList"
-    assert int(reply.body["metadata"]["resourceVersion"]) >= int(
-        reply.body["items"][0]["metadata"]["resourceVersion"]
-    )
+    assert int(reply.body["metadata"]["resourceVersion"]) >= int(reply.body["items"][0]["metadata"]["resourceVersion"])
     assert "kind" not in reply.body["items"][0]
 
 
@@ -164,9 +162,7 @@ def test_list_body_is_sent_and_applied_as_json_patch(kube: FakeKubeServer, core:
     assert kube.requests[-1].content_type == "application/json-patch+json"
 
 
-def test_failed_json_patch_test_operation_changes_nothing(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_failed_json_patch_test_operation_changes_nothing(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     kube.put_object(make_node("pi1"))
     before = kube.get_object("nodes", None, "pi1")
     with pytest.raises(ApiException) as caught:
@@ -192,15 +188,11 @@ def test_strategic_merge_replaces_the_taints_list_whole(kube: FakeKubeServer, co
 def test_strategic_merge_merges_conditions_by_type(kube: FakeKubeServer) -> None:
     kube.put_object(make_node("pi1"))
     patch = {"status": {"conditions": [{"type": "DiskPressure", "status": "False"}]}}
-    reply = kube.call(
-        "PATCH", "/api/v1/nodes/pi1/status", patch, content_type="application/strategic-merge-patch+json"
-    )
+    reply = kube.call("PATCH", "/api/v1/nodes/pi1/status", patch, content_type="application/strategic-merge-patch+json")
     assert sorted(c["type"] for c in reply.body["status"]["conditions"]) == ["DiskPressure", "Ready"]
 
 
-def test_replace_with_a_stale_resource_version_is_a_409_conflict(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_replace_with_a_stale_resource_version_is_a_409_conflict(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     kube.put_object(make_node("pi1"))
     node = core.read_node("pi1")
     core.patch_node("pi1", {"metadata": {"labels": {"someone": "else"}}})
@@ -228,9 +220,7 @@ def test_replace_with_the_current_resource_version_succeeds_and_keeps_status(
     assert [c.type for c in updated.status.conditions] == ["Ready"]
 
 
-def test_power_off_makes_the_node_and_its_pods_not_ready(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_power_off_makes_the_node_and_its_pods_not_ready(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     seed_web(kube)
     kube.power_off_node("pi1")
     node = core.read_node("pi1")
@@ -286,9 +276,7 @@ def test_unsupported_field_selector_is_a_400(core: client.CoreV1Api) -> None:
     assert error_body(caught.value)["message"] == "field label not supported: spec.priority"
 
 
-def test_paging_returns_every_pod_once_from_a_consistent_snapshot(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_paging_returns_every_pod_once_from_a_consistent_snapshot(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     for index in range(7):
         kube.put_object(make_pod(f"p{index}", node="pi1"))
     seen: list[str] = []
@@ -309,9 +297,7 @@ def test_paging_returns_every_pod_once_from_a_consistent_snapshot(
 
 
 def test_create_pod_is_pending_with_server_defaults(core: client.CoreV1Api) -> None:
-    pod = core.create_namespaced_pod(
-        NS, {"metadata": {"generateName": "job-"}, "spec": make_pod("x")["spec"]}
-    )
+    pod = core.create_namespaced_pod(NS, {"metadata": {"generateName": "job-"}, "spec": make_pod("x")["spec"]})
     assert pod.metadata.name.startswith("job-") and len(pod.metadata.name) == len("job-") + 5
     assert pod.status.phase == "Pending"
     assert pod.spec.termination_grace_period_seconds == 30
@@ -333,7 +319,7 @@ def test_delete_pod_removes_it(kube: FakeKubeServer, core: client.CoreV1Api) -> 
     assert kube.get_object("pods", NS, "a") is None
 
 
-def test_graceful_delete_keeps_the_pod_terminating_for_its_grace_period(clock: ManualClock) -> None:
+def test_graceful_delete_keeps_the_pod_terminating_for_its_grace_period(clock: FakeClock) -> None:
     with FakeKubeServer(clock=clock, graceful_deletion=True) as kube:
         kube.put_object(make_node("pi1"))
         kube.put_object(make_pod("a", node="pi1"))
@@ -349,7 +335,7 @@ def test_graceful_delete_keeps_the_pod_terminating_for_its_grace_period(clock: M
         assert kube.get_object("pods", NS, "a") is None
 
 
-def test_graceful_delete_never_finishes_while_the_node_is_down(clock: ManualClock) -> None:
+def test_graceful_delete_never_finishes_while_the_node_is_down(clock: FakeClock) -> None:
     with FakeKubeServer(clock=clock, graceful_deletion=True) as kube:
         kube.put_object(make_node("pi1"))
         kube.put_object(make_pod("a", node="pi1"))
@@ -364,9 +350,7 @@ def test_graceful_delete_never_finishes_while_the_node_is_down(clock: ManualCloc
 # ---------------------------------------------------------------------------------- eviction
 
 
-def test_evicting_a_pod_without_budget_is_201_and_the_pod_is_gone(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_evicting_a_pod_without_budget_is_201_and_the_pod_is_gone(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     seed_web(kube)
     evict(core, "web-0")
     assert kube.requests[-1].status == 201
@@ -437,8 +421,7 @@ def test_budget_not_yet_observed_refuses_with_retry_after(
     body = error_body(caught.value)
     assert body["details"]["retryAfterSeconds"] == 10
     assert (
-        body["details"]["causes"][0]["message"]
-        == "The disruption budget web is still being processed by the server."
+        body["details"]["causes"][0]["message"] == "The disruption budget web is still being processed by the server."
     )
     kube.disruption_controller_paused = False
     evict(core, "web-0")
@@ -456,9 +439,7 @@ def test_eviction_spends_one_disruption_and_records_the_pod(
     assert list(status.disrupted_pods) == ["web-0"]
 
 
-def test_second_eviction_under_max_unavailable_one_is_refused(
-    kube: FakeKubeServer, core: client.CoreV1Api
-) -> None:
+def test_second_eviction_under_max_unavailable_one_is_refused(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     seed_web(kube)
     kube.put_object(make_pdb("web", match_labels={"app": "web"}, max_unavailable=1))
     evict(core, "web-0")
@@ -478,16 +459,12 @@ def test_pods_not_running_are_evicted_without_budget_check(
     assert kube.get_object("pods", NS, "job") is None
 
 
-@pytest.mark.parametrize(
-    ("policy_name", "evicted"), [(None, False), ("IfHealthyBudget", False), ("AlwaysAllow", True)]
-)
+@pytest.mark.parametrize(("policy_name", "evicted"), [(None, False), ("IfHealthyBudget", False), ("AlwaysAllow", True)])
 def test_unready_pod_under_an_unhealthy_budget_follows_the_eviction_policy(
     kube: FakeKubeServer, core: client.CoreV1Api, policy_name: str | None, evicted: bool
 ) -> None:
     seed_web(kube, replicas=3, ready=1)
-    pdb = make_pdb(
-        "web", match_labels={"app": "web"}, min_available=2, unhealthy_pod_eviction_policy=policy_name
-    )
+    pdb = make_pdb("web", match_labels={"app": "web"}, min_available=2, unhealthy_pod_eviction_policy=policy_name)
     kube.put_object(pdb)
     try:
         evict(core, "web-2")
@@ -506,7 +483,7 @@ def test_unready_pod_under_a_healthy_budget_goes_without_spending_it(
     assert pdb_status(policy, "web").disruptions_allowed == 1
 
 
-def test_evicted_pod_gets_the_disruption_target_condition_when_deleted_gracefully(clock: ManualClock) -> None:
+def test_evicted_pod_gets_the_disruption_target_condition_when_deleted_gracefully(clock: FakeClock) -> None:
     with FakeKubeServer(clock=clock, graceful_deletion=True) as kube:
         seed_web(kube)
         with kube.api_client() as api:
@@ -678,11 +655,11 @@ def test_discovery_serves_the_dynamic_client(kube: FakeKubeServer, api: client.A
 # -------------------------------------------------------------------------------- controller
 
 
-def controlled(clock: ManualClock, ready_delay_s: float = 5.0) -> FakeKubeServer:
+def controlled(clock: FakeClock, ready_delay_s: float = 5.0) -> FakeKubeServer:
     return FakeKubeServer(clock=clock, controller=True, ready_delay_s=ready_delay_s)
 
 
-def test_controller_replaces_an_evicted_deployment_pod_on_a_node_that_fits(clock: ManualClock) -> None:
+def test_controller_replaces_an_evicted_deployment_pod_on_a_node_that_fits(clock: FakeClock) -> None:
     with controlled(clock) as kube:
         kube.put_object(make_node("pi1", cpu="1"))
         kube.put_object(make_node("pi2", cpu="4", unschedulable=True))  # cordoned
@@ -690,26 +667,20 @@ def test_controller_replaces_an_evicted_deployment_pod_on_a_node_that_fits(clock
         kube.put_object(make_node("pi4", cpu="2"))
         kube.put_object(make_pod("filler", node="pi3", cpu="900m"))
         kube.put_object(
-            make_pod(
-                "web-abcde", node="pi1", cpu="500m", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f")
-            )
+            make_pod("web-abcde", node="pi1", cpu="500m", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f"))
         )
         with kube.api_client() as api:
             evict(client.CoreV1Api(api), "web-abcde")
-        [replacement] = [
-            p for p in kube.list_objects("pods") if p["metadata"]["name"].startswith("web-5d8f-")
-        ]
+        [replacement] = [p for p in kube.list_objects("pods") if p["metadata"]["name"].startswith("web-5d8f-")]
         assert replacement["spec"]["nodeName"] in ("pi1", "pi4")
         assert replacement["status"]["phase"] == "Pending"
         assert replacement["metadata"]["labels"] == {"app": "web"}
 
 
-def test_replacement_turns_ready_after_the_ready_delay(clock: ManualClock) -> None:
+def test_replacement_turns_ready_after_the_ready_delay(clock: FakeClock) -> None:
     with controlled(clock, ready_delay_s=5.0) as kube:
         kube.put_object(make_node("pi1"))
-        kube.put_object(
-            make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f"))
-        )
+        kube.put_object(make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f")))
         kube.delete_object("pods", NS, "web-abcde")
         clock.advance(4.9)
         kube.run_controller_once()
@@ -722,14 +693,12 @@ def test_replacement_turns_ready_after_the_ready_delay(clock: ManualClock) -> No
         assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
 
 
-def test_replacement_stays_pending_when_no_node_fits(clock: ManualClock) -> None:
+def test_replacement_stays_pending_when_no_node_fits(clock: FakeClock) -> None:
     with controlled(clock) as kube:
         kube.put_object(make_node("pi1", cpu="1"))
         kube.put_object(make_node("pi2", cpu="4"))
         kube.put_object(make_pod("big", node="pi2", cpu="3500m"))
-        kube.put_object(
-            make_pod("db-0", node="pi1", cpu="1", labels={"app": "db"}, owner=("StatefulSet", "db"))
-        )
+        kube.put_object(make_pod("db-0", node="pi1", cpu="1", labels={"app": "db"}, owner=("StatefulSet", "db")))
         kube.update_object("nodes", None, "pi1", lambda node: node["spec"].update(unschedulable=True))
         with kube.api_client() as api:
             evict(client.CoreV1Api(api), "db-0")
@@ -743,13 +712,11 @@ def test_replacement_stays_pending_when_no_node_fits(clock: ManualClock) -> None
         assert "1 node(s) were unschedulable" in scheduled["message"]
 
 
-def test_pending_replacement_is_scheduled_once_a_node_comes_back(clock: ManualClock) -> None:
+def test_pending_replacement_is_scheduled_once_a_node_comes_back(clock: FakeClock) -> None:
     with controlled(clock, ready_delay_s=0) as kube:
         kube.put_object(make_node("pi1"))
         kube.put_object(make_node("pi2"))
-        kube.put_object(
-            make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f"))
-        )
+        kube.put_object(make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f")))
         kube.power_off_node("pi2")
         kube.update_object("nodes", None, "pi1", lambda node: node["spec"].update(unschedulable=True))
         kube.delete_object("pods", NS, "web-abcde")
@@ -775,7 +742,7 @@ def test_pending_replacement_is_scheduled_once_a_node_comes_back(clock: ManualCl
     ],
 )
 def test_scheduler_honours_node_selector_and_taints(
-    clock: ManualClock, pod_extra: dict[str, Any], expected_node: str
+    clock: FakeClock, pod_extra: dict[str, Any], expected_node: str
 ) -> None:
     with controlled(clock) as kube:
         kube.put_object(make_node("pi1", cpu="2"))
@@ -785,9 +752,7 @@ def test_scheduler_honours_node_selector_and_taints(
                 "nodes",
                 None,
                 "pi2",
-                lambda node: node["spec"].update(
-                    taints=[{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
-                ),
+                lambda node: node["spec"].update(taints=[{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]),
             )
         kube.put_object(make_pod("p", **pod_extra))
         pod = kube.get_object("pods", NS, "p")

@@ -25,8 +25,8 @@ from piclusterd.leader import (
     decide,
     observed_change_time,
 )
+from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.manual_clock import ManualClock
 
 TIMINGS = ElectionTimings()  # 15 s / 10 s / 2 s
 WALL = 1_800_000_000.0
@@ -70,9 +70,7 @@ def test_decision_by_holder_and_time_since_the_record_changed(
     ("holder_duration", "seconds", "action"),
     [(1, 0.5, Action.WAIT), (1, 1.0, Action.TAKE_OVER), (60, 59.0, Action.WAIT)],
 )
-def test_expiry_uses_the_holders_lease_duration_not_ours(
-    holder_duration: int, seconds: float, action: Action
-) -> None:
+def test_expiry_uses_the_holders_lease_duration_not_ours(holder_duration: int, seconds: float, action: Action) -> None:
     decision = decide(held("pi2", duration=holder_duration), 0.0, seconds, WALL, "pi1", TIMINGS)
     assert decision.action is action
 
@@ -101,9 +99,7 @@ def test_wait_says_when_the_other_lease_runs_out() -> None:
         (held("pi2"), held("pi3"), 50.0),
     ],
 )
-def test_time_of_the_last_observed_change(
-    previous: LeaseRecord | None, current: LeaseRecord, expected: float
-) -> None:
+def test_time_of_the_last_observed_change(previous: LeaseRecord | None, current: LeaseRecord, expected: float) -> None:
     assert observed_change_time(previous, 10.0, current, 50.0) == expected
 
 
@@ -116,9 +112,7 @@ def test_time_of_the_last_observed_change(
         (15.5, 10.0, 2.0, r"whole number of seconds"),
     ],
 )
-def test_timings_that_break_the_rules_are_refused(
-    lease: int, renew: float, retry: float, message: str
-) -> None:
+def test_timings_that_break_the_rules_are_refused(lease: int, renew: float, retry: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ElectionTimings(lease, renew, retry)
 
@@ -133,7 +127,7 @@ class Candidate:
 
 
 @pytest.fixture
-def candidates(kube: FakeKubeServer, clock: ManualClock) -> Iterator[Callable[..., Candidate]]:
+def candidates(kube: FakeKubeServer, clock: FakeClock) -> Iterator[Callable[..., Candidate]]:
     """Builds candidates on the fake server, each with its own ApiClient (no urllib3 retries)."""
     clients: list[client.ApiClient] = []
 
@@ -164,7 +158,7 @@ def lease_spec(kube: FakeKubeServer) -> dict[str, object]:
     return dict(lease["spec"])
 
 
-def leaders(cands: list[Candidate], clock: ManualClock) -> list[str]:
+def leaders(cands: list[Candidate], clock: FakeClock) -> list[str]:
     now = clock.monotonic()
     return [c.elector.identity for c in cands if c.elector.is_leader(now)]
 
@@ -172,9 +166,7 @@ def leaders(cands: list[Candidate], clock: ManualClock) -> list[str]:
 # --------------------------------------------------------------------------- over HTTP: tests
 
 
-def test_first_try_creates_the_lease_and_leads(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate]
-) -> None:
+def test_first_try_creates_the_lease_and_leads(kube: FakeKubeServer, candidates: Callable[..., Candidate]) -> None:
     pi1 = candidates("pi1")
     attempt = pi1.elector.try_acquire_or_renew()
     assert attempt.leader and attempt.decision is not None and attempt.decision.action is Action.CREATE
@@ -184,7 +176,7 @@ def test_first_try_creates_the_lease_and_leads(
 
 
 def test_lease_times_are_written_as_micro_time_even_on_a_whole_second(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     assert clock.wall() == int(clock.wall())  # isoformat() would drop the fraction here
     assert candidates("pi1").elector.try_acquire_or_renew().leader
@@ -193,7 +185,7 @@ def test_lease_times_are_written_as_micro_time_even_on_a_whole_second(
 
 
 def test_three_candidates_elect_exactly_one_leader_who_keeps_it(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     cands = [candidates(name) for name in ("pi1", "pi2", "pi3")]
     for _ in range(30):  # one minute of retry periods
@@ -207,7 +199,7 @@ def test_three_candidates_elect_exactly_one_leader_who_keeps_it(
 
 
 def test_a_dead_leader_is_replaced_after_the_lease_duration_and_not_before(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1, pi2 = candidates("pi1"), candidates("pi2")
     pi1.elector.try_acquire_or_renew()
@@ -227,7 +219,7 @@ def test_a_dead_leader_is_replaced_after_the_lease_duration_and_not_before(
 
 
 def test_a_renewing_leader_keeps_acquire_time_and_transitions(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1 = candidates("pi1")
     pi1.elector.try_acquire_or_renew()
@@ -262,7 +254,7 @@ class RaceFirst:
 
 
 def test_the_loser_of_a_take_over_race_gets_a_409_and_does_not_lead(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1, pi2 = candidates("pi1"), candidates("pi2")
     pi1.elector.try_acquire_or_renew()
@@ -277,7 +269,7 @@ def test_the_loser_of_a_take_over_race_gets_a_409_and_does_not_lead(
 
 
 def test_the_loser_of_a_create_race_gets_a_409_and_does_not_lead(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1 = candidates("pi1")
     pi2 = candidates("pi2", wrap=lambda inner: RaceFirst(inner, pi1.elector.try_acquire_or_renew))
@@ -287,7 +279,7 @@ def test_the_loser_of_a_create_race_gets_a_409_and_does_not_lead(
 
 
 def test_release_lets_another_candidate_take_over_at_once(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1, pi2 = candidates("pi1"), candidates("pi2")
     pi1.elector.try_acquire_or_renew()
@@ -316,7 +308,7 @@ def test_release_by_a_candidate_not_holding_the_lease_writes_nothing(
 
 @pytest.mark.parametrize("outage", ["http_500", "server_stopped"])
 def test_a_leader_that_cannot_renew_stops_leading_at_the_renew_deadline(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock, outage: str
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock, outage: str
 ) -> None:
     pi1 = candidates("pi1")
     pi1.elector.try_acquire_or_renew()
@@ -338,7 +330,7 @@ def test_a_leader_that_cannot_renew_stops_leading_at_the_renew_deadline(
 
 
 def test_a_leader_whose_api_comes_back_before_anyone_took_over_leads_again(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: ManualClock
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
     pi1 = candidates("pi1")
     pi1.elector.try_acquire_or_renew()
@@ -384,10 +376,8 @@ def shared_server() -> Iterator[FakeKubeServer]:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps)
-def test_two_candidates_never_both_believe_they_lead(
-    shared_server: FakeKubeServer, script: list[Step]
-) -> None:
-    clock = ManualClock()
+def test_two_candidates_never_both_believe_they_lead(shared_server: FakeKubeServer, script: list[Step]) -> None:
+    clock = FakeClock(start=1000.0, epoch=1_800_000_000.0 - 1000.0)
     name = f"prop-{next(_lease_names)}"
     path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"
     apis = [shared_server.api_client(retries=False) for _ in range(3)]
