@@ -471,11 +471,7 @@ class Pdb:
 
     def matches(self, pod: Pod) -> bool:
         """Whether this budget covers ``pod`` (same namespace, labels match the selector)."""
-        return (
-            self.selector is not None
-            and pod.namespace == self.namespace
-            and self.selector.matches(pod.labels)
-        )
+        return self.selector is not None and pod.namespace == self.namespace and self.selector.matches(pod.labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,12 +499,8 @@ class ClusterView:
         for pdb in self.pdbs:
             by_namespace.setdefault(pdb.namespace, []).append(pdb)
         object.__setattr__(self, "_nodes_by_name", MappingProxyType(by_name))
-        object.__setattr__(
-            self, "_pods_by_node", MappingProxyType({k: tuple(v) for k, v in by_node.items()})
-        )
-        object.__setattr__(
-            self, "_pdbs_by_namespace", MappingProxyType({k: tuple(v) for k, v in by_namespace.items()})
-        )
+        object.__setattr__(self, "_pods_by_node", MappingProxyType({k: tuple(v) for k, v in by_node.items()}))
+        object.__setattr__(self, "_pdbs_by_namespace", MappingProxyType({k: tuple(v) for k, v in by_namespace.items()}))
 
     def node(self, name: str) -> Node:
         """The node called ``name``; ``KeyError`` if there is none."""
@@ -721,8 +713,7 @@ def _parse_pod(item: Mapping[str, Any], where: str) -> Pod:
     )
     conditions = _sequence(status.get("conditions"), f"{where}: status.conditions")
     ready = any(
-        _mapping(c, where).get("type") == "Ready" and _mapping(c, where).get("status") == "True"
-        for c in conditions
+        _mapping(c, where).get("type") == "Ready" and _mapping(c, where).get("status") == "True" for c in conditions
     )
     phase_text = status.get("phase", "Pending")
     try:

@@ -59,6 +59,11 @@ class EvictionResult:
     blocking_pdbs: tuple[str, ...] = ()
 
 
+def request_timeout(seconds: float) -> tuple[float, float]:
+    """A (connect, read) pair: kubernetes 22.6 silently ignores a plain float as ``_request_timeout``."""
+    return (seconds, seconds)
+
+
 def _now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -67,7 +72,7 @@ class KubeClusterApi:
     def __init__(self, api_client: k8s.ApiClient, *, request_timeout_s: float = 10.0) -> None:
         self._core = k8s.CoreV1Api(api_client)
         self._policy = k8s.PolicyV1Api(api_client)
-        self._timeout = request_timeout_s
+        self._timeout = request_timeout(request_timeout_s)
 
     def _raw(self, what: str, call: Any, *args: Any, **kwargs: Any) -> JsonObject:
         try:
@@ -163,7 +168,7 @@ class EventRecorder:
     def __init__(self, api_client: k8s.ApiClient, *, reporter: str, request_timeout_s: float = 10.0) -> None:
         self._core = k8s.CoreV1Api(api_client)
         self._reporter = reporter
-        self._timeout = request_timeout_s
+        self._timeout = request_timeout(request_timeout_s)
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
 
     def emit(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:

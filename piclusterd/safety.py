@@ -102,9 +102,7 @@ def check_power_known(state: str) -> Refusal | None:
     know counts as unknown.
     """
     if state not in KNOWN_POWER_STATES:
-        return Refusal(
-            SafetyRule.POWER_UNKNOWN, f"power state is {state!r}; nothing is shed until it is known"
-        )
+        return Refusal(SafetyRule.POWER_UNKNOWN, f"power state is {state!r}; nothing is shed until it is known")
     return None
 
 
@@ -192,9 +190,7 @@ def check_etcd_quorum(node: Node, count: Headcount) -> Refusal | None:
 def check_control_plane_remains(node: Node, count: Headcount) -> Refusal | None:
     """Rule: never shed the last control-plane node that is up (without one there is no API at all)."""
     if node.is_control_plane and count.control_plane_up <= 1:
-        return Refusal(
-            SafetyRule.LAST_CONTROL_PLANE, f"{node.name} is the last control-plane node that is up"
-        )
+        return Refusal(SafetyRule.LAST_CONTROL_PLANE, f"{node.name} is the last control-plane node that is up")
     return None
 
 
@@ -233,13 +229,9 @@ def check_emptydir(view: ClusterView, node: Node, evict_emptydir: bool) -> Refus
     (kubectl's ``--delete-emptydir-data``), refused when the policy says so."""
     if evict_emptydir:
         return None
-    blocking = [
-        pod.key for pod in view.pods_on(node.name) if pod.must_move and "emptyDir" in pod.volume_kinds
-    ]
+    blocking = [pod.key for pod in view.pods_on(node.name) if pod.must_move and "emptyDir" in pod.volume_kinds]
     if blocking:
-        return Refusal(
-            SafetyRule.EMPTYDIR_DATA, f"{node.name} runs pods with emptyDir data: {_names(blocking)}"
-        )
+        return Refusal(SafetyRule.EMPTYDIR_DATA, f"{node.name} runs pods with emptyDir data: {_names(blocking)}")
     return None
 
 
@@ -264,9 +256,7 @@ def check_pdbs(view: ClusterView, node: Node) -> Refusal | None:
             continue
         budget = budgets[0]
         if budget.observed_generation < budget.generation:
-            problems.append(
-                f"PodDisruptionBudget {budget.key} has a status older than its spec (pod {pod.key})"
-            )
+            problems.append(f"PodDisruptionBudget {budget.key} has a status older than its spec (pod {pod.key})")
             continue
         if budget.disruptions_allowed > 0:
             continue
@@ -298,8 +288,7 @@ def can_run_on(pod: Pod, node: Node) -> bool:
     if terms is not None and not any(term.matches(node) for term in terms):
         return False
     return all(
-        not taint.repels or any(toleration.tolerates(taint) for toleration in pod.tolerations)
-        for taint in node.taints
+        not taint.repels or any(toleration.tolerates(taint) for toleration in pod.tolerations) for taint in node.taints
     )
 
 

@@ -121,9 +121,7 @@ def synthetic_cluster(nodes: int, pods: int, *, seed: int = 0, critical_share: f
     About ``critical_share`` of the pods are critical; every pod fits its node.
     """
     rng = random.Random(seed)
-    node_list = [
-        make_node(f"node-{i:04d}", server=i < min(3, nodes), tier=rng.randrange(3)) for i in range(nodes)
-    ]
+    node_list = [make_node(f"node-{i:04d}", server=i < min(3, nodes), tier=rng.randrange(3)) for i in range(nodes)]
     pod_list = [
         make_pod(
             f"node-exporter-{i:04d}",

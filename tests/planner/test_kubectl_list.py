@@ -51,9 +51,7 @@ def pod_json(name: str = "web-1", node: str = "pi1") -> dict[str, Any]:
             "namespace": "clinic",
             "uid": "u-1",
             "labels": {"app": "web"},
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "controller": True}
-            ],
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "controller": True}],
         },
         "spec": {
             "nodeName": node,
@@ -172,9 +170,7 @@ def test_pod_fields() -> None:
 
 def test_pod_requests_follow_the_scheduler_rule_for_init_containers_and_overhead() -> None:
     raw = pod_json()
-    raw["spec"]["initContainers"] = [
-        {"name": "init", "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}}
-    ]
+    raw["spec"]["initContainers"] = [{"name": "init", "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}}]
     raw["spec"]["overhead"] = {"cpu": "10m", "memory": "1Mi"}
     (pod,) = parse_kubectl_list(as_list(raw)).pods
     assert (pod.cpu_request_m, pod.memory_request_b) == (2010, 513 * 2**20)
@@ -186,9 +182,7 @@ def test_daemonset_pod_with_matchfields_affinity() -> None:
     raw["spec"]["affinity"] = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["pi1"]}]}
-                ]
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["pi1"]}]}]
             }
         }
     }

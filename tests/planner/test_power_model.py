@@ -79,9 +79,7 @@ def test_configuration_beats_labels_beat_model_defaults() -> None:
     from_labels = PowerConfig().profile(labelled)
     assert (from_labels.idle_w, from_labels.full_w, from_labels.halted_w) == (3.3, 7.9, 0.01)
     assert from_labels.hat_overhead_w == 0.5 and from_labels.supply_switchable
-    configured = PowerConfig(nodes={"n": NodePowerConfig(idle_w=2.9, supply_switchable=False)}).profile(
-        labelled
-    )
+    configured = PowerConfig(nodes={"n": NodePowerConfig(idle_w=2.9, supply_switchable=False)}).profile(labelled)
     assert configured.idle_w == 2.9 and not configured.supply_switchable and configured.full_w == 7.9
 
 
@@ -107,9 +105,7 @@ def test_utilisation_is_busy_cpu_over_allocatable_usage_first_capped_at_one() ->
 
 def test_cluster_load_counts_running_shed_and_fixed_loads() -> None:
     view = ClusterView((make_node("a"), make_node("b")), (make_pod("web-1", "a", cpu_m=2000),))
-    config = PowerConfig(
-        nodes={n: NodePowerConfig(model=PiModel.PI4B) for n in "ab"}, fixed_loads_w={"switch": 4.0}
-    )
+    config = PowerConfig(nodes={n: NodePowerConfig(model=PiModel.PI4B) for n in "ab"}, fixed_loads_w={"switch": 4.0})
     both = cluster_load_w(view, config, ["a", "b"])
     assert both == pytest.approx(4.0 + (2.7 + 3.7 * 0.5) + 2.7)
     only_a = cluster_load_w(view, config, ["a"])
@@ -151,9 +147,7 @@ def test_runtime_is_infinite_without_draw() -> None:
     st.floats(min_value=60.0, max_value=48 * 3600.0),
     st.sampled_from(list(SupplyKind)),
 )
-def test_max_load_is_the_inverse_of_runtime(
-    capacity: float, charge: float, runtime: float, kind: SupplyKind
-) -> None:
+def test_max_load_is_the_inverse_of_runtime(capacity: float, charge: float, runtime: float, kind: SupplyKind) -> None:
     battery = BatterySpec(capacity, 0.8, kind, ups_overhead_w=0.0 if kind is SupplyKind.DC else 3.0)
     load = battery.max_load_w(charge, runtime)
     if load > 0:

@@ -42,9 +42,7 @@ def test_parse_quantity_is_exact(text: str | int | float, value: Fraction) -> No
     assert parse_quantity(text) == value
 
 
-@pytest.mark.parametrize(
-    "text", ["", "m", "1.2.3", "1 Gi", "1gi", "1Gb", "1e", "e3", "0x10", "1Ki2", "1.5.Gi"]
-)
+@pytest.mark.parametrize("text", ["", "m", "1.2.3", "1 Gi", "1gi", "1Gb", "1e", "e3", "0x10", "1Ki2", "1.5.Gi"])
 def test_malformed_quantity_is_refused(text: str) -> None:
     with pytest.raises(SnapshotInvalid, match="quantity"):
         parse_quantity(text)

@@ -145,9 +145,7 @@ def test_never_shed_the_last_control_plane_node(up: int, refused: bool) -> None:
         assert refusal.rule is SafetyRule.LAST_CONTROL_PLANE
 
 
-@pytest.mark.parametrize(
-    ("nodes", "min_nodes", "refused"), [(3, 1, False), (3, 2, False), (3, 3, True), (1, 1, True)]
-)
+@pytest.mark.parametrize(("nodes", "min_nodes", "refused"), [(3, 1, False), (3, 2, False), (3, 3, True), (1, 1, True)])
 def test_min_nodes_stay_up(nodes: int, min_nodes: int, refused: bool) -> None:
     view = ClusterView(tuple(make_node(f"n{i}") for i in range(nodes)))
     refusal = check_min_nodes(view.nodes[0], headcount(view), min_nodes)
@@ -232,11 +230,7 @@ def test_a_pdb_allowing_no_disruption_blocks_the_node(
     refusal = check_pdbs(view, view.node("a"))
     assert (refusal is not None) == refused
     if refusal is not None:
-        assert (
-            refusal.rule is SafetyRule.PDB_BLOCKS
-            and words in refusal.detail
-            and "default/web-1" in refusal.detail
-        )
+        assert refusal.rule is SafetyRule.PDB_BLOCKS and words in refusal.detail and "default/web-1" in refusal.detail
 
 
 @pytest.mark.parametrize(
@@ -321,15 +315,11 @@ def test_scheduling_constraints(
     fits: bool,
 ) -> None:
     node = make_node("a", labels=node_labels, taints=taints)
-    pod = make_pod(
-        "p-1", "b", node_selector=selector, tolerations=tolerations, required_node_affinity=affinity
-    )
+    pod = make_pod("p-1", "b", node_selector=selector, tolerations=tolerations, required_node_affinity=affinity)
     assert can_run_on(pod, node) is fits
 
 
-def fit_view(
-    free_on_keeper_m: int, *, critical: bool = False, selector: dict[str, str] | None = None
-) -> ClusterView:
+def fit_view(free_on_keeper_m: int, *, critical: bool = False, selector: dict[str, str] | None = None) -> ClusterView:
     return ClusterView(
         (make_node("keep", labels={"disk": "hdd"}), make_node("go")),
         (
@@ -452,6 +442,4 @@ def test_check_shed_runs_every_rule_first_refusal_wins() -> None:
 
 def test_headcount_counts() -> None:
     view = servers(3, down=1)
-    assert headcount(view) == Headcount(
-        up=3, control_plane_up=2, control_plane_total=3, etcd_up=2, etcd_total=3
-    )
+    assert headcount(view) == Headcount(up=3, control_plane_up=2, control_plane_total=3, etcd_up=2, etcd_total=3)
