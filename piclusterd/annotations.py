@@ -12,6 +12,8 @@ Annotations (all under ``picluster.io/``):
     :class:`ShedRecord`: the node's phase in shedding (draining, drained, poweroff_requested, powered_off,
     restoring), who decided it and why, and whether the node was already cordoned before we touched it
     (we never uncordon a node an operator cordoned).
+``poweroff-request``
+    :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time).
 ``poweroff-ack``
     written by the node's own daemon when it accepts a power-off request: the request id.
 """
@@ -26,17 +28,22 @@ from typing import Any
 __all__ = [
     "ACK_ANNOTATION",
     "PREFIX",
+    "REQUEST_ANNOTATION",
     "SHED_ANNOTATION",
     "InvalidRecord",
+    "PowerOffRequest",
     "ShedPhase",
     "ShedRecord",
+    "parse_poweroff_request",
     "parse_shed_record",
+    "render_poweroff_request",
     "render_shed_record",
 ]
 
 PREFIX = "picluster.io/"
 SHED_ANNOTATION = PREFIX + "shed"
 ACK_ANNOTATION = PREFIX + "poweroff-ack"
+REQUEST_ANNOTATION = PREFIX + "poweroff-request"
 RECORD_VERSION = 1
 
 
@@ -124,3 +131,37 @@ def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
         )
     except ValueError as error:
         return InvalidRecord(raw, str(error))
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOffRequest:
+    request_id: str
+    leader: str
+    requested_at: str
+
+
+def render_poweroff_request(request: PowerOffRequest) -> str:
+    return json.dumps(
+        {"v": RECORD_VERSION, "id": request.request_id, "leader": request.leader, "at": request.requested_at},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def parse_poweroff_request(raw: str) -> PowerOffRequest | InvalidRecord:
+    """Parse ``picluster.io/poweroff-request``; nonsense becomes an InvalidRecord, never a power-off."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return InvalidRecord(raw, "not JSON")
+    if not isinstance(data, dict):
+        return InvalidRecord(raw, "not a JSON object")
+    try:
+        if _field(data, "v", int) != RECORD_VERSION:
+            return InvalidRecord(raw, f"record version {data['v']}, this piclusterd reads {RECORD_VERSION}")
+        request = PowerOffRequest(_field(data, "id", str), _field(data, "leader", str), _field(data, "at", str))
+    except ValueError as error:
+        return InvalidRecord(raw, str(error))
+    if not request.request_id:
+        return InvalidRecord(raw, "empty request id")
+    return request

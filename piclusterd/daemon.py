@@ -213,6 +213,13 @@ class PowerDaemon:
                 ups_status=None if reading is None else " ".join(sorted(f.value for f in reading.flags)),
             )
 
+    def request_local_shutdown(self, reason: str) -> bool:
+        """Power this node off now (a leader's request); False if a shutdown was already started."""
+        if self._shutdown_started:
+            return False
+        self._local_shutdown(reason)
+        return True
+
     def _local_shutdown(self, reason: str) -> None:
         """Upsmon parity: run the shutdown command once per daemon life, never twice, after saying why."""
         self._shutdown_started = True

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.annotations import InvalidRecord, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
+from piclusterd.annotations import (
+    InvalidRecord,
+    PowerOffRequest,
+    ShedPhase,
+    ShedRecord,
+    parse_poweroff_request,
+    parse_shed_record,
+    render_poweroff_request,
+    render_shed_record,
+)
 
 records = st.builds(
     ShedRecord,
@@ -46,3 +55,13 @@ def test_nonsense_is_an_invalid_record_with_a_reason(raw: str, reason: str) -> N
 @given(st.text(max_size=200))
 def test_parse_never_raises(raw: str) -> None:
     parse_shed_record(raw)
+
+
+@given(st.builds(PowerOffRequest, st.text(min_size=1, max_size=20), st.text(max_size=20), st.text(max_size=30)))
+def test_poweroff_request_round_trip(request: PowerOffRequest) -> None:
+    assert parse_poweroff_request(render_poweroff_request(request)) == request
+
+
+@pytest.mark.parametrize("raw", ["", "poweroff", '{"v": 1, "id": "", "leader": "a", "at": "b"}', '{"v": 3}'])
+def test_a_nonsense_poweroff_request_is_never_obeyed(raw: str) -> None:
+    assert isinstance(parse_poweroff_request(raw), InvalidRecord)

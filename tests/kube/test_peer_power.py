@@ -1,0 +1,206 @@
+"""Powering off a drained peer: its own daemon first, SSH (a real sshd) as the fallback, NotReady as proof."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from piclusterd.annotations import (
+    ACK_ANNOTATION,
+    REQUEST_ANNOTATION,
+    SHED_ANNOTATION,
+    ShedPhase,
+    ShedRecord,
+    parse_shed_record,
+    render_shed_record,
+)
+from piclusterd.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.node_agent import NodeAgent
+from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
+from piclusterd.ssh_power import SshPowerOff
+from piclusterd.testing.audit import CapturedAudit
+from piclusterd.testing.clock import FakeClock
+from piclusterd.testing.daemon_process import installed_script
+from piclusterd.testing.fake_kube import FakeKubeServer, make_node
+from piclusterd.testing.sshd import SshServer
+
+DRAINED = ShedRecord(ShedPhase.DRAINED, "pi1", "on battery: shedding to reach 4 h", "2026-11-24T02:01:00Z", False)
+
+
+@dataclass
+class FakeNodeDaemon:
+    """Stands in for pi4's own PowerDaemon: records the shutdown and 'powers off' in the fake cluster."""
+
+    server: FakeKubeServer
+    name: str
+    reasons: list[str] = field(default_factory=list)
+
+    def request_local_shutdown(self, reason: str) -> bool:
+        self.reasons.append(reason)
+        self.server.power_off_node(self.name)
+        return True
+
+
+@dataclass
+class Rig:
+    server: FakeKubeServer
+    clock: FakeClock
+    api: KubeClusterApi
+    audit: CapturedAudit
+    ticks: list[object] = field(default_factory=list)
+
+    def tick(self) -> None:
+        for action in self.ticks:
+            action()  # type: ignore[operator]
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def power_off(self, ssh: SshPowerOff | None = None, ssh_port: int = 22) -> PeerPowerOff:
+        return PeerPowerOff(
+            self.api,
+            self.clock,
+            leader="pi1",
+            sleep=self.sleep,
+            fence=lambda: None,
+            tick=self.tick,
+            ssh=ssh,
+            ssh_port=ssh_port,
+            ack_timeout_s=10,
+            off_timeout_s=30,
+            events=EventRecorder(self.server.api_client(retries=False), reporter="pi1"),
+            log=self.audit.logger,
+        )
+
+    def annotations(self, node: str = "pi4") -> dict[str, str]:
+        found = self.server.get_object("Node", None, node)
+        assert found is not None
+        return dict(found["metadata"].get("annotations") or {})
+
+    def event_reasons(self) -> list[str]:
+        return [e["reason"] for e in self.server.list_objects("Event")]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    clock = FakeClock(start=1000.0, epoch=1_800_000_000.0 - 1000.0)
+    with FakeKubeServer(clock=clock) as server:
+        server.put_object(make_node("pi1", address="127.0.0.1"))
+        server.put_object(make_node("pi4", address="127.0.0.1", unschedulable=True))
+        server.update_object(
+            "Node",
+            None,
+            "pi4",
+            lambda n: (
+                n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(DRAINED)})
+            ),
+        )
+        client = server.api_client(retries=False)
+        yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"))
+        client.close()
+
+
+def test_the_nodes_own_daemon_acknowledges_and_powers_off(rig: Rig) -> None:
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    agent = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
+    rig.ticks.append(agent.tick)
+    result = rig.power_off().power_off("pi4", DRAINED)
+    assert result.outcome is PowerOffOutcome.POWERED_OFF and result.via == "agent"
+    assert daemon.reasons == [f"power-off requested by pi1 ({result.request_id})"]
+    annotations = rig.annotations()
+    assert annotations[ACK_ANNOTATION] == result.request_id
+    record = parse_shed_record(annotations[SHED_ANNOTATION])
+    assert isinstance(record, ShedRecord) and record.phase is ShedPhase.POWERED_OFF
+    assert rig.event_reasons() == ["PowerOffRequested", "PowerShed"]
+    assert [e["event"] for e in rig.audit.events] == ["node.poweroff_requested", "node.powered_off"]
+
+
+def test_an_acknowledged_request_is_not_obeyed_again_after_a_reboot(rig: Rig) -> None:
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    rig.ticks.append(NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger).tick)
+    rig.power_off().power_off("pi4", DRAINED)
+    rig.server.power_on_node("pi4")
+    after_boot = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
+    assert after_boot.tick() is None
+    assert len(daemon.reasons) == 1
+
+
+def test_a_hand_edited_request_is_reported_once_and_never_obeyed(rig: Rig) -> None:
+    rig.server.update_object(
+        "Node", None, "pi4", lambda n: n["metadata"]["annotations"].update({REQUEST_ANNOTATION: "please turn off"})
+    )
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    audit = CapturedAudit("pi4")
+    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
+    assert agent.tick() is None and agent.tick() is None
+    assert daemon.reasons == []
+    assert len(audit.named("node.poweroff_request_invalid")) == 1
+
+
+def test_no_answer_and_no_ssh_leaves_the_node_cordoned_and_says_so(rig: Rig) -> None:
+    result = rig.power_off().power_off("pi4", DRAINED)
+    assert result.outcome is PowerOffOutcome.NOT_CONFIRMED
+    record = parse_shed_record(rig.annotations()[SHED_ANNOTATION])
+    assert isinstance(record, ShedRecord) and record.phase is ShedPhase.POWEROFF_REQUESTED
+    assert "PowerOffUnconfirmed" in rig.event_reasons()
+
+
+def test_a_resumed_request_keeps_its_id_and_writes_no_new_one(rig: Rig) -> None:
+    earlier = DRAINED.with_phase(ShedPhase.POWEROFF_REQUESTED, "2026-11-24T02:05:00Z", "abc123")
+    rig.server.power_off_node("pi4")  # the earlier leader's request already worked
+    patches_before = [r for r in rig.server.requests if r.method == "PATCH"]
+    result = rig.power_off().power_off("pi4", earlier)
+    assert result.outcome is PowerOffOutcome.POWERED_OFF and result.request_id == "abc123"
+    assert REQUEST_ANNOTATION not in rig.annotations()
+    patches = [r for r in rig.server.requests if r.method == "PATCH"][len(patches_before) :]
+    assert len(patches) == 1  # only the powered_off record
+
+
+def test_refuses_to_power_off_a_node_that_is_not_drained(rig: Rig) -> None:
+    draining = DRAINED.with_phase(ShedPhase.DRAINING, "x")
+    with pytest.raises(ValueError, match="not drained"):
+        rig.power_off().power_off("pi4", draining)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[tuple[SshServer, Path]]:
+    if os.geteuid() != 0:
+        pytest.fail("the SSH fallback test starts a real sshd and needs root (.ci/run runs as root)")
+    calls = tmp_path / "calls"
+    config = tmp_path / "pi4.toml"
+    config.write_text(
+        f'mode = "enforce"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
+        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n'
+    )
+    with SshServer(f"{installed_script()} remote-poweroff --config {config} --log-format json") as server:
+        yield server, calls
+
+
+def test_without_an_answer_the_leader_falls_back_to_ssh(rig: Rig, sshd: tuple[SshServer, Path]) -> None:
+    server, calls = sshd
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+
+    def node_goes_down_once_its_shutdown_ran() -> None:
+        if calls.exists():
+            rig.server.power_off_node("pi4")
+
+    rig.ticks.append(node_goes_down_once_its_shutdown_ran)
+    result = rig.power_off(ssh, server.port).power_off("pi4", DRAINED)
+    assert result.outcome is PowerOffOutcome.POWERED_OFF and result.via == "ssh"
+    assert calls.read_text().splitlines() == ["off"]
+    assert rig.audit.named("node.poweroff_ssh")[0]["outcome"] == "accepted"
+
+
+def test_a_changed_host_key_stops_the_power_off_with_an_alert(rig: Rig, sshd: tuple[SshServer, Path]) -> None:
+    server, calls = sshd
+    server.rotate_host_key()
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+    result = rig.power_off(ssh, server.port).power_off("pi4", DRAINED)
+    assert result.outcome is PowerOffOutcome.REFUSED
+    assert not calls.exists()
+    warnings = [e for e in rig.server.list_objects("Event") if e["reason"] == "PowerOffRefused"]
+    assert warnings and warnings[0]["type"] == "Warning" and "never skips verification" in warnings[0]["message"]
