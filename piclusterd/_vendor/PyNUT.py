@@ -1,4 +1,4 @@
-#!@PYTHON_DEFAULT@
+# piclusterd: vendored copy, see README.md beside this file (the #! template line is removed).
 # -*- coding: utf-8 -*-
 
 #   Copyright (C) 2008 David Goncalves <david@lestat.st>
@@ -69,6 +69,7 @@
 #            Implement selectable OpenSSL and NSS client support via
 #            NUT STARTTLS protocol action.
 
+import os  # piclusterd: upstream uses os.getenv below without importing os
 import socket
 
 ssl_available = False
@@ -186,7 +187,10 @@ force_ssl   : Boolean, if True, the connection must be secure (default to False)
         while True:
             data_end_index = data.find(finished_reading_data)
             if data_end_index == -1:
-                data += self.__srv_handler.recv(50)  # nut_telnetlib.py uses 50
+                chunk = self.__srv_handler.recv(50)  # nut_telnetlib.py uses 50
+                if not chunk:  # piclusterd: upsd closed the connection; upstream spins here forever
+                    raise PyNUTError( "connection closed by the NUT server" )
+                data += chunk
             else:
                 break
         data_end_index += len(finished_reading_data)
