@@ -174,7 +174,9 @@ class PowerDaemon:
         self.memory, events = decide(self.memory, observation, self._policy)
         for event in events:
             self._log_event(event)
-        if not self._ready and pending.reading is not None:
+        if not self._ready:
+            # Ready after the first poll, whatever it found: an unreachable upsd is a state to report
+            # ("unknown: ..."), not a failed start that would block `apt install` and loop on restart.
             self._ready = True
             self._notifier.ready(status_line(self.memory))
         else:
