@@ -275,7 +275,9 @@ class PowerDaemon:
             new = load()
         except ConfigError as error:
             self._log.error("config.reload_failed", error=str(error), kept=self._config.path)
-            self._notifier.status(status_line(self.memory))
+            # The reload is over, on the old file: systemd waits for READY=1 after RELOADING=1, and would
+            # otherwise show the service as "reloading" and queue every later reload behind this one.
+            self._notifier.ready(status_line(self.memory))
             return False
         if (new.ups, new.node) != (self._config.ups, self._config.node):
             self._source.close()
