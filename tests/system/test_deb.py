@@ -30,9 +30,11 @@ def contents(built_package: BuiltPackage) -> dict[str, str]:
     return listing
 
 
-def test_the_debian_version_is_the_python_version() -> None:
+def test_the_debian_and_man_page_versions_are_the_python_version() -> None:
     first = (REPO / "debian" / "changelog").read_text(encoding="utf-8").splitlines()[0]
     assert re.match(rf"^piclusterd \({re.escape(__version__)}\) ", first), first
+    for page in ("man/piclusterd.8", "man/piclusterctl.1"):
+        assert f'"piclusterd {__version__}"' in (REPO / page).read_text(encoding="utf-8"), page
 
 
 def test_lintian_reports_no_errors_and_no_warnings(built_package: BuiltPackage) -> None:
