@@ -269,8 +269,10 @@ def story(
     story.timings["VM scenario"] = time.monotonic() - started
     summary = "VM test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\n" + summary)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # in the CI log, not only on failure
+            reporter.write_line("\n" + summary)
     yield story
 
 
