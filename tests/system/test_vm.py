@@ -266,6 +266,7 @@ def story(
             json.loads(line)
             for line in vm.run("journalctl -b -1 -u piclusterd -o json --no-pager", check=True).stdout.splitlines()
         ]
+    disk.unlink()  # the overlay holds a few hundred MB of guest writes; its story is told
     story.timings["VM scenario"] = time.monotonic() - started
     summary = "VM test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
