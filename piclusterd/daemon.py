@@ -174,7 +174,9 @@ class PowerDaemon:
         self.memory, events = decide(self.memory, observation, self._policy)
         for event in events:
             self._log_event(event)
-        if not self._ready and pending.reading is not None:
+        if not self._ready:
+            # Ready after the first poll, whatever it found: an unreachable upsd is a state to report
+            # ("unknown: ..."), not a failed start that would block `apt install` and loop on restart.
             self._ready = True
             self._notifier.ready(status_line(self.memory))
         else:
@@ -280,7 +282,9 @@ class PowerDaemon:
             new = load()
         except ConfigError as error:
             self._log.error("config.reload_failed", error=str(error), kept=self._config.path)
-            self._notifier.status(status_line(self.memory))
+            # The reload is over, on the old file: systemd waits for READY=1 after RELOADING=1, and would
+            # otherwise show the service as "reloading" and queue every later reload behind this one.
+            self._notifier.ready(status_line(self.memory))
             return False
         if (new.ups, new.node) != (self._config.ups, self._config.node):
             self._source.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -180,3 +181,46 @@ def test_status_line(tmp_path: Path, status: str, expected: str) -> None:
     rig.ups.drive(ups_status=status)
     rig.poll()
     assert json.loads(rig.status_file.read_text())["summary"] == expected
+
+
+def test_systemd_hears_ready_after_the_first_poll_even_without_a_ups(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        listener.settimeout(5)
+        rig = Rig(tmp_path)
+        rig.daemon = PowerDaemon(
+            rig.daemon.config,
+            source_factory=rig.factory,
+            clock=rig.clock,
+            log=rig.audit.logger,
+            notifier=SystemdNotifier({"NOTIFY_SOCKET": path}),
+            shutdown=rig.shutdown,
+        )
+        rig.ups.go_silent()
+        assert rig.poll() is PowerState.UNKNOWN
+        first = listener.recv(4096).decode()
+    assert first.startswith("READY=1\nSTATUS=unknown: ")
+
+
+def test_a_refused_reload_still_tells_systemd_the_reload_is_over(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        listener.settimeout(5)
+        rig = Rig(tmp_path)
+        rig.daemon = PowerDaemon(
+            rig.daemon.config,
+            source_factory=rig.factory,
+            clock=rig.clock,
+            log=rig.audit.logger,
+            notifier=SystemdNotifier({"NOTIFY_SOCKET": path}),
+            shutdown=rig.shutdown,
+        )
+        rig.poll()
+        assert listener.recv(4096).startswith(b"READY=1")
+        rig.path.write_text(rig.path.read_text() + "[ups]\npol_interval = '1s'\n")
+        assert not rig.daemon.reload(lambda: load_config(rig.path))
+        after = [listener.recv(4096).decode() for _ in range(2)]
+    assert after[0] == "RELOADING=1"
+    assert after[1].startswith("READY=1\nSTATUS=online")

@@ -1,0 +1,216 @@
+"""Every event the daemon can write to its audit trail, documented once.
+
+The same list renders ``docs/audit.md``'s event table and the journald catalog
+(``systemd/piclusterd.catalog``, installed to ``/usr/lib/systemd/catalog/`` so ``journalctl -x`` explains each
+line). ``tools/gen_audit_docs.py`` writes both; a test checks that they are current and that this list names
+exactly the events the code emits. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from piclusterd.audit import message_id
+
+__all__ = ["EVENTS", "EventDoc", "render_catalog", "render_markdown_table"]
+
+DOCUMENTATION = "man:piclusterd(8) file:///usr/share/doc/piclusterd/audit.md"
+
+
+@dataclass(frozen=True, slots=True)
+class EventDoc:
+    """One audit event: its name, journald priority, ``PICLUSTER_*`` fields, meaning and what to do."""
+
+    name: str
+    level: str
+    subject: str
+    fields: tuple[str, ...]
+    meaning: str
+    action: str
+
+    @property
+    def message_id(self) -> str:
+        return message_id(self.name)
+
+
+EVENTS: tuple[EventDoc, ...] = (
+    EventDoc(
+        "daemon.started",
+        "info",
+        "piclusterd started",
+        ("VERSION", "CONFIG", "MODE", "UPS_HOST", "UPS_NAME", "POLICY_CRITICAL_RUNTIME_S", "SHUTDOWN_COMMAND", "..."),
+        "The daemon started with the configuration shown (one field per key, secrets left out).",
+        'Check MODE: "dry-run" never powers anything off.',
+    ),
+    EventDoc(
+        "daemon.stopped",
+        "info",
+        "piclusterd stopped",
+        ("STATE",),
+        "The daemon stopped cleanly (systemctl stop, or the machine is shutting down), in power state STATE.",
+        "None.",
+    ),
+    EventDoc(
+        "daemon.failed",
+        "critical",
+        "piclusterd failed",
+        ("ERROR",),
+        "The daemon stopped on an error it cannot recover from; systemd restarts it (Restart=on-failure).",
+        "Read ERROR and the lines before it; systemctl status piclusterd.",
+    ),
+    EventDoc(
+        "daemon.status_file_failed",
+        "warning",
+        "piclusterd cannot write its status file",
+        ("PATH", "ERROR"),
+        "The live status for piclusterctl status could not be written under PATH ([daemon] runtime_dir). "
+        "Logged once; protection goes on.",
+        "Fix the directory or runtime_dir, then systemctl restart piclusterd.",
+    ),
+    EventDoc(
+        "power.state_changed",
+        "info (online), critical (critical), warning (the others)",
+        "power state changed",
+        (
+            "OLD",
+            "NEW",
+            "STATE",
+            "REASON",
+            "CHARGE_PCT",
+            "CHARGE",
+            "RUNTIME_S",
+            "RUNTIME",
+            "RUNTIME_SOURCE",
+            "LOAD_W",
+            "ON_BATTERY",
+            "UPS_STATUS",
+        ),
+        "The node's power state moved from OLD to NEW (unknown, online, on_battery, low_battery, critical) "
+        "for REASON. STATE, CHARGE (%) and RUNTIME (s) repeat NEW, CHARGE_PCT and RUNTIME_S for short queries.",
+        "None on online; on critical the node shuts itself down (see shutdown.local_started).",
+    ),
+    EventDoc(
+        "power.reading_rejected",
+        "warning",
+        "a UPS value was refused",
+        ("VARIABLE", "VALUE", "REASON", "WHOLE_READING"),
+        "The UPS sent a value that cannot be true (VALUE of VARIABLE); it was not used. WHOLE_READING=True: the "
+        "whole reading was refused (ups.status missing or saying neither OL nor OB). Repeated at most every 5 min.",
+        "Check the UPS and its NUT driver (upsc UPS@HOST).",
+    ),
+    EventDoc(
+        "power.unknown_status_word",
+        "warning",
+        "unknown word in ups.status",
+        ("WORD",),
+        "ups.status held a word piclusterd does not know; it was ignored. Logged once per word and daemon life.",
+        "Report it if it matters (NUT documents the status words of each driver).",
+    ),
+    EventDoc(
+        "power.poll_failed",
+        "debug",
+        "one poll of the UPS failed",
+        ("ERROR",),
+        "One poll got no answer (only with --log-level debug). A lasting failure is reported as power.source_lost.",
+        "None.",
+    ),
+    EventDoc(
+        "power.source_lost",
+        "warning",
+        "the UPS cannot be read",
+        ("ERROR", "LAST_STATE", "STALE_AFTER_S"),
+        "No usable reading. After STALE_AFTER_S the state becomes unknown, or critical if the last state was on "
+        "battery (NUT's DEADTIME rule: this node then shuts down).",
+        "Check upsd and the network: upsc UPS@HOST.",
+    ),
+    EventDoc(
+        "power.source_restored",
+        "info",
+        "the UPS can be read again",
+        ("SILENT_S",),
+        "Readings are back after SILENT_S seconds without one.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.local_started",
+        "critical",
+        "piclusterd is powering this node off",
+        ("REASON", "COMMAND"),
+        "The node was critical for REASON; COMMAND ([shutdown] command) runs now, once per daemon life.",
+        "After power returns: journalctl -b -1 -u piclusterd shows what led here.",
+    ),
+    EventDoc(
+        "shutdown.local_skipped",
+        "warning",
+        "dry-run: piclusterd would have powered this node off",
+        ("REASON", "WOULD_RUN", "MODE"),
+        'The node was critical for REASON, but mode is "dry-run": WOULD_RUN was not run.',
+        'Once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd.',
+    ),
+    EventDoc(
+        "shutdown.local_failed",
+        "critical",
+        "the shutdown command failed",
+        ("COMMAND", "EXIT_STATUS"),
+        "COMMAND exited with EXIT_STATUS (127: not found, 124: timed out after 120 s): this node may still be up "
+        "when the battery ends.",
+        "Run COMMAND by hand as root and fix it; check [shutdown] command.",
+    ),
+    EventDoc(
+        "config.reloaded",
+        "info",
+        "configuration reloaded",
+        ("CONFIG", "MODE", "UPS_HOST", "UPS_NAME", "..."),
+        "systemctl reload piclusterd (SIGHUP) applied the file shown; fields as in daemon.started.",
+        "None.",
+    ),
+    EventDoc(
+        "config.reload_failed",
+        "error",
+        "configuration reload refused",
+        ("ERROR", "KEPT"),
+        "The new file is invalid (ERROR names the file, the key and the fix); the daemon goes on with the "
+        "configuration it had (KEPT).",
+        "Fix the file (piclusterd check-config), then systemctl reload piclusterd.",
+    ),
+)
+
+
+def render_catalog(events: Iterable[EventDoc] = EVENTS) -> str:
+    """The journald message catalog (systemd's catalog format: one ``-- MESSAGE_ID`` entry per event)."""
+    entries = []
+    for event in events:
+        fields = ", ".join(f"PICLUSTER_{name}" if name != "..." else "..." for name in event.fields)
+        entries.append(
+            f"-- {event.message_id}\n"
+            f"Subject: {event.subject} ({event.name})\n"
+            f"Defined-By: piclusterd\n"
+            f"Documentation: {DOCUMENTATION}\n"
+            f"\n"
+            f"{event.meaning}\n"
+            f"\n"
+            f"Fields: PICLUSTER_EVENT={event.name}, PICLUSTER_NODE, {fields}{'' if fields.endswith('...') else '.'}\n"
+            f"Priority: {event.level}.\n"
+            f"\n"
+            f"What to do: {event.action}\n"
+        )
+    header = (
+        "#  piclusterd's journald message catalog. Generated by tools/gen_audit_docs.py from\n"
+        "#  piclusterd/audit_catalog.py: edit that, then run the tool.\n"
+        "#  SPDX-License-Identifier: GPL-3.0-or-later\n\n"
+    )
+    return header + "\n".join(entries)
+
+
+def render_markdown_table(events: Iterable[EventDoc] = EVENTS) -> str:
+    """The event table of docs/audit.md."""
+    lines = [
+        "| event | priority | MESSAGE_ID | fields (`PICLUSTER_*`) | what it means | what to do |",
+        "|---|---|---|---|---|---|",
+    ]
+    for event in events:
+        fields = ", ".join(f"`{name}`" if name != "..." else "..." for name in event.fields)
+        cells = (f"`{event.name}`", event.level, f"`{event.message_id}`", fields, event.meaning, event.action)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""Bash completion (completions/piclusterd) offers the commands and options that exist."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+COMPLETION = Path(__file__).resolve().parents[2] / "completions" / "piclusterd"
+
+
+def complete(*words: str) -> list[str]:
+    """What bash offers for the last of ``words`` (the word being typed, possibly empty)."""
+    script = (
+        f"source {COMPLETION}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+        f"COMP_CWORD={len(words) - 1}; _piclusterd; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    return [line for line in done.stdout.splitlines() if line]
+
+
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        (("piclusterd", ""), ["run", "check-config", "demo", "--version", "--help"]),
+        (("piclusterd", "ch"), ["check-config"]),
+        (("piclusterctl", ""), ["status", "--version", "--help"]),
+        (("piclusterd", "run", "--log-format", "j"), ["json", "journal"]),
+        (("piclusterd", "demo", "--outage", ""), ["storm-2am", "blip", "long-night"]),
+        (("piclusterctl", "status", "--j"), ["--json"]),
+    ],
+)
+def test_completion_offers(words: tuple[str, ...], offered: list[str]) -> None:
+    assert complete(*words) == offered
