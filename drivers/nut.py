@@ -17,9 +17,9 @@ accepts ``USERNAME``/``PASSWORD`` whatever they are; they are only checked by ``
 ``LOGIN`` and ``FSD``. So a wrong password does not make ``poll()`` fail. They are sent only when
 configured, and never appear in a message or ``repr``.
 
-PyNUTClient 2.8.5 (1.9.0) loops forever, at full CPU, when upsd closes the connection while a reply is
-awaited (``recv`` returning ``b""`` is not treated as the end). :class:`_Client` replaces its private
-reader with one that raises on end of stream and bounds a whole reply by ``timeout_s``.
+Upstream PyNUTClient 1.9.0 loops forever, at full CPU, when upsd closes the connection while a reply is
+awaited (the vendored copy raises instead). :class:`_Client` also bounds a whole reply by ``timeout_s`` and
+its size, which a per-``recv`` socket timeout does not: a upsd trickling bytes must not hang the daemon.
 """
 
 from __future__ import annotations
@@ -30,15 +30,13 @@ import socket
 import time
 from collections.abc import Mapping
 
+# NUT's own PyNUTClient, vendored (see piclusterd/_vendor/README.md): Debian's python3-nut needs telnetlib,
+# which Python 3.13 removed, and the .deb must not pull anything from PyPI.
+from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
 from piclusterd.durations import format_duration
 from piclusterd.errors import SourceUnavailable
 from piclusterd.ports import Clock
 from piclusterd.reading import ParsedReading, parse_nut_variables
-
-try:  # PyPI's pynutclient
-    from PyNUTClient.PyNUT import PyNUTClient, PyNUTError
-except ImportError:  # pragma: no cover - Debian's python3-nut (bookworm), a single module
-    from PyNUT import PyNUTClient, PyNUTError
 
 __all__ = ["NutPowerSource"]
 
@@ -46,7 +44,7 @@ __all__ = ["NutPowerSource"]
 _MAX_REPLY_BYTES = 1 << 20
 
 
-class _Client(PyNUTClient):  # type: ignore[misc]  # PyNUTClient is untyped
+class _Client(PyNUTClient):
     """PyNUTClient whose reader raises on end of stream and bounds a reply in time and size.
 
     It replaces the private ``__read_until`` of the socket-based PyNUTClient (1.8.0 and later); the

@@ -120,6 +120,7 @@ class PowerDaemon:
         self._estimator = EstimatorMemory()
         self._estimate = RuntimeEstimate(None, RuntimeSource.NONE)
         self._ready = False
+        self._first_poll_at: float | None = None
         self._shutdown_started = False
         self._last_error: str | None = None
         self._rejections_logged: dict[tuple[str, str, str], float] = {}
@@ -174,9 +175,11 @@ class PowerDaemon:
         self.memory, events = decide(self.memory, observation, self._policy)
         for event in events:
             self._log_event(event)
-        if not self._ready:
-            # Ready after the first poll, whatever it found: an unreachable upsd is a state to report
-            # ("unknown: ..."), not a failed start that would block `apt install` and loop on restart.
+        if self._first_poll_at is None:
+            self._first_poll_at = now
+        if not self._ready and (pending.reading is not None or now - self._first_poll_at >= self._policy.stale_after_s):
+            # READY once the daemon knows the power state. A UPS still silent after stale_after is a state to
+            # report ("unknown: ..."), not a failed start that would block `apt install` and loop on restart.
             self._ready = True
             self._notifier.ready(status_line(self.memory))
         else:

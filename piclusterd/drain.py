@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, render_shed_record
+from piclusterd.audit import AuditLogger
 from piclusterd.cluster import Pod, parse_kubectl_list
 from piclusterd.kube_api import EvictionOutcome, KubeClusterApi
 from piclusterd.ports import Clock
@@ -110,8 +111,8 @@ class Drainer:
         sleep: Callable[[float], None],
         options: DrainOptions,
         fence: Callable[[], None],
+        log: AuditLogger,
         tick: Callable[[], None] = lambda: None,
-        log: Any = None,
     ) -> None:
         self._api = api
         self._clock = clock
@@ -120,10 +121,6 @@ class Drainer:
         self._fence = fence
         self._tick = tick
         self._log = log
-
-    def _say(self, event: str, **fields: object) -> None:
-        if self._log is not None:
-            self._log.info(event, **fields)
 
     def cordon_with_record(self, node: str, record: ShedRecord) -> None:
         """Record intent and cordon in one patch: a new leader always finds why a node is cordoned."""
@@ -135,7 +132,7 @@ class Drainer:
                 "spec": {"unschedulable": True},
             },
         )
-        self._say("node.cordoned", target=node, was_unschedulable=record.was_unschedulable)
+        self._log.info("node.cordoned", target=node, was_unschedulable=record.was_unschedulable)
 
     def roll_back(self, node: str, record: ShedRecord) -> None:
         """Undo exactly what we did: uncordon only if we cordoned, and drop our record."""
@@ -143,14 +140,14 @@ class Drainer:
         if not record.was_unschedulable:
             patch["spec"] = {"unschedulable": None}
         self._api.patch_node(node, patch)
-        self._say("node.uncordoned" if not record.was_unschedulable else "node.record_cleared", target=node)
+        self._log.info("node.rolled_back", target=node, uncordoned=not record.was_unschedulable)
 
     def drain(self, node: str, record: ShedRecord) -> DrainResult:
         """Cordon (with the record), evict, wait. On failure the node is left as it was found."""
         started = self._clock.monotonic()
         deadline = started + self._options.timeout_s
         self.cordon_with_record(node, record)
-        self._say("node.drain_started", target=node, timeout_s=self._options.timeout_s)
+        self._log.info("node.drain_started", target=node, timeout_s=self._options.timeout_s)
         blockers = _Blockers()
         progress: dict[str, _PodProgress] = {}
         for pod in _pods(self._api.pods_on_node(node)):
@@ -205,7 +202,7 @@ class Drainer:
         self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(drained)}}})
         evicted = tuple(sorted(progress))
         elapsed = self._clock.monotonic() - started
-        self._say("node.drained", target=node, evicted=list(evicted), elapsed_s=round(elapsed, 1))
+        self._log.info("node.drained", target=node, evicted=list(evicted), elapsed_s=round(elapsed, 1))
         return DrainResult(node, True, evicted=evicted, elapsed_s=elapsed)
 
     def _is_gone(self, pod: Pod) -> bool:
@@ -236,14 +233,13 @@ class Drainer:
         self.roll_back(node, record)
         elapsed = self._clock.monotonic() - started
         blocked = tuple(sorted(blockers.pods.items()))
-        if self._log is not None:
-            self._log.warning(
-                "node.drain_failed",
-                target=node,
-                reason=why,
-                blocking_pods=[f"{k}: {v}" for k, v in blocked],
-                budgets=sorted(blockers.budgets),
-                elapsed_s=round(elapsed, 1),
-            )
+        self._log.warning(
+            "node.drain_failed",
+            target=node,
+            reason=why,
+            blocking_pods=[f"{k}: {v}" for k, v in blocked],
+            budgets=sorted(blockers.budgets),
+            elapsed_s=round(elapsed, 1),
+        )
         evicted = tuple(sorted(k for k, item in progress.items() if item.evicted))
         return DrainResult(node, False, evicted, blocked, tuple(sorted(blockers.budgets)), elapsed, why)

@@ -32,6 +32,7 @@ from piclusterd.annotations import (
     render_poweroff_request,
     render_shed_record,
 )
+from piclusterd.audit import AuditLogger
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.ports import Clock
 from piclusterd.ssh_power import SshOutcome, SshPowerOff
@@ -89,8 +90,8 @@ class PeerPowerOff:
         ack_timeout_s: float = 30.0,
         off_timeout_s: float = 180.0,
         poll_s: float = 2.0,
+        log: AuditLogger,
         events: EventRecorder | None = None,
-        log: Any = None,
     ) -> None:
         self._api = api
         self._clock = clock
@@ -143,8 +144,7 @@ class PeerPowerOff:
                 },
             )
             record = requested
-            if self._log is not None:
-                self._log.warning("node.poweroff_requested", target=node, request_id=request_id, reason=record.reason)
+            self._log.warning("node.poweroff_requested", target=node, request_id=request_id, reason=record.reason)
             self._event(
                 node, "PowerOffRequested", f"piclusterd ({self._leader}) asked {node} to power off: {record.reason}"
             )
@@ -166,16 +166,14 @@ class PeerPowerOff:
                 return outcome
         current = self._wait(node, self._clock.monotonic() + self._off_timeout_s, lambda n: not node_is_ready(n))
         if node_is_ready(current):
-            if self._log is not None:
-                self._log.error("node.poweroff_unconfirmed", target=node, request_id=request_id, via=via)
+            self._log.error("node.poweroff_unconfirmed", target=node, request_id=request_id, via=via)
             self._event(
                 node, "PowerOffUnconfirmed", f"{node} was asked to power off ({via}) but is still Ready", warning=True
             )
             return PowerOffResult(node, PowerOffOutcome.NOT_CONFIRMED, request_id, via)
         off = record.with_phase(ShedPhase.POWERED_OFF, _rfc3339(self._clock.wall()))
         self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(off)}}})
-        if self._log is not None:
-            self._log.warning("node.powered_off", target=node, request_id=request_id, via=via)
+        self._log.warning("node.powered_off", target=node, request_id=request_id, via=via)
         self._event(node, "PowerShed", f"{node} powered off to save battery: {record.reason}")
         return PowerOffResult(node, PowerOffOutcome.POWERED_OFF, request_id, via)
 
@@ -183,20 +181,18 @@ class PeerPowerOff:
         """The fallback; returns a final result only when it must stop (refused), else None to keep waiting."""
         address = node_address(current)
         if self._ssh is None or address is None:
-            if self._log is not None:
-                self._log.warning(
-                    "node.poweroff_no_ack",
-                    target=node,
-                    request_id=request_id,
-                    ssh="not configured" if address else "no address",
-                )
+            self._log.warning(
+                "node.poweroff_no_ack",
+                target=node,
+                request_id=request_id,
+                ssh="not configured" if address else "no address",
+            )
             return None
         self._fence()
         result = self._ssh.power_off(node, address, self._ssh_port, request_id)
-        if self._log is not None:
-            self._log.warning(
-                "node.poweroff_ssh", target=node, address=address, outcome=result.outcome.value, detail=result.detail
-            )
+        self._log.warning(
+            "node.poweroff_ssh", target=node, address=address, outcome=result.outcome.value, detail=result.detail
+        )
         if result.outcome in (SshOutcome.HOST_KEY_MISMATCH, SshOutcome.AUTH_FAILED):
             self._event(
                 node,

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,6 @@ import pytest
 from .vm import VmImage, build_env, cached_image, missing_host_tools
 
 REPO = Path(__file__).resolve().parents[2]
-STANDIN_DRIVER = Path(__file__).with_name("standin_nut.py")
 DEFAULT_CACHE = Path("/var/cache/piclusterd-test")
 
 
@@ -46,7 +43,6 @@ class BuiltPackage:
     changes: Path
     source_tree: Path
     build_seconds: float
-    used_standin_driver: bool
 
 
 def _copy_tree(destination: Path) -> None:
@@ -72,15 +68,6 @@ def built_package() -> Iterator[BuiltPackage]:
     work = Path(tempfile.mkdtemp(prefix="piclusterd-deb-"))
     tree = work / "piclusterd"
     _copy_tree(tree)
-    standin = not (tree / "drivers" / "nut.py").exists()
-    if standin:
-        shutil.copy2(STANDIN_DRIVER, tree / "drivers" / "nut.py")
-        message = (
-            "drivers/nut.py is not in this tree: the .deb under test uses the STAND-IN driver "
-            "tests/system/standin_nut.py. Delete the stand-in once the real driver is merged."
-        )
-        warnings.warn(message, stacklevel=1)
-        print(f"WARNING: {message}", file=sys.stderr)
     checked = subprocess.run(["dpkg-checkbuilddeps"], cwd=tree, env=build_env(), capture_output=True, text=True)
     if checked.returncode != 0:
         pytest.fail(f"cannot build the .deb: {checked.stderr.strip()} (.ci/run installs them)", pytrace=False)
@@ -100,7 +87,7 @@ def built_package() -> Iterator[BuiltPackage]:
         pytest.fail(f"dpkg-buildpackage failed (exit status {done.returncode}), log {log}:\n{tail}", pytrace=False)
     (deb,) = work.glob("piclusterd_*_all.deb")
     (changes,) = work.glob("piclusterd_*.changes")
-    yield BuiltPackage(deb, changes, tree, time.monotonic() - started, standin)
+    yield BuiltPackage(deb, changes, tree, time.monotonic() - started)
     shutil.rmtree(work, ignore_errors=True)
 
 
