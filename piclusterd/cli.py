@@ -16,16 +16,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from piclusterd import __version__
-from piclusterd.audit import LogFormat, make_audit_logger
+from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.clock import SystemClock
 from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
 from piclusterd.daemon import PowerDaemon
-from piclusterd.errors import ConfigError, PiclusterError
+from piclusterd.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.notify import SystemdNotifier
 from piclusterd.ports import PowerSource
 from piclusterd.shutdown_command import CommandShutdown
+
+if TYPE_CHECKING:
+    from piclusterd.cluster_controller import ClusterController
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -68,6 +72,106 @@ def build_power_source(config: Config) -> PowerSource:
     )
 
 
+def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
+    """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
+    from kubernetes import client as k8s
+    from kubernetes import config as kubeconfig
+
+    from piclusterd.cluster_controller import ClusterController, settings_from_config
+    from piclusterd.drain import Drainer, DrainOptions
+    from piclusterd.kube_api import EventRecorder, KubeClusterApi
+    from piclusterd.leader import LeaseElector
+    from piclusterd.node_agent import NodeAgent
+    from piclusterd.peer_power import PeerPowerOff
+    from piclusterd.ssh_power import SshPowerOff
+
+    cluster = config.cluster
+    configuration = k8s.Configuration()
+    try:
+        if cluster.kubeconfig:
+            kubeconfig.load_kube_config(config_file=cluster.kubeconfig, client_configuration=configuration)
+        else:
+            kubeconfig.load_incluster_config(client_configuration=configuration)
+    except Exception as error:  # the loader raises ConfigException, OSError, yaml errors...
+        raise ConfigError(
+            config.path,
+            "cluster.kubeconfig",
+            f"cannot load {cluster.kubeconfig or 'in-cluster config'}: {error}",
+            "a kubeconfig made as deploy/README.md shows",
+        ) from error
+    configuration.retries = False  # bounded latency: our own loop retries, urllib3 must not hide outages
+    api_client = k8s.ApiClient(configuration)
+    clock = SystemClock()
+    identity = config.node.name
+    node_log = log.bind(component="cluster")
+    api = KubeClusterApi(api_client)
+    events = EventRecorder(api_client, reporter=identity)
+    elector = LeaseElector.on_kubernetes(
+        api_client, clock, identity, namespace=cluster.lease_namespace, name=cluster.lease_name
+    )
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise DaemonStopping("stopping in the middle of a cluster step")
+
+    def keep_alive() -> None:
+        daemon.keep_alive()
+        elector.try_acquire_or_renew()
+
+    ssh = None
+    if cluster.ssh_key and Path(cluster.ssh_key).exists() and Path(cluster.ssh_known_hosts).exists():
+        ssh = SshPowerOff(key_file=cluster.ssh_key, known_hosts_file=cluster.ssh_known_hosts, user=cluster.ssh_user)
+    else:
+        node_log.warning(
+            "cluster.ssh_fallback_off",
+            key=cluster.ssh_key,
+            known_hosts=cluster.ssh_known_hosts,
+            why="key or known_hosts file missing: peers that do not answer cannot be powered off over SSH",
+        )
+    drainer = Drainer(
+        api,
+        clock,
+        sleep=sleep,
+        options=DrainOptions(
+            ignore_daemonsets=True,
+            delete_emptydir_data=cluster.delete_emptydir_data,
+            allow_unreplicated=cluster.allow_unreplicated,
+            timeout_s=cluster.drain_timeout_s,
+            wait_for_critical_replacements=cluster.wait_for_replacements,
+            critical_priority_threshold=cluster.critical_priority,
+        ),
+        fence=elector.ensure_leader,
+        tick=keep_alive,
+        log=node_log,
+    )
+    power_off = PeerPowerOff(
+        api,
+        clock,
+        leader=identity,
+        sleep=sleep,
+        fence=elector.ensure_leader,
+        tick=keep_alive,
+        ssh=ssh,
+        ssh_port=cluster.ssh_port,
+        ack_timeout_s=cluster.poweroff_ack_timeout_s,
+        off_timeout_s=cluster.poweroff_timeout_s,
+        events=events,
+        log=node_log,
+    )
+    return ClusterController(
+        identity=identity,
+        api=api,
+        elector=elector,
+        agent=NodeAgent(api, identity, daemon, node_log),
+        drainer=drainer,
+        power_off=power_off,
+        events=events,
+        settings=settings_from_config(config),
+        clock=clock,
+        log=log,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -106,8 +210,15 @@ def _run(args: argparse.Namespace) -> int:
         log.critical("daemon.failed", error=str(error))
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    cluster = None
+    if config.cluster.enabled:
+        try:
+            cluster = build_cluster(config, daemon, log, stop)
+        except ConfigError as error:
+            print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
-        daemon.run(stop, reload_requested, lambda: load_config(args.config))
+        daemon.run(stop, reload_requested, lambda: load_config(args.config), cluster)
     except PiclusterError as error:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "BatteryConfig",
+    "ClusterConfig",
     "Config",
     "DaemonConfig",
     "Mode",
@@ -109,6 +110,33 @@ class HatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """``[cluster]``: election, planning, drain and power-off of peers. Off: single-node protection only."""
+
+    enabled: bool
+    kubeconfig: str
+    lease_namespace: str
+    lease_name: str
+    target_runtime_s: float
+    on_battery_grace_s: float
+    min_nodes: int
+    critical_priority: int
+    allow_unreplicated: bool
+    delete_emptydir_data: bool
+    wait_for_replacements: bool
+    drain_timeout_s: float
+    poweroff_ack_timeout_s: float
+    poweroff_timeout_s: float
+    ssh_key: str
+    ssh_known_hosts: str
+    ssh_user: str
+    ssh_port: int
+    pi_model: str
+    power_off_on_halt: bool
+    switch_w: float
+
+
+@dataclass(frozen=True, slots=True)
 class ShutdownConfig:
     command: tuple[str, ...]
 
@@ -126,6 +154,7 @@ class Config:
     ups: UpsConfig
     battery: BatteryConfig
     hat: HatConfig
+    cluster: ClusterConfig
     policy: PolicyConfig
     shutdown: ShutdownConfig
     daemon: DaemonConfig
@@ -133,7 +162,8 @@ class Config:
     def summary(self) -> dict[str, object]:
         """The effective configuration as flat key/values for the start-up log (no secrets)."""
         out: dict[str, object] = {"config": self.path, "mode": self.mode.value}
-        for section in (self.node, self.ups, self.battery, self.hat, self.policy, self.shutdown, self.daemon):
+        sections = (self.node, self.ups, self.battery, self.hat, self.cluster, self.policy, self.shutdown, self.daemon)
+        for section in sections:
             prefix = type(section).__name__.removesuffix("Config").lower()
             for item in fields(section):
                 value = getattr(section, item.name)
@@ -204,6 +234,12 @@ def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
         return float(value)
 
     return convert
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false (no quotes)")
+    return value
 
 
 def _whole(low: int, high: int) -> _Convert:
@@ -279,6 +315,29 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "discharge_sign": _Key("", _string),
         "discharge_threshold_a": _Key(0.05, _number(0, 10)),
         "shunt_ohm": _Key(0.1, _number(0.0001, 100)),
+    },
+    "cluster": {
+        "enabled": _Key(False, _bool),
+        "kubeconfig": _Key("/etc/piclusterd/kubeconfig", _string),
+        "lease_namespace": _Key("kube-system", _nonempty_string),
+        "lease_name": _Key("piclusterd-leader", _nonempty_string),
+        "target_runtime": _Key("4h", _duration(60, 7 * 86400)),
+        "on_battery_grace": _Key("60s", _duration(0, 3600)),
+        "min_nodes": _Key(1, _whole(1, 10_000)),
+        "critical_priority": _Key(1_000_000, _whole(-(2**31), 2**31 - 1)),
+        "allow_unreplicated": _Key(False, _bool),
+        "delete_emptydir_data": _Key(True, _bool),
+        "wait_for_replacements": _Key(True, _bool),
+        "drain_timeout": _Key("5m", _duration(10, 3600)),
+        "poweroff_ack_timeout": _Key("30s", _duration(1, 600)),
+        "poweroff_timeout": _Key("3m", _duration(10, 3600)),
+        "ssh_key": _Key("/var/lib/piclusterd/id_ed25519", _string),
+        "ssh_known_hosts": _Key("/etc/piclusterd/known_hosts", _string),
+        "ssh_user": _Key("root", _nonempty_string),
+        "ssh_port": _Key(22, _port),
+        "pi_model": _Key("pi4b", _choice("pi3b+", "pi4b", "pi5")),
+        "power_off_on_halt": _Key(False, _bool),
+        "switch_w": _Key(4, _number(0, 1e4)),
     },
     "shutdown": {"command": _Key(["systemctl", "poweroff"], _argv)},
     "daemon": {"runtime_dir": _Key("/run/piclusterd", _nonempty_string)},
@@ -451,6 +510,16 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 file, "ups.password_file", "is empty but ups.username is set", "the path of a root-only password file"
             )
         )
+    cluster = values["cluster"]
+    if cluster["enabled"] and values["battery"]["capacity_wh"] is None:
+        problems.append(
+            ConfigError(
+                file,
+                "battery.capacity_wh",
+                "is not set but [cluster] enabled = true",
+                "the UPS battery's capacity in Wh (12 V 7 Ah = 84 Wh): the planner needs it to project runtime",
+            )
+        )
     hat_profile = None
     if ups["driver"] == "hat":
         hat_profile = _hat_profile(file, values["hat"], problems)
@@ -486,6 +555,29 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             profile=hat_profile,
             i2c_bus=values["hat"]["i2c_bus"],
             debounce_s=values["hat"]["power_loss_debounce"],
+        ),
+        cluster=ClusterConfig(
+            enabled=cluster["enabled"],
+            kubeconfig=cluster["kubeconfig"],
+            lease_namespace=cluster["lease_namespace"],
+            lease_name=cluster["lease_name"],
+            target_runtime_s=cluster["target_runtime"],
+            on_battery_grace_s=cluster["on_battery_grace"],
+            min_nodes=cluster["min_nodes"],
+            critical_priority=cluster["critical_priority"],
+            allow_unreplicated=cluster["allow_unreplicated"],
+            delete_emptydir_data=cluster["delete_emptydir_data"],
+            wait_for_replacements=cluster["wait_for_replacements"],
+            drain_timeout_s=cluster["drain_timeout"],
+            poweroff_ack_timeout_s=cluster["poweroff_ack_timeout"],
+            poweroff_timeout_s=cluster["poweroff_timeout"],
+            ssh_key=cluster["ssh_key"],
+            ssh_known_hosts=cluster["ssh_known_hosts"],
+            ssh_user=cluster["ssh_user"],
+            ssh_port=cluster["ssh_port"],
+            pi_model=cluster["pi_model"],
+            power_off_on_halt=cluster["power_off_on_halt"],
+            switch_w=cluster["switch_w"],
         ),
         policy=PolicyConfig(
             critical_runtime_s=policy["critical_runtime"],

@@ -19,7 +19,7 @@ from piclusterd import __version__
 from piclusterd.audit import AuditLogger
 from piclusterd.config import Config, Mode
 from piclusterd.durations import format_duration
-from piclusterd.errors import ConfigError, SourceUnavailable
+from piclusterd.errors import ConfigError, DaemonStopping, SourceUnavailable
 from piclusterd.notify import SystemdNotifier
 from piclusterd.ports import Clock, LocalShutdown, PowerSource
 from piclusterd.power_state import (
@@ -36,12 +36,20 @@ from piclusterd.power_state import (
 from piclusterd.reading import ParsedReading, UpsReading
 from piclusterd.runtime import BatteryModel, EstimatorMemory, RuntimeEstimate, RuntimeSource, estimate_runtime
 
-__all__ = ["PowerDaemon", "PreShutdownHook", "SourceFactory", "policy_from_config", "status_line"]
+__all__ = ["ClusterTick", "PowerDaemon", "PreShutdownHook", "SourceFactory", "policy_from_config", "status_line"]
 
 #: How long the same rejected value stays quiet before it is logged again (no journal flood at 1 Hz).
 REJECTION_REPEAT_S = 300.0
 
 SourceFactory = Callable[[Config], PowerSource]
+
+
+class ClusterTick(Protocol):
+    """The cluster side, run after every power poll (``cluster_controller.ClusterController``)."""
+
+    def tick(self, power: PowerMemory, measured_load_w: float | None) -> None: ...
+
+    def release(self) -> None: ...
 
 
 class PreShutdownHook(Protocol):
@@ -299,7 +307,22 @@ class PowerDaemon:
         self._notifier.ready(status_line(self.memory))
         return True
 
-    def run(self, stop: threading.Event, reload_requested: threading.Event, load: Callable[[], Config]) -> None:
+    @property
+    def measured_load_w(self) -> float | None:
+        return self._estimate.load_w
+
+    def keep_alive(self) -> None:
+        """One power poll and a watchdog ping: called from inside long cluster steps (a drain)."""
+        self.step()
+        self._notifier.watchdog()
+
+    def run(
+        self,
+        stop: threading.Event,
+        reload_requested: threading.Event,
+        load: Callable[[], Config],
+        cluster: ClusterTick | None = None,
+    ) -> None:
         """Poll until ``stop`` is set. The watchdog is pinged once per loop, so a hung poll is noticed."""
         self._log.info("daemon.started", version=__version__, **self._config.summary())
         try:
@@ -310,9 +333,15 @@ class PowerDaemon:
                     self.reload(load)
                 self.step()
                 self._notifier.watchdog()
+                if cluster is not None:
+                    cluster.tick(self.memory, self._estimate.load_w)
                 elapsed = self._clock.monotonic() - started
                 stop.wait(max(0.0, self._config.ups.poll_interval_s - elapsed))
+        except DaemonStopping:
+            pass  # asked to stop mid-drain: the record on the Node lets the next leader resume it
         finally:
             self._notifier.stopping()
+            if cluster is not None:
+                cluster.release()
             self._source.close()
             self._log.info("daemon.stopped", state=self.memory.state)

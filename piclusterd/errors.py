@@ -15,6 +15,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "ConfigInvalid",
+    "DaemonStopping",
     "DriverError",
     "GpioUnavailable",
     "I2cTransferFailed",
@@ -61,6 +62,10 @@ class ConfigInvalid(ConfigError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class DaemonStopping(PiclusterError):
+    """The daemon was asked to stop in the middle of a long step (a drain): abandon it, the record stays."""
 
 
 class DriverError(PiclusterError):

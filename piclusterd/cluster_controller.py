@@ -1,0 +1,275 @@
+"""The cluster side of the daemon, run once per poll on every node: obey, elect, and (as leader) shed.
+
+Every node: its :class:`~piclusterd.node_agent.NodeAgent` obeys a power-off request for itself, and it takes
+part in the Lease election. The leader reads the cluster, asks the pure planner what to shed, and carries out
+*one* step at a time, each resumable from the records on the Node objects:
+
+1. nodes already in progress (a drain or power-off the previous leader started) are finished first;
+2. then the plan's first action whose drain has not failed recently: drain, then power off.
+
+In ``dry-run`` the leader plans, logs ``plan.decided`` and emits Events, and changes nothing. ``fence`` (the
+elector's ``ensure_leader``) runs before every destructive call, so a leader that lost its lease stops.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from piclusterd.annotations import (
+    SHED_ANNOTATION,
+    InvalidRecord,
+    ShedPhase,
+    ShedRecord,
+    parse_shed_record,
+)
+from piclusterd.audit import AuditLogger
+from piclusterd.cluster import ClusterView, parse_kubectl_list
+from piclusterd.config import Config, Mode
+from piclusterd.drain import Drainer
+from piclusterd.errors import ClusterError, NotLeader
+from piclusterd.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.leader import LeaseElector
+from piclusterd.node_agent import NodeAgent
+from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
+from piclusterd.planner import Plan, PlannerPolicy, plan
+from piclusterd.ports import Clock
+from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation
+from piclusterd.power_state import BATTERY_STATES, PowerMemory
+
+__all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
+
+#: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
+DRAIN_RETRY_AFTER_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShedSettings:
+    policy: PlannerPolicy
+    battery: BatterySpec
+    hardware: PowerConfig
+    dry_run: bool
+
+
+def settings_from_config(config: Config) -> ShedSettings:
+    """The planner's inputs from ``[cluster]`` and ``[battery]`` (capacity is required when enabled)."""
+    cluster, battery = config.cluster, config.battery
+    return ShedSettings(
+        policy=PlannerPolicy(
+            target_runtime_s=cluster.target_runtime_s,
+            on_battery_grace_s=cluster.on_battery_grace_s,
+            min_nodes=cluster.min_nodes,
+            critical_priority_threshold=cluster.critical_priority,
+            allow_unreplicated=cluster.allow_unreplicated,
+            evict_emptydir=cluster.delete_emptydir_data,
+        ),
+        battery=BatterySpec(
+            capacity_wh=battery.capacity_wh or 0.0,
+            usable_fraction=battery.usable_fraction,
+            inverter_efficiency=battery.inverter_efficiency,
+            ups_overhead_w=battery.overhead_w,
+        ),
+        hardware=PowerConfig(
+            default_model=PiModel(cluster.pi_model),
+            fixed_loads_w={"switch": cluster.switch_w},
+            power_off_on_halt=cluster.power_off_on_halt,
+        ),
+        dry_run=config.mode is Mode.DRY_RUN,
+    )
+
+
+def _rfc3339(wall: float) -> str:
+    return datetime.datetime.fromtimestamp(wall, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ClusterController:
+    def __init__(
+        self,
+        *,
+        identity: str,
+        api: KubeClusterApi,
+        elector: LeaseElector,
+        agent: NodeAgent,
+        drainer: Drainer,
+        power_off: PeerPowerOff,
+        events: EventRecorder,
+        settings: ShedSettings,
+        clock: Clock,
+        log: AuditLogger,
+    ) -> None:
+        self._identity = identity
+        self._api = api
+        self._elector = elector
+        self._agent = agent
+        self._drainer = drainer
+        self._power_off = power_off
+        self._events = events
+        self._settings = settings
+        self._clock = clock
+        self._log = log.bind(component="cluster")
+        self._on_battery_since: float | None = None
+        self._last_plan_key: tuple[object, ...] | None = None
+        self._drain_failed_at: dict[str, float] = {}
+        self._invalid_reported: dict[str, str] = {}
+        self.last_plan: Plan | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._elector.is_leader()
+
+    def release(self) -> None:
+        """On a clean stop: give the lease up so another node leads at once, not after it expires."""
+        try:
+            if self._elector.release():
+                self._log.info("leader.released")
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="release the lease", error=str(error))
+
+    def fence(self) -> None:
+        """Raise NotLeader unless our lease is fresh: called right before every destructive step."""
+        self._elector.ensure_leader()
+
+    def tick(self, power: PowerMemory, measured_load_w: float | None) -> None:
+        """One round: obey requests for this node, renew or seek the lease, and lead if we hold it."""
+        now = self._clock.monotonic()
+        if power.state in BATTERY_STATES:
+            if self._on_battery_since is None:
+                self._on_battery_since = power.since if power.since is not None else now
+        else:
+            self._on_battery_since = None
+        try:
+            self._agent.tick()
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
+        attempt = self._elector.try_acquire_or_renew()
+        if attempt.transition is not None:
+            level = self._log.info if attempt.leader else self._log.warning
+            level(attempt.transition.value, holder=attempt.holder)
+        if not attempt.leader:
+            return
+        try:
+            self._lead(power, measured_load_w, now)
+        except NotLeader as error:
+            self._log.warning("leader.lost", holder=None, why=str(error))
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="lead", error=str(error))
+
+    def _situation(self, power: PowerMemory, measured_load_w: float | None) -> PowerSituation:
+        reading = power.last_reading
+        return PowerSituation(
+            state=power.state.value,
+            on_battery_since=self._on_battery_since,
+            charge_pct=None if reading is None else reading.charge_pct,
+            measured_load_w=measured_load_w,
+        )
+
+    def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
+        view = parse_kubectl_list(self._api.snapshot())
+        decided = plan(
+            view,
+            self._situation(power, measured_load_w),
+            self._settings.battery,
+            self._settings.policy,
+            now,
+            hardware=self._settings.hardware,
+        )
+        self.last_plan = decided
+        self._report(decided)
+        if self._settings.dry_run:
+            return
+        if self._resume(view, decided):
+            return
+        for action in decided.actions:
+            failed_at = self._drain_failed_at.get(action.node)
+            if failed_at is not None and now - failed_at < DRAIN_RETRY_AFTER_S:
+                continue
+            self._shed(view, action.node, action.reason)
+            return
+
+    def _report(self, decided: Plan) -> None:
+        """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
+        key = (decided.decision, decided.nodes_to_shed, tuple((r.node, r.rule) for r in decided.refused))
+        if key == self._last_plan_key:
+            return
+        self._last_plan_key = key
+        self._log.info(
+            "plan.decided",
+            decision=decided.decision.value,
+            reason=decided.reason,
+            shed=list(decided.nodes_to_shed),
+            in_progress=list(decided.shed_in_progress),
+            projected_runtime_s=None if decided.projected_runtime_s is None else round(decided.projected_runtime_s),
+            runtime_without_shedding_s=None
+            if decided.runtime_without_shedding_s is None
+            else round(decided.runtime_without_shedding_s),
+            refused=[{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused],
+            dry_run=self._settings.dry_run,
+        )
+        verb = "would shed (dry-run)" if self._settings.dry_run else "sheds"
+        for action in decided.actions:
+            self._events.emit(action.node, "PowerShedPlanned", f"piclusterd {verb} {action.node}: {action.reason}")
+
+    def _records(self, view: ClusterView) -> dict[str, ShedRecord]:
+        found: dict[str, ShedRecord] = {}
+        for node in view.nodes:
+            raw = node.annotations.get(SHED_ANNOTATION)
+            if raw is None:
+                continue
+            parsed = parse_shed_record(raw)
+            if isinstance(parsed, InvalidRecord):
+                if self._invalid_reported.get(node.name) != raw:
+                    self._invalid_reported[node.name] = raw
+                    self._log.error("node.record_invalid", target=node.name, value=raw[:200], why=parsed.reason)
+                    self._events.emit(
+                        node.name,
+                        "ShedRecordInvalid",
+                        f"{SHED_ANNOTATION} cannot be read: {parsed.reason}",
+                        warning=True,
+                    )
+                continue
+            found[node.name] = parsed
+        return found
+
+    def _resume(self, view: ClusterView, decided: Plan) -> bool:
+        """Finish what a previous leader (or this one) started; True if a step was taken."""
+        for name, record in sorted(self._records(view).items()):
+            if record.phase is ShedPhase.DRAINING:
+                if not decided.actions and decided.decision.value.startswith("hold"):
+                    # Power came back (or is unknown) mid-drain: undo it rather than finish it.
+                    self.fence()
+                    self._drainer.roll_back(name, record)
+                    return True
+                self._log.info("node.drain_resumed", target=name, leader_was=record.leader)
+                self._drain_and_power_off(name, record)
+                return True
+            if record.phase in (ShedPhase.DRAINED, ShedPhase.POWEROFF_REQUESTED):
+                self._log.info("node.poweroff_resumed", target=name, phase=record.phase.value)
+                self._power_off.power_off(name, record)
+                return True
+        return False
+
+    def _shed(self, view: ClusterView, name: str, reason: str) -> None:
+        node = view.node(name)
+        record = ShedRecord(
+            ShedPhase.DRAINING,
+            self._identity,
+            reason,
+            _rfc3339(self._clock.wall()),
+            was_unschedulable=node.unschedulable if node is not None else False,
+        )
+        self._drain_and_power_off(name, record)
+
+    def _drain_and_power_off(self, name: str, record: ShedRecord) -> None:
+        result = self._drainer.drain(name, record)
+        if not result.ok:
+            self._drain_failed_at[name] = self._clock.monotonic()
+            blockers = "; ".join(f"{pod}: {why}" for pod, why in result.blocked[:5])
+            self._events.emit(
+                name, "DrainBlocked", f"drain {result.reason}, node left on. {blockers}".strip(), warning=True
+            )
+            return
+        self._events.emit(name, "Drained", f"{len(result.evicted)} pods moved off {name}")
+        drained = record.with_phase(ShedPhase.DRAINED, _rfc3339(self._clock.wall()))
+        outcome = self._power_off.power_off(name, drained)
+        if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
+            self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)
