@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from piclusterd.cluster import ClusterView, Node, Pod, ShedState
+from piclusterd.cluster import ClusterView, Node, Pod, PodPhase, ShedState
 
 __all__ = [
     "KNOWN_POWER_STATES",
@@ -259,7 +259,7 @@ def check_pdbs(view: ClusterView, node: Node) -> Refusal | None:
         return None
     problems: list[str] = []
     for pod in view.pods_on(node.name):
-        if not pod.must_move or pod.phase.value != "Running":
+        if not pod.must_move or pod.phase is not PodPhase.RUNNING:
             continue
         budgets = view.pdbs_for(pod)
         if len(budgets) > 1:
