@@ -311,32 +311,30 @@ class Node:
     ready: bool = True
     unschedulable: bool = False
     taints: tuple[Taint, ...] = ()
+    #: Role names from ``node-role.kubernetes.io/<role>`` labels (k3s sets them to ``"true"``).
+    roles: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: A control-plane node: role control-plane, master or etcd.
+    is_control_plane: bool = field(init=False, repr=False, compare=False)
+    #: Member of the embedded etcd: role ``etcd`` unless ``picluster.io/etcd-member`` says otherwise.
+    is_etcd_member: bool = field(init=False, repr=False, compare=False)
+    #: piclusterd's record of shedding this node (``picluster.io/shed``).
+    shed_state: ShedState = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_map(self.labels))
+        labels = _frozen_map(self.labels)
+        object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "annotations", _frozen_map(self.annotations))
-
-    @property
-    def roles(self) -> frozenset[str]:
-        """Role names from ``node-role.kubernetes.io/<role>`` labels (k3s sets them to ``"true"``)."""
-        return frozenset(
+        roles = frozenset(
             key[len(_ROLE_PREFIX) :]
-            for key, value in self.labels.items()
+            for key, value in labels.items()
             if key.startswith(_ROLE_PREFIX) and value in ("true", "")
         )
-
-    @property
-    def is_control_plane(self) -> bool:
-        """A control-plane node: role control-plane, master or etcd."""
-        return bool(self.roles & _CONTROL_PLANE_ROLES) or self.is_etcd_member
-
-    @property
-    def is_etcd_member(self) -> bool:
-        """Member of the embedded etcd: role ``etcd`` unless ``picluster.io/etcd-member`` says otherwise."""
-        explicit = self.labels.get(LABEL_ETCD_MEMBER)
-        if explicit in ("true", "false"):
-            return explicit == "true"
-        return "etcd" in self.roles
+        explicit = labels.get(LABEL_ETCD_MEMBER)
+        etcd = explicit == "true" if explicit in ("true", "false") else "etcd" in roles
+        object.__setattr__(self, "roles", roles)
+        object.__setattr__(self, "is_etcd_member", etcd)
+        object.__setattr__(self, "is_control_plane", bool(roles & _CONTROL_PLANE_ROLES) or etcd)
+        object.__setattr__(self, "shed_state", _shed_state(self.annotations.get(ANNOTATION_SHED)))
 
     @property
     def tier(self) -> int | None:
@@ -348,11 +346,6 @@ class Node:
             return int(text)
         except ValueError:
             return None
-
-    @property
-    def shed_state(self) -> ShedState:
-        """piclusterd's record of shedding this node (``picluster.io/shed``)."""
-        return _shed_state(self.annotations.get(ANNOTATION_SHED))
 
 
 class PodPhase(enum.StrEnum):
@@ -394,49 +387,37 @@ class Pod:
     ready: bool = True
     is_mirror: bool = False
     terminating: bool = False
+    # Derived once, here (the planner asks these of every pod many times):
+    #: ``namespace/name``, unique in a cluster.
+    key: str = field(init=False, repr=False, compare=False)
+    #: Managed by a DaemonSet: never evicted, dies with its node, comes back with it.
+    is_daemonset: bool = field(init=False, repr=False, compare=False)
+    #: Succeeded or Failed: holds no resources and needs no new home.
+    is_finished: bool = field(init=False, repr=False, compare=False)
+    #: Something recreates it when evicted (kubectl's test for ``--force``).
+    has_controller: bool = field(init=False, repr=False, compare=False)
+    #: Counts against its node's allocatable (everything bound and not finished).
+    holds_resources: bool = field(init=False, repr=False, compare=False)
+    #: Would be evicted by a drain and need a home elsewhere (kubectl drain's filters): DaemonSet and
+    #: mirror pods are skipped by drain; finished pods are just removed; pods already being deleted have
+    #: their replacement on its way already.
+    must_move: bool = field(init=False, repr=False, compare=False)
+    #: CPU the pod keeps busy, in millicores: measured usage if known, else its request.
+    cpu_load_m: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_map(self.labels))
-        object.__setattr__(self, "node_selector", _frozen_map(self.node_selector))
-
-    @property
-    def key(self) -> str:
-        """``namespace/name``, unique in a cluster."""
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def is_daemonset(self) -> bool:
-        """Managed by a DaemonSet: never evicted, dies with its node, comes back with it."""
-        return self.owner_kind == "DaemonSet"
-
-    @property
-    def is_finished(self) -> bool:
-        """Succeeded or Failed: holds no resources and needs no new home."""
-        return self.phase in (PodPhase.SUCCEEDED, PodPhase.FAILED)
-
-    @property
-    def has_controller(self) -> bool:
-        """Something recreates it when evicted (kubectl's test for ``--force``)."""
-        return self.owner_kind is not None
-
-    @property
-    def holds_resources(self) -> bool:
-        """Counts against its node's allocatable (everything bound and not finished)."""
-        return self.node is not None and not self.is_finished
-
-    @property
-    def must_move(self) -> bool:
-        """Would be evicted by a drain and need a home elsewhere (kubectl drain's filters).
-
-        DaemonSet and mirror pods are skipped by drain; finished pods are just removed; pods already
-        being deleted have their replacement on its way already.
-        """
-        return not (self.is_daemonset or self.is_mirror or self.is_finished or self.terminating)
-
-    @property
-    def cpu_load_m(self) -> int:
-        """CPU the pod keeps busy, in millicores: measured usage if known, else its request."""
-        return self.cpu_request_m if self.cpu_usage_m is None else self.cpu_usage_m
+        set_ = object.__setattr__
+        set_(self, "labels", _frozen_map(self.labels))
+        set_(self, "node_selector", _frozen_map(self.node_selector))
+        finished = self.phase in (PodPhase.SUCCEEDED, PodPhase.FAILED)
+        daemonset = self.owner_kind == "DaemonSet"
+        set_(self, "key", f"{self.namespace}/{self.name}")
+        set_(self, "is_daemonset", daemonset)
+        set_(self, "is_finished", finished)
+        set_(self, "has_controller", self.owner_kind is not None)
+        set_(self, "holds_resources", self.node is not None and not finished)
+        set_(self, "must_move", not (daemonset or self.is_mirror or finished or self.terminating))
+        set_(self, "cpu_load_m", self.cpu_request_m if self.cpu_usage_m is None else self.cpu_usage_m)
 
     def is_critical(self, priority_threshold: int) -> bool:
         """Critical: priority at least ``priority_threshold``, or labelled ``picluster.io/critical=true``."""
@@ -474,6 +455,14 @@ class Pdb:
         return self.selector is not None and pod.namespace == self.namespace and self.selector.matches(pod.labels)
 
 
+def _pod_key(pod: Pod) -> tuple[str, str]:
+    return (pod.namespace, pod.name)
+
+
+def _pdb_key(pdb: Pdb) -> tuple[str, str]:
+    return (pdb.namespace, pdb.name)
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     """Nodes, pods and PDBs at one instant, with lookups by node name and pod."""
@@ -498,9 +487,18 @@ class ClusterView:
         by_namespace: dict[str, list[Pdb]] = {}
         for pdb in self.pdbs:
             by_namespace.setdefault(pdb.namespace, []).append(pdb)
+        # Sorted, so that nothing downstream depends on the order kubectl happened to list objects in.
         object.__setattr__(self, "_nodes_by_name", MappingProxyType(by_name))
-        object.__setattr__(self, "_pods_by_node", MappingProxyType({k: tuple(v) for k, v in by_node.items()}))
-        object.__setattr__(self, "_pdbs_by_namespace", MappingProxyType({k: tuple(v) for k, v in by_namespace.items()}))
+        object.__setattr__(
+            self,
+            "_pods_by_node",
+            MappingProxyType({k: tuple(sorted(v, key=_pod_key)) for k, v in by_node.items()}),
+        )
+        object.__setattr__(
+            self,
+            "_pdbs_by_namespace",
+            MappingProxyType({k: tuple(sorted(v, key=_pdb_key)) for k, v in by_namespace.items()}),
+        )
 
     def node(self, name: str) -> Node:
         """The node called ``name``; ``KeyError`` if there is none."""
@@ -511,7 +509,7 @@ class ClusterView:
         return name in self._nodes_by_name
 
     def pods_on(self, node: str) -> tuple[Pod, ...]:
-        """Pods bound to ``node`` (any phase)."""
+        """Pods bound to ``node`` (any phase), by namespace/name."""
         return self._pods_by_node.get(node, ())
 
     def pdbs_for(self, pod: Pod) -> tuple[Pdb, ...]:

@@ -114,9 +114,12 @@ def make_pod(
     )
 
 
-def synthetic_cluster(nodes: int, pods: int, *, seed: int = 0, critical_share: float = 0.2) -> ClusterView:
+def synthetic_cluster(
+    nodes: int, pods: int, *, seed: int = 0, critical_share: float = 0.2, fill: float = 0.35
+) -> ClusterView:
     """A deterministic cluster: 3 servers (fewer if ``nodes`` < 3) then agents, 8 GB / 4 CPU each, one
-    DaemonSet pod per node, and ``pods`` Deployment pods of 50m-400m / 64-512 Mi spread round-robin.
+    DaemonSet pod per node, and ``pods`` Deployment pods spread round-robin, sized so that on average
+    ``fill`` of each node's CPU and memory is requested (each pod half to one and a half times the mean).
 
     About ``critical_share`` of the pods are critical; every pod fits its node.
     """
@@ -134,8 +137,8 @@ def synthetic_cluster(nodes: int, pods: int, *, seed: int = 0, critical_share: f
         for i, n in enumerate(node_list)
     ]
     per_node = max(1, -(-pods // max(1, nodes)))
-    budget_cpu = max(1, (3900 // per_node))
-    budget_mem = max(1, (7 * GIB // per_node))
+    mean_cpu = fill * 3950 / per_node
+    mean_mem = fill * (8 * GIB - 64 * MIB) / per_node
     for i in range(pods):
         node = node_list[i % nodes].name
         pod_list.append(
@@ -143,8 +146,8 @@ def synthetic_cluster(nodes: int, pods: int, *, seed: int = 0, critical_share: f
                 f"app-{i % 997:03d}-{i:06d}",
                 node,
                 namespace=f"ns-{i % 17}",
-                cpu_m=min(budget_cpu, rng.choice((50, 100, 200, 400))),
-                memory_b=min(budget_mem, rng.choice((64, 128, 256, 512)) * MIB),
+                cpu_m=max(1, round(mean_cpu * rng.choice((0.5, 1.0, 1.5)))),
+                memory_b=max(1, round(mean_mem * rng.choice((0.5, 1.0, 1.5)))),
                 critical=rng.random() < critical_share,
             )
         )

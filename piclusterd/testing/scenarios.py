@@ -1,0 +1,85 @@
+"""The reference scenarios of scenarios.md as planner inputs: ``examples/clusters/<name>.json`` + ``.toml``.
+
+The JSON is a ``kubectl get nodes,pods,pdb -A -o json`` List; the TOML holds the battery, the fixed loads,
+the planner policy and per-node power settings (see ``examples/clusters/clinic-5.toml``).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from piclusterd.cluster import ClusterView, parse_kubectl_list
+from piclusterd.durations import parse_duration
+from piclusterd.errors import ConfigError
+from piclusterd.planner import PlannerPolicy
+from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SupplyKind
+
+__all__ = ["Scenario", "load_scenario"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A reference cluster with everything the planner needs about it."""
+
+    name: str
+    view: ClusterView
+    battery: BatterySpec
+    hardware: PowerConfig
+    policy: PlannerPolicy
+
+
+def _section(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, "is not a table")
+    return value
+
+
+def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
+    """Read ``<name>.json`` (kubectl List) and ``<name>.toml`` (battery, fixed loads, policy, nodes)."""
+    figures = figures or snapshot.with_suffix(".toml")
+    file = str(figures)
+    view = parse_kubectl_list(json.loads(snapshot.read_text()))
+    data = tomllib.loads(figures.read_text())
+    battery = _section(data, "battery", file)
+    policy = _section(data, "policy", file)
+    nodes = _section(data, "nodes", file)
+    hardware = PowerConfig(
+        fixed_loads_w={k: float(v) for k, v in _section(data, "fixed_loads_w", file).items()},
+        nodes={
+            name: NodePowerConfig(
+                model=PiModel(conf["model"]) if "model" in conf else None,
+                idle_w=conf.get("idle_w"),
+                full_w=conf.get("full_w"),
+                halted_w=conf.get("halted_w"),
+                hat_overhead_w=conf.get("hat_w"),
+                power_off_on_halt=conf.get("power_off_on_halt"),
+                supply_switchable=conf.get("supply_switchable"),
+            )
+            for name, conf in nodes.items()
+        },
+    )
+    return Scenario(
+        name=snapshot.stem,
+        view=view,
+        battery=BatterySpec(
+            capacity_wh=float(battery["capacity_wh"]),
+            usable_fraction=float(battery.get("usable_fraction", 0.8)),
+            kind=SupplyKind(battery.get("kind", "ac")),
+            inverter_efficiency=float(battery.get("inverter_efficiency", 0.85)),
+            converter_efficiency=float(battery.get("converter_efficiency", 0.9)),
+            ups_overhead_w=float(battery.get("ups_overhead_w", 0.0)),
+        ),
+        hardware=hardware,
+        policy=PlannerPolicy(
+            target_runtime_s=parse_duration(policy.get("target_runtime", "4h")),
+            on_battery_grace_s=parse_duration(policy.get("on_battery_grace", "60s")),
+            min_nodes=int(policy.get("min_nodes", 1)),
+            critical_priority_threshold=int(policy.get("critical_priority_threshold", 1_000_000)),
+        ),
+    )

@@ -1,0 +1,127 @@
+"""The reference clusters of scenarios.md (examples/clusters/*.json + .toml) through the planner.
+
+Run with ``-s`` to see the figures: projected runtime vs no shedding vs the physical optimum.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from piclusterd.cluster import parse_kubectl_list
+from piclusterd.durations import format_duration
+from piclusterd.planner import Decision, Plan, plan
+from piclusterd.power_model import PowerSituation
+from piclusterd.safety import can_run_on, headcount, is_up
+from piclusterd.testing.scenarios import Scenario, load_scenario
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
+HOUR = 3600.0
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("examples_generate", EXAMPLES / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def outage_start(scenario: Scenario) -> Plan:
+    """Mains failed at t=0 with a full battery; the grace period has just passed."""
+    power = PowerSituation("on_battery", on_battery_since=0.0, charge_pct=100.0)
+    now = scenario.policy.on_battery_grace_s
+    return plan(scenario.view, power, scenario.battery, scenario.policy, now, hardware=scenario.hardware)
+
+
+@pytest.mark.parametrize("name", ["clinic-5", "district-10"])
+def test_committed_snapshots_are_what_the_generator_writes(name: str) -> None:
+    module = generator()
+    assert (EXAMPLES / f"{name}.json").read_text() == module.render(module.SNAPSHOTS[name]())
+
+
+@pytest.mark.parametrize("name", ["clinic-5", "district-10"])
+def test_snapshots_parse_whatever_the_listing_order(name: str) -> None:
+    obj = json.loads((EXAMPLES / f"{name}.json").read_text())
+    view = parse_kubectl_list(obj)
+    assert len(view.nodes) == int(name.split("-")[1])
+    assert sum(n.is_etcd_member for n in view.nodes) == 3
+    exporters = [p for p in view.pods if p.is_daemonset]
+    assert sorted(p.node or "" for p in exporters) == sorted(n.name for n in view.nodes)
+    shuffled = copy.deepcopy(obj)
+    shuffled["items"].reverse()
+    again = parse_kubectl_list(shuffled)
+    assert sorted(again.nodes, key=lambda n: n.name) == sorted(view.nodes, key=lambda n: n.name)
+    assert sorted(again.pods, key=lambda p: p.key) == sorted(view.pods, key=lambda p: p.key)
+
+
+@pytest.mark.parametrize("name", ["clinic-5", "district-10"])
+def test_a_safe_plan_exists_at_the_start_of_an_outage(name: str) -> None:
+    scenario = load_scenario(EXAMPLES / f"{name}.json")
+    result = outage_start(scenario)
+    view = scenario.view
+    shed = set(result.nodes_to_shed)
+    assert result.decision in (Decision.SHED_TO_TARGET, Decision.ESCALATE) and shed
+    # quorum kept, every evicted pod placed on a node that stays on and accepts it, critical ones included
+    after = headcount(view, shed)
+    assert after.etcd_up >= after.etcd_quorum
+    homes = {p.pod: p.to_node for p in result.placements}
+    for pod in (p for name_ in shed for p in view.pods_on(name_) if p.must_move):
+        home = homes[pod.key]
+        assert home is not None and home not in shed
+        assert is_up(view.node(home), shed) and can_run_on(pod, view.node(home))
+    # the figures scenarios.md asks for
+    assert result.optimum is not None
+    assert result.projected_runtime_s is not None and result.runtime_without_shedding_s is not None
+    assert result.runtime_without_shedding_s < result.projected_runtime_s <= result.optimum.runtime_s
+    ratio = result.projected_runtime_s / result.optimum.runtime_s
+    print(
+        f"\n{name}: {result.decision.value}, shed {', '.join(result.nodes_to_shed)}; "
+        f"projected {format_duration(result.projected_runtime_s)} "
+        f"vs no shedding {format_duration(result.runtime_without_shedding_s)} "
+        f"vs physical optimum {format_duration(result.optimum.runtime_s)} "
+        f"(on: {', '.join(result.optimum.nodes_on)}); {ratio:.0%} of the optimum"
+    )
+
+
+def test_clinic_5_figures_by_hand() -> None:
+    """scenarios.md arithmetic, done by hand.
+
+    No shedding: 4 W switch + 5 x 2.7 W idle + 3.7 W x (3950m busy / 4000m): 21.15 W at the UPS output,
+    21.15 / 0.85 + 5 = 29.89 W from the battery, 67.2 Wh / 29.89 W = 2.25 h.
+    Plan: the two agents and one server go (quorum keeps two servers); pi1 and pi2 carry every pod
+    (3800m busy) and the three shed Pis draw 0.2 W each: 4 + 5.4 + 0.6 + 3.7 x 0.95 = 13.52 W: 3.22 h.
+    Physical optimum: the same nodes on, the evicted non-critical lab-reports replica given up: 13.05 W.
+    """
+    scenario = load_scenario(EXAMPLES / "clinic-5.json")
+    result = outage_start(scenario)
+    assert result.decision is Decision.ESCALATE  # 4 h is out of reach on 84 Wh
+    assert result.nodes_to_shed == ("pi4", "pi5", "pi3")
+    assert result.load_without_shedding_w == pytest.approx(4 + 13.5 + 3.7 * 3950 / 4000)
+    assert result.runtime_without_shedding_s == pytest.approx(67.2 / (21.15375 / 0.85 + 5) * HOUR)
+    assert result.projected_load_w == pytest.approx(4 + 5.4 + 0.6 + 3.7 * 0.95)
+    assert result.optimum is not None
+    assert result.optimum.nodes_on == ("pi1", "pi2")
+    assert result.optimum.load_w == pytest.approx(13.515 - 3.7 * 500 / 4000)
+    assert [(r.node, r.rule.value) for r in result.refused] == [
+        ("pi1", "etcd_quorum"),
+        ("pi2", "etcd_quorum"),
+    ]
+
+
+def test_district_10_keeps_three_nodes_for_its_pods() -> None:
+    """9,250m of requests need three Pi 5s; only the optimum, giving up non-critical pods, runs on two."""
+    scenario = load_scenario(EXAMPLES / "district-10.json")
+    result = outage_start(scenario)
+    assert result.decision is Decision.ESCALATE
+    assert set(result.nodes_to_shed) == {f"n{i}" for i in range(4, 11)}
+    assert {r.rule.value for r in result.refused} == {"pods_do_not_fit"}
+    assert result.optimum is not None and len(result.optimum.nodes_on) == 2
+    assert all(not p.startswith("clinic/openmrs") for p in result.optimum.pending_pods)
