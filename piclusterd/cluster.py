@@ -25,7 +25,6 @@ Labels and annotations that piclusterd reads on nodes and pods:
 from __future__ import annotations
 
 import enum
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
+from piclusterd.annotations import InvalidRecord, ShedPhase, parse_shed_record
 from piclusterd.errors import ClusterError
 
 __all__ = [
@@ -275,23 +275,22 @@ class ShedState(enum.StrEnum):
 
 
 _PHASES = {
-    "draining": ShedState.DRAINING,
-    "drained": ShedState.DRAINING,
-    "poweroff_requested": ShedState.DRAINING,
-    "powered_off": ShedState.POWERED_OFF,
-    "restoring": ShedState.RESTORING,
+    ShedPhase.DRAINING: ShedState.DRAINING,
+    ShedPhase.DRAINED: ShedState.DRAINING,
+    ShedPhase.POWEROFF_REQUESTED: ShedState.DRAINING,
+    ShedPhase.POWERED_OFF: ShedState.POWERED_OFF,
+    ShedPhase.RESTORING: ShedState.RESTORING,
 }
 
 
 def _shed_state(record: str | None) -> ShedState:
+    """The record's phase, read by the one parser of shed records; an unreadable record is never acted on."""
     if record is None:
         return ShedState.NONE
-    try:
-        data = json.loads(record)
-    except ValueError:
+    parsed = parse_shed_record(record)
+    if isinstance(parsed, InvalidRecord):
         return ShedState.UNREADABLE
-    phase = data.get("phase") if isinstance(data, dict) else None
-    return _PHASES.get(phase, ShedState.UNREADABLE) if isinstance(phase, str) else ShedState.UNREADABLE
+    return _PHASES[parsed.phase]
 
 
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:

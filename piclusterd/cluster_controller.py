@@ -72,7 +72,7 @@ def settings_from_config(config: Config) -> ShedSettings:
         hardware=PowerConfig(
             default_model=PiModel(cluster.pi_model),
             fixed_loads_w={"switch": cluster.switch_w},
-            power_off_on_halt=cluster.power_off_on_halt,
+            default_power_off_on_halt=cluster.power_off_on_halt,
         ),
         dry_run=config.mode is Mode.DRY_RUN,
     )
@@ -249,13 +249,12 @@ class ClusterController:
         return False
 
     def _shed(self, view: ClusterView, name: str, reason: str) -> None:
-        node = view.node(name)
         record = ShedRecord(
             ShedPhase.DRAINING,
             self._identity,
             reason,
             _rfc3339(self._clock.wall()),
-            was_unschedulable=node.unschedulable if node is not None else False,
+            was_unschedulable=view.has_node(name) and view.node(name).unschedulable,
         )
         self._drain_and_power_off(name, record)
 

@@ -162,11 +162,13 @@ def _label_model(node: Node) -> PiModel | None:
 class PowerConfig:
     """Power figures of the whole installation: per-node settings and fixed loads.
 
-    ``default_model`` applies to nodes that neither the configuration nor a label describes.
+    ``default_model`` and ``default_power_off_on_halt`` apply to nodes that neither the configuration nor a
+    label describes.
     ``fixed_loads_w`` names everything else on the UPS (``{"switch": 4.0}``).
     """
 
     default_model: PiModel = PiModel.PI4B
+    default_power_off_on_halt: bool = False
     nodes: Mapping[str, NodePowerConfig] = field(default_factory=lambda: MappingProxyType({}))
     fixed_loads_w: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -196,7 +198,8 @@ class PowerConfig:
 
         power_off_on_halt = conf.power_off_on_halt
         if power_off_on_halt is None:
-            power_off_on_halt = _label_bool(node, LABEL_POWER_OFF_ON_HALT) or False
+            labelled = _label_bool(node, LABEL_POWER_OFF_ON_HALT)
+            power_off_on_halt = self.default_power_off_on_halt if labelled is None else labelled
         supply_switchable = conf.supply_switchable
         if supply_switchable is None:
             supply_switchable = _label_bool(node, LABEL_SUPPLY_SWITCHABLE) or False

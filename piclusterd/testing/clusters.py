@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Mapping
 
+from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
 from piclusterd.cluster import (
     ANNOTATION_SHED,
     LABEL_CRITICAL,
@@ -36,6 +37,15 @@ CONTROL_PLANE_LABELS: Mapping[str, str] = {
 }
 
 
+def _shed_record(phase: str) -> str:
+    """The record the leader writes for ``phase``; an unknown phase makes one no piclusterd can read."""
+    try:
+        known = ShedPhase(phase)
+    except ValueError:
+        return json.dumps({"v": 1, "phase": phase})
+    return render_shed_record(ShedRecord(known, "leader", "test", "2026-11-24T02:00:00Z", False))
+
+
 def make_node(
     name: str,
     *,
@@ -57,7 +67,7 @@ def make_node(
     if tier is not None:
         all_labels[LABEL_TIER] = str(tier)
     all_labels.update(labels or {})
-    annotations = {} if shed_phase is None else {ANNOTATION_SHED: json.dumps({"v": 1, "phase": shed_phase})}
+    annotations = {} if shed_phase is None else {ANNOTATION_SHED: _shed_record(shed_phase)}
     return Node(
         name=name,
         allocatable_cpu_m=cpu_m,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
 from piclusterd.cluster import (
     PodPhase,
     SelectorOperator,
@@ -14,6 +16,15 @@ from piclusterd.cluster import (
     TaintEffect,
     parse_kubectl_list,
 )
+
+
+def record(phase: str) -> str:
+    """A shed record as the leader writes it; an unknown phase gives a record no piclusterd can read."""
+    try:
+        known = ShedPhase(phase)
+    except ValueError:
+        return json.dumps({"v": 1, "phase": phase})
+    return render_shed_record(ShedRecord(known, "pi1", "test", "2026-11-24T02:00:00Z", False))
 
 
 def node_json(name: str = "pi1", **overrides: Any) -> dict[str, Any]:
@@ -89,9 +100,9 @@ def test_node_fields() -> None:
 
 def test_node_keeps_only_our_annotations() -> None:
     raw = node_json()
-    raw["metadata"]["annotations"]["picluster.io/shed"] = '{"v":1,"phase":"draining"}'
+    raw["metadata"]["annotations"]["picluster.io/shed"] = record("draining")
     node = parse_kubectl_list(as_list(raw)).node("pi1")
-    assert dict(node.annotations) == {"picluster.io/shed": '{"v":1,"phase":"draining"}'}
+    assert dict(node.annotations) == {"picluster.io/shed": record("draining")}
     assert node.shed_state is ShedState.DRAINING
 
 
@@ -99,12 +110,12 @@ def test_node_keeps_only_our_annotations() -> None:
     ("record", "state"),
     [
         (None, ShedState.NONE),
-        ('{"v":1,"phase":"draining"}', ShedState.DRAINING),
-        ('{"v":1,"phase":"drained"}', ShedState.DRAINING),
-        ('{"v":1,"phase":"poweroff_requested"}', ShedState.DRAINING),
-        ('{"v":1,"phase":"powered_off"}', ShedState.POWERED_OFF),
-        ('{"v":1,"phase":"restoring"}', ShedState.RESTORING),
-        ('{"v":1,"phase":"exploded"}', ShedState.UNREADABLE),
+        (record("draining"), ShedState.DRAINING),
+        (record("drained"), ShedState.DRAINING),
+        (record("poweroff_requested"), ShedState.DRAINING),
+        (record("powered_off"), ShedState.POWERED_OFF),
+        (record("restoring"), ShedState.RESTORING),
+        (record("exploded"), ShedState.UNREADABLE),
         ("not json", ShedState.UNREADABLE),
         ('["draining"]', ShedState.UNREADABLE),
     ],
