@@ -89,9 +89,9 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     configuration = k8s.Configuration()
     try:
         if cluster.kubeconfig:
-            kubeconfig.load_kube_config(config_file=cluster.kubeconfig, client_configuration=configuration)
+            kubeconfig.load_kube_config(config_file=cluster.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            kubeconfig.load_incluster_config(client_configuration=configuration)
+            kubeconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except Exception as error:  # the loader raises ConfigException, OSError, yaml errors...
         raise ConfigError(
             config.path,

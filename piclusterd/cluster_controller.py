@@ -14,7 +14,7 @@ elector's ``ensure_leader``) runs before every destructive call, so a leader tha
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from piclusterd.annotations import (
     SHED_ANNOTATION,
@@ -38,6 +38,9 @@ from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSitua
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
+
+#: The tier given to the leader's own node: shed last among equally good plans.
+LEADER_TIER = 1_000_000
 
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
@@ -105,9 +108,11 @@ class ClusterController:
         self._power_off = power_off
         self._events = events
         self._settings = settings
+        self._elector_lease_s = float(elector.timings.lease_duration_s)
         self._clock = clock
         self._log = log.bind(component="cluster")
         self._on_battery_since: float | None = None
+        self._stand_down_until = float("-inf")
         self._last_plan_key: tuple[object, ...] | None = None
         self._drain_failed_at: dict[str, float] = {}
         self._invalid_reported: dict[str, str] = {}
@@ -141,6 +146,8 @@ class ClusterController:
             self._agent.tick()
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
+        if now < self._stand_down_until:
+            return  # we handed the lease over so another node can shed this one: let it take over
         attempt = self._elector.try_acquire_or_renew()
         if attempt.transition is not None:
             level = self._log.info if attempt.leader else self._log.warning
@@ -165,11 +172,13 @@ class ClusterController:
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         view = parse_kubectl_list(self._api.snapshot())
+        # Between equally good plans, keep the leader's own node on: a hand-over costs a lease duration.
+        policy = replace(self._settings.policy, tiers={**self._settings.policy.tiers, self._identity: LEADER_TIER})
         decided = plan(
             view,
             self._situation(power, measured_load_w),
             self._settings.battery,
-            self._settings.policy,
+            policy,
             now,
             hardware=self._settings.hardware,
         )
@@ -183,6 +192,12 @@ class ClusterController:
             failed_at = self._drain_failed_at.get(action.node)
             if failed_at is not None and now - failed_at < DRAIN_RETRY_AFTER_S:
                 continue
+            if action.node == self._identity:
+                # A leader never powers itself off mid-plan: it hands the lease over and another node sheds it.
+                self._log.info("leader.stepping_down", why="the plan sheds this node; another node will do it")
+                self._elector.release()
+                self._stand_down_until = now + self._elector_lease_s
+                return
             self._shed(view, action.node, action.reason)
             return
 

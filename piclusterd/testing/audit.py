@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
@@ -12,9 +13,9 @@ __all__ = ["CapturedAudit"]
 
 
 class CapturedAudit:
-    def __init__(self, node: str = "test-node", level: str = "debug") -> None:
+    def __init__(self, node: str = "test-node", level: str = "debug", wall: Callable[[], float] | None = None) -> None:
         self.stream = io.StringIO()
-        self.logger: AuditLogger = make_audit_logger(LogFormat.JSON, node, stream=self.stream, level=level)
+        self.logger: AuditLogger = make_audit_logger(LogFormat.JSON, node, stream=self.stream, level=level, wall=wall)
 
     @property
     def events(self) -> list[dict[str, Any]]:

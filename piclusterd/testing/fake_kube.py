@@ -1037,6 +1037,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "fake-kube-apiserver"
     timeout = 300
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; with Nagle's algorithm and the client's delayed ACK each
+        # keep-alive request would wait about 40 ms. The real apiserver (Go) sets TCP_NODELAY too.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         return
 
