@@ -23,6 +23,7 @@ from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.clock import SystemClock
 from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
 from piclusterd.daemon import PowerDaemon
+from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.notify import SystemdNotifier
 from piclusterd.ports import PowerSource
@@ -373,6 +374,81 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plan(args: argparse.Namespace) -> int:
+    """What-if: the plan the leader would make for a snapshot, from the config or the packaged defaults."""
+    from piclusterd.cluster import parse_kubectl_list
+    from piclusterd.cluster_controller import settings_from_config
+    from piclusterd.config import parse_config
+    from piclusterd.errors import ClusterError
+    from piclusterd.planner import plan
+    from piclusterd.power_model import PowerSituation
+
+    try:
+        config = load_config(args.config) if args.config else parse_config({}, "(packaged defaults)")
+        snapshot = json.loads(Path(args.snapshot).read_text(encoding="utf-8"))
+        view = parse_kubectl_list(snapshot)
+    except ConfigError as error:
+        print(f"piclusterctl plan: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, ValueError, ClusterError) as error:
+        print(f"piclusterctl plan: cannot read {args.snapshot}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = settings_from_config(config, args.battery_wh)
+    except ConfigError as error:
+        print(f"piclusterctl plan: {error}; or pass --battery-wh", file=sys.stderr)
+        return EXIT_CONFIG
+    battery = settings.battery
+    now = 0.0
+    grace = settings.policy.on_battery_grace_s
+    situation = PowerSituation(
+        state="on_battery" if args.on_battery else "online",
+        on_battery_since=now - grace - 1 if args.on_battery else None,  # past the grace period
+        charge_pct=args.charge,
+    )
+    decided = plan(view, situation, battery, settings.policy, now, hardware=settings.hardware)
+    refused = [{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "shed": list(decided.nodes_to_shed),
+                    "projected_runtime_s": None
+                    if decided.projected_runtime_s is None
+                    else round(decided.projected_runtime_s),
+                    "runtime_without_shedding_s": None
+                    if decided.runtime_without_shedding_s is None
+                    else round(decided.runtime_without_shedding_s),
+                    "refused": refused,
+                    "decision": decided.decision.value,
+                    "reason": decided.reason,
+                },
+                indent=1,
+            )
+        )
+        return EXIT_OK
+
+    def duration(seconds: float | None) -> str:
+        return "unknown" if seconds is None else format_duration(seconds)
+
+    print(f"decision:             {decided.decision.value} ({decided.reason})")
+    print(f"runtime, no shedding: {duration(decided.runtime_without_shedding_s)}")
+    print(f"runtime, with plan:   {duration(decided.projected_runtime_s)}")
+    if decided.optimum is not None:
+        print(
+            f"physical optimum:     {duration(decided.optimum.runtime_s)} (on: {', '.join(decided.optimum.nodes_on)})"
+        )
+    if decided.actions:
+        print("\n  #  shed        reason")
+        for number, action in enumerate(decided.actions, 1):
+            print(f"{number:>3}  {action.node:<10}  {action.reason}")
+    if refused:
+        print("\nrefused:")
+        for item in refused:
+            print(f"  {item['node']:<10}  {item['rule']:<24}  {item['detail']}")
+    return EXIT_OK
+
+
 def _probe(args: argparse.Namespace) -> int:
     from piclusterd.drivers.gpio_power import import_gpio
     from piclusterd.drivers.hat import probe
@@ -397,6 +473,14 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     status.add_argument("--runtime-dir", default="/run/piclusterd", help="the daemon's [daemon] runtime_dir")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
     status.set_defaults(handler=_status)
+    what_if = commands.add_parser("plan", help="what the leader would shed for a cluster snapshot")
+    what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb -A -o json > FILE")
+    what_if.add_argument("--config", help="piclusterd.toml for the policy and battery (default: packaged defaults)")
+    what_if.add_argument("--charge", type=float, default=None, help="battery charge %% (default: estimated)")
+    what_if.add_argument("--on-battery", action="store_true", help="mains has failed (default: on mains)")
+    what_if.add_argument("--battery-wh", type=float, help="battery capacity in Wh, if not in the config")
+    what_if.add_argument("--json", action="store_true", help="machine-readable output")
+    what_if.set_defaults(handler=_plan)
     probe = commands.add_parser("probe", help="scan I2C and GPIO for a UPS HAT and suggest a [hat] profile")
     probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")
     probe.add_argument("--model-path", default="/proc/device-tree/model", help=argparse.SUPPRESS)

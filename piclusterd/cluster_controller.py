@@ -27,9 +27,9 @@ from piclusterd.audit import AuditLogger
 from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.config import Config, Mode
 from piclusterd.drain import Drainer
-from piclusterd.errors import ClusterError, NotLeader
+from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
-from piclusterd.leader import LeaseElector
+from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Plan, PlannerPolicy, plan
@@ -54,9 +54,14 @@ class ShedSettings:
     dry_run: bool
 
 
-def settings_from_config(config: Config) -> ShedSettings:
-    """The planner's inputs from ``[cluster]`` and ``[battery]`` (capacity is required when enabled)."""
+def settings_from_config(config: Config, capacity_wh: float | None = None) -> ShedSettings:
+    """The planner's inputs from ``[cluster]`` and ``[battery]``; ``capacity_wh`` overrides the file's."""
     cluster, battery = config.cluster, config.battery
+    capacity = capacity_wh if capacity_wh is not None else battery.capacity_wh
+    if capacity is None or capacity <= 0:
+        raise ConfigError(
+            config.path, "battery.capacity_wh", "is not set", "the battery's capacity in Wh (12 V 7 Ah = 84 Wh)"
+        )
     return ShedSettings(
         policy=PlannerPolicy(
             target_runtime_s=cluster.target_runtime_s,
@@ -67,7 +72,7 @@ def settings_from_config(config: Config) -> ShedSettings:
             evict_emptydir=cluster.delete_emptydir_data,
         ),
         battery=BatterySpec(
-            capacity_wh=battery.capacity_wh or 0.0,
+            capacity_wh=capacity,
             usable_fraction=battery.usable_fraction,
             inverter_efficiency=battery.inverter_efficiency,
             ups_overhead_w=battery.overhead_w,
@@ -149,9 +154,10 @@ class ClusterController:
         if now < self._stand_down_until:
             return  # we handed the lease over so another node can shed this one: let it take over
         attempt = self._elector.try_acquire_or_renew()
-        if attempt.transition is not None:
-            level = self._log.info if attempt.leader else self._log.warning
-            level(attempt.transition.value, holder=attempt.holder)
+        if attempt.transition is Transition.ACQUIRED:
+            self._log.info("leader.acquired", holder=attempt.holder)
+        elif attempt.transition is Transition.LOST:
+            self._log.warning("leader.lost", holder=attempt.holder, why=attempt.error or "lease not renewed in time")
         if not attempt.leader:
             return
         try:
