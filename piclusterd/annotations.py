@@ -103,8 +103,8 @@ def _field(data: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
-    """Parse the ``picluster.io/shed`` annotation. Never raises: nonsense becomes an InvalidRecord."""
+def _versioned_object(raw: str) -> dict[str, Any] | InvalidRecord:
+    """The JSON object of a record of this version, or why it is not one."""
     try:
         data = json.loads(raw)
     except ValueError:
@@ -113,8 +113,19 @@ def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
         return InvalidRecord(raw, "not a JSON object")
     try:
         version = _field(data, "v", int)
-        if version != RECORD_VERSION:
-            return InvalidRecord(raw, f"record version {version}, this piclusterd reads {RECORD_VERSION}")
+    except ValueError as error:
+        return InvalidRecord(raw, str(error))
+    if version != RECORD_VERSION:
+        return InvalidRecord(raw, f"record version {version}, this piclusterd reads {RECORD_VERSION}")
+    return data
+
+
+def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
+    """Parse the ``picluster.io/shed`` annotation. Never raises: nonsense becomes an InvalidRecord."""
+    data = _versioned_object(raw)
+    if isinstance(data, InvalidRecord):
+        return data
+    try:
         phase_text = _field(data, "phase", str)
         try:
             phase = ShedPhase(phase_text)
@@ -150,15 +161,10 @@ def render_poweroff_request(request: PowerOffRequest) -> str:
 
 def parse_poweroff_request(raw: str) -> PowerOffRequest | InvalidRecord:
     """Parse ``picluster.io/poweroff-request``; nonsense becomes an InvalidRecord, never a power-off."""
+    data = _versioned_object(raw)
+    if isinstance(data, InvalidRecord):
+        return data
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return InvalidRecord(raw, "not JSON")
-    if not isinstance(data, dict):
-        return InvalidRecord(raw, "not a JSON object")
-    try:
-        if _field(data, "v", int) != RECORD_VERSION:
-            return InvalidRecord(raw, f"record version {data['v']}, this piclusterd reads {RECORD_VERSION}")
         request = PowerOffRequest(_field(data, "id", str), _field(data, "leader", str), _field(data, "at", str))
     except ValueError as error:
         return InvalidRecord(raw, str(error))
