@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubernetes.client import ApiClient
+
 from piclusterd.cluster_controller import ClusterController, ShedSettings
 from piclusterd.config import load_config
 from piclusterd.daemon import PowerDaemon
@@ -66,7 +68,7 @@ class ClusterWorld:
         self.ups = ups if ups is not None else ScriptedUps(clock)
         self.settings = settings
         self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-"))
-        self._clients = []
+        self._clients: list[ApiClient] = []
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
@@ -162,4 +164,4 @@ class ClusterWorld:
 
     def close(self) -> None:
         for client in self._clients:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
