@@ -1,0 +1,62 @@
+"""The installed ``piclusterd run`` with ``[cluster] enabled = true``, as a user runs it: a real upsd, a
+kubeconfig pointing at the fake API server, the packaged default dry-run mode."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from piclusterd.testing.daemon_process import DaemonProcess
+from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.testing.nut_server import NutServer
+
+pytestmark = pytest.mark.realnut
+
+CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeKubeServer]:
+    with FakeKubeServer(controller=True) as server:
+        server.load_objects(CLINIC)
+        server.run_controller_once()
+        yield server
+
+
+def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServer, tmp_path: Path) -> None:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
+        config = tmp_path / "piclusterd.toml"
+        config.write_text(
+            f'[node]\nname = "pi1"\n[ups]\nhost = "{ups.host}"\nport = {ups.port}\nname = "{ups.ups_name}"\n'
+            'poll_interval = "0.5s"\nstale_after = "3s"\n'
+            "[battery]\ncapacity_wh = 84\noverhead_w = 5\n"
+            f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\non_battery_grace = "2s"\n'
+            f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\n'
+            f'[daemon]\nruntime_dir = "{tmp_path}/run"\n'
+        )
+        with DaemonProcess(config) as daemon:
+            assert "missing" in daemon.wait_for("cluster.ssh_fallback_off")["key"]
+            assert daemon.wait_for("daemon.started")["mode"] == "dry-run"  # the packaged default
+            daemon.wait_for("leader.acquired", timeout_s=30)
+            lease = cluster.get_object("Lease", "kube-system", "piclusterd-leader")
+            assert lease is not None and lease["spec"]["holderIdentity"] == "pi1"
+            ups.set("ups.status", "OB DISCHRG")
+            decided = daemon.wait_for("plan.decided", lambda e: bool(e["shed"]), timeout_s=30)
+            assert decided["dry_run"] is True
+            assert decided["shed"] == ["pi4", "pi5", "pi3"]
+            assert {r["rule"] for r in decided["refused"]} == {"etcd_quorum"}
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait_exit() == 0
+        assert daemon.named("leader.released")
+    nodes = cluster.list_objects("Node")
+    assert not any(n["spec"].get("unschedulable") for n in nodes)  # dry-run: nothing cordoned
+    assert not any("picluster.io/shed" in (n["metadata"].get("annotations") or {}) for n in nodes)
+    planned = [e for e in cluster.list_objects("Event") if e["reason"] == "PowerShedPlanned"]
+    assert {e["involvedObject"]["name"] for e in planned} == {"pi4", "pi5", "pi3"}
+    assert all("would shed (dry-run)" in e["message"] for e in planned)
+    lease = cluster.get_object("Lease", "kube-system", "piclusterd-leader")
+    assert lease is not None and lease["spec"].get("holderIdentity", "") == ""  # released on a clean stop
