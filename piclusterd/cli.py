@@ -338,6 +338,47 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
 STATUS_STALE_S = 30.0
 
 
+def _cluster_status(config_path: str) -> dict[str, object] | None:
+    """Lease holder and every node's state and draw, read live from the API; None without [cluster]."""
+    from dataclasses import asdict
+
+    from kubernetes import client as k8s
+    from kubernetes import config as kubeconfig
+
+    from piclusterd.cluster import parse_kubectl_list
+    from piclusterd.cluster_controller import settings_from_config
+    from piclusterd.kube_api import KubeClusterApi, request_timeout
+    from piclusterd.status_view import node_statuses
+
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return None
+    if not config.cluster.enabled:
+        return None
+    configuration = k8s.Configuration()
+    try:
+        kubeconfig.load_kube_config(config_file=config.cluster.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except Exception as error:
+        return {"error": f"cannot load {config.cluster.kubeconfig}: {error}"}
+    configuration.retries = False
+    with k8s.ApiClient(configuration) as api_client:
+        try:
+            view = parse_kubectl_list(KubeClusterApi(api_client).snapshot())
+            lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease(
+                config.cluster.lease_name, config.cluster.lease_namespace, _request_timeout=request_timeout(5)
+            )
+            holder = lease.spec.holder_identity or None
+        except Exception as error:  # API down: say so, the local part is still useful
+            return {"error": f"Kubernetes API: {error}"}
+    try:
+        hardware = settings_from_config(config, capacity_wh=config.battery.capacity_wh or 1.0).hardware
+    except ConfigError:
+        return {"error": "no [battery] capacity_wh"}
+    nodes = [asdict(row) for row in node_statuses(view, hardware)]
+    return {"leader": holder, "nodes": nodes, "total_draw_w": round(sum(float(n["draw_w"]) for n in nodes), 1)}
+
+
 def _status(args: argparse.Namespace) -> int:
     path = Path(args.runtime_dir) / "status.json"
     try:
@@ -349,8 +390,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"piclusterctl: cannot read {path}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     age = time.time() - float(status.get("updated_wall") or 0)
+    cluster = _cluster_status(args.config)
     if args.json:
-        print(json.dumps(status, indent=1))
+        print(json.dumps({**status, "cluster": cluster}, indent=1))
     else:
         rows = [
             ("node", status.get("node")),
@@ -368,6 +410,17 @@ def _status(args: argparse.Namespace) -> int:
         ]
         for name, value in rows:
             print(f"{name + ':':16}{value}")
+        if cluster is not None and "error" in cluster:
+            print(f"{'cluster:':16}{cluster['error']}")
+        elif cluster is not None:
+            print(f"{'leader:':16}{cluster['leader'] or 'none'}")
+            print(f"\n{'node':<12}{'role':<15}{'ready':<7}{'cordoned':<10}{'shed':<13}draw")
+            for node in cluster["nodes"]:  # type: ignore[attr-defined]
+                print(
+                    f"{node['name']:<12}{node['role']:<15}{'yes' if node['ready'] else 'NO':<7}"
+                    f"{'yes' if node['cordoned'] else '-':<10}{node['shed']:<13}{node['draw_w']:.1f} W"
+                )
+            print(f"{'':<57}{cluster['total_draw_w']:.1f} W in all (estimated)")
     if age > STATUS_STALE_S:
         print(f"piclusterctl: warning: status is {age:.0f} s old: the daemon may be stopped or hung", file=sys.stderr)
         return EXIT_FAILURE
@@ -469,9 +522,12 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="this node's power state, as the daemon last saw it")
+    status = commands.add_parser("status", help="this node's power state, the leader and every node's state")
     status.add_argument("--runtime-dir", default="/run/piclusterd", help="the daemon's [daemon] runtime_dir")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    status.add_argument(
+        "--config", default=str(DEFAULT_CONFIG_PATH), help="for the cluster view (default: %(default)s)"
+    )
     status.set_defaults(handler=_status)
     what_if = commands.add_parser("plan", help="what the leader would shed for a cluster snapshot")
     what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb -A -o json > FILE")

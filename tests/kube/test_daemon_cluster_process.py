@@ -3,13 +3,15 @@ kubeconfig pointing at the fake API server, the packaged default dry-run mode.""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from piclusterd.testing.daemon_process import DaemonProcess
+from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.nut_server import NutServer
 
@@ -24,6 +26,27 @@ def cluster() -> Iterator[FakeKubeServer]:
         server.load_objects(CLINIC)
         server.run_controller_once()
         yield server
+
+
+def status_of(tmp_path: Path, config: Path) -> dict:  # type: ignore[type-arg]
+    done = subprocess.run(
+        [
+            installed_script("piclusterctl"),
+            "status",
+            "--runtime-dir",
+            f"{tmp_path}/run",
+            "--config",
+            str(config),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict = json.loads(done.stdout)  # type: ignore[type-arg]
+    return result
 
 
 def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServer, tmp_path: Path) -> None:
@@ -49,6 +72,12 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
             assert decided["dry_run"] is True
             assert decided["shed"] == ["pi4", "pi5", "pi3"]
             assert {r["rule"] for r in decided["refused"]} == {"etcd_quorum"}
+            status = status_of(tmp_path, config)
+            assert status["state"] == "on_battery" and status["cluster"]["leader"] == "pi1"
+            nodes = {n["name"]: n for n in status["cluster"]["nodes"]}
+            assert set(nodes) == {"pi1", "pi2", "pi3", "pi4", "pi5"}
+            assert all(n["ready"] and n["shed"] == "none" and n["draw_w"] > 2 for n in nodes.values())
+            assert nodes["pi1"]["role"] == "control-plane" and nodes["pi4"]["role"] == "agent"
             daemon.signal(signal.SIGTERM)
             assert daemon.wait_exit() == 0
         assert daemon.named("leader.released")
