@@ -168,7 +168,7 @@ class PowerDaemon:
                 self._unknown_words_logged.add(word)
                 self._log.warning("power.unknown_status_word", word=word)
         if parsed.reading is None:
-            return _Pending(None, "reading rejected")
+            return _Pending(None, "reading rejected" if parsed.rejections else "UPS driver has no data yet (WAIT)")
         return _Pending(parsed.reading, None)
 
     def step(self) -> PowerMemory:

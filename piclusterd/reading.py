@@ -164,6 +164,9 @@ def parse_nut_variables(
     if status_text is None:
         return ParsedReading(None, (Rejection("ups.status", "", "missing"),))
     flags, unknown = parse_status(status_text)
+    if status_text.split() == ["WAIT"]:
+        # NUT's own "driver is still waiting for data" (start-up): no data yet, not bad data.
+        return ParsedReading(None)
     if UpsFlag.OL not in flags and UpsFlag.OB not in flags:
         return ParsedReading(None, (Rejection("ups.status", status_text, "says neither OL nor OB"),), unknown)
     values: dict[str, float] = {}

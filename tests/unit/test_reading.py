@@ -69,3 +69,8 @@ def test_a_status_without_ol_or_ob_rejects_the_whole_reading(status: str | None)
     parsed = parse_nut_variables(variables, source="s", timestamp=0, wall_time=0)
     assert parsed.reading is None
     assert parsed.rejections[0].variable == "ups.status"
+
+
+def test_nut_wait_status_is_no_data_yet_not_a_rejection() -> None:
+    parsed = parse(ups_status="WAIT")
+    assert parsed.reading is None and parsed.rejections == () and parsed.unknown_status_words == ()
