@@ -391,6 +391,23 @@ EVENTS: tuple[EventDoc, ...] = (
         "Without the key and known_hosts file, a node whose daemon does not answer cannot be powered off.",
         "Set up the key as deploy/README.md shows, or accept that such nodes stay on (cordoned).",
     ),
+    EventDoc(
+        "node.restored",
+        "info",
+        "A shed node is back in the cluster",
+        ("TARGET", "UNCORDONED", "SHED_AT"),
+        "TARGET was shed and is Ready again: piclusterd uncordoned it (only if it had cordoned it) and cleared "
+        "its picluster.io/ records.",
+        "None.",
+    ),
+    EventDoc(
+        "node.shed_cancelled",
+        "info",
+        "Mains came back before a node was powered off",
+        ("TARGET", "PHASE", "WHY"),
+        "TARGET was being drained or was drained but not yet off: the shedding is undone and it stays on.",
+        "None.",
+    ),
 )
 
 

@@ -17,6 +17,8 @@ import datetime
 from dataclasses import dataclass, replace
 
 from piclusterd.annotations import (
+    ACK_ANNOTATION,
+    REQUEST_ANNOTATION,
     SHED_ANNOTATION,
     InvalidRecord,
     ShedPhase,
@@ -32,7 +34,7 @@ from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
-from piclusterd.planner import Plan, PlannerPolicy, plan
+from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
 from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
@@ -252,22 +254,54 @@ class ClusterController:
         return found
 
     def _resume(self, view: ClusterView, decided: Plan) -> bool:
-        """Finish what a previous leader (or this one) started; True if a step was taken."""
+        """Finish, undo or close what a previous leader (or this one) started; True if a step was taken.
+
+        Ordered early returns per recorded node:
+        - shed and Ready again (someone powered it on, or the UPS restored power): rejoin it;
+        - shed and still off: nothing to do here (restoring it is the restore policy's job);
+        - mains is back: a drain or an un-acknowledged power-off is undone, never finished;
+        - power unknown or a new outage still in its grace period: wait, do nothing;
+        - otherwise (still shedding): finish the drain, or the power-off, with the recorded request id.
+        """
+        online = decided.decision is Decision.HOLD_ONLINE
         for name, record in sorted(self._records(view).items()):
-            if record.phase is ShedPhase.DRAINING:
-                if not decided.actions and decided.decision.value.startswith("hold"):
-                    # Power came back (or is unknown) mid-drain: undo it rather than finish it.
-                    self.fence()
-                    self._drainer.roll_back(name, record)
+            node = view.node(name)
+            if record.phase in (ShedPhase.POWERED_OFF, ShedPhase.RESTORING):
+                if node.ready:
+                    self._rejoin(name, record)
                     return True
+                continue
+            if online:
+                acked = node.annotations.get(ACK_ANNOTATION) == record.request_id and bool(record.request_id)
+                if record.phase is ShedPhase.POWEROFF_REQUESTED and (acked or not node.ready):
+                    continue  # already going down: it rejoins when it is back
+                self.fence()
+                self._drainer.roll_back(name, record, clear=(REQUEST_ANNOTATION,))
+                self._log.info("node.shed_cancelled", target=name, phase=record.phase.value, why="mains is back")
+                self._events.emit(name, "PowerShedCancelled", f"mains is back: {name} stays on")
+                return True
+            if decided.decision.value.startswith("hold"):
+                continue  # unknown power or a new outage's grace period: never act, never undo
+            if record.phase is ShedPhase.DRAINING:
                 self._log.info("node.drain_resumed", target=name, leader_was=record.leader)
                 self._drain_and_power_off(name, record)
                 return True
-            if record.phase in (ShedPhase.DRAINED, ShedPhase.POWEROFF_REQUESTED):
-                self._log.info("node.poweroff_resumed", target=name, phase=record.phase.value)
-                self._power_off.power_off(name, record)
-                return True
+            self._log.info("node.poweroff_resumed", target=name, phase=record.phase.value)
+            self._power_off.power_off(name, record)
+            return True
         return False
+
+    def _rejoin(self, name: str, record: ShedRecord) -> None:
+        """A shed node is back and Ready: uncordon it (only if we cordoned it) and clear our records."""
+        self.fence()
+        patch: dict[str, object] = {
+            "metadata": {"annotations": {SHED_ANNOTATION: None, REQUEST_ANNOTATION: None, ACK_ANNOTATION: None}}
+        }
+        if not record.was_unschedulable:
+            patch["spec"] = {"unschedulable": None}
+        self._api.patch_node(name, patch)
+        self._log.info("node.restored", target=name, uncordoned=not record.was_unschedulable, shed_at=record.started_at)
+        self._events.emit(name, "PowerRestored", f"{name} is back and schedulable again")
 
     def _shed(self, view: ClusterView, name: str, reason: str) -> None:
         record = ShedRecord(

@@ -134,9 +134,9 @@ class Drainer:
         )
         self._log.info("node.cordoned", target=node, was_unschedulable=record.was_unschedulable)
 
-    def roll_back(self, node: str, record: ShedRecord) -> None:
-        """Undo exactly what we did: uncordon only if we cordoned, and drop our record."""
-        patch: dict[str, Any] = {"metadata": {"annotations": {SHED_ANNOTATION: None}}}
+    def roll_back(self, node: str, record: ShedRecord, clear: tuple[str, ...] = ()) -> None:
+        """Undo exactly what we did: uncordon only if we cordoned, and drop our record (and ``clear``)."""
+        patch: dict[str, Any] = {"metadata": {"annotations": {SHED_ANNOTATION: None, **dict.fromkeys(clear)}}}
         if not record.was_unschedulable:
             patch["spec"] = {"unschedulable": None}
         self._api.patch_node(node, patch)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record
+from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
 from piclusterd.cluster_controller import ShedSettings
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.cluster_world import ClusterWorld
@@ -117,3 +117,58 @@ def test_a_leader_killed_mid_drain_is_replaced_and_the_drain_finished_once(world
     time_to_new_leader = stamp(takeover[0]) - kill_wall
     assert 0 < time_to_new_leader <= 15 + 2  # the lease duration, plus one retry period
     assert resumed[0]["node"] == takeover[0]["node"]  # the new leader did the resuming
+
+
+def test_mains_back_a_shed_node_powered_on_again_rejoins(world: ClusterWorld) -> None:
+    world.run(5)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: "pi4" in [e["target"] for e in world.events("node.powered_off")], max_s=600)
+    world.ups.drive(ups_status="OL CHRG")
+    world.run(30)
+    assert world.events("node.restored") == []  # still off: nothing to rejoin yet
+    world.server.power_on_node("pi4")  # someone pressed its button
+    world.run(10)
+    (restored,) = world.events("node.restored")
+    assert restored["target"] == "pi4" and restored["uncordoned"] is True
+    node = world.server.get_object("Node", None, "pi4")
+    assert node is not None and not node["spec"].get("unschedulable")
+    assert not any(k.startswith("picluster.io/") for k in node["metadata"].get("annotations") or {})
+    assert "PowerRestored" in [e["reason"] for e in world.server.list_objects("Event")]
+
+
+def test_mains_back_before_a_drained_node_is_powered_off_cancels_its_shedding(world: ClusterWorld) -> None:
+    drained = ShedRecord(ShedPhase.DRAINED, "pi2", "on battery", "2026-11-24T02:01:00Z", False)
+    world.server.update_object(
+        "Node",
+        None,
+        "pi5",
+        lambda n: (
+            n["spec"].update(unschedulable=True),
+            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(drained)}),
+        ),
+    )
+    world.run(10)  # mains present all along: the new leader finds the record
+    (cancelled,) = world.events("node.shed_cancelled")
+    assert cancelled["target"] == "pi5"
+    node = world.server.get_object("Node", None, "pi5")
+    assert node is not None and not node["spec"].get("unschedulable")
+    assert SHED_ANNOTATION not in (node["metadata"].get("annotations") or {})
+    assert world.pis["pi5"].shutdowns == [] and world.events("node.poweroff_requested") == []
+
+
+def test_an_operators_cordon_is_kept_when_a_node_rejoins(world: ClusterWorld) -> None:
+    shed = ShedRecord(ShedPhase.POWERED_OFF, "pi2", "on battery", "2026-11-24T02:01:00Z", True)
+    world.server.update_object(
+        "Node",
+        None,
+        "pi5",
+        lambda n: (
+            n["spec"].update(unschedulable=True),
+            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(shed)}),
+        ),
+    )
+    world.run(10)
+    (restored,) = world.events("node.restored")
+    assert restored["uncordoned"] is False
+    node = world.server.get_object("Node", None, "pi5")
+    assert node is not None and node["spec"]["unschedulable"] is True
