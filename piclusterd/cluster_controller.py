@@ -318,8 +318,9 @@ class ClusterController:
         if not result.ok:
             self._drain_failed_at[name] = self._clock.monotonic()
             blockers = "; ".join(f"{pod}: {why}" for pod, why in result.blocked[:5])
+            budgets = " ".join(result.budgets)
             self._events.emit(
-                name, "DrainBlocked", f"drain {result.reason}, node left on. {blockers}".strip(), warning=True
+                name, "DrainBlocked", f"drain {result.reason}, node left on. {blockers} {budgets}".strip(), warning=True
             )
             return
         self._events.emit(name, "Drained", f"{len(result.evicted)} pods moved off {name}")

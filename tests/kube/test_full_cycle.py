@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,21 @@ def test_an_operators_cordon_is_kept_when_a_node_rejoins(world: ClusterWorld) ->
     assert restored["uncordoned"] is False
     node = world.server.get_object("Node", None, "pi5")
     assert node is not None and node["spec"]["unschedulable"] is True
+
+
+def test_a_drain_that_times_out_leaves_the_node_on_and_says_why(world: ClusterWorld) -> None:
+    world.server.ready_delay_s = 3600.0  # replacements never turn Ready in time
+    for pi in world.pis.values():
+        pi.controller._drainer._options = replace(pi.controller._drainer._options, timeout_s=30.0)  # type: ignore[union-attr]
+    world.run(5)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: bool(world.events("node.drain_failed")), max_s=600)
+    failed = world.events("node.drain_failed")[0]
+    target = str(failed["target"])
+    assert failed["reason"] == "timed out"
+    blocked = [e for e in world.server.list_objects("Event") if e["reason"] == "DrainBlocked"]
+    assert blocked and blocked[0]["type"] == "Warning" and blocked[0]["involvedObject"]["name"] == target
+    assert "no Ready replacement elsewhere yet" in blocked[0]["message"]
+    node = world.server.get_object("Node", None, target)
+    assert node is not None and not node["spec"].get("unschedulable")
+    assert world.pis[target].alive and world.pis[target].shutdowns == []
