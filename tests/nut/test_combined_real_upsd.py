@@ -81,8 +81,11 @@ def test_ups_on_battery_behind_a_hat_on_mains_goes_on_battery_and_fails_safe_whe
         for _ in range(int(STALE_AFTER_S) + 2):
             hat.clock.advance(1.0)
             states.append(daemon.step().state)
-        assert PowerState.ONLINE not in states  # never masked by the HAT's OL
-        assert states[-1] is PowerState.CRITICAL
+        # The UPS was last heard at t=1; held on battery (never masked by the HAT's OL) until t=1+stale_after.
+        first_critical = states.index(PowerState.CRITICAL)
+        assert set(states[:first_critical]) == {PowerState.ON_BATTERY}
+        assert first_critical == int(STALE_AFTER_S) - 1  # the poll at t = 2 + index = 1 + stale_after
+        assert set(states[first_critical:]) == {PowerState.CRITICAL}
         assert shutdown.calls == [["/bin/echo", "bye"]]
         held = [e for e in audit.named("power.reading_rejected") if e["variable"] == nut.name]
         assert any("held as on battery" in e["reason"] for e in held)
