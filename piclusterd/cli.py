@@ -386,7 +386,7 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
             lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease(
                 config.cluster.lease_name, config.cluster.lease_namespace, _request_timeout=request_timeout(5)
             )
-            holder = lease.spec.holder_identity or None
+            holder = (lease.spec.holder_identity if lease.spec is not None else None) or None
         except Exception as error:  # API down: say so, the local part is still useful
             return {"error": f"Kubernetes API: {error}"}
     try:
