@@ -93,9 +93,6 @@ class UpsConfig:
         """The drivers as written in a log line: ``"nut"``, ``"nut+hat"``."""
         return "+".join(self.drivers)
 
-    def uses(self, driver: str) -> bool:
-        return driver in self.drivers
-
 
 @dataclass(frozen=True, slots=True)
 class BatteryConfig:

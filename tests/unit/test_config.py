@@ -152,6 +152,7 @@ def test_ups_driver_is_one_name_or_a_list(tmp_path: Path, written: str, drivers:
     config = load_config(write(tmp_path, f'[ups]\ndriver = {written}\n[hat]\nprofile = "geekworm-x1200"\n'))
     assert config.ups.drivers == drivers
     assert config.summary()["ups.drivers"] == list(drivers)
+    assert config.ups.driver == "+".join(drivers)
 
 
 @pytest.mark.parametrize("written", ["[]", '["nut", "nut"]', '["nut", "usb"]', '"nut,hat"', "1", '[["nut"]]'])
