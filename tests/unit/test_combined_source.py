@@ -242,3 +242,17 @@ def test_sources_with_the_same_name_are_refused() -> None:
     clock = FakeClock()
     with pytest.raises(ValueError, match="distinct names"):
         CombinedPowerSource([ScriptedUps(clock), ScriptedUps(clock)], clock=clock, stale_after_s=STALE)
+
+
+@given(_statuses, _figures, _figures)
+def test_a_combination_of_one_source_decides_as_that_source(
+    status: str, charge: float | None, runtime: float | None
+) -> None:
+    alone = reading("nut", status, charge=charge, runtime=runtime)
+    result = combined(fresh(alone))
+    policy = PowerPolicy(stale_after_s=STALE)
+    for previous in PowerState:
+        memory = PowerMemory(state=previous, since=0.0, last_reading=alone)
+        expected, _ = decide(memory, Observation(NOW, alone, runtime), policy)
+        got, _ = decide(memory, Observation(NOW, result, runtime), policy)
+        assert (got.state, got.reason) == (expected.state, expected.reason)
