@@ -16,6 +16,8 @@ Annotations (all under ``picluster.io/``):
     :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time).
 ``poweroff-ack``
     written by the node's own daemon when it accepts a power-off request: the request id.
+``power``
+    each node's own power reading, written by its daemon: see :mod:`piclusterd.power_publisher`.
 """
 
 from __future__ import annotations

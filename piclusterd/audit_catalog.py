@@ -96,7 +96,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "a UPS value was refused",
         ("VARIABLE", "VALUE", "REASON", "WHOLE_READING"),
         "The UPS sent a value that cannot be true (VALUE of VARIABLE); it was not used. WHOLE_READING=True: the "
-        "whole reading was refused (ups.status missing or saying neither OL nor OB). Repeated at most every 5 min.",
+        "whole reading was refused (ups.status missing or saying neither OL nor OB). Repeated at most every 5 min. "
+        "With several sources ([ups] driver = [...]), VARIABLE starts with the source's name; VARIABLE = a source "
+        "name alone: that source gave no reading (REASON), and if it was on battery it is held as on battery.",
         "Check the UPS and its NUT driver (upsc UPS@HOST).",
     ),
     EventDoc(
@@ -382,6 +384,24 @@ EVENTS: tuple[EventDoc, ...] = (
         ("STEP", "ERROR"),
         "The step is retried on the next poll; destructive steps are only taken with a fresh lease.",
         "Check the API server (kubectl get --raw /readyz) and the kubeconfig in [cluster] kubeconfig.",
+    ),
+    EventDoc(
+        "node.power_publish_failed",
+        "warning",
+        "This node's power record could not be written",
+        ("NODE", "STATE", "ERROR"),
+        "The picluster.io/power annotation on this node's Node could not be patched; the leader plans on the "
+        "last record it can read. Logged once until a write succeeds; retried on a state change or after 10 s. "
+        "This node's own protection does not depend on it.",
+        "Check the API server (kubectl get --raw /readyz) and that the RBAC allows patching nodes.",
+    ),
+    EventDoc(
+        "node.power_publish_restored",
+        "info",
+        "This node's power record is written again",
+        ("NODE", "STATE"),
+        "The picluster.io/power annotation was written after a failure.",
+        "None.",
     ),
     EventDoc(
         "cluster.ssh_fallback_off",

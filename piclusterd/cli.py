@@ -47,8 +47,26 @@ def _default_log_format() -> LogFormat:
 
 
 def build_power_source(config: Config) -> PowerSource:
-    """The adapter for ``[ups] driver``."""
-    if config.ups.driver == "hat":
+    """The adapter for ``[ups] driver``; several drivers are read as one (``CombinedPowerSource``)."""
+    drivers = config.ups.drivers
+    if len(drivers) == 1:
+        return _build_driver(config, drivers[0])
+    from piclusterd.combined_source import CombinedPowerSource
+
+    sources: list[PowerSource] = []
+    try:
+        for driver in drivers:
+            sources.append(_build_driver(config, driver))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return CombinedPowerSource(sources, clock=SystemClock(), stale_after_s=config.ups.stale_after_s)
+
+
+def _build_driver(config: Config, driver: str) -> PowerSource:
+    """One adapter: ``"hat"`` or ``"nut"``."""
+    if driver == "hat":
         from piclusterd.drivers.gpio_power import import_gpio
         from piclusterd.drivers.hat import open_hat_source
 

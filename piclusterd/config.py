@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DRIVERS",
     "BatteryConfig",
     "ClusterConfig",
     "Config",
@@ -67,9 +68,16 @@ class NodeConfig:
     name: str
 
 
+#: The values of ``[ups] driver``.
+DRIVERS = ("nut", "hat")
+
+
 @dataclass(frozen=True, slots=True)
 class UpsConfig:
-    driver: str
+    """``[ups]``. ``drivers`` are the power sources, in the configured order: one, or several read as one
+    (:mod:`piclusterd.combined_source`)."""
+
+    drivers: tuple[str, ...]
     host: str
     port: int
     name: str
@@ -79,6 +87,11 @@ class UpsConfig:
     poll_interval_s: float
     stale_after_s: float
     timeout_s: float
+
+    @property
+    def driver(self) -> str:
+        """The drivers as written in a log line: ``"nut"``, ``"nut+hat"``."""
+        return "+".join(self.drivers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +271,18 @@ def _argv(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _drivers(value: Any) -> tuple[str, ...]:
+    """``"nut"`` or a list such as ``["nut", "hat"]``: each driver once, at least one."""
+    names = ", ".join(f'"{d}"' for d in DRIVERS)
+    expected = f'one of {names}, or a list of them such as ["nut", "hat"] (each once)'
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError(expected)
+    if any(item not in DRIVERS for item in items) or len(set(items)) != len(items):
+        raise ValueError(expected)
+    return tuple(items)
+
+
 def _choice(*choices: str) -> _Convert:
     def convert(value: Any) -> str:
         if value not in choices:
@@ -272,7 +297,7 @@ _TOP: dict[str, _Key] = {"mode": _Key("dry-run", _choice("dry-run", "enforce"))}
 _SCHEMA: dict[str, dict[str, _Key]] = {
     "node": {"name": _Key("", _string)},
     "ups": {
-        "driver": _Key("nut", _choice("nut", "hat")),
+        "driver": _Key("nut", _drivers),
         "host": _Key("127.0.0.1", _nonempty_string),
         "port": _Key(3493, _port),
         "name": _Key("ups", _nonempty_string),
@@ -392,7 +417,9 @@ def _hat_profile(file: str, hat: dict[str, Any], problems: list[ConfigError]) ->
     try:
         if not key:
             problems.append(
-                ConfigError(file, "hat.profile", 'is empty but ups.driver is "hat"', 'a profile name or "generic"')
+                ConfigError(
+                    file, "hat.profile", 'is empty but ups.driver includes "hat"', 'a profile name or "generic"'
+                )
             )
             return None
         if key == "generic":
@@ -521,7 +548,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             )
         )
     hat_profile = None
-    if ups["driver"] == "hat":
+    if "hat" in ups["driver"]:
         hat_profile = _hat_profile(file, values["hat"], problems)
     if problems:
         raise ConfigInvalid(problems)
@@ -532,7 +559,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
         mode=Mode(top["mode"]),
         node=NodeConfig(name=values["node"]["name"] or hostname or socket.gethostname()),
         ups=UpsConfig(
-            driver=ups["driver"],
+            drivers=ups["driver"],
             host=ups["host"],
             port=ups["port"],
             name=ups["name"],

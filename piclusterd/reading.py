@@ -73,7 +73,9 @@ class UpsReading:
 
     ``timestamp`` is the monotonic time (seconds) at which it was taken, ``wall_time`` the UNIX time for
     the audit trail; ``source`` names the source (``"nut:ups1@10.0.0.2:3493"``). Optional values are
-    ``None`` when the source does not report them or reported garbage.
+    ``None`` when the source does not report them or reported garbage. ``parts`` is empty for a reading of
+    one source; a reading combined from several (:mod:`piclusterd.combined_source`) keeps there the latest
+    reading of each source it heard, so each battery can be followed on its own.
     """
 
     source: str
@@ -87,6 +89,7 @@ class UpsReading:
     realpower_w: float | None = None
     realpower_nominal_w: float | None = None
     input_voltage: float | None = None
+    parts: tuple[UpsReading, ...] = ()
 
     @property
     def mains(self) -> MainsState:

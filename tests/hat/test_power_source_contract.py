@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from piclusterd.combined_source import CombinedPowerSource
 from piclusterd.drivers.hat import get_profile
 from piclusterd.drivers.nut import NutPowerSource
 from piclusterd.ports import PowerSource
@@ -64,6 +65,14 @@ def hat_subject(key: str) -> SubjectFactory:
     return make
 
 
+def make_combined(_request: pytest.FixtureRequest) -> Subject:
+    """A scripted UPS and an emulated HAT fed by it, on one clock: the UPS sees the outage, the HAT does not."""
+    hat = EmulatedHat(get_profile("geekworm-x1200"))
+    ups = ScriptedUps(hat.clock, name="nut:ups1@10.0.0.2:3493")
+    source = CombinedPowerSource([ups, hat.source], clock=hat.clock, stale_after_s=15.0)
+    return Subject(source, hat.clock, lambda: ups.drive(ups_status="OB DISCHRG"))
+
+
 SUBJECTS = [
     pytest.param(make_scripted_ups, id="scripted-ups"),
     pytest.param(hat_subject("geekworm-x728"), id="hat-geekworm-x728"),
@@ -71,6 +80,7 @@ SUBJECTS = [
     pytest.param(hat_subject("waveshare-ups-hat-b"), id="hat-waveshare-ups-hat-b"),
     pytest.param(hat_subject("ups-lite-v1.2"), id="hat-ups-lite-v1.2"),
     pytest.param(make_nut_source, id="nut", marks=pytest.mark.realnut),
+    pytest.param(make_combined, id="combined-ups-and-hat"),
 ]
 
 

@@ -142,3 +142,26 @@ def test_generic_hat_needs_its_chip_and_explicit_pin_level(tmp_path: Path) -> No
         )
     )
     assert config.hat.profile is not None and config.hat.profile.power_loss is not None
+
+
+@pytest.mark.parametrize(
+    ("written", "drivers"),
+    [('"nut"', ("nut",)), ('"hat"', ("hat",)), ('["nut", "hat"]', ("nut", "hat")), ('["hat"]', ("hat",))],
+)
+def test_ups_driver_is_one_name_or_a_list(tmp_path: Path, written: str, drivers: tuple[str, ...]) -> None:
+    config = load_config(write(tmp_path, f'[ups]\ndriver = {written}\n[hat]\nprofile = "geekworm-x1200"\n'))
+    assert config.ups.drivers == drivers
+    assert config.summary()["ups.drivers"] == list(drivers)
+    assert config.ups.driver == "+".join(drivers)
+
+
+@pytest.mark.parametrize("written", ["[]", '["nut", "nut"]', '["nut", "usb"]', '"nut,hat"', "1", '[["nut"]]'])
+def test_a_bad_driver_list_names_the_key_and_what_is_expected(tmp_path: Path, written: str) -> None:
+    (line,) = problems(tmp_path, f"[ups]\ndriver = {written}\n")
+    assert line.startswith(f"{tmp_path}/piclusterd.toml: ups.driver: invalid value")
+    assert 'or a list of them such as ["nut", "hat"] (each once)' in line
+
+
+def test_a_driver_list_with_hat_needs_a_hat_profile(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, '[ups]\ndriver = ["nut", "hat"]\n')
+    assert 'hat.profile: is empty but ups.driver includes "hat"' in line
