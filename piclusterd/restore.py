@@ -231,7 +231,7 @@ def decide_restore(
         reason = (
             f"mains back for {format_duration(max(0.0, now - back_since))}, charge "
             f"{'unknown' if charge is None else f'{charge:g} %'}; {role} tier {policy.tier(node)}, "
-            f"first of {len(candidates)} shed node(s) in restore order"
+            f"next in restore order of {len(candidates)} shed node(s)"
         )
         return memory.with_power_on(node.name, now), (PowerOn(node.name, reason),)
     return _hold(memory, RestoreHold.ANTI_FLAP)
