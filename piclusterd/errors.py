@@ -22,6 +22,8 @@ __all__ = [
     "NotLeader",
     "PiclusterError",
     "PinUnavailable",
+    "PowerControlFailed",
+    "PowerControlUnsupported",
     "ProfileInvalid",
     "ReadingRejected",
     "SourceUnavailable",
@@ -116,6 +118,23 @@ class ProfileInvalid(DriverError, ValueError):
 
 class CapabilityMissing(DriverError, NotImplementedError):
     """The chip has no such register or feature (CRATE on a MAX17040, a power-cut pin on a HAT without one)."""
+
+
+class PowerControlUnsupported(CapabilityMissing):
+    """A node-power backend cannot do this (power a node off over Wake-on-LAN, wake a Pi 4 over the network).
+
+    Raised instead of doing nothing, so the caller can say so and try another way (SSH halt, an operator).
+    """
+
+    def __init__(self, backend: str, node: str, operation: str, why: str) -> None:
+        self.backend = backend
+        self.node = node
+        self.operation = operation
+        super().__init__(f"{backend} cannot {operation} {node}: {why}")
+
+
+class PowerControlFailed(DriverError, OSError):
+    """A node-power backend tried and failed (socket error, sysfs write refused, GPIO error)."""
 
 
 class ClusterError(PiclusterError):

@@ -1,0 +1,1 @@
+"""Restore policy and power-on backends."""
