@@ -351,6 +351,7 @@ class _World:
         self.power_offs = self.power_ons = self.shutdowns = 0
         self.refused: set[tuple[str, SafetyRule]] = set()
         self._view: ClusterView | None = None
+        self._cache: dict[str, float] = {}  # load_w and critical_up of the current state
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -385,6 +386,7 @@ class _World:
 
     def changed(self) -> None:
         self._view = None
+        self._cache.clear()
 
     def moving(self) -> set[str]:
         if self.drain is None:
@@ -392,6 +394,11 @@ class _World:
         return set(self.drain[2])
 
     def critical_up(self) -> int:
+        if "critical_up" not in self._cache:
+            self._cache["critical_up"] = self._critical_up()
+        return int(self._cache["critical_up"])
+
+    def _critical_up(self) -> int:
         powered = set(self.powered())
         moving = self.moving()
         up = {
@@ -404,7 +411,9 @@ class _World:
     def load_w(self) -> float:
         if self.down:
             return 0.0  # the UPS cut its output after the shutdown
-        return cluster_load_w(self.view(), self.hardware, self.powered())
+        if "load_w" not in self._cache:
+            self._cache["load_w"] = cluster_load_w(self.view(), self.hardware, self.powered())
+        return self._cache["load_w"]
 
     def battery_w(self, mains: bool) -> float:
         """Positive: discharging; negative: charging."""
