@@ -247,8 +247,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"  with piclusterd (target {format_duration(hours * 3600)}): {with_wh:.1f} Wh")
             print(f"  without shedding:                 {without_wh:.1f} Wh")
             print(f"  (nameplate Wh at usable_fraction {usable}; now {scenario.battery.capacity_wh:.0f} Wh)")
-            if outage is None:
-                return EXIT_OK
+            return EXIT_OK
         if outage is None:
             raise ConfigError(args.scenario, "outage", "no outage", "[outage] in the file, --outage or --outage-csv")
         targets = _targets(args.compare) if args.compare else [scenario.policy.target_runtime_s]
