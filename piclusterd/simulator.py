@@ -525,7 +525,7 @@ def simulate(
 
     rows: list[TimelineRow] = []
     figures: list[OutageFigures] = []
-    current: dict[str, float] | None = None
+    current: _OpenOutage | None = None
     off_time = critical_ok_time = drawn_wh = 0.0
     t, next_tick = 0.0, 0.0
     mains = mains_at(0.0)
@@ -540,13 +540,12 @@ def simulate(
                 optimum = physical_optimum(
                     scenario.view, scenario.battery, planner, hardware=scenario.hardware, charge_pct=charge
                 )
-                current = {
-                    "off": t,
-                    "runtime": 0.0,
-                    "dead": 1.0 if world.down else 0.0,  # already down (a flicker before the restart)
-                    "optimum": optimum.runtime_s,
-                    "none": no_shedding_runtime_s(scenario, charge),
-                }
+                current = _OpenOutage(
+                    off_at_s=t,
+                    optimum_runtime_s=optimum.runtime_s,
+                    no_shedding_runtime_s=no_shedding_runtime_s(scenario, charge),
+                    went_down=world.down,  # already down: a flicker before the restart
+                )
             else:
                 world.on_battery_since = None
                 world.cancel_drain()
@@ -566,7 +565,7 @@ def simulate(
         ):
             world.shutdown_all()
             if current is not None:
-                current["dead"] = 1.0
+                current.went_down = True
         if t >= next_tick - _EPS:
             world.decide(t, mains)
             next_tick = t + settings.step_s
@@ -608,7 +607,7 @@ def simulate(
             off_time += dt
             critical_ok_time += dt if critical_up == len(world.critical) else 0.0
             if current is not None and not world.down:
-                current["runtime"] += dt
+                current.runtime_s += dt
         t = t_next
     if current is not None:
         figures.append(_close(current, t, world))
@@ -625,16 +624,27 @@ def simulate(
     return SimResult(scenario.name, outage.name, planner.target_runtime_s, tuple(rows), summary)
 
 
-def _close(current: dict[str, float], t: float, world: _World) -> OutageFigures:
+@dataclass(slots=True)
+class _OpenOutage:
+    """The failure under way, while the simulation runs through it."""
+
+    off_at_s: float
+    optimum_runtime_s: float
+    no_shedding_runtime_s: float
+    went_down: bool
+    runtime_s: float = 0.0
+
+
+def _close(current: _OpenOutage, t: float, world: _World) -> OutageFigures:
     return OutageFigures(
-        off_at_s=current["off"],
+        off_at_s=current.off_at_s,
         on_at_s=t,
-        runtime_s=current["runtime"],
-        survived=current["dead"] == 0.0,
+        runtime_s=current.runtime_s,
+        survived=not current.went_down,
         energy_left_wh=world.energy_wh,
         charge_left_pct=world.charge_pct,
-        optimum_runtime_s=current["optimum"],
-        no_shedding_runtime_s=current["none"],
+        optimum_runtime_s=current.optimum_runtime_s,
+        no_shedding_runtime_s=current.no_shedding_runtime_s,
     )
 
 
@@ -654,7 +664,9 @@ def find_battery_for(
 ) -> float:
     """The smallest battery (Wh, rounded up to ``tolerance_wh``) that keeps the cluster (so its critical
     workloads, bar pod moves) up through an outage of ``hours`` from a full charge. piclusterd plans with
-    a target of ``hours``. Bisection: more capacity never shortens the runtime."""
+    a target of ``hours``. Bisection, which assumes more capacity never shortens the runtime: exact without
+    shedding; with it, a bigger battery may mean fewer nodes shed, but to the same target, re-planned as
+    the charge falls."""
     settings = settings or SimSettings()
     low, high = 0.0, max(1.0, scenario.battery.capacity_wh)
     while not _survives(scenario, hours, policy, settings, high):
