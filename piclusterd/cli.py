@@ -536,6 +536,12 @@ def _probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from piclusterd.simulate_command import main
+
+    return main(args)
+
+
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
@@ -559,6 +565,16 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")
     probe.add_argument("--model-path", default="/proc/device-tree/model", help=argparse.SUPPRESS)
     probe.set_defaults(handler=_probe)
+    sim = commands.add_parser("simulate", help="replay an outage on simulated time, with and without piclusterd")
+    sim.add_argument("scenario", metavar="SCENARIO.toml", help="a simulation file (see examples/scenarios/)")
+    outage = sim.add_mutually_exclusive_group()
+    outage.add_argument("--outage", metavar="NAME", help="storm-2am, brownout-flap, long-night or blip")
+    outage.add_argument("--outage-csv", metavar="FILE", help="mains times: rows time,on|off or off_at,on_at")
+    sim.add_argument("--plot", metavar="OUT.png", help="draw every run on the same axes (needs matplotlib)")
+    sim.add_argument("--csv", metavar="OUT.csv", help="write every run's timeline")
+    sim.add_argument("--compare", metavar="target_runtime=2h,4h,8h", help="one piclusterd run per target")
+    sim.add_argument("--find-battery-for", metavar="DURATION", help="smallest battery (Wh) lasting DURATION")
+    sim.set_defaults(handler=_simulate)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
