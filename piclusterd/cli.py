@@ -102,6 +102,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.leader import LeaseElector
     from piclusterd.node_agent import NodeAgent
     from piclusterd.peer_power import PeerPowerOff
+    from piclusterd.power_publisher import PowerPublisher
     from piclusterd.ssh_power import SshPowerOff
 
     cluster = config.cluster
@@ -188,6 +189,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         settings=settings_from_config(config),
         clock=clock,
         log=log,
+        publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
     )
 
 

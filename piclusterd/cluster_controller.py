@@ -37,6 +37,7 @@ from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
 from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation
+from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
@@ -106,6 +107,7 @@ class ClusterController:
         settings: ShedSettings,
         clock: Clock,
         log: AuditLogger,
+        publisher: PowerPublisher | None = None,
     ) -> None:
         self._identity = identity
         self._api = api
@@ -115,6 +117,7 @@ class ClusterController:
         self._power_off = power_off
         self._events = events
         self._settings = settings
+        self._publisher = publisher
         self._elector_lease_s = float(elector.timings.lease_duration_s)
         self._clock = clock
         self._log = log.bind(component="cluster")
@@ -149,6 +152,8 @@ class ClusterController:
                 self._on_battery_since = power.since if power.since is not None else now
         else:
             self._on_battery_since = None
+        if self._publisher is not None and power.last_reading is not None:
+            self._publisher.publish(power, power.last_reading.source)  # rate-limited; never raises
         try:
             self._agent.tick()
         except ClusterError as error:

@@ -75,6 +75,8 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
             status = status_of(tmp_path, config)
             assert status["state"] == "on_battery" and status["cluster"]["leader"] == "pi1"
             nodes = {n["name"]: n for n in status["cluster"]["nodes"]}
+            pi1 = cluster.get_object("Node", None, "pi1")
+            assert pi1 is not None and '"state":"on_battery"' in pi1["metadata"]["annotations"]["picluster.io/power"]
             assert set(nodes) == {"pi1", "pi2", "pi3", "pi4", "pi5"}
             assert all(n["ready"] and n["shed"] == "none" and n["draw_w"] > 2 for n in nodes.values())
             assert nodes["pi1"]["role"] == "control-plane" and nodes["pi4"]["role"] == "agent"
