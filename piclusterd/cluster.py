@@ -805,3 +805,12 @@ def parse_kubectl_list(obj: Mapping[str, Any]) -> ClusterView:
         elif kind == "PodDisruptionBudget":
             pdbs.append(_parse_pdb(item, where))
     return ClusterView(tuple(nodes), tuple(pods), tuple(pdbs))
+
+
+def node_tier(node: Node, tiers: Mapping[str, int], default: int) -> int:
+    """A node's tier, the one rule for shedding and restoring: configuration, then label, then ``default``."""
+    configured = tiers.get(node.name)
+    if configured is not None:
+        return configured
+    labelled = node.tier
+    return default if labelled is None else labelled

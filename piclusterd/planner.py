@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from piclusterd.cluster import ClusterView, Node, Pod, ShedState
+from piclusterd.cluster import ClusterView, Node, Pod, ShedState, node_tier
 from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError
 from piclusterd.power_model import (
@@ -140,11 +140,7 @@ class PlannerPolicy:
 
     def tier(self, node: Node) -> int:
         """The node's tier: configuration, then label, then ``default_tier``."""
-        configured = self.tiers.get(node.name)
-        if configured is not None:
-            return configured
-        labelled = node.tier
-        return self.default_tier if labelled is None else labelled
+        return node_tier(node, self.tiers, self.default_tier)
 
 
 @dataclass(frozen=True, slots=True)

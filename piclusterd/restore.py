@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from piclusterd.cluster import ClusterView, Node, ShedState
+from piclusterd.cluster import ClusterView, Node, ShedState, node_tier
 from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError
 from piclusterd.power_state import BATTERY_STATES, PowerState
@@ -79,11 +79,7 @@ class RestorePolicy:
 
     def tier(self, node: Node) -> int:
         """The node's tier: configuration, then label, then ``default_tier``."""
-        configured = self.tiers.get(node.name)
-        if configured is not None:
-            return configured
-        labelled = node.tier
-        return self.default_tier if labelled is None else labelled
+        return node_tier(node, self.tiers, self.default_tier)
 
 
 @dataclass(frozen=True, slots=True)
