@@ -20,6 +20,7 @@ from pathlib import Path
 from piclusterd.audit import LogFormat, make_audit_logger
 from piclusterd.config import Config, load_config
 from piclusterd.daemon import PowerDaemon
+from piclusterd.durations import format_duration
 from piclusterd.notify import SystemdNotifier
 from piclusterd.power_state import PowerState
 from piclusterd.testing.clock import FakeClock
@@ -155,16 +156,43 @@ def run_demo(outage: str, speed: float, out: object = None) -> dict[str, float]:
 
 
 def demo_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="piclusterd demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="piclusterd demo", description="Watch piclusterd ride out an outage.")
+    parser.add_argument("--cluster", choices=["clinic-5"], default="clinic-5", help="the reference cluster")
     parser.add_argument("--outage", choices=sorted(OUTAGES), default="storm-2am")
     parser.add_argument("--speed", type=float, default=600.0, help="simulated seconds per second (0: flat out)")
+    parser.add_argument("--single-node", action="store_true", help="one node doing upsmon's job, no cluster")
     args = parser.parse_args(argv)
     outage_s = sum(on - off for off, on in OUTAGES[args.outage])
-    print(f"piclusterd demo: one node, clinic-5 UPS (84 Wh), outage {args.outage!r}, x{args.speed:g} speed\n")
-    figures = run_demo(args.outage, args.speed)
+    if args.single_node:
+        print(f"piclusterd demo: one node, clinic-5 UPS (84 Wh), outage {args.outage!r}, x{args.speed:g} speed\n")
+        figures = run_demo(args.outage, args.speed)
+        print("\nsummary")
+        print(f"  mains out               {outage_s / 3600:.1f} h")
+        print(f"  node down               {figures['down_s'] / 3600:.1f} h (no shedding: upsmon behaviour)")
+        print(f"  clean local shutdowns   {figures['shutdowns']:.0f} (never a dirty power loss)")
+        print(f"  battery at the end      {figures['charge_end_pct']:.0f} %")
+        return 0
+    from piclusterd.cluster_demo import run_cluster_demo
+
+    print(
+        f"piclusterd demo: {args.cluster} (3 k3s servers, 2 agents, 84 Wh UPS), outage {args.outage!r}, "
+        f"x{args.speed:g} speed; every node runs piclusterd's real code against a scripted UPS and a fake API\n"
+    )
+    result = run_cluster_demo(args.outage, args.speed, sys.stdout)
+
+    def hours(seconds: float | None) -> str:
+        return "-" if seconds is None else format_duration(seconds)
+
     print("\nsummary")
-    print(f"  mains out               {outage_s / 3600:.1f} h")
-    print(f"  cluster down            {figures['down_s'] / 3600:.1f} h (no shedding yet: upsmon behaviour)")
-    print(f"  clean local shutdowns   {figures['shutdowns']:.0f} (never a dirty power loss)")
-    print(f"  battery at the end      {figures['charge_end_pct']:.0f} %")
+    print(f"  mains out                          {hours(outage_s)}")
+    print(
+        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({result.power_offs})"
+    )
+    print(f"  runtime planned, with piclusterd   {hours(result.runtime_planned_s)}")
+    print(f"  runtime without shedding           {hours(result.runtime_without_s)} (upsmon: all on until low battery)")
+    print(f"  physical optimum                   {hours(result.runtime_optimum_s)}")
+    share = 100 * result.critical_up_s / result.on_battery_s if result.on_battery_s else 100.0
+    print(f"  critical services up on battery    {share:.0f} % of the time")
+    print(f"  whole cluster down                 {hours(result.cluster_down_s)}")
+    print(f"  battery at the end                 {result.charge_end_pct:.0f} %")
     return 0

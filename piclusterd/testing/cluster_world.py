@@ -69,9 +69,16 @@ class ClusterWorld:
         self.settings = settings
         self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-"))
         self._clients: list[ApiClient] = []
+        self._drain_timeout_s = drain_timeout_s
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
+
+    def reboot(self, name: str) -> SimulatedPi:
+        """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
+        self.server.power_on_node(name)
+        self.pis[name] = self._build(name, self._drain_timeout_s)
+        return self.pis[name]
 
     def _build(self, name: str, drain_timeout_s: float) -> SimulatedPi:
         config_path = self._directory / f"{name}.toml"
