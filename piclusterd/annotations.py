@@ -22,6 +22,7 @@ Annotations (all under ``picluster.io/``):
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 from dataclasses import dataclass, replace
@@ -40,6 +41,7 @@ __all__ = [
     "parse_shed_record",
     "render_poweroff_request",
     "render_shed_record",
+    "rfc3339",
 ]
 
 PREFIX = "picluster.io/"
@@ -47,6 +49,11 @@ SHED_ANNOTATION = PREFIX + "shed"
 ACK_ANNOTATION = PREFIX + "poweroff-ack"
 REQUEST_ANNOTATION = PREFIX + "poweroff-request"
 RECORD_VERSION = 1
+
+
+def rfc3339(wall: float) -> str:
+    """UNIX time as RFC 3339 in UTC, to the second (``2026-11-25T02:00:00Z``): the records' time format."""
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ShedPhase(enum.Enum):

@@ -13,7 +13,6 @@ elector's ``ensure_leader``) runs before every destructive call, so a leader tha
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, replace
 
 from piclusterd.annotations import (
@@ -24,6 +23,7 @@ from piclusterd.annotations import (
     ShedPhase,
     ShedRecord,
     parse_shed_record,
+    rfc3339,
 )
 from piclusterd.audit import AuditLogger
 from piclusterd.cluster import ClusterView, parse_kubectl_list
@@ -87,10 +87,6 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         ),
         dry_run=config.mode is Mode.DRY_RUN,
     )
-
-
-def _rfc3339(wall: float) -> str:
-    return datetime.datetime.fromtimestamp(wall, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ClusterController:
@@ -313,7 +309,7 @@ class ClusterController:
             ShedPhase.DRAINING,
             self._identity,
             reason,
-            _rfc3339(self._clock.wall()),
+            rfc3339(self._clock.wall()),
             was_unschedulable=view.has_node(name) and view.node(name).unschedulable,
         )
         self._drain_and_power_off(name, record)
@@ -329,7 +325,7 @@ class ClusterController:
             )
             return
         self._events.emit(name, "Drained", f"{len(result.evicted)} pods moved off {name}")
-        drained = record.with_phase(ShedPhase.DRAINED, _rfc3339(self._clock.wall()))
+        drained = record.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)

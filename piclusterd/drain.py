@@ -13,13 +13,12 @@ state as it was, removes our record and says which pods and budgets blocked it; 
 
 from __future__ import annotations
 
-import datetime
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, render_shed_record
+from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, render_shed_record, rfc3339
 from piclusterd.audit import AuditLogger
 from piclusterd.cluster import Pod, parse_kubectl_list
 from piclusterd.kube_api import EvictionOutcome, KubeClusterApi
@@ -91,10 +90,6 @@ class _PodProgress:
 class _Blockers:
     pods: dict[str, str] = field(default_factory=dict)
     budgets: set[str] = field(default_factory=set)
-
-
-def _rfc3339(wall: float) -> str:
-    return datetime.datetime.fromtimestamp(wall, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pods(raw: list[dict[str, Any]]) -> tuple[Pod, ...]:
@@ -198,7 +193,7 @@ class Drainer:
             self._tick()
             self._sleep(self._options.poll_s)
 
-        drained = record.with_phase(ShedPhase.DRAINED, _rfc3339(self._clock.wall()))
+        drained = record.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
         self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(drained)}}})
         evicted = tuple(sorted(progress))
         elapsed = self._clock.monotonic() - started

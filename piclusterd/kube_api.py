@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import enum
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from piclusterd.annotations import rfc3339
 from piclusterd.errors import ClusterError
 
 __all__ = ["ApiCallFailed", "EventRecorder", "EvictionOutcome", "EvictionResult", "KubeClusterApi"]
@@ -62,10 +64,6 @@ class EvictionResult:
 def request_timeout(seconds: float) -> tuple[float, float]:
     """A (connect, read) pair: kubernetes 22.6 silently ignores a plain float as ``_request_timeout``."""
     return (seconds, seconds)
-
-
-def _now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeClusterApi:
@@ -172,7 +170,7 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
 
     def emit(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:
-        now = _now_rfc3339()
+        now = rfc3339(time.time())
         message = message[:1024]
         key = (node, reason, message)
         if key in self._seen:

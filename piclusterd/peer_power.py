@@ -15,7 +15,6 @@ its pods are already elsewhere, and the next tick looks again.
 
 from __future__ import annotations
 
-import datetime
 import enum
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from piclusterd.annotations import (
     ShedRecord,
     render_poweroff_request,
     render_shed_record,
+    rfc3339,
 )
 from piclusterd.audit import AuditLogger
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
@@ -69,10 +69,6 @@ def node_address(node: dict[str, Any]) -> str | None:
             if address.get("type") == kind and address.get("address"):
                 return str(address["address"])
     return None
-
-
-def _rfc3339(wall: float) -> str:
-    return datetime.datetime.fromtimestamp(wall, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PeerPowerOff:
@@ -121,7 +117,7 @@ class PeerPowerOff:
 
     def power_off(self, node: str, record: ShedRecord) -> PowerOffResult:
         """Power off a node whose shed record says drained (or resume one already requested)."""
-        now_text = _rfc3339(self._clock.wall())
+        now_text = rfc3339(self._clock.wall())
         if record.phase is ShedPhase.POWEROFF_REQUESTED and record.request_id:
             request_id = record.request_id  # resuming an earlier leader's request: same id, no new request
         else:
@@ -171,7 +167,7 @@ class PeerPowerOff:
                 node, "PowerOffUnconfirmed", f"{node} was asked to power off ({via}) but is still Ready", warning=True
             )
             return PowerOffResult(node, PowerOffOutcome.NOT_CONFIRMED, request_id, via)
-        off = record.with_phase(ShedPhase.POWERED_OFF, _rfc3339(self._clock.wall()))
+        off = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
         self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(off)}}})
         self._log.warning("node.powered_off", target=node, request_id=request_id, via=via)
         self._event(node, "PowerShed", f"{node} powered off to save battery: {record.reason}")

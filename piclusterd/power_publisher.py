@@ -17,7 +17,6 @@ change is tried again before ``retry_after``, so an unreachable API server is no
 
 from __future__ import annotations
 
-import datetime
 import enum
 import json
 import math
@@ -25,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from piclusterd.annotations import PREFIX, InvalidRecord
+from piclusterd.annotations import PREFIX, InvalidRecord, rfc3339
 from piclusterd.audit import AuditLogger
 from piclusterd.errors import ClusterError
 from piclusterd.ports import Clock
@@ -49,11 +48,6 @@ __all__ = [
 
 POWER_ANNOTATION = PREFIX + "power"
 POWER_RECORD_VERSION = 1
-
-
-def rfc3339(wall: float) -> str:
-    """UNIX time as RFC 3339 in UTC, to the second (``2026-11-25T02:00:00Z``)."""
-    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
