@@ -30,7 +30,7 @@ class RecordingShutdown:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, mode: str = "enforce", extra: str = "") -> None:
+    def __init__(self, tmp_path: Path, mode: str = "enforce", extra: str = "", notify_socket: str = "") -> None:
         self.path = tmp_path / "piclusterd.toml"
         self.path.write_text(
             f'mode = "{mode}"\n[node]\nname = "pi1"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
@@ -45,7 +45,7 @@ class Rig:
             source_factory=self.factory,
             clock=self.clock,
             log=self.audit.logger,
-            notifier=SystemdNotifier({}),
+            notifier=SystemdNotifier({"NOTIFY_SOCKET": notify_socket} if notify_socket else {}),
             shutdown=self.shutdown,
         )
         self.status_file = tmp_path / "run" / "status.json"
@@ -189,15 +189,7 @@ def test_systemd_hears_ready_after_stale_after_even_without_a_ups(tmp_path: Path
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(path)
         listener.settimeout(5)
-        rig = Rig(tmp_path)
-        rig.daemon = PowerDaemon(
-            rig.daemon.config,
-            source_factory=rig.factory,
-            clock=rig.clock,
-            log=rig.audit.logger,
-            notifier=SystemdNotifier({"NOTIFY_SOCKET": path}),
-            shutdown=rig.shutdown,
-        )
+        rig = Rig(tmp_path, notify_socket=path)
         rig.ups.go_silent()
         assert rig.poll(15) is PowerState.UNKNOWN  # polls at 0..14 s: not ready yet, still hoping for data
         listener.settimeout(0.1)
@@ -217,15 +209,7 @@ def test_a_refused_reload_still_tells_systemd_the_reload_is_over(tmp_path: Path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(path)
         listener.settimeout(5)
-        rig = Rig(tmp_path)
-        rig.daemon = PowerDaemon(
-            rig.daemon.config,
-            source_factory=rig.factory,
-            clock=rig.clock,
-            log=rig.audit.logger,
-            notifier=SystemdNotifier({"NOTIFY_SOCKET": path}),
-            shutdown=rig.shutdown,
-        )
+        rig = Rig(tmp_path, notify_socket=path)
         rig.poll()
         assert listener.recv(4096).startswith(b"READY=1")
         rig.path.write_text(rig.path.read_text() + "[ups]\npol_interval = '1s'\n")
