@@ -30,6 +30,8 @@ from piclusterd.ports import PowerSource
 from piclusterd.shutdown_command import CommandShutdown
 
 if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
     from piclusterd.cluster_controller import ClusterController
 
 __all__ = ["ctl_main", "daemon_main"]
@@ -91,10 +93,31 @@ def _build_driver(config: Config, driver: str) -> PowerSource:
     )
 
 
-def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
-    """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
+def kube_api_client(config: Config) -> ApiClient:
+    """A Kubernetes client from ``[cluster] kubeconfig`` (empty: in-cluster), with urllib3's retries off."""
     from kubernetes import client as k8s
     from kubernetes import config as kubeconfig
+
+    path = config.cluster.kubeconfig
+    configuration = k8s.Configuration()
+    try:
+        if path:
+            kubeconfig.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            kubeconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except Exception as error:  # the loader raises ConfigException, OSError, yaml errors...
+        raise ConfigError(
+            config.path,
+            "cluster.kubeconfig",
+            f"cannot load {path or 'in-cluster config'}: {error}",
+            "a kubeconfig made as deploy/README.md shows",
+        ) from error
+    configuration.retries = False  # bounded latency: our own loop retries, urllib3 must not hide outages
+    return k8s.ApiClient(configuration)
+
+
+def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
+    """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
 
     from piclusterd.cluster_controller import ClusterController, settings_from_config
     from piclusterd.drain import Drainer, DrainOptions
@@ -106,21 +129,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.ssh_power import SshPowerOff
 
     cluster = config.cluster
-    configuration = k8s.Configuration()
-    try:
-        if cluster.kubeconfig:
-            kubeconfig.load_kube_config(config_file=cluster.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kubeconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except Exception as error:  # the loader raises ConfigException, OSError, yaml errors...
-        raise ConfigError(
-            config.path,
-            "cluster.kubeconfig",
-            f"cannot load {cluster.kubeconfig or 'in-cluster config'}: {error}",
-            "a kubeconfig made as deploy/README.md shows",
-        ) from error
-    configuration.retries = False  # bounded latency: our own loop retries, urllib3 must not hide outages
-    api_client = k8s.ApiClient(configuration)
+    api_client = kube_api_client(config)
     clock = SystemClock()
     identity = config.node.name
     node_log = log.bind(component="cluster")
@@ -363,7 +372,6 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
     from dataclasses import asdict
 
     from kubernetes import client as k8s
-    from kubernetes import config as kubeconfig
 
     from piclusterd.cluster import parse_kubectl_list
     from piclusterd.cluster_controller import settings_from_config
@@ -376,13 +384,11 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
         return None
     if not config.cluster.enabled:
         return None
-    configuration = k8s.Configuration()
     try:
-        kubeconfig.load_kube_config(config_file=config.cluster.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except Exception as error:
-        return {"error": f"cannot load {config.cluster.kubeconfig}: {error}"}
-    configuration.retries = False
-    with k8s.ApiClient(configuration) as api_client:
+        client_for_status = kube_api_client(config)
+    except ConfigError as error:
+        return {"error": str(error)}
+    with client_for_status as api_client:
         try:
             view = parse_kubectl_list(KubeClusterApi(api_client).snapshot())
             lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease(
