@@ -81,17 +81,18 @@ def _line(event: dict[str, Any]) -> str:
     return f"{clock}  {node:<4} {name:<24} {detail}"
 
 
+def _is_ready(obj: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
+
+
 def _critical_up(server: FakeKubeServer, apps: set[str]) -> bool:
+    """Every critical app has a Ready pod on a Ready node."""
+    ready_nodes = {n["metadata"]["name"] for n in server.list_objects("Node") if _is_ready(n)}
     ready: set[str] = set()
     for pod in server.list_objects("Pod"):
         app = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
-        conditions = pod.get("status", {}).get("conditions", [])
-        if app in apps and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-            node = server.get_object("Node", None, pod["spec"].get("nodeName", ""))
-            if node is not None and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])
-            ):
-                ready.add(app)
+        if app in apps and _is_ready(pod) and pod["spec"].get("nodeName") in ready_nodes:
+            ready.add(app)
     return ready == apps
 
 
