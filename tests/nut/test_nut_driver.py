@@ -201,7 +201,9 @@ def test_reports_unknown_status_word(nut_server: NutServer, make_source: MakeSou
 
 def test_keeps_one_connection_across_polls(nut_server: NutServer, make_source: MakeSource) -> None:
     source = make_source(nut_server)
-    before = _client_ports_of(nut_server.port)
+    # Every state: the fixture's own read-back connection may still be closing (FIN_WAIT) now and reach
+    # TIME_WAIT during the polls; it must not count as one of the source's.
+    before = _client_ports_of(nut_server.port, states=tuple(f"{n:02X}" for n in range(1, 12)))
 
     for _ in range(5):
         source.poll()
@@ -385,11 +387,11 @@ def test_password_appears_in_no_message_and_no_repr(nut_server: NutServer, make_
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _client_ports_of(server_port: int) -> set[int]:
+def _client_ports_of(server_port: int, states: tuple[str, ...] = ("01", "06")) -> set[int]:
     """Local ports of this machine's TCP connections to 127.0.0.1:server_port, open or recently closed.
 
     A closed client connection lingers in TIME_WAIT, so a source that reconnected on every poll would
-    leave one port per poll here.
+    leave one port per poll here. ``states`` are /proc's hex TCP states (default ESTABLISHED, TIME_WAIT).
     """
     ports: set[int] = set()
     with open("/proc/net/tcp", encoding="ascii") as table:
@@ -398,7 +400,7 @@ def _client_ports_of(server_port: int) -> set[int]:
             fields = line.split()
             local, remote, state = fields[1], fields[2], fields[3]
             # 01 ESTABLISHED, 06 TIME_WAIT; 0100007F is 127.0.0.1 in /proc's byte order
-            if remote == f"0100007F:{server_port:04X}" and state in ("01", "06"):
+            if remote == f"0100007F:{server_port:04X}" and state in states:
                 ports.add(int(local.split(":")[1], 16))
     return ports
 
