@@ -1,0 +1,433 @@
+"""One protocol contract, run against the real upsd 2.8.0 (dummy-ups) and against ``NutEmulator``.
+
+Everything both support is checked byte for byte on the wire (raw sockets) and through PyNUTClient, so the
+emulator that the outlet tests rely on cannot drift from what upsd really answers. Where they differ on
+purpose (dummy-ups has no outlet commands), the test says so by name and checks each side.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
+from piclusterd.testing.clock import FakeClock
+from piclusterd.testing.nut_emulator import NutEmulator
+from piclusterd.testing.nut_server import NutServer
+
+_UPS = "ups1"
+_USER, _PASSWORD = "admin", "secret"
+_UUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}")
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where a NUT server listens, and which kind it is."""
+
+    kind: str  # "upsd" or "emulator"
+    host: str
+    port: int
+    emulator: NutEmulator | None = None
+
+
+def _start(kind: str) -> Iterator[Backend]:
+    if kind == "upsd":
+        with NutServer() as server:
+            yield Backend(kind, server.host, server.port)
+    else:
+        with NutEmulator(clock=FakeClock(), variables=NutServer.DEFAULT_VARIABLES) as emulator:
+            yield Backend(kind, emulator.host, emulator.port, emulator)
+
+
+@pytest.fixture(scope="module", params=["upsd", "emulator"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A server shared by the tests that change nothing a later test reads (or change only ups.load)."""
+    yield from _start(request.param)
+
+
+@pytest.fixture(params=["upsd", "emulator"])
+def fresh_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A server of its own, for a test that changes state for good (FSD)."""
+    yield from _start(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _output_back_on(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``load.off`` does nothing on dummy-ups but switches the emulator's output off: undo it after a test."""
+    yield
+    if "backend" in request.fixturenames:
+        shared: Backend = request.getfixturevalue("backend")
+        if shared.emulator is not None:
+            shared.emulator.drive_output(on=True)
+
+
+class Wire:
+    """One raw connection: send a line, read the whole answer (a ``BEGIN LIST`` block up to its ``END``)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._sock = socket.create_connection((backend.host, backend.port), timeout=10.0)
+        self._stream = self._sock.makefile("rb")
+
+    def ask(self, line: str) -> str:
+        self._sock.sendall(line.encode() + b"\n")
+        first = self._stream.readline().decode()
+        if not first.startswith("BEGIN LIST "):
+            return first
+        end = "END " + first[len("BEGIN ") :]
+        lines = [first]
+        while lines[-1] != end:
+            raw = self._stream.readline()
+            if not raw:
+                raise AssertionError(f"{line}: connection closed mid-list after {lines!r}")
+            lines.append(raw.decode())
+        return "".join(lines)
+
+    def login(self, password: str = _PASSWORD) -> None:
+        assert self.ask(f"USERNAME {_USER}") == "OK\n"
+        assert self.ask(f"PASSWORD {password}") == "OK\n"
+
+    def at_eof(self) -> bool:
+        return self._stream.read() == b""
+
+    def close(self) -> None:
+        self._stream.close()
+        self._sock.close()
+
+
+@pytest.fixture
+def wire(backend: Backend) -> Iterator[Wire]:
+    conn = Wire(backend)
+    yield conn
+    conn.close()
+
+
+def _eventually(read: Callable[[], str], expected: str) -> str:
+    """upsd forwards a SET to the driver and answers at once: wait (bounded) for the value to be served."""
+    deadline = time.monotonic() + 10.0
+    seen = read()
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = read()
+    return seen
+
+
+# --- greeting and help --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("VER", "Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/\n"),
+        ("NETVER", "1.3\n"),
+        ("HELP", "Commands: HELP VER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS\n"),
+        ("VER x", "ERR INVALID-ARGUMENT\n"),
+        ("HELP x", "ERR INVALID-ARGUMENT\n"),
+        ("STARTTLS", "ERR FEATURE-NOT-CONFIGURED\n"),
+        ("FOO", "ERR UNKNOWN-COMMAND\n"),
+        ("", "ERR UNKNOWN-COMMAND\n"),
+        ("LIST", "ERR INVALID-ARGUMENT\n"),
+        ("LIST FOO ups1", "ERR INVALID-ARGUMENT\n"),
+        ("GET", "ERR INVALID-ARGUMENT\n"),
+        ("GET FOO ups1", "ERR INVALID-ARGUMENT\n"),
+    ],
+)
+def test_simple_requests_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> None:
+    assert wire.ask(line) == reply
+
+
+def test_logout_says_goodbye_and_closes(wire: Wire) -> None:
+    assert wire.ask("LOGOUT") == "OK Goodbye\n"
+    assert wire.at_eof()
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def test_list_ups_names_the_ups(wire: Wire) -> None:
+    assert wire.ask("LIST UPS") == 'BEGIN LIST UPS\nUPS ups1 "Description unavailable"\nEND LIST UPS\n'
+
+
+def test_list_var_is_sorted_quoted_and_holds_every_value(wire: Wire) -> None:
+    reply = wire.ask(f"LIST VAR {_UPS}").splitlines()
+    assert reply[0] == f"BEGIN LIST VAR {_UPS}"
+    assert reply[-1] == f"END LIST VAR {_UPS}"
+    body = reply[1:-1]
+    assert all(re.fullmatch(rf'VAR {_UPS} [a-z0-9.]+ "[^"]*"', line) for line in body), body
+    names = [line.split()[2] for line in body]
+    assert names == sorted(names, key=str.lower)
+    for name, value in NutServer.DEFAULT_VARIABLES.items():
+        if name != "ups.load":  # another test sets it
+            assert f'VAR {_UPS} {name} "{value}"' in body
+
+
+def test_words_may_be_quoted_and_commands_are_case_insensitive(wire: Wire) -> None:
+    assert wire.ask(f'get var "{_UPS}" "ups.status"') == f'VAR {_UPS} ups.status "OL"\n'
+    assert wire.ask(f"GET  VAR  {_UPS}  battery.charge") == f'VAR {_UPS} battery.charge "100"\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("GET VAR ups1 battery.runtime", 'VAR ups1 battery.runtime "1800"\n'),
+        ("GET VAR ups1 nope.var", "ERR VAR-NOT-SUPPORTED\n"),
+        ("GET VAR nope ups.status", "ERR UNKNOWN-UPS\n"),
+        ("GET VAR ups1", "ERR INVALID-ARGUMENT\n"),
+        ("LIST VAR nope", "ERR UNKNOWN-UPS\n"),
+        ("LIST VAR", "ERR INVALID-ARGUMENT\n"),
+        ("LIST CMD nope", "ERR UNKNOWN-UPS\n"),
+        ("LIST RW nope", "ERR UNKNOWN-UPS\n"),
+        ("LIST CLIENT ups1", "BEGIN LIST CLIENT ups1\nEND LIST CLIENT ups1\n"),
+        ("LIST ENUM ups1 nope.var", "ERR VAR-NOT-SUPPORTED\n"),
+        ("LIST ENUM ups1 ups.status", "BEGIN LIST ENUM ups1 ups.status\nEND LIST ENUM ups1 ups.status\n"),
+        ("LIST RANGE ups1 ups.load", "BEGIN LIST RANGE ups1 ups.load\nEND LIST RANGE ups1 ups.load\n"),
+        ("GET UPSDESC ups1", 'UPSDESC ups1 "Unavailable"\n'),
+        ("GET UPSDESC nope", "ERR UNKNOWN-UPS\n"),
+        ("GET NUMLOGINS ups1", "NUMLOGINS ups1 0\n"),
+        ("GET TYPE ups1 ups.status", "TYPE ups1 ups.status RW STRING:32\n"),
+        ("GET TYPE ups1 battery.charge", "TYPE ups1 battery.charge RW NUMBER\n"),
+        ("GET TYPE ups1 device.model", "TYPE ups1 device.model NUMBER\n"),
+        ("GET TYPE ups1 nope.var", "ERR VAR-NOT-SUPPORTED\n"),
+        ("GET DESC ups1 ups.status", 'DESC ups1 ups.status "UPS status"\n'),
+        ("GET DESC ups1 outlet.2.status", 'DESC ups1 outlet.2.status "Outlet switch status"\n'),
+        ("GET DESC ups1 outlet.2.switchable", 'DESC ups1 outlet.2.switchable "Outlet switch ability"\n'),
+        (
+            "GET DESC ups1 ups.timer.shutdown",
+            'DESC ups1 ups.timer.shutdown "Time before the load will be shutdown (seconds)"\n',
+        ),
+        (
+            "GET DESC ups1 ups.delay.shutdown",
+            'DESC ups1 ups.delay.shutdown "Interval to wait after shutdown with delay command (seconds)"\n',
+        ),
+        ("GET DESC ups1 nope.x", 'DESC ups1 nope.x "Description unavailable"\n'),
+        ("GET DESC nope ups.status", "ERR UNKNOWN-UPS\n"),
+        ("GET CMDDESC ups1 load.off", 'CMDDESC ups1 load.off "Turn off the load immediately"\n'),
+        (
+            "GET CMDDESC ups1 outlet.2.load.on",
+            'CMDDESC ups1 outlet.2.load.on "Turn on the load on outlet 2 immediately"\n',
+        ),
+        (
+            "GET CMDDESC ups1 outlet.1.load.off",
+            'CMDDESC ups1 outlet.1.load.off "Turn off the load on outlet 1 immediately"\n',
+        ),
+        (
+            "GET CMDDESC ups1 shutdown.return",
+            'CMDDESC ups1 shutdown.return "Turn off the load and return when power is back"\n',
+        ),
+        (
+            "GET CMDDESC ups1 shutdown.stayoff",
+            'CMDDESC ups1 shutdown.stayoff "Turn off the load and remain off"\n',
+        ),
+        (
+            "GET CMDDESC ups1 load.off.delay",
+            'CMDDESC ups1 load.off.delay "Turn off the load with a delay (seconds)"\n',
+        ),
+        ("GET CMDDESC ups1 outlet.2.load.cycle", 'CMDDESC ups1 outlet.2.load.cycle "Description unavailable"\n'),
+        ("GET CMDDESC ups1", "ERR INVALID-ARGUMENT\n"),
+        ("GET TRACKING", "OFF\n"),
+        ("GET TRACKING 00000000-0000-0000-0000-000000000000", "ERR FEATURE-NOT-CONFIGURED\n"),
+    ],
+)
+def test_reads_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> None:
+    assert wire.ask(line) == reply
+
+
+def test_list_cmd_lists_one_unquoted_command_a_line(wire: Wire) -> None:
+    reply = wire.ask(f"LIST CMD {_UPS}").splitlines()
+    assert reply[0] == f"BEGIN LIST CMD {_UPS}" and reply[-1] == f"END LIST CMD {_UPS}"
+    assert f"CMD {_UPS} load.off" in reply[1:-1]
+    assert all(re.fullmatch(rf"CMD {_UPS} [a-z0-9.]+", line) for line in reply[1:-1])
+
+
+def test_list_rw_lists_writable_variables_only(wire: Wire) -> None:
+    body = wire.ask(f"LIST RW {_UPS}").splitlines()[1:-1]
+    assert f'RW {_UPS} battery.charge "100"' in body
+    assert not any(line.split()[2] == "device.model" for line in body)
+
+
+# --- authentication -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["INSTCMD ups1 load.off", 'SET VAR ups1 ups.load "30"', "LOGIN ups1", "FSD ups1"])
+def test_writes_need_a_username_first(wire: Wire, line: str) -> None:
+    assert wire.ask(line) == "ERR USERNAME-REQUIRED\n"
+
+
+def test_a_username_alone_is_not_enough(wire: Wire) -> None:
+    assert wire.ask(f"USERNAME {_USER}") == "OK\n"
+    assert wire.ask("INSTCMD ups1 load.off") == "ERR PASSWORD-REQUIRED\n"
+
+
+def test_a_password_alone_is_not_enough(wire: Wire) -> None:
+    assert wire.ask(f"PASSWORD {_PASSWORD}") == "OK\n"
+    assert wire.ask("INSTCMD ups1 load.off") == "ERR USERNAME-REQUIRED\n"
+
+
+def test_credentials_are_set_once(wire: Wire) -> None:
+    wire.login()
+    assert wire.ask(f"USERNAME {_USER}") == "ERR ALREADY-SET-USERNAME\n"
+    assert wire.ask(f"PASSWORD {_PASSWORD}") == "ERR ALREADY-SET-PASSWORD\n"
+
+
+def test_credentials_take_exactly_one_word(wire: Wire) -> None:
+    assert wire.ask("USERNAME") == "ERR INVALID-ARGUMENT\n"
+    assert wire.ask("USERNAME a b") == "ERR INVALID-ARGUMENT\n"
+    assert wire.ask("PASSWORD") == "ERR INVALID-ARGUMENT\n"
+
+
+def test_quoted_credentials_are_accepted(wire: Wire) -> None:
+    assert wire.ask(f'USERNAME "{_USER}"') == "OK\n"
+    assert wire.ask(f'PASSWORD "{_PASSWORD}"') == "OK\n"
+    assert wire.ask("INSTCMD ups1 load.off") == "OK\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("INSTCMD ups1 load.off", "ERR ACCESS-DENIED\n"),
+        ('SET VAR ups1 ups.load "30"', "ERR ACCESS-DENIED\n"),
+        ("FSD ups1", "ERR ACCESS-DENIED\n"),
+        ("LOGIN ups1", "ERR ACCESS-DENIED\n"),
+        # upsd checks the command before the password, and the password before the variable:
+        ("INSTCMD ups1 nope.cmd", "ERR CMD-NOT-SUPPORTED\n"),
+        ("INSTCMD nope load.off", "ERR UNKNOWN-UPS\n"),
+        ("SET VAR ups1 nope.var 1", "ERR ACCESS-DENIED\n"),
+        ("SET VAR nope ups.load 1", "ERR UNKNOWN-UPS\n"),
+    ],
+)
+def test_a_wrong_password_is_found_out_only_when_it_matters(wire: Wire, line: str, reply: str) -> None:
+    wire.login(password="wrong")
+    assert wire.ask(line) == reply
+
+
+def test_an_unknown_user_is_denied(wire: Wire) -> None:
+    assert wire.ask("USERNAME nobody") == "OK\n"
+    assert wire.ask(f"PASSWORD {_PASSWORD}") == "OK\n"
+    assert wire.ask("INSTCMD ups1 load.off") == "ERR ACCESS-DENIED\n"
+
+
+def test_login_needs_an_upsmon_role(wire: Wire) -> None:
+    """NutServer's and the emulator's default user has ``actions = SET FSD`` but no ``upsmon`` line."""
+    wire.login()
+    assert wire.ask("LOGIN ups1") == "ERR ACCESS-DENIED\n"
+    assert wire.ask("PRIMARY ups1") == "ERR ACCESS-DENIED\n"
+    assert wire.ask("LOGIN") == "ERR INVALID-ARGUMENT\n"
+    assert wire.ask("LOGIN nope") == "ERR UNKNOWN-UPS\n"
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("INSTCMD ups1 load.off", "OK\n"),
+        ("INSTCMD ups1 load.off 5", "OK\n"),
+        ("INSTCMD ups1 nope.cmd", "ERR CMD-NOT-SUPPORTED\n"),
+        ("INSTCMD nope load.off", "ERR UNKNOWN-UPS\n"),
+        ("INSTCMD ups1", "ERR INVALID-ARGUMENT\n"),
+        ("SET VAR ups1 nope.var 1", "ERR VAR-NOT-SUPPORTED\n"),
+        ("SET VAR ups1 device.model x", "ERR READONLY\n"),
+        ("SET VAR nope ups.load 1", "ERR UNKNOWN-UPS\n"),
+        ("SET VAR ups1 ups.load", "ERR INVALID-ARGUMENT\n"),
+        ("SET FOO ups1", "ERR INVALID-ARGUMENT\n"),
+        ("SET TRACKING MAYBE", "ERR INVALID-ARGUMENT\n"),
+        ("FSD nope", "ERR UNKNOWN-UPS\n"),
+        ("FSD", "ERR INVALID-ARGUMENT\n"),
+    ],
+)
+def test_authorised_writes_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> None:
+    wire.login()
+    assert wire.ask(line) == reply
+
+
+def test_set_var_changes_the_served_value(wire: Wire) -> None:
+    wire.login()
+    assert wire.ask('SET VAR ups1 ups.load "37"') == "OK\n"
+    served = _eventually(lambda: wire.ask("GET VAR ups1 ups.load"), 'VAR ups1 ups.load "37"\n')
+    assert served == 'VAR ups1 ups.load "37"\n'
+
+
+def test_outlet_commands_are_where_the_two_differ(wire: Wire, backend: Backend) -> None:
+    """dummy-ups 2.8.0 has no outlet commands (the reason the emulator exists); the emulator has them."""
+    wire.login()
+    reply = wire.ask("INSTCMD ups1 outlet.1.load.off")
+    if backend.kind == "upsd":
+        assert reply == "ERR CMD-NOT-SUPPORTED\n"
+    else:
+        assert reply == "OK\n"
+        assert wire.ask("GET VAR ups1 outlet.1.status") == 'VAR ups1 outlet.1.status "off"\n'
+        assert wire.ask("INSTCMD ups1 outlet.1.load.on") == "OK\n"
+
+
+def test_set_tracking_needs_a_user(wire: Wire) -> None:
+    assert wire.ask("SET TRACKING ON") == "ERR USERNAME-REQUIRED\n"
+    assert wire.ask("GET TRACKING") == "OFF\n"
+
+
+def test_tracking_gives_an_id_and_the_result_of_a_set(wire: Wire) -> None:
+    wire.login()
+    assert wire.ask("SET TRACKING ON") == "OK\n"
+    assert wire.ask("GET TRACKING") == "ON\n"
+    reply = wire.ask('SET VAR ups1 ups.load "38"')
+    assert reply.startswith("OK TRACKING ")
+    tracking_id = reply.split()[2]
+    assert _UUID.fullmatch(tracking_id), reply
+    assert _eventually(lambda: wire.ask(f"GET TRACKING {tracking_id}"), "SUCCESS\n") == "SUCCESS\n"
+    assert wire.ask("GET TRACKING 00000000-0000-0000-0000-000000000000") == "ERR UNKNOWN\n"
+    assert wire.ask("INSTCMD ups1 load.off").startswith("OK TRACKING ")
+    assert wire.ask("SET TRACKING OFF") == "OK\n"
+    assert wire.ask(f"GET TRACKING {tracking_id}") == "ERR FEATURE-NOT-CONFIGURED\n"
+
+
+def test_fsd_sets_the_flag_in_ups_status(fresh_backend: Backend) -> None:
+    wire = Wire(fresh_backend)
+    try:
+        wire.login()
+        assert wire.ask("FSD ups1") == "OK FSD-SET\n"
+        assert wire.ask("FSD ups1") == "OK FSD-SET\n"
+        assert wire.ask("GET VAR ups1 ups.status") == 'VAR ups1 ups.status "FSD OL"\n'
+    finally:
+        wire.close()
+
+
+# --- the client's view (PyNUTClient, as piclusterd's NUT driver uses it) ----------------------------------
+
+
+def test_pynut_reads_the_ups_list_and_variables(backend: Backend) -> None:
+    client = PyNUTClient(host=backend.host, port=backend.port, timeout=10)
+    assert client.GetUPSList() == {b"ups1": b"Description unavailable"}
+    variables = client.GetUPSVars(_UPS)
+    assert variables[b"ups.status"] == b"OL"
+    assert variables[b"battery.charge"] == b"100"
+    assert client.CheckUPSAvailable(_UPS) is True
+    assert client.CheckUPSAvailable("nope") is False
+    assert client.ver() == b"Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/\n"
+
+
+def test_pynut_lists_commands_and_rw_variables(backend: Backend) -> None:
+    client = PyNUTClient(host=backend.host, port=backend.port, timeout=10)
+    # PyNUTClient 1.9.0 formats the command name as bytes (GET CMDDESC ups1 b'load.off'), so upsd, and
+    # the emulator alike, answer "Description unavailable": the same wrong answer from both is the contract.
+    assert client.GetUPSCommands(_UPS)[b"load.off"] == b"Description unavailable"
+    assert client.GetRWVars(_UPS)[b"battery.charge"] == b"100"
+
+
+def test_pynut_runs_a_command_and_sets_a_variable_when_logged_in(backend: Backend) -> None:
+    client = PyNUTClient(host=backend.host, port=backend.port, login=_USER, password=_PASSWORD, timeout=10)
+    assert client.RunUPSCommand(_UPS, "load.off") == "OK"
+    assert client.SetRWVar(_UPS, "ups.load", "39") == "OK"
+
+
+def test_pynut_sees_errors_as_upsd_words(backend: Backend) -> None:
+    client = PyNUTClient(host=backend.host, port=backend.port, login=_USER, password="wrong", timeout=10)
+    with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
+        client.RunUPSCommand(_UPS, "load.off")
+    with pytest.raises(PyNUTError, match=r"^ERR UNKNOWN-UPS$"):
+        client.GetUPSVars("nope")
+    with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
+        client.DeviceLogin(_UPS)
