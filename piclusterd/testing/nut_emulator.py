@@ -40,6 +40,9 @@ Where it differs from upsd with dummy-ups, on purpose: instant commands *do* som
   at zero the output goes off: every outlet off, ``OFF`` in ``ups.status``. After ``shutdown.return`` the
   output comes back when mains does (:meth:`NutEmulator.drive_mains`), after ``load.off.delay`` and
   ``shutdown.stayoff`` it stays off; ``load.on`` switches it back on;
+- ``status_lag_s`` makes ``outlet.N.status`` show a switch that much later on the clock, as a real
+  driver's next poll would; ``read_only`` makes variables read-only (``ups.delay.shutdown`` on some UPSes);
+  ``without_commands`` removes instant commands (a UPS without ``shutdown.return``);
 - users are :class:`EmulatedUser` records (like ``upsd.users``): ``actions`` (``SET``, ``FSD``), ``instcmds``
   (names, or ``ALL``), ``upsmon`` (``primary``/``secondary``, needed for ``LOGIN``/``PRIMARY``);
 - every ``INSTCMD`` and ``SET VAR`` that passed upsd's checks is recorded in :attr:`NutEmulator.received`,
@@ -55,7 +58,7 @@ import contextlib
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -213,6 +216,9 @@ class NutEmulator:
         users: Mapping[str, EmulatedUser] | None = None,
         shutdown_delay_s: int = 20,
         tracking: bool = True,
+        read_only: Collection[str] = (),
+        without_commands: Collection[str] = (),
+        status_lag_s: float = 0.0,
     ) -> None:
         if not ups_name or any(c.isspace() or c in '"\\' for c in ups_name):
             raise ValueError(f"ups_name must be one word without quotes: {ups_name!r}")
@@ -241,7 +247,19 @@ class NutEmulator:
             self._vars[f"outlet.{number}.switchable"] = _Variable("yes" if switchable else "no")
         for name, value in (variables or {}).items():
             self._vars[name] = _Variable(value, writable=True, string_length=None if _is_number(value) else 32)
+        for name in read_only:
+            if name not in self._vars:
+                raise ValueError(f"read_only: the emulated UPS has no variable {name}")
+            self._vars[name].writable = False
         self._commands = set(_UPS_COMMANDS) | {f"outlet.{n}.{a}" for n in self._outlets for a in _OUTLET_ACTIONS}
+        unknown = set(without_commands) - self._commands
+        if unknown:
+            raise ValueError(f"without_commands: the emulated UPS has no command {sorted(unknown)}")
+        self._commands -= set(without_commands)
+        if status_lag_s < 0:
+            raise ValueError("status_lag_s must be >= 0")
+        self._status_lag_s = status_lag_s
+        self._pending_status: list[tuple[float, int, str]] = []  # (due, outlet, "on"/"off"): the driver's lag
         self._timer_deadline: float | None = None
         self._after_off: str | None = None  # "return" or "stayoff" while a shutdown counts down or is done
         self._output_off = False
@@ -352,11 +370,16 @@ class NutEmulator:
     # -- the device model -------------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        """Apply the clock: a shutdown timer that ran out switches the output off."""
+        """Apply the clock: lagging outlet statuses show up, a shutdown timer that ran out cuts the output."""
+        now = self._clock.monotonic()
+        due = [change for change in self._pending_status if change[0] <= now]
+        self._pending_status = [change for change in self._pending_status if change[0] > now]
+        for _, number, value in due:
+            self._vars[f"outlet.{number}.status"].value = value
         if self._timer_deadline is None:
             self._vars["ups.timer.shutdown"].value = "-1"
             return
-        left = self._timer_deadline - self._clock.monotonic()
+        left = self._timer_deadline - now
         if left > 0:
             self._vars["ups.timer.shutdown"].value = str(int(-(-left // 1)))  # whole seconds, rounded up
             return
@@ -367,8 +390,16 @@ class NutEmulator:
         if self._after_off == "return" and self._vars["ups.status"].value.split()[:1] == ["OL"]:
             self._switch_output(on=True)
 
+    def _set_outlet_status(self, number: int, value: str) -> None:
+        """The outlet switches now; ``outlet.N.status`` shows it ``status_lag_s`` later (the driver's poll)."""
+        if self._status_lag_s == 0:
+            self._vars[f"outlet.{number}.status"].value = value
+        else:
+            self._pending_status.append((self._clock.monotonic() + self._status_lag_s, number, value))
+
     def _switch_output(self, *, on: bool) -> None:
         self._output_off = not on
+        self._pending_status.clear()  # the whole output switching overrides any outlet change in flight
         for number in self._outlets:
             self._vars[f"outlet.{number}.status"].value = "on" if on else "off"
         if on:
@@ -388,10 +419,9 @@ class NutEmulator:
         """Do ``command``; ``False`` when the device refuses it (a non-switchable outlet, a bad delay)."""
         name, number = _generic_name(command)
         if number is not None:
-            if not self._outlets[int(number)]:
-                return False
-            status = self._vars[f"outlet.{number}.status"]
-            status.value = "off" if name == "outlet.load.off" else "on"
+            if not self._outlets[int(number)] or (self._output_off and name != "outlet.load.off"):
+                return False  # a fixed outlet; or no outlet can come on while the UPS's whole output is off
+            self._set_outlet_status(int(number), "off" if name == "outlet.load.off" else "on")
             return True
         if command == "load.off":
             self._timer_deadline = None
