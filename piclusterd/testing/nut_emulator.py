@@ -44,7 +44,8 @@ Where it differs from upsd with dummy-ups, on purpose: instant commands *do* som
   driver's next poll would; ``read_only`` makes variables read-only (``ups.delay.shutdown`` on some UPSes);
   ``without_commands`` removes instant commands (a UPS without ``shutdown.return``);
 - users are :class:`EmulatedUser` records (like ``upsd.users``): ``actions`` (``SET``, ``FSD``), ``instcmds``
-  (names, or ``ALL``), ``upsmon`` (``primary``/``secondary``, needed for ``LOGIN``/``PRIMARY``);
+  (names, or ``ALL``), ``upsmon`` (``primary``/``secondary``, needed for ``LOGIN``; ``primary`` also allows
+  ``PRIMARY``/``MASTER`` and ``FSD``), as upsd 2.8.0 answered when tried with such users;
 - every ``INSTCMD`` and ``SET VAR`` that passed upsd's checks is recorded in :attr:`NutEmulator.received`,
   with the user, and whether the device did it.
 
@@ -682,7 +683,8 @@ class NutEmulator:
             return _err("UNKNOWN-UPS")
         user = self._user(session)
         if verb == "FSD":
-            if user is None or "FSD" not in {a.upper() for a in user.actions}:
+            # upsd 2.8.0 grants FSD to "upsmon primary" users as well as to "actions = FSD" (tried).
+            if user is None or ("FSD" not in {a.upper() for a in user.actions} and user.upsmon != "primary"):
                 return _err("ACCESS-DENIED")
             self._fsd = True
             return "OK FSD-SET\n"
