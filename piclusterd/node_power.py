@@ -459,6 +459,13 @@ class _UpsdSession:
             raise _UpsdBroken(f"GET VAR {variable}: upsd answered {answer!r}")
         return _unquote_word(answer[len(prefix) :])
 
+    def try_tracking(self) -> bool:
+        """Ask upsd to track the commands' results (``SET TRACKING ON``, NUT >= 2.8); ``False`` if it cannot."""
+        try:
+            return self.ask("SET TRACKING ON") == "OK"
+        except _UpsdRefused:
+            return False
+
     def authenticate(self, username: str | None, password: str | None) -> None:
         if username is not None:
             self.ask(f"USERNAME {_quote_word(username)}")
@@ -504,6 +511,8 @@ def _refusal_hint(refused: _UpsdRefused, command: str, username: str | None) -> 
         return f"the UPS does not offer {command} (see `upscmd -l`)"
     if code == "UNKNOWN-UPS":
         return "upsd serves no UPS by that name (see `upsc -l`)"
+    if code in ("DRIVER-NOT-CONNECTED", "DATA-STALE"):
+        return f"upsd has no live data from the UPS's driver (ERR {code}): check the NUT driver and its cable"
     return f"upsd answered ERR {code}"
 
 
@@ -600,17 +609,26 @@ class NutOutletPower:
                 f"nut-outlet: outlet {outlet} of {self.where} is not switchable "
                 f"(outlet.{outlet}.switchable = {switchable!r}); nothing sent",
             )
-        # 2. Authenticate and send; upsd passes the command to the driver and answers at once.
+        # 2. Authenticate and send; upsd passes the command to the driver and answers at once. With TRACKING
+        #    (upsd >= 2.8) it also keeps the driver's verdict, so a driver's failure is not reported as sent.
         upsd.authenticate(self._username, self._password)
-        upsd.ask(f"INSTCMD {self.ups} {command}")
+        tracking = upsd.try_tracking()
+        accepted = upsd.ask(f"INSTCMD {self.ups} {command}")
+        tracking_id = accepted.split()[2] if tracking and accepted.startswith("OK TRACKING ") else None
         # 3. Read back: only a status showing the new state is proof.
         status = upsd.get_var(self.ups, f"outlet.{outlet}.status")
         if status is not None and status.strip().lower() == state:
             return PowerResult(node, PowerOutcome.DONE, f"{command} on {self.where}: outlet.{outlet}.status = {state}")
+        verdict = upsd.ask(f"GET TRACKING {tracking_id}") if tracking_id else "not tracked"
+        if verdict.startswith("ERR "):
+            return PowerResult(
+                node, PowerOutcome.FAILED, f"nut-outlet: {command} on {self.where}: the driver failed it ({verdict})"
+            )
         return PowerResult(
             node,
             PowerOutcome.SENT,
-            f"{command} accepted by upsd at {self.where}; outlet.{outlet}.status is still {status!r}",
+            f"{command} accepted by upsd at {self.where} (driver: {verdict.lower()}); "
+            f"outlet.{outlet}.status is still {status!r}",
         )
 
 

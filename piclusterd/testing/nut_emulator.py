@@ -27,6 +27,9 @@ upsd's order of checks (found by trying them on the real upsd):
   password is only found out later, as ``ERR ACCESS-DENIED``;
 - ``INSTCMD``: ``INVALID-ARGUMENT``, ``UNKNOWN-UPS``, ``CMD-NOT-SUPPORTED``, then ``ACCESS-DENIED``;
 - ``SET VAR``: ``INVALID-ARGUMENT``, ``UNKNOWN-UPS``, ``ACCESS-DENIED``, ``VAR-NOT-SUPPORTED``, ``READONLY``;
+- a driver that is gone or stale (:meth:`NutEmulator.drive_driver`) makes every request about the UPS answer
+  ``ERR DRIVER-NOT-CONNECTED`` / ``ERR DATA-STALE`` right after the UPS name is checked (before any
+  password), except ``LIST UPS``, ``GET UPSDESC``, ``LIST CLIENT`` and ``FSD``;
 - commands are case-insensitive, words may be quoted (``"ups1"``), extra words after a ``LIST`` or ``GET``
   are ignored, and ``LOGOUT`` answers ``OK Goodbye`` and closes the connection.
 
@@ -56,6 +59,7 @@ without sleeping. A thread accepts connections and one thread serves each; ``sto
 from __future__ import annotations
 
 import contextlib
+import enum
 import socket
 import threading
 import uuid
@@ -65,7 +69,7 @@ from types import TracebackType
 
 from piclusterd.ports import Clock
 
-__all__ = ["EmulatedUser", "NutEmulator", "NutEmulatorError", "ReceivedRequest", "tokenize"]
+__all__ = ["DriverState", "EmulatedUser", "NutEmulator", "NutEmulatorError", "ReceivedRequest", "tokenize"]
 
 UPSD_VERSION = "Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/"
 NETWORK_PROTOCOL_VERSION = "1.3"
@@ -94,6 +98,14 @@ _NO_DESCRIPTION = "Description unavailable"
 _UPS_COMMANDS = ("load.off", "load.on", "load.off.delay", "shutdown.return", "shutdown.stayoff")
 _OUTLET_ACTIONS = ("load.off", "load.on", "load.cycle")
 _NEEDS_USER = frozenset({"SET", "INSTCMD", "LOGIN", "PRIMARY", "MASTER", "FSD"})
+
+
+class DriverState(enum.Enum):
+    """How upsd sees the UPS's driver; anything but ``SERVING`` makes upsd refuse the UPS's data and commands."""
+
+    SERVING = None
+    GONE = "DRIVER-NOT-CONNECTED"  # the driver died or was never started
+    STALE = "DATA-STALE"  # the driver is silent for longer than upsd's MAXAGE (hung, or a dead USB link)
 
 
 class NutEmulatorError(RuntimeError):
@@ -265,6 +277,7 @@ class NutEmulator:
         self._after_off: str | None = None  # "return" or "stayoff" while a shutdown counts down or is done
         self._output_off = False
         self._fsd = False
+        self._driver = DriverState.SERVING
         self._logged_in: list[_Session] = []  # upsmon LOGINs, for LIST CLIENT and NUMLOGINS
         self.received: list[ReceivedRequest] = []
         self._server: socket.socket | None = None
@@ -340,6 +353,11 @@ class NutEmulator:
             self._after_off = None if on else "stayoff"
             self._switch_output(on=on)
             self._refresh()
+
+    def drive_driver(self, state: DriverState) -> None:
+        """The driver dies (``GONE``), hangs (``STALE``) or serves again; the device state is kept."""
+        with self._lock:
+            self._driver = state
 
     def set(self, variable: str, value: str) -> None:
         """Set a variable directly (as the device would), adding it if new."""
@@ -473,7 +491,7 @@ class NutEmulator:
                     words = tokenize(raw.decode("utf-8", errors="replace"))
                     if words is None:
                         continue  # upsd waits for the closing quote and answers nothing
-                    reply, close = self.answer(session, words)
+                    reply, close = self._answer(session, words)
                     if reply:
                         conn.sendall(reply.encode())
                     if close:
@@ -488,7 +506,7 @@ class NutEmulator:
                     self._connections.remove(conn)
             conn.close()
 
-    def answer(self, session: _Session, words: Sequence[str]) -> tuple[str, bool]:
+    def _answer(self, session: _Session, words: Sequence[str]) -> tuple[str, bool]:
         """The reply (lines, each ending in ``\\n``) to one request, and whether to close the connection."""
         with self._lock:
             self._refresh()
@@ -557,6 +575,8 @@ class NutEmulator:
             return _err("INVALID-ARGUMENT")
         if args[1] != self.ups_name:
             return _err("UNKNOWN-UPS")
+        if self._driver.value is not None and what != "CLIENT":
+            return _err(self._driver.value)
         ups = self.ups_name
         names = sorted(self._vars, key=str.lower)
         if what == "VAR":
@@ -599,6 +619,8 @@ class NutEmulator:
             return _err("INVALID-ARGUMENT")
         if args[1] != self.ups_name:
             return _err("UNKNOWN-UPS")
+        if self._driver.value is not None and what != "UPSDESC":
+            return _err(self._driver.value)
         ups = self.ups_name
         if what == "UPSDESC":
             return f'UPSDESC {ups} "Unavailable"\n'
@@ -635,6 +657,8 @@ class NutEmulator:
         ups, name, value = args[1], args[2], args[3]
         if ups != self.ups_name:
             return _err("UNKNOWN-UPS")
+        if self._driver.value is not None:
+            return _err(self._driver.value)
         user = self._user(session)
         if user is None or "SET" not in {a.upper() for a in user.actions}:
             return _err("ACCESS-DENIED")
@@ -654,6 +678,8 @@ class NutEmulator:
         value = args[2] if len(args) > 2 else None
         if ups != self.ups_name:
             return _err("UNKNOWN-UPS")
+        if self._driver.value is not None:
+            return _err(self._driver.value)
         if command not in self._commands:
             return _err("CMD-NOT-SUPPORTED")
         user = self._user(session)

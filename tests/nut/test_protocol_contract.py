@@ -17,7 +17,7 @@ import pytest
 
 from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.nut_emulator import NutEmulator
+from piclusterd.testing.nut_emulator import DriverState, NutEmulator
 from piclusterd.testing.nut_server import NutServer
 
 _UPS = "ups1"
@@ -431,3 +431,65 @@ def test_pynut_sees_errors_as_upsd_words(backend: Backend) -> None:
         client.GetUPSVars("nope")
     with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
         client.DeviceLogin(_UPS)
+
+
+# --- a driver that died or hangs ----------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[
+        ("upsd", "DRIVER-NOT-CONNECTED"),
+        ("upsd", "DATA-STALE"),
+        ("emulator", "DRIVER-NOT-CONNECTED"),
+        ("emulator", "DATA-STALE"),
+    ],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
+def driverless(request: pytest.FixtureRequest) -> Iterator[tuple[Wire, str]]:
+    """A connection to a server whose driver is gone (killed) or stale (stopped past MAXAGE), and the code."""
+    kind, code = request.param
+    if kind == "upsd":
+        with NutServer(maxage_s=1) as server:
+            backend = Backend(kind, server.host, server.port)
+            if code == "DRIVER-NOT-CONNECTED":
+                server.kill_driver()  # returns once upsd answers DRIVER-NOT-CONNECTED
+            else:
+                server.pause_driver()
+            wire = Wire(backend)
+            if code == "DATA-STALE":  # upsd notices after MAXAGE (1 s here)
+                _eventually(lambda: wire.ask("GET VAR ups1 ups.status"), "ERR DATA-STALE\n")
+            yield wire, code
+            wire.close()
+    else:
+        with NutEmulator(clock=FakeClock()) as emulator:
+            emulator.drive_driver(DriverState.GONE if code == "DRIVER-NOT-CONNECTED" else DriverState.STALE)
+            wire = Wire(Backend(kind, emulator.host, emulator.port))
+            yield wire, code
+            wire.close()
+
+
+def test_without_a_driver_upsd_refuses_the_ups_data_and_commands(driverless: tuple[Wire, str]) -> None:
+    wire, code = driverless
+    for line in (
+        "GET VAR ups1 ups.status",
+        "LIST VAR ups1",
+        "LIST CMD ups1",
+        "LIST RW ups1",
+        "GET DESC ups1 ups.status",
+        "GET CMDDESC ups1 load.off",
+        "LIST ENUM ups1 ups.status",
+    ):
+        assert wire.ask(line) == f"ERR {code}\n", line
+    # ...before it looks at the password:
+    wire.login(password="wrong")
+    assert wire.ask("INSTCMD ups1 load.off") == f"ERR {code}\n"
+    assert wire.ask("INSTCMD ups1 nope.cmd") == f"ERR {code}\n"
+    assert wire.ask('SET VAR ups1 ups.load "5"') == f"ERR {code}\n"
+    assert wire.ask("INSTCMD nope load.off") == "ERR UNKNOWN-UPS\n"
+
+
+def test_without_a_driver_upsd_still_names_the_ups(driverless: tuple[Wire, str]) -> None:
+    wire, _ = driverless
+    assert wire.ask("LIST UPS") == 'BEGIN LIST UPS\nUPS ups1 "Description unavailable"\nEND LIST UPS\n'
+    assert wire.ask("GET UPSDESC ups1") == 'UPSDESC ups1 "Unavailable"\n'
+    assert wire.ask("LIST CLIENT ups1") == "BEGIN LIST CLIENT ups1\nEND LIST CLIENT ups1\n"

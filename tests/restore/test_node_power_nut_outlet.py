@@ -13,7 +13,7 @@ import pytest
 from piclusterd.errors import ConfigError
 from piclusterd.node_power import NodePower, NutOutletPower, PowerOutcome, request_ups_shutdown_return
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator
+from piclusterd.testing.nut_emulator import DriverState, EmulatedUser, NutEmulator
 
 _NODES = {"pi2": 2, "pi3": 3, "pi7": 7}  # outlet 3 is not switchable; the UPS has no outlet 7
 
@@ -68,10 +68,41 @@ def test_a_status_the_driver_has_not_updated_yet_is_sent_not_done(clock: FakeClo
         power = _power(ups)
         result = power.power_off("pi2")
         assert result.outcome is PowerOutcome.SENT, result
-        assert "outlet.2.status is still 'on'" in result.detail
+        assert result.detail.endswith("(driver: success); outlet.2.status is still 'on'")
         assert power.is_powered("pi2") is True  # never guessed from the command
         clock.advance(2.0)
         assert power.is_powered("pi2") is False
+
+
+def test_without_tracking_a_lagging_status_is_sent_and_says_untracked(clock: FakeClock) -> None:
+    with NutEmulator(clock=clock, outlets={2: True}, status_lag_s=2.0, tracking=False) as ups:
+        result = _power(ups).power_off("pi2")
+        assert result.outcome is PowerOutcome.SENT, result
+        assert "(driver: not tracked)" in result.detail
+
+
+@pytest.mark.parametrize("tracking", [True, False])
+def test_a_command_the_device_fails_is_a_failure_not_sent(clock: FakeClock, tracking: bool) -> None:
+    """The UPS's whole output is off: no outlet can come on. upsd says OK (tracked) or ERR INSTCMD-FAILED."""
+    with NutEmulator(clock=clock, outlets={2: True}, status_lag_s=1.0, tracking=tracking) as ups:
+        ups.drive_output(on=False)
+        result = _power(ups).power_on("pi2")
+        assert result.outcome is PowerOutcome.FAILED, result
+        assert "ERR INSTCMD-FAILED" in result.detail
+        assert ups.received[-1].done is False
+
+
+@pytest.mark.parametrize("driver", [DriverState.GONE, DriverState.STALE])
+def test_a_ups_driver_without_live_data_fails_and_is_powered_is_unknown(ups: NutEmulator, driver: DriverState) -> None:
+    ups.drive_driver(driver)
+    power = _power(ups)
+    result = power.power_off("pi2")
+    assert result.outcome is PowerOutcome.FAILED
+    assert f"upsd has no live data from the UPS's driver (ERR {driver.value})" in result.detail
+    assert power.is_powered("pi2") is None
+    shutdown = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+    assert shutdown.outcome is PowerOutcome.FAILED and f"ERR {driver.value}" in shutdown.detail
+    assert ups.received == []
 
 
 def test_an_outlet_that_is_not_switchable_is_refused_and_nothing_is_sent(ups: NutEmulator) -> None:
