@@ -420,18 +420,22 @@ class _UpsdSession:
         self._stream.close()
         self._sock.close()
 
-    def _line(self, request: str) -> str:
+    def _line(self, verb: str) -> str:
         raw = self._stream.readline(4096)
         if not raw.endswith(b"\n"):
-            raise _UpsdBroken(f"upsd closed the connection after {request}")
+            raise _UpsdBroken(f"upsd closed the connection (or sent an endless line) after {verb}")
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     def ask(self, request: str) -> str:
-        """Send ``request``; the answer line, or ``_UpsdRefused`` for ``ERR ...``."""
+        """Send ``request``; the answer line, or ``_UpsdRefused`` for ``ERR ...``.
+
+        Errors name only the request's first word: the rest may be a password.
+        """
         self._sock.sendall(request.encode() + b"\n")
-        answer = self._line(request)
+        verb = request.split(" ", 1)[0]
+        answer = self._line(verb)
         if answer.startswith("ERR "):
-            raise _UpsdRefused(request.split(" ", 1)[0], answer[4:].strip())
+            raise _UpsdRefused(verb, answer[4:].strip())
         return answer
 
     def ask_list(self, request: str) -> list[str]:

@@ -332,7 +332,8 @@ class NutEmulator:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-        threads, self._threads = self._threads, []
+        with self._lock:
+            threads, self._threads = self._threads, []
         for thread in threads:
             thread.join(timeout=5.0)
 
@@ -405,7 +406,8 @@ class NutEmulator:
         self._timer_deadline = None
         self._vars["ups.timer.shutdown"].value = "-1"
         self._switch_output(on=False)
-        # shutdown.return on a UPS whose mains is already back: the output returns at once (as NUT documents).
+        # shutdown.return while mains is already back: modelled as a power cycle (off, then straight back on),
+        # which is what makes upsmon's late POWERDOWNFLAG harmless on the UPSes that do it.
         if self._after_off == "return" and self._vars["ups.status"].value.split()[:1] == ["OL"]:
             self._switch_output(on=True)
 
@@ -476,7 +478,8 @@ class NutEmulator:
                 target=self._serve, args=(conn, _Session(peer[0])), name="nut-emulator-conn", daemon=True
             )
             thread.start()
-            self._threads.append(thread)
+            with self._lock:  # finished connections' threads are dropped, so a long test does not pile them up
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _serve(self, conn: socket.socket, session: _Session) -> None:
         buffer = b""

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -195,6 +196,42 @@ def test_a_hung_upsd_fails_after_the_timeout(silent_server: tuple[str, int]) -> 
     assert result.outcome is PowerOutcome.FAILED
     assert "timed out" in result.detail
     assert power.is_powered("pi2") is None
+
+
+@pytest.fixture
+def hangs_up_after_password() -> Iterator[tuple[str, int]]:
+    """A server that answers like upsd up to the PASSWORD line, then closes the connection."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, conn.makefile("rb") as lines:
+            for raw in lines:
+                if raw.startswith(b"PASSWORD"):
+                    return
+                if raw.startswith(b"GET VAR"):
+                    conn.sendall(b'VAR ups1 outlet.2.switchable "yes"\n')
+                else:
+                    conn.sendall(b"OK\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield "127.0.0.1", server.getsockname()[1]
+    thread.join(timeout=10)
+    server.close()
+
+
+def test_a_connection_lost_after_the_password_never_shows_the_password(
+    hangs_up_after_password: tuple[str, int],
+) -> None:
+    host, port = hangs_up_after_password
+    power = NutOutletPower(host, port, "ups1", _NODES, "admin", "s3cr3t-Pa55", 5.0)
+    result = power.power_on("pi2")
+    assert result.outcome is PowerOutcome.FAILED
+    assert result.detail.endswith("upsd closed the connection (or sent an endless line) after PASSWORD")
+    assert "s3cr3t" not in result.detail
 
 
 def test_an_odd_outlet_status_is_not_guessed(ups: NutEmulator) -> None:
