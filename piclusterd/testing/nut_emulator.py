@@ -158,7 +158,8 @@ class _Session:
 def tokenize(line: str) -> list[str] | None:
     """Split a protocol line as upsd does: whitespace-separated words, ``"..."`` groups, ``\\`` escapes.
 
-    ``None`` for an unterminated quote (upsd waits for the rest and answers nothing).
+    ``None`` for an unterminated quote or a trailing backslash: upsd then reads the next line as more of the
+    same word, newline included, and answers nothing until the word ends.
     """
     words: list[str] = []
     current: list[str] = []
@@ -483,6 +484,7 @@ class NutEmulator:
 
     def _serve(self, conn: socket.socket, session: _Session) -> None:
         buffer = b""
+        unfinished = ""  # a line whose quote (or trailing backslash) is still open: upsd reads on, newline included
         try:
             while True:
                 chunk = conn.recv(4096)
@@ -491,9 +493,12 @@ class NutEmulator:
                 buffer += chunk
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
-                    words = tokenize(raw.decode("utf-8", errors="replace"))
+                    line = unfinished + raw.decode("utf-8", errors="replace")
+                    words = tokenize(line)
                     if words is None:
-                        continue  # upsd waits for the closing quote and answers nothing
+                        unfinished = line + "\n"
+                        continue
+                    unfinished = ""
                     reply, close = self._answer(session, words)
                     if reply:
                         conn.sendall(reply.encode())

@@ -87,6 +87,9 @@ class Wire:
             lines.append(raw.decode())
         return "".join(lines)
 
+    def send_only(self, line: str) -> None:
+        self._sock.sendall(line.encode() + b"\n")
+
     def login(self, password: str = _PASSWORD) -> None:
         assert self.ask(f"USERNAME {_USER}") == "OK\n"
         assert self.ask(f"PASSWORD {password}") == "OK\n"
@@ -138,6 +141,15 @@ def _eventually(read: Callable[[], str], expected: str) -> str:
 )
 def test_simple_requests_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> None:
     assert wire.ask(line) == reply
+
+
+def test_an_open_quote_runs_on_into_the_next_line(wire: Wire) -> None:
+    """upsd answers nothing until the quote closes; the newline becomes part of the word."""
+    wire.send_only('GET VAR ups1 "ups.status')
+    assert wire.ask('x"') == "ERR VAR-NOT-SUPPORTED\n"  # the variable "ups.status\nx"
+    wire.send_only("GET VAR ups1 ups.status\\")
+    assert wire.ask("VER") == "ERR VAR-NOT-SUPPORTED\n"  # a trailing backslash escapes the newline
+    assert wire.ask("GET VAR ups1 ups.status extra words") == 'VAR ups1 ups.status "OL"\n'
 
 
 def test_logout_says_goodbye_and_closes(wire: Wire) -> None:
@@ -350,6 +362,15 @@ def test_set_var_changes_the_served_value(wire: Wire) -> None:
     assert wire.ask('SET VAR ups1 ups.load "37"') == "OK\n"
     served = _eventually(lambda: wire.ask("GET VAR ups1 ups.load"), 'VAR ups1 ups.load "37"\n')
     assert served == 'VAR ups1 ups.load "37"\n'
+
+
+def test_a_value_with_spaces_is_set_and_listed_quoted(wire: Wire) -> None:
+    wire.login()
+    assert wire.ask('SET VAR ups1 ups.load "12 34"') == "OK\n"
+    served = _eventually(lambda: wire.ask("GET VAR ups1 ups.load"), 'VAR ups1 ups.load "12 34"\n')
+    assert served == 'VAR ups1 ups.load "12 34"\n'
+    assert 'VAR ups1 ups.load "12 34"' in wire.ask("LIST VAR ups1").splitlines()
+    assert 'RW ups1 ups.load "12 34"' in wire.ask("LIST RW ups1").splitlines()
 
 
 def test_outlet_commands_are_where_the_two_differ(wire: Wire, backend: Backend) -> None:
