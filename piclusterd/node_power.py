@@ -5,7 +5,10 @@
 do something raises :class:`~piclusterd.errors.PowerControlUnsupported` (a ``CapabilityMissing``, also a
 ``NotImplementedError``) instead of doing nothing, so the caller can say so in the journal and an Event and
 try another way. A backend that tries and fails raises :class:`~piclusterd.errors.PowerControlFailed`.
-``is_powered`` answers ``None`` when the backend cannot tell: the Node's Ready condition is the authority.
+The exception is ``nut-outlet``, which talks to a network daemon on every call: it returns its refusals and
+failures as ``REFUSED`` / ``FAILED`` results instead, so a caller must check ``PowerResult.outcome`` and not
+only catch. ``is_powered`` answers ``None`` when the backend cannot tell: the Node's Ready condition is the
+authority.
 
 **Backends** (which one when: ``docs/power-on.md``):
 
