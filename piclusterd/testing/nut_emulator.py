@@ -241,6 +241,7 @@ class NutEmulator:
         self.port = 0
         self._clock = clock
         self._tracking_supported = tracking
+        self._own_delay_s = shutdown_delay_s  # the device's built-in delay, used when ups.delay.shutdown is gone
         self._users = dict(users if users is not None else {"admin": EmulatedUser("secret")})
         self._lock = threading.RLock()
         self._vars: dict[str, _Variable] = {
@@ -370,6 +371,14 @@ class NutEmulator:
             else:
                 existing.value = value
 
+    def delete(self, variable: str) -> None:
+        """Remove a variable, as if the device never had it (a UPS whose delay cannot be read or set)."""
+        with self._lock:
+            if variable in ("ups.status", "ups.timer.shutdown") or variable.startswith("outlet."):
+                raise NutEmulatorError(f"{variable} is part of the modelled device and cannot be deleted")
+            if self._vars.pop(variable, None) is None:
+                raise NutEmulatorError(f"the emulated UPS has no variable {variable}")
+
     def get(self, variable: str) -> str | None:
         """The value served now (the clock applied), ``None`` when the UPS lacks it."""
         with self._lock:
@@ -454,7 +463,8 @@ class NutEmulator:
             self._timer_deadline = None
             self._switch_output(on=True)
             return True
-        delay_text = value if value is not None else self._vars["ups.delay.shutdown"].value
+        configured = self._vars.get("ups.delay.shutdown")
+        delay_text = value if value is not None else configured.value if configured else str(self._own_delay_s)
         if not delay_text.isdigit():
             return False
         self._timer_deadline = self._clock.monotonic() + int(delay_text)

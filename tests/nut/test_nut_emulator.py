@@ -11,7 +11,7 @@ import pytest
 
 from piclusterd._vendor.PyNUT import PyNUTClient
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator, tokenize
+from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator, NutEmulatorError, tokenize
 
 _USERS = {
     "admin": EmulatedUser("secret"),
@@ -203,6 +203,15 @@ def test_drive_output_stops_a_running_timer(ups: NutEmulator, admin: Conn, clock
     ups.drive_output(on=True)
     clock.advance(60)
     assert ups.outlet_is_on(1) and ups.get("ups.timer.shutdown") == "-1"
+
+
+def test_only_variables_outside_the_model_can_be_deleted(ups: NutEmulator, admin: Conn) -> None:
+    ups.delete("battery.voltage")
+    assert admin.ask("GET VAR ups1 battery.voltage") == "ERR VAR-NOT-SUPPORTED"
+    with pytest.raises(NutEmulatorError, match="part of the modelled device"):
+        ups.delete("outlet.1.status")
+    with pytest.raises(NutEmulatorError, match=r"no variable nope\.var"):
+        ups.delete("nope.var")
 
 
 # --- users and upsmon ---------------------------------------------------------------------------------

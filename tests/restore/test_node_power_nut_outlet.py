@@ -324,6 +324,18 @@ def test_a_read_only_delay_uses_the_ups_own_and_says_so(clock: FakeClock) -> Non
         assert ups.get("ups.timer.shutdown") == "20"
 
 
+def test_a_ups_without_a_delay_variable_uses_its_own_and_says_so(clock: FakeClock) -> None:
+    with NutEmulator(clock=clock, shutdown_delay_s=15) as ups:
+        ups.delete("ups.delay.shutdown")
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+        assert result.outcome is PowerOutcome.SENT, result
+        assert result.detail == (
+            f"{ups.address}: ups.delay.shutdown is not writable; "
+            "sent shutdown.return: output off in the UPS's own delay, back on when mains returns"
+        )
+        assert ups.get("ups.timer.shutdown") == "15"
+
+
 def test_without_shutdown_return_load_off_delay_is_sent_and_the_result_warns(clock: FakeClock) -> None:
     with NutEmulator(clock=clock, without_commands=["shutdown.return"]) as ups:
         ups.drive_mains(online=False)
