@@ -547,11 +547,24 @@ class NutOutletPower:
     ) -> None:
         _check_upsd(host, port, ups, timeout_s)
         _check_credentials(username, password)
+        fed_by: dict[int, str] = {}
         for node, outlet in outlets.items():
-            if isinstance(outlet, bool) or not isinstance(outlet, int) or outlet < 0:
+            if isinstance(outlet, bool) or not isinstance(outlet, int) or outlet < 1:
+                # NUT's outlet.0 is the device's whole set of outlets: "powering off" one node would cut them all.
                 raise ConfigError(
-                    "node_power", f"{node}.outlet", f"{outlet!r} is not an outlet number", "0, 1, 2... (outlet.N)"
+                    "node_power",
+                    f"{node}.outlet",
+                    f"{outlet!r} is not one outlet's number",
+                    "1, 2... (outlet.N; outlet.0 is every outlet of the UPS at once)",
                 )
+            if outlet in fed_by:
+                raise ConfigError(
+                    "node_power",
+                    f"{node}.outlet",
+                    f"outlet {outlet} also feeds {fed_by[outlet]}: switching it for one node would cut both",
+                    "one node per outlet (use another backend for nodes that share one)",
+                )
+            fed_by[outlet] = node
         self.host = host
         self.port = port
         self.ups = ups

@@ -255,6 +255,7 @@ def test_a_switchable_value_other_than_yes_is_refused(ups: NutEmulator) -> None:
         ({"ups": "my ups"}, "ups"),
         ({"ups": ""}, "ups"),
         ({"outlets": {"pi2": -1}}, "pi2.outlet"),
+        ({"outlets": {"pi2": 0}}, "pi2.outlet"),  # outlet.0 is the whole UPS output
         ({"outlets": {"pi2": True}}, "pi2.outlet"),
         ({"username": None}, "username"),
         ({"password": None}, "password"),
@@ -277,6 +278,13 @@ def test_bad_configuration_names_the_key(kwargs: dict[str, object], key: str) ->
         NutOutletPower(**arguments)  # type: ignore[arg-type]
     assert raised.value.key == key
     assert str(raised.value).startswith(f"node_power: {key}: ")
+
+
+def test_two_nodes_on_one_outlet_are_refused_when_configured() -> None:
+    with pytest.raises(ConfigError) as raised:
+        NutOutletPower("127.0.0.1", 3493, "ups1", {"pi2": 2, "pi3": 2}, "admin", "secret", 5.0)
+    assert raised.value.key == "pi3.outlet"
+    assert "outlet 2 also feeds pi2: switching it for one node would cut both" in str(raised.value)
 
 
 def test_a_password_with_spaces_and_quotes_is_sent_quoted(clock: FakeClock) -> None:
