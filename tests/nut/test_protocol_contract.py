@@ -376,10 +376,13 @@ def test_a_value_with_spaces_is_set_and_listed_quoted(wire: Wire) -> None:
 def test_outlet_commands_are_where_the_two_differ(wire: Wire, backend: Backend) -> None:
     """dummy-ups 2.8.0 has no outlet commands (the reason the emulator exists); the emulator has them."""
     wire.login()
+    listed = wire.ask("LIST CMD ups1")
     reply = wire.ask("INSTCMD ups1 outlet.1.load.off")
     if backend.kind == "upsd":
+        assert listed == "BEGIN LIST CMD ups1\nCMD ups1 load.off\nEND LIST CMD ups1\n"
         assert reply == "ERR CMD-NOT-SUPPORTED\n"
     else:
+        assert "CMD ups1 outlet.1.load.off\n" in listed
         assert reply == "OK\n"
         assert wire.ask("GET VAR ups1 outlet.1.status") == 'VAR ups1 outlet.1.status "off"\n'
         assert wire.ask("INSTCMD ups1 outlet.1.load.on") == "OK\n"
