@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from piclusterd._vendor.PyNUT import PyNUTClient
+from piclusterd.drivers.nut import NutPowerSource
+from piclusterd.reading import UpsFlag
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator, NutEmulatorError, tokenize
 
@@ -212,6 +214,21 @@ def test_only_variables_outside_the_model_can_be_deleted(ups: NutEmulator, admin
         ups.delete("outlet.1.status")
     with pytest.raises(NutEmulatorError, match=r"no variable nope\.var"):
         ups.delete("nope.var")
+
+
+def test_piclusterds_nut_driver_reads_the_emulator(ups: NutEmulator, clock: FakeClock) -> None:
+    """The daemon's own power source sees mains loss and the output going off after a delayed shutdown."""
+    source = NutPowerSource(ups.host, ups.port, ups.ups_name, clock=clock)
+    ups.drive_mains(online=False)
+    first = source.poll().reading
+    assert first is not None and first.flags == frozenset({UpsFlag.OB, UpsFlag.DISCHRG})
+    assert first.charge_pct == 100.0
+    conn = Conn(ups, "admin")
+    assert conn.ask("INSTCMD ups1 shutdown.stayoff") == "OK"
+    conn.close()
+    clock.advance(20)
+    after = source.poll().reading
+    assert after is not None and UpsFlag.OFF in after.flags
 
 
 # --- users and upsmon ---------------------------------------------------------------------------------
