@@ -10,11 +10,20 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from piclusterd.errors import ConfigError
-from piclusterd.node_power import NodePower, NutOutletPower, PowerOutcome, request_ups_shutdown_return
+from piclusterd.node_power import (
+    NodePower,
+    NutOutletPower,
+    PowerOutcome,
+    _quote_word,
+    _unquote_word,
+    request_ups_shutdown_return,
+)
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.nut_emulator import DriverState, EmulatedUser, NutEmulator
+from piclusterd.testing.nut_emulator import DriverState, EmulatedUser, NutEmulator, tokenize
 
 _NODES = {"pi2": 2, "pi3": 3, "pi7": 7}  # outlet 3 is not switchable; the UPS has no outlet 7
 
@@ -285,6 +294,20 @@ def test_two_nodes_on_one_outlet_are_refused_when_configured() -> None:
         NutOutletPower("127.0.0.1", 3493, "ups1", {"pi2": 2, "pi3": 2}, "admin", "secret", 5.0)
     assert raised.value.key == "pi3.outlet"
     assert "outlet 2 also feeds pi2: switching it for one node would cut both" in str(raised.value)
+
+
+_WORDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=16)
+
+
+@given(st.lists(_WORDS, min_size=1, max_size=5))
+def test_what_nut_outlet_quotes_the_emulator_reads_back_whole(words: list[str]) -> None:
+    """parse(render(x)) == x across the two sides: a password with any characters arrives verbatim."""
+    assert tokenize(" ".join(_quote_word(word) for word in words)) == words
+
+
+@given(_WORDS)
+def test_nut_outlet_unquotes_a_quoted_value(value: str) -> None:
+    assert _unquote_word(_quote_word(value)) == value
 
 
 def test_a_password_with_spaces_and_quotes_is_sent_quoted(clock: FakeClock) -> None:
