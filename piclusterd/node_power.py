@@ -501,8 +501,15 @@ def _check_credentials(username: str | None, password: str | None) -> None:
             "node_power", "username" if username is None else "password", "is set without the other", "both or none"
         )
     for key, value in (("username", username), ("password", password)):
-        if value is not None and (not value or "\n" in value or "\r" in value):
-            raise ConfigError("node_power", key, "is empty or spans lines", "one line of text")
+        if value is None:
+            continue
+        if not value:
+            raise ConfigError("node_power", key, "is empty", "the one in upsd.users")
+        # upsd keeps only space..'~' in a word (and DEL): anything else would be dropped and never match.
+        if not all(0x20 <= ord(c) <= 0x7E for c in value):
+            raise ConfigError(
+                "node_power", key, "has characters upsd drops (tabs, accents, control codes)", "printable ASCII"
+            )
 
 
 def _refusal_hint(refused: _UpsdRefused, command: str, username: str | None) -> str:

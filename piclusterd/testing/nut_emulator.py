@@ -155,18 +155,29 @@ class _Session:
     results: dict[str, str] = field(default_factory=dict)
 
 
+_C_SPACE = frozenset(" \t\n\v\f\r")  # C's isspace() in the C locale, as upsd's parser uses it
+
+
+def _kept(char: str) -> bool:
+    """upsd keeps only space to DEL in a word (its CVE-2012-2944 fix): a tab, a newline, any byte >= 0x80 go."""
+    return 0x20 <= ord(char) <= 0x7F
+
+
 def tokenize(line: str) -> list[str] | None:
     """Split a protocol line as upsd does: whitespace-separated words, ``"..."`` groups, ``\\`` escapes.
 
-    ``None`` for an unterminated quote or a trailing backslash: upsd then reads the next line as more of the
-    same word, newline included, and answers nothing until the word ends.
+    ``line`` holds one character per byte received (decode with ``latin-1``). As in upsd, a character
+    outside space..DEL is dropped from the word it is in (a tab inside quotes, every byte of a UTF-8 ``é``),
+    yet still starts a word outside quotes. ``None`` for an unterminated quote or a trailing backslash: upsd
+    then reads the next line as more of the same word and answers nothing until the word ends.
     """
     words: list[str] = []
     current: list[str] = []
     in_word = in_quotes = escaped = False
     for char in line:
         if escaped:
-            current.append(char)
+            if _kept(char):
+                current.append(char)
             escaped = False
         elif char == "\\":
             escaped = in_word = True
@@ -176,12 +187,13 @@ def tokenize(line: str) -> list[str] | None:
                 current, in_word, in_quotes = [], False, False
             else:
                 in_quotes = in_word = True
-        elif char.isspace() and not in_quotes:
+        elif char in _C_SPACE and not in_quotes:
             if in_word:
                 words.append("".join(current))
                 current, in_word = [], False
         else:
-            current.append(char)
+            if _kept(char):
+                current.append(char)
             in_word = True
     if in_quotes or escaped:
         return None
@@ -503,7 +515,7 @@ class NutEmulator:
                 buffer += chunk
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
-                    line = unfinished + raw.decode("utf-8", errors="replace")
+                    line = unfinished + raw.decode("latin-1")  # one character per byte, as upsd's parser sees it
                     words = tokenize(line)
                     if words is None:
                         unfinished = line + "\n"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
+from piclusterd.node_power import _quote_word
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.nut_emulator import DriverState, NutEmulator
 from piclusterd.testing.nut_server import NutServer
@@ -86,6 +87,10 @@ class Wire:
                 raise AssertionError(f"{line}: connection closed mid-list after {lines!r}")
             lines.append(raw.decode())
         return "".join(lines)
+
+    def ask_bytes(self, line: bytes) -> str:
+        self._sock.sendall(line + b"\n")
+        return self._stream.readline().decode("latin-1")
 
     def send_only(self, line: str) -> None:
         self._sock.sendall(line.encode() + b"\n")
@@ -246,6 +251,39 @@ def test_words_may_be_quoted_and_commands_are_case_insensitive(wire: Wire) -> No
 )
 def test_reads_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> None:
     assert wire.ask(line) == reply
+
+
+@pytest.mark.parametrize(
+    ("word", "parsed"),
+    [
+        ('a"b', 'a"b'),
+        ("a b", "a b"),
+        ("x\\y", "x\\y"),
+        ("ends\\", "ends\\"),
+        ('"', '"'),
+        ("'single'", "'single'"),
+        ("del\x7f", "del\x7f"),
+        # upsd keeps only space..DEL (its CVE-2012-2944 fix): a tab, and both bytes of a UTF-8 ü, are dropped
+        ("tab\there", "tabhere"),
+        ("ümlaut", "mlaut"),
+    ],
+)
+def test_a_quoted_word_reaches_upsd_as_upsd_keeps_it(wire: Wire, word: str, parsed: str) -> None:
+    """GET DESC echoes the name it parsed, so the tokenizer and nut-outlet's quoting are checked on upsd too."""
+    assert wire.ask(f"GET DESC ups1 {_quote_word(word)}") == f'DESC ups1 {parsed} "Description unavailable"\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        (b"GET\tDESC\tups1\tx", 'DESC ups1 x "Description unavailable"\n'),  # a tab separates words
+        (b"GET DESC ups1 a\x0bb", 'DESC ups1 a "Description unavailable"\n'),  # so does \v: "b" is ignored
+        (b"GET DESC ups1 a\x01b", 'DESC ups1 ab "Description unavailable"\n'),  # a control character is dropped
+        (b"GET DESC ups1 \x80\xff", 'DESC ups1  "Description unavailable"\n'),  # dropped, yet a word
+    ],
+)
+def test_bytes_outside_ascii_are_handled_as_upsd_does(wire: Wire, line: bytes, reply: str) -> None:
+    assert wire.ask_bytes(line) == reply
 
 
 def test_list_cmd_lists_one_unquoted_command_a_line(wire: Wire) -> None:
