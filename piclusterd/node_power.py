@@ -398,8 +398,11 @@ class _UpsdBroken(Exception):
 
 
 def _quote_word(text: str) -> str:
-    """``text`` as one quoted protocol word (upsd reads ``\\"`` and ``\\\\`` as escapes)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as one quoted protocol word, escaped as upsd's own ``pconf_encode`` does (``\\``, ``"``, ``#``).
+
+    An unescaped ``#`` inside quotes is a parse error to upsd: it would drop the line and never answer.
+    """
+    return '"' + "".join("\\" + c if c in '\\"#' else c for c in text) + '"'
 
 
 def _unquote_word(text: str) -> str:

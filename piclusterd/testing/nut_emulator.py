@@ -69,7 +69,15 @@ from types import TracebackType
 
 from piclusterd.ports import Clock
 
-__all__ = ["DriverState", "EmulatedUser", "NutEmulator", "NutEmulatorError", "ReceivedRequest", "tokenize"]
+__all__ = [
+    "DriverState",
+    "EmulatedUser",
+    "NutEmulator",
+    "NutEmulatorError",
+    "ReceivedRequest",
+    "UnbalancedWord",
+    "tokenize",
+]
 
 UPSD_VERSION = "Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/"
 NETWORK_PROTOCOL_VERSION = "1.3"
@@ -106,6 +114,10 @@ class DriverState(enum.Enum):
     SERVING = None
     GONE = "DRIVER-NOT-CONNECTED"  # the driver died or was never started
     STALE = "DATA-STALE"  # the driver is silent for longer than upsd's MAXAGE (hung, or a dead USB link)
+
+
+class UnbalancedWord(ValueError):
+    """An unescaped ``#`` inside quotes: upsd 2.8.0 logs a parse error and answers nothing for that line."""
 
 
 class NutEmulatorError(RuntimeError):
@@ -164,46 +176,93 @@ def _kept(char: str) -> bool:
 
 
 def tokenize(line: str) -> list[str] | None:
-    """Split a protocol line as upsd does: whitespace-separated words, ``"..."`` groups, ``\\`` escapes.
+    """Split a protocol line into words exactly as upsd's parser (NUT's ``parseconf.c``) does.
 
-    ``line`` holds one character per byte received (decode with ``latin-1``). As in upsd, a character
-    outside space..DEL is dropped from the word it is in (a tab inside quotes, every byte of a UTF-8 ``é``),
-    yet still starts a word outside quotes. ``None`` for an unterminated quote or a trailing backslash: upsd
-    then reads the next line as more of the same word and answers nothing until the word ends.
+    ``line`` is one line without its newline, one character per byte received (decode with ``latin-1``).
+    Words are separated by C's whitespace; ``"..."`` is one word (a quote only opens one at a word's start);
+    ``\\`` takes the next character literally; ``#`` outside quotes ends the line (a comment); ``=`` is a
+    word of its own. A character outside space..DEL is dropped from its word (upsd's CVE-2012-2944 fix: a
+    tab inside quotes, every byte of a UTF-8 ``é``), yet still starts a word. ``None`` when the line ends
+    inside quotes or right after a backslash: upsd then reads the next line as more of the same word (the
+    newline dropped) and answers nothing until the line is over. Raises :class:`UnbalancedWord` for an
+    unescaped ``#`` inside quotes, which upsd refuses ("Unbalanced word due to unescaped # in quotes").
     """
     words: list[str] = []
-    current: list[str] = []
-    in_word = in_quotes = escaped = False
-    for char in line:
-        if escaped:
-            if _kept(char):
-                current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = in_word = True
-        elif char == '"':
-            if in_quotes:
-                words.append("".join(current))
-                current, in_word, in_quotes = [], False, False
+    word: list[str] = []
+    state = "start"  # parseconf's FINDWORDSTART, COLLECT, COLLECTLITERAL, QUOTECOLLECT, QC_LITERAL, FINDEOL
+
+    def end_word() -> None:
+        words.append("".join(word))
+        word.clear()
+
+    def add(char: str) -> None:
+        if _kept(char):
+            word.append(char)
+
+    for char in line + "\n":
+        if state == "start":
+            if char == "\n":
+                return words
+            if char == "#":
+                state = "comment"
+            elif char in _C_SPACE:
+                pass
+            elif char == "\\":
+                state = "literal"
+            elif char == '"':
+                state = "quoted"
             else:
-                in_quotes = in_word = True
-        elif char in _C_SPACE and not in_quotes:
-            if in_word:
-                words.append("".join(current))
-                current, in_word = [], False
-        else:
-            if _kept(char):
-                current.append(char)
-            in_word = True
-    if in_quotes or escaped:
-        return None
-    if in_word:
-        words.append("".join(current))
-    return words
+                add(char)
+                if char == "=":
+                    end_word()
+                else:
+                    state = "word"
+        elif state == "comment":
+            if char == "\n":
+                return words
+        elif state == "quoted":
+            if char == '"':
+                end_word()
+                state = "start"
+            elif char == "\\":
+                state = "quoted_literal"
+            elif char == "#":
+                raise UnbalancedWord(line)
+            else:
+                add(char)  # a newline is dropped here: the quoted word runs on into the next line
+        elif state == "quoted_literal":
+            if char != "\n":
+                add(char)
+            state = "quoted"
+        elif state == "literal":
+            if char != "\n":
+                add(char)
+            state = "word"
+        else:  # "word"
+            if char == "#":
+                end_word()
+                state = "comment"
+            elif char == "\n":
+                end_word()
+                return words
+            elif char in _C_SPACE:
+                end_word()
+                state = "start"
+            elif char == "=":
+                end_word()
+                word.append("=")
+                end_word()
+                state = "start"
+            elif char == "\\":
+                state = "literal"
+            else:
+                add(char)
+    return None  # the newline left a quote or a literal open
 
 
 def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """As upsd's ``pconf_encode``: a backslash before each ``\\``, ``"`` and ``#``."""
+    return '"' + "".join("\\" + c if c in '\\"#' else c for c in value) + '"'
 
 
 def _generic_name(name: str) -> tuple[str, str | None]:
@@ -516,7 +575,11 @@ class NutEmulator:
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
                     line = unfinished + raw.decode("latin-1")  # one character per byte, as upsd's parser sees it
-                    words = tokenize(line)
+                    try:
+                        words = tokenize(line)
+                    except UnbalancedWord:
+                        unfinished = ""  # upsd logs a parse error and drops the line unanswered
+                        continue
                     if words is None:
                         unfinished = line + "\n"
                         continue
@@ -602,6 +665,8 @@ class NutEmulator:
         if what == "UPS":
             return f'BEGIN LIST UPS\nUPS {self.ups_name} "{_NO_DESCRIPTION}"\nEND LIST UPS\n'
         if what not in ("VAR", "RW", "CMD", "CLIENT", "ENUM", "RANGE") or len(args) < 2:
+            return _err("INVALID-ARGUMENT")
+        if what in ("ENUM", "RANGE") and len(args) < 3:  # counted before the UPS name is looked up
             return _err("INVALID-ARGUMENT")
         if args[1] != self.ups_name:
             return _err("UNKNOWN-UPS")
@@ -733,7 +798,7 @@ class NutEmulator:
         self.received.append(ReceivedRequest(kind, user, self.ups_name, name, value, done, self._clock.monotonic()))
 
     def _upsmon(self, session: _Session, verb: str, args: list[str]) -> str:
-        if len(args) < 1:
+        if len(args) != 1:  # exactly the UPS name (found by fuzzing against upsd)
             return _err("INVALID-ARGUMENT")
         if args[0] != self.ups_name:
             return _err("UNKNOWN-UPS")

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
 from piclusterd.node_power import _quote_word
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.nut_emulator import DriverState, NutEmulator
+from piclusterd.testing.nut_emulator import DriverState, NutEmulator, UnbalancedWord, tokenize
 from piclusterd.testing.nut_server import NutServer
 
 _UPS = "ups1"
@@ -157,6 +159,13 @@ def test_an_open_quote_runs_on_into_the_next_line(wire: Wire) -> None:
     assert wire.ask("GET VAR ups1 ups.status extra words") == 'VAR ups1 ups.status "OL"\n'
 
 
+def test_an_unescaped_hash_in_quotes_is_dropped_unanswered(wire: Wire) -> None:
+    """upsd 2.8.0 logs "Unbalanced word due to unescaped # in quotes" and answers nothing for the line."""
+    wire.send_only('GET DESC ups1 "a#b"')
+    assert wire.ask("NETVER") == "1.3\n"  # the next line is answered, and is the first answer
+    assert wire.ask("GET DESC ups1 a#b") == 'DESC ups1 a "Description unavailable"\n'  # outside quotes: a comment
+
+
 def test_logout_says_goodbye_and_closes(wire: Wire) -> None:
     assert wire.ask("LOGOUT") == "OK Goodbye\n"
     assert wire.at_eof()
@@ -263,6 +272,7 @@ def test_reads_are_answered_as_upsd_does(wire: Wire, line: str, reply: str) -> N
         ('"', '"'),
         ("'single'", "'single'"),
         ("del\x7f", "del\x7f"),
+        ("pass#word", "pass#word"),  # escaped: an unescaped # in quotes is a parse error
         # upsd keeps only space..DEL (its CVE-2012-2944 fix): a tab, and both bytes of a UTF-8 ü, are dropped
         ("tab\there", "tabhere"),
         ("ümlaut", "mlaut"),
@@ -555,3 +565,74 @@ def test_without_a_driver_upsd_still_names_the_ups(driverless: tuple[Wire, str])
     assert wire.ask("LIST UPS") == 'BEGIN LIST UPS\nUPS ups1 "Description unavailable"\nEND LIST UPS\n'
     assert wire.ask("GET UPSDESC ups1") == 'UPSDESC ups1 "Unavailable"\n'
     assert wire.ask("LIST CLIENT ups1") == "BEGIN LIST CLIENT ups1\nEND LIST CLIENT ups1\n"
+
+
+# --- differential: random lines to both servers at once ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def both_servers() -> Iterator[tuple[Backend, Backend]]:
+    with NutServer() as server, NutEmulator(clock=FakeClock(), variables=NutServer.DEFAULT_VARIABLES) as emulator:
+        yield Backend("upsd", server.host, server.port), Backend("emulator", emulator.host, emulator.port, emulator)
+
+
+@pytest.fixture(scope="module")
+def both(both_servers: tuple[Backend, Backend]) -> Iterator[tuple[Wire, Wire]]:
+    """One connection to the real upsd and one to the emulator, kept for many examples."""
+    upsd, emulated = Wire(both_servers[0]), Wire(both_servers[1])
+    yield upsd, emulated
+    upsd.close()
+    emulated.close()
+
+
+@pytest.fixture(scope="module")
+def both_logged_in(both_servers: tuple[Backend, Backend]) -> Iterator[tuple[Wire, Wire]]:
+    """The same, after USERNAME and PASSWORD: the write commands' argument checks."""
+    upsd, emulated = Wire(both_servers[0]), Wire(both_servers[1])
+    upsd.login()
+    emulated.login()
+    yield upsd, emulated
+    upsd.close()
+    emulated.close()
+
+
+# Requests whose answer does not depend on which variables or commands the UPS has (where the two differ).
+_PREFIXES = [b"GET DESC ups1", b"GET CMDDESC ups1", b"GET UPSDESC", b"GET", b"LIST", b"SET", b"INSTCMD ups1"]
+_PREFIXES += [b"VER", b"NETVER", b"HELP", b"FOO", b"get desc", b"LIST ENUM nope", b"GET VAR nope", b""]
+_TAIL = st.binary(max_size=24).filter(lambda raw: b"\n" not in raw)
+
+
+def _answered(line: bytes) -> bool:
+    try:
+        return tokenize(line.decode("latin-1")) is not None
+    except UnbalancedWord:
+        return False
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(_PREFIXES), tail=_TAIL)
+def test_upsd_and_the_emulator_answer_random_lines_alike(both: tuple[Wire, Wire], prefix: bytes, tail: bytes) -> None:
+    line = prefix + b" " + tail
+    # An open quote, a trailing backslash or a # in quotes get no answer from either (tested above).
+    assume(_answered(line))
+    upsd, emulated = both
+    assert emulated.ask_bytes(line) == upsd.ask_bytes(line), line
+
+
+# Write requests; never a bare "FSD ups1" or LOGOUT (they change the session or the UPS for later examples).
+_WRITE_PREFIXES = [b"INSTCMD ups1", b"INSTCMD", b"INSTCMD nope", b"SET VAR ups1", b"SET VAR", b"SET VAR nope"]
+_WRITE_PREFIXES += [b"SET TRACKING", b"SET", b"FSD", b"FSD nope", b"LOGIN", b"PRIMARY", b"MASTER", b"USERNAME"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(_WRITE_PREFIXES), tail=_TAIL)
+def test_upsd_and_the_emulator_check_write_arguments_alike(
+    both_logged_in: tuple[Wire, Wire], prefix: bytes, tail: bytes
+) -> None:
+    line = prefix + b" " + tail
+    assume(_answered(line))
+    words = tokenize(line.decode("latin-1")) or []
+    assume(not (prefix == b"FSD" and words[1:] == ["ups1"]))
+    assume(not (prefix == b"SET TRACKING" and len(words) == 3 and words[2].upper() in ("ON", "OFF")))
+    upsd, emulated = both_logged_in
+    assert emulated.ask_bytes(line) == upsd.ask_bytes(line), line

@@ -313,9 +313,9 @@ def test_nut_outlet_unquotes_a_quoted_value(value: str) -> None:
 
 
 def test_a_password_with_spaces_and_quotes_is_sent_quoted(clock: FakeClock) -> None:
-    users = {"admin": EmulatedUser('pass "word" \\ x')}
+    users = {"admin": EmulatedUser('pass "word" \\ #x')}
     with NutEmulator(clock=clock, outlets={2: True}, users=users) as ups:
-        result = _power(ups, password='pass "word" \\ x').power_off("pi2")
+        result = _power(ups, password='pass "word" \\ #x').power_off("pi2")
         assert result.outcome is PowerOutcome.DONE, result
 
 
