@@ -30,8 +30,11 @@ upsd's order of checks (found by trying them on the real upsd):
 - a driver that is gone or stale (:meth:`NutEmulator.drive_driver`) makes every request about the UPS answer
   ``ERR DRIVER-NOT-CONNECTED`` / ``ERR DATA-STALE`` right after the UPS name is checked (before any
   password), except ``LIST UPS``, ``GET UPSDESC``, ``LIST CLIENT`` and ``FSD``;
-- commands are case-insensitive, words may be quoted (``"ups1"``), extra words after a ``LIST`` or ``GET``
-  are ignored, and ``LOGOUT`` answers ``OK Goodbye`` and closes the connection.
+- lines are split into words by NUT's own grammar (:func:`tokenize`: quotes, backslashes, ``#`` comments,
+  ``=``, characters upsd drops); commands are case-insensitive, extra words after a ``LIST`` or ``GET``
+  are ignored, and ``LOGOUT`` answers ``OK Goodbye`` and closes the connection;
+- beyond the hand-written cases, random request lines are sent to both servers at once and must get the
+  same answer (the contract test's Hypothesis part).
 
 Where it differs from upsd with dummy-ups, on purpose: instant commands *do* something here. The model:
 

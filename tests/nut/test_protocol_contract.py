@@ -2,7 +2,8 @@
 
 Everything both support is checked byte for byte on the wire (raw sockets) and through PyNUTClient, so the
 emulator that the outlet tests rely on cannot drift from what upsd really answers. Where they differ on
-purpose (dummy-ups has no outlet commands), the test says so by name and checks each side.
+purpose (dummy-ups has no outlet commands), the test says so by name and checks each side. At the end,
+random request lines go to both at once and must get the same answer (differential fuzzing).
 """
 
 from __future__ import annotations
