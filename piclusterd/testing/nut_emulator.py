@@ -356,6 +356,7 @@ class NutEmulator:
         self._driver = DriverState.SERVING
         self._logged_in: list[_Session] = []  # upsmon LOGINs, for LIST CLIENT and NUMLOGINS
         self.received: list[ReceivedRequest] = []
+        self.parse_errors = 0  # lines refused as upsd logs "Parse error on sock" (an unescaped # in quotes)
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._connections: list[socket.socket] = []
@@ -581,8 +582,12 @@ class NutEmulator:
                     try:
                         words = tokenize(line)
                     except UnbalancedWord:
-                        unfinished = ""  # upsd logs a parse error and drops the line unanswered
-                        continue
+                        # upsd logs the parse error and drops the rest of what that read() returned, so
+                        # later lines sent in the same write go unanswered too.
+                        with self._lock:
+                            self.parse_errors += 1
+                        unfinished, buffer = "", b""
+                        break
                     if words is None:
                         unfinished = line + "\n"
                         continue

@@ -37,12 +37,13 @@ class Backend:
     host: str
     port: int
     emulator: NutEmulator | None = None
+    upsd_log: Callable[[], str] | None = None  # the real upsd's recent log lines
 
 
 def _start(kind: str) -> Iterator[Backend]:
     if kind == "upsd":
         with NutServer() as server:
-            yield Backend(kind, server.host, server.port)
+            yield Backend(kind, server.host, server.port, upsd_log=server.logs)
     else:
         with NutEmulator(clock=FakeClock(), variables=NutServer.DEFAULT_VARIABLES) as emulator:
             yield Backend(kind, emulator.host, emulator.port, emulator)
@@ -94,6 +95,9 @@ class Wire:
     def ask_bytes(self, line: bytes) -> str:
         self._sock.sendall(line + b"\n")
         return self._stream.readline().decode("latin-1")
+
+    def send_raw(self, data: bytes) -> None:
+        self._sock.sendall(data)
 
     def send_only(self, line: str) -> None:
         self._sock.sendall(line.encode() + b"\n")
@@ -158,13 +162,6 @@ def test_an_open_quote_runs_on_into_the_next_line(wire: Wire) -> None:
     wire.send_only("GET VAR ups1 ups.status\\")
     assert wire.ask("VER") == "ERR VAR-NOT-SUPPORTED\n"  # a trailing backslash escapes the newline
     assert wire.ask("GET VAR ups1 ups.status extra words") == 'VAR ups1 ups.status "OL"\n'
-
-
-def test_an_unescaped_hash_in_quotes_is_dropped_unanswered(wire: Wire) -> None:
-    """upsd 2.8.0 logs "Unbalanced word due to unescaped # in quotes" and answers nothing for the line."""
-    wire.send_only('GET DESC ups1 "a#b"')
-    assert wire.ask("NETVER") == "1.3\n"  # the next line is answered, and is the first answer
-    assert wire.ask("GET DESC ups1 a#b") == 'DESC ups1 a "Description unavailable"\n'  # outside quotes: a comment
 
 
 def test_logout_says_goodbye_and_closes(wire: Wire) -> None:
@@ -455,6 +452,28 @@ def test_tracking_gives_an_id_and_the_result_of_a_set(wire: Wire) -> None:
     assert wire.ask("INSTCMD ups1 load.off").startswith("OK TRACKING ")
     assert wire.ask("SET TRACKING OFF") == "OK\n"
     assert wire.ask(f"GET TRACKING {tracking_id}") == "ERR FEATURE-NOT-CONFIGURED\n"
+
+
+def _parse_error_seen(backend: Backend) -> bool:
+    if backend.emulator is not None:
+        return backend.emulator.parse_errors > 0
+    assert backend.upsd_log is not None
+    return "Parse error on sock: Unbalanced word due to unescaped # in quotes" in backend.upsd_log()
+
+
+def test_an_unescaped_hash_in_quotes_drops_the_rest_of_the_write(fresh_backend: Backend) -> None:
+    """upsd 2.8.0 logs a parse error and drops the rest of that read: NETVER, sent in the same write, too."""
+    wire = Wire(fresh_backend)
+    try:
+        wire.send_raw(b'GET DESC ups1 "a#b"\nNETVER\n')
+        deadline = time.monotonic() + 10.0
+        while not _parse_error_seen(fresh_backend) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _parse_error_seen(fresh_backend)
+        assert wire.ask("VER") == "Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/\n"
+        assert wire.ask("GET DESC ups1 a#b") == 'DESC ups1 a "Description unavailable"\n'  # outside quotes: a comment
+    finally:
+        wire.close()
 
 
 def test_fsd_sets_the_flag_in_ups_status(fresh_backend: Backend) -> None:
