@@ -469,6 +469,16 @@ class _UpsdSession:
             raise _UpsdBroken(f"GET VAR {variable}: upsd answered {answer!r}")
         return _unquote_word(answer[len(prefix) :])
 
+    def verdict(self, accepted: str) -> str:
+        """The driver's result for a command upsd answered ``accepted`` to: ``SUCCESS``, ``PENDING``, an
+        ``ERR ...`` line, or ``not tracked`` when the answer carried no tracking id."""
+        if not accepted.startswith("OK TRACKING "):
+            return "not tracked"
+        try:
+            return self.ask(f"GET TRACKING {accepted.split()[2]}")
+        except _UpsdRefused as refused:
+            return f"ERR {refused.code}"
+
     def try_tracking(self) -> bool:
         """Ask upsd to track the commands' results (``SET TRACKING ON``, NUT >= 2.8); ``False`` if it cannot."""
         try:
@@ -484,8 +494,11 @@ class _UpsdSession:
 
 
 def _check_word(key: str, text: str) -> None:
-    if not text or any(c.isspace() or c in '"\\' or not c.isprintable() for c in text):
-        raise ConfigError("node_power", key, f"{text!r} is not one word", "a name without spaces or quotes")
+    # Sent unquoted: upsd would split at a space or '=', stop at '#', and drop anything outside ASCII.
+    if not text or any(not 0x21 <= ord(c) <= 0x7E or c in '"\\#=' for c in text):
+        raise ConfigError(
+            "node_power", key, f"{text!r} is not one word", "ASCII letters, digits, '.', '-', '_' (as in ups.conf)"
+        )
 
 
 def _check_upsd(host: str, port: int, ups: str, timeout_s: float) -> None:
@@ -642,14 +655,13 @@ class NutOutletPower:
         # 2. Authenticate and send; upsd passes the command to the driver and answers at once. With TRACKING
         #    (upsd >= 2.8) it also keeps the driver's verdict, so a driver's failure is not reported as sent.
         upsd.authenticate(self._username, self._password)
-        tracking = upsd.try_tracking()
+        upsd.try_tracking()
         accepted = upsd.ask(f"INSTCMD {self.ups} {command}")
-        tracking_id = accepted.split()[2] if tracking and accepted.startswith("OK TRACKING ") else None
         # 3. Read back: only a status showing the new state is proof.
         status = upsd.get_var(self.ups, f"outlet.{outlet}.status")
         if status is not None and status.strip().lower() == state:
             return PowerResult(node, PowerOutcome.DONE, f"{command} on {self.where}: outlet.{outlet}.status = {state}")
-        verdict = upsd.ask(f"GET TRACKING {tracking_id}") if tracking_id else "not tracked"
+        verdict = upsd.verdict(accepted)
         if verdict.startswith("ERR "):
             return PowerResult(
                 node, PowerOutcome.FAILED, f"nut-outlet: {command} on {self.where}: the driver failed it ({verdict})"
@@ -710,8 +722,15 @@ def request_ups_shutdown_return(
                 current = upsd.get_var(ups, "ups.delay.shutdown")
                 delay = f"the UPS's own delay ({current} s)" if current is not None else "the UPS's own delay"
                 done.append("ups.delay.shutdown is not writable")
-            # 3. The command itself.
-            upsd.ask(f"INSTCMD {ups} {command}")
+            # 3. The command itself, tracked where upsd can (>= 2.8), so a driver's refusal is not "sent".
+            upsd.try_tracking()
+            verdict = upsd.verdict(upsd.ask(f"INSTCMD {ups} {command}"))
+            if verdict.startswith("ERR "):
+                return PowerResult(
+                    ups,
+                    PowerOutcome.FAILED,
+                    f"{command} on {where}: the driver failed it ({verdict}) after: {'; '.join(done)}",
+                )
     except _UpsdRefused as refused:
         so_far = f" after: {'; '.join(done)}" if done else ""
         return PowerResult(

@@ -98,7 +98,12 @@ def test_a_command_the_device_fails_is_a_failure_not_sent(clock: FakeClock, trac
         ups.drive_output(on=False)
         result = _power(ups).power_on("pi2")
         assert result.outcome is PowerOutcome.FAILED, result
-        assert "ERR INSTCMD-FAILED" in result.detail
+        if tracking:  # upsd said OK TRACKING; GET TRACKING gave the driver's verdict
+            assert result.detail.endswith(
+                "outlet.2.load.on on " + ups.address + ": the driver failed it (ERR INSTCMD-FAILED)"
+            )
+        else:  # upsd passed the driver's refusal on at once
+            assert result.detail.endswith("outlet.2.load.on on " + ups.address + ": upsd answered ERR INSTCMD-FAILED")
         assert ups.received[-1].done is False
 
 
@@ -262,6 +267,9 @@ def test_a_switchable_value_other_than_yes_is_refused(ups: NutEmulator) -> None:
         ({"port": 70000}, "port"),
         ({"host": ""}, "host"),
         ({"ups": "my ups"}, "ups"),
+        ({"ups": "ups#1"}, "ups"),  # unquoted, upsd would read "ups" and a comment
+        ({"ups": "a=b"}, "ups"),
+        ({"ups": "üps"}, "ups"),
         ({"ups": ""}, "ups"),
         ({"outlets": {"pi2": -1}}, "pi2.outlet"),
         ({"outlets": {"pi2": 0}}, "pi2.outlet"),  # outlet.0 is the whole UPS output
@@ -380,6 +388,16 @@ def test_without_shutdown_return_load_off_delay_is_sent_and_the_result_warns(clo
         clock.advance(30)
         ups.drive_mains(online=True)
         assert not ups.outlet_is_on(1)  # what the warning says
+
+
+def test_a_shutdown_return_the_driver_fails_is_a_failure(clock: FakeClock) -> None:
+    with NutEmulator(clock=clock, read_only=["ups.delay.shutdown"]) as ups:
+        ups.set("ups.delay.shutdown", "soon")  # a delay the device cannot use
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+        assert result.outcome is PowerOutcome.FAILED, result
+        assert "shutdown.return on" in result.detail
+        assert "the driver failed it (ERR INSTCMD-FAILED) after: ups.delay.shutdown is not writable" in result.detail
+        assert ups.get("ups.timer.shutdown") == "-1"
 
 
 def test_a_ups_with_neither_command_is_refused_and_nothing_is_changed(clock: FakeClock) -> None:
