@@ -698,6 +698,7 @@ def request_ups_shutdown_return(
     where = f"{ups}@{host}:{port}"
     done: list[str] = []
     command = "shutdown.return"
+    verdict = "not tracked"
     try:
         with _UpsdSession(host, port, timeout_s) as upsd:
             offered = {line.split()[-1] for line in upsd.ask_list(f"LIST CMD {ups}") if line.startswith("CMD ")}
@@ -739,11 +740,12 @@ def request_ups_shutdown_return(
     except (OSError, _UpsdBroken) as error:
         so_far = f" after: {'; '.join(done)}" if done else ""
         return PowerResult(ups, PowerOutcome.FAILED, f"cannot talk to upsd at {host}:{port}: {error}{so_far}")
+    driver = f"driver: {verdict.lower()}"
     if command == "shutdown.return":
-        done.append(f"sent shutdown.return: output off in {delay}, back on when mains returns")
+        done.append(f"sent shutdown.return ({driver}): output off in {delay}, back on when mains returns")
     else:
         done.append(
-            f"sent load.off.delay (no shutdown.return on this UPS): output off in {delay} and it STAYS OFF "
+            f"sent load.off.delay ({driver}; no shutdown.return on this UPS): output off in {delay} and it STAYS OFF "
             "when mains returns: someone must switch the UPS back on"
         )
     return PowerResult(ups, PowerOutcome.SENT, f"{where}: " + "; ".join(done))

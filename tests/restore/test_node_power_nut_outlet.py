@@ -337,7 +337,7 @@ def test_shutdown_return_sets_the_delay_then_cuts_and_restores_with_mains(ups: N
     assert result.node == "ups1"
     assert result.detail == (
         f"{ups.address}: set ups.delay.shutdown to 30 s; "
-        "sent shutdown.return: output off in 30 s, back on when mains returns"
+        "sent shutdown.return (driver: success): output off in 30 s, back on when mains returns"
     )
     assert [(r.kind, r.command, r.value) for r in ups.received] == [
         ("SET VAR", "ups.delay.shutdown", "30"),
@@ -353,6 +353,14 @@ def test_shutdown_return_sets_the_delay_then_cuts_and_restores_with_mains(ups: N
     ups.drive_mains(online=True)
     assert ups.outlet_is_on(1) and ups.outlet_is_on(2)
     assert ups.get("ups.status") == "OL"
+
+
+def test_shutdown_return_on_an_upsd_without_tracking_says_it_is_untracked(clock: FakeClock) -> None:
+    with NutEmulator(clock=clock, tracking=False) as ups:
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+        assert result.outcome is PowerOutcome.SENT, result
+        assert "sent shutdown.return (driver: not tracked)" in result.detail
+        assert ups.get("ups.timer.shutdown") == "30"
 
 
 def test_a_read_only_delay_uses_the_ups_own_and_says_so(clock: FakeClock) -> None:
@@ -372,7 +380,7 @@ def test_a_ups_without_a_delay_variable_uses_its_own_and_says_so(clock: FakeCloc
         assert result.outcome is PowerOutcome.SENT, result
         assert result.detail == (
             f"{ups.address}: ups.delay.shutdown is not writable; "
-            "sent shutdown.return: output off in the UPS's own delay, back on when mains returns"
+            "sent shutdown.return (driver: success): output off in the UPS's own delay, back on when mains returns"
         )
         assert ups.get("ups.timer.shutdown") == "15"
 
@@ -382,7 +390,7 @@ def test_without_shutdown_return_load_off_delay_is_sent_and_the_result_warns(clo
         ups.drive_mains(online=False)
         result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
         assert result.outcome is PowerOutcome.SENT, result
-        assert "sent load.off.delay (no shutdown.return on this UPS)" in result.detail
+        assert "sent load.off.delay (driver: success; no shutdown.return on this UPS)" in result.detail
         assert "STAYS OFF when mains returns" in result.detail
         assert ups.commands() == ["load.off.delay"]
         clock.advance(30)
