@@ -114,6 +114,14 @@ class Wire:
         self._sock.close()
 
 
+def _ask_once(backend: Backend, line: str) -> str:
+    conn = Wire(backend)
+    try:
+        return conn.ask(line)
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def wire(backend: Backend) -> Iterator[Wire]:
     conn = Wire(backend)
@@ -187,6 +195,24 @@ def test_list_var_is_sorted_quoted_and_holds_every_value(wire: Wire) -> None:
     for name, value in NutServer.DEFAULT_VARIABLES.items():
         if name != "ups.load":  # another test sets it
             assert f'VAR {_UPS} {name} "{value}"' in body
+
+
+_ODD_NAMES = {"ups.Zeta": "1", "ups.alpha": "2", "ups.Beta": "3", "ups.b_x": "4", "ups.b.y": "5", "ups.B-z": "6"}
+_ODD_NAMES |= {"outlet.10.x": "7", "outlet.2.x": "8"}
+
+
+@pytest.mark.parametrize("kind", ["upsd", "emulator"])
+def test_list_var_sorts_names_as_upsd_does(kind: str) -> None:
+    """Case-insensitively in byte order (strcasecmp), so outlet.10 comes before outlet.2."""
+    variables = {**NutServer.DEFAULT_VARIABLES, **_ODD_NAMES}
+    expected = ["outlet.10.x", "outlet.2.x", "ups.alpha", "ups.B-z", "ups.b.y", "ups.b_x", "ups.Beta", "ups.Zeta"]
+    if kind == "upsd":
+        with NutServer(variables) as server:
+            body = _ask_once(Backend(kind, server.host, server.port), "LIST VAR ups1").splitlines()
+    else:
+        with NutEmulator(clock=FakeClock(), variables=variables, outlets={}) as emulator:
+            body = _ask_once(Backend(kind, emulator.host, emulator.port), "LIST VAR ups1").splitlines()
+    assert [line.split()[2] for line in body[1:-1] if line.split()[2] in _ODD_NAMES] == expected
 
 
 def test_words_may_be_quoted_and_commands_are_case_insensitive(wire: Wire) -> None:
