@@ -460,6 +460,16 @@ def test_outlet_commands_are_where_the_two_differ(wire: Wire, backend: Backend) 
         assert wire.ask("INSTCMD ups1 outlet.1.load.on") == "OK\n"
 
 
+def test_load_off_is_listed_by_both_but_only_the_emulator_does_it(wire: Wire, backend: Backend) -> None:
+    """dummy-ups 2.8.0 lists load.off yet its driver fails it ("instcmd: unknown command"): TRACKING shows it."""
+    wire.login()
+    assert wire.ask("SET TRACKING ON") == "OK\n"
+    accepted = wire.ask("INSTCMD ups1 load.off")
+    assert accepted.startswith("OK TRACKING ")
+    expected = "ERR UNKNOWN\n" if backend.kind == "upsd" else "SUCCESS\n"
+    assert _eventually(lambda: wire.ask(f"GET TRACKING {accepted.split()[2]}"), expected) == expected
+
+
 def test_set_tracking_needs_a_user(wire: Wire) -> None:
     assert wire.ask("SET TRACKING ON") == "ERR USERNAME-REQUIRED\n"
     assert wire.ask("GET TRACKING") == "OFF\n"

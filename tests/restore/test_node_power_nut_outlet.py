@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -246,6 +247,39 @@ def test_a_connection_lost_after_the_password_never_shows_the_password(
     assert result.outcome is PowerOutcome.FAILED
     assert result.detail.endswith("upsd closed the connection (or sent an endless line) after PASSWORD")
     assert "s3cr3t" not in result.detail
+
+
+@pytest.fixture
+def not_nut() -> Iterator[tuple[str, int]]:
+    """A server on the port that speaks something else (an HTTP server on 3493 by mistake)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(2)
+
+    def serve() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as lines, contextlib.suppress(OSError):  # the client may hang up first
+                for _line in lines:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield "127.0.0.1", server.getsockname()[1]
+    server.close()
+    thread.join(timeout=10)
+
+
+def test_a_server_that_is_not_upsd_is_a_failure_not_a_guess(not_nut: tuple[str, int]) -> None:
+    host, port = not_nut
+    power = NutOutletPower(host, port, "ups1", _NODES, "admin", "secret", 5.0)
+    result = power.power_on("pi2")
+    assert result.outcome is PowerOutcome.FAILED
+    assert result.detail.endswith("GET VAR outlet.2.switchable: upsd answered 'HTTP/1.1 400 Bad Request'")
+    assert power.is_powered("pi2") is None
 
 
 def test_an_odd_outlet_status_is_not_guessed(ups: NutEmulator) -> None:
