@@ -4,6 +4,7 @@ upsmon role; dummy-ups has no outlets). The upsmon replies here were checked by 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 
@@ -31,6 +32,16 @@ def clock() -> FakeClock:
 def ups(clock: FakeClock) -> Iterator[NutEmulator]:
     with NutEmulator(clock=clock, outlets={1: True, 2: False}, users=_USERS) as emulator:
         yield emulator
+
+
+@contextlib.contextmanager
+def _pynut(host: str, port: int, **kwargs: object) -> Iterator[PyNUTClient]:
+    """PyNUTClient, whose socket is closed afterwards (it never closes it itself)."""
+    client = PyNUTClient(host=host, port=port, timeout=10, **kwargs)
+    try:
+        yield client
+    finally:
+        client._PyNUTClient__srv_handler.close()
 
 
 class Conn:
@@ -85,8 +96,8 @@ def test_tokenize_splits_as_upsd_does(line: str, words: list[str] | None) -> Non
 def test_values_with_quotes_and_backslashes_are_escaped_on_the_wire(ups: NutEmulator, admin: Conn) -> None:
     ups.set("ups.mfr", 'Say "hi" \\ bye')
     assert admin.ask("GET VAR ups1 ups.mfr") == 'VAR ups1 ups.mfr "Say \\"hi\\" \\\\ bye"'
-    client = PyNUTClient(host=ups.host, port=ups.port, timeout=10)
-    assert client.GetUPSVars("ups1")[b"ups.status"] == b"OL"
+    with _pynut(ups.host, ups.port) as client:
+        assert client.GetUPSVars("ups1")[b"ups.status"] == b"OL"
 
 
 # --- outlets ------------------------------------------------------------------------------------------
@@ -228,6 +239,7 @@ def test_piclusterds_nut_driver_reads_the_emulator(ups: NutEmulator, clock: Fake
     conn.close()
     clock.advance(20)
     after = source.poll().reading
+    source.close()
     assert after is not None and UpsFlag.OFF in after.flags
 
 
@@ -258,13 +270,13 @@ def test_an_upsmon_secondary_may_log_in_but_not_be_primary(ups: NutEmulator) -> 
 
 
 def test_an_upsmon_primary_may_set_fsd_as_pynut_does_it(ups: NutEmulator) -> None:
-    client = PyNUTClient(host=ups.host, port=ups.port, login="primary", password="pw", timeout=10)
-    assert client.FSD("ups1") == "OK"
-    assert ups.get("ups.status") == "FSD OL"
-    conn = Conn(ups, "primary", "pw")
-    assert conn.ask("MASTER ups1") == "OK MASTER-GRANTED"
-    assert conn.ask("SET VAR ups1 ups.load 3") == "ERR ACCESS-DENIED"
-    conn.close()
+    with _pynut(ups.host, ups.port, login="primary", password="pw") as client:
+        assert client.FSD("ups1") == "OK"
+        assert ups.get("ups.status") == "FSD OL"
+        conn = Conn(ups, "primary", "pw")
+        assert conn.ask("MASTER ups1") == "OK MASTER-GRANTED"
+        assert conn.ask("SET VAR ups1 ups.load 3") == "ERR ACCESS-DENIED"
+        conn.close()
 
 
 def test_tracking_can_be_turned_off_in_the_emulator(clock: FakeClock) -> None:

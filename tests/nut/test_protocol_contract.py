@@ -8,6 +8,7 @@ random request lines go to both at once and must get the same answer (differenti
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -69,6 +70,16 @@ def _output_back_on(request: pytest.FixtureRequest) -> Iterator[None]:
         shared: Backend = request.getfixturevalue("backend")
         if shared.emulator is not None:
             shared.emulator.drive_output(on=True)
+
+
+@contextlib.contextmanager
+def _pynut(host: str, port: int, **kwargs: object) -> Iterator[PyNUTClient]:
+    """PyNUTClient, whose socket is closed afterwards (it never closes it itself)."""
+    client = PyNUTClient(host=host, port=port, timeout=10, **kwargs)
+    try:
+        yield client
+    finally:
+        client._PyNUTClient__srv_handler.close()
 
 
 class Wire:
@@ -527,38 +538,38 @@ def test_fsd_sets_the_flag_in_ups_status(fresh_backend: Backend) -> None:
 
 
 def test_pynut_reads_the_ups_list_and_variables(backend: Backend) -> None:
-    client = PyNUTClient(host=backend.host, port=backend.port, timeout=10)
-    assert client.GetUPSList() == {b"ups1": b"Description unavailable"}
-    variables = client.GetUPSVars(_UPS)
-    assert variables[b"ups.status"] == b"OL"
-    assert variables[b"battery.charge"] == b"100"
-    assert client.CheckUPSAvailable(_UPS) is True
-    assert client.CheckUPSAvailable("nope") is False
-    assert client.ver() == b"Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/\n"
+    with _pynut(backend.host, backend.port) as client:
+        assert client.GetUPSList() == {b"ups1": b"Description unavailable"}
+        variables = client.GetUPSVars(_UPS)
+        assert variables[b"ups.status"] == b"OL"
+        assert variables[b"battery.charge"] == b"100"
+        assert client.CheckUPSAvailable(_UPS) is True
+        assert client.CheckUPSAvailable("nope") is False
+        assert client.ver() == b"Network UPS Tools upsd 2.8.0 - http://www.networkupstools.org/\n"
 
 
 def test_pynut_lists_commands_and_rw_variables(backend: Backend) -> None:
-    client = PyNUTClient(host=backend.host, port=backend.port, timeout=10)
-    # PyNUTClient 1.9.0 formats the command name as bytes (GET CMDDESC ups1 b'load.off'), so upsd, and
-    # the emulator alike, answer "Description unavailable": the same wrong answer from both is the contract.
-    assert client.GetUPSCommands(_UPS)[b"load.off"] == b"Description unavailable"
-    assert client.GetRWVars(_UPS)[b"battery.charge"] == b"100"
+    with _pynut(backend.host, backend.port) as client:
+        # PyNUTClient 1.9.0 formats the command name as bytes (GET CMDDESC ups1 b'load.off'), so upsd, and
+        # the emulator alike, answer "Description unavailable": the same wrong answer from both is the contract.
+        assert client.GetUPSCommands(_UPS)[b"load.off"] == b"Description unavailable"
+        assert client.GetRWVars(_UPS)[b"battery.charge"] == b"100"
 
 
 def test_pynut_runs_a_command_and_sets_a_variable_when_logged_in(backend: Backend) -> None:
-    client = PyNUTClient(host=backend.host, port=backend.port, login=_USER, password=_PASSWORD, timeout=10)
-    assert client.RunUPSCommand(_UPS, "load.off") == "OK"
-    assert client.SetRWVar(_UPS, "ups.load", "39") == "OK"
+    with _pynut(backend.host, backend.port, login=_USER, password=_PASSWORD) as client:
+        assert client.RunUPSCommand(_UPS, "load.off") == "OK"
+        assert client.SetRWVar(_UPS, "ups.load", "39") == "OK"
 
 
 def test_pynut_sees_errors_as_upsd_words(backend: Backend) -> None:
-    client = PyNUTClient(host=backend.host, port=backend.port, login=_USER, password="wrong", timeout=10)
-    with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
-        client.RunUPSCommand(_UPS, "load.off")
-    with pytest.raises(PyNUTError, match=r"^ERR UNKNOWN-UPS$"):
-        client.GetUPSVars("nope")
-    with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
-        client.DeviceLogin(_UPS)
+    with _pynut(backend.host, backend.port, login=_USER, password="wrong") as client:
+        with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
+            client.RunUPSCommand(_UPS, "load.off")
+        with pytest.raises(PyNUTError, match=r"^ERR UNKNOWN-UPS$"):
+            client.GetUPSVars("nope")
+        with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
+            client.DeviceLogin(_UPS)
 
 
 # --- a driver that died or hangs ----------------------------------------------------------------------
