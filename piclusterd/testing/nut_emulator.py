@@ -676,11 +676,11 @@ class NutEmulator:
             return _err("INVALID-ARGUMENT")
         if what in ("ENUM", "RANGE") and len(args) < 3:  # counted before the UPS name is looked up
             return _err("INVALID-ARGUMENT")
-        if args[1] != self.ups_name:
+        if not self._is_our_ups(args[1]):
             return _err("UNKNOWN-UPS")
         if self._driver.value is not None and what != "CLIENT":
             return _err(self._driver.value)
-        ups = self.ups_name
+        ups = args[1]  # upsd echoes the name as asked: it matches names case-insensitively
         names = sorted(self._vars, key=str.lower)
         if what == "VAR":
             lines = [f"VAR {ups} {n} {_quote(self._served(n, self._vars[n].value))}" for n in names]
@@ -695,12 +695,19 @@ class NutEmulator:
         else:
             if len(args) < 3:
                 return _err("INVALID-ARGUMENT")
-            if args[2] not in self._vars:
+            if self._variable_named(args[2]) is None:
                 return _err("VAR-NOT-SUPPORTED")
             listed = f"{what} {ups} {args[2]}"  # no enumerations or ranges are modelled
             return f"BEGIN LIST {listed}\nEND LIST {listed}\n"
         body = "".join(line + "\n" for line in lines)
         return f"BEGIN LIST {what} {ups}\n{body}END LIST {what} {ups}\n"
+
+    def _is_our_ups(self, name: str) -> bool:
+        return name.lower() == self.ups_name.lower()
+
+    def _variable_named(self, name: str) -> str | None:
+        """The variable's own name, matched case-insensitively as upsd does (``UPS.STATUS`` is ups.status)."""
+        return next((known for known in self._vars if known.lower() == name.lower()), None)
 
     def _logins(self) -> list[str]:
         return [logged.address for logged in self._logged_in]
@@ -720,27 +727,29 @@ class NutEmulator:
         needed = 2 if what in ("UPSDESC", "NUMLOGINS") else 3
         if len(args) < needed:
             return _err("INVALID-ARGUMENT")
-        if args[1] != self.ups_name:
+        if not self._is_our_ups(args[1]):
             return _err("UNKNOWN-UPS")
         if self._driver.value is not None and what != "UPSDESC":
             return _err(self._driver.value)
-        ups = self.ups_name
+        ups = args[1]
         if what == "UPSDESC":
             return f'UPSDESC {ups} "Unavailable"\n'
         if what == "NUMLOGINS":
             return f"NUMLOGINS {ups} {len(self._logins())}\n"
         name = args[2]
         if what == "DESC":
-            return f"DESC {ups} {name} {_quote(_VAR_DESCRIPTIONS.get(_generic_name(name)[0], _NO_DESCRIPTION))}\n"
+            text = _VAR_DESCRIPTIONS.get(_generic_name(name.lower())[0], _NO_DESCRIPTION)
+            return f"DESC {ups} {name} {_quote(text)}\n"
         if what == "CMDDESC":
-            generic, number = _generic_name(name)
+            generic, number = _generic_name(name.lower())
             text = _CMD_DESCRIPTIONS.get(generic, _NO_DESCRIPTION).format(n=number)
             return f"CMDDESC {ups} {name} {_quote(text)}\n"
-        variable = self._vars.get(name)
-        if variable is None:
+        found = self._variable_named(name)
+        if found is None:
             return _err("VAR-NOT-SUPPORTED")
+        variable = self._vars[found]
         if what == "VAR":
-            return f"VAR {ups} {name} {_quote(self._served(name, variable.value))}\n"
+            return f"VAR {ups} {name} {_quote(self._served(found, variable.value))}\n"
         kind = "NUMBER" if variable.string_length is None else f"STRING:{variable.string_length}"
         return f"TYPE {ups} {name} {'RW ' if variable.writable else ''}{kind}\n"
 
@@ -758,20 +767,21 @@ class NutEmulator:
         if what != "VAR" or len(args) < 4:
             return _err("INVALID-ARGUMENT")
         ups, name, value = args[1], args[2], args[3]
-        if ups != self.ups_name:
+        if not self._is_our_ups(ups):
             return _err("UNKNOWN-UPS")
         if self._driver.value is not None:
             return _err(self._driver.value)
         user = self._user(session)
         if user is None or "SET" not in {a.upper() for a in user.actions}:
             return _err("ACCESS-DENIED")
-        variable = self._vars.get(name)
-        if variable is None:
+        found = self._variable_named(name)
+        if found is None:
             return _err("VAR-NOT-SUPPORTED")
+        variable = self._vars[found]
         if not variable.writable:
             return _err("READONLY")
         variable.value = value
-        self._record(session, "SET VAR", name, value, done=True)
+        self._record(session, "SET VAR", found, value, done=True)
         return self._accepted(session, "SUCCESS")
 
     def _instcmd_request(self, session: _Session, args: list[str]) -> str:
@@ -779,12 +789,14 @@ class NutEmulator:
             return _err("INVALID-ARGUMENT")
         ups, command = args[0], args[1]
         value = args[2] if len(args) > 2 else None
-        if ups != self.ups_name:
+        if not self._is_our_ups(ups):
             return _err("UNKNOWN-UPS")
         if self._driver.value is not None:
             return _err(self._driver.value)
-        if command not in self._commands:
+        known = next((c for c in self._commands if c.lower() == command.lower()), None)
+        if known is None:
             return _err("CMD-NOT-SUPPORTED")
+        command = known  # recorded and run by its own name, however it was spelled
         user = self._user(session)
         if user is None or not user.may_run(command):
             return _err("ACCESS-DENIED")
@@ -808,7 +820,7 @@ class NutEmulator:
     def _upsmon(self, session: _Session, verb: str, args: list[str]) -> str:
         if len(args) != 1:  # exactly the UPS name (found by fuzzing against upsd)
             return _err("INVALID-ARGUMENT")
-        if args[0] != self.ups_name:
+        if not self._is_our_ups(args[0]):
             return _err("UNKNOWN-UPS")
         user = self._user(session)
         if verb == "FSD":

@@ -331,6 +331,31 @@ def test_bytes_outside_ascii_are_handled_as_upsd_does(wire: Wire, line: bytes, r
     assert wire.ask_bytes(line) == reply
 
 
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("GET VAR UPS1 ups.status", 'VAR UPS1 ups.status "OL"\n'),
+        ("GET VAR ups1 UPS.STATUS", 'VAR ups1 UPS.STATUS "OL"\n'),
+        ("GET TYPE ups1 UPS.STATUS", "TYPE ups1 UPS.STATUS RW STRING:32\n"),
+        ("GET DESC ups1 UPS.STATUS", 'DESC ups1 UPS.STATUS "UPS status"\n'),
+        ("GET CMDDESC ups1 LOAD.OFF", 'CMDDESC ups1 LOAD.OFF "Turn off the load immediately"\n'),
+        ("LIST ENUM ups1 UPS.STATUS", "BEGIN LIST ENUM ups1 UPS.STATUS\nEND LIST ENUM ups1 UPS.STATUS\n"),
+        ("LIST CMD Ups1", "BEGIN LIST CMD Ups1\nCMD Ups1 load.off\n"),  # the first lines; the emulator lists more
+    ],
+)
+def test_names_match_case_insensitively_and_are_echoed_as_asked(wire: Wire, line: str, reply: str) -> None:
+    assert wire.ask(line).startswith(reply)
+
+
+def test_writes_match_names_case_insensitively(wire: Wire) -> None:
+    wire.login()
+    assert wire.ask("INSTCMD UPS1 LOAD.OFF") == "OK\n"
+    assert wire.ask("SET VAR UPS1 UPS.LOAD 41") == "OK\n"
+    assert (
+        _eventually(lambda: wire.ask("GET VAR ups1 ups.load"), 'VAR ups1 ups.load "41"\n') == 'VAR ups1 ups.load "41"\n'
+    )
+
+
 def test_list_cmd_lists_one_unquoted_command_a_line(wire: Wire) -> None:
     reply = wire.ask(f"LIST CMD {_UPS}").splitlines()
     assert reply[0] == f"BEGIN LIST CMD {_UPS}" and reply[-1] == f"END LIST CMD {_UPS}"
@@ -666,6 +691,7 @@ def both_logged_in(both_servers: tuple[Backend, Backend]) -> Iterator[tuple[Wire
 # Requests whose answer does not depend on which variables or commands the UPS has (where the two differ).
 _PREFIXES = [b"GET DESC ups1", b"GET CMDDESC ups1", b"GET UPSDESC", b"GET", b"LIST", b"SET", b"INSTCMD ups1"]
 _PREFIXES += [b"VER", b"NETVER", b"HELP", b"FOO", b"get desc", b"LIST ENUM nope", b"GET VAR nope", b""]
+_PREFIXES += [b"GET VAR UPS1 ups.STATUS", b"GET TYPE Ups1 battery.CHARGE", b"GET desc UPS1 outlet.2.STATUS"]
 _TAIL = st.binary(max_size=24).filter(lambda raw: b"\n" not in raw)
 
 
