@@ -677,12 +677,14 @@ def both(both_servers: tuple[Backend, Backend]) -> Iterator[tuple[Wire, Wire]]:
     emulated.close()
 
 
-@pytest.fixture(scope="module")
-def both_logged_in(both_servers: tuple[Backend, Backend]) -> Iterator[tuple[Wire, Wire]]:
-    """The same, after USERNAME and PASSWORD: the write commands' argument checks."""
+@pytest.fixture(scope="module", params=[_PASSWORD, "wrong"], ids=["logged_in", "wrong_password"])
+def both_logged_in(
+    request: pytest.FixtureRequest, both_servers: tuple[Backend, Backend]
+) -> Iterator[tuple[Wire, Wire]]:
+    """The same, after USERNAME and PASSWORD (right or wrong): the write commands' checks and their order."""
     upsd, emulated = Wire(both_servers[0]), Wire(both_servers[1])
-    upsd.login()
-    emulated.login()
+    upsd.login(password=request.param)
+    emulated.login(password=request.param)
     yield upsd, emulated
     upsd.close()
     emulated.close()
