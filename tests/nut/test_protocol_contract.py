@@ -226,6 +226,20 @@ def test_list_var_sorts_names_as_upsd_does(kind: str) -> None:
     assert [line.split()[2] for line in body[1:-1] if line.split()[2] in _ODD_NAMES] == expected
 
 
+def test_given_the_same_variables_list_var_is_byte_for_byte_the_same() -> None:
+    """Everything upsd serves for dummy-ups (driver.* and device.* included), served by the emulator."""
+    variables = {**NutServer.DEFAULT_VARIABLES, "ups.delay.shutdown": "20", "ups.timer.shutdown": "-1"}
+    with NutServer(variables) as server:
+        upsd_list = _ask_once(Backend("upsd", server.host, server.port), "LIST VAR ups1")
+    served = {}
+    for line in upsd_list.splitlines()[1:-1]:
+        _, _, name, quoted = line.split(" ", 3)
+        served[name] = quoted[1:-1]  # dummy-ups serves no quotes or backslashes to unescape
+    assert "driver.version" in served and "device.model" in served
+    with NutEmulator(clock=FakeClock(), variables=served, outlets={}) as emulator:
+        assert _ask_once(Backend("emulator", emulator.host, emulator.port), "LIST VAR ups1") == upsd_list
+
+
 def test_words_may_be_quoted_and_commands_are_case_insensitive(wire: Wire) -> None:
     assert wire.ask(f'get var "{_UPS}" "ups.status"') == f'VAR {_UPS} ups.status "OL"\n'
     assert wire.ask(f"GET  VAR  {_UPS}  battery.charge") == f'VAR {_UPS} battery.charge "100"\n'
