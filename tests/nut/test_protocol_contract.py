@@ -90,8 +90,11 @@ class Wire:
         self._stream = self._sock.makefile("rb")
 
     def ask(self, line: str) -> str:
-        self._sock.sendall(line.encode() + b"\n")
-        first = self._stream.readline().decode()
+        return self.ask_bytes(line.encode())
+
+    def ask_bytes(self, line: bytes) -> str:
+        self._sock.sendall(line + b"\n")
+        first = self._stream.readline().decode("latin-1")
         if not first.startswith("BEGIN LIST "):
             return first
         end = "END " + first[len("BEGIN ") :]
@@ -99,13 +102,9 @@ class Wire:
         while lines[-1] != end:
             raw = self._stream.readline()
             if not raw:
-                raise AssertionError(f"{line}: connection closed mid-list after {lines!r}")
-            lines.append(raw.decode())
+                raise AssertionError(f"{line!r}: connection closed mid-list after {lines!r}")
+            lines.append(raw.decode("latin-1"))
         return "".join(lines)
-
-    def ask_bytes(self, line: bytes) -> str:
-        self._sock.sendall(line + b"\n")
-        return self._stream.readline().decode("latin-1")
 
     def send_raw(self, data: bytes) -> None:
         self._sock.sendall(data)
