@@ -594,7 +594,7 @@ class NutEmulator:
                     unfinished = ""
                     reply, close = self._answer(session, words)
                     if reply:
-                        conn.sendall(reply.encode())
+                        conn.sendall(_as_upsd_sends(reply))
                     if close:
                         return
         except OSError:
@@ -840,6 +840,14 @@ class NutEmulator:
         if user.upsmon != "primary":
             return _err("ACCESS-DENIED")
         return f"OK {verb}-GRANTED\n"
+
+
+_ANSWER_MAX = 512  # upsd's NUT_NET_ANSWER_MAX: each line it sends is formatted into a buffer this size
+
+
+def _as_upsd_sends(reply: str) -> bytes:
+    """Each line cut to 512 bytes as upsd's ``sendback`` does: a longer one loses its end and its newline."""
+    return b"".join(line[:_ANSWER_MAX] for line in reply.encode().splitlines(keepends=True))
 
 
 def _err(code: str) -> str:

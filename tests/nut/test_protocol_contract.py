@@ -106,6 +106,9 @@ class Wire:
             lines.append(raw.decode("latin-1"))
         return "".join(lines)
 
+    def read_exactly(self, size: int) -> bytes:
+        return self._stream.read(size)
+
     def send_raw(self, data: bytes) -> None:
         self._sock.sendall(data)
 
@@ -180,6 +183,13 @@ def test_an_open_quote_runs_on_into_the_next_line(wire: Wire) -> None:
     wire.send_only("GET VAR ups1 ups.status\\")
     assert wire.ask("VER") == "ERR VAR-NOT-SUPPORTED\n"  # a trailing backslash escapes the newline
     assert wire.ask("GET VAR ups1 ups.status extra words") == 'VAR ups1 ups.status "OL"\n'
+
+
+def test_an_answer_longer_than_512_bytes_is_cut_without_its_newline(wire: Wire) -> None:
+    """upsd formats each line into a 512-byte buffer: the rest, newline included, is lost."""
+    wire.send_only("GET DESC ups1 " + "a" * 600)
+    assert wire.read_exactly(512) == b"DESC ups1 " + b"a" * 502
+    assert wire.ask("NETVER") == "1.3\n"  # nothing more came: the next answer follows directly
 
 
 def test_logout_says_goodbye_and_closes(wire: Wire) -> None:
