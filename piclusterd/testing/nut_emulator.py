@@ -52,6 +52,7 @@ Where it differs from upsd with dummy-ups, on purpose: instant commands *do* som
 - users are :class:`EmulatedUser` records (like ``upsd.users``): ``actions`` (``SET``, ``FSD``), ``instcmds``
   (names, or ``ALL``), ``upsmon`` (``primary``/``secondary``, needed for ``LOGIN``; ``primary`` also allows
   ``PRIMARY``/``MASTER`` and ``FSD``), as upsd 2.8.0 answered when tried with such users;
+- ``SET VAR`` to ``""`` stores the empty value (dummy-ups deletes the variable instead: a driver's choice);
 - every ``INSTCMD`` and ``SET VAR`` that passed upsd's checks is recorded in :attr:`NutEmulator.received`,
   with the user, and whether the device did it.
 
@@ -758,7 +759,7 @@ class NutEmulator:
             return _err("INVALID-ARGUMENT")
         what = args[0].upper()
         if what == "TRACKING":
-            if len(args) != 2 or args[1].upper() not in ("ON", "OFF"):
+            if len(args) < 2 or args[1].upper() not in ("ON", "OFF"):  # extra words are ignored, as upsd does
                 return _err("INVALID-ARGUMENT")
             if not self._tracking_supported:
                 return _err("FEATURE-NOT-SUPPORTED")
