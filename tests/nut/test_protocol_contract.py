@@ -106,6 +106,12 @@ class Wire:
             lines.append(raw.decode("latin-1"))
         return "".join(lines)
 
+    def read_line(self) -> str:
+        raw = self._stream.readline()
+        if not raw:
+            raise AssertionError("the server closed the connection")
+        return raw.decode("latin-1")
+
     def read_exactly(self, size: int) -> bytes:
         return self._stream.read(size)
 
@@ -755,3 +761,44 @@ def test_upsd_and_the_emulator_check_write_arguments_alike(
     assume(not (prefix == b"SET TRACKING" and len(words) >= 3 and words[2].upper() in ("ON", "OFF")))
     upsd, emulated = both_logged_in
     assert emulated.ask_bytes(line) == upsd.ask_bytes(line), line
+
+
+_STREAM_PREFIXES = [b"GET DESC ups1", b"GET CMDDESC ups1", b"VER", b"HELP", b"FOO", b'GET DESC ups1 "', b"GET DESC \\"]
+_STREAM_LINE = st.builds(lambda prefix, tail: prefix + b" " + tail, st.sampled_from(_STREAM_PREFIXES), _TAIL)
+
+
+def _stream_is_whole(stream: bytes) -> bool:
+    """No parse error, and nothing left open at the end: then both servers answer every line, in order."""
+    unfinished = ""
+    for raw in stream.split(b"\n")[:-1]:
+        line = unfinished + raw.decode("latin-1")
+        try:
+            words = tokenize(line)
+        except UnbalancedWord:
+            return False
+        unfinished = line + "\n" if words is None else ""
+    return unfinished == ""
+
+
+def _answers_until_netver(backend: Backend, stream: bytes) -> list[str]:
+    wire = Wire(backend)
+    try:
+        wire.send_raw(stream + b"NETVER\n")
+        answers: list[str] = []
+        while (answer := wire.read_line()) != "1.3\n":
+            answers.append(answer)
+        return answers
+    finally:
+        wire.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_STREAM_LINE, min_size=1, max_size=3))
+def test_upsd_and_the_emulator_answer_several_lines_in_one_write_alike(
+    both_servers: tuple[Backend, Backend], lines: list[bytes]
+) -> None:
+    """Lines run on into the next (open quotes, trailing backslashes) the same way on both servers."""
+    stream = b"".join(line + b"\n" for line in lines)
+    assume(_stream_is_whole(stream))
+    upsd, emulated = both_servers
+    assert _answers_until_netver(emulated, stream) == _answers_until_netver(upsd, stream), stream
