@@ -693,8 +693,9 @@ def request_ups_shutdown_return(
     """
     _check_upsd(host, port, ups, timeout_s)
     _check_credentials(username, password)
-    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 0:
-        raise ValueError(f"delay_s must be a whole number of seconds >= 0, not {delay_s!r}")
+    # 0 would cut this node's own power before it halts: the delay is what lets the caller finish first.
+    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
+        raise ValueError(f"delay_s must be a whole number of seconds >= 1, not {delay_s!r}")
     where = f"{ups}@{host}:{port}"
     done: list[str] = []
     command = "shutdown.return"

@@ -477,7 +477,7 @@ def test_shutdown_return_with_upsd_down_fails(clock: FakeClock) -> None:
     assert result.detail.startswith(f"cannot talk to upsd at {host}:{port}: ")
 
 
-@pytest.mark.parametrize("delay_s", [-1, True, 1.5])
+@pytest.mark.parametrize("delay_s", [-1, 0, True, 1.5])
 def test_shutdown_return_refuses_a_delay_that_is_not_whole_seconds(ups: NutEmulator, delay_s: object) -> None:
     with pytest.raises(ValueError, match="delay_s must be a whole number of seconds"):
         request_ups_shutdown_return(ups.host, ups.port, "ups1", "admin", "secret", delay_s, 5.0)  # type: ignore[arg-type]
