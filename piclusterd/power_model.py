@@ -222,7 +222,13 @@ class SupplyKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BatterySpec:
-    """The battery that carries the cluster through an outage. Validated once, here."""
+    """The battery that carries the cluster through an outage. Validated once, here.
+
+    **Runtime counts until the shutdown, not until empty.** Every node shuts itself down when the battery
+    reaches ``shutdown_charge_pct`` (the UPS raises LB at ``battery.charge.low``) or when its runtime
+    estimate falls under ``shutdown_runtime_s`` (``critical_runtime``), whichever comes first; the energy
+    below that is never the cluster's. Both default to 0 (until empty), the accounting of scenarios.md.
+    """
 
     capacity_wh: float
     usable_fraction: float = 0.8
@@ -230,6 +236,8 @@ class BatterySpec:
     inverter_efficiency: float = 0.85
     converter_efficiency: float = 0.9
     ups_overhead_w: float = 0.0
+    shutdown_charge_pct: float = 0.0
+    shutdown_runtime_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.capacity_wh) or self.capacity_wh <= 0:
@@ -240,6 +248,10 @@ class BatterySpec:
                 raise ConfigError("battery", name, f"{value!r} is outside (0, 1]")
         if not math.isfinite(self.ups_overhead_w) or self.ups_overhead_w < 0:
             raise ConfigError("battery", "ups_overhead_w", f"{self.ups_overhead_w!r} is negative")
+        if not 0 <= self.shutdown_charge_pct < 100:
+            raise ConfigError("battery", "shutdown_charge_pct", f"{self.shutdown_charge_pct!r} is not in 0..100")
+        if not (math.isfinite(self.shutdown_runtime_s) and self.shutdown_runtime_s >= 0):
+            raise ConfigError("battery", "shutdown_runtime_s", f"{self.shutdown_runtime_s!r} is negative")
 
     def battery_draw_w(self, load_w: float) -> float:
         """Watts taken from the battery to deliver ``load_w`` to the nodes and fixed loads."""
@@ -248,21 +260,34 @@ class BatterySpec:
         return load_w / self.converter_efficiency
 
     def usable_energy_wh(self, charge_pct: float) -> float:
-        """Energy still usable at ``charge_pct`` (clamped to 0..100)."""
+        """Energy still usable at ``charge_pct`` (clamped to 0..100), down to empty."""
         return self.capacity_wh * self.usable_fraction * min(100.0, max(0.0, charge_pct)) / 100.0
 
+    def shutdown_energy_wh(self, draw_w: float) -> float:
+        """Energy left when the nodes shut down at a battery draw of ``draw_w``: the charge threshold or
+        ``shutdown_runtime_s`` of draw, whichever is more."""
+        return max(self.usable_energy_wh(self.shutdown_charge_pct), max(0.0, draw_w) * self.shutdown_runtime_s / 3600.0)
+
     def runtime_s(self, charge_pct: float, load_w: float) -> float:
-        """Seconds the battery lasts at ``charge_pct`` delivering ``load_w``; infinite with no draw."""
+        """Seconds until the shutdown at ``charge_pct`` delivering ``load_w``; infinite with no draw."""
         draw = self.battery_draw_w(load_w)
         if draw <= 0:
             return math.inf
-        return self.usable_energy_wh(charge_pct) / draw * 3600.0
+        above_wh = self.usable_energy_wh(charge_pct) - self.shutdown_energy_wh(draw)
+        return max(0.0, above_wh) / draw * 3600.0
 
     def max_load_w(self, charge_pct: float, runtime_s: float) -> float:
-        """The largest load that still lasts ``runtime_s`` at ``charge_pct`` (negative if none does)."""
+        """The largest load that still lasts ``runtime_s`` before the shutdown at ``charge_pct`` (negative if
+        none does)."""
         if runtime_s <= 0:
             return math.inf
-        draw = self.usable_energy_wh(charge_pct) * 3600.0 / runtime_s
+        energy_wh = self.usable_energy_wh(charge_pct)
+        # Both shutdown rules must hold: energy above the charge threshold lasts runtime_s, and what is left
+        # after runtime_s still gives shutdown_runtime_s.
+        draw = min(
+            (energy_wh - self.usable_energy_wh(self.shutdown_charge_pct)) * 3600.0 / runtime_s,
+            energy_wh * 3600.0 / (runtime_s + self.shutdown_runtime_s),
+        )
         if self.kind is SupplyKind.AC:
             return (draw - self.ups_overhead_w) * self.inverter_efficiency
         return draw * self.converter_efficiency

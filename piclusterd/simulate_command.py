@@ -165,7 +165,8 @@ def render_summary(results: Sequence[SimResult], outage: Outage) -> str:
         lines.append(
             f"longest failure: {format_duration(first.on_at_s - first.off_at_s)} from "
             f"t={format_duration(first.off_at_s)}; no shedding lasts {format_duration(first.no_shedding_runtime_s)} "
-            f"(usable energy / draw), the physical optimum {format_duration(first.optimum_runtime_s)}"
+            "(usable energy down to the shutdown level / draw), "
+            f"the physical optimum {format_duration(first.optimum_runtime_s)}"
         )
         row("  runtime achieved", [format_duration(m.runtime_s) for m in mains if m])
         row("  lasted until mains returned", ["yes" if m.survived else "no" for m in mains if m])

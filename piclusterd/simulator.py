@@ -15,8 +15,9 @@ events, so energy is integrated exactly: each timeline row holds the power of th
   (``peukert_exponent`` 1.0, the default, turns it off and keeps scenarios.md's accounting). On mains the
   battery recharges linearly from empty to full in ``recharge_h`` (a simplification: real chargers taper).
 - Nodes draw what :mod:`piclusterd.power_model` says (utilisation from the pods bound to them).
-- Shutdown: when the charge reaches ``shutdown_at_pct`` (0: the usable energy is gone; ``usable_fraction``
-  is the reserve for the shutdown itself) every node shuts down and the UPS cuts its output (draw 0),
+- Shutdown: when the charge reaches the battery's ``shutdown_charge_pct`` (or ``shutdown_at_pct``, if
+  higher) or its runtime at the present draw falls under ``shutdown_runtime_s`` (``critical_runtime``),
+  as the nodes' own state machines decide, every node shuts down and the UPS cuts its output (draw 0),
   with either policy. When mains returns the cluster restarts, pods where the snapshot had them.
 - Policy ``piclusterd``: the real :func:`~piclusterd.planner.plan` every ``step_s`` on battery; like the
   cluster controller, one node is shed at a time: the plan's first action starts a drain, the node's
@@ -429,6 +430,14 @@ class _World:
         rated_w = self.battery.capacity_wh / self.settings.rated_hours
         return draw_w * float((draw_w / rated_w) ** (k - 1.0))
 
+    def shutdown_wh(self) -> float:
+        """Energy at which every node shuts down at the present draw: the battery's own shutdown rules
+        (charge threshold, ``critical_runtime`` of draw) or ``shutdown_at_pct``, whichever is reached first."""
+        draw_w = 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        return max(
+            self.battery.usable_energy_wh(self.settings.shutdown_at_pct), self.battery.shutdown_energy_wh(draw_w)
+        )
+
     @property
     def charge_pct(self) -> float:
         return max(0.0, min(100.0, 100.0 * self.energy_wh / self.full_wh))
@@ -558,11 +567,7 @@ def simulate(
             world.finish_drain()
         if world.restore_at is not None and world.restore_at <= t + _EPS and mains:
             world.restore()
-        if (
-            not mains
-            and not world.down
-            and world.energy_wh <= world.battery.usable_energy_wh(settings.shutdown_at_pct) + _EPS
-        ):
+        if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS:
             world.shutdown_all()
             if current is not None:
                 current.went_down = True
@@ -593,7 +598,7 @@ def simulate(
         if world.restore_at is not None:
             candidates.append(world.restore_at)
         rate = world.depletion_w(battery_w)
-        low = world.battery.usable_energy_wh(settings.shutdown_at_pct)
+        low = world.shutdown_wh()
         if rate > 0:
             candidates.append(t + max(0.0, world.energy_wh - low) / rate * HOUR)
         elif rate < 0:

@@ -74,6 +74,8 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             inverter_efficiency=float(battery.get("inverter_efficiency", 0.85)),
             converter_efficiency=float(battery.get("converter_efficiency", 0.9)),
             ups_overhead_w=float(battery.get("ups_overhead_w", 0.0)),
+            shutdown_charge_pct=float(battery.get("shutdown_charge_pct", 0.0)),
+            shutdown_runtime_s=parse_duration(policy.get("critical_runtime", "0s")),
         ),
         hardware=hardware,
         policy=PlannerPolicy(
