@@ -16,7 +16,7 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     pod_move = "60s"                         # shed decision -> pods running elsewhere, node off
     restore_after = "2m"                     # mains back this long -> shed nodes on again
     recharge = "8h"                          # empty -> full on mains (linear)
-    shutdown_at_pct = 0.0                    # charge at which everything shuts down (low battery)
+    shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
     rated_hours = 20.0                       # the hour rate the capacity is given at
 """
