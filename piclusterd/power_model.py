@@ -45,6 +45,7 @@ __all__ = [
     "battery_draw_for",
     "cluster_load_w",
     "node_load_m",
+    "node_load_w",
     "node_utilisation",
     "projected_runtime_s",
 ]
@@ -321,6 +322,13 @@ def node_utilisation(view: ClusterView, node: str, extra_load_m: int = 0) -> flo
     if allocatable <= 0:
         return 1.0
     return min(1.0, (node_load_m(view, node) + extra_load_m) / allocatable)
+
+
+def node_load_w(view: ClusterView, config: PowerConfig, node: str, running: bool) -> float:
+    """Watts at one node's input: running with its pods, else its shed draw. With per-node batteries
+    (mixed topology, solar-3) this is what the node's own battery delivers once the shared one is gone."""
+    profile = config.profile(view.node(node))
+    return profile.running_w(node_utilisation(view, node)) if running else profile.shed_w
 
 
 def cluster_load_w(

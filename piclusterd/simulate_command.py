@@ -19,6 +19,7 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
     rated_hours = 20.0                       # the hour rate the capacity is given at
+    initial_charge_pct = 100.0               # every battery's charge at the start
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def load_simulation(path: Path) -> SimulationFile:
         shutdown_at_pct=float(sim.get("shutdown_at_pct", 0.0)),
         peukert_exponent=float(sim.get("peukert_exponent", 1.0)),
         rated_hours=float(sim.get("rated_hours", 20.0)),
+        initial_charge_pct=float(sim.get("initial_charge_pct", 100.0)),
     )
     return SimulationFile(scenario, outage, settings)
 

@@ -47,8 +47,9 @@ from types import MappingProxyType
 from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
 from piclusterd.cluster import ANNOTATION_SHED, ClusterView, Pod, PodPhase
 from piclusterd.errors import ConfigError
+from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology
 from piclusterd.planner import PlannerPolicy, physical_optimum, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, cluster_load_w
+from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, cluster_load_w, node_load_w
 from piclusterd.safety import SafetyRule
 from piclusterd.testing.scenarios import Scenario
 
@@ -353,6 +354,13 @@ class _World:
         self.refused: set[tuple[str, SafetyRule]] = set()
         self._view: ClusterView | None = None
         self._cache: dict[str, float] = {}  # load_w and critical_up of the current state
+        # Mixed topology (solar-3): each node's own battery, usable Wh, charged like the shared one at the start.
+        self.own: BatterySpec | None = scenario.node_battery
+        self.own_full_wh = 0.0 if self.own is None else self.own.usable_energy_wh(100.0)
+        self.own_wh: dict[str, float] = {
+            n.name: 0.0 if self.own is None else self.own.usable_energy_wh(settings.initial_charge_pct)
+            for n in scenario.view.nodes
+        }
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -420,7 +428,42 @@ class _World:
         """Positive: discharging; negative: charging."""
         if mains:
             return -self.full_wh / self.settings.recharge_h if self.energy_wh < self.full_wh - _EPS else 0.0
-        return 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        if self.down or not self.shared_feeds():
+            return 0.0
+        return self.battery.battery_draw_w(self.load_w())
+
+    def shared_feeds(self) -> bool:
+        """Mixed topology: whether the shared battery still feeds the nodes (above its own shutdown level,
+        where its low-voltage disconnect opens); the nodes' own batteries take over after that."""
+        if self.own is None:
+            return True
+        return self.energy_wh > self.battery.usable_energy_wh(self.battery.shutdown_charge_pct) + _EPS
+
+    def own_draw_w(self, name: str) -> float:
+        """Watts the node's own battery delivers (mixed topology, once the shared battery is gone)."""
+        phase = self.phase[name]
+        if self.own is None or phase is _Phase.DOWN:
+            return 0.0
+        running = phase in (_Phase.ON, _Phase.DRAINING)
+        return self.own.battery_draw_w(node_load_w(self.view(), self.hardware, name, running))
+
+    def own_w(self, name: str, mains: bool) -> float:
+        """Positive: the node's own battery discharging; negative: charging."""
+        if self.own is None:
+            return 0.0
+        if mains:
+            full = self.own_wh[name] >= self.own_full_wh - _EPS
+            return 0.0 if full else -self.own_full_wh / self.settings.recharge_h
+        return 0.0 if self.shared_feeds() else self.own_draw_w(name)
+
+    def own_charge_pct(self, name: str) -> float:
+        if not self.own_full_wh:
+            return 0.0
+        return max(0.0, min(100.0, 100.0 * self.own_wh[name] / self.own_full_wh))
+
+    def own_shutdown_wh(self, name: str) -> float:
+        assert self.own is not None
+        return self.own.shutdown_energy_wh(self.own_draw_w(name))
 
     def depletion_w(self, draw_w: float) -> float:
         """How fast usable energy goes at ``draw_w`` (Peukert derating when the exponent is above 1)."""
@@ -484,12 +527,42 @@ class _World:
             self.set_phase(self.drain[0], _Phase.ON)
             self.drain = None
 
+    def node_batteries(self, mains: bool) -> NodeBatteries | None:
+        """What the leader reads from the nodes' power records: each powered node's own battery, on battery
+        once the shared one stopped feeding; a shed node keeps its charge."""
+        if self.own is None:
+            return None
+        feeding = self.shared_feeds()
+        found = {
+            name: NodeBattery(
+                name,
+                self.own_charge_pct(name),
+                on_battery=not mains and not feeding and phase in (_Phase.ON, _Phase.DRAINING),
+                kept_from_shed=phase is _Phase.SHED,
+            )
+            for name, phase in self.phase.items()
+            if phase is not _Phase.DOWN
+        }
+        return NodeBatteries(Topology.MIXED, self.own, found, "topology mixed (scenario)")
+
     def decide(self, now: float, mains: bool) -> None:
         if self.policy is Policy.NO_SHEDDING or mains or self.down or self.drain is not None:
             return
         situation = PowerSituation("on_battery", on_battery_since=self.on_battery_since, charge_pct=self.charge_pct)
-        decided = plan(self.view(), situation, self.battery, self.planner, now, hardware=self.hardware)
+        decided = plan(
+            self.view(),
+            situation,
+            self.battery,
+            self.planner,
+            now,
+            hardware=self.hardware,
+            node_batteries=self.node_batteries(mains),
+        )
         self.refused.update((r.node, r.rule) for r in decided.refused)
+        for power_on in decided.power_on:
+            # Rotation: the shed node boots on its kept charge (boot lumped in, like the restore).
+            if self.phase[power_on.node] is _Phase.SHED:
+                self.set_phase(power_on.node, _Phase.ON)
         if not decided.actions:
             return
         action = decided.actions[0]
@@ -507,10 +580,18 @@ def _bind(pod: Pod, node: str | None) -> Pod:
     return replace(pod, node=node, phase=PodPhase.RUNNING if node is not None else PodPhase.PENDING)
 
 
-def no_shedding_runtime_s(scenario: Scenario, charge_pct: float = 100.0) -> float:
-    """scenarios.md's runtime with every node on: usable energy / battery draw."""
-    names = [n.name for n in scenario.view.nodes]
-    return scenario.battery.runtime_s(charge_pct, cluster_load_w(scenario.view, scenario.hardware, names))
+def no_shedding_runtime_s(scenario: Scenario, charge_pct: float = 100.0, own_charge_pct: float = 100.0) -> float:
+    """scenarios.md's runtime with every node on: usable energy down to the shutdown level / battery draw.
+    Mixed topology: the shared battery's, then the longest a node's own battery lasts after it."""
+    view, hardware = scenario.view, scenario.hardware
+    names = [n.name for n in view.nodes]
+    shared_s = scenario.battery.runtime_s(charge_pct, cluster_load_w(view, hardware, names))
+    own = scenario.node_battery
+    if own is None:
+        return shared_s
+    return shared_s + max(
+        (own.runtime_s(own_charge_pct, node_load_w(view, hardware, name, True)) for name in names), default=0.0
+    )
 
 
 def simulate(
@@ -552,7 +633,9 @@ def simulate(
                 current = _OpenOutage(
                     off_at_s=t,
                     optimum_runtime_s=optimum.runtime_s,
-                    no_shedding_runtime_s=no_shedding_runtime_s(scenario, charge),
+                    no_shedding_runtime_s=no_shedding_runtime_s(
+                        scenario, charge, min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
+                    ),
                     went_down=world.down,  # already down: a flicker before the restart
                 )
             else:
@@ -567,10 +650,23 @@ def simulate(
             world.finish_drain()
         if world.restore_at is not None and world.restore_at <= t + _EPS and mains:
             world.restore()
-        if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS:
-            world.shutdown_all()
-            if current is not None:
-                current.went_down = True
+        if world.own is None:
+            if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS:
+                world.shutdown_all()
+                if current is not None:
+                    current.went_down = True
+        elif not mains and not world.down and not world.shared_feeds():
+            # Mixed: each node shuts itself down when its own battery reaches its shutdown level.
+            for name, phase in list(world.phase.items()):
+                if phase is not _Phase.DOWN and world.own_wh[name] <= world.own_shutdown_wh(name) + _EPS:
+                    if world.drain is not None and world.drain[0] == name:
+                        world.drain = None
+                    world.set_phase(name, _Phase.DOWN)
+            if world.down:
+                world.drain = None
+                world.shutdowns += 1
+                if current is not None:
+                    current.went_down = True
         if t >= next_tick - _EPS:
             world.decide(t, mains)
             next_tick = t + settings.step_s
@@ -599,15 +695,26 @@ def simulate(
             candidates.append(world.restore_at)
         rate = world.depletion_w(battery_w)
         low = world.shutdown_wh()
+        if world.own is not None:  # mixed: the shared battery stops feeding at its own level; the nodes go on
+            low = world.battery.usable_energy_wh(world.battery.shutdown_charge_pct)
         if rate > 0:
             candidates.append(t + max(0.0, world.energy_wh - low) / rate * HOUR)
         elif rate < 0:
             candidates.append(t + (world.full_wh - world.energy_wh) / -rate * HOUR)
+        own_rates = {name: world.own_w(name, mains) for name in world.own_wh if world.own is not None}
+        for name, own_rate in own_rates.items():
+            if own_rate > 0:
+                candidates.append(t + max(0.0, world.own_wh[name] - world.own_shutdown_wh(name)) / own_rate * HOUR)
+            elif own_rate < 0:
+                candidates.append(t + (world.own_full_wh - world.own_wh[name]) / -own_rate * HOUR)
         t_next = max(min(candidates), t + 1e-6)
         dt = t_next - t
         world.energy_wh = min(world.full_wh, max(0.0, world.energy_wh - rate * dt / HOUR))
         if battery_w > 0:
             drawn_wh += battery_w * dt / HOUR
+        for name, own_rate in own_rates.items():
+            world.own_wh[name] = min(world.own_full_wh, max(0.0, world.own_wh[name] - own_rate * dt / HOUR))
+            drawn_wh += max(0.0, own_rate) * dt / HOUR
         if not mains:
             off_time += dt
             critical_ok_time += dt if critical_up == len(world.critical) else 0.0

@@ -31,6 +31,9 @@ class Scenario:
     battery: BatterySpec
     hardware: PowerConfig
     policy: PlannerPolicy
+    # Each node's own battery (a UPS HAT), with a shared ``battery`` feeding every node: solar-3's mixed
+    # topology. ``None``: one shared battery only.
+    node_battery: BatterySpec | None = None
 
 
 def _section(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
@@ -49,6 +52,7 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
     battery = _section(data, "battery", file)
     policy = _section(data, "policy", file)
     nodes = _section(data, "nodes", file)
+    node_battery = _section(data, "node_battery", file)
     hardware = PowerConfig(
         fixed_loads_w={k: float(v) for k, v in _section(data, "fixed_loads_w", file).items()},
         nodes={
@@ -64,6 +68,22 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             for name, conf in nodes.items()
         },
     )
+    shutdown_runtime_s = parse_duration(policy.get("critical_runtime", "0s"))
+    try:
+        own = (
+            None
+            if not node_battery
+            else BatterySpec(
+                capacity_wh=float(node_battery["capacity_wh"]),
+                usable_fraction=float(node_battery.get("usable_fraction", 0.8)),
+                kind=SupplyKind.DC,
+                converter_efficiency=float(node_battery.get("converter_efficiency", 0.9)),
+                shutdown_charge_pct=float(node_battery.get("shutdown_charge_pct", 0.0)),
+                shutdown_runtime_s=shutdown_runtime_s,
+            )
+        )
+    except KeyError as error:
+        raise ConfigError(file, f"node_battery.{error.args[0]}", "missing", "each node's own battery in Wh") from None
     return Scenario(
         name=snapshot.stem,
         view=view,
@@ -75,7 +95,7 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             converter_efficiency=float(battery.get("converter_efficiency", 0.9)),
             ups_overhead_w=float(battery.get("ups_overhead_w", 0.0)),
             shutdown_charge_pct=float(battery.get("shutdown_charge_pct", 0.0)),
-            shutdown_runtime_s=parse_duration(policy.get("critical_runtime", "0s")),
+            shutdown_runtime_s=shutdown_runtime_s,
         ),
         hardware=hardware,
         policy=PlannerPolicy(
@@ -84,4 +104,5 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             min_nodes=int(policy.get("min_nodes", 1)),
             critical_priority_threshold=int(policy.get("critical_priority_threshold", 1_000_000)),
         ),
+        node_battery=own,
     )

@@ -41,13 +41,13 @@ def outage_start(scenario: Scenario) -> Plan:
     return plan(scenario.view, power, scenario.battery, scenario.policy, now, hardware=scenario.hardware)
 
 
-@pytest.mark.parametrize("name", ["clinic-5", "district-10"])
+@pytest.mark.parametrize("name", ["clinic-5", "district-10", "solar-3"])
 def test_committed_snapshots_are_what_the_generator_writes(name: str) -> None:
     module = generator()
     assert (EXAMPLES / f"{name}.json").read_text() == module.render(module.SNAPSHOTS[name]())
 
 
-@pytest.mark.parametrize("name", ["clinic-5", "district-10"])
+@pytest.mark.parametrize("name", ["clinic-5", "district-10", "solar-3"])
 def test_snapshots_parse_whatever_the_listing_order(name: str) -> None:
     obj = json.loads((EXAMPLES / f"{name}.json").read_text())
     view = parse_kubectl_list(obj)

@@ -25,7 +25,7 @@ def simulate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_every_reference_cluster_and_outage_has_a_scenario_file() -> None:
     names = {p.stem for p in SCENARIOS.glob("*.toml")}
-    for cluster in ("clinic-5", "district-10"):
+    for cluster in ("clinic-5", "district-10", "solar-3"):
         for outage in ("storm", "brownout", "long-night", "blip"):
             assert f"{cluster}-{outage}" in names
 

@@ -176,7 +176,7 @@ def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) ->
     from piclusterd.node_batteries import Topology
 
     text = (
-        "[battery]\ncapacity_wh = 256\nshutdown_charge = 15\ntopology = \"mixed\"\nnode_capacity_wh = 21.6\n"
+        '[battery]\ncapacity_wh = 256\nshutdown_charge = 15\ntopology = "mixed"\nnode_capacity_wh = 21.6\n'
         '[policy]\ncritical_runtime = "4m"\n[cluster]\npower_record_max_age = "2m"\n'
     )
     settings = settings_from_config(load_config(write(tmp_path, text)))
