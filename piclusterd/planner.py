@@ -662,6 +662,18 @@ class _PerNode:
     runtime_after_s: float  # ... once the actions are done
 
 
+def _relieves(rule: SafetyRule, returning: Node) -> bool:
+    """Whether bringing ``returning`` back can lift a refusal for ``rule``: it adds room and a head to the
+    count, and an etcd vote or a control plane only if it is one."""
+    if rule in (SafetyRule.PODS_DO_NOT_FIT, SafetyRule.MIN_NODES):
+        return True
+    if rule is SafetyRule.ETCD_QUORUM:
+        return returning.is_etcd_member
+    if rule is SafetyRule.LAST_CONTROL_PLANE:
+        return returning.is_control_plane
+    return False
+
+
 def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) -> _PerNode:
     """Move work off every running node whose own battery dies before the target, soonest first, while a
     safe move exists (every safety rule, as for shared shedding); a node refused gets a rotation instead
@@ -733,22 +745,30 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         )
         trial = packer_without(node.name, shed)
         moves = trial.shed(node.name) if refusal is None else refusal
-        relief = next(((c, name) for c, name in spare if c >= charge + ROTATION_MARGIN_PCT), None)
-        if relief is not None:
-            # Rotation: the charged node comes back first; it relieves this one whether or not this one can
-            # go now (if it can, its pods go now and the charged node adds the room back).
-            spare.remove(relief)
-            power_on.append(
-                PowerOnNode(
-                    relief[1],
-                    node.name,
-                    f"rotation: {relief[1]} kept {relief[0]:.0f} % while shed; it comes back to relieve "
-                    f"{node.name} ({charge:.0f} %, its own battery lasts {runtime})",
-                )
-            )
         if isinstance(moves, Refusal):
+            # Rotation, only when it makes a safe move exist: a charged shed node that lifts this very
+            # refusal comes back first; this node goes in a later plan, once that one is Ready. Bringing one
+            # back for a node that can go anyway, or that no returning node frees (its PDB, the last etcd
+            # member), would only churn: the returning node, short of the target too, would be shed again.
+            relief = next(
+                (
+                    (c, name)
+                    for c, name in spare
+                    if c >= charge + ROTATION_MARGIN_PCT and _relieves(moves.rule, view.node(name))
+                ),
+                None,
+            )
             detail = moves.detail
             if relief is not None:
+                spare.remove(relief)
+                power_on.append(
+                    PowerOnNode(
+                        relief[1],
+                        node.name,
+                        f"rotation: {relief[1]} kept {relief[0]:.0f} % while shed; it comes back to relieve "
+                        f"{node.name} ({charge:.0f} %, its own battery lasts {runtime})",
+                    )
+                )
                 detail += f"; {relief[1]} is brought back first, then {node.name} can go"
             refused.append(RefusedNode(node.name, moves.rule, detail))
             continue

@@ -546,7 +546,7 @@ class _World:
         return NodeBatteries(Topology.MIXED, self.own, found, "topology mixed (scenario)")
 
     def decide(self, now: float, mains: bool) -> None:
-        if self.policy is Policy.NO_SHEDDING or mains or self.down or self.drain is not None:
+        if self.policy is Policy.NO_SHEDDING or mains or not self.powered() or self.drain is not None:
             return
         situation = PowerSituation("on_battery", on_battery_since=self.on_battery_since, charge_pct=self.charge_pct)
         decided = plan(
@@ -636,7 +636,7 @@ def simulate(
                     no_shedding_runtime_s=no_shedding_runtime_s(
                         scenario, charge, min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
                     ),
-                    went_down=world.down,  # already down: a flicker before the restart
+                    went_down=not world.powered(),  # already down: a flicker before the restart
                 )
             else:
                 world.on_battery_since = None
@@ -655,14 +655,14 @@ def simulate(
                 world.shutdown_all()
                 if current is not None:
                     current.went_down = True
-        elif not mains and not world.down and not world.shared_feeds():
+        elif not mains and world.powered() and not world.shared_feeds():
             # Mixed: each node shuts itself down when its own battery reaches its shutdown level.
             for name, phase in list(world.phase.items()):
                 if phase is not _Phase.DOWN and world.own_wh[name] <= world.own_shutdown_wh(name) + _EPS:
                     if world.drain is not None and world.drain[0] == name:
                         world.drain = None
                     world.set_phase(name, _Phase.DOWN)
-            if world.down:
+            if not world.powered():  # the last running Pi went: the cluster is down (shed ones stay halted)
                 world.drain = None
                 world.shutdowns += 1
                 if current is not None:
@@ -718,7 +718,7 @@ def simulate(
         if not mains:
             off_time += dt
             critical_ok_time += dt if critical_up == len(world.critical) else 0.0
-            if current is not None and not world.down:
+            if current is not None and world.powered():
                 current.runtime_s += dt
         t = t_next
     if current is not None:

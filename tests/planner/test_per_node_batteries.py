@@ -109,6 +109,21 @@ def test_no_rotation_to_a_node_with_barely_more_charge() -> None:
     assert not result.power_on and [r.node for r in result.refused] == ["n1"]
 
 
+def test_no_rotation_for_a_node_no_returning_node_can_free() -> None:
+    # n0 is the only etcd member: bringing the agent n2 back cannot let it go, it would only be shed again.
+    view = solar(n2_phase="powered_off")
+    result = plan_with(view, batteries(Topology.PER_NODE, n0=(30.0, True), n1=(100.0, False), n2=(95.0, False)))
+    assert not result.power_on
+    assert [(r.node, r.rule) for r in result.refused] == [("n0", SafetyRule.ETCD_QUORUM)]
+
+
+def test_no_rotation_when_the_low_node_can_go_anyway() -> None:
+    # n1's pod fits on n0: n1 goes now, and n2 stays shed with its charge for later.
+    view = solar(n2_phase="powered_off")
+    result = plan_with(view, batteries(Topology.PER_NODE, n0=(100.0, False), n1=(25.0, True), n2=(95.0, False)))
+    assert result.nodes_to_shed == ("n1",) and not result.power_on
+
+
 def test_an_unknown_own_battery_is_never_acted_on_and_said_so() -> None:
     result = plan_with(solar(), batteries(Topology.PER_NODE, n0=(95.0, False), n1=(None, True), n2=(90.0, True)))
     assert not result.actions
@@ -258,8 +273,11 @@ def test_rotation_and_per_node_shedding_never_break_the_safety_rules(
     result = plan_with(view, nodes, policy)
     if result.decision is not Decision.PER_NODE:
         return
-    # Brought back: only nodes piclusterd shed, with known charge, more than the node they relieve.
+    # Brought back: only nodes piclusterd shed, with known charge, more than the node they relieve, and only
+    # for a node that cannot go without it (no churn).
+    refused_rules = {r.node: r.rule for r in result.refused}
     for power_on in result.power_on:
+        assert power_on.relieves in refused_rules and power_on.relieves not in result.nodes_to_shed
         assert view.node(power_on.node).shed_state.value == "powered_off"
         kept, low = nodes.of(power_on.node).charge_pct, nodes.of(power_on.relieves).charge_pct
         assert kept is not None and low is not None and kept >= low + 20.0
