@@ -244,7 +244,12 @@ class ClusterController:
 
     def _report(self, decided: Plan) -> None:
         """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
-        key = (decided.decision, decided.nodes_to_shed, tuple((r.node, r.rule) for r in decided.refused))
+        key = (
+            decided.decision,
+            decided.nodes_to_shed,
+            tuple((r.node, r.rule) for r in decided.refused),
+            tuple((p.node, p.relieves) for p in decided.power_on),
+        )
         if key == self._last_plan_key:
             return
         self._last_plan_key = key
@@ -259,6 +264,8 @@ class ClusterController:
             if decided.runtime_without_shedding_s is None
             else round(decided.runtime_without_shedding_s),
             refused=[{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused],
+            power_on=[{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on],
+            topology=decided.topology,
             dry_run=self._settings.dry_run,
         )
         verb = "would shed (dry-run)" if self._settings.dry_run else "sheds"

@@ -12,6 +12,15 @@ smaller nodes first, fewer pods to move first, then name); if no safe plan reach
 state is ``critical``), shed as much as is safe, aiming for the longest projected runtime (escalation).
 Actions come in preference order (agents first, control plane last), whatever order the search took.
 
+**Per-node batteries** (``node_batteries``, step 4b, before the shared-battery steps): on a ``per-node`` or
+``mixed`` cluster, a running node that lives on its own battery and would reach that battery's shutdown level
+before the target has its work moved off (drain, then shed), soonest death first, while every safety rule
+allows it; its pods go to the nodes whose own batteries last longest. A shed node keeps its charge: when a
+low node cannot go (no room, ``min_nodes``) and a shed node kept ``ROTATION_MARGIN_PCT`` more charge, the
+plan asks for that node back first (``Plan.power_on``) and sheds the low one in a later plan (rotation).
+Unknown own-battery data is never acted on and is reported. On a mixed cluster with no node on its own
+battery, the shared battery decides.
+
 **Algorithm.** A greedy pass over the candidate nodes with an exact look-ahead on the counting rules,
 then a bounded improvement pass. Each node's *saving* is its draw with only the pods that stay (DaemonSet)
 minus its shed draw (the evicted pods' CPU load moves with them, so it nets out). The counting rules (etcd
