@@ -7,7 +7,11 @@ The accounting is the one ``docs/reference/scenarios.md`` fixes, so figures comp
 - fixed loads (the network switch...) draw their watts whatever the nodes do;
 - an AC UPS takes ``load / inverter_efficiency + ups_overhead_w`` from its battery, a DC supply
   ``load / converter_efficiency``;
-- usable energy is ``capacity_wh * usable_fraction * charge / 100`` and runtime is energy / battery draw.
+- usable energy is ``capacity_wh * usable_fraction * charge / 100`` and runtime is the energy above the
+  nodes' shutdown level (``BatterySpec.shutdown_charge_pct`` / ``shutdown_runtime_s``) / battery draw:
+  the energy below it is never the cluster's, every node has shut itself down by then;
+- with per-node batteries (a UPS HAT on each node, :mod:`piclusterd.node_batteries`) a node's own battery
+  delivers :func:`node_load_w` (its own draw) through its own converter.
 
 **Utilisation rule.** A node's utilisation is the CPU its pods keep busy divided by its allocatable CPU,
 capped at 1. A pod keeps busy its measured usage when known (annotation ``picluster.io/cpu-usage``, which

@@ -312,3 +312,50 @@ def test_an_unchanged_observation_gives_the_same_plan(case: tuple[ClusterView, N
 def test_shared_topology_plans_exactly_as_before(case: tuple[ClusterView, NodeBatteries, PlannerPolicy]) -> None:
     view, nodes, policy = case
     assert plan_with(view, replace(nodes, topology=Topology.SHARED), policy) == plan_with(view, None, policy)
+
+
+@PROPERTY_SETTINGS
+@given(per_node_cases())
+def test_mixed_with_no_node_on_its_own_battery_is_the_shared_plan(
+    case: tuple[ClusterView, NodeBatteries, PlannerPolicy],
+) -> None:
+    view, nodes, policy = case
+    fed = {name: replace(b, on_battery=False) for name, b in nodes.batteries.items()}
+    mixed = plan_with(view, NodeBatteries(Topology.MIXED, HAT, fed), policy)
+    assert replace(mixed, topology="shared") == plan_with(view, None, policy)
+
+
+def test_a_record_time_that_is_not_rfc3339_or_a_hat_without_charge_is_unknown() -> None:
+    at = rfc3339(WALL)
+    no_charge = PowerRecord(
+        PowerState.ON_BATTERY,
+        None,
+        None,
+        "hat",
+        (BatteryRecord("hat:x728@i2c-1:0x36", frozenset({UpsFlag.OB}), None, None, at),),
+        at,
+    )
+    bad_time = replace(no_charge, written_at="yesterday")
+    view = ClusterView(
+        (
+            annotated(make_node("a"), render_power_record(no_charge)),
+            annotated(make_node("b"), render_power_record(bad_time)),
+        ),
+        (),
+    )
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180)
+    assert "reports no charge" in found.of("a").why and "not RFC 3339" in found.of("b").why
+    assert not found.of("nobody").known  # a node the view does not list
+
+
+def test_per_node_without_a_hat_source_takes_the_single_battery_and_mixed_does_not() -> None:
+    at = rfc3339(WALL)
+    ups = BatteryRecord("nut:ups@localhost", frozenset({UpsFlag.OB}), 64.0, 1200.0, at)
+    raw = render_power_record(PowerRecord(PowerState.ON_BATTERY, 64.0, 1200.0, "nut", (ups,), at))
+    view = ClusterView((annotated(make_node("a"), raw),), ())
+    per_node = read_node_batteries(view, WALL, HAT, max_age_s=180, topology=Topology.PER_NODE)
+    assert per_node.of("a") == NodeBattery("a", 64.0, True)
+    # Inferred, a node publishing only a shared UPS has no battery of its own: the cluster is shared.
+    assert read_node_batteries(view, WALL, HAT, max_age_s=180).topology is Topology.SHARED
+    mixed = read_node_batteries(view, WALL, HAT, max_age_s=180, topology=Topology.MIXED)
+    assert not mixed.of("a").known and "no battery of its own" in mixed.of("a").why
