@@ -709,10 +709,11 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
                 why = f"{node.name}: own battery unknown ({battery.why}), not acted on"
                 refused.append(RefusedNode(node.name, SafetyRule.POWER_UNKNOWN, why))
     dying_names = {n.name for n in dying}
-    # Receivers: the nodes whose own battery lasts longest first; dying nodes only if nothing else fits.
+    # Receivers: the nodes whose own battery lasts longest first (a node fed by the shared battery lasts as
+    # long as it does); then nodes whose own battery is unknown; dying nodes only if nothing else fits.
     receivers = sorted(
         (n for n in running if not n.unschedulable),
-        key=lambda n: (n.name in dying_names, -min(now_s[n.name], 1e12), n.name),
+        key=lambda n: (n.name in dying_names, not batteries.of(n.name).known, -min(now_s[n.name], 1e12), n.name),
     )
 
     def packer_without(node: str, shed: Sequence[str]) -> PodPacker:

@@ -359,3 +359,10 @@ def test_per_node_without_a_hat_source_takes_the_single_battery_and_mixed_does_n
     assert read_node_batteries(view, WALL, HAT, max_age_s=180).topology is Topology.SHARED
     mixed = read_node_batteries(view, WALL, HAT, max_age_s=180, topology=Topology.MIXED)
     assert not mixed.of("a").known and "no battery of its own" in mixed.of("a").why
+
+
+def test_pods_go_to_a_node_whose_battery_is_known_before_one_whose_is_not() -> None:
+    # n0 has no record (unknown): n1's pod goes to n2 (known, lasting) though n0 sorts first by name.
+    nodes = batteries(Topology.PER_NODE, n0=(None, True), n1=(25.0, True), n2=(60.0, True))
+    result = plan_with(solar(), nodes, replace(POLICY, target_runtime_s=HOUR))
+    assert [(p.pod, p.to_node) for p in result.placements] == [("default/emr-1", "n2")]
