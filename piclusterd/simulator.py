@@ -24,6 +24,10 @@ events, so energy is integrated exactly: each timeline row holds the power of th
   evicted pods are not Ready for ``pod_move_s`` (a 2-replica workload keeps its other replica), then they
   run where the plan placed them (their CPU load moves there) and the node draws its shed watts. Mains back
   cancels a drain under way. Policy ``no-shedding``: upsmon, nothing until the shutdown level.
+- Mixed topology (``Scenario.node_battery``, solar-3): the shared battery feeds every node until its own
+  ``shutdown_charge_pct`` (low-voltage disconnect); then each powered node lives on its own battery and shuts
+  itself down alone at that battery's level; the cluster is down when no node runs. The planner gets each
+  node's own battery; a rotation it asks for (``Plan.power_on``) is done at once, boot lumped in.
 - Restore (simplified): ``restore_after_s`` after mains returns, if it is still on, every shed node is on
   again at once (power-on and boot lumped in); pods stay where they are (Kubernetes does not rebalance),
   pods that were given up go back to their node.
