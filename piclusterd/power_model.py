@@ -45,6 +45,7 @@ __all__ = [
     "PiModel",
     "PowerConfig",
     "PowerSituation",
+    "SolarProfile",
     "SupplyKind",
     "battery_draw_for",
     "cluster_load_w",
@@ -296,6 +297,41 @@ class BatterySpec:
         if self.kind is SupplyKind.AC:
             return (draw - self.ups_overhead_w) * self.inverter_efficiency
         return draw * self.converter_efficiency
+
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class SolarProfile:
+    """Solar charging into the shared battery: a clear day's half sine from ``sunrise_s`` to ``sunset_s``
+    (seconds after midnight) peaking at ``peak_w`` at the battery, after the charge controller. Mains or not,
+    the panels charge the battery; a cloudy day is a smaller ``peak_w``."""
+
+    peak_w: float
+    sunrise_s: float = 6 * 3600.0
+    sunset_s: float = 18 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.peak_w) and self.peak_w >= 0):
+            raise ConfigError("solar", "peak_w", f"{self.peak_w!r} is not a non-negative number of watts")
+        if not 0 <= self.sunrise_s < self.sunset_s <= DAY_S:
+            raise ConfigError("solar", "sunrise", "sunrise must come before sunset, both within the day")
+
+    def energy_wh(self, start_s: float, end_s: float) -> float:
+        """Energy into the battery between two times of day (seconds after midnight, any day; end >= start)."""
+        if end_s <= start_s or self.peak_w <= 0:
+            return 0.0
+        day = self.sunset_s - self.sunrise_s
+
+        def cumulative(t: float) -> float:
+            """Wh from midnight of day 0 to ``t``: whole days, then the part of the sine arc before t."""
+            days, into = divmod(t, DAY_S)
+            whole_day_wh = self.peak_w * 2.0 * day / math.pi / 3600.0
+            x = min(max(into - self.sunrise_s, 0.0), day)
+            return days * whole_day_wh + self.peak_w * day / math.pi * (1.0 - math.cos(math.pi * x / day)) / 3600.0
+
+        return cumulative(end_s) - cumulative(start_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
     rated_hours = 20.0                       # the hour rate the capacity is given at
     initial_charge_pct = 100.0               # every battery's charge at the start
+    # start = "01:50"                        # time of day at t = 0, for [solar] (default: the outage's)
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from piclusterd.simulator import (
     simulate,
     timeline_csv,
 )
-from piclusterd.testing.scenarios import Scenario, load_scenario
+from piclusterd.testing.scenarios import Scenario, clock_time_s, load_scenario
 
 __all__ = ["PlottingUnavailable", "SimulationFile", "load_simulation", "main", "plot_results"]
 
@@ -74,6 +75,13 @@ def _duration(table: dict[str, Any], key: str, default: float, file: str) -> flo
         return parse_duration(str(value))
     except ValueError as error:
         raise ConfigError(file, f"simulate.{key}", str(error), "a duration such as 10s, 2m, 8h") from error
+
+
+def _start(value: object, file: str) -> float:
+    try:
+        return clock_time_s(str(value))
+    except ValueError:
+        raise ConfigError(file, "simulate.start", f"{value!r} is not a time of day", "HH:MM, such as 01:50") from None
 
 
 def load_simulation(path: Path) -> SimulationFile:
@@ -107,6 +115,7 @@ def load_simulation(path: Path) -> SimulationFile:
         peukert_exponent=float(sim.get("peukert_exponent", 1.0)),
         rated_hours=float(sim.get("rated_hours", 20.0)),
         initial_charge_pct=float(sim.get("initial_charge_pct", 100.0)),
+        start_clock_s=None if "start" not in sim else _start(sim["start"], file),
     )
     return SimulationFile(scenario, outage, settings)
 

@@ -53,7 +53,14 @@ from piclusterd.cluster import ANNOTATION_SHED, ClusterView, Pod, PodPhase
 from piclusterd.errors import ConfigError
 from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology
 from piclusterd.planner import PlannerPolicy, physical_optimum, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, cluster_load_w, node_load_w
+from piclusterd.power_model import (
+    BatterySpec,
+    PowerConfig,
+    PowerSituation,
+    SolarProfile,
+    cluster_load_w,
+    node_load_w,
+)
 from piclusterd.safety import SafetyRule
 from piclusterd.testing.scenarios import Scenario
 
@@ -77,6 +84,8 @@ __all__ = [
 
 _EPS = 1e-9
 HOUR = 3600.0
+#: Solar power is held constant over bins of this length (its mean over the bin), aligned to the clock.
+SOLAR_BIN_S = 900.0
 #: The columns of :func:`timeline_csv`.
 TIMELINE_COLUMNS = (
     "policy",
@@ -111,6 +120,7 @@ class Outage:
     intervals: tuple[tuple[float, float], ...]
     description: str = ""
     end_s: float | None = None
+    start_clock_s: float | None = None  # time of day at t = 0 (seconds after midnight), for solar charging
 
     def __post_init__(self) -> None:
         last = 0.0
@@ -144,6 +154,7 @@ def _storm_2am() -> Outage:
         "storm-2am",
         ((at, back), *flickers, (at + 4.5 * HOUR, at + 5.25 * HOUR)),
         "02:00 fails, 06:00 back, 3 flickers, 06:30 fails for 45 min (t=0 is 01:50)",
+        start_clock_s=(1 * 60 + 50) * 60.0,
     )
 
 
@@ -166,7 +177,12 @@ OUTAGES: Mapping[str, Outage] = MappingProxyType(
     {
         "storm-2am": _storm_2am(),
         "brownout-flap": _brownout_flap(),
-        "long-night": Outage("long-night", ((600.0, 600.0 + 10 * HOUR),), "20:00 fails for 10 h (t=0 is 19:50)"),
+        "long-night": Outage(
+            "long-night",
+            ((600.0, 600.0 + 10 * HOUR),),
+            "20:00 fails for 10 h (t=0 is 19:50)",
+            start_clock_s=(19 * 60 + 50) * 60.0,
+        ),
         "blip": Outage("blip", ((600.0, 608.0),), "an 8 s outage"),
     }
 )
@@ -238,6 +254,7 @@ class SimSettings:
     initial_charge_pct: float = 100.0
     peukert_exponent: float = 1.0
     rated_hours: float = 20.0
+    start_clock_s: float | None = None  # time of day at t = 0; None: the outage's, else midnight
 
     def __post_init__(self) -> None:
         for name in ("step_s", "recharge_h", "rated_hours"):
@@ -359,6 +376,8 @@ class _World:
         self._view: ClusterView | None = None
         self._cache: dict[str, float] = {}  # load_w and critical_up of the current state
         # Mixed topology (solar-3): each node's own battery, usable Wh, charged like the shared one at the start.
+        self.solar: SolarProfile | None = scenario.solar
+        self.start_clock_s = 0.0
         self.own: BatterySpec | None = scenario.node_battery
         self.own_full_wh = 0.0 if self.own is None else self.own.usable_energy_wh(100.0)
         self.own_wh: dict[str, float] = {
@@ -428,13 +447,29 @@ class _World:
             self._cache["load_w"] = cluster_load_w(self.view(), self.hardware, self.powered())
         return self._cache["load_w"]
 
-    def battery_w(self, mains: bool) -> float:
-        """Positive: discharging; negative: charging."""
+    def battery_w(self, mains: bool, t: float = 0.0) -> float:
+        """Positive: discharging; negative: charging (mains and the sun both charge it)."""
+        full = self.energy_wh >= self.full_wh - _EPS
+        solar = self.solar_w(t)
         if mains:
-            return -self.full_wh / self.settings.recharge_h if self.energy_wh < self.full_wh - _EPS else 0.0
-        if self.down or not self.shared_feeds():
+            return 0.0 if full else -self.full_wh / self.settings.recharge_h - solar
+        draw = 0.0 if self.down or not self.shared_feeds() else self.battery.battery_draw_w(self.load_w())
+        net = draw - solar
+        return max(0.0, net) if full else net
+
+    def solar_w(self, t: float) -> float:
+        """Solar power into the shared battery, averaged over the ``SOLAR_BIN_S`` bin of the day ``t`` is in
+        (constant between events, so energy stays exact)."""
+        if self.solar is None:
             return 0.0
-        return self.battery.battery_draw_w(self.load_w())
+        start = math.floor((self.start_clock_s + t + _EPS) / SOLAR_BIN_S) * SOLAR_BIN_S
+        return self.solar.energy_wh(start, start + SOLAR_BIN_S) * HOUR / SOLAR_BIN_S
+
+    def next_solar_bin(self, t: float) -> float | None:
+        if self.solar is None:
+            return None
+        clock = self.start_clock_s + t
+        return (math.floor((clock + _EPS) / SOLAR_BIN_S) + 1) * SOLAR_BIN_S - self.start_clock_s
 
     def shared_feeds(self) -> bool:
         """Mixed topology: whether the shared battery still feeds the nodes (above its own shutdown level,
@@ -611,6 +646,8 @@ def simulate(
     if target_runtime_s is not None:
         planner = replace(planner, target_runtime_s=target_runtime_s)
     world = _World(scenario, policy, settings, planner)
+    clock = settings.start_clock_s if settings.start_clock_s is not None else outage.start_clock_s
+    world.start_clock_s = clock or 0.0
     edges = sorted({t for interval in outage.intervals for t in interval})
     stop = outage.stop_s
 
@@ -677,7 +714,7 @@ def simulate(
         if world.drain is not None and world.drain[1] <= t + _EPS:  # a zero pod-move time
             world.finish_drain()
         # 2. The segment from t: power is constant until the next event.
-        battery_w = world.battery_w(mains)
+        battery_w = world.battery_w(mains, t)
         critical_up = world.critical_up()
         rows.append(
             TimelineRow(
@@ -693,6 +730,9 @@ def simulate(
             )
         )
         candidates = [stop, next_tick, *(e for e in edges if e > t + _EPS)]
+        solar_edge = world.next_solar_bin(t)
+        if solar_edge is not None:
+            candidates.append(solar_edge)
         if world.drain is not None:
             candidates.append(world.drain[1])
         if world.restore_at is not None:

@@ -17,7 +17,7 @@ from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.durations import parse_duration
 from piclusterd.errors import ConfigError
 from piclusterd.planner import PlannerPolicy
-from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SupplyKind
+from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SolarProfile, SupplyKind
 
 __all__ = ["Scenario", "load_scenario"]
 
@@ -34,6 +34,8 @@ class Scenario:
     # Each node's own battery (a UPS HAT), with a shared ``battery`` feeding every node: solar-3's mixed
     # topology. ``None``: one shared battery only.
     node_battery: BatterySpec | None = None
+    # Solar charging into the shared battery (optional): ``[solar] peak_w``, ``sunrise``, ``sunset``.
+    solar: SolarProfile | None = None
 
 
 def _section(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
@@ -53,6 +55,7 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
     policy = _section(data, "policy", file)
     nodes = _section(data, "nodes", file)
     node_battery = _section(data, "node_battery", file)
+    solar = _section(data, "solar", file)
     hardware = PowerConfig(
         fixed_loads_w={k: float(v) for k, v in _section(data, "fixed_loads_w", file).items()},
         nodes={
@@ -105,4 +108,27 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             critical_priority_threshold=int(policy.get("critical_priority_threshold", 1_000_000)),
         ),
         node_battery=own,
+        solar=None
+        if not solar
+        else SolarProfile(
+            peak_w=float(solar.get("peak_w", 0.0)),
+            sunrise_s=_clock(solar.get("sunrise", "06:00"), file, "solar.sunrise"),
+            sunset_s=_clock(solar.get("sunset", "18:00"), file, "solar.sunset"),
+        ),
     )
+
+
+def clock_time_s(text: str) -> float:
+    """``"HH:MM"`` -> seconds after midnight; ValueError if it is not one."""
+    hours, _, minutes = str(text).partition(":")
+    value = int(hours) * 3600 + int(minutes or 0) * 60
+    if not (0 <= int(hours) <= 24 and 0 <= int(minutes or 0) < 60 and value <= 86400):
+        raise ValueError(f"{text!r} is not a time of day HH:MM")
+    return float(value)
+
+
+def _clock(text: object, file: str, key: str) -> float:
+    try:
+        return clock_time_s(str(text))
+    except ValueError:
+        raise ConfigError(file, key, f"{text!r} is not a time of day", "HH:MM, such as 06:30") from None
