@@ -11,8 +11,9 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.annotations import rfc3339
-from piclusterd.cluster import ClusterView, Node
+from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record, rfc3339
+from piclusterd.cluster import ANNOTATION_SHED as SHED_ANNOTATION
+from piclusterd.cluster import ClusterView, Node, PodPhase
 from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology, read_node_batteries
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, SupplyKind
@@ -366,3 +367,49 @@ def test_pods_go_to_a_node_whose_battery_is_known_before_one_whose_is_not() -> N
     nodes = batteries(Topology.PER_NODE, n0=(None, True), n1=(25.0, True), n2=(60.0, True))
     result = plan_with(solar(), nodes, replace(POLICY, target_runtime_s=HOUR))
     assert [(p.pod, p.to_node) for p in result.placements] == [("default/emr-1", "n2")]
+
+
+def carried_out(view: ClusterView, result: Plan) -> ClusterView:
+    """The cluster once the plan's sheds are done: nodes powered off (their record says so), pods where the
+    plan placed them."""
+    off = set(result.nodes_to_shed)
+    record = render_shed_record(ShedRecord(ShedPhase.POWERED_OFF, "leader", "test", "2026-11-24T02:00:00Z", False))
+    nodes = tuple(
+        replace(n, annotations={**n.annotations, SHED_ANNOTATION: record}, ready=False, unschedulable=True)
+        if n.name in off
+        else n
+        for n in view.nodes
+    )
+    homes = {p.pod: p.to_node for p in result.placements}
+    pods = tuple(
+        replace(p, node=homes[p.key], phase=PodPhase.RUNNING if homes[p.key] else PodPhase.PENDING)
+        if p.key in homes
+        else p
+        for p in view.pods
+        if not (p.node in off and p.is_daemonset)
+    )
+    return ClusterView(nodes, pods, view.pdbs)
+
+
+@PROPERTY_SETTINGS
+@given(per_node_cases())
+def test_planning_until_nothing_changes_leaves_no_short_node_on_that_could_go(
+    case: tuple[ClusterView, NodeBatteries, PlannerPolicy],
+) -> None:
+    """Carry out per-node plans until the leader has nothing more to do: then every node still on whose own
+    battery dies before the target is one the safety rules keep on."""
+    view, nodes, policy = case
+    for _ in range(len(view.nodes) + 1):
+        result = plan_with(view, nodes, policy)
+        if result.decision is not Decision.PER_NODE or not result.actions:
+            break
+        view = carried_out(view, result)
+    else:
+        raise AssertionError("the plans never settled")
+    short = [
+        n
+        for n in view.nodes
+        if is_up(n) and n.shed_state.value == "none" and own_runtime_s(view, nodes, n.name) < policy.target_runtime_s
+    ]
+    for node in short:
+        assert not safe_alone(view, node, policy), f"{node.name} dies on its own battery but could go"
