@@ -46,6 +46,8 @@ groups, each placed pod scans the receivers that match its constraints, skipping
 no longer take any pod; re-packs are bounded in number and size. The plan runs the search twice (the plan
 and the physical optimum), plus the improvement re-runs on small clusters. 1,000 nodes and 30,000 pods plan
 in about half a second on a laptop core (``benchmarks/bench_planner.py``).
+The per-node step (below) rebuilds a packer per short node: O(short nodes x (N + P)), 0.13 s for 100 nodes
+with 34 short (``benchmarks/bench_per_node.py``).
 
 **Projection.** Runtime = usable energy at the charge / battery draw of the modelled load
 (:mod:`piclusterd.power_model`). When the UPS measures its output load, every modelled load is scaled by
