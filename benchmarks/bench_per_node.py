@@ -5,8 +5,8 @@
 
 Clusters come from piclusterd.testing.clusters.synthetic_cluster (Pi 4B, POWER_OFF_ON_HALT); every node
 lives on its own 21.6 Wh HAT battery, one in three at 25 % (short of the 2 h target), the others full. The
-per-node step places each short node's pods with the safety rules' own placement (a packer per short node),
-so it grows with (short nodes) x (cluster size): fine for Pi clusters with a HAT each (tens of nodes).
+per-node step places the short nodes' pods with one packer for the whole plan, re-packing from scratch only
+for a short node refused for lack of room.
 """
 
 from __future__ import annotations

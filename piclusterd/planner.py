@@ -46,8 +46,8 @@ groups, each placed pod scans the receivers that match its constraints, skipping
 no longer take any pod; re-packs are bounded in number and size. The plan runs the search twice (the plan
 and the physical optimum), plus the improvement re-runs on small clusters. 1,000 nodes and 30,000 pods plan
 in about half a second on a laptop core (``benchmarks/bench_planner.py``).
-The per-node step (below) rebuilds a packer per short node: O(short nodes x (N + P)), 0.13 s for 100 nodes
-with 34 short (``benchmarks/bench_per_node.py``).
+The per-node step (below) uses one packer for the plan, re-packing from scratch only for a short node refused
+for lack of room (``benchmarks/bench_per_node.py``: 300 nodes, 100 of them short, in about 0.2 s).
 
 **Projection.** Runtime = usable energy at the charge / battery draw of the modelled load
 (:mod:`piclusterd.power_model`). When the UPS measures its output load, every modelled load is scaled by
@@ -718,20 +718,42 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         key=lambda n: (n.name in dying_names, not batteries.of(n.name).known, -min(now_s[n.name], 1e12), n.name),
     )
 
-    def packer_without(node: str, shed: Sequence[str]) -> PodPacker:
-        """A packer where ``node`` and the nodes shed so far receive nothing, as the safety rules check it:
-        the pods of nodes being shed (and of those already chosen) are placed first."""
+    def packer_moves(node: str) -> tuple[PodPacker, list[Move]] | Refusal:
+        result = packer.shed(node)
+        return result if isinstance(result, Refusal) else (packer, list(result))
+
+    def shed_all(node: str, shed: Sequence[str]) -> tuple[PodPacker, list[Move]] | Refusal:
+        """Pack the pods of the nodes already chosen and then of ``node`` on the nodes that stay on (neither
+        receives anything), after those of nodes being shed (already evicted: forced, as the safety rules
+        place them). One packing for the whole plan, so its placements are consistent; a node chosen
+        before whose pods no longer fit refuses ``node``."""
         packer = PodPacker(
             view,
             [n.name for n in receivers if n.name != node and n.name not in shed],
             priority_threshold=policy.critical_priority_threshold,
             allow_pending_noncritical=policy.allow_pending_noncritical,
         )
-        for name in (*static.leaving, *shed):
+        for name in static.leaving:
             packer.shed(name, force=True)
-        return packer
+        moves: list[Move] = []
+        for name in (*shed, node):
+            result = packer.shed(name)
+            if isinstance(result, Refusal):
+                return result
+            moves.extend(result)
+        return packer, moves
 
-    packer = packer_without("", ())
+    # One packer for the plan so far (receivers: every running node but those chosen); refusals leave it as
+    # it was. Pods of nodes being shed may have landed on a short node and block it; then the exact check
+    # (shed_all: those pods placed as the safety rules place them) decides, and its packing is kept.
+    packer = PodPacker(
+        view,
+        [n.name for n in receivers],
+        priority_threshold=policy.critical_priority_threshold,
+        allow_pending_noncritical=policy.allow_pending_noncritical,
+    )
+    for name in static.leaving:
+        packer.shed(name, force=True)
     count = headcount(view)
     actions: list[ShedNode] = []
     power_on: list[PowerOnNode] = []
@@ -755,9 +777,14 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
             or check_control_plane_remains(node, count)
             or check_min_nodes(node, count, policy.min_nodes)
         )
-        trial = packer_without(node.name, shed)
-        moves = trial.shed(node.name) if refusal is None else refusal
-        if isinstance(moves, Refusal):
+        packed: tuple[PodPacker, list[Move]] | Refusal = refusal if refusal is not None else packer_moves(node.name)
+        if isinstance(packed, Refusal) and packed.rule is SafetyRule.PODS_DO_NOT_FIT:
+            exact = shed_all(node.name, shed)
+            if not isinstance(exact, Refusal):
+                placements.clear()
+                packed = exact
+        if isinstance(packed, Refusal):
+            refusal_now = packed
             # Rotation, only when it makes a safe move exist: a charged shed node that lifts this very
             # refusal comes back first; this node goes in a later plan, once that one is Ready. Bringing one
             # back for a node that can go anyway, or that no returning node frees (its PDB, the last etcd
@@ -766,11 +793,11 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
                 (
                     (c, name)
                     for c, name in spare
-                    if c >= charge + ROTATION_MARGIN_PCT and _relieves(moves.rule, view.node(name))
+                    if c >= charge + ROTATION_MARGIN_PCT and _relieves(refusal_now.rule, view.node(name))
                 ),
                 None,
             )
-            detail = moves.detail
+            detail = refusal_now.detail
             if relief is not None:
                 spare.remove(relief)
                 power_on.append(
@@ -782,13 +809,16 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
                     )
                 )
                 detail += f"; {relief[1]} is brought back first, then {node.name} can go"
-            refused.append(RefusedNode(node.name, moves.rule, detail))
+            refused.append(RefusedNode(node.name, refusal_now.rule, detail))
             continue
+        packer, moves = packed
         for move in moves:
-            placements[move.pod] = Placement(move.pod, move.from_node, move.to_node)
+            origin = placements.get(move.pod)
+            placements[move.pod] = Placement(
+                move.pod, move.from_node if origin is None else origin.from_node, move.to_node
+            )
         count = count.with_shed(node)
         shed.append(node.name)
-        packer = trial
         evicts = tuple(p.key for p in view.pods_on(node.name) if p.must_move)
         actions.append(
             ShedNode(

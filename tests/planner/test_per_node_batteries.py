@@ -413,3 +413,29 @@ def test_planning_until_nothing_changes_leaves_no_short_node_on_that_could_go(
     ]
     for node in short:
         assert not safe_alone(view, node, policy), f"{node.name} dies on its own battery but could go"
+
+
+@PROPERTY_SETTINGS
+@given(per_node_cases())
+def test_the_placements_of_a_per_node_plan_are_one_packing_that_fits(
+    case: tuple[ClusterView, NodeBatteries, PlannerPolicy],
+) -> None:
+    """Every node the plan sheds has its pods placed in one packing: no receiver ends over its CPU or memory,
+    and no pod is sent to a node the plan sheds."""
+    view, nodes, policy = case
+    result = plan_with(view, nodes, policy)
+    if result.decision is not Decision.PER_NODE or not result.actions:
+        return
+    shed = set(result.nodes_to_shed)
+    homes = {p.pod: p.to_node for p in result.placements}
+    assert not any(to in shed for to in homes.values())
+    leaving = {n.name for n in view.nodes if n.shed_state.is_leaving}
+    for node in view.nodes:
+        if node.name in shed or node.name in leaving or not is_up(node):
+            continue
+        staying = [p for p in view.pods_on(node.name) if p.holds_resources and p.key not in homes]
+        arriving = [p for p in view.pods if homes.get(p.key) == node.name and p.node in shed]
+        cpu = sum(p.cpu_request_m for p in staying + arriving)
+        memory = sum(p.memory_request_b for p in staying + arriving)
+        if arriving:
+            assert cpu <= node.allocatable_cpu_m and memory <= node.allocatable_memory_b, node.name
