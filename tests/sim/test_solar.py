@@ -53,3 +53,45 @@ def test_the_sun_puts_back_exactly_its_energy_during_an_outage() -> None:
     # holds exactly the morning's solar energy more (it never reached full).
     left = sunny.summary.outages[0].energy_left_wh - dark.summary.outages[0].energy_left_wh
     assert left == pytest.approx(sun, rel=1e-9)
+
+
+def figures_with(tmp_path: Path, extra: str) -> Path:
+    """solar-3's snapshot with its figures plus ``extra``, as files a user would write."""
+    clusters = ROOT / "examples" / "clusters"
+    (tmp_path / "solar-3.json").write_text((clusters / "solar-3.json").read_text())
+    text = (clusters / "solar-3.toml").read_text()
+    (tmp_path / "solar-3.toml").write_text(text + extra)
+    return tmp_path / "solar-3.json"
+
+
+def test_a_bad_sunrise_names_the_file_the_key_and_the_fix(tmp_path: Path) -> None:
+    snapshot = figures_with(tmp_path, "")
+    figures = snapshot.with_suffix(".toml")
+    figures.write_text(figures.read_text().replace('sunrise = "06:00"', 'sunrise = "dawn"'))
+    with pytest.raises(ConfigError) as error:
+        load_scenario(snapshot)
+    assert "solar.sunrise" in str(error.value) and "HH:MM" in str(error.value) and str(figures) in str(error.value)
+
+
+def test_a_node_battery_without_capacity_is_refused_clearly(tmp_path: Path) -> None:
+    snapshot = figures_with(tmp_path, "")
+    figures = snapshot.with_suffix(".toml")
+    figures.write_text(figures.read_text().replace("capacity_wh = 21.6\n", ""))
+    with pytest.raises(ConfigError, match=r"node_battery\.capacity_wh"):
+        load_scenario(snapshot)
+
+
+def test_a_bad_start_time_in_a_simulation_file_is_a_clear_error(tmp_path: Path) -> None:
+    from piclusterd.simulate_command import load_simulation
+
+    scenario = tmp_path / "sim.toml"
+    clusters = ROOT / "examples" / "clusters"
+    scenario.write_text(
+        f'[cluster]\nsnapshot = "{clusters / "solar-3.json"}"\n[outage]\nprofile = "blip"\n'
+        '[simulate]\nstart = "25:00"\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        load_simulation(scenario)
+    assert "simulate.start" in str(error.value) and "HH:MM" in str(error.value)
+    scenario.write_text(scenario.read_text().replace("25:00", "06:30"))
+    assert load_simulation(scenario).settings.start_clock_s == 6.5 * HOUR
