@@ -952,8 +952,9 @@ def plan(
                 refused=per_node.refused,
                 shed_in_progress=tuple(sorted(static.in_progress)),
                 placements=per_node.placements,
-                projected_runtime_s=per_node.runtime_after_s,
-                runtime_without_shedding_s=per_node.runtime_before_s,
+                # No running node on a known own battery: no figure (never an infinite one).
+                projected_runtime_s=None if math.isinf(per_node.runtime_after_s) else per_node.runtime_after_s,
+                runtime_without_shedding_s=None if math.isinf(per_node.runtime_before_s) else per_node.runtime_before_s,
                 power_on=per_node.power_on,
                 topology=node_batteries.topology.value,
             )

@@ -6,6 +6,7 @@ while a safe move exists; a shed node keeps its charge and comes back to relieve
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from hypothesis import given
@@ -123,6 +124,14 @@ def test_no_rotation_when_the_low_node_can_go_anyway() -> None:
     view = solar(n2_phase="powered_off")
     result = plan_with(view, batteries(Topology.PER_NODE, n0=(100.0, False), n1=(25.0, True), n2=(95.0, False)))
     assert result.nodes_to_shed == ("n1",) and not result.power_on
+
+
+def test_with_no_own_battery_known_the_runtimes_are_unknown_not_infinite() -> None:
+    # An infinite figure would reach the journal (round(inf) raises) and JSON (not a number).
+    result = plan_with(solar(), batteries(Topology.PER_NODE, n0=(None, True), n1=(None, True), n2=(None, True)))
+    assert result.decision is Decision.PER_NODE_OK and not result.actions
+    assert result.runtime_without_shedding_s is None and result.projected_runtime_s is None
+    assert {r.rule for r in result.refused} == {SafetyRule.POWER_UNKNOWN}
 
 
 def test_an_unknown_own_battery_is_never_acted_on_and_said_so() -> None:
@@ -305,7 +314,11 @@ def test_rotation_and_per_node_shedding_never_break_the_safety_rules(
 @given(per_node_cases())
 def test_an_unchanged_observation_gives_the_same_plan(case: tuple[ClusterView, NodeBatteries, PlannerPolicy]) -> None:
     view, nodes, policy = case
-    assert plan_with(view, nodes, policy) == plan_with(view, nodes, policy)
+    first = plan_with(view, nodes, policy)
+    assert first == plan_with(view, nodes, policy)
+    # Figures go to the journal and JSON: a number or None, never infinite.
+    for figure in (first.projected_runtime_s, first.runtime_without_shedding_s):
+        assert figure is None or math.isfinite(figure)
 
 
 @PROPERTY_SETTINGS
