@@ -485,8 +485,24 @@ def _plan(args: argparse.Namespace) -> int:
         on_battery_since=now - grace - 1 if args.on_battery else None,  # past the grace period
         charge_pct=args.charge,
     )
-    decided = plan(view, situation, battery, settings.policy, now, hardware=settings.hardware)
+    node_batteries = None
+    if settings.node_battery is not None:
+        from piclusterd.node_batteries import read_node_batteries
+
+        # Each node's own battery from the records in the snapshot, as the leader reads them now: a saved
+        # snapshot's records are old, so they count as unknown (and the plan says so).
+        node_batteries = read_node_batteries(
+            view,
+            time.time(),
+            settings.node_battery,
+            max_age_s=settings.power_record_max_age_s,
+            topology=settings.topology,
+        )
+    decided = plan(
+        view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
+    )
     refused = [{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused]
+    power_on = [{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on]
     if args.json:
         print(
             json.dumps(
@@ -499,6 +515,8 @@ def _plan(args: argparse.Namespace) -> int:
                     if decided.runtime_without_shedding_s is None
                     else round(decided.runtime_without_shedding_s),
                     "refused": refused,
+                    "power_on": power_on,
+                    "topology": decided.topology,
                     "decision": decided.decision.value,
                     "reason": decided.reason,
                 },
@@ -521,6 +539,8 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n  #  shed        reason")
         for number, action in enumerate(decided.actions, 1):
             print(f"{number:>3}  {action.node:<10}  {action.reason}")
+    for item in power_on:
+        print(f"\nbring back first: {item['node']} (relieves {item['relieves']}): {item['reason']}")
     if refused:
         print("\nrefused:")
         for item in refused:
