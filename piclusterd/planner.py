@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -73,6 +73,7 @@ from piclusterd.safety import (
     check_emptydir,
     check_etcd_quorum,
     check_min_nodes,
+    check_not_settling,
     check_pdbs,
     check_power_known,
     check_unreplicated,
@@ -316,7 +317,9 @@ class _Outcome:
 class _Static:
     """What every search of one plan shares: power profiles, savings, static refusals, preference order."""
 
-    def __init__(self, view: ClusterView, hardware: PowerConfig, policy: PlannerPolicy) -> None:
+    def __init__(
+        self, view: ClusterView, hardware: PowerConfig, policy: PlannerPolicy, settling: Collection[str] = ()
+    ) -> None:
         self.view = view
         self.policy = policy
         self.profiles: dict[str, NodePowerProfile] = {n.name: hardware.profile(n) for n in view.nodes}
@@ -329,7 +332,8 @@ class _Static:
         self.blocked: dict[str, Refusal] = {}
         for node in candidates:
             refusal = (
-                check_unreplicated(view, node, policy.allow_unreplicated)
+                check_not_settling(node, settling)
+                or check_unreplicated(view, node, policy.allow_unreplicated)
                 or check_emptydir(view, node, policy.evict_emptydir)
                 or check_pdbs(view, node)
             )
@@ -656,8 +660,13 @@ def plan(
     now: float,
     *,
     hardware: PowerConfig,
+    settling: Collection[str] = (),
 ) -> Plan:
-    """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O."""
+    """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O.
+
+    ``settling`` names nodes powered back on less than ``restore_after`` ago: they are kept on (refused with
+    rule ``settling``), so a flapping mains cannot cycle them.
+    """
     target = policy.target_runtime_s
 
     # 1. Unknown power: never act. A false "on battery" would power off healthy nodes for nothing.
@@ -682,7 +691,7 @@ def plan(
             )
 
     # 4. Account the cluster as it stands: nodes being shed count as shed, their pods already moved.
-    static = _Static(view, hardware, policy)
+    static = _Static(view, hardware, policy, settling)
     allow_pending = policy.allow_pending_noncritical
     first = _Search(static, allow_pending_noncritical=allow_pending)
     scale, now_w = _scale(power, view, hardware)
