@@ -412,6 +412,40 @@ EVENTS: tuple[EventDoc, ...] = (
         "Set up the key as deploy/README.md shows, or accept that such nodes stay on (cordoned).",
     ),
     EventDoc(
+        "restore.waiting",
+        "info",
+        "Shed nodes are not powered on yet",
+        ("WHY", "SHED"),
+        "The leader holds the SHED nodes off, for reason WHY: on_battery or power_unknown (never during an outage, "
+        "a new one's grace period included), mains_not_stable (mains not back for [restore] restore_after without a "
+        "flicker), charge_low / charge_unknown (under restore_min_charge), stagger (one node at a time), anti_flap "
+        "(a node is not powered on within restore_after of its power-off). Logged when the reason changes.",
+        "None: they come back by themselves. If charge_unknown lasts, see restore_if_charge_unknown.",
+    ),
+    EventDoc(
+        "node.power_on_requested",
+        "info",
+        "The leader powers a shed node back on",
+        ("TARGET", "METHOD", "OUTCOME", "DETAIL", "REASON"),
+        "Mains is back and stable: the leader marked TARGET's shed record restoring and asked its [node_power] METHOD "
+        "to power it on. OUTCOME: done (switched), sent (a request left: magic packet, relay request), wakes_itself "
+        "(rtc-wake: it wakes on its alarm), waiting_for_operator (manual: a Warning Event PowerOnNeeded says where). "
+        "node.restored follows once it is Ready.",
+        "For waiting_for_operator: press TARGET's power button (DETAIL says where). Otherwise none; if node.restored "
+        "does not follow, check TARGET's power and its [node_power] table.",
+    ),
+    EventDoc(
+        "node.power_on_failed",
+        "warning",
+        "A shed node could not be powered back on",
+        ("TARGET", "METHOD", "ERROR"),
+        "TARGET's [node_power] METHOD failed or cannot power it on (ERROR says why); its shed record is back to "
+        "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again later (the other shed "
+        "nodes first, after restore_stagger; TARGET after restore_after).",
+        "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
+        "button.",
+    ),
+    EventDoc(
         "node.restored",
         "info",
         "A shed node is back in the cluster",

@@ -13,7 +13,7 @@ elector's ``ensure_leader``) runs before every destructive call, so a leader tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from piclusterd.annotations import (
     ACK_ANNOTATION,
@@ -23,22 +23,26 @@ from piclusterd.annotations import (
     ShedPhase,
     ShedRecord,
     parse_shed_record,
+    render_shed_record,
     rfc3339,
 )
 from piclusterd.audit import AuditLogger
 from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.config import Config, Mode
 from piclusterd.drain import Drainer
-from piclusterd.errors import ClusterError, ConfigError, NotLeader
+from piclusterd.errors import ClusterError, ConfigError, NotLeader, PiclusterError
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
+from piclusterd.node_power import PowerOutcome
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
 from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation
+from piclusterd.power_on import PowerOnBackends
 from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
+from piclusterd.restore import PowerOn, RestoreHold, RestoreInputs, RestoreMemory, RestorePolicy, decide_restore
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 
@@ -55,6 +59,7 @@ class ShedSettings:
     battery: BatterySpec
     hardware: PowerConfig
     dry_run: bool
+    restore: RestorePolicy = field(default_factory=RestorePolicy)
 
 
 def settings_from_config(config: Config, capacity_wh: float | None = None) -> ShedSettings:
@@ -86,6 +91,12 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
             default_power_off_on_halt=cluster.power_off_on_halt,
         ),
         dry_run=config.mode is Mode.DRY_RUN,
+        restore=RestorePolicy(
+            restore_after_s=config.restore.restore_after_s,
+            restore_min_charge_pct=config.restore.restore_min_charge_pct,
+            restore_stagger_s=config.restore.restore_stagger_s,
+            restore_if_charge_unknown=config.restore.restore_if_charge_unknown,
+        ),
     )
 
 
@@ -104,6 +115,7 @@ class ClusterController:
         clock: Clock,
         log: AuditLogger,
         publisher: PowerPublisher | None = None,
+        power_on: PowerOnBackends | None = None,
     ) -> None:
         self._identity = identity
         self._api = api
@@ -122,6 +134,8 @@ class ClusterController:
         self._last_plan_key: tuple[object, ...] | None = None
         self._drain_failed_at: dict[str, float] = {}
         self._invalid_reported: dict[str, str] = {}
+        self._power_on = power_on if power_on is not None else PowerOnBackends({})
+        self._restore_memory = RestoreMemory()
         self.last_plan: Plan | None = None
 
     @property
@@ -190,6 +204,7 @@ class ClusterController:
             policy,
             now,
             hardware=self._settings.hardware,
+            settling=self._settling(now),
         )
         self.last_plan = decided
         self._report(decided)
@@ -209,6 +224,7 @@ class ClusterController:
                 return
             self._shed(view, action.node, action.reason)
             return
+        self._restore(view, power, now)
 
     def _report(self, decided: Plan) -> None:
         """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
@@ -268,7 +284,9 @@ class ClusterController:
         for name, record in sorted(self._records(view).items()):
             node = view.node(name)
             if record.phase in (ShedPhase.POWERED_OFF, ShedPhase.RESTORING):
-                if node.ready:
+                # A node that wakes by itself (rtc-wake) while mains is out halts again on its own: leave it.
+                wakes_to_check_in = self._power_on.method_for(name) == "rtc-wake" and not online
+                if node.ready and not (record.phase is ShedPhase.POWERED_OFF and wakes_to_check_in):
                     self._rejoin(name, record)
                     return True
                 continue
@@ -329,3 +347,66 @@ class ClusterController:
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)
+
+    def _settling(self, now: float) -> frozenset[str]:
+        """Nodes this leader powered on less than restore_after ago: the planner must not shed them (anti-flap)."""
+        policy = self._settings.restore
+        memory = self._restore_memory
+        return frozenset(name for name, at in memory.powered_on_at.items() if now - at < policy.restore_after_s)
+
+    def _restore(self, view: ClusterView, power: PowerMemory, now: float) -> None:
+        """Nothing else to do this poll: ask the restore policy whether a shed node comes back, and do it.
+
+        At most one power-on per poll. The shed record turns ``restoring`` (fence first) before the backend is
+        called, so a new leader knows; ``_resume`` rejoins the node once it is Ready. A backend that fails
+        puts the record back to ``powered_off``: says so (journal + Warning Event), and the restore policy
+        tries again: the other shed nodes after ``restore_stagger``, this one after ``restore_after`` (its
+        anti-flap hold), so a node whose backend cannot work does not keep the others waiting.
+        """
+        reading = power.last_reading
+        inputs = RestoreInputs(power.state, None if reading is None else reading.charge_pct)
+        before = self._restore_memory.hold
+        policy = replace(
+            self._settings.restore,
+            tiers=self._settings.policy.tiers,
+            default_tier=self._settings.policy.default_tier,
+        )
+        self._restore_memory, actions = decide_restore(view, inputs, policy, self._restore_memory, now)
+        hold = self._restore_memory.hold
+        if hold is not before and hold not in (RestoreHold.POWERED_ON, RestoreHold.NOTHING_SHED):
+            shed = sorted(self._restore_memory.off_since)
+            if shed:
+                self._log.info("restore.waiting", why=hold.value, shed=shed)
+        for action in actions:
+            self._power_on_node(view, action)
+
+    def _power_on_node(self, view: ClusterView, action: PowerOn) -> None:
+        name = action.node
+        record = self._records(view).get(name)
+        if record is None or record.phase is not ShedPhase.POWERED_OFF:
+            return  # the restore policy picks powered_off nodes only: the record changed under us
+        backend = self._power_on.backend_for(name)
+        self.fence()
+        restoring = record.with_phase(ShedPhase.RESTORING, rfc3339(self._clock.wall()))
+        self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
+        try:
+            result = backend.power_on(name)
+        except (PiclusterError, OSError) as error:
+            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}}})
+            self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))
+            self._events.emit(
+                name, "PowerOnFailed", f"{backend.name} could not power {name} on: {error}; will retry", warning=True
+            )
+            return
+        self._log.info(
+            "node.power_on_requested",
+            target=name,
+            method=backend.name,
+            outcome=result.outcome.value,
+            detail=result.detail,
+            reason=action.reason,
+        )
+        if result.outcome is PowerOutcome.WAITING_FOR_OPERATOR:
+            self._events.emit(name, "PowerOnNeeded", f"mains is back: {result.detail}", warning=True)
+        else:
+            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({action.reason})")
