@@ -418,8 +418,8 @@ EVENTS: tuple[EventDoc, ...] = (
         ("WHY", "SHED"),
         "The leader holds the SHED nodes off, for reason WHY: on_battery or power_unknown (never during an outage, "
         "a new one's grace period included), mains_not_stable (mains not back for [restore] restore_after without a "
-        "flicker), charge_low / charge_unknown (under restore_min_charge), stagger (one node at a time), anti_flap "
-        "(a node is not powered on within restore_after of its power-off). Logged when the reason changes.",
+        "flicker), charge_low / charge_unknown (under restore_min_charge). Logged when the reason changes; the "
+        "routine pacing (one node per restore_stagger, none within restore_after of its power-off) is not logged.",
         "None: they come back by themselves. If charge_unknown lasts, see restore_if_charge_unknown.",
     ),
     EventDoc(
@@ -444,6 +444,60 @@ EVENTS: tuple[EventDoc, ...] = (
         "nodes first, after restore_stagger; TARGET after restore_after).",
         "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
         "button.",
+    ),
+    EventDoc(
+        "node.relay_pulsed",
+        "info",
+        "This node pulsed another node's power relay",
+        ("TARGET", "REQUEST_ID", "LEADER", "DETAIL"),
+        "The leader asked this node (the via of TARGET's [node_power] gpio-relay table) to power TARGET on; it "
+        "removed the request (so it is obeyed once) and pulsed the line its own configuration gives (DETAIL).",
+        "None; node.restored follows on the leader once TARGET is Ready.",
+    ),
+    EventDoc(
+        "node.relay_failed",
+        "error",
+        "This node could not pulse another node's power relay",
+        ("TARGET", "REQUEST_ID", "ERROR"),
+        "A power-on request for TARGET reached this node but the relay was not pulsed: ERROR says why (no "
+        "gpio-relay table names this node as via, or the GPIO line failed). The request is removed, not retried.",
+        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button.",
+    ),
+    EventDoc(
+        "node.poweron_request_invalid",
+        "error",
+        "A power-on request on this node cannot be read",
+        ("VALUE", "WHY"),
+        "picluster.io/poweron-request on this node's Node is not a request this piclusterd can read (edited by hand, "
+        "or written by a newer version): no relay is pulsed. Logged once per distinct value.",
+        "Remove the annotation: kubectl annotate node NODE picluster.io/poweron-request-",
+    ),
+    EventDoc(
+        "node.wakealarm_armed",
+        "info",
+        "RTC wake alarm armed before halting",
+        ("PATH", "WAKE_IN_S"),
+        "This node's power-on method is rtc-wake: before halting it armed its RTC alarm (PATH) to wake in WAKE_IN_S "
+        "seconds and check in.",
+        "None.",
+    ),
+    EventDoc(
+        "node.wakealarm_failed",
+        "error",
+        "RTC wake alarm could not be armed",
+        ("PATH", "ERROR"),
+        "rtc-wake: the wake alarm could not be armed (a Pi 4 has no RTC; wrong wakealarm path). On a power-off "
+        "request the node halts anyway and needs its button pressed to come back; at a check-in it stays up.",
+        "Check [node_power.<this node>] wakealarm and that the node is a Pi 5 (ls /sys/class/rtc/).",
+    ),
+    EventDoc(
+        "node.checked_in",
+        "info",
+        "A node woken by its RTC alarm checked in",
+        ("ACTION", "WHY", "POWER"),
+        "rtc-wake, once after start: ACTION rejoin (mains back, or no longer shed: the leader rejoins it) or "
+        "halt_and_rearm (mains out or unknown and still shed: it re-arms its alarm and halts again).",
+        "None.",
     ),
     EventDoc(
         "node.restored",

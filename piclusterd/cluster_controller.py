@@ -49,6 +49,18 @@ __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 #: The tier given to the leader's own node: shed last among equally good plans.
 LEADER_TIER = 1_000_000
 
+#: Why shed nodes are not back yet, as said in the journal (on change): not the routine pacing (stagger,
+#: anti-flap), which would say something every poll of a restore.
+_HOLDS_WORTH_SAYING = frozenset(
+    {
+        RestoreHold.POWER_UNKNOWN,
+        RestoreHold.ON_BATTERY,
+        RestoreHold.MAINS_NOT_STABLE,
+        RestoreHold.CHARGE_LOW,
+        RestoreHold.CHARGE_UNKNOWN,
+    }
+)
+
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
 
@@ -136,6 +148,8 @@ class ClusterController:
         self._invalid_reported: dict[str, str] = {}
         self._power_on = power_on if power_on is not None else PowerOnBackends({})
         self._restore_memory = RestoreMemory()
+        self._restore_hold_said: RestoreHold | None = None
+        self._started_at = clock.monotonic()
         self.last_plan: Plan | None = None
 
     @property
@@ -165,6 +179,7 @@ class ClusterController:
         if self._publisher is not None and power.last_reading is not None:
             self._publisher.publish(power, power.last_reading.source)  # rate-limited; never raises
         try:
+            self._agent.check_in(power.state, now - self._started_at)  # rtc-wake only, once
             self._agent.tick()
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
@@ -365,7 +380,6 @@ class ClusterController:
         """
         reading = power.last_reading
         inputs = RestoreInputs(power.state, None if reading is None else reading.charge_pct)
-        before = self._restore_memory.hold
         policy = replace(
             self._settings.restore,
             tiers=self._settings.policy.tiers,
@@ -373,10 +387,9 @@ class ClusterController:
         )
         self._restore_memory, actions = decide_restore(view, inputs, policy, self._restore_memory, now)
         hold = self._restore_memory.hold
-        if hold is not before and hold not in (RestoreHold.POWERED_ON, RestoreHold.NOTHING_SHED):
-            shed = sorted(self._restore_memory.off_since)
-            if shed:
-                self._log.info("restore.waiting", why=hold.value, shed=shed)
+        if hold in _HOLDS_WORTH_SAYING and hold is not self._restore_hold_said and self._restore_memory.off_since:
+            self._restore_hold_said = hold
+            self._log.info("restore.waiting", why=hold.value, shed=sorted(self._restore_memory.off_since))
         for action in actions:
             self._power_on_node(view, action)
 

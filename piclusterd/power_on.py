@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from piclusterd.annotations import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, render_poweron_request, rfc3339
-from piclusterd.cluster import parse_kubectl_list
 from piclusterd.config import (
     Config,
     GpioRelayMethod,
@@ -59,10 +58,10 @@ class RelayViaPeer:
         if via is None:
             raise PowerControlUnsupported(self.name, node, "power on", "no relay configured for it")
         try:
-            found = parse_kubectl_list({"items": [{"kind": "Node", **self._api.get_node(via)}]})
+            conditions = (self._api.get_node(via).get("status") or {}).get("conditions") or []
         except ClusterError as error:
             raise PowerControlFailed(f"gpio-relay: cannot read {via}, which drives {node}'s relay: {error}") from error
-        if not found.nodes or not found.nodes[0].ready:
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
             raise PowerControlFailed(f"gpio-relay: {via}, which drives {node}'s relay, is not Ready")
         request = PowerOnRequest(uuid.uuid4().hex[:12], node, self._leader, rfc3339(self._wall()))
         patch = {"metadata": {"annotations": {POWER_ON_REQUEST_ANNOTATION: render_poweron_request(request)}}}

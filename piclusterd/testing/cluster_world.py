@@ -90,8 +90,10 @@ class ClusterWorld:
         ups: ScriptedUps | None = None,
         drain_timeout_s: float = 300.0,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
+        node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
     ) -> None:
-        """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node)."""
+        """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
+        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here)."""
         self.server = server
         self.clock = clock
         self.ups = ups if ups is not None else ScriptedUps(clock)
@@ -101,6 +103,7 @@ class ClusterWorld:
         self._drain_timeout_s = drain_timeout_s
         self._boots: dict[str, float] = {}  # node -> monotonic time it finishes booting
         self.power_on = power_on(self) if power_on is not None else PowerOnBackends({})
+        self._node_agent = node_agent
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
@@ -159,7 +162,8 @@ class ClusterWorld:
             events=events,
             log=log,
         )
-        agent = NodeAgent(api, name, daemon, log)
+        build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
+        agent = build_agent(pi, api, daemon)
         pi.daemon = daemon
         pi.agent = agent
         pi.controller = ClusterController(
