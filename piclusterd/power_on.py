@@ -110,7 +110,7 @@ def relay_lines_driven_by(config: Config, node: str) -> dict[str, RelayLine]:
 
 
 def _backend(
-    node: str, method: NodePowerMethod, api: KubeClusterApi, identity: str, wall: Callable[[], float]
+    file: str, node: str, method: NodePowerMethod, api: KubeClusterApi, identity: str, wall: Callable[[], float]
 ) -> NodePower:
     if isinstance(method, ManualMethod):
         return ManualPower({node: method.where} if method.where else {})
@@ -125,7 +125,7 @@ def _backend(
             from piclusterd.node_power import NutOutletPower  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
             raise ConfigError(
-                "node_power", f"{node}.method", '"nut-outlet" is not available in this piclusterd', "another method"
+                file, f"node_power.{node}.method", '"nut-outlet" is not available in this piclusterd', "another method"
             ) from None
         backend: NodePower = NutOutletPower(
             host=method.host,
@@ -143,5 +143,5 @@ def _backend(
 def build_power_on(config: Config, api: KubeClusterApi, *, identity: str, wall: Callable[[], float]) -> PowerOnBackends:
     """One backend per configured node (``[node_power.<node>]``), ``manual`` for the rest."""
     return PowerOnBackends(
-        {node: _backend(node, method, api, identity, wall) for node, method in config.node_power.items()}
+        {node: _backend(config.path, node, method, api, identity, wall) for node, method in config.node_power.items()}
     )
