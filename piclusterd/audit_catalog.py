@@ -446,6 +446,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "button.",
     ),
     EventDoc(
+        "node.power_on_unanswered",
+        "warning",
+        "A shed node asked to power on is still not Ready",
+        ("TARGET", "METHOD", "WAITED_S"),
+        "The leader asked TARGET's METHOD to power it on WAITED_S seconds ago (10 min, plus the recheck period for "
+        "rtc-wake) and it is not Ready (a Warning Event PowerOnUnanswered says so too). piclusterd does not ask "
+        "again by itself: a second relay pulse or button press on a node that did boot could switch it off.",
+        "Look at TARGET: is it powered (LEDs), did it boot (console, ping), is k3s running (systemctl status k3s)?",
+    ),
+    EventDoc(
         "node.relay_pulsed",
         "info",
         "This node pulsed another node's power relay",

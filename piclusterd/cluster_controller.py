@@ -13,6 +13,7 @@ elector's ``ensure_leader``) runs before every destructive call, so a leader tha
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field, replace
 
 from piclusterd.annotations import (
@@ -34,7 +35,7 @@ from piclusterd.errors import ClusterError, ConfigError, NotLeader, PiclusterErr
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
-from piclusterd.node_power import PowerOutcome
+from piclusterd.node_power import PowerOutcome, RtcWakePower
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
@@ -60,6 +61,11 @@ _HOLDS_WORTH_SAYING = frozenset(
         RestoreHold.CHARGE_UNKNOWN,
     }
 )
+
+#: A node asked to power on and not Ready this long after is said to be unanswered (once; never asked again
+#: by itself: a second relay pulse or button press on a node that did boot could switch it off). rtc-wake
+#: nodes get their recheck period on top.
+POWER_ON_ANSWER_S = 600.0
 
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
@@ -149,6 +155,7 @@ class ClusterController:
         self._power_on = power_on if power_on is not None else PowerOnBackends({})
         self._restore_memory = RestoreMemory()
         self._restore_hold_said: RestoreHold | None = None
+        self._unanswered_said: dict[str, str] = {}  # node -> changed_at of the restoring record said
         self._started_at = clock.monotonic()
         self.last_plan: Plan | None = None
 
@@ -385,6 +392,7 @@ class ClusterController:
             tiers=self._settings.policy.tiers,
             default_tier=self._settings.policy.default_tier,
         )
+        self._say_unanswered(view)
         self._restore_memory, actions = decide_restore(view, inputs, policy, self._restore_memory, now)
         hold = self._restore_memory.hold
         if hold in _HOLDS_WORTH_SAYING and hold is not self._restore_hold_said and self._restore_memory.off_since:
@@ -392,6 +400,32 @@ class ClusterController:
             self._log.info("restore.waiting", why=hold.value, shed=sorted(self._restore_memory.off_since))
         for action in actions:
             self._power_on_node(view, action)
+
+    def _say_unanswered(self, view: ClusterView) -> None:
+        """A power-on long without an answer (still not Ready): say so once, loudly; do not power on again."""
+        for name, record in self._records(view).items():
+            if record.phase is not ShedPhase.RESTORING or view.node(name).ready:
+                continue
+            backend = self._power_on.backend_for(name)
+            if backend.name == "manual" or self._unanswered_said.get(name) == record.changed_at:
+                continue  # a person was already asked; or already said
+            try:
+                asked = datetime.datetime.strptime(record.changed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+            except ValueError:
+                continue
+            waited = self._clock.wall() - asked.timestamp()
+            limit = POWER_ON_ANSWER_S + (backend.recheck_s if isinstance(backend, RtcWakePower) else 0)
+            if waited < limit:
+                continue
+            self._unanswered_said[name] = record.changed_at
+            self._log.warning("node.power_on_unanswered", target=name, method=backend.name, waited_s=round(waited))
+            self._events.emit(
+                name,
+                "PowerOnUnanswered",
+                f"{name} was asked to power on ({backend.name}) {round(waited / 60)} min ago and is not Ready: "
+                "check its power and network; piclusterd does not ask again by itself",
+                warning=True,
+            )
 
     def _power_on_node(self, view: ClusterView, action: PowerOn) -> None:
         name = action.node

@@ -11,12 +11,20 @@ import pytest
 
 from piclusterd.annotations import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
 from piclusterd.cli import ctl_main
-from piclusterd.cluster_controller import ShedSettings
+from piclusterd.cluster_controller import POWER_ON_ANSWER_S, ShedSettings
 from piclusterd.daemon import PowerDaemon
 from piclusterd.errors import PowerControlFailed
 from piclusterd.kube_api import KubeClusterApi
 from piclusterd.node_agent import NodeAgent
-from piclusterd.node_power import GpioRelayPower, ManualPower, PowerResult, RelayLine, RtcWakeAlarm, RtcWakePower
+from piclusterd.node_power import (
+    GpioRelayPower,
+    ManualPower,
+    PowerOutcome,
+    PowerResult,
+    RelayLine,
+    RtcWakeAlarm,
+    RtcWakePower,
+)
 from piclusterd.power_on import PowerOnBackends, RelayViaPeer
 from piclusterd.restore import RestorePolicy
 from piclusterd.testing.clock import FakeClock
@@ -285,3 +293,50 @@ def test_an_rtc_wake_node_halts_again_while_mains_is_out_and_rejoins_once_it_is_
     (checked,) = back.audit.named("node.checked_in")
     assert checked["action"] == "rejoin" and back.shutdowns == []
     assert "pi4" in [e["target"] for e in world.events("node.restored")]
+
+
+# --- a power-on nobody answers ------------------------------------------------------------------------------
+
+
+class LostPacket:
+    """A Wake-on-LAN whose packet never wakes anything."""
+
+    name = "wol"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def power_on(self, node: str) -> PowerResult:
+        self.sent.append(node)
+        return PowerResult(node, PowerOutcome.SENT, "magic packet sent")
+
+    def power_off(self, node: str) -> PowerResult:
+        raise AssertionError("not used")
+
+    def is_powered(self, node: str) -> bool | None:
+        return None
+
+
+def test_a_power_on_without_an_answer_is_said_once_and_never_repeated_by_itself(server: FakeKubeServer) -> None:
+    lost = LostPacket()
+    world = ClusterWorld(
+        server,
+        clock_of(server),
+        NAMES,
+        settings(),
+        power_on=lambda w: PowerOnBackends({"pi4": lost}, default=BootInWorld(w)),
+    )
+    shed_three_then_mains_back(world)
+    world.run_until(lambda: lost.sent == ["pi4"], max_s=900, step_s=5)
+    world.run(POWER_ON_ANSWER_S - 30, step_s=10)
+    assert world.events("node.power_on_unanswered") == []  # not yet: booting takes time
+    world.run(POWER_ON_ANSWER_S, step_s=10)
+    (unanswered,) = world.events("node.power_on_unanswered")
+    assert unanswered["target"] == "pi4" and unanswered["method"] == "wol"
+    (warning,) = events_named(world, "PowerOnUnanswered")
+    assert warning["type"] == "Warning" and "does not ask again by itself" in warning["message"]
+    assert lost.sent == ["pi4"] and phase(world, "pi4") is ShedPhase.RESTORING
+    world.reboot("pi4")  # someone went and looked
+    world.run(20, step_s=5)
+    assert "pi4" in [e["target"] for e in world.events("node.restored")]
+    assert no_picluster_annotations(world)
