@@ -440,8 +440,8 @@ EVENTS: tuple[EventDoc, ...] = (
         "A shed node could not be powered back on",
         ("TARGET", "METHOD", "ERROR"),
         "TARGET's [node_power] METHOD failed or cannot power it on (ERROR says why); its shed record is back to "
-        "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again later (the other shed "
-        "nodes first, after restore_stagger; TARGET after restore_after).",
+        "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again 2 x restore_stagger "
+        "later; the next shed node goes first.",
         "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
         "button.",
     ),

@@ -381,9 +381,9 @@ class ClusterController:
 
         At most one power-on per poll. The shed record turns ``restoring`` (fence first) before the backend is
         called, so a new leader knows; ``_resume`` rejoins the node once it is Ready. A backend that fails
-        puts the record back to ``powered_off``: says so (journal + Warning Event), and the restore policy
-        tries again: the other shed nodes after ``restore_stagger``, this one after ``restore_after`` (its
-        anti-flap hold), so a node whose backend cannot work does not keep the others waiting.
+        puts the record back to ``powered_off``, says so (journal + Warning Event), and is tried again
+        ``2 x restore_stagger`` later: the next shed node goes first, one ``restore_stagger`` after the failure,
+        so a node whose backend cannot work (its relay's ``via`` node is shed too) does not keep the others off.
         """
         reading = power.last_reading
         inputs = RestoreInputs(power.state, None if reading is None else reading.charge_pct)
@@ -400,6 +400,14 @@ class ClusterController:
             self._log.info("restore.waiting", why=hold.value, shed=sorted(self._restore_memory.off_since))
         for action in actions:
             self._power_on_node(view, action)
+
+    def _retry_later(self, name: str) -> None:
+        """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (not ``restore_after``, as after a
+        power-on that worked), so the next shed node has its turn first and this one is tried again after it."""
+        policy, memory = self._settings.restore, self._restore_memory
+        now = self._clock.monotonic()
+        held_from = now - policy.restore_after_s + 2 * policy.restore_stagger_s  # held while now - at < after
+        self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: held_from})
 
     def _say_unanswered(self, view: ClusterView) -> None:
         """A power-on long without an answer (still not Ready): say so once, loudly; do not power on again."""
@@ -440,6 +448,7 @@ class ClusterController:
             result = backend.power_on(name)
         except (PiclusterError, OSError) as error:
             self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}}})
+            self._retry_later(name)
             self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))
             self._events.emit(
                 name, "PowerOnFailed", f"{backend.name} could not power {name} on: {error}; will retry", warning=True
