@@ -8,12 +8,14 @@ so without the rule the plan sheds a1, a2 and one server.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piclusterd.cluster import ClusterView
 from piclusterd.planner import Decision, PlannerPolicy, plan
 from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation
 from piclusterd.safety import SafetyRule
-from piclusterd.testing.clusters import make_node
+from piclusterd.testing.clusters import make_node, make_pod
 
 UPS = BatterySpec(capacity_wh=84.0, usable_fraction=0.8, inverter_efficiency=0.85, ups_overhead_w=5.0)
 HARDWARE = PowerConfig(fixed_loads_w={"switch": 4.0})
@@ -55,3 +57,34 @@ def test_settling_changes_nothing_while_mains_is_present() -> None:
         five(), PowerSituation("online", None, 100.0), UPS, POLICY, 10_000.0, hardware=HARDWARE, settling=("a1",)
     )
     assert result.decision is Decision.HOLD_ONLINE and result.refused == ()
+
+
+@st.composite
+def clusters_and_settling(draw: st.DrawFn) -> tuple[ClusterView, frozenset[str]]:
+    """Up to 6 Pi 4B nodes (0-3 k3s servers), with pods, and any subset of them settling."""
+    n = draw(st.integers(1, 6))
+    servers = draw(st.integers(0, min(3, n)))
+    nodes = [make_node(f"n{i}", server=i < servers, tier=draw(st.integers(0, 2)), labels=POH) for i in range(n)]
+    pods = [
+        make_pod(f"p{j}", f"n{draw(st.integers(0, n - 1))}", cpu_m=draw(st.sampled_from([100, 500, 1000])))
+        for j in range(draw(st.integers(0, 6)))
+    ]
+    settling = draw(st.frozensets(st.sampled_from([node.name for node in nodes])))
+    return ClusterView(tuple(nodes), tuple(pods)), settling
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=clusters_and_settling(),
+    state=st.sampled_from(["on_battery", "low_battery", "critical"]),
+    charge=st.floats(5.0, 100.0),
+)
+def test_the_planner_never_sheds_a_settling_node(
+    case: tuple[ClusterView, frozenset[str]], state: str, charge: float
+) -> None:
+    view, settling = case
+    result = plan(view, PowerSituation(state, 0.0, charge), UPS, POLICY, 10_000.0, hardware=HARDWARE, settling=settling)
+    assert not set(result.nodes_to_shed) & settling
+    for refusal in result.refused:
+        if refusal.rule is SafetyRule.SETTLING:
+            assert refusal.node in settling
