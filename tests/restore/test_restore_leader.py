@@ -347,3 +347,41 @@ def test_a_power_on_without_an_answer_is_said_once_and_never_repeated_by_itself(
     world.run(20, step_s=5)
     assert "pi4" in [e["target"] for e in world.events("node.restored")]
     assert no_picluster_annotations(world)
+
+
+# --- the leader dies in the middle of a restore ----------------------------------------------------------------
+
+
+class KillsTheLeaderAfterOne(BootInWorld):
+    """Boots nodes like BootInWorld; right after the first power-on the leader's daemon dies (SIGKILL)."""
+
+    def power_on(self, node: str) -> PowerResult:
+        result = super().power_on(node)
+        if len(self.power_ons) == 1:
+            self._world.pis["pi1"].alive = False
+        return result
+
+
+def test_a_new_leader_finishes_a_restore_and_powers_nothing_on_twice(server: FakeKubeServer) -> None:
+    world = ClusterWorld(
+        server,
+        clock_of(server),
+        NAMES,
+        settings(),
+        power_on=lambda w: PowerOnBackends({}, default=KillsTheLeaderAfterOne(w)),
+    )
+    shed = shed_three_then_mains_back(world)
+    backend = world.power_on.backend_for("pi4")
+    assert isinstance(backend, KillsTheLeaderAfterOne)
+    world.run_until(lambda: not world.pis["pi1"].alive, max_s=900, step_s=5)
+    (first,) = [node for _, node in backend.power_ons]
+    world.run_until(lambda: len(world.events("node.restored")) == 3, max_s=1200, step_s=5)
+
+    assert sorted(node for _, node in backend.power_ons) == sorted(shed)  # each once, the first included
+    (rejoined,) = [e for e in world.events("node.restored") if e["target"] == first]
+    assert rejoined["node"] != "pi1"  # the new leader found the restoring record and finished it
+    takeover = [e["node"] for e in world.events("leader.acquired") if e["node"] != "pi1"]
+    assert takeover and all(e["node"] == takeover[0] for e in world.events("node.power_on_requested")[1:])
+    world.reboot("pi1")
+    world.run(20, step_s=5)
+    assert no_picluster_annotations(world)
