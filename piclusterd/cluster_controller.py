@@ -4,8 +4,12 @@ Every node: its :class:`~piclusterd.node_agent.NodeAgent` obeys a power-off requ
 part in the Lease election. The leader reads the cluster, asks the pure planner what to shed, and carries out
 *one* step at a time, each resumable from the records on the Node objects:
 
-1. nodes already in progress (a drain or power-off the previous leader started) are finished first;
-2. then the plan's first action whose drain has not failed recently: drain, then power off.
+1. nodes already in progress (a drain or power-off the previous leader started) are finished first, and a
+   shed node that is Ready again is rejoined;
+2. then the plan's first action whose drain has not failed recently: drain, then power off;
+3. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
+   node back on through its :class:`~piclusterd.node_power.NodePower` backend (``_restore``). Nodes powered on
+   less than ``restore_after`` ago are passed to the planner as *settling*: it does not shed them (anti-flap).
 
 In ``dry-run`` the leader plans, logs ``plan.decided`` and emits Events, and changes nothing. ``fence`` (the
 elector's ``ensure_leader``) runs before every destructive call, so a leader that lost its lease stops.
