@@ -35,7 +35,7 @@ from piclusterd.audit import AuditLogger
 from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.config import Config, Mode
 from piclusterd.drain import Drainer
-from piclusterd.errors import ClusterError, ConfigError, NotLeader, PiclusterError
+from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
@@ -450,7 +450,7 @@ class ClusterController:
         self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
         try:
             result = backend.power_on(name)
-        except (PiclusterError, OSError) as error:
+        except Exception as error:  # whatever a backend's library raises: said and retried, never the loop's end
             self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}}})
             self._retry_later(name)
             self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))

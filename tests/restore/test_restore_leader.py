@@ -142,20 +142,25 @@ def test_a_manual_node_is_announced_once_and_shown_as_waiting_for_the_button(
 # --- a backend that fails ---------------------------------------------------------------------------------
 
 
+class LibraryError(Exception):
+    """What a backend's library may raise that is none of ours (PyNUT raises such a PyNUTError)."""
+
+
 class FailsOnce:
     """The first power-on fails (a relay not answering), then it works like BootInWorld."""
 
     name = "gpio-relay"
 
-    def __init__(self, world: ClusterWorld) -> None:
+    def __init__(self, world: ClusterWorld, error: Exception) -> None:
         self.boot = BootInWorld(world)
         self.attempts: list[float] = []
         self._clock = world.clock
+        self._error = error
 
     def power_on(self, node: str) -> PowerResult:
         self.attempts.append(self._clock.monotonic())
         if len(self.attempts) == 1:
-            raise PowerControlFailed("gpio-relay: GPIO17 is busy")
+            raise self._error
         return self.boot.power_on(node)
 
     def power_off(self, node: str) -> PowerResult:
@@ -165,11 +170,16 @@ class FailsOnce:
         return None
 
 
-def test_a_failed_power_on_is_said_and_retried_without_holding_the_others_back(server: FakeKubeServer) -> None:
+@pytest.mark.parametrize(
+    "error", [PowerControlFailed("gpio-relay: GPIO17 is busy"), LibraryError("GPIO17 is busy")], ids=["ours", "library"]
+)
+def test_a_failed_power_on_is_said_and_retried_without_holding_the_others_back(
+    server: FakeKubeServer, error: Exception
+) -> None:
     flaky: list[FailsOnce] = []
 
     def backends(world: ClusterWorld) -> PowerOnBackends:
-        flaky.append(FailsOnce(world))
+        flaky.append(FailsOnce(world, error))
         return PowerOnBackends({"pi4": flaky[0]}, default=BootInWorld(world))
 
     world = ClusterWorld(server, clock_of(server), NAMES, settings(), power_on=backends)
