@@ -125,7 +125,7 @@ class NodeAgent:
             return
         try:
             result = self._relay.power_on(request.target)
-        except (PowerControlFailed, PowerControlUnsupported) as error:
+        except Exception as error:  # whatever the GPIO library raised: said, and the daemon goes on
             self._log.error("node.relay_failed", target=request.target, request_id=request.request_id, error=str(error))
             return
         self._log.info(
