@@ -395,3 +395,18 @@ def test_a_new_leader_finishes_a_restore_and_powers_nothing_on_twice(server: Fak
     world.reboot("pi1")
     world.run(20, step_s=5)
     assert no_picluster_annotations(world)
+
+
+def test_asking_the_leader_again_at_the_same_moment_powers_nothing_more_on(server: FakeKubeServer) -> None:
+    world = ClusterWorld(
+        server, clock_of(server), NAMES, settings(), power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w))
+    )
+    shed_three_then_mains_back(world)
+    boot = world.power_on.backend_for("pi4")
+    assert isinstance(boot, BootInWorld)
+    world.run_until(lambda: bool(boot.power_ons), max_s=900, step_s=5)
+    leader = world.pis["pi1"]
+    assert leader.controller is not None and leader.daemon is not None
+    for _ in range(5):  # the same observation, the same time
+        leader.controller.tick(leader.daemon.memory, leader.daemon.measured_load_w)
+    assert len(boot.power_ons) == 1 and len(world.events("node.power_on_requested")) == 1
