@@ -347,6 +347,7 @@ class ClusterController:
         self._api.patch_node(name, patch)
         self._log.info("node.restored", target=name, uncordoned=not record.was_unschedulable, shed_at=record.started_at)
         self._events.emit(name, "PowerRestored", f"{name} is back and schedulable again")
+        self._settle(name)
 
     def _shed(self, view: ClusterView, name: str, reason: str) -> None:
         record = ShedRecord(
@@ -375,7 +376,7 @@ class ClusterController:
             self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)
 
     def _settling(self, now: float) -> frozenset[str]:
-        """Nodes this leader powered on less than restore_after ago: the planner must not shed them (anti-flap)."""
+        """Nodes this leader powered on or rejoined less than restore_after ago: not to be shed (anti-flap)."""
         policy = self._settings.restore
         memory = self._restore_memory
         return frozenset(name for name, at in memory.powered_on_at.items() if now - at < policy.restore_after_s)
@@ -404,6 +405,12 @@ class ClusterController:
             self._log.info("restore.waiting", why=hold.value, shed=sorted(self._restore_memory.off_since))
         for action in actions:
             self._power_on_node(view, action)
+
+    def _settle(self, name: str) -> None:
+        """A shed node is back, however it came (restore, a button, the UPS power-cycling, its RTC alarm): it
+        settles for ``restore_after`` from now, so the planner does not shed it again straight away."""
+        memory, now = self._restore_memory, self._clock.monotonic()
+        self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
 
     def _retry_later(self, name: str) -> None:
         """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (not ``restore_after``, as after a

@@ -410,3 +410,22 @@ def test_asking_the_leader_again_at_the_same_moment_powers_nothing_more_on(serve
     for _ in range(5):  # the same observation, the same time
         leader.controller.tick(leader.daemon.memory, leader.daemon.measured_load_w)
     assert len(boot.power_ons) == 1 and len(world.events("node.power_on_requested")) == 1
+
+
+def test_a_node_back_by_someones_hand_also_settles_before_it_can_be_shed_again(server: FakeKubeServer) -> None:
+    world = ClusterWorld(server, clock_of(server), NAMES, settings())  # every node manual
+    shed_three_then_mains_back(world)
+    world.run(20, step_s=5)
+    world.reboot("pi4")  # someone pressed its button before the leader asked
+    world.run_until(lambda: "pi4" in [e["target"] for e in world.events("node.restored")], max_s=60, step_s=5)
+    wall_offset = world.clock.wall() - world.clock.monotonic()
+    (rejoined,) = [stamp(e) - wall_offset for e in world.events("node.restored") if e["target"] == "pi4"]
+    world.run(10, step_s=5)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="80", battery_runtime="6000")  # the next outage
+    world.run(600, step_s=5)
+
+    refused = [r for e in world.events("plan.decided") for r in e["refused"] if r["rule"] == "settling"]
+    assert [r["node"] for r in refused][:1] == ["pi4"]
+    cordoned = [stamp(e) - wall_offset for e in world.events("node.cordoned") if e["target"] == "pi4"]
+    assert cordoned, "pi4 was not shed again at all: the test proves nothing"
+    assert cordoned[-1] - rejoined >= RESTORE.restore_after_s
