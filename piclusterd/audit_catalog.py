@@ -465,6 +465,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "None; node.restored follows on the leader once TARGET is Ready.",
     ),
     EventDoc(
+        "node.relay_unavailable",
+        "error",
+        "This node cannot drive the power relays it is configured for",
+        ("TARGETS", "ERROR"),
+        "[node_power] gpio-relay tables name this node as via for TARGETS, but at start its GPIO lines could not "
+        "be set up (ERROR: the RPi.GPIO module missing, a pin in use). The daemon runs on without them; a "
+        "power-on request for TARGETS is then refused (node.relay_failed) and they need their button pressed.",
+        "Do what ERROR says (apt install python3-rpi-lgpio; free the pin), then systemctl restart piclusterd.",
+    ),
+    EventDoc(
         "node.relay_failed",
         "error",
         "This node could not pulse another node's power relay",

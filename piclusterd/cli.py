@@ -132,7 +132,10 @@ def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: A
     if lines:
         from piclusterd.drivers.gpio_power import import_gpio
 
-        relay = GpioRelayPower(import_gpio(), lines, time.sleep)
+        try:
+            relay = GpioRelayPower(import_gpio(), lines, time.sleep)
+        except PiclusterError as error:  # the relay is a helper for others: this node's own protection goes on
+            log.error("node.relay_unavailable", targets=sorted(lines), error=str(error))
     return NodeAgent(
         api,
         identity,

@@ -186,3 +186,35 @@ def test_a_wol_node_from_the_file_is_woken_on_its_lan(lan_in_namespace: LanInNam
     sender, payload = out.split()
     assert sender == lan.host_ip, err
     assert bytes.fromhex(payload) == magic_packet(parse_mac(mac))
+
+
+class NoShutdown:
+    def request_local_shutdown(self, reason: str) -> bool:
+        raise AssertionError("not in this test")
+
+
+def test_the_daemons_agent_gets_its_alarm_and_relays_and_starts_without_a_gpio_library(
+    api: KubeClusterApi, tmp_path: Path
+) -> None:
+    from piclusterd.cli import _node_agent
+    from piclusterd.testing.audit import CapturedAudit
+
+    made = parse_config(
+        {
+            "node": {"name": "pi1"},
+            "ups": {"stale_after": "20s"},
+            "node_power": {
+                "pi1": {"method": "rtc-wake", "recheck": "10m", "wakealarm": str(tmp_path / "wakealarm")},
+                "pi4": {"method": "gpio-relay", "via": "pi1", "pin": 17},
+            },
+        },
+        "x.toml",
+    )
+    audit = CapturedAudit("pi1")
+    agent = _node_agent(made, api, NoShutdown(), audit.logger)  # type: ignore[arg-type]
+    assert agent._wake_alarm is not None and agent._wake_alarm.path == tmp_path / "wakealarm"
+    assert (agent._recheck_s, agent._check_in_wait_s) == (600, 20.0)
+    # No RPi.GPIO here: the node's own protection must still start, and say why it cannot help pi4.
+    (unavailable,) = audit.named("node.relay_unavailable")
+    assert unavailable["targets"] == ["pi4"] and "python3-rpi-lgpio" in unavailable["error"]
+    assert agent._relay is None
