@@ -446,6 +446,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "button.",
     ),
     EventDoc(
+        "node.power_on_withdrawn",
+        "info",
+        "A manual node's power-on request is withdrawn",
+        ("TARGET", "WHY"),
+        "Mains failed again while TARGET (method manual) was waiting for someone to press its button: its shed record "
+        "is back to powered_off, piclusterctl status no longer asks for it, and an Event PowerOnWithdrawn says so. "
+        "Once mains is back and stable the leader asks again.",
+        "Do not power TARGET on now.",
+    ),
+    EventDoc(
         "node.power_on_unanswered",
         "warning",
         "A shed node asked to power on is still not Ready",

@@ -236,6 +236,8 @@ class ClusterController:
         self._report(decided)
         if self._settings.dry_run:
             return
+        if self._withdraw_manual_requests(view, power):
+            return
         if self._resume(view, decided):
             return
         for action in decided.actions:
@@ -411,6 +413,27 @@ class ClusterController:
         settles for ``restore_after`` from now, so the planner does not shed it again straight away."""
         memory, now = self._restore_memory, self._clock.monotonic()
         self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
+
+    def _withdraw_manual_requests(self, view: ClusterView, power: PowerMemory) -> bool:
+        """Mains failed again before someone pressed a manual node's button: withdraw the request (record back
+        to ``powered_off``), so nobody powers it on during an outage and the planner counts it as off. The
+        other methods' requests stand: a node may be booting, and a second relay pulse could switch it off."""
+        if power.state not in BATTERY_STATES:
+            return False
+        withdrawn = False
+        for name, record in sorted(self._records(view).items()):
+            manual = self._power_on.method_for(name) == "manual"
+            if record.phase is not ShedPhase.RESTORING or not manual or view.node(name).ready:
+                continue
+            self.fence()
+            back = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
+            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(back)}}})
+            self._log.info("node.power_on_withdrawn", target=name, why="mains failed again")
+            self._events.emit(
+                name, "PowerOnWithdrawn", f"mains failed again: do not power {name} on now; piclusterd will say when"
+            )
+            withdrawn = True
+        return withdrawn
 
     def _retry_later(self, name: str) -> None:
         """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (not ``restore_after``, as after a

@@ -429,3 +429,24 @@ def test_a_node_back_by_someones_hand_also_settles_before_it_can_be_shed_again(s
     cordoned = [stamp(e) - wall_offset for e in world.events("node.cordoned") if e["target"] == "pi4"]
     assert cordoned, "pi4 was not shed again at all: the test proves nothing"
     assert cordoned[-1] - rejoined >= RESTORE.restore_after_s
+
+
+def test_a_manual_request_is_withdrawn_when_mains_fails_again_and_made_again_when_it_is_back(
+    server: FakeKubeServer,
+) -> None:
+    world = ClusterWorld(server, clock_of(server), NAMES, settings())  # every node manual
+    shed = shed_three_then_mains_back(world)
+    world.run_until(lambda: len(world.events("node.power_on_requested")) == 3, max_s=900, step_s=5)
+    assert all(phase(world, name) is ShedPhase.RESTORING for name in shed)
+
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="85", battery_runtime="7000")  # a 20 s flicker
+    world.run(20, step_s=5)
+    assert sorted(str(e["target"]) for e in world.events("node.power_on_withdrawn")) == sorted(shed)
+    assert all(phase(world, name) is ShedPhase.POWERED_OFF for name in shed)  # status asks nobody now
+    assert len(events_named(world, "PowerOnWithdrawn")) == 3
+
+    world.ups.drive(ups_status="OL CHRG", battery_charge="85")
+    world.run(RESTORE.restore_after_s - 10, step_s=5)
+    assert len(world.events("node.power_on_requested")) == 3  # not before mains is stable again
+    world.run_until(lambda: len(world.events("node.power_on_requested")) == 6, max_s=600, step_s=5)
+    assert all(phase(world, name) is ShedPhase.RESTORING for name in shed)
