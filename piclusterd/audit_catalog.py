@@ -448,10 +448,11 @@ EVENTS: tuple[EventDoc, ...] = (
     EventDoc(
         "node.power_on_withdrawn",
         "info",
-        "A manual node's power-on request is withdrawn",
-        ("TARGET", "WHY"),
-        "Mains failed again while TARGET (method manual) was waiting for someone to press its button: its shed record "
-        "is back to powered_off, piclusterctl status no longer asks for it, and an Event PowerOnWithdrawn says so. "
+        "A power-on request is withdrawn: mains failed again",
+        ("TARGET", "METHOD", "WHY"),
+        "Mains failed again while TARGET was asked back and nothing had been sent to it (METHOD manual: nobody "
+        "pressed its button yet; rtc-wake: it had not woken yet). Its shed record is back to powered_off: piclusterctl "
+        "status no longer asks for it, an rtc-wake node halts again when it wakes, an Event PowerOnWithdrawn says so. "
         "Once mains is back and stable the leader asks again.",
         "Do not power TARGET on now.",
     ),

@@ -415,23 +415,24 @@ class ClusterController:
         self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
 
     def _withdraw_manual_requests(self, view: ClusterView, power: PowerMemory) -> bool:
-        """Mains failed again before someone pressed a manual node's button: withdraw the request (record back
-        to ``powered_off``), so nobody powers it on during an outage and the planner counts it as off. The
-        other methods' requests stand: a node may be booting, and a second relay pulse could switch it off."""
+        """Mains failed again before a node asked back came up, and nothing was sent to it (``manual``: nobody
+        pressed the button yet; ``rtc-wake``: it wakes by itself): withdraw the request (record back to
+        ``powered_off``), so nobody powers it on during an outage, an rtc-wake node halts again when it wakes,
+        and the planner counts it as off. The other methods' requests stand: the node may be booting, and a
+        second relay pulse could switch it off."""
         if power.state not in BATTERY_STATES:
             return False
         withdrawn = False
         for name, record in sorted(self._records(view).items()):
-            manual = self._power_on.method_for(name) == "manual"
-            if record.phase is not ShedPhase.RESTORING or not manual or view.node(name).ready:
+            method = self._power_on.method_for(name)
+            if record.phase is not ShedPhase.RESTORING or method not in ("manual", "rtc-wake") or view.node(name).ready:
                 continue
             self.fence()
             back = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
             self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(back)}}})
-            self._log.info("node.power_on_withdrawn", target=name, why="mains failed again")
-            self._events.emit(
-                name, "PowerOnWithdrawn", f"mains failed again: do not power {name} on now; piclusterd will say when"
-            )
+            self._log.info("node.power_on_withdrawn", target=name, method=method, why="mains failed again")
+            after = "do not power it on now; piclusterd will say when" if method == "manual" else "it stays shed"
+            self._events.emit(name, "PowerOnWithdrawn", f"mains failed again: {name} {after}")
             withdrawn = True
         return withdrawn
 

@@ -450,3 +450,37 @@ def test_a_manual_request_is_withdrawn_when_mains_fails_again_and_made_again_whe
     assert len(world.events("node.power_on_requested")) == 3  # not before mains is stable again
     world.run_until(lambda: len(world.events("node.power_on_requested")) == 6, max_s=600, step_s=5)
     assert all(phase(world, name) is ShedPhase.RESTORING for name in shed)
+
+
+def test_an_rtc_wake_node_asked_back_halts_again_if_mains_fails_before_it_wakes(
+    server: FakeKubeServer, tmp_path: Path
+) -> None:
+    alarm = tmp_path / "wakealarm"
+    alarm.write_text("")
+
+    def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
+        wake = RtcWakeAlarm(alarm) if pi.name == "pi4" else None
+        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=wake, recheck_s=900)
+
+    world = ClusterWorld(
+        server,
+        clock_of(server),
+        NAMES,
+        settings(),
+        power_on=lambda w: PowerOnBackends({"pi4": RtcWakePower(900)}, default=BootInWorld(w)),
+        node_agent=agent,
+    )
+    shed_three_then_mains_back(world)
+    world.run_until(
+        lambda: "pi4" in [e["target"] for e in world.events("node.power_on_requested")], max_s=900, step_s=5
+    )
+    assert phase(world, "pi4") is ShedPhase.RESTORING
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="85", battery_runtime="7000")
+    world.run(10, step_s=5)
+    (withdrawn,) = [e for e in world.events("node.power_on_withdrawn") if e["target"] == "pi4"]
+    assert withdrawn["method"] == "rtc-wake" and phase(world, "pi4") is ShedPhase.POWERED_OFF
+
+    woken = world.reboot("pi4")  # its alarm, still during the new outage
+    world.run(20, step_s=5)
+    (checked,) = woken.audit.named("node.checked_in")
+    assert checked["action"] == "halt_and_rearm" and woken.shutdowns == ["systemctl poweroff"]
