@@ -236,7 +236,7 @@ class ClusterController:
         self._report(decided)
         if self._settings.dry_run:
             return
-        if self._withdraw_manual_requests(view, power):
+        if self._withdraw_unsent_requests(view, power):
             return
         if self._resume(view, decided):
             return
@@ -414,7 +414,7 @@ class ClusterController:
         memory, now = self._restore_memory, self._clock.monotonic()
         self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
 
-    def _withdraw_manual_requests(self, view: ClusterView, power: PowerMemory) -> bool:
+    def _withdraw_unsent_requests(self, view: ClusterView, power: PowerMemory) -> bool:
         """Mains failed again before a node asked back came up, and nothing was sent to it (``manual``: nobody
         pressed the button yet; ``rtc-wake``: it wakes by itself): withdraw the request (record back to
         ``powered_off``), so nobody powers it on during an outage, an rtc-wake node halts again when it wakes,
