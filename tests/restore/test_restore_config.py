@@ -193,3 +193,15 @@ def test_the_examples_node_power_tables_are_valid_when_uncommented(tmp_path: Pat
         "pi4": "gpio-relay",
         "pi2": "nut-outlet",
     }
+
+
+def test_check_config_names_the_bad_node_power_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from piclusterd.cli import daemon_main
+
+    path = tmp_path / "piclusterd.toml"
+    path.write_text('[node_power.pi4]\nmethod = "gpio-relay"\nvia = "pi1"\npin = 17\n[restore]\nrestore_after = "5m"\n')
+    assert daemon_main(["check-config", "--config", str(path)]) == 0
+    path.write_text('[node_power.pi4]\nmethod = "gpio-relay"\nvia = "pi1"\n')
+    assert daemon_main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f'{path}: node_power.pi4.pin: is missing (method = "gpio-relay" needs it)' in err
