@@ -677,19 +677,32 @@ def _node_power_method(
             )
             return None
         return GpioRelayMethod(via=got["via"], pin=got["pin"], active=got["active"], pulse_s=got["pulse"])
-    # nut-outlet: each connection key not given is [ups]'s.
-    password = ups_password
-    username = ups["username"] if got["username"] is None else got["username"]
-    if got["password_file"]:
-        if not username:
+    # nut-outlet: each connection key not given is [ups]'s; the login goes as a pair (user and password).
+    username, password = ups["username"], ups_password
+    if got["username"] is not None or got["password_file"] is not None:
+        username, password_file = got["username"] or "", got["password_file"] or ""
+        password = None
+        if password_file and not username:
             problems.append(
                 ConfigError(file, f"{where}.username", "is empty but password_file is set", "the NUT user name")
             )
-        read = _read_password(file, got["password_file"])
-        if isinstance(read, ConfigError):
-            problems.append(ConfigError(file, f"{where}.password_file", read.problem, read.expected))
+        elif username and not password_file:
+            problems.append(
+                ConfigError(
+                    file,
+                    f"{where}.password_file",
+                    "is empty but username is set",
+                    "the path of a root-only file holding that user's password",
+                )
+            )
+        if password_file:
+            read = _read_password(file, password_file)
+            if isinstance(read, ConfigError):
+                problems.append(ConfigError(file, f"{where}.password_file", read.problem, read.expected))
+                return None
+            password = read
+        if len(problems) > count:
             return None
-        password = read
     return NutOutletMethod(
         outlet=got["outlet"],
         host=ups["host"] if got["host"] is None else got["host"],

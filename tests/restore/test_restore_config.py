@@ -205,3 +205,21 @@ def test_check_config_names_the_bad_node_power_key(tmp_path: Path, capsys: pytes
     assert daemon_main(["check-config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f'{path}: node_power.pi4.pin: is missing (method = "gpio-relay" needs it)' in err
+
+
+def test_an_outlet_login_goes_as_a_pair(tmp_path: Path) -> None:
+    lines = problems(tmp_path, '[node_power.pi2]\nmethod = "nut-outlet"\noutlet = 1\nusername = "admin"\n')
+    assert any("node_power.pi2.password_file: is empty but username is set" in line for line in lines), lines
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    password.chmod(0o600)
+    config = parse_config(
+        {
+            "ups": {"username": "upsmon", "password_file": str(password)},
+            "node_power": {"pi2": {"method": "nut-outlet", "outlet": 1, "username": ""}},
+        },
+        "x.toml",
+    )
+    outlet = config.power_method("pi2")
+    assert isinstance(outlet, NutOutletMethod)
+    assert (outlet.username, outlet.password) == (None, None)  # no login for this upsd, not [ups]'s half-pair
