@@ -155,6 +155,7 @@ def restored_state_is_the_start(world: ClusterWorld, before: dict[str, Any]) -> 
     assert after["pods"] == before["pods"]
     assert all(ok for _, ok in after["pods"].values())
     assert all(pi.alive for pi in world.pis.values())
+    assert world.events("node.power_on_failed") == []  # BootInWorld refuses to power on a running node
 
 
 def test_storm_2am_sheds_rides_the_flickers_restores_and_ends_as_it_started(world: ClusterWorld) -> None:

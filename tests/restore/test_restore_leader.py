@@ -395,6 +395,7 @@ def test_a_new_leader_finishes_a_restore_and_powers_nothing_on_twice(server: Fak
     world.reboot("pi1")
     world.run(20, step_s=5)
     assert no_picluster_annotations(world)
+    assert world.events("node.power_on_failed") == []
 
 
 def test_asking_the_leader_again_at_the_same_moment_powers_nothing_more_on(server: FakeKubeServer) -> None:
@@ -410,6 +411,7 @@ def test_asking_the_leader_again_at_the_same_moment_powers_nothing_more_on(serve
     for _ in range(5):  # the same observation, the same time
         leader.controller.tick(leader.daemon.memory, leader.daemon.measured_load_w)
     assert len(boot.power_ons) == 1 and len(world.events("node.power_on_requested")) == 1
+    assert world.events("node.power_on_failed") == []
 
 
 def test_a_node_back_by_someones_hand_also_settles_before_it_can_be_shed_again(server: FakeKubeServer) -> None:
