@@ -118,6 +118,8 @@ def test_a_manual_node_is_announced_once_and_shown_as_waiting_for_the_button(
     (pi4,) = [e for e in needed if e["involvedObject"]["name"] == "pi4"]
     assert "waiting for someone to press the power button on pi4 (rack B, shelf 2)" in pi4["message"]
     assert all(phase(world, name) is ShedPhase.RESTORING for name in shed)
+    # Why they were still off, said when it changed (not every poll, not the routine pacing).
+    assert [e["why"] for e in world.events("restore.waiting")] == ["on_battery", "mains_not_stable"]
 
     config = tmp_path / "piclusterd.toml"
     config.write_text(
