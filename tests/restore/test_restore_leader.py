@@ -488,3 +488,24 @@ def test_an_rtc_wake_node_asked_back_halts_again_if_mains_fails_before_it_wakes(
     world.run(20, step_s=5)
     (checked,) = woken.audit.named("node.checked_in")
     assert checked["action"] == "halt_and_rearm" and woken.shutdowns == ["systemctl poweroff"]
+
+
+@pytest.mark.parametrize("if_charge_unknown", [False, True])
+def test_a_ups_that_does_not_report_its_charge_restores_only_when_allowed(
+    server: FakeKubeServer, if_charge_unknown: bool
+) -> None:
+    policy = RestorePolicy(restore_if_charge_unknown=if_charge_unknown)
+    scenario = load_scenario(CLINIC)
+    shed_settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False, restore=policy)
+    world = ClusterWorld(
+        server, clock_of(server), NAMES, shed_settings, power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w))
+    )
+    shed = shed_three_then_mains_back(world)
+    del world.ups.variables["battery.charge"]  # this UPS stops saying its charge on mains
+    world.run(RESTORE.restore_after_s + 4 * RESTORE.restore_stagger_s + 120, step_s=5)
+    restored = sorted(str(e["target"]) for e in world.events("node.restored"))
+    if if_charge_unknown:
+        assert restored == sorted(shed)
+    else:
+        assert restored == [] and world.events("node.power_on_requested") == []
+        assert world.events("restore.waiting")[-1]["why"] == "charge_unknown"
