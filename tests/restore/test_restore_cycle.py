@@ -21,11 +21,15 @@ from typing import Any
 import pytest
 
 from piclusterd.cluster_controller import ShedSettings
+from piclusterd.daemon import PowerDaemon
+from piclusterd.kube_api import KubeClusterApi
+from piclusterd.node_agent import NodeAgent
+from piclusterd.node_power import RtcWakeAlarm, RtcWakePower
 from piclusterd.power_on import PowerOnBackends
 from piclusterd.restore import RestorePolicy
 from piclusterd.simulator import OUTAGES, Outage
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld
+from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
 from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.scenarios import load_scenario
 
@@ -85,6 +89,12 @@ def server() -> Iterator[FakeKubeServer]:
         made.load_objects(CLINIC)
         made.run_controller_once()
         yield made
+
+
+def clock_of(server: FakeKubeServer) -> FakeClock:
+    clock = server._clock
+    assert isinstance(clock, FakeClock)
+    return clock
 
 
 def make_world(server: FakeKubeServer) -> ClusterWorld:
@@ -284,3 +294,85 @@ def test_long_night_nodes_shed_early_come_back_after_the_battery_ran_out(
         first_on = backend(world).power_ons[0][0] - battery.start
         assert first_on >= back_at + RESTORE.restore_after_s
     restored_state_is_the_start(world, before)
+
+
+class RtcInWorld(RtcWakeAlarm):
+    """A Pi 5's RTC in the world: ``+N`` arms it N seconds ahead on the world's clock; :meth:`fire` boots the
+    node when its alarm time has come (and clears it), as the PMIC would."""
+
+    def __init__(self, world: ClusterWorld, node: str) -> None:
+        super().__init__(Path("/nonexistent/wakealarm"))
+        self._world = world
+        self.node = node
+        self.armed: float | None = None
+        self.wakes: list[float] = []
+
+    def _write(self, text: str) -> None:
+        self.armed = None if text == "0" else self._world.clock.monotonic() + int(text.removeprefix("+"))
+
+    def armed_at(self) -> int | None:
+        return None if self.armed is None else round(self.armed)
+
+    def fire(self) -> None:
+        pi = self._world.pis[self.node]
+        if self.armed is not None and not pi.alive and self._world.clock.monotonic() >= self.armed:
+            self.armed = None
+            self.wakes.append(self._world.clock.monotonic())
+            self._world.reboot(self.node)
+
+
+def test_storm_2am_with_a_pi5_on_rtc_wake_it_wakes_halts_again_and_comes_back(server: FakeKubeServer) -> None:
+    """pi5 is a Pi 5 whose method is rtc-wake (recheck 15 min): through the 4-hour outage it wakes every 15
+    minutes, checks in, re-arms and halts again, and the leader never rejoins it while mains is out. Once
+    mains is back it comes back at its next alarm and the cluster ends as it started."""
+    rtcs: dict[str, RtcInWorld] = {}
+    holder: list[ClusterWorld] = []
+    lives: list[SimulatedPi] = []
+
+    def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
+        if pi.name != "pi5":
+            return NodeAgent(api, pi.name, daemon, pi.audit.logger)
+        lives.append(pi)  # each boot is a new daemon with its own journal
+        rtc = rtcs.setdefault("pi5", RtcInWorld(holder[0], "pi5"))
+        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=rtc, recheck_s=900)
+
+    def backends(world: ClusterWorld) -> PowerOnBackends:
+        holder.append(world)
+        return PowerOnBackends({"pi5": RtcWakePower(900)}, default=BootInWorld(world, BOOT_S))
+
+    scenario = load_scenario(CLINIC)
+    settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False, restore=RESTORE)
+    world = ClusterWorld(server, clock_of(server), NAMES, settings, power_on=backends, node_agent=agent)
+    try:
+        outage = OUTAGES["storm-2am"]
+        before = state_of(world.server)
+        world.run(10)
+        battery = Battery(world, outage, start=world.clock.monotonic() - 10)
+        while world.clock.monotonic() - battery.start < outage.intervals[-1][1] + 3 * HOUR:
+            t = world.clock.monotonic() - battery.start
+            battery.update()
+            rtcs["pi5"].fire()
+            world.step(5.0 if battery.near_a_change(t) or battery.restoring(t) else 60.0)
+
+        wall_offset = world.clock.wall() - world.clock.monotonic()
+
+        def outage_time(event: dict[str, object]) -> float:
+            return stamp(event) - wall_offset - battery.start
+
+        first_back = outage.intervals[0][1]
+        wakes_while_out = [at - battery.start for at in rtcs["pi5"].wakes if at - battery.start < first_back]
+        assert len(wakes_while_out) >= 12  # about every 15 min through the 4 hours
+        (first_life,) = lives[0].audit.named("node.checked_in")
+        assert first_life["action"] == "rejoin"  # the daemon's own start, on mains: nothing to do
+        check_ins = [e for life in lives[1:] for e in life.audit.named("node.checked_in")]
+        assert [e["action"] for e in check_ins if outage_time(e) < first_back] == ["halt_and_rearm"] * len(
+            wakes_while_out
+        )
+        for event in world.events("node.restored"):
+            if event["target"] == "pi5":  # never rejoined while mains was out
+                at = outage_time(event)
+                assert not any(off <= at < on for off, on in outage.intervals), at
+        assert "pi5" in [e["target"] for e in world.events("node.restored")]
+        restored_state_is_the_start(world, before)
+    finally:
+        world.close()
