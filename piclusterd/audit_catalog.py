@@ -526,8 +526,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "info",
         "A node woken by its RTC alarm checked in",
         ("ACTION", "WHY", "POWER"),
-        "rtc-wake, once after start: ACTION rejoin (mains back, or no longer shed: the leader rejoins it) or "
-        "halt_and_rearm (mains out or unknown and still shed: it re-arms its alarm and halts again).",
+        "rtc-wake, once after start: ACTION rejoin (the leader asked it back, or it is no longer shed: the leader "
+        "rejoins it) or halt_and_rearm (still shed, mains out or back but not yet asked back: it re-arms its alarm "
+        "and halts again).",
         "None.",
     ),
     EventDoc(

@@ -312,8 +312,9 @@ class ClusterController:
         for name, record in sorted(self._records(view).items()):
             node = view.node(name)
             if record.phase in (ShedPhase.POWERED_OFF, ShedPhase.RESTORING):
-                # A node that wakes by itself (rtc-wake) while mains is out halts again on its own: leave it.
-                wakes_to_check_in = self._power_on.method_for(name) == "rtc-wake" and not online
+                # An rtc-wake node that woke before the restore policy asked it back halts again by itself
+                # (node_agent.decide_check_in): leave it; once asked (restoring), it rejoins.
+                wakes_to_check_in = self._power_on.method_for(name) == "rtc-wake"
                 if node.ready and not (record.phase is ShedPhase.POWERED_OFF and wakes_to_check_in):
                     self._rejoin(name, record)
                     return True

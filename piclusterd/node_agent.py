@@ -11,9 +11,10 @@ configuration* gives for that target: removed first, so it is obeyed at most onc
 the annotation.
 
 **Check-in** (``rtc-wake``). Once per daemon life, when the power state is known (or ``check_in_wait_s`` has
-passed without it), the node decides with :func:`~piclusterd.node_power.check_in` whether it woke too early:
-mains still out and its shed record still ``powered_off`` -> re-arm the alarm and halt again; otherwise stay
-up, and the leader rejoins it once mains is back.
+passed without it), the node decides with :func:`decide_check_in` whether it woke too early: still shed
+(record ``powered_off``) -> re-arm the alarm and halt again, even if mains is back, since the leader brings
+nodes back only once mains has been stable for ``restore_after`` and the battery charged (its record then says
+``restoring``); otherwise stay up, and the leader rejoins it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,30 @@ from piclusterd.kube_api import KubeClusterApi
 from piclusterd.node_power import CheckIn, CheckInDecision, NodePower, RtcWakeAlarm, check_in
 from piclusterd.power_state import PowerState
 
-__all__ = ["LocalShutdownTrigger", "NodeAgent"]
+__all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in"]
+
+
+def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, recheck_s: int) -> CheckInDecision:
+    """What an rtc-wake node does when it wakes. Pure: ordered early returns, first match wins.
+
+    ``phase`` is its shed record's phase (None: no record); ``readable`` is False when the record could not be
+    read (the API down, a record that cannot be parsed).
+    """
+    # 1. The leader asked it back (restore decided: mains stable, battery charged): rejoin.
+    if readable and phase is ShedPhase.RESTORING:
+        return CheckInDecision(CheckIn.REJOIN, "the leader asked it back")
+    # 2. Still shed and mains back: the leader has not asked yet (restore_after, charge): wait for it, halted;
+    #    rejoining now would bypass the restore policy (a lull between flickers is "mains back" too).
+    shed = phase in (ShedPhase.POWEROFF_REQUESTED, ShedPhase.POWERED_OFF)
+    if readable and shed and power is PowerState.ONLINE:
+        return CheckInDecision(
+            CheckIn.HALT_AND_REARM,
+            "mains is back but the leader has not asked it back yet: halt and check in again",
+            recheck_s,
+        )
+    # 3. Otherwise the general rule: mains out (or unknown) and shed or cannot tell -> halt; else rejoin.
+    still_shed = shed if readable else None
+    return check_in(power, still_shed, recheck_s)
 
 
 class LocalShutdownTrigger(Protocol):
@@ -141,19 +165,19 @@ class NodeAgent:
         if self._checked_in or (power is PowerState.UNKNOWN and waited_s < self._check_in_wait_s):
             return None
         self._checked_in = True
-        still_shed: bool | None
+        phase: ShedPhase | None = None
+        readable = True
         try:
             raw = ((self._api.get_node(self._node).get("metadata") or {}).get("annotations") or {}).get(SHED_ANNOTATION)
         except ClusterError:
-            still_shed = None  # the control plane may be off too: cannot tell
+            readable = False  # the control plane may be off too: cannot tell
         else:
             record = None if raw is None else parse_shed_record(raw)
-            still_shed = (
-                None
-                if isinstance(record, InvalidRecord)
-                else (record is not None and record.phase is ShedPhase.POWERED_OFF)
-            )
-        decision = check_in(power, still_shed, self._recheck_s)
+            if isinstance(record, InvalidRecord):
+                readable = False
+            elif record is not None:
+                phase = record.phase
+        decision = decide_check_in(power, phase, readable, self._recheck_s)
         self._log.info("node.checked_in", action=decision.action.value, why=decision.reason, power=power.value)
         # Without an armed alarm a halted node would never wake: then it stays up (and said why).
         if decision.action is CheckIn.HALT_AND_REARM and self._arm_wake_alarm():

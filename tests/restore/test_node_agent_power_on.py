@@ -22,7 +22,7 @@ from piclusterd.annotations import (
     render_shed_record,
 )
 from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_agent import NodeAgent
+from piclusterd.node_agent import NodeAgent, decide_check_in
 from piclusterd.node_power import CheckIn, GpioRelayPower, RelayLine, RtcWakeAlarm
 from piclusterd.power_state import PowerState
 from piclusterd.testing.audit import CapturedAudit
@@ -154,8 +154,9 @@ def test_an_alarm_that_cannot_be_armed_is_said_and_the_power_off_still_happens(
         (PowerState.ON_BATTERY, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),
         (PowerState.LOW_BATTERY, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),
         (PowerState.UNKNOWN, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),  # after waiting: fails safe
-        (PowerState.ONLINE, ShedPhase.POWERED_OFF, CheckIn.REJOIN),
-        (PowerState.ON_BATTERY, ShedPhase.RESTORING, CheckIn.REJOIN),  # the leader wants it back
+        (PowerState.ONLINE, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),  # the leader has not asked yet
+        (PowerState.ONLINE, ShedPhase.RESTORING, CheckIn.REJOIN),  # the leader wants it back
+        (PowerState.ON_BATTERY, ShedPhase.RESTORING, CheckIn.REJOIN),
         (PowerState.ON_BATTERY, None, CheckIn.REJOIN),  # record cleared: no longer shed
     ],
 )
@@ -292,3 +293,21 @@ def test_a_relay_request_that_cannot_be_read_pulses_nothing_and_is_said_once(
     agent.tick()
     assert gpio.output_history(17) == [0]
     assert len(audit.named("node.poweron_request_invalid")) == 1
+
+
+@pytest.mark.parametrize("power", list(PowerState))
+@pytest.mark.parametrize("phase", [None, *ShedPhase])
+@pytest.mark.parametrize("readable", [True, False])
+def test_decide_check_in_table(power: PowerState, phase: ShedPhase | None, readable: bool) -> None:
+    """Every combination: comes up only when the leader asked, when it is no longer shed, or when mains is
+    back and the record cannot be read; otherwise halts again, re-armed."""
+    decision = decide_check_in(power, phase, readable, 900)
+    shed = phase in (ShedPhase.POWEROFF_REQUESTED, ShedPhase.POWERED_OFF)
+    if not readable:
+        expected = CheckIn.REJOIN if power is PowerState.ONLINE else CheckIn.HALT_AND_REARM
+    elif phase is ShedPhase.RESTORING:
+        expected = CheckIn.REJOIN
+    else:
+        expected = CheckIn.HALT_AND_REARM if shed else CheckIn.REJOIN
+    assert decision.action is expected, decision.reason
+    assert decision.rearm_s == (900 if expected is CheckIn.HALT_AND_REARM else None)

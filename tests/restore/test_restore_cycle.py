@@ -323,8 +323,8 @@ class RtcInWorld(RtcWakeAlarm):
 
 def test_storm_2am_with_a_pi5_on_rtc_wake_it_wakes_halts_again_and_comes_back(server: FakeKubeServer) -> None:
     """pi5 is a Pi 5 whose method is rtc-wake (recheck 15 min): through the 4-hour outage it wakes every 15
-    minutes, checks in, re-arms and halts again, and the leader never rejoins it while mains is out. Once
-    mains is back it comes back at its next alarm and the cluster ends as it started."""
+    minutes, checks in, re-arms and halts again, and the leader never rejoins it while mains is out. Once the
+    restore policy asks it back it comes back at its next alarm, and the cluster ends as it started."""
     rtcs: dict[str, RtcInWorld] = {}
     holder: list[ClusterWorld] = []
     lives: list[SimulatedPi] = []
@@ -372,7 +372,20 @@ def test_storm_2am_with_a_pi5_on_rtc_wake_it_wakes_halts_again_and_comes_back(se
             if event["target"] == "pi5":  # never rejoined while mains was out
                 at = outage_time(event)
                 assert not any(off <= at < on for off, on in outage.intervals), at
-        assert "pi5" in [e["target"] for e in world.events("node.restored")]
+        # Back only when the restore policy asked (mains stable, battery charged), at its next alarm: a wake
+        # between mains coming back and that request halts again, whatever the flickers' lulls look like.
+        asked = [outage_time(e) for e in world.events("node.power_on_requested") if e["target"] == "pi5"]
+        assert len(asked) == 2 and {
+            e["outcome"] for e in world.events("node.power_on_requested") if e["target"] == "pi5"
+        } == {"wakes_itself"}
+        # The first request came 10 min before 06:30: pi5's next alarm fell inside the new outage, so the
+        # request was withdrawn and it stayed off; the second one brought it back at its next alarm.
+        withdrawn = [outage_time(e) for e in world.events("node.power_on_withdrawn") if e["target"] == "pi5"]
+        assert len(withdrawn) == 1 and asked[0] < withdrawn[0] < asked[1]
+        (back,) = [outage_time(e) for e in world.events("node.restored") if e["target"] == "pi5"]
+        assert asked[1] <= back <= asked[1] + 900 + 60
+        rejoins = [outage_time(e) for e in check_ins if e["action"] == "rejoin"]
+        assert len(rejoins) == 1 and asked[1] <= rejoins[0] <= back
         restored_state_is_the_start(world, before)
     finally:
         world.close()
