@@ -71,6 +71,10 @@ _HOLDS_WORTH_SAYING = frozenset(
 #: nodes get their recheck period on top.
 POWER_ON_ANSWER_S = 600.0
 
+#: A failed power-on is not tried again sooner than this, even with restore_stagger = 0 (one try per poll
+#: would flood the journal and the Events).
+MIN_POWER_ON_RETRY_S = 30.0
+
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
 
@@ -438,11 +442,13 @@ class ClusterController:
         return withdrawn
 
     def _retry_later(self, name: str) -> None:
-        """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (not ``restore_after``, as after a
-        power-on that worked), so the next shed node has its turn first and this one is tried again after it."""
+        """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (at least ``MIN_POWER_ON_RETRY_S``;
+        not ``restore_after``, as after a power-on that worked), so the next shed node has its turn first and
+        this one is tried again after it."""
         policy, memory = self._settings.restore, self._restore_memory
         now = self._clock.monotonic()
-        held_from = now - policy.restore_after_s + 2 * policy.restore_stagger_s  # held while now - at < after
+        hold = max(2 * policy.restore_stagger_s, MIN_POWER_ON_RETRY_S)
+        held_from = now - policy.restore_after_s + hold  # held while now - at < restore_after
         self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: held_from})
 
     def _say_unanswered(self, view: ClusterView) -> None:

@@ -5,6 +5,7 @@ node's daemon, and rtc-wake (a node that wakes too early halts again by itself).
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from piclusterd.annotations import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
 from piclusterd.cli import ctl_main
-from piclusterd.cluster_controller import POWER_ON_ANSWER_S, ShedSettings
+from piclusterd.cluster_controller import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S, ShedSettings
 from piclusterd.daemon import PowerDaemon
 from piclusterd.errors import PowerControlFailed
 from piclusterd.kube_api import KubeClusterApi
@@ -509,3 +510,26 @@ def test_a_ups_that_does_not_report_its_charge_restores_only_when_allowed(
     else:
         assert restored == [] and world.events("node.power_on_requested") == []
         assert world.events("restore.waiting")[-1]["why"] == "charge_unknown"
+
+
+def test_with_no_stagger_a_failing_backend_is_still_tried_at_most_every_30_s(server: FakeKubeServer) -> None:
+    class AlwaysFails(FailsOnce):
+        def power_on(self, node: str) -> PowerResult:
+            self.attempts.append(self._clock.monotonic())
+            raise PowerControlFailed("gpio-relay: GPIO17 is busy")
+
+    policy = RestorePolicy(restore_stagger_s=0.0)
+    scenario = load_scenario(CLINIC)
+    shed_settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False, restore=policy)
+    failing: list[AlwaysFails] = []
+
+    def backends(world: ClusterWorld) -> PowerOnBackends:
+        failing.append(AlwaysFails(world, PowerControlFailed("unused")))
+        return PowerOnBackends({"pi4": failing[0]}, default=BootInWorld(world))
+
+    world = ClusterWorld(server, clock_of(server), NAMES, shed_settings, power_on=backends)
+    shed_three_then_mains_back(world)
+    world.run(RESTORE.restore_after_s + 300, step_s=1)
+    attempts = failing[0].attempts
+    assert len(attempts) >= 5  # it keeps trying
+    assert all(b - a >= MIN_POWER_ON_RETRY_S for a, b in itertools.pairwise(attempts))
