@@ -441,7 +441,7 @@ EVENTS: tuple[EventDoc, ...] = (
         ("TARGET", "METHOD", "ERROR"),
         "TARGET's [node_power] METHOD failed or cannot power it on (ERROR says why); its shed record is back to "
         "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again 2 x restore_stagger "
-        "later; the next shed node goes first.",
+        "later (30 s at least); the next shed node goes first.",
         "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
         "button.",
     ),
