@@ -23,14 +23,16 @@ from piclusterd.drain import Drainer, DrainOptions
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector
 from piclusterd.node_agent import NodeAgent
+from piclusterd.node_power import PowerOutcome, PowerResult
 from piclusterd.notify import SystemdNotifier
 from piclusterd.peer_power import PeerPowerOff
+from piclusterd.power_on import PowerOnBackends
 from piclusterd.testing.audit import CapturedAudit
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.fake_ups import ScriptedUps
 
-__all__ = ["ClusterWorld", "SimulatedPi"]
+__all__ = ["BootInWorld", "ClusterWorld", "SimulatedPi"]
 
 
 @dataclass
@@ -52,6 +54,31 @@ class SimulatedPi:
         return 0
 
 
+class BootInWorld:
+    """A :class:`~piclusterd.node_power.NodePower` test double: ``power_on`` boots the node in the world
+    ``boot_s`` later (its kubelet turns Ready, a fresh daemon starts), as a relay or a magic packet would.
+    Every power-on is recorded in :attr:`power_ons` as (monotonic time, node)."""
+
+    def __init__(self, world: ClusterWorld, boot_s: float = 30.0, name: str = "wol") -> None:
+        self._world = world
+        self.boot_s = boot_s
+        self.name = name
+        self.power_ons: list[tuple[float, str]] = []
+
+    def power_on(self, node: str) -> PowerResult:
+        if self._world.pis[node].alive:
+            raise AssertionError(f"{node} powered on while it is running")
+        self.power_ons.append((self._world.clock.monotonic(), node))
+        self._world.boot_later(node, self.boot_s)
+        return PowerResult(node, PowerOutcome.SENT, f"booting in the test world in {self.boot_s:g} s")
+
+    def power_off(self, node: str) -> PowerResult:
+        raise AssertionError("the leader powers nodes off through their daemons, never through NodePower")
+
+    def is_powered(self, node: str) -> bool | None:
+        return self._world.pis[node].alive
+
+
 class ClusterWorld:
     def __init__(
         self,
@@ -62,7 +89,11 @@ class ClusterWorld:
         *,
         ups: ScriptedUps | None = None,
         drain_timeout_s: float = 300.0,
+        power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
+        node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
     ) -> None:
+        """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
+        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here)."""
         self.server = server
         self.clock = clock
         self.ups = ups if ups is not None else ScriptedUps(clock)
@@ -70,9 +101,23 @@ class ClusterWorld:
         self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-"))
         self._clients: list[ApiClient] = []
         self._drain_timeout_s = drain_timeout_s
+        self._boots: dict[str, float] = {}  # node -> monotonic time it finishes booting
+        self.power_on = power_on(self) if power_on is not None else PowerOnBackends({})
+        self._node_agent = node_agent
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
+
+    def boot_later(self, name: str, seconds: float) -> None:
+        """Power is back at a node: it is Ready, with a fresh daemon, ``seconds`` from now."""
+        self._boots.setdefault(name, self.clock.monotonic() + seconds)
+
+    def _finish_boots(self) -> None:
+        now = self.clock.monotonic()
+        for name, at in sorted(self._boots.items()):
+            if at <= now:
+                del self._boots[name]
+                self.reboot(name)
 
     def reboot(self, name: str) -> SimulatedPi:
         """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
@@ -117,7 +162,8 @@ class ClusterWorld:
             events=events,
             log=log,
         )
-        agent = NodeAgent(api, name, daemon, log)
+        build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
+        agent = build_agent(pi, api, daemon)
         pi.daemon = daemon
         pi.agent = agent
         pi.controller = ClusterController(
@@ -131,12 +177,14 @@ class ClusterWorld:
             settings=self.settings,
             clock=self.clock,
             log=log,
+            power_on=self.power_on,
         )
         return pi
 
     def sleep(self, seconds: float) -> None:
         """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer."""
         self.clock.advance(seconds)
+        self._finish_boots()
         self.server.run_controller_once()
         for pi in self.pis.values():
             if pi.alive and pi.agent is not None and pi.daemon is not None:
@@ -149,6 +197,7 @@ class ClusterWorld:
                 pi.daemon.step()
                 pi.controller.tick(pi.daemon.memory, pi.daemon.measured_load_w)
         self.clock.advance(seconds)
+        self._finish_boots()
         self.server.run_controller_once()
 
     def run(self, seconds: float, step_s: float = 1.0) -> None:
