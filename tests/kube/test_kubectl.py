@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import queue
+import re
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -233,3 +236,43 @@ def test_kubectl_needs_no_fallbacks(server: FakeKubeServer, kubectl: Kubectl) ->
     for args in (("get", "nodes,pods", "-A", "-o", "wide"), ("get", "ds", "-A"), ("get", "leases", "-A")):
         kubectl(*args)
     assert [(r.method, r.path, r.status) for r in server.requests if r.status >= 400] == []
+
+
+def test_a_user_follows_the_demo_with_kubectl(kubectl_binary: Path, tmp_path: Path) -> None:
+    """``piclusterd demo --hold`` prints a kubectl command; that command works and shows the demo's cluster."""
+    script = Path(sys.executable).with_name("piclusterd")
+    demo = subprocess.Popen(
+        [str(script), "demo", "--outage", "blip", "--speed", "0", "--hold"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None
+    printed: list[str] = []
+    try:
+        for line in demo.stdout:
+            printed.append(line)
+            if "Ctrl-C to end" in line:
+                break
+        text = "".join(printed)
+        command = re.search(r"^  (kubectl --kubeconfig (\S+) get nodes -o wide -w)$", text, re.MULTILINE)
+        assert command is not None, text
+        kubeconfig = command.group(2)
+        done = subprocess.run(
+            [str(kubectl_binary), "--kubeconfig", kubeconfig, "get", "nodes", "-o", "wide"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)},
+            timeout=WAIT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        rows = table(done.stdout)
+        assert [(r["NAME"], r["STATUS"]) for r in rows] == [(f"pi{i}", "Ready") for i in range(1, 6)]
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=WAIT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        demo.communicate()
+    assert demo.returncode == 0
+    assert not Path(kubeconfig).exists()  # the demo cleans up after itself
