@@ -229,9 +229,13 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print()
 
-    cluster_demo.run_cluster_demo(
-        profile, args.speed, sys.stdout, cluster=args.cluster, on_serving=serving, before_close=finish
-    )
+    try:
+        cluster_demo.run_cluster_demo(
+            profile, args.speed, sys.stdout, cluster=args.cluster, on_serving=serving, before_close=finish
+        )
+    except KeyboardInterrupt:
+        print("\npiclusterd demo: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -878,3 +878,17 @@ def test_standalone_server_prints_its_url_and_writes_a_kubeconfig(tmp_path: Path
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+    from kubernetes import watch
+
+    kube.put_object(make_node("pi1"))
+    since = core.list_node().metadata.resource_version
+    kube.put_object(make_node("pi2"))
+    kube.update_object("Node", None, "pi1", lambda n: n["spec"].update(unschedulable=True))
+    kube.delete_object("Node", None, "pi2")
+    kube.put_object(make_pod("web-a", node="pi1"))  # another resource: not in a watch of nodes
+    stream = watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=1)
+    seen = [(e["type"], e["object"].metadata.name, e["object"].spec.unschedulable) for e in stream]
+    assert seen == [("ADDED", "pi2", None), ("MODIFIED", "pi1", True), ("DELETED", "pi2", None)]
