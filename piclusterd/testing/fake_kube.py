@@ -157,6 +157,7 @@ class _Resource:
     micro_time_fields: tuple[tuple[str, ...], ...] = ()
     # Strategic-merge list semantics: path (list indices skipped) -> merge key, or "" for a set of scalars.
     merge_keys: tuple[tuple[tuple[str, ...], str], ...] = ()
+    categories: tuple[str, ...] = ()  # discovery's categories: "all" makes kubectl get all list it
 
     @property
     def api_version(self) -> str:
@@ -199,6 +200,7 @@ _PODS = _Resource(
     namespaced=True,
     short_names=("po",),
     has_status=True,
+    categories=("all",),
     field_labels=(
         "metadata.name",
         "metadata.namespace",
@@ -283,6 +285,7 @@ _DAEMONSETS = _Resource(
     short_names=("ds",),
     has_status=True,
     merge_keys=_COMMON_MERGE_KEYS,
+    categories=("all",),
 )
 _RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
@@ -2057,6 +2060,8 @@ class FakeKubeServer:
             }
             if resource.short_names:
                 entry["shortNames"] = list(resource.short_names)
+            if resource.categories:
+                entry["categories"] = list(resource.categories)
             resources.append(entry)
             if resource.has_status:
                 resources.append(

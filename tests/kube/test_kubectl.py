@@ -233,9 +233,20 @@ def test_get_nodes_watch_prints_changes_as_they_happen(server: FakeKubeServer, k
 def test_kubectl_needs_no_fallbacks(server: FakeKubeServer, kubectl: Kubectl) -> None:
     """Every request kubectl made in a session was answered: no 404 on discovery, no 405, no 500."""
     server.load_objects(CLINIC_5)
-    for args in (("get", "nodes,pods", "-A", "-o", "wide"), ("get", "ds", "-A"), ("get", "leases", "-A")):
+    for args in (
+        ("get", "nodes,pods", "-A", "-o", "wide"),
+        ("get", "ds", "-A"),
+        ("get", "leases", "-A"),
+        ("get", "node", "pi1"),
+        ("describe", "node", "pi1"),
+        ("describe", "pod", "-n", "clinic", "mariadb-0"),
+    ):
         kubectl(*args)
-    assert [(r.method, r.path, r.status) for r in server.requests if r.status >= 400] == []
+    # The one object kubectl looks for that is not there: the kubelet's heartbeat Lease (describe node shows
+    # it), not modelled by the fake, whose nodes have no kubelet. Everything else was served.
+    heartbeat = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/pi1"
+    failed = [(r.method, r.path, r.status) for r in server.requests if r.status >= 400]
+    assert failed == [("GET", heartbeat, 404)]
 
 
 def test_a_user_follows_the_demo_with_kubectl(kubectl_binary: Path, tmp_path: Path) -> None:
@@ -276,3 +287,15 @@ def test_a_user_follows_the_demo_with_kubectl(kubectl_binary: Path, tmp_path: Pa
         demo.communicate()
     assert demo.returncode == 0
     assert not Path(kubeconfig).exists()  # the demo cleans up after itself
+
+
+def test_get_all_and_describe_node_show_what_runs_where(server: FakeKubeServer, kubectl: Kubectl) -> None:
+    server.load_objects(CLINIC_5)
+    listed = kubectl("get", "all", "-A")
+    pods = [p["metadata"]["name"] for p in server.list_objects("Pod")]
+    assert all(f"pod/{name}" in listed for name in pods)
+    assert "daemonset.apps/node-exporter" in listed  # the owner kubectl drain checks, made from the pods
+    described = kubectl("describe", "node", "pi4")
+    on_pi4 = [p["metadata"]["name"] for p in server.list_objects("Pod") if p["spec"]["nodeName"] == "pi4"]
+    assert f"Non-terminated Pods:          ({len(on_pi4)} in total)" in described
+    assert all(name in described for name in on_pi4)
