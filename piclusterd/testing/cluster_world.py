@@ -9,6 +9,7 @@ advance the same clock through :meth:`ClusterWorld.sleep`, during which the othe
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -170,5 +171,8 @@ class ClusterWorld:
         return [e for pi in self.pis.values() for e in pi.audit.named(name)]
 
     def close(self) -> None:
+        """Close the nodes' API clients and remove their configs and runtime directories (the demo runs
+        this for users: it must not leave a directory in /tmp each time)."""
         for client in self._clients:
             client.close()  # type: ignore[no-untyped-call]
+        shutil.rmtree(self._directory, ignore_errors=True)
