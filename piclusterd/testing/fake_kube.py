@@ -17,9 +17,10 @@ uses, what kube-apiserver does on the wire:
 - discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``, ``/version``) listing exactly
   what is served, so kubectl can talk to it;
 - for kubectl: the ``Table`` that ``kubectl get`` asks for (``testing/kube_tables.py``), watches
-  (``?watch=true``: chunked JSON events from a resourceVersion, as tables too) and apps/v1 daemonsets,
+  (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
   which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
-  reference exists, as its controller would have made it).
+  reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
+  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl.
 
 What it is not: there is no admission, no RBAC, no dry run, no server-side apply, and only the validation
 the tests of piclusterd need. A request for any of these gets an error, never a silent success.
@@ -289,6 +290,8 @@ _DAEMONSETS = _Resource(
 )
 _RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+_OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
+_EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded
 _WATCH_HISTORY = 5000  # changes kept for watches that start from an older resourceVersion
 _WATCH_TIMEOUT_S = 1800.0  # kube-apiserver's --min-request-timeout: it ends a watch after about this long
 
@@ -1095,9 +1098,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if response.stream is not None:
             self._send_stream(response)
             return
-        payload = json.dumps(response.body, separators=(",", ":")).encode()
+        raw = isinstance(response.body, bytes)
+        payload = response.body if raw else json.dumps(response.body, separators=(",", ":")).encode()
         self.send_response(response.code)
-        self.send_header("Content-Type", "application/json")
+        if not raw:  # bytes carry their own Content-Type in the headers
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for header, value in response.headers.items():
             self.send_header(header, value)
@@ -1926,6 +1931,10 @@ class FakeKubeServer:
         self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
     ) -> _Response:
         parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        if parts == ["openapi", "v2"] and method == "GET":
+            # kubectl validates what it sends against this schema. An empty one (no definitions) makes it
+            # skip validation, as for a resource the server does not describe; without one, create -f fails.
+            return _Response(200, _EMPTY_OPENAPI_V2, {"Content-Type": _OPENAPI_V2_PROTOBUF})
         discovery = self._discovery(parts)
         if discovery is not None:
             if method != "GET":

@@ -8,6 +8,7 @@ replacement is Ready. The binary comes from ``tools/get-test-kubectl`` (``.ci/ru
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -299,3 +300,22 @@ def test_get_all_and_describe_node_show_what_runs_where(server: FakeKubeServer, 
     on_pi4 = [p["metadata"]["name"] for p in server.list_objects("Pod") if p["spec"]["nodeName"] == "pi4"]
     assert f"Non-terminated Pods:          ({len(on_pi4)} in total)" in described
     assert all(name in described for name in on_pi4)
+
+
+def test_create_apply_and_delete_a_pdb_from_a_file(server: FakeKubeServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    """As an operator would at 2 AM: no --validate=false needed (kubectl fetches /openapi/v2 first)."""
+    server.put_object(make_node("pi1"))
+    for name in ("web-a", "web-b"):
+        server.put_object(make_pod(name, node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-1")))
+    manifest = tmp_path / "pdb.json"
+    pdb = make_pdb("web", match_labels={"app": "web"}, min_available=1)
+    manifest.write_text(json.dumps(pdb))
+    assert "poddisruptionbudget.policy/web created" in kubectl("create", "-f", str(manifest))
+    assert server.get_object("pdb", "default", "web")["status"]["disruptionsAllowed"] == 1  # type: ignore[index]
+    pdb["spec"]["minAvailable"] = 2
+    manifest.write_text(json.dumps(pdb))
+    assert "poddisruptionbudget.policy/web configured" in kubectl("apply", "-f", str(manifest))
+    [row] = table(kubectl("get", "pdb"))
+    assert (row["MIN AVAILABLE"], row["ALLOWED DISRUPTIONS"]) == ("2", "0")
+    assert 'poddisruptionbudget.policy "web" deleted' in kubectl("delete", "-f", str(manifest))
+    assert server.list_objects("pdb") == []
