@@ -892,3 +892,27 @@ def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeSe
     stream = watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=1)
     seen = [(e["type"], e["object"].metadata.name, e["object"].spec.unschedulable) for e in stream]
     assert seen == [("ADDED", "pi2", None), ("MODIFIED", "pi1", True), ("DELETED", "pi2", None)]
+
+
+def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(
+    kube: FakeKubeServer, core: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes import watch
+
+    from piclusterd.testing import fake_kube
+
+    kube.put_object(make_pod("web-a", node="pi1", labels={"app": "web"}))
+    since = core.list_namespaced_pod("default").metadata.resource_version
+    kube.put_object(make_pod("db-a", node="pi1", labels={"app": "db"}))
+    kube.put_object(make_pod("web-b", node="pi1", labels={"app": "web"}))
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, "default", label_selector="app=web", resource_version=since, timeout_seconds=1
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in stream] == [("ADDED", "web-b")]
+
+    monkeypatch.setattr(fake_kube, "_WATCH_HISTORY", 2)  # the server keeps only the last two changes
+    for name in ("c", "d", "e"):
+        kube.put_object(make_pod(f"web-{name}", node="pi1", labels={"app": "web"}))
+    with pytest.raises(ApiException) as caught:
+        list(watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=since, timeout_seconds=1))
+    assert caught.value.status == 410  # as kube-apiserver: relist, then watch from the new resourceVersion
