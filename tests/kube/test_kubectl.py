@@ -319,3 +319,22 @@ def test_create_apply_and_delete_a_pdb_from_a_file(server: FakeKubeServer, kubec
     assert (row["MIN AVAILABLE"], row["ALLOWED DISRUPTIONS"]) == ("2", "0")
     assert 'poddisruptionbudget.policy "web" deleted' in kubectl("delete", "-f", str(manifest))
     assert server.list_objects("pdb") == []
+
+
+def test_drain_refuses_a_pod_no_controller_would_recreate(server: FakeKubeServer, kubectl: Kubectl) -> None:
+    """kubectl's own safety check works against the fake: an unmanaged pod stops the drain, nothing is evicted."""
+    server.put_object(make_node("pi2"))
+    server.put_object(make_pod("scratch", node="pi2", owner=None))
+    done = subprocess.run(
+        kubectl.argv("drain", "pi2", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=30s"),
+        capture_output=True,
+        text=True,
+        env=kubectl.env,
+        timeout=WAIT_S,
+    )
+    assert done.returncode != 0
+    assert "cannot delete Pods not managed by ReplicationController" in done.stderr
+    assert server.get_object("Pod", "default", "scratch") is not None
+    assert not any(r.path.endswith("/eviction") for r in server.requests)
+    # kubectl cordons first and leaves the node cordoned, as on a real cluster.
+    assert server.get_object("Node", None, "pi2")["spec"]["unschedulable"] is True  # type: ignore[index]
