@@ -1098,10 +1098,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if response.stream is not None:
             self._send_stream(response)
             return
-        raw = isinstance(response.body, bytes)
-        payload = response.body if raw else json.dumps(response.body, separators=(",", ":")).encode()
+        as_is = isinstance(response.body, bytes)
+        payload = response.body if as_is else json.dumps(response.body, separators=(",", ":")).encode()
         self.send_response(response.code)
-        if not raw:  # bytes carry their own Content-Type in the headers
+        if not as_is:  # bytes carry their own Content-Type in the headers
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for header, value in response.headers.items():
