@@ -107,7 +107,7 @@ class ClusterWorld:
             shutdown=pi,
         )
         elector = LeaseElector.on_kubernetes(api_client, self.clock, name)
-        events = EventRecorder(api_client, reporter=name)
+        events = EventRecorder(api_client, reporter=name, wall=self.clock.wall)
         options = DrainOptions(
             timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
         )

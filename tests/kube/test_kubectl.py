@@ -119,16 +119,18 @@ def test_ages_come_from_the_servers_clock(server: FakeKubeServer, kubectl: Kubec
     assert table(kubectl("get", "nodes"))[0]["AGE"] == "3h20m"
 
 
-def test_get_events_shows_what_piclusterd_recorded(server: FakeKubeServer, kubectl: Kubectl) -> None:
+def test_get_events_shows_what_piclusterd_recorded(server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock) -> None:
     server.put_object(make_node("pi3"))
     api = server.api_client()
     try:
-        EventRecorder(api, reporter="pi1").emit("pi3", "PowerShedPlanned", "power off pi3: battery lasts 4h")
+        recorder = EventRecorder(api, reporter="pi1", wall=clock.wall)  # on the cluster's clock, as in the demo
+        recorder.emit("pi3", "PowerShedPlanned", "power off pi3: battery lasts 4h")
     finally:
         api.close()  # type: ignore[no-untyped-call]
+    clock.advance(90)
     rows = table(kubectl("get", "events", "-A"))
-    assert [(r["TYPE"], r["REASON"], r["OBJECT"], r["MESSAGE"]) for r in rows] == [
-        ("Normal", "PowerShedPlanned", "node/pi3", "power off pi3: battery lasts 4h")
+    assert [(r["LAST SEEN"], r["TYPE"], r["REASON"], r["OBJECT"], r["MESSAGE"]) for r in rows] == [
+        ("90s", "Normal", "PowerShedPlanned", "node/pi3", "power off pi3: battery lasts 4h")
     ]
 
 
