@@ -210,6 +210,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def serving(server: FakeKubeServer, kubeconfig: Path) -> None:
+        # One command per kind: kubectl refuses -w over several ("you may only specify a single resource type").
         print(f"Watch it with kubectl (the demo's cluster listens on {server.url} until the demo ends):")
         for what in ("get nodes -o wide -w", "get pods -A -o wide -w", "get events -A -w"):
             print(f"  kubectl --kubeconfig {kubeconfig} {what}")
