@@ -1697,9 +1697,26 @@ class FakeKubeServer:
                 updated = copy.deepcopy(pod)
                 updated["status"]["phase"] = "Running"
                 updated["status"]["startTime"] = format_time(wall)
+                self._assign_ips(updated, node)
                 for condition in ("Initialized", "ContainersReady", "Ready"):
                     _set_condition(updated, {"type": condition, "status": "True"}, wall)
                 self._store(_PODS, updated)
+
+    def _assign_ips(self, pod: JsonObj, node: JsonObj) -> None:
+        """The pod's IP from its node's podCIDR (as flannel in k3s), and its host's, when the node has them."""
+        status = pod["status"]
+        addresses = {a.get("type"): a.get("address") for a in node.get("status", {}).get("addresses") or []}
+        if addresses.get("InternalIP"):
+            status.setdefault("hostIP", addresses["InternalIP"])
+        cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+        if status.get("podIP") or not re.fullmatch(r"\d+\.\d+\.\d+\.0/24", cidr):
+            return
+        used = {p.get("status", {}).get("podIP") for p in self._select(_PODS, None)}
+        prefix = cidr.rsplit(".", 1)[0]
+        free = next((f"{prefix}.{host}" for host in range(100, 255) if f"{prefix}.{host}" not in used), None)
+        if free is not None:
+            status["podIP"] = free
+            status["podIPs"] = [{"ip": free}]
 
     # --------------------------------------------------------------------- disruption controller
 

@@ -916,3 +916,17 @@ def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(
     with pytest.raises(ApiException) as caught:
         list(watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=since, timeout_seconds=1))
     assert caught.value.status == 410  # as kube-apiserver: relist, then watch from the new resourceVersion
+
+
+def test_a_started_replacement_gets_an_ip_from_its_nodes_pod_cidr(clock: FakeClock) -> None:
+    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=5.0) as kube:
+        node = make_node("pi2", address="192.168.10.12")
+        node["spec"]["podCIDR"] = "10.42.2.0/24"
+        kube.put_object(node)
+        kube.put_object(make_pod("web-a", node="pi2", owner=("ReplicaSet", "web-1")))
+        kube.delete_object("Pod", "default", "web-a")
+        clock.advance(5)
+        kube.run_controller_once()
+        [replacement] = kube.list_objects("Pod")
+        assert replacement["status"]["phase"] == "Running"
+        assert replacement["status"]["podIP"] == "10.42.2.100" and replacement["status"]["hostIP"] == "192.168.10.12"
