@@ -340,3 +340,21 @@ def test_drain_refuses_a_pod_no_controller_would_recreate(server: FakeKubeServer
     assert not any(r.path.endswith("/eviction") for r in server.requests)
     # kubectl cordons first and leaves the node cordoned, as on a real cluster.
     assert server.get_object("Node", None, "pi2")["spec"]["unschedulable"] is True  # type: ignore[index]
+
+
+def test_a_watch_ends_when_the_demos_cluster_goes_away(server: FakeKubeServer, kubectl: Kubectl) -> None:
+    """A user following the demo with kubectl -w gets their prompt back when it ends, not a hung terminal."""
+    server.put_object(make_node("pi1"))
+    watch = kubectl.start("get", "nodes", "-w")
+    assert watch.stdout is not None
+    first = watch.stdout.readline()
+    assert first.split()[:2] == ["NAME", "STATUS"]
+    assert watch.stdout.readline().split()[:2] == ["pi1", "Ready"]
+    server.stop()
+    try:
+        ended = watch.wait(timeout=WAIT_S)  # raises (the test fails) if kubectl hangs on
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        watch.communicate()
+    assert ended == 0, "kubectl -w should end quietly when the server closes the watch"
