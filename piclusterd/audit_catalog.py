@@ -349,6 +349,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "piclusterctl plan --snapshot replays a decision on a saved cluster.",
     ),
     EventDoc(
+        "battery.node_capacity_unset",
+        "warning",
+        "Nodes publish their own batteries but node_capacity_wh is not set",
+        ("NODES", "FIX"),
+        "NODES publish a HAT battery of their own in their power record, but [battery] node_capacity_wh is not "
+        "set: the leader plans with the shared battery only, so a node whose own battery runs low is not moved "
+        "off in time. Said once per daemon start (also as a NodeCapacityUnset Event on the leader's Node).",
+        'Set [battery] node_capacity_wh (one HAT battery in Wh), or topology = "shared" if that is meant.',
+    ),
+    EventDoc(
         "node.drain_resumed",
         "info",
         "Leader resumed a drain a previous leader started",

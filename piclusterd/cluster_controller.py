@@ -33,7 +33,7 @@ from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
-from piclusterd.node_batteries import NodeBatteries, Topology, read_node_batteries
+from piclusterd.node_batteries import NodeBatteries, Topology, nodes_with_own_battery, read_node_batteries
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
@@ -140,6 +140,7 @@ class ClusterController:
         self._last_plan_key: tuple[object, ...] | None = None
         self._drain_failed_at: dict[str, float] = {}
         self._invalid_reported: dict[str, str] = {}
+        self._warned_node_capacity_unset = False
         self.last_plan: Plan | None = None
 
     @property
@@ -201,6 +202,7 @@ class ClusterController:
         """Every node's own battery from its published record, when a per-node battery is configured."""
         spec = self._settings.node_battery
         if spec is None:
+            self._warn_node_capacity_unset(view)
             return None
         return read_node_batteries(
             view,
@@ -208,6 +210,28 @@ class ClusterController:
             spec,
             max_age_s=self._settings.power_record_max_age_s,
             topology=self._settings.topology,
+        )
+
+    def _warn_node_capacity_unset(self, view: ClusterView) -> None:
+        """Nodes publish HAT batteries but no ``node_capacity_wh`` is set: the plan ignores their own
+        batteries. Said once (journal + Event), not every poll; a configured ``shared`` topology is a choice."""
+        if self._warned_node_capacity_unset or self._settings.topology is Topology.SHARED:
+            return
+        hats = nodes_with_own_battery(view)
+        if not hats:
+            return
+        self._warned_node_capacity_unset = True
+        fix = (
+            "set [battery] node_capacity_wh to one node's HAT battery in Wh (2 x 18650 3.6 V 3.0 Ah = 21.6 Wh), "
+            'or topology = "shared" to plan with the shared battery only on purpose'
+        )
+        self._log.warning("battery.node_capacity_unset", nodes=list(hats), fix=fix)
+        self._events.emit(
+            self._identity,
+            "NodeCapacityUnset",
+            f"{', '.join(hats)} publish a battery of their own (HAT), but [battery] node_capacity_wh is not set: "
+            f"the leader plans with the shared battery only. Fix: {fix}",
+            warning=True,
         )
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:

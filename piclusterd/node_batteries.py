@@ -28,7 +28,14 @@ from piclusterd.power_model import BatterySpec
 from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, parse_power_record
 from piclusterd.reading import UpsFlag
 
-__all__ = ["HAT_SOURCE_PREFIX", "NodeBatteries", "NodeBattery", "Topology", "read_node_batteries"]
+__all__ = [
+    "HAT_SOURCE_PREFIX",
+    "NodeBatteries",
+    "NodeBattery",
+    "Topology",
+    "nodes_with_own_battery",
+    "read_node_batteries",
+]
 
 #: Sources whose name starts with this are a node's own battery (``drivers/hat.py`` names them so).
 HAT_SOURCE_PREFIX = "hat:"
@@ -149,3 +156,18 @@ def read_node_batteries(
     else:
         inferred, why = Topology.PER_NODE, "nodes publish a battery of their own"
     return NodeBatteries(inferred, spec, found, f"topology {inferred.value} (inferred: {why})")
+
+
+def nodes_with_own_battery(view: ClusterView) -> tuple[str, ...]:
+    """The nodes whose readable power record lists a HAT battery of their own, whatever its age: evidence
+    that the cluster has per-node batteries, for a leader that was given no ``node_capacity_wh`` to plan
+    with them (it warns instead of silently planning with the shared battery only)."""
+    found: list[str] = []
+    for node in view.nodes:
+        raw = node.annotations.get(POWER_ANNOTATION)
+        if raw is None:
+            continue
+        record = parse_power_record(raw)
+        if not isinstance(record, InvalidRecord) and _own(record, None) is not None:
+            found.append(node.name)
+    return tuple(found)
