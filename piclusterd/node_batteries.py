@@ -5,8 +5,9 @@ all into a :class:`NodeBatteries` view for :func:`piclusterd.planner.plan`:
 
 - A node's **own battery** is the record's battery whose source is a HAT (``hat:...``); on a ``per-node``
   cluster whose nodes have no HAT source, the record's single battery.
-- A record older than ``max_age_s`` is **unknown**, never good data (a node that stopped publishing may be
-  dying), and so is a missing or unreadable record. The exception is a node piclusterd shed
+- A reading older than ``max_age_s`` is **unknown**, never good data (a node that stopped publishing may be
+  dying; a node whose HAT went silent republishes its last reading), and so is a missing or unreadable
+  record, or one dated more than ``max_age_s`` ahead of the leader's clock. The exception is a node piclusterd shed
   (``powered_off``): it cannot publish, and a halted Pi keeps its charge, so its last record's charge is
   kept and marked ``kept_from_shed``.
 - **Topology**: ``shared`` (one battery feeds every node: shedding saves shared energy), ``per-node`` (each
@@ -116,13 +117,21 @@ def _read(node: Node, now_wall: float, max_age_s: float, topology: Topology | No
     own = _own(record, topology)
     if own is None:
         return NodeBattery(node.name, None, False, "its power record lists no battery of its own"), 0
-    age = now_wall - written
+    read = _parse_rfc3339(own.read_at)
+    if read is None:
+        why = f"{own.source} reading time {own.read_at!r} is not RFC 3339"
+        return NodeBattery(node.name, None, False, why), len(record.batteries)
+    # The reading's age, not the record's: a node whose HAT went silent keeps publishing its last reading
+    # in fresh records (its power state turns unknown), and that charge is no longer the battery's.
+    age = now_wall - min(written, read)
     shed = node.shed_state is ShedState.POWERED_OFF
     if age > max_age_s and not shed:
-        return (
-            NodeBattery(node.name, None, False, f"power record is {age:.0f} s old (stale after {max_age_s:.0f} s)"),
-            len(record.batteries),
-        )
+        why = f"{own.source} reading in its power record is {age:.0f} s old (stale after {max_age_s:.0f} s)"
+        return NodeBattery(node.name, None, False, why), len(record.batteries)
+    # Dated ahead of the leader's clock: skewed clocks would keep a dying node's last record "fresh".
+    if age < -max_age_s and not shed:
+        why = f"power record is dated {-age:.0f} s ahead of this node's clock (clock skew?), not trusted"
+        return NodeBattery(node.name, None, False, why), len(record.batteries)
     if own.charge_pct is None:
         return NodeBattery(node.name, None, False, f"{own.source} reports no charge"), len(record.batteries)
     on_battery = UpsFlag.OB in own.flags and not shed

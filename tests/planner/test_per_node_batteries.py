@@ -193,6 +193,36 @@ def test_stale_records_are_unknown_but_a_shed_node_keeps_its_charge() -> None:
     assert found.topology is Topology.PER_NODE and "inferred" in found.stated
 
 
+def test_a_hat_reading_gone_silent_is_unknown_though_its_node_keeps_publishing() -> None:
+    # The HAT stopped answering an hour ago: the node still publishes fresh records carrying its last reading
+    # (80 %, on battery). That charge is not the battery's any more: unknown, never acted on.
+    at = rfc3339(WALL - 10)
+    old = BatteryRecord("hat:x728@i2c-1:0x36", frozenset({UpsFlag.OB}), 80.0, 1800.0, rfc3339(WALL - 3600))
+    silent = render_power_record(PowerRecord(PowerState.CRITICAL, 80.0, 1800.0, "hat", (old,), at))
+    bad = replace(old, read_at="an hour ago")
+    garbled = render_power_record(PowerRecord(PowerState.CRITICAL, 80.0, 1800.0, "hat", (bad,), at))
+    view = ClusterView((annotated(make_node("a"), silent), annotated(make_node("b"), garbled)), ())
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert not found.of("a").known and "3600 s old" in found.of("a").why
+    assert not found.of("b").known and "not RFC 3339" in found.of("b").why
+    result = plan_with(solar(), replace(found, batteries={"n1": replace(found.of("a"), node="n1")}))
+    assert result.nodes_to_shed == ()
+
+
+def test_a_record_dated_ahead_of_the_leaders_clock_is_not_trusted() -> None:
+    # A node whose clock runs an hour ahead: its last record would otherwise look fresh for an hour more.
+    view = ClusterView(
+        (
+            annotated(make_node("ahead"), record(30.0, age_s=-3600)),
+            annotated(make_node("slightly"), record(30.0, age_s=-20)),
+        ),
+        (),
+    )
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert not found.of("ahead").known and "ahead of this node's clock" in found.of("ahead").why
+    assert found.of("slightly") == NodeBattery("slightly", 30.0, True)
+
+
 def test_topology_is_inferred_from_the_records_or_taken_from_the_configuration() -> None:
     mixed = ClusterView((annotated(make_node("a"), record(90.0, shared=True)),), ())
     assert read_node_batteries(mixed, WALL, HAT, max_age_s=180).topology is Topology.MIXED
