@@ -345,8 +345,10 @@ EVENTS: tuple[EventDoc, ...] = (
         "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
         "with the rule (power_unknown: a node's own battery is unknown, so it is left alone). POWER_ON lists shed "
         "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
-        "relieves. TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
-        "piclusterctl plan --snapshot replays a decision on a saved cluster.",
+        "relieves; the daemon does not power them on itself yet. TOPOLOGY is shared, per-node or mixed. DRY_RUN "
+        "true: nothing is done.",
+        "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON: power those nodes on by "
+        "hand; the low node they relieve is then shed by a later plan.",
     ),
     EventDoc(
         "battery.node_capacity_unset",

@@ -174,8 +174,9 @@ class ShedNode:
 @dataclass(frozen=True, slots=True)
 class PowerOnNode:
     """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
-    ``relieves``, whose own battery runs low. Carried out before the plan's actions (the restorer's
-    ``PowerOn``); ``relieves`` is shed by a later plan once ``node`` is Ready, unless an action sheds it now."""
+    ``relieves``, whose own battery runs low; ``relieves`` is shed by a later plan once ``node`` is Ready.
+    The simulator carries it out at once; the daemon only reports it (``plan.decided`` POWER_ON, the refusal's
+    detail): nothing powers the node on yet, so the detail tells a person what to do."""
 
     node: str
     relieves: str
@@ -808,7 +809,8 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
                         f"{node.name} ({charge:.0f} %, its own battery lasts {runtime})",
                     )
                 )
-                detail += f"; {relief[1]} is brought back first, then {node.name} can go"
+                kept = f"{relief[0]:.0f} % kept while shed"
+                detail += f"; rotation: power {relief[1]} on ({kept}), then {node.name} can go"
             refused.append(RefusedNode(node.name, refusal_now.rule, detail))
             continue
         packer, moves = packed
