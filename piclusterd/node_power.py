@@ -687,9 +687,10 @@ def request_ups_shutdown_return(
     POWERDOWNFLAG step does. Never raises on network or upsd errors.
 
     Sets ``ups.delay.shutdown`` to ``delay_s`` when the UPS serves it read-write (else the UPS's own delay
-    applies, and the result says which), then sends ``shutdown.return``; a UPS without it gets
-    ``load.off.delay`` instead, whose output then *stays off* when mains returns, which the result says
-    loudly. ``PowerResult.node`` is the UPS name; ``SENT`` on success (nothing can confirm a future cut).
+    applies, and the result says which; a known own delay shorter than ``delay_s`` is ``REFUSED``), then
+    sends ``shutdown.return``; a UPS without it gets ``load.off.delay`` instead, whose output then *stays
+    off* when mains returns, which the result says loudly. ``PowerResult.node`` is the UPS name; ``SENT`` on
+    success (nothing can confirm a future cut).
     """
     _check_upsd(host, port, ups, timeout_s)
     _check_credentials(username, password)
@@ -722,6 +723,16 @@ def request_ups_shutdown_return(
                 delay = f"{delay_s} s"
             else:
                 current = upsd.get_var(ups, "ups.delay.shutdown")
+                # A fixed delay shorter than delay_s cuts this node's power before it has halted: the very
+                # thing a delay_s of 0 is refused for. Nothing is sent; the halt goes on, on battery.
+                if current is not None and current.strip().isdigit() and int(current) < delay_s:
+                    return PowerResult(
+                        ups,
+                        PowerOutcome.REFUSED,
+                        f"{where}: the UPS's own ups.delay.shutdown ({current.strip()} s, not writable) is shorter "
+                        f"than the {delay_s} s this node needs to halt: nothing sent (set a longer delay on the "
+                        "UPS, or let upsd.users write it with `actions = SET`)",
+                    )
                 delay = f"the UPS's own delay ({current} s)" if current is not None else "the UPS's own delay"
                 done.append("ups.delay.shutdown is not writable")
             # 3. The command itself, tracked where upsd can (>= 2.8), so a driver's refusal is not "sent".
