@@ -705,7 +705,9 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
     now_s = {n.name: own_runtime_s(n, node_load_m(view, n.name)) for n in running}
     dying = sorted((n for n in running if now_s[n.name] < target), key=lambda n: (now_s[n.name], n.name))
     refused: list[RefusedNode] = []
-    if batteries.topology is Topology.PER_NODE:
+    # On a mixed cluster a node's own battery matters once nodes live on it (some are short): then an unknown
+    # one is as much a blind spot as on a per-node cluster, and is said.
+    if batteries.topology is Topology.PER_NODE or dying:
         for node in running:
             battery = batteries.of(node.name)
             if not battery.known:

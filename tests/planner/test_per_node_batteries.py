@@ -154,6 +154,15 @@ def test_mixed_moves_work_off_a_node_living_on_its_hat() -> None:
     assert plan_with(solar(), nodes).nodes_to_shed == ("n1",)
 
 
+def test_mixed_with_nodes_on_their_hats_says_which_own_battery_is_unknown() -> None:
+    # The shared battery is gone (n1 lives on its HAT): n2's HAT, silent, may be just as short. Never acted
+    # on, and said, as on a per-node cluster.
+    nodes = batteries(Topology.MIXED, n0=(100.0, False), n1=(35.0, True), n2=(None, False))
+    result = plan_with(solar(), nodes)
+    assert result.nodes_to_shed == ("n1",)
+    assert [(r.node, r.rule) for r in result.refused] == [("n2", SafetyRule.POWER_UNKNOWN)]
+
+
 # --- the leader's view of the records ---------------------------------------------------------------------
 
 
