@@ -721,6 +721,19 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         key=lambda n: (n.name in dying_names, not batteries.of(n.name).known, -min(now_s[n.name], 1e12), n.name),
     )
 
+    def packer_for(names: Sequence[str]) -> PodPacker:
+        """A packer onto ``names``, the pods of nodes already being shed placed first (forced, as the safety
+        rules place them: they are evicted already)."""
+        made = PodPacker(
+            view,
+            names,
+            priority_threshold=policy.critical_priority_threshold,
+            allow_pending_noncritical=policy.allow_pending_noncritical,
+        )
+        for name in static.leaving:
+            made.shed(name, force=True)
+        return made
+
     def packer_moves(node: str) -> tuple[PodPacker, list[Move]] | Refusal:
         result = packer.shed(node)
         return result if isinstance(result, Refusal) else (packer, list(result))
@@ -730,14 +743,7 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         receives anything), after those of nodes being shed (already evicted: forced, as the safety rules
         place them). One packing for the whole plan, so its placements are consistent; a node chosen
         before whose pods no longer fit refuses ``node``."""
-        packer = PodPacker(
-            view,
-            [n.name for n in receivers if n.name != node and n.name not in shed],
-            priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
-        )
-        for name in static.leaving:
-            packer.shed(name, force=True)
+        packer = packer_for([n.name for n in receivers if n.name != node and n.name not in shed])
         moves: list[Move] = []
         for name in (*shed, node):
             result = packer.shed(name)
@@ -749,14 +755,7 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
     # One packer for the plan so far (receivers: every running node but those chosen); refusals leave it as
     # it was. Pods of nodes being shed may have landed on a short node and block it; then the exact check
     # (shed_all: those pods placed as the safety rules place them) decides, and its packing is kept.
-    packer = PodPacker(
-        view,
-        [n.name for n in receivers],
-        priority_threshold=policy.critical_priority_threshold,
-        allow_pending_noncritical=policy.allow_pending_noncritical,
-    )
-    for name in static.leaving:
-        packer.shed(name, force=True)
+    packer = packer_for([n.name for n in receivers])
     count = headcount(view)
     actions: list[ShedNode] = []
     power_on: list[PowerOnNode] = []
