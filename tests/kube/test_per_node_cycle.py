@@ -28,8 +28,7 @@ SOLAR = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "solar-3
 NAMES = ("s1", "s2", "s3")
 
 
-@pytest.fixture
-def world() -> Iterator[ClusterWorld]:
+def _solar_world(*, with_node_battery: bool, topology: Topology | None) -> Iterator[ClusterWorld]:
     scenario = load_scenario(SOLAR)
     assert scenario.node_battery is not None
     # A 2 h target: s1 and s3 (90 %+) last it on their HATs, s2 (25 %) does not.
@@ -39,8 +38,8 @@ def world() -> Iterator[ClusterWorld]:
         scenario.battery,
         scenario.hardware,
         dry_run=False,
-        node_battery=scenario.node_battery,
-        topology=Topology.PER_NODE,
+        node_battery=scenario.node_battery if with_node_battery else None,
+        topology=topology,
         power_record_max_age_s=600.0,
     )
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
@@ -50,6 +49,11 @@ def world() -> Iterator[ClusterWorld]:
         made = ClusterWorld(server, clock, NAMES, settings)
         yield made
         made.close()
+
+
+@pytest.fixture
+def world() -> Iterator[ClusterWorld]:
+    yield from _solar_world(with_node_battery=True, topology=Topology.PER_NODE)
 
 
 def publish(world: ClusterWorld, node: str, charge: float, *, age_s: float = 0.0) -> None:
@@ -100,27 +104,15 @@ def test_a_stale_record_is_unknown_never_acted_on_and_said_so(world: ClusterWorl
     assert any("s old (stale after 600 s)" in r["detail"] for r in refused if r["node"] == "s2")
 
 
-def _world_without_node_capacity(topology: Topology | None) -> Iterator[ClusterWorld]:
-    scenario = load_scenario(SOLAR)
-    policy = replace(scenario.policy, target_runtime_s=2 * 3600.0)
-    settings = ShedSettings(policy, scenario.battery, scenario.hardware, dry_run=False, topology=topology)
-    clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
-    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
-        server.load_objects(SOLAR)
-        server.run_controller_once()
-        made = ClusterWorld(server, clock, NAMES, settings)
-        yield made
-        made.close()
-
-
 @pytest.fixture
 def world_auto_no_capacity() -> Iterator[ClusterWorld]:
-    yield from _world_without_node_capacity(None)
+    """node_capacity_wh not set (no node battery spec), topology "auto"."""
+    yield from _solar_world(with_node_battery=False, topology=None)
 
 
 @pytest.fixture
 def world_shared_no_capacity() -> Iterator[ClusterWorld]:
-    yield from _world_without_node_capacity(Topology.SHARED)
+    yield from _solar_world(with_node_battery=False, topology=Topology.SHARED)
 
 
 def _run_an_outage_with_hats(world: ClusterWorld) -> None:
