@@ -73,6 +73,7 @@ def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
         ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
         ('[battery]\ntopology = "per-node"', "battery.node_capacity_wh", "2 x 18650 3.6 V 3.0 Ah = 21.6 Wh"),
         ('[battery]\ntopology = "solar"', "battery.topology", '"per-node"'),
+        ('[cluster]\npower_record_max_age = "30s"', "cluster.power_record_max_age", "power_record_max_age >= 2 min"),
         ('[ups]\nusername = "monuser"', "ups.password_file", "root-only password file"),
     ],
 )
