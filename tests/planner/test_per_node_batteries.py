@@ -219,6 +219,30 @@ def test_a_hat_reading_gone_silent_is_unknown_though_its_node_keeps_publishing()
     assert result.nodes_to_shed == ()
 
 
+def test_one_node_with_a_hat_among_nodes_on_the_shared_ups_infers_mixed_not_per_node() -> None:
+    # A HAT added to one Pi of a cluster on a shared UPS: inferring per-node dropped the shared battery's
+    # planning for the other nodes (each "unknown own battery") and shed nothing while the UPS drained.
+    at = rfc3339(WALL)
+    ups = BatteryRecord("nut:ups@10.0.0.1", frozenset({UpsFlag.OB}), 60.0, 1200.0, at)
+    on_ups = render_power_record(PowerRecord(PowerState.ON_BATTERY, 60.0, 1200.0, "nut", (ups,), at))
+    hat_only = record(90.0, status=frozenset({UpsFlag.OL}))
+    view = ClusterView(
+        (
+            annotated(make_node("n0", server=True, memory_b=4 * GIB), on_ups),
+            annotated(make_node("n1", memory_b=4 * GIB), hat_only),
+            annotated(make_node("n2", memory_b=4 * GIB), on_ups),
+        ),
+        (),
+    )
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert found.topology is Topology.MIXED and "others only a shared one" in found.stated
+    # ...so the shared battery still decides, as it did before the HAT was added.
+    low = PowerSituation("on_battery", on_battery_since=0.0, charge_pct=20.0)
+    with_hat = plan(view, low, SHARED_UPS, POLICY, NOW, hardware=HARDWARE, node_batteries=found)
+    without = plan(view, low, SHARED_UPS, POLICY, NOW, hardware=HARDWARE)
+    assert with_hat.nodes_to_shed == without.nodes_to_shed == ("n1", "n2")
+
+
 def test_a_record_dated_ahead_of_the_leaders_clock_is_not_trusted() -> None:
     # A node whose clock runs an hour ahead: its last record would otherwise look fresh for an hour more.
     view = ClusterView(
