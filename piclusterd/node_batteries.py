@@ -160,8 +160,8 @@ def read_node_batteries(
     topology: Topology | None = None,
 ) -> NodeBatteries:
     """Every node's own battery from its record, as of ``now_wall`` (Unix seconds). ``topology`` ``None``:
-    infer it (a HAT battery on every node that reports one: ``mixed`` if those records list a shared
-    battery too, else ``per-node``; no HAT at all: ``shared``) and say so in ``stated``."""
+    infer it (no HAT at all: ``shared``; ``mixed`` if the HAT records list a shared battery too, or
+    other nodes publish only a shared one; else ``per-node``) and say so in ``stated``."""
     found: dict[str, NodeBattery] = {}
     listed: list[_Listed] = []
     for node in view.nodes:
