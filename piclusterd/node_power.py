@@ -714,11 +714,20 @@ def request_ups_shutdown_return(
                         "nothing sent",
                     )
                 command = "load.off.delay"
-            # 2. Our delay where the UPS lets us set it; else say whose delay applies.
+            # 2. Our delay where the UPS lets us set it; else say whose delay applies. Tracked where upsd can
+            #    (>= 2.8): a device that refuses our delay keeps its own, maybe shorter than the halt needs.
             upsd.authenticate(username, password)
+            upsd.try_tracking()
             writable = {line.split()[2] for line in upsd.ask_list(f"LIST RW {ups}") if line.startswith("RW ")}
             if "ups.delay.shutdown" in writable:
-                upsd.ask(f'SET VAR {ups} ups.delay.shutdown "{delay_s}"')
+                set_verdict = upsd.verdict(upsd.ask(f'SET VAR {ups} ups.delay.shutdown "{delay_s}"'))
+                if set_verdict.startswith("ERR "):
+                    return PowerResult(
+                        ups,
+                        PowerOutcome.REFUSED,
+                        f"{where}: the UPS refused ups.delay.shutdown = {delay_s} s ({set_verdict}): its own delay "
+                        "may be shorter than this node needs to halt, so nothing sent",
+                    )
                 done.append(f"set ups.delay.shutdown to {delay_s} s")
                 delay = f"{delay_s} s"
             else:
@@ -735,8 +744,7 @@ def request_ups_shutdown_return(
                     )
                 delay = f"the UPS's own delay ({current} s)" if current is not None else "the UPS's own delay"
                 done.append("ups.delay.shutdown is not writable")
-            # 3. The command itself, tracked where upsd can (>= 2.8), so a driver's refusal is not "sent".
-            upsd.try_tracking()
+            # 3. The command itself, tracked where upsd can, so a driver's refusal is not "sent".
             verdict = upsd.verdict(upsd.ask(f"INSTCMD {ups} {command}"))
             if verdict.startswith("ERR "):
                 return PowerResult(

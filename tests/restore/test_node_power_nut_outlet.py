@@ -420,6 +420,16 @@ def test_a_read_only_delay_shorter_than_the_halt_is_refused_and_nothing_is_sent(
         assert ups.outlet_is_on(1) and ups.get("ups.timer.shutdown") == "-1"
 
 
+def test_a_delay_the_ups_refuses_is_refused_and_nothing_is_sent(clock: FakeClock) -> None:
+    # upsd answers OK to the SET at once; only TRACKING shows the device kept its own 20 s, short of the 600 s.
+    with NutEmulator(clock=clock, max_shutdown_delay_s=300) as ups:
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 600, 5.0)
+        assert result.outcome is PowerOutcome.REFUSED, result
+        assert "the UPS refused ups.delay.shutdown = 600 s (ERR INVALID-ARGUMENT)" in result.detail
+        assert ups.commands() == [] and ups.get("ups.delay.shutdown") == "20"
+        assert ups.get("ups.timer.shutdown") == "-1"
+
+
 def test_a_ups_without_a_delay_variable_uses_its_own_and_says_so(clock: FakeClock) -> None:
     with NutEmulator(clock=clock, shutdown_delay_s=15) as ups:
         ups.delete("ups.delay.shutdown")
