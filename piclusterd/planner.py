@@ -877,15 +877,17 @@ def plan(
     or ``mixed`` cluster a node whose own battery dies before the target has its work moved off first
     (step 4b); ``None`` or ``shared`` plans with the shared battery only."""
     target = policy.target_runtime_s
+    # Every plan states the topology it was made for, holds included (plan.decided's TOPOLOGY).
+    topology = Topology.SHARED.value if node_batteries is None else node_batteries.topology.value
 
     # 1. Unknown power: never act. A false "on battery" would power off healthy nodes for nothing.
     refusal = check_power_known(power.state)
     if refusal is not None:
-        return Plan(Decision.HOLD_POWER_UNKNOWN, refusal.detail, target)
+        return Plan(Decision.HOLD_POWER_UNKNOWN, refusal.detail, target, topology=topology)
 
     # 2. Mains is present: nothing to shed. Bringing shed nodes back is the restorer's business.
     if power.state == "online":
-        return Plan(Decision.HOLD_ONLINE, "mains is present", target)
+        return Plan(Decision.HOLD_ONLINE, "mains is present", target, topology=topology)
 
     # 3. A short blip must not cost a drain: wait out the grace period (low/critical battery skip it).
     #    An unknown start of the outage counts as past the grace period (missing data fails safe).
@@ -897,6 +899,7 @@ def plan(
                 f"on battery for {format_duration(max(0.0, elapsed))}, "
                 f"grace period is {format_duration(policy.on_battery_grace_s)}",
                 target,
+                topology=topology,
             )
 
     # 4. Account the cluster as it stands: nodes being shed count as shed, their pods already moved.
@@ -931,7 +934,7 @@ def plan(
             charge_pct=charge,
             charge_estimated=estimated,
             optimum=optimum,
-            topology=Topology.SHARED.value if node_batteries is None else node_batteries.topology.value,
+            topology=topology,
         )
 
     # 4b. Per-node batteries: a node living on its own battery that dies before the target has its work
@@ -959,7 +962,7 @@ def plan(
                 projected_runtime_s=None if math.isinf(per_node.runtime_after_s) else per_node.runtime_after_s,
                 runtime_without_shedding_s=None if math.isinf(per_node.runtime_before_s) else per_node.runtime_before_s,
                 power_on=per_node.power_on,
-                topology=node_batteries.topology.value,
+                topology=topology,
             )
 
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.

@@ -154,6 +154,19 @@ def test_mixed_moves_work_off_a_node_living_on_its_hat() -> None:
     assert plan_with(solar(), nodes).nodes_to_shed == ("n1",)
 
 
+def test_holds_state_the_topology_too() -> None:
+    # plan.decided's TOPOLOGY during the grace period, on mains or with unknown power: per-node, not "shared".
+    nodes = batteries(Topology.PER_NODE, n0=(95.0, True), n1=(30.0, True), n2=(90.0, True))
+    situations = (
+        PowerSituation("on_battery", on_battery_since=NOW - 1.0, charge_pct=90.0),
+        PowerSituation("online", on_battery_since=None, charge_pct=100.0),
+        PowerSituation("unknown", on_battery_since=None, charge_pct=None),
+    )
+    for situation in situations:
+        held = plan(solar(), situation, SHARED_UPS, POLICY, NOW, hardware=HARDWARE, node_batteries=nodes)
+        assert held.decision.value.startswith("hold") and held.topology == "per-node", held
+
+
 def test_mixed_with_nodes_on_their_hats_says_which_own_battery_is_unknown() -> None:
     # The shared battery is gone (n1 lives on its HAT): n2's HAT, silent, may be just as short. Never acted
     # on, and said, as on a per-node cluster.
