@@ -728,7 +728,9 @@ def request_ups_shutdown_return(
                         f"{where}: the UPS refused ups.delay.shutdown = {delay_s} s ({set_verdict}): its own delay "
                         "may be shorter than this node needs to halt, so nothing sent",
                     )
-                done.append(f"set ups.delay.shutdown to {delay_s} s")
+                # Unconfirmed (no tracking, or still pending) is said: the device may yet keep its own delay.
+                unconfirmed = "" if set_verdict == "SUCCESS" else f" (driver: {set_verdict.lower()})"
+                done.append(f"set ups.delay.shutdown to {delay_s} s{unconfirmed}")
                 delay = f"{delay_s} s"
             else:
                 current = upsd.get_var(ups, "ups.delay.shutdown")

@@ -430,6 +430,15 @@ def test_a_delay_the_ups_refuses_is_refused_and_nothing_is_sent(clock: FakeClock
         assert ups.get("ups.timer.shutdown") == "-1"
 
 
+def test_without_tracking_a_set_delay_is_said_to_be_unconfirmed(clock: FakeClock) -> None:
+    # upsd < 2.8 cannot say whether the device took the delay: the result must not claim it did.
+    with NutEmulator(clock=clock, tracking=False, max_shutdown_delay_s=300) as ups:
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 600, 5.0)
+        assert result.outcome is PowerOutcome.SENT, result
+        assert "set ups.delay.shutdown to 600 s (driver: not tracked)" in result.detail
+        assert ups.get("ups.delay.shutdown") == "20"  # what "not tracked" warns of
+
+
 def test_a_ups_without_a_delay_variable_uses_its_own_and_says_so(clock: FakeClock) -> None:
     with NutEmulator(clock=clock, shutdown_delay_s=15) as ups:
         ups.delete("ups.delay.shutdown")
