@@ -71,6 +71,11 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         raise ConfigError(
             config.path, "battery.capacity_wh", "is not set", "the battery's capacity in Wh (12 V 7 Ah = 84 Wh)"
         )
+    # A node on its HAT shuts down at the HAT's LB ([hat] low_battery), not the shared UPS's: counting to the
+    # wrong one would leave a node's work on it past its own shutdown (when the HAT's level is the higher).
+    node_shutdown_pct = (
+        config.hat.profile.low_battery_pct if config.hat.profile is not None else battery.shutdown_charge_pct
+    )
     return ShedSettings(
         policy=PlannerPolicy(
             target_runtime_s=cluster.target_runtime_s,
@@ -99,7 +104,7 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         else BatterySpec(
             capacity_wh=battery.node_capacity_wh,
             kind=SupplyKind.DC,
-            shutdown_charge_pct=battery.shutdown_charge_pct,
+            shutdown_charge_pct=node_shutdown_pct,
             shutdown_runtime_s=config.policy.critical_runtime_s,
         ),
         topology=None if battery.topology == "auto" else Topology(battery.topology),
