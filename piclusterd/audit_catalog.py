@@ -345,8 +345,20 @@ EVENTS: tuple[EventDoc, ...] = (
         "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
         "with the rule (power_unknown: a node's own battery is unknown, so it is left alone). POWER_ON lists shed "
         "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
-        "relieves. TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
-        "piclusterctl plan --snapshot replays a decision on a saved cluster.",
+        "relieves; the daemon does not power them on itself yet. TOPOLOGY is shared, per-node or mixed. DRY_RUN "
+        "true: nothing is done.",
+        "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON: power those nodes on by "
+        "hand; the low node they relieve is then shed by a later plan.",
+    ),
+    EventDoc(
+        "battery.node_capacity_unset",
+        "warning",
+        "Nodes publish their own batteries but node_capacity_wh is not set",
+        ("NODES", "FIX"),
+        "NODES publish a HAT battery of their own in their power record, but [battery] node_capacity_wh is not "
+        "set: the leader plans with the shared battery only, so a node whose own battery runs low is not moved "
+        "off in time. Said once per daemon start (also as a NodeCapacityUnset Event on the leader's Node).",
+        'Set [battery] node_capacity_wh (one HAT battery in Wh), or topology = "shared" if that is meant.',
     ),
     EventDoc(
         "node.drain_resumed",

@@ -522,6 +522,18 @@ def _plan(args: argparse.Namespace) -> int:
         charge_pct=args.charge,
     )
     node_batteries = None
+    if settings.node_battery is None and settings.topology is None:
+        from piclusterd.node_batteries import nodes_with_own_battery
+
+        # What the daemon warns of (battery.node_capacity_unset): the what-if must not silently differ.
+        hats = nodes_with_own_battery(view)
+        if hats:
+            print(
+                f"warning: {', '.join(hats)} publish a battery of their own (HAT), but [battery] node_capacity_wh "
+                "is not set: this plan uses the shared battery only (set node_capacity_wh, or topology = "
+                '"shared" if that is meant)',
+                file=sys.stderr,
+            )
     if settings.node_battery is not None:
         from piclusterd.node_batteries import read_node_batteries
 

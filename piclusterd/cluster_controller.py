@@ -39,7 +39,7 @@ from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
-from piclusterd.node_batteries import NodeBatteries, Topology, read_node_batteries
+from piclusterd.node_batteries import NodeBatteries, Topology, nodes_with_own_battery, read_node_batteries
 from piclusterd.node_power import PowerOutcome, RtcWakePower
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
@@ -102,6 +102,11 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         raise ConfigError(
             config.path, "battery.capacity_wh", "is not set", "the battery's capacity in Wh (12 V 7 Ah = 84 Wh)"
         )
+    # A node on its HAT shuts down at the HAT's LB ([hat] low_battery), not the shared UPS's: counting to the
+    # wrong one would leave a node's work on it past its own shutdown (when the HAT's level is the higher).
+    node_shutdown_pct = (
+        config.hat.profile.low_battery_pct if config.hat.profile is not None else battery.shutdown_charge_pct
+    )
     return ShedSettings(
         policy=PlannerPolicy(
             target_runtime_s=cluster.target_runtime_s,
@@ -130,7 +135,7 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         else BatterySpec(
             capacity_wh=battery.node_capacity_wh,
             kind=SupplyKind.DC,
-            shutdown_charge_pct=battery.shutdown_charge_pct,
+            shutdown_charge_pct=node_shutdown_pct,
             shutdown_runtime_s=config.policy.critical_runtime_s,
         ),
         topology=None if battery.topology == "auto" else Topology(battery.topology),
@@ -183,6 +188,7 @@ class ClusterController:
         self._restore_hold_said: RestoreHold | None = None
         self._unanswered_said: dict[str, str] = {}  # node -> changed_at of the restoring record said
         self._started_at = clock.monotonic()
+        self._warned_node_capacity_unset = False
         self.last_plan: Plan | None = None
 
     @property
@@ -245,6 +251,7 @@ class ClusterController:
         """Every node's own battery from its published record, when a per-node battery is configured."""
         spec = self._settings.node_battery
         if spec is None:
+            self._warn_node_capacity_unset(view)
             return None
         return read_node_batteries(
             view,
@@ -252,6 +259,28 @@ class ClusterController:
             spec,
             max_age_s=self._settings.power_record_max_age_s,
             topology=self._settings.topology,
+        )
+
+    def _warn_node_capacity_unset(self, view: ClusterView) -> None:
+        """Nodes publish HAT batteries but no ``node_capacity_wh`` is set: the plan ignores their own
+        batteries. Said once (journal + Event), not every poll; a configured ``shared`` topology is a choice."""
+        if self._warned_node_capacity_unset or self._settings.topology is Topology.SHARED:
+            return
+        hats = nodes_with_own_battery(view)
+        if not hats:
+            return
+        self._warned_node_capacity_unset = True
+        fix = (
+            "set [battery] node_capacity_wh to one node's HAT battery in Wh (2 x 18650 3.6 V 3.0 Ah = 21.6 Wh), "
+            'or topology = "shared" to plan with the shared battery only on purpose'
+        )
+        self._log.warning("battery.node_capacity_unset", nodes=list(hats), fix=fix)
+        self._events.emit(
+            self._identity,
+            "NodeCapacityUnset",
+            f"{', '.join(hats)} publish a battery of their own (HAT), but [battery] node_capacity_wh is not set: "
+            f"the leader plans with the shared battery only. Fix: {fix}",
+            warning=True,
         )
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:

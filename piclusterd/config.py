@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from piclusterd.durations import format_duration, parse_duration
 from piclusterd.errors import ConfigError, ConfigInvalid, ProfileInvalid
+from piclusterd.power_publisher import PublishPolicy
 
 if TYPE_CHECKING:
     from piclusterd.drivers.hat import HatProfile
@@ -813,6 +814,19 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 "battery.node_capacity_wh",
                 f"is not set, and topology = {battery_values['topology']!r} plans with each node's own battery",
                 "the capacity of one node's HAT battery in Wh (2 x 18650 3.6 V 3.0 Ah = 21.6 Wh)",
+            )
+        )
+    # A node whose charge holds steady republishes its record only every publish_every: a shorter age would
+    # call every quiet, healthy node unknown between two publishes, and per-node planning would never act.
+    republish_s = 2 * PublishPolicy().publish_every_s
+    if values["cluster"]["power_record_max_age"] < republish_s:
+        problems.append(
+            ConfigError(
+                file,
+                "cluster.power_record_max_age",
+                f"is shorter than two of a node's periodic publishes ({format_duration(republish_s)})",
+                f"power_record_max_age >= {format_duration(republish_s)}: a node whose charge holds steady "
+                f"republishes its record every {format_duration(PublishPolicy().publish_every_s)}",
             )
         )
     if ups["stale_after"] < 2 * ups["poll_interval"]:

@@ -5,8 +5,9 @@ all into a :class:`NodeBatteries` view for :func:`piclusterd.planner.plan`:
 
 - A node's **own battery** is the record's battery whose source is a HAT (``hat:...``); on a ``per-node``
   cluster whose nodes have no HAT source, the record's single battery.
-- A record older than ``max_age_s`` is **unknown**, never good data (a node that stopped publishing may be
-  dying), and so is a missing or unreadable record. The exception is a node piclusterd shed
+- A reading older than ``max_age_s`` is **unknown**, never good data (a node that stopped publishing may be
+  dying; a node whose HAT went silent republishes its last reading), and so is a missing or unreadable
+  record, or one dated more than ``max_age_s`` ahead of the leader's clock. The exception is a node piclusterd shed
   (``powered_off``): it cannot publish, and a halted Pi keeps its charge, so its last record's charge is
   kept and marked ``kept_from_shed``.
 - **Topology**: ``shared`` (one battery feeds every node: shedding saves shared energy), ``per-node`` (each
@@ -28,7 +29,14 @@ from piclusterd.power_model import BatterySpec
 from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, parse_power_record
 from piclusterd.reading import UpsFlag
 
-__all__ = ["HAT_SOURCE_PREFIX", "NodeBatteries", "NodeBattery", "Topology", "read_node_batteries"]
+__all__ = [
+    "HAT_SOURCE_PREFIX",
+    "NodeBatteries",
+    "NodeBattery",
+    "Topology",
+    "nodes_with_own_battery",
+    "read_node_batteries",
+]
 
 #: Sources whose name starts with this are a node's own battery (``drivers/hat.py`` names them so).
 HAT_SOURCE_PREFIX = "hat:"
@@ -95,31 +103,52 @@ def _own(record: PowerRecord, topology: Topology | None) -> BatteryRecord | None
     return None
 
 
-def _read(node: Node, now_wall: float, max_age_s: float, topology: Topology | None) -> tuple[NodeBattery, int]:
-    """The node's own battery and how many batteries its record lists (0 if none is usable)."""
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """What a readable record lists, for inferring the topology: how many batteries, one of them its own."""
+
+    batteries: int = 0
+    own: bool = False
+
+
+_NOTHING = _Listed()
+
+
+def _read(node: Node, now_wall: float, max_age_s: float, topology: Topology | None) -> tuple[NodeBattery, _Listed]:
+    """The node's own battery and what its record lists."""
     raw = node.annotations.get(POWER_ANNOTATION)
     if raw is None:
-        return NodeBattery(node.name, None, False, "no power record"), 0
+        return NodeBattery(node.name, None, False, "no power record"), _NOTHING
     record = parse_power_record(raw)
     if isinstance(record, InvalidRecord):
-        return NodeBattery(node.name, None, False, f"unreadable power record: {record.reason}"), 0
+        return NodeBattery(node.name, None, False, f"unreadable power record: {record.reason}"), _NOTHING
     written = _parse_rfc3339(record.written_at)
     if written is None:
-        return NodeBattery(node.name, None, False, f"power record time {record.written_at!r} is not RFC 3339"), 0
+        return NodeBattery(node.name, None, False, f"power record time {record.written_at!r} is not RFC 3339"), _NOTHING
     own = _own(record, topology)
     if own is None:
-        return NodeBattery(node.name, None, False, "its power record lists no battery of its own"), 0
-    age = now_wall - written
+        why = "its power record lists no battery of its own"
+        return NodeBattery(node.name, None, False, why), _Listed(len(record.batteries))
+    listed = _Listed(len(record.batteries), own=True)
+    read = _parse_rfc3339(own.read_at)
+    if read is None:
+        why = f"{own.source} reading time {own.read_at!r} is not RFC 3339"
+        return NodeBattery(node.name, None, False, why), listed
+    # The reading's age, not the record's: a node whose HAT went silent keeps publishing its last reading
+    # in fresh records (its power state turns unknown), and that charge is no longer the battery's.
+    age = now_wall - min(written, read)
     shed = node.shed_state is ShedState.POWERED_OFF
     if age > max_age_s and not shed:
-        return (
-            NodeBattery(node.name, None, False, f"power record is {age:.0f} s old (stale after {max_age_s:.0f} s)"),
-            len(record.batteries),
-        )
+        why = f"{own.source} reading in its power record is {age:.0f} s old (stale after {max_age_s:.0f} s)"
+        return NodeBattery(node.name, None, False, why), listed
+    # Dated ahead of the leader's clock: skewed clocks would keep a dying node's last record "fresh".
+    if age < -max_age_s and not shed:
+        why = f"power record is dated {-age:.0f} s ahead of this node's clock (clock skew?), not trusted"
+        return NodeBattery(node.name, None, False, why), listed
     if own.charge_pct is None:
-        return NodeBattery(node.name, None, False, f"{own.source} reports no charge"), len(record.batteries)
+        return NodeBattery(node.name, None, False, f"{own.source} reports no charge"), listed
     on_battery = UpsFlag.OB in own.flags and not shed
-    return NodeBattery(node.name, own.charge_pct, on_battery, kept_from_shed=shed), len(record.batteries)
+    return NodeBattery(node.name, own.charge_pct, on_battery, kept_from_shed=shed), listed
 
 
 def read_node_batteries(
@@ -131,21 +160,39 @@ def read_node_batteries(
     topology: Topology | None = None,
 ) -> NodeBatteries:
     """Every node's own battery from its record, as of ``now_wall`` (Unix seconds). ``topology`` ``None``:
-    infer it (a HAT battery on every node that reports one: ``mixed`` if those records list a shared
-    battery too, else ``per-node``; no HAT at all: ``shared``) and say so in ``stated``."""
+    infer it (no HAT at all: ``shared``; ``mixed`` if the HAT records list a shared battery too, or
+    other nodes publish only a shared one; else ``per-node``) and say so in ``stated``."""
     found: dict[str, NodeBattery] = {}
-    counts: list[int] = []
+    listed: list[_Listed] = []
     for node in view.nodes:
-        battery, count = _read(node, now_wall, max_age_s, topology)
+        battery, lists = _read(node, now_wall, max_age_s, topology)
         found[node.name] = battery
-        if battery.known or count:
-            counts.append(count)
+        listed.append(lists)
     if topology is not None:
         return NodeBatteries(topology, spec, found, f"topology {topology.value} (configured)")
-    if not counts:
+    owners = [lists for lists in listed if lists.own]
+    if not owners:
         inferred, why = Topology.SHARED, "no node publishes a battery of its own"
-    elif all(c >= 2 for c in counts):
+    elif any(lists.batteries and not lists.own for lists in listed):
+        # Per-node would drop the shared battery's planning for the nodes that live on it.
+        inferred, why = Topology.MIXED, "some nodes publish a battery of their own, others only a shared one"
+    elif all(lists.batteries >= 2 for lists in owners):
         inferred, why = Topology.MIXED, "every node publishes its own battery and a shared one"
     else:
         inferred, why = Topology.PER_NODE, "nodes publish a battery of their own"
     return NodeBatteries(inferred, spec, found, f"topology {inferred.value} (inferred: {why})")
+
+
+def nodes_with_own_battery(view: ClusterView) -> tuple[str, ...]:
+    """The nodes whose readable power record lists a HAT battery of their own, whatever its age: evidence
+    that the cluster has per-node batteries, for a leader that was given no ``node_capacity_wh`` to plan
+    with them (it warns instead of silently planning with the shared battery only)."""
+    found: list[str] = []
+    for node in view.nodes:
+        raw = node.annotations.get(POWER_ANNOTATION)
+        if raw is None:
+            continue
+        record = parse_power_record(raw)
+        if not isinstance(record, InvalidRecord) and _own(record, None) is not None:
+            found.append(node.name)
+    return tuple(found)

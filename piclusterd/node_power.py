@@ -687,9 +687,10 @@ def request_ups_shutdown_return(
     POWERDOWNFLAG step does. Never raises on network or upsd errors.
 
     Sets ``ups.delay.shutdown`` to ``delay_s`` when the UPS serves it read-write (else the UPS's own delay
-    applies, and the result says which), then sends ``shutdown.return``; a UPS without it gets
-    ``load.off.delay`` instead, whose output then *stays off* when mains returns, which the result says
-    loudly. ``PowerResult.node`` is the UPS name; ``SENT`` on success (nothing can confirm a future cut).
+    applies, and the result says which; a known own delay shorter than ``delay_s`` is ``REFUSED``), then
+    sends ``shutdown.return``; a UPS without it gets ``load.off.delay`` instead, whose output then *stays
+    off* when mains returns, which the result says loudly. ``PowerResult.node`` is the UPS name; ``SENT`` on
+    success (nothing can confirm a future cut).
     """
     _check_upsd(host, port, ups, timeout_s)
     _check_credentials(username, password)
@@ -713,19 +714,39 @@ def request_ups_shutdown_return(
                         "nothing sent",
                     )
                 command = "load.off.delay"
-            # 2. Our delay where the UPS lets us set it; else say whose delay applies.
+            # 2. Our delay where the UPS lets us set it; else say whose delay applies. Tracked where upsd can
+            #    (>= 2.8): a device that refuses our delay keeps its own, maybe shorter than the halt needs.
             upsd.authenticate(username, password)
+            upsd.try_tracking()
             writable = {line.split()[2] for line in upsd.ask_list(f"LIST RW {ups}") if line.startswith("RW ")}
             if "ups.delay.shutdown" in writable:
-                upsd.ask(f'SET VAR {ups} ups.delay.shutdown "{delay_s}"')
-                done.append(f"set ups.delay.shutdown to {delay_s} s")
+                set_verdict = upsd.verdict(upsd.ask(f'SET VAR {ups} ups.delay.shutdown "{delay_s}"'))
+                if set_verdict.startswith("ERR "):
+                    return PowerResult(
+                        ups,
+                        PowerOutcome.REFUSED,
+                        f"{where}: the UPS refused ups.delay.shutdown = {delay_s} s ({set_verdict}): its own delay "
+                        "may be shorter than this node needs to halt, so nothing sent",
+                    )
+                # Unconfirmed (no tracking, or still pending) is said: the device may yet keep its own delay.
+                unconfirmed = "" if set_verdict == "SUCCESS" else f" (driver: {set_verdict.lower()})"
+                done.append(f"set ups.delay.shutdown to {delay_s} s{unconfirmed}")
                 delay = f"{delay_s} s"
             else:
                 current = upsd.get_var(ups, "ups.delay.shutdown")
+                # A fixed delay shorter than delay_s cuts this node's power before it has halted: the very
+                # thing a delay_s of 0 is refused for. Nothing is sent; the halt goes on, on battery.
+                if current is not None and current.strip().isdigit() and int(current) < delay_s:
+                    return PowerResult(
+                        ups,
+                        PowerOutcome.REFUSED,
+                        f"{where}: the UPS's own ups.delay.shutdown ({current.strip()} s, not writable) is shorter "
+                        f"than the {delay_s} s this node needs to halt: nothing sent (set a longer delay on the "
+                        "UPS, or let upsd.users write it with `actions = SET`)",
+                    )
                 delay = f"the UPS's own delay ({current} s)" if current is not None else "the UPS's own delay"
                 done.append("ups.delay.shutdown is not writable")
-            # 3. The command itself, tracked where upsd can (>= 2.8), so a driver's refusal is not "sent".
-            upsd.try_tracking()
+            # 3. The command itself, tracked where upsd can, so a driver's refusal is not "sent".
             verdict = upsd.verdict(upsd.ask(f"INSTCMD {ups} {command}"))
             if verdict.startswith("ERR "):
                 return PowerResult(

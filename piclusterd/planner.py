@@ -175,8 +175,9 @@ class ShedNode:
 @dataclass(frozen=True, slots=True)
 class PowerOnNode:
     """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
-    ``relieves``, whose own battery runs low. Carried out before the plan's actions (the restorer's
-    ``PowerOn``); ``relieves`` is shed by a later plan once ``node`` is Ready, unless an action sheds it now."""
+    ``relieves``, whose own battery runs low; ``relieves`` is shed by a later plan once ``node`` is Ready.
+    The simulator carries it out at once; the daemon only reports it (``plan.decided`` POWER_ON, the refusal's
+    detail): nothing powers the node on yet, so the detail tells a person what to do."""
 
     node: str
     relieves: str
@@ -708,7 +709,9 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
     now_s = {n.name: own_runtime_s(n, node_load_m(view, n.name)) for n in running}
     dying = sorted((n for n in running if now_s[n.name] < target), key=lambda n: (now_s[n.name], n.name))
     refused: list[RefusedNode] = []
-    if batteries.topology is Topology.PER_NODE:
+    # On a mixed cluster a node's own battery matters once nodes live on it (some are short): then an unknown
+    # one is as much a blind spot as on a per-node cluster, and is said.
+    if batteries.topology is Topology.PER_NODE or dying:
         for node in running:
             battery = batteries.of(node.name)
             if not battery.known:
@@ -722,6 +725,19 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         key=lambda n: (n.name in dying_names, not batteries.of(n.name).known, -min(now_s[n.name], 1e12), n.name),
     )
 
+    def packer_for(names: Sequence[str]) -> PodPacker:
+        """A packer onto ``names``, the pods of nodes already being shed placed first (forced, as the safety
+        rules place them: they are evicted already)."""
+        made = PodPacker(
+            view,
+            names,
+            priority_threshold=policy.critical_priority_threshold,
+            allow_pending_noncritical=policy.allow_pending_noncritical,
+        )
+        for name in static.leaving:
+            made.shed(name, force=True)
+        return made
+
     def packer_moves(node: str) -> tuple[PodPacker, list[Move]] | Refusal:
         result = packer.shed(node)
         return result if isinstance(result, Refusal) else (packer, list(result))
@@ -731,14 +747,7 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
         receives anything), after those of nodes being shed (already evicted: forced, as the safety rules
         place them). One packing for the whole plan, so its placements are consistent; a node chosen
         before whose pods no longer fit refuses ``node``."""
-        packer = PodPacker(
-            view,
-            [n.name for n in receivers if n.name != node and n.name not in shed],
-            priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
-        )
-        for name in static.leaving:
-            packer.shed(name, force=True)
+        packer = packer_for([n.name for n in receivers if n.name != node and n.name not in shed])
         moves: list[Move] = []
         for name in (*shed, node):
             result = packer.shed(name)
@@ -750,14 +759,7 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
     # One packer for the plan so far (receivers: every running node but those chosen); refusals leave it as
     # it was. Pods of nodes being shed may have landed on a short node and block it; then the exact check
     # (shed_all: those pods placed as the safety rules place them) decides, and its packing is kept.
-    packer = PodPacker(
-        view,
-        [n.name for n in receivers],
-        priority_threshold=policy.critical_priority_threshold,
-        allow_pending_noncritical=policy.allow_pending_noncritical,
-    )
-    for name in static.leaving:
-        packer.shed(name, force=True)
+    packer = packer_for([n.name for n in receivers])
     count = headcount(view)
     actions: list[ShedNode] = []
     power_on: list[PowerOnNode] = []
@@ -812,7 +814,8 @@ def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) 
                         f"{node.name} ({charge:.0f} %, its own battery lasts {runtime})",
                     )
                 )
-                detail += f"; {relief[1]} is brought back first, then {node.name} can go"
+                kept = f"{relief[0]:.0f} % kept while shed"
+                detail += f"; rotation: power {relief[1]} on ({kept}), then {node.name} can go"
             refused.append(RefusedNode(node.name, refusal_now.rule, detail))
             continue
         packer, moves = packed
@@ -883,15 +886,17 @@ def plan(
     rule ``settling``), so a flapping mains cannot cycle them.
     """
     target = policy.target_runtime_s
+    # Every plan states the topology it was made for, holds included (plan.decided's TOPOLOGY).
+    topology = Topology.SHARED.value if node_batteries is None else node_batteries.topology.value
 
     # 1. Unknown power: never act. A false "on battery" would power off healthy nodes for nothing.
     refusal = check_power_known(power.state)
     if refusal is not None:
-        return Plan(Decision.HOLD_POWER_UNKNOWN, refusal.detail, target)
+        return Plan(Decision.HOLD_POWER_UNKNOWN, refusal.detail, target, topology=topology)
 
     # 2. Mains is present: nothing to shed. Bringing shed nodes back is the restorer's business.
     if power.state == "online":
-        return Plan(Decision.HOLD_ONLINE, "mains is present", target)
+        return Plan(Decision.HOLD_ONLINE, "mains is present", target, topology=topology)
 
     # 3. A short blip must not cost a drain: wait out the grace period (low/critical battery skip it).
     #    An unknown start of the outage counts as past the grace period (missing data fails safe).
@@ -903,6 +908,7 @@ def plan(
                 f"on battery for {format_duration(max(0.0, elapsed))}, "
                 f"grace period is {format_duration(policy.on_battery_grace_s)}",
                 target,
+                topology=topology,
             )
 
     # 4. Account the cluster as it stands: nodes being shed count as shed, their pods already moved.
@@ -937,7 +943,7 @@ def plan(
             charge_pct=charge,
             charge_estimated=estimated,
             optimum=optimum,
-            topology=Topology.SHARED.value if node_batteries is None else node_batteries.topology.value,
+            topology=topology,
         )
 
     # 4b. Per-node batteries: a node living on its own battery that dies before the target has its work
@@ -965,7 +971,7 @@ def plan(
                 projected_runtime_s=None if math.isinf(per_node.runtime_after_s) else per_node.runtime_after_s,
                 runtime_without_shedding_s=None if math.isinf(per_node.runtime_before_s) else per_node.runtime_before_s,
                 power_on=per_node.power_on,
-                topology=node_batteries.topology.value,
+                topology=topology,
             )
 
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.

@@ -49,6 +49,8 @@ Where it differs from upsd with dummy-ups, on purpose: instant commands *do* som
 - ``status_lag_s`` makes ``outlet.N.status`` show a switch that much later on the clock, as a real
   driver's next poll would; ``read_only`` makes variables read-only (``ups.delay.shutdown`` on some UPSes);
   ``without_commands`` removes instant commands (a UPS without ``shutdown.return``);
+  ``max_shutdown_delay_s`` caps ``ups.delay.shutdown``: a larger SET is answered OK, as upsd does, but the
+  "driver" fails it and keeps the old value (only ``GET TRACKING`` says ``ERR INVALID-ARGUMENT``);
 - users are :class:`EmulatedUser` records (like ``upsd.users``): ``actions`` (``SET``, ``FSD``), ``instcmds``
   (names, or ``ALL``), ``upsmon`` (``primary``/``secondary``, needed for ``LOGIN``; ``primary`` also allows
   ``PRIMARY``/``MASTER`` and ``FSD``), as upsd 2.8.0 answered when tried with such users;
@@ -308,6 +310,7 @@ class NutEmulator:
         read_only: Collection[str] = (),
         without_commands: Collection[str] = (),
         status_lag_s: float = 0.0,
+        max_shutdown_delay_s: int | None = None,
     ) -> None:
         if not ups_name or any(c.isspace() or c in '"\\' for c in ups_name):
             raise ValueError(f"ups_name must be one word without quotes: {ups_name!r}")
@@ -317,6 +320,9 @@ class NutEmulator:
         self._clock = clock
         self._tracking_supported = tracking
         self._own_delay_s = shutdown_delay_s  # the device's built-in delay, used when ups.delay.shutdown is gone
+        # A device takes ups.delay.shutdown only up to this (many cap it): above, the driver fails the SET and the
+        # value stays (upsd answered OK already; only TRACKING tells).
+        self._max_delay_s = max_shutdown_delay_s
         self._users = dict(users if users is not None else {"admin": EmulatedUser("secret")})
         self._lock = threading.RLock()
         self._vars: dict[str, _Variable] = {
@@ -781,6 +787,13 @@ class NutEmulator:
         variable = self._vars[found]
         if not variable.writable:
             return _err("READONLY")
+        if (
+            found == "ups.delay.shutdown"
+            and self._max_delay_s is not None
+            and (not value.isdigit() or int(value) > self._max_delay_s)
+        ):
+            self._record(session, "SET VAR", found, value, done=False)
+            return self._accepted(session, "ERR INVALID-ARGUMENT")
         variable.value = value
         self._record(session, "SET VAR", found, value, done=True)
         return self._accepted(session, "SUCCESS")

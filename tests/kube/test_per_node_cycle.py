@@ -28,8 +28,7 @@ SOLAR = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "solar-3
 NAMES = ("s1", "s2", "s3")
 
 
-@pytest.fixture
-def world() -> Iterator[ClusterWorld]:
+def _solar_world(*, with_node_battery: bool, topology: Topology | None) -> Iterator[ClusterWorld]:
     scenario = load_scenario(SOLAR)
     assert scenario.node_battery is not None
     # A 2 h target: s1 and s3 (90 %+) last it on their HATs, s2 (25 %) does not.
@@ -39,8 +38,8 @@ def world() -> Iterator[ClusterWorld]:
         scenario.battery,
         scenario.hardware,
         dry_run=False,
-        node_battery=scenario.node_battery,
-        topology=Topology.PER_NODE,
+        node_battery=scenario.node_battery if with_node_battery else None,
+        topology=topology,
         power_record_max_age_s=600.0,
     )
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
@@ -50,6 +49,11 @@ def world() -> Iterator[ClusterWorld]:
         made = ClusterWorld(server, clock, NAMES, settings)
         yield made
         made.close()
+
+
+@pytest.fixture
+def world() -> Iterator[ClusterWorld]:
+    yield from _solar_world(with_node_battery=True, topology=Topology.PER_NODE)
 
 
 def publish(world: ClusterWorld, node: str, charge: float, *, age_s: float = 0.0) -> None:
@@ -98,3 +102,46 @@ def test_a_stale_record_is_unknown_never_acted_on_and_said_so(world: ClusterWorl
         {"node": r["node"], "rule": r["rule"]} for r in refused
     ]
     assert any("s old (stale after 600 s)" in r["detail"] for r in refused if r["node"] == "s2")
+
+
+@pytest.fixture
+def world_auto_no_capacity() -> Iterator[ClusterWorld]:
+    """node_capacity_wh not set (no node battery spec), topology "auto"."""
+    yield from _solar_world(with_node_battery=False, topology=None)
+
+
+@pytest.fixture
+def world_shared_no_capacity() -> Iterator[ClusterWorld]:
+    yield from _solar_world(with_node_battery=False, topology=Topology.SHARED)
+
+
+def _run_an_outage_with_hats(world: ClusterWorld) -> None:
+    world.run(5)
+    for node, charge in (("s1", 95.0), ("s2", 25.0), ("s3", 90.0)):
+        publish(world, node, charge)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="95", battery_runtime="9000")
+    world.run(240, step_s=5)
+
+
+def test_hats_published_without_node_capacity_warn_once_journal_and_event(
+    world_auto_no_capacity: ClusterWorld,
+) -> None:
+    world = world_auto_no_capacity
+    _run_an_outage_with_hats(world)
+
+    # The leader cannot plan with the HATs: it says so once (not every poll), naming the nodes and the fix.
+    warned = world.events("battery.node_capacity_unset")
+    assert len(warned) == 1
+    assert warned[0]["nodes"] == ["s1", "s2", "s3"]
+    assert "node_capacity_wh" in str(warned[0]["fix"])
+    kube_events = [e for e in world.server.list_objects("Event") if e.get("reason") == "NodeCapacityUnset"]
+    assert len(kube_events) == 1 and kube_events[0]["type"] == "Warning"
+    assert "node_capacity_wh is not set" in kube_events[0]["message"]
+    # ...and it really did plan with the shared battery only: s2's short HAT was not acted on.
+    assert all(e["topology"] == "shared" for e in world.events("plan.decided"))
+    assert world.events("node.cordoned") == []
+
+
+def test_a_configured_shared_topology_is_a_choice_not_warned(world_shared_no_capacity: ClusterWorld) -> None:
+    _run_an_outage_with_hats(world_shared_no_capacity)
+    assert world_shared_no_capacity.events("battery.node_capacity_unset") == []

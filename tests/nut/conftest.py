@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Iterator
 from types import FrameType
 
 import pytest
 
+from piclusterd._vendor.PyNUT import PyNUTClient
 from piclusterd.testing.nut_server import NutServer
 
 # Every test here talks to real daemons; a hang (e.g. a client spinning on a closed socket) must fail
@@ -34,3 +36,14 @@ def nut_server() -> Iterator[NutServer]:
     """A running upsd + dummy-ups (UPS ``ups1``, :attr:`NutServer.DEFAULT_VARIABLES`), stopped after."""
     with NutServer() as server:
         yield server
+
+
+@contextlib.contextmanager
+def pynut(host: str, port: int, **kwargs: object) -> Iterator[PyNUTClient]:
+    """PyNUTClient as piclusterd's NUT driver gets it, whose socket is closed afterwards (it never closes it
+    itself)."""
+    client = PyNUTClient(host=host, port=port, timeout=10, **kwargs)
+    try:
+        yield client
+    finally:
+        client._PyNUTClient__srv_handler.close()

@@ -4,17 +4,17 @@ upsmon role; dummy-ups has no outlets). The upsmon replies here were checked by 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Iterator
 
 import pytest
 
-from piclusterd._vendor.PyNUT import PyNUTClient
 from piclusterd.drivers.nut import NutPowerSource
 from piclusterd.reading import UpsFlag
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator, NutEmulatorError, tokenize
+
+from .conftest import pynut
 
 _USERS = {
     "admin": EmulatedUser("secret"),
@@ -32,16 +32,6 @@ def clock() -> FakeClock:
 def ups(clock: FakeClock) -> Iterator[NutEmulator]:
     with NutEmulator(clock=clock, outlets={1: True, 2: False}, users=_USERS) as emulator:
         yield emulator
-
-
-@contextlib.contextmanager
-def _pynut(host: str, port: int, **kwargs: object) -> Iterator[PyNUTClient]:
-    """PyNUTClient, whose socket is closed afterwards (it never closes it itself)."""
-    client = PyNUTClient(host=host, port=port, timeout=10, **kwargs)
-    try:
-        yield client
-    finally:
-        client._PyNUTClient__srv_handler.close()
 
 
 class Conn:
@@ -96,7 +86,7 @@ def test_tokenize_splits_as_upsd_does(line: str, words: list[str] | None) -> Non
 def test_values_with_quotes_and_backslashes_are_escaped_on_the_wire(ups: NutEmulator, admin: Conn) -> None:
     ups.set("ups.mfr", 'Say "hi" \\ bye')
     assert admin.ask("GET VAR ups1 ups.mfr") == 'VAR ups1 ups.mfr "Say \\"hi\\" \\\\ bye"'
-    with _pynut(ups.host, ups.port) as client:
+    with pynut(ups.host, ups.port) as client:
         assert client.GetUPSVars("ups1")[b"ups.status"] == b"OL"
 
 
@@ -270,7 +260,7 @@ def test_an_upsmon_secondary_may_log_in_but_not_be_primary(ups: NutEmulator) -> 
 
 
 def test_an_upsmon_primary_may_set_fsd_as_pynut_does_it(ups: NutEmulator) -> None:
-    with _pynut(ups.host, ups.port, login="primary", password="pw") as client:
+    with pynut(ups.host, ups.port, login="primary", password="pw") as client:
         assert client.FSD("ups1") == "OK"
         assert ups.get("ups.status") == "FSD OL"
         conn = Conn(ups, "primary", "pw")

@@ -8,7 +8,6 @@ random request lines go to both at once and must get the same answer (differenti
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import time
@@ -19,11 +18,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
+from piclusterd._vendor.PyNUT import PyNUTError
 from piclusterd.node_power import _quote_word
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.nut_emulator import DriverState, NutEmulator, UnbalancedWord, tokenize
 from piclusterd.testing.nut_server import NutServer
+
+from .conftest import pynut
 
 _UPS = "ups1"
 _USER, _PASSWORD = "admin", "secret"
@@ -70,16 +71,6 @@ def _output_back_on(request: pytest.FixtureRequest) -> Iterator[None]:
         shared: Backend = request.getfixturevalue("backend")
         if shared.emulator is not None:
             shared.emulator.drive_output(on=True)
-
-
-@contextlib.contextmanager
-def _pynut(host: str, port: int, **kwargs: object) -> Iterator[PyNUTClient]:
-    """PyNUTClient, whose socket is closed afterwards (it never closes it itself)."""
-    client = PyNUTClient(host=host, port=port, timeout=10, **kwargs)
-    try:
-        yield client
-    finally:
-        client._PyNUTClient__srv_handler.close()
 
 
 class Wire:
@@ -593,7 +584,7 @@ def test_fsd_sets_the_flag_in_ups_status(fresh_backend: Backend) -> None:
 
 
 def test_pynut_reads_the_ups_list_and_variables(backend: Backend) -> None:
-    with _pynut(backend.host, backend.port) as client:
+    with pynut(backend.host, backend.port) as client:
         assert client.GetUPSList() == {b"ups1": b"Description unavailable"}
         variables = client.GetUPSVars(_UPS)
         assert variables[b"ups.status"] == b"OL"
@@ -604,7 +595,7 @@ def test_pynut_reads_the_ups_list_and_variables(backend: Backend) -> None:
 
 
 def test_pynut_lists_commands_and_rw_variables(backend: Backend) -> None:
-    with _pynut(backend.host, backend.port) as client:
+    with pynut(backend.host, backend.port) as client:
         # PyNUTClient 1.9.0 formats the command name as bytes (GET CMDDESC ups1 b'load.off'), so upsd, and
         # the emulator alike, answer "Description unavailable": the same wrong answer from both is the contract.
         assert client.GetUPSCommands(_UPS)[b"load.off"] == b"Description unavailable"
@@ -612,13 +603,13 @@ def test_pynut_lists_commands_and_rw_variables(backend: Backend) -> None:
 
 
 def test_pynut_runs_a_command_and_sets_a_variable_when_logged_in(backend: Backend) -> None:
-    with _pynut(backend.host, backend.port, login=_USER, password=_PASSWORD) as client:
+    with pynut(backend.host, backend.port, login=_USER, password=_PASSWORD) as client:
         assert client.RunUPSCommand(_UPS, "load.off") == "OK"
         assert client.SetRWVar(_UPS, "ups.load", "39") == "OK"
 
 
 def test_pynut_sees_errors_as_upsd_words(backend: Backend) -> None:
-    with _pynut(backend.host, backend.port, login=_USER, password="wrong") as client:
+    with pynut(backend.host, backend.port, login=_USER, password="wrong") as client:
         with pytest.raises(PyNUTError, match=r"^ERR ACCESS-DENIED$"):
             client.RunUPSCommand(_UPS, "load.off")
         with pytest.raises(PyNUTError, match=r"^ERR UNKNOWN-UPS$"):

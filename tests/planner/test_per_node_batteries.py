@@ -102,7 +102,8 @@ def test_rotation_brings_a_charged_shed_node_back_before_the_low_one_goes() -> N
         ("n0", SafetyRule.ETCD_QUORUM),
     ]
     refused = result.refused[0]
-    assert "n2 is brought back first" in refused.detail
+    # The daemon does not power n2 on itself: the detail says what a person can do, not that it is done.
+    assert "rotation: power n2 on (90 % kept while shed), then n1 can go" in refused.detail
 
 
 def test_no_rotation_to_a_node_with_barely_more_charge() -> None:
@@ -153,6 +154,28 @@ def test_mixed_moves_work_off_a_node_living_on_its_hat() -> None:
     assert plan_with(solar(), nodes).nodes_to_shed == ("n1",)
 
 
+def test_holds_state_the_topology_too() -> None:
+    # plan.decided's TOPOLOGY during the grace period, on mains or with unknown power: per-node, not "shared".
+    nodes = batteries(Topology.PER_NODE, n0=(95.0, True), n1=(30.0, True), n2=(90.0, True))
+    situations = (
+        PowerSituation("on_battery", on_battery_since=NOW - 1.0, charge_pct=90.0),
+        PowerSituation("online", on_battery_since=None, charge_pct=100.0),
+        PowerSituation("unknown", on_battery_since=None, charge_pct=None),
+    )
+    for situation in situations:
+        held = plan(solar(), situation, SHARED_UPS, POLICY, NOW, hardware=HARDWARE, node_batteries=nodes)
+        assert held.decision.value.startswith("hold") and held.topology == "per-node", held
+
+
+def test_mixed_with_nodes_on_their_hats_says_which_own_battery_is_unknown() -> None:
+    # The shared battery is gone (n1 lives on its HAT): n2's HAT, silent, may be just as short. Never acted
+    # on, and said, as on a per-node cluster.
+    nodes = batteries(Topology.MIXED, n0=(100.0, False), n1=(35.0, True), n2=(None, False))
+    result = plan_with(solar(), nodes)
+    assert result.nodes_to_shed == ("n1",)
+    assert [(r.node, r.rule) for r in result.refused] == [("n2", SafetyRule.POWER_UNKNOWN)]
+
+
 # --- the leader's view of the records ---------------------------------------------------------------------
 
 
@@ -191,6 +214,60 @@ def test_stale_records_are_unknown_but_a_shed_node_keeps_its_charge() -> None:
     assert found.of("shed").charge_pct == 80.0 and found.of("shed").kept_from_shed and not found.of("shed").on_battery
     assert not found.of("silent").known and not found.of("garbled").known
     assert found.topology is Topology.PER_NODE and "inferred" in found.stated
+
+
+def test_a_hat_reading_gone_silent_is_unknown_though_its_node_keeps_publishing() -> None:
+    # The HAT stopped answering an hour ago: the node still publishes fresh records carrying its last reading
+    # (80 %, on battery). That charge is not the battery's any more: unknown, never acted on.
+    at = rfc3339(WALL - 10)
+    old = BatteryRecord("hat:x728@i2c-1:0x36", frozenset({UpsFlag.OB}), 80.0, 1800.0, rfc3339(WALL - 3600))
+    silent = render_power_record(PowerRecord(PowerState.CRITICAL, 80.0, 1800.0, "hat", (old,), at))
+    bad = replace(old, read_at="an hour ago")
+    garbled = render_power_record(PowerRecord(PowerState.CRITICAL, 80.0, 1800.0, "hat", (bad,), at))
+    view = ClusterView((annotated(make_node("a"), silent), annotated(make_node("b"), garbled)), ())
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert not found.of("a").known and "3600 s old" in found.of("a").why
+    assert not found.of("b").known and "not RFC 3339" in found.of("b").why
+    result = plan_with(solar(), replace(found, batteries={"n1": replace(found.of("a"), node="n1")}))
+    assert result.nodes_to_shed == ()
+
+
+def test_one_node_with_a_hat_among_nodes_on_the_shared_ups_infers_mixed_not_per_node() -> None:
+    # A HAT added to one Pi of a cluster on a shared UPS: inferring per-node dropped the shared battery's
+    # planning for the other nodes (each "unknown own battery") and shed nothing while the UPS drained.
+    at = rfc3339(WALL)
+    ups = BatteryRecord("nut:ups@10.0.0.1", frozenset({UpsFlag.OB}), 60.0, 1200.0, at)
+    on_ups = render_power_record(PowerRecord(PowerState.ON_BATTERY, 60.0, 1200.0, "nut", (ups,), at))
+    hat_only = record(90.0, status=frozenset({UpsFlag.OL}))
+    view = ClusterView(
+        (
+            annotated(make_node("n0", server=True, memory_b=4 * GIB), on_ups),
+            annotated(make_node("n1", memory_b=4 * GIB), hat_only),
+            annotated(make_node("n2", memory_b=4 * GIB), on_ups),
+        ),
+        (),
+    )
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert found.topology is Topology.MIXED and "others only a shared one" in found.stated
+    # ...so the shared battery still decides, as it did before the HAT was added.
+    low = PowerSituation("on_battery", on_battery_since=0.0, charge_pct=20.0)
+    with_hat = plan(view, low, SHARED_UPS, POLICY, NOW, hardware=HARDWARE, node_batteries=found)
+    without = plan(view, low, SHARED_UPS, POLICY, NOW, hardware=HARDWARE)
+    assert with_hat.nodes_to_shed == without.nodes_to_shed == ("n1", "n2")
+
+
+def test_a_record_dated_ahead_of_the_leaders_clock_is_not_trusted() -> None:
+    # A node whose clock runs an hour ahead: its last record would otherwise look fresh for an hour more.
+    view = ClusterView(
+        (
+            annotated(make_node("ahead"), record(30.0, age_s=-3600)),
+            annotated(make_node("slightly"), record(30.0, age_s=-20)),
+        ),
+        (),
+    )
+    found = read_node_batteries(view, WALL, HAT, max_age_s=180.0)
+    assert not found.of("ahead").known and "ahead of this node's clock" in found.of("ahead").why
+    assert found.of("slightly") == NodeBattery("slightly", 30.0, True)
 
 
 def test_topology_is_inferred_from_the_records_or_taken_from_the_configuration() -> None:

@@ -93,6 +93,19 @@ def test_per_node_what_if_moves_work_off_the_node_whose_own_battery_runs_out(tmp
     assert result["decision"] == "per_node" and result["shed"] == ["s2"] and result["topology"] == "per-node"
 
 
+def test_hat_records_without_node_capacity_warn_that_the_plan_is_shared_only(tmp_path: Path) -> None:
+    snapshot = solar_snapshot_with_records(tmp_path, {"s1": 95.0, "s2": 25.0, "s3": 90.0}, age_s=10)
+    config = tmp_path / "piclusterd.toml"
+    config.write_text('[battery]\ncapacity_wh = 256\n[cluster]\ntarget_runtime = "2h"\n')
+    done = plan("--snapshot", str(snapshot), "--config", str(config), "--on-battery", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "s1, s2, s3 publish a battery of their own (HAT), but [battery] node_capacity_wh is not set" in done.stderr
+    assert json.loads(done.stdout)["topology"] == "shared"
+    # Without HAT records there is nothing to warn of.
+    quiet = plan("--snapshot", str(CLUSTERS / "solar-3.json"), "--config", str(config), "--on-battery", "--json")
+    assert quiet.returncode == 0 and "node_capacity_wh" not in quiet.stderr
+
+
 def test_per_node_what_if_on_old_records_acts_on_nothing_and_says_why(tmp_path: Path) -> None:
     snapshot = solar_snapshot_with_records(tmp_path, {"s1": 95.0, "s2": 25.0, "s3": 90.0}, age_s=3600)
     done = plan("--snapshot", str(snapshot), "--config", str(per_node_config(tmp_path)), "--on-battery")

@@ -398,13 +398,45 @@ def test_shutdown_return_on_an_upsd_without_tracking_says_it_is_untracked(clock:
 
 
 def test_a_read_only_delay_uses_the_ups_own_and_says_so(clock: FakeClock) -> None:
+    # The UPS's fixed 20 s covers the 15 s this node needs to halt.
     with NutEmulator(clock=clock, read_only=["ups.delay.shutdown"], shutdown_delay_s=20) as ups:
-        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 15, 5.0)
         assert result.outcome is PowerOutcome.SENT, result
         assert "ups.delay.shutdown is not writable" in result.detail
         assert "output off in the UPS's own delay (20 s)" in result.detail
         assert ups.commands() == ["shutdown.return"]
         assert ups.get("ups.timer.shutdown") == "20"
+
+
+def test_a_read_only_delay_shorter_than_the_halt_is_refused_and_nothing_is_sent(clock: FakeClock) -> None:
+    # The UPS would cut this node's power 5 s from now, while it needs 30 s to halt: never sent.
+    with NutEmulator(clock=clock, read_only=["ups.delay.shutdown"], shutdown_delay_s=5) as ups:
+        ups.drive_mains(online=False)
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 30, 5.0)
+        assert result.outcome is PowerOutcome.REFUSED, result
+        assert "own ups.delay.shutdown (5 s, not writable) is shorter than the 30 s this node needs" in result.detail
+        assert ups.commands() == []
+        clock.advance(60)
+        assert ups.outlet_is_on(1) and ups.get("ups.timer.shutdown") == "-1"
+
+
+def test_a_delay_the_ups_refuses_is_refused_and_nothing_is_sent(clock: FakeClock) -> None:
+    # upsd answers OK to the SET at once; only TRACKING shows the device kept its own 20 s, short of the 600 s.
+    with NutEmulator(clock=clock, max_shutdown_delay_s=300) as ups:
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 600, 5.0)
+        assert result.outcome is PowerOutcome.REFUSED, result
+        assert "the UPS refused ups.delay.shutdown = 600 s (ERR INVALID-ARGUMENT)" in result.detail
+        assert ups.commands() == [] and ups.get("ups.delay.shutdown") == "20"
+        assert ups.get("ups.timer.shutdown") == "-1"
+
+
+def test_without_tracking_a_set_delay_is_said_to_be_unconfirmed(clock: FakeClock) -> None:
+    # upsd < 2.8 cannot say whether the device took the delay: the result must not claim it did.
+    with NutEmulator(clock=clock, tracking=False, max_shutdown_delay_s=300) as ups:
+        result = request_ups_shutdown_return(ups.host, ups.port, ups.ups_name, "admin", "secret", 600, 5.0)
+        assert result.outcome is PowerOutcome.SENT, result
+        assert "set ups.delay.shutdown to 600 s (driver: not tracked)" in result.detail
+        assert ups.get("ups.delay.shutdown") == "20"  # what "not tracked" warns of
 
 
 def test_a_ups_without_a_delay_variable_uses_its_own_and_says_so(clock: FakeClock) -> None:

@@ -73,6 +73,7 @@ def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
         ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
         ('[battery]\ntopology = "per-node"', "battery.node_capacity_wh", "2 x 18650 3.6 V 3.0 Ah = 21.6 Wh"),
         ('[battery]\ntopology = "solar"', "battery.topology", '"per-node"'),
+        ('[cluster]\npower_record_max_age = "30s"', "cluster.power_record_max_age", "power_record_max_age >= 2 min"),
         ('[ups]\nusername = "monuser"', "ups.password_file", "root-only password file"),
     ],
 )
@@ -183,5 +184,10 @@ def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) ->
     assert (settings.battery.shutdown_charge_pct, settings.battery.shutdown_runtime_s) == (15.0, 240.0)
     assert settings.node_battery is not None and settings.node_battery.capacity_wh == 21.6
     assert settings.topology is Topology.MIXED and settings.power_record_max_age_s == 120.0
+    # With a HAT configured, a node on its own battery shuts down at the HAT's LB, not the shared UPS's.
+    hat = '[ups]\ndriver = ["nut", "hat"]\n[hat]\nprofile = "geekworm-x1200"\nlow_battery = 30\n'
+    on_hats = settings_from_config(load_config(write(tmp_path, text + hat)))
+    assert on_hats.node_battery is not None and on_hats.node_battery.shutdown_charge_pct == 30.0
+    assert on_hats.battery.shutdown_charge_pct == 15.0
     default = settings_from_config(load_config(write(tmp_path, "[battery]\ncapacity_wh = 84\n")))
     assert default.battery.shutdown_charge_pct == 20.0 and default.topology is None and default.node_battery is None
