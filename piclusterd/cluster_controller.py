@@ -33,6 +33,7 @@ from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
+from piclusterd.outage_coordinator import OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
@@ -104,6 +105,7 @@ class ClusterController:
         clock: Clock,
         log: AuditLogger,
         publisher: PowerPublisher | None = None,
+        outage: OutageCoordinator | None = None,
     ) -> None:
         self._identity = identity
         self._api = api
@@ -114,6 +116,7 @@ class ClusterController:
         self._events = events
         self._settings = settings
         self._publisher = publisher
+        self._outage = outage
         self._elector_lease_s = float(elector.timings.lease_duration_s)
         self._clock = clock
         self._log = log.bind(component="cluster")
@@ -181,6 +184,8 @@ class ClusterController:
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         view = parse_kubectl_list(self._api.snapshot())
+        if self._outage is not None and self._outage.lead(view, power, measured_load_w):
+            return  # a full shutdown (or the restart after one) is under way: no shedding now
         # Between equally good plans, keep the leader's own node on: a hand-over costs a lease duration.
         policy = replace(self._settings.policy, tiers={**self._settings.policy.tiers, self._identity: LEADER_TIER})
         decided = plan(

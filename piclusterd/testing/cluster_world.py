@@ -23,7 +23,9 @@ from piclusterd.drain import Drainer, DrainOptions
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector
 from piclusterd.node_agent import NodeAgent
+from piclusterd.node_power import PowerOutcome, PowerResult
 from piclusterd.notify import SystemdNotifier
+from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff
 from piclusterd.testing.audit import CapturedAudit
 from piclusterd.testing.clock import FakeClock
@@ -43,13 +45,35 @@ class SimulatedPi:
     daemon: PowerDaemon | None = None
     controller: ClusterController | None = None
     agent: NodeAgent | None = None
+    outage: OutageCoordinator | None = None
+    #: The full-shutdown hook's argv, each time this node ran it as leader.
+    hook_runs: list[list[str]] = field(default_factory=list)
+    #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
+    ups_requests: list[float] = field(default_factory=list)
 
     def run(self, argv: Sequence[str]) -> int:
         """The node's shutdown command: record it, then the node really goes away."""
         self.shutdowns.append(" ".join(argv))
+        self.world.shutdown_order.append(self.name)
         self.alive = False
         self.world.server.power_off_node(self.name)
         return 0
+
+    def run_hook(self, argv: Sequence[str]) -> int:
+        self.hook_runs.append(list(argv))
+        return self.world.hook_exit_status
+
+    def request_ups_return(self, delay_s: float) -> PowerResult:
+        self.ups_requests.append(delay_s)
+        return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
+
+
+@dataclass
+class _HookRunner:
+    pi: SimulatedPi
+
+    def run(self, argv: Sequence[str]) -> int:
+        return self.pi.run_hook(argv)
 
 
 class ClusterWorld:
@@ -62,6 +86,9 @@ class ClusterWorld:
         *,
         ups: ScriptedUps | None = None,
         drain_timeout_s: float = 300.0,
+        full_shutdown_wait_s: float = 60.0,
+        full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
+        ups_shutdown_return: bool = True,
     ) -> None:
         self.server = server
         self.clock = clock
@@ -70,6 +97,12 @@ class ClusterWorld:
         self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-"))
         self._clients: list[ApiClient] = []
         self._drain_timeout_s = drain_timeout_s
+        self.full_shutdown_wait_s = full_shutdown_wait_s
+        self.full_shutdown_hook = tuple(full_shutdown_hook)
+        self.ups_shutdown_return = ups_shutdown_return
+        self.hook_exit_status = 0
+        #: Every node's shutdown command, in the order they ran, across the whole world.
+        self.shutdown_order: list[str] = []
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
@@ -85,6 +118,7 @@ class ClusterWorld:
         config_path.write_text(
             f'mode = "enforce"\n[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
             f'[daemon]\nruntime_dir = "{self._directory}/{name}"\n'
+            f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
         )
         config = load_config(config_path)
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall))
@@ -118,6 +152,37 @@ class ClusterWorld:
             log=log,
         )
         agent = NodeAgent(api, name, daemon, log)
+        # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
+        short = DrainOptions(
+            timeout_s=30.0,
+            wait_for_critical_replacements=False,
+            critical_priority_threshold=self.settings.policy.critical_priority_threshold,
+        )
+        outage = OutageCoordinator(
+            identity=name,
+            api=api,
+            elector=elector,
+            drainer=Drainer(api, self.clock, sleep=self.sleep, options=short, fence=elector.ensure_leader, log=log),
+            power_off=power_off,
+            events=events,
+            local=daemon,
+            hook_runner=_HookRunner(pi),
+            ups_return=pi.request_ups_return if self.ups_shutdown_return else None,
+            settings=FullShutdownSettings(
+                namespace="kube-system",
+                hook=self.full_shutdown_hook,
+                ups_off_delay_s=30.0,
+                critical_priority=self.settings.policy.critical_priority_threshold,
+                inverter_efficiency=self.settings.battery.inverter_efficiency,
+                ups_overhead_w=self.settings.battery.ups_overhead_w,
+                dry_run=self.settings.dry_run,
+            ),
+            clock=self.clock,
+            sleep=self.sleep,
+            log=log,
+        )
+        daemon.defer_to(outage)
+        pi.outage = outage
         pi.daemon = daemon
         pi.agent = agent
         pi.controller = ClusterController(
@@ -131,6 +196,7 @@ class ClusterWorld:
             settings=self.settings,
             clock=self.clock,
             log=log,
+            outage=outage,
         )
         return pi
 

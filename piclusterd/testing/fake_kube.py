@@ -269,7 +269,14 @@ _LEASES = _Resource(
     merge_keys=_COMMON_MERGE_KEYS,
 )
 _CONFIGMAPS = _Resource(
-    "configmaps", "configmap", "ConfigMap", "", "v1", namespaced=True, short_names=("cm",), merge_keys=_COMMON_MERGE_KEYS
+    "configmaps",
+    "configmap",
+    "ConfigMap",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("cm",),
+    merge_keys=_COMMON_MERGE_KEYS,
 )
 _RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _CONFIGMAPS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"))

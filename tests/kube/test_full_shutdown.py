@@ -1,0 +1,176 @@
+"""The orderly full shutdown on clinic-5, against the fake API server over HTTP, and the restart after it.
+
+Each node runs its real daemon, elector, agent and controller (``ClusterWorld``) on one fake clock with one
+scripted UPS: the order (workers, then control plane one at a time, the leader last), each node's local
+shutdown exactly once, nodes protecting themselves when the leader is gone, and the ``long-night`` outage from
+mains failure to the cluster back as it was, with one ``outage.summary``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from piclusterd.cluster_controller import ShedSettings
+from piclusterd.testing.clock import FakeClock
+from piclusterd.testing.cluster_world import ClusterWorld
+from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.testing.scenarios import load_scenario
+
+DATA = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data"
+CLINIC = DATA / "clinic-5.json"
+NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
+WORKERS = {"pi4", "pi5"}
+CONTROL_PLANE = {"pi1", "pi2", "pi3"}
+CRITICAL_APPS = ("openmrs", "mariadb", "matrix-synapse")
+#: 2026-11-24 20:00 in Nairobi (UTC+3): when the long night's outage starts.
+EVENING = datetime.datetime(2026, 11, 24, 17, 0, tzinfo=datetime.UTC).timestamp()
+
+
+def make_world(server: FakeKubeServer, clock: FakeClock, **options: Any) -> ClusterWorld:
+    scenario = load_scenario(CLINIC)
+    settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
+    return ClusterWorld(server, clock, NAMES, settings, **options)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=1000.0, epoch=EVENING - 1000.0 - 10.0)
+
+
+@pytest.fixture
+def server(clock: FakeClock) -> Iterator[FakeKubeServer]:
+    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as made:
+        made.load_objects(CLINIC)
+        made.run_controller_once()
+        yield made
+
+
+@pytest.fixture
+def world(server: FakeKubeServer, clock: FakeClock) -> Iterator[ClusterWorld]:
+    made = make_world(server, clock)
+    yield made
+    made.close()
+
+
+def node_state(server: FakeKubeServer) -> dict[str, tuple[bool, dict[str, str]]]:
+    """Each node's cordon and piclusterd's annotations on it."""
+    state = {}
+    for node in server.list_objects("Node"):
+        ours = {k: v for k, v in (node["metadata"].get("annotations") or {}).items() if k.startswith("picluster.io/")}
+        state[node["metadata"]["name"]] = (bool(node["spec"].get("unschedulable")), ours)
+    return state
+
+
+def ready_critical_apps(server: FakeKubeServer) -> set[str]:
+    found = set()
+    for pod in server.list_objects("Pod"):
+        app = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+        if app in CRITICAL_APPS and ready:
+            found.add(app)
+    return found
+
+
+def all_down(world: ClusterWorld) -> bool:
+    return not any(pi.alive for pi in world.pis.values())
+
+
+def critical_battery(world: ClusterWorld) -> None:
+    world.ups.drive(ups_status="OB DISCHRG LB", battery_charge="18", battery_runtime="200", ups_realpower="14")
+
+
+def test_full_shutdown_takes_workers_then_control_plane_one_at_a_time_and_the_leader_last(world: ClusterWorld) -> None:
+    world.run(10)
+    assert [e["node"] for e in world.events("leader.acquired")] == ["pi1"]
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+
+    for pi in world.pis.values():
+        assert pi.shutdowns == ["systemctl poweroff"], pi.name  # each node's own shutdown, exactly once
+    steps = [(e["step"], e["target"]) for e in world.events("full_shutdown.step")]
+    assert steps[0] == ("Cordon", None)
+    asked = [target for step, target in steps if step == "PowerOffPeer"]
+    assert set(asked[:2]) == WORKERS and set(asked[2:]) == {"pi2", "pi3"}  # workers before the control plane
+    assert steps.index(("RunHook", None)) < steps.index(("PowerOffPeer", asked[2]))  # snapshot with quorum
+    assert world.pis["pi1"].hook_runs == [["k3s", "etcd-snapshot", "save"]]
+    assert world.pis["pi1"].ups_requests == [30.0]
+    assert world.events("full_shutdown.leader_last")[0]["node"] == "pi1"
+    order = world.shutdown_order
+    assert order[-1] == "pi1" and set(order[:2]) == WORKERS
+    # One etcd member at a time: pi2 was NotReady before pi3 was asked; only pi3's loss breaks quorum.
+    requested = {e["target"]: e for e in world.events("node.poweroff_requested")}
+    powered_off = {e["target"]: e for e in world.events("node.powered_off")}
+    first_cp, second_cp = asked[2], asked[3]
+    assert str(powered_off[first_cp]["timestamp"]) <= str(requested[second_cp]["timestamp"])
+    assert second_cp not in powered_off  # asked without watching: the API server goes with quorum
+
+
+def test_quorum_holds_until_the_last_phase(world: ClusterWorld) -> None:
+    """While any worker is still up, or the hook has not run, every etcd member is up."""
+    world.run(10)
+    critical_battery(world)
+    seen: list[tuple[int, int, bool]] = []
+
+    def watch() -> bool:
+        up_members = sum(1 for name in CONTROL_PLANE if world.pis[name].alive)
+        up_workers = sum(1 for name in WORKERS if world.pis[name].alive)
+        seen.append((up_members, up_workers, bool(world.pis["pi1"].hook_runs)))
+        return all_down(world)
+
+    world.run_until(watch, max_s=900)
+    for members, workers, hook_ran in seen:
+        if workers or not hook_ran:
+            assert members == 3
+        if members < 2:  # quorum (2 of 3) gone: only in the last phase, after every worker and the hook
+            assert workers == 0 and hook_ran
+
+
+def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it_was(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    """Mains fails at 20:00 for 10 h: shedding first, then an orderly full shutdown when the battery is about to
+    end, the UPS restores power at 06:00, every Pi boots, and the cluster is back to where it started."""
+    world = make_world(server, clock)
+    world.run(10)
+    before = node_state(server)
+    assert ready_critical_apps(server) == set(CRITICAL_APPS)
+
+    # 20:00: mains fails. The planner sheds what it can (agents, then one server) to stretch the battery.
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
+    shed = sorted(str(e["target"]) for e in world.events("node.powered_off"))
+    # Hours later (the battery is running down; nothing more happens): critical.
+    world.ups.drive(battery_charge="40", battery_runtime="3000", ups_realpower="14")
+    world.run(600, step_s=5)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+    assert world.events("outage.summary") == []  # nobody is left to say it: the next leader will
+
+    # 06:00: mains is back; the UPS (asked for shutdown.return) restores its output and every Pi boots.
+    assert world.pis["pi1"].ups_requests == [30.0]
+    clock.advance(datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.UTC).timestamp() - clock.wall())
+    world.ups.drive(ups_status="OL CHRG", battery_charge="5", battery_runtime="60", ups_realpower="0")
+    for name in NAMES:
+        world.reboot(name)
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=600, step_s=2)
+    world.run(120, step_s=5)  # and nothing more happens
+
+    (summary,) = world.events("outage.summary")
+    assert summary["started_at"] == "2026-11-24T17:00:00Z"
+    assert summary["full_shutdown"] is True and summary["nodes_shed"] == shed
+    assert summary["charge_at_start_pct"] == 100.0
+    assert 0 < summary["energy_used_wh"] < 84.0 * 0.8  # drawn from a 84 Wh battery, 80 % usable
+    # Critical services were down from the full shutdown (about 20:2x) until after the boot (06:0x): about 10 h.
+    assert 9 * 3600 < summary["critical_downtime_s"] < summary["duration_s"]
+    assert node_state(server) == before  # no cordon, no annotation of ours left anywhere
+    assert all(world.pis[name].alive for name in NAMES)
+    world.run_until(lambda: ready_critical_apps(server) == set(CRITICAL_APPS), max_s=120)
+    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    reasons = [e["reason"] for e in server.list_objects("Event")]
+    assert reasons.count("OutageSummary") == 1 and reasons.count("FullShutdown") == 1
+    world.close()
