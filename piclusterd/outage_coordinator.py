@@ -206,7 +206,7 @@ class OutageCoordinator:
             record = replace(record, full_shutdown=progress)
             self._elector.ensure_leader()
             self._save(stored, record, force=True)
-            self._log.critical("full_shutdown.started", nodes=list(progress.nodes), reason=power.reason)
+            self._log.critical("shutdown.cluster_started", nodes=list(progress.nodes), reason=power.reason)
             self._events.emit(
                 self._identity, "FullShutdown", f"battery critical: {self._identity} powers the cluster off in order"
             )
@@ -253,7 +253,7 @@ class OutageCoordinator:
         if step != self._last_step:
             self._last_step = step
             self._log.warning(
-                "full_shutdown.step",
+                "shutdown.cluster_step",
                 phase=step.phase.value,
                 target=getattr(step, "node", None),
                 step=type(step).__name__,
@@ -286,7 +286,7 @@ class OutageCoordinator:
         self._progress(stored, record, progress, fenced=True)
         for name in nodes:
             self._api.patch_node(name, {"spec": {"unschedulable": True}})
-        self._log.warning("full_shutdown.cordoned", nodes=list(nodes))
+        self._log.warning("shutdown.cluster_cordoned", nodes=list(nodes))
         self._progress(self._mine or stored, record, replace(progress, cordon_done=True), fenced=False)
 
     def _power_off_peer(
@@ -316,7 +316,7 @@ class OutageCoordinator:
             result = self._drainer.drain(name, shed)
             if not result.ok:
                 # Clean filesystems now matter more than availability: it goes down anyway, cordoned again.
-                self._log.warning("full_shutdown.drain_incomplete", target=name, reason=result.reason)
+                self._log.warning("shutdown.cluster_drain_incomplete", target=name, reason=result.reason)
                 self._drainer.cordon_with_record(name, shed)
         drained = shed.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
         if step.breaks_quorum:
@@ -327,7 +327,7 @@ class OutageCoordinator:
             return
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
-            self._log.warning("full_shutdown.peer_unconfirmed", target=name, outcome=outcome.outcome.value)
+            self._log.warning("shutdown.cluster_peer_unconfirmed", target=name, outcome=outcome.outcome.value)
 
     def _request_without_watching(self, name: str, drained: ShedRecord) -> None:
         """The power-off request (same records as ``PeerPowerOff``), waiting only for the acknowledgement."""
@@ -367,9 +367,9 @@ class OutageCoordinator:
             return
         code = self._hook_runner.run(argv)
         if code == 0:
-            self._log.info("full_shutdown.hook_finished", command=list(argv))
+            self._log.info("shutdown.hook_finished", command=list(argv))
         else:
-            self._log.error("full_shutdown.hook_failed", command=list(argv), exit_status=code)
+            self._log.error("shutdown.hook_failed", command=list(argv), exit_status=code)
             self._events.emit(
                 self._identity, "FullShutdownHookFailed", f"{' '.join(argv)} exited with {code}", warning=True
             )
@@ -381,7 +381,7 @@ class OutageCoordinator:
         if self._ups_return is None:
             ups = "disabled"
             self._log.warning(
-                "full_shutdown.ups_return", outcome=ups, delay_s=delay, detail="ups_shutdown_return is off"
+                "shutdown.ups_return", outcome=ups, delay_s=delay, detail="ups_shutdown_return is off"
             )
         else:
             try:
@@ -392,11 +392,11 @@ class OutageCoordinator:
                 ok, detail = False, str(error)
             ups = "requested" if ok else "failed"
             level = self._log.warning if ok else self._log.error
-            level("full_shutdown.ups_return", outcome=ups, delay_s=delay, detail=detail)
+            level("shutdown.ups_return", outcome=ups, delay_s=delay, detail=detail)
         self._save_quietly(stored, replace(record, full_shutdown=replace(progress, ups=ups)), fenced=fenced)
 
     def _shut_down_leader(self, stored: _Stored, record: OutageRecord, progress: FullShutdownProgress) -> None:
-        self._log.critical("full_shutdown.leader_last", requested=list(progress.requested))
+        self._log.critical("shutdown.leader_last", requested=list(progress.requested))
         self._local.request_local_shutdown(f"{FULL_SHUTDOWN_REASON}; every other node was asked first")
 
     def _save_quietly(self, stored: _Stored, record: OutageRecord, *, fenced: bool) -> None:

@@ -92,14 +92,14 @@ def test_full_shutdown_takes_workers_then_control_plane_one_at_a_time_and_the_le
 
     for pi in world.pis.values():
         assert pi.shutdowns == ["systemctl poweroff"], pi.name  # each node's own shutdown, exactly once
-    steps = [(e["step"], e["target"]) for e in world.events("full_shutdown.step")]
+    steps = [(e["step"], e["target"]) for e in world.events("shutdown.cluster_step")]
     assert steps[0] == ("Cordon", None)
     asked = [target for step, target in steps if step == "PowerOffPeer"]
     assert set(asked[:2]) == WORKERS and set(asked[2:]) == {"pi2", "pi3"}  # workers before the control plane
     assert steps.index(("RunHook", None)) < steps.index(("PowerOffPeer", asked[2]))  # snapshot with quorum
     assert world.pis["pi1"].hook_runs == [["k3s", "etcd-snapshot", "save"]]
     assert world.pis["pi1"].ups_requests == [30.0]
-    assert world.events("full_shutdown.leader_last")[0]["node"] == "pi1"
+    assert world.events("shutdown.leader_last")[0]["node"] == "pi1"
     order = world.shutdown_order
     assert order[-1] == "pi1" and set(order[:2]) == WORKERS
     # One etcd member at a time: pi2 was NotReady before pi3 was asked; only pi3's loss breaks quorum.
