@@ -7,13 +7,14 @@ errors into exit codes: 0 fine, 1 failure, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from piclusterd.cluster_controller import ClusterController
+    from piclusterd.node_power import PowerResult
+    from piclusterd.outage_coordinator import UpsShutdownReturn
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -116,6 +119,22 @@ def kube_api_client(config: Config) -> ApiClient:
     return k8s.ApiClient(configuration)
 
 
+def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
+    """``[shutdown] ups_shutdown_return`` through NUT, or None when off or when there is no NUT UPS."""
+    if not config.shutdown.ups_shutdown_return or "nut" not in config.ups.drivers:
+        return None
+    ups = config.ups
+
+    def request(delay_s: float) -> PowerResult:
+        # Looked up at run time: node_power's NUT helper is only needed at the very end of a full shutdown,
+        # and a failure here (even an AttributeError) is logged as shutdown.ups_return failed, never raised.
+        call: Callable[..., PowerResult] = importlib.import_module("piclusterd.node_power").request_ups_shutdown_return
+        password = None if ups.password is None else ups.password.value
+        return call(ups.host, ups.port, ups.name, ups.username, password, delay_s, ups.timeout_s)
+
+    return request
+
+
 def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
 
@@ -124,6 +143,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.leader import LeaseElector
     from piclusterd.node_agent import NodeAgent
+    from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
     from piclusterd.peer_power import PeerPowerOff
     from piclusterd.power_publisher import PowerPublisher
     from piclusterd.ssh_power import SshPowerOff
@@ -187,6 +207,49 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         events=events,
         log=node_log,
     )
+    # The full shutdown's own drain: short, no waiting for replacements (nothing will be left on to host them).
+    short_drainer = Drainer(
+        api,
+        clock,
+        sleep=sleep,
+        options=DrainOptions(
+            ignore_daemonsets=True,
+            delete_emptydir_data=cluster.delete_emptydir_data,
+            allow_unreplicated=cluster.allow_unreplicated,
+            timeout_s=config.shutdown.drain_timeout_s,
+            wait_for_critical_replacements=False,
+            critical_priority_threshold=cluster.critical_priority,
+        ),
+        fence=elector.ensure_leader,
+        tick=keep_alive,
+        log=node_log,
+    )
+    settings = settings_from_config(config)
+    outage = OutageCoordinator(
+        identity=identity,
+        api=api,
+        elector=elector,
+        drainer=short_drainer,
+        power_off=power_off,
+        events=events,
+        local=daemon,
+        hook_runner=CommandShutdown(),
+        ups_return=ups_shutdown_return(config),
+        settings=FullShutdownSettings(
+            namespace=cluster.lease_namespace,
+            hook=config.shutdown.full_shutdown_hook,
+            ups_off_delay_s=config.shutdown.ups_off_delay_s,
+            critical_priority=cluster.critical_priority,
+            inverter_efficiency=settings.battery.inverter_efficiency,
+            ups_overhead_w=settings.battery.ups_overhead_w,
+            dry_run=settings.dry_run,
+            ack_timeout_s=cluster.poweroff_ack_timeout_s,
+        ),
+        clock=clock,
+        sleep=sleep,
+        log=log,
+    )
+    daemon.defer_to(outage)
     return ClusterController(
         identity=identity,
         api=api,
@@ -195,10 +258,11 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         drainer=drainer,
         power_off=power_off,
         events=events,
-        settings=settings_from_config(config),
+        settings=settings,
         clock=clock,
         log=log,
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
+        outage=outage,
     )
 
 
