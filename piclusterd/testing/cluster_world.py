@@ -4,7 +4,8 @@ Each :class:`SimulatedPi` runs the real code of a node: its :class:`~piclusterd.
 a shared scripted UPS), its elector, node agent, drainer, power-off and :class:`ClusterController`. Its
 "shutdown command" powers the node off in the fake cluster (NotReady) and stops its ticks, so the leader
 sees it go away. :meth:`ClusterWorld.step` is one poll of every live node; the leader's long steps (a drain)
-advance the same clock through :meth:`ClusterWorld.sleep`, during which the other nodes' agents still answer.
+advance the same clock through :meth:`ClusterWorld.sleep`, during which every node keeps polling its power,
+its agent answers and its elector renews or watches the lease (as ``keep_alive`` does in the daemon).
 """
 
 from __future__ import annotations
@@ -46,21 +47,31 @@ class SimulatedPi:
     controller: ClusterController | None = None
     agent: NodeAgent | None = None
     outage: OutageCoordinator | None = None
+    elector: LeaseElector | None = None
     #: The full-shutdown hook's argv, each time this node ran it as leader.
     hook_runs: list[list[str]] = field(default_factory=list)
     #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
     ups_requests: list[float] = field(default_factory=list)
 
+    #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
+    shutdown_exit_status: int = 0
+
     def run(self, argv: Sequence[str]) -> int:
         """The node's shutdown command: record it, then the node really goes away."""
         self.shutdowns.append(" ".join(argv))
+        if self.shutdown_exit_status != 0:
+            return self.shutdown_exit_status
         self.world.shutdown_order.append(self.name)
         self.alive = False
         self.world.server.power_off_node(self.name)
         return 0
 
     def run_hook(self, argv: Sequence[str]) -> int:
+        """The full-shutdown hook: blocks this node for ``world.hook_duration_s`` (the others poll), then exits."""
         self.hook_runs.append(list(argv))
+        end = self.world.clock.monotonic() + self.world.hook_duration_s
+        while self.world.clock.monotonic() < end:
+            self.world.sleep(1.0, stalled=self.name)
         return self.world.hook_exit_status
 
     def request_ups_return(self, delay_s: float) -> PowerResult:
@@ -101,6 +112,7 @@ class ClusterWorld:
         self.full_shutdown_hook = tuple(full_shutdown_hook)
         self.ups_shutdown_return = ups_shutdown_return
         self.hook_exit_status = 0
+        self.hook_duration_s = 0.0
         #: Every node's shutdown command, in the order they ran, across the whole world.
         self.shutdown_order: list[str] = []
         self.pis: dict[str, SimulatedPi] = {}
@@ -183,6 +195,7 @@ class ClusterWorld:
         )
         daemon.defer_to(outage)
         pi.outage = outage
+        pi.elector = elector
         pi.daemon = daemon
         pi.agent = agent
         pi.controller = ClusterController(
@@ -200,14 +213,23 @@ class ClusterWorld:
         )
         return pi
 
-    def sleep(self, seconds: float) -> None:
-        """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer."""
+    def sleep(self, seconds: float, *, stalled: str | None = None) -> None:
+        """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer.
+
+        ``stalled`` names a node whose process is blocked meanwhile (a command that hangs): it does nothing.
+        """
         self.clock.advance(seconds)
         self.server.run_controller_once()
-        for pi in self.pis.values():
+        for pi in list(self.pis.values()):
+            if pi.name == stalled:
+                continue
             if pi.alive and pi.agent is not None and pi.daemon is not None:
                 pi.daemon.step()
                 pi.agent.tick()
+            if pi.alive and pi.elector is not None:
+                # Every daemon keeps its own loop running: the leader renews from inside its long step (cli.py's
+                # keep_alive), the others keep watching the lease.
+                pi.elector.try_acquire_or_renew()
 
     def step(self, seconds: float = 1.0) -> None:
         for pi in list(self.pis.values()):

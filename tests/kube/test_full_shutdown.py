@@ -57,6 +57,10 @@ def world(server: FakeKubeServer, clock: FakeClock) -> Iterator[ClusterWorld]:
     made.close()
 
 
+def stamp(event: dict[str, object]) -> float:
+    return datetime.datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
 def node_state(server: FakeKubeServer) -> dict[str, tuple[bool, dict[str, str]]]:
     """Each node's cordon and piclusterd's annotations on it."""
     state = {}
@@ -174,3 +178,49 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     reasons = [e["reason"] for e in server.list_objects("Event")]
     assert reasons.count("OutageSummary") == 1 and reasons.count("FullShutdown") == 1
     world.close()
+
+
+def test_a_leader_that_stops_renewing_leaves_the_others_to_protect_themselves_at_once(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    """The leader hangs in its hook (no more lease renewals): once its lease expires on their clocks, pi2 and
+    pi3 stop counting on it and power themselves off, long before full_shutdown_wait."""
+    world = make_world(server, clock, full_shutdown_wait_s=300.0)
+    world.hook_duration_s = 600.0
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+
+    (hook,) = [e for e in world.events("shutdown.cluster_step") if e["step"] == "RunHook"]
+    lease_s = 15
+    for name in ("pi2", "pi3"):
+        assert world.pis[name].shutdowns == ["systemctl poweroff"]
+        (started,) = [e for e in world.events("shutdown.local_started") if e["node"] == name]
+        assert 0 < stamp(started) - stamp(hook) <= lease_s + 2  # the lease's expiry, plus one poll
+    assert set(world.shutdown_order[:2]) == WORKERS  # asked before the leader hung, in order
+    for pi in world.pis.values():
+        assert len(pi.shutdowns) == 1
+
+
+def test_a_leader_stuck_on_one_node_makes_the_others_wait_no_longer_than_full_shutdown_wait(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    """pi2 is asked, but its shutdown command fails and it stays Ready: the leader, renewing its lease, keeps
+    waiting for it to go down, and pi3 (never asked) and the leader itself protect themselves at the bound."""
+    world = make_world(server, clock, full_shutdown_wait_s=45.0)
+    world.pis["pi2"].shutdown_exit_status = 1
+    world.run(10)
+    critical_at = clock.wall()
+    critical_battery(world)
+    world.run_until(lambda: not world.pis["pi3"].alive and not world.pis["pi1"].alive, max_s=300)
+
+    assert "pi3" not in [e["target"] for e in world.events("node.poweroff_requested")]
+    deferred = {e["node"] for e in world.events("shutdown.local_deferred")}
+    assert {"pi1", "pi3"} <= deferred
+    for name in ("pi1", "pi3"):
+        (started,) = [e for e in world.events("shutdown.local_started") if e["node"] == name]
+        assert 45 <= stamp(started) - critical_at <= 45 + 2  # the bound, plus one poll
+        assert "for the leader's full shutdown" in str(started["reason"])
+        assert world.pis[name].shutdowns == ["systemctl poweroff"]
+    assert world.pis["pi2"].shutdowns == ["systemctl poweroff"]  # it tried once, failed, and is not asked again
+    assert world.pis["pi2"].alive
