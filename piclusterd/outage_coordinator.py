@@ -380,9 +380,7 @@ class OutageCoordinator:
         delay = self._settings.ups_off_delay_s
         if self._ups_return is None:
             ups = "disabled"
-            self._log.warning(
-                "shutdown.ups_return", outcome=ups, delay_s=delay, detail="ups_shutdown_return is off"
-            )
+            self._log.warning("shutdown.ups_return", outcome=ups, delay_s=delay, detail="ups_shutdown_return is off")
         else:
             try:
                 result = self._ups_return(delay)

@@ -224,3 +224,63 @@ def test_a_leader_stuck_on_one_node_makes_the_others_wait_no_longer_than_full_sh
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi2"].shutdowns == ["systemctl poweroff"]  # it tried once, failed, and is not asked again
     assert world.pis["pi2"].alive
+
+
+def test_an_ordinary_outage_ends_with_one_summary_once_every_shed_node_is_back(world: ClusterWorld) -> None:
+    world.run(10)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
+    shed = sorted(str(e["target"]) for e in world.events("node.powered_off"))
+    world.ups.drive(ups_status="OL CHRG", battery_charge="70")
+    world.run(60, step_s=5)
+    assert world.events("outage.summary") == []  # shed nodes are still off: the outage is not over for them
+    for name in shed:
+        world.reboot(name)  # the restore policy, or someone pressing buttons
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=300)
+    world.run(120, step_s=5)
+
+    (summary,) = world.events("outage.summary")
+    assert summary["full_shutdown"] is False and summary["nodes_shed"] == shed
+    assert summary["critical_downtime_s"] == 0  # the planner kept a Ready replica of each all along
+    assert 0 < summary["energy_used_wh"] < 84.0 * 0.8
+    assert world.events("shutdown.cluster_started") == []
+    assert world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+
+
+def test_a_short_blip_is_one_outage_with_one_summary(world: ClusterWorld) -> None:
+    world.run(10)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run(20)
+    world.ups.drive(ups_status="OL CHRG")
+    world.run(120, step_s=2)
+    world.ups.drive(ups_status="OB DISCHRG")
+    world.run(20)
+    world.ups.drive(ups_status="OL CHRG")
+    world.run(120, step_s=2)
+
+    summaries = world.events("outage.summary")
+    assert len(summaries) == 2 and len(world.events("outage.started")) == 2
+    assert all(s["nodes_shed"] == [] and s["critical_downtime_s"] == 0 for s in summaries)
+
+
+def test_dry_run_keeps_no_record_and_makes_no_node_wait(server: FakeKubeServer, clock: FakeClock) -> None:
+    scenario = load_scenario(CLINIC)
+    settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=True)
+    world = ClusterWorld(server, clock, NAMES, settings)
+    world.run(10)
+    critical_battery(world)
+    world.run(30)
+    assert world.events("shutdown.local_deferred") == [] and world.events("shutdown.cluster_started") == []
+    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    world.close()
+
+
+def test_a_failing_hook_is_reported_and_the_full_shutdown_goes_on(world: ClusterWorld) -> None:
+    world.hook_exit_status = 1
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+    (failed,) = world.events("shutdown.hook_failed")
+    assert failed["exit_status"] == 1 and failed["command"] == ["k3s", "etcd-snapshot", "save"]
+    assert "FullShutdownHookFailed" in [e["reason"] for e in world.server.list_objects("Event")]
+    assert world.shutdown_order[-1] == "pi1"
