@@ -501,10 +501,11 @@ EVENTS: tuple[EventDoc, ...] = (
         "shutdown.cluster_step",
         "warning",
         "next step of the full shutdown",
-        ("PHASE", "STEP", "TARGET"),
-        "The leader takes STEP (Cordon, PowerOffPeer, WaitFor, RunHook, RequestUpsReturn, ShutDownLeader) of "
-        "PHASE, on TARGET if any. WaitFor: a control-plane node was asked and is not NotReady yet; the next one "
-        "waits (one etcd member at a time).",
+        ("PHASE", "STEP", "TARGET", "TARGETS"),
+        "The leader takes STEP (Cordon, PowerOffPeer, WaitFor, RunHook, PowerOffLastMembers, RequestUpsReturn, "
+        "ShutDownLeader) of PHASE, on TARGET or TARGETS if any. WaitFor: a control-plane node was asked and is "
+        "not NotReady yet; the next one waits (one etcd member at a time). PowerOffLastMembers: etcd loses quorum "
+        "with the next member, so all those left are asked at once and the leader follows.",
         "None.",
     ),
     EventDoc(

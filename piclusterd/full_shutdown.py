@@ -7,8 +7,9 @@ upsmon primary does with its secondaries (FSD, then HOSTSYNC), adapted to k3s an
 2. **workers** (nodes that are not control-plane), one at a time: a short drain, then a power-off request;
 3. the **hook** (``[shutdown] full_shutdown_hook``, e.g. ``k3s etcd-snapshot save``), while etcd still has
    every remaining member, so a snapshot is taken with quorum;
-4. **control plane**: the other control-plane nodes one at a time, each NotReady before the next; the one
-   whose loss breaks etcd quorum is only asked (the API server dies with quorum: nothing can be watched);
+4. **control plane**: the other control-plane nodes one at a time, each NotReady before the next; once the
+   next one would break etcd quorum, all those left are asked together and only their acknowledgements are
+   awaited (the API server dies with quorum: nothing can be watched or written after that);
 5. the **UPS** is asked to cut its output after a delay and restore it with mains (``shutdown.return``);
 6. the **leader** itself, last.
 
@@ -34,6 +35,7 @@ __all__ = [
     "ClusterContact",
     "Cordon",
     "FullShutdownPhase",
+    "PowerOffLastMembers",
     "PowerOffPeer",
     "RequestUpsReturn",
     "RunHook",
@@ -69,16 +71,23 @@ class Cordon:
 
 @dataclass(frozen=True, slots=True)
 class PowerOffPeer:
-    """Drain (workers only, short timeout) and ask ``node`` to power off.
-
-    ``breaks_quorum``: etcd loses quorum once this node is down, so the API server goes with it; the leader
-    only waits for the node's acknowledgement, then goes on with the last steps without the API.
-    """
+    """Drain (workers only, short timeout) and ask ``node`` to power off, then watch it go NotReady."""
 
     node: str
     phase: FullShutdownPhase
     drain: bool
-    breaks_quorum: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOffLastMembers:
+    """etcd loses quorum with the next of these, and the API server with it: ask all of them at once, wait
+    only for their acknowledgements, then take the last steps (UPS, leader) without the API.
+
+    Without quorum etcd accepts no write, so the order among them no longer matters for consistency.
+    """
+
+    nodes: tuple[str, ...]
+    phase: FullShutdownPhase = FullShutdownPhase.CONTROL_PLANE
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +113,7 @@ class ShutDownLeader:
     phase: FullShutdownPhase = FullShutdownPhase.LEADER
 
 
-Step = Cordon | PowerOffPeer | WaitFor | RunHook | RequestUpsReturn | ShutDownLeader
+Step = Cordon | PowerOffPeer | PowerOffLastMembers | WaitFor | RunHook | RequestUpsReturn | ShutDownLeader
 
 
 def has_quorum(members: int, up: int) -> bool:
@@ -137,13 +146,17 @@ def next_step(view: ClusterView, leader: str, progress: FullShutdownProgress) ->
         if node.is_control_plane and node.ready and node.name in progress.requested:
             return WaitFor(node.name)
     members = view.etcd_members
-    for node in peers:
-        if node.is_control_plane and _still_up(node, progress):
-            up = sum(1 for m in members if _still_up(m, progress))
-            going = 1 if node.is_etcd_member else 0
-            breaks = has_quorum(len(members), up) and not has_quorum(len(members), up - going)
-            # No drain: a control-plane node's own pods are the cluster's, and everything is stopping.
-            return PowerOffPeer(node.name, FullShutdownPhase.CONTROL_PLANE, drain=False, breaks_quorum=breaks)
+    # Control-plane nodes outside etcd first (they cost no quorum), then etcd members.
+    remaining = sorted(
+        (n for n in peers if n.is_control_plane and _still_up(n, progress)), key=lambda n: (n.is_etcd_member, n.name)
+    )
+    if remaining:
+        node = remaining[0]
+        up = sum(1 for m in members if _still_up(m, progress))
+        if node.is_etcd_member and has_quorum(len(members), up) and not has_quorum(len(members), up - 1):
+            return PowerOffLastMembers(tuple(n.name for n in remaining))
+        # No drain: a control-plane node's own pods are the cluster's, and everything is stopping.
+        return PowerOffPeer(node.name, FullShutdownPhase.CONTROL_PLANE, drain=False)
     # 5. and 6. Every peer is down or asked: the UPS, then the leader.
     if not progress.ups_done:
         return RequestUpsReturn()

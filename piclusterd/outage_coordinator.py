@@ -45,6 +45,7 @@ from piclusterd.errors import ClusterError
 from piclusterd.full_shutdown import (
     ClusterContact,
     Cordon,
+    PowerOffLastMembers,
     PowerOffPeer,
     RequestUpsReturn,
     RunHook,
@@ -255,13 +256,16 @@ class OutageCoordinator:
             self._log.warning(
                 "shutdown.cluster_step",
                 phase=step.phase.value,
-                target=getattr(step, "node", None),
                 step=type(step).__name__,
+                target=getattr(step, "node", None),
+                targets=list(getattr(step, "nodes", ())),
             )
         if isinstance(step, Cordon):
             self._cordon(stored, record, progress, step.nodes)
         elif isinstance(step, PowerOffPeer):
             self._power_off_peer(view, stored, record, progress, step)
+        elif isinstance(step, PowerOffLastMembers):
+            self._power_off_last_members(view, stored, record, progress, step.nodes)
         elif isinstance(step, WaitFor):
             return  # one control-plane node at a time: the next poll looks again
         elif isinstance(step, RunHook):
@@ -299,19 +303,8 @@ class OutageCoordinator:
     ) -> None:
         name = step.node
         progress = replace(progress, requested=(*progress.requested, name))
-        if step.breaks_quorum:
-            record = _going_dark(record, self._clock.wall())
         self._progress(stored, record, progress, fenced=True)
-        stored = self._mine or stored
-        node = view.node(name)
-        shed = ShedRecord(
-            ShedPhase.DRAINING,
-            self._identity,
-            FULL_SHUTDOWN_REASON,
-            rfc3339(self._clock.wall()),
-            # Cordoned by someone else before the full shutdown: keep that cordon at the restart.
-            was_unschedulable=node.unschedulable and name not in progress.cordoned,
-        )
+        shed = self._shed_record(view, name, progress)
         if step.drain:
             result = self._drainer.drain(name, shed)
             if not result.ok:
@@ -319,46 +312,64 @@ class OutageCoordinator:
                 self._log.warning("shutdown.cluster_drain_incomplete", target=name, reason=result.reason)
                 self._drainer.cordon_with_record(name, shed)
         drained = shed.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
-        if step.breaks_quorum:
-            self._request_without_watching(name, drained)
-            # etcd loses quorum with this node and the API server with it: the last steps need neither.
-            self._request_ups_return(stored, record, progress, fenced=False)
-            self._shut_down_leader(self._mine or stored, record, progress)
-            return
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("shutdown.cluster_peer_unconfirmed", target=name, outcome=outcome.outcome.value)
 
-    def _request_without_watching(self, name: str, drained: ShedRecord) -> None:
-        """The power-off request (same records as ``PeerPowerOff``), waiting only for the acknowledgement."""
+    def _shed_record(self, view: ClusterView, name: str, progress: FullShutdownProgress) -> ShedRecord:
+        return ShedRecord(
+            ShedPhase.DRAINING,
+            self._identity,
+            FULL_SHUTDOWN_REASON,
+            rfc3339(self._clock.wall()),
+            # Cordoned by someone else before the full shutdown: keep that cordon at the restart.
+            was_unschedulable=view.node(name).unschedulable and name not in progress.cordoned,
+        )
+
+    def _power_off_last_members(
+        self,
+        view: ClusterView,
+        stored: _Stored,
+        record: OutageRecord,
+        progress: FullShutdownProgress,
+        names: tuple[str, ...],
+    ) -> None:
+        """Quorum goes with these: ask them all, wait for their acknowledgements only, then UPS and leader."""
+        progress = replace(progress, requested=(*progress.requested, *names))
+        record = _going_dark(record, self._clock.wall())
+        self._progress(stored, record, progress, fenced=True)
+        stored = self._mine or stored
+        waiting: dict[str, str] = {}
+        for name in names:
+            drained = self._shed_record(view, name, progress).with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
+            waiting[name] = self._request(name, drained)
+        deadline = self._clock.monotonic() + self._settings.ack_timeout_s
+        while waiting and self._clock.monotonic() < deadline:
+            try:
+                for name, request_id in list(waiting.items()):
+                    current = self._api.get_node(name)
+                    acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
+                    if acked or not node_is_ready(current):
+                        del waiting[name]
+            except ClusterError:
+                break  # the API server is going: they got the request, or they protect themselves
+            if waiting:
+                self._sleep(self._settings.poll_s)
+        # etcd loses quorum now and the API server with it: the last steps need neither.
+        self._request_ups_return(stored, record, progress, fenced=False)
+        self._shut_down_leader(self._mine or stored, record, progress)
+
+    def _request(self, name: str, drained: ShedRecord) -> str:
+        """The power-off request, with the same records as ``PeerPowerOff``; returns its id."""
         request_id = uuid.uuid4().hex[:12]
         now_text = rfc3339(self._clock.wall())
         requested = drained.with_phase(ShedPhase.POWEROFF_REQUESTED, now_text, request_id)
         self._elector.ensure_leader()
-        self._api.patch_node(
-            name,
-            {
-                "metadata": {
-                    "annotations": {
-                        SHED_ANNOTATION: render_shed_record(requested),
-                        REQUEST_ANNOTATION: render_poweroff_request(
-                            PowerOffRequest(request_id, self._identity, now_text)
-                        ),
-                    }
-                }
-            },
-        )
+        request = render_poweroff_request(PowerOffRequest(request_id, self._identity, now_text))
+        annotations = {SHED_ANNOTATION: render_shed_record(requested), REQUEST_ANNOTATION: request}
+        self._api.patch_node(name, {"metadata": {"annotations": annotations}})
         self._log.warning("node.poweroff_requested", target=name, request_id=request_id, reason=drained.reason)
-        deadline = self._clock.monotonic() + self._settings.ack_timeout_s
-        while self._clock.monotonic() < deadline:
-            try:
-                current = self._api.get_node(name)
-            except ClusterError:
-                break  # the API server is going: the node got the request or protects itself
-            acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
-            if acked or not node_is_ready(current):
-                break
-            self._sleep(self._settings.poll_s)
+        return request_id
 
     def _run_hook(self, stored: _Stored, record: OutageRecord, progress: FullShutdownProgress) -> None:
         argv = self._settings.hook

@@ -96,22 +96,27 @@ def test_full_shutdown_takes_workers_then_control_plane_one_at_a_time_and_the_le
 
     for pi in world.pis.values():
         assert pi.shutdowns == ["systemctl poweroff"], pi.name  # each node's own shutdown, exactly once
-    steps = [(e["step"], e["target"]) for e in world.events("shutdown.cluster_step")]
-    assert steps[0] == ("Cordon", None)
-    asked = [target for step, target in steps if step == "PowerOffPeer"]
-    assert set(asked[:2]) == WORKERS and set(asked[2:]) == {"pi2", "pi3"}  # workers before the control plane
-    assert steps.index(("RunHook", None)) < steps.index(("PowerOffPeer", asked[2]))  # snapshot with quorum
+    steps = [(e["step"], e["target"], tuple(e["targets"])) for e in world.events("shutdown.cluster_step")]
+    assert steps[0] == ("Cordon", None, NAMES)  # nothing new starts anywhere
+    assert [(step, target) for step, target, _ in steps[1:4]] == [
+        ("PowerOffPeer", "pi4"),
+        ("PowerOffPeer", "pi5"),  # workers first, drained, one at a time
+        ("RunHook", None),  # the snapshot, while etcd has every member
+    ]
+    assert steps[4] == ("PowerOffPeer", "pi2", ())  # one control-plane node, watched until NotReady
+    assert steps[5] == ("PowerOffLastMembers", None, ("pi3",))  # quorum goes with pi3: then the leader at once
     assert world.pis["pi1"].hook_runs == [["k3s", "etcd-snapshot", "save"]]
     assert world.pis["pi1"].ups_requests == [30.0]
     assert world.events("shutdown.leader_last")[0]["node"] == "pi1"
-    order = world.shutdown_order
-    assert order[-1] == "pi1" and set(order[:2]) == WORKERS
-    # One etcd member at a time: pi2 was NotReady before pi3 was asked; only pi3's loss breaks quorum.
+    assert world.shutdown_order == ["pi4", "pi5", "pi2", "pi3", "pi1"]
+    # One etcd member at a time: pi2 was NotReady before pi3 was asked.
     requested = {e["target"]: e for e in world.events("node.poweroff_requested")}
     powered_off = {e["target"]: e for e in world.events("node.powered_off")}
-    first_cp, second_cp = asked[2], asked[3]
-    assert str(powered_off[first_cp]["timestamp"]) <= str(requested[second_cp]["timestamp"])
-    assert second_cp not in powered_off  # asked without watching: the API server goes with quorum
+    assert stamp(powered_off["pi2"]) <= stamp(requested["pi3"])
+    assert "pi3" not in powered_off  # asked without watching: the API server goes with quorum
+    for name in ("pi2", "pi3", "pi4", "pi5"):
+        record = world.server.get_object("Node", None, name)["metadata"]["annotations"]["picluster.io/shed"]
+        assert '"wasUnschedulable":false' in record  # we cordoned it: the restart uncordons it
 
 
 def test_quorum_holds_until_the_last_phase(world: ClusterWorld) -> None:

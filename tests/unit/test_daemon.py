@@ -217,3 +217,67 @@ def test_a_refused_reload_still_tells_systemd_the_reload_is_over(tmp_path: Path)
         after = [listener.recv(4096).decode() for _ in range(2)]
     assert after[0] == "RELOADING=1"
     assert after[1].startswith("READY=1\nSTATUS=online")
+
+
+class ScriptedGate:
+    """A LocalShutdownGate saying whatever the test sets; records what it was asked."""
+
+    def __init__(self, answer: str | None = "the leader will ask") -> None:
+        self.answer = answer
+        self.asked: list[float] = []
+        self.error: Exception | None = None
+
+    def defer_local_shutdown(self, critical_for_s: float) -> str | None:
+        self.asked.append(critical_for_s)
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+def test_a_critical_node_waits_for_the_leader_no_longer_than_full_shutdown_wait(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "30s"\n')
+    gate = ScriptedGate()
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(30)
+    assert rig.shutdown.calls == [] and max(gate.asked) == 29.0
+    (deferred,) = rig.audit.named("shutdown.local_deferred")  # said once, not once per poll
+    assert deferred["why"] == "the leader will ask" and deferred["wait_s"] == 30.0
+    rig.poll(10)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]  # at the bound, whatever the gate says; exactly once
+    (started,) = rig.audit.named("shutdown.local_started")
+    assert started["reason"].endswith("waited 30 s for the leader's full shutdown")
+
+
+def test_a_critical_node_powers_off_at_once_when_the_gate_says_so(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.daemon.defer_to(ScriptedGate(answer=None))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll()
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]] and rig.audit.named("shutdown.local_deferred") == []
+
+
+def test_a_gate_that_fails_never_keeps_a_critical_node_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    gate = ScriptedGate()
+    gate.error = RuntimeError("bug in the cluster code")
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(3)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    (failed,) = rig.audit.named("shutdown.gate_failed")
+    assert "bug in the cluster code" in failed["error"]
+
+
+def test_a_leaders_request_is_obeyed_at_once_even_while_deferring(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n')
+    rig.daemon.defer_to(ScriptedGate())
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(5)
+    assert rig.daemon.request_local_shutdown("power-off requested by pi2 (abc)") is True
+    rig.poll(400)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
