@@ -186,13 +186,16 @@ def local_shutdown_deferral(contact: ClusterContact, critical_for_s: float) -> s
     # No API server: no leader can reach us either, so nobody will ask. A clean filesystem comes first.
     if not contact.api_reachable:
         return None
-    # Nobody leads (lease expired or released): nobody will ask.
-    if contact.live_leader is None:
-        return None
     if contact.live_leader == contact.identity:
         return "this node leads the full shutdown and powers off last"
     if contact.full_shutdown:
+        if contact.live_leader is None:
+            # Every node is a candidate: the next leader (maybe this one) resumes from the record.
+            return "the leader is gone; waiting for the next one to resume the full shutdown"
         return f"{contact.live_leader} leads the full shutdown and will ask this node in turn"
+    # Nobody leads and no full shutdown is recorded: nobody will ask.
+    if contact.live_leader is None:
+        return None
     # A live leader that has not written the record yet may just not have polled since the battery fell.
     if critical_for_s < RECORD_GRACE_S:
         return f"{contact.live_leader} leads; waiting for it to start the full shutdown"

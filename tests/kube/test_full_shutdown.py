@@ -185,24 +185,23 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     world.close()
 
 
-def test_a_leader_that_stops_renewing_leaves_the_others_to_protect_themselves_at_once(
-    server: FakeKubeServer, clock: FakeClock
-) -> None:
-    """The leader hangs in its hook (no more lease renewals): once its lease expires on their clocks, pi2 and
-    pi3 stop counting on it and power themselves off, long before full_shutdown_wait."""
-    world = make_world(server, clock, full_shutdown_wait_s=300.0)
+def test_a_hung_leader_never_keeps_a_node_up_past_full_shutdown_wait(server: FakeKubeServer, clock: FakeClock) -> None:
+    """The leader hangs in its hook for 10 min (its lease expires; the others wait for a new leader to resume):
+    whatever happens meanwhile, no critical node waits past full_shutdown_wait, and each shuts down once."""
+    world = make_world(server, clock, full_shutdown_wait_s=60.0)
     world.hook_duration_s = 600.0
     world.run(10)
+    critical_at = clock.wall()
     critical_battery(world)
     world.run_until(lambda: all_down(world), max_s=900)
 
     (hook,) = [e for e in world.events("shutdown.cluster_step") if e["step"] == "RunHook"]
-    lease_s = 15
     for name in ("pi2", "pi3"):
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
         (started,) = [e for e in world.events("shutdown.local_started") if e["node"] == name]
-        assert 0 < stamp(started) - stamp(hook) <= lease_s + 2  # the lease's expiry, plus one poll
-    assert set(world.shutdown_order[:2]) == WORKERS  # asked before the leader hung, in order
+        assert stamp(hook) < stamp(started) <= critical_at + 60 + 1  # the bound, plus one poll
+        assert "waited 60 s" in str(started["reason"])
+    assert world.shutdown_order[:2] == ["pi4", "pi5"]  # asked before the leader hung, in order
     for pi in world.pis.values():
         assert len(pi.shutdowns) == 1
 
@@ -289,3 +288,26 @@ def test_a_failing_hook_is_reported_and_the_full_shutdown_goes_on(world: Cluster
     assert failed["exit_status"] == 1 and failed["command"] == ["k3s", "etcd-snapshot", "save"]
     assert "FullShutdownHookFailed" in [e["reason"] for e in world.server.list_objects("Event")]
     assert world.shutdown_order[-1] == "pi1"
+
+
+def test_a_new_leader_resumes_a_full_shutdown_and_never_asks_a_node_twice(world: ClusterWorld) -> None:
+    """pi1 dies (its Pi loses power) right after the workers are down; pi2 or pi3 takes the lease over, finds
+    the record and finishes: the hook once, then the control plane, then itself."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: not world.pis["pi4"].alive and not world.pis["pi5"].alive, max_s=300)
+    world.pis["pi1"].alive = False
+    world.server.power_off_node("pi1")
+    world.run_until(lambda: all_down(world), max_s=300)
+
+    takeover = [e["node"] for e in world.events("leader.acquired") if e["node"] != "pi1"]
+    assert len(takeover) == 1
+    new_leader = takeover[0]
+    requested = [e["target"] for e in world.events("node.poweroff_requested")]
+    assert sorted(requested) == sorted(name for name in NAMES if name not in ("pi1", new_leader))
+    assert len(requested) == len(set(requested))  # nobody asked twice
+    for name in NAMES[1:]:
+        assert world.pis[name].shutdowns == ["systemctl poweroff"]
+    assert world.shutdown_order[-1] == new_leader
+    assert world.pis["pi1"].hook_runs + world.pis[new_leader].hook_runs == [["k3s", "etcd-snapshot", "save"]]
+    assert world.pis[new_leader].ups_requests == [30.0]

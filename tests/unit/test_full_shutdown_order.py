@@ -270,7 +270,8 @@ def contact(**changes: object) -> ClusterContact:
     [
         ({}, 0.0, True),  # a live leader runs the full shutdown: wait to be asked
         ({"api_reachable": False}, 0.0, False),  # no API server: nobody can ask, protect now
-        ({"live_leader": None}, 0.0, False),  # no live leader: nobody will ask
+        ({"live_leader": None}, 0.0, True),  # the leader died mid-way: the next one resumes from the record
+        ({"live_leader": None, "full_shutdown": False}, 0.0, False),  # nobody leads, nothing recorded: now
         ({"live_leader": "pi3"}, 0.0, True),  # this node leads: it goes last
         ({"full_shutdown": False}, 0.0, True),  # the leader may not have polled since the battery fell
         ({"full_shutdown": False}, RECORD_GRACE_S, False),  # ... but only for a moment
