@@ -160,6 +160,7 @@ class OutageCoordinator:
         self._saved_at = float("-inf")
         self._invalid_reported: str | None = None
         self._last_step: Step | None = None
+        self._started_wall = clock.wall()  # this daemon's start: after a full shutdown began means it booted since
 
     # --- every node: should a critical node wait for the leader? ------------------------------------
 
@@ -197,9 +198,12 @@ class OutageCoordinator:
             charge = None if power.last_reading is None else power.last_reading.charge_pct
             stored = _Stored(OutageRecord(rfc3339(since), self._identity, charge), "")
             self._log.warning("outage.started", started_at=stored.record.started_at, charge_pct=charge)
-        record = self._observe(stored.record, view, power, measured_load_w, now)
-        progress = record.full_shutdown
-        if progress is not None and self._booted_again(power, progress):
+        progress = stored.record.full_shutdown
+        booted_again = progress is not None and self._booted_again(power, progress)
+        # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on.
+        mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
+        record = self._observe(stored.record, view, power, measured_load_w, now, mains_back)
+        if booted_again:
             self._save(stored, record)
             return self._restart(view, record)
         if progress is None and power.state is PowerState.CRITICAL:
@@ -222,7 +226,13 @@ class OutageCoordinator:
         return False
 
     def _observe(
-        self, record: OutageRecord, view: ClusterView, power: PowerMemory, load_w: float | None, now: float
+        self,
+        record: OutageRecord,
+        view: ClusterView,
+        power: PowerMemory,
+        load_w: float | None,
+        now: float,
+        mains_back: bool,
     ) -> OutageRecord:
         on_battery = power.state in BATTERY_STATES
         draw = None
@@ -233,17 +243,21 @@ class OutageCoordinator:
         requested = () if record.full_shutdown is None else record.full_shutdown.requested
         shed = [n.name for n in view.nodes if SHED_ANNOTATION in n.annotations and n.name not in requested]
         record = replace(record.with_shed(shed), leader=self._identity)
-        if power.state is PowerState.ONLINE and not record.mains_back_at:
+        if mains_back and not record.mains_back_at:
             record = replace(record, mains_back_at=rfc3339(now))
+        elif on_battery and record.mains_back_at:
+            record = replace(record, mains_back_at="")  # failed again before the outage was over: it goes on
         return record
 
     def _booted_again(self, power: PowerMemory, progress: FullShutdownProgress) -> bool:
         """Mains is back and this node was powered off by the full shutdown: the cluster has booted again.
 
-        A leader that was *not* powered off (mains returned half-way) finishes the full shutdown instead.
+        "Powered off": it led or was asked, and this daemon started after the full shutdown did. A leader
+        still running since before it (mains returned half-way) finishes the full shutdown instead.
         """
         was_off = self._identity == progress.leader or self._identity in progress.requested
-        return power.state is PowerState.ONLINE and was_off
+        started_since = self._started_wall > parse_rfc3339(progress.started_at)
+        return power.state is PowerState.ONLINE and was_off and started_since
 
     # --- the full shutdown -----------------------------------------------------------------------------
 

@@ -311,3 +311,38 @@ def test_a_new_leader_resumes_a_full_shutdown_and_never_asks_a_node_twice(world:
     assert world.shutdown_order[-1] == new_leader
     assert world.pis["pi1"].hook_runs + world.pis[new_leader].hook_runs == [["k3s", "etcd-snapshot", "save"]]
     assert world.pis[new_leader].ups_requests == [30.0]
+
+
+def test_mains_back_half_way_does_not_call_the_full_shutdown_off(world: ClusterWorld) -> None:
+    """Like upsmon's FSD: once started it is finished, and the UPS's shutdown-return power-cycles every Pi
+    (some halted and some running would need a person to press buttons)."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: not world.pis["pi4"].alive, max_s=300)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="20")
+    world.run_until(lambda: all_down(world), max_s=600)
+
+    online = [e for e in world.pis["pi1"].audit.named("power.state_changed") if e["new"] == "online"]
+    (last,) = world.events("shutdown.leader_last")
+    assert online and stamp(online[-1]) < stamp(last)  # the leader knew mains was back, and went on
+    assert world.shutdown_order == ["pi4", "pi5", "pi2", "pi3", "pi1"]
+    assert world.pis["pi1"].ups_requests == [30.0]
+    assert world.events("outage.summary") == [] and world.events("node.restored") == []
+
+
+def test_an_operators_cordon_survives_the_full_shutdown_and_the_restart(world: ClusterWorld) -> None:
+    world.server.update_object("Node", None, "pi5", lambda n: n["spec"].update(unschedulable=True))
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    (cordoned,) = world.events("shutdown.cluster_cordoned")
+    assert cordoned["nodes"] == ["pi1", "pi2", "pi3", "pi4"]
+
+    world.clock.advance(4 * 3600)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="10")
+    for name in NAMES:
+        world.reboot(name)
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=600)
+    cordons = {name: unschedulable for name, (unschedulable, _) in node_state(world.server).items()}
+    assert cordons == {"pi1": False, "pi2": False, "pi3": False, "pi4": False, "pi5": True}
+    assert all(annotations == {} for _, annotations in node_state(world.server).values())
