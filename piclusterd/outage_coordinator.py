@@ -8,8 +8,8 @@ As leader, each poll, in order:
 
 - on battery with no record: start the outage record (ConfigMap ``piclusterd-outage``);
 - fold the poll into it: energy drawn, nodes shed, critical-service downtime (written at least every minute);
-- the cluster has booted again after a full shutdown (mains is back and this node was one of those powered
-  off): uncordon what the full shutdown cordoned, clear our stale annotations, then close the outage;
+- the cluster has booted again after a full shutdown (mains is back and this daemon started after the full
+  shutdown began): uncordon what the full shutdown cordoned, clear our stale annotations, close the outage;
 - a full shutdown is under way, or this node is ``critical``: take its next step (:mod:`piclusterd.full_shutdown`).
   Like upsmon's forced shutdown it is never called off half-way, even if mains returns: the UPS's
   shutdown-return then power-cycles the Pis, which boot by themselves, instead of some staying halted;
@@ -250,14 +250,13 @@ class OutageCoordinator:
         return record
 
     def _booted_again(self, power: PowerMemory, progress: FullShutdownProgress) -> bool:
-        """Mains is back and this node was powered off by the full shutdown: the cluster has booted again.
+        """Mains is back and this daemon started after the full shutdown began: the cluster has booted again.
 
-        "Powered off": it led or was asked, and this daemon started after the full shutdown did. A leader
-        still running since before it (mains returned half-way) finishes the full shutdown instead.
+        Whichever node leads after the boot (one shed hours before and never asked included) must undo the
+        full shutdown, never go on with it. A leader still running since before it began (mains returned
+        half-way) finishes it instead.
         """
-        was_off = self._identity == progress.leader or self._identity in progress.requested
-        started_since = self._started_wall > parse_rfc3339(progress.started_at)
-        return power.state is PowerState.ONLINE and was_off and started_since
+        return power.state is PowerState.ONLINE and self._started_wall > parse_rfc3339(progress.started_at)
 
     # --- the full shutdown -----------------------------------------------------------------------------
 

@@ -346,3 +346,32 @@ def test_an_operators_cordon_survives_the_full_shutdown_and_the_restart(world: C
     cordons = {name: unschedulable for name, (unschedulable, _) in node_state(world.server).items()}
     assert cordons == {"pi1": False, "pi2": False, "pi3": False, "pi4": False, "pi5": True}
     assert all(annotations == {} for _, annotations in node_state(world.server).values())
+
+
+def test_a_node_shed_before_the_full_shutdown_that_leads_after_the_boot_undoes_it_and_powers_nothing_off(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    world = make_world(server, clock)
+    world.run(10)
+    before = node_state(server)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+    asked = set(world.events("shutdown.leader_last")[0]["requested"])
+    first = next(name for name in ("pi4", "pi5", "pi3") if name not in asked)  # shed hours before, never asked
+
+    clock.advance(8 * 3600)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="5", battery_runtime="60", ups_realpower="0")
+    world.reboot(first)  # it boots first, alone, and takes the lease once pi1's has expired
+    world.run_until(lambda: any(e["node"] == first for e in world.events("leader.acquired")), max_s=60)
+    world.run(30)
+    for name in NAMES:
+        if name != first:
+            world.reboot(name)
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=600)
+    world.run(120, step_s=5)
+
+    assert world.events("outage.summary")[0]["node"] == first
+    assert all(len(pi.shutdowns) == 0 for pi in world.pis.values())  # fresh daemons: nothing powered off
+    assert node_state(server) == before
