@@ -187,7 +187,12 @@ class OutageCoordinator:
         """Keep the outage record and run the full shutdown or the restart after it; True if it took a step."""
         if self._settings.dry_run:
             return False
-        stored = self._read()
+        try:
+            stored = self._read()
+        except ClusterError as error:
+            # Shedding must not depend on the record (RBAC not updated for configmaps, say): go on without it.
+            self._log.warning("cluster.api_failed", step="read the outage record", error=str(error))
+            return False
         if isinstance(stored, InvalidRecord):
             return False  # reported; left alone (a person deletes it: kubectl -n <ns> delete cm piclusterd-outage)
         now = self._clock.wall()
@@ -220,9 +225,12 @@ class OutageCoordinator:
             self._save(stored, record)
             self._full_shutdown_step(view, self._mine or stored, record, progress)
             return True
-        self._save(stored, record)
-        if power.state is PowerState.ONLINE and self._is_over(view, record, now):
-            self._close(record, now)
+        try:
+            self._save(stored, record)
+            if power.state is PowerState.ONLINE and self._is_over(view, record, now):
+                self._close(record, now)
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="keep the outage record", error=str(error))
         return False
 
     def _observe(

@@ -375,3 +375,13 @@ def test_a_node_shed_before_the_full_shutdown_that_leads_after_the_boot_undoes_i
     assert world.events("outage.summary")[0]["node"] == first
     assert all(len(pi.shutdowns) == 0 for pi in world.pis.values())  # fresh daemons: nothing powered off
     assert node_state(server) == before
+
+
+def test_shedding_goes_on_when_the_outage_record_cannot_be_read(world: ClusterWorld) -> None:
+    """RBAC not updated for configmaps after an upgrade: the record is lost, shedding is not."""
+    world.server.fail_next(100_000, 403, path="/configmaps/piclusterd-outage", method="GET")
+    world.run(10)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
+    failures = [e for e in world.events("cluster.api_failed") if e["step"] == "read the outage record"]
+    assert failures and "403" in str(failures[0]["error"])
