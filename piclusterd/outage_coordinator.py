@@ -204,15 +204,28 @@ class OutageCoordinator:
             stored = _Stored(OutageRecord(rfc3339(since), self._identity, charge), "")
             self._log.warning("outage.started", started_at=stored.record.started_at, charge_pct=charge)
         progress = stored.record.full_shutdown
-        booted_again = progress is not None and self._booted_again(power, progress)
-        # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on.
+        booted_since = progress is not None and self._started_wall > parse_rfc3339(progress.started_at)
+        booted_again = booted_since and power.state is PowerState.ONLINE
+        # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on. This
+        # daemon started after the full shutdown began: the cluster went down and has booted since; whichever
+        # node leads now (one shed hours before included) undoes it, and never goes on with it.
         mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
         record = self._observe(stored.record, view, power, measured_load_w, now, mains_back)
         if booted_again:
             self._save(stored, record)
             return self._restart(view, record)
+        if booted_since and progress is not None:
+            # Booted, and mains failed again before the full shutdown was undone: its steps are history. A new
+            # one starts if critical, still owing the restart the cordons the first one made.
+            if power.state is not PowerState.CRITICAL:
+                self._save(stored, record)
+                return False
+            progress = None
         if progress is None and power.state is PowerState.CRITICAL:
-            progress = FullShutdownProgress(rfc3339(now), self._identity, tuple(sorted(n.name for n in view.nodes)))
+            owed = () if record.full_shutdown is None else record.full_shutdown.cordoned
+            progress = FullShutdownProgress(
+                rfc3339(now), self._identity, tuple(sorted(n.name for n in view.nodes)), cordoned=owed
+            )
             record = replace(record, full_shutdown=progress)
             self._elector.ensure_leader()
             self._save(stored, record, force=True)
@@ -256,15 +269,6 @@ class OutageCoordinator:
         elif on_battery and record.mains_back_at:
             record = replace(record, mains_back_at="")  # failed again before the outage was over: it goes on
         return record
-
-    def _booted_again(self, power: PowerMemory, progress: FullShutdownProgress) -> bool:
-        """Mains is back and this daemon started after the full shutdown began: the cluster has booted again.
-
-        Whichever node leads after the boot (one shed hours before and never asked included) must undo the
-        full shutdown, never go on with it. A leader still running since before it began (mains returned
-        half-way) finishes it instead.
-        """
-        return power.state is PowerState.ONLINE and self._started_wall > parse_rfc3339(progress.started_at)
 
     # --- the full shutdown -----------------------------------------------------------------------------
 

@@ -385,3 +385,29 @@ def test_shedding_goes_on_when_the_outage_record_cannot_be_read(world: ClusterWo
     world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
     failures = [e for e in world.events("cluster.api_failed") if e["step"] == "read the outage record"]
     assert failures and "403" in str(failures[0]["error"])
+
+
+def test_mains_failing_again_while_the_pis_boot_gets_a_fresh_full_shutdown_and_one_summary(
+    world: ClusterWorld,
+) -> None:
+    world.run(10)
+    before = node_state(world.server)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    world.clock.advance(3600)
+    for name in NAMES:  # mains came back for a moment: the UPS restored its output, the Pis boot...
+        world.reboot(name)
+    world.run_until(lambda: all_down(world), max_s=600)  # ... on a battery still critical: down again, in order
+
+    assert len(world.events("shutdown.cluster_started")) == 1  # the first world's events died with the old Pis
+    assert world.shutdown_order[5:] == ["pi4", "pi5", "pi2", "pi3", "pi1"]
+    for pi in world.pis.values():
+        assert pi.shutdowns == ["systemctl poweroff"]  # each new daemon once
+    world.clock.advance(3600)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="5", battery_runtime="60", ups_realpower="0")
+    for name in NAMES:
+        world.reboot(name)
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=600)
+    world.run(60, step_s=5)
+    assert len(world.events("outage.summary")) == 1
+    assert node_state(world.server) == before
