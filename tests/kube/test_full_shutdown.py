@@ -411,3 +411,19 @@ def test_mains_failing_again_while_the_pis_boot_gets_a_fresh_full_shutdown_and_o
     world.run(60, step_s=5)
     assert len(world.events("outage.summary")) == 1
     assert node_state(world.server) == before
+
+
+def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: ClusterWorld) -> None:
+    body = {"metadata": {"name": "piclusterd-outage", "namespace": "kube-system"}, "data": {"record": "{oops"}}
+    world.server.put_object({"apiVersion": "v1", "kind": "ConfigMap", **body})
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=120)
+
+    reports = [e for e in world.events("outage.record_invalid") if e["node"] == "pi1"]
+    assert len(reports) == 1 and reports[0]["why"] == "not JSON"
+    assert world.events("shutdown.cluster_started") == []  # no full shutdown on a record we cannot read
+    for pi in world.pis.values():  # each protects itself (after the short wait for a record that never came)
+        assert pi.shutdowns == ["systemctl poweroff"]
+    cm = world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage")
+    assert cm is not None and cm["data"] == {"record": "{oops"}  # left for a person to read
