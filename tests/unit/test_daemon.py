@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piclusterd.config import Config, load_config
 from piclusterd.daemon import PowerDaemon
@@ -222,8 +224,9 @@ def test_a_refused_reload_still_tells_systemd_the_reload_is_over(tmp_path: Path)
 class ScriptedGate:
     """A LocalShutdownGate saying whatever the test sets; records what it was asked."""
 
-    def __init__(self, answer: str | None = "the leader will ask") -> None:
+    def __init__(self, answer: str | None = "the leader will ask", script: Sequence[str | None] = ()) -> None:
         self.answer = answer
+        self.script = list(script)  # answers given first, in order, then ``answer``
         self.asked: list[float] = []
         self.error: Exception | None = None
 
@@ -231,7 +234,7 @@ class ScriptedGate:
         self.asked.append(critical_for_s)
         if self.error is not None:
             raise self.error
-        return self.answer
+        return self.script.pop(0) if self.script else self.answer
 
 
 def test_a_critical_node_waits_for_the_leader_no_longer_than_full_shutdown_wait(tmp_path: Path) -> None:
@@ -281,3 +284,25 @@ def test_a_leaders_request_is_obeyed_at_once_even_while_deferring(tmp_path: Path
     assert rig.daemon.request_local_shutdown("power-off requested by pi2 (abc)") is True
     rig.poll(400)
     assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    answers=st.lists(st.sampled_from([None, "the leader will ask"]), min_size=1, max_size=40),
+    wait_s=st.integers(0, 60),
+)
+def test_whatever_the_gate_says_the_shutdown_runs_once_and_never_after_the_bound(
+    tmp_path_factory: pytest.TempPathFactory, answers: list[str | None], wait_s: int
+) -> None:
+    rig = Rig(tmp_path_factory.mktemp("gate"), extra=f'full_shutdown_wait = "{wait_s}s"\n')
+    rig.daemon.defer_to(ScriptedGate(script=answers))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    critical_at = rig.clock.monotonic()
+    ran_at: float | None = None
+    for _ in range(wait_s + 5):
+        rig.poll()
+        if rig.shutdown.calls and ran_at is None:
+            ran_at = rig.clock.monotonic() - 1.0  # the poll that ran it
+    assert len(rig.shutdown.calls) == 1
+    assert ran_at is not None and ran_at - critical_at <= wait_s
