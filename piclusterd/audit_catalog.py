@@ -522,7 +522,8 @@ EVENTS: tuple[EventDoc, ...] = (
         "a worker's drain did not finish: powered off anyway",
         ("TARGET", "REASON"),
         "During a full shutdown a drain gets [shutdown] drain_timeout; TARGET's did not finish (REASON), and it "
-        "is powered off anyway, cordoned: the battery is ending and a clean filesystem comes first.",
+        "is powered off anyway, cordoned: the battery is ending and a clean filesystem comes first. Event "
+        "FullShutdownDrainIncomplete on TARGET.",
         "None; if it happens every time, look at the pods that are slow to stop.",
     ),
     EventDoc(
@@ -558,7 +559,8 @@ EVENTS: tuple[EventDoc, ...] = (
         ("OUTCOME", "DELAY_S", "DETAIL"),
         "OUTCOME requested: the UPS cuts its output DELAY_S after this ([shutdown] ups_off_delay) and restores it "
         "when mains returns, so every Pi boots by itself. failed (logged as an error): the Pis stay halted until "
-        "someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off.",
+        "someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off. Unless requested, a warning "
+        "Event UpsShutdownReturnNotRequested says so on the leader's node.",
         "failed: check DETAIL and the UPS's NUT driver (upscmd -l UPS); disabled: power the Pis on by hand.",
     ),
     EventDoc(

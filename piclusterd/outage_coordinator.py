@@ -335,6 +335,9 @@ class OutageCoordinator:
             if not result.ok:
                 # Clean filesystems now matter more than availability: it goes down anyway, cordoned again.
                 self._log.warning("shutdown.cluster_drain_incomplete", target=name, reason=result.reason)
+                self._events.emit(
+                    name, "FullShutdownDrainIncomplete", f"drain {result.reason}: powered off anyway", warning=True
+                )
                 self._drainer.cordon_with_record(name, shed)
         drained = shed.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
         outcome = self._power_off.power_off(name, drained)
@@ -427,7 +430,19 @@ class OutageCoordinator:
             ups = "requested" if ok else "failed"
             level = self._log.warning if ok else self._log.error
             level("shutdown.ups_return", outcome=ups, delay_s=delay, detail=detail)
+        if ups != "requested":
+            self._event_quietly(
+                "UpsShutdownReturnNotRequested",
+                f"UPS shutdown-return {ups}: the Pis will not boot by themselves when mains returns",
+            )
         self._save_quietly(stored, replace(record, full_shutdown=replace(progress, ups=ups)), fenced=fenced)
+
+    def _event_quietly(self, reason: str, message: str) -> None:
+        """A warning Event on the leader's node, if the API server still answers: the last steps go on anyway."""
+        try:
+            self._events.emit(self._identity, reason, message, warning=True)
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step=f"emit {reason}", error=str(error))
 
     def _shut_down_leader(self, stored: _Stored, record: OutageRecord, progress: FullShutdownProgress) -> None:
         self._log.critical("shutdown.leader_last", requested=list(progress.requested))

@@ -18,7 +18,7 @@ import pytest
 from piclusterd.cluster_controller import ShedSettings
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.testing.fake_kube import FakeKubeServer, make_pod
 from piclusterd.testing.scenarios import load_scenario
 
 DATA = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data"
@@ -427,3 +427,37 @@ def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: 
         assert pi.shutdowns == ["systemctl poweroff"]
     cm = world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage")
     assert cm is not None and cm["data"] == {"record": "{oops"}  # left for a person to read
+
+
+def test_without_the_ups_shutdown_return_the_leader_says_loudly_that_nobody_will_boot(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    world = make_world(server, clock, ups_shutdown_return=False)
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    (ups,) = world.events("shutdown.ups_return")
+    assert ups["outcome"] == "disabled"
+    (event,) = [e for e in server.list_objects("Event") if e["reason"] == "UpsShutdownReturnNotRequested"]
+    assert event["type"] == "Warning" and "will not boot by themselves" in event["message"]
+    assert world.shutdown_order[-1] == "pi1"
+    world.close()
+
+
+def test_a_worker_whose_drain_cannot_finish_still_goes_down_cordoned(world: ClusterWorld) -> None:
+    """A bare pod (nothing would recreate it) makes kubectl's drain refuse: in a full shutdown the node is
+    powered off anyway, cordoned, and the pod comes back with it after the boot."""
+    world.server.put_object(make_pod("hand-made", node="pi4", phase="Running", ready=True))
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+
+    (incomplete,) = world.events("shutdown.cluster_drain_incomplete")
+    assert incomplete["target"] == "pi4"
+    assert world.shutdown_order == ["pi4", "pi5", "pi2", "pi3", "pi1"]
+    node = world.server.get_object("Node", None, "pi4")
+    assert node is not None and node["spec"]["unschedulable"] is True
+    assert '"wasUnschedulable":false' in node["metadata"]["annotations"]["picluster.io/shed"]
+    assert world.server.get_object("Pod", "default", "hand-made") is not None
+    reasons = [e["reason"] for e in world.server.list_objects("Event")]
+    assert "FullShutdownDrainIncomplete" in reasons
