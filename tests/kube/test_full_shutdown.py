@@ -461,3 +461,17 @@ def test_a_worker_whose_drain_cannot_finish_still_goes_down_cordoned(world: Clus
     assert world.server.get_object("Pod", "default", "hand-made") is not None
     reasons = [e["reason"] for e in world.server.list_objects("Event")]
     assert "FullShutdownDrainIncomplete" in reasons
+
+
+def test_a_node_that_cannot_reach_the_api_server_protects_itself_at_once(world: ClusterWorld) -> None:
+    world.run(10)
+    world.server.fail_next(100_000, 503, path="/configmaps/", message="etcdserver: request timed out")
+    critical_at = world.clock.wall()
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=30)
+
+    assert world.events("shutdown.local_deferred") == []
+    for pi in world.pis.values():
+        (started,) = pi.audit.named("shutdown.local_started")
+        assert stamp(started) - critical_at <= 1  # the first critical poll
+        assert pi.shutdowns == ["systemctl poweroff"]
