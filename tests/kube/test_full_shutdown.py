@@ -159,6 +159,10 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     critical_battery(world)
     world.run_until(lambda: all_down(world), max_s=900)
     assert world.events("outage.summary") == []  # nobody is left to say it: the next leader will
+    for pi in world.pis.values():
+        assert pi.shutdowns == ["systemctl poweroff"]  # shed or in the full shutdown: once each
+    assert world.shutdown_order[:3] == [e["target"] for e in world.events("node.powered_off")][:3]
+    assert world.shutdown_order[-1] == "pi1"
 
     # 06:00: mains is back; the UPS (asked for shutdown.return) restores its output and every Pi boots.
     assert world.pis["pi1"].ups_requests == [30.0]
