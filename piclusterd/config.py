@@ -152,7 +152,7 @@ class ClusterConfig:
 @dataclass(frozen=True, slots=True)
 class ShutdownConfig:
     command: tuple[str, ...]
-    full_shutdown_wait_s: float = 120.0
+    full_shutdown_wait_s: float = 180.0
     full_shutdown_hook: tuple[str, ...] = ()
     drain_timeout_s: float = 30.0
     ups_shutdown_return: bool = False
@@ -383,7 +383,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     },
     "shutdown": {
         "command": _Key(["systemctl", "poweroff"], _argv),
-        "full_shutdown_wait": _Key("2m", _duration(0, 3600)),
+        "full_shutdown_wait": _Key("3m", _duration(0, 3600)),
         "full_shutdown_hook": _Key([], _optional_argv),
         "drain_timeout": _Key("30s", _duration(1, 600)),
         "ups_shutdown_return": _Key(False, _bool),

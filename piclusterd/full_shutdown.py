@@ -4,7 +4,8 @@ When the battery is about to end despite shedding, the leader takes the whole cl
 upsmon primary does with its secondaries (FSD, then HOSTSYNC), adapted to k3s and etcd:
 
 1. **cordon** every node not yet cordoned (recorded, so the restart uncordons exactly these);
-2. **workers** (nodes that are not control-plane), one at a time: a short drain, then a power-off request;
+2. **workers** (nodes that are not control-plane), one at a time: a short drain, then a power-off request,
+   acknowledged by the node's own daemon;
 3. the **hook** (``[shutdown] full_shutdown_hook``, e.g. ``k3s etcd-snapshot save``), while etcd still has
    every remaining member, so a snapshot is taken with quorum;
 4. **control plane**: the other control-plane nodes one at a time, each NotReady before the next; once the
@@ -71,11 +72,17 @@ class Cordon:
 
 @dataclass(frozen=True, slots=True)
 class PowerOffPeer:
-    """Drain (workers only, short timeout) and ask ``node`` to power off, then watch it go NotReady."""
+    """Drain (workers only, short timeout) and ask ``node`` to power off.
+
+    ``watch``: wait until it is NotReady before the next step (control-plane nodes, one etcd member at a
+    time). A worker's acknowledgement is enough: no quorum depends on it, and the node controller takes 40 s
+    or more to see any node NotReady, time the battery does not have.
+    """
 
     node: str
     phase: FullShutdownPhase
     drain: bool
+    watch: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +144,7 @@ def next_step(view: ClusterView, leader: str, progress: FullShutdownProgress) ->
     # 2. Workers first: they hold no etcd member, so their order does not matter; one at a time.
     for node in peers:
         if not node.is_control_plane and _still_up(node, progress):
-            return PowerOffPeer(node.name, FullShutdownPhase.WORKERS, drain=True)
+            return PowerOffPeer(node.name, FullShutdownPhase.WORKERS, drain=True, watch=False)
     # 3. The hook, while every remaining etcd member is still up (a snapshot needs quorum).
     if not progress.hook_done:
         return RunHook()
@@ -156,7 +163,7 @@ def next_step(view: ClusterView, leader: str, progress: FullShutdownProgress) ->
         if node.is_etcd_member and has_quorum(len(members), up) and not has_quorum(len(members), up - 1):
             return PowerOffLastMembers(tuple(n.name for n in remaining))
         # No drain: a control-plane node's own pods are the cluster's, and everything is stopping.
-        return PowerOffPeer(node.name, FullShutdownPhase.CONTROL_PLANE, drain=False)
+        return PowerOffPeer(node.name, FullShutdownPhase.CONTROL_PLANE, drain=False, watch=True)
     # 5. and 6. Every peer is down or asked: the UPS, then the leader.
     if not progress.ups_done:
         return RequestUpsReturn()

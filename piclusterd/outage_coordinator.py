@@ -20,6 +20,7 @@ Only the full-shutdown steps return True (the controller then sheds nothing this
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -340,6 +341,12 @@ class OutageCoordinator:
                 )
                 self._drainer.cordon_with_record(name, shed)
         drained = shed.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
+        if not step.watch:
+            request_id = self._request(name, drained)
+            if not self._wait_for_acks({name: request_id}):
+                return  # it shuts itself down; nothing waits on it
+            # Its daemon did not answer: PeerPowerOff resumes the same request (SSH), and watches it go.
+            drained = drained.with_phase(ShedPhase.POWEROFF_REQUESTED, rfc3339(self._clock.wall()), request_id)
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("shutdown.cluster_peer_unconfirmed", target=name, outcome=outcome.outcome.value)
@@ -371,21 +378,27 @@ class OutageCoordinator:
         for name in names:
             drained = self._shed_record(view, name, progress).with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
             waiting[name] = self._request(name, drained)
-        deadline = self._clock.monotonic() + self._settings.ack_timeout_s
-        while waiting and self._clock.monotonic() < deadline:
-            try:
-                for name, request_id in list(waiting.items()):
-                    current = self._api.get_node(name)
-                    acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
-                    if acked or not node_is_ready(current):
-                        del waiting[name]
-            except ClusterError:
-                break  # the API server is going: they got the request, or they protect themselves
-            if waiting:
-                self._sleep(self._settings.poll_s)
+        with contextlib.suppress(ClusterError):  # the API server is going: they got it, or protect themselves
+            self._wait_for_acks(waiting)
         # etcd loses quorum now and the API server with it: the last steps need neither.
         self._request_ups_return(stored, record, progress, fenced=False)
         self._shut_down_leader(self._mine or stored, record, progress)
+
+    def _wait_for_acks(self, waiting: dict[str, str]) -> dict[str, str]:
+        """Wait up to the ack timeout for each node (name -> request id) to acknowledge or go NotReady;
+        returns those that did neither."""
+        waiting = dict(waiting)
+        deadline = self._clock.monotonic() + self._settings.ack_timeout_s
+        while waiting:
+            for name, request_id in list(waiting.items()):
+                current = self._api.get_node(name)
+                acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
+                if acked or not node_is_ready(current):
+                    del waiting[name]
+            if not waiting or self._clock.monotonic() >= deadline:
+                break
+            self._sleep(self._settings.poll_s)
+        return waiting
 
     def _request(self, name: str, drained: ShedRecord) -> str:
         """The power-off request, with the same records as ``PeerPowerOff``; returns its id."""

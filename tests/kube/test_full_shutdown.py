@@ -479,3 +479,23 @@ def test_a_node_that_cannot_reach_the_api_server_protects_itself_at_once(world: 
         (started,) = pi.audit.named("shutdown.local_started")
         assert stamp(started) - critical_at <= 1  # the first critical poll
         assert pi.shutdowns == ["systemctl poweroff"]
+
+
+def test_a_worker_whose_daemon_is_dead_gets_one_request_and_holds_nobody_past_the_bound(
+    world: ClusterWorld,
+) -> None:
+    world.run(10)
+    world.pis["pi4"].alive = False  # piclusterd crashed on pi4; the Pi itself is up and Ready
+    critical_at = world.clock.wall()
+    critical_battery(world)
+    world.run_until(lambda: all(not world.pis[n].alive for n in NAMES if n != "pi4"), max_s=600)
+
+    requests = [e for e in world.events("node.poweroff_requested") if e["target"] == "pi4"]
+    assert len(requests) == 1  # PeerPowerOff resumed the same request (SSH, if configured), never a new one
+    (no_ack,) = world.events("node.poweroff_no_ack")
+    assert no_ack["target"] == "pi4" and no_ack["request_id"] == requests[0]["request_id"]
+    for name in ("pi1", "pi2", "pi3", "pi5"):
+        (started,) = world.pis[name].audit.named("shutdown.local_started")
+        assert stamp(started) - critical_at <= 60 + 1
+        assert world.pis[name].shutdowns == ["systemctl poweroff"]
+    assert world.pis["pi4"].shutdowns == []

@@ -173,7 +173,7 @@ def test_a_driver_list_with_hat_needs_a_hat_profile(tmp_path: Path) -> None:
 def test_the_full_shutdown_keys_default_to_a_bounded_wait_and_no_ups_cut(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     shutdown = config.shutdown
-    assert shutdown.full_shutdown_wait_s == 120.0 and shutdown.drain_timeout_s == 30.0
+    assert shutdown.full_shutdown_wait_s == 180.0 and shutdown.drain_timeout_s == 30.0
     assert shutdown.full_shutdown_hook == () and shutdown.ups_shutdown_return is False
     assert shutdown.ups_off_delay_s == 30.0
     hooked = load_config(write(tmp_path, '[shutdown]\nfull_shutdown_hook = ["k3s", "etcd-snapshot", "save"]\n'))

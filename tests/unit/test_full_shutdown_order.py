@@ -65,10 +65,10 @@ def test_first_every_node_not_cordoned_yet_is_cordoned_and_an_operators_cordon_i
     assert next_step(view, "s1", progress()) == Cordon(("a1", "s1", "s2", "s3"))
 
 
-def test_workers_go_first_one_at_a_time_with_a_drain() -> None:
-    assert next_step(CLINIC, "s1", CORDONED) == PowerOffPeer("a1", FullShutdownPhase.WORKERS, drain=True)
+def test_workers_go_first_one_at_a_time_with_a_drain_and_are_not_watched() -> None:
+    assert next_step(CLINIC, "s1", CORDONED) == PowerOffPeer("a1", FullShutdownPhase.WORKERS, drain=True, watch=False)
     assert next_step(CLINIC, "s1", replace(CORDONED, requested=("a1",))) == PowerOffPeer(
-        "a2", FullShutdownPhase.WORKERS, drain=True
+        "a2", FullShutdownPhase.WORKERS, drain=True, watch=False
     )
 
 
@@ -84,7 +84,9 @@ def test_a_worker_already_asked_or_off_is_skipped(
     down: tuple[str, ...], asked: tuple[str, ...], expected: str | None
 ) -> None:
     step = next_step(off(CLINIC, *down), "s1", replace(CORDONED, requested=asked))
-    assert step == (RunHook() if expected is None else PowerOffPeer(expected, FullShutdownPhase.WORKERS, drain=True))
+    assert step == (
+        RunHook() if expected is None else PowerOffPeer(expected, FullShutdownPhase.WORKERS, drain=True, watch=False)
+    )
 
 
 def test_the_hook_runs_after_the_workers_and_before_any_control_plane_node() -> None:
@@ -92,7 +94,9 @@ def test_the_hook_runs_after_the_workers_and_before_any_control_plane_node() -> 
 
 
 def test_control_plane_nodes_go_one_at_a_time_without_a_drain_until_quorum_would_break() -> None:
-    assert next_step(CLINIC, "s1", HOOK_DONE) == PowerOffPeer("s2", FullShutdownPhase.CONTROL_PLANE, drain=False)
+    assert next_step(CLINIC, "s1", HOOK_DONE) == PowerOffPeer(
+        "s2", FullShutdownPhase.CONTROL_PLANE, drain=False, watch=True
+    )
     asked_s2 = replace(HOOK_DONE, requested=("a1", "a2", "s2"))
     assert next_step(CLINIC, "s1", asked_s2) == WaitFor("s2")  # still Ready: the next one waits
     assert next_step(off(CLINIC, "s2"), "s1", asked_s2) == PowerOffLastMembers(("s3",))
@@ -109,7 +113,7 @@ def test_control_plane_nodes_outside_etcd_go_before_the_members() -> None:
     outside = make_node("s0", server=True, labels={"picluster.io/etcd-member": "false"})
     view = cluster(*servers("s1", "s2"), outside)
     state = progress(cordon_done=True, hook_done=True)
-    assert next_step(view, "s1", state) == PowerOffPeer("s0", FullShutdownPhase.CONTROL_PLANE, drain=False)
+    assert next_step(view, "s1", state) == PowerOffPeer("s0", FullShutdownPhase.CONTROL_PLANE, drain=False, watch=True)
     assert next_step(off(view, "s0"), "s1", replace(state, requested=("s0",))) == PowerOffLastMembers(("s2",))
 
 
