@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
 from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
@@ -133,6 +133,14 @@ def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
         return call(ups.host, ups.port, ups.name, ups.username, password, delay_s, ups.timeout_s)
 
     return request
+
+
+def _local_shutdown_words(status: dict[str, Any]) -> str:
+    if status.get("shutdown_started"):
+        return "started"
+    if status.get("shutdown_deferred"):
+        return f"critical, waiting: {status['shutdown_deferred']}"
+    return "not started"
 
 
 def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
@@ -495,7 +503,7 @@ def _status(args: argparse.Namespace) -> int:
             ),
             ("runtime from", status.get("runtime_source")),
             ("load", "unknown" if status.get("load_w") is None else f"{status['load_w']:.0f} W"),
-            ("local shutdown", "started" if status.get("shutdown_started") else "not started"),
+            ("local shutdown", _local_shutdown_words(status)),
             ("updated", f"{age:.0f} s ago"),
         ]
         for name, value in rows:

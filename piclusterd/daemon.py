@@ -153,6 +153,7 @@ class PowerDaemon:
         self._status_file_failed = False
         self._gate: LocalShutdownGate | None = None
         self._deferred = False
+        self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
 
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
@@ -259,6 +260,7 @@ class PowerDaemon:
                 why = self._gate.defer_local_shutdown(waited)
             except Exception as error:  # a fault in the cluster code must never keep a critical node up
                 self._log.error("shutdown.gate_failed", error=repr(error))
+        self._deferred_why = why
         if why is None:
             reason = self.memory.reason
             if self._deferred:
@@ -310,6 +312,7 @@ class PowerDaemon:
             "load_w": self._estimate.load_w,
             "reading_wall": None if reading is None else reading.wall_time,
             "shutdown_started": self._shutdown_started,
+            "shutdown_deferred": None if self._shutdown_started else self._deferred_why,
             "updated_wall": self._clock.wall(),
             "summary": status_line(memory),
         }

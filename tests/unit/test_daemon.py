@@ -306,3 +306,20 @@ def test_whatever_the_gate_says_the_shutdown_runs_once_and_never_after_the_bound
             ran_at = rig.clock.monotonic() - 1.0  # the poll that ran it
     assert len(rig.shutdown.calls) == 1
     assert ran_at is not None and ran_at - critical_at <= wait_s
+
+
+def test_piclusterctl_status_says_a_critical_node_is_waiting_for_the_leader_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from piclusterd.cli import ctl_main
+
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "1m"\n')
+    rig.daemon.defer_to(ScriptedGate("pi1 leads the full shutdown and will ask this node in turn"))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(3)
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"].startswith("pi1 leads")
+    ctl_main(["status", "--runtime-dir", str(tmp_path / "run")])  # exits 1 here: the fake clock is "old"
+    assert "critical, waiting: pi1 leads the full shutdown" in capsys.readouterr().out
+    rig.poll(60)
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None  # started now
