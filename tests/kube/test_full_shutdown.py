@@ -499,3 +499,25 @@ def test_a_worker_whose_daemon_is_dead_gets_one_request_and_holds_nobody_past_th
         assert stamp(started) - critical_at <= 60 + 1
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi4"].shutdowns == []
+
+
+def test_a_leader_on_a_worker_takes_the_control_plane_down_and_goes_last(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    scenario = load_scenario(CLINIC)
+    settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
+    world = ClusterWorld(server, clock, ("pi4", "pi1", "pi2", "pi3", "pi5"), settings)  # pi4 polls first
+    world.run(10)
+    assert [e["node"] for e in world.events("leader.acquired")] == ["pi4"]
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+
+    steps = [(e["step"], e["target"], tuple(e["targets"])) for e in world.events("shutdown.cluster_step")]
+    assert [s for s in steps if s[0] in ("PowerOffPeer", "PowerOffLastMembers")] == [
+        ("PowerOffPeer", "pi5", ()),
+        ("PowerOffPeer", "pi1", ()),  # 3 of 3 members: one may go, watched
+        ("PowerOffLastMembers", None, ("pi2", "pi3")),  # the next breaks quorum: both, then the leader
+    ]
+    assert world.shutdown_order == ["pi5", "pi1", "pi2", "pi3", "pi4"]
+    assert world.pis["pi4"].ups_requests == [30.0]
+    world.close()
