@@ -211,7 +211,12 @@ class OutageCoordinator:
         # daemon started after the full shutdown began: the cluster went down and has booted since; whichever
         # node leads now (one shed hours before included) undoes it, and never goes on with it.
         mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
-        record = self._observe(stored.record, view, power, measured_load_w, now, mains_back)
+        base = stored.record
+        if booted_again and not base.mains_back_at and not base.critical_down_since and base.last_reading_at:
+            # The first look after the boot. If the leader did not live to record the cluster going dark (nodes
+            # protected themselves), every critical service was down from its last reading at the latest.
+            base = replace(base, critical_down_since=base.last_reading_at)
+        record = self._observe(base, view, power, measured_load_w, now, mains_back)
         if booted_again:
             self._save(stored, record)
             return self._restart(view, record)

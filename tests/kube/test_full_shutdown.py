@@ -521,3 +521,25 @@ def test_a_leader_on_a_worker_takes_the_control_plane_down_and_goes_last(
     assert world.shutdown_order == ["pi5", "pi1", "pi2", "pi3", "pi4"]
     assert world.pis["pi4"].ups_requests == [30.0]
     world.close()
+
+
+def test_the_dark_hours_count_as_downtime_even_when_the_leader_did_not_live_to_record_them(
+    server: FakeKubeServer, clock: FakeClock
+) -> None:
+    world = make_world(server, clock, full_shutdown_wait_s=60.0)
+    world.run(10)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run_until(lambda: len(world.events("node.powered_off")) == 3, max_s=1200, step_s=5)
+    world.run(60, step_s=5)
+    assert ready_critical_apps(server) == set(CRITICAL_APPS)  # on the two nodes left
+    world.hook_duration_s = 600.0  # the leader hangs in its hook: the others protect themselves at the bound
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+    assert world.events("shutdown.leader_last") == []
+    world.clock.advance(5 * 3600)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="5", battery_runtime="60", ups_realpower="0")
+    for name in NAMES:
+        world.reboot(name)
+    world.run_until(lambda: bool(world.events("outage.summary")), max_s=600)
+    (summary,) = world.events("outage.summary")
+    assert 5 * 3600 <= summary["critical_downtime_s"] <= summary["duration_s"]
