@@ -218,6 +218,8 @@ class PowerDaemon:
             self._notifier.status(status_line(self.memory))
         if self.memory.state is PowerState.CRITICAL and not self._shutdown_started:
             self._protect_or_defer(now)
+        else:
+            self._deferred_why = None  # mains back before our turn: nothing to wait for (the leader may still ask)
         self._write_status_file()
         return self.memory
 

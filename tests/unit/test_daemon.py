@@ -323,3 +323,15 @@ def test_piclusterctl_status_says_a_critical_node_is_waiting_for_the_leader_and_
     assert "critical, waiting: pi1 leads the full shutdown" in capsys.readouterr().out
     rig.poll(60)
     assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None  # started now
+
+
+def test_mains_back_while_waiting_for_the_leader_powers_nothing_off(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "1m"\n')
+    rig.daemon.defer_to(ScriptedGate())
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(10)
+    rig.ups.drive(ups_status="OL CHRG", battery_charge="9")
+    rig.poll(120)
+    assert rig.shutdown.calls == []  # the node stays up; only a leader's request could still take it down
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None
