@@ -472,10 +472,11 @@ EVENTS: tuple[EventDoc, ...] = (
             "ENERGY_USED_WH",
             "CRITICAL_DOWNTIME_S",
         ),
-        "Logged once per outage, when mains is back and every node is back without piclusterd's cordons and "
-        "records (or 10 min after mains returned): ENERGY_USED_WH drawn from the battery as the leader measured "
-        "it, CRITICAL_DOWNTIME_S during which some critical workload had no Ready replica (the dark hours of a "
-        "full shutdown included). A Kubernetes Event OutageSummary says the same.",
+        "Logged once per outage, when mains has held for a minute (a flapping mains is one outage) and every node "
+        "is back without piclusterd's cordons and records (or 10 min after mains returned): DURATION_S from "
+        "STARTED_AT to MAINS_BACK_AT, ENDED_AT when the cluster was back to normal, ENERGY_USED_WH drawn from the "
+        "battery as the leader measured it, CRITICAL_DOWNTIME_S during which some critical workload had no Ready "
+        "replica (the dark hours of a full shutdown included). A Kubernetes Event OutageSummary says the same.",
         "Compare ENERGY_USED_WH with the battery's capacity: much less than expected means the battery is ageing.",
     ),
     EventDoc(

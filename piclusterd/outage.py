@@ -130,6 +130,8 @@ def critical_workloads_down(view: ClusterView, priority_threshold: int) -> tuple
 def summary_fields(record: OutageRecord, ended_wall: float) -> dict[str, object]:
     """The ``outage.summary`` fields: one line a person reads the morning after."""
     start = parse_rfc3339(record.started_at)
+    # How long mains was away (to its last return), not how long the cluster then took to be back to normal.
+    end_of_outage = parse_rfc3339(record.mains_back_at) if record.mains_back_at else ended_wall
     down = record.critical_down_s
     if record.critical_down_since:
         down += max(0.0, ended_wall - parse_rfc3339(record.critical_down_since))
@@ -137,7 +139,7 @@ def summary_fields(record: OutageRecord, ended_wall: float) -> dict[str, object]
     return {
         "started_at": record.started_at,
         "ended_at": rfc3339(ended_wall),
-        "duration_s": round(max(0.0, ended_wall - start)),
+        "duration_s": round(max(0.0, end_of_outage - start)),
         "mains_back_at": record.mains_back_at or None,
         "nodes_shed": list(record.shed),
         "full_shutdown": progress is not None,

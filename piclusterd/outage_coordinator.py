@@ -83,6 +83,9 @@ SAVE_EVERY_S = 60.0
 #: After mains returns, the summary waits this long at most for every critical workload to be Ready again.
 SUMMARY_WAIT_S = 600.0
 
+#: Mains must have held this long before an outage is over: a flapping mains (brownout) is one outage.
+MAINS_SETTLE_S = 60.0
+
 FULL_SHUTDOWN_REASON = "full shutdown: the battery is about to end"
 
 
@@ -505,9 +508,12 @@ class OutageCoordinator:
         return acted
 
     def _is_over(self, view: ClusterView, record: OutageRecord, now: float) -> bool:
-        """Mains back, every node back and free of our records, critical workloads Ready; or mains back for
-        SUMMARY_WAIT_S (a Pi that never comes back must not keep the outage open for ever)."""
-        if record.mains_back_at and now - parse_rfc3339(record.mains_back_at) >= SUMMARY_WAIT_S:
+        """Mains back for MAINS_SETTLE_S, every node back and free of our records, critical workloads Ready; or
+        mains back for SUMMARY_WAIT_S (a Pi that never comes back must not keep the outage open for ever)."""
+        back_for = now - parse_rfc3339(record.mains_back_at) if record.mains_back_at else 0.0
+        if back_for < MAINS_SETTLE_S:
+            return False
+        if back_for >= SUMMARY_WAIT_S:
             return True
         for node in view.nodes:
             if SHED_ANNOTATION in node.annotations or REQUEST_ANNOTATION in node.annotations:

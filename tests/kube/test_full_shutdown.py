@@ -543,3 +543,16 @@ def test_the_dark_hours_count_as_downtime_even_when_the_leader_did_not_live_to_r
     world.run_until(lambda: bool(world.events("outage.summary")), max_s=600)
     (summary,) = world.events("outage.summary")
     assert 5 * 3600 <= summary["critical_downtime_s"] <= summary["duration_s"]
+
+
+def test_a_flapping_mains_is_one_outage_with_one_summary(world: ClusterWorld) -> None:
+    world.run(10)
+    for _ in range(6):  # a brownout: on battery 20 s, mains 10 s, six times
+        world.ups.drive(ups_status="OB DISCHRG", battery_charge="99", battery_runtime="8000", ups_realpower="23")
+        world.run(20)
+        world.ups.drive(ups_status="OL CHRG")
+        world.run(10)
+    world.run(120, step_s=2)
+    assert len(world.events("outage.started")) == 1
+    (summary,) = world.events("outage.summary")
+    assert 6 * 30 - 10 <= summary["duration_s"] <= 6 * 30 + 10
