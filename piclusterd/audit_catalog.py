@@ -499,6 +499,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "None. Each step is logged as shutdown.cluster_step.",
     ),
     EventDoc(
+        "shutdown.cluster_planned",
+        "warning",
+        "dry-run: the full shutdown piclusterd would run",
+        ("DRY_RUN", "STEPS"),
+        'The leader is critical but mode is "dry-run": STEPS is the order it would take (Cordon, PowerOffPeer '
+        "node, RunHook, PowerOffLastMembers nodes, RequestUpsReturn, ShutDownLeader) if every node obeyed. Said "
+        "once per critical spell; nothing is done.",
+        'Once the order reads right, set mode = "enforce" and systemctl reload piclusterd.',
+    ),
+    EventDoc(
         "shutdown.cluster_step",
         "warning",
         "next step of the full shutdown",

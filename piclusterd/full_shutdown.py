@@ -26,7 +26,7 @@ powering itself off at once; the daemon bounds the wait by ``full_shutdown_wait`
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from piclusterd.cluster import ClusterView, Node
 from piclusterd.outage import FullShutdownProgress
@@ -46,6 +46,7 @@ __all__ = [
     "has_quorum",
     "local_shutdown_deferral",
     "next_step",
+    "planned_steps",
 ]
 
 #: A live leader may not have seen the critical battery yet (it polls on its own schedule): a critical node
@@ -168,6 +169,29 @@ def next_step(view: ClusterView, leader: str, progress: FullShutdownProgress) ->
     if not progress.ups_done:
         return RequestUpsReturn()
     return ShutDownLeader()
+
+
+def planned_steps(view: ClusterView, leader: str, started_at: str = "") -> tuple[Step, ...]:
+    """Every step of a full shutdown led by ``leader``, if each went as asked (for dry-run's journal). Pure."""
+    progress = FullShutdownProgress(started_at, leader, tuple(n.name for n in view.nodes))
+    nodes = {n.name: n for n in view.nodes}
+    steps: list[Step] = []
+    while True:
+        step = next_step(ClusterView(tuple(nodes.values()), view.pods, view.pdbs), leader, progress)
+        steps.append(step)
+        if isinstance(step, Cordon):
+            progress = replace(progress, cordon_done=True, cordoned=step.nodes)
+            nodes = {name: replace(n, unschedulable=True) for name, n in nodes.items()}
+        elif isinstance(step, PowerOffPeer | PowerOffLastMembers):
+            asked = (step.node,) if isinstance(step, PowerOffPeer) else step.nodes
+            progress = replace(progress, requested=(*progress.requested, *asked))
+            nodes = {name: replace(n, ready=False) if name in asked else n for name, n in nodes.items()}
+        elif isinstance(step, RunHook):
+            progress = replace(progress, hook_done=True)
+        elif isinstance(step, RequestUpsReturn):
+            progress = replace(progress, ups="requested")
+        else:  # ShutDownLeader (WaitFor cannot happen: every node asked goes down here)
+            return tuple(steps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ from piclusterd.full_shutdown import (
     WaitFor,
     local_shutdown_deferral,
     next_step,
+    planned_steps,
 )
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector
@@ -164,6 +165,7 @@ class OutageCoordinator:
         self._saved_at = float("-inf")
         self._invalid_reported: str | None = None
         self._last_step: Step | None = None
+        self._dry_run_reported = False
         self._started_wall = clock.wall()  # this daemon's start: after a full shutdown began means it booted since
 
     # --- every node: should a critical node wait for the leader? ------------------------------------
@@ -190,6 +192,7 @@ class OutageCoordinator:
     def lead(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None) -> bool:
         """Keep the outage record and run the full shutdown or the restart after it; True if it took a step."""
         if self._settings.dry_run:
+            self._report_dry_run(view, power)
             return False
         try:
             stored = self._read()
@@ -254,6 +257,24 @@ class OutageCoordinator:
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="keep the outage record", error=str(error))
         return False
+
+    def _report_dry_run(self, view: ClusterView, power: PowerMemory) -> None:
+        """dry-run: say once per critical spell what the full shutdown would do, and do nothing."""
+        if power.state is not PowerState.CRITICAL:
+            self._dry_run_reported = False
+            return
+        if self._dry_run_reported:
+            return
+        self._dry_run_reported = True
+        steps = planned_steps(view, self._identity)
+        self._log.warning(
+            "shutdown.cluster_planned",
+            dry_run=True,
+            steps=[
+                f"{type(s).__name__} {' '.join(getattr(s, 'nodes', ()) or [getattr(s, 'node', '')])}".strip()
+                for s in steps
+            ],
+        )
 
     def _observe(
         self,

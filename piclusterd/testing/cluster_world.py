@@ -128,7 +128,8 @@ class ClusterWorld:
     def _build(self, name: str, drain_timeout_s: float) -> SimulatedPi:
         config_path = self._directory / f"{name}.toml"
         config_path.write_text(
-            f'mode = "enforce"\n[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
+            f'mode = "{"dry-run" if self.settings.dry_run else "enforce"}"\n'
+            f'[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
             f'[daemon]\nruntime_dir = "{self._directory}/{name}"\n'
             f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
         )

@@ -271,7 +271,7 @@ def test_a_short_blip_is_one_outage_with_one_summary(world: ClusterWorld) -> Non
     assert all(s["nodes_shed"] == [] and s["critical_downtime_s"] == 0 for s in summaries)
 
 
-def test_dry_run_keeps_no_record_and_makes_no_node_wait(server: FakeKubeServer, clock: FakeClock) -> None:
+def test_dry_run_only_says_what_the_full_shutdown_would_do(server: FakeKubeServer, clock: FakeClock) -> None:
     scenario = load_scenario(CLINIC)
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=True)
     world = ClusterWorld(server, clock, NAMES, settings)
@@ -280,6 +280,20 @@ def test_dry_run_keeps_no_record_and_makes_no_node_wait(server: FakeKubeServer, 
     world.run(30)
     assert world.events("shutdown.local_deferred") == [] and world.events("shutdown.cluster_started") == []
     assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    (planned,) = world.events("shutdown.cluster_planned")  # once, not once per poll
+    assert planned["node"] == "pi1" and planned["steps"] == [
+        "Cordon pi1 pi2 pi3 pi4 pi5",
+        "PowerOffPeer pi4",
+        "PowerOffPeer pi5",
+        "RunHook",
+        "PowerOffPeer pi2",
+        "PowerOffLastMembers pi3",
+        "RequestUpsReturn",
+        "ShutDownLeader",
+    ]
+    assert all(not (n["spec"].get("unschedulable")) for n in server.list_objects("Node"))
+    assert all(pi.alive and pi.shutdowns == [] for pi in world.pis.values())
+    assert len(world.events("shutdown.local_skipped")) == len(NAMES)  # each says what it would have run
     world.close()
 
 

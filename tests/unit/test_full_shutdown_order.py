@@ -23,6 +23,7 @@ from piclusterd.full_shutdown import (
     has_quorum,
     local_shutdown_deferral,
     next_step,
+    planned_steps,
 )
 from piclusterd.outage import FullShutdownProgress
 from piclusterd.testing.clusters import make_node
@@ -286,3 +287,10 @@ def test_a_critical_node_waits_only_for_a_live_leader_it_can_reach(
     changes: dict[str, object], critical_for_s: float, waits: bool
 ) -> None:
     assert (local_shutdown_deferral(contact(**changes), critical_for_s) is not None) is waits
+
+
+@settings(max_examples=200, deadline=None)
+@given(clusters())
+def test_the_dry_run_plan_is_the_order_a_perfect_run_takes(made: tuple[ClusterView, str]) -> None:
+    view, leader = made
+    assert list(planned_steps(view, leader)) == run_to_the_end(view, leader)
