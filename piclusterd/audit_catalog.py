@@ -356,10 +356,14 @@ EVENTS: tuple[EventDoc, ...] = (
             "PROJECTED_RUNTIME_S",
             "RUNTIME_WITHOUT_SHEDDING_S",
             "REFUSED",
+            "POWER_ON",
+            "TOPOLOGY",
             "DRY_RUN",
         ),
         "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
-        "with the rule. DRY_RUN true: nothing is done.",
+        "with the rule (power_unknown: a node's own battery is unknown, so it is left alone). POWER_ON lists shed "
+        "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
+        "relieves. TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
         "piclusterctl plan --snapshot replays a decision on a saved cluster.",
     ),
     EventDoc(

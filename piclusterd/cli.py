@@ -7,14 +7,13 @@ errors into exit codes: 0 fine, 1 failure, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -126,11 +125,12 @@ def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
     ups = config.ups
 
     def request(delay_s: float) -> PowerResult:
-        # Looked up at run time: node_power's NUT helper is only needed at the very end of a full shutdown,
-        # and a failure here (even an AttributeError) is logged as shutdown.ups_return failed, never raised.
-        call: Callable[..., PowerResult] = importlib.import_module("piclusterd.node_power").request_ups_shutdown_return
+        # Imported here: node_power's NUT helper is only needed at the very end of a full shutdown.
+        from piclusterd.node_power import request_ups_shutdown_return
+
         password = None if ups.password is None else ups.password.value
-        return call(ups.host, ups.port, ups.name, ups.username, password, delay_s, ups.timeout_s)
+        whole = max(1, round(delay_s))  # upsd takes whole seconds
+        return request_ups_shutdown_return(ups.host, ups.port, ups.name, ups.username, password, whole, ups.timeout_s)
 
     return request
 
@@ -557,8 +557,24 @@ def _plan(args: argparse.Namespace) -> int:
         on_battery_since=now - grace - 1 if args.on_battery else None,  # past the grace period
         charge_pct=args.charge,
     )
-    decided = plan(view, situation, battery, settings.policy, now, hardware=settings.hardware)
+    node_batteries = None
+    if settings.node_battery is not None:
+        from piclusterd.node_batteries import read_node_batteries
+
+        # Each node's own battery from the records in the snapshot, as the leader reads them now: a saved
+        # snapshot's records are old, so they count as unknown (and the plan says so).
+        node_batteries = read_node_batteries(
+            view,
+            time.time(),
+            settings.node_battery,
+            max_age_s=settings.power_record_max_age_s,
+            topology=settings.topology,
+        )
+    decided = plan(
+        view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
+    )
     refused = [{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused]
+    power_on = [{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on]
     if args.json:
         print(
             json.dumps(
@@ -571,6 +587,8 @@ def _plan(args: argparse.Namespace) -> int:
                     if decided.runtime_without_shedding_s is None
                     else round(decided.runtime_without_shedding_s),
                     "refused": refused,
+                    "power_on": power_on,
+                    "topology": decided.topology,
                     "decision": decided.decision.value,
                     "reason": decided.reason,
                 },
@@ -593,6 +611,8 @@ def _plan(args: argparse.Namespace) -> int:
         print("\n  #  shed        reason")
         for number, action in enumerate(decided.actions, 1):
             print(f"{number:>3}  {action.node:<10}  {action.reason}")
+    for item in power_on:
+        print(f"\nbring back first: {item['node']} (relieves {item['relieves']}): {item['reason']}")
     if refused:
         print("\nrefused:")
         for item in refused:

@@ -33,11 +33,12 @@ from piclusterd.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
+from piclusterd.node_batteries import NodeBatteries, Topology, read_node_batteries
 from piclusterd.outage_coordinator import OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
-from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation
+from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation, SupplyKind
 from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
 
@@ -56,6 +57,11 @@ class ShedSettings:
     battery: BatterySpec
     hardware: PowerConfig
     dry_run: bool
+    # Each node's own battery (per-node / mixed topologies): its spec, the topology (None: inferred from the
+    # published records) and the age after which a record is unknown.
+    node_battery: BatterySpec | None = None
+    topology: Topology | None = None
+    power_record_max_age_s: float = 180.0
 
 
 def settings_from_config(config: Config, capacity_wh: float | None = None) -> ShedSettings:
@@ -80,6 +86,8 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
             usable_fraction=battery.usable_fraction,
             inverter_efficiency=battery.inverter_efficiency,
             ups_overhead_w=battery.overhead_w,
+            shutdown_charge_pct=battery.shutdown_charge_pct,
+            shutdown_runtime_s=config.policy.critical_runtime_s,
         ),
         hardware=PowerConfig(
             default_model=PiModel(cluster.pi_model),
@@ -87,6 +95,16 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
             default_power_off_on_halt=cluster.power_off_on_halt,
         ),
         dry_run=config.mode is Mode.DRY_RUN,
+        node_battery=None
+        if not battery.node_capacity_wh
+        else BatterySpec(
+            capacity_wh=battery.node_capacity_wh,
+            kind=SupplyKind.DC,
+            shutdown_charge_pct=battery.shutdown_charge_pct,
+            shutdown_runtime_s=config.policy.critical_runtime_s,
+        ),
+        topology=None if battery.topology == "auto" else Topology(battery.topology),
+        power_record_max_age_s=cluster.power_record_max_age_s,
     )
 
 
@@ -182,6 +200,19 @@ class ClusterController:
             measured_load_w=measured_load_w,
         )
 
+    def _node_batteries(self, view: ClusterView) -> NodeBatteries | None:
+        """Every node's own battery from its published record, when a per-node battery is configured."""
+        spec = self._settings.node_battery
+        if spec is None:
+            return None
+        return read_node_batteries(
+            view,
+            self._clock.wall(),
+            spec,
+            max_age_s=self._settings.power_record_max_age_s,
+            topology=self._settings.topology,
+        )
+
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         view = parse_kubectl_list(self._api.snapshot())
         if self._outage is not None and self._outage.lead(view, power, measured_load_w):
@@ -195,6 +226,7 @@ class ClusterController:
             policy,
             now,
             hardware=self._settings.hardware,
+            node_batteries=self._node_batteries(view),
         )
         self.last_plan = decided
         self._report(decided)
@@ -217,7 +249,12 @@ class ClusterController:
 
     def _report(self, decided: Plan) -> None:
         """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
-        key = (decided.decision, decided.nodes_to_shed, tuple((r.node, r.rule) for r in decided.refused))
+        key = (
+            decided.decision,
+            decided.nodes_to_shed,
+            tuple((r.node, r.rule) for r in decided.refused),
+            tuple((p.node, p.relieves) for p in decided.power_on),
+        )
         if key == self._last_plan_key:
             return
         self._last_plan_key = key
@@ -232,6 +269,8 @@ class ClusterController:
             if decided.runtime_without_shedding_s is None
             else round(decided.runtime_without_shedding_s),
             refused=[{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused],
+            power_on=[{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on],
+            topology=decided.topology,
             dry_run=self._settings.dry_run,
         )
         verb = "would shed (dry-run)" if self._settings.dry_run else "sheds"

@@ -101,6 +101,9 @@ class BatteryConfig:
     inverter_efficiency: float
     overhead_w: float
     load_w: float | None
+    shutdown_charge_pct: float = 20.0
+    topology: str = "auto"
+    node_capacity_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ class ClusterConfig:
     pi_model: str
     power_off_on_halt: bool
     switch_w: float
+    power_record_max_age_s: float = 180.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +334,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "inverter_efficiency": _Key(0.85, _number(0.3, 1)),
         "overhead_w": _Key(0, _number(0, 1e4)),
         "load_w": _Key(0, _number(0, 1e5, optional=True)),
+        "shutdown_charge": _Key(20, _number(0, 99)),
+        "topology": _Key("auto", _choice("auto", "shared", "per-node", "mixed")),
+        "node_capacity_wh": _Key(0, _number(0, 1e4, optional=True)),
     },
     "policy": {
         "critical_runtime": _Key("5m", _duration(0, 86400)),
@@ -380,6 +387,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "pi_model": _Key("pi4b", _choice("pi3b+", "pi4b", "pi5")),
         "power_off_on_halt": _Key(False, _bool),
         "switch_w": _Key(4, _number(0, 1e4)),
+        "power_record_max_age": _Key("3m", _duration(10, 86400)),
     },
     "shutdown": {
         "command": _Key(["systemctl", "poweroff"], _argv),
@@ -535,6 +543,16 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 "critical_runtime <= low_runtime: critical is the later, more urgent threshold",
             )
         )
+    battery_values = values["battery"]
+    if battery_values["topology"] in ("per-node", "mixed") and not battery_values["node_capacity_wh"]:
+        problems.append(
+            ConfigError(
+                file,
+                "battery.node_capacity_wh",
+                f"is not set, and topology = {battery_values['topology']!r} plans with each node's own battery",
+                "the capacity of one node's HAT battery in Wh (2 x 18650 3.6 V 3.0 Ah = 21.6 Wh)",
+            )
+        )
     if ups["stale_after"] < 2 * ups["poll_interval"]:
         problems.append(
             ConfigError(
@@ -600,6 +618,9 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             inverter_efficiency=battery["inverter_efficiency"],
             overhead_w=battery["overhead_w"],
             load_w=battery["load_w"],
+            shutdown_charge_pct=battery["shutdown_charge"],
+            topology=battery["topology"],
+            node_capacity_wh=battery["node_capacity_wh"],
         ),
         hat=HatConfig(
             profile_key=values["hat"]["profile"],
@@ -629,6 +650,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             pi_model=cluster["pi_model"],
             power_off_on_halt=cluster["power_off_on_halt"],
             switch_w=cluster["switch_w"],
+            power_record_max_age_s=cluster["power_record_max_age"],
         ),
         policy=PolicyConfig(
             critical_runtime_s=policy["critical_runtime"],

@@ -5,7 +5,10 @@
 do something raises :class:`~piclusterd.errors.PowerControlUnsupported` (a ``CapabilityMissing``, also a
 ``NotImplementedError``) instead of doing nothing, so the caller can say so in the journal and an Event and
 try another way. A backend that tries and fails raises :class:`~piclusterd.errors.PowerControlFailed`.
-``is_powered`` answers ``None`` when the backend cannot tell: the Node's Ready condition is the authority.
+The exception is ``nut-outlet``, which talks to a network daemon on every call: it returns its refusals and
+failures as ``REFUSED`` / ``FAILED`` results instead, so a caller must check ``PowerResult.outcome`` and not
+only catch. ``is_powered`` answers ``None`` when the backend cannot tell: the Node's Ready condition is the
+authority.
 
 **Backends** (which one when: ``docs/power-on.md``):
 
@@ -23,6 +26,13 @@ try another way. A backend that tries and fails raises :class:`~piclusterd.error
 ``manual`` (:class:`ManualPower`)
     Nobody can power it on but a person: ``power_on`` says "waiting for someone to press the button", and
     the caller logs it and emits an Event.
+``nut-outlet`` (:class:`NutOutletPower`, :func:`request_ups_shutdown_return`)
+    The node is plugged into a switchable outlet of a UPS or PDU that upsd serves: ``outlet.N.load.on`` /
+    ``.load.off`` instant commands, ``outlet.N.status`` for ``is_powered``. It refuses an outlet whose
+    ``outlet.N.switchable`` is not ``yes``, and never raises on a network or upsd error: the
+    :class:`PowerResult` says ``FAILED`` and why. ``request_ups_shutdown_return`` asks the UPS to cut its
+    output after a delay and restore it when mains returns (``shutdown.return``, as upsmon's POWERDOWNFLAG
+    does).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ __all__ = [
     "GpioRelayPower",
     "ManualPower",
     "NodePower",
+    "NutOutletPower",
     "PowerOutcome",
     "PowerResult",
     "RelayLine",
@@ -57,6 +68,7 @@ __all__ = [
     "check_in",
     "magic_packet",
     "parse_mac",
+    "request_ups_shutdown_return",
 ]
 
 DEFAULT_WAKEALARM = Path("/sys/class/rtc/rtc0/wakealarm")
@@ -69,6 +81,8 @@ class PowerOutcome(enum.StrEnum):
     SENT = "sent"  # a request left, nothing can confirm it arrived (Wake-on-LAN)
     WAKES_ITSELF = "wakes_itself"  # the node will wake on its own (RTC alarm armed before it halted)
     WAITING_FOR_OPERATOR = "waiting_for_operator"  # a person has to do it
+    REFUSED = "refused"  # the backend would not act: nothing was sent (outlet not switchable, node unknown)
+    FAILED = "failed"  # it tried and the device or the network said no (upsd down, access denied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +378,375 @@ class ManualPower:
 
     def is_powered(self, node: str) -> bool | None:
         return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# NUT outlet (a switchable UPS/PDU outlet through upsd)
+
+
+class _UpsdRefused(Exception):
+    """upsd answered ``ERR <code>`` to a request whose first word is ``verb`` (never the whole line: passwords)."""
+
+    def __init__(self, verb: str, code: str) -> None:
+        self.verb = verb
+        self.code = code
+        super().__init__(f"upsd answered ERR {code} to {verb}")
+
+
+class _UpsdBroken(Exception):
+    """upsd closed the connection, or answered something that is not NUT's protocol."""
+
+
+def _quote_word(text: str) -> str:
+    """``text`` as one quoted protocol word, escaped as upsd's own ``pconf_encode`` does (``\\``, ``"``, ``#``).
+
+    An unescaped ``#`` inside quotes is a parse error to upsd: it would drop the line and never answer.
+    """
+    return '"' + "".join("\\" + c if c in '\\"#' else c for c in text) + '"'
+
+
+def _unquote_word(text: str) -> str:
+    inner = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+    return re.sub(r"\\(.)", r"\1", inner)
+
+
+class _UpsdSession:
+    """One short connection to upsd: a line out, a line (or a ``BEGIN LIST`` block) back, bounded in time."""
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        self._sock = socket.create_connection((host, port), timeout=timeout_s)
+        self._stream = self._sock.makefile("rb")
+
+    def __enter__(self) -> _UpsdSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.sendall(b"LOGOUT\n")
+        self._stream.close()
+        self._sock.close()
+
+    def _line(self, verb: str) -> str:
+        raw = self._stream.readline(4096)
+        if not raw.endswith(b"\n"):
+            raise _UpsdBroken(f"upsd closed the connection (or sent an endless line) after {verb}")
+        return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    def ask(self, request: str) -> str:
+        """Send ``request``; the answer line, or ``_UpsdRefused`` for ``ERR ...``.
+
+        Errors name only the request's first word: the rest may be a password.
+        """
+        self._sock.sendall(request.encode() + b"\n")
+        verb = request.split(" ", 1)[0]
+        answer = self._line(verb)
+        if answer.startswith("ERR "):
+            raise _UpsdRefused(verb, answer[4:].strip())
+        return answer
+
+    def ask_list(self, request: str) -> list[str]:
+        """The body lines of a ``LIST`` answer."""
+        begin = self.ask(request)
+        if begin != f"BEGIN {request}":
+            raise _UpsdBroken(f"{request}: upsd answered {begin!r}")
+        body: list[str] = []
+        while (line := self._line(request)) != f"END {request}":
+            body.append(line)
+            if len(body) > 10_000:
+                raise _UpsdBroken(f"{request}: no END after 10000 lines")
+        return body
+
+    def get_var(self, ups: str, variable: str) -> str | None:
+        """A variable's value, ``None`` when the UPS does not serve it (``ERR VAR-NOT-SUPPORTED``)."""
+        try:
+            answer = self.ask(f"GET VAR {ups} {variable}")
+        except _UpsdRefused as refused:
+            if refused.code == "VAR-NOT-SUPPORTED":
+                return None
+            raise
+        prefix = f"VAR {ups} {variable} "
+        if not answer.startswith(prefix):
+            raise _UpsdBroken(f"GET VAR {variable}: upsd answered {answer!r}")
+        return _unquote_word(answer[len(prefix) :])
+
+    def verdict(self, accepted: str) -> str:
+        """The driver's result for a command upsd answered ``accepted`` to: ``SUCCESS``, ``PENDING``, an
+        ``ERR ...`` line, or ``not tracked`` when the answer carried no tracking id."""
+        if not accepted.startswith("OK TRACKING "):
+            return "not tracked"
+        try:
+            return self.ask(f"GET TRACKING {accepted.split()[2]}")
+        except _UpsdRefused as refused:
+            return f"ERR {refused.code}"
+
+    def try_tracking(self) -> bool:
+        """Ask upsd to track the commands' results (``SET TRACKING ON``, NUT >= 2.8); ``False`` if it cannot."""
+        try:
+            return self.ask("SET TRACKING ON") == "OK"
+        except _UpsdRefused:
+            return False
+
+    def authenticate(self, username: str | None, password: str | None) -> None:
+        if username is not None:
+            self.ask(f"USERNAME {_quote_word(username)}")
+        if password is not None:
+            self.ask(f"PASSWORD {_quote_word(password)}")
+
+
+def _check_word(key: str, text: str) -> None:
+    # Sent unquoted: upsd would split at a space or '=', stop at '#', and drop anything outside ASCII.
+    if not text or any(not 0x21 <= ord(c) <= 0x7E or c in '"\\#=' for c in text):
+        raise ConfigError(
+            "node_power", key, f"{text!r} is not one word", "ASCII letters, digits, '.', '-', '_' (as in ups.conf)"
+        )
+
+
+def _check_upsd(host: str, port: int, ups: str, timeout_s: float) -> None:
+    if not host or any(c.isspace() for c in host):
+        raise ConfigError("node_power", "host", f"{host!r} is not a host name", "e.g. 127.0.0.1 or ups.local")
+    if not 0 < port < 65536:
+        raise ConfigError("node_power", "port", f"{port!r} is not a TCP port", "1..65535 (upsd listens on 3493)")
+    _check_word("ups", ups)
+    if not timeout_s > 0:
+        raise ConfigError("node_power", "timeout", f"{timeout_s!r} s is not positive", "e.g. 5")
+
+
+def _check_credentials(username: str | None, password: str | None) -> None:
+    if (username is None) != (password is None):
+        raise ConfigError(
+            "node_power", "username" if username is None else "password", "is set without the other", "both or none"
+        )
+    for key, value in (("username", username), ("password", password)):
+        if value is None:
+            continue
+        if not value:
+            raise ConfigError("node_power", key, "is empty", "the one in upsd.users")
+        # upsd keeps only space..'~' in a word (and DEL): anything else would be dropped and never match.
+        if not all(0x20 <= ord(c) <= 0x7E for c in value):
+            raise ConfigError(
+                "node_power", key, "has characters upsd drops (tabs, accents, control codes)", "printable ASCII"
+            )
+
+
+def _refusal_hint(refused: _UpsdRefused, command: str, username: str | None) -> str:
+    """What to do about upsd's refusal, for the operator reading the Event at 2 AM."""
+    code = refused.code
+    if code == "ACCESS-DENIED":
+        who = f"user {username!r}" if username else "no user (set username and password)"
+        needs = "actions = SET" if refused.verb == "SET" else f"instcmds = {command}"
+        return f"upsd denied {refused.verb} to {who}: upsd.users needs `{needs}` (and the right password)"
+    if code in ("USERNAME-REQUIRED", "PASSWORD-REQUIRED"):
+        return "upsd wants a user for instant commands: set username and password"
+    if code == "CMD-NOT-SUPPORTED":
+        return f"the UPS does not offer {command} (see `upscmd -l`)"
+    if code == "UNKNOWN-UPS":
+        return "upsd serves no UPS by that name (see `upsc -l`)"
+    if code in ("DRIVER-NOT-CONNECTED", "DATA-STALE"):
+        return f"upsd has no live data from the UPS's driver (ERR {code}): check the NUT driver and its cable"
+    return f"upsd answered ERR {code}"
+
+
+class NutOutletPower:
+    """``nut-outlet``: switch a node's UPS/PDU outlet with ``outlet.N.load.on`` / ``.load.off`` through upsd.
+
+    ``outlets`` maps node names to outlet numbers. Every call opens one short connection (bounded by
+    ``timeout_s``), checks ``outlet.N.switchable`` is ``yes``, authenticates, sends the instant command and
+    reads ``outlet.N.status`` back: ``DONE`` when it already shows the new state, ``SENT`` when upsd
+    accepted the command but the driver has not updated the status yet. Nothing here raises on network or
+    upsd errors: the result says ``FAILED`` (or ``REFUSED`` when nothing was sent) and why.
+    """
+
+    name = "nut-outlet"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ups: str,
+        outlets: Mapping[str, int],
+        username: str | None,
+        password: str | None,
+        timeout_s: float,
+    ) -> None:
+        _check_upsd(host, port, ups, timeout_s)
+        _check_credentials(username, password)
+        fed_by: dict[int, str] = {}
+        for node, outlet in outlets.items():
+            if isinstance(outlet, bool) or not isinstance(outlet, int) or outlet < 1:
+                # NUT's outlet.0 is the device's whole set of outlets: "powering off" one node would cut them all.
+                raise ConfigError(
+                    "node_power",
+                    f"{node}.outlet",
+                    f"{outlet!r} is not one outlet's number",
+                    "1, 2... (outlet.N; outlet.0 is every outlet of the UPS at once)",
+                )
+            if outlet in fed_by:
+                raise ConfigError(
+                    "node_power",
+                    f"{node}.outlet",
+                    f"outlet {outlet} also feeds {fed_by[outlet]}: switching it for one node would cut both",
+                    "one node per outlet (use another backend for nodes that share one)",
+                )
+            fed_by[outlet] = node
+        self.host = host
+        self.port = port
+        self.ups = ups
+        self._outlets = MappingProxyType(dict(outlets))
+        self._username = username
+        self._password = password
+        self.timeout_s = timeout_s
+
+    @property
+    def where(self) -> str:
+        return f"{self.ups}@{self.host}:{self.port}"
+
+    def power_on(self, node: str) -> PowerResult:
+        return self._switch(node, on=True)
+
+    def power_off(self, node: str) -> PowerResult:
+        return self._switch(node, on=False)
+
+    def is_powered(self, node: str) -> bool | None:
+        """``outlet.N.status`` is ``on`` / ``off``; ``None`` for anything else (unknown node, error, odd value)."""
+        outlet = self._outlets.get(node)
+        if outlet is None:
+            return None
+        try:
+            with _UpsdSession(self.host, self.port, self.timeout_s) as upsd:
+                status = upsd.get_var(self.ups, f"outlet.{outlet}.status")
+        except (OSError, _UpsdRefused, _UpsdBroken):
+            return None
+        return {"on": True, "off": False}.get((status or "").strip().lower())
+
+    def _switch(self, node: str, *, on: bool) -> PowerResult:
+        outlet = self._outlets.get(node)
+        if outlet is None:
+            return PowerResult(node, PowerOutcome.REFUSED, f"nut-outlet: no outlet configured for {node}")
+        state = "on" if on else "off"
+        command = f"outlet.{outlet}.load.{state}"
+        try:
+            with _UpsdSession(self.host, self.port, self.timeout_s) as upsd:
+                return self._switch_over(upsd, node, outlet, command, state)
+        except _UpsdRefused as refused:
+            hint = _refusal_hint(refused, command, self._username)
+            return PowerResult(node, PowerOutcome.FAILED, f"nut-outlet: {command} on {self.where}: {hint}")
+        except (OSError, _UpsdBroken) as error:
+            return PowerResult(
+                node, PowerOutcome.FAILED, f"nut-outlet: cannot talk to upsd at {self.host}:{self.port}: {error}"
+            )
+
+    def _switch_over(self, upsd: _UpsdSession, node: str, outlet: int, command: str, state: str) -> PowerResult:
+        # 1. An outlet the UPS does not describe as switchable is never switched: it may feed other loads.
+        switchable = upsd.get_var(self.ups, f"outlet.{outlet}.switchable")
+        if switchable is None:
+            return PowerResult(
+                node,
+                PowerOutcome.REFUSED,
+                f"nut-outlet: {self.where} has no outlet {outlet} (outlet.{outlet}.switchable not served; "
+                f"see `upsc {self.where}`)",
+            )
+        if switchable.strip().lower() != "yes":
+            return PowerResult(
+                node,
+                PowerOutcome.REFUSED,
+                f"nut-outlet: outlet {outlet} of {self.where} is not switchable "
+                f"(outlet.{outlet}.switchable = {switchable!r}); nothing sent",
+            )
+        # 2. Authenticate and send; upsd passes the command to the driver and answers at once. With TRACKING
+        #    (upsd >= 2.8) it also keeps the driver's verdict, so a driver's failure is not reported as sent.
+        upsd.authenticate(self._username, self._password)
+        upsd.try_tracking()
+        accepted = upsd.ask(f"INSTCMD {self.ups} {command}")
+        # 3. Read back: only a status showing the new state is proof.
+        status = upsd.get_var(self.ups, f"outlet.{outlet}.status")
+        if status is not None and status.strip().lower() == state:
+            return PowerResult(node, PowerOutcome.DONE, f"{command} on {self.where}: outlet.{outlet}.status = {state}")
+        verdict = upsd.verdict(accepted)
+        if verdict.startswith("ERR "):
+            return PowerResult(
+                node, PowerOutcome.FAILED, f"nut-outlet: {command} on {self.where}: the driver failed it ({verdict})"
+            )
+        return PowerResult(
+            node,
+            PowerOutcome.SENT,
+            f"{command} accepted by upsd at {self.where} (driver: {verdict.lower()}); "
+            f"outlet.{outlet}.status is still {status!r}",
+        )
+
+
+def request_ups_shutdown_return(
+    host: str,
+    port: int,
+    ups: str,
+    username: str | None,
+    password: str | None,
+    delay_s: int,
+    timeout_s: float,
+) -> PowerResult:
+    """Ask the UPS to cut its output in ``delay_s`` and restore it when mains returns, as upsmon's
+    POWERDOWNFLAG step does. Never raises on network or upsd errors.
+
+    Sets ``ups.delay.shutdown`` to ``delay_s`` when the UPS serves it read-write (else the UPS's own delay
+    applies, and the result says which), then sends ``shutdown.return``; a UPS without it gets
+    ``load.off.delay`` instead, whose output then *stays off* when mains returns, which the result says
+    loudly. ``PowerResult.node`` is the UPS name; ``SENT`` on success (nothing can confirm a future cut).
+    """
+    _check_upsd(host, port, ups, timeout_s)
+    _check_credentials(username, password)
+    # 0 would cut this node's own power before it halts: the delay is what lets the caller finish first.
+    if isinstance(delay_s, bool) or not isinstance(delay_s, int) or delay_s < 1:
+        raise ValueError(f"delay_s must be a whole number of seconds >= 1, not {delay_s!r}")
+    where = f"{ups}@{host}:{port}"
+    done: list[str] = []
+    command = "shutdown.return"
+    verdict = "not tracked"
+    try:
+        with _UpsdSession(host, port, timeout_s) as upsd:
+            offered = {line.split()[-1] for line in upsd.ask_list(f"LIST CMD {ups}") if line.startswith("CMD ")}
+            # 1. Prefer shutdown.return (output back with mains); load.off.delay leaves it off for a person.
+            if "shutdown.return" not in offered:
+                if "load.off.delay" not in offered:
+                    return PowerResult(
+                        ups,
+                        PowerOutcome.REFUSED,
+                        f"{where} offers neither shutdown.return nor load.off.delay (see `upscmd -l {where}`); "
+                        "nothing sent",
+                    )
+                command = "load.off.delay"
+            # 2. Our delay where the UPS lets us set it; else say whose delay applies.
+            upsd.authenticate(username, password)
+            writable = {line.split()[2] for line in upsd.ask_list(f"LIST RW {ups}") if line.startswith("RW ")}
+            if "ups.delay.shutdown" in writable:
+                upsd.ask(f'SET VAR {ups} ups.delay.shutdown "{delay_s}"')
+                done.append(f"set ups.delay.shutdown to {delay_s} s")
+                delay = f"{delay_s} s"
+            else:
+                current = upsd.get_var(ups, "ups.delay.shutdown")
+                delay = f"the UPS's own delay ({current} s)" if current is not None else "the UPS's own delay"
+                done.append("ups.delay.shutdown is not writable")
+            # 3. The command itself, tracked where upsd can (>= 2.8), so a driver's refusal is not "sent".
+            upsd.try_tracking()
+            verdict = upsd.verdict(upsd.ask(f"INSTCMD {ups} {command}"))
+            if verdict.startswith("ERR "):
+                return PowerResult(
+                    ups,
+                    PowerOutcome.FAILED,
+                    f"{command} on {where}: the driver failed it ({verdict}) after: {'; '.join(done)}",
+                )
+    except _UpsdRefused as refused:
+        so_far = f" after: {'; '.join(done)}" if done else ""
+        return PowerResult(
+            ups, PowerOutcome.FAILED, f"{command} on {where}: {_refusal_hint(refused, command, username)}{so_far}"
+        )
+    except (OSError, _UpsdBroken) as error:
+        so_far = f" after: {'; '.join(done)}" if done else ""
+        return PowerResult(ups, PowerOutcome.FAILED, f"cannot talk to upsd at {host}:{port}: {error}{so_far}")
+    driver = f"driver: {verdict.lower()}"
+    if command == "shutdown.return":
+        done.append(f"sent shutdown.return ({driver}): output off in {delay}, back on when mains returns")
+    else:
+        done.append(
+            f"sent load.off.delay ({driver}; no shutdown.return on this UPS): output off in {delay} and it STAYS OFF "
+            "when mains returns: someone must switch the UPS back on"
+        )
+    return PowerResult(ups, PowerOutcome.SENT, f"{where}: " + "; ".join(done))

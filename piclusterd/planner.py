@@ -12,6 +12,15 @@ smaller nodes first, fewer pods to move first, then name); if no safe plan reach
 state is ``critical``), shed as much as is safe, aiming for the longest projected runtime (escalation).
 Actions come in preference order (agents first, control plane last), whatever order the search took.
 
+**Per-node batteries** (``node_batteries``, step 4b, before the shared-battery steps): on a ``per-node`` or
+``mixed`` cluster, a running node that lives on its own battery and would reach that battery's shutdown level
+before the target has its work moved off (drain, then shed), soonest death first, while every safety rule
+allows it; its pods go to the nodes whose own batteries last longest. A shed node keeps its charge: when a
+low node cannot go (no room, ``min_nodes``) and a shed node kept ``ROTATION_MARGIN_PCT`` more charge, the
+plan asks for that node back first (``Plan.power_on``) and sheds the low one in a later plan (rotation).
+Unknown own-battery data is never acted on and is reported. On a mixed cluster with no node on its own
+battery, the shared battery decides.
+
 **Algorithm.** A greedy pass over the candidate nodes with an exact look-ahead on the counting rules,
 then a bounded improvement pass. Each node's *saving* is its draw with only the pods that stay (DaemonSet)
 minus its shed draw (the evicted pods' CPU load moves with them, so it nets out). The counting rules (etcd
@@ -37,6 +46,8 @@ groups, each placed pod scans the receivers that match its constraints, skipping
 no longer take any pod; re-packs are bounded in number and size. The plan runs the search twice (the plan
 and the physical optimum), plus the improvement re-runs on small clusters. 1,000 nodes and 30,000 pods plan
 in about half a second on a laptop core (``benchmarks/bench_planner.py``).
+The per-node step (below) uses one packer for the plan, re-packing from scratch only for a short node refused
+for lack of room (``benchmarks/bench_per_node.py``: 300 nodes, 100 of them short, in about 0.2 s).
 
 **Projection.** Runtime = usable energy at the charge / battery draw of the modelled load
 (:mod:`piclusterd.power_model`). When the UPS measures its output load, every modelled load is scaled by
@@ -55,12 +66,14 @@ from types import MappingProxyType
 from piclusterd.cluster import ClusterView, Node, Pod, ShedState, node_tier
 from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError
+from piclusterd.node_batteries import NodeBatteries, Topology
 from piclusterd.power_model import (
     BatterySpec,
     NodePowerProfile,
     PowerConfig,
     PowerSituation,
     cluster_load_w,
+    node_load_m,
 )
 from piclusterd.safety import (
     Headcount,
@@ -86,6 +99,7 @@ __all__ = [
     "Placement",
     "Plan",
     "PlannerPolicy",
+    "PowerOnNode",
     "RefusedNode",
     "ShedNode",
     "physical_optimum",
@@ -93,6 +107,9 @@ __all__ = [
 ]
 
 _EPS_W = 1e-9
+#: A shed node comes back to relieve a running node only with this many charge points more: a rotation
+#: costs a boot and a drain, so two nodes at about the same charge must not swap back and forth.
+ROTATION_MARGIN_PCT = 20.0
 
 
 class Decision(enum.StrEnum):
@@ -104,6 +121,8 @@ class Decision(enum.StrEnum):
     TARGET_MET = "target_met"
     SHED_TO_TARGET = "shed_to_target"
     ESCALATE = "escalate"
+    PER_NODE = "per_node"  # a node's own battery runs out before the target: move its work off (rotate)
+    PER_NODE_OK = "per_node_ok"  # per-node batteries, every one lasts the target
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +169,17 @@ class ShedNode:
     node: str
     reason: str
     evicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOnNode:
+    """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
+    ``relieves``, whose own battery runs low. Carried out before the plan's actions (the restorer's
+    ``PowerOn``); ``relieves`` is shed by a later plan once ``node`` is Ready, unless an action sheds it now."""
+
+    node: str
+    relieves: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +233,8 @@ class Plan:
     charge_pct: float | None = None
     charge_estimated: bool = False
     optimum: Optimum | None = None
+    power_on: tuple[PowerOnNode, ...] = ()
+    topology: str = Topology.SHARED.value
 
     @property
     def nodes_to_shed(self) -> tuple[str, ...]:
@@ -630,6 +662,184 @@ def _optimum(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _PerNode:
+    actions: tuple[ShedNode, ...]
+    power_on: tuple[PowerOnNode, ...]
+    refused: tuple[RefusedNode, ...]
+    placements: tuple[Placement, ...]
+    dying: tuple[str, ...]  # nodes whose own battery dies before the target, soonest first
+    runtime_before_s: float  # the shortest own runtime of a running node now
+    runtime_after_s: float  # ... once the actions are done
+
+
+def _relieves(rule: SafetyRule, returning: Node) -> bool:
+    """Whether bringing ``returning`` back can lift a refusal for ``rule``: it adds room and a head to the
+    count, and an etcd vote or a control plane only if it is one."""
+    if rule in (SafetyRule.PODS_DO_NOT_FIT, SafetyRule.MIN_NODES):
+        return True
+    if rule is SafetyRule.ETCD_QUORUM:
+        return returning.is_etcd_member
+    if rule is SafetyRule.LAST_CONTROL_PLANE:
+        return returning.is_control_plane
+    return False
+
+
+def _per_node(static: _Static, batteries: NodeBatteries, policy: PlannerPolicy) -> _PerNode:
+    """Move work off every running node whose own battery dies before the target, soonest first, while a
+    safe move exists (every safety rule, as for shared shedding); a node refused gets a rotation instead
+    if a shed node kept more charge (``ROTATION_MARGIN_PCT``). Pods go to the nodes whose own battery lasts
+    longest."""
+    view, spec, target = static.view, batteries.spec, policy.target_runtime_s
+    running = [n for n in view.nodes if is_up(n) and n.shed_state is ShedState.NONE]
+
+    def own_runtime_s(node: Node, load_m: int) -> float:
+        battery = batteries.of(node.name)
+        if battery.charge_pct is None or not battery.on_battery:
+            return math.inf  # not living on its own battery (or unknown: never acted on)
+        allocatable = node.allocatable_cpu_m
+        utilisation = min(1.0, load_m / allocatable) if allocatable > 0 else 1.0
+        return spec.runtime_s(battery.charge_pct, static.profiles[node.name].running_w(utilisation))
+
+    now_s = {n.name: own_runtime_s(n, node_load_m(view, n.name)) for n in running}
+    dying = sorted((n for n in running if now_s[n.name] < target), key=lambda n: (now_s[n.name], n.name))
+    refused: list[RefusedNode] = []
+    if batteries.topology is Topology.PER_NODE:
+        for node in running:
+            battery = batteries.of(node.name)
+            if not battery.known:
+                why = f"{node.name}: own battery unknown ({battery.why}), not acted on"
+                refused.append(RefusedNode(node.name, SafetyRule.POWER_UNKNOWN, why))
+    dying_names = {n.name for n in dying}
+    # Receivers: the nodes whose own battery lasts longest first (a node fed by the shared battery lasts as
+    # long as it does); then nodes whose own battery is unknown; dying nodes only if nothing else fits.
+    receivers = sorted(
+        (n for n in running if not n.unschedulable),
+        key=lambda n: (n.name in dying_names, not batteries.of(n.name).known, -min(now_s[n.name], 1e12), n.name),
+    )
+
+    def packer_moves(node: str) -> tuple[PodPacker, list[Move]] | Refusal:
+        result = packer.shed(node)
+        return result if isinstance(result, Refusal) else (packer, list(result))
+
+    def shed_all(node: str, shed: Sequence[str]) -> tuple[PodPacker, list[Move]] | Refusal:
+        """Pack the pods of the nodes already chosen and then of ``node`` on the nodes that stay on (neither
+        receives anything), after those of nodes being shed (already evicted: forced, as the safety rules
+        place them). One packing for the whole plan, so its placements are consistent; a node chosen
+        before whose pods no longer fit refuses ``node``."""
+        packer = PodPacker(
+            view,
+            [n.name for n in receivers if n.name != node and n.name not in shed],
+            priority_threshold=policy.critical_priority_threshold,
+            allow_pending_noncritical=policy.allow_pending_noncritical,
+        )
+        for name in static.leaving:
+            packer.shed(name, force=True)
+        moves: list[Move] = []
+        for name in (*shed, node):
+            result = packer.shed(name)
+            if isinstance(result, Refusal):
+                return result
+            moves.extend(result)
+        return packer, moves
+
+    # One packer for the plan so far (receivers: every running node but those chosen); refusals leave it as
+    # it was. Pods of nodes being shed may have landed on a short node and block it; then the exact check
+    # (shed_all: those pods placed as the safety rules place them) decides, and its packing is kept.
+    packer = PodPacker(
+        view,
+        [n.name for n in receivers],
+        priority_threshold=policy.critical_priority_threshold,
+        allow_pending_noncritical=policy.allow_pending_noncritical,
+    )
+    for name in static.leaving:
+        packer.shed(name, force=True)
+    count = headcount(view)
+    actions: list[ShedNode] = []
+    power_on: list[PowerOnNode] = []
+    placements: dict[str, Placement] = {}
+    shed: list[str] = []
+    spare = sorted(
+        (
+            (batteries.of(n.name).charge_pct or 0.0, n.name)
+            for n in view.nodes
+            if n.shed_state is ShedState.POWERED_OFF and batteries.of(n.name).known
+        ),
+        reverse=True,
+    )
+    for node in dying:
+        charge = batteries.of(node.name).charge_pct or 0.0
+        runtime = format_duration(now_s[node.name])
+        blocked = static.blocked.get(node.name)
+        refusal = (
+            blocked
+            or check_etcd_quorum(node, count)
+            or check_control_plane_remains(node, count)
+            or check_min_nodes(node, count, policy.min_nodes)
+        )
+        packed: tuple[PodPacker, list[Move]] | Refusal = refusal if refusal is not None else packer_moves(node.name)
+        if isinstance(packed, Refusal) and packed.rule is SafetyRule.PODS_DO_NOT_FIT:
+            exact = shed_all(node.name, shed)
+            if not isinstance(exact, Refusal):
+                placements.clear()
+                packed = exact
+        if isinstance(packed, Refusal):
+            refusal_now = packed
+            # Rotation, only when it makes a safe move exist: a charged shed node that lifts this very
+            # refusal comes back first; this node goes in a later plan, once that one is Ready. Bringing one
+            # back for a node that can go anyway, or that no returning node frees (its PDB, the last etcd
+            # member), would only churn: the returning node, short of the target too, would be shed again.
+            relief = next(
+                (
+                    (c, name)
+                    for c, name in spare
+                    if c >= charge + ROTATION_MARGIN_PCT and _relieves(refusal_now.rule, view.node(name))
+                ),
+                None,
+            )
+            detail = refusal_now.detail
+            if relief is not None:
+                spare.remove(relief)
+                power_on.append(
+                    PowerOnNode(
+                        relief[1],
+                        node.name,
+                        f"rotation: {relief[1]} kept {relief[0]:.0f} % while shed; it comes back to relieve "
+                        f"{node.name} ({charge:.0f} %, its own battery lasts {runtime})",
+                    )
+                )
+                detail += f"; {relief[1]} is brought back first, then {node.name} can go"
+            refused.append(RefusedNode(node.name, refusal_now.rule, detail))
+            continue
+        packer, moves = packed
+        for move in moves:
+            origin = placements.get(move.pod)
+            placements[move.pod] = Placement(
+                move.pod, move.from_node if origin is None else origin.from_node, move.to_node
+            )
+        count = count.with_shed(node)
+        shed.append(node.name)
+        evicts = tuple(p.key for p in view.pods_on(node.name) if p.must_move)
+        actions.append(
+            ShedNode(
+                node.name,
+                f"node {node.name}: its own battery ({charge:.0f} %) lasts {runtime}, short of the target "
+                f"{format_duration(target)}; its {len(evicts)} pod(s) move to nodes whose batteries last longer",
+                evicts,
+            )
+        )
+    after = [own_runtime_s(n, packer.load_m(n.name)) for n in running if n.name not in shed]
+    return _PerNode(
+        actions=tuple(actions),
+        power_on=tuple(power_on),
+        refused=tuple(refused),
+        placements=tuple(placements[k] for k in sorted(placements)),
+        dying=tuple(n.name for n in dying),
+        runtime_before_s=min(now_s.values(), default=math.inf),
+        runtime_after_s=min(after, default=math.inf),
+    )
+
+
 def physical_optimum(
     view: ClusterView,
     battery: BatterySpec,
@@ -656,8 +866,13 @@ def plan(
     now: float,
     *,
     hardware: PowerConfig,
+    node_batteries: NodeBatteries | None = None,
 ) -> Plan:
-    """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O."""
+    """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O.
+
+    ``node_batteries`` (:mod:`piclusterd.node_batteries`) adds each node's own battery: on a ``per-node``
+    or ``mixed`` cluster a node whose own battery dies before the target has its work moved off first
+    (step 4b); ``None`` or ``shared`` plans with the shared battery only."""
     target = policy.target_runtime_s
 
     # 1. Unknown power: never act. A false "on battery" would power off healthy nodes for nothing.
@@ -713,7 +928,36 @@ def plan(
             charge_pct=charge,
             charge_estimated=estimated,
             optimum=optimum,
+            topology=Topology.SHARED.value if node_batteries is None else node_batteries.topology.value,
         )
+
+    # 4b. Per-node batteries: a node living on its own battery that dies before the target has its work
+    #     moved off (drain, then shed) while a safe move exists, or a charged shed node comes back to
+    #     relieve it (rotation). On a mixed cluster with no node short, the shared battery decides (5-8).
+    if node_batteries is not None and node_batteries.topology is not Topology.SHARED:
+        per_node = _per_node(static, node_batteries, policy)
+        stated = node_batteries.stated or f"topology {node_batteries.topology.value}"
+        if per_node.dying or node_batteries.topology is Topology.PER_NODE:
+            short = ", ".join(per_node.dying)
+            return Plan(
+                decision=Decision.PER_NODE if per_node.dying else Decision.PER_NODE_OK,
+                reason=(
+                    f"{stated}: own battery short of the target {format_duration(target)} on {short}; "
+                    f"shedding {len(per_node.actions)}, bringing back {len(per_node.power_on)}"
+                    if per_node.dying
+                    else f"{stated}: every running node's own battery lasts the target {format_duration(target)}"
+                ),
+                target_runtime_s=target,
+                actions=per_node.actions,
+                refused=per_node.refused,
+                shed_in_progress=tuple(sorted(static.in_progress)),
+                placements=per_node.placements,
+                # No running node on a known own battery: no figure (never an infinite one).
+                projected_runtime_s=None if math.isinf(per_node.runtime_after_s) else per_node.runtime_after_s,
+                runtime_without_shedding_s=None if math.isinf(per_node.runtime_before_s) else per_node.runtime_before_s,
+                power_on=per_node.power_on,
+                topology=node_batteries.topology.value,
+            )
 
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.
     if power.state == "critical":

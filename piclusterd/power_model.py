@@ -7,7 +7,11 @@ The accounting is the one ``docs/reference/scenarios.md`` fixes, so figures comp
 - fixed loads (the network switch...) draw their watts whatever the nodes do;
 - an AC UPS takes ``load / inverter_efficiency + ups_overhead_w`` from its battery, a DC supply
   ``load / converter_efficiency``;
-- usable energy is ``capacity_wh * usable_fraction * charge / 100`` and runtime is energy / battery draw.
+- usable energy is ``capacity_wh * usable_fraction * charge / 100`` and runtime is the energy above the
+  nodes' shutdown level (``BatterySpec.shutdown_charge_pct`` / ``shutdown_runtime_s``) / battery draw:
+  the energy below it is never the cluster's, every node has shut itself down by then;
+- with per-node batteries (a UPS HAT on each node, :mod:`piclusterd.node_batteries`) a node's own battery
+  delivers :func:`node_load_w` (its own draw) through its own converter.
 
 **Utilisation rule.** A node's utilisation is the CPU its pods keep busy divided by its allocatable CPU,
 capped at 1. A pod keeps busy its measured usage when known (annotation ``picluster.io/cpu-usage``, which
@@ -41,10 +45,12 @@ __all__ = [
     "PiModel",
     "PowerConfig",
     "PowerSituation",
+    "SolarProfile",
     "SupplyKind",
     "battery_draw_for",
     "cluster_load_w",
     "node_load_m",
+    "node_load_w",
     "node_utilisation",
     "projected_runtime_s",
 ]
@@ -222,7 +228,13 @@ class SupplyKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BatterySpec:
-    """The battery that carries the cluster through an outage. Validated once, here."""
+    """The battery that carries the cluster through an outage. Validated once, here.
+
+    **Runtime counts until the shutdown, not until empty.** Every node shuts itself down when the battery
+    reaches ``shutdown_charge_pct`` (the UPS raises LB at ``battery.charge.low``) or when its runtime
+    estimate falls under ``shutdown_runtime_s`` (``critical_runtime``), whichever comes first; the energy
+    below that is never the cluster's. Both default to 0 (until empty), the accounting of scenarios.md.
+    """
 
     capacity_wh: float
     usable_fraction: float = 0.8
@@ -230,6 +242,8 @@ class BatterySpec:
     inverter_efficiency: float = 0.85
     converter_efficiency: float = 0.9
     ups_overhead_w: float = 0.0
+    shutdown_charge_pct: float = 0.0
+    shutdown_runtime_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.capacity_wh) or self.capacity_wh <= 0:
@@ -240,6 +254,10 @@ class BatterySpec:
                 raise ConfigError("battery", name, f"{value!r} is outside (0, 1]")
         if not math.isfinite(self.ups_overhead_w) or self.ups_overhead_w < 0:
             raise ConfigError("battery", "ups_overhead_w", f"{self.ups_overhead_w!r} is negative")
+        if not 0 <= self.shutdown_charge_pct < 100:
+            raise ConfigError("battery", "shutdown_charge_pct", f"{self.shutdown_charge_pct!r} is not in 0..100")
+        if not (math.isfinite(self.shutdown_runtime_s) and self.shutdown_runtime_s >= 0):
+            raise ConfigError("battery", "shutdown_runtime_s", f"{self.shutdown_runtime_s!r} is negative")
 
     def battery_draw_w(self, load_w: float) -> float:
         """Watts taken from the battery to deliver ``load_w`` to the nodes and fixed loads."""
@@ -248,24 +266,72 @@ class BatterySpec:
         return load_w / self.converter_efficiency
 
     def usable_energy_wh(self, charge_pct: float) -> float:
-        """Energy still usable at ``charge_pct`` (clamped to 0..100)."""
+        """Energy still usable at ``charge_pct`` (clamped to 0..100), down to empty."""
         return self.capacity_wh * self.usable_fraction * min(100.0, max(0.0, charge_pct)) / 100.0
 
+    def shutdown_energy_wh(self, draw_w: float) -> float:
+        """Energy left when the nodes shut down at a battery draw of ``draw_w``: the charge threshold or
+        ``shutdown_runtime_s`` of draw, whichever is more."""
+        return max(self.usable_energy_wh(self.shutdown_charge_pct), max(0.0, draw_w) * self.shutdown_runtime_s / 3600.0)
+
     def runtime_s(self, charge_pct: float, load_w: float) -> float:
-        """Seconds the battery lasts at ``charge_pct`` delivering ``load_w``; infinite with no draw."""
+        """Seconds until the shutdown at ``charge_pct`` delivering ``load_w``; infinite with no draw."""
         draw = self.battery_draw_w(load_w)
         if draw <= 0:
             return math.inf
-        return self.usable_energy_wh(charge_pct) / draw * 3600.0
+        above_wh = self.usable_energy_wh(charge_pct) - self.shutdown_energy_wh(draw)
+        return max(0.0, above_wh) / draw * 3600.0
 
     def max_load_w(self, charge_pct: float, runtime_s: float) -> float:
-        """The largest load that still lasts ``runtime_s`` at ``charge_pct`` (negative if none does)."""
+        """The largest load that still lasts ``runtime_s`` before the shutdown at ``charge_pct`` (negative if
+        none does)."""
         if runtime_s <= 0:
             return math.inf
-        draw = self.usable_energy_wh(charge_pct) * 3600.0 / runtime_s
+        energy_wh = self.usable_energy_wh(charge_pct)
+        # Both shutdown rules must hold: energy above the charge threshold lasts runtime_s, and what is left
+        # after runtime_s still gives shutdown_runtime_s.
+        draw = min(
+            (energy_wh - self.usable_energy_wh(self.shutdown_charge_pct)) * 3600.0 / runtime_s,
+            energy_wh * 3600.0 / (runtime_s + self.shutdown_runtime_s),
+        )
         if self.kind is SupplyKind.AC:
             return (draw - self.ups_overhead_w) * self.inverter_efficiency
         return draw * self.converter_efficiency
+
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class SolarProfile:
+    """Solar charging into the shared battery: a clear day's half sine from ``sunrise_s`` to ``sunset_s``
+    (seconds after midnight) peaking at ``peak_w`` at the battery, after the charge controller. Mains or not,
+    the panels charge the battery; a cloudy day is a smaller ``peak_w``."""
+
+    peak_w: float
+    sunrise_s: float = 6 * 3600.0
+    sunset_s: float = 18 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.peak_w) and self.peak_w >= 0):
+            raise ConfigError("solar", "peak_w", f"{self.peak_w!r} is not a non-negative number of watts")
+        if not 0 <= self.sunrise_s < self.sunset_s <= DAY_S:
+            raise ConfigError("solar", "sunrise", "sunrise must come before sunset, both within the day")
+
+    def energy_wh(self, start_s: float, end_s: float) -> float:
+        """Energy into the battery between two times of day (seconds after midnight, any day; end >= start)."""
+        if end_s <= start_s or self.peak_w <= 0:
+            return 0.0
+        day = self.sunset_s - self.sunrise_s
+
+        def cumulative(t: float) -> float:
+            """Wh from midnight of day 0 to ``t``: whole days, then the part of the sine arc before t."""
+            days, into = divmod(t, DAY_S)
+            whole_day_wh = self.peak_w * 2.0 * day / math.pi / 3600.0
+            x = min(max(into - self.sunrise_s, 0.0), day)
+            return days * whole_day_wh + self.peak_w * day / math.pi * (1.0 - math.cos(math.pi * x / day)) / 3600.0
+
+        return cumulative(end_s) - cumulative(start_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +362,13 @@ def node_utilisation(view: ClusterView, node: str, extra_load_m: int = 0) -> flo
     if allocatable <= 0:
         return 1.0
     return min(1.0, (node_load_m(view, node) + extra_load_m) / allocatable)
+
+
+def node_load_w(view: ClusterView, config: PowerConfig, node: str, running: bool) -> float:
+    """Watts at one node's input: running with its pods, else its shed draw. With per-node batteries
+    (mixed topology, solar-3) this is what the node's own battery delivers once the shared one is gone."""
+    profile = config.profile(view.node(node))
+    return profile.running_w(node_utilisation(view, node)) if running else profile.shed_w
 
 
 def cluster_load_w(

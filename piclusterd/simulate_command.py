@@ -16,9 +16,11 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     pod_move = "60s"                         # shed decision -> pods running elsewhere, node off
     restore_after = "2m"                     # mains back this long -> shed nodes on again
     recharge = "8h"                          # empty -> full on mains (linear)
-    shutdown_at_pct = 0.0                    # charge at which everything shuts down (low battery)
+    shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
     rated_hours = 20.0                       # the hour rate the capacity is given at
+    initial_charge_pct = 100.0               # every battery's charge at the start
+    # start = "01:50"                        # time of day at t = 0, for [solar] (default: the outage's)
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from piclusterd.simulator import (
     simulate,
     timeline_csv,
 )
-from piclusterd.testing.scenarios import Scenario, load_scenario
+from piclusterd.testing.scenarios import Scenario, clock_time_s, load_scenario
 
 __all__ = ["PlottingUnavailable", "SimulationFile", "load_simulation", "main", "plot_results"]
 
@@ -73,6 +75,13 @@ def _duration(table: dict[str, Any], key: str, default: float, file: str) -> flo
         return parse_duration(str(value))
     except ValueError as error:
         raise ConfigError(file, f"simulate.{key}", str(error), "a duration such as 10s, 2m, 8h") from error
+
+
+def _start(value: object, file: str) -> float:
+    try:
+        return clock_time_s(str(value))
+    except ValueError:
+        raise ConfigError(file, "simulate.start", f"{value!r} is not a time of day", "HH:MM, such as 01:50") from None
 
 
 def load_simulation(path: Path) -> SimulationFile:
@@ -105,6 +114,8 @@ def load_simulation(path: Path) -> SimulationFile:
         shutdown_at_pct=float(sim.get("shutdown_at_pct", 0.0)),
         peukert_exponent=float(sim.get("peukert_exponent", 1.0)),
         rated_hours=float(sim.get("rated_hours", 20.0)),
+        initial_charge_pct=float(sim.get("initial_charge_pct", 100.0)),
+        start_clock_s=None if "start" not in sim else _start(sim["start"], file),
     )
     return SimulationFile(scenario, outage, settings)
 
@@ -165,7 +176,8 @@ def render_summary(results: Sequence[SimResult], outage: Outage) -> str:
         lines.append(
             f"longest failure: {format_duration(first.on_at_s - first.off_at_s)} from "
             f"t={format_duration(first.off_at_s)}; no shedding lasts {format_duration(first.no_shedding_runtime_s)} "
-            f"(usable energy / draw), the physical optimum {format_duration(first.optimum_runtime_s)}"
+            "(usable energy down to the shutdown level / draw), "
+            f"the physical optimum {format_duration(first.optimum_runtime_s)}"
         )
         row("  runtime achieved", [format_duration(m.runtime_s) for m in mains if m])
         row("  lasted until mains returned", ["yes" if m.survived else "no" for m in mains if m])

@@ -15,14 +15,19 @@ events, so energy is integrated exactly: each timeline row holds the power of th
   (``peukert_exponent`` 1.0, the default, turns it off and keeps scenarios.md's accounting). On mains the
   battery recharges linearly from empty to full in ``recharge_h`` (a simplification: real chargers taper).
 - Nodes draw what :mod:`piclusterd.power_model` says (utilisation from the pods bound to them).
-- Shutdown: when the charge reaches ``shutdown_at_pct`` (0: the usable energy is gone; ``usable_fraction``
-  is the reserve for the shutdown itself) every node shuts down and the UPS cuts its output (draw 0),
+- Shutdown: when the charge reaches the battery's ``shutdown_charge_pct`` (or ``shutdown_at_pct``, if
+  higher) or its runtime at the present draw falls under ``shutdown_runtime_s`` (``critical_runtime``),
+  as the nodes' own state machines decide, every node shuts down and the UPS cuts its output (draw 0),
   with either policy. When mains returns the cluster restarts, pods where the snapshot had them.
 - Policy ``piclusterd``: the real :func:`~piclusterd.planner.plan` every ``step_s`` on battery; like the
   cluster controller, one node is shed at a time: the plan's first action starts a drain, the node's
   evicted pods are not Ready for ``pod_move_s`` (a 2-replica workload keeps its other replica), then they
   run where the plan placed them (their CPU load moves there) and the node draws its shed watts. Mains back
   cancels a drain under way. Policy ``no-shedding``: upsmon, nothing until the shutdown level.
+- Mixed topology (``Scenario.node_battery``, solar-3): the shared battery feeds every node until its own
+  ``shutdown_charge_pct`` (low-voltage disconnect); then each powered node lives on its own battery and shuts
+  itself down alone at that battery's level; the cluster is down when no node runs. The planner gets each
+  node's own battery; a rotation it asks for (``Plan.power_on``) is done at once, boot lumped in.
 - Restore (simplified): ``restore_after_s`` after mains returns, if it is still on, every shed node is on
   again at once (power-on and boot lumped in); pods stay where they are (Kubernetes does not rebalance),
   pods that were given up go back to their node.
@@ -46,8 +51,16 @@ from types import MappingProxyType
 from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
 from piclusterd.cluster import ANNOTATION_SHED, ClusterView, Pod, PodPhase
 from piclusterd.errors import ConfigError
+from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology
 from piclusterd.planner import PlannerPolicy, physical_optimum, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, cluster_load_w
+from piclusterd.power_model import (
+    BatterySpec,
+    PowerConfig,
+    PowerSituation,
+    SolarProfile,
+    cluster_load_w,
+    node_load_w,
+)
 from piclusterd.safety import SafetyRule
 from piclusterd.testing.scenarios import Scenario
 
@@ -71,6 +84,8 @@ __all__ = [
 
 _EPS = 1e-9
 HOUR = 3600.0
+#: Solar power is held constant over bins of this length (its mean over the bin), aligned to the clock.
+SOLAR_BIN_S = 900.0
 #: The columns of :func:`timeline_csv`.
 TIMELINE_COLUMNS = (
     "policy",
@@ -105,6 +120,7 @@ class Outage:
     intervals: tuple[tuple[float, float], ...]
     description: str = ""
     end_s: float | None = None
+    start_clock_s: float | None = None  # time of day at t = 0 (seconds after midnight), for solar charging
 
     def __post_init__(self) -> None:
         last = 0.0
@@ -138,6 +154,7 @@ def _storm_2am() -> Outage:
         "storm-2am",
         ((at, back), *flickers, (at + 4.5 * HOUR, at + 5.25 * HOUR)),
         "02:00 fails, 06:00 back, 3 flickers, 06:30 fails for 45 min (t=0 is 01:50)",
+        start_clock_s=(1 * 60 + 50) * 60.0,
     )
 
 
@@ -160,7 +177,12 @@ OUTAGES: Mapping[str, Outage] = MappingProxyType(
     {
         "storm-2am": _storm_2am(),
         "brownout-flap": _brownout_flap(),
-        "long-night": Outage("long-night", ((600.0, 600.0 + 10 * HOUR),), "20:00 fails for 10 h (t=0 is 19:50)"),
+        "long-night": Outage(
+            "long-night",
+            ((600.0, 600.0 + 10 * HOUR),),
+            "20:00 fails for 10 h (t=0 is 19:50)",
+            start_clock_s=(19 * 60 + 50) * 60.0,
+        ),
         "blip": Outage("blip", ((600.0, 608.0),), "an 8 s outage"),
     }
 )
@@ -232,6 +254,7 @@ class SimSettings:
     initial_charge_pct: float = 100.0
     peukert_exponent: float = 1.0
     rated_hours: float = 20.0
+    start_clock_s: float | None = None  # time of day at t = 0; None: the outage's, else midnight
 
     def __post_init__(self) -> None:
         for name in ("step_s", "recharge_h", "rated_hours"):
@@ -352,6 +375,15 @@ class _World:
         self.refused: set[tuple[str, SafetyRule]] = set()
         self._view: ClusterView | None = None
         self._cache: dict[str, float] = {}  # load_w and critical_up of the current state
+        # Mixed topology (solar-3): each node's own battery, usable Wh, charged like the shared one at the start.
+        self.solar: SolarProfile | None = scenario.solar
+        self.start_clock_s = 0.0
+        self.own: BatterySpec | None = scenario.node_battery
+        self.own_full_wh = 0.0 if self.own is None else self.own.usable_energy_wh(100.0)
+        self.own_wh: dict[str, float] = {
+            n.name: 0.0 if self.own is None else self.own.usable_energy_wh(settings.initial_charge_pct)
+            for n in scenario.view.nodes
+        }
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -415,11 +447,62 @@ class _World:
             self._cache["load_w"] = cluster_load_w(self.view(), self.hardware, self.powered())
         return self._cache["load_w"]
 
-    def battery_w(self, mains: bool) -> float:
-        """Positive: discharging; negative: charging."""
+    def battery_w(self, mains: bool, t: float = 0.0) -> float:
+        """Positive: discharging; negative: charging (mains and the sun both charge it)."""
+        full = self.energy_wh >= self.full_wh - _EPS
+        solar = self.solar_w(t)
         if mains:
-            return -self.full_wh / self.settings.recharge_h if self.energy_wh < self.full_wh - _EPS else 0.0
-        return 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+            return 0.0 if full else -self.full_wh / self.settings.recharge_h - solar
+        draw = 0.0 if self.down or not self.shared_feeds() else self.battery.battery_draw_w(self.load_w())
+        net = draw - solar
+        return max(0.0, net) if full else net
+
+    def solar_w(self, t: float) -> float:
+        """Solar power into the shared battery, averaged over the ``SOLAR_BIN_S`` bin of the day ``t`` is in
+        (constant between events, so energy stays exact)."""
+        if self.solar is None:
+            return 0.0
+        start = math.floor((self.start_clock_s + t + _EPS) / SOLAR_BIN_S) * SOLAR_BIN_S
+        return self.solar.energy_wh(start, start + SOLAR_BIN_S) * HOUR / SOLAR_BIN_S
+
+    def next_solar_bin(self, t: float) -> float | None:
+        if self.solar is None:
+            return None
+        clock = self.start_clock_s + t
+        return (math.floor((clock + _EPS) / SOLAR_BIN_S) + 1) * SOLAR_BIN_S - self.start_clock_s
+
+    def shared_feeds(self) -> bool:
+        """Mixed topology: whether the shared battery still feeds the nodes (above its own shutdown level,
+        where its low-voltage disconnect opens); the nodes' own batteries take over after that."""
+        if self.own is None:
+            return True
+        return self.energy_wh > self.battery.usable_energy_wh(self.battery.shutdown_charge_pct) + _EPS
+
+    def own_draw_w(self, name: str) -> float:
+        """Watts the node's own battery delivers (mixed topology, once the shared battery is gone)."""
+        phase = self.phase[name]
+        if self.own is None or phase is _Phase.DOWN:
+            return 0.0
+        running = phase in (_Phase.ON, _Phase.DRAINING)
+        return self.own.battery_draw_w(node_load_w(self.view(), self.hardware, name, running))
+
+    def own_w(self, name: str, mains: bool) -> float:
+        """Positive: the node's own battery discharging; negative: charging."""
+        if self.own is None:
+            return 0.0
+        if mains:
+            full = self.own_wh[name] >= self.own_full_wh - _EPS
+            return 0.0 if full else -self.own_full_wh / self.settings.recharge_h
+        return 0.0 if self.shared_feeds() else self.own_draw_w(name)
+
+    def own_charge_pct(self, name: str) -> float:
+        if not self.own_full_wh:
+            return 0.0
+        return max(0.0, min(100.0, 100.0 * self.own_wh[name] / self.own_full_wh))
+
+    def own_shutdown_wh(self, name: str) -> float:
+        assert self.own is not None
+        return self.own.shutdown_energy_wh(self.own_draw_w(name))
 
     def depletion_w(self, draw_w: float) -> float:
         """How fast usable energy goes at ``draw_w`` (Peukert derating when the exponent is above 1)."""
@@ -428,6 +511,14 @@ class _World:
             return draw_w
         rated_w = self.battery.capacity_wh / self.settings.rated_hours
         return draw_w * float((draw_w / rated_w) ** (k - 1.0))
+
+    def shutdown_wh(self) -> float:
+        """Energy at which every node shuts down at the present draw: the battery's own shutdown rules
+        (charge threshold, ``critical_runtime`` of draw) or ``shutdown_at_pct``, whichever is reached first."""
+        draw_w = 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        return max(
+            self.battery.usable_energy_wh(self.settings.shutdown_at_pct), self.battery.shutdown_energy_wh(draw_w)
+        )
 
     @property
     def charge_pct(self) -> float:
@@ -475,12 +566,42 @@ class _World:
             self.set_phase(self.drain[0], _Phase.ON)
             self.drain = None
 
+    def node_batteries(self, mains: bool) -> NodeBatteries | None:
+        """What the leader reads from the nodes' power records: each powered node's own battery, on battery
+        once the shared one stopped feeding; a shed node keeps its charge."""
+        if self.own is None:
+            return None
+        feeding = self.shared_feeds()
+        found = {
+            name: NodeBattery(
+                name,
+                self.own_charge_pct(name),
+                on_battery=not mains and not feeding and phase in (_Phase.ON, _Phase.DRAINING),
+                kept_from_shed=phase is _Phase.SHED,
+            )
+            for name, phase in self.phase.items()
+            if phase is not _Phase.DOWN
+        }
+        return NodeBatteries(Topology.MIXED, self.own, found, "topology mixed (scenario)")
+
     def decide(self, now: float, mains: bool) -> None:
-        if self.policy is Policy.NO_SHEDDING or mains or self.down or self.drain is not None:
+        if self.policy is Policy.NO_SHEDDING or mains or not self.powered() or self.drain is not None:
             return
         situation = PowerSituation("on_battery", on_battery_since=self.on_battery_since, charge_pct=self.charge_pct)
-        decided = plan(self.view(), situation, self.battery, self.planner, now, hardware=self.hardware)
+        decided = plan(
+            self.view(),
+            situation,
+            self.battery,
+            self.planner,
+            now,
+            hardware=self.hardware,
+            node_batteries=self.node_batteries(mains),
+        )
         self.refused.update((r.node, r.rule) for r in decided.refused)
+        for power_on in decided.power_on:
+            # Rotation: the shed node boots on its kept charge (boot lumped in, like the restore).
+            if self.phase[power_on.node] is _Phase.SHED:
+                self.set_phase(power_on.node, _Phase.ON)
         if not decided.actions:
             return
         action = decided.actions[0]
@@ -498,10 +619,18 @@ def _bind(pod: Pod, node: str | None) -> Pod:
     return replace(pod, node=node, phase=PodPhase.RUNNING if node is not None else PodPhase.PENDING)
 
 
-def no_shedding_runtime_s(scenario: Scenario, charge_pct: float = 100.0) -> float:
-    """scenarios.md's runtime with every node on: usable energy / battery draw."""
-    names = [n.name for n in scenario.view.nodes]
-    return scenario.battery.runtime_s(charge_pct, cluster_load_w(scenario.view, scenario.hardware, names))
+def no_shedding_runtime_s(scenario: Scenario, charge_pct: float = 100.0, own_charge_pct: float = 100.0) -> float:
+    """scenarios.md's runtime with every node on: usable energy down to the shutdown level / battery draw.
+    Mixed topology: the shared battery's, then the longest a node's own battery lasts after it."""
+    view, hardware = scenario.view, scenario.hardware
+    names = [n.name for n in view.nodes]
+    shared_s = scenario.battery.runtime_s(charge_pct, cluster_load_w(view, hardware, names))
+    own = scenario.node_battery
+    if own is None:
+        return shared_s
+    return shared_s + max(
+        (own.runtime_s(own_charge_pct, node_load_w(view, hardware, name, True)) for name in names), default=0.0
+    )
 
 
 def simulate(
@@ -517,6 +646,8 @@ def simulate(
     if target_runtime_s is not None:
         planner = replace(planner, target_runtime_s=target_runtime_s)
     world = _World(scenario, policy, settings, planner)
+    clock = settings.start_clock_s if settings.start_clock_s is not None else outage.start_clock_s
+    world.start_clock_s = clock or 0.0
     edges = sorted({t for interval in outage.intervals for t in interval})
     stop = outage.stop_s
 
@@ -543,8 +674,10 @@ def simulate(
                 current = _OpenOutage(
                     off_at_s=t,
                     optimum_runtime_s=optimum.runtime_s,
-                    no_shedding_runtime_s=no_shedding_runtime_s(scenario, charge),
-                    went_down=world.down,  # already down: a flicker before the restart
+                    no_shedding_runtime_s=no_shedding_runtime_s(
+                        scenario, charge, min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
+                    ),
+                    went_down=not world.powered(),  # already down: a flicker before the restart
                 )
             else:
                 world.on_battery_since = None
@@ -558,21 +691,30 @@ def simulate(
             world.finish_drain()
         if world.restore_at is not None and world.restore_at <= t + _EPS and mains:
             world.restore()
-        if (
-            not mains
-            and not world.down
-            and world.energy_wh <= world.battery.usable_energy_wh(settings.shutdown_at_pct) + _EPS
-        ):
-            world.shutdown_all()
-            if current is not None:
-                current.went_down = True
+        if world.own is None:
+            if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS:
+                world.shutdown_all()
+                if current is not None:
+                    current.went_down = True
+        elif not mains and world.powered() and not world.shared_feeds():
+            # Mixed: each node shuts itself down when its own battery reaches its shutdown level.
+            for name, phase in list(world.phase.items()):
+                if phase is not _Phase.DOWN and world.own_wh[name] <= world.own_shutdown_wh(name) + _EPS:
+                    if world.drain is not None and world.drain[0] == name:
+                        world.drain = None
+                    world.set_phase(name, _Phase.DOWN)
+            if not world.powered():  # the last running Pi went: the cluster is down (shed ones stay halted)
+                world.drain = None
+                world.shutdowns += 1
+                if current is not None:
+                    current.went_down = True
         if t >= next_tick - _EPS:
             world.decide(t, mains)
             next_tick = t + settings.step_s
         if world.drain is not None and world.drain[1] <= t + _EPS:  # a zero pod-move time
             world.finish_drain()
         # 2. The segment from t: power is constant until the next event.
-        battery_w = world.battery_w(mains)
+        battery_w = world.battery_w(mains, t)
         critical_up = world.critical_up()
         rows.append(
             TimelineRow(
@@ -588,25 +730,39 @@ def simulate(
             )
         )
         candidates = [stop, next_tick, *(e for e in edges if e > t + _EPS)]
+        solar_edge = world.next_solar_bin(t)
+        if solar_edge is not None:
+            candidates.append(solar_edge)
         if world.drain is not None:
             candidates.append(world.drain[1])
         if world.restore_at is not None:
             candidates.append(world.restore_at)
         rate = world.depletion_w(battery_w)
-        low = world.battery.usable_energy_wh(settings.shutdown_at_pct)
+        low = world.shutdown_wh()
+        if world.own is not None:  # mixed: the shared battery stops feeding at its own level; the nodes go on
+            low = world.battery.usable_energy_wh(world.battery.shutdown_charge_pct)
         if rate > 0:
             candidates.append(t + max(0.0, world.energy_wh - low) / rate * HOUR)
         elif rate < 0:
             candidates.append(t + (world.full_wh - world.energy_wh) / -rate * HOUR)
+        own_rates = {name: world.own_w(name, mains) for name in world.own_wh if world.own is not None}
+        for name, own_rate in own_rates.items():
+            if own_rate > 0:
+                candidates.append(t + max(0.0, world.own_wh[name] - world.own_shutdown_wh(name)) / own_rate * HOUR)
+            elif own_rate < 0:
+                candidates.append(t + (world.own_full_wh - world.own_wh[name]) / -own_rate * HOUR)
         t_next = max(min(candidates), t + 1e-6)
         dt = t_next - t
         world.energy_wh = min(world.full_wh, max(0.0, world.energy_wh - rate * dt / HOUR))
         if battery_w > 0:
             drawn_wh += battery_w * dt / HOUR
+        for name, own_rate in own_rates.items():
+            world.own_wh[name] = min(world.own_full_wh, max(0.0, world.own_wh[name] - own_rate * dt / HOUR))
+            drawn_wh += max(0.0, own_rate) * dt / HOUR
         if not mains:
             off_time += dt
             critical_ok_time += dt if critical_up == len(world.critical) else 0.0
-            if current is not None and not world.down:
+            if current is not None and world.powered():
                 current.runtime_s += dt
         t = t_next
     if current is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the reference cluster snapshots of docs/reference/scenarios.md as ``kubectl get -o json`` Lists.
 
-    python3 examples/clusters/generate.py          # rewrites clinic-5.json and district-10.json here
+    python3 examples/clusters/generate.py          # rewrites clinic-5.json, district-10.json and solar-3.json here
     python3 examples/clusters/generate.py --check  # exit 1 if the committed files are out of date
 
 The objects look like what k3s returns to ``kubectl get nodes,pods,pdb -A -o json`` (labels k3s sets,
@@ -594,7 +594,45 @@ def district_10() -> dict[str, Any]:
     return build(nodes, workloads, pdb_for={"openmrs", "mariadb"})
 
 
-SNAPSHOTS = {"clinic-5": clinic_5, "district-10": district_10}
+def solar_3() -> dict[str, Any]:
+    """s1 Pi 4B 4 GB k3s server (single etcd member: no quorum to protect beyond itself), s2-s3 Pi 4B 4 GB
+    agents, each with its own UPS HAT and all fed by the shared 12 V LiFePO4 (figures in solar-3.toml).
+
+    scenarios.md gives solar-3 no workloads; a rural clinic's essentials are chosen here: openmrs and
+    mariadb (critical, one replica each, on the agents) and lab-reports (one replica, not critical, on the
+    server). Any one Pi can hold all three (3000m of 4000m, 3 Gi of 3.7 Gi), so two may be shed.
+    """
+    nodes = [
+        NodeSpec("s1", True, "pi4b", MEM_4GB_KI, "192.168.30.11"),
+        NodeSpec("s2", False, "pi4b", MEM_4GB_KI, "192.168.30.12"),
+        NodeSpec("s3", False, "pi4b", MEM_4GB_KI, "192.168.30.13"),
+    ]
+    workloads = [
+        Workload(
+            "Deployment",
+            "openmrs",
+            1000,
+            1536 * MIB,
+            True,
+            ("s2",),
+            cpu_usage_m=1200,
+            image="openmrs/openmrs-reference-application-3-backend:3.2.0",
+        ),
+        Workload("StatefulSet", "mariadb", 500, 1 * GIB, True, ("s3",), pvc=True, image="mariadb:10.11"),
+        Workload(
+            "Deployment",
+            "lab-reports",
+            500,
+            512 * MIB,
+            False,
+            ("s1",),
+            image="registry.clinic.local/lab-reports:2.4.1",
+        ),
+    ]
+    return build(nodes, workloads, pdb_for=set())
+
+
+SNAPSHOTS = {"clinic-5": clinic_5, "district-10": district_10, "solar-3": solar_3}
 
 
 def render(obj: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.durations import parse_duration
 from piclusterd.errors import ConfigError
 from piclusterd.planner import PlannerPolicy
-from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SupplyKind
+from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SolarProfile, SupplyKind
 
 __all__ = ["Scenario", "load_scenario"]
 
@@ -31,6 +31,11 @@ class Scenario:
     battery: BatterySpec
     hardware: PowerConfig
     policy: PlannerPolicy
+    # Each node's own battery (a UPS HAT), with a shared ``battery`` feeding every node: solar-3's mixed
+    # topology. ``None``: one shared battery only.
+    node_battery: BatterySpec | None = None
+    # Solar charging into the shared battery (optional): ``[solar] peak_w``, ``sunrise``, ``sunset``.
+    solar: SolarProfile | None = None
 
 
 def _section(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
@@ -49,6 +54,8 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
     battery = _section(data, "battery", file)
     policy = _section(data, "policy", file)
     nodes = _section(data, "nodes", file)
+    node_battery = _section(data, "node_battery", file)
+    solar = _section(data, "solar", file)
     hardware = PowerConfig(
         fixed_loads_w={k: float(v) for k, v in _section(data, "fixed_loads_w", file).items()},
         nodes={
@@ -64,6 +71,22 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             for name, conf in nodes.items()
         },
     )
+    shutdown_runtime_s = parse_duration(policy.get("critical_runtime", "0s"))
+    try:
+        own = (
+            None
+            if not node_battery
+            else BatterySpec(
+                capacity_wh=float(node_battery["capacity_wh"]),
+                usable_fraction=float(node_battery.get("usable_fraction", 0.8)),
+                kind=SupplyKind.DC,
+                converter_efficiency=float(node_battery.get("converter_efficiency", 0.9)),
+                shutdown_charge_pct=float(node_battery.get("shutdown_charge_pct", 0.0)),
+                shutdown_runtime_s=shutdown_runtime_s,
+            )
+        )
+    except KeyError as error:
+        raise ConfigError(file, f"node_battery.{error.args[0]}", "missing", "each node's own battery in Wh") from None
     return Scenario(
         name=snapshot.stem,
         view=view,
@@ -74,6 +97,8 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             inverter_efficiency=float(battery.get("inverter_efficiency", 0.85)),
             converter_efficiency=float(battery.get("converter_efficiency", 0.9)),
             ups_overhead_w=float(battery.get("ups_overhead_w", 0.0)),
+            shutdown_charge_pct=float(battery.get("shutdown_charge_pct", 0.0)),
+            shutdown_runtime_s=shutdown_runtime_s,
         ),
         hardware=hardware,
         policy=PlannerPolicy(
@@ -82,4 +107,28 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             min_nodes=int(policy.get("min_nodes", 1)),
             critical_priority_threshold=int(policy.get("critical_priority_threshold", 1_000_000)),
         ),
+        node_battery=own,
+        solar=None
+        if not solar
+        else SolarProfile(
+            peak_w=float(solar.get("peak_w", 0.0)),
+            sunrise_s=_clock(solar.get("sunrise", "06:00"), file, "solar.sunrise"),
+            sunset_s=_clock(solar.get("sunset", "18:00"), file, "solar.sunset"),
+        ),
     )
+
+
+def clock_time_s(text: str) -> float:
+    """``"HH:MM"`` -> seconds after midnight; ValueError if it is not one."""
+    hours, _, minutes = str(text).partition(":")
+    value = int(hours) * 3600 + int(minutes or 0) * 60
+    if not (0 <= int(hours) <= 24 and 0 <= int(minutes or 0) < 60 and value <= 86400):
+        raise ValueError(f"{text!r} is not a time of day HH:MM")
+    return float(value)
+
+
+def _clock(text: object, file: str, key: str) -> float:
+    try:
+        return clock_time_s(str(text))
+    except ValueError:
+        raise ConfigError(file, key, f"{text!r} is not a time of day", "HH:MM, such as 06:30") from None

@@ -52,3 +52,50 @@ def test_a_broken_snapshot_is_refused(tmp_path: Path) -> None:
     bad.write_text('{"kind": "List", "items": [{"kind": "Node"}]}')
     done = plan("--snapshot", str(bad), "--battery-wh", "84")
     assert done.returncode == 2 and "cannot read" in done.stderr
+
+
+def solar_snapshot_with_records(tmp_path: Path, charges: dict[str, float], age_s: float) -> Path:
+    """solar-3 as `kubectl get -o json` shows it with each node's picluster.io/power record (HAT on battery)."""
+    import time
+
+    from piclusterd.annotations import rfc3339
+    from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
+    from piclusterd.power_state import PowerState
+    from piclusterd.reading import UpsFlag
+
+    data = json.loads((CLUSTERS / "solar-3.json").read_text())
+    at = rfc3339(time.time() - age_s)
+    for item in data["items"]:
+        name = item["metadata"]["name"]
+        if item["kind"] == "Node" and name in charges:
+            hat = BatteryRecord("hat:x728@i2c-1:0x36", frozenset({UpsFlag.OB}), charges[name], 3600.0, at)
+            record = PowerRecord(PowerState.ON_BATTERY, charges[name], 3600.0, "hat", (hat,), at)
+            item["metadata"]["annotations"][POWER_ANNOTATION] = render_power_record(record)
+    path = tmp_path / "solar-3-now.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def per_node_config(tmp_path: Path) -> Path:
+    path = tmp_path / "piclusterd.toml"
+    path.write_text(
+        '[battery]\ncapacity_wh = 256\ntopology = "per-node"\nnode_capacity_wh = 21.6\n'
+        '[cluster]\ntarget_runtime = "2h"\n'
+    )
+    return path
+
+
+def test_per_node_what_if_moves_work_off_the_node_whose_own_battery_runs_out(tmp_path: Path) -> None:
+    snapshot = solar_snapshot_with_records(tmp_path, {"s1": 95.0, "s2": 25.0, "s3": 90.0}, age_s=10)
+    done = plan("--snapshot", str(snapshot), "--config", str(per_node_config(tmp_path)), "--on-battery", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["decision"] == "per_node" and result["shed"] == ["s2"] and result["topology"] == "per-node"
+
+
+def test_per_node_what_if_on_old_records_acts_on_nothing_and_says_why(tmp_path: Path) -> None:
+    snapshot = solar_snapshot_with_records(tmp_path, {"s1": 95.0, "s2": 25.0, "s3": 90.0}, age_s=3600)
+    done = plan("--snapshot", str(snapshot), "--config", str(per_node_config(tmp_path)), "--on-battery")
+    assert done.returncode == 0, done.stderr
+    assert "power_unknown" in done.stdout and "stale after 180 s" in done.stdout
+    assert "  #  shed" not in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -141,14 +142,47 @@ def test_runtime_is_infinite_without_draw() -> None:
     assert BatterySpec(100.0, kind=SupplyKind.DC).runtime_s(100.0, 0.0) == math.inf
 
 
+def test_runtime_counts_until_the_shutdown_level_not_empty() -> None:
+    # The nodes shut down at 20 % (LB): 25 W from 67.2 Wh x (1 - 0.2) = 53.76 Wh lasts 2.1504 h, not 2.688 h.
+    battery = replace(CLINIC_UPS, shutdown_charge_pct=20.0, shutdown_runtime_s=300.0)
+    assert battery.runtime_s(100.0, 17.0) == pytest.approx(53.76 / 25 * 3600)
+    assert battery.runtime_s(20.0, 17.0) == 0.0  # at the threshold: shutting down now
+    assert battery.runtime_s(10.0, 17.0) == 0.0  # never negative
+
+
+def test_critical_runtime_wins_when_the_draw_is_high() -> None:
+    # 400 W from the battery: 5 min of it (33.3 Wh) is more than 20 % of 67.2 Wh (13.44 Wh), so the nodes go
+    # when the estimate falls under critical_runtime: (67.2 - 33.33) Wh / 400 W.
+    battery = replace(CLINIC_UPS, shutdown_charge_pct=20.0, shutdown_runtime_s=300.0)
+    load = (400.0 - 5.0) * 0.85
+    assert battery.runtime_s(100.0, load) == pytest.approx((67.2 - 400 * 300 / 3600) / 400 * 3600)
+
+
+@pytest.mark.parametrize("field", ["shutdown_charge_pct", "shutdown_runtime_s"])
+def test_shutdown_thresholds_are_validated(field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        replace(CLINIC_UPS, **{field: -1.0})
+
+
 @given(
     st.floats(min_value=1.0, max_value=2000.0),
     st.floats(min_value=1.0, max_value=100.0),
     st.floats(min_value=60.0, max_value=48 * 3600.0),
     st.sampled_from(list(SupplyKind)),
+    st.sampled_from([0.0, 10.0, 20.0]),
+    st.sampled_from([0.0, 300.0]),
 )
-def test_max_load_is_the_inverse_of_runtime(capacity: float, charge: float, runtime: float, kind: SupplyKind) -> None:
-    battery = BatterySpec(capacity, 0.8, kind, ups_overhead_w=0.0 if kind is SupplyKind.DC else 3.0)
+def test_max_load_is_the_inverse_of_runtime(
+    capacity: float, charge: float, runtime: float, kind: SupplyKind, shutdown_pct: float, shutdown_s: float
+) -> None:
+    battery = BatterySpec(
+        capacity,
+        0.8,
+        kind,
+        ups_overhead_w=0.0 if kind is SupplyKind.DC else 3.0,
+        shutdown_charge_pct=shutdown_pct,
+        shutdown_runtime_s=shutdown_s,
+    )
     load = battery.max_load_w(charge, runtime)
     if load > 0:
         assert battery.runtime_s(charge, load) == pytest.approx(runtime, rel=1e-9)

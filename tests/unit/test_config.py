@@ -74,6 +74,8 @@ def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
         ("[policy]\nlow_charge = 120", "policy.low_charge", "a number from 0 to 100"),
         ('[policy]\ncritical_runtime = "20m"', "policy.critical_runtime", "critical_runtime <= low_runtime"),
         ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
+        ('[battery]\ntopology = "per-node"', "battery.node_capacity_wh", "2 x 18650 3.6 V 3.0 Ah = 21.6 Wh"),
+        ('[battery]\ntopology = "solar"', "battery.topology", '"per-node"'),
         ('[ups]\nusername = "monuser"', "ups.password_file", "root-only password file"),
     ],
 )
@@ -197,3 +199,21 @@ def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
     from piclusterd.cli import ups_shutdown_return
 
     assert (ups_shutdown_return(load_config(write(tmp_path, text))) is not None) is wired
+
+
+def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:
+    """The shutdown level ([battery] shutdown_charge, [policy] critical_runtime) reaches the planner's battery,
+    and a per-node battery with its topology reaches the controller."""
+    from piclusterd.cluster_controller import settings_from_config
+    from piclusterd.node_batteries import Topology
+
+    text = (
+        '[battery]\ncapacity_wh = 256\nshutdown_charge = 15\ntopology = "mixed"\nnode_capacity_wh = 21.6\n'
+        '[policy]\ncritical_runtime = "4m"\n[cluster]\npower_record_max_age = "2m"\n'
+    )
+    settings = settings_from_config(load_config(write(tmp_path, text)))
+    assert (settings.battery.shutdown_charge_pct, settings.battery.shutdown_runtime_s) == (15.0, 240.0)
+    assert settings.node_battery is not None and settings.node_battery.capacity_wh == 21.6
+    assert settings.topology is Topology.MIXED and settings.power_record_max_age_s == 120.0
+    default = settings_from_config(load_config(write(tmp_path, "[battery]\ncapacity_wh = 84\n")))
+    assert default.battery.shutdown_charge_pct == 20.0 and default.topology is None and default.node_battery is None

@@ -1,0 +1,151 @@
+"""Every node's own battery as the leader sees it, from the ``picluster.io/power`` records. Pure.
+
+Each node publishes its power record on its Node (:mod:`piclusterd.power_publisher`); the leader reads them
+all into a :class:`NodeBatteries` view for :func:`piclusterd.planner.plan`:
+
+- A node's **own battery** is the record's battery whose source is a HAT (``hat:...``); on a ``per-node``
+  cluster whose nodes have no HAT source, the record's single battery.
+- A record older than ``max_age_s`` is **unknown**, never good data (a node that stopped publishing may be
+  dying), and so is a missing or unreadable record. The exception is a node piclusterd shed
+  (``powered_off``): it cannot publish, and a halted Pi keeps its charge, so its last record's charge is
+  kept and marked ``kept_from_shed``.
+- **Topology**: ``shared`` (one battery feeds every node: shedding saves shared energy), ``per-node`` (each
+  node lives on its own battery), ``mixed`` (a shared battery feeds every node and each has its own as a
+  buffer: the ``solar-3`` cluster). Configured, or inferred from the records (``auto``) and stated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from piclusterd.annotations import InvalidRecord
+from piclusterd.cluster import ClusterView, Node, ShedState
+from piclusterd.power_model import BatterySpec
+from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, parse_power_record
+from piclusterd.reading import UpsFlag
+
+__all__ = ["HAT_SOURCE_PREFIX", "NodeBatteries", "NodeBattery", "Topology", "read_node_batteries"]
+
+#: Sources whose name starts with this are a node's own battery (``drivers/hat.py`` names them so).
+HAT_SOURCE_PREFIX = "hat:"
+
+
+class Topology(enum.StrEnum):
+    """How batteries feed the nodes."""
+
+    SHARED = "shared"
+    PER_NODE = "per-node"
+    MIXED = "mixed"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBattery:
+    """One node's own battery. ``charge_pct`` ``None``: unknown (``why`` says why); ``on_battery``: it is
+    discharging (the node lives on it now)."""
+
+    node: str
+    charge_pct: float | None
+    on_battery: bool
+    why: str = ""
+    kept_from_shed: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.charge_pct is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBatteries:
+    """The planner's per-node input: the topology (and how it was found), each node's own battery spec
+    (the HAT: capacity, shutdown level) and each node's reading. Nodes missing from ``batteries`` are
+    unknown."""
+
+    topology: Topology
+    spec: BatterySpec
+    batteries: Mapping[str, NodeBattery] = field(default_factory=lambda: MappingProxyType({}))
+    stated: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batteries", MappingProxyType(dict(self.batteries)))
+
+    def of(self, node: str) -> NodeBattery:
+        return self.batteries.get(node, NodeBattery(node, None, False, "no power record"))
+
+
+def _parse_rfc3339(text: str) -> float | None:
+    try:
+        stamp = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        return None
+    return stamp.timestamp()
+
+
+def _own(record: PowerRecord, topology: Topology | None) -> BatteryRecord | None:
+    hats = [b for b in record.batteries if b.source.startswith(HAT_SOURCE_PREFIX)]
+    if hats:
+        return hats[0]
+    if topology is Topology.PER_NODE and len(record.batteries) == 1:
+        return record.batteries[0]
+    return None
+
+
+def _read(node: Node, now_wall: float, max_age_s: float, topology: Topology | None) -> tuple[NodeBattery, int]:
+    """The node's own battery and how many batteries its record lists (0 if none is usable)."""
+    raw = node.annotations.get(POWER_ANNOTATION)
+    if raw is None:
+        return NodeBattery(node.name, None, False, "no power record"), 0
+    record = parse_power_record(raw)
+    if isinstance(record, InvalidRecord):
+        return NodeBattery(node.name, None, False, f"unreadable power record: {record.reason}"), 0
+    written = _parse_rfc3339(record.written_at)
+    if written is None:
+        return NodeBattery(node.name, None, False, f"power record time {record.written_at!r} is not RFC 3339"), 0
+    own = _own(record, topology)
+    if own is None:
+        return NodeBattery(node.name, None, False, "its power record lists no battery of its own"), 0
+    age = now_wall - written
+    shed = node.shed_state is ShedState.POWERED_OFF
+    if age > max_age_s and not shed:
+        return (
+            NodeBattery(node.name, None, False, f"power record is {age:.0f} s old (stale after {max_age_s:.0f} s)"),
+            len(record.batteries),
+        )
+    if own.charge_pct is None:
+        return NodeBattery(node.name, None, False, f"{own.source} reports no charge"), len(record.batteries)
+    on_battery = UpsFlag.OB in own.flags and not shed
+    return NodeBattery(node.name, own.charge_pct, on_battery, kept_from_shed=shed), len(record.batteries)
+
+
+def read_node_batteries(
+    view: ClusterView,
+    now_wall: float,
+    spec: BatterySpec,
+    *,
+    max_age_s: float,
+    topology: Topology | None = None,
+) -> NodeBatteries:
+    """Every node's own battery from its record, as of ``now_wall`` (Unix seconds). ``topology`` ``None``:
+    infer it (a HAT battery on every node that reports one: ``mixed`` if those records list a shared
+    battery too, else ``per-node``; no HAT at all: ``shared``) and say so in ``stated``."""
+    found: dict[str, NodeBattery] = {}
+    counts: list[int] = []
+    for node in view.nodes:
+        battery, count = _read(node, now_wall, max_age_s, topology)
+        found[node.name] = battery
+        if battery.known or count:
+            counts.append(count)
+    if topology is not None:
+        return NodeBatteries(topology, spec, found, f"topology {topology.value} (configured)")
+    if not counts:
+        inferred, why = Topology.SHARED, "no node publishes a battery of its own"
+    elif all(c >= 2 for c in counts):
+        inferred, why = Topology.MIXED, "every node publishes its own battery and a shared one"
+    else:
+        inferred, why = Topology.PER_NODE, "nodes publish a battery of their own"
+    return NodeBatteries(inferred, spec, found, f"topology {inferred.value} (inferred: {why})")
