@@ -27,7 +27,7 @@ from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.notify import SystemdNotifier
 from piclusterd.ports import PowerSource
-from piclusterd.shutdown_command import CommandShutdown
+from piclusterd.shutdown_command import CommandShutdown, TickingCommand
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -241,7 +241,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         power_off=power_off,
         events=events,
         local=daemon,
-        hook_runner=CommandShutdown(),
+        hook_runner=TickingCommand(keep_alive),  # a slow snapshot must not trip the watchdog or drop the lease
         ups_return=ups_shutdown_return(config),
         settings=FullShutdownSettings(
             namespace=cluster.lease_namespace,

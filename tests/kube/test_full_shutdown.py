@@ -190,7 +190,7 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
 
 
 def test_a_hung_leader_never_keeps_a_node_up_past_full_shutdown_wait(server: FakeKubeServer, clock: FakeClock) -> None:
-    """The leader hangs in its hook for 10 min (its lease expires; the others wait for a new leader to resume):
+    """The leader's process hangs for 10 min in its hook (its lease expires; the others wait for a new leader):
     whatever happens meanwhile, no critical node waits past full_shutdown_wait, and each shuts down once."""
     world = make_world(server, clock, full_shutdown_wait_s=60.0)
     world.hook_duration_s = 600.0
