@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long plan() takes, from 10 nodes / 100 pods to 1,000 nodes / 30,000 pods. A script, not a test.
 
-    .venv/bin/python benchmarks/bench_planner.py [--repeat 5]
+    .venv/bin/python benchmarks/bench_planner.py [--repeat 5] [--markdown]
 
 Clusters come from piclusterd.testing.clusters.synthetic_cluster (3 k3s servers, the rest agents, 4 CPU /
 8 GB nodes, one DaemonSet pod per node, Deployment pods of 50-400m, a fifth of them critical). Each size is
@@ -38,7 +38,11 @@ from piclusterd.power_model import (
 )
 from piclusterd.testing.clusters import synthetic_cluster
 
-SIZES = [(10, 100), (30, 900), (100, 3_000), (300, 9_000), (1_000, 10_000), (1_000, 30_000)]
+NODES = (10, 30, 100, 300, 1_000)
+PODS = (100, 1_000, 10_000, 30_000)
+MAX_PODS_PER_NODE = 100  # a kubelet runs at most 110; more per node is no cluster anyone has
+SIZES = [(nodes, pods) for nodes in NODES for pods in PODS if pods <= MAX_PODS_PER_NODE * nodes]
+SITUATIONS = ("reach", "escalate", "met")
 
 
 def hardware_for(view: ClusterView) -> PowerConfig:
@@ -75,20 +79,58 @@ def time_plan(nodes: int, pods: int, situation: str, repeat: int) -> tuple[float
     return statistics.median(runs), result
 
 
+def growth(times: dict[tuple[int, int], float], situation: str, fixed: str) -> str:
+    """How the time grows along one axis: the exponent k of time ~ size^k between the ends of the axis."""
+    import math
+
+    lines = []
+    if fixed == "pods":
+        for pods in PODS:
+            row = sorted((n, t) for (n, p), t in times.items() if p == pods)
+            if len(row) >= 2:
+                (n0, t0), (n1, t1) = row[0], row[-1]
+                k = math.log(t1 / t0) / math.log(n1 / n0)
+                lines.append(f"{situation}: {pods} pods, {n0} -> {n1} nodes: x{t1 / t0:.1f} (time ~ nodes^{k:.2f})")
+    else:
+        for nodes in NODES:
+            row = sorted((p, t) for (n, p), t in times.items() if n == nodes)
+            if len(row) >= 2:
+                (p0, t0), (p1, t1) = row[0], row[-1]
+                k = math.log(t1 / t0) / math.log(p1 / p0)
+                lines.append(f"{situation}: {nodes} nodes, {p0} -> {p1} pods: x{t1 / t0:.1f} (time ~ pods^{k:.2f})")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--markdown", action="store_true", help="a table for BENCHMARKS.md")
     args = parser.parse_args(argv)
     print(f"Python {platform.python_version()} on {platform.machine()}, median of {args.repeat} runs")
     header = ("nodes", "pods", "situation", "plan ms", "decision", "shed", "refused")
-    print("{:>6} {:>7} {:>9} {:>9} {:>15} {:>5} {:>8}".format(*header))
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+    else:
+        print("{:>6} {:>7} {:>9} {:>9} {:>15} {:>5} {:>8}".format(*header))
+    times: dict[str, dict[tuple[int, int], float]] = {situation: {} for situation in SITUATIONS}
     for nodes, pods in SIZES:
-        for situation in ("reach", "escalate", "met"):
+        for situation in SITUATIONS:
             seconds, result = time_plan(nodes, pods, situation, args.repeat)
-            print(
-                f"{nodes:>6} {pods:>7} {situation:>9} {seconds * 1000:>9.1f} {result.decision.value:>15} "
-                f"{len(result.actions):>5} {len(result.refused):>8}"
-            )
+            times[situation][(nodes, pods)] = seconds
+            cells = (nodes, pods, situation, f"{seconds * 1000:.1f}", result.decision.value)
+            counts = (len(result.actions), len(result.refused))
+            if args.markdown:
+                print("| " + " | ".join(str(c) for c in (*cells, *counts)) + " |", flush=True)
+            else:
+                print(
+                    f"{nodes:>6} {pods:>7} {situation:>9} {cells[3]:>9} {cells[4]:>15} {counts[0]:>5} {counts[1]:>8}",
+                    flush=True,
+                )
+    print()
+    for situation in SITUATIONS:
+        print(growth(times[situation], situation, "pods"))
+        print(growth(times[situation], situation, "nodes"))
     return 0
 
 

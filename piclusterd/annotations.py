@@ -16,6 +16,10 @@ Annotations (all under ``picluster.io/``):
     :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time).
 ``poweroff-ack``
     written by the node's own daemon when it accepts a power-off request: the request id.
+``poweron-request``
+    :class:`PowerOnRequest`, on the node that drives another node's power relay (``gpio-relay`` with
+    ``via``): pulse the relay of ``target`` once. That node's daemon removes it before pulsing, so it is
+    obeyed at most once, and pulses only a line its own configuration gives for ``target``.
 ``power``
     each node's own power reading, written by its daemon: see :mod:`piclusterd.power_publisher`.
 """
@@ -30,16 +34,20 @@ from typing import Any
 
 __all__ = [
     "ACK_ANNOTATION",
+    "POWER_ON_REQUEST_ANNOTATION",
     "PREFIX",
     "REQUEST_ANNOTATION",
     "SHED_ANNOTATION",
     "InvalidRecord",
     "PowerOffRequest",
+    "PowerOnRequest",
     "ShedPhase",
     "ShedRecord",
     "parse_poweroff_request",
+    "parse_poweron_request",
     "parse_shed_record",
     "render_poweroff_request",
+    "render_poweron_request",
     "render_shed_record",
     "rfc3339",
 ]
@@ -48,6 +56,7 @@ PREFIX = "picluster.io/"
 SHED_ANNOTATION = PREFIX + "shed"
 ACK_ANNOTATION = PREFIX + "poweroff-ack"
 REQUEST_ANNOTATION = PREFIX + "poweroff-request"
+POWER_ON_REQUEST_ANNOTATION = PREFIX + "poweron-request"
 RECORD_VERSION = 1
 
 
@@ -179,4 +188,44 @@ def parse_poweroff_request(raw: str) -> PowerOffRequest | InvalidRecord:
         return InvalidRecord(raw, str(error))
     if not request.request_id:
         return InvalidRecord(raw, "empty request id")
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOnRequest:
+    """The leader asks the node holding ``target``'s relay to pulse it (``gpio-relay`` with ``via``)."""
+
+    request_id: str
+    target: str
+    leader: str
+    requested_at: str
+
+
+def render_poweron_request(request: PowerOnRequest) -> str:
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "id": request.request_id,
+            "target": request.target,
+            "leader": request.leader,
+            "at": request.requested_at,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def parse_poweron_request(raw: str) -> PowerOnRequest | InvalidRecord:
+    """Parse ``picluster.io/poweron-request``; nonsense becomes an InvalidRecord, never a relay pulse."""
+    data = _versioned_object(raw)
+    if isinstance(data, InvalidRecord):
+        return data
+    try:
+        request = PowerOnRequest(
+            _field(data, "id", str), _field(data, "target", str), _field(data, "leader", str), _field(data, "at", str)
+        )
+    except ValueError as error:
+        return InvalidRecord(raw, str(error))
+    if not request.request_id or not request.target:
+        return InvalidRecord(raw, "empty request id or target")
     return request

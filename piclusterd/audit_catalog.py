@@ -434,6 +434,126 @@ EVENTS: tuple[EventDoc, ...] = (
         "Set up the key as deploy/README.md shows, or accept that such nodes stay on (cordoned).",
     ),
     EventDoc(
+        "restore.waiting",
+        "info",
+        "Shed nodes are not powered on yet",
+        ("WHY", "SHED"),
+        "The leader holds the SHED nodes off, for reason WHY: on_battery or power_unknown (never during an outage, "
+        "a new one's grace period included), mains_not_stable (mains not back for [restore] restore_after without a "
+        "flicker), charge_low / charge_unknown (under restore_min_charge). Logged when the reason changes; the "
+        "routine pacing (one node per restore_stagger, none within restore_after of its power-off) is not logged.",
+        "None: they come back by themselves. If charge_unknown lasts, see restore_if_charge_unknown.",
+    ),
+    EventDoc(
+        "node.power_on_requested",
+        "info",
+        "The leader powers a shed node back on",
+        ("TARGET", "METHOD", "OUTCOME", "DETAIL", "REASON"),
+        "Mains is back and stable: the leader marked TARGET's shed record restoring and asked its [node_power] METHOD "
+        "to power it on. OUTCOME: done (switched), sent (a request left: magic packet, relay request), wakes_itself "
+        "(rtc-wake: it wakes on its alarm), waiting_for_operator (manual: a Warning Event PowerOnNeeded says where). "
+        "node.restored follows once it is Ready.",
+        "For waiting_for_operator: press TARGET's power button (DETAIL says where). Otherwise none; if node.restored "
+        "does not follow, check TARGET's power and its [node_power] table.",
+    ),
+    EventDoc(
+        "node.power_on_failed",
+        "warning",
+        "A shed node could not be powered back on",
+        ("TARGET", "METHOD", "ERROR"),
+        "TARGET's [node_power] METHOD failed or cannot power it on (ERROR says why); its shed record is back to "
+        "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again 2 x restore_stagger "
+        "later (30 s at least); the next shed node goes first.",
+        "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
+        "button.",
+    ),
+    EventDoc(
+        "node.power_on_withdrawn",
+        "info",
+        "A power-on request is withdrawn: mains failed again",
+        ("TARGET", "METHOD", "WHY"),
+        "Mains failed again while TARGET was asked back and nothing had been sent to it (METHOD manual: nobody "
+        "pressed its button yet; rtc-wake: it had not woken yet). Its shed record is back to powered_off: piclusterctl "
+        "status no longer asks for it, an rtc-wake node halts again when it wakes, an Event PowerOnWithdrawn says so. "
+        "Once mains is back and stable the leader asks again.",
+        "Do not power TARGET on now.",
+    ),
+    EventDoc(
+        "node.power_on_unanswered",
+        "warning",
+        "A shed node asked to power on is still not Ready",
+        ("TARGET", "METHOD", "WAITED_S"),
+        "The leader asked TARGET's METHOD to power it on WAITED_S seconds ago (10 min, plus the recheck period for "
+        "rtc-wake) and it is not Ready (a Warning Event PowerOnUnanswered says so too). piclusterd does not ask "
+        "again by itself: a second relay pulse or button press on a node that did boot could switch it off.",
+        "Look at TARGET: is it powered (LEDs), did it boot (console, ping), is k3s running (systemctl status k3s)?",
+    ),
+    EventDoc(
+        "node.relay_pulsed",
+        "info",
+        "This node pulsed another node's power relay",
+        ("TARGET", "REQUEST_ID", "LEADER", "DETAIL"),
+        "The leader asked this node (the via of TARGET's [node_power] gpio-relay table) to power TARGET on; it "
+        "removed the request (so it is obeyed once) and pulsed the line its own configuration gives (DETAIL).",
+        "None; node.restored follows on the leader once TARGET is Ready.",
+    ),
+    EventDoc(
+        "node.relay_unavailable",
+        "error",
+        "This node cannot drive the power relays it is configured for",
+        ("TARGETS", "ERROR"),
+        "[node_power] gpio-relay tables name this node as via for TARGETS, but at start its GPIO lines could not "
+        "be set up (ERROR: the RPi.GPIO module missing, a pin in use). The daemon runs on without them; a "
+        "power-on request for TARGETS is then refused (node.relay_failed) and they need their button pressed.",
+        "Do what ERROR says (apt install python3-rpi-lgpio; free the pin), then systemctl restart piclusterd.",
+    ),
+    EventDoc(
+        "node.relay_failed",
+        "error",
+        "This node could not pulse another node's power relay",
+        ("TARGET", "REQUEST_ID", "ERROR"),
+        "A power-on request for TARGET reached this node but the relay was not pulsed: ERROR says why (no "
+        "gpio-relay table names this node as via, or the GPIO line failed). The request is removed, not retried.",
+        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button.",
+    ),
+    EventDoc(
+        "node.poweron_request_invalid",
+        "error",
+        "A power-on request on this node cannot be read",
+        ("VALUE", "WHY"),
+        "picluster.io/poweron-request on this node's Node is not a request this piclusterd can read (edited by hand, "
+        "or written by a newer version): no relay is pulsed. Logged once per distinct value.",
+        "Remove the annotation: kubectl annotate node NODE picluster.io/poweron-request-",
+    ),
+    EventDoc(
+        "node.wakealarm_armed",
+        "info",
+        "RTC wake alarm armed before halting",
+        ("PATH", "WAKE_IN_S"),
+        "This node's power-on method is rtc-wake: before halting it armed its RTC alarm (PATH) to wake in WAKE_IN_S "
+        "seconds and check in.",
+        "None.",
+    ),
+    EventDoc(
+        "node.wakealarm_failed",
+        "error",
+        "RTC wake alarm could not be armed",
+        ("PATH", "ERROR"),
+        "rtc-wake: the wake alarm could not be armed (a Pi 4 has no RTC; wrong wakealarm path). On a power-off "
+        "request the node halts anyway and needs its button pressed to come back; at a check-in it stays up.",
+        "Check [node_power.<this node>] wakealarm and that the node is a Pi 5 (ls /sys/class/rtc/).",
+    ),
+    EventDoc(
+        "node.checked_in",
+        "info",
+        "A node woken by its RTC alarm checked in",
+        ("ACTION", "WHY", "POWER"),
+        "rtc-wake, once after start: ACTION rejoin (the leader asked it back, or it is no longer shed: the leader "
+        "rejoins it) or halt_and_rearm (still shed, mains out or back but not yet asked back: it re-arms its alarm "
+        "and halts again).",
+        "None.",
+    ),
+    EventDoc(
         "node.restored",
         "info",
         "A shed node is back in the cluster",

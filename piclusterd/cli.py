@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from piclusterd.cluster_controller import ClusterController
+    from piclusterd.kube_api import KubeClusterApi
+    from piclusterd.node_agent import NodeAgent
     from piclusterd.node_power import PowerResult
     from piclusterd.outage_coordinator import UpsShutdownReturn
 
@@ -143,6 +145,36 @@ def _local_shutdown_words(status: dict[str, Any]) -> str:
     return "not started"
 
 
+def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
+    """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
+    from piclusterd.config import RtcWakeMethod
+    from piclusterd.node_agent import NodeAgent
+    from piclusterd.node_power import GpioRelayPower, NodePower, RtcWakeAlarm
+    from piclusterd.power_on import relay_lines_driven_by
+
+    identity = config.node.name
+    own = config.power_method(identity)
+    lines = relay_lines_driven_by(config, identity)
+    relay: NodePower | None = None
+    if lines:
+        from piclusterd.drivers.gpio_power import import_gpio
+
+        try:
+            relay = GpioRelayPower(import_gpio(), lines, time.sleep)
+        except PiclusterError as error:  # the relay is a helper for others: this node's own protection goes on
+            log.error("node.relay_unavailable", targets=sorted(lines), error=str(error))
+    return NodeAgent(
+        api,
+        identity,
+        daemon,
+        log,
+        relay=relay,
+        wake_alarm=RtcWakeAlarm(Path(own.wakealarm)) if isinstance(own, RtcWakeMethod) else None,
+        recheck_s=round(own.recheck_s) if isinstance(own, RtcWakeMethod) else 900,
+        check_in_wait_s=config.ups.stale_after_s,
+    )
+
+
 def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
 
@@ -150,9 +182,9 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.drain import Drainer, DrainOptions
     from piclusterd.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.leader import LeaseElector
-    from piclusterd.node_agent import NodeAgent
     from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
     from piclusterd.peer_power import PeerPowerOff
+    from piclusterd.power_on import build_power_on
     from piclusterd.power_publisher import PowerPublisher
     from piclusterd.ssh_power import SshPowerOff
 
@@ -262,13 +294,14 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         identity=identity,
         api=api,
         elector=elector,
-        agent=NodeAgent(api, identity, daemon, node_log),
+        agent=_node_agent(config, api, daemon, node_log),
         drainer=drainer,
         power_off=power_off,
         events=events,
         settings=settings,
         clock=clock,
         log=log,
+        power_on=build_power_on(config, api, identity=identity, wall=clock.wall),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
     )
@@ -473,7 +506,7 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
         hardware = settings_from_config(config, capacity_wh=config.battery.capacity_wh or 1.0).hardware
     except ConfigError:
         return {"error": "no [battery] capacity_wh"}
-    nodes = [asdict(row) for row in node_statuses(view, hardware)]
+    nodes = [asdict(row) for row in node_statuses(view, hardware, config.power_method)]
     return {"leader": holder, "nodes": nodes, "total_draw_w": round(sum(float(n["draw_w"]) for n in nodes), 1)}
 
 
@@ -519,6 +552,9 @@ def _status(args: argparse.Namespace) -> int:
                     f"{'yes' if node['cordoned'] else '-':<10}{node['shed']:<13}{node['draw_w']:.1f} W"
                 )
             print(f"{'':<57}{cluster['total_draw_w']:.1f} W in all (estimated)")
+            for node in cluster["nodes"]:  # type: ignore[attr-defined]
+                if node.get("note"):
+                    print(f"{node['name']}: {node['note']}")
     if age > STATUS_STALE_S:
         print(f"piclusterctl: warning: status is {age:.0f} s old: the daemon may be stopped or hung", file=sys.stderr)
         return EXIT_FAILURE

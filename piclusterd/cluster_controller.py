@@ -4,8 +4,12 @@ Every node: its :class:`~piclusterd.node_agent.NodeAgent` obeys a power-off requ
 part in the Lease election. The leader reads the cluster, asks the pure planner what to shed, and carries out
 *one* step at a time, each resumable from the records on the Node objects:
 
-1. nodes already in progress (a drain or power-off the previous leader started) are finished first;
-2. then the plan's first action whose drain has not failed recently: drain, then power off.
+1. nodes already in progress (a drain or power-off the previous leader started) are finished first, and a
+   shed node that is Ready again is rejoined;
+2. then the plan's first action whose drain has not failed recently: drain, then power off;
+3. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
+   node back on through its :class:`~piclusterd.node_power.NodePower` backend (``_restore``). Nodes powered on
+   less than ``restore_after`` ago are passed to the planner as *settling*: it does not shed them (anti-flap).
 
 In ``dry-run`` the leader plans, logs ``plan.decided`` and emits Events, and changes nothing. ``fence`` (the
 elector's ``ensure_leader``) runs before every destructive call, so a leader that lost its lease stops.
@@ -13,7 +17,8 @@ elector's ``ensure_leader``) runs before every destructive call, so a leader tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import datetime
+from dataclasses import dataclass, field, replace
 
 from piclusterd.annotations import (
     ACK_ANNOTATION,
@@ -23,6 +28,7 @@ from piclusterd.annotations import (
     ShedPhase,
     ShedRecord,
     parse_shed_record,
+    render_shed_record,
     rfc3339,
 )
 from piclusterd.audit import AuditLogger
@@ -34,18 +40,42 @@ from piclusterd.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
 from piclusterd.node_batteries import NodeBatteries, Topology, read_node_batteries
+from piclusterd.node_power import PowerOutcome, RtcWakePower
 from piclusterd.outage_coordinator import OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
 from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSituation, SupplyKind
+from piclusterd.power_on import PowerOnBackends
 from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
+from piclusterd.restore import PowerOn, RestoreHold, RestoreInputs, RestoreMemory, RestorePolicy, decide_restore
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 
 #: The tier given to the leader's own node: shed last among equally good plans.
 LEADER_TIER = 1_000_000
+
+#: Why shed nodes are not back yet, as said in the journal (on change): not the routine pacing (stagger,
+#: anti-flap), which would say something every poll of a restore.
+_HOLDS_WORTH_SAYING = frozenset(
+    {
+        RestoreHold.POWER_UNKNOWN,
+        RestoreHold.ON_BATTERY,
+        RestoreHold.MAINS_NOT_STABLE,
+        RestoreHold.CHARGE_LOW,
+        RestoreHold.CHARGE_UNKNOWN,
+    }
+)
+
+#: A node asked to power on and not Ready this long after is said to be unanswered (once; never asked again
+#: by itself: a second relay pulse or button press on a node that did boot could switch it off). rtc-wake
+#: nodes get their recheck period on top.
+POWER_ON_ANSWER_S = 600.0
+
+#: A failed power-on is not tried again sooner than this, even with restore_stagger = 0 (one try per poll
+#: would flood the journal and the Events).
+MIN_POWER_ON_RETRY_S = 30.0
 
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
@@ -62,6 +92,7 @@ class ShedSettings:
     node_battery: BatterySpec | None = None
     topology: Topology | None = None
     power_record_max_age_s: float = 180.0
+    restore: RestorePolicy = field(default_factory=RestorePolicy)
 
 
 def settings_from_config(config: Config, capacity_wh: float | None = None) -> ShedSettings:
@@ -105,6 +136,12 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
         ),
         topology=None if battery.topology == "auto" else Topology(battery.topology),
         power_record_max_age_s=cluster.power_record_max_age_s,
+        restore=RestorePolicy(
+            restore_after_s=config.restore.restore_after_s,
+            restore_min_charge_pct=config.restore.restore_min_charge_pct,
+            restore_stagger_s=config.restore.restore_stagger_s,
+            restore_if_charge_unknown=config.restore.restore_if_charge_unknown,
+        ),
     )
 
 
@@ -124,6 +161,7 @@ class ClusterController:
         log: AuditLogger,
         publisher: PowerPublisher | None = None,
         outage: OutageCoordinator | None = None,
+        power_on: PowerOnBackends | None = None,
     ) -> None:
         self._identity = identity
         self._api = api
@@ -143,6 +181,11 @@ class ClusterController:
         self._last_plan_key: tuple[object, ...] | None = None
         self._drain_failed_at: dict[str, float] = {}
         self._invalid_reported: dict[str, str] = {}
+        self._power_on = power_on if power_on is not None else PowerOnBackends({})
+        self._restore_memory = RestoreMemory()
+        self._restore_hold_said: RestoreHold | None = None
+        self._unanswered_said: dict[str, str] = {}  # node -> changed_at of the restoring record said
+        self._started_at = clock.monotonic()
         self.last_plan: Plan | None = None
 
     @property
@@ -172,6 +215,7 @@ class ClusterController:
         if self._publisher is not None and power.last_reading is not None:
             self._publisher.publish(power, power.last_reading.source)  # rate-limited; never raises
         try:
+            self._agent.check_in(power.state, now - self._started_at)  # rtc-wake only, once
             self._agent.tick()
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
@@ -227,10 +271,13 @@ class ClusterController:
             now,
             hardware=self._settings.hardware,
             node_batteries=self._node_batteries(view),
+            settling=self._settling(now),
         )
         self.last_plan = decided
         self._report(decided)
         if self._settings.dry_run:
+            return
+        if self._withdraw_unsent_requests(view, power):
             return
         if self._resume(view, decided):
             return
@@ -246,6 +293,7 @@ class ClusterController:
                 return
             self._shed(view, action.node, action.reason)
             return
+        self._restore(view, power, now)
 
     def _report(self, decided: Plan) -> None:
         """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
@@ -312,7 +360,10 @@ class ClusterController:
         for name, record in sorted(self._records(view).items()):
             node = view.node(name)
             if record.phase in (ShedPhase.POWERED_OFF, ShedPhase.RESTORING):
-                if node.ready:
+                # An rtc-wake node that woke before the restore policy asked it back halts again by itself
+                # (node_agent.decide_check_in): leave it; once asked (restoring), it rejoins.
+                wakes_to_check_in = self._power_on.method_for(name) == "rtc-wake"
+                if node.ready and not (record.phase is ShedPhase.POWERED_OFF and wakes_to_check_in):
                     self._rejoin(name, record)
                     return True
                 continue
@@ -347,6 +398,7 @@ class ClusterController:
         self._api.patch_node(name, patch)
         self._log.info("node.restored", target=name, uncordoned=not record.was_unschedulable, shed_at=record.started_at)
         self._events.emit(name, "PowerRestored", f"{name} is back and schedulable again")
+        self._settle(name)
 
     def _shed(self, view: ClusterView, name: str, reason: str) -> None:
         record = ShedRecord(
@@ -373,3 +425,130 @@ class ClusterController:
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)
+
+    def _settling(self, now: float) -> frozenset[str]:
+        """Nodes this leader powered on or rejoined less than restore_after ago: not to be shed (anti-flap)."""
+        policy = self._settings.restore
+        memory = self._restore_memory
+        return frozenset(name for name, at in memory.powered_on_at.items() if now - at < policy.restore_after_s)
+
+    def _restore(self, view: ClusterView, power: PowerMemory, now: float) -> None:
+        """Nothing else to do this poll: ask the restore policy whether a shed node comes back, and do it.
+
+        At most one power-on per poll. The shed record turns ``restoring`` (fence first) before the backend is
+        called, so a new leader knows; ``_resume`` rejoins the node once it is Ready. A backend that fails
+        puts the record back to ``powered_off``, says so (journal + Warning Event), and is tried again
+        ``2 x restore_stagger`` later: the next shed node goes first, one ``restore_stagger`` after the failure,
+        so a node whose backend cannot work (its relay's ``via`` node is shed too) does not keep the others off.
+        """
+        reading = power.last_reading
+        inputs = RestoreInputs(power.state, None if reading is None else reading.charge_pct)
+        policy = replace(
+            self._settings.restore,
+            tiers=self._settings.policy.tiers,
+            default_tier=self._settings.policy.default_tier,
+        )
+        self._say_unanswered(view)
+        self._restore_memory, actions = decide_restore(view, inputs, policy, self._restore_memory, now)
+        hold = self._restore_memory.hold
+        if hold in _HOLDS_WORTH_SAYING and hold is not self._restore_hold_said and self._restore_memory.off_since:
+            self._restore_hold_said = hold
+            self._log.info("restore.waiting", why=hold.value, shed=sorted(self._restore_memory.off_since))
+        for action in actions:
+            self._power_on_node(view, action)
+
+    def _settle(self, name: str) -> None:
+        """A shed node is back, however it came (restore, a button, the UPS power-cycling, its RTC alarm): it
+        settles for ``restore_after`` from now, so the planner does not shed it again straight away."""
+        memory, now = self._restore_memory, self._clock.monotonic()
+        self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
+
+    def _withdraw_unsent_requests(self, view: ClusterView, power: PowerMemory) -> bool:
+        """Mains failed again before a node asked back came up, and nothing was sent to it (``manual``: nobody
+        pressed the button yet; ``rtc-wake``: it wakes by itself): withdraw the request (record back to
+        ``powered_off``), so nobody powers it on during an outage, an rtc-wake node halts again when it wakes,
+        and the planner counts it as off. The other methods' requests stand: the node may be booting, and a
+        second relay pulse could switch it off."""
+        if power.state not in BATTERY_STATES:
+            return False
+        withdrawn = False
+        for name, record in sorted(self._records(view).items()):
+            method = self._power_on.method_for(name)
+            if record.phase is not ShedPhase.RESTORING or method not in ("manual", "rtc-wake") or view.node(name).ready:
+                continue
+            self.fence()
+            back = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
+            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(back)}}})
+            self._log.info("node.power_on_withdrawn", target=name, method=method, why="mains failed again")
+            after = "do not power it on now; piclusterd will say when" if method == "manual" else "it stays shed"
+            self._events.emit(name, "PowerOnWithdrawn", f"mains failed again: {name} {after}")
+            withdrawn = True
+        return withdrawn
+
+    def _retry_later(self, name: str) -> None:
+        """After a failed power-on: hold ``name`` for ``2 x restore_stagger`` (at least ``MIN_POWER_ON_RETRY_S``;
+        not ``restore_after``, as after a power-on that worked), so the next shed node has its turn first and
+        this one is tried again after it."""
+        policy, memory = self._settings.restore, self._restore_memory
+        now = self._clock.monotonic()
+        hold = max(2 * policy.restore_stagger_s, MIN_POWER_ON_RETRY_S)
+        held_from = now - policy.restore_after_s + hold  # held while now - at < restore_after
+        self._restore_memory = replace(memory, powered_on_at={**memory.powered_on_at, name: held_from})
+
+    def _say_unanswered(self, view: ClusterView) -> None:
+        """A power-on long without an answer (still not Ready): say so once, loudly; do not power on again."""
+        for name, record in self._records(view).items():
+            if record.phase is not ShedPhase.RESTORING or view.node(name).ready:
+                continue
+            backend = self._power_on.backend_for(name)
+            if backend.name == "manual" or self._unanswered_said.get(name) == record.changed_at:
+                continue  # a person was already asked; or already said
+            try:
+                asked = datetime.datetime.strptime(record.changed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+            except ValueError:
+                continue
+            waited = self._clock.wall() - asked.timestamp()
+            limit = POWER_ON_ANSWER_S + (backend.recheck_s if isinstance(backend, RtcWakePower) else 0)
+            if waited < limit:
+                continue
+            self._unanswered_said[name] = record.changed_at
+            self._log.warning("node.power_on_unanswered", target=name, method=backend.name, waited_s=round(waited))
+            self._events.emit(
+                name,
+                "PowerOnUnanswered",
+                f"{name} was asked to power on ({backend.name}) {round(waited / 60)} min ago and is not Ready: "
+                "check its power and network; piclusterd does not ask again by itself",
+                warning=True,
+            )
+
+    def _power_on_node(self, view: ClusterView, action: PowerOn) -> None:
+        name = action.node
+        record = self._records(view).get(name)
+        if record is None or record.phase is not ShedPhase.POWERED_OFF:
+            return  # the restore policy picks powered_off nodes only: the record changed under us
+        backend = self._power_on.backend_for(name)
+        self.fence()
+        restoring = record.with_phase(ShedPhase.RESTORING, rfc3339(self._clock.wall()))
+        self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
+        try:
+            result = backend.power_on(name)
+        except Exception as error:  # whatever a backend's library raises: said and retried, never the loop's end
+            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}}})
+            self._retry_later(name)
+            self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))
+            self._events.emit(
+                name, "PowerOnFailed", f"{backend.name} could not power {name} on: {error}; will retry", warning=True
+            )
+            return
+        self._log.info(
+            "node.power_on_requested",
+            target=name,
+            method=backend.name,
+            outcome=result.outcome.value,
+            detail=result.detail,
+            reason=action.reason,
+        )
+        if result.outcome is PowerOutcome.WAITING_FOR_OPERATOR:
+            self._events.emit(name, "PowerOnNeeded", f"mains is back: {result.detail}", warning=True)
+        else:
+            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({action.reason})")

@@ -1,39 +1,59 @@
-"""``piclusterd demo``: the clinic-5 cluster rides out an outage, with the real code of all five nodes.
+"""``piclusterd demo``: a reference cluster rides out an outage, with the real code of every node.
 
 Each node runs its real daemon code (power state machine, Lease election, planner, drain, power-off, node
 agent) against one scripted UPS and the embedded fake Kubernetes API server, on one accelerated clock
-(``testing/cluster_world.py``). The UPS is clinic-5's: 84 Wh lead-acid, 80 % usable, inverter 85 %, 5 W own
-draw, low battery at 20 %; its load is the power model's draw of the nodes that are on. When mains returns
-the UPS output comes back and the Pis that were off boot (as with NUT's ``shutdown.return``, or a HAT that
-powers on with mains): shed nodes rejoin. The timeline printed is the nodes' own audit trail, condensed.
+(``testing/cluster_world.py``). The cluster is one of the packaged reference clusters
+(``piclusterd/testing/data``, copies of ``examples/clusters``) and the outage one of the simulator's
+profiles, so the demo and ``piclusterctl simulate`` run the same scenario through the same core.
+
+The UPS follows the simulator's physics (``power_model.BatterySpec``: battery draw = load / inverter
+efficiency + the UPS's own draw; linear recharge on mains) and reports what NUT would: OL/OB, LB at 20 %
+charge, charge, its runtime, output watts; its load is the power model's draw of the nodes that are on.
+When every node has shut down the UPS cuts its output (NUT's ``shutdown.return``) and draws nothing; when
+mains returns the output comes back and the Pis that were off boot: shed nodes rejoin. The fake API server
+listens on loopback for the whole run, so ``kubectl`` can watch it. The timeline printed is the nodes' own
+audit trail, condensed.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from piclusterd.cluster import parse_kubectl_list
+from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.cluster_controller import ShedSettings
-from piclusterd.demo import OUTAGES, LeadAcidUps
 from piclusterd.durations import format_duration
 from piclusterd.planner import physical_optimum
-from piclusterd.power_model import cluster_load_w
+from piclusterd.power_model import BatterySpec, cluster_load_w
+from piclusterd.simulator import (
+    OUTAGES,
+    Outage,
+    OutageFigures,
+    TimelineRow,
+    no_shedding_runtime_s,
+    workload_key,
+    workloads,
+)
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.cluster_world import ClusterWorld
 from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.testing.scenarios import Scenario, load_scenario
 
-__all__ = ["DemoFigures", "run_cluster_demo"]
+__all__ = ["DATA", "DemoFigures", "DemoUps", "clusters", "run_cluster_demo"]
 
 DATA = Path(__file__).resolve().parent / "testing" / "data"
-START = datetime.datetime(2026, 11, 24, 1, 55, tzinfo=datetime.UTC).timestamp()
-PRE_ROLL_S = 300.0
+# The simulator's t = 0 (ten minutes before the failure of storm-2am, at 02:00).
+START = datetime.datetime(2026, 11, 24, 1, 50, tzinfo=datetime.UTC).timestamp()
 STEP_S = 5.0
+LOW_BATTERY_PCT = 20.0  # the UPS sets LB here; every node's daemon then shuts it down (critical)
+REPLACEMENT_READY_S = 20.0  # the fake cluster's kubelets: a bound pod is Ready this long after (image cached)
 SHOWN = (
     "leader.acquired",
     "leader.stepping_down",
@@ -48,8 +68,58 @@ SHOWN = (
 )
 
 
+def clusters() -> list[str]:
+    """The reference clusters the demo can run: every packaged ``<name>.json`` with its ``<name>.toml``."""
+    return sorted(p.stem for p in DATA.glob("*.json") if p.with_suffix(".toml").is_file())
+
+
+@dataclass
+class DemoUps:
+    """The scenario's UPS, as the simulator models it, reporting NUT variables."""
+
+    battery: BatterySpec
+    recharge_h: float = 8.0
+    energy_wh: float = math.nan
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.energy_wh):
+            self.energy_wh = self.full_wh
+
+    @property
+    def full_wh(self) -> float:
+        return self.battery.usable_energy_wh(100.0)
+
+    @property
+    def charge_pct(self) -> float:
+        return max(0.0, min(100.0, 100.0 * self.energy_wh / self.full_wh))
+
+    def battery_w(self, mains: bool, load_w: float, output_on: bool) -> float:
+        """Positive: discharging; negative: charging (as the simulator's timeline)."""
+        if mains:
+            return -self.full_wh / self.recharge_h if self.energy_wh < self.full_wh else 0.0
+        return self.battery.battery_draw_w(load_w) if output_on else 0.0
+
+    def step(self, seconds: float, mains: bool, load_w: float, output_on: bool) -> None:
+        watts = self.battery_w(mains, load_w, output_on)
+        self.energy_wh = min(self.full_wh, max(0.0, self.energy_wh - watts * seconds / 3600.0))
+
+    def variables(self, mains: bool, load_w: float) -> dict[str, str]:
+        flags = "OL CHRG" if mains else "OB DISCHRG"
+        if not mains and self.charge_pct <= LOW_BATTERY_PCT:
+            flags += " LB"
+        runtime = self.battery.runtime_s(self.charge_pct, load_w)
+        return {
+            "ups.status": flags,
+            "battery.charge": f"{self.charge_pct:.1f}",
+            "battery.runtime": f"{min(runtime, 359_999):.0f}",
+            "ups.realpower": f"{load_w:.1f}",
+        }
+
+
 @dataclass
 class DemoFigures:
+    cluster: str = ""
+    outage: str = ""
     outage_s: float = 0.0
     critical_up_s: float = 0.0
     on_battery_s: float = 0.0
@@ -61,6 +131,32 @@ class DemoFigures:
     runtime_planned_s: float | None = None
     runtime_optimum_s: float | None = None
     shed: list[str] = field(default_factory=list)
+    failures: list[OutageFigures] = field(default_factory=list)  # as the simulator's, one per mains failure
+    failure_charges: list[float] = field(default_factory=list)  # charge (%) when each failure began
+    # Seconds without mains inside the longest failure, and how many of them had every critical workload up.
+    main_off_s: float = 0.0
+    main_critical_up_s: float = 0.0
+    timeline: list[TimelineRow] = field(default_factory=list)
+
+    @property
+    def main_failure(self) -> OutageFigures | None:
+        """The longest failure (the one the headline figures are about, as in the simulator)."""
+        return max(self.failures, key=lambda o: o.on_at_s - o.off_at_s, default=None)
+
+    def to_low_battery(self, failure: OutageFigures, runtime_s: float) -> float:
+        """A runtime to empty (the simulator's and planner's figures) cut to the UPS's low-battery signal,
+        where the demo's nodes shut down: exact at a constant draw, which those figures assume."""
+        charge = self.failure_charges[self.failures.index(failure)]
+        return runtime_s * max(0.0, charge - LOW_BATTERY_PCT) / charge if charge > 0 else 0.0
+
+
+@dataclass
+class _OpenFailure:
+    off_at_s: float
+    optimum_runtime_s: float
+    no_shedding_runtime_s: float
+    went_down: bool
+    runtime_s: float = 0.0
 
 
 def _line(event: dict[str, Any]) -> str:
@@ -81,81 +177,156 @@ def _line(event: dict[str, Any]) -> str:
     return f"{clock}  {node:<4} {name:<24} {detail}"
 
 
-def _is_ready(obj: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
+def _critical_up(view: ClusterView, critical: set[str]) -> int:
+    """How many critical workloads have a Ready pod on a Ready node."""
+    ready_nodes = {n.name for n in view.nodes if n.ready}
+    up = {workload_key(p) for p in view.pods if p.ready and p.node in ready_nodes}
+    return len(critical & up)
 
 
-def _critical_up(server: FakeKubeServer, apps: set[str]) -> bool:
-    """Every critical app has a Ready pod on a Ready node."""
-    ready_nodes = {n["metadata"]["name"] for n in server.list_objects("Node") if _is_ready(n)}
-    ready: set[str] = set()
-    for pod in server.list_objects("Pod"):
-        app = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
-        if app in apps and _is_ready(pod) and pod["spec"].get("nodeName") in ready_nodes:
-            ready.add(app)
-    return ready == apps
+def _stamp(clock: FakeClock) -> str:
+    return f"{datetime.datetime.fromtimestamp(clock.wall(), datetime.UTC):%H:%M:%S}"
 
 
-def run_cluster_demo(outage: str, speed: float, out: TextIO) -> DemoFigures:
-    scenario = load_scenario(DATA / "clinic-5.json")
+def run_cluster_demo(
+    outage: str | Outage,
+    speed: float,
+    out: TextIO,
+    *,
+    cluster: str = "clinic-5",
+    on_serving: Callable[[FakeKubeServer, Path], None] | None = None,
+    before_close: Callable[[DemoFigures], None] | None = None,
+) -> DemoFigures:
+    """Run ``outage`` through ``cluster``; print the timeline to ``out`` and return the figures.
+
+    ``speed`` is simulated seconds per wall second (0: flat out). ``on_serving(server, kubeconfig)`` is
+    called once the fake API server listens (with a kubeconfig for it); ``before_close(figures)`` after the
+    run, while it still listens.
+    """
+    profile = OUTAGES[outage] if isinstance(outage, str) else outage
+    scenario: Scenario = load_scenario(DATA / f"{cluster}.json")
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
-    critical_apps = {
-        str(p.labels.get("app.kubernetes.io/name")) for p in scenario.view.pods if p.is_critical(1_000_000)
-    }
+    critical = {k for k, c in workloads(scenario.view, scenario.policy.critical_priority_threshold).items() if c}
     clock = FakeClock(start=0.0, epoch=START)
-    ups = LeadAcidUps()
-    figures = DemoFigures(outage_s=sum(on - off for off, on in OUTAGES[outage]))
+    ups = DemoUps(scenario.battery)
+    figures = DemoFigures(cluster=cluster, outage=profile.name, outage_s=profile.off_s)
     optimum = physical_optimum(scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware)
     figures.runtime_optimum_s = optimum.runtime_s
-    end = PRE_ROLL_S + max(on for _, on in OUTAGES[outage]) + 900
+    end = profile.stop_s
     shown: dict[str, int] = {}
-    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
-        server.load_objects(json.loads((DATA / "clinic-5.json").read_text()))
+    failure: _OpenFailure | None = None
+    longest = max(profile.intervals, key=lambda i: i[1] - i[0], default=(0.0, 0.0))
+    mains_before = True
+    with (
+        FakeKubeServer(clock=clock, controller=True, ready_delay_s=REPLACEMENT_READY_S) as server,
+        tempfile.TemporaryDirectory(prefix="piclusterd-demo-") as directory,
+    ):
+        server.load_objects(json.loads((DATA / f"{cluster}.json").read_text()))
         server.run_controller_once()
+        if on_serving is not None:
+            on_serving(server, server.write_kubeconfig(Path(directory) / "kubeconfig"))
         world = ClusterWorld(server, clock, [n.name for n in scenario.view.nodes], settings)
+        paced_from = time.monotonic()
         while clock.monotonic() < end:
-            t = clock.monotonic() - PRE_ROLL_S
-            mains = not any(off <= t < on for off, on in OUTAGES[outage])
+            t = clock.monotonic()
+            mains = not any(off <= t < on for off, on in profile.intervals)
             view = parse_kubectl_list(
                 {"kind": "List", "items": server.list_objects("Node") + server.list_objects("Pod")}
             )
             running = [name for name, pi in world.pis.items() if pi.alive]
             load = cluster_load_w(view, scenario.hardware, running) if running else 0.0
-            ups.step(STEP_S, mains, load)
+            critical_up = _critical_up(view, critical) if running else 0
+            if mains != mains_before:
+                if not mains:
+                    charge = ups.charge_pct
+                    best = physical_optimum(
+                        scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware, charge_pct=charge
+                    )
+                    failure = _OpenFailure(t, best.runtime_s, no_shedding_runtime_s(scenario, charge), not running)
+                    figures.failure_charges.append(charge)
+                elif failure is not None:
+                    figures.failures.append(_close(failure, t, ups))
+                    failure = None
+                mains_before = mains
+            figures.timeline.append(
+                TimelineRow(
+                    t_s=t,
+                    mains=mains,
+                    charge_pct=ups.charge_pct,
+                    energy_wh=ups.energy_wh,
+                    battery_w=ups.battery_w(mains, load, bool(running)),
+                    load_w=load,
+                    nodes_powered=len(running),
+                    critical_up=critical_up,
+                    critical_total=len(critical),
+                )
+            )
             world.ups.variables = ups.variables(mains, load)
             dead = [name for name, pi in world.pis.items() if not pi.alive]
             if mains and dead:
                 # The UPS output (or each HAT) powers the Pis again with mains: they boot and rejoin.
                 if not running:
-                    stamp = datetime.datetime.fromtimestamp(clock.wall(), datetime.UTC)
-                    print(f"{stamp:%H:%M:%S}  mains back: the UPS output returns and the Pis boot", file=out)
+                    print(f"{_stamp(clock)}  mains back: the UPS output returns and the Pis boot", file=out)
                 for name in dead:
                     world.reboot(name)
             world.step(STEP_S)
-            if not mains and t >= 0:
-                figures.on_battery_s += STEP_S
-                figures.critical_up_s += STEP_S if _critical_up(server, critical_apps) else 0.0
+            # A leader's drain advances the clock inside its step (ClusterWorld.sleep): count what really passed.
+            elapsed = clock.monotonic() - t
+            ups.step(elapsed, mains, load, bool(running))
+            if not mains:
+                figures.on_battery_s += elapsed
+                up = critical_up == len(critical)
+                figures.critical_up_s += elapsed if up else 0.0
+                if longest[0] <= t < longest[1]:
+                    figures.main_off_s += elapsed
+                    figures.main_critical_up_s += elapsed if up else 0.0
+                if failure is not None and running:
+                    failure.runtime_s += elapsed
             if not any(pi.alive for pi in world.pis.values()):
-                figures.cluster_down_s += STEP_S
-            new = []
-            for name, pi in world.pis.items():
-                events = pi.audit.events
-                key = f"{name}:{id(pi)}"
-                new.extend(events[shown.get(key, 0) :])
-                shown[key] = len(events)
-            for event in sorted(new, key=lambda e: str(e["timestamp"])):
-                if event["event"] in SHOWN:
-                    print(_line(event), file=out)
-                if event["event"] == "node.powered_off":
-                    figures.power_offs += 1
-                    figures.shed.append(str(event["target"]))
-                if event["event"] == "shutdown.local_started" and "requested" not in str(event.get("reason")):
-                    figures.local_shutdowns += 1
-                if event["event"] == "plan.decided" and event["shed"] and figures.runtime_planned_s is None:
-                    figures.runtime_planned_s = event["projected_runtime_s"]
-                    figures.runtime_without_s = event["runtime_without_shedding_s"]
-            if speed > 0:
-                time.sleep(STEP_S / speed)
+                figures.cluster_down_s += elapsed
+                if failure is not None:
+                    failure.went_down = True
+            _report(world, shown, figures, out)
+            if speed > 0:  # keep pace with the wall clock: the work of a step is part of its time
+                time.sleep(max(0.0, paced_from + clock.monotonic() / speed - time.monotonic()))
+        if failure is not None:
+            figures.failures.append(_close(failure, clock.monotonic(), ups))
         world.close()
-    figures.charge_end_pct = ups.charge_pct
+        figures.charge_end_pct = ups.charge_pct
+        if before_close is not None:
+            before_close(figures)
     return figures
+
+
+def _close(failure: _OpenFailure, t: float, ups: DemoUps) -> OutageFigures:
+    return OutageFigures(
+        off_at_s=failure.off_at_s,
+        on_at_s=t,
+        runtime_s=failure.runtime_s,
+        survived=not failure.went_down,
+        energy_left_wh=ups.energy_wh,
+        charge_left_pct=ups.charge_pct,
+        optimum_runtime_s=failure.optimum_runtime_s,
+        no_shedding_runtime_s=failure.no_shedding_runtime_s,
+    )
+
+
+def _report(world: ClusterWorld, shown: dict[str, int], figures: DemoFigures, out: TextIO) -> None:
+    """Print the nodes' new audit events worth showing, in time order, and count what the summary needs."""
+    new = []
+    for name, pi in world.pis.items():
+        events = pi.audit.events
+        key = f"{name}:{id(pi)}"
+        new.extend(events[shown.get(key, 0) :])
+        shown[key] = len(events)
+    for event in sorted(new, key=lambda e: str(e["timestamp"])):
+        if event["event"] in SHOWN:
+            print(_line(event), file=out, flush=True)
+        if event["event"] == "node.powered_off":
+            figures.power_offs += 1
+            figures.shed.append(str(event["target"]))
+        if event["event"] == "shutdown.local_started" and "requested" not in str(event.get("reason")):
+            figures.local_shutdowns += 1
+        if event["event"] == "plan.decided" and event["shed"] and figures.runtime_planned_s is None:
+            figures.runtime_planned_s = event["projected_runtime_s"]
+            figures.runtime_without_s = event["runtime_without_shedding_s"]

@@ -16,7 +16,8 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from piclusterd.durations import format_duration, parse_duration
 from piclusterd.errors import ConfigError, ConfigInvalid, ProfileInvalid
@@ -27,16 +28,24 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DRIVERS",
+    "NODE_POWER_METHODS",
     "BatteryConfig",
     "ClusterConfig",
     "Config",
     "DaemonConfig",
+    "GpioRelayMethod",
+    "ManualMethod",
     "Mode",
     "NodeConfig",
+    "NodePowerMethod",
+    "NutOutletMethod",
     "PolicyConfig",
+    "RestoreConfig",
+    "RtcWakeMethod",
     "Secret",
     "ShutdownConfig",
     "UpsConfig",
+    "WolMethod",
     "load_config",
     "parse_config",
 ]
@@ -154,6 +163,74 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreConfig:
+    """``[restore]``: when the leader brings shed nodes back (:class:`piclusterd.restore.RestorePolicy`)."""
+
+    restore_after_s: float
+    restore_min_charge_pct: float
+    restore_stagger_s: float
+    restore_if_charge_unknown: bool
+
+
+# --- [node_power.<node>]: how the leader powers each shed node back on (docs/power-on.md) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class WolMethod:
+    """``method = "wol"``: a Wake-on-LAN magic packet (non-Pi nodes)."""
+
+    method: ClassVar[str] = "wol"
+    mac: str
+    broadcast: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RtcWakeMethod:
+    """``method = "rtc-wake"``: a Pi 5 arms its RTC alarm before halting and wakes every ``recheck_s``."""
+
+    method: ClassVar[str] = "rtc-wake"
+    recheck_s: float
+    wakealarm: str
+
+
+@dataclass(frozen=True, slots=True)
+class GpioRelayMethod:
+    """``method = "gpio-relay"``: node ``via`` pulses GPIO ``pin`` (BCM) to power this node on."""
+
+    method: ClassVar[str] = "gpio-relay"
+    via: str
+    pin: int
+    active: str  # "high" or "low": the level that presses
+    pulse_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NutOutletMethod:
+    """``method = "nut-outlet"``: switch ``outlet`` of a UPS/PDU through upsd (``[ups]``'s unless overridden)."""
+
+    method: ClassVar[str] = "nut-outlet"
+    outlet: int
+    host: str
+    port: int
+    ups: str
+    username: str | None
+    password: Secret | None
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ManualMethod:
+    """``method = "manual"``: a person presses the button; ``where`` tells them where the node is."""
+
+    method: ClassVar[str] = "manual"
+    where: str = ""
+
+
+NodePowerMethod = WolMethod | RtcWakeMethod | GpioRelayMethod | NutOutletMethod | ManualMethod
+
+
+@dataclass(frozen=True, slots=True)
 class ShutdownConfig:
     command: tuple[str, ...]
     full_shutdown_wait_s: float = 180.0
@@ -180,11 +257,27 @@ class Config:
     policy: PolicyConfig
     shutdown: ShutdownConfig
     daemon: DaemonConfig
+    restore: RestoreConfig = RestoreConfig(120.0, 50.0, 30.0, False)
+    node_power: Mapping[str, NodePowerMethod] = field(default_factory=lambda: MappingProxyType({}))
+
+    def power_method(self, node: str) -> NodePowerMethod:
+        """How ``node`` is powered back on: its ``[node_power.<node>]`` table, else ``manual``."""
+        return self.node_power.get(node) or ManualMethod()
 
     def summary(self) -> dict[str, object]:
         """The effective configuration as flat key/values for the start-up log (no secrets)."""
         out: dict[str, object] = {"config": self.path, "mode": self.mode.value}
-        sections = (self.node, self.ups, self.battery, self.hat, self.cluster, self.policy, self.shutdown, self.daemon)
+        sections = (
+            self.node,
+            self.ups,
+            self.battery,
+            self.hat,
+            self.cluster,
+            self.policy,
+            self.restore,
+            self.shutdown,
+            self.daemon,
+        )
         for section in sections:
             prefix = type(section).__name__.removesuffix("Config").lower()
             for item in fields(section):
@@ -192,6 +285,8 @@ class Config:
                 if isinstance(value, Secret) or item.name == "profile":
                     continue
                 out[f"{prefix}.{item.name}"] = list(value) if isinstance(value, tuple) else value
+        for node, method in sorted(self.node_power.items()):
+            out[f"node_power.{node}.method"] = method.method
         return out
 
 
@@ -389,6 +484,12 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "switch_w": _Key(4, _number(0, 1e4)),
         "power_record_max_age": _Key("3m", _duration(10, 86400)),
     },
+    "restore": {
+        "restore_after": _Key("2m", _duration(0, 86400)),
+        "restore_min_charge": _Key(50, _number(0, 100)),
+        "restore_stagger": _Key("30s", _duration(0, 3600)),
+        "restore_if_charge_unknown": _Key(False, _bool),
+    },
     "shutdown": {
         "command": _Key(["systemctl", "poweroff"], _argv),
         "full_shutdown_wait": _Key("3m", _duration(0, 3600)),
@@ -399,6 +500,67 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     },
     "daemon": {"runtime_dir": _Key("/run/piclusterd", _nonempty_string)},
 }
+
+
+def _mac(value: Any) -> str:
+    from piclusterd.node_power import parse_mac
+
+    if not isinstance(value, str):
+        raise ValueError('a MAC address in quotes, like "dc:a6:32:01:02:03"')
+    try:
+        parse_mac(value)
+    except ValueError:
+        raise ValueError('a MAC address in quotes, like "dc:a6:32:01:02:03" (`ip link` on the node)') from None
+    return value.strip()
+
+
+def _ipv4(value: Any) -> str:
+    expected = 'an IPv4 broadcast address in quotes, like "192.168.1.255" (`ip -br addr`: brd)'
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    try:
+        socket.inet_aton(value)
+    except OSError:
+        raise ValueError(expected) from None
+    return value
+
+
+#: A key that has no default: leaving it out is a problem of its own ("is missing").
+_REQUIRED = object()
+#: A nut-outlet key whose default is the [ups] key of the same meaning.
+_FROM_UPS = object()
+
+#: ``[node_power.<node>]``: the keys of each ``method`` (``method`` itself is always allowed).
+_NODE_POWER: dict[str, dict[str, _Key]] = {
+    "manual": {"where": _Key("", _string)},
+    "wol": {
+        "mac": _Key(_REQUIRED, _mac),
+        "broadcast": _Key("255.255.255.255", _ipv4),
+        "port": _Key(9, _port),
+    },
+    "rtc-wake": {
+        "recheck": _Key("15m", _duration(60, 86400)),
+        "wakealarm": _Key("/sys/class/rtc/rtc0/wakealarm", _nonempty_string),
+    },
+    "gpio-relay": {
+        "via": _Key(_REQUIRED, _nonempty_string),
+        "pin": _Key(_REQUIRED, _whole(0, 27)),
+        "active": _Key("high", _choice("high", "low")),
+        "pulse": _Key("500ms", _duration(0.01, 10)),
+    },
+    "nut-outlet": {
+        "outlet": _Key(_REQUIRED, _whole(0, 1000)),
+        "host": _Key(_FROM_UPS, _nonempty_string),
+        "port": _Key(_FROM_UPS, _port),
+        "ups": _Key(_FROM_UPS, _nonempty_string),
+        "username": _Key(_FROM_UPS, _string),
+        "password_file": _Key(_FROM_UPS, _string),
+        "timeout": _Key(_FROM_UPS, _duration(0.1, 60)),
+    },
+}
+
+#: The values of ``[node_power.<node>] method``.
+NODE_POWER_METHODS = tuple(_NODE_POWER)
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
@@ -483,17 +645,141 @@ def _hat_profile(file: str, hat: dict[str, Any], problems: list[ConfigError]) ->
     return profile
 
 
+def _node_power_method(
+    file: str,
+    node: str,
+    table: Mapping[str, Any],
+    ups: Mapping[str, Any],
+    ups_password: Secret | None,
+    problems: list[ConfigError],
+) -> NodePowerMethod | None:
+    """One ``[node_power.<node>]`` table as its method's dataclass, or None after adding its problems."""
+    where = f"node_power.{node}"
+    methods = ", ".join(f'"{m}"' for m in _NODE_POWER)
+    method = table.get("method", _REQUIRED)
+    if method is _REQUIRED:
+        problems.append(ConfigError(file, f"{where}.method", "is missing", f"one of {methods}"))
+        return None
+    if method not in _NODE_POWER:
+        close = _did_you_mean(str(method), list(_NODE_POWER))
+        problems.append(ConfigError(file, f"{where}.method", f"invalid value {method!r}{close}", f"one of {methods}"))
+        return None
+    keys = _NODE_POWER[method]
+    count = len(problems)
+    for name in table:
+        if name != "method" and name not in keys:
+            problems.append(
+                ConfigError(
+                    file,
+                    f"{where}.{name}",
+                    f'unknown key for method = "{method}"' + _did_you_mean(name, list(keys)),
+                    f'one of the "{method}" keys: ' + ", ".join(["method", *keys]),
+                )
+            )
+    got: dict[str, Any] = {}
+    for name, key in keys.items():
+        raw = table.get(name, key.default)
+        if raw is _REQUIRED:
+            problems.append(ConfigError(file, f"{where}.{name}", f'is missing (method = "{method}" needs it)'))
+            continue
+        if raw is _FROM_UPS:
+            got[name] = None
+            continue
+        try:
+            got[name] = key.convert(raw)
+        except ValueError as error:
+            problems.append(ConfigError(file, f"{where}.{name}", f"invalid value {raw!r}", str(error)))
+    if len(problems) > count:
+        return None
+    if method == "manual":
+        return ManualMethod(where=got["where"])
+    if method == "wol":
+        return WolMethod(mac=got["mac"], broadcast=got["broadcast"], port=got["port"])
+    if method == "rtc-wake":
+        return RtcWakeMethod(recheck_s=got["recheck"], wakealarm=got["wakealarm"])
+    if method == "gpio-relay":
+        if got["via"] == node:
+            problems.append(
+                ConfigError(
+                    file,
+                    f"{where}.via",
+                    f"is {node} itself: a halted node cannot pulse its own relay",
+                    "the name of a node that stays on and drives the relay",
+                )
+            )
+            return None
+        return GpioRelayMethod(via=got["via"], pin=got["pin"], active=got["active"], pulse_s=got["pulse"])
+    # nut-outlet: each connection key not given is [ups]'s; the login goes as a pair (user and password).
+    username, password = ups["username"], ups_password
+    if got["username"] is not None or got["password_file"] is not None:
+        username, password_file = got["username"] or "", got["password_file"] or ""
+        password = None
+        if password_file and not username:
+            problems.append(
+                ConfigError(file, f"{where}.username", "is empty but password_file is set", "the NUT user name")
+            )
+        elif username and not password_file:
+            problems.append(
+                ConfigError(
+                    file,
+                    f"{where}.password_file",
+                    "is empty but username is set",
+                    "the path of a root-only file holding that user's password",
+                )
+            )
+        if password_file:
+            read = _read_password(file, password_file)
+            if isinstance(read, ConfigError):
+                problems.append(ConfigError(file, f"{where}.password_file", read.problem, read.expected))
+                return None
+            password = read
+        if len(problems) > count:
+            return None
+    return NutOutletMethod(
+        outlet=got["outlet"],
+        host=ups["host"] if got["host"] is None else got["host"],
+        port=ups["port"] if got["port"] is None else got["port"],
+        ups=ups["name"] if got["ups"] is None else got["ups"],
+        username=username or None,
+        password=password,
+        timeout_s=ups["timeout"] if got["timeout"] is None else got["timeout"],
+    )
+
+
+def _node_power(
+    file: str, section: Any, ups: Mapping[str, Any], ups_password: Secret | None, problems: list[ConfigError]
+) -> dict[str, NodePowerMethod]:
+    """``[node_power.<node>]`` tables, one per node that is not powered on by hand."""
+    if not isinstance(section, dict):
+        return {}  # reported with the other sections
+    found: dict[str, NodePowerMethod] = {}
+    for node, table in section.items():
+        if not isinstance(table, dict):
+            problems.append(
+                ConfigError(
+                    file, f"node_power.{node}", "is not a table", f'a [node_power.{node}] table with method = "..."'
+                )
+            )
+            continue
+        method = _node_power_method(file, node, table, ups, ups_password, problems)
+        if method is not None:
+            found[node] = method
+    return found
+
+
 def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = None) -> Config:
     """Validate parsed TOML and build a :class:`Config`; raise :class:`ConfigInvalid` listing every problem."""
     problems: list[ConfigError] = []
     values: dict[str, dict[str, Any]] = {section: {} for section in _SCHEMA}
     top: dict[str, Any] = {}
-    allowed_top = list(_TOP) + list(_SCHEMA)
+    allowed_top = list(_TOP) + list(_SCHEMA) + ["node_power"]
 
     for name, raw in data.items():
-        if name in _TOP:
+        if name in _TOP or (name == "node_power" and isinstance(raw, dict)):
             continue
-        if name not in _SCHEMA:
+        if name == "node_power":
+            problems.append(ConfigError(file, name, "is not a table", "[node_power.<node>] tables"))
+        elif name not in _SCHEMA:
             problems.append(
                 ConfigError(
                     file, name, "unknown key" + _did_you_mean(name, allowed_top), "one of " + ", ".join(allowed_top)
@@ -592,6 +878,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
     hat_profile = None
     if "hat" in ups["driver"]:
         hat_profile = _hat_profile(file, values["hat"], problems)
+    node_power = _node_power(file, data.get("node_power", {}), ups, password, problems)
     if problems:
         raise ConfigInvalid(problems)
 
@@ -668,6 +955,13 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             ups_off_delay_s=values["shutdown"]["ups_off_delay"],
         ),
         daemon=DaemonConfig(runtime_dir=values["daemon"]["runtime_dir"]),
+        restore=RestoreConfig(
+            restore_after_s=values["restore"]["restore_after"],
+            restore_min_charge_pct=values["restore"]["restore_min_charge"],
+            restore_stagger_s=values["restore"]["restore_stagger"],
+            restore_if_charge_unknown=values["restore"]["restore_if_charge_unknown"],
+        ),
+        node_power=MappingProxyType(node_power),
     )
 
 

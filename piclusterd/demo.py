@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from piclusterd.audit import LogFormat, make_audit_logger
 from piclusterd.config import Config, load_config
@@ -25,6 +26,12 @@ from piclusterd.notify import SystemdNotifier
 from piclusterd.power_state import PowerState
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_ups import ScriptedUps
+from piclusterd.testing.scenarios import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from piclusterd.cluster_demo import DemoFigures
+    from piclusterd.simulator import Outage
+    from piclusterd.testing.fake_kube import FakeKubeServer
 
 __all__ = ["OUTAGES", "demo_main"]
 
@@ -156,14 +163,26 @@ def run_demo(outage: str, speed: float, out: object = None) -> dict[str, float]:
 
 
 def demo_main(argv: Sequence[str] | None = None) -> int:
+    from piclusterd import cluster_demo, simulator
+
     parser = argparse.ArgumentParser(prog="piclusterd demo", description="Watch piclusterd ride out an outage.")
-    parser.add_argument("--cluster", choices=["clinic-5"], default="clinic-5", help="the reference cluster")
-    parser.add_argument("--outage", choices=sorted(OUTAGES), default="storm-2am")
+    parser.add_argument(
+        "--cluster", choices=cluster_demo.clusters(), default="clinic-5", help="a reference cluster (scenarios.md)"
+    )
+    parser.add_argument("--outage", choices=sorted(simulator.OUTAGES), default="storm-2am")
     parser.add_argument("--speed", type=float, default=600.0, help="simulated seconds per second (0: flat out)")
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="draw battery, load, nodes and critical services (matplotlib)"
+    )
+    parser.add_argument("--hold", action="store_true", help="keep the fake cluster up for kubectl after the summary")
     parser.add_argument("--single-node", action="store_true", help="one node doing upsmon's job, no cluster")
     args = parser.parse_args(argv)
-    outage_s = sum(on - off for off, on in OUTAGES[args.outage])
+    if args.speed < 0:
+        parser.error("--speed must not be negative")
     if args.single_node:
+        if args.outage not in OUTAGES:
+            parser.error(f"--single-node runs {', '.join(sorted(OUTAGES))}, not {args.outage!r}")
+        outage_s = sum(on - off for off, on in OUTAGES[args.outage])
         print(f"piclusterd demo: one node, clinic-5 UPS (84 Wh), outage {args.outage!r}, x{args.speed:g} speed\n")
         figures = run_demo(args.outage, args.speed)
         print("\nsummary")
@@ -172,27 +191,107 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         print(f"  clean local shutdowns   {figures['shutdowns']:.0f} (never a dirty power loss)")
         print(f"  battery at the end      {figures['charge_end_pct']:.0f} %")
         return 0
-    from piclusterd.cluster_demo import run_cluster_demo
-
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before a two-minute run, not after)
+        except ImportError:
+            print(
+                "piclusterd demo: --plot needs matplotlib: pip install matplotlib, or on Debian / Raspberry Pi OS: "
+                "apt install python3-matplotlib",
+                file=sys.stderr,
+            )
+            return 1
+    profile = simulator.OUTAGES[args.outage]
+    scenario = load_scenario(cluster_demo.DATA / f"{args.cluster}.json")
     print(
-        f"piclusterd demo: {args.cluster} (3 k3s servers, 2 agents, 84 Wh UPS), outage {args.outage!r}, "
-        f"x{args.speed:g} speed; every node runs piclusterd's real code against a scripted UPS and a fake API\n"
+        f"piclusterd demo: {args.cluster} ({len(scenario.view.nodes)} nodes, {scenario.battery.capacity_wh:g} Wh "
+        f"battery), outage {profile.name!r} ({profile.description}), x{args.speed:g} speed; every node runs "
+        "piclusterd's real code against a scripted UPS and a fake Kubernetes API server\n"
     )
-    result = run_cluster_demo(args.outage, args.speed, sys.stdout)
+
+    def serving(server: FakeKubeServer, kubeconfig: Path) -> None:
+        # One command per kind: kubectl refuses -w over several ("you may only specify a single resource type").
+        print(f"Watch it with kubectl (the demo's cluster listens on {server.url} until the demo ends):")
+        for what in ("get nodes -o wide -w", "get pods -A -o wide -w", "get events -A -w"):
+            print(f"  kubectl --kubeconfig {kubeconfig} {what}")
+        print(flush=True)
+
+    def finish(result: cluster_demo.DemoFigures) -> None:
+        print()
+        print(render_demo_summary(result, scenario, profile))
+        if args.plot:
+            write_demo_plot(result, scenario, profile, Path(args.plot))
+            print(f"plot written to {args.plot}")
+        if args.hold:
+            print("\nThe fake cluster is still up for kubectl; Ctrl-C to end.", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print()
+
+    try:
+        cluster_demo.run_cluster_demo(
+            profile, args.speed, sys.stdout, cluster=args.cluster, on_serving=serving, before_close=finish
+        )
+    except KeyboardInterrupt:
+        print("\npiclusterd demo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage) -> str:
+    """The demo's summary table: the figures the simulator reports, measured on the demo's run."""
 
     def hours(seconds: float | None) -> str:
         return "-" if seconds is None else format_duration(seconds)
 
-    print("\nsummary")
-    print(f"  mains out                          {hours(outage_s)}")
-    print(
-        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({result.power_offs})"
+    lines = [f"summary: {scenario.name}, {outage.name}, {format_duration(outage.off_s)} without mains in all"]
+    main = result.main_failure
+    if main is not None:
+        lasted = "lasted until mains returned" if main.survived else "then every node shut down at low battery"
+        lines += [
+            f"  longest failure                    {hours(main.on_at_s - main.off_at_s)}, from "
+            f"{datetime.datetime.fromtimestamp(_demo_start() + main.off_at_s, datetime.UTC):%H:%M}",
+            f"  runtime achieved, with piclusterd  {hours(main.runtime_s)} ({lasted})",
+            "  (runtimes end at the UPS's low-battery signal, 20 % charge, where every node shuts down)",
+            f"  without piclusterd (no shedding)   {hours(result.to_low_battery(main, main.no_shedding_runtime_s))}"
+            " (every node on until low battery)",
+            f"  physical optimum                   {hours(result.to_low_battery(main, main.optimum_runtime_s))}"
+            " (only the smallest safe node set on)",
+            f"  critical services up               {_share(result.main_critical_up_s, result.main_off_s)} of it",
+            f"  energy left when mains returned    {main.energy_left_wh:.1f} Wh ({main.charge_left_pct:.0f} %)",
+        ]
+    lines += [
+        f"  critical services up, all failures {_share(result.critical_up_s, result.on_battery_s)} of the time",
+        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({result.power_offs})",
+        f"  planned when it first shed         {hours(result.runtime_planned_s)}",
+        f"  whole cluster down                 {hours(result.cluster_down_s)}",
+        f"  battery at the end                 {result.charge_end_pct:.0f} %",
+    ]
+    return "\n".join(lines)
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole > 0 else "100 %"
+
+
+def _demo_start() -> float:
+    from piclusterd.cluster_demo import START as start
+
+    return start
+
+
+def write_demo_plot(result: DemoFigures, scenario: Scenario, outage: Outage, path: Path) -> None:
+    """The demo's run next to the simulator's no-shedding run of the same cluster and outage."""
+    from piclusterd.cluster_demo import LOW_BATTERY_PCT
+    from piclusterd.simulate_command import plot_timelines
+    from piclusterd.simulator import Policy, SimSettings, simulate
+
+    baseline = simulate(scenario, outage, Policy.NO_SHEDDING, SimSettings(shutdown_at_pct=LOW_BATTERY_PCT))
+    plot_timelines(
+        [("piclusterd (demo: the real code)", result.timeline), ("no shedding (simulator)", baseline.timeline)],
+        outage,
+        f"piclusterd demo: {scenario.name}, {outage.name}",
+        path,
     )
-    print(f"  runtime planned, with piclusterd   {hours(result.runtime_planned_s)}")
-    print(f"  runtime without shedding           {hours(result.runtime_without_s)} (upsmon: all on until low battery)")
-    print(f"  physical optimum                   {hours(result.runtime_optimum_s)}")
-    share = 100 * result.critical_up_s / result.on_battery_s if result.on_battery_s else 100.0
-    print(f"  critical services up on battery    {share:.0f} % of the time")
-    print(f"  whole cluster down                 {hours(result.cluster_down_s)}")
-    print(f"  battery at the end                 {result.charge_end_pct:.0f} %")
-    return 0

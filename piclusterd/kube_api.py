@@ -13,7 +13,7 @@ import datetime
 import enum
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,14 +194,22 @@ class EventRecorder:
     """Kubernetes Events on Nodes (namespace ``default``), counted, not flooded: the same reason and message
     for the same node bumps ``count`` and ``lastTimestamp`` on the existing Event."""
 
-    def __init__(self, api_client: k8s.ApiClient, *, reporter: str, request_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        reporter: str,
+        request_timeout_s: float = 10.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._core = k8s.CoreV1Api(api_client)
         self._reporter = reporter
+        self._wall = wall  # the clock the Event times are on (the demo's is accelerated)
         self._timeout = request_timeout(request_timeout_s)
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
 
     def emit(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:
-        now = rfc3339(time.time())
+        now = rfc3339(self._wall())
         message = message[:1024]
         key = (node, reason, message)
         if key in self._seen:

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -86,6 +86,7 @@ from piclusterd.safety import (
     check_emptydir,
     check_etcd_quorum,
     check_min_nodes,
+    check_not_settling,
     check_pdbs,
     check_power_known,
     check_unreplicated,
@@ -348,7 +349,9 @@ class _Outcome:
 class _Static:
     """What every search of one plan shares: power profiles, savings, static refusals, preference order."""
 
-    def __init__(self, view: ClusterView, hardware: PowerConfig, policy: PlannerPolicy) -> None:
+    def __init__(
+        self, view: ClusterView, hardware: PowerConfig, policy: PlannerPolicy, settling: Collection[str] = ()
+    ) -> None:
         self.view = view
         self.policy = policy
         self.profiles: dict[str, NodePowerProfile] = {n.name: hardware.profile(n) for n in view.nodes}
@@ -361,7 +364,8 @@ class _Static:
         self.blocked: dict[str, Refusal] = {}
         for node in candidates:
             refusal = (
-                check_unreplicated(view, node, policy.allow_unreplicated)
+                check_not_settling(node, settling)
+                or check_unreplicated(view, node, policy.allow_unreplicated)
                 or check_emptydir(view, node, policy.evict_emptydir)
                 or check_pdbs(view, node)
             )
@@ -867,12 +871,17 @@ def plan(
     *,
     hardware: PowerConfig,
     node_batteries: NodeBatteries | None = None,
+    settling: Collection[str] = (),
 ) -> Plan:
     """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O.
 
     ``node_batteries`` (:mod:`piclusterd.node_batteries`) adds each node's own battery: on a ``per-node``
     or ``mixed`` cluster a node whose own battery dies before the target has its work moved off first
-    (step 4b); ``None`` or ``shared`` plans with the shared battery only."""
+    (step 4b); ``None`` or ``shared`` plans with the shared battery only.
+
+    ``settling`` names nodes powered back on less than ``restore_after`` ago: they are kept on (refused with
+    rule ``settling``), so a flapping mains cannot cycle them.
+    """
     target = policy.target_runtime_s
 
     # 1. Unknown power: never act. A false "on battery" would power off healthy nodes for nothing.
@@ -897,7 +906,7 @@ def plan(
             )
 
     # 4. Account the cluster as it stands: nodes being shed count as shed, their pods already moved.
-    static = _Static(view, hardware, policy)
+    static = _Static(view, hardware, policy, settling)
     allow_pending = policy.allow_pending_noncritical
     first = _Search(static, allow_pending_noncritical=allow_pending)
     scale, now_w = _scale(power, view, hardware)

@@ -26,7 +26,7 @@ from its own first sighting (missing data fails safe).
 
 **The other direction.** A node powered on less than ``restore_after_s`` ago is *settling*
 (:func:`is_settling`); the shedder should not shed it again until it has settled, or a flapping mains would
-cycle it. The planner does not consult it yet (issue 4, item 3).
+cycle it. The leader passes the settling nodes to the planner, which refuses them (rule ``settling``).
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ class SafetyRule(enum.StrEnum):
     EMPTYDIR_DATA = "emptydir_data"
     PDB_BLOCKS = "pdb_blocks"
     PODS_DO_NOT_FIT = "pods_do_not_fit"
+    SETTLING = "settling"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,20 @@ def check_not_being_shed(node: Node) -> Refusal | None:
         return Refusal(
             SafetyRule.SHED_IN_PROGRESS,
             f"{node.name} is already being shed (state {node.shed_state.value!r})",
+        )
+    return None
+
+
+def check_not_settling(node: Node, settling: Collection[str]) -> Refusal | None:
+    """Rule (anti-flap): never shed a node that piclusterd powered back on less than ``restore_after`` ago.
+
+    Without it a flapping mains would cycle a node: restored in a lull, shed again at the next outage.
+    ``settling`` is the restorer's answer (:func:`piclusterd.restore.is_settling`), passed in by the leader.
+    """
+    if node.name in settling:
+        return Refusal(
+            SafetyRule.SETTLING,
+            f"{node.name} was powered back on less than restore_after ago; it is not shed again until it has settled",
         )
     return None
 

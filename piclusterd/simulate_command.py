@@ -49,7 +49,7 @@ from piclusterd.simulator import (
 )
 from piclusterd.testing.scenarios import Scenario, clock_time_s, load_scenario
 
-__all__ = ["PlottingUnavailable", "SimulationFile", "load_simulation", "main", "plot_results"]
+__all__ = ["PlottingUnavailable", "SimulationFile", "load_simulation", "main", "plot_results", "plot_timelines"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -203,6 +203,12 @@ def render_summary(results: Sequence[SimResult], outage: Outage) -> str:
 
 def plot_results(results: Sequence[SimResult], outage: Outage, path: Path) -> None:
     """Battery %, load, nodes powered and critical workloads up over time, every run on the same axes."""
+    series = [(_label(result), result.timeline) for result in results]
+    plot_timelines(series, outage, f"{results[0].scenario}: {outage.name}", path)
+
+
+def plot_timelines(series: Sequence[tuple[str, Sequence[TimelineRow]]], outage: Outage, title: str, path: Path) -> None:
+    """Draw labelled timelines (the simulator's, or the demo's) on four shared panels; PNG at ``path``."""
     try:
         import matplotlib
 
@@ -220,21 +226,21 @@ def plot_results(results: Sequence[SimResult], outage: Outage, path: Path) -> No
         ("nodes powered", lambda r: float(r.nodes_powered)),
         ("critical workloads up", lambda r: float(r.critical_up)),
     )
-    for axis, (title, value) in zip(axes, panels, strict=True):
+    for axis, (panel, value) in zip(axes, panels, strict=True):
         for off_at, on_at in outage.intervals:
             axis.axvspan(off_at / 3600, on_at / 3600, color="0.9", linewidth=0)
-        for result in results:
-            times = [row.t_s / 3600 for row in result.timeline]
-            values = [value(row) for row in result.timeline]
+        for label, timeline in series:
+            times = [row.t_s / 3600 for row in timeline]
+            values = [value(row) for row in timeline]
             if times:
-                times.append(result.timeline[-1].t_s / 3600)
+                times.append(timeline[-1].t_s / 3600)
                 values.append(values[-1])
-            axis.step(times, values, where="post", label=_label(result))
-        axis.set_ylabel(title, fontsize=8)
+            axis.step(times, values, where="post", label=label)
+        axis.set_ylabel(panel, fontsize=8)
         axis.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower left")
     axes[-1].set_xlabel("hours since the start of the simulation (grey: mains off)")
-    figure.suptitle(f"{results[0].scenario}: {outage.name}")
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -79,6 +79,7 @@ __all__ = [
     "parse_outage_csv",
     "simulate",
     "timeline_csv",
+    "workload_key",
     "workloads",
 ]
 
@@ -340,12 +341,13 @@ def workloads(view: ClusterView, threshold: int) -> dict[str, bool]:
     for pod in view.pods:
         if pod.is_daemonset or pod.is_mirror or pod.is_finished:
             continue
-        key = _workload_key(pod)
+        key = workload_key(pod)
         found[key] = found.get(key, False) or pod.is_critical(threshold)
     return found
 
 
-def _workload_key(pod: Pod) -> str:
+def workload_key(pod: Pod) -> str:
+    """What a pod is a replica of: its controller, or the pod itself (a replacement keeps the key)."""
     if pod.owner_kind is None:
         return f"{pod.namespace}/{pod.name}"
     return f"{pod.namespace}/{pod.owner_kind}/{pod.owner_name}"
@@ -434,7 +436,7 @@ class _World:
         powered = set(self.powered())
         moving = self.moving()
         up = {
-            _workload_key(p)
+            workload_key(p)
             for p in self.pods.values()
             if p.node in powered and p.key not in moving and not p.is_daemonset and not p.is_finished
         }

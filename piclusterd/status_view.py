@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from piclusterd.cluster import ClusterView, ShedState
+from piclusterd.config import ManualMethod, NodePowerMethod
 from piclusterd.power_model import PowerConfig, node_utilisation
 
-__all__ = ["NodeStatus", "node_statuses"]
+#: What ``piclusterctl status`` says of a manual node the leader wants back.
+WAITING_FOR_BUTTON = "waiting for someone to press the button"
+
+__all__ = ["WAITING_FOR_BUTTON", "NodeStatus", "node_statuses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +23,21 @@ class NodeStatus:
     cordoned: bool
     shed: str  # ShedState value: none, draining, powered_off, restoring, unreadable
     draw_w: float  # estimated: running at its pods' load, or its shed draw when off
+    note: str = ""  # for a person: "waiting for someone to press the button (rack B, shelf 2)"
 
 
-def node_statuses(view: ClusterView, hardware: PowerConfig) -> tuple[NodeStatus, ...]:
+def _note(shed: ShedState, method: NodePowerMethod) -> str:
+    """A node being restored whose method is manual needs a person: say so, and where it is."""
+    if shed is not ShedState.RESTORING or not isinstance(method, ManualMethod):
+        return ""
+    return WAITING_FOR_BUTTON + (f" ({method.where})" if method.where else "")
+
+
+def node_statuses(
+    view: ClusterView, hardware: PowerConfig, power_method: Callable[[str], NodePowerMethod] | None = None
+) -> tuple[NodeStatus, ...]:
+    """Each node's row; ``power_method`` (``Config.power_method``; default: every node manual) for the note."""
+    method_of = power_method if power_method is not None else (lambda _node: ManualMethod())
     rows = []
     for node in view.nodes:
         profile = hardware.profile(node)
@@ -34,6 +51,7 @@ def node_statuses(view: ClusterView, hardware: PowerConfig) -> tuple[NodeStatus,
                 node.unschedulable,
                 node.shed_state.value,
                 round(draw, 2),
+                _note(node.shed_state, method_of(node.name)),
             )
         )
     return tuple(rows)

@@ -10,6 +10,8 @@ its agent answers and its elector renews or watches the lease (as ``keep_alive``
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +30,13 @@ from piclusterd.node_power import PowerOutcome, PowerResult
 from piclusterd.notify import SystemdNotifier
 from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff
+from piclusterd.power_on import PowerOnBackends
 from piclusterd.testing.audit import CapturedAudit
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.fake_ups import ScriptedUps
 
-__all__ = ["ClusterWorld", "SimulatedPi"]
+__all__ = ["BootInWorld", "ClusterWorld", "SimulatedPi"]
 
 
 @dataclass
@@ -87,6 +90,31 @@ class _HookRunner:
         return self.pi.run_hook(argv)
 
 
+class BootInWorld:
+    """A :class:`~piclusterd.node_power.NodePower` test double: ``power_on`` boots the node in the world
+    ``boot_s`` later (its kubelet turns Ready, a fresh daemon starts), as a relay or a magic packet would.
+    Every power-on is recorded in :attr:`power_ons` as (monotonic time, node)."""
+
+    def __init__(self, world: ClusterWorld, boot_s: float = 30.0, name: str = "wol") -> None:
+        self._world = world
+        self.boot_s = boot_s
+        self.name = name
+        self.power_ons: list[tuple[float, str]] = []
+
+    def power_on(self, node: str) -> PowerResult:
+        if self._world.pis[node].alive:
+            raise AssertionError(f"{node} powered on while it is running")
+        self.power_ons.append((self._world.clock.monotonic(), node))
+        self._world.boot_later(node, self.boot_s)
+        return PowerResult(node, PowerOutcome.SENT, f"booting in the test world in {self.boot_s:g} s")
+
+    def power_off(self, node: str) -> PowerResult:
+        raise AssertionError("the leader powers nodes off through their daemons, never through NodePower")
+
+    def is_powered(self, node: str) -> bool | None:
+        return self._world.pis[node].alive
+
+
 class ClusterWorld:
     def __init__(
         self,
@@ -100,12 +128,20 @@ class ClusterWorld:
         full_shutdown_wait_s: float = 60.0,
         full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
         ups_shutdown_return: bool = True,
+        power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
+        node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
     ) -> None:
+        """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
+        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here)."""
         self.server = server
         self.clock = clock
         self.ups = ups if ups is not None else ScriptedUps(clock)
         self.settings = settings
-        self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-"))
+        # The nodes' runtime directories on tmpfs when there is one, like the daemon's /run/piclusterd: each
+        # poll rewrites status.json, which on a disk was about a sixth of the demo's time (profiled).
+        shm = Path("/dev/shm")
+        on_tmpfs = shm.is_dir() and os.access(shm, os.W_OK)
+        self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-", dir=shm if on_tmpfs else None))
         self._clients: list[ApiClient] = []
         self._drain_timeout_s = drain_timeout_s
         self.full_shutdown_wait_s = full_shutdown_wait_s
@@ -115,9 +151,23 @@ class ClusterWorld:
         self.hook_duration_s = 0.0
         #: Every node's shutdown command, in the order they ran, across the whole world.
         self.shutdown_order: list[str] = []
+        self._boots: dict[str, float] = {}  # node -> monotonic time it finishes booting
+        self.power_on = power_on(self) if power_on is not None else PowerOnBackends({})
+        self._node_agent = node_agent
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
+
+    def boot_later(self, name: str, seconds: float) -> None:
+        """Power is back at a node: it is Ready, with a fresh daemon, ``seconds`` from now."""
+        self._boots.setdefault(name, self.clock.monotonic() + seconds)
+
+    def _finish_boots(self) -> None:
+        now = self.clock.monotonic()
+        for name, at in sorted(self._boots.items()):
+            if at <= now:
+                del self._boots[name]
+                self.reboot(name)
 
     def reboot(self, name: str) -> SimulatedPi:
         """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
@@ -148,7 +198,7 @@ class ClusterWorld:
             shutdown=pi,
         )
         elector = LeaseElector.on_kubernetes(api_client, self.clock, name)
-        events = EventRecorder(api_client, reporter=name)
+        events = EventRecorder(api_client, reporter=name, wall=self.clock.wall)
         options = DrainOptions(
             timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
         )
@@ -164,7 +214,8 @@ class ClusterWorld:
             events=events,
             log=log,
         )
-        agent = NodeAgent(api, name, daemon, log)
+        build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
+        agent = build_agent(pi, api, daemon)
         # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
         short = DrainOptions(
             timeout_s=30.0,
@@ -211,6 +262,7 @@ class ClusterWorld:
             clock=self.clock,
             log=log,
             outage=outage,
+            power_on=self.power_on,
         )
         return pi
 
@@ -220,6 +272,7 @@ class ClusterWorld:
         ``stalled`` names a node whose process is blocked meanwhile (a command that hangs): it does nothing.
         """
         self.clock.advance(seconds)
+        self._finish_boots()
         self.server.run_controller_once()
         for pi in list(self.pis.values()):
             if pi.name == stalled:
@@ -238,6 +291,7 @@ class ClusterWorld:
                 pi.daemon.step()
                 pi.controller.tick(pi.daemon.memory, pi.daemon.measured_load_w)
         self.clock.advance(seconds)
+        self._finish_boots()
         self.server.run_controller_once()
 
     def run(self, seconds: float, step_s: float = 1.0) -> None:
@@ -259,5 +313,8 @@ class ClusterWorld:
         return [e for pi in self.pis.values() for e in pi.audit.named(name)]
 
     def close(self) -> None:
+        """Close the nodes' API clients and remove their configs and runtime directories (the demo runs
+        this for users: it must not leave a directory in /tmp each time)."""
         for client in self._clients:
             client.close()  # type: ignore[no-untyped-call]
+        shutil.rmtree(self._directory, ignore_errors=True)

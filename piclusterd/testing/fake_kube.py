@@ -16,10 +16,15 @@ uses, what kube-apiserver does on the wire:
   (409 on a stale resourceVersion, 422 without one, MicroTime fields with exactly 6 fractional digits),
   core/v1 configmaps (create, get, replace, patch, delete: piclusterd's outage record);
 - discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``, ``/version``) listing exactly
-  what is served, so kubectl can talk to it.
+  what is served, so kubectl can talk to it;
+- for kubectl: the ``Table`` that ``kubectl get`` asks for (``testing/kube_tables.py``), watches
+  (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
+  which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
+  reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
+  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl.
 
-What it is not: there is no watch, no admission, no RBAC, no dry run, no server-side apply, and only the
-validation the tests of piclusterd need. A request for any of these gets an error, never a silent success.
+What it is not: there is no admission, no RBAC, no dry run, no server-side apply, and only the validation
+the tests of piclusterd need. A request for any of these gets an error, never a silent success.
 
 The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
 kubelets: deleted pods owned by a workload get a replacement, Pending pods are bound to a Ready,
@@ -66,6 +71,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from piclusterd.testing import kube_tables
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -152,6 +159,7 @@ class _Resource:
     micro_time_fields: tuple[tuple[str, ...], ...] = ()
     # Strategic-merge list semantics: path (list indices skipped) -> merge key, or "" for a set of scalars.
     merge_keys: tuple[tuple[tuple[str, ...], str], ...] = ()
+    categories: tuple[str, ...] = ()  # discovery's categories: "all" makes kubectl get all list it
 
     @property
     def api_version(self) -> str:
@@ -194,6 +202,7 @@ _PODS = _Resource(
     namespaced=True,
     short_names=("po",),
     has_status=True,
+    categories=("all",),
     field_labels=(
         "metadata.name",
         "metadata.namespace",
@@ -268,6 +277,18 @@ _LEASES = _Resource(
     micro_time_fields=(("spec", "acquireTime"), ("spec", "renewTime")),
     merge_keys=_COMMON_MERGE_KEYS,
 )
+_DAEMONSETS = _Resource(
+    "daemonsets",
+    "daemonset",
+    "DaemonSet",
+    "apps",
+    "v1",
+    namespaced=True,
+    short_names=("ds",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+    categories=("all",),
+)
 _CONFIGMAPS = _Resource(
     "configmaps",
     "configmap",
@@ -278,8 +299,12 @@ _CONFIGMAPS = _Resource(
     short_names=("cm",),
     merge_keys=_COMMON_MERGE_KEYS,
 )
-_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _CONFIGMAPS)
-_GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"))
+_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
+_GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+_OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
+_EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded
+_WATCH_HISTORY = 5000  # changes kept for watches that start from an older resourceVersion
+_WATCH_TIMEOUT_S = 1800.0  # kube-apiserver's --min-request-timeout: it ends a watch after about this long
 
 
 def _resource_for(kind: str) -> _Resource:
@@ -1014,6 +1039,19 @@ class _Response:
     code: int
     body: Any
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # A watch: called with a function that sends one chunk; returns when the watch ends.
+    stream: Callable[[Callable[[bytes], None]], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One entry of the watch history: an object as it was stored (JSON text) at ``revision``."""
+
+    revision: int
+    type: str  # ADDED, MODIFIED, DELETED
+    plural: str
+    namespace: str
+    text: str
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
@@ -1062,18 +1100,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         assert isinstance(server, _HTTPServer)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        response = server.fake._handle_http(self.command, self.path, self.headers.get("Content-Type", ""), raw)
+        response = server.fake._handle_http(
+            self.command, self.path, self.headers.get("Content-Type", ""), raw, accept=self.headers.get("Accept", "")
+        )
         if response is None:  # the server stopped while this request hung: drop the connection
             self.close_connection = True
             return
-        payload = json.dumps(response.body, separators=(",", ":")).encode()
+        if response.stream is not None:
+            self._send_stream(response)
+            return
+        as_is = isinstance(response.body, bytes)
+        payload = response.body if as_is else json.dumps(response.body, separators=(",", ":")).encode()
         self.send_response(response.code)
-        self.send_header("Content-Type", "application/json")
+        if not as_is:  # bytes carry their own Content-Type in the headers
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for header, value in response.headers.items():
             self.send_header(header, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_stream(self, response: _Response) -> None:
+        """A watch: chunked transfer encoding, one JSON event per chunk, until the watch ends."""
+        assert response.stream is not None
+        self.send_response(response.code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        try:
+            response.stream(send)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away (kubectl interrupted): nothing more to say
+            pass
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -1124,6 +1188,8 @@ class FakeKubeServer:
         self._stopping = False
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._changes: list[_Change] = []  # the watch history, oldest first
+        self._changed = threading.Condition()
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -1642,9 +1708,26 @@ class FakeKubeServer:
                 updated = copy.deepcopy(pod)
                 updated["status"]["phase"] = "Running"
                 updated["status"]["startTime"] = format_time(wall)
+                self._assign_ips(updated, node)
                 for condition in ("Initialized", "ContainersReady", "Ready"):
                     _set_condition(updated, {"type": condition, "status": "True"}, wall)
                 self._store(_PODS, updated)
+
+    def _assign_ips(self, pod: JsonObj, node: JsonObj) -> None:
+        """The pod's IP from its node's podCIDR (as flannel in k3s), and its host's, when the node has them."""
+        status = pod["status"]
+        addresses = {a.get("type"): a.get("address") for a in node.get("status", {}).get("addresses") or []}
+        if addresses.get("InternalIP"):
+            status.setdefault("hostIP", addresses["InternalIP"])
+        cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+        if status.get("podIP") or not re.fullmatch(r"\d+\.\d+\.\d+\.0/24", cidr):
+            return
+        used = {p.get("status", {}).get("podIP") for p in self._select(_PODS, None)}
+        prefix = cidr.rsplit(".", 1)[0]
+        free = next((f"{prefix}.{host}" for host in range(100, 255) if f"{prefix}.{host}" not in used), None)
+        if free is not None:
+            status["podIP"] = free
+            status["podIPs"] = [{"ip": free}]
 
     # --------------------------------------------------------------------- disruption controller
 
@@ -1754,7 +1837,9 @@ class FakeKubeServer:
         obj["metadata"]["resourceVersion"] = str(self._revision)
         obj["kind"], obj["apiVersion"] = resource.kind, resource.api_version
         metadata = obj["metadata"]
-        self._objects[self._key(resource, metadata.get("namespace"), metadata["name"])] = obj
+        key = self._key(resource, metadata.get("namespace"), metadata["name"])
+        self._record_change("MODIFIED" if key in self._objects else "ADDED", resource, obj)
+        self._objects[key] = obj
 
     def _select(self, resource: _Resource, namespace: str | None) -> list[JsonObj]:
         return [
@@ -1775,6 +1860,9 @@ class FakeKubeServer:
         """Remove an object for good; a workload pod is owed a replacement if it was not already."""
         obj = self._objects.pop(key)
         self._revision += 1
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = str(self._revision)
+        self._record_change("DELETED", resource, gone)
         if resource is _PODS:
             self._starting_since.pop(obj["metadata"]["uid"], None)
             reference = _controller_ref(obj)
@@ -1806,7 +1894,9 @@ class FakeKubeServer:
 
     # ------------------------------------------------------------------------------ HTTP entry
 
-    def _handle_http(self, method: str, raw_path: str, content_type: str, raw_body: bytes) -> _Response | None:
+    def _handle_http(
+        self, method: str, raw_path: str, content_type: str, raw_body: bytes, *, accept: str = ""
+    ) -> _Response | None:
         """Answer one HTTP request (called by the handler threads). None: drop the connection."""
         while not self._running.wait(0.05):
             if self._stopping:
@@ -1824,7 +1914,7 @@ class FakeKubeServer:
             except ValueError as error:
                 body_error = str(error)
         with self._lock:
-            response = self._answer(method, path, query, content_type, body, body_error)
+            response = self._answer(method, path, query, content_type, body, body_error, accept)
             self._requests.append(
                 RequestRecord(method, path, dict(query), response.code, content_type.split(";")[0].strip(), body)
             )
@@ -1838,6 +1928,7 @@ class FakeKubeServer:
         content_type: str,
         body: Any,
         body_error: str | None,
+        accept: str = "",
     ) -> _Response:
         for fault in self._faults:
             if fault.matches(method, path):
@@ -1854,7 +1945,7 @@ class FakeKubeServer:
                 raise _bad_request(f"the body of the request could not be decoded as JSON: {body_error}")
             if self.controller_enabled:
                 self.run_controller_once()
-            response = self._dispatch(method, path, query, content_type, body)
+            response = self._dispatch(method, path, query, content_type, body, accept)
             if method != "GET":
                 self._after_write()
             return response
@@ -1864,8 +1955,14 @@ class FakeKubeServer:
             message = f"Internal error occurred: {type(error).__name__}: {error}"
             return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
 
-    def _dispatch(self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any) -> _Response:
+    def _dispatch(
+        self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
+    ) -> _Response:
         parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        if parts == ["openapi", "v2"] and method == "GET":
+            # kubectl validates what it sends against this schema. An empty one (no definitions) makes it
+            # skip validation, as for a resource the server does not describe; without one, create -f fails.
+            return _Response(200, _EMPTY_OPENAPI_V2, {"Content-Type": _OPENAPI_V2_PROTOBUF})
         discovery = self._discovery(parts)
         if discovery is not None:
             if method != "GET":
@@ -1877,13 +1974,21 @@ class FakeKubeServer:
             return _Response(200, discovery)
         route = self._route(parts)
         resource = route.resource
+        if resource is _DAEMONSETS:
+            self._adopt_daemonsets()
+        table = method == "GET" and kube_tables.wants_table(accept)
         if query.get("watch") in ("1", "true"):
-            raise _ApiError(405, "watch is not supported by the fake API server", "MethodNotAllowed")
+            if method != "GET" or route.name:
+                raise _ApiError(
+                    405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+                )
+            return self._watch(resource, route.namespace or None, query, table)
         if query.get("dryRun"):
             raise _bad_request("dryRun is not supported by the fake API server")
         if not route.name:
             if method == "GET":
-                return self._list(resource, route.namespace or None, query)
+                listed = self._list(resource, route.namespace or None, query)
+                return self._as_table(resource, listed, query) if table else listed
             if method == "POST" and (route.namespace or not resource.namespaced):
                 return self._create(resource, route.namespace, body)
             raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
@@ -1894,7 +1999,8 @@ class FakeKubeServer:
                 )
             return self._evict(route.namespace, route.name, body)
         if method == "GET":
-            return _Response(200, self._output(resource, self._get(resource, route.namespace, route.name)))
+            found = _Response(200, self._output(resource, self._get(resource, route.namespace, route.name)))
+            return self._as_table(resource, found, query) if table and not route.subresource else found
         if method == "PUT":
             return self._replace(route, body)
         if method == "PATCH":
@@ -1977,7 +2083,7 @@ class FakeKubeServer:
 
     @staticmethod
     def _resource_list(group: str, version: str) -> JsonObj:
-        verbs = ["create", "delete", "get", "list", "patch", "update"]
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         resources: list[JsonObj] = []
         for resource in _RESOURCES:
             if resource.group != group or resource.version != version:
@@ -1991,6 +2097,8 @@ class FakeKubeServer:
             }
             if resource.short_names:
                 entry["shortNames"] = list(resource.short_names)
+            if resource.categories:
+                entry["categories"] = list(resource.categories)
             resources.append(entry)
             if resource.has_status:
                 resources.append(
@@ -2419,6 +2527,148 @@ class FakeKubeServer:
             self._clock.wall(),
         )
         self._store(_PODS, updated)
+
+    # ------------------------------------------------------------------------- kubectl: tables, watch
+
+    def _as_table(self, resource: _Resource, response: _Response, query: Mapping[str, str]) -> _Response:
+        """A list or one object as the ``Table`` kubectl get asks for."""
+        body = response.body
+        if body.get("kind", "").endswith("List"):
+            objects = [{"kind": resource.kind, "apiVersion": resource.api_version, **item} for item in body["items"]]
+            metadata = body.get("metadata") or {}
+        else:
+            objects, metadata = [body], {"resourceVersion": body["metadata"].get("resourceVersion", "")}
+        table = kube_tables.render_table(
+            resource.plural,
+            objects,
+            self._clock.wall(),
+            metadata=metadata,
+            include_object=query.get("includeObject") or "Metadata",
+        )
+        return _Response(response.code, table, response.headers)
+
+    def _record_change(self, kind: str, resource: _Resource, obj: JsonObj) -> None:
+        """Keep the change for watches (as JSON text: stored objects are replaced, never changed in place,
+        but a copy is cheap insurance) and wake them."""
+        namespace = obj["metadata"].get("namespace", "") if resource.namespaced else ""
+        text = json.dumps(obj, separators=(",", ":"))
+        self._changes.append(_Change(self._revision, kind, resource.plural, namespace, text))
+        if len(self._changes) > _WATCH_HISTORY:
+            del self._changes[: len(self._changes) - _WATCH_HISTORY]
+        with self._changed:
+            self._changed.notify_all()
+
+    def _watch(self, resource: _Resource, namespace: str | None, query: Mapping[str, str], table: bool) -> _Response:
+        """``?watch=true``: ADDED/MODIFIED/DELETED events after ``resourceVersion`` (none or "0": every
+        current object as ADDED first, as kube-apiserver does), filtered by the selectors, as tables if asked.
+        Ends after ``timeoutSeconds`` (real time: it bounds the connection) or when the server stops."""
+        labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") else None
+        fields = _parse_field_selector(query["fieldSelector"], resource) if query.get("fieldSelector") else None
+        include = query.get("includeObject") or "Metadata"
+        timeout_s = float(query.get("timeoutSeconds") or _WATCH_TIMEOUT_S)
+        since = query.get("resourceVersion") or "0"
+        if not since.isdigit():
+            raise _bad_request(f"invalid resourceVersion {since!r}")
+        start = int(since)
+        initial: list[tuple[str, JsonObj]] = []
+        if start == 0:
+            initial = [("ADDED", self._output(resource, obj)) for obj in self._select(resource, namespace)]
+            start = self._revision
+        too_old = bool(self._changes) and start < self._changes[0].revision - 1 and start < self._revision
+
+        def matches(obj: JsonObj) -> bool:
+            return (labels is None or labels(_labels(obj))) and (fields is None or fields(obj))
+
+        def event(kind: str, obj: JsonObj, first: bool) -> bytes:
+            shown: JsonObj = obj
+            if table:
+                shown = kube_tables.render_table(
+                    resource.plural,
+                    [obj],
+                    self._clock.wall(),
+                    metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include_object=include,
+                    with_columns=first,
+                )
+            return json.dumps({"type": kind, "object": shown}, separators=(",", ":")).encode() + b"\n"
+
+        def stream(send: Callable[[bytes], None]) -> None:
+            if too_old:
+                status = _status_body(410, f"too old resource version: {start}", "Expired", None)
+                send(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+                return
+            first = True
+            for kind, obj in initial:
+                if matches(obj):
+                    send(event(kind, obj, first))
+                    first = False
+            position = start
+            deadline = time.monotonic() + timeout_s
+            while not self._stopping and time.monotonic() < deadline:
+                with self._lock:
+                    fresh = [c for c in self._changes if c.revision > position]
+                if not fresh:
+                    with self._changed:
+                        self._changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                    continue
+                position = fresh[-1].revision
+                for change in fresh:
+                    if change.plural != resource.plural or (namespace is not None and change.namespace != namespace):
+                        continue
+                    obj = json.loads(change.text)
+                    if matches(obj):
+                        send(event(change.type, obj, first))
+                        first = False
+
+        return _Response(200, None, stream=stream)
+
+    def _adopt_daemonsets(self) -> None:
+        """Every DaemonSet a pod names as its controller exists (its controller made the pods), so that
+        ``kubectl drain --ignore-daemonsets`` finds the owners of the DaemonSet pods it leaves alone."""
+        owners: dict[tuple[str, str], list[JsonObj]] = {}
+        for pod in self._select(_PODS, None):
+            reference = _controller_ref(pod)
+            if reference is not None and reference.get("kind") == "DaemonSet":
+                owners.setdefault((pod["metadata"]["namespace"], str(reference["name"])), []).append(pod)
+        for (namespace, name), pods in owners.items():
+            if self._key(_DAEMONSETS, namespace, name) in self._objects:
+                continue
+            reference = _controller_ref(pods[0]) or {}
+            template_labels = {
+                k: v
+                for k, v in _labels(pods[0]).items()
+                if k not in ("controller-revision-hash", "pod-template-generation")
+            }
+            ready = sum(1 for pod in pods if _is_pod_ready(pod))
+            daemonset: JsonObj = {
+                "kind": "DaemonSet",
+                "apiVersion": "apps/v1",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": reference.get("uid") or self._new_uid(),
+                    "generation": 1,
+                    "creationTimestamp": min(str(pod["metadata"].get("creationTimestamp", "")) for pod in pods)
+                    or format_time(self._clock.wall()),
+                },
+                "spec": {
+                    "selector": {"matchLabels": template_labels},
+                    "template": {
+                        "metadata": {"labels": template_labels},
+                        "spec": {"containers": copy.deepcopy(pods[0]["spec"].get("containers") or [])},
+                    },
+                },
+                "status": {
+                    "desiredNumberScheduled": len(pods),
+                    "currentNumberScheduled": len(pods),
+                    "numberReady": ready,
+                    "updatedNumberScheduled": len(pods),
+                    "numberAvailable": ready,
+                    "numberMisscheduled": 0,
+                    "observedGeneration": 1,
+                },
+            }
+            self._store(_DAEMONSETS, daemonset)
 
 
 def _scaled(value: int | str, total: int) -> int:

@@ -636,9 +636,11 @@ def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> N
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
     assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
-    assert groups == {"policy", "coordination.k8s.io"}
+    assert groups == {"policy", "coordination.k8s.io", "apps"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
     assert policy_resources == {"poddisruptionbudgets", "poddisruptionbudgets/status"}
+    apps_resources = {r["name"] for r in kube.call("GET", "/apis/apps/v1").body["resources"]}
+    assert apps_resources == {"daemonsets", "daemonsets/status"}  # kubectl drain reads a DaemonSet pod's owner
     assert kube.call("GET", "/api").body["versions"] == ["v1"]
 
 
@@ -916,3 +918,55 @@ def test_configmap_replace_with_a_stale_resource_version_is_a_409(core: client.C
         core.replace_namespaced_config_map("c", "kube-system", second)
     assert stale.value.status == 409
     assert core.read_namespaced_config_map("c", "kube-system").data == {"a": "2"}
+
+
+def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+    from kubernetes import watch
+
+    kube.put_object(make_node("pi1"))
+    since = core.list_node().metadata.resource_version
+    kube.put_object(make_node("pi2"))
+    kube.update_object("Node", None, "pi1", lambda n: n["spec"].update(unschedulable=True))
+    kube.delete_object("Node", None, "pi2")
+    kube.put_object(make_pod("web-a", node="pi1"))  # another resource: not in a watch of nodes
+    stream = watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=1)
+    seen = [(e["type"], e["object"].metadata.name, e["object"].spec.unschedulable) for e in stream]
+    assert seen == [("ADDED", "pi2", None), ("MODIFIED", "pi1", True), ("DELETED", "pi2", None)]
+
+
+def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(
+    kube: FakeKubeServer, core: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes import watch
+
+    from piclusterd.testing import fake_kube
+
+    kube.put_object(make_pod("web-a", node="pi1", labels={"app": "web"}))
+    since = core.list_namespaced_pod("default").metadata.resource_version
+    kube.put_object(make_pod("db-a", node="pi1", labels={"app": "db"}))
+    kube.put_object(make_pod("web-b", node="pi1", labels={"app": "web"}))
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, "default", label_selector="app=web", resource_version=since, timeout_seconds=1
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in stream] == [("ADDED", "web-b")]
+
+    monkeypatch.setattr(fake_kube, "_WATCH_HISTORY", 2)  # the server keeps only the last two changes
+    for name in ("c", "d", "e"):
+        kube.put_object(make_pod(f"web-{name}", node="pi1", labels={"app": "web"}))
+    with pytest.raises(ApiException) as caught:
+        list(watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=since, timeout_seconds=1))
+    assert caught.value.status == 410  # as kube-apiserver: relist, then watch from the new resourceVersion
+
+
+def test_a_started_replacement_gets_an_ip_from_its_nodes_pod_cidr(clock: FakeClock) -> None:
+    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=5.0) as kube:
+        node = make_node("pi2", address="192.168.10.12")
+        node["spec"]["podCIDR"] = "10.42.2.0/24"
+        kube.put_object(node)
+        kube.put_object(make_pod("web-a", node="pi2", owner=("ReplicaSet", "web-1")))
+        kube.delete_object("Pod", "default", "web-a")
+        clock.advance(5)
+        kube.run_controller_once()
+        [replacement] = kube.list_objects("Pod")
+        assert replacement["status"]["phase"] == "Running"
+        assert replacement["status"]["podIP"] == "10.42.2.100" and replacement["status"]["hostIP"] == "192.168.10.12"

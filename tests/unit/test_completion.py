@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.cluster_demo import clusters
+from piclusterd.simulator import OUTAGES
+
 COMPLETION = Path(__file__).resolve().parents[2] / "completions" / "piclusterd"
 
 
@@ -27,7 +30,9 @@ def complete(*words: str) -> list[str]:
         (("piclusterd", "ch"), ["check-config"]),
         (("piclusterctl", ""), ["status", "--version", "--help"]),
         (("piclusterd", "run", "--log-format", "j"), ["json", "journal"]),
-        (("piclusterd", "demo", "--outage", ""), ["storm-2am", "blip", "long-night"]),
+        (("piclusterd", "demo", "--outage", ""), list(OUTAGES)),
+        (("piclusterd", "demo", "--cluster", ""), clusters()),
+        (("piclusterd", "demo", "--h"), ["--hold", "--help"]),
         (("piclusterctl", "status", "--j"), ["--json"]),
     ],
 )

@@ -1,0 +1,313 @@
+"""A node's own daemon and powering on: rtc-wake (arm the alarm before halting; check in once after waking)
+against a temporary sysfs-like ``wakealarm`` file, and the relay request it obeys at most once, against the
+fake API server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from piclusterd.annotations import (
+    POWER_ON_REQUEST_ANNOTATION,
+    REQUEST_ANNOTATION,
+    SHED_ANNOTATION,
+    PowerOffRequest,
+    PowerOnRequest,
+    ShedPhase,
+    ShedRecord,
+    render_poweroff_request,
+    render_poweron_request,
+    render_shed_record,
+)
+from piclusterd.kube_api import KubeClusterApi
+from piclusterd.node_agent import NodeAgent, decide_check_in
+from piclusterd.node_power import CheckIn, GpioRelayPower, RelayLine, RtcWakeAlarm
+from piclusterd.power_state import PowerState
+from piclusterd.testing.audit import CapturedAudit
+from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.testing.gpio_emulator import EmulatedGpio
+
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+
+
+class Halts:
+    """The daemon's local shutdown, recorded, with the alarm writes made before it."""
+
+    def __init__(self, rtc: SysfsRtc | None = None) -> None:
+        self.reasons: list[str] = []
+        self.rtc_writes_before: list[list[str]] = []
+        self._rtc = rtc
+
+    def request_local_shutdown(self, reason: str) -> bool:
+        self.reasons.append(reason)
+        self.rtc_writes_before.append(list(self._rtc.writes) if self._rtc is not None else [])
+        return True
+
+
+@pytest.fixture
+def server() -> Iterator[FakeKubeServer]:
+    with FakeKubeServer() as made:
+        made.load_objects(CLINIC)
+        yield made
+
+
+@pytest.fixture
+def api(server: FakeKubeServer) -> Iterator[KubeClusterApi]:
+    with server.api_client(retries=False) as client:
+        yield KubeClusterApi(client)
+
+
+class SysfsRtc:
+    """A directory laid out like /sys/class/rtc/rtc0 with a ``wakealarm`` file that, like the kernel's,
+    refuses a new alarm while one is armed (write ``0`` first) and reads back the armed epoch time."""
+
+    def __init__(self, root: Path, now: int = 1_795_485_600) -> None:
+        self.path = root / "class" / "rtc" / "rtc0" / "wakealarm"
+        self.path.parent.mkdir(parents=True)
+        self.path.write_text("")
+        self.now = now
+        self.writes: list[str] = []
+
+    def settle(self) -> None:
+        """Apply the writes as the kernel would: ``0`` clears, ``+N`` arms now + N (only when clear)."""
+        armed: int | None = None
+        for text in self.writes:
+            if text == "0":
+                armed = None
+            elif text.startswith("+"):
+                assert armed is None, "the kernel refuses a new alarm while one is armed"
+                armed = self.now + int(text[1:])
+        self.path.write_text("" if armed is None else f"{armed}\n")
+
+
+def agent_with_alarm(api: KubeClusterApi, rtc: SysfsRtc, audit: CapturedAudit, halts: Halts) -> NodeAgent:
+    alarm = RtcWakeAlarm(rtc.path)
+    original = alarm._write
+
+    def recorded(text: str) -> None:
+        rtc.writes.append(text)
+        original(text)
+
+    alarm._write = recorded  # type: ignore[method-assign]
+    return NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=alarm, recheck_s=900, check_in_wait_s=15)
+
+
+def shed(server: FakeKubeServer, phase: ShedPhase) -> None:
+    record = ShedRecord(phase, "pi1", "on battery", "2026-11-24T02:01:00Z", False)
+    server.update_object(
+        "Node",
+        None,
+        "pi4",
+        lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(record)}),
+    )
+
+
+def test_an_rtc_wake_node_arms_its_alarm_before_it_obeys_a_power_off(
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+) -> None:
+    rtc, audit = SysfsRtc(tmp_path), CapturedAudit("pi4")
+    halts = Halts(rtc)
+    agent = agent_with_alarm(api, rtc, audit, halts)
+    request = PowerOffRequest("abc123", "pi1", "2026-11-24T02:05:00Z")
+    server.update_object(
+        "Node",
+        None,
+        "pi4",
+        lambda n: (
+            n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: render_poweroff_request(request)})
+        ),
+    )
+    assert agent.tick() == "abc123"
+    assert rtc.writes == ["0", "+900"]  # cleared first: the kernel refuses a second alarm
+    rtc.settle()
+    assert RtcWakeAlarm(rtc.path).armed_at() == rtc.now + 900
+    assert halts.rtc_writes_before == [["0", "+900"]]  # armed before the halt
+    assert audit.named("node.wakealarm_armed")[0]["wake_in_s"] == 900
+    assert agent.tick() is None and len(halts.reasons) == 1  # obeyed once
+
+
+def test_an_alarm_that_cannot_be_armed_is_said_and_the_power_off_still_happens(
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+) -> None:
+    audit, halts = CapturedAudit("pi4"), Halts()
+    agent = NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=RtcWakeAlarm(tmp_path / "no-rtc" / "wakealarm"))
+    request = PowerOffRequest("abc123", "pi1", "2026-11-24T02:05:00Z")
+    server.update_object(
+        "Node",
+        None,
+        "pi4",
+        lambda n: (
+            n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: render_poweroff_request(request)})
+        ),
+    )
+    agent.tick()
+    (failed,) = audit.named("node.wakealarm_failed")
+    assert "does not exist (a Pi 4 has no RTC)" in failed["error"]
+    assert len(halts.reasons) == 1  # drained and asked: it halts; a person brings it back
+
+
+@pytest.mark.parametrize(
+    ("power", "phase", "action"),
+    [
+        (PowerState.ON_BATTERY, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),
+        (PowerState.LOW_BATTERY, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),
+        (PowerState.UNKNOWN, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),  # after waiting: fails safe
+        (PowerState.ONLINE, ShedPhase.POWERED_OFF, CheckIn.HALT_AND_REARM),  # the leader has not asked yet
+        (PowerState.ONLINE, ShedPhase.RESTORING, CheckIn.REJOIN),  # the leader wants it back
+        (PowerState.ON_BATTERY, ShedPhase.RESTORING, CheckIn.REJOIN),
+        (PowerState.ON_BATTERY, None, CheckIn.REJOIN),  # record cleared: no longer shed
+    ],
+)
+def test_check_in_after_waking(
+    server: FakeKubeServer,
+    api: KubeClusterApi,
+    tmp_path: Path,
+    power: PowerState,
+    phase: ShedPhase | None,
+    action: CheckIn,
+) -> None:
+    if phase is not None:
+        shed(server, phase)
+    rtc, audit = SysfsRtc(tmp_path), CapturedAudit("pi4")
+    halts = Halts(rtc)
+    agent = agent_with_alarm(api, rtc, audit, halts)
+    decision = agent.check_in(power, waited_s=20)
+    assert decision is not None and decision.action is action
+    (logged,) = audit.named("node.checked_in")
+    assert logged["action"] == action.value
+    if action is CheckIn.HALT_AND_REARM:
+        assert rtc.writes == ["0", "+900"] and halts.rtc_writes_before == [["0", "+900"]]
+        assert "check in again" in halts.reasons[0]
+    else:
+        assert rtc.writes == [] and halts.reasons == []
+    assert agent.check_in(power, waited_s=60) is None  # once per daemon life
+
+
+def test_check_in_waits_for_the_power_state_then_fails_safe(
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+) -> None:
+    shed(server, ShedPhase.POWERED_OFF)
+    rtc, audit, halts = SysfsRtc(tmp_path), CapturedAudit("pi4"), Halts()
+    agent = agent_with_alarm(api, rtc, audit, halts)
+    assert agent.check_in(PowerState.UNKNOWN, waited_s=3) is None  # the UPS has not answered yet
+    assert halts.reasons == []
+    decision = agent.check_in(PowerState.UNKNOWN, waited_s=15)
+    assert decision is not None and decision.action is CheckIn.HALT_AND_REARM
+
+
+def test_check_in_when_the_api_is_down_counts_as_still_shed(tmp_path: Path) -> None:
+    with FakeKubeServer() as server, server.api_client(retries=False) as client:
+        server.load_objects(CLINIC)
+        api = KubeClusterApi(client)
+        rtc, audit, halts = SysfsRtc(tmp_path), CapturedAudit("pi4"), Halts()
+        agent = agent_with_alarm(api, rtc, audit, halts)
+        server.stop()
+        decision = agent.check_in(PowerState.ON_BATTERY, waited_s=20)
+    assert decision is not None and decision.action is CheckIn.HALT_AND_REARM
+    assert "shed state unknown" in decision.reason and len(halts.reasons) == 1
+
+
+def test_a_check_in_that_cannot_arm_the_alarm_stays_up(
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+) -> None:
+    shed(server, ShedPhase.POWERED_OFF)
+    audit, halts = CapturedAudit("pi4"), Halts()
+    agent = NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=RtcWakeAlarm(tmp_path / "missing" / "wakealarm"))
+    decision = agent.check_in(PowerState.ON_BATTERY, waited_s=20)
+    assert decision is not None and decision.action is CheckIn.HALT_AND_REARM
+    assert audit.named("node.wakealarm_failed") and halts.reasons == []  # halted without an alarm: never back
+
+
+def test_a_node_without_rtc_wake_never_checks_in(api: KubeClusterApi) -> None:
+    agent = NodeAgent(api, "pi4", Halts(), CapturedAudit("pi4").logger)
+    assert agent.check_in(PowerState.ON_BATTERY, waited_s=600) is None
+
+
+# --- relay requests ---------------------------------------------------------------------------------------
+
+
+def request_pulse(server: FakeKubeServer, on: str, value: str) -> None:
+    server.update_object(
+        "Node",
+        None,
+        on,
+        lambda n: n["metadata"].setdefault("annotations", {}).update({POWER_ON_REQUEST_ANNOTATION: value}),
+    )
+
+
+def annotations_of(server: FakeKubeServer, name: str) -> dict[str, str]:
+    node = server.get_object("Node", None, name)
+    assert node is not None
+    return dict(node["metadata"].get("annotations") or {})
+
+
+def test_a_relay_request_is_removed_then_pulsed_once(server: FakeKubeServer, api: KubeClusterApi) -> None:
+    gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
+    relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r1", "pi4", "pi1", "2026-11-24T06:05:00Z")))
+    agent.tick()
+    agent.tick()
+    assert gpio.output_history(17) == [0, 1, 0]
+    assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi2")
+    (pulsed,) = audit.named("node.relay_pulsed")
+    assert pulsed["target"] == "pi4" and pulsed["request_id"] == "r1" and pulsed["leader"] == "pi1"
+
+
+def test_a_relay_request_for_a_node_this_one_does_not_drive_pulses_nothing(
+    server: FakeKubeServer, api: KubeClusterApi
+) -> None:
+    gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
+    relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r2", "pi5", "pi1", "2026-11-24T06:05:00Z")))
+    agent.tick()
+    assert gpio.output_history(17) == [0]  # the pin comes from this node's configuration, never the request
+    (failed,) = audit.named("node.relay_failed")
+    assert failed["target"] == "pi5" and "no relay line configured" in failed["error"]
+
+
+def test_a_relay_request_on_a_node_without_relays_is_said_and_removed(
+    server: FakeKubeServer, api: KubeClusterApi
+) -> None:
+    audit = CapturedAudit("pi3")
+    agent = NodeAgent(api, "pi3", Halts(), audit.logger)
+    request_pulse(server, "pi3", render_poweron_request(PowerOnRequest("r3", "pi4", "pi1", "2026-11-24T06:05:00Z")))
+    agent.tick()
+    (failed,) = audit.named("node.relay_failed")
+    assert "no [node_power] gpio-relay table has via = 'pi3'" in failed["error"]
+    assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi3")
+
+
+@pytest.mark.parametrize("value", ["pulse!", '{"v": 1, "id": "r4", "leader": "pi1", "at": "x"}', '{"v": 2}'])
+def test_a_relay_request_that_cannot_be_read_pulses_nothing_and_is_said_once(
+    server: FakeKubeServer, api: KubeClusterApi, value: str
+) -> None:
+    gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
+    relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    request_pulse(server, "pi2", value)
+    agent.tick()
+    agent.tick()
+    assert gpio.output_history(17) == [0]
+    assert len(audit.named("node.poweron_request_invalid")) == 1
+
+
+@pytest.mark.parametrize("power", list(PowerState))
+@pytest.mark.parametrize("phase", [None, *ShedPhase])
+@pytest.mark.parametrize("readable", [True, False])
+def test_decide_check_in_table(power: PowerState, phase: ShedPhase | None, readable: bool) -> None:
+    """Every combination: comes up only when the leader asked, when it is no longer shed, or when mains is
+    back and the record cannot be read; otherwise halts again, re-armed."""
+    decision = decide_check_in(power, phase, readable, 900)
+    shed = phase in (ShedPhase.POWEROFF_REQUESTED, ShedPhase.POWERED_OFF)
+    if not readable:
+        expected = CheckIn.REJOIN if power is PowerState.ONLINE else CheckIn.HALT_AND_REARM
+    elif phase is ShedPhase.RESTORING:
+        expected = CheckIn.REJOIN
+    else:
+        expected = CheckIn.HALT_AND_REARM if shed else CheckIn.REJOIN
+    assert decision.action is expected, decision.reason
+    assert decision.rearm_s == (900 if expected is CheckIn.HALT_AND_REARM else None)
