@@ -160,6 +160,24 @@ EVENTS: tuple[EventDoc, ...] = (
         "Run COMMAND by hand as root and fix it; check [shutdown] command.",
     ),
     EventDoc(
+        "shutdown.local_deferred",
+        "warning",
+        "critical, waiting for the leader's ordered full shutdown",
+        ("WHY", "WAIT_S"),
+        "The node is critical but a live leader runs an orderly full shutdown (WHY), so it waits to be asked in "
+        "turn (workers first, control-plane nodes one at a time, the leader last). It powers itself off anyway "
+        "after WAIT_S ([shutdown] full_shutdown_wait), or at once if it loses the API server or the leader.",
+        "None. shutdown.local_started follows; its REASON says how long it waited.",
+    ),
+    EventDoc(
+        "shutdown.gate_failed",
+        "error",
+        "could not ask the cluster whether to wait: powering off now",
+        ("ERROR",),
+        "Checking for the leader's full shutdown raised ERROR (a bug): the node protects itself at once.",
+        "Report ERROR as a bug, with the journal lines around it.",
+    ),
+    EventDoc(
         "config.reloaded",
         "info",
         "configuration reloaded",
@@ -563,6 +581,143 @@ EVENTS: tuple[EventDoc, ...] = (
         ("TARGET", "PHASE", "WHY"),
         "TARGET was being drained or was drained but not yet off: the shedding is undone and it stays on.",
         "None.",
+    ),
+    EventDoc(
+        "outage.started",
+        "warning",
+        "the leader opened an outage record",
+        ("STARTED_AT", "CHARGE_PCT"),
+        "Mains failed at STARTED_AT with the battery at CHARGE_PCT %. The leader keeps what happens (energy, "
+        "nodes shed, critical downtime, a full shutdown's progress) in the ConfigMap piclusterd-outage, in the "
+        "lease's namespace, so that it outlives a full shutdown.",
+        "None.",
+    ),
+    EventDoc(
+        "outage.summary",
+        "info",
+        "an outage is over",
+        (
+            "STARTED_AT",
+            "ENDED_AT",
+            "DURATION_S",
+            "MAINS_BACK_AT",
+            "NODES_SHED",
+            "FULL_SHUTDOWN",
+            "FULL_SHUTDOWN_AT",
+            "CHARGE_AT_START_PCT",
+            "ENERGY_USED_WH",
+            "CRITICAL_DOWNTIME_S",
+        ),
+        "Logged once per outage, when mains has held for a minute (a flapping mains is one outage) and every node "
+        "is back without piclusterd's cordons and records (or 10 min after mains returned): DURATION_S from "
+        "STARTED_AT to MAINS_BACK_AT, ENDED_AT when the cluster was back to normal, ENERGY_USED_WH drawn from the "
+        "battery as the leader measured it, CRITICAL_DOWNTIME_S during which some critical workload had no Ready "
+        "replica (the dark hours of a full shutdown included). A Kubernetes Event OutageSummary says the same.",
+        "Compare ENERGY_USED_WH with the battery's capacity: much less than expected means the battery is ageing.",
+    ),
+    EventDoc(
+        "outage.record_invalid",
+        "error",
+        "the outage record cannot be read",
+        ("VALUE", "WHY"),
+        "The ConfigMap piclusterd-outage holds something this piclusterd cannot read (edited by hand, or written "
+        "by another version): no full shutdown is led and nothing is undone from it.",
+        "Read it (kubectl -n kube-system get cm piclusterd-outage -o yaml), fix what it says by hand, delete it.",
+    ),
+    EventDoc(
+        "shutdown.cluster_started",
+        "critical",
+        "the battery is about to end: orderly full shutdown",
+        ("NODES", "REASON"),
+        "The leader is critical (REASON) despite shedding: it powers the whole cluster off in order (cordon "
+        "everything, workers, the hook, control-plane nodes one at a time, the UPS, itself last). It is not "
+        "called off if mains returns half-way: the UPS's shutdown-return then power-cycles every Pi.",
+        "None. Each step is logged as shutdown.cluster_step.",
+    ),
+    EventDoc(
+        "shutdown.cluster_planned",
+        "warning",
+        "dry-run: the full shutdown piclusterd would run",
+        ("DRY_RUN", "STEPS"),
+        'The leader is critical but mode is "dry-run": STEPS is the order it would take (Cordon, PowerOffPeer '
+        "node, RunHook, PowerOffLastMembers nodes, RequestUpsReturn, ShutDownLeader) if every node obeyed. Said "
+        "once per critical spell; nothing is done.",
+        'Once the order reads right, set mode = "enforce" and systemctl reload piclusterd.',
+    ),
+    EventDoc(
+        "shutdown.cluster_step",
+        "warning",
+        "next step of the full shutdown",
+        ("PHASE", "STEP", "TARGET", "TARGETS"),
+        "The leader takes STEP (Cordon, PowerOffPeer, WaitFor, RunHook, PowerOffLastMembers, RequestUpsReturn, "
+        "ShutDownLeader) of PHASE, on TARGET or TARGETS if any. WaitFor: a control-plane node was asked and is "
+        "not NotReady yet; the next one waits (one etcd member at a time). PowerOffLastMembers: etcd loses quorum "
+        "with the next member, so all those left are asked at once and the leader follows.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.cluster_cordoned",
+        "warning",
+        "every node cordoned for the full shutdown",
+        ("NODES",),
+        "NODES (those not cordoned already) were cordoned and recorded, so that the restart uncordons exactly them.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.cluster_drain_incomplete",
+        "warning",
+        "a worker's drain did not finish: powered off anyway",
+        ("TARGET", "REASON"),
+        "During a full shutdown a drain gets [shutdown] drain_timeout; TARGET's did not finish (REASON), and it "
+        "is powered off anyway, cordoned: the battery is ending and a clean filesystem comes first. Event "
+        "FullShutdownDrainIncomplete on TARGET.",
+        "None; if it happens every time, look at the pods that are slow to stop.",
+    ),
+    EventDoc(
+        "shutdown.cluster_peer_unconfirmed",
+        "warning",
+        "a node was asked to power off but was not seen to",
+        ("TARGET", "OUTCOME"),
+        "TARGET did not go NotReady in time (OUTCOME); the full shutdown goes on, and TARGET powers itself off at "
+        "the latest after its own full_shutdown_wait.",
+        "After power returns, read TARGET's journal (journalctl -b -1 -u piclusterd).",
+    ),
+    EventDoc(
+        "shutdown.hook_finished",
+        "info",
+        "the pre-shutdown hook ran",
+        ("COMMAND",),
+        "[shutdown] full_shutdown_hook ran on the leader and exited 0 (e.g. an etcd snapshot, taken while etcd "
+        "still had quorum).",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.hook_failed",
+        "error",
+        "the pre-shutdown hook failed",
+        ("COMMAND", "EXIT_STATUS"),
+        "COMMAND exited with EXIT_STATUS (127: not found, 124: timed out); the full shutdown went on without it.",
+        "Run COMMAND by hand as root and fix it.",
+    ),
+    EventDoc(
+        "shutdown.ups_return",
+        "warning",
+        "the UPS was asked to cut its output and restore it with mains",
+        ("OUTCOME", "DELAY_S", "DETAIL"),
+        "OUTCOME requested: the UPS cuts its output DELAY_S after this ([shutdown] ups_off_delay) and restores it "
+        "when mains returns, so every Pi boots by itself. failed (logged as an error): the Pis stay halted until "
+        "someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off. Unless requested, a warning "
+        "Event UpsShutdownReturnNotRequested says so on the leader's node.",
+        "failed: check DETAIL and the UPS's NUT driver (upscmd -l UPS); disabled: power the Pis on by hand.",
+    ),
+    EventDoc(
+        "shutdown.leader_last",
+        "critical",
+        "every other node was asked: the leader powers off",
+        ("REQUESTED",),
+        "The last step of the full shutdown: REQUESTED were asked in this order; the leader now runs its own "
+        "shutdown command (shutdown.local_started follows).",
+        "After power returns the new leader undoes the full shutdown and logs outage.summary.",
     ),
 )
 

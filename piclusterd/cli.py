@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
 from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
@@ -27,7 +27,7 @@ from piclusterd.durations import format_duration
 from piclusterd.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.notify import SystemdNotifier
 from piclusterd.ports import PowerSource
-from piclusterd.shutdown_command import CommandShutdown
+from piclusterd.shutdown_command import CommandShutdown, TickingCommand
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from piclusterd.cluster_controller import ClusterController
     from piclusterd.kube_api import KubeClusterApi
     from piclusterd.node_agent import NodeAgent
+    from piclusterd.node_power import PowerResult
+    from piclusterd.outage_coordinator import UpsShutdownReturn
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -118,6 +120,31 @@ def kube_api_client(config: Config) -> ApiClient:
     return k8s.ApiClient(configuration)
 
 
+def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
+    """``[shutdown] ups_shutdown_return`` through NUT, or None when off or when there is no NUT UPS."""
+    if not config.shutdown.ups_shutdown_return or "nut" not in config.ups.drivers:
+        return None
+    ups = config.ups
+
+    def request(delay_s: float) -> PowerResult:
+        # Imported here: node_power's NUT helper is only needed at the very end of a full shutdown.
+        from piclusterd.node_power import request_ups_shutdown_return
+
+        password = None if ups.password is None else ups.password.value
+        whole = max(1, round(delay_s))  # upsd takes whole seconds
+        return request_ups_shutdown_return(ups.host, ups.port, ups.name, ups.username, password, whole, ups.timeout_s)
+
+    return request
+
+
+def _local_shutdown_words(status: dict[str, Any]) -> str:
+    if status.get("shutdown_started"):
+        return "started"
+    if status.get("shutdown_deferred"):
+        return f"critical, waiting: {status['shutdown_deferred']}"
+    return "not started"
+
+
 def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
     """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
     from piclusterd.config import RtcWakeMethod
@@ -155,6 +182,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.drain import Drainer, DrainOptions
     from piclusterd.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.leader import LeaseElector
+    from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
     from piclusterd.peer_power import PeerPowerOff
     from piclusterd.power_on import build_power_on
     from piclusterd.power_publisher import PowerPublisher
@@ -219,6 +247,49 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         events=events,
         log=node_log,
     )
+    # The full shutdown's own drain: short, no waiting for replacements (nothing will be left on to host them).
+    short_drainer = Drainer(
+        api,
+        clock,
+        sleep=sleep,
+        options=DrainOptions(
+            ignore_daemonsets=True,
+            delete_emptydir_data=cluster.delete_emptydir_data,
+            allow_unreplicated=cluster.allow_unreplicated,
+            timeout_s=config.shutdown.drain_timeout_s,
+            wait_for_critical_replacements=False,
+            critical_priority_threshold=cluster.critical_priority,
+        ),
+        fence=elector.ensure_leader,
+        tick=keep_alive,
+        log=node_log,
+    )
+    settings = settings_from_config(config)
+    outage = OutageCoordinator(
+        identity=identity,
+        api=api,
+        elector=elector,
+        drainer=short_drainer,
+        power_off=power_off,
+        events=events,
+        local=daemon,
+        hook_runner=TickingCommand(keep_alive),  # a slow snapshot must not trip the watchdog or drop the lease
+        ups_return=ups_shutdown_return(config),
+        settings=FullShutdownSettings(
+            namespace=cluster.lease_namespace,
+            hook=config.shutdown.full_shutdown_hook,
+            ups_off_delay_s=config.shutdown.ups_off_delay_s,
+            critical_priority=cluster.critical_priority,
+            inverter_efficiency=settings.battery.inverter_efficiency,
+            ups_overhead_w=settings.battery.ups_overhead_w,
+            dry_run=settings.dry_run,
+            ack_timeout_s=cluster.poweroff_ack_timeout_s,
+        ),
+        clock=clock,
+        sleep=sleep,
+        log=log,
+    )
+    daemon.defer_to(outage)
     return ClusterController(
         identity=identity,
         api=api,
@@ -227,11 +298,12 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         drainer=drainer,
         power_off=power_off,
         events=events,
-        settings=settings_from_config(config),
+        settings=settings,
         clock=clock,
         log=log,
         power_on=build_power_on(config, api, identity=identity, wall=clock.wall),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
+        outage=outage,
     )
 
 
@@ -464,7 +536,7 @@ def _status(args: argparse.Namespace) -> int:
             ),
             ("runtime from", status.get("runtime_source")),
             ("load", "unknown" if status.get("load_w") is None else f"{status['load_w']:.0f} W"),
-            ("local shutdown", "started" if status.get("shutdown_started") else "not started"),
+            ("local shutdown", _local_shutdown_words(status)),
             ("updated", f"{age:.0f} s ago"),
         ]
         for name, value in rows:

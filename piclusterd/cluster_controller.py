@@ -41,6 +41,7 @@ from piclusterd.leader import LeaseElector, Transition
 from piclusterd.node_agent import NodeAgent
 from piclusterd.node_batteries import NodeBatteries, Topology, nodes_with_own_battery, read_node_batteries
 from piclusterd.node_power import PowerOutcome, RtcWakePower
+from piclusterd.outage_coordinator import OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
 from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.ports import Clock
@@ -164,6 +165,7 @@ class ClusterController:
         clock: Clock,
         log: AuditLogger,
         publisher: PowerPublisher | None = None,
+        outage: OutageCoordinator | None = None,
         power_on: PowerOnBackends | None = None,
     ) -> None:
         self._identity = identity
@@ -175,6 +177,7 @@ class ClusterController:
         self._events = events
         self._settings = settings
         self._publisher = publisher
+        self._outage = outage
         self._elector_lease_s = float(elector.timings.lease_duration_s)
         self._clock = clock
         self._log = log.bind(component="cluster")
@@ -285,6 +288,8 @@ class ClusterController:
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         view = parse_kubectl_list(self._api.snapshot())
+        if self._outage is not None and self._outage.lead(view, power, measured_load_w):
+            return  # a full shutdown (or the restart after one) is under way: no shedding now
         # Between equally good plans, keep the leader's own node on: a hand-over costs a lease duration.
         policy = replace(self._settings.policy, tiers={**self._settings.policy.tiers, self._identity: LEADER_TIER})
         decided = plan(

@@ -234,6 +234,11 @@ NodePowerMethod = WolMethod | RtcWakeMethod | GpioRelayMethod | NutOutletMethod 
 @dataclass(frozen=True, slots=True)
 class ShutdownConfig:
     command: tuple[str, ...]
+    full_shutdown_wait_s: float = 180.0
+    full_shutdown_hook: tuple[str, ...] = ()
+    drain_timeout_s: float = 30.0
+    ups_shutdown_return: bool = False
+    ups_off_delay_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +376,18 @@ def _argv(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _optional_argv(value: Any) -> tuple[str, ...]:
+    """An argv, or ``[]`` for none."""
+    if value == []:
+        return ()
+    try:
+        return _argv(value)
+    except ValueError:
+        raise ValueError(
+            '[] (none) or a list of strings, the program first, such as ["k3s", "etcd-snapshot", "save"]'
+        ) from None
+
+
 def _drivers(value: Any) -> tuple[str, ...]:
     """``"nut"`` or a list such as ``["nut", "hat"]``: each driver once, at least one."""
     names = ", ".join(f'"{d}"' for d in DRIVERS)
@@ -474,7 +491,14 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "restore_stagger": _Key("30s", _duration(0, 3600)),
         "restore_if_charge_unknown": _Key(False, _bool),
     },
-    "shutdown": {"command": _Key(["systemctl", "poweroff"], _argv)},
+    "shutdown": {
+        "command": _Key(["systemctl", "poweroff"], _argv),
+        "full_shutdown_wait": _Key("3m", _duration(0, 3600)),
+        "full_shutdown_hook": _Key([], _optional_argv),
+        "drain_timeout": _Key("30s", _duration(1, 600)),
+        "ups_shutdown_return": _Key(False, _bool),
+        "ups_off_delay": _Key("30s", _duration(1, 3600)),
+    },
     "daemon": {"runtime_dir": _Key("/run/piclusterd", _nonempty_string)},
 }
 
@@ -936,7 +960,14 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             charge_hysteresis_pct=policy["charge_hysteresis"],
             recovery_debounce_s=policy["recovery_debounce"],
         ),
-        shutdown=ShutdownConfig(command=values["shutdown"]["command"]),
+        shutdown=ShutdownConfig(
+            command=values["shutdown"]["command"],
+            full_shutdown_wait_s=values["shutdown"]["full_shutdown_wait"],
+            full_shutdown_hook=values["shutdown"]["full_shutdown_hook"],
+            drain_timeout_s=values["shutdown"]["drain_timeout"],
+            ups_shutdown_return=values["shutdown"]["ups_shutdown_return"],
+            ups_off_delay_s=values["shutdown"]["ups_off_delay"],
+        ),
         daemon=DaemonConfig(runtime_dir=values["daemon"]["runtime_dir"]),
         restore=RestoreConfig(
             restore_after_s=values["restore"]["restore_after"],

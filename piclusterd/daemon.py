@@ -36,7 +36,15 @@ from piclusterd.power_state import (
 from piclusterd.reading import ParsedReading, UpsReading
 from piclusterd.runtime import BatteryModel, EstimatorMemory, RuntimeEstimate, RuntimeSource, estimate_runtime
 
-__all__ = ["ClusterTick", "PowerDaemon", "PreShutdownHook", "SourceFactory", "policy_from_config", "status_line"]
+__all__ = [
+    "ClusterTick",
+    "LocalShutdownGate",
+    "PowerDaemon",
+    "PreShutdownHook",
+    "SourceFactory",
+    "policy_from_config",
+    "status_line",
+]
 
 #: How long the same rejected value stays quiet before it is logged again (no journal flood at 1 Hz).
 REJECTION_REPEAT_S = 300.0
@@ -56,6 +64,15 @@ class PreShutdownHook(Protocol):
     """Runs just before the local shutdown command (the cluster layer drains this node here)."""
 
     def before_local_shutdown(self, reason: str) -> None: ...
+
+
+class LocalShutdownGate(Protocol):
+    """Whether a critical node waits for the leader's ordered full shutdown (``OutageCoordinator``).
+
+    Returns why it waits, or None to power off now. The daemon caps the wait at ``full_shutdown_wait``.
+    """
+
+    def defer_local_shutdown(self, critical_for_s: float) -> str | None: ...
 
 
 def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
@@ -134,6 +151,13 @@ class PowerDaemon:
         self._rejections_logged: dict[tuple[str, str, str], float] = {}
         self._unknown_words_logged: set[str] = set()
         self._status_file_failed = False
+        self._gate: LocalShutdownGate | None = None
+        self._deferred = False
+        self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
+
+    def defer_to(self, gate: LocalShutdownGate) -> None:
+        """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
+        self._gate = gate
 
     @property
     def config(self) -> Config:
@@ -193,7 +217,9 @@ class PowerDaemon:
         else:
             self._notifier.status(status_line(self.memory))
         if self.memory.state is PowerState.CRITICAL and not self._shutdown_started:
-            self._local_shutdown(self.memory.reason)
+            self._protect_or_defer(now)
+        else:
+            self._deferred_why = None  # mains back before our turn: nothing to wait for (the leader may still ask)
         self._write_status_file()
         return self.memory
 
@@ -225,6 +251,27 @@ class PowerDaemon:
                 on_battery=event.new in BATTERY_STATES,
                 ups_status=None if reading is None else " ".join(sorted(f.value for f in reading.flags)),
             )
+
+    def _protect_or_defer(self, now: float) -> None:
+        """Critical: power off now, unless the leader will ask in turn; never wait past full_shutdown_wait."""
+        waited = now - (self.memory.since if self.memory.since is not None else now)
+        limit = self._config.shutdown.full_shutdown_wait_s
+        why: str | None = None
+        if self._gate is not None and waited < limit:
+            try:
+                why = self._gate.defer_local_shutdown(waited)
+            except Exception as error:  # a fault in the cluster code must never keep a critical node up
+                self._log.error("shutdown.gate_failed", error=repr(error))
+        self._deferred_why = why
+        if why is None:
+            reason = self.memory.reason
+            if self._deferred:
+                reason = f"{reason}; waited {waited:.0f} s for the leader's full shutdown"
+            self._local_shutdown(reason)
+            return
+        if not self._deferred:
+            self._deferred = True
+            self._log.warning("shutdown.local_deferred", why=why, wait_s=limit)
 
     def request_local_shutdown(self, reason: str) -> bool:
         """Power this node off now (a leader's request); False if a shutdown was already started."""
@@ -267,6 +314,7 @@ class PowerDaemon:
             "load_w": self._estimate.load_w,
             "reading_wall": None if reading is None else reading.wall_time,
             "shutdown_started": self._shutdown_started,
+            "shutdown_deferred": None if self._shutdown_started else self._deferred_why,
             "updated_wall": self._clock.wall(),
             "summary": status_line(memory),
         }

@@ -126,6 +126,37 @@ class KubeClusterApi:
                 return None
             raise
 
+    def read_configmap(self, namespace: str, name: str) -> JsonObject | None:
+        """The ConfigMap, or None if there is none (piclusterd's outage record lives in one)."""
+        try:
+            return self._raw(
+                f"get configmap {namespace}/{name}", self._core.read_namespaced_config_map, name, namespace
+            )
+        except ApiCallFailed as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def write_configmap(self, namespace: str, name: str, data: Mapping[str, str], resource_version: str) -> JsonObject:
+        """Create it (``resource_version`` "") or replace the version read (409 if someone wrote since)."""
+        metadata: dict[str, str] = {"name": name, "namespace": namespace}
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
+        if not resource_version:
+            return self._raw(
+                f"create configmap {namespace}/{name}", self._core.create_namespaced_config_map, namespace, body
+            )
+        metadata["resourceVersion"] = resource_version
+        return self._raw(
+            f"replace configmap {namespace}/{name}", self._core.replace_namespaced_config_map, name, namespace, body
+        )
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        try:
+            self._raw(f"delete configmap {namespace}/{name}", self._core.delete_namespaced_config_map, name, namespace)
+        except ApiCallFailed as error:
+            if error.status != 404:
+                raise
+
     def evict(self, namespace: str, name: str, grace_period_s: int | None = None) -> EvictionResult:
         # A plain dict body is serialised as-is by every client version (typed as V1Eviction in newer ones).
         body: Any = {

@@ -463,6 +463,19 @@ class LeaseElector:
             now = self._clock.monotonic()
         return now - self._renewed_at < self.timings.renew_deadline_s
 
+    def live_holder(self, now: float | None = None) -> str | None:
+        """Who leads as far as this node can tell: itself if :meth:`is_leader`, else the holder of the lease
+        as last read if it has not expired on this node's clock since it last changed; None if nobody.
+        """
+        if now is None:
+            now = self._clock.monotonic()
+        if self.is_leader(now):
+            return self.identity
+        observed, seen = self._observed, self._observed_at
+        if observed is None or not observed.holder or seen is None or now - seen >= observed.lease_duration_s:
+            return None
+        return observed.holder
+
     def ensure_leader(self) -> None:
         """Raise :class:`~piclusterd.errors.NotLeader` unless :meth:`is_leader` holds right now."""
         now = self._clock.monotonic()

@@ -4,7 +4,8 @@ Each :class:`SimulatedPi` runs the real code of a node: its :class:`~piclusterd.
 a shared scripted UPS), its elector, node agent, drainer, power-off and :class:`ClusterController`. Its
 "shutdown command" powers the node off in the fake cluster (NotReady) and stops its ticks, so the leader
 sees it go away. :meth:`ClusterWorld.step` is one poll of every live node; the leader's long steps (a drain)
-advance the same clock through :meth:`ClusterWorld.sleep`, during which the other nodes' agents still answer.
+advance the same clock through :meth:`ClusterWorld.sleep`, during which every node keeps polling its power,
+its agent answers and its elector renews or watches the lease (as ``keep_alive`` does in the daemon).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from piclusterd.leader import LeaseElector
 from piclusterd.node_agent import NodeAgent
 from piclusterd.node_power import PowerOutcome, PowerResult
 from piclusterd.notify import SystemdNotifier
+from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
 from piclusterd.peer_power import PeerPowerOff
 from piclusterd.power_on import PowerOnBackends
 from piclusterd.testing.audit import CapturedAudit
@@ -47,13 +49,45 @@ class SimulatedPi:
     daemon: PowerDaemon | None = None
     controller: ClusterController | None = None
     agent: NodeAgent | None = None
+    outage: OutageCoordinator | None = None
+    elector: LeaseElector | None = None
+    #: The full-shutdown hook's argv, each time this node ran it as leader.
+    hook_runs: list[list[str]] = field(default_factory=list)
+    #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
+    ups_requests: list[float] = field(default_factory=list)
+
+    #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
+    shutdown_exit_status: int = 0
 
     def run(self, argv: Sequence[str]) -> int:
         """The node's shutdown command: record it, then the node really goes away."""
         self.shutdowns.append(" ".join(argv))
+        if self.shutdown_exit_status != 0:
+            return self.shutdown_exit_status
+        self.world.shutdown_order.append(self.name)
         self.alive = False
         self.world.server.power_off_node(self.name)
         return 0
+
+    def run_hook(self, argv: Sequence[str]) -> int:
+        """The full-shutdown hook: blocks this node for ``world.hook_duration_s`` (the others poll), then exits."""
+        self.hook_runs.append(list(argv))
+        end = self.world.clock.monotonic() + self.world.hook_duration_s
+        while self.world.clock.monotonic() < end:
+            self.world.sleep(1.0, stalled=self.name)
+        return self.world.hook_exit_status
+
+    def request_ups_return(self, delay_s: float) -> PowerResult:
+        self.ups_requests.append(delay_s)
+        return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
+
+
+@dataclass
+class _HookRunner:
+    pi: SimulatedPi
+
+    def run(self, argv: Sequence[str]) -> int:
+        return self.pi.run_hook(argv)
 
 
 class BootInWorld:
@@ -91,6 +125,9 @@ class ClusterWorld:
         *,
         ups: ScriptedUps | None = None,
         drain_timeout_s: float = 300.0,
+        full_shutdown_wait_s: float = 60.0,
+        full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
+        ups_shutdown_return: bool = True,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
         node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
     ) -> None:
@@ -107,6 +144,13 @@ class ClusterWorld:
         self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-", dir=shm if on_tmpfs else None))
         self._clients: list[ApiClient] = []
         self._drain_timeout_s = drain_timeout_s
+        self.full_shutdown_wait_s = full_shutdown_wait_s
+        self.full_shutdown_hook = tuple(full_shutdown_hook)
+        self.ups_shutdown_return = ups_shutdown_return
+        self.hook_exit_status = 0
+        self.hook_duration_s = 0.0
+        #: Every node's shutdown command, in the order they ran, across the whole world.
+        self.shutdown_order: list[str] = []
         self._boots: dict[str, float] = {}  # node -> monotonic time it finishes booting
         self.power_on = power_on(self) if power_on is not None else PowerOnBackends({})
         self._node_agent = node_agent
@@ -134,8 +178,10 @@ class ClusterWorld:
     def _build(self, name: str, drain_timeout_s: float) -> SimulatedPi:
         config_path = self._directory / f"{name}.toml"
         config_path.write_text(
-            f'mode = "enforce"\n[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
+            f'mode = "{"dry-run" if self.settings.dry_run else "enforce"}"\n'
+            f'[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
             f'[daemon]\nruntime_dir = "{self._directory}/{name}"\n'
+            f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
         )
         config = load_config(config_path)
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall))
@@ -170,6 +216,38 @@ class ClusterWorld:
         )
         build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
         agent = build_agent(pi, api, daemon)
+        # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
+        short = DrainOptions(
+            timeout_s=30.0,
+            wait_for_critical_replacements=False,
+            critical_priority_threshold=self.settings.policy.critical_priority_threshold,
+        )
+        outage = OutageCoordinator(
+            identity=name,
+            api=api,
+            elector=elector,
+            drainer=Drainer(api, self.clock, sleep=self.sleep, options=short, fence=elector.ensure_leader, log=log),
+            power_off=power_off,
+            events=events,
+            local=daemon,
+            hook_runner=_HookRunner(pi),
+            ups_return=pi.request_ups_return if self.ups_shutdown_return else None,
+            settings=FullShutdownSettings(
+                namespace="kube-system",
+                hook=self.full_shutdown_hook,
+                ups_off_delay_s=30.0,
+                critical_priority=self.settings.policy.critical_priority_threshold,
+                inverter_efficiency=self.settings.battery.inverter_efficiency,
+                ups_overhead_w=self.settings.battery.ups_overhead_w,
+                dry_run=self.settings.dry_run,
+            ),
+            clock=self.clock,
+            sleep=self.sleep,
+            log=log,
+        )
+        daemon.defer_to(outage)
+        pi.outage = outage
+        pi.elector = elector
         pi.daemon = daemon
         pi.agent = agent
         pi.controller = ClusterController(
@@ -183,19 +261,29 @@ class ClusterWorld:
             settings=self.settings,
             clock=self.clock,
             log=log,
+            outage=outage,
             power_on=self.power_on,
         )
         return pi
 
-    def sleep(self, seconds: float) -> None:
-        """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer."""
+    def sleep(self, seconds: float, *, stalled: str | None = None) -> None:
+        """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer.
+
+        ``stalled`` names a node whose process is blocked meanwhile (a command that hangs): it does nothing.
+        """
         self.clock.advance(seconds)
         self._finish_boots()
         self.server.run_controller_once()
-        for pi in self.pis.values():
+        for pi in list(self.pis.values()):
+            if pi.name == stalled:
+                continue
             if pi.alive and pi.agent is not None and pi.daemon is not None:
                 pi.daemon.step()
                 pi.agent.tick()
+            if pi.alive and pi.elector is not None:
+                # Every daemon keeps its own loop running: the leader renews from inside its long step (cli.py's
+                # keep_alive), the others keep watching the lease.
+                pi.elector.try_acquire_or_renew()
 
     def step(self, seconds: float = 1.0) -> None:
         for pi in list(self.pis.values()):

@@ -13,7 +13,8 @@ uses, what kube-apiserver does on the wire:
   ``limit``/``continue`` paging, delete with grace period, ``/eviction`` with the PodDisruptionBudget
   rules of ``pkg/registry/core/pod/storage/eviction.go``), core/v1 events, policy/v1
   poddisruptionbudgets (status kept by a built-in disruption controller), coordination.k8s.io/v1 leases
-  (409 on a stale resourceVersion, 422 without one, MicroTime fields with exactly 6 fractional digits);
+  (409 on a stale resourceVersion, 422 without one, MicroTime fields with exactly 6 fractional digits),
+  core/v1 configmaps (create, get, replace, patch, delete: piclusterd's outage record);
 - discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``, ``/version``) listing exactly
   what is served, so kubectl can talk to it;
 - for kubectl: the ``Table`` that ``kubectl get`` asks for (``testing/kube_tables.py``), watches
@@ -288,7 +289,17 @@ _DAEMONSETS = _Resource(
     merge_keys=_COMMON_MERGE_KEYS,
     categories=("all",),
 )
-_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS)
+_CONFIGMAPS = _Resource(
+    "configmaps",
+    "configmap",
+    "ConfigMap",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("cm",),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
 _OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
 _EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded

@@ -634,7 +634,7 @@ def test_lease_replace_without_resource_version_is_422(coordination: client.Coor
 
 def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> None:
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
-    assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events"}
+    assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
     assert groups == {"policy", "coordination.k8s.io", "apps"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
@@ -878,6 +878,46 @@ def test_standalone_server_prints_its_url_and_writes_a_kubeconfig(tmp_path: Path
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+# -------------------------------------------------------------------------------- configmaps
+
+
+def configmap_body(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_configmap_round_trips_its_data_and_is_gone_after_delete(core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map("kube-system", configmap_body("piclusterd-outage", {"record": "{}"}))
+    read = core.read_namespaced_config_map("piclusterd-outage", "kube-system")
+    assert read.data == {"record": "{}"} and read.metadata.namespace == "kube-system"
+    core.patch_namespaced_config_map("piclusterd-outage", "kube-system", {"data": {"record": '{"v":1}'}})
+    assert core.read_namespaced_config_map("piclusterd-outage", "kube-system").data == {"record": '{"v":1}'}
+    core.delete_namespaced_config_map("piclusterd-outage", "kube-system")
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("piclusterd-outage", "kube-system")
+    assert missing.value.status == 404
+    assert error_body(missing.value)["message"] == 'configmaps "piclusterd-outage" not found'
+
+
+def test_configmap_created_twice_is_a_409_already_exists(core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map("kube-system", configmap_body("c", {}))
+    with pytest.raises(ApiException) as twice:
+        core.create_namespaced_config_map("kube-system", configmap_body("c", {}))
+    assert twice.value.status == 409 and error_body(twice.value)["reason"] == "AlreadyExists"
+
+
+def test_configmap_replace_with_a_stale_resource_version_is_a_409(core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map("kube-system", configmap_body("c", {"a": "1"}))
+    first = core.read_namespaced_config_map("c", "kube-system")
+    second = core.read_namespaced_config_map("c", "kube-system")
+    first.data = {"a": "2"}
+    core.replace_namespaced_config_map("c", "kube-system", first)
+    second.data = {"a": "3"}
+    with pytest.raises(ApiException) as stale:
+        core.replace_namespaced_config_map("c", "kube-system", second)
+    assert stale.value.status == 409
+    assert core.read_namespaced_config_map("c", "kube-system").data == {"a": "2"}
 
 
 def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeServer, core: client.CoreV1Api) -> None:

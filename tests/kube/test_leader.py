@@ -406,3 +406,27 @@ def test_two_candidates_never_both_believe_they_lead(shared_server: FakeKubeServ
         shared_server.clear_faults()
         for api in apis:
             api.close()
+
+
+def test_live_holder_is_the_holder_until_its_lease_runs_out_on_our_clock(
+    candidates: Callable[..., Candidate], clock: FakeClock
+) -> None:
+    """What a critical node asks before waiting for a leader's full shutdown."""
+    pi1, pi2 = candidates("pi1"), candidates("pi2")
+    assert pi2.elector.live_holder() is None  # never read the lease: nobody known
+    pi1.elector.try_acquire_or_renew()
+    pi2.elector.try_acquire_or_renew()
+    assert pi1.elector.live_holder() == "pi1" and pi2.elector.live_holder() == "pi1"
+    clock.advance(14.9)  # pi1 has died, silently
+    assert pi2.elector.live_holder() == "pi1"
+    clock.advance(0.1)
+    assert pi2.elector.live_holder() is None
+    assert pi1.elector.live_holder() is None  # pi1 itself is past its renew deadline and its lease
+
+
+def test_a_released_lease_has_no_live_holder(candidates: Callable[..., Candidate]) -> None:
+    pi1 = candidates("pi1")
+    pi1.elector.try_acquire_or_renew()
+    assert pi1.elector.live_holder() == "pi1"
+    assert pi1.elector.release()
+    assert pi1.elector.live_holder() is None  # a daemon stopping cleanly leads no full shutdown

@@ -68,6 +68,9 @@ def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
         ('[ups]\nport = "3493"', "ups.port", "a whole number from 1 to 65535"),
         ('mode = "on"', "mode", '"dry-run", "enforce"'),
         ('[shutdown]\ncommand = "systemctl poweroff"', "shutdown.command", "a list of strings"),
+        ('[shutdown]\nfull_shutdown_hook = "k3s etcd-snapshot save"', "shutdown.full_shutdown_hook", "[] (none)"),
+        ('[shutdown]\nfull_shutdown_wait = "2 hours"', "shutdown.full_shutdown_wait", "a duration"),
+        ('[shutdown]\nups_shutdown_return = "yes"', "shutdown.ups_shutdown_return", "true or false"),
         ("[policy]\nlow_charge = 120", "policy.low_charge", "a number from 0 to 100"),
         ('[policy]\ncritical_runtime = "20m"', "policy.critical_runtime", "critical_runtime <= low_runtime"),
         ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
@@ -168,6 +171,35 @@ def test_a_bad_driver_list_names_the_key_and_what_is_expected(tmp_path: Path, wr
 def test_a_driver_list_with_hat_needs_a_hat_profile(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, '[ups]\ndriver = ["nut", "hat"]\n')
     assert 'hat.profile: is empty but ups.driver includes "hat"' in line
+
+
+def test_the_full_shutdown_keys_default_to_a_bounded_wait_and_no_ups_cut(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    shutdown = config.shutdown
+    assert shutdown.full_shutdown_wait_s == 180.0 and shutdown.drain_timeout_s == 30.0
+    assert shutdown.full_shutdown_hook == () and shutdown.ups_shutdown_return is False
+    assert shutdown.ups_off_delay_s == 30.0
+    hooked = load_config(write(tmp_path, '[shutdown]\nfull_shutdown_hook = ["k3s", "etcd-snapshot", "save"]\n'))
+    assert hooked.shutdown.full_shutdown_hook == ("k3s", "etcd-snapshot", "save")
+
+
+@pytest.mark.parametrize(
+    ("text", "wired"),
+    [
+        ("", False),  # off by default: cutting a UPS's output is for a UPS that feeds only the cluster
+        ("[shutdown]\nups_shutdown_return = true\n", True),
+        (
+            '[ups]\ndriver = "hat"\n[hat]\nprofile = "waveshare-ups-hat-b"\n[shutdown]\nups_shutdown_return = true\n',
+            False,
+        ),
+    ],
+)
+def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
+    tmp_path: Path, text: str, wired: bool
+) -> None:
+    from piclusterd.cli import ups_shutdown_return
+
+    assert (ups_shutdown_return(load_config(write(tmp_path, text))) is not None) is wired
 
 
 def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:

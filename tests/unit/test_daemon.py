@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piclusterd.config import Config, load_config
 from piclusterd.daemon import PowerDaemon
@@ -217,3 +219,119 @@ def test_a_refused_reload_still_tells_systemd_the_reload_is_over(tmp_path: Path)
         after = [listener.recv(4096).decode() for _ in range(2)]
     assert after[0] == "RELOADING=1"
     assert after[1].startswith("READY=1\nSTATUS=online")
+
+
+class ScriptedGate:
+    """A LocalShutdownGate saying whatever the test sets; records what it was asked."""
+
+    def __init__(self, answer: str | None = "the leader will ask", script: Sequence[str | None] = ()) -> None:
+        self.answer = answer
+        self.script = list(script)  # answers given first, in order, then ``answer``
+        self.asked: list[float] = []
+        self.error: Exception | None = None
+
+    def defer_local_shutdown(self, critical_for_s: float) -> str | None:
+        self.asked.append(critical_for_s)
+        if self.error is not None:
+            raise self.error
+        return self.script.pop(0) if self.script else self.answer
+
+
+def test_a_critical_node_waits_for_the_leader_no_longer_than_full_shutdown_wait(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "30s"\n')
+    gate = ScriptedGate()
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(30)
+    assert rig.shutdown.calls == [] and max(gate.asked) == 29.0
+    (deferred,) = rig.audit.named("shutdown.local_deferred")  # said once, not once per poll
+    assert deferred["why"] == "the leader will ask" and deferred["wait_s"] == 30.0
+    rig.poll(10)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]  # at the bound, whatever the gate says; exactly once
+    (started,) = rig.audit.named("shutdown.local_started")
+    assert started["reason"].endswith("waited 30 s for the leader's full shutdown")
+
+
+def test_a_critical_node_powers_off_at_once_when_the_gate_says_so(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.daemon.defer_to(ScriptedGate(answer=None))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll()
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]] and rig.audit.named("shutdown.local_deferred") == []
+
+
+def test_a_gate_that_fails_never_keeps_a_critical_node_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    gate = ScriptedGate()
+    gate.error = RuntimeError("bug in the cluster code")
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(3)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    (failed,) = rig.audit.named("shutdown.gate_failed")
+    assert "bug in the cluster code" in failed["error"]
+
+
+def test_a_leaders_request_is_obeyed_at_once_even_while_deferring(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n')
+    rig.daemon.defer_to(ScriptedGate())
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(5)
+    assert rig.daemon.request_local_shutdown("power-off requested by pi2 (abc)") is True
+    rig.poll(400)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    answers=st.lists(st.sampled_from([None, "the leader will ask"]), min_size=1, max_size=40),
+    wait_s=st.integers(0, 60),
+)
+def test_whatever_the_gate_says_the_shutdown_runs_once_and_never_after_the_bound(
+    tmp_path_factory: pytest.TempPathFactory, answers: list[str | None], wait_s: int
+) -> None:
+    rig = Rig(tmp_path_factory.mktemp("gate"), extra=f'full_shutdown_wait = "{wait_s}s"\n')
+    rig.daemon.defer_to(ScriptedGate(script=answers))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    critical_at = rig.clock.monotonic()
+    ran_at: float | None = None
+    for _ in range(wait_s + 5):
+        rig.poll()
+        if rig.shutdown.calls and ran_at is None:
+            ran_at = rig.clock.monotonic() - 1.0  # the poll that ran it
+    assert len(rig.shutdown.calls) == 1
+    assert ran_at is not None and ran_at - critical_at <= wait_s
+
+
+def test_piclusterctl_status_says_a_critical_node_is_waiting_for_the_leader_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from piclusterd.cli import ctl_main
+
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "1m"\n')
+    rig.daemon.defer_to(ScriptedGate("pi1 leads the full shutdown and will ask this node in turn"))
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(3)
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"].startswith("pi1 leads")
+    ctl_main(["status", "--runtime-dir", str(tmp_path / "run")])  # exits 1 here: the fake clock is "old"
+    assert "critical, waiting: pi1 leads the full shutdown" in capsys.readouterr().out
+    rig.poll(60)
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None  # started now
+
+
+def test_mains_back_while_waiting_for_the_leader_powers_nothing_off(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "1m"\n')
+    rig.daemon.defer_to(ScriptedGate())
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(10)
+    rig.ups.drive(ups_status="OL CHRG", battery_charge="9")
+    rig.poll(120)
+    assert rig.shutdown.calls == []  # the node stays up; only a leader's request could still take it down
+    assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None
