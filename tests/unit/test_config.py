@@ -165,3 +165,12 @@ def test_a_bad_driver_list_names_the_key_and_what_is_expected(tmp_path: Path, wr
 def test_a_driver_list_with_hat_needs_a_hat_profile(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, '[ups]\ndriver = ["nut", "hat"]\n')
     assert 'hat.profile: is empty but ups.driver includes "hat"' in line
+
+
+def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) -> None:
+    cluster = '[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nlease_duration = "4s"\n'
+    config = load_config(write(tmp_path, cluster + 'renew_deadline = "3s"\n'))
+    assert (config.cluster.lease_duration_s, config.cluster.renew_deadline_s) == (4, 3.0)
+    [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
+    assert "cluster.renew_deadline: is 5 s with lease_duration 4 s" in problem
+    assert "lease_duration > renew_deadline > 1.2 x ups.poll_interval" in problem
