@@ -33,7 +33,7 @@ from typing import Any
 
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.nut_server import NutServer
+from piclusterd.testing.nut_server import NutServer, NutServerError
 from piclusterd.testing.sshd import SshServer
 
 __all__ = ["CLINIC", "HUB", "Host", "NetnsCluster", "NetnsUnavailable", "remove_leftovers", "require_root_and_netns"]
@@ -163,8 +163,8 @@ class Shutdown:
 
 
 class NetnsCluster:
-    """The cluster, as a context manager. ``nodes`` get 10.77.0.11, .12, ...; ``config_extra`` adds TOML
-    lines per section (``{"cluster": 'target_runtime = "2h"'}``) to every host's config.
+    """The cluster, as a context manager. ``nodes`` get 10.77.0.11, .12, ...; ``config_extra`` sets keys in
+    every host's config, per section, values written as TOML (``{"cluster": {"target_runtime": '"2h"'}}``).
     """
 
     def __init__(
@@ -174,7 +174,7 @@ class NetnsCluster:
         nodes: Sequence[str] = ("pi1", "pi2", "pi3", "pi4", "pi5"),
         cluster_data: Path = CLINIC,
         ups: Mapping[str, str] = ONLINE_UPS,
-        config_extra: Mapping[str, str] | None = None,
+        config_extra: Mapping[str, Mapping[str, str]] | None = None,
         mode: str = "enforce",
         ready_delay_s: float = 1.0,
     ) -> None:
@@ -182,7 +182,7 @@ class NetnsCluster:
         self.node_names = list(nodes)
         self.cluster_data = cluster_data
         self.mode = mode
-        self.config_extra = dict(config_extra or {})
+        self.config_extra = {k: dict(v) for k, v in (config_extra or {}).items()}
         self.record_file = workdir / "shutdowns.log"
         self.script = workdir / "record-shutdown"
         self.client_key = workdir / "leader_ed25519"
@@ -191,6 +191,8 @@ class NetnsCluster:
         self.api = FakeKubeServer(host=HUB, controller=True, ready_delay_s=ready_delay_s)
         self.ups = NutServer(dict(ups), host=HUB, maxage_s=5)
         self.base_load_w = float(ups["ups.realpower"])
+        self.load_pending = False
+        self.watch_errors: list[str] = []
         self.hosts: dict[str, Host] = {}
         self.shutdowns: list[Shutdown] = []
         self._watch_stop = threading.Event()
@@ -274,26 +276,48 @@ class NetnsCluster:
         host.sshd.start()
 
     def _write_config(self, host: Host) -> None:
-        extra = self.config_extra
-        host.config.write_text(
-            f'mode = "{self.mode}"\n'
-            f'[node]\nname = "{host.name}"\n'
-            f'[ups]\nhost = "{self.ups.host}"\nport = {self.ups.port}\nname = "{self.ups.ups_name}"\n'
-            'poll_interval = "0.5s"\nstale_after = "4s"\ntimeout = "1s"\n'
-            f"{extra.get('ups', '')}\n"
-            "[battery]\ncapacity_wh = 84\noverhead_w = 5\n"
-            f"{extra.get('battery', '')}\n"
-            '[policy]\nrecovery_debounce = "2s"\n'
-            f"{extra.get('policy', '')}\n"
-            f'[cluster]\nenabled = true\nkubeconfig = "{self.kubeconfig}"\n'
-            'lease_duration = "4s"\nrenew_deadline = "3s"\non_battery_grace = "2s"\n'
-            f'ssh_key = "{self.client_key}"\nssh_known_hosts = "{self.known_hosts}"\nssh_port = {SSH_PORT}\n'
-            'poweroff_ack_timeout = "5s"\npoweroff_timeout = "20s"\ndrain_timeout = "60s"\n'
-            "power_off_on_halt = true\n"
-            f"{extra.get('cluster', '')}\n"
-            f'[shutdown]\ncommand = ["{self.script}", "{host.name}", "{host.namespace}", "{self.record_file}"]\n'
-            f'[daemon]\nruntime_dir = "{host.runtime_dir}"\n'
-        )
+        """The host's piclusterd.toml: short timings so scenarios run in seconds, then ``config_extra``'s keys
+        (``{"cluster": {"target_runtime": '"2h"'}}``, values as TOML) replacing or adding to them."""
+        sections: dict[str, dict[str, str]] = {
+            "": {"mode": f'"{self.mode}"'},
+            "node": {"name": f'"{host.name}"'},
+            "ups": {
+                "host": f'"{self.ups.host}"',
+                "port": str(self.ups.port),
+                "name": f'"{self.ups.ups_name}"',
+                "poll_interval": '"0.5s"',
+                "stale_after": '"4s"',
+                "timeout": '"1s"',
+            },
+            "battery": {"capacity_wh": "84", "overhead_w": "5"},
+            "policy": {"recovery_debounce": '"2s"'},
+            "cluster": {
+                "enabled": "true",
+                "kubeconfig": f'"{self.kubeconfig}"',
+                "lease_duration": '"4s"',
+                "renew_deadline": '"3s"',
+                "on_battery_grace": '"2s"',
+                "ssh_key": f'"{self.client_key}"',
+                "ssh_known_hosts": f'"{self.known_hosts}"',
+                "ssh_port": str(SSH_PORT),
+                "poweroff_ack_timeout": '"5s"',
+                "poweroff_timeout": '"20s"',
+                "drain_timeout": '"60s"',
+                "power_off_on_halt": "true",
+            },
+            "shutdown": {
+                "command": f'["{self.script}", "{host.name}", "{host.namespace}", "{self.record_file}"]',
+            },
+            "daemon": {"runtime_dir": f'"{host.runtime_dir}"'},
+        }
+        for section, keys in self.config_extra.items():
+            sections.setdefault(section, {}).update(keys)
+        lines: list[str] = []
+        for section, keys in sections.items():
+            if section:
+                lines.append(f"[{section}]")
+            lines.extend(f"{key} = {value}" for key, value in keys.items())
+        host.config.write_text("\n".join(lines) + "\n")
 
     def close(self) -> None:
         """Tear everything down, whatever state it is in; never raises."""
@@ -350,23 +374,36 @@ class NetnsCluster:
         self._update_load()
 
     def _update_load(self) -> None:
+        """The UPS's load follows the hosts that are on; while upsd is down, :meth:`sync_load` catches up."""
         off = sum(1 for host in self.hosts.values() if host.powered_off)
-        self.ups.set("ups.realpower", f"{self.base_load_w - NODE_SAVING_W * off:.1f}")
+        try:
+            self.ups.set("ups.realpower", f"{self.base_load_w - NODE_SAVING_W * off:.1f}")
+            self.load_pending = False
+        except NutServerError:
+            self.load_pending = True
+
+    def sync_load(self) -> None:
+        if self.load_pending:
+            self._update_load()
 
     def _watch_shutdowns(self) -> None:
         seen = 0
         while not self._watch_stop.wait(0.1):
-            lines = self.record_file.read_text().splitlines()
-            for line in lines[seen:]:
-                wall, node = line.split()[:2]
-                with self._lock:
-                    self.shutdowns.append(Shutdown(float(wall), node))
-                host = self.hosts.get(node)
-                if host is not None:
-                    host.powered_off = True
-                self.api.power_off_node(node)
-                self._update_load()
-            seen = len(lines)
+            complete = self.record_file.read_text().split("\n")[:-1]  # the last piece may be half written
+            for line in complete[seen:]:
+                seen += 1
+                try:
+                    self._powered_off(line)
+                except Exception as error:  # a broken watcher must fail the scenario, not vanish with its thread
+                    self.watch_errors.append(f"{line!r}: {error!r}")
+
+    def _powered_off(self, line: str) -> None:
+        wall, node = line.split()[:2]
+        with self._lock:
+            self.shutdowns.append(Shutdown(float(wall), node))
+        self.hosts[node].powered_off = True
+        self.api.power_off_node(node)
+        self._update_load()
 
     # -- observations ---------------------------------------------------------------------------------
 
@@ -434,7 +471,8 @@ class NetnsCluster:
         if check():
             return
         tail = [(e["host"], e["event"]) for e in self.events()[-25:]]
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last events: {tail}")
+        other = {h.name: h.daemon.other_lines[-3:] for h in self.hosts.values() if h.daemon and h.daemon.other_lines}
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last events: {tail}; other: {other}")
 
     def wait_event(
         self, event: str, predicate: Callable[[Event], bool] = lambda _e: True, timeout_s: float = 60.0

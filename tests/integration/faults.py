@@ -155,6 +155,7 @@ class Faults:
 
     def start_upsd(self) -> InjectedFault:
         self.cluster.ups.restart_upsd()
+        self.cluster.sync_load()
         return self._log("start_upsd", "upsd")
 
     def stop_api(self) -> InjectedFault:
@@ -213,6 +214,7 @@ class ScenarioSummary:
             nodes_lost=nodes_lost(cluster, deliberate_off or set()),
             time_to_new_leader_s=time_to_new_leader(faults.injected, events),
             leaders=[e["host"] for e in sorted(_named(events, "leader.acquired"), key=event_wall)],
+            notes=list(cluster.watch_errors),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -231,6 +233,7 @@ class ScenarioSummary:
         )
 
     def assert_invariants(self) -> None:
+        assert self.notes == [], f"{self.scenario}: the harness itself failed: {self.notes}"
         assert self.duplicates == [], f"{self.scenario}: powered off twice: {self.duplicates}"
         assert self.nodes_lost == [], f"{self.scenario}: nodes lost: {self.nodes_lost}"
 

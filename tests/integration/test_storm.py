@@ -14,7 +14,7 @@ from .faults import Faults, event_wall
 pytestmark = [pytest.mark.realnut, pytest.mark.root, pytest.mark.slow]
 
 #: A target that shedding some (not all) of clinic-5's nodes meets: the plan ends in target_met.
-TARGET = {"cluster": 'target_runtime = "2h40m"'}
+TARGET = {"cluster": {"target_runtime": '"2h40m"'}}
 
 
 def start_state(cluster: NetnsCluster) -> dict[str, Any]:
