@@ -502,10 +502,15 @@ class NetnsCluster:
 
 @contextlib.contextmanager
 def running_cluster(workdir: Path, **options: Any) -> Iterator[NetnsCluster]:
-    """A cluster with every host's daemon started and a leader elected."""
+    """A cluster with every host's daemon started, a leader elected and every host online."""
     with NetnsCluster(workdir, **options) as cluster:
         cluster.start_all()
         cluster.wait_until("a leader", lambda: cluster.leader() is not None, 60)
+        cluster.wait_until(
+            "every host online",
+            lambda: all(cluster.named("power.state_changed", host=name, new="online") for name in cluster.node_names),
+            60,
+        )
         try:
             yield cluster
         finally:

@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from piclusterd.annotations import SHED_ANNOTATION, InvalidRecord, parse_shed_record
+
 from .cluster import Event, NetnsCluster
 
 __all__ = ["FaultUnavailable", "Faults", "InjectedFault", "ScenarioSummary", "event_wall"]
@@ -72,8 +74,9 @@ class Faults:
         self.injected: list[InjectedFault] = []
         self.started = time.time()
 
-    def _log(self, kind: str, target: str, detail: str = "") -> InjectedFault:
-        fault = InjectedFault(time.time(), kind, target, detail)
+    def _log(self, kind: str, target: str, detail: str = "", *, began: float) -> InjectedFault:
+        """Note a fault at ``began``, the moment before it was injected (what follows it is what it caused)."""
+        fault = InjectedFault(began, kind, target, detail)
         self.injected.append(fault)
         print(f"[fault +{fault.wall - self.started:6.1f} s] {kind} {target} {detail}".rstrip(), flush=True)
         return fault
@@ -82,27 +85,32 @@ class Faults:
 
     def kill_daemon(self, node: str, signum: int = signal.SIGKILL) -> InjectedFault:
         """Signal a host's daemon (default SIGKILL: a crash). Whether it led is noted for the summary."""
+        began = time.time()
         daemon = self.cluster.hosts[node].daemon
         assert daemon is not None, f"{node} runs no daemon"
         was_leader = self.cluster.leader() == node
         daemon.signal(signum)
         if signum in (signal.SIGKILL, signal.SIGTERM):
             daemon.wait_exit(timeout_s=30)
-        return self._log("kill_daemon", node, f"{signal.Signals(signum).name}{' (leader)' if was_leader else ''}")
+        return self._log(
+            "kill_daemon", node, f"{signal.Signals(signum).name}{' (leader)' if was_leader else ''}", began=began
+        )
 
     def pause_daemon(self, node: str) -> InjectedFault:
         """SIGSTOP: the process is there but does nothing (a hung daemon, a swapping Pi)."""
+        began = time.time()
         daemon = self.cluster.hosts[node].daemon
         assert daemon is not None, f"{node} runs no daemon"
         was_leader = self.cluster.leader() == node
         daemon.signal(signal.SIGSTOP)
-        return self._log("pause_daemon", node, "(leader)" if was_leader else "")
+        return self._log("pause_daemon", node, "(leader)" if was_leader else "", began=began)
 
     def resume_daemon(self, node: str) -> InjectedFault:
+        began = time.time()
         daemon = self.cluster.hosts[node].daemon
         assert daemon is not None, f"{node} runs no daemon"
         daemon.signal(signal.SIGCONT)
-        return self._log("resume_daemon", node)
+        return self._log("resume_daemon", node, began=began)
 
     # -- network --------------------------------------------------------------------------------------
 
@@ -112,16 +120,19 @@ class Faults:
 
     def cut_link(self, node: str) -> InjectedFault:
         """The host's cable is pulled: it reaches neither the API server, upsd nor its peers."""
+        began = time.time()
         was_leader = self.cluster.leader() == node
         self._link(node, "down")
-        return self._log("cut_link", node, "(leader)" if was_leader else "")
+        return self._log("cut_link", node, "(leader)" if was_leader else "", began=began)
 
     def heal_link(self, node: str) -> InjectedFault:
+        began = time.time()
         self._link(node, "up")
-        return self._log("heal_link", node)
+        return self._log("heal_link", node, began=began)
 
     def add_latency(self, node: str, ms: int) -> InjectedFault:
         """Delay every packet the host sends by ``ms`` (tc netem); FaultUnavailable without sch_netem."""
+        began = time.time()
         host = self.cluster.hosts[node]
         done = subprocess.run(
             ["tc", "-n", host.namespace, "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{ms}ms"],
@@ -135,41 +146,48 @@ class Faults:
                 f"cannot add latency with tc netem ({done.stderr.strip()}): this kernel lacks the sch_netem "
                 "qdisc (modprobe sch_netem, or a kernel built with CONFIG_NET_SCH_NETEM)"
             )
-        return self._log("add_latency", node, f"{ms} ms")
+        return self._log("add_latency", node, f"{ms} ms", began=began)
 
     # -- shared services ------------------------------------------------------------------------------
 
     def mains_fail(self) -> InjectedFault:
         """The outage itself: the shared UPS goes on battery (OB DISCHRG)."""
+        began = time.time()
         self.cluster.set_mains(False)
-        return self._log("mains_fail", "ups")
+        return self._log("mains_fail", "ups", began=began)
 
     def mains_return(self) -> InjectedFault:
+        began = time.time()
         self.cluster.set_mains(True)
-        return self._log("mains_return", "ups")
+        return self._log("mains_return", "ups", began=began)
 
     def stop_upsd(self) -> InjectedFault:
         """upsd crashes (SIGKILL): every host's connection drops, new ones are refused."""
+        began = time.time()
         self.cluster.ups.kill_upsd()
-        return self._log("stop_upsd", "upsd")
+        return self._log("stop_upsd", "upsd", began=began)
 
     def start_upsd(self) -> InjectedFault:
+        began = time.time()
         self.cluster.ups.restart_upsd()
         self.cluster.sync_load()
-        return self._log("start_upsd", "upsd")
+        return self._log("start_upsd", "upsd", began=began)
 
     def stop_api(self) -> InjectedFault:
         """The API server goes away (connections cut, new ones refused); its objects are kept."""
+        began = time.time()
         self.cluster.api.stop()
-        return self._log("stop_api", "api")
+        return self._log("stop_api", "api", began=began)
 
     def start_api(self) -> InjectedFault:
+        began = time.time()
         self.cluster.api.start()
-        return self._log("start_api", "api")
+        return self._log("start_api", "api", began=began)
 
     def garbage_from_ups(self, values: dict[str, str]) -> InjectedFault:
+        began = time.time()
         self.cluster.ups.set_many(values)
-        return self._log("garbage_from_ups", "upsd", json.dumps(values))
+        return self._log("garbage_from_ups", "upsd", json.dumps(values), began=began)
 
     # -- the summary ----------------------------------------------------------------------------------
 
@@ -274,7 +292,10 @@ def nodes_lost(cluster: NetnsCluster, deliberate_off: set[str]) -> list[str]:
     for name, host in cluster.hosts.items():
         annotations = cluster.annotations(name)
         if cluster.ready(name):
-            if "picluster.io/shed" in annotations and not host.powered_off:
+            raw = annotations.get(SHED_ANNOTATION)
+            if raw is not None and isinstance(parse_shed_record(raw), InvalidRecord):
+                continue  # not a record of ours (edited by hand): reported by the leader, left alone
+            if raw is not None and not host.powered_off:
                 lost.append(f"{name}: Ready but still recorded as shed ({annotations['picluster.io/shed'][:80]})")
             elif cluster.cordoned(name) and "picluster.io/shed" not in annotations:
                 pass  # cordoned by someone else (the scenario's starting state), not ours to undo
