@@ -148,6 +148,12 @@ class Faults:
             )
         return self._log("add_latency", node, f"{ms} ms", began=began)
 
+    def clear_latency(self, node: str) -> InjectedFault:
+        began = time.time()
+        host = self.cluster.hosts[node]
+        subprocess.run(["tc", "-n", host.namespace, "qdisc", "del", "dev", "eth0", "root"], check=True, timeout=30)
+        return self._log("clear_latency", node, began=began)
+
     # -- shared services ------------------------------------------------------------------------------
 
     def mains_fail(self) -> InjectedFault:

@@ -4,7 +4,7 @@
 
 Not part of the test suite (it runs for as long as you ask). Each round injects one random fault (a mains
 outage or its end, a daemon killed then restarted, a daemon paused then resumed, a host's link cut then
-healed, upsd restarted while on mains), waits 3-12 s, undoes it, and checks:
+healed, upsd restarted while on mains, latency on a host's link if tc netem works), waits 3-12 s, undoes it, and checks:
 
 - no node powered off twice for one request, no host running its shutdown twice in one life;
 - every power-off request follows a completed drain of that node (never power off an undrained node);
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from .cluster import NetnsCluster, running_cluster
-from .faults import Faults, duplicates, event_wall
+from .faults import Faults, FaultUnavailable, duplicates, event_wall
 
 TARGET = {"cluster": {"target_runtime": '"2h40m"', "on_battery_grace": '"5s"'}}
 
@@ -53,7 +53,7 @@ def violations(cluster: NetnsCluster) -> list[str]:
 def one_round(cluster: NetnsCluster, faults: Faults, rng: random.Random, on_battery: bool) -> bool:
     """Inject one fault, wait, undo it; returns whether the UPS is on battery afterwards."""
     alive = [n for n, h in cluster.hosts.items() if not h.powered_off and h.daemon is not None]
-    choice = rng.choice(["outage", "outage", "kill", "pause", "cut", "upsd"])
+    choice = rng.choice(["outage", "outage", "kill", "pause", "cut", "upsd", "latency"])
     hold = rng.uniform(3, 12)
     if choice == "outage":
         (faults.mains_return if on_battery else faults.mains_fail)()
@@ -75,6 +75,16 @@ def one_round(cluster: NetnsCluster, faults: Faults, rng: random.Random, on_batt
         time.sleep(hold)
         if not cluster.hosts[node].powered_off:
             faults.resume_daemon(node)
+    elif choice == "latency":
+        try:
+            faults.add_latency(node, rng.choice([50, 300, 1500]))
+        except FaultUnavailable as error:
+            print(f"soak: no latency round: {error}", flush=True)
+            time.sleep(hold)
+            return on_battery
+        time.sleep(hold)
+        if not cluster.hosts[node].powered_off:
+            faults.clear_latency(node)
     elif choice == "cut":
         faults.cut_link(node)
         time.sleep(hold)
