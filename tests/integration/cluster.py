@@ -503,7 +503,9 @@ class NetnsCluster:
 @contextlib.contextmanager
 def running_cluster(workdir: Path, **options: Any) -> Iterator[NetnsCluster]:
     """A cluster with every host's daemon started, a leader elected and every host online."""
+    began = time.monotonic()
     with NetnsCluster(workdir, **options) as cluster:
+        built = time.monotonic()
         cluster.start_all()
         cluster.wait_until("a leader", lambda: cluster.leader() is not None, 60)
         cluster.wait_until(
@@ -511,7 +513,14 @@ def running_cluster(workdir: Path, **options: Any) -> Iterator[NetnsCluster]:
             lambda: all(cluster.named("power.state_changed", host=name, new="online") for name in cluster.node_names),
             60,
         )
+        print(
+            f"[cluster built in {built - began:.1f} s, leader and every host online {time.monotonic() - built:.1f} s "
+            "later]",
+            flush=True,
+        )
         try:
             yield cluster
         finally:
             cluster.dump(workdir / "events.jsonl")
+            ending = time.monotonic()
+    print(f"[cluster torn down in {time.monotonic() - ending:.1f} s]", flush=True)
