@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,28 +26,41 @@ def since(cluster: NetnsCluster, name: str, event: str, wall: float, **fields: o
     ]
 
 
+def annotate(cluster: NetnsCluster, name: str, key: str, value: str) -> None:
+    """What an operator's ``kubectl annotate --overwrite`` does."""
+
+    def change(node: dict[str, Any]) -> None:
+        node["metadata"].setdefault("annotations", {})[key] = value
+
+    cluster.api.update_object("nodes", None, name, change)
+
+
 def test_ups_garbage_is_refused_and_a_bad_reload_keeps_the_old_config(tmp_path: Path) -> None:
     with running_cluster(tmp_path) as cluster:
         faults = Faults(cluster)
         charge = faults.garbage_from_ups({"battery.charge": "abc"})
-        for name in cluster.node_names:  # one bad value: refused, the rest of the reading used, still online
-            cluster.wait_until(
-                f"{name} refusing battery.charge",
-                lambda name=name: bool(
-                    since(cluster, name, "power.reading_rejected", charge.wall, variable="battery.charge")
-                ),
-            )
+        cluster.wait_until(  # one bad value: refused, the rest of the reading used, still online
+            "every host refusing battery.charge",
+            lambda: all(
+                since(cluster, name, "power.reading_rejected", charge.wall, variable="battery.charge")
+                for name in cluster.node_names
+            ),
+        )
         bad = faults.garbage_from_ups({"ups.status": "FOO BAR"})
         assert [e for e in cluster.named("power.state_changed") if event_wall(e) >= charge.wall] == []
+        cluster.wait_until(
+            "every host refusing the whole reading",
+            lambda: all(
+                since(cluster, name, "power.reading_rejected", bad.wall, whole_reading=True)
+                for name in cluster.node_names
+            ),
+        )
+        # A status without OL or OB is no data: after stale_after the state is unknown, never online.
+        cluster.wait_until(
+            "every host's state changing",
+            lambda: all(since(cluster, name, "power.state_changed", bad.wall) for name in cluster.node_names),
+        )
         for name in cluster.node_names:
-            cluster.wait_until(
-                f"{name} refusing the reading",
-                lambda name=name: bool(since(cluster, name, "power.reading_rejected", bad.wall, whole_reading=True)),
-            )
-            # A status without OL or OB is no data: after stale_after the state is unknown, never online.
-            cluster.wait_until(
-                f"{name} unknown", lambda name=name: bool(since(cluster, name, "power.state_changed", bad.wall))
-            )
             [changed] = since(cluster, name, "power.state_changed", bad.wall)
             assert changed["new"] == "unknown", changed
         cluster.wait_event("plan.decided", lambda e: e["decision"] == "hold_power_unknown" and event_wall(e) > bad.wall)
@@ -90,12 +104,7 @@ def test_annotations_edited_into_nonsense_are_reported_and_those_nodes_left_alon
             (shed_nonsense, "picluster.io/shed", "{half a record"),
             (request_nonsense, "picluster.io/poweroff-request", "please turn off"),
         ):
-            cluster.api.update_object(
-                "nodes",
-                None,
-                name,
-                lambda n, k=key, v=value: n["metadata"].setdefault("annotations", {}).update({k: v}),
-            )
+            annotate(cluster, name, key, value)
         faults.mains_fail()
         invalid = cluster.wait_event("node.record_invalid", lambda e: e["target"] == shed_nonsense)
         assert invalid["level"] == "error"
@@ -140,7 +149,14 @@ def test_a_changed_ssh_host_key_is_refused_and_alerted_never_skipped(tmp_path: P
         assert cluster.ready(victim)
         record = json.loads(cluster.annotations(victim)["picluster.io/shed"])
         assert record["phase"] == "poweroff_requested"  # left cordoned and recorded, pods already elsewhere
-        assert "Host key verification failed" in str(refused["detail"]) or "host key" in str(refused["detail"]).lower()
+        assert "host key" in str(refused["detail"]).lower(), refused
+        # The next leader tick tries again, and is refused again: verification is never skipped.
+        again = cluster.wait_event(
+            "node.poweroff_ssh",
+            lambda e: e["target"] == victim and event_wall(e) > event_wall(refused),
+            timeout_s=60,
+        )
+        assert again["outcome"] == "host_key_mismatch" and victim not in cluster.shutdown_nodes()
 
         summary = faults.summary("bad input: changed SSH host key", deliberate_off={victim})
         summary.report(tmp_path)

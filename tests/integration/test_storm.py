@@ -79,8 +79,9 @@ def test_storm_sheds_to_target_keeps_critical_pods_and_returns_to_the_start(tmp_
             "plan.decided", lambda e: e["decision"] == "hold_online" and event_wall(e) > event_wall(plan)
         )
         bring_back(cluster, shed)
-        for name in shed:
-            cluster.wait_event("node.restored", lambda e, name=name: e["target"] == name, timeout_s=60)
+        cluster.wait_until(
+            "every shed node restored", lambda: {e["target"] for e in cluster.named("node.restored")} == set(shed), 60
+        )
         cluster.wait_until("the start state", lambda: start_state(cluster) == before, 60)
         assert {e["involvedObject"]["name"] for e in cluster.kube_events("PowerRestored")} == set(shed)
 
