@@ -61,6 +61,30 @@ def test_api_unreachable_no_destructive_step_and_critical_nodes_shut_down(tmp_pa
         summary.assert_invariants()
 
 
+def test_api_back_shedding_starts_only_after_the_lease_is_renewed(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, config_extra={"cluster": {"target_runtime": '"2h40m"'}}) as cluster:
+        faults = Faults(cluster)
+        cut = faults.stop_api()
+        failed = faults.mains_fail()
+        cluster.wait_until(
+            "every host failing to reach the API, past the grace period",
+            lambda: every_host_says(cluster, "cluster.api_failed", failed.wall + 4, count=2),
+        )
+        back = faults.start_api()
+        met = cluster.wait_event("plan.decided", lambda e: e["decision"] == "target_met", timeout_s=120)
+
+        actions = sorted((e for e in cluster.events() if e["event"] in DESTRUCTIVE), key=event_wall)
+        assert actions and event_wall(actions[0]) > back.wall  # nothing while the API was away
+        leader = str(actions[0]["host"])
+        renewed = [e for e in cluster.named("leader.acquired", host=leader) if event_wall(e) > cut.wall]
+        assert renewed and event_wall(renewed[0]) < event_wall(actions[0])  # a fresh lease first
+        assert sorted(cluster.shutdown_nodes()) == sorted(met["in_progress"])
+
+        summary = faults.summary("API server back during an outage")
+        summary.report(tmp_path)
+        summary.assert_invariants()
+
+
 def test_upsd_dies_on_battery_every_node_fails_safe_and_nothing_is_shed(tmp_path: Path) -> None:
     # A grace period longer than the test's reaction: the leader has not started shedding when upsd dies.
     with running_cluster(tmp_path, config_extra={"cluster": {"on_battery_grace": '"60s"'}}) as cluster:
