@@ -32,13 +32,13 @@ def test_leader_killed_mid_drain_new_leader_finishes_it_once(tmp_path: Path) -> 
         takeover = cluster.wait_event(
             "leader.acquired", lambda e: e["host"] != leader and event_wall(e) > killed.wall, timeout_s=30
         )
-        new_leader = takeover["host"]
         resumed = cluster.wait_event(
             "node.drain_resumed" if record["phase"] == "draining" else "node.poweroff_resumed",
             lambda e: e["target"] == victim,
         )
-        assert resumed["host"] == new_leader
-        cluster.wait_event("node.powered_off", lambda e: e["target"] == victim and e["host"] == new_leader)
+        # The node that took over resumes (under heavy load the lease may pass on once more: never to the dead).
+        assert resumed["host"] != leader and event_wall(resumed) >= event_wall(takeover)
+        cluster.wait_event("node.powered_off", lambda e: e["target"] == victim and e["host"] != leader)
         cluster.wait_event("plan.decided", lambda e: e["decision"] == "target_met", timeout_s=120)
 
         assert cluster.shutdown_nodes().count(victim) == 1

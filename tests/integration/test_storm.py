@@ -48,11 +48,9 @@ def test_storm_sheds_to_target_keeps_critical_pods_and_returns_to_the_start(tmp_
         assert before["critical_ready"] and all(
             ready and not cordoned for ready, cordoned, _ in before["nodes"].values()
         )
-        leader = cluster.leader()
 
         faults.mains_fail()
         plan = cluster.wait_event("plan.decided", lambda e: e["decision"] == "shed_to_target" and bool(e["shed"]))
-        assert plan["host"] == leader
         # Each step is replanned on the UPS's new load, so the final set is the last plan's, not the first's.
         met = cluster.wait_event("plan.decided", lambda e: e["decision"] == "target_met", timeout_s=120)
         shed = list(met["in_progress"])
