@@ -181,7 +181,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     from piclusterd.cluster_controller import ClusterController, settings_from_config
     from piclusterd.drain import Drainer, DrainOptions
     from piclusterd.kube_api import EventRecorder, KubeClusterApi
-    from piclusterd.leader import LeaseElector
+    from piclusterd.leader import ElectionTimings, LeaseElector
     from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
     from piclusterd.peer_power import PeerPowerOff
     from piclusterd.power_on import build_power_on
@@ -196,7 +196,12 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
     api = KubeClusterApi(api_client)
     events = EventRecorder(api_client, reporter=identity)
     elector = LeaseElector.on_kubernetes(
-        api_client, clock, identity, namespace=cluster.lease_namespace, name=cluster.lease_name
+        api_client,
+        clock,
+        identity,
+        namespace=cluster.lease_namespace,
+        name=cluster.lease_name,
+        timings=ElectionTimings(cluster.lease_duration_s, cluster.renew_deadline_s, config.ups.poll_interval_s),
     )
 
     def sleep(seconds: float) -> None:

@@ -143,6 +143,8 @@ class ClusterConfig:
     kubeconfig: str
     lease_namespace: str
     lease_name: str
+    lease_duration_s: int
+    renew_deadline_s: float
     target_runtime_s: float
     on_battery_grace_s: float
     min_nodes: int
@@ -466,6 +468,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "kubeconfig": _Key("/etc/piclusterd/kubeconfig", _string),
         "lease_namespace": _Key("kube-system", _nonempty_string),
         "lease_name": _Key("piclusterd-leader", _nonempty_string),
+        "lease_duration": _Key("15s", _duration(2, 300)),
+        "renew_deadline": _Key("10s", _duration(1, 300)),
         "target_runtime": _Key("4h", _duration(60, 7 * 86400)),
         "on_battery_grace": _Key("60s", _duration(0, 3600)),
         "min_nodes": _Key(1, _whole(1, 10_000)),
@@ -889,6 +893,19 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 "the UPS battery's capacity in Wh (12 V 7 Ah = 84 Wh): the planner needs it to project runtime",
             )
         )
+    lease_s = round(cluster["lease_duration"])
+    if cluster["enabled"] and not lease_s > cluster["renew_deadline"] > 1.2 * ups["poll_interval"]:
+        # client-go's rule: a leader stops acting (renew deadline) before others may take over (lease duration),
+        # and it renews once per poll, so the deadline must outlast a late poll.
+        problems.append(
+            ConfigError(
+                file,
+                "cluster.renew_deadline",
+                f"is {cluster['renew_deadline']:g} s with lease_duration {lease_s} s and "
+                f"ups.poll_interval {ups['poll_interval']:g} s",
+                "lease_duration > renew_deadline > 1.2 x ups.poll_interval",
+            )
+        )
     hat_profile = None
     if "hat" in ups["driver"]:
         hat_profile = _hat_profile(file, values["hat"], problems)
@@ -934,6 +951,8 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             kubeconfig=cluster["kubeconfig"],
             lease_namespace=cluster["lease_namespace"],
             lease_name=cluster["lease_name"],
+            lease_duration_s=lease_s,
+            renew_deadline_s=cluster["renew_deadline"],
             target_runtime_s=cluster["target_runtime"],
             on_battery_grace_s=cluster["on_battery_grace"],
             min_nodes=cluster["min_nodes"],

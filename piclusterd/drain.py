@@ -134,6 +134,7 @@ class Drainer:
         patch: dict[str, Any] = {"metadata": {"annotations": {SHED_ANNOTATION: None, **dict.fromkeys(clear)}}}
         if not record.was_unschedulable:
             patch["spec"] = {"unschedulable": None}
+        self._fence()  # a leader that lost its lease must not undo what the new one is doing on this node
         self._api.patch_node(node, patch)
         self._log.info("node.rolled_back", target=node, uncordoned=not record.was_unschedulable)
 
@@ -194,6 +195,9 @@ class Drainer:
             self._sleep(self._options.poll_s)
 
         drained = record.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
+        # Waiting for replacements can outlast our lease (a stalled process): by now another leader may have
+        # finished this node and recorded it powered off; writing "drained" over that would re-open it.
+        self._fence()
         self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(drained)}}})
         evicted = tuple(sorted(progress))
         elapsed = self._clock.monotonic() - started

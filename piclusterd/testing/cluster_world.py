@@ -202,13 +202,21 @@ class ClusterWorld:
         options = DrainOptions(
             timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
         )
-        drainer = Drainer(api, self.clock, sleep=self.sleep, options=options, fence=elector.ensure_leader, log=log)
+
+
+        def keep_alive() -> None:
+            elector.try_acquire_or_renew()  # as cli.build_cluster: a long step renews the lease while it waits
+
+        drainer = Drainer(
+            api, self.clock, sleep=self.sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=log
+        )
         power_off = PeerPowerOff(
             api,
             self.clock,
             leader=name,
             sleep=self.sleep,
             fence=elector.ensure_leader,
+            tick=keep_alive,
             ack_timeout_s=30,
             off_timeout_s=120,
             events=events,

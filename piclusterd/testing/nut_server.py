@@ -120,7 +120,8 @@ class NutServer:
     changed later (see the module docstring); a restarted driver starts from the values set since.
     ``username``/``password`` name an upsd user allowed SET, FSD and every instant command. ``maxage_s``
     is upsd's ``MAXAGE``: how long a silent driver takes to make upsd answer ``ERR DATA-STALE``.
-    ``timeout_s`` bounds every wait for the daemons (start, read-back).
+    ``timeout_s`` bounds every wait for the daemons (start, read-back). ``host`` is the address upsd
+    listens on (another local address than loopback lets other network namespaces reach it).
     """
 
     DEFAULT_VARIABLES: Mapping[str, str] = {
@@ -143,6 +144,7 @@ class NutServer:
         maxage_s: int = 15,
         timeout_s: float = 10.0,
         sbin_dir: str = "/lib/nut",
+        host: str = "127.0.0.1",
     ) -> None:
         initial = dict(self.DEFAULT_VARIABLES if variables is None else variables)
         for name, value in initial.items():
@@ -158,7 +160,7 @@ class NutServer:
         self.ups_name = ups_name
         self.username = username
         self.password = password
-        self.host = "127.0.0.1"
+        self.host = host
         self.port = 0
         self._maxage_s = maxage_s
         self._timeout_s = timeout_s

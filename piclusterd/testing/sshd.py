@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -42,9 +43,22 @@ class SshServer:
     Attributes for the client side: :attr:`client_key` (private key file), :attr:`known_hosts` (a file
     holding this server's host key for ``[host]:port``). :meth:`rotate_host_key` restarts sshd with a new
     host key, as a reinstalled or impostor machine would present.
+
+    ``port`` (0: a free one), ``client_key`` (an existing private key to authorise instead of a new one, so
+    several servers trust one leader key) and ``command_prefix`` (e.g. ``ip netns exec NS``, to run sshd in
+    another network namespace) are for the multi-host tests.
     """
 
-    def __init__(self, forced_command: str, host: str = "127.0.0.1", user: str = "root") -> None:
+    def __init__(
+        self,
+        forced_command: str,
+        host: str = "127.0.0.1",
+        user: str = "root",
+        *,
+        port: int = 0,
+        client_key: Path | None = None,
+        command_prefix: Sequence[str] = (),
+    ) -> None:
         for tool in (SSHD, shutil.which("ssh-keygen"), shutil.which("ssh")):
             if tool is None or not os.path.exists(tool):
                 raise RuntimeError("OpenSSH is missing: apt-get install openssh-server openssh-client")
@@ -53,9 +67,10 @@ class SshServer:
         self.host = host
         self.user = user
         self.forced_command = forced_command
-        self.port = 0
+        self.port = port
+        self.command_prefix = list(command_prefix)
         self.dir = Path(tempfile.mkdtemp(prefix="piclusterd-sshd-"))
-        self.client_key = self.dir / "client_ed25519"
+        self.client_key = client_key if client_key is not None else self.dir / "client_ed25519"
         self.known_hosts = self.dir / "known_hosts"
         self._host_key = self.dir / "host_ed25519"
         self._process: subprocess.Popen[bytes] | None = None
@@ -96,7 +111,7 @@ class SshServer:
         self.known_hosts.write_text(f"[{self.host}]:{self.port} {host_public[0]} {host_public[1]}\n")
         subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
         self._process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)],
+            [*self.command_prefix, SSHD, "-D", "-e", "-f", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "sshd.log", "ab"),  # noqa: SIM115 - owned by the child
         )

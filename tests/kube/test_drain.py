@@ -161,6 +161,19 @@ def test_a_leader_that_loses_its_lease_evicts_nothing_more(rig: Rig) -> None:
     assert len(rig.evictions()) == 1
 
 
+def test_a_leader_that_lost_its_lease_while_waiting_does_not_rewrite_the_record(rig: Rig) -> None:
+    """Found by tests/integration (a SIGSTOPped leader): while it waited for replacements, another leader
+    finished the node; waking up, the old one wrote "drained" over the new leader's record."""
+    rig.server.ready_delay_s = 30.0
+    put_web(rig, replicas=1, labels=CRITICAL)
+    rig.fence_fails_after = 2  # cordon + the eviction; the lease is gone by the time the replacement is Ready
+    with pytest.raises(NotLeader):
+        rig.drainer(timeout_s=120.0).drain("pi3", record())
+    saved = parse_shed_record(rig.node("pi3")["metadata"]["annotations"][SHED_ANNOTATION])
+    assert isinstance(saved, ShedRecord) and saved.phase is ShedPhase.DRAINING
+    assert rig.audit.named("node.drained") == []
+
+
 def test_critical_pods_must_be_ready_elsewhere_before_the_drain_is_done(rig: Rig) -> None:
     rig.server.ready_delay_s = 30.0
     put_web(rig, replicas=1, labels=CRITICAL)

@@ -223,3 +223,10 @@ def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) ->
     assert on_hats.battery.shutdown_charge_pct == 15.0
     default = settings_from_config(load_config(write(tmp_path, "[battery]\ncapacity_wh = 84\n")))
     assert default.battery.shutdown_charge_pct == 20.0 and default.topology is None and default.node_battery is None
+def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) -> None:
+    cluster = '[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nlease_duration = "4s"\n'
+    config = load_config(write(tmp_path, cluster + 'renew_deadline = "3s"\n'))
+    assert (config.cluster.lease_duration_s, config.cluster.renew_deadline_s) == (4, 3.0)
+    [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
+    assert "cluster.renew_deadline: is 5 s with lease_duration 4 s" in problem
+    assert "lease_duration > renew_deadline > 1.2 x ups.poll_interval" in problem

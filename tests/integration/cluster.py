@@ -1,0 +1,526 @@
+"""A test cluster of hosts: network namespaces on one bridge, each a "Pi" running the real ``piclusterd``.
+
+Layout (root namespace = the "switch" and the shared services)::
+
+    pcb0 10.77.0.1/24 -- fake Kubernetes API server (controller on), upsd + dummy-ups (the shared UPS)
+      |-- veth -- pc-pi1: 10.77.0.11, lo; `piclusterd run` (its own config, node name), sshd on :2222
+      |-- veth -- pc-pi2: 10.77.0.12 ...
+
+A host is "powered off" by its own shutdown command, ``record-shutdown``: it appends a line (time, node) to
+a shared file and SIGKILLs every process in its namespace (the daemon, sshd, itself last), so the leader sees
+it go away for real. The harness tails that file and marks the Node powered off in the fake API server (the
+node lifecycle controller's part). Restoring a host (:meth:`NetnsCluster.power_on`) restarts its sshd and
+daemon and marks the Node Ready again.
+
+Needs root and iproute2's ``ip netns``; :func:`require_root_and_netns` says clearly what is missing. A run
+that crashed leaves namespaces behind: :func:`remove_leftovers` deletes them by name before a new cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from piclusterd.testing.daemon_process import DaemonProcess, installed_script
+from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.testing.nut_server import NutServer, NutServerError
+from piclusterd.testing.sshd import SshServer
+
+__all__ = ["CLINIC", "HUB", "Host", "NetnsCluster", "NetnsUnavailable", "remove_leftovers", "require_root_and_netns"]
+
+BRIDGE = "pcb0"
+NAMESPACE_PREFIX = "pc-"
+VETH_PREFIX = "pcv-"
+SUBNET = "10.77.0"
+HUB = f"{SUBNET}.1"
+SSH_PORT = 2222
+#: What one Pi 4B takes off the UPS's load when it powers off (2.7 W idle, 0.2 W halted with
+#: POWER_OFF_ON_HALT=1): the shared UPS's ups.realpower follows the hosts that are on, as a real one would.
+NODE_SAVING_W = 2.5
+CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
+
+Event = dict[str, Any]
+
+#: The shared UPS at the start: mains on, full battery, 23 W measured (clinic-5's five Pi 4B and switch).
+ONLINE_UPS: Mapping[str, str] = {
+    **NutServer.DEFAULT_VARIABLES,
+    "ups.status": "OL",
+    "ups.realpower": "23",
+    "battery.charge": "100",
+    "battery.runtime": "7200",
+}
+
+RECORD_SHUTDOWN = """#!/bin/sh
+# record-shutdown NODE NAMESPACE RECORD_FILE: this host's shutdown command in the test cluster.
+# Record who powered off and when, then end every process of the host (its network namespace).
+printf '%s %s\\n' "$(date +%s.%N)" "$1" >> "$3"
+for pid in $(ip netns pids "$2"); do
+    [ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null
+done
+exit 0
+"""
+
+
+class NetnsUnavailable(RuntimeError):
+    """The machine cannot run the cluster (not root, no ``ip netns``): the message says what to do."""
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done
+
+
+def require_root_and_netns() -> None:
+    """Raise :class:`NetnsUnavailable` naming the fix unless this process can build the cluster."""
+    if shutil.which("ip") is None:
+        raise NetnsUnavailable("the test cluster needs iproute2's `ip` (apt-get install iproute2)")
+    if os.geteuid() != 0:
+        raise NetnsUnavailable(
+            "the test cluster creates network namespaces, a bridge and veth pairs: run the tests as root "
+            "(sudo bash .ci/run)"
+        )
+    probe = f"{NAMESPACE_PREFIX}probe-{os.getpid()}"
+    done = _ip("netns", "add", probe, check=False)
+    if done.returncode != 0:
+        raise NetnsUnavailable(f"`ip netns add` does not work here ({done.stderr.strip()}): no network namespaces")
+    _ip("netns", "del", probe, check=False)
+    for tool in ("/lib/nut/upsd", "/usr/sbin/sshd"):
+        if not os.access(tool, os.X_OK):
+            raise NetnsUnavailable(f"{tool} is missing: apt-get install nut-server openssh-server")
+
+
+def _namespaces() -> list[str]:
+    listed = _ip("netns", "list", check=False).stdout.splitlines()
+    return [line.split()[0] for line in listed if line.strip()]
+
+
+def _kill_namespace(namespace: str) -> None:
+    pids = _ip("netns", "pids", namespace, check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), 9)
+
+
+def remove_leftovers() -> None:
+    """Delete what a crashed run left: our namespaces (and their processes), veths and the bridge."""
+    for namespace in _namespaces():
+        if namespace.startswith(NAMESPACE_PREFIX):
+            _kill_namespace(namespace)
+            _ip("netns", "del", namespace, check=False)
+    links = _ip("-o", "link", "show", check=False).stdout.splitlines()
+    for line in links:
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(VETH_PREFIX) or name == BRIDGE:
+            _ip("link", "del", name, check=False)
+
+
+@dataclass
+class Host:
+    """One Pi: its namespace, address, config and the processes of its current life."""
+
+    name: str
+    address: str
+    namespace: str
+    veth: str
+    config: Path
+    runtime_dir: Path
+    sshd: SshServer | None = None
+    daemon: DaemonProcess | None = None
+    lives: list[DaemonProcess] = field(default_factory=list)  # every daemon this host ran, oldest first
+    powered_off: bool = False
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace]
+
+    def events(self) -> list[Event]:
+        """Every audit event of every life of this host, each tagged with ``host``."""
+        found: list[Event] = []
+        for daemon in self.lives:
+            for event in daemon.drain():
+                event.setdefault("host", self.name)
+                found.append(event)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """One line of the shared record: a host ran its shutdown command."""
+
+    wall: float
+    node: str
+
+
+class NetnsCluster:
+    """The cluster, as a context manager. ``nodes`` get 10.77.0.11, .12, ...; ``config_extra`` sets keys in
+    every host's config, per section, values written as TOML (``{"cluster": {"target_runtime": '"2h"'}}``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        nodes: Sequence[str] = ("pi1", "pi2", "pi3", "pi4", "pi5"),
+        cluster_data: Path = CLINIC,
+        ups: Mapping[str, str] = ONLINE_UPS,
+        config_extra: Mapping[str, Mapping[str, str]] | None = None,
+        mode: str = "enforce",
+        ready_delay_s: float = 1.0,
+    ) -> None:
+        self.workdir = workdir
+        self.node_names = list(nodes)
+        self.cluster_data = cluster_data
+        self.mode = mode
+        self.config_extra = {k: dict(v) for k, v in (config_extra or {}).items()}
+        self.record_file = workdir / "shutdowns.log"
+        self.script = workdir / "record-shutdown"
+        self.client_key = workdir / "leader_ed25519"
+        self.known_hosts = workdir / "known_hosts"
+        self.kubeconfig = workdir / "kubeconfig"
+        self.api = FakeKubeServer(host=HUB, controller=True, ready_delay_s=ready_delay_s)
+        self.ups = NutServer(dict(ups), host=HUB, maxage_s=5)
+        self.base_load_w = float(ups["ups.realpower"])
+        self.load_pending = False
+        self.watch_errors: list[str] = []
+        self.hosts: dict[str, Host] = {}
+        self.shutdowns: list[Shutdown] = []
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.started_wall = time.time()
+
+    # -- life cycle -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> NetnsCluster:
+        require_root_and_netns()
+        remove_leftovers()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("addr", "add", f"{HUB}/24", "dev", BRIDGE)
+        _ip("link", "set", BRIDGE, "up")
+        self.api.start()
+        self.api.load_objects(self.cluster_data)
+        self.ups.start()
+        self.script.write_text(RECORD_SHUTDOWN)
+        self.script.chmod(0o755)
+        self.record_file.touch()
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "piclusterd-leader", "-f", str(self.client_key)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+        for index, name in enumerate(self.node_names, start=11):
+            self._add_host(name, f"{SUBNET}.{index}")
+        self.api.run_controller_once()
+        self.known_hosts.write_text("".join(h.sshd.known_hosts.read_text() for h in self.hosts.values() if h.sshd))
+        for host in self.hosts.values():
+            self._write_config(host)
+        self.api.write_kubeconfig(self.kubeconfig)
+        self._watcher = threading.Thread(target=self._watch_shutdowns, daemon=True, name="record-shutdown")
+        self._watcher.start()
+
+    def _add_host(self, name: str, address: str) -> None:
+        namespace, veth = f"{NAMESPACE_PREFIX}{name}", f"{VETH_PREFIX}{name}"
+        _ip("netns", "add", namespace)
+        _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        _ip("link", "set", veth, "master", BRIDGE)
+        _ip("link", "set", veth, "up")
+        _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", namespace, "link", "set", "eth0", "up")
+        _ip("-n", namespace, "link", "set", "lo", "up")
+        runtime = self.workdir / name / "run"
+        runtime.mkdir(parents=True, exist_ok=True)
+        host = Host(name, address, namespace, veth, self.workdir / name / "piclusterd.toml", runtime)
+        self.hosts[name] = host
+
+        def address_it(node: dict[str, Any]) -> None:
+            node["status"]["addresses"] = [
+                {"type": "InternalIP", "address": address},
+                {"type": "Hostname", "address": name},
+            ]
+
+        self.api.update_object("nodes", None, name, address_it)
+        self._start_sshd(host)
+
+    def _start_sshd(self, host: Host) -> None:
+        forced = f"{installed_script()} remote-poweroff --config {host.config} --log-format json"
+        if host.sshd is None:
+            host.sshd = SshServer(
+                forced, host=host.address, port=SSH_PORT, client_key=self.client_key, command_prefix=host.prefix()
+            )
+        host.sshd.start()
+
+    def _write_config(self, host: Host) -> None:
+        """The host's piclusterd.toml: short timings so scenarios run in seconds, then ``config_extra``'s keys
+        (``{"cluster": {"target_runtime": '"2h"'}}``, values as TOML) replacing or adding to them."""
+        sections: dict[str, dict[str, str]] = {
+            "": {"mode": f'"{self.mode}"'},
+            "node": {"name": f'"{host.name}"'},
+            "ups": {
+                "host": f'"{self.ups.host}"',
+                "port": str(self.ups.port),
+                "name": f'"{self.ups.ups_name}"',
+                "poll_interval": '"0.5s"',
+                "stale_after": '"4s"',
+                "timeout": '"1s"',
+            },
+            "battery": {"capacity_wh": "84", "overhead_w": "5"},
+            "policy": {"recovery_debounce": '"2s"'},
+            "cluster": {
+                "enabled": "true",
+                "kubeconfig": f'"{self.kubeconfig}"',
+                "lease_duration": '"4s"',
+                "renew_deadline": '"3s"',
+                "on_battery_grace": '"2s"',
+                "ssh_key": f'"{self.client_key}"',
+                "ssh_known_hosts": f'"{self.known_hosts}"',
+                "ssh_port": str(SSH_PORT),
+                "poweroff_ack_timeout": '"5s"',
+                "poweroff_timeout": '"20s"',
+                "drain_timeout": '"60s"',
+                "power_off_on_halt": "true",
+            },
+            "shutdown": {
+                "command": f'["{self.script}", "{host.name}", "{host.namespace}", "{self.record_file}"]',
+            },
+            "daemon": {"runtime_dir": f'"{host.runtime_dir}"'},
+        }
+        for section, keys in self.config_extra.items():
+            sections.setdefault(section, {}).update(keys)
+        lines: list[str] = []
+        for section, keys in sections.items():
+            if section:
+                lines.append(f"[{section}]")
+            lines.extend(f"{key} = {value}" for key, value in keys.items())
+        host.config.write_text("\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        """Tear everything down, whatever state it is in; never raises."""
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        for host in self.hosts.values():
+            with contextlib.suppress(Exception):
+                if host.daemon is not None:
+                    host.daemon.signal(9)
+            with contextlib.suppress(Exception):
+                _kill_namespace(host.namespace)
+            with contextlib.suppress(Exception):
+                if host.daemon is not None:
+                    host.daemon.stop(timeout_s=5)
+            with contextlib.suppress(Exception):
+                if host.sshd is not None:
+                    host.sshd.stop()
+                    shutil.rmtree(host.sshd.dir, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            self.ups.stop()
+        with contextlib.suppress(Exception):
+            self.api.stop()
+        with contextlib.suppress(Exception):
+            remove_leftovers()
+
+    # -- hosts ----------------------------------------------------------------------------------------
+
+    def start_daemon(self, name: str) -> DaemonProcess:
+        host = self.hosts[name]
+        daemon = DaemonProcess(
+            host.config,
+            command=[*host.prefix(), installed_script(), "run", "--config", str(host.config), "--log-format", "json"],
+        )
+        daemon.start()
+        host.daemon = daemon
+        host.lives.append(daemon)
+        host.powered_off = False
+        return daemon
+
+    def start_all(self) -> None:
+        for name in self.node_names:
+            self.start_daemon(name)
+
+    def power_on(self, name: str) -> None:
+        """The host boots again (what restore's power-on leads to): sshd, the daemon, the Node Ready."""
+        host = self.hosts[name]
+        if not host.powered_off:
+            raise AssertionError(f"{name} is not powered off")
+        _kill_namespace(host.namespace)  # nothing survives a power cycle
+        self._start_sshd(host)
+        self.start_daemon(name)
+        self.api.power_on_node(name)
+        self._update_load()
+
+    def _update_load(self) -> None:
+        """The UPS's load follows the hosts that are on; while upsd is down, :meth:`sync_load` catches up."""
+        off = sum(1 for host in self.hosts.values() if host.powered_off)
+        try:
+            self.ups.set("ups.realpower", f"{self.base_load_w - NODE_SAVING_W * off:.1f}")
+            self.load_pending = False
+        except NutServerError:
+            self.load_pending = True
+
+    def sync_load(self) -> None:
+        if self.load_pending:
+            self._update_load()
+
+    def _watch_shutdowns(self) -> None:
+        seen = 0
+        while not self._watch_stop.wait(0.1):
+            complete = self.record_file.read_text().split("\n")[:-1]  # the last piece may be half written
+            for line in complete[seen:]:
+                seen += 1
+                try:
+                    self._powered_off(line)
+                except Exception as error:  # a broken watcher must fail the scenario, not vanish with its thread
+                    self.watch_errors.append(f"{line!r}: {error!r}")
+
+    def _powered_off(self, line: str) -> None:
+        wall, node = line.split()[:2]
+        with self._lock:
+            self.shutdowns.append(Shutdown(float(wall), node))
+        self.hosts[node].powered_off = True
+        self.api.power_off_node(node)
+        self._update_load()
+
+    # -- observations ---------------------------------------------------------------------------------
+
+    def events(self, name: str | None = None) -> list[Event]:
+        """Audit events of every daemon (or one host's), in each host's order."""
+        hosts = [self.hosts[name]] if name else list(self.hosts.values())
+        return [event for host in hosts for event in host.events()]
+
+    def named(self, event: str, **fields: Any) -> list[Event]:
+        return [e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def shutdown_nodes(self) -> list[str]:
+        with self._lock:
+            return [s.node for s in self.shutdowns]
+
+    def leader(self) -> str | None:
+        """The Lease holder as the API server has it (empty or missing: None)."""
+        lease = self.api.get_object("Lease", "kube-system", "piclusterd-leader")
+        holder = (lease or {}).get("spec", {}).get("holderIdentity") or None
+        return str(holder) if holder else None
+
+    def node(self, name: str) -> dict[str, Any]:
+        found = self.api.get_object("Node", None, name)
+        assert found is not None, f"no Node {name}"
+        return found
+
+    def ready(self, name: str) -> bool:
+        conditions = self.node(name).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    def annotations(self, name: str) -> dict[str, str]:
+        return dict(self.node(name)["metadata"].get("annotations") or {})
+
+    def cordoned(self, name: str) -> bool:
+        return bool(self.node(name)["spec"].get("unschedulable"))
+
+    def kube_events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        found = self.api.list_objects("Event")
+        return [e for e in found if reason is None or e.get("reason") == reason]
+
+    def critical_pods_ready(self) -> bool:
+        """Every pod labelled critical is Running and Ready on a Ready node."""
+        for pod in self.api.list_objects("Pod"):
+            if (pod["metadata"].get("labels") or {}).get("picluster.io/critical") != "true":
+                continue
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            node = pod["spec"].get("nodeName")
+            conditions = pod.get("status", {}).get("conditions") or []
+            if (
+                not node
+                or not self.ready(node)
+                or not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            ):
+                return False
+        return True
+
+    def wait_until(self, what: str, check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+        """Poll ``check`` (cheap, in-process reads) until true; fail naming ``what`` after the timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.2)
+        if check():
+            return
+        tail = [(e["host"], e["event"]) for e in self.events()[-25:]]
+        other = {h.name: h.daemon.other_lines[-3:] for h in self.hosts.values() if h.daemon and h.daemon.other_lines}
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last events: {tail}; other: {other}")
+
+    def wait_event(
+        self, event: str, predicate: Callable[[Event], bool] = lambda _e: True, timeout_s: float = 60.0
+    ) -> Event:
+        """The first event named ``event`` (from any host, any life) matching ``predicate``."""
+        found: list[Event] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.named(event) if predicate(e)]
+            return bool(found)
+
+        self.wait_until(f"event {event}", seen, timeout_s)
+        return found[0]
+
+    def set_mains(self, on: bool) -> None:
+        if on:
+            self.ups.set_many({"ups.status": "OL", "battery.runtime": "7200"})
+        else:
+            self.ups.set_many({"ups.status": "OB DISCHRG", "battery.runtime": "3600"})
+
+    def dump(self, path: Path) -> None:
+        """Every host's events as JSON lines, for the post-mortem of a failed scenario."""
+        with path.open("w") as out:
+            for event in self.events():
+                out.write(json.dumps(event) + "\n")
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path, **options: Any) -> Iterator[NetnsCluster]:
+    """A cluster with every host's daemon started, a leader elected and every host online."""
+    began = time.monotonic()
+    with NetnsCluster(workdir, **options) as cluster:
+        built = time.monotonic()
+        cluster.start_all()
+        cluster.wait_until("a leader", lambda: cluster.leader() is not None, 60)
+        cluster.wait_until(
+            "every host online",
+            lambda: all(cluster.named("power.state_changed", host=name, new="online") for name in cluster.node_names),
+            60,
+        )
+        print(
+            f"[cluster built in {built - began:.1f} s, leader and every host online {time.monotonic() - built:.1f} s "
+            "later]",
+            flush=True,
+        )
+        try:
+            yield cluster
+        finally:
+            cluster.dump(workdir / "events.jsonl")
+            ending = time.monotonic()
+    print(f"[cluster torn down in {time.monotonic() - ending:.1f} s]", flush=True)
