@@ -175,17 +175,24 @@ class OutageCoordinator:
         if self._settings.dry_run:
             return None
         try:
-            stored = self._read()
+            # Read without touching self._mine: the daemon asks from a thread of its own, and may leave it
+            # behind, hung, while the leader's poll goes on with the record.
+            found = self._api.read_configmap(self._settings.namespace, OUTAGE_CONFIGMAP)
             reachable = True
         except ClusterError:
-            stored, reachable = None, False
+            found, reachable = None, False
+        parsed = None if found is None else parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
         contact = ClusterContact(
             identity=self._identity,
             api_reachable=reachable,
             live_leader=self._elector.live_holder(),
-            full_shutdown=isinstance(stored, _Stored) and stored.record.full_shutdown is not None,
+            full_shutdown=isinstance(parsed, OutageRecord) and parsed.full_shutdown is not None,
         )
         return local_shutdown_deferral(contact, critical_for_s)
+
+    def report_self_protection(self, message: str) -> None:
+        """A warning Event on this node: it stopped waiting for the leader and powers itself off."""
+        self._events.emit(self._identity, "LocalShutdownAfterWait", message, warning=True)
 
     # --- the leader, every poll ------------------------------------------------------------------------
 

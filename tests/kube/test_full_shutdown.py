@@ -9,6 +9,8 @@ mains failure to the cluster back as it was, with one ``outage.summary``.
 from __future__ import annotations
 
 import datetime
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,43 @@ def test_a_leader_stuck_on_one_node_makes_the_others_wait_no_longer_than_full_sh
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi2"].shutdowns == ["systemctl poweroff"]  # it tried once, failed, and is not asked again
     assert world.pis["pi2"].alive
+    # Each one that stopped waiting says so in the cluster, not only in its own journal (sent on a thread of its
+    # own, never waited for by the shutdown: wait here for it to land).
+    told = events_landing(server, "LocalShutdownAfterWait", {"pi1", "pi3"})
+    for name in ("pi1", "pi3"):
+        assert told[name]["type"] == "Warning"
+        assert told[name]["message"].startswith(f"{name} powers itself off: ")
+        assert re.search(r"waited 4[56] s for the leader's full shutdown", told[name]["message"])  # bound + a poll
+    assert "pi4" not in told and "pi5" not in told  # asked in turn: nothing to say
+
+
+def test_a_node_whose_api_server_hangs_protects_itself_on_that_poll(world: ClusterWorld) -> None:
+    """The API server accepts connections and never answers (etcd stuck, say): the real gate's read would
+    wait out the client's timeouts and retries; the node powers off on its first critical poll instead."""
+    world.run(10)
+    critical_battery(world)
+    world.server.pause()
+    try:
+        daemon = world.pis["pi3"].daemon
+        assert daemon is not None
+        daemon.step()
+        assert world.pis["pi3"].shutdowns == ["systemctl poweroff"]
+        (failed,) = world.pis["pi3"].audit.named("shutdown.gate_failed")
+        assert "no answer within 5 s" in str(failed["error"])
+        assert world.pis["pi3"].audit.named("shutdown.local_deferred") == []
+    finally:
+        world.server.resume()
+
+
+def events_landing(server: FakeKubeServer, reason: str, nodes: set[str]) -> dict[str, dict[str, Any]]:
+    """The Events called ``reason``, by node, once one has landed for each of ``nodes`` (10 s at most)."""
+    found: dict[str, dict[str, Any]] = {}
+    for _ in range(200):
+        found = {e["involvedObject"]["name"]: e for e in server.list_objects("Event") if e["reason"] == reason}
+        if nodes <= set(found):
+            break
+        time.sleep(0.05)
+    return found
 
 
 def test_an_ordinary_outage_ends_with_one_summary_once_every_shed_node_is_back(world: ClusterWorld) -> None:
