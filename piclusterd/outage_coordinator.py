@@ -235,10 +235,12 @@ class OutageCoordinator:
             return self._restart(view, record)
         if booted_since and progress is not None:
             # Booted, and mains failed again before the full shutdown was undone: its steps are history. A new
-            # one starts if critical, still owing the restart the cordons the first one made.
+            # one starts if critical, still owing the restart the cordons the first one made. Otherwise undo it
+            # now, before any shedding: its power-off requests on the booted nodes must never be resumed (two
+            # control-plane members at once, undrained). Shedding then starts afresh from a plan.
             if power.state is not PowerState.CRITICAL:
                 self._save(stored, record)
-                return False
+                return self._restart(view, record, may_close=False)
             progress = None
         if progress is None and power.state is PowerState.CRITICAL:
             owed = () if record.full_shutdown is None else record.full_shutdown.cordoned
@@ -508,8 +510,8 @@ class OutageCoordinator:
 
     # --- after the boot, and the end of every outage ---------------------------------------------------
 
-    def _restart(self, view: ClusterView, record: OutageRecord) -> bool:
-        """Undo what the full shutdown did on every node that is back; close the outage once all are."""
+    def _restart(self, view: ClusterView, record: OutageRecord, *, may_close: bool = True) -> bool:
+        """Undo what the full shutdown did on every node that is back; close the outage once all are (on mains)."""
         progress = record.full_shutdown
         assert progress is not None
         acted = False
@@ -531,7 +533,7 @@ class OutageCoordinator:
             self._api.patch_node(node.name, patch)
             self._log.info("node.restored", target=node.name, uncordoned=uncordon, shed_at=progress.started_at)
             acted = True
-        if not acted and self._is_over(view, record, self._clock.wall()):
+        if not acted and may_close and self._is_over(view, record, self._clock.wall()):
             self._close(record, self._clock.wall())
         return acted
 

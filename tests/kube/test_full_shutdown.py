@@ -609,3 +609,28 @@ def test_a_flapping_mains_is_one_outage_with_one_summary(world: ClusterWorld) ->
     assert len(world.events("outage.started")) == 1
     (summary,) = world.events("outage.summary")
     assert 6 * 30 - 10 <= summary["duration_s"] <= 6 * 30 + 10
+
+
+def test_mains_failing_again_while_the_pis_boot_never_resumes_the_old_full_shutdowns_power_offs(
+    world: ClusterWorld,
+) -> None:
+    """The UPS restored its output and the Pis boot, but mains fails again before anyone led on mains: the
+    battery is not critical, so no new full shutdown. The old one's power-off requests on the control plane are
+    history: resuming them would power off pi2 and pi3 together (etcd loses quorum) without any drain."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    world.clock.advance(3600)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="60", battery_runtime="3000", ups_realpower="14")
+    for name in NAMES:  # mains came back for a moment: the UPS restored its output, the Pis boot on battery
+        world.reboot(name)
+    world.run(300, step_s=2)
+
+    assert [e["target"] for e in world.events("node.poweroff_resumed")] == []
+    off_again = [name for name, pi in world.pis.items() if pi.shutdowns]
+    # Whatever the planner sheds now goes through a fresh plan (drained first, quorum kept): never pi2 and pi3.
+    assert not {"pi2", "pi3"} <= set(off_again)
+    for name in off_again:
+        assert any(e["target"] == name for e in world.events("node.drained")), f"{name} went off undrained"
+    restored = {e["target"] for e in world.events("node.restored")}
+    assert {"pi2", "pi3", "pi4", "pi5"} <= restored  # the old full shutdown undone on the booted nodes
