@@ -303,7 +303,7 @@ def test_a_gate_that_fails_never_keeps_a_critical_node_up(tmp_path: Path) -> Non
 def test_a_gate_that_hangs_never_keeps_a_critical_node_up(tmp_path: Path) -> None:
     """The API server accepts the connection and never answers: the node does not wait for full_shutdown_wait,
     nor for the client's timeouts; it powers off on that poll and says why."""
-    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n', gate_answer_s=0.2)
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n', gate_answer_s=0.2)
     gate = ScriptedGate()
     gate.hang.set()
     rig.daemon.defer_to(gate)
@@ -320,7 +320,7 @@ def test_a_gate_that_hangs_never_keeps_a_critical_node_up(tmp_path: Path) -> Non
 
 
 def test_a_gate_that_starts_hanging_mid_wait_ends_the_wait_at_once(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n', gate_answer_s=0.2)
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n', gate_answer_s=0.2)
     gate = ScriptedGate()
     rig.daemon.defer_to(gate)
     try:
@@ -387,7 +387,7 @@ def test_an_event_that_cannot_be_sent_is_said_in_the_journal(tmp_path: Path) -> 
 
 
 def test_a_leaders_request_is_obeyed_at_once_even_while_deferring(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n')
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n')
     rig.daemon.defer_to(ScriptedGate())
     rig.poll()
     rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
