@@ -536,8 +536,10 @@ EVENTS: tuple[EventDoc, ...] = (
         "This node could not pulse another node's power relay",
         ("TARGET", "REQUEST_ID", "ERROR"),
         "A power-on request for TARGET reached this node but the relay was not pulsed: ERROR says why (no "
-        "gpio-relay table names this node as via, or the GPIO line failed). The request is removed, not retried.",
-        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button.",
+        "gpio-relay table names this node as via, the GPIO line failed, or TARGET is already Ready: a pulse would"
+        " switch it off). The request is removed, not retried.",
+        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button"
+        " (not if it is Ready: it is up).",
     ),
     EventDoc(
         "node.poweron_request_invalid",
