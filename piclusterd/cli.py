@@ -272,6 +272,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         clock=clock,
         sleep=sleep,
         log=log,
+        tick=keep_alive,
     )
     daemon.defer_to(outage)
     return ClusterController(

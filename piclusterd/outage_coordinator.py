@@ -147,7 +147,10 @@ class OutageCoordinator:
         clock: Clock,
         sleep: Callable[[float], None],
         log: AuditLogger,
+        tick: Callable[[], None] = lambda: None,
     ) -> None:
+        """``tick`` runs after each sleep of a long wait (an acknowledgement): cli.py's keep_alive, a power poll,
+        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``."""
         self._identity = identity
         self._api = api
         self._elector = elector
@@ -160,6 +163,7 @@ class OutageCoordinator:
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
+        self._tick = tick
         self._log = log.bind(component="outage")
         self._mine: _Stored | None = None  # the record as this node last wrote it
         self._saved_at = float("-inf")
@@ -436,6 +440,7 @@ class OutageCoordinator:
             if not waiting or self._clock.monotonic() >= deadline:
                 break
             self._sleep(self._settings.poll_s)
+            self._tick()  # up to ack_timeout (30 s): the lease (renew deadline 10 s) and the watchdog (30 s) with it
         return waiting
 
     def _request(self, name: str, drained: ShedRecord) -> str:

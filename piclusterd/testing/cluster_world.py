@@ -56,6 +56,8 @@ class SimulatedPi:
     #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
     ups_requests: list[float] = field(default_factory=list)
 
+    #: How often this node's outage coordinator kept itself alive inside a long wait, as leader.
+    long_step_ticks: int = 0
     #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
     shutdown_exit_status: int = 0
 
@@ -244,6 +246,7 @@ class ClusterWorld:
             clock=self.clock,
             sleep=self.sleep,
             log=log,
+            tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
         )
         daemon.defer_to(outage)
         pi.outage = outage

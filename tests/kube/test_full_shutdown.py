@@ -552,6 +552,8 @@ def test_a_worker_whose_daemon_is_dead_gets_one_request_and_holds_nobody_past_th
         assert stamp(started) - critical_at <= 60 + 1
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi4"].shutdowns == []
+    # The 30 s wait for pi4's acknowledgement kept the leader alive (cli.py: watchdog ping, lease renewal).
+    assert world.pis["pi1"].long_step_ticks >= 10
 
 
 def test_a_leader_on_a_worker_takes_the_control_plane_down_and_goes_last(
