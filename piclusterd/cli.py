@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
 from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
-from piclusterd.clock import SystemClock
+from piclusterd.clock import SystemClock, boot_wall_time
 from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
 from piclusterd.daemon import PowerDaemon
 from piclusterd.durations import format_duration
@@ -273,6 +273,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         sleep=sleep,
         log=log,
         tick=keep_alive,
+        booted_wall=boot_wall_time(),
     )
     daemon.defer_to(outage)
     return ClusterController(

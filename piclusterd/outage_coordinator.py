@@ -148,9 +148,11 @@ class OutageCoordinator:
         sleep: Callable[[float], None],
         log: AuditLogger,
         tick: Callable[[], None] = lambda: None,
+        booted_wall: float | None = None,
     ) -> None:
         """``tick`` runs after each sleep of a long wait (an acknowledgement): cli.py's keep_alive, a power poll,
-        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``."""
+        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``. ``booted_wall``: when
+        this machine booted (``clock.boot_wall_time``); None: this daemon's start stands for it."""
         self._identity = identity
         self._api = api
         self._elector = elector
@@ -170,7 +172,9 @@ class OutageCoordinator:
         self._invalid_reported: str | None = None
         self._last_step: Step | None = None
         self._dry_run_reported = False
-        self._started_wall = clock.wall()  # this daemon's start: after a full shutdown began means it booted since
+        # This machine's boot: after a full shutdown began means the cluster went down and booted since. Not the
+        # daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
+        self._started_wall = clock.wall() if booted_wall is None else booted_wall
 
     # --- every node: should a critical node wait for the leader? ------------------------------------
 

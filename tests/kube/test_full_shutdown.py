@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from piclusterd.clock import boot_wall_time
 from piclusterd.cluster_controller import ShedSettings
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.cluster_world import ClusterWorld
@@ -636,3 +637,30 @@ def test_mains_failing_again_while_the_pis_boot_never_resumes_the_old_full_shutd
         assert any(e["target"] == name for e in world.events("node.drained")), f"{name} went off undrained"
     restored = {e["target"] for e in world.events("node.restored")}
     assert {"pi2", "pi3", "pi4", "pi5"} <= restored  # the old full shutdown undone on the booted nodes
+
+
+def test_a_leader_whose_daemon_restarts_mid_full_shutdown_goes_on_with_it(world: ClusterWorld) -> None:
+    """piclusterd restarts on the leader (watchdog, crash) half-way, with mains just back: the Pi did not boot,
+    so the full shutdown is not history. It is finished, never undone: the workers already halted would stay
+    off while the rest came back uncordoned, and a UPS shutdown-return already asked would cut them anyway."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: not world.pis["pi4"].alive, max_s=300)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="20")
+    world.restart_daemon("pi1")
+    world.run_until(lambda: all_down(world), max_s=600)
+
+    assert world.events("node.restored") == [] and world.events("outage.summary") == []
+    assert [n for n in world.shutdown_order if n != "pi1"] == ["pi4", "pi5", "pi2", "pi3"]
+    assert world.shutdown_order[-1] == "pi1"
+
+
+def test_boot_wall_time_reads_btime(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nbtime 1764021600\nprocesses 42\n")
+    assert boot_wall_time(stat) == 1764021600.0
+    stat.write_text("cpu  1 2 3\n")
+    assert boot_wall_time(stat) is None
+    assert boot_wall_time(tmp_path / "missing") is None
+    real = boot_wall_time()
+    assert real is not None and 0 < real < time.time()
