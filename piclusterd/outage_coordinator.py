@@ -8,8 +8,8 @@ As leader, each poll, in order:
 
 - on battery with no record: start the outage record (ConfigMap ``piclusterd-outage``);
 - fold the poll into it: energy drawn, nodes shed, critical-service downtime (written at least every minute);
-- the cluster has booted again after a full shutdown (mains is back and this daemon started after the full
-  shutdown began): uncordon what the full shutdown cordoned, clear our stale annotations, close the outage;
+- the cluster has booted again after a full shutdown (this Pi booted after the full shutdown began):
+  uncordon what the full shutdown cordoned, clear our stale annotations, close the outage once mains is back;
 - a full shutdown is under way, or this node is ``critical``: take its next step (:mod:`piclusterd.full_shutdown`).
   Like upsmon's forced shutdown it is never called off half-way, even if mains returns: the UPS's
   shutdown-return then power-cycles the Pis, which boot by themselves, instead of some staying halted;
@@ -229,7 +229,7 @@ class OutageCoordinator:
         booted_since = progress is not None and self._started_wall > parse_rfc3339(progress.started_at)
         booted_again = booted_since and power.state is PowerState.ONLINE
         # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on. This
-        # daemon started after the full shutdown began: the cluster went down and has booted since; whichever
+        # Pi booted after the full shutdown began: the cluster went down and has booted since; whichever
         # node leads now (one shed hours before included) undoes it, and never goes on with it.
         mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
         base = stored.record
