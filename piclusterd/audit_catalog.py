@@ -174,8 +174,19 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "could not ask the cluster whether to wait: powering off now",
         ("ERROR",),
-        "Checking for the leader's full shutdown raised ERROR (a bug): the node protects itself at once.",
-        "Report ERROR as a bug, with the journal lines around it.",
+        "Checking for the leader's full shutdown raised ERROR, or got no answer within 5 s (the API server hangs"
+        " rather than refuses): the node protects itself at once instead of waiting.",
+        "A hang: check the API server (kubectl get --raw /readyz). Anything else: report ERROR as a bug, with the"
+        " journal lines around it.",
+    ),
+    EventDoc(
+        "shutdown.self_protection_unreported",
+        "warning",
+        "could not tell the cluster this node powered itself off",
+        ("ERROR",),
+        "The node waited full_shutdown_wait for the leader, powered itself off, and the Kubernetes Event saying so"
+        " (LocalShutdownAfterWait) could not be sent: the journal is the only record.",
+        "None for the shutdown (it went ahead). Afterwards read this node's journal for why the leader never asked.",
     ),
     EventDoc(
         "config.reloaded",
@@ -525,8 +536,10 @@ EVENTS: tuple[EventDoc, ...] = (
         "This node could not pulse another node's power relay",
         ("TARGET", "REQUEST_ID", "ERROR"),
         "A power-on request for TARGET reached this node but the relay was not pulsed: ERROR says why (no "
-        "gpio-relay table names this node as via, or the GPIO line failed). The request is removed, not retried.",
-        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button.",
+        "gpio-relay table names this node as via, the GPIO line failed, or TARGET is already Ready: a pulse would"
+        " switch it off). The request is removed, not retried.",
+        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button"
+        " (not if it is Ready: it is up).",
     ),
     EventDoc(
         "node.poweron_request_invalid",

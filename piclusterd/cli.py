@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
 from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
-from piclusterd.clock import SystemClock
+from piclusterd.clock import SystemClock, boot_wall_time
 from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
 from piclusterd.daemon import PowerDaemon
 from piclusterd.durations import format_duration
@@ -222,22 +222,21 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
             known_hosts=cluster.ssh_known_hosts,
             why="key or known_hosts file missing: peers that do not answer cannot be powered off over SSH",
         )
-    drainer = Drainer(
-        api,
-        clock,
-        sleep=sleep,
-        options=DrainOptions(
+
+    def make_drainer(timeout_s: float, wait_for_replacements: bool) -> Drainer:
+        options = DrainOptions(
             ignore_daemonsets=True,
             delete_emptydir_data=cluster.delete_emptydir_data,
             allow_unreplicated=cluster.allow_unreplicated,
-            timeout_s=cluster.drain_timeout_s,
-            wait_for_critical_replacements=cluster.wait_for_replacements,
+            timeout_s=timeout_s,
+            wait_for_critical_replacements=wait_for_replacements,
             critical_priority_threshold=cluster.critical_priority,
-        ),
-        fence=elector.ensure_leader,
-        tick=keep_alive,
-        log=node_log,
-    )
+        )
+        return Drainer(
+            api, clock, sleep=sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=node_log
+        )
+
+    drainer = make_drainer(cluster.drain_timeout_s, cluster.wait_for_replacements)
     power_off = PeerPowerOff(
         api,
         clock,
@@ -253,22 +252,7 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         log=node_log,
     )
     # The full shutdown's own drain: short, no waiting for replacements (nothing will be left on to host them).
-    short_drainer = Drainer(
-        api,
-        clock,
-        sleep=sleep,
-        options=DrainOptions(
-            ignore_daemonsets=True,
-            delete_emptydir_data=cluster.delete_emptydir_data,
-            allow_unreplicated=cluster.allow_unreplicated,
-            timeout_s=config.shutdown.drain_timeout_s,
-            wait_for_critical_replacements=False,
-            critical_priority_threshold=cluster.critical_priority,
-        ),
-        fence=elector.ensure_leader,
-        tick=keep_alive,
-        log=node_log,
-    )
+    short_drainer = make_drainer(config.shutdown.drain_timeout_s, wait_for_replacements=False)
     settings = settings_from_config(config)
     outage = OutageCoordinator(
         identity=identity,
@@ -293,6 +277,8 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         clock=clock,
         sleep=sleep,
         log=log,
+        tick=keep_alive,
+        booted_wall=boot_wall_time(),
     )
     daemon.defer_to(outage)
     return ClusterController(

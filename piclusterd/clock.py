@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-__all__ = ["SystemClock"]
+__all__ = ["SystemClock", "boot_wall_time"]
+
+
+def boot_wall_time(stat: Path = Path("/proc/stat")) -> float | None:
+    """When this machine booted (``btime`` in /proc/stat, epoch seconds); None if it cannot be read."""
+    try:
+        for line in stat.read_text(encoding="ascii").splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class SystemClock:

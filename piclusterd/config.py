@@ -834,6 +834,18 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 "critical_runtime <= low_runtime: critical is the later, more urgent threshold",
             )
         )
+    # The wait starts when the node turns critical, about critical_runtime before the battery ends: a wait as
+    # long leaves a node that waited nothing to halt on.
+    if values["shutdown"]["full_shutdown_wait"] >= policy["critical_runtime"] > 0:
+        problems.append(
+            ConfigError(
+                file,
+                "shutdown.full_shutdown_wait",
+                f"is not shorter than policy.critical_runtime ({format_duration(policy['critical_runtime'])})",
+                "full_shutdown_wait < critical_runtime, so a node that waited for the leader still has battery "
+                "to halt on (the example: 3m with critical_runtime 5m)",
+            )
+        )
     battery_values = values["battery"]
     if battery_values["topology"] in ("per-node", "mixed") and not battery_values["node_capacity_wh"]:
         problems.append(

@@ -49,6 +49,11 @@ __all__ = [
 #: How long the same rejected value stays quiet before it is logged again (no journal flood at 1 Hz).
 REJECTION_REPEAT_S = 300.0
 
+#: How long a critical node waits for the gate's answer (it reads the API server). An API server that hangs
+#: rather than refuses (client timeouts and urllib3's retries add up to 40 s) must not hold the node's own
+#: shutdown, nor the watchdog ping: no answer is treated as no API server, where nobody will ask.
+GATE_ANSWER_S = 5.0
+
 SourceFactory = Callable[[Config], PowerSource]
 
 
@@ -73,6 +78,11 @@ class LocalShutdownGate(Protocol):
     """
 
     def defer_local_shutdown(self, critical_for_s: float) -> str | None: ...
+
+    def report_self_protection(self, message: str) -> None:
+        """Say in the cluster (a Kubernetes Event) that this node stopped waiting and powers itself off.
+        Best effort: called on a thread of its own, never waited for."""
+        ...
 
 
 def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
@@ -131,8 +141,10 @@ class PowerDaemon:
         notifier: SystemdNotifier,
         shutdown: LocalShutdown,
         pre_shutdown_hooks: Sequence[PreShutdownHook] = (),
+        gate_answer_s: float = GATE_ANSWER_S,
     ) -> None:
         self._config = config
+        self._gate_answer_s = gate_answer_s
         self._source_factory = source_factory
         self._source = source_factory(config)
         self._clock = clock
@@ -258,20 +270,59 @@ class PowerDaemon:
         limit = self._config.shutdown.full_shutdown_wait_s
         why: str | None = None
         if self._gate is not None and waited < limit:
-            try:
-                why = self._gate.defer_local_shutdown(waited)
-            except Exception as error:  # a fault in the cluster code must never keep a critical node up
-                self._log.error("shutdown.gate_failed", error=repr(error))
-        self._deferred_why = why
+            why = self._ask_gate(self._gate, waited)
+        last_why, self._deferred_why = self._deferred_why, why
         if why is None:
             reason = self.memory.reason
             if self._deferred:
                 reason = f"{reason}; waited {waited:.0f} s for the leader's full shutdown"
+                self._report_self_protection(f"{reason} (last wait: {last_why or 'none'})")
             self._local_shutdown(reason)
             return
         if not self._deferred:
             self._deferred = True
             self._log.warning("shutdown.local_deferred", why=why, wait_s=limit)
+
+    def _ask_gate(self, gate: LocalShutdownGate, waited: float) -> str | None:
+        """The gate's answer, or None (power off now) if it fails or does not answer within gate_answer_s."""
+        answers: list[str | None] = []
+        failures: list[Exception] = []
+
+        def ask() -> None:
+            try:
+                answers.append(gate.defer_local_shutdown(waited))
+            except Exception as error:  # a fault in the cluster code must never keep a critical node up
+                failures.append(error)
+
+        # A thread of its own, so a hung API server cannot hold this poll: it is left behind if it hangs.
+        worker = threading.Thread(target=ask, name="piclusterd-shutdown-gate", daemon=True)
+        worker.start()
+        worker.join(self._gate_answer_s)
+        if failures:
+            self._log.error("shutdown.gate_failed", error=repr(failures[0]))
+            return None
+        if not answers:
+            self._log.error(
+                "shutdown.gate_failed",
+                error=f"no answer within {self._gate_answer_s:g} s (the API server hangs?): protecting this node",
+            )
+            return None
+        return answers[0]
+
+    def _report_self_protection(self, reason: str) -> None:
+        """A Kubernetes Event too, if the API server answers; on a thread of its own, never waited for."""
+        gate = self._gate
+        if gate is None:
+            return
+        message = f"{self._config.node.name} powers itself off: {reason}"
+
+        def report() -> None:
+            try:
+                gate.report_self_protection(message)
+            except Exception as error:  # best effort: the shutdown is already under way
+                self._log.warning("shutdown.self_protection_unreported", error=repr(error))
+
+        threading.Thread(target=report, name="piclusterd-self-protection-event", daemon=True).start()
 
     def request_local_shutdown(self, reason: str) -> bool:
         """Power this node off now (a leader's request); False if a shutdown was already started."""

@@ -35,6 +35,7 @@ from piclusterd.annotations import (
 from piclusterd.errors import ClusterError, PowerControlFailed, PowerControlUnsupported
 from piclusterd.kube_api import KubeClusterApi
 from piclusterd.node_power import CheckIn, CheckInDecision, NodePower, RtcWakeAlarm, check_in
+from piclusterd.peer_power import node_is_ready
 from piclusterd.power_state import PowerState
 
 __all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in"]
@@ -145,6 +146,21 @@ class NodeAgent:
                 target=request.target,
                 request_id=request.request_id,
                 error=f"no [node_power] gpio-relay table has via = {self._node!r}: this node drives no relay",
+            )
+            return
+        # A pulse on a node that is up switches it off, uncleanly: the request may be old (this daemon was down),
+        # or someone pressed the button meanwhile. Pulse only a target the API server shows not Ready.
+        try:
+            target_ready = node_is_ready(self._api.get_node(request.target))
+        except ClusterError as error:
+            self._log.error("node.relay_failed", target=request.target, request_id=request.request_id, error=str(error))
+            return
+        if target_ready:
+            self._log.error(
+                "node.relay_failed",
+                target=request.target,
+                request_id=request.request_id,
+                error=f"{request.target} is Ready: a pulse would switch it off; not pulsed",
             )
             return
         try:

@@ -8,8 +8,8 @@ As leader, each poll, in order:
 
 - on battery with no record: start the outage record (ConfigMap ``piclusterd-outage``);
 - fold the poll into it: energy drawn, nodes shed, critical-service downtime (written at least every minute);
-- the cluster has booted again after a full shutdown (mains is back and this daemon started after the full
-  shutdown began): uncordon what the full shutdown cordoned, clear our stale annotations, close the outage;
+- the cluster has booted again after a full shutdown (this Pi booted after the full shutdown began):
+  uncordon what the full shutdown cordoned, clear our stale annotations, close the outage once mains is back;
 - a full shutdown is under way, or this node is ``critical``: take its next step (:mod:`piclusterd.full_shutdown`).
   Like upsmon's forced shutdown it is never called off half-way, even if mains returns: the UPS's
   shutdown-return then power-cycles the Pis, which boot by themselves, instead of some staying halted;
@@ -147,7 +147,12 @@ class OutageCoordinator:
         clock: Clock,
         sleep: Callable[[float], None],
         log: AuditLogger,
+        tick: Callable[[], None] = lambda: None,
+        booted_wall: float | None = None,
     ) -> None:
+        """``tick`` runs after each sleep of a long wait (an acknowledgement): cli.py's keep_alive, a power poll,
+        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``. ``booted_wall``: when
+        this machine booted (``clock.boot_wall_time``); None: this daemon's start stands for it."""
         self._identity = identity
         self._api = api
         self._elector = elector
@@ -160,13 +165,16 @@ class OutageCoordinator:
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
+        self._tick = tick
         self._log = log.bind(component="outage")
         self._mine: _Stored | None = None  # the record as this node last wrote it
         self._saved_at = float("-inf")
         self._invalid_reported: str | None = None
         self._last_step: Step | None = None
         self._dry_run_reported = False
-        self._started_wall = clock.wall()  # this daemon's start: after a full shutdown began means it booted since
+        # This machine's boot: after a full shutdown began means the cluster went down and booted since. Not the
+        # daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
+        self._started_wall = clock.wall() if booted_wall is None else booted_wall
 
     # --- every node: should a critical node wait for the leader? ------------------------------------
 
@@ -175,17 +183,24 @@ class OutageCoordinator:
         if self._settings.dry_run:
             return None
         try:
-            stored = self._read()
+            # Read without touching self._mine: the daemon asks from a thread of its own, and may leave it
+            # behind, hung, while the leader's poll goes on with the record.
+            found = self._api.read_configmap(self._settings.namespace, OUTAGE_CONFIGMAP)
             reachable = True
         except ClusterError:
-            stored, reachable = None, False
+            found, reachable = None, False
+        parsed = None if found is None else parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
         contact = ClusterContact(
             identity=self._identity,
             api_reachable=reachable,
             live_leader=self._elector.live_holder(),
-            full_shutdown=isinstance(stored, _Stored) and stored.record.full_shutdown is not None,
+            full_shutdown=isinstance(parsed, OutageRecord) and parsed.full_shutdown is not None,
         )
         return local_shutdown_deferral(contact, critical_for_s)
+
+    def report_self_protection(self, message: str) -> None:
+        """A warning Event on this node: it stopped waiting for the leader and powers itself off."""
+        self._events.emit(self._identity, "LocalShutdownAfterWait", message, warning=True)
 
     # --- the leader, every poll ------------------------------------------------------------------------
 
@@ -214,7 +229,7 @@ class OutageCoordinator:
         booted_since = progress is not None and self._started_wall > parse_rfc3339(progress.started_at)
         booted_again = booted_since and power.state is PowerState.ONLINE
         # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on. This
-        # daemon started after the full shutdown began: the cluster went down and has booted since; whichever
+        # Pi booted after the full shutdown began: the cluster went down and has booted since; whichever
         # node leads now (one shed hours before included) undoes it, and never goes on with it.
         mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
         base = stored.record
@@ -228,10 +243,12 @@ class OutageCoordinator:
             return self._restart(view, record)
         if booted_since and progress is not None:
             # Booted, and mains failed again before the full shutdown was undone: its steps are history. A new
-            # one starts if critical, still owing the restart the cordons the first one made.
+            # one starts if critical, still owing the restart the cordons the first one made. Otherwise undo it
+            # now, before any shedding: its power-off requests on the booted nodes must never be resumed (two
+            # control-plane members at once, undrained). Shedding then starts afresh from a plan.
             if power.state is not PowerState.CRITICAL:
                 self._save(stored, record)
-                return False
+                return self._restart(view, record, may_close=False)
             progress = None
         if progress is None and power.state is PowerState.CRITICAL:
             owed = () if record.full_shutdown is None else record.full_shutdown.cordoned
@@ -427,6 +444,7 @@ class OutageCoordinator:
             if not waiting or self._clock.monotonic() >= deadline:
                 break
             self._sleep(self._settings.poll_s)
+            self._tick()  # up to ack_timeout (30 s): the lease (renew deadline 10 s) and the watchdog (30 s) with it
         return waiting
 
     def _request(self, name: str, drained: ShedRecord) -> str:
@@ -501,8 +519,8 @@ class OutageCoordinator:
 
     # --- after the boot, and the end of every outage ---------------------------------------------------
 
-    def _restart(self, view: ClusterView, record: OutageRecord) -> bool:
-        """Undo what the full shutdown did on every node that is back; close the outage once all are."""
+    def _restart(self, view: ClusterView, record: OutageRecord, *, may_close: bool = True) -> bool:
+        """Undo what the full shutdown did on every node that is back; close the outage once all are (on mains)."""
         progress = record.full_shutdown
         assert progress is not None
         acted = False
@@ -524,7 +542,7 @@ class OutageCoordinator:
             self._api.patch_node(node.name, patch)
             self._log.info("node.restored", target=node.name, uncordoned=uncordon, shed_at=progress.started_at)
             acted = True
-        if not acted and self._is_over(view, record, self._clock.wall()):
+        if not acted and may_close and self._is_over(view, record, self._clock.wall()):
             self._close(record, self._clock.wall())
         return acted
 

@@ -26,9 +26,10 @@ class NodeStatus:
     note: str = ""  # for a person: "waiting for someone to press the button (rack B, shelf 2)"
 
 
-def _note(shed: ShedState, method: NodePowerMethod) -> str:
-    """A node being restored whose method is manual needs a person: say so, and where it is."""
-    if shed is not ShedState.RESTORING or not isinstance(method, ManualMethod):
+def _note(shed: ShedState, method: NodePowerMethod, ready: bool) -> str:
+    """A node being restored whose method is manual needs a person: say so, and where it is. Not once it is
+    Ready (someone pressed it; the leader rejoins it on its next poll): a second press would switch it off."""
+    if shed is not ShedState.RESTORING or not isinstance(method, ManualMethod) or ready:
         return ""
     return WAITING_FOR_BUTTON + (f" ({method.where})" if method.where else "")
 
@@ -51,7 +52,7 @@ def node_statuses(
                 node.unschedulable,
                 node.shed_state.value,
                 round(draw, 2),
-                _note(node.shed_state, method_of(node.name)),
+                _note(node.shed_state, method_of(node.name), node.ready),
             )
         )
     return tuple(rows)

@@ -56,6 +56,10 @@ class SimulatedPi:
     #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
     ups_requests: list[float] = field(default_factory=list)
 
+    #: When this Pi booted, on the world's wall clock (a daemon restart keeps it).
+    booted_wall: float = 0.0
+    #: How often this node's outage coordinator kept itself alive inside a long wait, as leader.
+    long_step_ticks: int = 0
     #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
     shutdown_exit_status: int = 0
 
@@ -175,7 +179,14 @@ class ClusterWorld:
         self.pis[name] = self._build(name, self._drain_timeout_s)
         return self.pis[name]
 
-    def _build(self, name: str, drain_timeout_s: float) -> SimulatedPi:
+    def restart_daemon(self, name: str) -> SimulatedPi:
+        """piclusterd restarts on a Pi that stays up (watchdog, crash, upgrade): a fresh daemon, the same boot."""
+        booted = self.pis[name].booted_wall
+        self.pis[name].alive = False  # the old process is gone
+        self.pis[name] = self._build(name, self._drain_timeout_s, booted_wall=booted)
+        return self.pis[name]
+
+    def _build(self, name: str, drain_timeout_s: float, booted_wall: float | None = None) -> SimulatedPi:
         config_path = self._directory / f"{name}.toml"
         config_path.write_text(
             f'mode = "{"dry-run" if self.settings.dry_run else "enforce"}"\n'
@@ -185,6 +196,7 @@ class ClusterWorld:
         )
         config = load_config(config_path)
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall))
+        pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
         api_client = self.server.api_client(retries=False)
         self._clients.append(api_client)
         api = KubeClusterApi(api_client)
@@ -252,6 +264,8 @@ class ClusterWorld:
             clock=self.clock,
             sleep=self.sleep,
             log=log,
+            tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
+            booted_wall=pi.booted_wall,
         )
         daemon.defer_to(outage)
         pi.outage = outage

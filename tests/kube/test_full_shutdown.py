@@ -9,12 +9,15 @@ mains failure to the cluster back as it was, with one ``outage.summary``.
 from __future__ import annotations
 
 import datetime
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from piclusterd.clock import boot_wall_time
 from piclusterd.cluster_controller import ShedSettings
 from piclusterd.testing.clock import FakeClock
 from piclusterd.testing.cluster_world import ClusterWorld
@@ -232,6 +235,43 @@ def test_a_leader_stuck_on_one_node_makes_the_others_wait_no_longer_than_full_sh
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi2"].shutdowns == ["systemctl poweroff"]  # it tried once, failed, and is not asked again
     assert world.pis["pi2"].alive
+    # Each one that stopped waiting says so in the cluster, not only in its own journal (sent on a thread of its
+    # own, never waited for by the shutdown: wait here for it to land).
+    told = events_landing(server, "LocalShutdownAfterWait", {"pi1", "pi3"})
+    for name in ("pi1", "pi3"):
+        assert told[name]["type"] == "Warning"
+        assert told[name]["message"].startswith(f"{name} powers itself off: ")
+        assert re.search(r"waited 4[56] s for the leader's full shutdown", told[name]["message"])  # bound + a poll
+    assert "pi4" not in told and "pi5" not in told  # asked in turn: nothing to say
+
+
+def test_a_node_whose_api_server_hangs_protects_itself_on_that_poll(world: ClusterWorld) -> None:
+    """The API server accepts connections and never answers (etcd stuck, say): the real gate's read would
+    wait out the client's timeouts and retries; the node powers off on its first critical poll instead."""
+    world.run(10)
+    critical_battery(world)
+    world.server.pause()
+    try:
+        daemon = world.pis["pi3"].daemon
+        assert daemon is not None
+        daemon.step()
+        assert world.pis["pi3"].shutdowns == ["systemctl poweroff"]
+        (failed,) = world.pis["pi3"].audit.named("shutdown.gate_failed")
+        assert "no answer within 5 s" in str(failed["error"])
+        assert world.pis["pi3"].audit.named("shutdown.local_deferred") == []
+    finally:
+        world.server.resume()
+
+
+def events_landing(server: FakeKubeServer, reason: str, nodes: set[str]) -> dict[str, dict[str, Any]]:
+    """The Events called ``reason``, by node, once one has landed for each of ``nodes`` (10 s at most)."""
+    found: dict[str, dict[str, Any]] = {}
+    for _ in range(200):
+        found = {e["involvedObject"]["name"]: e for e in server.list_objects("Event") if e["reason"] == reason}
+        if nodes <= set(found):
+            break
+        time.sleep(0.05)
+    return found
 
 
 def test_an_ordinary_outage_ends_with_one_summary_once_every_shed_node_is_back(world: ClusterWorld) -> None:
@@ -513,6 +553,8 @@ def test_a_worker_whose_daemon_is_dead_gets_one_request_and_holds_nobody_past_th
         assert stamp(started) - critical_at <= 60 + 1
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.pis["pi4"].shutdowns == []
+    # The 30 s wait for pi4's acknowledgement kept the leader alive (cli.py: watchdog ping, lease renewal).
+    assert world.pis["pi1"].long_step_ticks >= 10
 
 
 def test_a_leader_on_a_worker_takes_the_control_plane_down_and_goes_last(
@@ -570,3 +612,55 @@ def test_a_flapping_mains_is_one_outage_with_one_summary(world: ClusterWorld) ->
     assert len(world.events("outage.started")) == 1
     (summary,) = world.events("outage.summary")
     assert 6 * 30 - 10 <= summary["duration_s"] <= 6 * 30 + 10
+
+
+def test_mains_failing_again_while_the_pis_boot_never_resumes_the_old_full_shutdowns_power_offs(
+    world: ClusterWorld,
+) -> None:
+    """The UPS restored its output and the Pis boot, but mains fails again before anyone led on mains: the
+    battery is not critical, so no new full shutdown. The old one's power-off requests on the control plane are
+    history: resuming them would power off pi2 and pi3 together (etcd loses quorum) without any drain."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    world.clock.advance(3600)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="60", battery_runtime="3000", ups_realpower="14")
+    for name in NAMES:  # mains came back for a moment: the UPS restored its output, the Pis boot on battery
+        world.reboot(name)
+    world.run(300, step_s=2)
+
+    assert [e["target"] for e in world.events("node.poweroff_resumed")] == []
+    off_again = [name for name, pi in world.pis.items() if pi.shutdowns]
+    # Whatever the planner sheds now goes through a fresh plan (drained first, quorum kept): never pi2 and pi3.
+    assert not {"pi2", "pi3"} <= set(off_again)
+    for name in off_again:
+        assert any(e["target"] == name for e in world.events("node.drained")), f"{name} went off undrained"
+    restored = {e["target"] for e in world.events("node.restored")}
+    assert {"pi2", "pi3", "pi4", "pi5"} <= restored  # the old full shutdown undone on the booted nodes
+
+
+def test_a_leader_whose_daemon_restarts_mid_full_shutdown_goes_on_with_it(world: ClusterWorld) -> None:
+    """piclusterd restarts on the leader (watchdog, crash) half-way, with mains just back: the Pi did not boot,
+    so the full shutdown is not history. It is finished, never undone: the workers already halted would stay
+    off while the rest came back uncordoned, and a UPS shutdown-return already asked would cut them anyway."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: not world.pis["pi4"].alive, max_s=300)
+    world.ups.drive(ups_status="OL CHRG", battery_charge="20")
+    world.restart_daemon("pi1")
+    world.run_until(lambda: all_down(world), max_s=600)
+
+    assert world.events("node.restored") == [] and world.events("outage.summary") == []
+    assert [n for n in world.shutdown_order if n != "pi1"] == ["pi4", "pi5", "pi2", "pi3"]
+    assert world.shutdown_order[-1] == "pi1"
+
+
+def test_boot_wall_time_reads_btime(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nbtime 1764021600\nprocesses 42\n")
+    assert boot_wall_time(stat) == 1764021600.0
+    stat.write_text("cpu  1 2 3\n")
+    assert boot_wall_time(stat) is None
+    assert boot_wall_time(tmp_path / "missing") is None
+    real = boot_wall_time()
+    assert real is not None and 0 < real < time.time()

@@ -247,6 +247,7 @@ def test_a_relay_request_is_removed_then_pulsed_once(server: FakeKubeServer, api
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
     agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    server.power_off_node("pi4")
     request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r1", "pi4", "pi1", "2026-11-24T06:05:00Z")))
     agent.tick()
     agent.tick()
@@ -256,12 +257,28 @@ def test_a_relay_request_is_removed_then_pulsed_once(server: FakeKubeServer, api
     assert pulsed["target"] == "pi4" and pulsed["request_id"] == "r1" and pulsed["leader"] == "pi1"
 
 
+def test_a_relay_request_for_a_node_that_is_up_pulses_nothing(server: FakeKubeServer, api: KubeClusterApi) -> None:
+    """An old request (this daemon was down), or someone pressed the button meanwhile: pi4 is Ready, and a
+    pulse would switch it off without a clean shutdown."""
+    gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
+    relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r5", "pi4", "pi1", "2026-11-24T06:05:00Z")))
+    agent.tick()
+    assert gpio.output_history(17) == [0]
+    assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi2")  # removed all the same: not obeyed later
+    (failed,) = audit.named("node.relay_failed")
+    assert failed["target"] == "pi4" and "pi4 is Ready: a pulse would switch it off" in failed["error"]
+    assert audit.named("node.relay_pulsed") == []
+
+
 def test_a_relay_request_for_a_node_this_one_does_not_drive_pulses_nothing(
     server: FakeKubeServer, api: KubeClusterApi
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
     agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    server.power_off_node("pi5")
     request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r2", "pi5", "pi1", "2026-11-24T06:05:00Z")))
     agent.tick()
     assert gpio.output_history(17) == [0]  # the pin comes from this node's configuration, never the request

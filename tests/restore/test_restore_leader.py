@@ -268,17 +268,15 @@ def test_gpio_relay_via_another_node_is_pulsed_once_by_that_nodes_daemon(server:
 # --- rtc-wake ------------------------------------------------------------------------------------------------
 
 
-def test_an_rtc_wake_node_halts_again_while_mains_is_out_and_rejoins_once_it_is_back(
-    server: FakeKubeServer, tmp_path: Path
-) -> None:
-    alarm = tmp_path / "wakealarm"
+def rtc_wake_world(server: FakeKubeServer, alarm: Path) -> ClusterWorld:
+    """clinic-5 with pi4 on rtc-wake (its RTC alarm at ``alarm``, a 15 min recheck); the others boot when asked."""
     alarm.write_text("")
 
     def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
         wake = RtcWakeAlarm(alarm) if pi.name == "pi4" else None
         return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=wake, recheck_s=900)
 
-    world = ClusterWorld(
+    return ClusterWorld(
         server,
         clock_of(server),
         NAMES,
@@ -286,6 +284,13 @@ def test_an_rtc_wake_node_halts_again_while_mains_is_out_and_rejoins_once_it_is_
         power_on=lambda w: PowerOnBackends({"pi4": RtcWakePower(900)}, default=BootInWorld(w)),
         node_agent=agent,
     )
+
+
+def test_an_rtc_wake_node_halts_again_while_mains_is_out_and_rejoins_once_it_is_back(
+    server: FakeKubeServer, tmp_path: Path
+) -> None:
+    alarm = tmp_path / "wakealarm"
+    world = rtc_wake_world(server, alarm)
     world.run(5)
     world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000")
     world.run_until(lambda: "pi4" in [e["target"] for e in world.events("node.powered_off")], max_s=900, step_s=5)
@@ -461,20 +466,7 @@ def test_an_rtc_wake_node_asked_back_halts_again_if_mains_fails_before_it_wakes(
     server: FakeKubeServer, tmp_path: Path
 ) -> None:
     alarm = tmp_path / "wakealarm"
-    alarm.write_text("")
-
-    def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
-        wake = RtcWakeAlarm(alarm) if pi.name == "pi4" else None
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=wake, recheck_s=900)
-
-    world = ClusterWorld(
-        server,
-        clock_of(server),
-        NAMES,
-        settings(),
-        power_on=lambda w: PowerOnBackends({"pi4": RtcWakePower(900)}, default=BootInWorld(w)),
-        node_agent=agent,
-    )
+    world = rtc_wake_world(server, alarm)
     shed_three_then_mains_back(world)
     world.run_until(
         lambda: "pi4" in [e["target"] for e in world.events("node.power_on_requested")], max_s=900, step_s=5

@@ -33,3 +33,10 @@ def test_without_a_configuration_every_node_is_manual() -> None:
     view = ClusterView((make_node("pi4", shed_phase="restoring", ready=False),))
     (row,) = node_statuses(view, PowerConfig())
     assert row.note == WAITING_FOR_BUTTON
+
+
+def test_a_manual_node_already_up_is_not_waiting_for_the_button() -> None:
+    """Pressed, Ready, not yet rejoined by the leader: telling a person to press again would switch it off."""
+    view = ClusterView((make_node("pi4", shed_phase="restoring", ready=True),))
+    (row,) = node_statuses(view, PowerConfig(), lambda _node: ManualMethod("rack B"))
+    assert row.note == ""

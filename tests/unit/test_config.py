@@ -73,6 +73,11 @@ def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
         ('[shutdown]\nups_shutdown_return = "yes"', "shutdown.ups_shutdown_return", "true or false"),
         ("[policy]\nlow_charge = 120", "policy.low_charge", "a number from 0 to 100"),
         ('[policy]\ncritical_runtime = "20m"', "policy.critical_runtime", "critical_runtime <= low_runtime"),
+        (
+            '[shutdown]\nfull_shutdown_wait = "5m"',
+            "shutdown.full_shutdown_wait",
+            "full_shutdown_wait < critical_runtime",
+        ),
         ('[ups]\nstale_after = "1s"', "ups.stale_after", "stale_after >= 2 x poll_interval"),
         ('[battery]\ntopology = "per-node"', "battery.node_capacity_wh", "2 x 18650 3.6 V 3.0 Ah = 21.6 Wh"),
         ('[battery]\ntopology = "solar"', "battery.topology", '"per-node"'),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +33,14 @@ class RecordingShutdown:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, mode: str = "enforce", extra: str = "", notify_socket: str = "") -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        mode: str = "enforce",
+        extra: str = "",
+        notify_socket: str = "",
+        gate_answer_s: float = 5.0,
+    ) -> None:
         self.path = tmp_path / "piclusterd.toml"
         self.path.write_text(
             f'mode = "{mode}"\n[node]\nname = "pi1"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
@@ -49,6 +57,7 @@ class Rig:
             log=self.audit.logger,
             notifier=SystemdNotifier({"NOTIFY_SOCKET": notify_socket} if notify_socket else {}),
             shutdown=self.shutdown,
+            gate_answer_s=gate_answer_s,
         )
         self.status_file = tmp_path / "run" / "status.json"
 
@@ -229,12 +238,28 @@ class ScriptedGate:
         self.script = list(script)  # answers given first, in order, then ``answer``
         self.asked: list[float] = []
         self.error: Exception | None = None
+        self.hang = threading.Event()  # set: the next answers never come (an API server that hangs)
+        self.release = threading.Event()  # lets hung calls end at teardown
+        self.reported: list[str] = []
+        self.report_seen = threading.Event()
+        self.report_error: Exception | None = None
+        self.report_blocks = False  # set: the Event never gets through (until release)
 
     def defer_local_shutdown(self, critical_for_s: float) -> str | None:
         self.asked.append(critical_for_s)
+        if self.hang.is_set():
+            self.release.wait()
         if self.error is not None:
             raise self.error
         return self.script.pop(0) if self.script else self.answer
+
+    def report_self_protection(self, message: str) -> None:
+        self.reported.append(message)
+        self.report_seen.set()
+        if self.report_error is not None:
+            raise self.report_error
+        if self.report_blocks:
+            self.release.wait()
 
 
 def test_a_critical_node_waits_for_the_leader_no_longer_than_full_shutdown_wait(tmp_path: Path) -> None:
@@ -275,8 +300,94 @@ def test_a_gate_that_fails_never_keeps_a_critical_node_up(tmp_path: Path) -> Non
     assert "bug in the cluster code" in failed["error"]
 
 
+def test_a_gate_that_hangs_never_keeps_a_critical_node_up(tmp_path: Path) -> None:
+    """The API server accepts the connection and never answers: the node does not wait for full_shutdown_wait,
+    nor for the client's timeouts; it powers off on that poll and says why."""
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n', gate_answer_s=0.2)
+    gate = ScriptedGate()
+    gate.hang.set()
+    rig.daemon.defer_to(gate)
+    try:
+        rig.poll()
+        rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+        rig.poll()
+        assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+        (failed,) = rig.audit.named("shutdown.gate_failed")
+        assert "no answer within 0.2 s" in failed["error"]
+        assert rig.audit.named("shutdown.local_deferred") == []
+    finally:
+        gate.release.set()
+
+
+def test_a_gate_that_starts_hanging_mid_wait_ends_the_wait_at_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n', gate_answer_s=0.2)
+    gate = ScriptedGate()
+    rig.daemon.defer_to(gate)
+    try:
+        rig.poll()
+        rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+        rig.poll(10)
+        assert rig.shutdown.calls == []
+        gate.hang.set()
+        rig.poll()
+        assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+        assert gate.report_seen.wait(10)  # it had waited: the cluster is told too
+        assert "waited 10 s for the leader's full shutdown" in gate.reported[0]
+    finally:
+        gate.release.set()
+
+
+def test_a_node_that_stops_waiting_tells_the_cluster_without_waiting_for_it(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "30s"\n')
+    gate = ScriptedGate()
+    gate.report_blocks = True  # the Event never gets through: the shutdown must not wait for it
+    rig.daemon.defer_to(gate)
+    try:
+        rig.poll()
+        rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+        rig.poll(30)
+        assert gate.reported == []  # still waiting: nothing to tell
+        rig.poll()
+        assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+        assert gate.report_seen.wait(10)
+        (message,) = gate.reported
+        assert message.startswith("pi1 powers itself off: ") and "waited 30 s" in message
+        assert "last wait: the leader will ask" in message
+    finally:
+        gate.release.set()
+
+
+def test_a_node_that_powers_off_without_waiting_sends_no_event(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    gate = ScriptedGate(answer=None)
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(3)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    assert not gate.report_seen.wait(0.5) and gate.reported == []
+
+
+def test_an_event_that_cannot_be_sent_is_said_in_the_journal(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "3s"\n')
+    gate = ScriptedGate()
+    gate.report_error = RuntimeError("403 events is forbidden")
+    rig.daemon.defer_to(gate)
+    rig.poll()
+    rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
+    rig.poll(5)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    assert gate.report_seen.wait(10)
+    for _ in range(100):  # the thread logs right after raising; wait for the line, not for luck
+        if rig.audit.named("shutdown.self_protection_unreported"):
+            break
+        threading.Event().wait(0.05)
+    (unreported,) = rig.audit.named("shutdown.self_protection_unreported")
+    assert "403 events is forbidden" in unreported["error"]
+
+
 def test_a_leaders_request_is_obeyed_at_once_even_while_deferring(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, extra='full_shutdown_wait = "5m"\n')
+    rig = Rig(tmp_path, extra='full_shutdown_wait = "4m"\n')
     rig.daemon.defer_to(ScriptedGate())
     rig.poll()
     rig.ups.drive(ups_status="OB LB", battery_charge="8", battery_runtime="120")
