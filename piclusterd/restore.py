@@ -32,7 +32,7 @@ cycle it. The leader passes the settling nodes to the planner, which refuses the
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -48,6 +48,7 @@ __all__ = [
     "RestoreMemory",
     "RestorePolicy",
     "decide_restore",
+    "decide_rotation",
     "is_settling",
     "restore_order",
 ]
@@ -231,3 +232,23 @@ def decide_restore(
         )
         return memory.with_power_on(node.name, now), (PowerOn(node.name, reason),)
     return _hold(memory, RestoreHold.ANTI_FLAP)
+
+
+def decide_rotation(
+    view: ClusterView, wanted: Sequence[tuple[str, str]], policy: RestorePolicy, memory: RestoreMemory, now: float
+) -> tuple[RestoreMemory, tuple[PowerOn, ...]]:
+    """Which rotation (at most one) to carry out now: ``wanted`` is the plan's ``(node, reason)`` pairs, each a
+    shed node the planner asks back, on battery, to relieve a low one. Pure.
+
+    The planner already checked the safety rules; this adds only the pacing every power-on obeys: one node per
+    ``restore_stagger_s``, and the anti-flap rules (never within ``restore_after_s`` of its power-off, nor
+    more than once per ``restore_after_s``). A node no longer ``powered_off`` is skipped.
+    """
+    memory = _observe(view, memory, now, policy)
+    if memory.last_power_on_at is not None and now - memory.last_power_on_at < policy.restore_stagger_s:
+        return memory, ()
+    off = {node.name for node in view.nodes if node.shed_state is ShedState.POWERED_OFF}
+    for name, reason in wanted:
+        if name in off and not _is_held(memory, name, now, policy):
+            return memory.with_power_on(name, now), (PowerOn(name, reason),)
+    return memory, ()
