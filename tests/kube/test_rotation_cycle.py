@@ -96,6 +96,7 @@ class Outage:
         self.world = world
         self.charges = charges
         self.published_at = -1e9
+        self.silent: set[str] = set()  # nodes whose publisher stopped (a dead daemon, a HAT gone quiet)
 
     def start(self) -> None:
         self.world.run(5)
@@ -104,7 +105,7 @@ class Outage:
 
     def republish(self) -> None:
         for name, pi in self.world.pis.items():
-            if pi.alive:
+            if pi.alive and name not in self.silent:
                 publish(self.world, name, self.charges[name])
         self.published_at = self.world.clock.monotonic()
 
@@ -170,3 +171,51 @@ def test_a_charged_shed_node_comes_back_and_the_low_one_is_shed(world: ClusterWo
     assert not nodes["s3"]["spec"].get("unschedulable")
     assert "picluster.io/shed" not in (nodes["s3"]["metadata"].get("annotations") or {})
     assert '"phase":"powered_off"' in nodes["s2"]["metadata"]["annotations"]["picluster.io/shed"]
+
+
+def test_a_manual_node_is_asked_for_once_on_battery_and_never_withdrawn(manual_world: ClusterWorld) -> None:
+    world = manual_world
+    outage, _ = _shed_s3_then_run_s2_low(world)
+    outage.until(lambda: bool(kube_events(world, "PowerOnNeeded")), max_s=1800)
+    outage.run(300)  # nobody at the button for five minutes: the request stands, asked once
+
+    needed = kube_events(world, "PowerOnNeeded")
+    assert len(needed) == 1 and needed[0].get("count", 1) == 1 and needed[0]["type"] == "Warning"
+    message = str(needed[0]["message"])
+    assert message.startswith("on battery, to relieve a node whose own battery runs low")
+    assert "press the power button on s3 (shelf 2)" in message
+    # On battery is why s3 was asked for: the leader does not take it back as "mains failed again".
+    assert world.events("node.power_on_withdrawn") == []
+    assert world.events("node.power_on_requested")[0]["outcome"] == "waiting_for_operator"
+
+    world.boot_later("s3", 30.0)  # someone pressed the button
+    outage.until(lambda: "s2" in powered_off(world), max_s=1800)
+    assert powered_off(world) == ["s3", "s2"]
+    assert len(kube_events(world, "PowerOnNeeded")) == 1
+
+
+def test_unknown_own_battery_is_said_once_per_change(world: ClusterWorld) -> None:
+    outage = Outage(world, {"s1": 95.0, "s2": 95.0, "s3": 95.0})
+    outage.start()
+    outage.run(120)
+    assert world.events("battery.node_unknown") == []
+
+    # s2 stops publishing: its record goes stale (600 s) and is unknown, said once, however long it lasts.
+    outage.silent.add("s2")  # its daemon is gone; the Pi (and its kubelet) still run
+    outage.run(1200)
+    unknown = world.events("battery.node_unknown")
+    assert [e["target"] for e in unknown] == ["s2"]
+    assert "stale after 600 s" in str(unknown[0]["detail"]) and unknown[0]["level"] == "warning"
+    warned = kube_events(world, "NodeBatteryUnknown")
+    assert len(warned) == 1 and warned[0].get("count", 1) == 1 and warned[0]["type"] == "Warning"
+    assert warned[0]["involvedObject"]["name"] == "s2"
+    assert "will not shed or rotate it" in str(warned[0]["message"])
+
+    # It publishes again: known (said once), and a second silence is said again.
+    outage.silent.clear()
+    outage.run(120)
+    assert [e["target"] for e in world.events("battery.node_known")] == ["s2"]
+    outage.silent.add("s2")
+    outage.run(900)
+    assert [e["target"] for e in world.events("battery.node_unknown")] == ["s2", "s2"]
+    assert world.events("node.cordoned") == []  # never acted on
