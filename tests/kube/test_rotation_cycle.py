@@ -219,3 +219,35 @@ def test_unknown_own_battery_is_said_once_per_change(world: ClusterWorld) -> Non
     outage.run(900)
     assert [e["target"] for e in world.events("battery.node_unknown")] == ["s2", "s2"]
     assert world.events("node.cordoned") == []  # never acted on
+
+
+@pytest.fixture
+def dry_world() -> Iterator[ClusterWorld]:
+    yield from _world(lambda w: PowerOnBackends({}, default=BootInWorld(w, 30.0)), dry_run=True)
+
+
+def test_dry_run_says_the_rotation_and_powers_nothing_on(dry_world: ClusterWorld) -> None:
+    world = dry_world
+    # s3 was shed earlier (an enforcing leader's record), keeping 90 %; s2 runs low and may not go (min_nodes).
+    publish(world, "s3", 90.0, age_s=3000.0)
+    record = '{"v":1,"phase":"powered_off","leader":"s1","reason":"own battery short","startedAt":"x",'
+    record += '"wasUnschedulable":false,"requestId":"r1","changedAt":"x"}'
+    api = KubeClusterApi(world.server.api_client(retries=False))
+    api.patch_node("s3", {"metadata": {"annotations": {"picluster.io/shed": record}}, "spec": {"unschedulable": True}})
+    world.pis["s3"].alive = False
+    world.server.power_off_node("s3")
+    outage = Outage(world, {"s1": 95.0, "s2": 15.0, "s3": 90.0})
+    outage.start()
+    for _ in range(120):  # ten minutes, well past restore_after
+        if world.clock.monotonic() - outage.published_at >= 60:
+            outage.republish()
+        world.step(5.0)
+
+    decided = [e for e in world.events("plan.decided") if e["power_on"]]
+    assert decided and decided[0]["dry_run"] is True
+    assert [(p["node"], p["relieves"]) for p in decided[0]["power_on"]] == [("s3", "s2")]  # type: ignore[union-attr]
+    planned = kube_events(world, "PowerOnPlanned")
+    assert len(planned) == 1 and "would power on (dry-run) s3 on battery" in str(planned[0]["message"])
+    backend = world.power_on.backend_for("s3")
+    assert isinstance(backend, BootInWorld) and backend.power_ons == []
+    assert world.events("node.power_on_requested") == [] and not world.pis["s3"].alive
