@@ -24,6 +24,9 @@ No side effects, no clock (``now`` is the caller's monotonic time), no Kubernete
 wait can only come out longer, never shorter; after a leader change the new leader waits ``restore_after_s``
 from its own first sighting (missing data fails safe).
 
+**Rotation.** On battery the planner may ask a charged shed node back to relieve a low one (``Plan.power_on``,
+per-node batteries); :func:`decide_rotation` paces it with the same anti-flap and stagger rules (rules 6-7).
+
 **The other direction.** A node powered on less than ``restore_after_s`` ago is *settling*
 (:func:`is_settling`); the shedder should not shed it again until it has settled, or a flapping mains would
 cycle it. The leader passes the settling nodes to the planner, which refuses them (rule ``settling``).
