@@ -6,6 +6,7 @@ Ready, no node is powered off twice. Also: unknown own-battery data is said once
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from piclusterd.annotations import rfc3339
 from piclusterd.cluster_controller import ShedSettings
 from piclusterd.kube_api import KubeClusterApi
 from piclusterd.node_batteries import Topology
-from piclusterd.node_power import ManualPower
+from piclusterd.node_power import ManualPower, PowerResult
 from piclusterd.power_on import PowerOnBackends
 from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.power_state import PowerState
@@ -251,3 +252,43 @@ def test_dry_run_says_the_rotation_and_powers_nothing_on(dry_world: ClusterWorld
     backend = world.power_on.backend_for("s3")
     assert isinstance(backend, BootInWorld) and backend.power_ons == []
     assert world.events("node.power_on_requested") == [] and not world.pis["s3"].alive
+
+
+class FailsFirst(BootInWorld):
+    """A relay whose first power-on raises (its ``via`` node unreachable, say), then works."""
+
+    def __init__(self, world: ClusterWorld) -> None:
+        super().__init__(world, 30.0, name="gpio-relay")
+        self.failed = 0
+
+    def power_on(self, node: str) -> PowerResult:
+        if not self.failed:
+            self.failed += 1
+            raise OSError("relay request to s1 timed out")
+        return super().power_on(node)
+
+
+@pytest.fixture
+def failing_world() -> Iterator[ClusterWorld]:
+    yield from _world(lambda w: PowerOnBackends({}, default=FailsFirst(w)))
+
+
+def test_a_failed_rotation_power_on_is_said_put_back_and_retried(failing_world: ClusterWorld) -> None:
+    world = failing_world
+    outage, _ = _shed_s3_then_run_s2_low(world)
+    outage.until(lambda: bool(world.events("node.power_on_failed")), max_s=1800)
+    stamp = str(world.events("node.power_on_failed")[0]["timestamp"]).replace("Z", "+00:00")
+    failed_at = datetime.datetime.fromisoformat(stamp).timestamp() - (world.clock.wall() - world.clock.monotonic())
+    # The record is back to powered_off with its own shed reason: a later plan may ask again.
+    s3 = next(n for n in world.server.list_objects("Node") if n["metadata"]["name"] == "s3")
+    shed = s3["metadata"]["annotations"]["picluster.io/shed"]
+    assert '"phase":"powered_off"' in shed and "rotation" not in shed
+    failed = kube_events(world, "PowerOnFailed")
+    assert len(failed) == 1 and failed[0]["type"] == "Warning" and "relay request to s1" in str(failed[0]["message"])
+
+    outage.until(lambda: "s2" in powered_off(world), max_s=1800)
+    backend = world.power_on.backend_for("s3")
+    assert isinstance(backend, FailsFirst)
+    assert [node for _, node in backend.power_ons] == ["s3"]
+    assert backend.power_ons[0][0] - failed_at >= 60.0  # 2 x restore_stagger later, not on the next poll
+    assert powered_off(world) == ["s3", "s2"]
