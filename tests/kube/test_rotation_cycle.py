@@ -292,3 +292,24 @@ def test_a_failed_rotation_power_on_is_said_put_back_and_retried(failing_world: 
     assert [node for _, node in backend.power_ons] == ["s3"]
     assert backend.power_ons[0][0] - failed_at >= 60.0  # 2 x restore_stagger later, not on the next poll
     assert powered_off(world) == ["s3", "s2"]
+
+
+def test_a_new_leader_keeps_a_manual_rotation_request(manual_world: ClusterWorld) -> None:
+    world = manual_world
+    outage, _ = _shed_s3_then_run_s2_low(world)
+    outage.until(lambda: bool(kube_events(world, "PowerOnNeeded")), max_s=1800)
+    leader = str(world.events("node.power_on_requested")[0]["node"])
+    world.pis[leader].alive = False  # its daemon dies (the Pi stays up): another node takes the lease
+    end = world.clock.monotonic() + 600
+    while world.clock.monotonic() < end:
+        if world.clock.monotonic() - outage.published_at >= 60:
+            outage.republish()
+        world.step(5.0)
+
+    acquired = [str(e["node"]) for e in world.events("leader.acquired")]
+    assert acquired[-1] != leader  # a new leader
+    # It reads the rotation from s3's record: still asked for, not withdrawn as "mains failed again", not re-asked.
+    assert world.events("node.power_on_withdrawn") == []
+    assert len(kube_events(world, "PowerOnNeeded")) == 1
+    s3 = next(n for n in world.server.list_objects("Node") if n["metadata"]["name"] == "s3")
+    assert '"phase":"restoring"' in s3["metadata"]["annotations"]["picluster.io/shed"]
