@@ -7,7 +7,9 @@ part in the Lease election. The leader reads the cluster, asks the pure planner 
 1. nodes already in progress (a drain or power-off the previous leader started) are finished first, and a
    shed node that is Ready again is rejoined;
 2. then the plan's first action whose drain has not failed recently: drain, then power off;
-3. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
+3. with nothing to shed, a rotation the plan asks for (``Plan.power_on``: on battery, a charged shed node
+   comes back to relieve one whose own battery runs low; ``_rotate``), through the same power-on path;
+4. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
    node back on through its :class:`~piclusterd.node_power.NodePower` backend (``_restore``). Nodes powered on
    less than ``restore_after`` ago are passed to the planner as *settling*: it does not shed them (anti-flap).
 
@@ -621,8 +623,8 @@ class ClusterController:
         backend = self._power_on.backend_for(name)
         self.fence()
         restoring = record.with_phase(ShedPhase.RESTORING, rfc3339(self._clock.wall()))
+        reason = action.reason
         if rotation:
-            reason = action.reason
             reason = reason if reason.startswith(ROTATION_REASON_PREFIX) else f"{ROTATION_REASON_PREFIX} {reason}"
             restoring = replace(restoring, reason=reason)
         self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
@@ -642,10 +644,10 @@ class ClusterController:
             method=backend.name,
             outcome=result.outcome.value,
             detail=result.detail,
-            reason=action.reason,
+            reason=reason,
         )
         why = "on battery, to relieve a node whose own battery runs low" if rotation else "mains is back"
         if result.outcome is PowerOutcome.WAITING_FOR_OPERATOR:
             self._events.emit(name, "PowerOnNeeded", f"{why}: {result.detail}", warning=True)
         else:
-            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({action.reason})")
+            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({reason})")
