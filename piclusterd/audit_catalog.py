@@ -374,10 +374,11 @@ EVENTS: tuple[EventDoc, ...] = (
         "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
         "with the rule (power_unknown: a node's own battery is unknown, so it is left alone). POWER_ON lists shed "
         "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
-        "relieves; the daemon does not power them on itself yet. TOPOLOGY is shared, per-node or mixed. DRY_RUN "
-        "true: nothing is done.",
-        "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON: power those nodes on by "
-        "hand; the low node they relieve is then shed by a later plan.",
+        "relieves (a PowerOnPlanned Event on each); the leader powers them on, one at a time and never within "
+        "restore_after of their power-off (node.power_on_requested), and sheds the low node once they rejoined. "
+        "TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
+        "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON with a manual [node_power] "
+        "method: press the node's power button when the PowerOnNeeded Event asks.",
     ),
     EventDoc(
         "battery.node_capacity_unset",
@@ -388,6 +389,25 @@ EVENTS: tuple[EventDoc, ...] = (
         "set: the leader plans with the shared battery only, so a node whose own battery runs low is not moved "
         "off in time. Said once per daemon start (also as a NodeCapacityUnset Event on the leader's Node).",
         'Set [battery] node_capacity_wh (one HAT battery in Wh), or topology = "shared" if that is meant.',
+    ),
+    EventDoc(
+        "battery.node_unknown",
+        "warning",
+        "A node's own battery is unknown to the leader",
+        ("TARGET", "DETAIL", "TOPOLOGY"),
+        "On a per-node or mixed cluster the leader cannot tell TARGET's own battery (DETAIL: no power record, "
+        "unreadable, or stale: the node stopped publishing), so it neither sheds nor rotates TARGET, which may run "
+        "out unseen. Said when TARGET turns unknown, not every poll (also a Warning Event NodeBatteryUnknown on "
+        "TARGET); battery.node_known follows when it is known again.",
+        "Check that piclusterd runs on TARGET and reads its HAT (piclusterctl status there; journalctl -u piclusterd).",
+    ),
+    EventDoc(
+        "battery.node_known",
+        "info",
+        "A node's own battery is known to the leader again",
+        ("TARGET",),
+        "TARGET's own battery, said unknown (battery.node_unknown), is read again: the plan counts it once more.",
+        "None.",
     ),
     EventDoc(
         "node.drain_resumed",
@@ -472,7 +492,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "info",
         "The leader powers a shed node back on",
         ("TARGET", "METHOD", "OUTCOME", "DETAIL", "REASON"),
-        "Mains is back and stable: the leader marked TARGET's shed record restoring and asked its [node_power] METHOD "
+        "Mains is back and stable, or (REASON starts with rotation:) on battery, a shed node that kept its own "
+        "battery's charge comes back to relieve a running node whose own battery runs low, which a later plan then "
+        "sheds. The leader marked TARGET's shed record restoring and asked its [node_power] METHOD "
         "to power it on. OUTCOME: done (switched), sent (a request left: magic packet, relay request), wakes_itself "
         "(rtc-wake: it wakes on its alarm), waiting_for_operator (manual: a Warning Event PowerOnNeeded says where). "
         "node.restored follows once it is Ready.",

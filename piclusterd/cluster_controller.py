@@ -7,7 +7,9 @@ part in the Lease election. The leader reads the cluster, asks the pure planner 
 1. nodes already in progress (a drain or power-off the previous leader started) are finished first, and a
    shed node that is Ready again is rejoined;
 2. then the plan's first action whose drain has not failed recently: drain, then power off;
-3. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
+3. with nothing to shed, a rotation the plan asks for (``Plan.power_on``: on battery, a charged shed node
+   comes back to relieve one whose own battery runs low; ``_rotate``), through the same power-on path;
+4. with nothing to shed, the restore policy (:func:`~piclusterd.restore.decide_restore`) may power one shed
    node back on through its :class:`~piclusterd.node_power.NodePower` backend (``_restore``). Nodes powered on
    less than ``restore_after`` ago are passed to the planner as *settling*: it does not shed them (anti-flap).
 
@@ -49,7 +51,16 @@ from piclusterd.power_model import BatterySpec, PiModel, PowerConfig, PowerSitua
 from piclusterd.power_on import PowerOnBackends
 from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
-from piclusterd.restore import PowerOn, RestoreHold, RestoreInputs, RestoreMemory, RestorePolicy, decide_restore
+from piclusterd.restore import (
+    PowerOn,
+    RestoreHold,
+    RestoreInputs,
+    RestoreMemory,
+    RestorePolicy,
+    decide_restore,
+    decide_rotation,
+)
+from piclusterd.safety import SafetyRule
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 
@@ -76,6 +87,10 @@ POWER_ON_ANSWER_S = 600.0
 #: A failed power-on is not tried again sooner than this, even with restore_stagger = 0 (one try per poll
 #: would flood the journal and the Events).
 MIN_POWER_ON_RETRY_S = 30.0
+
+#: A shed record whose reason starts so was asked back on battery, to relieve a low node (rotation; the
+#: planner's ``PowerOnNode.reason`` starts so): mains failing is not a reason to withdraw it.
+ROTATION_REASON_PREFIX = "rotation:"
 
 #: After a drain fails, the node is not tried again for this long (the planner goes on to the next one).
 DRAIN_RETRY_AFTER_S = 600.0
@@ -190,6 +205,7 @@ class ClusterController:
         self._restore_memory = RestoreMemory()
         self._restore_hold_said: RestoreHold | None = None
         self._unanswered_said: dict[str, str] = {}  # node -> changed_at of the restoring record said
+        self._unknown_battery_said: frozenset[str] = frozenset()  # nodes whose own battery was said unknown
         self._started_at = clock.monotonic()
         self._warned_node_capacity_unset = False
         self.last_plan: Plan | None = None
@@ -304,6 +320,7 @@ class ClusterController:
         )
         self.last_plan = decided
         self._report(decided)
+        self._say_unknown_batteries(view, decided)
         if self._settings.dry_run:
             return
         if self._withdraw_unsent_requests(view, power):
@@ -321,6 +338,8 @@ class ClusterController:
                 self._stand_down_until = now + self._elector_lease_s
                 return
             self._shed(view, action.node, action.reason)
+            return
+        if self._rotate(view, decided, now):
             return
         self._restore(view, power, now)
 
@@ -353,6 +372,34 @@ class ClusterController:
         verb = "would shed (dry-run)" if self._settings.dry_run else "sheds"
         for action in decided.actions:
             self._events.emit(action.node, "PowerShedPlanned", f"piclusterd {verb} {action.node}: {action.reason}")
+        verb = "would power on (dry-run)" if self._settings.dry_run else "powers on"
+        for wanted in decided.power_on:
+            self._events.emit(
+                wanted.node, "PowerOnPlanned", f"piclusterd {verb} {wanted.node} on battery: {wanted.reason}"
+            )
+
+    def _say_unknown_batteries(self, view: ClusterView, decided: Plan) -> None:
+        """A node's own battery unknown (per-node / mixed): the plan leaves that node alone, which on a node
+        living on its own battery may mean it dies unseen. Said loudly (journal warning + Warning Event on the
+        Node) when a node turns unknown, not every poll; said again if it turns unknown again after being known.
+        Only plans made on the nodes' own batteries (per-node, or mixed with a node short) look at them: the
+        others (holds, the shared battery deciding) change nothing here."""
+        if decided.decision not in (Decision.PER_NODE, Decision.PER_NODE_OK):
+            return
+        unknown = {r.node: r.detail for r in decided.refused if r.rule is SafetyRule.POWER_UNKNOWN}
+        for name in sorted(unknown.keys() - self._unknown_battery_said):
+            self._log.warning("battery.node_unknown", target=name, detail=unknown[name], topology=decided.topology)
+            self._events.emit(
+                name,
+                "NodeBatteryUnknown",
+                f"{unknown[name]}: piclusterd cannot tell how long {name} lasts and will not shed or rotate it. "
+                f"Check that piclusterd runs on {name} and reads its battery HAT (piclusterctl status there)",
+                warning=True,
+            )
+        for name in sorted(self._unknown_battery_said - unknown.keys()):
+            if view.has_node(name):
+                self._log.info("battery.node_known", target=name)
+        self._unknown_battery_said = frozenset(unknown)
 
     def _records(self, view: ClusterView) -> dict[str, ShedRecord]:
         found: dict[str, ShedRecord] = {}
@@ -486,6 +533,19 @@ class ClusterController:
         for action in actions:
             self._power_on_node(view, action)
 
+    def _rotate(self, view: ClusterView, decided: Plan, now: float) -> bool:
+        """The plan asks a charged shed node back, on battery, to relieve a low one (rotation): power it on
+        through the same path as a restore (``_power_on_node``), paced by the same anti-flap and stagger
+        rules (:func:`~piclusterd.restore.decide_rotation`). True if a node was asked to power on. The low node
+        is shed by a later plan, once the returning one is Ready and rejoined (``_resume``)."""
+        if not decided.power_on:
+            return False
+        wanted = [(p.node, p.reason) for p in decided.power_on]
+        self._restore_memory, actions = decide_rotation(view, wanted, self._settings.restore, self._restore_memory, now)
+        for action in actions:
+            self._power_on_node(view, action, rotation=True)
+        return bool(actions)
+
     def _settle(self, name: str) -> None:
         """A shed node is back, however it came (restore, a button, the UPS power-cycling, its RTC alarm): it
         settles for ``restore_after`` from now, so the planner does not shed it again straight away."""
@@ -505,6 +565,8 @@ class ClusterController:
             method = self._power_on.method_for(name)
             if record.phase is not ShedPhase.RESTORING or method not in ("manual", "rtc-wake") or view.node(name).ready:
                 continue
+            if record.reason.startswith(ROTATION_REASON_PREFIX):
+                continue  # asked back on battery on purpose (rotation): the outage is why, not a reason to withdraw
             self.fence()
             back = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
             self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(back)}}})
@@ -550,7 +612,10 @@ class ClusterController:
                 warning=True,
             )
 
-    def _power_on_node(self, view: ClusterView, action: PowerOn) -> None:
+    def _power_on_node(self, view: ClusterView, action: PowerOn, *, rotation: bool = False) -> None:
+        """Power a shed node on: record ``restoring`` (fence first), call its backend, say so. ``rotation``: on
+        battery, to relieve a low node (the plan's ``power_on``), not because mains is back: the record's reason
+        says so (a new leader does not withdraw it as mains failing again) and so does the Event."""
         name = action.node
         record = self._records(view).get(name)
         if record is None or record.phase is not ShedPhase.POWERED_OFF:
@@ -558,6 +623,10 @@ class ClusterController:
         backend = self._power_on.backend_for(name)
         self.fence()
         restoring = record.with_phase(ShedPhase.RESTORING, rfc3339(self._clock.wall()))
+        reason = action.reason
+        if rotation:
+            reason = reason if reason.startswith(ROTATION_REASON_PREFIX) else f"{ROTATION_REASON_PREFIX} {reason}"
+            restoring = replace(restoring, reason=reason)
         self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
         try:
             result = backend.power_on(name)
@@ -575,9 +644,10 @@ class ClusterController:
             method=backend.name,
             outcome=result.outcome.value,
             detail=result.detail,
-            reason=action.reason,
+            reason=reason,
         )
+        why = "on battery, to relieve a node whose own battery runs low" if rotation else "mains is back"
         if result.outcome is PowerOutcome.WAITING_FOR_OPERATOR:
-            self._events.emit(name, "PowerOnNeeded", f"mains is back: {result.detail}", warning=True)
+            self._events.emit(name, "PowerOnNeeded", f"{why}: {result.detail}", warning=True)
         else:
-            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({action.reason})")
+            self._events.emit(name, "PowerOnRequested", f"{backend.name}: {result.detail} ({reason})")

@@ -176,8 +176,8 @@ class ShedNode:
 class PowerOnNode:
     """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
     ``relieves``, whose own battery runs low; ``relieves`` is shed by a later plan once ``node`` is Ready.
-    The simulator carries it out at once; the daemon only reports it (``plan.decided`` POWER_ON, the refusal's
-    detail): nothing powers the node on yet, so the detail tells a person what to do."""
+    The simulator carries it out at once; the leader powers the node on through its power-on backend, paced
+    by :func:`~piclusterd.restore.decide_rotation` (``ClusterController._rotate``)."""
 
     node: str
     relieves: str

@@ -24,6 +24,9 @@ No side effects, no clock (``now`` is the caller's monotonic time), no Kubernete
 wait can only come out longer, never shorter; after a leader change the new leader waits ``restore_after_s``
 from its own first sighting (missing data fails safe).
 
+**Rotation.** On battery the planner may ask a charged shed node back to relieve a low one (``Plan.power_on``,
+per-node batteries); :func:`decide_rotation` paces it with the same anti-flap and stagger rules (rules 6-7).
+
 **The other direction.** A node powered on less than ``restore_after_s`` ago is *settling*
 (:func:`is_settling`); the shedder should not shed it again until it has settled, or a flapping mains would
 cycle it. The leader passes the settling nodes to the planner, which refuses them (rule ``settling``).
@@ -32,7 +35,7 @@ cycle it. The leader passes the settling nodes to the planner, which refuses the
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -48,6 +51,7 @@ __all__ = [
     "RestoreMemory",
     "RestorePolicy",
     "decide_restore",
+    "decide_rotation",
     "is_settling",
     "restore_order",
 ]
@@ -231,3 +235,23 @@ def decide_restore(
         )
         return memory.with_power_on(node.name, now), (PowerOn(node.name, reason),)
     return _hold(memory, RestoreHold.ANTI_FLAP)
+
+
+def decide_rotation(
+    view: ClusterView, wanted: Sequence[tuple[str, str]], policy: RestorePolicy, memory: RestoreMemory, now: float
+) -> tuple[RestoreMemory, tuple[PowerOn, ...]]:
+    """Which rotation (at most one) to carry out now: ``wanted`` is the plan's ``(node, reason)`` pairs, each a
+    shed node the planner asks back, on battery, to relieve a low one. Pure.
+
+    The planner already checked the safety rules; this adds only the pacing every power-on obeys: one node per
+    ``restore_stagger_s``, and the anti-flap rules (never within ``restore_after_s`` of its power-off, nor
+    more than once per ``restore_after_s``). A node no longer ``powered_off`` is skipped.
+    """
+    memory = _observe(view, memory, now, policy)
+    if memory.last_power_on_at is not None and now - memory.last_power_on_at < policy.restore_stagger_s:
+        return memory, ()
+    off = {node.name for node in view.nodes if node.shed_state is ShedState.POWERED_OFF}
+    for name, reason in wanted:
+        if name in off and not _is_held(memory, name, now, policy):
+            return memory.with_power_on(name, now), (PowerOn(name, reason),)
+    return memory, ()

@@ -102,7 +102,7 @@ def test_rotation_brings_a_charged_shed_node_back_before_the_low_one_goes() -> N
         ("n0", SafetyRule.ETCD_QUORUM),
     ]
     refused = result.refused[0]
-    # The daemon does not power n2 on itself: the detail says what a person can do, not that it is done.
+    # The detail says what the rotation is for; the leader carries it out (tests/kube/test_rotation_cycle.py).
     assert "rotation: power n2 on (90 % kept while shed), then n1 can go" in refused.detail
 
 
