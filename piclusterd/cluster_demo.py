@@ -17,6 +17,7 @@ audit trail, condensed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -80,10 +81,12 @@ class DemoUps:
     battery: BatterySpec
     recharge_h: float = 8.0
     energy_wh: float = math.nan
+    _to_empty: BatterySpec = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if math.isnan(self.energy_wh):
             self.energy_wh = self.full_wh
+        self._to_empty = dataclasses.replace(self.battery, shutdown_charge_pct=0.0, shutdown_runtime_s=0.0)
 
     @property
     def full_wh(self) -> float:
@@ -107,7 +110,10 @@ class DemoUps:
         flags = "OL CHRG" if mains else "OB DISCHRG"
         if not mains and self.charge_pct <= LOW_BATTERY_PCT:
             flags += " LB"
-        runtime = self.battery.runtime_s(self.charge_pct, load_w)
+        # A UPS's battery.runtime runs until its own cut-off (empty), not until the nodes' shutdown level: the
+        # daemons compare it with critical_runtime, as the simulator's shutdown_energy_wh does. Counted to the
+        # 20 % LB level instead, every node went critical critical_runtime (5 min) before LB.
+        runtime = self._to_empty.runtime_s(self.charge_pct, load_w)
         return {
             "ups.status": flags,
             "battery.charge": f"{self.charge_pct:.1f}",

@@ -16,6 +16,7 @@ from piclusterd.cluster_demo import (
     REPLACEMENT_READY_S,
     STEP_S,
     DemoFigures,
+    DemoUps,
     clusters,
     run_cluster_demo,
 )
@@ -199,3 +200,15 @@ def test_an_hour_on_district_10_agrees_with_the_simulator() -> None:
     assert simulated.survived and simulated.energy_left_wh > 50
     assert figures.power_offs >= 2  # it did shed: the comparison covers drains and power-offs
     assert_agree(figures, simulated, critical)
+
+
+def test_the_demo_ups_reports_its_runtime_to_empty_as_a_real_ups_does() -> None:
+    """NUT's battery.runtime runs to the UPS's own cut-off. Counted to the nodes' 20 % shutdown level instead,
+    every daemon saw its runtime under critical_runtime 5 min before LB and the cluster went down 5 min early."""
+    battery = load_scenario(DATA / "clinic-5.json").battery
+    assert battery.shutdown_charge_pct == LOW_BATTERY_PCT and battery.shutdown_runtime_s == 300
+    ups = DemoUps(battery)
+    ups.energy_wh = ups.full_wh / 2
+    reported = float(ups.variables(mains=False, load_w=17.0)["battery.runtime"])
+    to_empty = ups.energy_wh * 3600 / (17.0 / battery.inverter_efficiency + battery.ups_overhead_w)
+    assert reported == pytest.approx(to_empty, abs=1.0)
