@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.cluster_demo import (
     DATA,
     LOW_BATTERY_PCT,
@@ -21,7 +22,17 @@ from piclusterd.cluster_demo import (
     run_cluster_demo,
 )
 from piclusterd.demo import run_demo, write_demo_plot
-from piclusterd.simulator import OUTAGES, Outage, OutageFigures, Policy, SimSettings, simulate
+from piclusterd.simulator import (
+    OUTAGES,
+    Outage,
+    OutageFigures,
+    Policy,
+    SimSettings,
+    simulate,
+    workload_key,
+    workloads,
+)
+from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.scenarios import load_scenario
 
 
@@ -212,3 +223,52 @@ def test_the_demo_ups_reports_its_runtime_to_empty_as_a_real_ups_does() -> None:
     reported = float(ups.variables(mains=False, load_w=17.0)["battery.runtime"])
     to_empty = ups.energy_wh * 3600 / (17.0 / battery.inverter_efficiency + battery.ups_overhead_w)
     assert reported == pytest.approx(to_empty, abs=1.0)
+
+
+def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back() -> None:
+    """long-night on clinic-5: shed at 20:01, the battery ends around 22:30 (an orderly full shutdown: the
+    hook, the other nodes, the UPS's shutdown-return, the leader last), mains at 06:00 powers every Pi again,
+    the leader undoes the full shutdown on each node and logs the outage summary; at the end the cluster is
+    as it started."""
+    scenario = load_scenario(DATA / "clinic-5.json")
+    critical = {k for k, c in workloads(scenario.view, scenario.policy.critical_priority_threshold).items() if c}
+    servers: list[FakeKubeServer] = []
+    at_end: list[ClusterView] = []
+
+    def look(_figures: DemoFigures) -> None:
+        server = servers[0]
+        at_end.append(
+            parse_kubectl_list({"kind": "List", "items": server.list_objects("Node") + server.list_objects("Pod")})
+        )
+
+    out = io.StringIO()
+    figures = run_cluster_demo(
+        "long-night", speed=0, out=out, on_serving=lambda server, _k: servers.append(server), before_close=look
+    )
+    text = out.getvalue()
+    assert re.search(r"^20:01:\d\d  pi1  node.drain_started", text, re.MULTILINE)  # shed after the grace, at 20:00
+    assert figures.full_shutdowns == [["pi3", "pi1"]]  # the node still on first, the leader last
+    order = [
+        "shutdown.cluster_started",
+        "shutdown.hook_finished",
+        "node.poweroff_requested  target=pi3",
+        "shutdown.ups_return      outcome=requested",
+        "shutdown.leader_last",
+        "pi1  shutdown.local_started   full shutdown",
+        "06:00:0",  # mains back (the UPS output returns) at 06:00, seen at the next poll
+        "node.restored            target=pi5",
+        "outage.summary           10 h 00 min on battery, shed pi2, pi4, pi5, ended in a full shutdown",
+    ]
+    start = text.find("shutdown.cluster_started")
+    found = [text.find(line, start) for line in order]
+    assert -1 not in found and found == sorted(found), list(zip(order, found, strict=True))
+    assert "mains back: the UPS output returns and every Pi boots" in text
+    assert set(figures.restored) == {"pi1", "pi2", "pi3", "pi4", "pi5"}
+    assert figures.summaries and figures.summaries[0]["full_shutdown"] is True
+    # Back to the start: every node Ready, schedulable and free of piclusterd's records; every critical
+    # workload has a Ready pod.
+    (view,) = at_end
+    assert all(n.ready and not n.unschedulable for n in view.nodes), view.nodes
+    assert not [n.name for n in view.nodes if any(k.startswith("picluster.io/") for k in n.annotations)]
+    ready_nodes = {n.name for n in view.nodes if n.ready}
+    assert critical <= {workload_key(p) for p in view.pods if p.ready and p.node in ready_nodes}
