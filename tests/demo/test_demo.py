@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import subprocess
 import sys
@@ -272,3 +273,25 @@ def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back(
     assert not [n.name for n in view.nodes if any(k.startswith("picluster.io/") for k in n.annotations)]
     ready_nodes = {n.name for n in view.nodes if n.ready}
     assert critical <= {workload_key(p) for p in view.pods if p.ready and p.node in ready_nodes}
+
+
+def test_shed_nodes_of_a_cluster_that_lasted_come_back_one_at_a_time_through_the_restore_policy() -> None:
+    """Half an hour without mains: clinic-5 lasts, so the UPS output never drops and the shed Pis stay halted
+    when mains returns, until the leader powers them on (the demo's backend is BootInWorld, as Wake-on-LAN):
+    after restore_after (2 min) of stable mains, one per restore_stagger (30 s), each back in service."""
+    half_hour = Outage("half-hour", ((600.0, 600.0 + 1800.0),), end_s=600.0 + 1800.0 + 900.0)
+    out = io.StringIO()
+    figures = run_cluster_demo(half_hour, speed=0, out=out)
+    text = out.getvalue()
+    assert "the UPS output returns" not in text  # the cluster lasted: nothing was power-cycled
+    shed = set(figures.shed)
+    assert len(shed) >= 2 and "pi1" not in shed
+    assert "restore.waiting          why=mains_not_stable" in text
+    requests = re.findall(r"^(\d\d):(\d\d):(\d\d)  pi1  node.power_on_requested  target=(pi\d)", text, re.MULTILINE)
+    assert {r[3] for r in requests} == shed == set(figures.powered_on)  # each shed node powered on once
+    times = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s, _ in requests]
+    assert times[0] >= 2 * 3600 + 30 * 60 + 120  # mains back at 02:30, then 2 min stable
+    assert all(b - a >= 30 for a, b in itertools.pairwise(times))  # one at a time
+    assert set(figures.restored) == shed
+    assert figures.summaries and figures.summaries[0]["full_shutdown"] is False
+    assert figures.summaries[0]["critical_downtime_s"] == 0
