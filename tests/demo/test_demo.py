@@ -146,15 +146,18 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_running(tmp_path:
 # mismatch means one of them has a bug. Compared: the runtime achieved in the longest failure, whether the
 # cluster lasted, the energy left when mains returned from it, and critical-service availability during it.
 # These are defined the same way in both and do not depend on when shed nodes come back after mains returns
-# (the simulator restores them after restore_after = 2 min; the demo boots them at once, as the UPS output
-# returns), which only affects later failures. The simulator runs with the demo's two physical facts:
+# (the simulator restores them after restore_after = 2 min; the demo through the restore policy, which also
+# waits for 50 % charge, or all at once when the UPS output returns after a full shutdown), which only affects
+# later failures. Both end a failure at the same physical point: the UPS's LB at 20 %, or critical_runtime
+# (5 min) of runtime *to empty* (what a UPS's battery.runtime reports), whichever comes first. The simulator runs with the demo's two physical facts:
 # shutdown_at_pct = 20 (the nodes shut down at the UPS's low-battery signal, 20 % charge) and pod_move =
 # 20 s (the fake cluster's replacements are Ready 20 s after they are bound).
 #
 # Tolerances, from what the two still model differently: the simulator decides every 10 s and takes a
 # drain as exactly pod_move; the demo polls every 5 s, a drain takes as long as its evictions and
 # replacements really do (2 s for a node with nothing to move) plus the power-off handshake, and it sees
-# mains edges on its polls. Drains are sequential, so per node shed the timing differs by up to ~10 s,
+# mains edges on its polls. At LB the demo's leader shuts the cluster down in order (the hook, the other
+# nodes' power-off handshakes, itself last): about 12 s more at ~20 W, under 0.1 Wh. Drains are sequential, so per node shed the timing differs by up to ~10 s,
 # accumulating: for 7 nodes of under 8 W, at most 28 x 10 s x 8 W = 0.6 Wh. Hence energy within 1 Wh,
 # runtime within 3 min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage
 # points (a critical pod's move counts as down for pod_move in the simulator, until its replacement is
