@@ -22,7 +22,7 @@ from piclusterd.cluster_demo import (
     clusters,
     run_cluster_demo,
 )
-from piclusterd.demo import run_demo, write_demo_plot
+from piclusterd.demo import render_demo_summary, run_demo, write_demo_plot
 from piclusterd.simulator import (
     OUTAGES,
     Outage,
@@ -141,27 +141,26 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_running(tmp_path:
 
 # ------------------------------------------------------------------------- the demo agrees with the simulator
 #
-# The demo (every node's real code, the fake API server, 5 s polls) and the simulator (event-driven, the same
-# planner and power model) share the core, so on the same cluster and outage their figures must agree; a
-# mismatch means one of them has a bug. Compared: the runtime achieved in the longest failure, whether the
-# cluster lasted, the energy left when mains returned from it, and critical-service availability during it.
-# These are defined the same way in both and do not depend on when shed nodes come back after mains returns
-# (the simulator restores them after restore_after = 2 min; the demo through the restore policy, which also
-# waits for 50 % charge, or all at once when the UPS output returns after a full shutdown), which only affects
-# later failures. Both end a failure at the same physical point: the UPS's LB at 20 %, or critical_runtime
-# (5 min) of runtime *to empty* (what a UPS's battery.runtime reports), whichever comes first. The simulator runs with the demo's two physical facts:
-# shutdown_at_pct = 20 (the nodes shut down at the UPS's low-battery signal, 20 % charge) and pod_move =
-# 20 s (the fake cluster's replacements are Ready 20 s after they are bound).
+# The demo (every node's real code, the fake API server, 5 s polls) and the simulator (event-driven, the same planner
+# and power model) share the core, so on the same cluster and outage their figures must agree; a mismatch means one of
+# them has a bug. Compared: the runtime achieved in the longest failure, whether the cluster lasted, the energy left
+# when mains returned from it, and critical-service availability during it. These are defined the same way in both and
+# do not depend on when shed nodes come back after mains returns (the simulator restores them after restore_after = 2
+# min; the demo through the restore policy, which also waits for 50 % charge, or all at once when the UPS output
+# returns after a full shutdown), which only affects later failures. Both end a failure at the same physical point:
+# the UPS's LB at 20 %, or critical_runtime (5 min) of runtime *to empty* (what a UPS's battery.runtime reports),
+# whichever comes first. The simulator runs with the demo's two physical facts: shutdown_at_pct = 20 (the nodes shut
+# down at the UPS's low-battery signal, 20 % charge) and pod_move = 20 s (the fake cluster's replacements are Ready 20
+# s after they are bound).
 #
-# Tolerances, from what the two still model differently: the simulator decides every 10 s and takes a
-# drain as exactly pod_move; the demo polls every 5 s, a drain takes as long as its evictions and
-# replacements really do (2 s for a node with nothing to move) plus the power-off handshake, and it sees
-# mains edges on its polls. At LB the demo's leader shuts the cluster down in order (the hook, the other
-# nodes' power-off handshakes, itself last): about 12 s more at ~20 W, under 0.1 Wh. Drains are sequential, so per node shed the timing differs by up to ~10 s,
-# accumulating: for 7 nodes of under 8 W, at most 28 x 10 s x 8 W = 0.6 Wh. Hence energy within 1 Wh,
-# runtime within 3 min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage
-# points (a critical pod's move counts as down for pod_move in the simulator, until its replacement is
-# Ready in the demo).
+# Tolerances, from what the two still model differently: the simulator decides every 10 s and takes a drain as exactly
+# pod_move; the demo polls every 5 s, a drain takes as long as its evictions and replacements really do (2 s for a
+# node with nothing to move) plus the power-off handshake, and it sees mains edges on its polls. At LB the demo's
+# leader shuts the cluster down in order (the hook, the other nodes' power-off handshakes, itself last): about 12 s
+# more at ~20 W, under 0.1 Wh. Drains are sequential, so per node shed the timing differs by up to ~10 s,
+# accumulating: for 7 nodes of under 8 W, at most 28 x 10 s x 8 W = 0.6 Wh. Hence energy within 1 Wh, runtime within 3
+# min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage points (a critical pod's move
+# counts as down for pod_move in the simulator, until its replacement is Ready in the demo).
 
 ENERGY_TOLERANCE_WH = 1.0
 RUNTIME_TOLERANCE_S = 180.0
@@ -298,3 +297,19 @@ def test_shed_nodes_of_a_cluster_that_lasted_come_back_one_at_a_time_through_the
     assert set(figures.restored) == shed
     assert figures.summaries and figures.summaries[0]["full_shutdown"] is False
     assert figures.summaries[0]["critical_downtime_s"] == 0
+
+
+def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tuple[DemoFigures, str]) -> None:
+    """clinic-5 cannot last the 4 h failure: at LB the leader shuts the cluster down in order, leader last;
+    at 06:00 the UPS output returns, every Pi boots and is back in service, and the outage is summarised."""
+    figures, text = storm
+    assert figures.full_shutdowns[0] == ["pi3", "pi1"]  # the only node not shed first, the leader last
+    first = re.search(r"^(\d\d:\d\d:\d\d)  pi1  shutdown.cluster_started", text, re.MULTILINE)
+    assert first is not None and "04:20:00" <= first.group(1) <= "04:40:00"  # 2 h 33 min after 02:00
+    assert "06:00:03  mains back: the UPS output returns and every Pi boots" in text
+    assert re.search(r"^06:00:0\d  pi1  node.restored +target=pi4", text, re.MULTILINE)
+    summary = figures.summaries[0]
+    assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4", "pi5"]
+    rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
+    assert "  orderly full shutdown (2x)         pi3, then pi1 (the leader, last)" in rendered
+    assert "  outage summary (the leader's)      4 h 03 min, " in rendered
