@@ -177,6 +177,7 @@ class DemoFigures:
     shed: list[str] = field(default_factory=list)
     # The leader's orderly full shutdowns: each the nodes it asked to power off in order, then itself (last).
     full_shutdowns: list[list[str]] = field(default_factory=list)
+    in_full_shutdown: bool = False  # between shutdown.cluster_started and shutdown.leader_last
     powered_on: list[str] = field(default_factory=list)  # shed nodes the restore policy powered on, in order
     restored: list[str] = field(default_factory=list)  # nodes back in service (node.restored), in order
     summaries: list[dict[str, Any]] = field(default_factory=list)  # the leader's outage.summary fields
@@ -391,12 +392,14 @@ def _report(world: ClusterWorld, shown: dict[int, tuple[SimulatedPi, int]], figu
             print(_line(event), file=out, flush=True)
         if event["event"] == "shutdown.cluster_started":
             figures.full_shutdowns.append([])
+            figures.in_full_shutdown = True
         # The leader logs node.poweroff_requested for its sheds too: only the full shutdown's are its order.
         full = str(event.get("reason", "")).startswith("full shutdown")
         if event["event"] == "node.poweroff_requested" and full and figures.full_shutdowns:
             figures.full_shutdowns[-1].append(str(event["target"]))
         if event["event"] == "shutdown.leader_last" and figures.full_shutdowns:
             figures.full_shutdowns[-1].append(str(event["node"]))
+            figures.in_full_shutdown = False
         if event["event"] == "node.power_on_requested":
             figures.powered_on.append(str(event["target"]))
         if event["event"] == "node.restored":
@@ -405,7 +408,8 @@ def _report(world: ClusterWorld, shown: dict[int, tuple[SimulatedPi, int]], figu
             figures.summaries.append(dict(event))
         if event["event"] == "node.powered_off":
             figures.power_offs += 1
-            figures.shed.append(str(event["target"]))
+            if not figures.in_full_shutdown:  # the full shutdown's power-offs are not shedding
+                figures.shed.append(str(event["target"]))
         if event["event"] == "shutdown.local_started" and "requested" not in str(event.get("reason")):
             figures.local_shutdowns += 1
         if event["event"] == "plan.decided" and event["shed"] and figures.runtime_planned_s is None:

@@ -265,7 +265,7 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
         ]
     lines += [
         f"  critical services up, all failures {_share(result.critical_up_s, result.on_battery_s)} of the time",
-        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({result.power_offs})",
+        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({len(result.shed)})",
         f"  planned when it first shed         {hours(result.runtime_planned_s)}",
         f"  whole cluster down                 {hours(result.cluster_down_s)}",
     ]
