@@ -9,14 +9,17 @@ profiles, so the demo and ``piclusterctl simulate`` run the same scenario throug
 The UPS follows the simulator's physics (``power_model.BatterySpec``: battery draw = load / inverter
 efficiency + the UPS's own draw; linear recharge on mains) and reports what NUT would: OL/OB, LB at 20 %
 charge, charge, its runtime, output watts; its load is the power model's draw of the nodes that are on.
-When every node has shut down the UPS cuts its output (NUT's ``shutdown.return``) and draws nothing; when
-mains returns the output comes back and the Pis that were off boot: shed nodes rejoin. The fake API server
+When the battery ends the leader shuts the cluster down in order (``outage_coordinator``) and the UPS cuts
+its output (NUT's ``shutdown.return``) and draws nothing; when mains returns the output comes back and every
+Pi boots, the shed ones too. Shed nodes of a cluster that lasted stay halted until the leader's restore policy
+powers them on, one at a time (``BootInWorld``, as Wake-on-LAN would). The fake API server
 listens on loopback for the whole run, so ``kubectl`` can watch it. The timeline printed is the nodes' own
 audit trail, condensed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -32,6 +35,7 @@ from piclusterd.cluster_controller import ShedSettings
 from piclusterd.durations import format_duration
 from piclusterd.planner import physical_optimum
 from piclusterd.power_model import BatterySpec, cluster_load_w
+from piclusterd.power_on import PowerOnBackends
 from piclusterd.simulator import (
     OUTAGES,
     Outage,
@@ -42,30 +46,64 @@ from piclusterd.simulator import (
     workloads,
 )
 from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
+from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
 from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.scenarios import Scenario, load_scenario
 
 __all__ = ["DATA", "DemoFigures", "DemoUps", "clusters", "run_cluster_demo"]
 
 DATA = Path(__file__).resolve().parent / "testing" / "data"
-# The simulator's t = 0 (ten minutes before the failure of storm-2am, at 02:00).
+# The simulator's t = 0 (ten minutes before the failure of storm-2am, at 02:00), for outages without a time of day.
 START = datetime.datetime(2026, 11, 24, 1, 50, tzinfo=datetime.UTC).timestamp()
+DAY = datetime.datetime(2026, 11, 24, tzinfo=datetime.UTC).timestamp()
 STEP_S = 5.0
 LOW_BATTERY_PCT = 20.0  # the UPS sets LB here; every node's daemon then shuts it down (critical)
 REPLACEMENT_READY_S = 20.0  # the fake cluster's kubelets: a bound pod is Ready this long after (image cached)
 SHOWN = (
     "leader.acquired",
     "leader.stepping_down",
+    "outage.started",
     "plan.decided",
     "node.drain_started",
     "node.drained",
     "node.drain_failed",
     "node.powered_off",
-    "node.restored",
     "node.shed_cancelled",
+    "shutdown.cluster_started",
+    "shutdown.cluster_cordoned",
+    "node.poweroff_requested",
+    "shutdown.cluster_drain_incomplete",
+    "shutdown.cluster_peer_unconfirmed",
+    "shutdown.hook_finished",
+    "shutdown.hook_failed",
+    "shutdown.ups_return",
+    "shutdown.leader_last",
     "shutdown.local_started",
+    "restore.waiting",
+    "node.power_on_requested",
+    "node.power_on_failed",
+    "node.power_on_unanswered",
+    "node.restored",
+    "outage.summary",
 )
+# What a shown event's line says, when it has it (plan.decided, shutdown.local_started and outage.summary have
+# their own wording).
+DETAIL_KEYS = (
+    "target",
+    "via",
+    "method",
+    "outcome",
+    "evicted",
+    "why",
+    "shed",
+    "nodes",
+    "requested",
+    "command",
+    "delay_s",
+    "charge_pct",
+    "reason",
+)
+BOOT_S = 40.0  # a Pi 4 from power-on to its kubelet Ready
 
 
 def clusters() -> list[str]:
@@ -80,10 +118,12 @@ class DemoUps:
     battery: BatterySpec
     recharge_h: float = 8.0
     energy_wh: float = math.nan
+    _to_empty: BatterySpec = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if math.isnan(self.energy_wh):
             self.energy_wh = self.full_wh
+        self._to_empty = dataclasses.replace(self.battery, shutdown_charge_pct=0.0, shutdown_runtime_s=0.0)
 
     @property
     def full_wh(self) -> float:
@@ -107,7 +147,10 @@ class DemoUps:
         flags = "OL CHRG" if mains else "OB DISCHRG"
         if not mains and self.charge_pct <= LOW_BATTERY_PCT:
             flags += " LB"
-        runtime = self.battery.runtime_s(self.charge_pct, load_w)
+        # A UPS's battery.runtime runs until its own cut-off (empty), not until the nodes' shutdown level: the
+        # daemons compare it with critical_runtime, as the simulator's shutdown_energy_wh does. Counted to the
+        # 20 % LB level instead, every node went critical critical_runtime (5 min) before LB.
+        runtime = self._to_empty.runtime_s(self.charge_pct, load_w)
         return {
             "ups.status": flags,
             "battery.charge": f"{self.charge_pct:.1f}",
@@ -121,6 +164,7 @@ class DemoFigures:
     cluster: str = ""
     outage: str = ""
     outage_s: float = 0.0
+    epoch: float = START  # the wall time of t = 0
     critical_up_s: float = 0.0
     on_battery_s: float = 0.0
     cluster_down_s: float = 0.0
@@ -131,6 +175,12 @@ class DemoFigures:
     runtime_planned_s: float | None = None
     runtime_optimum_s: float | None = None
     shed: list[str] = field(default_factory=list)
+    # The leader's orderly full shutdowns: each the nodes it asked to power off in order, then itself (last).
+    full_shutdowns: list[list[str]] = field(default_factory=list)
+    in_full_shutdown: bool = False  # between shutdown.cluster_started and shutdown.leader_last
+    powered_on: list[str] = field(default_factory=list)  # shed nodes the restore policy powered on, in order
+    restored: list[str] = field(default_factory=list)  # nodes back in service (node.restored), in order
+    summaries: list[dict[str, Any]] = field(default_factory=list)  # the leader's outage.summary fields
     failures: list[OutageFigures] = field(default_factory=list)  # as the simulator's, one per mains failure
     failure_charges: list[float] = field(default_factory=list)  # charge (%) when each failure began
     # Seconds without mains inside the longest failure, and how many of them had every critical workload up.
@@ -172,8 +222,15 @@ def _line(event: dict[str, Any]) -> str:
         detail += f" [{event['decision']}]"
     elif name == "shutdown.local_started":
         detail = str(event.get("reason"))
+    elif name == "outage.summary":
+        detail = (
+            f"{format_duration(float(event['duration_s']))} on battery, shed {', '.join(event['nodes_shed']) or 'none'}"
+            f", {'ended in a full shutdown' if event['full_shutdown'] else 'the cluster lasted'}, "
+            f"{event['energy_used_wh']} Wh used, critical services down "
+            f"{format_duration(float(event['critical_downtime_s']))}"
+        )
     else:
-        detail = " ".join(f"{k}={event[k]}" for k in ("target", "via", "evicted", "reason") if k in event)
+        detail = " ".join(f"{k}={event[k]}" for k in DETAIL_KEYS if event.get(k) is not None)
     return f"{clock}  {node:<4} {name:<24} {detail}"
 
 
@@ -207,13 +264,15 @@ def run_cluster_demo(
     scenario: Scenario = load_scenario(DATA / f"{cluster}.json")
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
     critical = {k for k, c in workloads(scenario.view, scenario.policy.critical_priority_threshold).items() if c}
-    clock = FakeClock(start=0.0, epoch=START)
+    # The outage's own time of day (long-night fails at 20:00), so the timeline reads as the night it was.
+    epoch = START if profile.start_clock_s is None else DAY + profile.start_clock_s
+    clock = FakeClock(start=0.0, epoch=epoch)
     ups = DemoUps(scenario.battery)
-    figures = DemoFigures(cluster=cluster, outage=profile.name, outage_s=profile.off_s)
+    figures = DemoFigures(cluster=cluster, outage=profile.name, outage_s=profile.off_s, epoch=epoch)
     optimum = physical_optimum(scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware)
     figures.runtime_optimum_s = optimum.runtime_s
     end = profile.stop_s
-    shown: dict[str, int] = {}
+    shown: dict[int, tuple[SimulatedPi, int]] = {}
     failure: _OpenFailure | None = None
     longest = max(profile.intervals, key=lambda i: i[1] - i[0], default=(0.0, 0.0))
     mains_before = True
@@ -225,7 +284,13 @@ def run_cluster_demo(
         server.run_controller_once()
         if on_serving is not None:
             on_serving(server, server.write_kubeconfig(Path(directory) / "kubeconfig"))
-        world = ClusterWorld(server, clock, [n.name for n in scenario.view.nodes], settings)
+        world = ClusterWorld(
+            server,
+            clock,
+            [n.name for n in scenario.view.nodes],
+            settings,
+            power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w, BOOT_S)),
+        )
         paced_from = time.monotonic()
         while clock.monotonic() < end:
             t = clock.monotonic()
@@ -263,10 +328,11 @@ def run_cluster_demo(
             )
             world.ups.variables = ups.variables(mains, load)
             dead = [name for name, pi in world.pis.items() if not pi.alive]
-            if mains and dead:
-                # The UPS output (or each HAT) powers the Pis again with mains: they boot and rejoin.
-                if not running:
-                    print(f"{_stamp(clock)}  mains back: the UPS output returns and the Pis boot", file=out)
+            if mains and dead and not running:
+                # The UPS cut its output when the last node went down (shutdown.return); with mains it powers
+                # every Pi again, the shed ones included: they all boot. Shed nodes of a cluster that lasted stay
+                # halted until the leader's restore policy powers them on (BootInWorld, the demo's "wol").
+                print(f"{_stamp(clock)}  mains back: the UPS output returns and every Pi boots", file=out)
                 for name in dead:
                     world.reboot(name)
             world.step(STEP_S)
@@ -311,20 +377,39 @@ def _close(failure: _OpenFailure, t: float, ups: DemoUps) -> OutageFigures:
     )
 
 
-def _report(world: ClusterWorld, shown: dict[str, int], figures: DemoFigures, out: TextIO) -> None:
+def _report(world: ClusterWorld, shown: dict[int, tuple[SimulatedPi, int]], figures: DemoFigures, out: TextIO) -> None:
     """Print the nodes' new audit events worth showing, in time order, and count what the summary needs."""
     new = []
-    for name, pi in world.pis.items():
+    for pi in world.pis.values():
         events = pi.audit.events
-        key = f"{name}:{id(pi)}"
-        new.extend(events[shown.get(key, 0) :])
-        shown[key] = len(events)
+        # Keyed by the node's life: holding the SimulatedPi keeps its id from being reused by a later boot's,
+        # which made the timeline skip the first events of that boot.
+        _, seen = shown.get(id(pi), (pi, 0))
+        new.extend(events[seen:])
+        shown[id(pi)] = (pi, len(events))
     for event in sorted(new, key=lambda e: str(e["timestamp"])):
         if event["event"] in SHOWN:
             print(_line(event), file=out, flush=True)
+        if event["event"] == "shutdown.cluster_started":
+            figures.full_shutdowns.append([])
+            figures.in_full_shutdown = True
+        # The leader logs node.poweroff_requested for its sheds too: only the full shutdown's are its order.
+        full = str(event.get("reason", "")).startswith("full shutdown")
+        if event["event"] == "node.poweroff_requested" and full and figures.full_shutdowns:
+            figures.full_shutdowns[-1].append(str(event["target"]))
+        if event["event"] == "shutdown.leader_last" and figures.full_shutdowns:
+            figures.full_shutdowns[-1].append(str(event["node"]))
+            figures.in_full_shutdown = False
+        if event["event"] == "node.power_on_requested":
+            figures.powered_on.append(str(event["target"]))
+        if event["event"] == "node.restored":
+            figures.restored.append(str(event["target"]))
+        if event["event"] == "outage.summary":
+            figures.summaries.append(dict(event))
         if event["event"] == "node.powered_off":
             figures.power_offs += 1
-            figures.shed.append(str(event["target"]))
+            if not figures.in_full_shutdown:  # the full shutdown's power-offs are not shedding
+                figures.shed.append(str(event["target"]))
         if event["event"] == "shutdown.local_started" and "requested" not in str(event.get("reason")):
             figures.local_shutdowns += 1
         if event["event"] == "plan.decided" and event["shed"] and figures.runtime_planned_s is None:

@@ -9,6 +9,7 @@ charge, its own runtime guess, output watts) through the same parser as NUT read
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import sys
 import tempfile
@@ -252,7 +253,7 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
         lasted = "lasted until mains returned" if main.survived else "then every node shut down at low battery"
         lines += [
             f"  longest failure                    {hours(main.on_at_s - main.off_at_s)}, from "
-            f"{datetime.datetime.fromtimestamp(_demo_start() + main.off_at_s, datetime.UTC):%H:%M}",
+            f"{datetime.datetime.fromtimestamp(result.epoch + main.off_at_s, datetime.UTC):%H:%M}",
             f"  runtime achieved, with piclusterd  {hours(main.runtime_s)} ({lasted})",
             "  (runtimes end at the UPS's low-battery signal, 20 % charge, where every node shuts down)",
             f"  without piclusterd (no shedding)   {hours(result.to_low_battery(main, main.no_shedding_runtime_s))}"
@@ -264,9 +265,27 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
         ]
     lines += [
         f"  critical services up, all failures {_share(result.critical_up_s, result.on_battery_s)} of the time",
-        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({result.power_offs})",
+        f"  nodes shed (power-offs)            {', '.join(dict.fromkeys(result.shed)) or 'none'} ({len(result.shed)})",
         f"  planned when it first shed         {hours(result.runtime_planned_s)}",
         f"  whole cluster down                 {hours(result.cluster_down_s)}",
+    ]
+    orders = collections.Counter(", then ".join(order) for order in result.full_shutdowns)
+    for order, times in orders.items():
+        lines.append(
+            f"  orderly full shutdown{f' ({times}x)' if times > 1 else '     '}         {order} (the leader, last)"
+        )
+    if result.powered_on:
+        lines.append(f"  powered on by the restore policy   {', '.join(result.powered_on)} (one at a time)")
+    if result.restored:
+        back = ", ".join(dict.fromkeys(result.restored))
+        lines.append(f"  nodes back in service              {back} ({len(result.restored)} restores)")
+    for summary in result.summaries:
+        lines.append(
+            f"  outage summary (the leader's)      {format_duration(float(summary['duration_s']))}, "
+            f"{summary['energy_used_wh']} Wh used, critical services down "
+            f"{format_duration(float(summary['critical_downtime_s']))}"
+        )
+    lines += [
         f"  battery at the end                 {result.charge_end_pct:.0f} %",
     ]
     return "\n".join(lines)
@@ -274,12 +293,6 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
 
 def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole > 0 else "100 %"
-
-
-def _demo_start() -> float:
-    from piclusterd.cluster_demo import START as start
-
-    return start
 
 
 def write_demo_plot(result: DemoFigures, scenario: Scenario, outage: Outage, path: Path) -> None:

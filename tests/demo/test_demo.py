@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import subprocess
 import sys
@@ -10,17 +11,29 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.cluster import ClusterView, parse_kubectl_list
 from piclusterd.cluster_demo import (
     DATA,
     LOW_BATTERY_PCT,
     REPLACEMENT_READY_S,
     STEP_S,
     DemoFigures,
+    DemoUps,
     clusters,
     run_cluster_demo,
 )
-from piclusterd.demo import run_demo, write_demo_plot
-from piclusterd.simulator import OUTAGES, Outage, OutageFigures, Policy, SimSettings, simulate
+from piclusterd.demo import render_demo_summary, run_demo, write_demo_plot
+from piclusterd.simulator import (
+    OUTAGES,
+    Outage,
+    OutageFigures,
+    Policy,
+    SimSettings,
+    simulate,
+    workload_key,
+    workloads,
+)
+from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.scenarios import load_scenario
 
 
@@ -128,24 +141,26 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_running(tmp_path:
 
 # ------------------------------------------------------------------------- the demo agrees with the simulator
 #
-# The demo (every node's real code, the fake API server, 5 s polls) and the simulator (event-driven, the same
-# planner and power model) share the core, so on the same cluster and outage their figures must agree; a
-# mismatch means one of them has a bug. Compared: the runtime achieved in the longest failure, whether the
-# cluster lasted, the energy left when mains returned from it, and critical-service availability during it.
-# These are defined the same way in both and do not depend on when shed nodes come back after mains returns
-# (the simulator restores them after restore_after = 2 min; the demo boots them at once, as the UPS output
-# returns), which only affects later failures. The simulator runs with the demo's two physical facts:
-# shutdown_at_pct = 20 (the nodes shut down at the UPS's low-battery signal, 20 % charge) and pod_move =
-# 20 s (the fake cluster's replacements are Ready 20 s after they are bound).
+# The demo (every node's real code, the fake API server, 5 s polls) and the simulator (event-driven, the same planner
+# and power model) share the core, so on the same cluster and outage their figures must agree; a mismatch means one of
+# them has a bug. Compared: the runtime achieved in the longest failure, whether the cluster lasted, the energy left
+# when mains returned from it, and critical-service availability during it. These are defined the same way in both and
+# do not depend on when shed nodes come back after mains returns (the simulator restores them after restore_after = 2
+# min; the demo through the restore policy, which also waits for 50 % charge, or all at once when the UPS output
+# returns after a full shutdown), which only affects later failures. Both end a failure at the same physical point:
+# the UPS's LB at 20 %, or critical_runtime (5 min) of runtime *to empty* (what a UPS's battery.runtime reports),
+# whichever comes first. The simulator runs with the demo's two physical facts: shutdown_at_pct = 20 (the nodes shut
+# down at the UPS's low-battery signal, 20 % charge) and pod_move = 20 s (the fake cluster's replacements are Ready 20
+# s after they are bound).
 #
-# Tolerances, from what the two still model differently: the simulator decides every 10 s and takes a
-# drain as exactly pod_move; the demo polls every 5 s, a drain takes as long as its evictions and
-# replacements really do (2 s for a node with nothing to move) plus the power-off handshake, and it sees
-# mains edges on its polls. Drains are sequential, so per node shed the timing differs by up to ~10 s,
-# accumulating: for 7 nodes of under 8 W, at most 28 x 10 s x 8 W = 0.6 Wh. Hence energy within 1 Wh,
-# runtime within 3 min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage
-# points (a critical pod's move counts as down for pod_move in the simulator, until its replacement is
-# Ready in the demo).
+# Tolerances, from what the two still model differently: the simulator decides every 10 s and takes a drain as exactly
+# pod_move; the demo polls every 5 s, a drain takes as long as its evictions and replacements really do (2 s for a
+# node with nothing to move) plus the power-off handshake, and it sees mains edges on its polls. At LB the demo's
+# leader shuts the cluster down in order (the hook, the other nodes' power-off handshakes, itself last): about 12 s
+# more at ~20 W, under 0.1 Wh. Drains are sequential, so per node shed the timing differs by up to ~10 s,
+# accumulating: for 7 nodes of under 8 W, at most 28 x 10 s x 8 W = 0.6 Wh. Hence energy within 1 Wh, runtime within 3
+# min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage points (a critical pod's move
+# counts as down for pod_move in the simulator, until its replacement is Ready in the demo).
 
 ENERGY_TOLERANCE_WH = 1.0
 RUNTIME_TOLERANCE_S = 180.0
@@ -199,3 +214,103 @@ def test_an_hour_on_district_10_agrees_with_the_simulator() -> None:
     assert simulated.survived and simulated.energy_left_wh > 50
     assert figures.power_offs >= 2  # it did shed: the comparison covers drains and power-offs
     assert_agree(figures, simulated, critical)
+
+
+def test_the_demo_ups_reports_its_runtime_to_empty_as_a_real_ups_does() -> None:
+    """NUT's battery.runtime runs to the UPS's own cut-off. Counted to the nodes' 20 % shutdown level instead,
+    every daemon saw its runtime under critical_runtime 5 min before LB and the cluster went down 5 min early."""
+    battery = load_scenario(DATA / "clinic-5.json").battery
+    assert battery.shutdown_charge_pct == LOW_BATTERY_PCT and battery.shutdown_runtime_s == 300
+    ups = DemoUps(battery)
+    ups.energy_wh = ups.full_wh / 2
+    reported = float(ups.variables(mains=False, load_w=17.0)["battery.runtime"])
+    to_empty = ups.energy_wh * 3600 / (17.0 / battery.inverter_efficiency + battery.ups_overhead_w)
+    assert reported == pytest.approx(to_empty, abs=1.0)
+
+
+def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back() -> None:
+    """long-night on clinic-5: shed at 20:01, the battery ends around 22:30 (an orderly full shutdown: the
+    hook, the other nodes, the UPS's shutdown-return, the leader last), mains at 06:00 powers every Pi again,
+    the leader undoes the full shutdown on each node and logs the outage summary; at the end the cluster is
+    as it started."""
+    scenario = load_scenario(DATA / "clinic-5.json")
+    critical = {k for k, c in workloads(scenario.view, scenario.policy.critical_priority_threshold).items() if c}
+    servers: list[FakeKubeServer] = []
+    at_end: list[ClusterView] = []
+
+    def look(_figures: DemoFigures) -> None:
+        server = servers[0]
+        at_end.append(
+            parse_kubectl_list({"kind": "List", "items": server.list_objects("Node") + server.list_objects("Pod")})
+        )
+
+    out = io.StringIO()
+    figures = run_cluster_demo(
+        "long-night", speed=0, out=out, on_serving=lambda server, _k: servers.append(server), before_close=look
+    )
+    text = out.getvalue()
+    assert re.search(r"^20:01:\d\d  pi1  node.drain_started", text, re.MULTILINE)  # shed after the grace, at 20:00
+    assert figures.full_shutdowns == [["pi3", "pi1"]]  # the node still on first, the leader last
+    order = [
+        "shutdown.cluster_started",
+        "shutdown.hook_finished",
+        "node.poweroff_requested  target=pi3",
+        "shutdown.ups_return      outcome=requested",
+        "shutdown.leader_last",
+        "pi1  shutdown.local_started   full shutdown",
+        "06:00:0",  # mains back (the UPS output returns) at 06:00, seen at the next poll
+        "node.restored            target=pi5",
+        "outage.summary           10 h 00 min on battery, shed pi2, pi4, pi5, ended in a full shutdown",
+    ]
+    start = text.find("shutdown.cluster_started")
+    found = [text.find(line, start) for line in order]
+    assert -1 not in found and found == sorted(found), list(zip(order, found, strict=True))
+    assert "mains back: the UPS output returns and every Pi boots" in text
+    assert set(figures.restored) == {"pi1", "pi2", "pi3", "pi4", "pi5"}
+    assert figures.summaries and figures.summaries[0]["full_shutdown"] is True
+    # Back to the start: every node Ready, schedulable and free of piclusterd's records; every critical
+    # workload has a Ready pod.
+    (view,) = at_end
+    assert all(n.ready and not n.unschedulable for n in view.nodes), view.nodes
+    assert not [n.name for n in view.nodes if any(k.startswith("picluster.io/") for k in n.annotations)]
+    ready_nodes = {n.name for n in view.nodes if n.ready}
+    assert critical <= {workload_key(p) for p in view.pods if p.ready and p.node in ready_nodes}
+
+
+def test_shed_nodes_of_a_cluster_that_lasted_come_back_one_at_a_time_through_the_restore_policy() -> None:
+    """Half an hour without mains: clinic-5 lasts, so the UPS output never drops and the shed Pis stay halted
+    when mains returns, until the leader powers them on (the demo's backend is BootInWorld, as Wake-on-LAN):
+    after restore_after (2 min) of stable mains, one per restore_stagger (30 s), each back in service."""
+    half_hour = Outage("half-hour", ((600.0, 600.0 + 1800.0),), end_s=600.0 + 1800.0 + 900.0)
+    out = io.StringIO()
+    figures = run_cluster_demo(half_hour, speed=0, out=out)
+    text = out.getvalue()
+    assert "the UPS output returns" not in text  # the cluster lasted: nothing was power-cycled
+    shed = set(figures.shed)
+    assert len(shed) >= 2 and "pi1" not in shed
+    assert "restore.waiting          why=mains_not_stable" in text
+    requests = re.findall(r"^(\d\d):(\d\d):(\d\d)  pi1  node.power_on_requested  target=(pi\d)", text, re.MULTILINE)
+    assert {r[3] for r in requests} == shed == set(figures.powered_on)  # each shed node powered on once
+    times = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s, _ in requests]
+    assert times[0] >= 2 * 3600 + 30 * 60 + 120  # mains back at 02:30, then 2 min stable
+    assert all(b - a >= 30 for a, b in itertools.pairwise(times))  # one at a time
+    assert set(figures.restored) == shed
+    assert figures.summaries and figures.summaries[0]["full_shutdown"] is False
+    assert figures.summaries[0]["critical_downtime_s"] == 0
+
+
+def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tuple[DemoFigures, str]) -> None:
+    """clinic-5 cannot last the 4 h failure: at LB the leader shuts the cluster down in order, leader last;
+    at 06:00 the UPS output returns, every Pi boots and is back in service, and the outage is summarised."""
+    figures, text = storm
+    assert figures.full_shutdowns[0] == ["pi3", "pi1"]  # the only node not shed first, the leader last
+    first = re.search(r"^(\d\d:\d\d:\d\d)  pi1  shutdown.cluster_started", text, re.MULTILINE)
+    assert first is not None and "04:20:00" <= first.group(1) <= "04:40:00"  # 2 h 33 min after 02:00
+    assert "06:00:03  mains back: the UPS output returns and every Pi boots" in text
+    assert re.search(r"^06:00:0\d  pi1  node.restored +target=pi4", text, re.MULTILINE)
+    summary = figures.summaries[0]
+    assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4", "pi5"]
+    assert set(figures.shed) == {"pi2", "pi4", "pi5"}  # the full shutdowns' power-offs are not counted as shedding
+    rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
+    assert "  orderly full shutdown (2x)         pi3, then pi1 (the leader, last)" in rendered
+    assert "  outage summary (the leader's)      4 h 03 min, " in rendered
