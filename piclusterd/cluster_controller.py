@@ -50,6 +50,7 @@ from piclusterd.power_on import PowerOnBackends
 from piclusterd.power_publisher import PowerPublisher
 from piclusterd.power_state import BATTERY_STATES, PowerMemory
 from piclusterd.restore import PowerOn, RestoreHold, RestoreInputs, RestoreMemory, RestorePolicy, decide_restore
+from piclusterd.source_alarm import SourceAlarm
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 
@@ -193,6 +194,7 @@ class ClusterController:
         self._started_at = clock.monotonic()
         self._warned_node_capacity_unset = False
         self.last_plan: Plan | None = None
+        self._source_alarm = SourceAlarm(identity, events, self._log)  # UPS data lost/back: a Node Event
 
     @property
     def is_leader(self) -> bool:
@@ -220,6 +222,7 @@ class ClusterController:
             self._on_battery_since = None
         if self._publisher is not None and power.last_reading is not None:
             self._publisher.publish(power, power.last_reading.source)  # rate-limited; never raises
+        self._source_alarm.observe(power)  # once per loss and return; never raises an API error
         try:
             self._agent.check_in(power.state, now - self._started_at)  # rtc-wake only, once
             self._agent.tick()
