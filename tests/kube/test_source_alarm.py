@@ -85,3 +85,17 @@ def test_an_api_failure_is_logged_and_the_event_not_retried_every_poll(world: Cl
     assert source_events(world) == []
     assert all(pi.alive for pi in world.pis.values())  # and the nodes go on
     assert len(world.events("leader.acquired")) == 1
+
+
+def test_a_loss_on_battery_is_said_once_even_when_the_fail_safe_then_goes_critical(world: ClusterWorld) -> None:
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="90", battery_runtime="6000", ups_realpower="23")
+    world.run(3)
+    world.ups.go_silent()
+    world.run(20)  # past stale_after: every node is critical by NUT's fail-safe
+    assert all(pi.daemon is not None and pi.daemon.memory.state.value == "critical" for pi in world.pis.values())
+    assert source_events(world) == [(name, SOURCE_LOST_REASON, "Warning", 1) for name in NAMES]
+    messages = {e["message"] for e in world.server.list_objects("Event") if e["reason"] == SOURCE_LOST_REASON}
+    assert messages == {
+        "UPS data lost (last known state: on_battery): piclusterd will not act on stale power data and goes "
+        "critical if it stays silent on battery. Check upsd and the network: upsc UPS@HOST"
+    }
