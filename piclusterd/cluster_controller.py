@@ -61,6 +61,7 @@ from piclusterd.restore import (
     decide_rotation,
 )
 from piclusterd.safety import SafetyRule
+from piclusterd.source_alarm import SourceAlarm
 
 __all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
 
@@ -209,6 +210,7 @@ class ClusterController:
         self._started_at = clock.monotonic()
         self._warned_node_capacity_unset = False
         self.last_plan: Plan | None = None
+        self._source_alarm = SourceAlarm(identity, events, self._log)  # UPS data lost/back: a Node Event
 
     @property
     def is_leader(self) -> bool:
@@ -236,6 +238,7 @@ class ClusterController:
             self._on_battery_since = None
         if self._publisher is not None and power.last_reading is not None:
             self._publisher.publish(power, power.last_reading.source)  # rate-limited; never raises
+        self._source_alarm.observe(power)  # once per loss and return; never raises an API error
         try:
             self._agent.check_in(power.state, now - self._started_at)  # rtc-wake only, once
             self._agent.tick()

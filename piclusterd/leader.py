@@ -481,6 +481,9 @@ class LeaseElector:
         now = self._clock.monotonic()
         if self.is_leader(now):
             return
+        # The caller stops leading here: record the loss now, so that winning the lease back later is
+        # an acquisition (leader.acquired) and not a silent continuation of the old term.
+        self._finish(None, None)
         if self._renewed_at is not None:
             raise NotLeader(
                 f"{self.identity} last renewed the lease {now - self._renewed_at:.1f} s ago, past the "

@@ -12,6 +12,13 @@ it go away for real. The harness tails that file and marks the Node powered off 
 node lifecycle controller's part). Restoring a host (:meth:`NetnsCluster.power_on`) restarts its sshd and
 daemon and marks the Node Ready again.
 
+Each host's NIC has a fixed MAC (``02:77:00:00:00:<n>``) and Wake-on-LAN "firmware": :class:`WakeOnLanFirmware`,
+a thread of the test process in the root namespace (so no host's power-off kills it, as a NIC's standby power
+outlives the OS) listening on the bridge's broadcast address. A magic packet for a powered-off host's MAC boots
+it (:meth:`NetnsCluster.power_on`); one for a running host is recorded and ignored, as a NIC would. With
+``wake_on_lan=True`` every host's config has ``[node_power.<node>] method = "wol"`` for every node, so the
+leader's own restore policy brings shed hosts back.
+
 Needs root and iproute2's ``ip netns``; :func:`require_root_and_netns` says clearly what is missing. A run
 that crashed leaves namespaces behind: :func:`remove_leftovers` deletes them by name before a new cluster.
 """
@@ -22,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -36,7 +44,18 @@ from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.nut_server import NutServer, NutServerError
 from piclusterd.testing.sshd import SshServer
 
-__all__ = ["CLINIC", "HUB", "Host", "NetnsCluster", "NetnsUnavailable", "remove_leftovers", "require_root_and_netns"]
+__all__ = [
+    "CLINIC",
+    "HUB",
+    "REACHABLE_TARGET",
+    "Host",
+    "NetnsCluster",
+    "NetnsUnavailable",
+    "Wake",
+    "WakeOnLanFirmware",
+    "remove_leftovers",
+    "require_root_and_netns",
+]
 
 BRIDGE = "pcb0"
 NAMESPACE_PREFIX = "pc-"
@@ -44,12 +63,18 @@ VETH_PREFIX = "pcv-"
 SUBNET = "10.77.0"
 HUB = f"{SUBNET}.1"
 SSH_PORT = 2222
+BROADCAST = f"{SUBNET}.255"
+WOL_PORT = 9
 #: What one Pi 4B takes off the UPS's load when it powers off (2.7 W idle, 0.2 W halted with
 #: POWER_OFF_ON_HALT=1): the shared UPS's ups.realpower follows the hosts that are on, as a real one would.
 NODE_SAVING_W = 2.5
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
 
 Event = dict[str, Any]
+
+#: A target_runtime that shedding 3 of clinic-5's 5 hosts meets on this harness's UPS (2 h 18 min then), so a shed
+#: ends in target_met; 2 h 40 min is out of reach: the planner escalates and never says target_met.
+REACHABLE_TARGET = '"2h10m"'
 
 #: The shared UPS at the start: mains on, full battery, 23 W measured (clinic-5's five Pi 4B and switch).
 ONLINE_UPS: Mapping[str, str] = {
@@ -140,6 +165,7 @@ class Host:
     daemon: DaemonProcess | None = None
     lives: list[DaemonProcess] = field(default_factory=list)  # every daemon this host ran, oldest first
     powered_off: bool = False
+    mac: str = ""  # its eth0's, the one Wake-on-LAN names
 
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.namespace]
@@ -162,6 +188,88 @@ class Shutdown:
     node: str
 
 
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """One magic packet a host's NIC saw: when, for which host, and whether the host was off (so it booted)."""
+
+    wall: float
+    node: str
+    booted: bool
+
+
+def parse_magic_packet(packet: bytes) -> str | None:
+    """The MAC (``aa:bb:..``) a Wake-on-LAN magic packet names, or None if it is not one."""
+    if len(packet) < 102 or packet[:6] != b"\xff" * 6:
+        return None
+    mac = packet[6:12]
+    if packet[6:102] != mac * 16:
+        return None
+    return mac.hex(":")
+
+
+class WakeOnLanFirmware:
+    """The hosts' NICs' Wake-on-LAN: a thread in the root namespace, on the bridge's broadcast address, that
+    boots a powered-off host whose MAC a magic packet names. Every packet is recorded in :attr:`wakes`."""
+
+    def __init__(self, cluster: NetnsCluster) -> None:
+        self._cluster = cluster
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((BROADCAST, WOL_PORT))
+        self._sock.settimeout(0.2)
+        self.wakes: list[Wake] = []
+        self._thread = threading.Thread(target=self._listen, daemon=True, name="wol-firmware")
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                packet = self._sock.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                self._wake(packet)
+            except Exception as error:  # a broken NIC must fail the scenario, not vanish with its thread
+                self._cluster.watch_errors.append(f"wol firmware: {error!r}")
+
+    def _wake(self, packet: bytes) -> None:
+        mac = parse_magic_packet(packet)
+        host = next((h for h in self._cluster.hosts.values() if mac is not None and h.mac == mac), None)
+        if host is None:
+            self._cluster.watch_errors.append(f"wol firmware: a packet for no host's NIC: {packet[:12].hex()}")
+            return
+        booted = host.powered_off
+        self.wakes.append(Wake(time.time(), host.name, booted))
+        if booted:
+            self._cluster.power_on(host.name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+def wake_on_lan_tables(nodes: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``[node_power.<node>]`` for every node: ``wol`` to its NIC's MAC on the bridge's broadcast address."""
+    return {
+        f"node_power.{name}": {
+            "method": '"wol"',
+            "mac": f'"{host_mac(index)}"',
+            "broadcast": f'"{BROADCAST}"',
+            "port": str(WOL_PORT),
+        }
+        for index, name in enumerate(nodes, start=11)
+    }
+
+
+def host_mac(index: int) -> str:
+    """The MAC of the host at ``10.77.0.<index>`` (locally administered)."""
+    return f"02:77:00:00:00:{index:02x}"
+
+
 class NetnsCluster:
     """The cluster, as a context manager. ``nodes`` get 10.77.0.11, .12, ...; ``config_extra`` sets keys in
     every host's config, per section, values written as TOML (``{"cluster": {"target_runtime": '"2h"'}}``).
@@ -177,12 +285,16 @@ class NetnsCluster:
         config_extra: Mapping[str, Mapping[str, str]] | None = None,
         mode: str = "enforce",
         ready_delay_s: float = 1.0,
+        wake_on_lan: bool = False,
     ) -> None:
         self.workdir = workdir
         self.node_names = list(nodes)
         self.cluster_data = cluster_data
         self.mode = mode
         self.config_extra = {k: dict(v) for k, v in (config_extra or {}).items()}
+        if wake_on_lan:
+            self.config_extra = {**wake_on_lan_tables(self.node_names), **self.config_extra}
+        self.firmware: WakeOnLanFirmware | None = None
         self.record_file = workdir / "shutdowns.log"
         self.script = workdir / "record-shutdown"
         self.client_key = workdir / "leader_ed25519"
@@ -198,6 +310,7 @@ class NetnsCluster:
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._boot_lock = threading.Lock()
         self.started_wall = time.time()
 
     # -- life cycle -----------------------------------------------------------------------------------
@@ -220,7 +333,7 @@ class NetnsCluster:
     def _build(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         _ip("link", "add", BRIDGE, "type", "bridge")
-        _ip("addr", "add", f"{HUB}/24", "dev", BRIDGE)
+        _ip("addr", "add", f"{HUB}/24", "brd", "+", "dev", BRIDGE)
         _ip("link", "set", BRIDGE, "up")
         self.api.start()
         self.api.load_objects(self.cluster_data)
@@ -235,27 +348,29 @@ class NetnsCluster:
             timeout=30,
         )
         for index, name in enumerate(self.node_names, start=11):
-            self._add_host(name, f"{SUBNET}.{index}")
+            self._add_host(name, f"{SUBNET}.{index}", host_mac(index))
         self.api.run_controller_once()
         self.known_hosts.write_text("".join(h.sshd.known_hosts.read_text() for h in self.hosts.values() if h.sshd))
         for host in self.hosts.values():
             self._write_config(host)
         self.api.write_kubeconfig(self.kubeconfig)
+        self.firmware = WakeOnLanFirmware(self)
         self._watcher = threading.Thread(target=self._watch_shutdowns, daemon=True, name="record-shutdown")
         self._watcher.start()
 
-    def _add_host(self, name: str, address: str) -> None:
+    def _add_host(self, name: str, address: str, mac: str) -> None:
         namespace, veth = f"{NAMESPACE_PREFIX}{name}", f"{VETH_PREFIX}{name}"
         _ip("netns", "add", namespace)
         _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
         _ip("link", "set", veth, "master", BRIDGE)
         _ip("link", "set", veth, "up")
-        _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", namespace, "link", "set", "eth0", "address", mac)
+        _ip("-n", namespace, "addr", "add", f"{address}/24", "brd", "+", "dev", "eth0")
         _ip("-n", namespace, "link", "set", "eth0", "up")
         _ip("-n", namespace, "link", "set", "lo", "up")
         runtime = self.workdir / name / "run"
         runtime.mkdir(parents=True, exist_ok=True)
-        host = Host(name, address, namespace, veth, self.workdir / name / "piclusterd.toml", runtime)
+        host = Host(name, address, namespace, veth, self.workdir / name / "piclusterd.toml", runtime, mac=mac)
         self.hosts[name] = host
 
         def address_it(node: dict[str, Any]) -> None:
@@ -324,6 +439,9 @@ class NetnsCluster:
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        if self.firmware is not None:
+            with contextlib.suppress(Exception):
+                self.firmware.close()
         for host in self.hosts.values():
             with contextlib.suppress(Exception):
                 if host.daemon is not None:
@@ -364,14 +482,20 @@ class NetnsCluster:
 
     def power_on(self, name: str) -> None:
         """The host boots again (what restore's power-on leads to): sshd, the daemon, the Node Ready."""
-        host = self.hosts[name]
-        if not host.powered_off:
-            raise AssertionError(f"{name} is not powered off")
-        _kill_namespace(host.namespace)  # nothing survives a power cycle
-        self._start_sshd(host)
-        self.start_daemon(name)
-        self.api.power_on_node(name)
-        self._update_load()
+        with self._boot_lock:  # the NIC's firmware thread and the test may both boot hosts
+            host = self.hosts[name]
+            if not host.powered_off:
+                raise AssertionError(f"{name} is not powered off")
+            _kill_namespace(host.namespace)  # nothing survives a power cycle
+            self._start_sshd(host)
+            self.start_daemon(name)
+            self.api.power_on_node(name)
+            self._update_load()
+
+    @property
+    def wakes(self) -> list[Wake]:
+        """Every magic packet the hosts' NICs saw, oldest first."""
+        return list(self.firmware.wakes) if self.firmware is not None else []
 
     def _update_load(self) -> None:
         """The UPS's load follows the hosts that are on; while upsd is down, :meth:`sync_load` catches up."""

@@ -43,6 +43,7 @@ ACTIONS = (
     "node.poweroff_resumed",
     "node.poweroff_ssh",
     "node.powered_off",
+    "node.power_on_requested",
     "node.restored",
     "shutdown.remote_requested",
     "shutdown.local_started",

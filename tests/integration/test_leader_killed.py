@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import running_cluster
+from .cluster import REACHABLE_TARGET, running_cluster
 from .faults import Faults, event_wall
 
 pytestmark = [pytest.mark.realnut, pytest.mark.root, pytest.mark.slow]
 
-TARGET = {"cluster": {"target_runtime": '"2h40m"'}}
+TARGET = {"cluster": {"target_runtime": REACHABLE_TARGET}}
 
 
 def test_leader_killed_mid_drain_new_leader_finishes_it_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import running_cluster
+from .cluster import REACHABLE_TARGET, running_cluster
 from .faults import Faults, event_wall
 
 pytestmark = [pytest.mark.realnut, pytest.mark.root, pytest.mark.slow]
@@ -54,7 +54,7 @@ def test_partitioned_leader_stands_down_and_healing_leaves_one_leader(tmp_path: 
 def test_stalled_leader_is_fenced_when_it_wakes_up_mid_drain(tmp_path: Path) -> None:
     """SIGSTOP the leader while it waits for a drain's replacements; another node leads and finishes the shed;
     the old leader, woken with a stale lease, must not take one more destructive step."""
-    target = {"cluster": {"target_runtime": '"2h40m"'}}
+    target = {"cluster": {"target_runtime": REACHABLE_TARGET}}
     with running_cluster(tmp_path, config_extra=target, ready_delay_s=6.0) as cluster:
         faults = Faults(cluster)
         old = cluster.leader()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import NetnsCluster, running_cluster
+from .cluster import REACHABLE_TARGET, NetnsCluster, running_cluster
 from .faults import Faults, event_wall
 
 pytestmark = [pytest.mark.realnut, pytest.mark.root, pytest.mark.slow]
@@ -62,7 +62,7 @@ def test_api_unreachable_no_destructive_step_and_critical_nodes_shut_down(tmp_pa
 
 
 def test_api_back_shedding_starts_only_after_the_lease_is_renewed(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, config_extra={"cluster": {"target_runtime": '"2h40m"'}}) as cluster:
+    with running_cluster(tmp_path, config_extra={"cluster": {"target_runtime": REACHABLE_TARGET}}) as cluster:
         faults = Faults(cluster)
         cut = faults.stop_api()
         failed = faults.mains_fail()

@@ -1,20 +1,32 @@
 """Storm: mains fails, the leader sheds to target, critical pods stay Ready on the survivors; mains returns,
-the shed nodes come back and rejoin, and the cluster is back where it started."""
+the leader's restore policy wakes the shed hosts (Wake-on-LAN to their NICs' firmware), they boot and rejoin,
+and the cluster is back where it started: all automatic."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster import NetnsCluster, running_cluster
+from .cluster import REACHABLE_TARGET, NetnsCluster, running_cluster
 from .faults import Faults, event_wall
 
 pytestmark = [pytest.mark.realnut, pytest.mark.root, pytest.mark.slow]
 
+#: Restore's timings, short for the test (defaults 2 min and 30 s): mains must hold RESTORE_AFTER_S before the
+#: first power-on, then one every RESTORE_STAGGER_S.
+RESTORE_AFTER_S = 10.0
+RESTORE_STAGGER_S = 3.0
 #: A target that shedding some (not all) of clinic-5's nodes meets: the plan ends in target_met.
-TARGET = {"cluster": {"target_runtime": '"2h40m"'}}
+TARGET = {
+    "cluster": {"target_runtime": REACHABLE_TARGET},
+    "restore": {"restore_after": f'"{RESTORE_AFTER_S:g}s"', "restore_stagger": f'"{RESTORE_STAGGER_S:g}s"'},
+}
+#: Event times are the daemons' (wall, to the microsecond) and the NICs' (when the packet arrived): a lower bound
+#: the leader keeps on its own clock may look this much shorter across them.
+CLOCK_SLACK_S = 0.25
 
 
 def start_state(cluster: NetnsCluster) -> dict[str, Any]:
@@ -31,18 +43,8 @@ def start_state(cluster: NetnsCluster) -> dict[str, Any]:
     return {"nodes": nodes, "critical_ready": cluster.critical_pods_ready()}
 
 
-def bring_back(cluster: NetnsCluster, shed: list[str]) -> None:
-    """Mains is back: the shed nodes are powered on.
-
-    TODO(issue 4): restore (restore.py's decide_restore) is not wired into the leader yet; once it is, this
-    step becomes "wait for the leader's power-on of each shed node" instead of powering them on by hand.
-    """
-    for name in shed:
-        cluster.power_on(name)
-
-
 def test_storm_sheds_to_target_keeps_critical_pods_and_returns_to_the_start(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, config_extra=TARGET) as cluster:
+    with running_cluster(tmp_path, config_extra=TARGET, wake_on_lan=True) as cluster:
         faults = Faults(cluster)
         before = start_state(cluster)
         assert before["critical_ready"] and all(
@@ -72,18 +74,41 @@ def test_storm_sheds_to_target_keeps_critical_pods_and_returns_to_the_start(tmp_
         assert not any(cluster.cordoned(n) for n in survivors)
         assert {e["involvedObject"]["name"] for e in cluster.kube_events("PowerShed")} == set(shed)
 
-        faults.mains_return()
+        assert cluster.wakes == []  # nothing powered on while mains is out
+        back = faults.mains_return()
         cluster.wait_event(
             "plan.decided", lambda e: e["decision"] == "hold_online" and event_wall(e) > event_wall(plan)
         )
-        bring_back(cluster, shed)
+        # Nobody touches a host from here: the leader's restore sends the magic packets, the NICs boot the hosts.
         cluster.wait_until(
-            "every shed node restored", lambda: {e["target"] for e in cluster.named("node.restored")} == set(shed), 60
+            "every shed node restored",
+            lambda: {e["target"] for e in cluster.named("node.restored")} == set(shed),
+            60 + RESTORE_AFTER_S + RESTORE_STAGGER_S * len(shed),
         )
         cluster.wait_until("the start state", lambda: start_state(cluster) == before, 60)
         assert {e["involvedObject"]["name"] for e in cluster.kube_events("PowerRestored")} == set(shed)
+
+        requested = sorted(cluster.named("node.power_on_requested"), key=event_wall)
+        assert sorted(e["target"] for e in requested) == sorted(shed)  # each shed node once, no other
+        assert all(e["method"] == "wol" and e["outcome"] == "sent" for e in requested)
+        wakes = cluster.wakes
+        assert sorted(w.node for w in wakes) == sorted(shed) and all(w.booted for w in wakes)  # each booted once
+        assert [w.node for w in wakes] == [e["target"] for e in requested]
+        # None while mains is out, nor before it held restore_after; then one every restore_stagger.
+        assert wakes[0].wall >= back.wall + RESTORE_AFTER_S - CLOCK_SLACK_S
+        gaps = [later - earlier for earlier, later in pairwise(map(event_wall, requested))]
+        assert all(gap >= RESTORE_STAGGER_S - CLOCK_SLACK_S for gap in gaps), gaps
+        for event in requested:  # each power-on reached a host that was off, and after it went off
+            off = next(e for e in powered_off if e["target"] == event["target"])
+            assert event_wall(event) > event_wall(off)
+        assert all(cluster.hosts[name].daemon is not None and len(cluster.hosts[name].lives) == 2 for name in shed)
 
         summary = faults.summary("storm")
         summary.report(tmp_path)
         summary.assert_invariants()
         assert summary.actions["node.powered_off"] == len(shed) == summary.actions["node.restored"]
+        print(
+            f"[storm: {len(shed)} shed, woken {[round(w.wall - back.wall, 1) for w in wakes]} s after mains returned, "
+            f"power-on gaps {[round(g, 1) for g in gaps]} s]",
+            flush=True,
+        )

@@ -325,8 +325,10 @@ def test_a_leader_that_cannot_renew_stops_leading_at_the_renew_deadline(
     assert not pi1.elector.is_leader()
     with pytest.raises(NotLeader, match="renew deadline"):
         pi1.elector.ensure_leader()
+    assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST]  # the refused fence is the loss
     attempt = pi1.elector.try_acquire_or_renew()
-    assert attempt.transition is Transition.LOST and not attempt.leader
+    assert attempt.transition is None and not attempt.leader  # and it is reported once
+    assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST]
 
 
 def test_a_leader_whose_api_comes_back_before_anyone_took_over_leads_again(
@@ -430,3 +432,33 @@ def test_a_released_lease_has_no_live_holder(candidates: Callable[..., Candidate
     assert pi1.elector.live_holder() == "pi1"
     assert pi1.elector.release()
     assert pi1.elector.live_holder() is None  # a daemon stopping cleanly leads no full shutdown
+
+
+def test_a_stalled_leader_that_wins_a_released_lease_back_acquires_it_anew(
+    candidates: Callable[..., Candidate], clock: FakeClock
+) -> None:
+    # pi1 stalls mid-step past its renew deadline (the fence refuses it), pi2 takes the lease over and
+    # releases it on a clean stop, and pi1 wins it back: that is a new term, not the old one going on.
+    pi1, pi2 = candidates("pi1"), candidates("pi2")
+    pi1.elector.try_acquire_or_renew()
+    pi2.elector.try_acquire_or_renew()
+    clock.advance(TIMINGS.lease_duration_s)
+    with pytest.raises(NotLeader, match="renew deadline"):
+        pi1.elector.ensure_leader()
+    assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST]
+    assert pi2.elector.try_acquire_or_renew().leader
+    assert pi2.elector.release()
+    attempt = pi1.elector.try_acquire_or_renew()
+    assert attempt.leader and attempt.transition is Transition.ACQUIRED
+    assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST, Transition.ACQUIRED]
+
+
+def test_a_refused_fence_on_a_candidate_that_never_led_is_no_transition(
+    candidates: Callable[..., Candidate],
+) -> None:
+    pi1, pi2 = candidates("pi1"), candidates("pi2")
+    pi1.elector.try_acquire_or_renew()
+    pi2.elector.try_acquire_or_renew()
+    with pytest.raises(NotLeader):
+        pi2.elector.ensure_leader()
+    assert pi2.transitions == []
