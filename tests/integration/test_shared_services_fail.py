@@ -104,7 +104,15 @@ def test_upsd_dies_on_battery_every_node_fails_safe_and_nothing_is_shed(tmp_path
             assert event_wall(alert) < event_wall(critical)
             [started] = cluster.named("shutdown.local_started", host=name)
             assert event_wall(started) > died.wall
-        assert [e for e in cluster.events() if e["event"] in DESTRUCTIVE] == []  # no shedding on stale data
+        # No shedding on stale data: nothing destructive before the fail-safe's critical. What follows critical
+        # is upsmon's FSD done in order (the leader's orderly full shutdown, or each node alone): protection,
+        # not shedding, and no plan ever named a node to shed.
+        first_critical = min(event_wall(e) for e in cluster.named("power.state_changed", new="critical"))
+        early = [e for e in cluster.events() if e["event"] in DESTRUCTIVE and event_wall(e) < first_critical]
+        assert early == []
+        assert [e for e in cluster.named("plan.decided") if e.get("shed")] == []
+        for started in cluster.named("shutdown.cluster_started"):
+            assert "fail-safe" in str(started["reason"])
 
         summary = faults.summary("upsd dies on battery")
         summary.report(tmp_path)
