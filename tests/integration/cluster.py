@@ -466,9 +466,26 @@ class NetnsCluster:
 
     def start_daemon(self, name: str) -> DaemonProcess:
         host = self.hosts[name]
+        # Each life of a host is a boot: the daemon sees its own /proc/stat btime (a private mount namespace
+        # with a copy bound over it), as after a real power cycle. The full shutdown's undo after the boot
+        # tells a boot from a daemon restart by it.
+        stat = host.runtime_dir.parent / f"{name}-proc-stat"
+        stat.write_text(_booted_now(Path("/proc/stat").read_text(encoding="ascii")), encoding="ascii")
+        booted = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+        booted.append('mount --bind "$0" /proc/stat && exec "$@"')
         daemon = DaemonProcess(
             host.config,
-            command=[*host.prefix(), installed_script(), "run", "--config", str(host.config), "--log-format", "json"],
+            command=[
+                *host.prefix(),
+                *booted,
+                str(stat),
+                installed_script(),
+                "run",
+                "--config",
+                str(host.config),
+                "--log-format",
+                "json",
+            ],
         )
         daemon.start()
         host.daemon = daemon
@@ -648,3 +665,9 @@ def running_cluster(workdir: Path, **options: Any) -> Iterator[NetnsCluster]:
             cluster.dump(workdir / "events.jsonl")
             ending = time.monotonic()
     print(f"[cluster torn down in {time.monotonic() - ending:.1f} s]", flush=True)
+
+
+def _booted_now(proc_stat: str) -> str:
+    """``/proc/stat`` with ``btime`` set to now: what a host that just booted reads."""
+    lines = [f"btime {int(time.time())}" if line.startswith("btime ") else line for line in proc_stat.splitlines()]
+    return "\n".join(lines) + "\n"
