@@ -38,6 +38,7 @@ from piclusterd.power_model import BatterySpec, cluster_load_w
 from piclusterd.power_on import PowerOnBackends
 from piclusterd.simulator import (
     OUTAGES,
+    OpenOutage,
     Outage,
     OutageFigures,
     TimelineRow,
@@ -200,15 +201,6 @@ class DemoFigures:
         return runtime_s * max(0.0, charge - LOW_BATTERY_PCT) / charge if charge > 0 else 0.0
 
 
-@dataclass
-class _OpenFailure:
-    off_at_s: float
-    optimum_runtime_s: float
-    no_shedding_runtime_s: float
-    went_down: bool
-    runtime_s: float = 0.0
-
-
 def _line(event: dict[str, Any]) -> str:
     clock = str(event["timestamp"])[11:19]
     name = str(event["event"])
@@ -273,7 +265,7 @@ def run_cluster_demo(
     figures.runtime_optimum_s = optimum.runtime_s
     end = profile.stop_s
     shown: dict[int, tuple[SimulatedPi, int]] = {}
-    failure: _OpenFailure | None = None
+    failure: OpenOutage | None = None
     longest = max(profile.intervals, key=lambda i: i[1] - i[0], default=(0.0, 0.0))
     mains_before = True
     with (
@@ -307,10 +299,10 @@ def run_cluster_demo(
                     best = physical_optimum(
                         scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware, charge_pct=charge
                     )
-                    failure = _OpenFailure(t, best.runtime_s, no_shedding_runtime_s(scenario, charge), not running)
+                    failure = OpenOutage(t, best.runtime_s, no_shedding_runtime_s(scenario, charge), not running)
                     figures.failure_charges.append(charge)
                 elif failure is not None:
-                    figures.failures.append(_close(failure, t, ups))
+                    figures.failures.append(failure.close(t, ups.energy_wh, ups.charge_pct))
                     failure = None
                 mains_before = mains
             figures.timeline.append(
@@ -356,25 +348,12 @@ def run_cluster_demo(
             if speed > 0:  # keep pace with the wall clock: the work of a step is part of its time
                 time.sleep(max(0.0, paced_from + clock.monotonic() / speed - time.monotonic()))
         if failure is not None:
-            figures.failures.append(_close(failure, clock.monotonic(), ups))
+            figures.failures.append(failure.close(clock.monotonic(), ups.energy_wh, ups.charge_pct))
         world.close()
         figures.charge_end_pct = ups.charge_pct
         if before_close is not None:
             before_close(figures)
     return figures
-
-
-def _close(failure: _OpenFailure, t: float, ups: DemoUps) -> OutageFigures:
-    return OutageFigures(
-        off_at_s=failure.off_at_s,
-        on_at_s=t,
-        runtime_s=failure.runtime_s,
-        survived=not failure.went_down,
-        energy_left_wh=ups.energy_wh,
-        charge_left_pct=ups.charge_pct,
-        optimum_runtime_s=failure.optimum_runtime_s,
-        no_shedding_runtime_s=failure.no_shedding_runtime_s,
-    )
 
 
 def _report(world: ClusterWorld, shown: dict[int, tuple[SimulatedPi, int]], figures: DemoFigures, out: TextIO) -> None:

@@ -67,6 +67,7 @@ from piclusterd.testing.scenarios import Scenario
 __all__ = [
     "OUTAGES",
     "TIMELINE_COLUMNS",
+    "OpenOutage",
     "Outage",
     "OutageFigures",
     "Policy",
@@ -658,7 +659,7 @@ def simulate(
 
     rows: list[TimelineRow] = []
     figures: list[OutageFigures] = []
-    current: _OpenOutage | None = None
+    current: OpenOutage | None = None
     off_time = critical_ok_time = drawn_wh = 0.0
     t, next_tick = 0.0, 0.0
     mains = mains_at(0.0)
@@ -673,7 +674,7 @@ def simulate(
                 optimum = physical_optimum(
                     scenario.view, scenario.battery, planner, hardware=scenario.hardware, charge_pct=charge
                 )
-                current = _OpenOutage(
+                current = OpenOutage(
                     off_at_s=t,
                     optimum_runtime_s=optimum.runtime_s,
                     no_shedding_runtime_s=no_shedding_runtime_s(
@@ -686,7 +687,7 @@ def simulate(
                 world.cancel_drain()
                 world.restore_at = t + settings.restore_after_s
                 if current is not None:
-                    figures.append(_close(current, t, world))
+                    figures.append(current.close(t, world.energy_wh, world.charge_pct))
                     current = None
             mains = now_mains
         if world.drain is not None and world.drain[1] <= t + _EPS:
@@ -768,7 +769,7 @@ def simulate(
                 current.runtime_s += dt
         t = t_next
     if current is not None:
-        figures.append(_close(current, t, world))
+        figures.append(current.close(t, world.energy_wh, world.charge_pct))
     summary = SimSummary(
         policy=policy,
         outages=tuple(figures),
@@ -783,8 +784,8 @@ def simulate(
 
 
 @dataclass(slots=True)
-class _OpenOutage:
-    """The failure under way, while the simulation runs through it."""
+class OpenOutage:
+    """The failure under way, while a run (the simulator's or the demo's) goes through it."""
 
     off_at_s: float
     optimum_runtime_s: float
@@ -792,18 +793,18 @@ class _OpenOutage:
     went_down: bool
     runtime_s: float = 0.0
 
-
-def _close(current: _OpenOutage, t: float, world: _World) -> OutageFigures:
-    return OutageFigures(
-        off_at_s=current.off_at_s,
-        on_at_s=t,
-        runtime_s=current.runtime_s,
-        survived=not current.went_down,
-        energy_left_wh=world.energy_wh,
-        charge_left_pct=world.charge_pct,
-        optimum_runtime_s=current.optimum_runtime_s,
-        no_shedding_runtime_s=current.no_shedding_runtime_s,
-    )
+    def close(self, on_at_s: float, energy_left_wh: float, charge_left_pct: float) -> OutageFigures:
+        """The failure's figures, mains being back at ``on_at_s`` with that much left in the battery."""
+        return OutageFigures(
+            off_at_s=self.off_at_s,
+            on_at_s=on_at_s,
+            runtime_s=self.runtime_s,
+            survived=not self.went_down,
+            energy_left_wh=energy_left_wh,
+            charge_left_pct=charge_left_pct,
+            optimum_runtime_s=self.optimum_runtime_s,
+            no_shedding_runtime_s=self.no_shedding_runtime_s,
+        )
 
 
 def _survives(scenario: Scenario, hours: float, policy: Policy, settings: SimSettings, capacity_wh: float) -> bool:
