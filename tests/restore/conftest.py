@@ -8,10 +8,15 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from piclusterd.kube_api import KubeClusterApi
 from piclusterd.restore import RestorePolicy
+from piclusterd.testing.fake_kube import FakeKubeServer
+
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
 
 
 @pytest.fixture
@@ -64,3 +69,17 @@ def lan_in_namespace() -> Iterator[LanInNamespace]:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             _ip("link", "del", host_if)
         _ip("netns", "del", namespace)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeKubeServer]:
+    """The fake API server with clinic-5 loaded (modules that need another cluster define their own)."""
+    with FakeKubeServer() as made:
+        made.load_objects(CLINIC)
+        yield made
+
+
+@pytest.fixture
+def api(server: FakeKubeServer) -> Iterator[KubeClusterApi]:
+    with server.api_client(retries=False) as client:
+        yield KubeClusterApi(client)

@@ -4,7 +4,6 @@ fake API server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,19 +43,6 @@ class Halts:
         self.reasons.append(reason)
         self.rtc_writes_before.append(list(self._rtc.writes) if self._rtc is not None else [])
         return True
-
-
-@pytest.fixture
-def server() -> Iterator[FakeKubeServer]:
-    with FakeKubeServer() as made:
-        made.load_objects(CLINIC)
-        yield made
-
-
-@pytest.fixture
-def api(server: FakeKubeServer) -> Iterator[KubeClusterApi]:
-    with server.api_client(retries=False) as client:
-        yield KubeClusterApi(client)
 
 
 class SysfsRtc:

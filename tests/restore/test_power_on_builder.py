@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,6 @@ from .conftest import LanInNamespace
 
 CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
 WALL = 1_795_485_600.0
-
-
-@pytest.fixture
-def server() -> Iterator[FakeKubeServer]:
-    with FakeKubeServer() as made:
-        made.load_objects(CLINIC)
-        yield made
-
-
-@pytest.fixture
-def api(server: FakeKubeServer) -> Iterator[KubeClusterApi]:
-    with server.api_client(retries=False) as client:
-        yield KubeClusterApi(client)
 
 
 def config(tables: Mapping[str, Mapping[str, Any]], **ups: Any) -> Config:
