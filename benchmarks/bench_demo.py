@@ -17,8 +17,8 @@ import platform
 import sys
 import time
 
-from piclusterd.cluster_demo import clusters, run_cluster_demo
-from piclusterd.simulator import OUTAGES
+from piclusterd.sim.cluster_demo import clusters, run_cluster_demo
+from piclusterd.sim.simulator import OUTAGES
 
 
 def main(argv: list[str]) -> int:

@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.sim.cluster_world import ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
-DATA = Path(__file__).resolve().parents[1] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+DATA = Path(__file__).resolve().parents[1] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 
 

@@ -17,9 +17,9 @@ import statistics
 import sys
 import time
 
-from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology
-from piclusterd.planner import PlannerPolicy, plan
-from piclusterd.power_model import BatterySpec, NodePowerConfig, PiModel, PowerConfig, PowerSituation, SupplyKind
+from piclusterd.core.node_batteries import NodeBatteries, NodeBattery, Topology
+from piclusterd.core.planner import PlannerPolicy, plan
+from piclusterd.core.power_draw import BatterySpec, NodePowerConfig, PiModel, PowerConfig, PowerSituation, SupplyKind
 from piclusterd.testing.clusters import synthetic_cluster
 
 SIZES = [(10, 100), (30, 900), (100, 3_000), (300, 9_000)]

@@ -26,9 +26,9 @@ import statistics
 import sys
 import time
 
-from piclusterd.cluster import ClusterView
-from piclusterd.planner import Plan, PlannerPolicy, plan
-from piclusterd.power_model import (
+from piclusterd.core.cluster_view import ClusterView
+from piclusterd.core.planner import Plan, PlannerPolicy, plan
+from piclusterd.core.power_draw import (
     BatterySpec,
     NodePowerConfig,
     PiModel,

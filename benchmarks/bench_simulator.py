@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/bench_simulator.py [--repeat 3]
 
-Each run is a whole :func:`piclusterd.simulator.simulate` call (the planner every 10 s of simulated time
+Each run is a whole :func:`piclusterd.sim.simulator.simulate` call (the planner every 10 s of simulated time
 while on battery, for the piclusterd policy); the figure is simulated hours / the median wall time of
 ``--repeat`` runs. Python's own speed dominates: compare figures only on the same machine.
 """
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from piclusterd.simulator import OUTAGES, Policy, SimSettings, simulate
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import OUTAGES, Policy, SimSettings, simulate
 
 CLUSTERS = Path(__file__).resolve().parents[1] / "examples" / "clusters"
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from piclusterd.errors import GpioUnavailable, PinUnavailable
-from piclusterd.ports import Clock
+from piclusterd.core.errors import GpioUnavailable, PinUnavailable
+from piclusterd.core.ports import Clock
 
 __all__ = [
     "EDGE_BOUNCETIME_MS",

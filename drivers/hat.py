@@ -38,6 +38,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from piclusterd.core.errors import (
+    BusPermissionDenied,
+    BusUnavailable,
+    CapabilityMissing,
+    GpioUnavailable,
+    ProfileInvalid,
+    SourceUnavailable,
+)
+from piclusterd.core.ports import Clock
+from piclusterd.core.reading import ParsedReading, Rejection, UpsFlag, UpsReading
 from piclusterd.drivers.charge_curve import Chemistry, charge_from_voltage
 from piclusterd.drivers.gpio_power import (
     GpioModule,
@@ -51,16 +61,6 @@ from piclusterd.drivers.gpio_power import (
 from piclusterd.drivers.i2c import FIRST_ADDRESS, LAST_ADDRESS, BusOpener, I2cBus, is_valid_address, open_i2c_bus
 from piclusterd.drivers.ina219 import WAVESHARE_CALIBRATION, Ina219, Ina219Calibration, is_ina219_address
 from piclusterd.drivers.max1704x import Max1704x, Max1704xVariant
-from piclusterd.errors import (
-    BusPermissionDenied,
-    BusUnavailable,
-    CapabilityMissing,
-    GpioUnavailable,
-    ProfileInvalid,
-    SourceUnavailable,
-)
-from piclusterd.ports import Clock
-from piclusterd.reading import ParsedReading, Rejection, UpsFlag, UpsReading
 
 __all__ = [
     "MIN_DISCHARGE_RATE_PCT_PER_H",
@@ -403,7 +403,7 @@ def generic_profile(
 
 
 class HatPowerSource:
-    """Implements :class:`piclusterd.ports.PowerSource` for a UPS HAT (see the module docstring).
+    """Implements :class:`piclusterd.core.ports.PowerSource` for a UPS HAT (see the module docstring).
 
     Owns ``bus`` and the power-loss pin: :meth:`close` releases both (idempotent). ``gpio`` is needed only
     when the profile has a power-loss pin.

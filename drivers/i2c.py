@@ -2,7 +2,7 @@
 
 Chip drivers take an :class:`I2cBus` (smbus2's ``SMBus``, or :class:`piclusterd.testing.i2c_emulators.EmulatedSMBus`)
 and talk through :class:`I2cDevice`, which reads 16-bit registers **MSB first** as they travel on the wire
-and turns the kernel's errors into :mod:`piclusterd.errors` leaves that name the fix.
+and turns the kernel's errors into :mod:`piclusterd.core.errors` leaves that name the fix.
 
 SMBus "word" transfers send the low byte first; the MAX1704x and INA219 send the high byte first, so every
 word is byte-swapped here (Linux does the same with ``i2c_smbus_read_word_swapped``).
@@ -14,7 +14,7 @@ import errno
 from collections.abc import Callable
 from typing import Protocol
 
-from piclusterd.errors import BusPermissionDenied, BusUnavailable, ChipNotFound, I2cTransferFailed
+from piclusterd.core.errors import BusPermissionDenied, BusUnavailable, ChipNotFound, I2cTransferFailed
 
 __all__ = [
     "FIRST_ADDRESS",
@@ -89,7 +89,7 @@ def open_i2c_bus(number: int, opener: BusOpener | None = None) -> I2cBus:
 
 
 class I2cDevice:
-    """One chip on one bus: 16-bit register access MSB-first, errors mapped to :mod:`piclusterd.errors`.
+    """One chip on one bus: 16-bit register access MSB-first, errors mapped to :mod:`piclusterd.core.errors`.
 
     ``chip`` names what is expected at the address ("MAX17048 fuel gauge"), for the error messages.
     """
@@ -129,7 +129,7 @@ class I2cDevice:
             raise self.transfer_error(error, f"writing register 0x{register:02x}") from error
 
     def transfer_error(self, error: OSError, action: str) -> I2cTransferFailed:
-        """The :mod:`piclusterd.errors` leaf for a failed transfer, with the fix in its message."""
+        """The :mod:`piclusterd.core.errors` leaf for a failed transfer, with the fix in its message."""
         bus = f"/dev/i2c-{self.bus_number}"
         check = f"i2cdetect -y {self.bus_number}"
         if error.errno in _NACK:

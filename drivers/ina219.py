@@ -103,7 +103,7 @@ class Ina219Sample:
 
 
 class Ina219:
-    """An INA219 on an injected bus. Transfer failures raise :class:`piclusterd.errors.I2cTransferFailed`."""
+    """An INA219 on an injected bus. Transfer failures raise :class:`piclusterd.core.errors.I2cTransferFailed`."""
 
     def __init__(
         self,

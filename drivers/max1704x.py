@@ -13,7 +13,7 @@ variant   cells  VCELL                          CRATE, STATUS (0x16, 0x1A)
 
 SOC is ``raw16 / 256`` percent. Some boards report double (Linux's ``quirk_double_soc``), and a MAX17048 may
 read a little over 100 % just after a full charge: a value over 100 % is clamped to 100 % **and** reported as
-a :class:`~piclusterd.reading.Rejection`, so the operator sees it and the caller can choose a safer figure.
+a :class:`~piclusterd.core.reading.Rejection`, so the operator sees it and the caller can choose a safer figure.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from piclusterd.core.errors import CapabilityMissing
+from piclusterd.core.reading import Rejection
 from piclusterd.drivers.i2c import I2cBus, I2cDevice
-from piclusterd.errors import CapabilityMissing
-from piclusterd.reading import Rejection
 
 __all__ = [
     "ADDRESS",
@@ -144,7 +144,7 @@ class Max1704xSample:
 class Max1704x:
     """A MAX1704x on an injected bus. Every method is one or two register transfers; nothing is cached.
 
-    Transfer failures raise :class:`piclusterd.errors.I2cTransferFailed` (``ChipNotFound`` when nothing
+    Transfer failures raise :class:`piclusterd.core.errors.I2cTransferFailed` (``ChipNotFound`` when nothing
     answers at the address).
     """
 

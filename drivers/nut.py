@@ -2,7 +2,7 @@
 
 :class:`NutPowerSource` keeps one TCP connection to upsd between polls and opens a new one only after a
 failure, with exponential backoff that never blocks: until the next attempt is due (by the injected clock),
-``poll()`` raises :class:`~piclusterd.errors.SourceUnavailable` at once, saying when it will retry.
+``poll()`` raises :class:`~piclusterd.core.errors.SourceUnavailable` at once, saying when it will retry.
 
 What counts as a failure, and what the messages tell the operator:
 
@@ -33,10 +33,10 @@ from collections.abc import Mapping
 # NUT's own PyNUTClient, vendored (see piclusterd/_vendor/README.md): Debian's python3-nut needs telnetlib,
 # which Python 3.13 removed, and the .deb must not pull anything from PyPI.
 from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
-from piclusterd.durations import format_duration
-from piclusterd.errors import SourceUnavailable
-from piclusterd.ports import Clock
-from piclusterd.reading import ParsedReading, parse_nut_variables
+from piclusterd.core.durations import format_duration
+from piclusterd.core.errors import SourceUnavailable
+from piclusterd.core.ports import Clock
+from piclusterd.core.reading import ParsedReading, parse_nut_variables
 
 __all__ = ["NutPowerSource"]
 

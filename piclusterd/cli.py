@@ -19,24 +19,24 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
-from piclusterd.audit import AuditLogger, LogFormat, make_audit_logger
-from piclusterd.clock import SystemClock, boot_wall_time
-from piclusterd.config import DEFAULT_CONFIG_PATH, Config, Mode, load_config
-from piclusterd.daemon import PowerDaemon
-from piclusterd.durations import format_duration
-from piclusterd.errors import ConfigError, DaemonStopping, PiclusterError
-from piclusterd.notify import SystemdNotifier
-from piclusterd.ports import PowerSource
-from piclusterd.shutdown_command import CommandShutdown, TickingCommand
+from piclusterd.config.parse import DEFAULT_CONFIG_PATH, Config, Mode, load_config
+from piclusterd.core.durations import format_duration
+from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
+from piclusterd.core.ports import PowerSource
+from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
+from piclusterd.node.clock import SystemClock, boot_wall_time
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
+from piclusterd.node.systemd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from piclusterd.cluster_controller import ClusterController
-    from piclusterd.kube_api import KubeClusterApi
-    from piclusterd.node_agent import NodeAgent
-    from piclusterd.node_power import PowerResult
-    from piclusterd.outage_coordinator import UpsShutdownReturn
+    from piclusterd.cluster.agent import NodeAgent
+    from piclusterd.cluster.controller import ClusterController
+    from piclusterd.cluster.kube_api import KubeClusterApi
+    from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
+    from piclusterd.cluster.power_on_backends import PowerResult
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -57,7 +57,7 @@ def build_power_source(config: Config) -> PowerSource:
     drivers = config.ups.drivers
     if len(drivers) == 1:
         return _build_driver(config, drivers[0])
-    from piclusterd.combined_source import CombinedPowerSource
+    from piclusterd.node.combined_source import CombinedPowerSource
 
     sources: list[PowerSource] = []
     try:
@@ -128,7 +128,7 @@ def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
 
     def request(delay_s: float) -> PowerResult:
         # Imported here: node_power's NUT helper is only needed at the very end of a full shutdown.
-        from piclusterd.node_power import request_ups_shutdown_return
+        from piclusterd.cluster.power_on_backends import request_ups_shutdown_return
 
         password = None if ups.password is None else ups.password.value
         whole = max(1, round(delay_s))  # upsd takes whole seconds
@@ -147,10 +147,10 @@ def _local_shutdown_words(status: dict[str, Any]) -> str:
 
 def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
     """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
-    from piclusterd.config import RtcWakeMethod
-    from piclusterd.node_agent import NodeAgent
-    from piclusterd.node_power import GpioRelayPower, NodePower, RtcWakeAlarm
-    from piclusterd.power_on import relay_lines_driven_by
+    from piclusterd.cluster.agent import NodeAgent
+    from piclusterd.cluster.power_on import relay_lines_driven_by
+    from piclusterd.cluster.power_on_backends import GpioRelayPower, NodePower, RtcWakeAlarm
+    from piclusterd.config.parse import RtcWakeMethod
 
     identity = config.node.name
     own = config.power_method(identity)
@@ -178,15 +178,15 @@ def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: A
 def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
 
-    from piclusterd.cluster_controller import ClusterController, settings_from_config
-    from piclusterd.drain import Drainer, DrainOptions
-    from piclusterd.kube_api import EventRecorder, KubeClusterApi
-    from piclusterd.leader import ElectionTimings, LeaseElector
-    from piclusterd.outage_coordinator import FullShutdownSettings, OutageCoordinator
-    from piclusterd.peer_power import PeerPowerOff
-    from piclusterd.power_on import build_power_on
-    from piclusterd.power_publisher import PowerPublisher
-    from piclusterd.ssh_power import SshPowerOff
+    from piclusterd.cluster.controller import ClusterController, settings_from_config
+    from piclusterd.cluster.drain import Drainer, DrainOptions
+    from piclusterd.cluster.election import ElectionTimings, LeaseElector
+    from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+    from piclusterd.cluster.outage_coordinator import FullShutdownSettings, OutageCoordinator
+    from piclusterd.cluster.power_off_request import PeerPowerOff
+    from piclusterd.cluster.power_off_ssh import SshPowerOff
+    from piclusterd.cluster.power_on import build_power_on
+    from piclusterd.node.power_publisher import PowerPublisher
 
     cluster = config.cluster
     api_client = kube_api_client(config)
@@ -424,7 +424,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    from piclusterd.demo import demo_main
+    from piclusterd.sim.demo_command import demo_main
 
     return demo_main(argv)
 
@@ -469,10 +469,10 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
 
     from kubernetes import client as k8s
 
-    from piclusterd.cluster import parse_kubectl_list
-    from piclusterd.cluster_controller import settings_from_config
-    from piclusterd.kube_api import KubeClusterApi, request_timeout
-    from piclusterd.status_view import node_statuses
+    from piclusterd.cluster.controller import settings_from_config
+    from piclusterd.cluster.kube_api import KubeClusterApi, request_timeout
+    from piclusterd.cluster.status_view import node_statuses
+    from piclusterd.core.cluster_view import parse_kubectl_list
 
     try:
         config = load_config(config_path)
@@ -554,12 +554,12 @@ def _status(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     """What-if: the plan the leader would make for a snapshot, from the config or the packaged defaults."""
-    from piclusterd.cluster import parse_kubectl_list
-    from piclusterd.cluster_controller import settings_from_config
-    from piclusterd.config import parse_config
-    from piclusterd.errors import ClusterError
-    from piclusterd.planner import plan
-    from piclusterd.power_model import PowerSituation
+    from piclusterd.cluster.controller import settings_from_config
+    from piclusterd.config.parse import parse_config
+    from piclusterd.core.cluster_view import parse_kubectl_list
+    from piclusterd.core.errors import ClusterError
+    from piclusterd.core.planner import plan
+    from piclusterd.core.power_draw import PowerSituation
 
     try:
         config = load_config(args.config) if args.config else parse_config({}, "(packaged defaults)")
@@ -586,7 +586,7 @@ def _plan(args: argparse.Namespace) -> int:
     )
     node_batteries = None
     if settings.node_battery is None and settings.topology is None:
-        from piclusterd.node_batteries import nodes_with_own_battery
+        from piclusterd.core.node_batteries import nodes_with_own_battery
 
         # What the daemon warns of (battery.node_capacity_unset): the what-if must not silently differ.
         hats = nodes_with_own_battery(view)
@@ -598,7 +598,7 @@ def _plan(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     if settings.node_battery is not None:
-        from piclusterd.node_batteries import read_node_batteries
+        from piclusterd.core.node_batteries import read_node_batteries
 
         # Each node's own battery from the records in the snapshot, as the leader reads them now: a saved
         # snapshot's records are old, so they count as unknown (and the plan says so).
@@ -676,7 +676,7 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from piclusterd.simulate_command import main
+    from piclusterd.sim.simulate_command import main
 
     return main(args)
 

@@ -1,1 +1,8 @@
-"""Fakes and real-part fixtures that piclusterd's tests use, shipped for users' tests too."""
+"""Real-part fixtures and emulators for piclusterd's tests, shipped for users' tests too.
+
+The real upsd + dummy-ups wrapper (``nut_server``), the real sshd wrapper, the NUT protocol emulator, the
+I2C chip, GPIO and HAT emulators, ``DaemonProcess`` and the cluster builders. The fakes the demo also runs
+(fake API server, cluster world, scripted UPS, fake clock) live in ``piclusterd.sim``.
+
+May import: anything in piclusterd. Nothing in piclusterd imports ``testing``.
+"""

@@ -12,8 +12,7 @@ import json
 import random
 from collections.abc import Mapping
 
-from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
-from piclusterd.cluster import (
+from piclusterd.core.cluster_view import (
     ANNOTATION_SHED,
     LABEL_CRITICAL,
     LABEL_TIER,
@@ -25,6 +24,7 @@ from piclusterd.cluster import (
     Taint,
     Toleration,
 )
+from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
 __all__ = ["make_node", "make_pod", "synthetic_cluster"]
 

@@ -8,10 +8,10 @@ Tests then play the outage: ``lose_mains()``, ``settle()`` (the pin's debounce),
 
 from __future__ import annotations
 
+from piclusterd.core.reading import UpsReading
 from piclusterd.drivers.gpio_power import Level
 from piclusterd.drivers.hat import CurrentSign, HatPowerSource, HatProfile
-from piclusterd.reading import UpsReading
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio
 from piclusterd.testing.i2c_emulators import EmulatedSMBus, Ina219Emulator, Max1704xEmulator
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from piclusterd.ports import Clock
+from piclusterd.core.ports import Clock
 
 __all__ = ["EmulatedGpio", "OutputChange"]
 

@@ -73,7 +73,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from piclusterd.ports import Clock
+from piclusterd.core.ports import Clock
 
 __all__ = [
     "DriverState",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster import ClusterView, parse_kubectl_list
-from piclusterd.cluster_demo import (
+from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
+from piclusterd.sim.cluster_demo import (
     DATA,
     LOW_BATTERY_PCT,
     REPLACEMENT_READY_S,
@@ -22,8 +22,10 @@ from piclusterd.cluster_demo import (
     clusters,
     run_cluster_demo,
 )
-from piclusterd.demo import render_demo_summary, run_demo, write_demo_plot
-from piclusterd.simulator import (
+from piclusterd.sim.demo_command import render_demo_summary, run_demo, write_demo_plot
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import (
     OUTAGES,
     Outage,
     OutageFigures,
@@ -33,8 +35,6 @@ from piclusterd.simulator import (
     workload_key,
     workloads,
 )
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
 
 
 def test_storm_ends_in_clean_shutdowns_at_the_analytic_time() -> None:
@@ -107,14 +107,14 @@ def test_cluster_demo_sheds_after_the_grace_period_and_keeps_critical_services_u
 
 def test_the_demos_clusters_are_the_reference_clusters() -> None:
     """The demo runs the packaged copies (an installed demo has no examples/); they must be the examples."""
-    data = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data"
+    data = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data"
     examples = Path(__file__).resolve().parents[2] / "examples" / "clusters"
     references = sorted(p.name for p in examples.iterdir() if p.suffix in (".json", ".toml"))
     assert len(references) >= 4
     for name in references:
         packaged = data / name
-        assert packaged.is_file(), f"copy examples/clusters/{name} to piclusterd/testing/data/ for the demo"
-        assert packaged.read_text() == (examples / name).read_text(), f"piclusterd/testing/data/{name} is stale"
+        assert packaged.is_file(), f"copy examples/clusters/{name} to piclusterd/sim/data/ for the demo"
+        assert packaged.read_text() == (examples / name).read_text(), f"piclusterd/sim/data/{name} is stale"
     assert clusters() == sorted({name.rsplit(".", 1)[0] for name in references})
 
 
@@ -130,7 +130,7 @@ def test_plot_draws_the_run(tmp_path: Path) -> None:
 def test_plot_without_matplotlib_says_how_to_install_it_before_running(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"
-        "from piclusterd.demo import demo_main\n"
+        "from piclusterd.sim.demo_command import demo_main\n"
         f"sys.exit(demo_main(['--outage', 'blip', '--speed', '0', '--plot', '{tmp_path / 'x.png'}']))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)

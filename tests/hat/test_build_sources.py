@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from piclusterd.cli import build_power_source
-from piclusterd.combined_source import CombinedPowerSource
-from piclusterd.config import load_config
+from piclusterd.config.parse import load_config
+from piclusterd.core.errors import BusUnavailable
 from piclusterd.drivers.hat import HatPowerSource, get_profile
 from piclusterd.drivers.nut import NutPowerSource
-from piclusterd.errors import BusUnavailable
+from piclusterd.node.combined_source import CombinedPowerSource
 from piclusterd.testing.emulated_hat import EmulatedHat
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from piclusterd.config import Config, load_config
-from piclusterd.daemon import PowerDaemon
+from piclusterd.config.parse import Config, load_config
+from piclusterd.core.ports import PowerSource
+from piclusterd.core.power_state import PowerState
 from piclusterd.drivers.hat import get_profile
-from piclusterd.notify import SystemdNotifier
-from piclusterd.ports import PowerSource
-from piclusterd.power_state import PowerState
-from piclusterd.testing.audit import CapturedAudit
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.testing.emulated_hat import EmulatedHat
 
 

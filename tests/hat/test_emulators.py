@@ -7,7 +7,7 @@ import errno
 import pytest
 
 from piclusterd.drivers.max1704x import Max1704xVariant
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio, OutputChange
 from piclusterd.testing.i2c_emulators import EmulatedBusOpener, EmulatedSMBus, Ina219Emulator, Max1704xEmulator
 

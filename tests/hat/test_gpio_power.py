@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from piclusterd.core.errors import CapabilityMissing, GpioUnavailable, PinUnavailable
 from piclusterd.drivers.gpio_power import (
     EDGE_BOUNCETIME_MS,
     Level,
@@ -17,8 +18,7 @@ from piclusterd.drivers.gpio_power import (
     import_gpio,
 )
 from piclusterd.drivers.hat import get_profile, open_power_cut
-from piclusterd.errors import CapabilityMissing, GpioUnavailable, PinUnavailable
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio
 
 X728 = PowerLossPin(6, Level.HIGH, Pull.DOWN)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.core.errors import ChipNotFound, GpioUnavailable, ProfileInvalid, SourceUnavailable
+from piclusterd.core.reading import MainsState, UpsFlag, UpsReading
 from piclusterd.drivers.charge_curve import Chemistry, charge_from_voltage
 from piclusterd.drivers.gpio_power import Level, PowerLossPin, Pull
 from piclusterd.drivers.hat import PROFILES, Chip, CurrentSign, HatPowerSource, HatProfile, generic_profile, get_profile
 from piclusterd.drivers.ina219 import Register as InaRegister
-from piclusterd.errors import ChipNotFound, GpioUnavailable, ProfileInvalid, SourceUnavailable
-from piclusterd.reading import MainsState, UpsFlag, UpsReading
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.emulated_hat import EmulatedHat
 from piclusterd.testing.i2c_emulators import EmulatedSMBus, Ina219Emulator
 

@@ -6,9 +6,7 @@ import errno
 
 import pytest
 
-from piclusterd.drivers.hat import get_profile, open_hat_source
-from piclusterd.drivers.i2c import I2cDevice, open_i2c_bus
-from piclusterd.errors import (
+from piclusterd.core.errors import (
     BusPermissionDenied,
     BusUnavailable,
     ChipNotFound,
@@ -16,7 +14,9 @@ from piclusterd.errors import (
     I2cTransferFailed,
     SourceUnavailable,
 )
-from piclusterd.testing.clock import FakeClock
+from piclusterd.drivers.hat import get_profile, open_hat_source
+from piclusterd.drivers.i2c import I2cDevice, open_i2c_bus
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio
 from piclusterd.testing.i2c_emulators import EmulatedBusOpener, EmulatedSMBus, Ina219Emulator, Max1704xEmulator
 

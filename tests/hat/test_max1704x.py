@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from piclusterd.core.errors import CapabilityMissing
 from piclusterd.drivers.i2c import swap16
 from piclusterd.drivers.max1704x import (
     Max1704x,
@@ -12,7 +13,6 @@ from piclusterd.drivers.max1704x import (
     Max1704xVariant,
     Register,
 )
-from piclusterd.errors import CapabilityMissing
 from piclusterd.testing.i2c_emulators import EmulatedSMBus, Max1704xEmulator
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from piclusterd.combined_source import CombinedPowerSource
+from piclusterd.core.ports import PowerSource
+from piclusterd.core.reading import MainsState, ParsedReading, UpsFlag
 from piclusterd.drivers.hat import get_profile
 from piclusterd.drivers.nut import NutPowerSource
-from piclusterd.ports import PowerSource
-from piclusterd.reading import MainsState, ParsedReading, UpsFlag
-from piclusterd.testing.clock import FakeClock
+from piclusterd.node.combined_source import CombinedPowerSource
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scripted_ups import ScriptedUps
 from piclusterd.testing.emulated_hat import EmulatedHat
-from piclusterd.testing.fake_ups import ScriptedUps
 from piclusterd.testing.nut_server import NutServer
 
 

@@ -39,8 +39,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
-from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.nut_server import NutServer, NutServerError
 from piclusterd.testing.sshd import SshServer
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from piclusterd.annotations import SHED_ANNOTATION, InvalidRecord, parse_shed_record
+from piclusterd.core.node_records import SHED_ANNOTATION, InvalidRecord, parse_shed_record
 
 from .cluster import Event, NetnsCluster
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
 
 
 @pytest.fixture

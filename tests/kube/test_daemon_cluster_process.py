@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
-from piclusterd.testing.fake_kube import FakeKubeServer
 from piclusterd.testing.nut_server import NutServer
 
 pytestmark = pytest.mark.realnut

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record
-from piclusterd.drain import DrainAction, Drainer, DrainOptions, drain_action
-from piclusterd.errors import NotLeader
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.testing.audit import CapturedAudit
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.cluster.drain import DrainAction, Drainer, DrainOptions, drain_action
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.core.errors import NotLeader
+from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.sim.fake_clock import FakeClock
 
 CRITICAL = {"picluster.io/critical": "true"}
 
@@ -203,7 +203,7 @@ def test_critical_pods_must_be_ready_elsewhere_before_the_drain_is_done(rig: Rig
     ],
 )
 def test_drain_filters_in_kubectls_order(pod: dict, options: dict, expected: DrainAction) -> None:  # type: ignore[type-arg]
-    from piclusterd.cluster import parse_kubectl_list
+    from piclusterd.core.cluster_view import parse_kubectl_list
 
     raw = make_pod("p", node="pi3", **pod)
     raw["metadata"]["uid"] = "u"

@@ -15,8 +15,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
 
@@ -854,7 +854,7 @@ def test_standalone_server_prints_its_url_and_writes_a_kubeconfig(tmp_path: Path
         [
             sys.executable,
             "-m",
-            "piclusterd.testing.fake_kube",
+            "piclusterd.sim.fake_api_server",
             "--port",
             "0",
             "--load",
@@ -939,7 +939,7 @@ def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(
 ) -> None:
     from kubernetes import watch
 
-    from piclusterd.testing import fake_kube
+    from piclusterd.sim import fake_api_server as fake_kube
 
     kube.put_object(make_pod("web-a", node="pi1", labels={"app": "web"}))
     since = core.list_namespaced_pod("default").metadata.resource_version

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
+from piclusterd.sim.cluster_world import ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")

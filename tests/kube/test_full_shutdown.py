@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from piclusterd.clock import boot_wall_time
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer, make_pod
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.node.clock import boot_wall_time
+from piclusterd.sim.cluster_world import ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_pod
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
-DATA = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data"
+DATA = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data"
 CLINIC = DATA / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 WORKERS = {"pi4", "pi5"}

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from piclusterd.cluster import parse_kubectl_list
-from piclusterd.kube_api import ApiCallFailed, EventRecorder, KubeClusterApi
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.cluster.kube_api import ApiCallFailed, EventRecorder, KubeClusterApi
+from piclusterd.core.cluster_view import parse_kubectl_list
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_snapshot_is_a_kubectl_list_the_core_parses(server: FakeKubeServer) -> N
 
 
 def test_pages_are_followed(server: FakeKubeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("piclusterd.kube_api.PAGE_SIZE", 3)
+    monkeypatch.setattr("piclusterd.cluster.kube_api.PAGE_SIZE", 3)
     with server.api_client(retries=False) as client:
         pods = KubeClusterApi(client).pods_on_node("pi1")
     assert len(pods) == 7

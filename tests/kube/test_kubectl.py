@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.kube_api import EventRecorder
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.cluster.kube_api import EventRecorder
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.sim.fake_clock import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 CLINIC_5 = REPO / "examples" / "clusters" / "clinic-5.json"

@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 
-from piclusterd.errors import NotLeader
-from piclusterd.leader import (
+from piclusterd.cluster.election import (
     Action,
     ElectionTimings,
     KubeLeaseStore,
@@ -25,8 +24,9 @@ from piclusterd.leader import (
     decide,
     observed_change_time,
 )
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.core.errors import NotLeader
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
 
 TIMINGS = ElectionTimings()  # 15 s / 10 s / 2 s
 WALL = 1_800_000_000.0

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import (
+from piclusterd.cluster.agent import NodeAgent
+from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
+from piclusterd.cluster.power_off_ssh import SshPowerOff
+from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
@@ -18,14 +22,10 @@ from piclusterd.annotations import (
     parse_shed_record,
     render_shed_record,
 )
-from piclusterd.kube_api import EventRecorder, KubeClusterApi
-from piclusterd.node_agent import NodeAgent
-from piclusterd.peer_power import PeerPowerOff, PowerOffOutcome
-from piclusterd.ssh_power import SshPowerOff
-from piclusterd.testing.audit import CapturedAudit
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.daemon_process import installed_script
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node
 from piclusterd.testing.sshd import SshServer
 
 DRAINED = ShedRecord(ShedPhase.DRAINED, "pi1", "on battery: shedding to reach 4 h", "2026-11-24T02:01:00Z", False)

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import rfc3339
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_batteries import Topology
-from piclusterd.planner import Decision
-from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
-from piclusterd.power_state import PowerState
-from piclusterd.reading import UpsFlag
-from piclusterd.safety import SafetyRule
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.core.node_batteries import Topology
+from piclusterd.core.node_records import rfc3339
+from piclusterd.core.planner import Decision
+from piclusterd.core.power_state import PowerState
+from piclusterd.core.reading import UpsFlag
+from piclusterd.core.safety import SafetyRule
+from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
+from piclusterd.sim.cluster_world import ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
 SOLAR = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "solar-3.json"
 NAMES = ("s1", "s2", "s3")

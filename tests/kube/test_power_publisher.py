@@ -7,9 +7,11 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from piclusterd.annotations import InvalidRecord
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.power_publisher import (
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.core.node_records import InvalidRecord
+from piclusterd.core.power_state import PowerMemory, PowerState
+from piclusterd.core.reading import UpsFlag, UpsReading
+from piclusterd.node.power_publisher import (
     POWER_ANNOTATION,
     PowerPublisher,
     PowerRecord,
@@ -17,11 +19,9 @@ from piclusterd.power_publisher import (
     PublishReason,
     parse_power_record,
 )
-from piclusterd.power_state import PowerMemory, PowerState
-from piclusterd.reading import UpsFlag, UpsReading
-from piclusterd.testing.audit import CapturedAudit
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_kube import FakeKubeServer, make_node
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
+from piclusterd.sim.fake_clock import FakeClock
 
 SOURCE = "nut:ups@10.0.0.2:3493"
 

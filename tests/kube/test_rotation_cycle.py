@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import rfc3339
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_batteries import Topology
-from piclusterd.node_power import ManualPower, PowerResult
-from piclusterd.power_on import PowerOnBackends
-from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
-from piclusterd.power_state import PowerState
-from piclusterd.reading import UpsFlag
-from piclusterd.restore import RestorePolicy
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.power_on import PowerOnBackends
+from piclusterd.cluster.power_on_backends import ManualPower, PowerResult
+from piclusterd.core.node_batteries import Topology
+from piclusterd.core.node_records import rfc3339
+from piclusterd.core.power_state import PowerState
+from piclusterd.core.reading import UpsFlag
+from piclusterd.core.restore import RestorePolicy
+from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
+from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
 SOLAR = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "solar-3.json"
 NAMES = ("s1", "s2", "s3")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.source_alarm import SOURCE_LOST_REASON, SOURCE_RESTORED_REASON
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import ClusterWorld
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.node.source_alarm import SOURCE_LOST_REASON, SOURCE_RESTORED_REASON
+from piclusterd.sim.cluster_world import ClusterWorld
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3")

@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 
+from piclusterd.core.reading import UpsFlag
 from piclusterd.drivers.nut import NutPowerSource
-from piclusterd.reading import UpsFlag
 from piclusterd.testing.nut_server import NutServer
 
 

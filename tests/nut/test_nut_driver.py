@@ -10,9 +10,9 @@ from typing import Protocol
 
 import pytest
 
+from piclusterd.core.errors import SourceUnavailable
+from piclusterd.core.reading import MainsState, Rejection, UpsFlag, UpsReading
 from piclusterd.drivers.nut import NutPowerSource
-from piclusterd.errors import SourceUnavailable
-from piclusterd.reading import MainsState, Rejection, UpsFlag, UpsReading
 from piclusterd.testing.nut_server import NutServer
 
 pytestmark = pytest.mark.realnut

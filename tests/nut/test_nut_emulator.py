@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from piclusterd.core.reading import UpsFlag
 from piclusterd.drivers.nut import NutPowerSource
-from piclusterd.reading import UpsFlag
-from piclusterd.testing.clock import FakeClock
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.nut_emulator import EmulatedUser, NutEmulator, NutEmulatorError, tokenize
 
 from .conftest import pynut

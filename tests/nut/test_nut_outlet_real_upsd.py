@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from piclusterd.node_power import NutOutletPower, PowerOutcome, request_ups_shutdown_return
+from piclusterd.cluster.power_on_backends import NutOutletPower, PowerOutcome, request_ups_shutdown_return
 from piclusterd.testing.nut_server import NutServer
 
 _OUTLET_VARIABLES = {

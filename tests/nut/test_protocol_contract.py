@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from piclusterd._vendor.PyNUT import PyNUTError
-from piclusterd.node_power import _quote_word
-from piclusterd.testing.clock import FakeClock
+from piclusterd.cluster.power_on_backends import _quote_word
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.nut_emulator import DriverState, NutEmulator, UnbalancedWord, tokenize
 from piclusterd.testing.nut_server import NutServer
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record
-from piclusterd.cluster import (
+from piclusterd.core.cluster_view import (
     PodPhase,
     SelectorOperator,
     ShedState,
@@ -16,6 +15,7 @@ from piclusterd.cluster import (
     TaintEffect,
     parse_kubectl_list,
 )
+from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
 
 def record(phase: str) -> str:

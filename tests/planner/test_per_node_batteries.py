@@ -12,16 +12,16 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.annotations import ShedPhase, ShedRecord, render_shed_record, rfc3339
-from piclusterd.cluster import ANNOTATION_SHED as SHED_ANNOTATION
-from piclusterd.cluster import ClusterView, Node, PodPhase
-from piclusterd.node_batteries import NodeBatteries, NodeBattery, Topology, read_node_batteries
-from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation, SupplyKind
-from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
-from piclusterd.power_state import PowerState
-from piclusterd.reading import UpsFlag
-from piclusterd.safety import SafetyRule, check_shed, headcount, is_up
+from piclusterd.core.cluster_view import ANNOTATION_SHED as SHED_ANNOTATION
+from piclusterd.core.cluster_view import ClusterView, Node, PodPhase
+from piclusterd.core.node_batteries import NodeBatteries, NodeBattery, Topology, read_node_batteries
+from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record, rfc3339
+from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
+from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation, SupplyKind
+from piclusterd.core.power_state import PowerState
+from piclusterd.core.reading import UpsFlag
+from piclusterd.core.safety import SafetyRule, check_shed, headcount, is_up
+from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.testing.clusters import GIB, make_node, make_pod
 
 from .test_planner_properties import PROPERTY_SETTINGS, THRESHOLD, clusters

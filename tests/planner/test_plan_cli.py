@@ -58,10 +58,10 @@ def solar_snapshot_with_records(tmp_path: Path, charges: dict[str, float], age_s
     """solar-3 as `kubectl get -o json` shows it with each node's picluster.io/power record (HAT on battery)."""
     import time
 
-    from piclusterd.annotations import rfc3339
-    from piclusterd.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
-    from piclusterd.power_state import PowerState
-    from piclusterd.reading import UpsFlag
+    from piclusterd.core.node_records import rfc3339
+    from piclusterd.core.power_state import PowerState
+    from piclusterd.core.reading import UpsFlag
+    from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 
     data = json.loads((CLUSTERS / "solar-3.json").read_text())
     at = rfc3339(time.time() - age_s)

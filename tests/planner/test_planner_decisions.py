@@ -13,11 +13,11 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from piclusterd.cluster import ClusterView, LabelSelector, Node, Pdb, Pod
-from piclusterd.errors import ConfigError
-from piclusterd.planner import Decision, Plan, PlannerPolicy, physical_optimum, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation
-from piclusterd.safety import SafetyRule
+from piclusterd.core.cluster_view import ClusterView, LabelSelector, Node, Pdb, Pod
+from piclusterd.core.errors import ConfigError
+from piclusterd.core.planner import Decision, Plan, PlannerPolicy, physical_optimum, plan
+from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
+from piclusterd.core.safety import SafetyRule
 from piclusterd.testing.clusters import make_node, make_pod
 
 HOUR = 3600.0

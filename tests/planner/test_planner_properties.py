@@ -18,10 +18,10 @@ from itertools import combinations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from piclusterd.cluster import ClusterView, LabelSelector, Node, Pdb, Pod
-from piclusterd.planner import Decision, Plan, PlannerPolicy, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation
-from piclusterd.safety import (
+from piclusterd.core.cluster_view import ClusterView, LabelSelector, Node, Pdb, Pod
+from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
+from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
+from piclusterd.core.safety import (
     can_run_on,
     check_emptydir,
     check_pdbs,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.cluster import ClusterView, PodPhase
-from piclusterd.errors import ConfigError
-from piclusterd.power_model import (
+from piclusterd.core.cluster_view import ClusterView, PodPhase
+from piclusterd.core.errors import ConfigError
+from piclusterd.core.power_draw import (
     BatterySpec,
     NodePowerConfig,
     NodePowerProfile,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.cluster import SnapshotInvalid, parse_cpu_millicores, parse_memory_bytes, parse_quantity
+from piclusterd.core.cluster_view import SnapshotInvalid, parse_cpu_millicores, parse_memory_bytes, parse_quantity
 
 
 @pytest.mark.parametrize(

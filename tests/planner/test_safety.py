@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from piclusterd.cluster import (
+from piclusterd.core.cluster_view import (
     ClusterView,
     LabelSelector,
     NodeSelectorTerm,
@@ -18,7 +18,7 @@ from piclusterd.cluster import (
     TaintEffect,
     Toleration,
 )
-from piclusterd.safety import (
+from piclusterd.core.safety import (
     Headcount,
     PodPacker,
     Refusal,

@@ -14,12 +14,12 @@ from types import ModuleType
 
 import pytest
 
-from piclusterd.cluster import parse_kubectl_list
-from piclusterd.durations import format_duration
-from piclusterd.planner import Decision, Plan, plan
-from piclusterd.power_model import PowerSituation
-from piclusterd.safety import can_run_on, headcount, is_up
-from piclusterd.testing.scenarios import Scenario, load_scenario
+from piclusterd.core.cluster_view import parse_kubectl_list
+from piclusterd.core.durations import format_duration
+from piclusterd.core.planner import Decision, Plan, plan
+from piclusterd.core.power_draw import PowerSituation
+from piclusterd.core.safety import can_run_on, headcount, is_up
+from piclusterd.sim.scenarios import Scenario, load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 HOUR = 3600.0

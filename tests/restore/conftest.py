@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.restore import RestorePolicy
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.core.restore import RestorePolicy
+from piclusterd.sim.fake_api_server import FakeKubeServer
 
-CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 
 
 @pytest.fixture

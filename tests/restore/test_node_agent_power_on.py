@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import (
+from piclusterd.cluster.agent import NodeAgent, decide_check_in
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.power_on_backends import CheckIn, GpioRelayPower, RelayLine, RtcWakeAlarm
+from piclusterd.core.node_records import (
     POWER_ON_REQUEST_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
@@ -20,15 +23,12 @@ from piclusterd.annotations import (
     render_poweron_request,
     render_shed_record,
 )
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_agent import NodeAgent, decide_check_in
-from piclusterd.node_power import CheckIn, GpioRelayPower, RelayLine, RtcWakeAlarm
-from piclusterd.power_state import PowerState
-from piclusterd.testing.audit import CapturedAudit
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.core.power_state import PowerState
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.gpio_emulator import EmulatedGpio
 
-CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 
 
 class Halts:

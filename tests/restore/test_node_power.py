@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.drivers.gpio_power import Level
-from piclusterd.errors import (
-    CapabilityMissing,
-    ConfigError,
-    PinUnavailable,
-    PowerControlFailed,
-    PowerControlUnsupported,
-)
-from piclusterd.node_power import (
+from piclusterd.cluster.power_on_backends import (
     CheckIn,
     GpioRelayPower,
     ManualPower,
@@ -28,8 +20,16 @@ from piclusterd.node_power import (
     magic_packet,
     parse_mac,
 )
-from piclusterd.power_state import PowerState
-from piclusterd.testing.clock import FakeClock
+from piclusterd.core.errors import (
+    CapabilityMissing,
+    ConfigError,
+    PinUnavailable,
+    PowerControlFailed,
+    PowerControlUnsupported,
+)
+from piclusterd.core.power_state import PowerState
+from piclusterd.drivers.gpio_power import Level
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio, OutputChange
 
 # --- Wake-on-LAN (the packet itself; delivery is in test_wol_netns.py) ---

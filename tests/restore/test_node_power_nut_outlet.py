@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.errors import ConfigError
-from piclusterd.node_power import (
+from piclusterd.cluster.power_on_backends import (
     NodePower,
     NutOutletPower,
     PowerOutcome,
@@ -23,7 +22,8 @@ from piclusterd.node_power import (
     _unquote_word,
     request_ups_shutdown_return,
 )
-from piclusterd.testing.clock import FakeClock
+from piclusterd.core.errors import ConfigError
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.nut_emulator import DriverState, EmulatedUser, NutEmulator, tokenize
 
 _NODES = {"pi2": 2, "pi3": 3, "pi7": 7}  # outlet 3 is not switchable; the UPS has no outlet 7

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.cluster import ClusterView
-from piclusterd.planner import Decision, PlannerPolicy, plan
-from piclusterd.power_model import BatterySpec, PowerConfig, PowerSituation
-from piclusterd.safety import SafetyRule
+from piclusterd.core.cluster_view import ClusterView
+from piclusterd.core.planner import Decision, PlannerPolicy, plan
+from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
+from piclusterd.core.safety import SafetyRule
 from piclusterd.testing.clusters import make_node, make_pod
 
 UPS = BatterySpec(capacity_wh=84.0, usable_fraction=0.8, inverter_efficiency=0.85, ups_overhead_w=5.0)

@@ -13,18 +13,25 @@ from typing import Any
 
 import pytest
 
-from piclusterd import node_power
-from piclusterd.annotations import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
-from piclusterd.config import Config, parse_config
-from piclusterd.errors import ConfigError, PowerControlFailed
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_power import ManualPower, PowerOutcome, RtcWakePower, WakeOnLan, magic_packet, parse_mac
-from piclusterd.power_on import RelayViaPeer, build_power_on, relay_lines_driven_by
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.cluster import power_on_backends as node_power
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.power_on import RelayViaPeer, build_power_on, relay_lines_driven_by
+from piclusterd.cluster.power_on_backends import (
+    ManualPower,
+    PowerOutcome,
+    RtcWakePower,
+    WakeOnLan,
+    magic_packet,
+    parse_mac,
+)
+from piclusterd.config.parse import Config, parse_config
+from piclusterd.core.errors import ConfigError, PowerControlFailed
+from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
+from piclusterd.sim.fake_api_server import FakeKubeServer
 
 from .conftest import LanInNamespace
 
-CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 WALL = 1_795_485_600.0
 
 
@@ -184,7 +191,7 @@ def test_the_daemons_agent_gets_its_alarm_and_relays_and_starts_without_a_gpio_l
     api: KubeClusterApi, tmp_path: Path
 ) -> None:
     from piclusterd.cli import _node_agent
-    from piclusterd.testing.audit import CapturedAudit
+    from piclusterd.sim.captured_audit import CapturedAudit
 
     made = parse_config(
         {

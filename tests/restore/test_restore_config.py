@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.config import (
+from piclusterd.config.parse import (
     NODE_POWER_METHODS,
     GpioRelayMethod,
     ManualMethod,
@@ -18,7 +18,7 @@ from piclusterd.config import (
     load_config,
     parse_config,
 )
-from piclusterd.errors import ConfigError
+from piclusterd.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
 
@@ -169,7 +169,7 @@ def _node_power_part(text: str) -> str:
 
 
 def test_the_example_documents_every_method_and_key() -> None:
-    from piclusterd.config import _NODE_POWER
+    from piclusterd.config.parse import _NODE_POWER
 
     part = _node_power_part(EXAMPLE.read_text())
     for method in NODE_POWER_METHODS:

@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 
-from piclusterd.cluster_controller import ShedSettings
-from piclusterd.daemon import PowerDaemon
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_agent import NodeAgent
-from piclusterd.node_power import RtcWakeAlarm, RtcWakePower
-from piclusterd.power_on import PowerOnBackends
-from piclusterd.restore import RestorePolicy
-from piclusterd.simulator import OUTAGES, Outage
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
-from piclusterd.testing.fake_kube import FakeKubeServer
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.cluster.agent import NodeAgent
+from piclusterd.cluster.controller import ShedSettings
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.power_on import PowerOnBackends
+from piclusterd.cluster.power_on_backends import RtcWakeAlarm, RtcWakePower
+from piclusterd.core.restore import RestorePolicy
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import OUTAGES, Outage
 
-CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 HOUR = 3600.0
 BOOT_S = 30.0

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from piclusterd.cluster import ClusterView, Node
-from piclusterd.power_state import PowerState
-from piclusterd.restore import (
+from piclusterd.core.cluster_view import ClusterView, Node
+from piclusterd.core.power_state import PowerState
+from piclusterd.core.restore import (
     PowerOn,
     RestoreHold,
     RestoreInputs,

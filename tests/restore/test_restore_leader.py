@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.annotations import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
 from piclusterd.cli import ctl_main
-from piclusterd.cluster_controller import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S, ShedSettings
-from piclusterd.daemon import PowerDaemon
-from piclusterd.errors import PowerControlFailed
-from piclusterd.kube_api import KubeClusterApi
-from piclusterd.node_agent import NodeAgent
-from piclusterd.node_power import (
+from piclusterd.cluster.agent import NodeAgent
+from piclusterd.cluster.controller import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S, ShedSettings
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.power_on import PowerOnBackends, RelayViaPeer
+from piclusterd.cluster.power_on_backends import (
     GpioRelayPower,
     ManualPower,
     PowerOutcome,
@@ -27,15 +25,17 @@ from piclusterd.node_power import (
     RtcWakeAlarm,
     RtcWakePower,
 )
-from piclusterd.power_on import PowerOnBackends, RelayViaPeer
-from piclusterd.restore import RestorePolicy
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
-from piclusterd.testing.fake_kube import FakeKubeServer
+from piclusterd.core.errors import PowerControlFailed
+from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
+from piclusterd.core.restore import RestorePolicy
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scenarios import load_scenario
 from piclusterd.testing.gpio_emulator import EmulatedGpio
-from piclusterd.testing.scenarios import load_scenario
 
-CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "testing" / "data" / "clinic-5.json"
+CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 RESTORE = RestorePolicy()
 

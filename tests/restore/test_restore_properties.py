@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.cluster import ClusterView, Node
-from piclusterd.power_state import BATTERY_STATES, PowerState
-from piclusterd.restore import (
+from piclusterd.core.cluster_view import ClusterView, Node
+from piclusterd.core.power_state import BATTERY_STATES, PowerState
+from piclusterd.core.restore import (
     PowerOn,
     RestoreInputs,
     RestoreMemory,

@@ -3,8 +3,8 @@ top of the planner's safety rules: anti-flap both ways, one power-on per stagger
 
 from __future__ import annotations
 
-from piclusterd.cluster import ClusterView, Node
-from piclusterd.restore import PowerOn, RestoreMemory, RestorePolicy, decide_rotation
+from piclusterd.core.cluster_view import ClusterView, Node
+from piclusterd.core.restore import PowerOn, RestoreMemory, RestorePolicy, decide_rotation
 from piclusterd.testing.clusters import make_node
 
 NOW = 10_000.0

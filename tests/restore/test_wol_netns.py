@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from piclusterd.node_power import PowerOutcome, WakeOnLan, magic_packet, parse_mac
+from piclusterd.cluster.power_on_backends import PowerOutcome, WakeOnLan, magic_packet, parse_mac
 
 from .conftest import LanInNamespace
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.power_model import node_load_w
-from piclusterd.safety import SafetyRule
-from piclusterd.simulator import OUTAGES, Policy, SimSettings, no_shedding_runtime_s, simulate
-from piclusterd.testing.scenarios import Scenario, load_scenario
+from piclusterd.core.power_draw import node_load_w
+from piclusterd.core.safety import SafetyRule
+from piclusterd.sim.scenarios import Scenario, load_scenario
+from piclusterd.sim.simulator import OUTAGES, Policy, SimSettings, no_shedding_runtime_s, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0

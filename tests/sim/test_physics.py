@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.planner import plan
-from piclusterd.power_model import PowerSituation, SupplyKind
-from piclusterd.simulator import OUTAGES, Outage, Policy, SimResult, SimSettings, simulate
-from piclusterd.testing.scenarios import Scenario, load_scenario
+from piclusterd.core.planner import plan
+from piclusterd.core.power_draw import PowerSituation, SupplyKind
+from piclusterd.sim.scenarios import Scenario, load_scenario
+from piclusterd.sim.simulator import OUTAGES, Outage, Policy, SimResult, SimSettings, simulate
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 HOUR = 3600.0

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.safety import SafetyRule
-from piclusterd.simulator import OUTAGES, Policy, parse_outage_csv, simulate
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.core.safety import SafetyRule
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import OUTAGES, Policy, parse_outage_csv, simulate
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 #: piclusterd can at best match the physical optimum, which is computed from the same snapshot, charge and

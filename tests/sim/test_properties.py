@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.simulator import Outage, Policy, SimResult, simulate
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import Outage, Policy, SimResult, simulate
 
 CLINIC = load_scenario(Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json")
 HOUR = 3600.0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.simulator import TIMELINE_COLUMNS, Policy, find_battery_for
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import TIMELINE_COLUMNS, Policy, find_battery_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "examples" / "scenarios"

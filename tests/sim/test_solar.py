@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.errors import ConfigError
-from piclusterd.power_model import SolarProfile
-from piclusterd.simulator import HOUR, Outage, Policy, SimSettings, simulate
-from piclusterd.testing.scenarios import load_scenario
+from piclusterd.core.errors import ConfigError
+from piclusterd.core.power_draw import SolarProfile
+from piclusterd.sim.scenarios import load_scenario
+from piclusterd.sim.simulator import HOUR, Outage, Policy, SimSettings, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ def test_a_node_battery_without_capacity_is_refused_clearly(tmp_path: Path) -> N
 
 
 def test_a_bad_start_time_in_a_simulation_file_is_a_clear_error(tmp_path: Path) -> None:
-    from piclusterd.simulate_command import load_simulation
+    from piclusterd.sim.simulate_command import load_simulation
 
     scenario = tmp_path / "sim.toml"
     clusters = ROOT / "examples" / "clusters"

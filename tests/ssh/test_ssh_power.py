@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.ssh_power import SshOutcome, SshPowerOff
+from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff
 from piclusterd.testing.sshd import SshServer, free_port
 
 PICLUSTERD = Path(sys.executable).with_name("piclusterd")

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from piclusterd.audit import message_id
-from piclusterd.audit_catalog import EVENTS
+from piclusterd.node.audit import message_id
+from piclusterd.node.audit_catalog import EVENTS
 
 from .conftest import BuiltPackage
 from .vm import Vm, VmError, VmImage

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.annotations import (
+from piclusterd.core.node_records import (
     InvalidRecord,
     PowerOffRequest,
     ShedPhase,

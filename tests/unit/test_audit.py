@@ -6,8 +6,8 @@ import io
 import json
 import re
 
-from piclusterd.audit import LogFormat, journal_fields, make_audit_logger, message_id
-from piclusterd.power_state import PowerState
+from piclusterd.core.power_state import PowerState
+from piclusterd.node.audit import LogFormat, journal_fields, make_audit_logger, message_id
 
 
 def test_json_lines_have_event_timestamp_node_and_fields() -> None:

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from piclusterd.audit import message_id
-from piclusterd.audit_catalog import EVENTS, render_catalog, render_markdown_table
+from piclusterd.node.audit import message_id
+from piclusterd.node.audit_catalog import EVENTS, render_catalog, render_markdown_table
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_METHODS = {"debug", "info", "warning", "error", "critical", "exception", "msg"}
 EVENT_NAME = re.compile(r"^[a-z]+(\.[a-z_]+)+$")
 # The demo's own lines (demo.*) go to a terminal, never to the journal; testing/ holds fakes.
-NOT_IN_THE_DAEMON = ("piclusterd/demo.py", "piclusterd/testing/", "piclusterd/_vendor/")
+NOT_IN_THE_DAEMON = ("piclusterd/sim/demo_command.py", "piclusterd/testing/", "piclusterd/_vendor/")
 
 
 def emitted_events() -> dict[str, list[str]]:
@@ -50,7 +50,7 @@ def test_the_catalog_lists_exactly_the_events_the_code_emits() -> None:
     documented = {event.name for event in EVENTS}
     assert "power.state_changed" in emitted  # the scan itself works
     missing = {name: emitted[name] for name in sorted(set(emitted) - documented)}
-    assert not missing, f"logged but not in piclusterd/audit_catalog.py: {missing}"
+    assert not missing, f"logged but not in piclusterd/node/audit_catalog.py: {missing}"
     assert not documented - set(emitted), f"documented but never logged: {sorted(documented - set(emitted))}"
     assert len(documented) == len(EVENTS), "an event is documented twice"
 

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.combined_source import CombinedPowerSource, MemberPoll, combine
-from piclusterd.errors import SourceUnavailable
-from piclusterd.power_state import Observation, PowerMemory, PowerPolicy, PowerState, decide
-from piclusterd.reading import MainsState, ParsedReading, Rejection, UpsFlag, UpsReading
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_ups import ScriptedUps
+from piclusterd.core.errors import SourceUnavailable
+from piclusterd.core.power_state import Observation, PowerMemory, PowerPolicy, PowerState, decide
+from piclusterd.core.reading import MainsState, ParsedReading, Rejection, UpsFlag, UpsReading
+from piclusterd.node.combined_source import CombinedPowerSource, MemberPoll, combine
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scripted_ups import ScriptedUps
 
 STALE = 15.0
 NOW = 100.0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster_demo import clusters
-from piclusterd.simulator import OUTAGES
+from piclusterd.sim.cluster_demo import clusters
+from piclusterd.sim.simulator import OUTAGES
 
 COMPLETION = Path(__file__).resolve().parents[2] / "completions" / "piclusterd"
 

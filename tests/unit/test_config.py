@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.config import Mode, Secret, load_config, parse_config
-from piclusterd.errors import ConfigError, ConfigInvalid
+from piclusterd.config.parse import Mode, Secret, load_config, parse_config
+from piclusterd.core.errors import ConfigError, ConfigInvalid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
 
@@ -39,7 +39,7 @@ def test_the_shipped_example_is_valid_and_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     data = tomllib.loads(text)
     parse_config(data, str(EXAMPLE))
-    from piclusterd.config import _SCHEMA, _TOP
+    from piclusterd.config.parse import _SCHEMA, _TOP
 
     for key in _TOP:
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
@@ -210,8 +210,8 @@ def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
 def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:
     """The shutdown level ([battery] shutdown_charge, [policy] critical_runtime) reaches the planner's battery,
     and a per-node battery with its topology reaches the controller."""
-    from piclusterd.cluster_controller import settings_from_config
-    from piclusterd.node_batteries import Topology
+    from piclusterd.cluster.controller import settings_from_config
+    from piclusterd.core.node_batteries import Topology
 
     text = (
         '[battery]\ncapacity_wh = 256\nshutdown_charge = 15\ntopology = "mixed"\nnode_capacity_wh = 21.6\n'

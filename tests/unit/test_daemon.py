@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.config import Config, load_config
-from piclusterd.daemon import PowerDaemon
-from piclusterd.notify import SystemdNotifier
-from piclusterd.power_state import PowerState
-from piclusterd.testing.audit import CapturedAudit
-from piclusterd.testing.clock import FakeClock
-from piclusterd.testing.fake_ups import ScriptedUps
+from piclusterd.config.parse import Config, load_config
+from piclusterd.core.power_state import PowerState
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scripted_ups import ScriptedUps
 
 
 class RecordingShutdown:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.cluster import ClusterView, Node
-from piclusterd.full_shutdown import (
+from piclusterd.core.cluster_view import ClusterView, Node
+from piclusterd.core.full_shutdown_order import (
     RECORD_GRACE_S,
     ClusterContact,
     Cordon,
@@ -25,7 +25,7 @@ from piclusterd.full_shutdown import (
     next_step,
     planned_steps,
 )
-from piclusterd.outage import FullShutdownProgress
+from piclusterd.core.outage_record import FullShutdownProgress
 from piclusterd.testing.clusters import make_node
 
 

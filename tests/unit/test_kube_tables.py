@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from piclusterd.testing.kube_tables import human_duration, render_table, wants_table
+from piclusterd.sim.kubectl_tables import human_duration, render_table, wants_table
 
 
 @pytest.mark.parametrize(

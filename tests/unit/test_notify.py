@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from piclusterd.notify import SystemdNotifier, watchdog_interval_s
+from piclusterd.node.systemd_notify import SystemdNotifier, watchdog_interval_s
 
 
 def test_messages_reach_the_notify_socket(tmp_path: Path) -> None:

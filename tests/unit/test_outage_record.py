@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.annotations import InvalidRecord, rfc3339
-from piclusterd.cluster import ClusterView, Pod
-from piclusterd.outage import (
+from piclusterd.core.cluster_view import ClusterView, Pod
+from piclusterd.core.node_records import InvalidRecord, rfc3339
+from piclusterd.core.outage_record import (
     MAX_ENERGY_GAP_S,
     FullShutdownProgress,
     OutageRecord,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.power_state import (
+from piclusterd.core.power_state import (
     Observation,
     PowerMemory,
     PowerPolicy,
@@ -16,7 +16,7 @@ from piclusterd.power_state import (
     StateChanged,
     decide,
 )
-from piclusterd.reading import UpsFlag, UpsReading
+from piclusterd.core.reading import UpsFlag, UpsReading
 
 POLICY = PowerPolicy(
     stale_after_s=15, critical_runtime_s=300, low_runtime_s=600, low_charge_pct=30, charge_hysteresis_pct=5

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.reading import MainsState, UpsFlag, parse_nut_variables, parse_status
+from piclusterd.core.reading import MainsState, UpsFlag, parse_nut_variables, parse_status
 
 
 def parse(**variables: str):

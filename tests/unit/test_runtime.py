@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piclusterd.reading import UpsFlag, UpsReading
-from piclusterd.runtime import BatteryModel, EstimatorMemory, RuntimeSource, estimate_runtime
+from piclusterd.core.reading import UpsFlag, UpsReading
+from piclusterd.core.runtime_estimate import BatteryModel, EstimatorMemory, RuntimeSource, estimate_runtime
 
 # clinic-5's UPS: 84 Wh, 80 % usable, inverter 85 %, 5 W overhead
 CLINIC = BatteryModel(capacity_wh=84, usable_fraction=0.8, inverter_efficiency=0.85, overhead_w=5)

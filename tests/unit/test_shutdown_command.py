@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.shutdown_command import CommandShutdown, TickingCommand
+from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 
 
 def test_the_daemon_is_kept_alive_while_the_command_runs_and_its_exit_status_is_returned(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from piclusterd.cli import ups_shutdown_return
-from piclusterd.config import load_config
-from piclusterd.node_power import PowerOutcome
-from piclusterd.testing.clock import FakeClock
+from piclusterd.cluster.power_on_backends import PowerOutcome
+from piclusterd.config.parse import load_config
+from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.nut_emulator import NutEmulator
 
 

@@ -1,0 +1,553 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, with fencing.
+
+client-go's algorithm (``tools/leaderelection``), written out because the Python client's own elector is
+missing from Debian's python3-kubernetes 22.6 and, where present, never releases, never counts
+transitions and keeps its callback running after leadership is lost. Three parts:
+
+- :func:`decide`, pure: given the lease as last read, when this candidate last saw it change, the time
+  and the timings, say whether to create, take over, renew or wait, and with which record;
+- :class:`LeaseStore`, the port to the Lease, and :class:`KubeLeaseStore`, its adapter on
+  ``CoordinationV1Api`` (``read_namespaced_lease``, ``create_namespaced_lease``,
+  ``replace_namespaced_lease``, optimistic concurrency through ``resourceVersion``);
+- :class:`LeaseElector`, which the daemon calls every retry period and asks, right before every
+  destructive step, whether it still leads (:meth:`LeaseElector.ensure_leader`).
+
+The safety rule (fencing): a candidate counts as leader only until ``renew_deadline_s`` after the *start*
+of its last successful write of the lease. Another candidate takes over no earlier than
+``lease_duration_s`` after it *saw* that write, and lease_duration > renew_deadline, so two candidates
+never both act as leader, even if the API server answers late, is unreachable or loses a response.
+Expiry is always measured on the local monotonic clock from when a change was observed, never from the
+``renewTime`` written by another machine's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from piclusterd.core.errors import ApiUnavailable, NotLeader, WriteConflict
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from piclusterd.core.ports import Clock
+
+__all__ = [
+    "DEFAULT_LEASE_NAME",
+    "DEFAULT_LEASE_NAMESPACE",
+    "Action",
+    "Attempt",
+    "Decision",
+    "ElectionTimings",
+    "KubeLeaseStore",
+    "LeaseElector",
+    "LeaseRecord",
+    "LeaseStore",
+    "Reason",
+    "Transition",
+    "decide",
+    "observed_change_time",
+]
+
+DEFAULT_LEASE_NAMESPACE = "kube-system"
+DEFAULT_LEASE_NAME = "piclusterd-leader"
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionTimings:
+    """client-go's three durations, validated once: lease > renew deadline > 1.2 x retry period.
+
+    ``lease_duration_s``: how long others wait, after they saw the lease change, before taking it over
+    (whole seconds: it is written as ``leaseDurationSeconds``). ``renew_deadline_s``: how long after its
+    last successful renewal the leader still acts. ``retry_period_s``: how often the daemon calls
+    :meth:`LeaseElector.try_acquire_or_renew`.
+    """
+
+    lease_duration_s: int = 15
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lease_duration_s, bool) or not isinstance(self.lease_duration_s, int):
+            raise ValueError("lease_duration_s must be a whole number of seconds (leaseDurationSeconds)")
+        for name in ("lease_duration_s", "renew_deadline_s", "retry_period_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if not self.lease_duration_s > self.renew_deadline_s:
+            raise ValueError(
+                f"lease_duration_s ({self.lease_duration_s}) must be greater than renew_deadline_s "
+                f"({self.renew_deadline_s})"
+            )
+        if not self.renew_deadline_s > 1.2 * self.retry_period_s:
+            raise ValueError(
+                f"renew_deadline_s ({self.renew_deadline_s}) must be greater than 1.2 x retry_period_s "
+                f"({self.retry_period_s})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """The Lease's spec as piclusterd reads and writes it. Times are UNIX seconds (microsecond
+    precision, as MicroTime), ``None`` when unset; ``holder`` is ``""`` when the lease was released.
+    ``resource_version`` is the one the server returned, ``""`` for a record not yet written.
+    """
+
+    holder: str
+    lease_duration_s: int
+    acquire_time: float | None
+    renew_time: float | None
+    transitions: int
+    resource_version: str = ""
+
+    def same_holding(self, other: LeaseRecord) -> bool:
+        """Whether two reads show the same record (resourceVersion aside: an unrelated write, say a
+        label, bumps it without anyone renewing).
+        """
+        return (
+            self.holder == other.holder
+            and self.lease_duration_s == other.lease_duration_s
+            and self.acquire_time == other.acquire_time
+            and self.renew_time == other.renew_time
+            and self.transitions == other.transitions
+        )
+
+
+class Action(enum.Enum):
+    """What a candidate does with the lease."""
+
+    CREATE = "create"
+    TAKE_OVER = "take_over"
+    RENEW = "renew"
+    WAIT = "wait"
+
+
+class Reason(enum.Enum):
+    """Why :func:`decide` chose its action."""
+
+    NO_LEASE = "no_lease"
+    HELD_BY_US = "held_by_us"
+    HELD_BY_OTHER = "held_by_other"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An action, its reason, and for a write the record to write (carrying the resourceVersion read).
+
+    For WAIT, ``expires_at`` is the monotonic time at which the other holder's lease runs out unless
+    it is renewed first.
+    """
+
+    action: Action
+    reason: Reason
+    record: LeaseRecord | None = None
+    expires_at: float | None = None
+
+
+def observed_change_time(
+    previous: LeaseRecord | None, previous_at: float | None, current: LeaseRecord, now: float
+) -> float:
+    """When a candidate last saw the record change: ``now`` if ``current`` differs from what it saw
+    before (or it saw nothing), else the earlier time. Pure.
+    """
+    if previous is None or previous_at is None or not previous.same_holding(current):
+        return now
+    return previous_at
+
+
+def decide(
+    observed: LeaseRecord | None,
+    observed_at: float,
+    now: float,
+    wall_now: float,
+    identity: str,
+    timings: ElectionTimings,
+) -> Decision:
+    """client-go's tryAcquireOrRenew as a pure function: no I/O, no clock.
+
+    ``observed`` is the lease as just read (``None``: it does not exist), ``observed_at`` the monotonic
+    time this candidate last saw it change (see :func:`observed_change_time`), ``now`` the monotonic
+    time, ``wall_now`` the UNIX time to write into acquireTime/renewTime.
+    """
+    # 1. No lease yet: create it, held by us, with no transitions.
+    if observed is None:
+        record = LeaseRecord(identity, timings.lease_duration_s, wall_now, wall_now, 0)
+        return Decision(Action.CREATE, Reason.NO_LEASE, record)
+    # 2. We hold it: renew, keeping acquireTime and the transition count.
+    if observed.holder == identity:
+        record = LeaseRecord(
+            identity,
+            timings.lease_duration_s,
+            observed.acquire_time if observed.acquire_time is not None else wall_now,
+            wall_now,
+            observed.transitions,
+            observed.resource_version,
+        )
+        return Decision(Action.RENEW, Reason.HELD_BY_US, record)
+    # 3. Someone else holds it and its lease, counted from when we saw it change, still runs (the
+    #    holder's own duration counts, so a released lease written with 1 s is short-lived anyway).
+    expires_at = observed_at + observed.lease_duration_s
+    if observed.holder and now < expires_at:
+        return Decision(Action.WAIT, Reason.HELD_BY_OTHER, expires_at=expires_at)
+    # 4. Released or expired: take it over, as a new holder (new acquireTime, one more transition).
+    record = LeaseRecord(
+        identity,
+        timings.lease_duration_s,
+        wall_now,
+        wall_now,
+        observed.transitions + 1,
+        observed.resource_version,
+    )
+    return Decision(Action.TAKE_OVER, Reason.EXPIRED if observed.holder else Reason.RELEASED, record)
+
+
+class LeaseStore(Protocol):
+    """One Lease object. Every method raises :class:`~piclusterd.core.errors.ApiUnavailable` when the API
+    cannot be reached or answers with an unexpected error, and must not block past its own timeout.
+    """
+
+    def get(self) -> LeaseRecord | None:
+        """The lease as stored, or None if it does not exist."""
+        ...
+
+    def create(self, record: LeaseRecord) -> LeaseRecord:
+        """Create the lease; :class:`~piclusterd.core.errors.WriteConflict` if it already exists."""
+        ...
+
+    def replace(self, record: LeaseRecord) -> LeaseRecord:
+        """Replace the lease if it still has ``record.resource_version``, else
+        :class:`~piclusterd.core.errors.WriteConflict`.
+        """
+        ...
+
+
+class _MicroTime(_dt.datetime):
+    """A datetime that always renders six fractional digits.
+
+    kube-apiserver parses MicroTime with the layout ``2006-01-02T15:04:05.000000Z07:00``;
+    ``datetime.isoformat()``, which the client uses, drops the fraction when microseconds are zero and
+    the write is then refused with a 400.
+    """
+
+    def isoformat(self, sep: str = "T", timespec: str = "microseconds") -> str:
+        return super().isoformat(sep, timespec)
+
+
+def _to_micro_time(wall: float | None) -> _MicroTime | None:
+    if wall is None:
+        return None
+    moment = _dt.datetime.fromtimestamp(wall, tz=_dt.UTC)
+    return _MicroTime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+        moment.microsecond, tzinfo=_dt.UTC,
+    )  # fmt: skip
+
+
+def _from_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.UTC)
+        return round(float(value.timestamp()), 6)
+    raise ApiUnavailable(f"lease time is not a timestamp: {value!r}")
+
+
+class KubeLeaseStore:
+    """:class:`LeaseStore` on ``CoordinationV1Api``. Works with kubernetes 22.6 to 37.x.
+
+    ``request_timeout_s`` bounds each HTTP request (urllib3 may retry idempotent ones on connection
+    errors unless the ApiClient's configuration says ``retries = False``).
+    """
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        *,
+        namespace: str = DEFAULT_LEASE_NAMESPACE,
+        name: str = DEFAULT_LEASE_NAME,
+        request_timeout_s: float = 5.0,
+    ) -> None:
+        from kubernetes import client
+
+        if not namespace or not name:
+            raise ValueError("lease namespace and name must not be empty")
+        if request_timeout_s <= 0:
+            raise ValueError("request_timeout_s must be positive")
+        self._api = client.CoordinationV1Api(api_client)
+        self._client = client
+        self.namespace = namespace
+        self.name = name
+        # (connect, read): kubernetes 22.6 ignores a float timeout and only honours an int or a tuple.
+        self._timeout = (request_timeout_s, request_timeout_s)
+
+    def __repr__(self) -> str:
+        return f"KubeLeaseStore({self.namespace}/{self.name})"
+
+    def get(self) -> LeaseRecord | None:
+        try:
+            lease = self._api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
+        except Exception as error:
+            if _http_status(error) == 404:
+                return None
+            raise self._unavailable("reading", error) from error
+        return self._record(lease)
+
+    def create(self, record: LeaseRecord) -> LeaseRecord:
+        try:
+            lease = self._api.create_namespaced_lease(
+                self.namespace, self._body(record, with_version=False), _request_timeout=self._timeout
+            )
+        except Exception as error:
+            if _http_status(error) == 409:
+                raise WriteConflict(f"lease {self.namespace}/{self.name} already exists") from error
+            raise self._unavailable("creating", error) from error
+        return self._record(lease)
+
+    def replace(self, record: LeaseRecord) -> LeaseRecord:
+        try:
+            lease = self._api.replace_namespaced_lease(
+                self.name,
+                self.namespace,
+                self._body(record, with_version=True),
+                _request_timeout=self._timeout,
+            )
+        except Exception as error:
+            if _http_status(error) == 409:
+                raise WriteConflict(
+                    f"lease {self.namespace}/{self.name} changed since resourceVersion {record.resource_version}"
+                ) from error
+            raise self._unavailable("replacing", error) from error
+        return self._record(lease)
+
+    def _body(self, record: LeaseRecord, *, with_version: bool) -> Any:
+        client = self._client
+        metadata = client.V1ObjectMeta(name=self.name, namespace=self.namespace)
+        if with_version:
+            metadata.resource_version = record.resource_version or None
+        spec = client.V1LeaseSpec(
+            holder_identity=record.holder,
+            lease_duration_seconds=record.lease_duration_s,
+            acquire_time=_to_micro_time(record.acquire_time),
+            renew_time=_to_micro_time(record.renew_time),
+            lease_transitions=record.transitions,
+        )
+        return client.V1Lease(api_version="coordination.k8s.io/v1", kind="Lease", metadata=metadata, spec=spec)
+
+    def _record(self, lease: Any) -> LeaseRecord:
+        try:
+            spec = lease.spec
+            return LeaseRecord(
+                holder=str(spec.holder_identity or "") if spec is not None else "",
+                lease_duration_s=int(spec.lease_duration_seconds or 0) if spec is not None else 0,
+                acquire_time=_from_time(spec.acquire_time) if spec is not None else None,
+                renew_time=_from_time(spec.renew_time) if spec is not None else None,
+                transitions=int(spec.lease_transitions or 0) if spec is not None else 0,
+                resource_version=str(lease.metadata.resource_version or ""),
+            )
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ApiUnavailable(f"lease {self.namespace}/{self.name} is not readable: {error}") from error
+
+    def _unavailable(self, doing: str, error: Exception) -> ApiUnavailable:
+        status = _http_status(error)
+        what = f"HTTP {status}" if status else type(error).__name__
+        return ApiUnavailable(f"{doing} lease {self.namespace}/{self.name} failed: {what}: {_short(error)}")
+
+
+def _http_status(error: Exception) -> int | None:
+    """The HTTP status of a kubernetes ``ApiException`` (any version), else None."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(error, ApiException) and isinstance(error.status, int) and error.status > 0:
+        return error.status
+    return None
+
+
+def _short(error: Exception) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    text = str(error.reason) if isinstance(error, ApiException) else str(error)
+    return text.splitlines()[0][:200] if text else ""
+
+
+class Transition(enum.Enum):
+    """A change of leadership, named as the structlog event the daemon logs for it."""
+
+    ACQUIRED = "leader.acquired"
+    LOST = "leader.lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one :meth:`LeaseElector.try_acquire_or_renew` did.
+
+    ``decision`` is None when the lease could not be read; ``error`` says what failed (read, write
+    conflict, API error); ``holder`` is the holder as last known; ``transition`` is set when leadership
+    changed during this attempt (or lapsed since the previous one).
+    """
+
+    leader: bool
+    decision: Decision | None
+    holder: str | None
+    transition: Transition | None = None
+    error: str | None = None
+
+
+TransitionCallback = Callable[[Transition, "LeaseElector"], None]
+"""Called with each leadership change, from the thread calling the elector."""
+
+
+class LeaseElector:
+    """One candidate. Call :meth:`try_acquire_or_renew` every ``timings.retry_period_s``; call
+    :meth:`ensure_leader` right before every destructive step; call :meth:`release` on clean shutdown.
+
+    Not thread-safe: use it from the daemon's loop only.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        clock: Clock,
+        identity: str,
+        *,
+        timings: ElectionTimings | None = None,
+        on_transition: TransitionCallback | None = None,
+    ) -> None:
+        if not identity:
+            raise ValueError("identity must not be empty (it is the node name)")
+        self._store = store
+        self._clock = clock
+        self.identity = identity
+        self.timings = timings if timings is not None else ElectionTimings()
+        self._on_transition = on_transition
+        self._observed: LeaseRecord | None = None
+        self._observed_at: float | None = None
+        self._renewed_at: float | None = None  # monotonic start of our last successful write as holder
+        self._was_leader = False
+
+    @classmethod
+    def on_kubernetes(
+        cls,
+        api_client: ApiClient,
+        clock: Clock,
+        identity: str,
+        *,
+        namespace: str = DEFAULT_LEASE_NAMESPACE,
+        name: str = DEFAULT_LEASE_NAME,
+        timings: ElectionTimings | None = None,
+        on_transition: TransitionCallback | None = None,
+        request_timeout_s: float = 5.0,
+    ) -> LeaseElector:
+        """An elector on the Lease ``namespace/name`` through ``api_client``."""
+        store = KubeLeaseStore(api_client, namespace=namespace, name=name, request_timeout_s=request_timeout_s)
+        return cls(store, clock, identity, timings=timings, on_transition=on_transition)
+
+    @property
+    def holder(self) -> str | None:
+        """The holder as last read or written ("" when released), None if never read."""
+        return self._observed.holder if self._observed is not None else None
+
+    def is_leader(self, now: float | None = None) -> bool:
+        """The fencing check: True only if our last successful renewal started less than
+        ``renew_deadline_s`` before ``now`` (monotonic; the clock's current time if None).
+        """
+        if self._renewed_at is None:
+            return False
+        if now is None:
+            now = self._clock.monotonic()
+        return now - self._renewed_at < self.timings.renew_deadline_s
+
+    def live_holder(self, now: float | None = None) -> str | None:
+        """Who leads as far as this node can tell: itself if :meth:`is_leader`, else the holder of the lease
+        as last read if it has not expired on this node's clock since it last changed; None if nobody.
+        """
+        if now is None:
+            now = self._clock.monotonic()
+        if self.is_leader(now):
+            return self.identity
+        observed, seen = self._observed, self._observed_at
+        if observed is None or not observed.holder or seen is None or now - seen >= observed.lease_duration_s:
+            return None
+        return observed.holder
+
+    def ensure_leader(self) -> None:
+        """Raise :class:`~piclusterd.core.errors.NotLeader` unless :meth:`is_leader` holds right now."""
+        now = self._clock.monotonic()
+        if self.is_leader(now):
+            return
+        # The caller stops leading here: record the loss now, so that winning the lease back later is
+        # an acquisition (leader.acquired) and not a silent continuation of the old term.
+        self._finish(None, None)
+        if self._renewed_at is not None:
+            raise NotLeader(
+                f"{self.identity} last renewed the lease {now - self._renewed_at:.1f} s ago, past the "
+                f"renew deadline of {self.timings.renew_deadline_s:g} s"
+            )
+        holder = self.holder
+        raise NotLeader(f"{self.identity} does not hold the lease (holder: {holder or 'nobody'})")
+
+    def try_acquire_or_renew(self) -> Attempt:
+        """Read the lease once and create, take over or renew it if :func:`decide` says so."""
+        started = self._clock.monotonic()
+        wall = self._clock.wall()
+        try:
+            observed = self._store.get()
+        except ApiUnavailable as error:
+            return self._finish(None, str(error))
+        if observed is not None:
+            self._observed_at = observed_change_time(self._observed, self._observed_at, observed, started)
+        self._observed = observed
+        observed_at = self._observed_at if self._observed_at is not None else started
+        decision = decide(observed, observed_at, started, wall, self.identity, self.timings)
+        if decision.action is Action.WAIT or decision.record is None:
+            self._renewed_at = None  # another holder's lease is running: we are not the leader
+            return self._finish(decision, None)
+        try:
+            if decision.action is Action.CREATE:
+                written = self._store.create(decision.record)
+            else:
+                written = self._store.replace(decision.record)
+        except WriteConflict as error:
+            self._renewed_at = None  # someone else wrote the lease first: we lost the race
+            return self._finish(decision, str(error))
+        except ApiUnavailable as error:
+            return self._finish(decision, str(error))
+        self._observed, self._observed_at = written, started
+        self._renewed_at = started
+        return self._finish(decision, None)
+
+    def release(self) -> bool:
+        """Give the lease up on clean shutdown (holder "", leaseDurationSeconds 1) if we hold it, so
+        another candidate takes over at once. Returns whether the lease was released by this call.
+        Either way, this elector no longer counts as leader.
+        """
+        observed = self._observed
+        self._renewed_at = None
+        released = False
+        if observed is not None and observed.holder == self.identity:
+            now = self._clock.wall()
+            record = LeaseRecord("", 1, now, now, observed.transitions, observed.resource_version)
+            try:
+                self._observed = self._store.replace(record)
+                self._observed_at = self._clock.monotonic()
+                released = True
+            except (WriteConflict, ApiUnavailable):
+                released = False
+        self._finish(None, None)
+        return released
+
+    def _finish(self, decision: Decision | None, error: str | None) -> Attempt:
+        leader = self.is_leader(self._clock.monotonic())
+        transition: Transition | None = None
+        if leader != self._was_leader:
+            transition = Transition.ACQUIRED if leader else Transition.LOST
+            self._was_leader = leader
+            if self._on_transition is not None:
+                self._on_transition(transition, self)
+        return Attempt(leader, decision, self.holder, transition, error)

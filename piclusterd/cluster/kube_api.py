@@ -1,0 +1,245 @@
+"""Adapter: the Kubernetes API calls piclusterd makes, on the unmodified ``kubernetes`` client.
+
+Reads come back as raw JSON (``_preload_content=False``), exactly what ``kubectl get -o json`` prints, so the
+one parser of the pure core (``cluster.parse_kubectl_list``) serves live clusters and snapshot files alike,
+and nothing depends on the client's model classes (which differ between 22.x on Debian bookworm and 37.x).
+Every call has a timeout; errors become :class:`piclusterd.core.errors.ClusterError` leaves with the status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import enum
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from piclusterd.core.errors import ClusterError
+from piclusterd.core.node_records import rfc3339
+
+__all__ = ["ApiCallFailed", "EventRecorder", "EvictionOutcome", "EvictionResult", "KubeClusterApi"]
+
+JsonObject = dict[str, Any]
+PAGE_SIZE = 500
+
+
+class ApiCallFailed(ClusterError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, what: str, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"{what}: {status or 'no answer'} {message}".strip())
+
+
+def _fail(what: str, error: Exception) -> ApiCallFailed:
+    if isinstance(error, ApiException):
+        message = error.reason or ""
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(error.body or "{}").get("message", message)
+        return ApiCallFailed(what, int(error.status or 0), str(message))
+    return ApiCallFailed(what, 0, str(error))
+
+
+class EvictionOutcome(enum.Enum):
+    EVICTED = "evicted"  # 201: the pod is being deleted
+    GONE = "gone"  # 404: already gone
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget refuses now; retry later
+    FAILED = "failed"  # anything else (500 for a pod under two PDBs): this pod cannot be evicted
+
+
+@dataclass(frozen=True, slots=True)
+class EvictionResult:
+    outcome: EvictionOutcome
+    message: str = ""
+    retry_after_s: float | None = None
+    blocking_pdbs: tuple[str, ...] = ()
+
+
+def request_timeout(seconds: float) -> tuple[float, float]:
+    """A (connect, read) pair: kubernetes 22.6 silently ignores a plain float as ``_request_timeout``."""
+    return (seconds, seconds)
+
+
+class KubeClusterApi:
+    def __init__(self, api_client: k8s.ApiClient, *, request_timeout_s: float = 10.0) -> None:
+        self._core = k8s.CoreV1Api(api_client)
+        self._policy = k8s.PolicyV1Api(api_client)
+        self._timeout = request_timeout(request_timeout_s)
+
+    def _raw(self, what: str, call: Any, *args: Any, **kwargs: Any) -> JsonObject:
+        try:
+            response = call(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+        except Exception as error:  # the client raises ApiException, urllib3 and socket errors alike
+            raise _fail(what, error) from error
+        data: JsonObject = json.loads(response.data)
+        return data
+
+    def _list_all(self, what: str, call: Any, **kwargs: Any) -> list[JsonObject]:
+        items: list[JsonObject] = []
+        token: str | None = None
+        while True:
+            extra = {"_continue": token} if token else {}
+            page = self._raw(what, call, limit=PAGE_SIZE, **kwargs, **extra)
+            items.extend(page.get("items", []))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def snapshot(self) -> JsonObject:
+        """Nodes, pods (all namespaces) and PDBs as one ``kubectl get nodes,pods,pdb -A -o json`` List."""
+        nodes = self._list_all("list nodes", self._core.list_node)
+        pods = self._list_all("list pods", self._core.list_pod_for_all_namespaces)
+        pdbs = self._list_all("list poddisruptionbudgets", self._policy.list_pod_disruption_budget_for_all_namespaces)
+        for item, (kind, version) in (
+            *((n, ("Node", "v1")) for n in nodes),
+            *((p, ("Pod", "v1")) for p in pods),
+            *((b, ("PodDisruptionBudget", "policy/v1")) for b in pdbs),
+        ):
+            # List items come without kind/apiVersion on the wire; the snapshot format has them.
+            item["kind"] = kind
+            item.setdefault("apiVersion", version)
+        return {"kind": "List", "apiVersion": "v1", "items": [*nodes, *pods, *pdbs]}
+
+    def get_node(self, name: str) -> JsonObject:
+        return self._raw(f"get node {name}", self._core.read_node, name)
+
+    def patch_node(self, name: str, patch: Mapping[str, Any]) -> JsonObject:
+        """Strategic-merge patch (the client sends a dict body as strategic-merge-patch+json)."""
+        return self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch))
+
+    def pods_on_node(self, node: str) -> list[JsonObject]:
+        return self._list_all(
+            f"list pods on {node}", self._core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
+        )
+
+    def get_pod(self, namespace: str, name: str) -> JsonObject | None:
+        try:
+            return self._raw(f"get pod {namespace}/{name}", self._core.read_namespaced_pod, name, namespace)
+        except ApiCallFailed as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def read_configmap(self, namespace: str, name: str) -> JsonObject | None:
+        """The ConfigMap, or None if there is none (piclusterd's outage record lives in one)."""
+        try:
+            return self._raw(
+                f"get configmap {namespace}/{name}", self._core.read_namespaced_config_map, name, namespace
+            )
+        except ApiCallFailed as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def write_configmap(self, namespace: str, name: str, data: Mapping[str, str], resource_version: str) -> JsonObject:
+        """Create it (``resource_version`` "") or replace the version read (409 if someone wrote since)."""
+        metadata: dict[str, str] = {"name": name, "namespace": namespace}
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
+        if not resource_version:
+            return self._raw(
+                f"create configmap {namespace}/{name}", self._core.create_namespaced_config_map, namespace, body
+            )
+        metadata["resourceVersion"] = resource_version
+        return self._raw(
+            f"replace configmap {namespace}/{name}", self._core.replace_namespaced_config_map, name, namespace, body
+        )
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        try:
+            self._raw(f"delete configmap {namespace}/{name}", self._core.delete_namespaced_config_map, name, namespace)
+        except ApiCallFailed as error:
+            if error.status != 404:
+                raise
+
+    def evict(self, namespace: str, name: str, grace_period_s: int | None = None) -> EvictionResult:
+        # A plain dict body is serialised as-is by every client version (typed as V1Eviction in newer ones).
+        body: Any = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        if grace_period_s is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": grace_period_s}
+        try:
+            self._core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=self._timeout)
+        except ApiException as error:
+            status = int(error.status or 0)
+            try:
+                details = json.loads(error.body or "{}")
+            except ValueError:
+                details = {}
+            message = str(details.get("message", error.reason or ""))
+            if status == 404:
+                return EvictionResult(EvictionOutcome.GONE, message)
+            if status == 429:
+                info = details.get("details") or {}
+                retry = info.get("retryAfterSeconds")
+                pdbs = tuple(
+                    str(c.get("message", "")) for c in info.get("causes") or [] if c.get("reason") == "DisruptionBudget"
+                )
+                return EvictionResult(EvictionOutcome.BLOCKED, message, None if retry is None else float(retry), pdbs)
+            return EvictionResult(EvictionOutcome.FAILED, f"{status} {message}")
+        except Exception as error:
+            raise _fail(f"evict {namespace}/{name}", error) from error
+        return EvictionResult(EvictionOutcome.EVICTED)
+
+
+class EventRecorder:
+    """Kubernetes Events on Nodes (namespace ``default``), counted, not flooded: the same reason and message
+    for the same node bumps ``count`` and ``lastTimestamp`` on the existing Event."""
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        reporter: str,
+        request_timeout_s: float = 10.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._core = k8s.CoreV1Api(api_client)
+        self._reporter = reporter
+        self._wall = wall  # the clock the Event times are on (the demo's is accelerated)
+        self._timeout = request_timeout(request_timeout_s)
+        self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
+
+    def emit(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:
+        now = rfc3339(self._wall())
+        message = message[:1024]
+        key = (node, reason, message)
+        if key in self._seen:
+            name, count = self._seen[key]
+            patch = {"count": count + 1, "lastTimestamp": now}
+            try:
+                self._core.patch_namespaced_event(name, "default", patch, _request_timeout=self._timeout)
+                self._seen[key] = (name, count + 1)
+                return
+            except ApiException as error:
+                if error.status != 404:
+                    raise _fail(f"patch event {name}", error) from error
+        name = f"{node}.{reason.lower()}.{len(self._seen):x}{datetime.datetime.now(datetime.UTC):%H%M%S%f}"
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node},
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "piclusterd", "host": self._reporter},
+            "reportingComponent": "piclusterd",
+            "reportingInstance": self._reporter,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._core.create_namespaced_event("default", body, _request_timeout=self._timeout)
+        except Exception as error:
+            raise _fail(f"create event {reason} on {node}", error) from error
+        self._seen[key] = (name, 1)

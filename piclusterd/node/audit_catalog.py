@@ -1,0 +1,796 @@
+"""Every event the daemon can write to its audit trail, documented once.
+
+The same list renders ``docs/audit.md``'s event table and the journald catalog
+(``systemd/piclusterd.catalog``, installed to ``/usr/lib/systemd/catalog/`` so ``journalctl -x`` explains each
+line). ``tools/gen_audit_docs.py`` writes both; a test checks that they are current and that this list names
+exactly the events the code emits. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from piclusterd.node.audit import message_id
+
+__all__ = ["EVENTS", "EventDoc", "render_catalog", "render_markdown_table"]
+
+DOCUMENTATION = "man:piclusterd(8) file:///usr/share/doc/piclusterd/audit.md"
+
+
+@dataclass(frozen=True, slots=True)
+class EventDoc:
+    """One audit event: its name, journald priority, ``PICLUSTER_*`` fields, meaning and what to do."""
+
+    name: str
+    level: str
+    subject: str
+    fields: tuple[str, ...]
+    meaning: str
+    action: str
+
+    @property
+    def message_id(self) -> str:
+        return message_id(self.name)
+
+
+EVENTS: tuple[EventDoc, ...] = (
+    EventDoc(
+        "daemon.started",
+        "info",
+        "piclusterd started",
+        ("VERSION", "CONFIG", "MODE", "UPS_HOST", "UPS_NAME", "POLICY_CRITICAL_RUNTIME_S", "SHUTDOWN_COMMAND", "..."),
+        "The daemon started with the configuration shown (one field per key, secrets left out).",
+        'Check MODE: "dry-run" never powers anything off.',
+    ),
+    EventDoc(
+        "daemon.stopped",
+        "info",
+        "piclusterd stopped",
+        ("STATE",),
+        "The daemon stopped cleanly (systemctl stop, or the machine is shutting down), in power state STATE.",
+        "None.",
+    ),
+    EventDoc(
+        "daemon.failed",
+        "critical",
+        "piclusterd failed",
+        ("ERROR",),
+        "The daemon stopped on an error it cannot recover from; systemd restarts it (Restart=on-failure).",
+        "Read ERROR and the lines before it; systemctl status piclusterd.",
+    ),
+    EventDoc(
+        "daemon.status_file_failed",
+        "warning",
+        "piclusterd cannot write its status file",
+        ("PATH", "ERROR"),
+        "The live status for piclusterctl status could not be written under PATH ([daemon] runtime_dir). "
+        "Logged once; protection goes on.",
+        "Fix the directory or runtime_dir, then systemctl restart piclusterd.",
+    ),
+    EventDoc(
+        "power.state_changed",
+        "info (online), critical (critical), warning (the others)",
+        "power state changed",
+        (
+            "OLD",
+            "NEW",
+            "STATE",
+            "REASON",
+            "CHARGE_PCT",
+            "CHARGE",
+            "RUNTIME_S",
+            "RUNTIME",
+            "RUNTIME_SOURCE",
+            "LOAD_W",
+            "ON_BATTERY",
+            "UPS_STATUS",
+        ),
+        "The node's power state moved from OLD to NEW (unknown, online, on_battery, low_battery, critical) "
+        "for REASON. STATE, CHARGE (%) and RUNTIME (s) repeat NEW, CHARGE_PCT and RUNTIME_S for short queries.",
+        "None on online; on critical the node shuts itself down (see shutdown.local_started).",
+    ),
+    EventDoc(
+        "power.reading_rejected",
+        "warning",
+        "a UPS value was refused",
+        ("VARIABLE", "VALUE", "REASON", "WHOLE_READING"),
+        "The UPS sent a value that cannot be true (VALUE of VARIABLE); it was not used. WHOLE_READING=True: the "
+        "whole reading was refused (ups.status missing or saying neither OL nor OB). Repeated at most every 5 min. "
+        "With several sources ([ups] driver = [...]), VARIABLE starts with the source's name; VARIABLE = a source "
+        "name alone: that source gave no reading (REASON), and if it was on battery it is held as on battery.",
+        "Check the UPS and its NUT driver (upsc UPS@HOST).",
+    ),
+    EventDoc(
+        "power.unknown_status_word",
+        "warning",
+        "unknown word in ups.status",
+        ("WORD",),
+        "ups.status held a word piclusterd does not know; it was ignored. Logged once per word and daemon life.",
+        "Report it if it matters (NUT documents the status words of each driver).",
+    ),
+    EventDoc(
+        "power.poll_failed",
+        "debug",
+        "one poll of the UPS failed",
+        ("ERROR",),
+        "One poll got no answer (only with --log-level debug). A lasting failure is reported as power.source_lost.",
+        "None.",
+    ),
+    EventDoc(
+        "power.source_lost",
+        "warning",
+        "the UPS cannot be read",
+        ("ERROR", "LAST_STATE", "STALE_AFTER_S"),
+        "No usable reading. After STALE_AFTER_S the state becomes unknown, or critical if the last state was on "
+        "battery (NUT's DEADTIME rule: this node then shuts down).",
+        "Check upsd and the network: upsc UPS@HOST.",
+    ),
+    EventDoc(
+        "power.source_restored",
+        "info",
+        "the UPS can be read again",
+        ("SILENT_S",),
+        "Readings are back after SILENT_S seconds without one.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.local_started",
+        "critical",
+        "piclusterd is powering this node off",
+        ("REASON", "COMMAND"),
+        "The node was critical for REASON; COMMAND ([shutdown] command) runs now, once per daemon life.",
+        "After power returns: journalctl -b -1 -u piclusterd shows what led here.",
+    ),
+    EventDoc(
+        "shutdown.local_skipped",
+        "warning",
+        "dry-run: piclusterd would have powered this node off",
+        ("REASON", "WOULD_RUN", "MODE"),
+        'The node was critical for REASON, but mode is "dry-run": WOULD_RUN was not run.',
+        'Once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd.',
+    ),
+    EventDoc(
+        "shutdown.local_failed",
+        "critical",
+        "the shutdown command failed",
+        ("COMMAND", "EXIT_STATUS"),
+        "COMMAND exited with EXIT_STATUS (127: not found, 124: timed out after 120 s): this node may still be up "
+        "when the battery ends.",
+        "Run COMMAND by hand as root and fix it; check [shutdown] command.",
+    ),
+    EventDoc(
+        "shutdown.local_deferred",
+        "warning",
+        "critical, waiting for the leader's ordered full shutdown",
+        ("WHY", "WAIT_S"),
+        "The node is critical but a live leader runs an orderly full shutdown (WHY), so it waits to be asked in "
+        "turn (workers first, control-plane nodes one at a time, the leader last). It powers itself off anyway "
+        "after WAIT_S ([shutdown] full_shutdown_wait), or at once if it loses the API server or the leader.",
+        "None. shutdown.local_started follows; its REASON says how long it waited.",
+    ),
+    EventDoc(
+        "shutdown.gate_failed",
+        "error",
+        "could not ask the cluster whether to wait: powering off now",
+        ("ERROR",),
+        "Checking for the leader's full shutdown raised ERROR, or got no answer within 5 s (the API server hangs"
+        " rather than refuses): the node protects itself at once instead of waiting.",
+        "A hang: check the API server (kubectl get --raw /readyz). Anything else: report ERROR as a bug, with the"
+        " journal lines around it.",
+    ),
+    EventDoc(
+        "shutdown.self_protection_unreported",
+        "warning",
+        "could not tell the cluster this node powered itself off",
+        ("ERROR",),
+        "The node waited full_shutdown_wait for the leader, powered itself off, and the Kubernetes Event saying so"
+        " (LocalShutdownAfterWait) could not be sent: the journal is the only record.",
+        "None for the shutdown (it went ahead). Afterwards read this node's journal for why the leader never asked.",
+    ),
+    EventDoc(
+        "config.reloaded",
+        "info",
+        "configuration reloaded",
+        ("CONFIG", "MODE", "UPS_HOST", "UPS_NAME", "..."),
+        "systemctl reload piclusterd (SIGHUP) applied the file shown; fields as in daemon.started.",
+        "None.",
+    ),
+    EventDoc(
+        "config.reload_failed",
+        "error",
+        "configuration reload refused",
+        ("ERROR", "KEPT"),
+        "The new file is invalid (ERROR names the file, the key and the fix); the daemon goes on with the "
+        "configuration it had (KEPT).",
+        "Fix the file (piclusterd check-config), then systemctl reload piclusterd.",
+    ),
+    EventDoc(
+        "node.cordoned",
+        "info",
+        "Leader cordoned a node to shed it",
+        ("TARGET", "WAS_UNSCHEDULABLE"),
+        "The leader recorded its intent (picluster.io/shed) and cordoned TARGET in one patch, before draining it.",
+        "None. piclusterd uncordons only nodes it cordoned itself.",
+    ),
+    EventDoc(
+        "node.drain_started",
+        "info",
+        "Drain of a node started",
+        ("TARGET", "TIMEOUT_S"),
+        "Pods on TARGET are being evicted through the Eviction API (PodDisruptionBudgets hold).",
+        "None; kubectl get pods -o wide -w shows them move.",
+    ),
+    EventDoc(
+        "node.drained",
+        "info",
+        "Node drained",
+        ("TARGET", "EVICTED", "ELAPSED_S"),
+        "Every pod that had to move left TARGET, and critical pods have a Ready replacement on another node.",
+        "None: a power-off request follows.",
+    ),
+    EventDoc(
+        "node.drain_failed",
+        "warning",
+        "Drain did not finish: node left on",
+        ("TARGET", "REASON", "BLOCKING_PODS", "BUDGETS", "ELAPSED_S"),
+        "The drain could not finish (a PodDisruptionBudget, an unreplicated pod, a timeout). TARGET stays on, "
+        "its cordon state is restored as it was, and the planner tries the next candidate.",
+        "Look at BLOCKING_PODS and BUDGETS: kubectl get pdb -A; a pod with no controller needs a Deployment.",
+    ),
+    EventDoc(
+        "node.rolled_back",
+        "info",
+        "Leader undid its cordon and record",
+        ("TARGET", "UNCORDONED"),
+        "After a drain that could not finish, piclusterd removed its record and uncordoned TARGET if it had "
+        "cordoned it (an operator's cordon is kept).",
+        "None.",
+    ),
+    EventDoc(
+        "node.poweroff_requested",
+        "warning",
+        "Leader asked a drained node to power off",
+        ("TARGET", "REQUEST_ID", "REASON"),
+        "The request is written on TARGET's Node (picluster.io/poweroff-request); its own piclusterd acknowledges "
+        "and shuts down cleanly.",
+        "None.",
+    ),
+    EventDoc(
+        "node.poweroff_no_ack",
+        "warning",
+        "No answer to a power-off request, no SSH fallback",
+        ("TARGET", "REQUEST_ID", "SSH"),
+        "TARGET's piclusterd did not acknowledge in time, and SSH is not configured or TARGET has no address.",
+        "Check piclusterd on TARGET (systemctl status piclusterd); configure the SSH fallback (deploy/README.md).",
+    ),
+    EventDoc(
+        "node.poweroff_ssh",
+        "warning",
+        "Power-off sent over SSH",
+        ("TARGET", "ADDRESS", "OUTCOME", "DETAIL"),
+        "TARGET's piclusterd did not answer, so the leader used the SSH fallback. OUTCOME host_key_mismatch or "
+        "auth_failed stops the power-off (never retried without verification).",
+        "On host_key_mismatch: check TARGET really is that machine, then update the known_hosts file.",
+    ),
+    EventDoc(
+        "node.powered_off",
+        "warning",
+        "Node powered off to save battery",
+        ("TARGET", "REQUEST_ID", "VIA"),
+        "TARGET went NotReady after the request (VIA agent or ssh): it is shed.",
+        "None. It comes back when mains has been stable (or press its button, if its power-on path is manual).",
+    ),
+    EventDoc(
+        "node.poweroff_unconfirmed",
+        "error",
+        "Node asked to power off is still Ready",
+        ("TARGET", "REQUEST_ID", "VIA"),
+        "TARGET was drained and asked to power off but is still Ready: it stays cordoned and keeps drawing power.",
+        "Check TARGET's shutdown command and journal (journalctl -u piclusterd on TARGET).",
+    ),
+    EventDoc(
+        "node.poweroff_request_invalid",
+        "error",
+        "A power-off request on this node cannot be read",
+        ("VALUE", "WHY"),
+        "The picluster.io/poweroff-request annotation on this node is not a valid record (edited by hand?). "
+        "It is never obeyed.",
+        "kubectl annotate node NODE picluster.io/poweroff-request- (remove it).",
+    ),
+    EventDoc(
+        "shutdown.remote_requested",
+        "warning",
+        "Leader asked this node to power off",
+        ("REQUEST_ID", "LEADER"),
+        "This node acknowledged the leader's request and runs its local shutdown (once).",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.remote_refused",
+        "error",
+        "An SSH power-off request was refused",
+        ("ORIGIN", "REQUEST", "REQUEST_ID", "ASKED_FOR", "WHY"),
+        "The cluster's SSH key was used for something else than a power-off, or for another node's name.",
+        "Check who connected from ORIGIN; a node's address may have changed.",
+    ),
+    EventDoc(
+        "shutdown.remote_duplicate",
+        "info",
+        "Repeated SSH power-off request",
+        ("ORIGIN", "REQUEST_ID", "FIRST"),
+        "A power-off is already under way on this node; the repeat does nothing.",
+        "None.",
+    ),
+    EventDoc(
+        "leader.acquired",
+        "info",
+        "This node leads the cluster",
+        ("HOLDER",),
+        "This node holds the Lease (kube-system/piclusterd-leader by default): it plans and sheds nodes.",
+        "None. kubectl -n kube-system get lease piclusterd-leader shows the holder.",
+    ),
+    EventDoc(
+        "leader.lost",
+        "warning",
+        "This node is no longer the leader",
+        ("HOLDER", "WHY"),
+        "The lease was not renewed within the renew deadline (API unreachable?) or another node holds it. "
+        "Nothing destructive is done without a fresh lease.",
+        "If it repeats, check the API server and this node's network.",
+    ),
+    EventDoc(
+        "leader.released",
+        "info",
+        "Leader gave the lease up",
+        (),
+        "On a clean stop the leader released the lease so another node leads at once.",
+        "None.",
+    ),
+    EventDoc(
+        "leader.stepping_down",
+        "info",
+        "Leader handed over so its own node can be shed",
+        ("WHY",),
+        "The plan sheds the leader's own node; it released the lease so another node drains and powers it off.",
+        "None.",
+    ),
+    EventDoc(
+        "plan.decided",
+        "info",
+        "The leader decided what to shed",
+        (
+            "DECISION",
+            "REASON",
+            "SHED",
+            "IN_PROGRESS",
+            "PROJECTED_RUNTIME_S",
+            "RUNTIME_WITHOUT_SHEDDING_S",
+            "REFUSED",
+            "POWER_ON",
+            "TOPOLOGY",
+            "DRY_RUN",
+        ),
+        "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
+        "with the rule (power_unknown: a node's own battery is unknown, so it is left alone). POWER_ON lists shed "
+        "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
+        "relieves (a PowerOnPlanned Event on each); the leader powers them on, one at a time and never within "
+        "restore_after of their power-off (node.power_on_requested), and sheds the low node once they rejoined. "
+        "TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
+        "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON with a manual [node_power] "
+        "method: press the node's power button when the PowerOnNeeded Event asks.",
+    ),
+    EventDoc(
+        "battery.node_capacity_unset",
+        "warning",
+        "Nodes publish their own batteries but node_capacity_wh is not set",
+        ("NODES", "FIX"),
+        "NODES publish a HAT battery of their own in their power record, but [battery] node_capacity_wh is not "
+        "set: the leader plans with the shared battery only, so a node whose own battery runs low is not moved "
+        "off in time. Said once per daemon start (also as a NodeCapacityUnset Event on the leader's Node).",
+        'Set [battery] node_capacity_wh (one HAT battery in Wh), or topology = "shared" if that is meant.',
+    ),
+    EventDoc(
+        "battery.node_unknown",
+        "warning",
+        "A node's own battery is unknown to the leader",
+        ("TARGET", "DETAIL", "TOPOLOGY"),
+        "On a per-node or mixed cluster the leader cannot tell TARGET's own battery (DETAIL: no power record, "
+        "unreadable, or stale: the node stopped publishing), so it neither sheds nor rotates TARGET, which may run "
+        "out unseen. Said when TARGET turns unknown, not every poll (also a Warning Event NodeBatteryUnknown on "
+        "TARGET); battery.node_known follows when it is known again.",
+        "Check that piclusterd runs on TARGET and reads its HAT (piclusterctl status there; journalctl -u piclusterd).",
+    ),
+    EventDoc(
+        "battery.node_known",
+        "info",
+        "A node's own battery is known to the leader again",
+        ("TARGET",),
+        "TARGET's own battery, said unknown (battery.node_unknown), is read again: the plan counts it once more.",
+        "None.",
+    ),
+    EventDoc(
+        "node.drain_resumed",
+        "info",
+        "Leader resumed a drain a previous leader started",
+        ("TARGET", "LEADER_WAS"),
+        "The shed record on TARGET says draining: the new leader finishes the drain (evictions are idempotent).",
+        "None.",
+    ),
+    EventDoc(
+        "node.poweroff_resumed",
+        "info",
+        "Leader resumed a power-off a previous leader started",
+        ("TARGET", "PHASE"),
+        "TARGET was drained or already asked to power off; the request keeps its id, so it is never obeyed twice.",
+        "None.",
+    ),
+    EventDoc(
+        "node.record_invalid",
+        "error",
+        "A node's shed record cannot be read",
+        ("TARGET", "VALUE", "WHY"),
+        "The picluster.io/shed annotation on TARGET is not a record piclusterd wrote (edited by hand?). The node "
+        "is left alone: never drained, powered off or uncordoned by piclusterd.",
+        "Fix or remove it: kubectl annotate node TARGET picluster.io/shed- (and uncordon it if you cordoned it).",
+    ),
+    EventDoc(
+        "node.shed_incomplete",
+        "warning",
+        "A drained node was not powered off",
+        ("TARGET", "OUTCOME"),
+        "TARGET was drained but its power-off was refused or not confirmed; it stays cordoned.",
+        "See the node.poweroff_* lines before it.",
+    ),
+    EventDoc(
+        "cluster.api_failed",
+        "warning",
+        "A Kubernetes API call failed",
+        ("STEP", "ERROR"),
+        "The step is retried on the next poll; destructive steps are only taken with a fresh lease.",
+        "Check the API server (kubectl get --raw /readyz) and the kubeconfig in [cluster] kubeconfig.",
+    ),
+    EventDoc(
+        "node.power_publish_failed",
+        "warning",
+        "This node's power record could not be written",
+        ("NODE", "STATE", "ERROR"),
+        "The picluster.io/power annotation on this node's Node could not be patched; the leader plans on the "
+        "last record it can read. Logged once until a write succeeds; retried on a state change or after 10 s. "
+        "This node's own protection does not depend on it.",
+        "Check the API server (kubectl get --raw /readyz) and that the RBAC allows patching nodes.",
+    ),
+    EventDoc(
+        "node.power_publish_restored",
+        "info",
+        "This node's power record is written again",
+        ("NODE", "STATE"),
+        "The picluster.io/power annotation was written after a failure.",
+        "None.",
+    ),
+    EventDoc(
+        "cluster.ssh_fallback_off",
+        "warning",
+        "SSH fallback for power-offs is not configured",
+        ("KEY", "KNOWN_HOSTS", "WHY"),
+        "Without the key and known_hosts file, a node whose daemon does not answer cannot be powered off.",
+        "Set up the key as deploy/README.md shows, or accept that such nodes stay on (cordoned).",
+    ),
+    EventDoc(
+        "restore.waiting",
+        "info",
+        "Shed nodes are not powered on yet",
+        ("WHY", "SHED"),
+        "The leader holds the SHED nodes off, for reason WHY: on_battery or power_unknown (never during an outage, "
+        "a new one's grace period included), mains_not_stable (mains not back for [restore] restore_after without a "
+        "flicker), charge_low / charge_unknown (under restore_min_charge). Logged when the reason changes; the "
+        "routine pacing (one node per restore_stagger, none within restore_after of its power-off) is not logged.",
+        "None: they come back by themselves. If charge_unknown lasts, see restore_if_charge_unknown.",
+    ),
+    EventDoc(
+        "node.power_on_requested",
+        "info",
+        "The leader powers a shed node back on",
+        ("TARGET", "METHOD", "OUTCOME", "DETAIL", "REASON"),
+        "Mains is back and stable, or (REASON starts with rotation:) on battery, a shed node that kept its own "
+        "battery's charge comes back to relieve a running node whose own battery runs low, which a later plan then "
+        "sheds. The leader marked TARGET's shed record restoring and asked its [node_power] METHOD "
+        "to power it on. OUTCOME: done (switched), sent (a request left: magic packet, relay request), wakes_itself "
+        "(rtc-wake: it wakes on its alarm), waiting_for_operator (manual: a Warning Event PowerOnNeeded says where). "
+        "node.restored follows once it is Ready.",
+        "For waiting_for_operator: press TARGET's power button (DETAIL says where). Otherwise none; if node.restored "
+        "does not follow, check TARGET's power and its [node_power] table.",
+    ),
+    EventDoc(
+        "node.power_on_failed",
+        "warning",
+        "A shed node could not be powered back on",
+        ("TARGET", "METHOD", "ERROR"),
+        "TARGET's [node_power] METHOD failed or cannot power it on (ERROR says why); its shed record is back to "
+        "powered_off and a Warning Event PowerOnFailed is on the Node. The leader tries again 2 x restore_stagger "
+        "later (30 s at least); the next shed node goes first.",
+        "Fix what ERROR names (relay wiring, MAC address, the via node being down, upsd credentials), or press the "
+        "button.",
+    ),
+    EventDoc(
+        "node.power_on_withdrawn",
+        "info",
+        "A power-on request is withdrawn: mains failed again",
+        ("TARGET", "METHOD", "WHY"),
+        "Mains failed again while TARGET was asked back and nothing had been sent to it (METHOD manual: nobody "
+        "pressed its button yet; rtc-wake: it had not woken yet). Its shed record is back to powered_off: piclusterctl "
+        "status no longer asks for it, an rtc-wake node halts again when it wakes, an Event PowerOnWithdrawn says so. "
+        "Once mains is back and stable the leader asks again.",
+        "Do not power TARGET on now.",
+    ),
+    EventDoc(
+        "node.power_on_unanswered",
+        "warning",
+        "A shed node asked to power on is still not Ready",
+        ("TARGET", "METHOD", "WAITED_S"),
+        "The leader asked TARGET's METHOD to power it on WAITED_S seconds ago (10 min, plus the recheck period for "
+        "rtc-wake) and it is not Ready (a Warning Event PowerOnUnanswered says so too). piclusterd does not ask "
+        "again by itself: a second relay pulse or button press on a node that did boot could switch it off.",
+        "Look at TARGET: is it powered (LEDs), did it boot (console, ping), is k3s running (systemctl status k3s)?",
+    ),
+    EventDoc(
+        "node.relay_pulsed",
+        "info",
+        "This node pulsed another node's power relay",
+        ("TARGET", "REQUEST_ID", "LEADER", "DETAIL"),
+        "The leader asked this node (the via of TARGET's [node_power] gpio-relay table) to power TARGET on; it "
+        "removed the request (so it is obeyed once) and pulsed the line its own configuration gives (DETAIL).",
+        "None; node.restored follows on the leader once TARGET is Ready.",
+    ),
+    EventDoc(
+        "node.relay_unavailable",
+        "error",
+        "This node cannot drive the power relays it is configured for",
+        ("TARGETS", "ERROR"),
+        "[node_power] gpio-relay tables name this node as via for TARGETS, but at start its GPIO lines could not "
+        "be set up (ERROR: the RPi.GPIO module missing, a pin in use). The daemon runs on without them; a "
+        "power-on request for TARGETS is then refused (node.relay_failed) and they need their button pressed.",
+        "Do what ERROR says (apt install python3-rpi-lgpio; free the pin), then systemctl restart piclusterd.",
+    ),
+    EventDoc(
+        "node.relay_failed",
+        "error",
+        "This node could not pulse another node's power relay",
+        ("TARGET", "REQUEST_ID", "ERROR"),
+        "A power-on request for TARGET reached this node but the relay was not pulsed: ERROR says why (no "
+        "gpio-relay table names this node as via, the GPIO line failed, or TARGET is already Ready: a pulse would"
+        " switch it off). The request is removed, not retried.",
+        "Check the [node_power] table of TARGET (via, pin) on every node, and the wiring; press TARGET's button"
+        " (not if it is Ready: it is up).",
+    ),
+    EventDoc(
+        "node.poweron_request_invalid",
+        "error",
+        "A power-on request on this node cannot be read",
+        ("VALUE", "WHY"),
+        "picluster.io/poweron-request on this node's Node is not a request this piclusterd can read (edited by hand, "
+        "or written by a newer version): no relay is pulsed. Logged once per distinct value.",
+        "Remove the annotation: kubectl annotate node NODE picluster.io/poweron-request-",
+    ),
+    EventDoc(
+        "node.wakealarm_armed",
+        "info",
+        "RTC wake alarm armed before halting",
+        ("PATH", "WAKE_IN_S"),
+        "This node's power-on method is rtc-wake: before halting it armed its RTC alarm (PATH) to wake in WAKE_IN_S "
+        "seconds and check in.",
+        "None.",
+    ),
+    EventDoc(
+        "node.wakealarm_failed",
+        "error",
+        "RTC wake alarm could not be armed",
+        ("PATH", "ERROR"),
+        "rtc-wake: the wake alarm could not be armed (a Pi 4 has no RTC; wrong wakealarm path). On a power-off "
+        "request the node halts anyway and needs its button pressed to come back; at a check-in it stays up.",
+        "Check [node_power.<this node>] wakealarm and that the node is a Pi 5 (ls /sys/class/rtc/).",
+    ),
+    EventDoc(
+        "node.checked_in",
+        "info",
+        "A node woken by its RTC alarm checked in",
+        ("ACTION", "WHY", "POWER"),
+        "rtc-wake, once after start: ACTION rejoin (the leader asked it back, or it is no longer shed: the leader "
+        "rejoins it) or halt_and_rearm (still shed, mains out or back but not yet asked back: it re-arms its alarm "
+        "and halts again).",
+        "None.",
+    ),
+    EventDoc(
+        "node.restored",
+        "info",
+        "A shed node is back in the cluster",
+        ("TARGET", "UNCORDONED", "SHED_AT"),
+        "TARGET was shed and is Ready again: piclusterd uncordoned it (only if it had cordoned it) and cleared "
+        "its picluster.io/ records.",
+        "None.",
+    ),
+    EventDoc(
+        "node.shed_cancelled",
+        "info",
+        "Mains came back before a node was powered off",
+        ("TARGET", "PHASE", "WHY"),
+        "TARGET was being drained or was drained but not yet off: the shedding is undone and it stays on.",
+        "None.",
+    ),
+    EventDoc(
+        "outage.started",
+        "warning",
+        "the leader opened an outage record",
+        ("STARTED_AT", "CHARGE_PCT"),
+        "Mains failed at STARTED_AT with the battery at CHARGE_PCT %. The leader keeps what happens (energy, "
+        "nodes shed, critical downtime, a full shutdown's progress) in the ConfigMap piclusterd-outage, in the "
+        "lease's namespace, so that it outlives a full shutdown.",
+        "None.",
+    ),
+    EventDoc(
+        "outage.summary",
+        "info",
+        "an outage is over",
+        (
+            "STARTED_AT",
+            "ENDED_AT",
+            "DURATION_S",
+            "MAINS_BACK_AT",
+            "NODES_SHED",
+            "FULL_SHUTDOWN",
+            "FULL_SHUTDOWN_AT",
+            "CHARGE_AT_START_PCT",
+            "ENERGY_USED_WH",
+            "CRITICAL_DOWNTIME_S",
+        ),
+        "Logged once per outage, when mains has held for a minute (a flapping mains is one outage) and every node "
+        "is back without piclusterd's cordons and records (or 10 min after mains returned): DURATION_S from "
+        "STARTED_AT to MAINS_BACK_AT, ENDED_AT when the cluster was back to normal, ENERGY_USED_WH drawn from the "
+        "battery as the leader measured it, CRITICAL_DOWNTIME_S during which some critical workload had no Ready "
+        "replica (the dark hours of a full shutdown included). A Kubernetes Event OutageSummary says the same.",
+        "Compare ENERGY_USED_WH with the battery's capacity: much less than expected means the battery is ageing.",
+    ),
+    EventDoc(
+        "outage.record_invalid",
+        "error",
+        "the outage record cannot be read",
+        ("VALUE", "WHY"),
+        "The ConfigMap piclusterd-outage holds something this piclusterd cannot read (edited by hand, or written "
+        "by another version): no full shutdown is led and nothing is undone from it.",
+        "Read it (kubectl -n kube-system get cm piclusterd-outage -o yaml), fix what it says by hand, delete it.",
+    ),
+    EventDoc(
+        "shutdown.cluster_started",
+        "critical",
+        "the battery is about to end: orderly full shutdown",
+        ("NODES", "REASON"),
+        "The leader is critical (REASON) despite shedding: it powers the whole cluster off in order (cordon "
+        "everything, workers, the hook, control-plane nodes one at a time, the UPS, itself last). It is not "
+        "called off if mains returns half-way: the UPS's shutdown-return then power-cycles every Pi.",
+        "None. Each step is logged as shutdown.cluster_step.",
+    ),
+    EventDoc(
+        "shutdown.cluster_planned",
+        "warning",
+        "dry-run: the full shutdown piclusterd would run",
+        ("DRY_RUN", "STEPS"),
+        'The leader is critical but mode is "dry-run": STEPS is the order it would take (Cordon, PowerOffPeer '
+        "node, RunHook, PowerOffLastMembers nodes, RequestUpsReturn, ShutDownLeader) if every node obeyed. Said "
+        "once per critical spell; nothing is done.",
+        'Once the order reads right, set mode = "enforce" and systemctl reload piclusterd.',
+    ),
+    EventDoc(
+        "shutdown.cluster_step",
+        "warning",
+        "next step of the full shutdown",
+        ("PHASE", "STEP", "TARGET", "TARGETS"),
+        "The leader takes STEP (Cordon, PowerOffPeer, WaitFor, RunHook, PowerOffLastMembers, RequestUpsReturn, "
+        "ShutDownLeader) of PHASE, on TARGET or TARGETS if any. WaitFor: a control-plane node was asked and is "
+        "not NotReady yet; the next one waits (one etcd member at a time). PowerOffLastMembers: etcd loses quorum "
+        "with the next member, so all those left are asked at once and the leader follows.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.cluster_cordoned",
+        "warning",
+        "every node cordoned for the full shutdown",
+        ("NODES",),
+        "NODES (those not cordoned already) were cordoned and recorded, so that the restart uncordons exactly them.",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.cluster_drain_incomplete",
+        "warning",
+        "a worker's drain did not finish: powered off anyway",
+        ("TARGET", "REASON"),
+        "During a full shutdown a drain gets [shutdown] drain_timeout; TARGET's did not finish (REASON), and it "
+        "is powered off anyway, cordoned: the battery is ending and a clean filesystem comes first. Event "
+        "FullShutdownDrainIncomplete on TARGET.",
+        "None; if it happens every time, look at the pods that are slow to stop.",
+    ),
+    EventDoc(
+        "shutdown.cluster_peer_unconfirmed",
+        "warning",
+        "a node was asked to power off but was not seen to",
+        ("TARGET", "OUTCOME"),
+        "TARGET did not go NotReady in time (OUTCOME); the full shutdown goes on, and TARGET powers itself off at "
+        "the latest after its own full_shutdown_wait.",
+        "After power returns, read TARGET's journal (journalctl -b -1 -u piclusterd).",
+    ),
+    EventDoc(
+        "shutdown.hook_finished",
+        "info",
+        "the pre-shutdown hook ran",
+        ("COMMAND",),
+        "[shutdown] full_shutdown_hook ran on the leader and exited 0 (e.g. an etcd snapshot, taken while etcd "
+        "still had quorum).",
+        "None.",
+    ),
+    EventDoc(
+        "shutdown.hook_failed",
+        "error",
+        "the pre-shutdown hook failed",
+        ("COMMAND", "EXIT_STATUS"),
+        "COMMAND exited with EXIT_STATUS (127: not found, 124: timed out); the full shutdown went on without it.",
+        "Run COMMAND by hand as root and fix it.",
+    ),
+    EventDoc(
+        "shutdown.ups_return",
+        "warning",
+        "the UPS was asked to cut its output and restore it with mains",
+        ("OUTCOME", "DELAY_S", "DETAIL"),
+        "OUTCOME requested: the UPS cuts its output DELAY_S after this ([shutdown] ups_off_delay) and restores it "
+        "when mains returns, so every Pi boots by itself. failed (logged as an error): the Pis stay halted until "
+        "someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off. Unless requested, a warning "
+        "Event UpsShutdownReturnNotRequested says so on the leader's node.",
+        "failed: check DETAIL and the UPS's NUT driver (upscmd -l UPS); disabled: power the Pis on by hand.",
+    ),
+    EventDoc(
+        "shutdown.leader_last",
+        "critical",
+        "every other node was asked: the leader powers off",
+        ("REQUESTED",),
+        "The last step of the full shutdown: REQUESTED were asked in this order; the leader now runs its own "
+        "shutdown command (shutdown.local_started follows).",
+        "After power returns the new leader undoes the full shutdown and logs outage.summary.",
+    ),
+)
+
+
+def render_catalog(events: Iterable[EventDoc] = EVENTS) -> str:
+    """The journald message catalog (systemd's catalog format: one ``-- MESSAGE_ID`` entry per event)."""
+    entries = []
+    for event in events:
+        fields = ", ".join(f"PICLUSTER_{name}" if name != "..." else "..." for name in event.fields)
+        entries.append(
+            f"-- {event.message_id}\n"
+            f"Subject: {event.subject} ({event.name})\n"
+            f"Defined-By: piclusterd\n"
+            f"Documentation: {DOCUMENTATION}\n"
+            f"\n"
+            f"{event.meaning}\n"
+            f"\n"
+            f"Fields: PICLUSTER_EVENT={event.name}, PICLUSTER_NODE, {fields}{'' if fields.endswith('...') else '.'}\n"
+            f"Priority: {event.level}.\n"
+            f"\n"
+            f"What to do: {event.action}\n"
+        )
+    header = (
+        "#  piclusterd's journald message catalog. Generated by tools/gen_audit_docs.py from\n"
+        "#  piclusterd/node/audit_catalog.py: edit that, then run the tool.\n"
+        "#  SPDX-License-Identifier: GPL-3.0-or-later\n\n"
+    )
+    return header + "\n".join(entries)
+
+
+def render_markdown_table(events: Iterable[EventDoc] = EVENTS) -> str:
+    """The event table of docs/audit.md."""
+    lines = [
+        "| event | priority | MESSAGE_ID | fields (`PICLUSTER_*`) | what it means | what to do |",
+        "|---|---|---|---|---|---|",
+    ]
+    for event in events:
+        fields = ", ".join(f"`{name}`" if name != "..." else "..." for name in event.fields)
+        cells = (f"`{event.name}`", event.level, f"`{event.message_id}`", fields, event.meaning, event.action)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,452 @@
+"""The daemon's main loop: poll the power source, fold readings into the core, act on transitions.
+
+:class:`PowerDaemon` holds no I/O of its own: the source, clock, logger, notifier and shutdown runner are
+handed in by the entry point (``cli.py``), so tests drive :meth:`PowerDaemon.step` with a fake clock and a
+real or fake source, one poll at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from piclusterd import __version__
+from piclusterd.config.parse import Config, Mode
+from piclusterd.core.durations import format_duration
+from piclusterd.core.errors import ConfigError, DaemonStopping, SourceUnavailable
+from piclusterd.core.ports import Clock, LocalShutdown, PowerSource
+from piclusterd.core.power_state import (
+    BATTERY_STATES,
+    Observation,
+    PowerMemory,
+    PowerPolicy,
+    PowerState,
+    SourceLost,
+    SourceRestored,
+    StateChanged,
+    decide,
+)
+from piclusterd.core.reading import ParsedReading, UpsReading
+from piclusterd.core.runtime_estimate import (
+    BatteryModel,
+    EstimatorMemory,
+    RuntimeEstimate,
+    RuntimeSource,
+    estimate_runtime,
+)
+from piclusterd.node.audit import AuditLogger
+from piclusterd.node.systemd_notify import SystemdNotifier
+
+__all__ = [
+    "ClusterTick",
+    "LocalShutdownGate",
+    "PowerDaemon",
+    "PreShutdownHook",
+    "SourceFactory",
+    "policy_from_config",
+    "status_line",
+]
+
+#: How long the same rejected value stays quiet before it is logged again (no journal flood at 1 Hz).
+REJECTION_REPEAT_S = 300.0
+
+#: How long a critical node waits for the gate's answer (it reads the API server). An API server that hangs
+#: rather than refuses (client timeouts and urllib3's retries add up to 40 s) must not hold the node's own
+#: shutdown, nor the watchdog ping: no answer is treated as no API server, where nobody will ask.
+GATE_ANSWER_S = 5.0
+
+SourceFactory = Callable[[Config], PowerSource]
+
+
+class ClusterTick(Protocol):
+    """The cluster side, run after every power poll (``cluster_controller.ClusterController``)."""
+
+    def tick(self, power: PowerMemory, measured_load_w: float | None) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class PreShutdownHook(Protocol):
+    """Runs just before the local shutdown command (the cluster layer drains this node here)."""
+
+    def before_local_shutdown(self, reason: str) -> None: ...
+
+
+class LocalShutdownGate(Protocol):
+    """Whether a critical node waits for the leader's ordered full shutdown (``OutageCoordinator``).
+
+    Returns why it waits, or None to power off now. The daemon caps the wait at ``full_shutdown_wait``.
+    """
+
+    def defer_local_shutdown(self, critical_for_s: float) -> str | None: ...
+
+    def report_self_protection(self, message: str) -> None:
+        """Say in the cluster (a Kubernetes Event) that this node stopped waiting and powers itself off.
+        Best effort: called on a thread of its own, never waited for."""
+        ...
+
+
+def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
+    p, b = config.policy, config.battery
+    return (
+        PowerPolicy(
+            stale_after_s=config.ups.stale_after_s,
+            critical_runtime_s=p.critical_runtime_s,
+            low_runtime_s=p.low_runtime_s,
+            low_charge_pct=p.low_charge_pct,
+            charge_hysteresis_pct=p.charge_hysteresis_pct,
+            recovery_debounce_s=p.recovery_debounce_s,
+        ),
+        BatteryModel(
+            capacity_wh=b.capacity_wh,
+            usable_fraction=b.usable_fraction,
+            inverter_efficiency=b.inverter_efficiency,
+            overhead_w=b.overhead_w,
+            load_w=b.load_w,
+        ),
+    )
+
+
+def status_line(memory: PowerMemory) -> str:
+    """One line for ``systemctl status``: "on battery, 63 %, 41 min left"."""
+    words = memory.state.value.replace("_", " ")
+    reading = memory.last_reading
+    if memory.state is PowerState.UNKNOWN or reading is None:
+        return f"{words}: {memory.reason}"
+    parts = [words]
+    if reading.charge_pct is not None:
+        parts.append(f"{reading.charge_pct:.0f} %")
+    if memory.last_runtime_s is not None:
+        parts.append(f"{format_duration(memory.last_runtime_s)} left")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What the last poll produced, before the core folds it in."""
+
+    reading: UpsReading | None
+    error: str | None
+
+
+class PowerDaemon:
+    """One node's power watch: NUT upsmon's job, with piclusterd's state machine and audit trail."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        source_factory: SourceFactory,
+        clock: Clock,
+        log: AuditLogger,
+        notifier: SystemdNotifier,
+        shutdown: LocalShutdown,
+        pre_shutdown_hooks: Sequence[PreShutdownHook] = (),
+        gate_answer_s: float = GATE_ANSWER_S,
+    ) -> None:
+        self._config = config
+        self._gate_answer_s = gate_answer_s
+        self._source_factory = source_factory
+        self._source = source_factory(config)
+        self._clock = clock
+        self._log = log.bind(component="power", source=self._source.name)
+        self._notifier = notifier
+        self._shutdown = shutdown
+        self._hooks = tuple(pre_shutdown_hooks)
+        self._policy, self._battery = policy_from_config(config)
+        self.memory = PowerMemory()
+        self._estimator = EstimatorMemory()
+        self._estimate = RuntimeEstimate(None, RuntimeSource.NONE)
+        self._ready = False
+        self._first_poll_at: float | None = None
+        self._shutdown_started = False
+        self._last_error: str | None = None
+        self._rejections_logged: dict[tuple[str, str, str], float] = {}
+        self._unknown_words_logged: set[str] = set()
+        self._status_file_failed = False
+        self._gate: LocalShutdownGate | None = None
+        self._deferred = False
+        self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
+
+    def defer_to(self, gate: LocalShutdownGate) -> None:
+        """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
+        self._gate = gate
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def shutdown_started(self) -> bool:
+        return self._shutdown_started
+
+    # --- one poll ---------------------------------------------------------------------------------------
+
+    def _poll(self, now: float) -> _Pending:
+        try:
+            parsed: ParsedReading = self._source.poll()
+        except SourceUnavailable as error:
+            self._log.debug("power.poll_failed", error=str(error))
+            return _Pending(None, str(error))
+        for rejection in parsed.rejections:
+            key = (rejection.variable, rejection.value, rejection.reason)
+            last = self._rejections_logged.get(key)
+            if last is None or now - last >= REJECTION_REPEAT_S:
+                self._rejections_logged[key] = now
+                self._log.warning(
+                    "power.reading_rejected",
+                    variable=rejection.variable,
+                    value=rejection.value,
+                    reason=rejection.reason,
+                    whole_reading=parsed.reading is None,
+                )
+        for word in parsed.unknown_status_words:
+            if word not in self._unknown_words_logged:
+                self._unknown_words_logged.add(word)
+                self._log.warning("power.unknown_status_word", word=word)
+        if parsed.reading is None:
+            return _Pending(None, "reading rejected" if parsed.rejections else "UPS driver has no data yet (WAIT)")
+        return _Pending(parsed.reading, None)
+
+    def step(self) -> PowerMemory:
+        """Poll once, update the state, log transitions, act on critical. Returns the new memory."""
+        now = self._clock.monotonic()
+        pending = self._poll(now)
+        if pending.error is not None:
+            self._last_error = pending.error
+        if pending.reading is not None:
+            self._estimator, self._estimate = estimate_runtime(self._estimator, pending.reading, self._battery)
+        observation = Observation(now, pending.reading, self._estimate.seconds if pending.reading is not None else None)
+        self.memory, events = decide(self.memory, observation, self._policy)
+        for event in events:
+            self._log_event(event)
+        if self._first_poll_at is None:
+            self._first_poll_at = now
+        if not self._ready and (pending.reading is not None or now - self._first_poll_at >= self._policy.stale_after_s):
+            # READY once the daemon knows the power state. A UPS still silent after stale_after is a state to
+            # report ("unknown: ..."), not a failed start that would block `apt install` and loop on restart.
+            self._ready = True
+            self._notifier.ready(status_line(self.memory))
+        else:
+            self._notifier.status(status_line(self.memory))
+        if self.memory.state is PowerState.CRITICAL and not self._shutdown_started:
+            self._protect_or_defer(now)
+        else:
+            self._deferred_why = None  # mains back before our turn: nothing to wait for (the leader may still ask)
+        self._write_status_file()
+        return self.memory
+
+    def _log_event(self, event: StateChanged | SourceLost | SourceRestored) -> None:
+        if isinstance(event, SourceLost):
+            self._log.warning(
+                "power.source_lost",
+                error=self._last_error,
+                last_state=event.last_state,
+                stale_after_s=self._policy.stale_after_s,
+            )
+        elif isinstance(event, SourceRestored):
+            self._log.info("power.source_restored", silent_s=event.silent_s)
+        else:
+            reading = event.reading
+            level = {
+                PowerState.ONLINE: self._log.info,
+                PowerState.CRITICAL: self._log.critical,
+            }.get(event.new, self._log.warning)
+            level(
+                "power.state_changed",
+                old=event.old,
+                new=event.new,
+                reason=event.reason,
+                charge_pct=None if reading is None else reading.charge_pct,
+                runtime_s=None if event.runtime_s is None else round(event.runtime_s),
+                runtime_source=self._estimate.source if reading is not None else None,
+                load_w=None if self._estimate.load_w is None else round(self._estimate.load_w, 1),
+                on_battery=event.new in BATTERY_STATES,
+                ups_status=None if reading is None else " ".join(sorted(f.value for f in reading.flags)),
+            )
+
+    def _protect_or_defer(self, now: float) -> None:
+        """Critical: power off now, unless the leader will ask in turn; never wait past full_shutdown_wait."""
+        waited = now - (self.memory.since if self.memory.since is not None else now)
+        limit = self._config.shutdown.full_shutdown_wait_s
+        why: str | None = None
+        if self._gate is not None and waited < limit:
+            why = self._ask_gate(self._gate, waited)
+        last_why, self._deferred_why = self._deferred_why, why
+        if why is None:
+            reason = self.memory.reason
+            if self._deferred:
+                reason = f"{reason}; waited {waited:.0f} s for the leader's full shutdown"
+                self._report_self_protection(f"{reason} (last wait: {last_why or 'none'})")
+            self._local_shutdown(reason)
+            return
+        if not self._deferred:
+            self._deferred = True
+            self._log.warning("shutdown.local_deferred", why=why, wait_s=limit)
+
+    def _ask_gate(self, gate: LocalShutdownGate, waited: float) -> str | None:
+        """The gate's answer, or None (power off now) if it fails or does not answer within gate_answer_s."""
+        answers: list[str | None] = []
+        failures: list[Exception] = []
+
+        def ask() -> None:
+            try:
+                answers.append(gate.defer_local_shutdown(waited))
+            except Exception as error:  # a fault in the cluster code must never keep a critical node up
+                failures.append(error)
+
+        # A thread of its own, so a hung API server cannot hold this poll: it is left behind if it hangs.
+        worker = threading.Thread(target=ask, name="piclusterd-shutdown-gate", daemon=True)
+        worker.start()
+        worker.join(self._gate_answer_s)
+        if failures:
+            self._log.error("shutdown.gate_failed", error=repr(failures[0]))
+            return None
+        if not answers:
+            self._log.error(
+                "shutdown.gate_failed",
+                error=f"no answer within {self._gate_answer_s:g} s (the API server hangs?): protecting this node",
+            )
+            return None
+        return answers[0]
+
+    def _report_self_protection(self, reason: str) -> None:
+        """A Kubernetes Event too, if the API server answers; on a thread of its own, never waited for."""
+        gate = self._gate
+        if gate is None:
+            return
+        message = f"{self._config.node.name} powers itself off: {reason}"
+
+        def report() -> None:
+            try:
+                gate.report_self_protection(message)
+            except Exception as error:  # best effort: the shutdown is already under way
+                self._log.warning("shutdown.self_protection_unreported", error=repr(error))
+
+        threading.Thread(target=report, name="piclusterd-self-protection-event", daemon=True).start()
+
+    def request_local_shutdown(self, reason: str) -> bool:
+        """Power this node off now (a leader's request); False if a shutdown was already started."""
+        if self._shutdown_started:
+            return False
+        self._local_shutdown(reason)
+        return True
+
+    def _local_shutdown(self, reason: str) -> None:
+        """Upsmon parity: run the shutdown command once per daemon life, never twice, after saying why."""
+        self._shutdown_started = True
+        argv = list(self._config.shutdown.command)
+        if self._config.mode is Mode.DRY_RUN:
+            self._log.warning("shutdown.local_skipped", reason=reason, would_run=argv, mode="dry-run")
+            return
+        self._log.critical("shutdown.local_started", reason=reason, command=argv)
+        for hook in self._hooks:
+            hook.before_local_shutdown(reason)
+        code = self._shutdown.run(argv)
+        if code != 0:
+            self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
+
+    def _write_status_file(self) -> None:
+        """The live view for ``piclusterctl status`` (tmpfs under /run; failures are reported once)."""
+        memory = self.memory
+        reading = memory.last_reading
+        status = {
+            "node": self._config.node.name,
+            "version": __version__,
+            "mode": self._config.mode.value,
+            "state": memory.state.value,
+            "reason": memory.reason,
+            "since_wall": None if memory.since is None else self._wall_of(memory.since),
+            "source": self._source.name,
+            "source_ok": memory.source_ok,
+            "last_error": None if memory.source_ok else self._last_error,
+            "charge_pct": None if reading is None else reading.charge_pct,
+            "runtime_s": memory.last_runtime_s,
+            "runtime_source": self._estimate.source.value,
+            "load_w": self._estimate.load_w,
+            "reading_wall": None if reading is None else reading.wall_time,
+            "shutdown_started": self._shutdown_started,
+            "shutdown_deferred": None if self._shutdown_started else self._deferred_why,
+            "updated_wall": self._clock.wall(),
+            "summary": status_line(memory),
+        }
+        directory = Path(self._config.daemon.runtime_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            temporary = directory / "status.json.tmp"
+            temporary.write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
+            os.replace(temporary, directory / "status.json")
+        except OSError as error:
+            if not self._status_file_failed:
+                self._status_file_failed = True
+                self._log.warning("daemon.status_file_failed", path=str(directory), error=error.strerror)
+
+    def _wall_of(self, monotonic: float) -> float:
+        return self._clock.wall() - (self._clock.monotonic() - monotonic)
+
+    # --- life cycle -------------------------------------------------------------------------------------
+
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """Re-read the configuration; on any error keep running on the old one and say why."""
+        self._notifier.reloading()
+        try:
+            new = load()
+        except ConfigError as error:
+            self._log.error("config.reload_failed", error=str(error), kept=self._config.path)
+            # The reload is over, on the old file: systemd waits for READY=1 after RELOADING=1, and would
+            # otherwise show the service as "reloading" and queue every later reload behind this one.
+            self._notifier.ready(status_line(self.memory))
+            return False
+        if (new.ups, new.node) != (self._config.ups, self._config.node):
+            self._source.close()
+            self._source = self._source_factory(new)
+            self._log = self._log.bind(source=self._source.name, node=new.node.name)
+        self._config = new
+        self._policy, self._battery = policy_from_config(new)
+        self._log.info("config.reloaded", **new.summary())
+        self._notifier.ready(status_line(self.memory))
+        return True
+
+    @property
+    def measured_load_w(self) -> float | None:
+        return self._estimate.load_w
+
+    def keep_alive(self) -> None:
+        """One power poll and a watchdog ping: called from inside long cluster steps (a drain)."""
+        self.step()
+        self._notifier.watchdog()
+
+    def run(
+        self,
+        stop: threading.Event,
+        reload_requested: threading.Event,
+        load: Callable[[], Config],
+        cluster: ClusterTick | None = None,
+    ) -> None:
+        """Poll until ``stop`` is set. The watchdog is pinged once per loop, so a hung poll is noticed."""
+        self._log.info("daemon.started", version=__version__, **self._config.summary())
+        try:
+            while not stop.is_set():
+                started = self._clock.monotonic()
+                if reload_requested.is_set():
+                    reload_requested.clear()
+                    self.reload(load)
+                self.step()
+                self._notifier.watchdog()
+                if cluster is not None:
+                    cluster.tick(self.memory, self._estimate.load_w)
+                elapsed = self._clock.monotonic() - started
+                stop.wait(max(0.0, self._config.ups.poll_interval_s - elapsed))
+        except DaemonStopping:
+            pass  # asked to stop mid-drain: the record on the Node lets the next leader resume it
+        finally:
+            self._notifier.stopping()
+            if cluster is not None:
+                cluster.release()
+            self._source.close()
+            self._log.info("daemon.stopped", state=self.memory.state)

@@ -1,0 +1,342 @@
+"""Several piclusterd nodes in one process, on one fake clock, against the fake API server.
+
+Each :class:`SimulatedPi` runs the real code of a node: its :class:`~piclusterd.node.daemon.PowerDaemon` (reading
+a shared scripted UPS), its elector, node agent, drainer, power-off and :class:`ClusterController`. Its
+"shutdown command" powers the node off in the fake cluster (NotReady) and stops its ticks, so the leader
+sees it go away. :meth:`ClusterWorld.step` is one poll of every live node; the leader's long steps (a drain)
+advance the same clock through :meth:`ClusterWorld.sleep`, during which every node keeps polling its power,
+its agent answers and its elector renews or watches the lease (as ``keep_alive`` does in the daemon).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes.client import ApiClient
+
+from piclusterd.cluster.agent import NodeAgent
+from piclusterd.cluster.controller import ClusterController, ShedSettings
+from piclusterd.cluster.drain import Drainer, DrainOptions
+from piclusterd.cluster.election import LeaseElector
+from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.cluster.outage_coordinator import FullShutdownSettings, OutageCoordinator
+from piclusterd.cluster.power_off_request import PeerPowerOff
+from piclusterd.cluster.power_on import PowerOnBackends
+from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
+from piclusterd.config.parse import load_config
+from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.sim.captured_audit import CapturedAudit
+from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_clock import FakeClock
+from piclusterd.sim.scripted_ups import ScriptedUps
+
+__all__ = ["BootInWorld", "ClusterWorld", "SimulatedPi"]
+
+
+@dataclass
+class SimulatedPi:
+    name: str
+    world: ClusterWorld
+    audit: CapturedAudit
+    alive: bool = True
+    shutdowns: list[str] = field(default_factory=list)
+    daemon: PowerDaemon | None = None
+    controller: ClusterController | None = None
+    agent: NodeAgent | None = None
+    outage: OutageCoordinator | None = None
+    elector: LeaseElector | None = None
+    #: The full-shutdown hook's argv, each time this node ran it as leader.
+    hook_runs: list[list[str]] = field(default_factory=list)
+    #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
+    ups_requests: list[float] = field(default_factory=list)
+
+    #: When this Pi booted, on the world's wall clock (a daemon restart keeps it).
+    booted_wall: float = 0.0
+    #: How often this node's outage coordinator kept itself alive inside a long wait, as leader.
+    long_step_ticks: int = 0
+    #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
+    shutdown_exit_status: int = 0
+
+    def run(self, argv: Sequence[str]) -> int:
+        """The node's shutdown command: record it, then the node really goes away."""
+        self.shutdowns.append(" ".join(argv))
+        if self.shutdown_exit_status != 0:
+            return self.shutdown_exit_status
+        self.world.shutdown_order.append(self.name)
+        self.alive = False
+        self.world.server.power_off_node(self.name)
+        return 0
+
+    def run_hook(self, argv: Sequence[str]) -> int:
+        """The full-shutdown hook: blocks this node for ``world.hook_duration_s`` (the others poll), then exits."""
+        self.hook_runs.append(list(argv))
+        end = self.world.clock.monotonic() + self.world.hook_duration_s
+        while self.world.clock.monotonic() < end:
+            self.world.sleep(1.0, stalled=self.name)
+        return self.world.hook_exit_status
+
+    def request_ups_return(self, delay_s: float) -> PowerResult:
+        self.ups_requests.append(delay_s)
+        return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
+
+
+@dataclass
+class _HookRunner:
+    pi: SimulatedPi
+
+    def run(self, argv: Sequence[str]) -> int:
+        return self.pi.run_hook(argv)
+
+
+class BootInWorld:
+    """A :class:`~piclusterd.cluster.power_on_backends.NodePower` test double: ``power_on`` boots the node in the world
+    ``boot_s`` later (its kubelet turns Ready, a fresh daemon starts), as a relay or a magic packet would.
+    Every power-on is recorded in :attr:`power_ons` as (monotonic time, node)."""
+
+    def __init__(self, world: ClusterWorld, boot_s: float = 30.0, name: str = "wol") -> None:
+        self._world = world
+        self.boot_s = boot_s
+        self.name = name
+        self.power_ons: list[tuple[float, str]] = []
+
+    def power_on(self, node: str) -> PowerResult:
+        if self._world.pis[node].alive:
+            raise AssertionError(f"{node} powered on while it is running")
+        self.power_ons.append((self._world.clock.monotonic(), node))
+        self._world.boot_later(node, self.boot_s)
+        return PowerResult(node, PowerOutcome.SENT, f"booting in the test world in {self.boot_s:g} s")
+
+    def power_off(self, node: str) -> PowerResult:
+        raise AssertionError("the leader powers nodes off through their daemons, never through NodePower")
+
+    def is_powered(self, node: str) -> bool | None:
+        return self._world.pis[node].alive
+
+
+class ClusterWorld:
+    def __init__(
+        self,
+        server: FakeKubeServer,
+        clock: FakeClock,
+        names: Sequence[str],
+        settings: ShedSettings,
+        *,
+        ups: ScriptedUps | None = None,
+        drain_timeout_s: float = 300.0,
+        full_shutdown_wait_s: float = 60.0,
+        full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
+        ups_shutdown_return: bool = True,
+        power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
+        node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
+    ) -> None:
+        """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
+        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here)."""
+        self.server = server
+        self.clock = clock
+        self.ups = ups if ups is not None else ScriptedUps(clock)
+        self.settings = settings
+        # The nodes' runtime directories on tmpfs when there is one, like the daemon's /run/piclusterd: each
+        # poll rewrites status.json, which on a disk was about a sixth of the demo's time (profiled).
+        shm = Path("/dev/shm")
+        on_tmpfs = shm.is_dir() and os.access(shm, os.W_OK)
+        self._directory = Path(tempfile.mkdtemp(prefix="piclusterd-world-", dir=shm if on_tmpfs else None))
+        self._clients: list[ApiClient] = []
+        self._drain_timeout_s = drain_timeout_s
+        self.full_shutdown_wait_s = full_shutdown_wait_s
+        self.full_shutdown_hook = tuple(full_shutdown_hook)
+        self.ups_shutdown_return = ups_shutdown_return
+        self.hook_exit_status = 0
+        self.hook_duration_s = 0.0
+        #: Every node's shutdown command, in the order they ran, across the whole world.
+        self.shutdown_order: list[str] = []
+        self._boots: dict[str, float] = {}  # node -> monotonic time it finishes booting
+        self.power_on = power_on(self) if power_on is not None else PowerOnBackends({})
+        self._node_agent = node_agent
+        self.pis: dict[str, SimulatedPi] = {}
+        for name in names:
+            self.pis[name] = self._build(name, drain_timeout_s)
+
+    def boot_later(self, name: str, seconds: float) -> None:
+        """Power is back at a node: it is Ready, with a fresh daemon, ``seconds`` from now."""
+        self._boots.setdefault(name, self.clock.monotonic() + seconds)
+
+    def _finish_boots(self) -> None:
+        now = self.clock.monotonic()
+        for name, at in sorted(self._boots.items()):
+            if at <= now:
+                del self._boots[name]
+                self.reboot(name)
+
+    def reboot(self, name: str) -> SimulatedPi:
+        """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
+        self.server.power_on_node(name)
+        self.pis[name] = self._build(name, self._drain_timeout_s)
+        return self.pis[name]
+
+    def restart_daemon(self, name: str) -> SimulatedPi:
+        """piclusterd restarts on a Pi that stays up (watchdog, crash, upgrade): a fresh daemon, the same boot."""
+        booted = self.pis[name].booted_wall
+        self.pis[name].alive = False  # the old process is gone
+        self.pis[name] = self._build(name, self._drain_timeout_s, booted_wall=booted)
+        return self.pis[name]
+
+    def _build(self, name: str, drain_timeout_s: float, booted_wall: float | None = None) -> SimulatedPi:
+        config_path = self._directory / f"{name}.toml"
+        config_path.write_text(
+            f'mode = "{"dry-run" if self.settings.dry_run else "enforce"}"\n'
+            f'[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
+            f'[daemon]\nruntime_dir = "{self._directory}/{name}"\n'
+            f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
+        )
+        config = load_config(config_path)
+        pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall))
+        pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
+        api_client = self.server.api_client(retries=False)
+        self._clients.append(api_client)
+        api = KubeClusterApi(api_client)
+        log = pi.audit.logger
+        daemon = PowerDaemon(
+            config,
+            source_factory=lambda _c: self.ups,
+            clock=self.clock,
+            log=log,
+            notifier=SystemdNotifier({}),
+            shutdown=pi,
+        )
+        elector = LeaseElector.on_kubernetes(api_client, self.clock, name)
+        events = EventRecorder(api_client, reporter=name, wall=self.clock.wall)
+        options = DrainOptions(
+            timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
+        )
+
+
+        def keep_alive() -> None:
+            elector.try_acquire_or_renew()  # as cli.build_cluster: a long step renews the lease while it waits
+
+        drainer = Drainer(
+            api, self.clock, sleep=self.sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=log
+        )
+        power_off = PeerPowerOff(
+            api,
+            self.clock,
+            leader=name,
+            sleep=self.sleep,
+            fence=elector.ensure_leader,
+            tick=keep_alive,
+            ack_timeout_s=30,
+            off_timeout_s=120,
+            events=events,
+            log=log,
+        )
+        build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
+        agent = build_agent(pi, api, daemon)
+        # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
+        short = DrainOptions(
+            timeout_s=30.0,
+            wait_for_critical_replacements=False,
+            critical_priority_threshold=self.settings.policy.critical_priority_threshold,
+        )
+        outage = OutageCoordinator(
+            identity=name,
+            api=api,
+            elector=elector,
+            drainer=Drainer(api, self.clock, sleep=self.sleep, options=short, fence=elector.ensure_leader, log=log),
+            power_off=power_off,
+            events=events,
+            local=daemon,
+            hook_runner=_HookRunner(pi),
+            ups_return=pi.request_ups_return if self.ups_shutdown_return else None,
+            settings=FullShutdownSettings(
+                namespace="kube-system",
+                hook=self.full_shutdown_hook,
+                ups_off_delay_s=30.0,
+                critical_priority=self.settings.policy.critical_priority_threshold,
+                inverter_efficiency=self.settings.battery.inverter_efficiency,
+                ups_overhead_w=self.settings.battery.ups_overhead_w,
+                dry_run=self.settings.dry_run,
+            ),
+            clock=self.clock,
+            sleep=self.sleep,
+            log=log,
+            tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
+            booted_wall=pi.booted_wall,
+        )
+        daemon.defer_to(outage)
+        pi.outage = outage
+        pi.elector = elector
+        pi.daemon = daemon
+        pi.agent = agent
+        pi.controller = ClusterController(
+            identity=name,
+            api=api,
+            elector=elector,
+            agent=agent,
+            drainer=drainer,
+            power_off=power_off,
+            events=events,
+            settings=self.settings,
+            clock=self.clock,
+            log=log,
+            outage=outage,
+            power_on=self.power_on,
+        )
+        return pi
+
+    def sleep(self, seconds: float, *, stalled: str | None = None) -> None:
+        """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer.
+
+        ``stalled`` names a node whose process is blocked meanwhile (a command that hangs): it does nothing.
+        """
+        self.clock.advance(seconds)
+        self._finish_boots()
+        self.server.run_controller_once()
+        for pi in list(self.pis.values()):
+            if pi.name == stalled:
+                continue
+            if pi.alive and pi.agent is not None and pi.daemon is not None:
+                pi.daemon.step()
+                pi.agent.tick()
+            if pi.alive and pi.elector is not None:
+                # Every daemon keeps its own loop running: the leader renews from inside its long step (cli.py's
+                # keep_alive), the others keep watching the lease.
+                pi.elector.try_acquire_or_renew()
+
+    def step(self, seconds: float = 1.0) -> None:
+        for pi in list(self.pis.values()):
+            if pi.alive and pi.daemon is not None and pi.controller is not None:
+                pi.daemon.step()
+                pi.controller.tick(pi.daemon.memory, pi.daemon.measured_load_w)
+        self.clock.advance(seconds)
+        self._finish_boots()
+        self.server.run_controller_once()
+
+    def run(self, seconds: float, step_s: float = 1.0) -> None:
+        end = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < end:
+            self.step(step_s)
+
+    def run_until(self, done: Callable[[], bool], max_s: float, step_s: float = 2.0) -> float:
+        """Step until ``done()``; returns the simulated seconds it took. Fails after ``max_s``."""
+        start = self.clock.monotonic()
+        while not done():
+            if self.clock.monotonic() - start > max_s:
+                raise AssertionError(f"not done after {max_s} simulated seconds")
+            self.step(step_s)
+        return self.clock.monotonic() - start
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        """Every node's audit events called ``name``, in order per node, tagged with the node."""
+        return [e for pi in self.pis.values() for e in pi.audit.named(name)]
+
+    def close(self) -> None:
+        """Close the nodes' API clients and remove their configs and runtime directories (the demo runs
+        this for users: it must not leave a directory in /tmp each time)."""
+        for client in self._clients:
+            client.close()  # type: ignore[no-untyped-call]
+        shutil.rmtree(self._directory, ignore_errors=True)

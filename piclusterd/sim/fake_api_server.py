@@ -1,0 +1,2735 @@
+"""A fake Kubernetes API server: real HTTP on loopback, the real REST wire format, a tiny controller.
+
+Every Kubernetes-facing test of piclusterd talks to this server through the unmodified ``kubernetes``
+client, so what passes here behaves the same against k3s. It reproduces, for the few resources piclusterd
+uses, what kube-apiserver does on the wire:
+
+- objects carry ``kind``, ``apiVersion``, ``metadata.uid``, ``metadata.resourceVersion`` (one counter for
+  all objects, as etcd's revision) and ``metadata.creationTimestamp``; list items carry neither kind nor
+  apiVersion, lists carry ``metadata.resourceVersion``;
+- errors are ``Status`` objects with the real HTTP codes, reasons and messages;
+- nodes (get, list, create, replace, patch: strategic-merge, merge and JSON patch, delete, ``/status``),
+  pods (the same, listed per namespace or across all, ``fieldSelector``, ``labelSelector``,
+  ``limit``/``continue`` paging, delete with grace period, ``/eviction`` with the PodDisruptionBudget
+  rules of ``pkg/registry/core/pod/storage/eviction.go``), core/v1 events, policy/v1
+  poddisruptionbudgets (status kept by a built-in disruption controller), coordination.k8s.io/v1 leases
+  (409 on a stale resourceVersion, 422 without one, MicroTime fields with exactly 6 fractional digits),
+  core/v1 configmaps (create, get, replace, patch, delete: piclusterd's outage record);
+- discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``, ``/version``) listing exactly
+  what is served, so kubectl can talk to it;
+- for kubectl: the ``Table`` that ``kubectl get`` asks for (``sim/kubectl_tables.py``), watches
+  (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
+  which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
+  reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
+  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl.
+
+What it is not: there is no admission, no RBAC, no dry run, no server-side apply, and only the validation
+the tests of piclusterd need. A request for any of these gets an error, never a silent success.
+
+The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
+kubelets: deleted pods owned by a workload get a replacement, Pending pods are bound to a Ready,
+schedulable node whose free allocatable fits their requests, whose labels match their ``nodeSelector``
+and whose NoSchedule/NoExecute taints they tolerate, and bound pods turn Running and Ready after
+``ready_delay_s`` on the injected clock. It acts only inside :meth:`FakeKubeServer.run_controller_once`,
+which runs by itself around every request when ``controller_enabled`` is true; nothing depends on a
+background thread's timing.
+
+Test hooks: :meth:`FakeKubeServer.fail_next` (the next N matching requests fail with a given status),
+:meth:`~FakeKubeServer.pause` / :meth:`~FakeKubeServer.resume` (requests hang), :meth:`~FakeKubeServer.stop`
+and :meth:`~FakeKubeServer.start` (the API goes away and comes back on the same port),
+:meth:`~FakeKubeServer.power_off_node` / :meth:`~FakeKubeServer.power_on_node`, and
+:attr:`~FakeKubeServer.requests`, the log of every request with its status.
+
+Standalone: ``python -m piclusterd.sim.fake_api_server --port 0 --load cluster.json --kubeconfig kc.json``
+prints the URL and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import copy
+import dataclasses
+import datetime as _dt
+import decimal
+import http.server
+import json
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from piclusterd.sim import kubectl_tables
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from piclusterd.core.ports import Clock
+
+__all__ = [
+    "FakeKubeServer",
+    "HttpReply",
+    "RequestRecord",
+    "SystemClock",
+    "format_micro_time",
+    "format_time",
+    "main",
+    "make_node",
+    "make_pdb",
+    "make_pod",
+]
+
+JsonObj = dict[str, Any]
+"""A Kubernetes object as decoded JSON."""
+
+_DISRUPTED_POD_TIMEOUT_S = 120.0  # the disruption controller's DeletionTimeout
+_DEFAULT_GRACE_S = 30
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
+_UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+class SystemClock:
+    """The real clock, for standalone use; tests inject a fake one with the same two methods."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+
+def format_time(wall: float) -> str:
+    """A metav1.Time: RFC 3339 in UTC with whole seconds (``2026-11-24T02:00:00Z``)."""
+    moment = _dt.datetime.fromtimestamp(wall, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(wall: float) -> str:
+    """A metav1.MicroTime: RFC 3339 in UTC with exactly six fractional digits."""
+    moment = _dt.datetime.fromtimestamp(wall, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339_MICRO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$")
+
+
+def _parse_rfc3339(text: str) -> _dt.datetime | None:
+    if not _RFC3339.match(text):
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------------------ resources
+
+
+@dataclass(frozen=True, slots=True)
+class _Resource:
+    plural: str
+    singular: str
+    kind: str
+    group: str
+    version: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    has_status: bool = False
+    # Whether PUT without metadata.resourceVersion is allowed (rest strategy AllowUnconditionalUpdate).
+    unconditional_update: bool = True
+    field_labels: tuple[str, ...] = ("metadata.name", "metadata.namespace")
+    time_fields: tuple[tuple[str, ...], ...] = ()
+    micro_time_fields: tuple[tuple[str, ...], ...] = ()
+    # Strategic-merge list semantics: path (list indices skipped) -> merge key, or "" for a set of scalars.
+    merge_keys: tuple[tuple[tuple[str, ...], str], ...] = ()
+    categories: tuple[str, ...] = ()  # discovery's categories: "all" makes kubectl get all list it
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``pods`` or ``leases.coordination.k8s.io``, as kube-apiserver writes it in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+_COMMON_MERGE_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("metadata", "ownerReferences"), "uid"),
+    (("metadata", "finalizers"), ""),
+)
+
+_NODES = _Resource(
+    "nodes",
+    "node",
+    "Node",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("no",),
+    has_status=True,
+    field_labels=("metadata.name", "spec.unschedulable"),
+    merge_keys=(
+        *_COMMON_MERGE_KEYS,
+        (("status", "conditions"), "type"),
+        (("status", "addresses"), "type"),
+        (("spec", "podCIDRs"), ""),
+    ),
+)
+_PODS = _Resource(
+    "pods",
+    "pod",
+    "Pod",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("po",),
+    has_status=True,
+    categories=("all",),
+    field_labels=(
+        "metadata.name",
+        "metadata.namespace",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    merge_keys=(
+        *_COMMON_MERGE_KEYS,
+        (("spec", "containers"), "name"),
+        (("spec", "initContainers"), "name"),
+        (("spec", "containers", "env"), "name"),
+        (("spec", "containers", "ports"), "containerPort"),
+        (("spec", "containers", "volumeMounts"), "mountPath"),
+        (("spec", "volumes"), "name"),
+        (("spec", "imagePullSecrets"), "name"),
+        (("status", "conditions"), "type"),
+        (("status", "podIPs"), "ip"),
+    ),
+)
+_EVENTS = _Resource(
+    "events",
+    "event",
+    "Event",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("ev",),
+    field_labels=(
+        "metadata.name",
+        "metadata.namespace",
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    time_fields=(("firstTimestamp",), ("lastTimestamp",)),
+    micro_time_fields=(("eventTime",), ("series", "lastObservedTime")),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_PDBS = _Resource(
+    "poddisruptionbudgets",
+    "poddisruptionbudget",
+    "PodDisruptionBudget",
+    "policy",
+    "v1",
+    namespaced=True,
+    short_names=("pdb",),
+    has_status=True,
+    merge_keys=(*_COMMON_MERGE_KEYS, (("status", "conditions"), "type")),
+)
+_LEASES = _Resource(
+    "leases",
+    "lease",
+    "Lease",
+    "coordination.k8s.io",
+    "v1",
+    namespaced=True,
+    unconditional_update=False,
+    micro_time_fields=(("spec", "acquireTime"), ("spec", "renewTime")),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_DAEMONSETS = _Resource(
+    "daemonsets",
+    "daemonset",
+    "DaemonSet",
+    "apps",
+    "v1",
+    namespaced=True,
+    short_names=("ds",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+    categories=("all",),
+)
+_CONFIGMAPS = _Resource(
+    "configmaps",
+    "configmap",
+    "ConfigMap",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("cm",),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
+_GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+_OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
+_EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded
+_WATCH_HISTORY = 5000  # changes kept for watches that start from an older resourceVersion
+_WATCH_TIMEOUT_S = 1800.0  # kube-apiserver's --min-request-timeout: it ends a watch after about this long
+
+
+def _resource_for(kind: str) -> _Resource:
+    """Accepts ``Pod``, ``pod``, ``pods`` or ``po``."""
+    wanted = kind.lower()
+    for resource in _RESOURCES:
+        if wanted in (resource.kind.lower(), resource.plural, resource.singular, *resource.short_names):
+            return resource
+    raise ValueError(f"the fake API server does not serve {kind!r}")
+
+
+# --------------------------------------------------------------------------------------- errors
+
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+def _status_body(code: int, message: str, reason: str | None, details: JsonObj | None) -> JsonObj:
+    body: JsonObj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    body["message"] = message
+    if reason:
+        body["reason"] = reason
+    if details:
+        body["details"] = details
+    body["code"] = code
+    return body
+
+
+class _ApiError(Exception):
+    """An error response; raised inside request handling, turned into a Status by the dispatcher."""
+
+    def __init__(self, code: int, message: str, reason: str | None = None, details: JsonObj | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.body = _status_body(code, message, reason, details)
+        self.headers: dict[str, str] = {}
+        retry = (details or {}).get("retryAfterSeconds", 0)
+        if retry:
+            self.headers["Retry-After"] = str(retry)
+
+
+def _details(resource: _Resource, name: str) -> JsonObj:
+    details: JsonObj = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.plural
+    return details
+
+
+def _not_found(resource: _Resource, name: str) -> _ApiError:
+    return _ApiError(404, f'{resource.group_resource} "{name}" not found', "NotFound", _details(resource, name))
+
+
+def _already_exists(resource: _Resource, name: str) -> _ApiError:
+    return _ApiError(
+        409, f'{resource.group_resource} "{name}" already exists', "AlreadyExists", _details(resource, name)
+    )
+
+
+def _conflict(resource: _Resource, name: str, why: str) -> _ApiError:
+    return _ApiError(
+        409,
+        f'Operation cannot be fulfilled on {resource.group_resource} "{name}": {why}',
+        "Conflict",
+        _details(resource, name),
+    )
+
+
+_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def _invalid(resource: _Resource, name: str, field: str, value: str, problem: str) -> _ApiError:
+    cause_message = f"Invalid value: {value}: {problem}"
+    details = _details(resource, name)
+    details["causes"] = [{"reason": "FieldValueInvalid", "message": cause_message, "field": field}]
+    return _ApiError(
+        422, f'{resource.group_resource} "{name}" is invalid: {field}: {cause_message}', "Invalid", details
+    )
+
+
+def _bad_request(message: str) -> _ApiError:
+    return _ApiError(400, message, "BadRequest")
+
+
+def _name_mismatch(body_name: object, url_name: str) -> _ApiError:
+    return _bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({url_name})")
+
+
+# ------------------------------------------------------------------------------------ selectors
+
+_KEY = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
+_VALUE = r"[A-Za-z0-9._-]*"
+_SET_RE = re.compile(rf"^({_KEY})\s+(in|notin)\s+\(([^)]*)\)$")
+_EQ_RE = re.compile(rf"^({_KEY})\s*(==|=|!=)\s*({_VALUE})$")
+_CMP_RE = re.compile(rf"^({_KEY})\s*(<|>)\s*(-?\d+)$")
+_NOT_EXISTS_RE = re.compile(rf"^!\s*({_KEY})$")
+_EXISTS_RE = re.compile(rf"^({_KEY})$")
+
+LabelMatcher = Callable[[Mapping[str, str]], bool]
+"""Says whether a set of labels is selected."""
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _requirement(op: str, key: str, values: Sequence[str]) -> LabelMatcher:
+    wanted = frozenset(values)
+    if op in ("=", "==", "In"):
+        return lambda labels: key in labels and labels[key] in wanted
+    if op in ("!=", "NotIn"):
+        return lambda labels: key not in labels or labels[key] not in wanted
+    if op == "Exists":
+        return lambda labels: key in labels
+    if op == "DoesNotExist":
+        return lambda labels: key not in labels
+    bound = int(values[0])
+    if op == "Gt":
+        return lambda labels: key in labels and labels[key].lstrip("-").isdigit() and int(labels[key]) > bound
+    return lambda labels: key in labels and labels[key].lstrip("-").isdigit() and int(labels[key]) < bound
+
+
+def parse_label_selector(text: str) -> LabelMatcher:
+    """A ``labelSelector`` query parameter (equality- and set-based) as a matcher; 400 if malformed."""
+    requirements: list[LabelMatcher] = []
+    for part in _split_top_level(text):
+        if match := _SET_RE.match(part):
+            values = [value.strip() for value in match.group(3).split(",") if value.strip()]
+            op = "In" if match.group(2) == "in" else "NotIn"
+            requirements.append(_requirement(op, match.group(1), values))
+        elif match := _EQ_RE.match(part):
+            requirements.append(_requirement(match.group(2), match.group(1), [match.group(3)]))
+        elif match := _CMP_RE.match(part):
+            op = "Gt" if match.group(2) == ">" else "Lt"
+            requirements.append(_requirement(op, match.group(1), [match.group(3)]))
+        elif match := _NOT_EXISTS_RE.match(part):
+            requirements.append(_requirement("DoesNotExist", match.group(1), []))
+        elif match := _EXISTS_RE.match(part):
+            requirements.append(_requirement("Exists", match.group(1), []))
+        else:
+            raise _bad_request(f"unable to parse requirement: {part!r}")
+    return lambda labels: all(requirement(labels) for requirement in requirements)
+
+
+def label_selector_matcher(selector: Mapping[str, Any] | None) -> LabelMatcher:
+    """A metav1.LabelSelector object as a matcher: ``None`` selects nothing, ``{}`` selects everything."""
+    if selector is None:
+        return lambda labels: False
+    requirements: list[LabelMatcher] = [
+        _requirement("=", key, [value]) for key, value in (selector.get("matchLabels") or {}).items()
+    ]
+    for expression in selector.get("matchExpressions") or []:
+        operator = expression.get("operator", "")
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return lambda labels: False  # an invalid selector matches nothing
+        requirements.append(_requirement(operator, expression["key"], expression.get("values") or []))
+    return lambda labels: all(requirement(labels) for requirement in requirements)
+
+
+def _field_value(obj: JsonObj, path: str) -> str:
+    if path == "source":
+        path = "source.component"
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return "false" if path in ("spec.unschedulable", "spec.hostNetwork") else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse_field_selector(text: str, resource: _Resource) -> Callable[[JsonObj], bool]:
+    checks: list[Callable[[JsonObj], bool]] = []
+    for part in _split_top_level(text):
+        match = re.match(r"^([A-Za-z.]+)\s*(==|=|!=)\s*(.*)$", part)
+        if not match:
+            raise _bad_request(f"invalid field selector: {part!r}")
+        field, op, wanted = match.group(1), match.group(2), match.group(3)
+        if field not in resource.field_labels:
+            raise _bad_request(f"field label not supported: {field}")
+        checks.append(_field_check(field, wanted, negate=op == "!="))
+    return lambda obj: all(check(obj) for check in checks)
+
+
+def _field_check(field: str, wanted: str, *, negate: bool) -> Callable[[JsonObj], bool]:
+    return lambda obj: (_field_value(obj, field) == wanted) != negate
+
+
+# ------------------------------------------------------------------------------------- patching
+
+
+def json_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge recursively, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = json_merge_patch(result.get(key), value)
+    return result
+
+
+def _merge_keys(resource: _Resource) -> dict[tuple[str, ...], str]:
+    return dict(resource.merge_keys)
+
+
+def strategic_merge_patch(
+    target: Any, patch: Any, merge_keys: Mapping[tuple[str, ...], str], path: tuple[str, ...] = ()
+) -> Any:
+    """Kubernetes' strategic merge patch for the built-in types served here.
+
+    Maps merge as in a merge patch (``null`` deletes). Lists named in ``merge_keys`` merge element by
+    element on their merge key (``"$patch": "delete"`` in an element removes it), or as a set of scalars
+    for key ``""``; every other list is replaced whole. Directives understood: ``$patch``
+    (``replace``/``delete``/``merge``), ``$retainKeys``, ``$deleteFromPrimitiveList/<field>`` and
+    ``$setElementOrder/<field>`` (ordering only, ignored).
+    """
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    if directive == "delete":
+        return None
+    result: JsonObj = copy.deepcopy(target) if isinstance(target, dict) else {}
+    retain = patch.get("$retainKeys")
+    for key, value in patch.items():
+        if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
+            continue
+        if key.startswith("$deleteFromPrimitiveList/"):
+            field = key.split("/", 1)[1]
+            if isinstance(result.get(field), list):
+                result[field] = [item for item in result[field] if item not in value]
+            continue
+        if value is None:
+            result.pop(key, None)
+            continue
+        child_path = (*path, key)
+        current = result.get(key)
+        if isinstance(value, list) and child_path in merge_keys:
+            result[key] = _merge_list(current, value, merge_keys, child_path)
+        elif isinstance(value, dict):
+            merged = strategic_merge_patch(current, value, merge_keys, child_path)
+            if merged is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+        else:
+            result[key] = copy.deepcopy(value)
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain}
+    return result
+
+
+def _merge_list(
+    current: Any, patch: list[Any], merge_keys: Mapping[tuple[str, ...], str], path: tuple[str, ...]
+) -> list[Any]:
+    key = merge_keys[path]
+    existing: list[Any] = copy.deepcopy(current) if isinstance(current, list) else []
+    if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
+        return [copy.deepcopy(item) for item in patch if not (isinstance(item, dict) and "$patch" in item)]
+    if key == "":
+        for item in patch:
+            if item not in existing:
+                existing.append(copy.deepcopy(item))
+        return existing
+    for item in patch:
+        if not isinstance(item, dict) or key not in item:
+            raise _bad_request(f"map in list {'.'.join(path)} has no merge key {key!r}")
+        index = next((i for i, old in enumerate(existing) if isinstance(old, dict) and old.get(key) == item[key]), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del existing[index]
+        elif index is None:
+            existing.append(strategic_merge_patch({}, item, merge_keys, path))
+        else:
+            existing[index] = strategic_merge_patch(existing[index], item, merge_keys, path)
+    return existing
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise _ApiError(422, f"json patch: path {path!r} does not start with /", "Invalid")
+    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+
+
+def _walk(doc: Any, parts: list[str], op: str) -> tuple[Any, str]:
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _ApiError(
+                422,
+                f"json patch {op} operation does not apply: doc is missing path: {'/' + '/'.join(parts)}",
+                "Invalid",
+            )
+    return node, parts[-1]
+
+
+def _get_pointer(doc: Any, parts: list[str]) -> Any:
+    node = doc
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _ApiError(422, f"json patch: missing path /{'/'.join(parts)}", "Invalid")
+    return node
+
+
+def json_patch(doc: Any, operations: Any) -> Any:
+    """RFC 6902 JSON patch: add, remove, replace, move, copy, test."""
+    if not isinstance(operations, list):
+        raise _bad_request("json patch must be a list of operations")
+    result = copy.deepcopy(doc)
+    for operation in operations:
+        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+            raise _bad_request(f"invalid json patch operation: {operation!r}")
+        op = operation["op"]
+        parts = _pointer(operation["path"])
+        if op in ("add", "replace", "test") and "value" not in operation:
+            raise _bad_request(f"json patch {op} operation needs a value")
+        if op == "test":
+            if _get_pointer(result, parts) != operation["value"]:
+                raise _ApiError(422, f"json patch test operation failed at {operation['path']}", "Invalid")
+            continue
+        if op in ("move", "copy"):
+            value = copy.deepcopy(_get_pointer(result, _pointer(operation.get("from", ""))))
+            if op == "move":
+                result = _remove(result, _pointer(operation["from"]))
+            result = _add(result, parts, value)
+            continue
+        if op == "add":
+            result = _add(result, parts, copy.deepcopy(operation["value"]))
+        elif op == "remove":
+            result = _remove(result, parts)
+        elif op == "replace":
+            _get_pointer(result, parts)
+            result = _remove(result, parts)
+            result = _add(result, parts, copy.deepcopy(operation["value"]))
+        else:
+            raise _bad_request(f"unknown json patch operation {op!r}")
+    return result
+
+
+def _add(doc: Any, parts: list[str], value: Any) -> Any:
+    if not parts:
+        return value
+    parent, last = _walk(doc, parts, "add")
+    if isinstance(parent, dict):
+        parent[last] = value
+    elif isinstance(parent, list):
+        if last == "-":
+            parent.append(value)
+        elif last.isdigit() and int(last) <= len(parent):
+            parent.insert(int(last), value)
+        else:
+            raise _ApiError(422, f"json patch add: index {last} out of range", "Invalid")
+    else:
+        raise _ApiError(422, "json patch add: parent is not a container", "Invalid")
+    return doc
+
+
+def _remove(doc: Any, parts: list[str]) -> Any:
+    parent, last = _walk(doc, parts, "remove")
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+    elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        del parent[int(last)]
+    else:
+        raise _ApiError(
+            422,
+            f"json patch remove operation does not apply: doc is missing path: /{'/'.join(parts)}",
+            "Invalid",
+        )
+    return doc
+
+
+# ----------------------------------------------------------------------------------- quantities
+
+_SUFFIXES: dict[str, decimal.Decimal] = {
+    "n": decimal.Decimal("1e-9"),
+    "u": decimal.Decimal("1e-6"),
+    "m": decimal.Decimal("1e-3"),
+    "": decimal.Decimal(1),
+    "k": decimal.Decimal(10) ** 3,
+    "M": decimal.Decimal(10) ** 6,
+    "G": decimal.Decimal(10) ** 9,
+    "T": decimal.Decimal(10) ** 12,
+    "P": decimal.Decimal(10) ** 15,
+    "E": decimal.Decimal(10) ** 18,
+    "Ki": decimal.Decimal(2) ** 10,
+    "Mi": decimal.Decimal(2) ** 20,
+    "Gi": decimal.Decimal(2) ** 30,
+    "Ti": decimal.Decimal(2) ** 40,
+    "Pi": decimal.Decimal(2) ** 50,
+    "Ei": decimal.Decimal(2) ** 60,
+}
+_QUANTITY = re.compile(r"^([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)(?:[eE]([+-]?\d+))?([a-zA-Z]*)$")
+
+
+def parse_quantity(value: Any) -> decimal.Decimal:
+    """A resource.Quantity (``"250m"``, ``"1Gi"``, ``2``) as an exact number of base units."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match or match.group(3) not in _SUFFIXES:
+        raise ValueError(f"not a quantity: {value!r}")
+    number = decimal.Decimal(match.group(1))
+    if match.group(2):
+        number *= decimal.Decimal(10) ** int(match.group(2))
+    return number * _SUFFIXES[match.group(3)]
+
+
+def _pod_requests(pod: JsonObj) -> dict[str, decimal.Decimal]:
+    """What the scheduler reserves for a pod: sum over containers, at least the largest init container."""
+
+    def requests_of(container: JsonObj) -> dict[str, decimal.Decimal]:
+        resources = container.get("resources") or {}
+        wanted = dict(resources.get("limits") or {})  # requests default to limits
+        wanted.update(resources.get("requests") or {})
+        return {name: parse_quantity(quantity) for name, quantity in wanted.items()}
+
+    spec = pod.get("spec") or {}
+    total: dict[str, decimal.Decimal] = {}
+    for container in spec.get("containers") or []:
+        for name, amount in requests_of(container).items():
+            total[name] = total.get(name, decimal.Decimal(0)) + amount
+    for container in spec.get("initContainers") or []:
+        for name, amount in requests_of(container).items():
+            total[name] = max(total.get(name, decimal.Decimal(0)), amount)
+    return total
+
+
+# ------------------------------------------------------------------------------------ pod facts
+
+
+def _conditions(obj: JsonObj) -> list[JsonObj]:
+    return list(((obj.get("status") or {}).get("conditions")) or [])
+
+
+def _condition_status(obj: JsonObj, kind: str) -> str | None:
+    for condition in _conditions(obj):
+        if condition.get("type") == kind:
+            return str(condition.get("status"))
+    return None
+
+
+def _set_condition(obj: JsonObj, condition: JsonObj, wall: float) -> None:
+    """Add or update a status condition; lastTransitionTime moves only when the status changes."""
+    status = obj.setdefault("status", {})
+    conditions: list[JsonObj] = status.setdefault("conditions", [])
+    for existing in conditions:
+        if existing.get("type") == condition["type"]:
+            if existing.get("status") != condition["status"]:
+                existing["lastTransitionTime"] = format_time(wall)
+            existing.update({k: v for k, v in condition.items() if k != "lastTransitionTime"})
+            return
+    conditions.append({**condition, "lastTransitionTime": format_time(wall)})
+
+
+def _is_pod_ready(pod: JsonObj) -> bool:
+    return _condition_status(pod, "Ready") == "True"
+
+
+def _is_node_ready(node: JsonObj) -> bool:
+    return _condition_status(node, "Ready") == "True"
+
+
+def _phase(pod: JsonObj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def _is_terminating(obj: JsonObj) -> bool:
+    return bool(obj["metadata"].get("deletionTimestamp"))
+
+
+def _controller_ref(pod: JsonObj) -> JsonObj | None:
+    for reference in pod["metadata"].get("ownerReferences") or []:
+        if reference.get("controller"):
+            return dict(reference)
+    return None
+
+
+def _labels(obj: JsonObj) -> dict[str, str]:
+    return dict(obj["metadata"].get("labels") or {})
+
+
+def _tolerates(tolerations: Iterable[JsonObj], taint: JsonObj) -> bool:
+    for toleration in tolerations:
+        effect = toleration.get("effect") or ""
+        if effect and effect != taint.get("effect"):
+            continue
+        if toleration.get("operator") == "Exists":
+            if not toleration.get("key") or toleration.get("key") == taint.get("key"):
+                return True
+        elif toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (
+            taint.get("value") or ""
+        ):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------- object makers
+
+
+def _owner_uid(kind: str, namespace: str, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-kube/{kind}/{namespace}/{name}"))
+
+
+def make_node(
+    name: str,
+    *,
+    cpu: str = "4",
+    memory: str = "8Gi",
+    pods: str = "110",
+    labels: Mapping[str, str] | None = None,
+    ready: bool = True,
+    unschedulable: bool = False,
+    taints: Sequence[Mapping[str, str]] = (),
+    address: str | None = None,
+) -> JsonObj:
+    """A Node as a kubelet registers it: capacity = allocatable, Ready condition, hostname label."""
+    node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"}
+    node_labels.update(labels or {})
+    spec: JsonObj = {}
+    if unschedulable:
+        spec["unschedulable"] = True
+    if taints:
+        spec["taints"] = [dict(taint) for taint in taints]
+    resources = {"cpu": cpu, "memory": memory, "pods": pods}
+    addresses = [{"type": "Hostname", "address": name}]
+    if address:
+        addresses.insert(0, {"type": "InternalIP", "address": address})
+    return {
+        "kind": "Node",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "labels": node_labels},
+        "spec": spec,
+        "status": {
+            "capacity": dict(resources),
+            "allocatable": dict(resources),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "KubeletReady" if ready else "KubeletNotReady",
+                    "message": "kubelet is posting ready status" if ready else "container runtime is down",
+                }
+            ],
+            "addresses": addresses,
+        },
+    }
+
+
+def make_pod(
+    name: str,
+    namespace: str = "default",
+    *,
+    node: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    owner: tuple[str, str] | None = None,
+    cpu: str | None = "100m",
+    memory: str | None = "64Mi",
+    phase: str | None = None,
+    ready: bool | None = None,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+    volumes: Sequence[Mapping[str, Any]] = (),
+    annotations: Mapping[str, str] | None = None,
+    grace_period_s: int | None = None,
+) -> JsonObj:
+    """A Pod with one container. ``owner`` is ``(kind, name)`` of its controller, e.g.
+    ``("ReplicaSet", "web-5d8f")``. A pod with a node defaults to Running and Ready, without one to Pending.
+    """
+    if phase is None:
+        phase = "Running" if node else "Pending"
+    if ready is None:
+        ready = phase == "Running"
+    requests = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value is not None}
+    container: JsonObj = {"name": "main", "image": "registry.local/app:1"}
+    if requests:
+        container["resources"] = {"requests": requests}
+    spec: JsonObj = {"containers": [container]}
+    if node:
+        spec["nodeName"] = node
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        spec["tolerations"] = [dict(toleration) for toleration in tolerations]
+    if volumes:
+        spec["volumes"] = [dict(volume) for volume in volumes]
+    if grace_period_s is not None:
+        spec["terminationGracePeriodSeconds"] = grace_period_s
+    metadata: JsonObj = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if owner is not None:
+        kind, owner_name = owner
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": kind,
+                "name": owner_name,
+                "uid": _owner_uid(kind, namespace, owner_name),
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        if kind != "StatefulSet":
+            metadata["generateName"] = f"{owner_name}-"
+    conditions: list[JsonObj] = []
+    if node:
+        conditions.append({"type": "PodScheduled", "status": "True"})
+    if phase == "Running":
+        conditions.append({"type": "Ready", "status": "True" if ready else "False"})
+    status: JsonObj = {"phase": phase}
+    if conditions:
+        status["conditions"] = conditions
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec, "status": status}
+
+
+def make_pdb(
+    name: str,
+    namespace: str = "default",
+    *,
+    match_labels: Mapping[str, str] | None = None,
+    min_available: int | str | None = None,
+    max_unavailable: int | str | None = None,
+    unhealthy_pod_eviction_policy: str | None = None,
+) -> JsonObj:
+    """A policy/v1 PodDisruptionBudget selecting ``match_labels`` (``None``: the empty selector)."""
+    spec: JsonObj = {"selector": {"matchLabels": dict(match_labels)} if match_labels is not None else {}}
+    if min_available is not None:
+        spec["minAvailable"] = min_available
+    if max_unavailable is not None:
+        spec["maxUnavailable"] = max_unavailable
+    if unhealthy_pod_eviction_policy is not None:
+        spec["unhealthyPodEvictionPolicy"] = unhealthy_pod_eviction_policy
+    return {
+        "kind": "PodDisruptionBudget",
+        "apiVersion": "policy/v1",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the server saw it. ``body`` is the decoded JSON body, or ``None``."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    status: int
+    content_type: str
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """What :meth:`FakeKubeServer.call` got back: status, headers and the decoded JSON body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+@dataclass(slots=True)
+class _Fault:
+    remaining: int
+    status: int
+    method: str | None
+    path: re.Pattern[str] | None
+    message: str
+    retry_after_s: int | None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or bool(self.path.search(path))
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    resource: _Resource
+    namespace: str
+    name: str
+    subresource: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    code: int
+    body: Any
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # A watch: called with a function that sends one chunk; returns when the watch ends.
+    stream: Callable[[Callable[[bytes], None]], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One entry of the watch history: an object as it was stored (JSON text) at ``revision``."""
+
+    revision: int
+    type: str  # ADDED, MODIFIED, DELETED
+    plural: str
+    namespace: str
+    text: str
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], fake: FakeKubeServer) -> None:
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (a killed daemon, a cut link) is what the fault tests do on
+        # purpose; socketserver would print a traceback for each. Anything else is still printed.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+    def drop_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-kube-apiserver"
+    timeout = 300
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; with Nagle's algorithm and the client's delayed ACK each
+        # keep-alive request would wait about 40 ms. The real apiserver (Go) sets TCP_NODELAY too.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _serve(self) -> None:
+        server = self.server
+        assert isinstance(server, _HTTPServer)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        response = server.fake._handle_http(
+            self.command, self.path, self.headers.get("Content-Type", ""), raw, accept=self.headers.get("Accept", "")
+        )
+        if response is None:  # the server stopped while this request hung: drop the connection
+            self.close_connection = True
+            return
+        if response.stream is not None:
+            self._send_stream(response)
+            return
+        as_is = isinstance(response.body, bytes)
+        payload = response.body if as_is else json.dumps(response.body, separators=(",", ":")).encode()
+        self.send_response(response.code)
+        if not as_is:  # bytes carry their own Content-Type in the headers
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for header, value in response.headers.items():
+            self.send_header(header, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_stream(self, response: _Response) -> None:
+        """A watch: chunked transfer encoding, one JSON event per chunk, until the watch ends."""
+        assert response.stream is not None
+        self.send_response(response.code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        try:
+            response.stream(send)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away (kubectl interrupted): nothing more to say
+            pass
+        self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+class FakeKubeServer:
+    """A fake kube-apiserver on loopback. Use as a context manager, or call start() and stop().
+
+    ``clock`` (monotonic + wall) drives timestamps, grace periods and the controller's delays; inject a
+    fake one in tests. ``controller`` switches the controller on (also settable later through
+    ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
+    ``graceful_deletion`` keeps deleted pods Terminating for their grace period (finished by the
+    controller, and never while their node is down) instead of removing them at once. ``seed`` makes
+    generated names and uids reproducible.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+        controller: bool = False,
+        ready_delay_s: float = 0.0,
+        graceful_deletion: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if ready_delay_s < 0:
+            raise ValueError("ready_delay_s must not be negative")
+        self._host = host
+        self._port = port
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self.controller_enabled = controller
+        self.ready_delay_s = ready_delay_s
+        self.graceful_deletion = graceful_deletion
+        self._random = random.Random(seed)
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str, str], JsonObj] = {}
+        self._revision = 0
+        self._continues: dict[str, list[JsonObj]] = {}
+        self._owed: list[JsonObj] = []  # deleted workload pods the controller must replace
+        self._scale: dict[str, int] = {}  # controller uid -> replicas it keeps
+        self._starting_since: dict[str, float] = {}  # pod uid -> monotonic time it was bound
+        self._disruption_paused = False
+        self._faults: list[_Fault] = []
+        self._requests: list[RequestRecord] = []
+        self._running = threading.Event()
+        self._running.set()
+        self._stopping = False
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._changes: list[_Change] = []  # the watch history, oldest first
+        self._changed = threading.Condition()
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeKubeServer:
+        """Listen (again, on the same port after a stop) and serve in a background thread."""
+        if self._httpd is not None:
+            return self
+        self._stopping = False
+        self._httpd = _HTTPServer((self._host, self._port), self)
+        self._port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"fake-kube:{self._port}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut every open connection, hung requests included. Objects are kept."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping = True
+        httpd.shutdown()
+        httpd.drop_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join()
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeKubeServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    def api_client(self, *, retries: int | bool | None = None) -> ApiClient:
+        """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done).
+
+        ``retries`` is urllib3's retry setting; ``None`` keeps the client's default (urllib3 retries
+        idempotent requests on connection errors and read timeouts), ``False`` disables retrying.
+        """
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = self.url
+        if retries is not None:
+            configuration.retries = retries
+        return client.ApiClient(configuration)
+
+    def kubeconfig(self) -> JsonObj:
+        """A kubeconfig for this server (JSON is valid YAML, so kubectl and the client read it)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake-kube", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake-kube", "user": {"token": "fake-kube-token"}}],
+            "contexts": [{"name": "fake-kube", "context": {"cluster": "fake-kube", "user": "fake-kube"}}],
+            "current-context": "fake-kube",
+            "preferences": {},
+        }
+
+    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json") -> HttpReply:
+        """One HTTP request to this server without the kubernetes client, to check the wire format."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+        try:
+            with opener.open(request, timeout=30) as response:
+                return HttpReply(response.status, dict(response.headers), json.loads(response.read()))
+        except urllib.error.HTTPError as error:
+            with error:
+                return HttpReply(error.code, dict(error.headers), json.loads(error.read()))
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        target = Path(path)
+        target.write_text(json.dumps(self.kubeconfig(), indent=2) + "\n")
+        return target
+
+    # ------------------------------------------------------------------------------ fault hooks
+
+    def fail_next(
+        self,
+        count: int,
+        status: int,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        message: str = "injected by the fake API server",
+        retry_after_s: int | None = None,
+    ) -> None:
+        """Make the next ``count`` requests whose path matches the regex ``path`` (and ``method``, if
+        given) fail with ``status`` and a Status body, before they touch any object. Note that urllib3
+        retries idempotent requests answered with 413/429/503 *and* a Retry-After header.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = _Fault(
+            count,
+            status,
+            method.upper() if method else None,
+            re.compile(path) if path else None,
+            message,
+            retry_after_s,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pause(self) -> None:
+        """Hang every request from now on (the server accepts connections but does not answer)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Answer again, hung requests included."""
+        self._running.set()
+
+    @property
+    def requests(self) -> tuple[RequestRecord, ...]:
+        """Every request answered so far, oldest first."""
+        with self._lock:
+            return tuple(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # --------------------------------------------------------------------------- object access
+
+    def load_objects(self, data: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | Path) -> int:
+        """Seed objects from a ``kubectl get nodes,pods,pdb -A -o json`` style List (a mapping, a JSON
+        string, or a file path), a typed list (``PodList``), a single object, or a sequence of objects.
+        Status is kept as given. Returns how many objects were stored; an unserved kind raises ValueError.
+        """
+        decoded: Any = data
+        if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith(("{", "["))):
+            decoded = json.loads(Path(data).read_text())
+        elif isinstance(data, str):
+            decoded = json.loads(data)
+        items: list[JsonObj]
+        if isinstance(decoded, Mapping):
+            data = decoded
+            kind = str(data.get("kind", ""))
+            if kind == "List" or kind.endswith("List"):
+                default_kind = kind[: -len("List")] if kind != "List" else ""
+                items = [
+                    {"kind": default_kind, **dict(item)} if "kind" not in item else dict(item)
+                    for item in data.get("items") or []
+                ]
+            else:
+                items = [dict(data)]
+        else:
+            items = [dict(item) for item in decoded]
+        for item in items:
+            if not item.get("kind"):
+                raise ValueError(f"object without kind: {item.get('metadata', {}).get('name')!r}")
+            _resource_for(str(item["kind"]))
+        for item in items:
+            self.put_object(item)
+        return len(items)
+
+    def put_object(self, obj: Mapping[str, Any]) -> JsonObj:
+        """Store an object as given (status included), creating or replacing it without API checks."""
+        with self._lock:
+            resource = _resource_for(str(obj.get("kind", "")))
+            stored = copy.deepcopy(dict(obj))
+            stored["kind"], stored["apiVersion"] = resource.kind, resource.api_version
+            metadata = stored.setdefault("metadata", {})
+            if not metadata.get("name"):
+                raise ValueError("object without metadata.name")
+            namespace = (metadata.get("namespace") or "default") if resource.namespaced else ""
+            if resource.namespaced:
+                metadata["namespace"] = namespace
+            else:
+                metadata.pop("namespace", None)
+            key = (resource.plural, namespace, metadata["name"])
+            old = self._objects.get(key)
+            metadata.setdefault("uid", old["metadata"]["uid"] if old else self._new_uid())
+            metadata.setdefault(
+                "creationTimestamp",
+                old["metadata"]["creationTimestamp"] if old else format_time(self._clock.wall()),
+            )
+            if resource is _PDBS:
+                metadata.setdefault("generation", 1)
+            if resource is _PODS:
+                self._default_pod(stored)
+            metadata.pop("resourceVersion", None)
+            self._store(resource, stored)
+            if resource is _PODS:
+                self._learn_scale(stored)
+            self._after_write()
+            return self._output(resource, self._objects[key])
+
+    def get_object(self, kind: str, namespace: str | None, name: str) -> JsonObj | None:
+        """The stored object (a copy, with kind and apiVersion), or None."""
+        resource = _resource_for(kind)
+        with self._lock:
+            obj = self._objects.get(self._key(resource, namespace, name))
+            return self._output(resource, obj) if obj is not None else None
+
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[JsonObj]:
+        """Stored objects of a kind (copies), sorted by namespace and name; all namespaces for None."""
+        resource = _resource_for(kind)
+        with self._lock:
+            return [self._output(resource, obj) for obj in self._select(resource, namespace)]
+
+    def update_object(self, kind: str, namespace: str | None, name: str, change: Callable[[JsonObj], None]) -> JsonObj:
+        """Change a stored object in place through ``change`` (status included); bumps its resourceVersion."""
+        resource = _resource_for(kind)
+        with self._lock:
+            key = self._key(resource, namespace, name)
+            if key not in self._objects:
+                raise KeyError(f"{resource.plural} {namespace}/{name} not found")
+            obj = copy.deepcopy(self._objects[key])
+            change(obj)
+            self._store(resource, obj)
+            self._after_write()
+            return self._output(resource, self._objects[key])
+
+    def delete_object(self, kind: str, namespace: str | None, name: str) -> None:
+        """Delete as ``kubectl delete --grace-period=0`` would; the controller replaces workload pods."""
+        resource = _resource_for(kind)
+        with self._lock:
+            key = self._key(resource, namespace, name)
+            if key not in self._objects:
+                raise KeyError(f"{resource.plural} {namespace}/{name} not found")
+            self._remove(resource, key)
+            self._after_write()
+
+    def set_pod_ready(self, namespace: str, name: str, ready: bool = True) -> JsonObj:
+        """Mark a pod Running and Ready (or Running and not Ready), as its kubelet would."""
+
+        def change(pod: JsonObj) -> None:
+            wall = self._clock.wall()
+            pod.setdefault("status", {})["phase"] = "Running"
+            value = "True" if ready else "False"
+            _set_condition(pod, {"type": "ContainersReady", "status": value}, wall)
+            _set_condition(pod, {"type": "Ready", "status": value}, wall)
+
+        return self.update_object("pods", namespace, name, change)
+
+    def power_off_node(self, name: str) -> None:
+        """The node loses power: Ready turns Unknown, unreachable taints are added and its pods turn
+        not Ready, as the node lifecycle controller does (at once here, not after the grace period).
+        Its pods are not evicted (no 5-minute toleration timeout is modelled).
+        """
+        with self._lock:
+            wall = self._clock.wall()
+
+            def change(node: JsonObj) -> None:
+                _set_condition(
+                    node,
+                    {
+                        "type": "Ready",
+                        "status": "Unknown",
+                        "reason": "NodeStatusUnknown",
+                        "message": "Kubelet stopped posting node status.",
+                    },
+                    wall,
+                )
+                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
+                for effect in ("NoSchedule", "NoExecute"):
+                    taints.append({"key": _UNREACHABLE_TAINT, "effect": effect, "timeAdded": format_time(wall)})
+                node["spec"]["taints"] = taints
+
+            self.update_object("nodes", None, name, change)
+            for pod in self._pods_on(name):
+                self.update_object(
+                    "pods",
+                    pod["metadata"]["namespace"],
+                    pod["metadata"]["name"],
+                    lambda p: _set_condition(p, {"type": "Ready", "status": "False"}, wall),
+                )
+
+    def power_on_node(self, name: str) -> None:
+        """The node is back: Ready, unreachable taints gone, its running pods Ready again."""
+        with self._lock:
+            wall = self._clock.wall()
+
+            def change(node: JsonObj) -> None:
+                _set_condition(
+                    node,
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                    },
+                    wall,
+                )
+                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
+                if taints:
+                    node["spec"]["taints"] = taints
+                else:
+                    node["spec"].pop("taints", None)
+
+            self.update_object("nodes", None, name, change)
+            for pod in self._pods_on(name):
+                if _phase(pod) == "Running" and not _is_terminating(pod):
+                    self.set_pod_ready(pod["metadata"]["namespace"], pod["metadata"]["name"], True)
+
+    @property
+    def disruption_controller_paused(self) -> bool:
+        """While True, PodDisruptionBudget status is not recomputed (observedGeneration lags, as right
+        after a PDB is created or changed). Setting it back to False recomputes at once.
+        """
+        return self._disruption_paused
+
+    @disruption_controller_paused.setter
+    def disruption_controller_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._disruption_paused = paused
+            if not paused:
+                self._sync_pdbs()
+
+    # ------------------------------------------------------------------------------ controller
+
+    def run_controller_once(self) -> None:
+        """One pass of the controllers, at the clock's current time: finish expired graceful deletions,
+        create replacements for deleted workload pods, bind Pending pods to nodes that fit, turn bound
+        pods Ready after ``ready_delay_s``, and recompute PodDisruptionBudget status.
+        """
+        with self._lock:
+            self._finish_deletions()
+            self._replace_owed()
+            self._schedule_pending()
+            self._start_bound()
+            self._sync_pdbs()
+
+    def _finish_deletions(self) -> None:
+        wall = self._clock.wall()
+        for key, pod in list(self._objects.items()):
+            if key[0] != "pods" or not _is_terminating(pod):
+                continue
+            node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
+            kubelet_alive = node is None or _is_node_ready(node)
+            deadline = _parse_rfc3339(pod["metadata"]["deletionTimestamp"])
+            if kubelet_alive and deadline is not None and deadline.timestamp() <= wall:
+                self._remove(_PODS, key)
+
+    def _replace_owed(self) -> None:
+        owed, self._owed = self._owed, []
+        for old in owed:
+            reference = _controller_ref(old)
+            assert reference is not None
+            metadata = old["metadata"]
+            if reference.get("kind") == "StatefulSet":
+                name = metadata["name"]
+                if self._objects.get(("pods", metadata["namespace"], name)) is not None:
+                    self._owed.append(old)  # the old one is still terminating
+                    continue
+            else:
+                prefix = metadata.get("generateName") or f"{reference.get('name')}-"
+                name = prefix + "".join(self._random.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+            new_metadata: JsonObj = {
+                "name": name,
+                "namespace": metadata["namespace"],
+                "labels": dict(metadata.get("labels") or {}),
+                "ownerReferences": copy.deepcopy(metadata.get("ownerReferences")),
+                "uid": self._new_uid(),
+                "creationTimestamp": format_time(self._clock.wall()),
+            }
+            for field in ("generateName", "annotations"):
+                if field in metadata:
+                    new_metadata[field] = copy.deepcopy(metadata[field])
+            spec = copy.deepcopy(old["spec"])
+            spec.pop("nodeName", None)
+            pod = {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": new_metadata,
+                "spec": spec,
+                "status": {"phase": "Pending"},
+            }
+            self._default_pod(pod)
+            self._store(_PODS, pod)
+
+    def _schedule_pending(self) -> None:
+        wall = self._clock.wall()
+        for key, pod in sorted(self._objects.items()):
+            if key[0] != "pods" or pod["spec"].get("nodeName") or _is_terminating(pod):
+                continue
+            if _phase(pod) != "Pending":
+                continue
+            node_name, message = self._pick_node(pod)
+            updated = copy.deepcopy(pod)
+            if node_name is None:
+                if _condition_status(pod, "PodScheduled") == "False" and any(
+                    c.get("message") == message for c in _conditions(pod)
+                ):
+                    continue
+                _set_condition(
+                    updated,
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": message,
+                    },
+                    wall,
+                )
+            else:
+                updated["spec"]["nodeName"] = node_name
+                _set_condition(updated, {"type": "PodScheduled", "status": "True"}, wall)
+                for condition in updated["status"]["conditions"]:
+                    if condition["type"] == "PodScheduled":
+                        condition.pop("reason", None)
+                        condition.pop("message", None)
+            self._store(_PODS, updated)
+
+    def _pick_node(self, pod: JsonObj) -> tuple[str | None, str]:
+        """The node the fake scheduler binds ``pod`` to (least allocated, then by name), or None and
+        the scheduler's explanation.
+        """
+        wanted = _pod_requests(pod)
+        selector = (pod["spec"].get("nodeSelector")) or {}
+        tolerations = pod["spec"].get("tolerations") or []
+        reasons: dict[str, int] = {}
+        candidates: list[tuple[decimal.Decimal, str]] = []
+        nodes = [obj for key, obj in sorted(self._objects.items()) if key[0] == "nodes"]
+        for node in nodes:
+            name = node["metadata"]["name"]
+            reason = self._unfit_reason(node, wanted, selector, tolerations)
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+                continue
+            allocatable = self._allocatable(node)
+            used = self._used_on(name)
+            score = decimal.Decimal(0)
+            for resource in ("cpu", "memory"):
+                total = allocatable.get(resource, decimal.Decimal(0))
+                if total > 0:
+                    score += (total - used.get(resource, decimal.Decimal(0)) - wanted.get(resource, 0)) / total
+            candidates.append((-score, name))
+        if candidates:
+            return min(candidates)[1], ""
+        detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        return (
+            None,
+            f"0/{len(nodes)} nodes are available: {detail}." if nodes else "no nodes available to schedule pods",
+        )
+
+    def _unfit_reason(
+        self,
+        node: JsonObj,
+        wanted: Mapping[str, decimal.Decimal],
+        selector: Mapping[str, str],
+        tolerations: Sequence[JsonObj],
+    ) -> str | None:
+        if not _is_node_ready(node):
+            return "node(s) were not ready"
+        if node["spec"].get("unschedulable"):
+            return "node(s) were unschedulable"
+        labels = _labels(node)
+        if any(labels.get(key) != value for key, value in selector.items()):
+            return "node(s) didn't match Pod's node affinity/selector"
+        for taint in node["spec"].get("taints") or []:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, taint):
+                return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+        allocatable = self._allocatable(node)
+        used = self._used_on(node["metadata"]["name"])
+        for resource, amount in sorted(wanted.items()):
+            if used.get(resource, decimal.Decimal(0)) + amount > allocatable.get(resource, decimal.Decimal(0)):
+                return f"Insufficient {resource}"
+        if used["pods"] + 1 > allocatable.get("pods", decimal.Decimal(110)):
+            return "Too many pods"
+        return None
+
+    @staticmethod
+    def _allocatable(node: JsonObj) -> dict[str, decimal.Decimal]:
+        status = node.get("status") or {}
+        raw = status.get("allocatable") or status.get("capacity") or {}
+        return {name: parse_quantity(value) for name, value in raw.items()}
+
+    def _used_on(self, node_name: str) -> dict[str, decimal.Decimal]:
+        used: dict[str, decimal.Decimal] = {"pods": decimal.Decimal(0)}
+        for pod in self._pods_on(node_name):
+            if _phase(pod) in ("Succeeded", "Failed"):
+                continue
+            used["pods"] += 1
+            for resource, amount in _pod_requests(pod).items():
+                used[resource] = used.get(resource, decimal.Decimal(0)) + amount
+        return used
+
+    def _start_bound(self) -> None:
+        now = self._clock.monotonic()
+        for key, pod in list(self._objects.items()):
+            if key[0] != "pods" or _phase(pod) != "Pending" or _is_terminating(pod):
+                continue
+            node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
+            if node is None or not _is_node_ready(node):
+                continue
+            uid = pod["metadata"]["uid"]
+            since = self._starting_since.setdefault(uid, now)
+            if now - since >= self.ready_delay_s:
+                self._starting_since.pop(uid, None)
+                wall = self._clock.wall()
+                updated = copy.deepcopy(pod)
+                updated["status"]["phase"] = "Running"
+                updated["status"]["startTime"] = format_time(wall)
+                self._assign_ips(updated, node)
+                for condition in ("Initialized", "ContainersReady", "Ready"):
+                    _set_condition(updated, {"type": condition, "status": "True"}, wall)
+                self._store(_PODS, updated)
+
+    def _assign_ips(self, pod: JsonObj, node: JsonObj) -> None:
+        """The pod's IP from its node's podCIDR (as flannel in k3s), and its host's, when the node has them."""
+        status = pod["status"]
+        addresses = {a.get("type"): a.get("address") for a in node.get("status", {}).get("addresses") or []}
+        if addresses.get("InternalIP"):
+            status.setdefault("hostIP", addresses["InternalIP"])
+        cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+        if status.get("podIP") or not re.fullmatch(r"\d+\.\d+\.\d+\.0/24", cidr):
+            return
+        used = {p.get("status", {}).get("podIP") for p in self._select(_PODS, None)}
+        prefix = cidr.rsplit(".", 1)[0]
+        free = next((f"{prefix}.{host}" for host in range(100, 255) if f"{prefix}.{host}" not in used), None)
+        if free is not None:
+            status["podIP"] = free
+            status["podIPs"] = [{"ip": free}]
+
+    # --------------------------------------------------------------------- disruption controller
+
+    def _sync_pdbs(self) -> None:
+        if self._disruption_paused:
+            return
+        for key, pdb in list(self._objects.items()):
+            if key[0] != "poddisruptionbudgets":
+                continue
+            status = self._pdb_status(pdb)
+            if status != pdb.get("status"):
+                updated = copy.deepcopy(pdb)
+                updated["status"] = status
+                self._store(_PDBS, updated)
+
+    def _pdb_pods(self, pdb: JsonObj) -> list[JsonObj]:
+        matcher = label_selector_matcher(pdb["spec"].get("selector"))
+        return [pod for pod in self._select(_PODS, pdb["metadata"]["namespace"]) if matcher(_labels(pod))]
+
+    def _pdb_status(self, pdb: JsonObj) -> JsonObj:
+        """What pkg/controller/disruption computes for one budget."""
+        spec = pdb["spec"]
+        wall = self._clock.wall()
+        pods = self._pdb_pods(pdb)
+        old_status = pdb.get("status") or {}
+        disrupted: dict[str, str] = {}
+        live = {pod["metadata"]["name"]: pod for pod in pods}
+        for pod_name, when in (old_status.get("disruptedPods") or {}).items():
+            pod = live.get(pod_name)
+            moment = _parse_rfc3339(when)
+            if pod is None or _is_terminating(pod) or moment is None:
+                continue
+            if moment.timestamp() + _DISRUPTED_POD_TIMEOUT_S > wall:
+                disrupted[pod_name] = when
+        healthy = sum(
+            1
+            for pod in pods
+            if not _is_terminating(pod) and pod["metadata"]["name"] not in disrupted and _is_pod_ready(pod)
+        )
+        if spec.get("maxUnavailable") is not None:
+            expected = self._expected_scale(pods)
+            unavailable = _scaled(spec["maxUnavailable"], expected)
+            desired = max(0, expected - unavailable)
+        elif spec.get("minAvailable") is not None:
+            minimum = spec["minAvailable"]
+            if isinstance(minimum, int):
+                expected, desired = len(pods), minimum
+            else:
+                expected = self._expected_scale(pods)
+                desired = _scaled(minimum, expected)
+        else:
+            expected, desired = 0, 0
+        allowed = max(0, healthy - desired)
+        status: JsonObj = {
+            "observedGeneration": pdb["metadata"].get("generation", 1),
+            "disruptionsAllowed": allowed,
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+        }
+        if disrupted:
+            status["disruptedPods"] = disrupted
+        condition = {
+            "type": "DisruptionAllowed",
+            "status": "True" if allowed > 0 else "False",
+            "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
+            "message": "",
+            "observedGeneration": status["observedGeneration"],
+        }
+        holder = {"status": {"conditions": copy.deepcopy(old_status.get("conditions") or [])}}
+        _set_condition(holder, condition, wall)
+        status["conditions"] = holder["status"]["conditions"]
+        return status
+
+    def _expected_scale(self, pods: Sequence[JsonObj]) -> int:
+        """Sum of the replicas of the controllers of ``pods``; pods without a controller count nothing."""
+        owners = {reference["uid"] for pod in pods if (reference := _controller_ref(pod)) is not None}
+        return sum(self._scale.get(uid, 0) for uid in owners)
+
+    def _learn_scale(self, pod: JsonObj) -> None:
+        """A workload's replicas are as many pods as it has ever had at once (no scaling is modelled)."""
+        reference = _controller_ref(pod)
+        if reference is None or "uid" not in reference:
+            return
+        uid = reference["uid"]
+        count = sum(
+            1
+            for key, other in self._objects.items()
+            if key[0] == "pods"
+            and not _is_terminating(other)
+            and (other_ref := _controller_ref(other)) is not None
+            and other_ref.get("uid") == uid
+        )
+        self._scale[uid] = max(self._scale.get(uid, 0), count)
+
+    # ------------------------------------------------------------------------------ storage core
+
+    def _new_uid(self) -> str:
+        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+
+    @staticmethod
+    def _key(resource: _Resource, namespace: str | None, name: str) -> tuple[str, str, str]:
+        return (resource.plural, (namespace or "default") if resource.namespaced else "", name)
+
+    def _store(self, resource: _Resource, obj: JsonObj) -> None:
+        self._revision += 1
+        obj["metadata"]["resourceVersion"] = str(self._revision)
+        obj["kind"], obj["apiVersion"] = resource.kind, resource.api_version
+        metadata = obj["metadata"]
+        key = self._key(resource, metadata.get("namespace"), metadata["name"])
+        self._record_change("MODIFIED" if key in self._objects else "ADDED", resource, obj)
+        self._objects[key] = obj
+
+    def _select(self, resource: _Resource, namespace: str | None) -> list[JsonObj]:
+        return [
+            obj
+            for key, obj in sorted(self._objects.items())
+            if key[0] == resource.plural and (namespace is None or key[1] == namespace)
+        ]
+
+    def _pods_on(self, node_name: str) -> list[JsonObj]:
+        return [pod for pod in self._select(_PODS, None) if pod["spec"].get("nodeName") == node_name]
+
+    @staticmethod
+    def _output(resource: _Resource, obj: JsonObj) -> JsonObj:
+        out = copy.deepcopy(obj)
+        return {"kind": resource.kind, "apiVersion": resource.api_version, **out}
+
+    def _remove(self, resource: _Resource, key: tuple[str, str, str]) -> JsonObj:
+        """Remove an object for good; a workload pod is owed a replacement if it was not already."""
+        obj = self._objects.pop(key)
+        self._revision += 1
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = str(self._revision)
+        self._record_change("DELETED", resource, gone)
+        if resource is _PODS:
+            self._starting_since.pop(obj["metadata"]["uid"], None)
+            reference = _controller_ref(obj)
+            if reference is not None and (reference.get("kind") == "StatefulSet" or not _is_terminating(obj)):
+                self._owed.append(obj)
+        return obj
+
+    def _after_write(self) -> None:
+        self._sync_pdbs()
+        if self.controller_enabled:
+            self.run_controller_once()
+
+    @staticmethod
+    def _default_pod(pod: JsonObj) -> None:
+        """The defaults kube-apiserver's defaulting and admission plugins add to a pod."""
+        spec = pod.setdefault("spec", {})
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("terminationGracePeriodSeconds", _DEFAULT_GRACE_S)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("priority", 0)
+        tolerations = spec.setdefault("tolerations", [])
+        for taint_key in ("node.kubernetes.io/not-ready", _UNREACHABLE_TAINT):
+            if not any(t.get("key") == taint_key and t.get("effect") in ("NoExecute", None) for t in tolerations):
+                tolerations.append(
+                    {"key": taint_key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+                )
+        pod.setdefault("status", {}).setdefault("phase", "Pending")
+
+    # ------------------------------------------------------------------------------ HTTP entry
+
+    def _handle_http(
+        self, method: str, raw_path: str, content_type: str, raw_body: bytes, *, accept: str = ""
+    ) -> _Response | None:
+        """Answer one HTTP request (called by the handler threads). None: drop the connection."""
+        while not self._running.wait(0.05):
+            if self._stopping:
+                return None
+        if self._stopping:
+            return None
+        parsed = urllib.parse.urlsplit(raw_path)
+        path = parsed.path.rstrip("/") or "/"
+        query = {key: values[-1] for key, values in urllib.parse.parse_qs(parsed.query).items()}
+        body: Any = None
+        body_error: str | None = None
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError as error:
+                body_error = str(error)
+        with self._lock:
+            response = self._answer(method, path, query, content_type, body, body_error, accept)
+            self._requests.append(
+                RequestRecord(method, path, dict(query), response.code, content_type.split(";")[0].strip(), body)
+            )
+        return response
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        content_type: str,
+        body: Any,
+        body_error: str | None,
+        accept: str = "",
+    ) -> _Response:
+        for fault in self._faults:
+            if fault.matches(method, path):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                details: JsonObj = {}
+                if fault.retry_after_s:
+                    details["retryAfterSeconds"] = fault.retry_after_s
+                error = _ApiError(fault.status, fault.message, _REASONS.get(fault.status), details or None)
+                return _Response(fault.status, error.body, error.headers)
+        try:
+            if body_error is not None:
+                raise _bad_request(f"the body of the request could not be decoded as JSON: {body_error}")
+            if self.controller_enabled:
+                self.run_controller_once()
+            response = self._dispatch(method, path, query, content_type, body, accept)
+            if method != "GET":
+                self._after_write()
+            return response
+        except _ApiError as error:
+            return _Response(error.code, error.body, error.headers)
+        except Exception as error:  # a bug in the fake: answer as kube-apiserver would, with a 500
+            message = f"Internal error occurred: {type(error).__name__}: {error}"
+            return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
+
+    def _dispatch(
+        self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
+    ) -> _Response:
+        parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        if parts == ["openapi", "v2"] and method == "GET":
+            # kubectl validates what it sends against this schema. An empty one (no definitions) makes it
+            # skip validation, as for a resource the server does not describe; without one, create -f fails.
+            return _Response(200, _EMPTY_OPENAPI_V2, {"Content-Type": _OPENAPI_V2_PROTOBUF})
+        discovery = self._discovery(parts)
+        if discovery is not None:
+            if method != "GET":
+                raise _ApiError(
+                    405,
+                    "the server does not allow this method on the requested resource",
+                    "MethodNotAllowed",
+                )
+            return _Response(200, discovery)
+        route = self._route(parts)
+        resource = route.resource
+        if resource is _DAEMONSETS:
+            self._adopt_daemonsets()
+        table = method == "GET" and kubectl_tables.wants_table(accept)
+        if query.get("watch") in ("1", "true"):
+            if method != "GET" or route.name:
+                raise _ApiError(
+                    405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+                )
+            return self._watch(resource, route.namespace or None, query, table)
+        if query.get("dryRun"):
+            raise _bad_request("dryRun is not supported by the fake API server")
+        if not route.name:
+            if method == "GET":
+                listed = self._list(resource, route.namespace or None, query)
+                return self._as_table(resource, listed, query) if table else listed
+            if method == "POST" and (route.namespace or not resource.namespaced):
+                return self._create(resource, route.namespace, body)
+            raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
+        if route.subresource == "eviction":
+            if method != "POST":
+                raise _ApiError(
+                    405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+                )
+            return self._evict(route.namespace, route.name, body)
+        if method == "GET":
+            found = _Response(200, self._output(resource, self._get(resource, route.namespace, route.name)))
+            return self._as_table(resource, found, query) if table and not route.subresource else found
+        if method == "PUT":
+            return self._replace(route, body)
+        if method == "PATCH":
+            return self._patch(route, content_type, body)
+        if method == "DELETE" and not route.subresource:
+            return self._delete(resource, route.namespace, route.name, query, body)
+        raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
+
+    def _route(self, parts: list[str]) -> _Route:
+        not_found = _ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        if len(parts) >= 2 and parts[0] == "api" and parts[1] == "v1":
+            group, rest = "", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, rest = parts[1], parts[3:]
+            if (group, parts[2]) not in _GROUPS:
+                raise not_found
+        else:
+            raise not_found
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise not_found
+        resource = next((r for r in _RESOURCES if r.group == group and r.plural == rest[0]), None)
+        if resource is None or (namespace and not resource.namespaced):
+            raise not_found
+        name = rest[1] if len(rest) > 1 else ""
+        subresource = rest[2] if len(rest) > 2 else ""
+        if name and resource.namespaced and not namespace:
+            raise not_found
+        if subresource and not (
+            (subresource == "status" and resource.has_status) or (subresource == "eviction" and resource is _PODS)
+        ):
+            raise not_found
+        return _Route(resource, namespace, name, subresource)
+
+    # ----------------------------------------------------------------------------- discovery
+
+    def _discovery(self, parts: list[str]) -> JsonObj | None:
+        host = f"{self._host}:{self._port}"
+        if parts == ["version"]:
+            return {
+                "major": "1",
+                "minor": "31",
+                "gitVersion": "v1.31.4+k3s1",
+                "gitCommit": "fake",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.22.9",
+                "compiler": "gc",
+                "platform": "linux/arm64",
+            }
+        if parts == ["api"]:
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+            }
+        if parts == ["apis"]:
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [self._group(g, v) for g, v in _GROUPS],
+            }
+        if len(parts) == 2 and parts[0] == "apis":
+            for group, version in _GROUPS:
+                if parts[1] == group:
+                    return {"kind": "APIGroup", "apiVersion": "v1", **self._group(group, version)}
+            return None
+        if parts == ["api", "v1"]:
+            return self._resource_list("", "v1")
+        if len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in _GROUPS:
+            return self._resource_list(parts[1], parts[2])
+        return None
+
+    @staticmethod
+    def _group(group: str, version: str) -> JsonObj:
+        entry = {"groupVersion": f"{group}/{version}", "version": version}
+        return {"name": group, "versions": [entry], "preferredVersion": entry}
+
+    @staticmethod
+    def _resource_list(group: str, version: str) -> JsonObj:
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        resources: list[JsonObj] = []
+        for resource in _RESOURCES:
+            if resource.group != group or resource.version != version:
+                continue
+            entry: JsonObj = {
+                "name": resource.plural,
+                "singularName": resource.singular,
+                "namespaced": resource.namespaced,
+                "kind": resource.kind,
+                "verbs": verbs,
+            }
+            if resource.short_names:
+                entry["shortNames"] = list(resource.short_names)
+            if resource.categories:
+                entry["categories"] = list(resource.categories)
+            resources.append(entry)
+            if resource.has_status:
+                resources.append(
+                    {
+                        "name": f"{resource.plural}/status",
+                        "singularName": "",
+                        "namespaced": resource.namespaced,
+                        "kind": resource.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if resource is _PODS:
+                resources.append(
+                    {
+                        "name": "pods/eviction",
+                        "singularName": "",
+                        "namespaced": True,
+                        "group": "policy",
+                        "version": "v1",
+                        "kind": "Eviction",
+                        "verbs": ["create"],
+                    }
+                )
+        group_version = f"{group}/{version}" if group else version
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": resources,
+        }
+
+    # ------------------------------------------------------------------------------------ verbs
+
+    def _get(self, resource: _Resource, namespace: str, name: str) -> JsonObj:
+        obj = self._objects.get(self._key(resource, namespace, name))
+        if obj is None:
+            raise _not_found(resource, name)
+        return obj
+
+    def _list(self, resource: _Resource, namespace: str | None, query: Mapping[str, str]) -> _Response:
+        revision = str(self._revision)
+        token = query.get("continue")
+        if token:
+            remaining = self._continues.pop(token, None)
+            if remaining is None:
+                raise _ApiError(
+                    410,
+                    "The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter.",
+                    "Expired",
+                )
+            items = remaining
+        else:
+            labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") else None
+            fields = _parse_field_selector(query["fieldSelector"], resource) if query.get("fieldSelector") else None
+            items = [
+                {k: v for k, v in copy.deepcopy(obj).items() if k not in ("kind", "apiVersion")}
+                for obj in self._select(resource, namespace)
+                if (labels is None or labels(_labels(obj))) and (fields is None or fields(obj))
+            ]
+        metadata: JsonObj = {"resourceVersion": revision}
+        limit = int(query.get("limit") or 0)
+        if limit < 0:
+            raise _bad_request("limit must not be negative")
+        if limit and len(items) > limit:
+            items, rest = items[:limit], items[limit:]
+            last = items[-1]["metadata"]
+            start = f"{last.get('namespace', '')}/{last['name']}\x00"
+            raw = json.dumps({"v": "meta.k8s.io/v1", "rv": int(revision), "start": start}).encode()
+            next_token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            next_token += "." + str(self._random.getrandbits(32))
+            self._continues[next_token] = rest
+            metadata["continue"] = next_token
+            metadata["remainingItemCount"] = len(rest)
+        body = {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": metadata,
+            "items": items,
+        }
+        return _Response(200, body)
+
+    def _check_body(self, resource: _Resource, body: Any) -> JsonObj:
+        if not isinstance(body, dict):
+            raise _bad_request(f"the body of the request must be a {resource.kind} object")
+        kind = body.get("kind")
+        if kind is not None and kind != resource.kind:
+            raise _bad_request(f"the object provided is unrecognized (must be of type {resource.kind}): {kind}")
+        api_version = body.get("apiVersion")
+        if api_version is not None and api_version != resource.api_version:
+            raise _bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({resource.api_version})"
+            )
+        obj = copy.deepcopy(body)
+        metadata = obj.get("metadata")
+        if metadata is None:
+            obj["metadata"] = {}
+        elif not isinstance(metadata, dict):
+            raise _bad_request("metadata must be an object")
+        self._normalise_times(resource, obj)
+        return obj
+
+    @staticmethod
+    def _normalise_times(resource: _Resource, obj: JsonObj) -> None:
+        """Parse and re-render Time and MicroTime fields as kube-apiserver's decoder and encoder do.
+
+        MicroTime is parsed with layout ``2006-01-02T15:04:05.000000Z07:00``, so exactly six fractional
+        digits are required (Python's ``isoformat()`` drops them when microseconds are zero: that is a 400).
+        """
+        for fields, micro in ((resource.time_fields, False), (resource.micro_time_fields, True)):
+            for field in fields:
+                parent: Any = obj
+                for part in field[:-1]:
+                    parent = parent.get(part) if isinstance(parent, dict) else None
+                if not isinstance(parent, dict) or parent.get(field[-1]) is None:
+                    continue
+                text = parent[field[-1]]
+                layout = "2006-01-02T15:04:05.000000Z07:00" if micro else "2006-01-02T15:04:05Z07:00"
+                moment = _parse_rfc3339(text) if isinstance(text, str) else None
+                if moment is None or (micro and not _RFC3339_MICRO.match(text)):
+                    raise _bad_request(
+                        f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                        f'{resource.kind}: parsing time "{text}" as "{layout}": cannot parse it as "{layout}"'
+                    )
+                wall = moment.timestamp()
+                if micro:
+                    parent[field[-1]] = format_micro_time(wall)
+                else:
+                    parent[field[-1]] = format_time(wall)
+
+    def _create(self, resource: _Resource, namespace: str, body: Any) -> _Response:
+        obj = self._check_body(resource, body)
+        metadata = obj["metadata"]
+        if resource.namespaced:
+            if metadata.get("namespace") and metadata["namespace"] != namespace:
+                raise _bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            metadata["namespace"] = namespace
+        else:
+            metadata.pop("namespace", None)
+        if metadata.get("resourceVersion"):
+            raise _bad_request("resourceVersion should not be set on objects to be created")
+        if not metadata.get("name"):
+            if not metadata.get("generateName"):
+                raise _invalid(resource, "", "metadata.name", '""', "name or generateName is required")
+            metadata["name"] = metadata["generateName"] + "".join(
+                self._random.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
+            )
+        key = self._key(resource, namespace, metadata["name"])
+        if key in self._objects:
+            raise _already_exists(resource, metadata["name"])
+        metadata["uid"] = self._new_uid()
+        metadata["creationTimestamp"] = format_time(self._clock.wall())
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            metadata.pop(field, None)
+        if resource is _PODS:
+            self._default_pod(obj)
+            obj["status"] = {"phase": "Pending"}
+        if resource is _PDBS:
+            metadata["generation"] = 1
+            obj.pop("status", None)
+        self._store(resource, obj)
+        if resource is _PODS:
+            self._learn_scale(obj)
+        return _Response(201, self._output(resource, self._objects[key]))
+
+    def _merge_update(self, route: _Route, old: JsonObj, new: JsonObj) -> JsonObj:
+        """Apply what an update may change: status for ``/status``, everything else otherwise."""
+        resource = route.resource
+        if route.subresource == "status":
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        merged = new
+        metadata = merged["metadata"]
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if field in old["metadata"]:
+                metadata[field] = old["metadata"][field]
+            else:
+                metadata.pop(field, None)
+        if resource.has_status:
+            if "status" in old:
+                merged["status"] = copy.deepcopy(old["status"])
+            else:
+                merged.pop("status", None)
+        if resource is _PDBS and merged.get("spec") != old.get("spec"):
+            metadata["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        return merged
+
+    def _replace(self, route: _Route, body: Any) -> _Response:
+        resource = route.resource
+        obj = self._check_body(resource, body)
+        metadata = obj["metadata"]
+        if metadata.get("name") and metadata["name"] != route.name:
+            raise _name_mismatch(metadata["name"], route.name)
+        if resource.namespaced and metadata.get("namespace") and metadata["namespace"] != route.namespace:
+            raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        metadata["name"] = route.name
+        if resource.namespaced:
+            metadata["namespace"] = route.namespace
+        old = self._get(resource, route.namespace, route.name)
+        version = metadata.get("resourceVersion")
+        if not version and not resource.unconditional_update:
+            raise _invalid(resource, route.name, "metadata.resourceVersion", "0", "must be specified for an update")
+        if version and version != old["metadata"]["resourceVersion"]:
+            raise _conflict(resource, route.name, _MODIFIED)
+        merged = self._merge_update(route, old, obj)
+        self._store(resource, merged)
+        return _Response(200, self._output(resource, merged))
+
+    def _patch(self, route: _Route, content_type: str, body: Any) -> _Response:
+        resource = route.resource
+        old = self._get(resource, route.namespace, route.name)
+        media = content_type.split(";")[0].strip()
+        current = self._output(resource, old)
+        if media == "application/json-patch+json":
+            patched = json_patch(current, body)
+        elif media == "application/merge-patch+json":
+            patched = json_merge_patch(current, body)
+        elif media == "application/strategic-merge-patch+json":
+            if not isinstance(body, dict):
+                raise _bad_request("a strategic merge patch must be a JSON object")
+            patched = strategic_merge_patch(current, body, _merge_keys(resource))
+        else:
+            raise _ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/strategic-merge-patch+json",
+                "UnsupportedMediaType",
+            )
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            raise _bad_request("the patch leaves no object")
+        metadata = patched["metadata"]
+        if metadata.get("name") != route.name:
+            raise _name_mismatch(metadata.get("name"), route.name)
+        version = metadata.get("resourceVersion")
+        if version and version != old["metadata"]["resourceVersion"]:
+            raise _conflict(resource, route.name, _MODIFIED)
+        patched["kind"], patched["apiVersion"] = resource.kind, resource.api_version
+        self._normalise_times(resource, patched)
+        merged = self._merge_update(route, old, patched)
+        if merged == old:
+            return _Response(200, self._output(resource, old))  # a no-op patch keeps the resourceVersion
+        self._store(resource, merged)
+        return _Response(200, self._output(resource, merged))
+
+    def _delete(self, resource: _Resource, namespace: str, name: str, query: Mapping[str, str], body: Any) -> _Response:
+        options = body if isinstance(body, dict) else {}
+        obj = self._get(resource, namespace, name)
+        preconditions = options.get("preconditions") or {}
+        if preconditions.get("uid") and preconditions["uid"] != obj["metadata"]["uid"]:
+            raise _conflict(
+                resource,
+                name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                f"UID in object meta: {obj['metadata']['uid']}",
+            )
+        if (
+            preconditions.get("resourceVersion")
+            and preconditions["resourceVersion"] != obj["metadata"]["resourceVersion"]
+        ):
+            raise _conflict(
+                resource,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, "
+                f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}",
+            )
+        grace: int | None = None
+        if options.get("gracePeriodSeconds") is not None:
+            grace = int(options["gracePeriodSeconds"])
+        elif query.get("gracePeriodSeconds"):
+            grace = int(query["gracePeriodSeconds"])
+        if resource is not _PODS:
+            self._remove(resource, self._key(resource, namespace, name))
+            details = _details(resource, name)
+            details["uid"] = obj["metadata"]["uid"]
+            return _Response(
+                200,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                },
+            )
+        return _Response(200, self._output(_PODS, self._delete_pod(obj, grace)))
+
+    def _delete_pod(self, pod: JsonObj, grace: int | None) -> JsonObj:
+        """Delete a pod, gracefully if modelled; returns the pod as the DELETE response shows it."""
+        key = self._key(_PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if grace is None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", _DEFAULT_GRACE_S))
+        if not pod["spec"].get("nodeName") or _phase(pod) in ("Succeeded", "Failed"):
+            grace = 0
+        if not self.graceful_deletion or grace <= 0:
+            return self._remove(_PODS, key)
+        if _is_terminating(pod):
+            current = _parse_rfc3339(pod["metadata"]["deletionTimestamp"])
+            if current is not None and current.timestamp() <= self._clock.wall() + grace:
+                return pod  # a shorter grace period may only shorten a deletion already under way
+        updated = copy.deepcopy(pod)
+        updated["metadata"]["deletionTimestamp"] = format_time(self._clock.wall() + grace)
+        updated["metadata"]["deletionGracePeriodSeconds"] = grace
+        was_terminating = _is_terminating(pod)
+        self._store(_PODS, updated)
+        reference = _controller_ref(updated)
+        if not was_terminating and reference is not None and reference.get("kind") != "StatefulSet":
+            self._owed.append(copy.deepcopy(updated))  # a ReplicaSet replaces terminating pods at once
+        return updated
+
+    def _evict(self, namespace: str, name: str, body: Any) -> _Response:
+        """The pods/eviction subresource, following pkg/registry/core/pod/storage/eviction.go."""
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
+            raise _bad_request("not a Eviction object")
+        if body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
+            raise _bad_request(f"the API version in the data ({body.get('apiVersion')}) is not policy/v1")
+        if (body.get("metadata") or {}).get("name") != name:
+            raise _bad_request("name in URL does not match name in Eviction object")
+        options = body.get("deleteOptions") or {}
+        grace = options.get("gracePeriodSeconds")
+        pod = self._get(_PODS, namespace, name)
+        success = _Response(
+            201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        )
+        # Terminal, pending or already terminating pods: no PDB check.
+        if _phase(pod) in ("Succeeded", "Failed", "Pending") or _is_terminating(pod):
+            self._delete_pod(pod, grace)
+            return success
+        labels = _labels(pod)
+        pdbs = [
+            pdb for pdb in self._select(_PDBS, namespace) if label_selector_matcher(pdb["spec"].get("selector"))(labels)
+        ]
+        if len(pdbs) > 1:
+            message = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+            return _Response(500, _status_body(500, message, None, None))
+        if pdbs:
+            pdb = pdbs[0]
+            status = pdb.get("status") or {}
+            # A pod that is not Ready may go without spending budget if the policy says AlwaysAllow, or
+            # (IfHealthyBudget, the default) if the budget is healthy without it.
+            free = not _is_pod_ready(pod) and (
+                pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+                or status.get("currentHealthy", 0) >= status.get("desiredHealthy", 0) > 0
+            )
+            if not free:
+                self._spend_budget(pdb, name)
+        self._disruption_target(pod)
+        self._delete_pod(self._get(_PODS, namespace, name), grace)
+        return success
+
+    def _spend_budget(self, pdb: JsonObj, pod_name: str) -> None:
+        name = pdb["metadata"]["name"]
+        status = pdb.get("status") or {}
+        message = "Cannot evict pod as it would violate the pod's disruption budget."
+        if int(status.get("observedGeneration", 0)) < int(pdb["metadata"].get("generation", 1)):
+            raise _ApiError(
+                429,
+                message,
+                "TooManyRequests",
+                {
+                    "causes": [
+                        {
+                            "reason": "DisruptionBudget",
+                            "message": f"The disruption budget {name} is still being processed by the server.",
+                        }
+                    ],
+                    "retryAfterSeconds": 10,
+                },
+            )
+        allowed = int(status.get("disruptionsAllowed", 0))
+        if allowed < 0:
+            raise _ApiError(
+                403,
+                f'poddisruptionbudgets.policy "{name}" is forbidden: pdb disruptions allowed is negative',
+                "Forbidden",
+                {"name": name, "group": "policy", "kind": "poddisruptionbudget"},
+            )
+        if allowed == 0:
+            raise _ApiError(
+                429,
+                message,
+                "TooManyRequests",
+                {
+                    "causes": [
+                        {
+                            "reason": "DisruptionBudget",
+                            "message": f"The disruption budget {name} needs "
+                            f"{status.get('desiredHealthy', 0)} healthy pods and has "
+                            f"{status.get('currentHealthy', 0)} currently",
+                        }
+                    ],
+                },
+            )
+        updated = copy.deepcopy(pdb)
+        updated_status = updated.setdefault("status", {})
+        updated_status["disruptionsAllowed"] = allowed - 1
+        updated_status.setdefault("disruptedPods", {})[pod_name] = format_time(self._clock.wall())
+        if allowed - 1 == 0:
+            _set_condition(
+                updated,
+                {"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods", "message": ""},
+                self._clock.wall(),
+            )
+        self._store(_PDBS, updated)
+
+    def _disruption_target(self, pod: JsonObj) -> None:
+        updated = copy.deepcopy(pod)
+        _set_condition(
+            updated,
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "EvictionByEvictionAPI",
+                "message": "Eviction API: evicting",
+            },
+            self._clock.wall(),
+        )
+        self._store(_PODS, updated)
+
+    # ------------------------------------------------------------------------- kubectl: tables, watch
+
+    def _as_table(self, resource: _Resource, response: _Response, query: Mapping[str, str]) -> _Response:
+        """A list or one object as the ``Table`` kubectl get asks for."""
+        body = response.body
+        if body.get("kind", "").endswith("List"):
+            objects = [{"kind": resource.kind, "apiVersion": resource.api_version, **item} for item in body["items"]]
+            metadata = body.get("metadata") or {}
+        else:
+            objects, metadata = [body], {"resourceVersion": body["metadata"].get("resourceVersion", "")}
+        table = kubectl_tables.render_table(
+            resource.plural,
+            objects,
+            self._clock.wall(),
+            metadata=metadata,
+            include_object=query.get("includeObject") or "Metadata",
+        )
+        return _Response(response.code, table, response.headers)
+
+    def _record_change(self, kind: str, resource: _Resource, obj: JsonObj) -> None:
+        """Keep the change for watches (as JSON text: stored objects are replaced, never changed in place,
+        but a copy is cheap insurance) and wake them."""
+        namespace = obj["metadata"].get("namespace", "") if resource.namespaced else ""
+        text = json.dumps(obj, separators=(",", ":"))
+        self._changes.append(_Change(self._revision, kind, resource.plural, namespace, text))
+        if len(self._changes) > _WATCH_HISTORY:
+            del self._changes[: len(self._changes) - _WATCH_HISTORY]
+        with self._changed:
+            self._changed.notify_all()
+
+    def _watch(self, resource: _Resource, namespace: str | None, query: Mapping[str, str], table: bool) -> _Response:
+        """``?watch=true``: ADDED/MODIFIED/DELETED events after ``resourceVersion`` (none or "0": every
+        current object as ADDED first, as kube-apiserver does), filtered by the selectors, as tables if asked.
+        Ends after ``timeoutSeconds`` (real time: it bounds the connection) or when the server stops."""
+        labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") else None
+        fields = _parse_field_selector(query["fieldSelector"], resource) if query.get("fieldSelector") else None
+        include = query.get("includeObject") or "Metadata"
+        timeout_s = float(query.get("timeoutSeconds") or _WATCH_TIMEOUT_S)
+        since = query.get("resourceVersion") or "0"
+        if not since.isdigit():
+            raise _bad_request(f"invalid resourceVersion {since!r}")
+        start = int(since)
+        initial: list[tuple[str, JsonObj]] = []
+        if start == 0:
+            initial = [("ADDED", self._output(resource, obj)) for obj in self._select(resource, namespace)]
+            start = self._revision
+        too_old = bool(self._changes) and start < self._changes[0].revision - 1 and start < self._revision
+
+        def matches(obj: JsonObj) -> bool:
+            return (labels is None or labels(_labels(obj))) and (fields is None or fields(obj))
+
+        def event(kind: str, obj: JsonObj, first: bool) -> bytes:
+            shown: JsonObj = obj
+            if table:
+                shown = kubectl_tables.render_table(
+                    resource.plural,
+                    [obj],
+                    self._clock.wall(),
+                    metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include_object=include,
+                    with_columns=first,
+                )
+            return json.dumps({"type": kind, "object": shown}, separators=(",", ":")).encode() + b"\n"
+
+        def stream(send: Callable[[bytes], None]) -> None:
+            if too_old:
+                status = _status_body(410, f"too old resource version: {start}", "Expired", None)
+                send(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+                return
+            first = True
+            for kind, obj in initial:
+                if matches(obj):
+                    send(event(kind, obj, first))
+                    first = False
+            position = start
+            deadline = time.monotonic() + timeout_s
+            while not self._stopping and time.monotonic() < deadline:
+                with self._lock:
+                    fresh = [c for c in self._changes if c.revision > position]
+                if not fresh:
+                    with self._changed:
+                        self._changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                    continue
+                position = fresh[-1].revision
+                for change in fresh:
+                    if change.plural != resource.plural or (namespace is not None and change.namespace != namespace):
+                        continue
+                    obj = json.loads(change.text)
+                    if matches(obj):
+                        send(event(change.type, obj, first))
+                        first = False
+
+        return _Response(200, None, stream=stream)
+
+    def _adopt_daemonsets(self) -> None:
+        """Every DaemonSet a pod names as its controller exists (its controller made the pods), so that
+        ``kubectl drain --ignore-daemonsets`` finds the owners of the DaemonSet pods it leaves alone."""
+        owners: dict[tuple[str, str], list[JsonObj]] = {}
+        for pod in self._select(_PODS, None):
+            reference = _controller_ref(pod)
+            if reference is not None and reference.get("kind") == "DaemonSet":
+                owners.setdefault((pod["metadata"]["namespace"], str(reference["name"])), []).append(pod)
+        for (namespace, name), pods in owners.items():
+            if self._key(_DAEMONSETS, namespace, name) in self._objects:
+                continue
+            reference = _controller_ref(pods[0]) or {}
+            template_labels = {
+                k: v
+                for k, v in _labels(pods[0]).items()
+                if k not in ("controller-revision-hash", "pod-template-generation")
+            }
+            ready = sum(1 for pod in pods if _is_pod_ready(pod))
+            daemonset: JsonObj = {
+                "kind": "DaemonSet",
+                "apiVersion": "apps/v1",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": reference.get("uid") or self._new_uid(),
+                    "generation": 1,
+                    "creationTimestamp": min(str(pod["metadata"].get("creationTimestamp", "")) for pod in pods)
+                    or format_time(self._clock.wall()),
+                },
+                "spec": {
+                    "selector": {"matchLabels": template_labels},
+                    "template": {
+                        "metadata": {"labels": template_labels},
+                        "spec": {"containers": copy.deepcopy(pods[0]["spec"].get("containers") or [])},
+                    },
+                },
+                "status": {
+                    "desiredNumberScheduled": len(pods),
+                    "currentNumberScheduled": len(pods),
+                    "numberReady": ready,
+                    "updatedNumberScheduled": len(pods),
+                    "numberAvailable": ready,
+                    "numberMisscheduled": 0,
+                    "observedGeneration": 1,
+                },
+            }
+            self._store(_DAEMONSETS, daemonset)
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """intstr.GetScaledValueFromIntOrPercent with rounding up."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if not text.endswith("%"):
+        return int(text)
+    percent = int(text[:-1])
+    return -(-percent * total // 100)
+
+
+# ---------------------------------------------------------------------------------- standalone
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the fake API server until SIGINT or SIGTERM; print its URL on the first line of stdout."""
+    parser = argparse.ArgumentParser(
+        prog="python -m piclusterd.sim.fake_api_server", description="A fake Kubernetes API server."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a kubectl get -o json List to seed from (repeatable)",
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH", help="write a kubeconfig for the server here")
+    parser.add_argument("--controller", action="store_true", help="run the replacement/scheduling controller")
+    parser.add_argument("--controller-interval", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument("--ready-delay", type=float, default=5.0, metavar="SECONDS")
+    args = parser.parse_args(argv)
+    server = FakeKubeServer(host=args.host, port=args.port, controller=args.controller, ready_delay_s=args.ready_delay)
+    for path in args.load:
+        server.load_objects(Path(path))
+    done = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with server:
+        if args.kubeconfig:
+            server.write_kubeconfig(args.kubeconfig)
+        print(server.url, flush=True)
+        while not done.wait(args.controller_interval):
+            if args.controller:
+                server.run_controller_once()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
