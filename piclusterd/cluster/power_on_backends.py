@@ -49,6 +49,7 @@ from typing import Protocol
 
 from piclusterd.core.errors import ConfigError, PinUnavailable, PowerControlFailed, PowerControlUnsupported
 from piclusterd.core.power_state import PowerState
+from piclusterd.core.wake_on_lan import magic_packet, parse_mac
 from piclusterd.drivers.gpio_power import GpioModule, Level
 
 __all__ = [
@@ -66,8 +67,6 @@ __all__ = [
     "RtcWakePower",
     "WakeOnLan",
     "check_in",
-    "magic_packet",
-    "parse_mac",
     "request_ups_shutdown_return",
 ]
 
@@ -111,23 +110,6 @@ class NodePower(Protocol):
 
 # --------------------------------------------------------------------------------------------------------
 # Wake-on-LAN
-
-_MAC = re.compile(r"[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}")
-
-
-def parse_mac(text: str) -> bytes:
-    """``"dc:a6:32:01:02:03"`` (or with ``-``, or bare hex) as 6 bytes; ``ValueError`` for anything else."""
-    if _MAC.fullmatch(text.strip()) is None:
-        raise ValueError(f"{text!r} is not a MAC address (like dc:a6:32:01:02:03)")
-    return bytes.fromhex(re.sub(r"[:-]", "", text.strip()))
-
-
-def magic_packet(mac: bytes) -> bytes:
-    """The Wake-on-LAN magic packet: 6 x 0xFF, then the MAC 16 times (102 bytes)."""
-    if len(mac) != 6:
-        raise ValueError(f"a MAC is 6 bytes, not {len(mac)}")
-    return b"\xff" * 6 + mac * 16
-
 
 class WakeOnLan:
     """``wol``: a magic packet to ``broadcast``:``port`` (UDP). Non-Pi nodes only; cannot power off or tell."""

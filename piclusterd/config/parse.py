@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from piclusterd.core.durations import format_duration, parse_duration
 from piclusterd.core.errors import ConfigError, ConfigInvalid, ProfileInvalid
-from piclusterd.node.power_publisher import PublishPolicy
+from piclusterd.core.power_record import PublishPolicy
 
 if TYPE_CHECKING:
     from piclusterd.drivers.hat import HatProfile
@@ -508,7 +508,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
 
 
 def _mac(value: Any) -> str:
-    from piclusterd.cluster.power_on_backends import parse_mac
+    from piclusterd.core.wake_on_lan import parse_mac
 
     if not isinstance(value, str):
         raise ValueError('a MAC address in quotes, like "dc:a6:32:01:02:03"')

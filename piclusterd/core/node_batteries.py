@@ -26,8 +26,8 @@ from types import MappingProxyType
 from piclusterd.core.cluster_view import ClusterView, Node, ShedState
 from piclusterd.core.node_records import InvalidRecord
 from piclusterd.core.power_draw import BatterySpec
+from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, parse_power_record
 from piclusterd.core.reading import UpsFlag
-from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, parse_power_record
 
 __all__ = [
     "HAT_SOURCE_PREFIX",

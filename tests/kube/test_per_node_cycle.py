@@ -15,10 +15,10 @@ from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.node_records import rfc3339
 from piclusterd.core.planner import Decision
+from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.core.power_state import PowerState
 from piclusterd.core.reading import UpsFlag
 from piclusterd.core.safety import SafetyRule
-from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock

@@ -9,16 +9,10 @@ from kubernetes import client
 
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.core.node_records import InvalidRecord
+from piclusterd.core.power_record import POWER_ANNOTATION, PowerRecord, PublishPolicy, PublishReason, parse_power_record
 from piclusterd.core.power_state import PowerMemory, PowerState
 from piclusterd.core.reading import UpsFlag, UpsReading
-from piclusterd.node.power_publisher import (
-    POWER_ANNOTATION,
-    PowerPublisher,
-    PowerRecord,
-    PublishPolicy,
-    PublishReason,
-    parse_power_record,
-)
+from piclusterd.node.power_publisher import PowerPublisher
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
 from piclusterd.sim.fake_clock import FakeClock

@@ -19,10 +19,10 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import ManualPower, PowerResult
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.node_records import rfc3339
+from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.core.power_state import PowerState
 from piclusterd.core.reading import UpsFlag
 from piclusterd.core.restore import RestorePolicy
-from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock

@@ -18,10 +18,10 @@ from piclusterd.core.node_batteries import NodeBatteries, NodeBattery, Topology,
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record, rfc3339
 from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation, SupplyKind
+from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.core.power_state import PowerState
 from piclusterd.core.reading import UpsFlag
 from piclusterd.core.safety import SafetyRule, check_shed, headcount, is_up
-from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.testing.clusters import GIB, make_node, make_pod
 
 from .test_planner_properties import PROPERTY_SETTINGS, THRESHOLD, clusters

@@ -59,9 +59,9 @@ def solar_snapshot_with_records(tmp_path: Path, charges: dict[str, float], age_s
     import time
 
     from piclusterd.core.node_records import rfc3339
+    from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
     from piclusterd.core.power_state import PowerState
     from piclusterd.core.reading import UpsFlag
-    from piclusterd.node.power_publisher import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 
     data = json.loads((CLUSTERS / "solar-3.json").read_text())
     at = rfc3339(time.time() - age_s)

@@ -17,8 +17,6 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
     WakeOnLan,
     check_in,
-    magic_packet,
-    parse_mac,
 )
 from piclusterd.core.errors import (
     CapabilityMissing,
@@ -28,6 +26,7 @@ from piclusterd.core.errors import (
     PowerControlUnsupported,
 )
 from piclusterd.core.power_state import PowerState
+from piclusterd.core.wake_on_lan import magic_packet, parse_mac
 from piclusterd.drivers.gpio_power import Level
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.gpio_emulator import EmulatedGpio, OutputChange

@@ -16,17 +16,11 @@ import pytest
 from piclusterd.cluster import power_on_backends as node_power
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on import RelayViaPeer, build_power_on, relay_lines_driven_by
-from piclusterd.cluster.power_on_backends import (
-    ManualPower,
-    PowerOutcome,
-    RtcWakePower,
-    WakeOnLan,
-    magic_packet,
-    parse_mac,
-)
+from piclusterd.cluster.power_on_backends import ManualPower, PowerOutcome, RtcWakePower, WakeOnLan
 from piclusterd.config.parse import Config, parse_config
 from piclusterd.core.errors import ConfigError, PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
+from piclusterd.core.wake_on_lan import magic_packet, parse_mac
 from piclusterd.sim.fake_api_server import FakeKubeServer
 
 from .conftest import LanInNamespace

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from piclusterd.cluster.power_on_backends import PowerOutcome, WakeOnLan, magic_packet, parse_mac
+from piclusterd.cluster.power_on_backends import PowerOutcome, WakeOnLan
+from piclusterd.core.wake_on_lan import magic_packet, parse_mac
 
 from .conftest import LanInNamespace
 

@@ -9,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from piclusterd.core.node_records import InvalidRecord
-from piclusterd.core.power_state import PowerMemory, PowerState
-from piclusterd.core.reading import UpsFlag, UpsReading
-from piclusterd.node.power_publisher import (
+from piclusterd.core.power_record import (
     BatteryRecord,
     PowerRecord,
     PublishPolicy,
@@ -21,6 +19,8 @@ from piclusterd.node.power_publisher import (
     publish_reason,
     render_power_record,
 )
+from piclusterd.core.power_state import PowerMemory, PowerState
+from piclusterd.core.reading import UpsFlag, UpsReading
 
 _figure = st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False, allow_infinity=False))
 _text = st.text(min_size=1, max_size=40)
