@@ -441,7 +441,7 @@ class ClusterController:
             node = view.node(name)
             if record.phase in (ShedPhase.POWERED_OFF, ShedPhase.RESTORING):
                 # An rtc-wake node that woke before the restore policy asked it back halts again by itself
-                # (node_agent.decide_check_in): leave it; once asked (restoring), it rejoins.
+                # (agent.decide_check_in): leave it; once asked (restoring), it rejoins.
                 wakes_to_check_in = self._power_on.method_for(name) == "rtc-wake"
                 if node.ready and not (record.phase is ShedPhase.POWERED_OFF and wakes_to_check_in):
                     self._rejoin(name, record)

@@ -3,9 +3,9 @@
 Order of steps, each recorded on the Node before it is taken (so a new leader resumes, never repeats):
 
 1. the shed record moves to ``poweroff_requested`` with a request id, and ``picluster.io/poweroff-request``
-   carries that id: the node's own daemon (``node_agent.py``) acknowledges it and runs its shutdown command;
+   carries that id: the node's own daemon (``cluster/agent.py``) acknowledges it and runs its shutdown command;
 2. no acknowledgement within ``ack_timeout_s`` and the node still Ready: SSH with the dedicated key and
-   strict host keys (``ssh_power.py``), sending the same request id (the target runs its shutdown at most
+   strict host keys (``power_off_ssh.py``), sending the same request id (the target runs its shutdown at most
    once per id);
 3. the node is marked ``powered_off`` only after it is seen NotReady.
 

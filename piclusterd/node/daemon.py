@@ -64,7 +64,7 @@ SourceFactory = Callable[[Config], PowerSource]
 
 
 class ClusterTick(Protocol):
-    """The cluster side, run after every power poll (``cluster_controller.ClusterController``)."""
+    """The cluster side, run after every power poll (``cluster.controller.ClusterController``)."""
 
     def tick(self, power: PowerMemory, measured_load_w: float | None) -> None: ...
 

@@ -6,7 +6,7 @@ agent) against one scripted UPS and the embedded fake Kubernetes API server, on 
 (``piclusterd/sim/data``, copies of ``examples/clusters``) and the outage one of the simulator's
 profiles, so the demo and ``piclusterctl simulate`` run the same scenario through the same core.
 
-The UPS follows the simulator's physics (``power_model.BatterySpec``: battery draw = load / inverter
+The UPS follows the simulator's physics (``core.power_draw.BatterySpec``: battery draw = load / inverter
 efficiency + the UPS's own draw; linear recharge on mains) and reports what NUT would: OL/OB, LB at 20 %
 charge, charge, its runtime, output watts; its load is the power model's draw of the nodes that are on.
 When the battery ends the leader shuts the cluster down in order (``outage_coordinator``) and the UPS cuts

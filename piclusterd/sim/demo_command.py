@@ -2,7 +2,7 @@
 
 Today this shows one node doing upsmon's job with piclusterd's state machine: the clinic-5 UPS (84 Wh,
 12 V 7 Ah lead-acid) feeding five Pis and a switch through the ``storm-2am`` outage. The battery physics
-is the documented formula of ``runtime.py``; the UPS reports what a real one would (OL/OB, LB at 20 %,
+is the documented formula of ``core/runtime_estimate.py``; the UPS reports what a real one would (OL/OB, LB at 20 %,
 charge, its own runtime guess, output watts) through the same parser as NUT readings.
 """
 
