@@ -31,7 +31,7 @@ completion still exists with it. When the target is out of reach from the start,
 instead (the bigger saving wins when two nodes' pods compete for the same room) and takes every node that
 costs nothing of the best achievable saving. A node it takes is checked by the safety predicates
 (:mod:`piclusterd.core.safety`) and its pods are placed on the nodes that stay on
-(:class:`~piclusterd.core.safety.PodPacker`: first fit, the nodes least likely to be shed first, with a full
+(:class:`~piclusterd.core.pod_packing.PodPacker`: first fit, the nodes least likely to be shed first, with a full
 re-pack before giving up); a refusal is recorded and the pass goes on, revisiting skipped nodes if
 a refusal made them necessary. After every accepted node the exact projected draw (pods' load moved to
 their new nodes, utilisation capped at 1) decides whether the target is met. The improvement pass then
@@ -67,6 +67,7 @@ from piclusterd.core.cluster_view import ClusterView, Node, Pod, ShedState, node
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError
 from piclusterd.core.node_batteries import NodeBatteries, Topology
+from piclusterd.core.pod_packing import Move, PodPacker, can_run_on
 from piclusterd.core.power_draw import (
     BatterySpec,
     NodePowerProfile,
@@ -75,13 +76,9 @@ from piclusterd.core.power_draw import (
     cluster_load_w,
     node_load_m,
 )
+from piclusterd.core.refusal import Refusal, SafetyRule
 from piclusterd.core.safety import (
     Headcount,
-    Move,
-    PodPacker,
-    Refusal,
-    SafetyRule,
-    can_run_on,
     check_control_plane_remains,
     check_emptydir,
     check_etcd_quorum,
