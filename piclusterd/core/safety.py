@@ -6,9 +6,11 @@ understands (the pods, the PDB, the count). Refusals end up in the journal and i
 
 Counting rules (quorum, last control plane, ``min_nodes``) take a :class:`Headcount`, which the planner
 updates as it goes (:meth:`Headcount.with_shed`) instead of recounting the cluster for every candidate;
-:func:`headcount` computes one from scratch. Whether evicted pods fit is answered by :class:`PodPacker`,
-which places pods one node at a time and can take a placement back; :func:`check_pods_fit` wraps it for a
-one-off question. :func:`check_shed` runs every rule for one node, first refusal wins.
+:func:`headcount` computes one from scratch. Whether evicted pods fit is answered by
+:class:`~piclusterd.core.pod_packing.PodPacker`, which places pods one node at a time and can take a
+placement back; :func:`check_pods_fit` asks it a one-off question. :func:`check_shed` runs every rule for one
+node, first refusal wins. :class:`SafetyRule` and :class:`Refusal` are defined in
+:mod:`piclusterd.core.refusal` (the packer answers with a refusal too) and exported here with the rules.
 
 A node counts as *up* when it is Ready, carries no shed record (``picluster.io/shed``) and the plan at
 hand does not shed it.
@@ -16,21 +18,18 @@ hand does not shed it.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
-from piclusterd.core.cluster_view import ClusterView, Node, Pod, PodPhase, ShedState
+from piclusterd.core.cluster_view import ClusterView, Node, PodPhase, ShedState
+from piclusterd.core.pod_packing import PodPacker
+from piclusterd.core.refusal import Refusal, SafetyRule
 
 __all__ = [
     "KNOWN_POWER_STATES",
     "Headcount",
-    "Move",
-    "PodPacker",
     "Refusal",
     "SafetyRule",
-    "can_run_on",
     "check_control_plane_remains",
     "check_emptydir",
     "check_etcd_quorum",
@@ -46,45 +45,13 @@ __all__ = [
     "is_up",
 ]
 
-_GIB = 1024**3
-_REPACK_PODS = 400  # no re-pack once more pods than this have been displaced (costly, rarely useful)
-_EXACT_PODS = 40  # re-packs of at most this many pods may fall back to an exhaustive search...
-_EXACT_STEPS = 20_000  # ...of at most this many steps
 _NAMES_IN_DETAIL = 5
-
-
-class SafetyRule(enum.StrEnum):
-    """The rule behind a refusal."""
-
-    POWER_UNKNOWN = "power_unknown"
-    SHED_IN_PROGRESS = "shed_in_progress"
-    NODE_NOT_READY = "node_not_ready"
-    ETCD_QUORUM = "etcd_quorum"
-    LAST_CONTROL_PLANE = "last_control_plane"
-    MIN_NODES = "min_nodes"
-    UNREPLICATED_POD = "unreplicated_pod"
-    EMPTYDIR_DATA = "emptydir_data"
-    PDB_BLOCKS = "pdb_blocks"
-    PODS_DO_NOT_FIT = "pods_do_not_fit"
-    SETTLING = "settling"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A rule said no. ``detail`` is the whole explanation, ready for an Event message."""
-
-    rule: SafetyRule
-    detail: str
 
 
 def _names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_NAMES_IN_DETAIL])
     more = len(items) - _NAMES_IN_DETAIL
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _mem(memory_b: int) -> str:
-    return f"{memory_b / _GIB:.2f}Gi"
 
 
 def is_up(node: Node, off: Collection[str] = ()) -> bool:
@@ -296,366 +263,7 @@ def check_pdbs(view: ClusterView, node: Node) -> Refusal | None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Placement
-
-
-def can_run_on(pod: Pod, node: Node) -> bool:
-    """Scheduling constraints other than resources: nodeSelector, required node affinity, taints
-    (NoSchedule and NoExecute taints must be tolerated)."""
-    labels = node.labels
-    if any(labels.get(key) != value for key, value in pod.node_selector.items()):
-        return False
-    terms = pod.required_node_affinity
-    if terms is not None and not any(term.matches(node) for term in terms):
-        return False
-    return all(
-        not taint.repels or any(toleration.tolerates(taint) for toleration in pod.tolerations) for taint in node.taints
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """One evicted pod and where the placement put it (``to_node`` ``None``: left Pending, allowed)."""
-
-    pod: str
-    from_node: str
-    to_node: str | None
-
-
-_Signature = tuple[tuple[tuple[str, str], ...], object, object]
-
-
-@dataclass(slots=True)
-class _Undo:
-    """What one :meth:`PodPacker.shed` changed, to take it back if a pod does not fit."""
-
-    taken: list[tuple[int, int, int]] = field(default_factory=list)
-    starts: list[tuple[_Signature, int]] = field(default_factory=list)
-
-
-_ANYWHERE: _Signature = ((), (), None)
-
-
-def _signature(pod: Pod) -> _Signature:
-    if not pod.node_selector and not pod.tolerations and pod.required_node_affinity is None:
-        return _ANYWHERE
-    return (tuple(sorted(pod.node_selector.items())), pod.tolerations, pod.required_node_affinity)
-
-
-class PodPacker:
-    """Where would evicted pods go? A first-fit placement of pods onto the nodes that stay on, one shed
-    node at a time, with a full re-pack when that fails.
-
-    ``receivers`` are the nodes that may take pods, in order of preference (the nodes least likely to be
-    shed first, so that pods move once). :meth:`shed` takes one more node out: its pods that must move
-    (including pods moved onto it before) are placed critical first, then largest first, each on the first
-    receiver that satisfies its constraints (:func:`can_run_on`) and has the CPU, memory and pod slots its
-    requests need. If one does not fit, every pod displaced so far is placed again from scratch in the same
-    order (first-fit decreasing over the whole set, which packs better than node by node, tried in four
-    orders; for a few dozen pods at most, then a bounded exhaustive search); if that fails too, nothing
-    changes and a refusal says which pod did not fit and why. Re-packs are limited to ``max_repacks`` per
-    packer so that a plan on a cluster near capacity stays fast.
-
-    With ``allow_pending_noncritical``, non-critical pods are not placed at all: they are given up and left
-    Pending, so they never hold back shedding; critical pods must always fit.
-
-    Placement is a witness that a home exists for every pod, not a prediction of the scheduler's choice.
-    Cost: one pass over the pods to set up; each pod placed scans its eligible receivers from the first
-    one that still has room for the smallest pod (receivers that cannot take any pod are skipped for good);
-    a re-pack costs a scan per displaced pod.
-    """
-
-    def __init__(
-        self,
-        view: ClusterView,
-        receivers: Sequence[str],
-        *,
-        priority_threshold: int,
-        allow_pending_noncritical: bool = False,
-        max_repacks: int = 8,
-    ) -> None:
-        self._view = view
-        self._threshold = priority_threshold
-        self._allow_pending = allow_pending_noncritical
-        self._repacks_left = max_repacks
-        self._order = [view.node(name) for name in receivers]
-        self._index = {node.name: i for i, node in enumerate(self._order)}
-        self._alive = [True] * len(self._order)
-        self._free_cpu = [node.allocatable_cpu_m for node in self._order]
-        self._free_mem = [node.allocatable_memory_b for node in self._order]
-        self._free_pods = [node.allocatable_pods for node in self._order]
-        self._load: dict[str, int] = {}
-        self._movable: dict[str, list[Pod]] = {}
-        self._eligible: dict[_Signature, list[int]] = {}
-        self._start: dict[_Signature, int] = {}
-        self._orders: dict[str, tuple[bool, float, str]] = {}
-        self._signatures: dict[str, _Signature] = {}
-        self._at: dict[str, str | None] = {}  # displaced pod -> where it is now (None: Pending)
-        self._displaced: dict[str, Pod] = {}
-        free_cpu, free_mem, free_pods = self._free_cpu, self._free_mem, self._free_pods
-        min_cpu: list[int] = []
-        min_mem: list[int] = []
-        for node in view.nodes:
-            pods = view.pods_on(node.name)
-            holding = [pod for pod in pods if pod.holds_resources]
-            movable = [pod for pod in pods if pod.must_move]
-            i = self._index.get(node.name)
-            if i is not None:
-                free_cpu[i] -= sum(pod.cpu_request_m for pod in holding)
-                free_mem[i] -= sum(pod.memory_request_b for pod in holding)
-                free_pods[i] -= len(holding)
-            self._load[node.name] = sum(pod.cpu_load_m for pod in holding)
-            self._movable[node.name] = movable
-            if movable:
-                min_cpu.append(min(pod.cpu_request_m for pod in movable))
-                min_mem.append(min(pod.memory_request_b for pod in movable))
-        self._base = (list(free_cpu), list(free_mem), list(free_pods))
-        self._min_cpu = min(min_cpu, default=0)
-        self._min_mem = min(min_mem, default=0)
-
-    def pods_to_move(self, node: str) -> tuple[Pod, ...]:
-        """The pods that would have to move if ``node`` were shed now (its own and those moved onto it)."""
-        return tuple(self._movable.get(node, ()))
-
-    def load_m(self, node: str) -> int:
-        """CPU (millicores) kept busy on ``node`` now, including pods moved onto it."""
-        return self._load.get(node, 0)
-
-    def shed(self, node: str, *, force: bool = False) -> tuple[Move, ...] | Refusal:
-        """Take ``node`` out and place its pods; a :class:`Refusal` (and no change) if one does not fit.
-
-        The moves returned include pods moved again by a re-pack (``from_node`` is where they were).
-        With ``force`` (a node already going away), pods that fit nowhere are left Pending instead.
-        """
-        undo = _Undo()
-        i = self._index.get(node)
-        if i is not None:
-            self._alive[i] = False
-        pods = sorted(self._movable[node], key=self._placement_order)
-        moves: list[Move] = []
-        for pod in pods:
-            critical = not self._placement_order(pod)[0]
-            if self._allow_pending and not critical:
-                moves.append(Move(pod.key, node, None))
-                continue
-            target = self._find(pod, undo)
-            if target is None:
-                if force:
-                    moves.append(Move(pod.key, node, None))
-                    continue
-                why = self._why_not(node, pod, critical)
-                self._rollback(undo)
-                repacked = self._repack(node)
-                if repacked is not None:
-                    return repacked
-                if i is not None:
-                    self._alive[i] = True
-                return Refusal(SafetyRule.PODS_DO_NOT_FIT, why)
-            self._take(target, pod, undo)
-            moves.append(Move(pod.key, node, self._order[target].name))
-        self._commit(node, moves, {pod.key: pod for pod in pods})
-        return tuple(moves)
-
-    def _commit(self, node: str, moves: Sequence[Move], pods: Mapping[str, Pod]) -> None:
-        for move in moves:
-            pod = pods[move.pod]
-            if move.from_node != node:
-                self._movable[move.from_node].remove(pod)
-                self._load[move.from_node] -= pod.cpu_load_m
-            if move.to_node is not None:
-                self._movable[move.to_node].append(pod)
-                self._load[move.to_node] += pod.cpu_load_m
-            self._at[pod.key] = move.to_node
-            self._displaced[pod.key] = pod
-        self._movable[node] = []
-        self._load[node] = 0
-
-    def _repack(self, node: str) -> tuple[Move, ...] | None:
-        """Place every displaced pod again, from scratch, with ``node`` gone; ``None`` (no change) if one
-        does not fit. Assumes ``node`` is already marked dead."""
-        if self._repacks_left <= 0 or len(self._at) > _REPACK_PODS:
-            return None
-        self._repacks_left -= 1
-        placed = [self._displaced[key] for key, where in self._at.items() if where is not None]
-        own = [pod for pod in self._movable[node] if pod.key not in self._at]
-        pending = [pod for pod in own if self._allow_pending and not pod.is_critical(self._threshold)]
-        todo = [*placed, *(pod for pod in own if pod not in pending)]
-        homes = {pod.key: self._homes(pod) for pod in todo}
-        # Critical and big pods first; failing that, the pods with the fewest possible homes first, the
-        # biggest first by either measure or by memory or by CPU.
-        for order in self._repack_orders(homes):
-            todo.sort(key=order)
-            packing = self._pack(todo)
-            if packing is not None:
-                break
-        else:
-            # Last resort, for a handful of pods only: an exhaustive search with a step budget.
-            packing = self._pack_exhaustively(todo) if len(todo) <= _EXACT_PODS else None
-            if packing is None:
-                return None
-        where, (self._free_cpu, self._free_mem, self._free_pods) = packing
-        self._start = {}
-        moves = [Move(pod.key, node, None) for pod in pending]
-        for pod, i in zip(todo, where, strict=True):
-            before = self._at.get(pod.key) or node
-            after = self._order[i].name
-            if before != after:
-                moves.append(Move(pod.key, before, after))
-        self._commit(node, moves, {pod.key: pod for pod in [*todo, *pending]})
-        return tuple(moves)
-
-    def _pack(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
-        """First-fit of ``pods`` in this order onto the live receivers, from their original free room."""
-        free_cpu, free_mem, free_pods = (list(column) for column in self._base)
-        where: list[int] = []
-        for pod in pods:
-            _, eligible = self._eligible_for(pod)
-            for i in eligible:
-                if (
-                    self._alive[i]
-                    and free_cpu[i] >= pod.cpu_request_m
-                    and free_mem[i] >= pod.memory_request_b
-                    and free_pods[i] >= 1
-                ):
-                    free_cpu[i] -= pod.cpu_request_m
-                    free_mem[i] -= pod.memory_request_b
-                    free_pods[i] -= 1
-                    where.append(i)
-                    break
-            else:
-                return None
-        return where, (free_cpu, free_mem, free_pods)
-
-    def _pack_exhaustively(
-        self, pods: Sequence[Pod]
-    ) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
-        """Backtracking over every placement of ``pods``, biggest first, skipping receivers whose free room
-        equals one already tried for the same pod; gives up (``None``) after ``_EXACT_STEPS`` steps."""
-        free_cpu, free_mem, free_pods = (list(column) for column in self._base)
-        todo = sorted(pods, key=lambda p: (-p.cpu_request_m, -p.memory_request_b, p.key))
-        homes = [[i for i in self._eligible_for(p)[1] if self._alive[i]] for p in todo]
-        where = [0] * len(todo)
-        steps = 0
-
-        def place(k: int) -> bool:
-            nonlocal steps
-            steps += 1
-            if k == len(todo):
-                return True
-            if steps > _EXACT_STEPS:
-                return False
-            pod = todo[k]
-            tried: set[tuple[int, int, int]] = set()
-            for i in homes[k]:
-                room = (free_cpu[i], free_mem[i], free_pods[i])
-                if room in tried or room[0] < pod.cpu_request_m or room[1] < pod.memory_request_b or room[2] < 1:
-                    continue
-                tried.add(room)
-                free_cpu[i] -= pod.cpu_request_m
-                free_mem[i] -= pod.memory_request_b
-                free_pods[i] -= 1
-                where[k] = i
-                if place(k + 1):
-                    return True
-                free_cpu[i] += pod.cpu_request_m
-                free_mem[i] += pod.memory_request_b
-                free_pods[i] += 1
-            return False
-
-        if not place(0):
-            return None
-        index = {pod.key: k for k, pod in enumerate(todo)}
-        return [where[index[pod.key]] for pod in pods], (free_cpu, free_mem, free_pods)
-
-    def _homes(self, pod: Pod) -> int:
-        _, eligible = self._eligible_for(pod)
-        return sum(self._alive[i] for i in eligible)
-
-    def _repack_orders(self, homes: Mapping[str, int]) -> tuple[Callable[[Pod], tuple[Any, ...]], ...]:
-        def scarce_big(pod: Pod) -> tuple[Any, ...]:
-            return (homes[pod.key], -max(pod.cpu_request_m / 1000, pod.memory_request_b / _GIB), pod.key)
-
-        def scarce_memory(pod: Pod) -> tuple[Any, ...]:
-            return (homes[pod.key], -pod.memory_request_b, -pod.cpu_request_m, pod.key)
-
-        def scarce_cpu(pod: Pod) -> tuple[Any, ...]:
-            return (homes[pod.key], -pod.cpu_request_m, -pod.memory_request_b, pod.key)
-
-        return (self._placement_order, scarce_big, scarce_memory, scarce_cpu)
-
-    def _placement_order(self, pod: Pod) -> tuple[bool, float, str]:
-        order = self._orders.get(pod.key)
-        if order is None:
-            size = max(pod.cpu_request_m / 1000, pod.memory_request_b / _GIB)
-            order = (not pod.is_critical(self._threshold), -size, pod.key)
-            self._orders[pod.key] = order
-        return order
-
-    def _exhausted(self, i: int) -> bool:
-        return (
-            not self._alive[i]
-            or self._free_pods[i] < 1
-            or self._free_cpu[i] < self._min_cpu
-            or self._free_mem[i] < self._min_mem
-        )
-
-    def _eligible_for(self, pod: Pod) -> tuple[_Signature, list[int]]:
-        signature = self._signatures.get(pod.key)
-        if signature is None:
-            signature = self._signatures[pod.key] = _signature(pod)
-        eligible = self._eligible.get(signature)
-        if eligible is None:
-            eligible = [i for i, node in enumerate(self._order) if can_run_on(pod, node)]
-            self._eligible[signature] = eligible
-        return signature, eligible
-
-    def _find(self, pod: Pod, undo: _Undo) -> int | None:
-        signature, eligible = self._eligible_for(pod)
-        start = first = self._start.get(signature, 0)
-        while start < len(eligible) and self._exhausted(eligible[start]):
-            start += 1
-        if start != first:
-            self._start[signature] = start
-            undo.starts.append((signature, first))
-        cpu, mem = pod.cpu_request_m, pod.memory_request_b
-        alive, free_cpu, free_mem, free_pods = self._alive, self._free_cpu, self._free_mem, self._free_pods
-        for j in range(start, len(eligible)):
-            i = eligible[j]
-            if alive[i] and free_cpu[i] >= cpu and free_mem[i] >= mem and free_pods[i] >= 1:
-                return i
-        return None
-
-    def _take(self, target: int, pod: Pod, undo: _Undo) -> None:
-        self._free_cpu[target] -= pod.cpu_request_m
-        self._free_mem[target] -= pod.memory_request_b
-        self._free_pods[target] -= 1
-        undo.taken.append((target, pod.cpu_request_m, pod.memory_request_b))
-
-    def _rollback(self, undo: _Undo) -> None:
-        for target, cpu, mem in undo.taken:
-            self._free_cpu[target] += cpu
-            self._free_mem[target] += mem
-            self._free_pods[target] += 1
-        for signature, first in reversed(undo.starts):
-            self._start[signature] = first
-
-    def _why_not(self, node: str, pod: Pod, critical: bool) -> str:
-        _, eligible = self._eligible_for(pod)
-        matching = [i for i in eligible if self._alive[i]]
-        what = "critical pod" if critical else "pod"
-        if pod.node != node:
-            what += f" {pod.key} (moved from {pod.node} to {node} by this plan)"
-        else:
-            what += f" {pod.key} on {node}"
-        need = f"{pod.cpu_request_m}m CPU, {_mem(pod.memory_request_b)} memory"
-        if not matching:
-            return f"{what} ({need}) matches no node that stays on (nodeSelector, affinity, taints, cordons)"
-        best = max(matching, key=lambda i: (self._free_cpu[i], self._free_mem[i]))
-        return (
-            f"{what} needs {need}; the roomiest of the {len(matching)} matching nodes "
-            f"that stay on, {self._order[best].name}, has {self._free_cpu[best]}m and "
-            f"{_mem(self._free_mem[best])} free"
-        )
+# Placement (the packer itself is piclusterd.core.pod_packing)
 
 
 def check_pods_fit(

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from piclusterd.core.cluster_view import ClusterView, LabelSelector, Node, Pdb, Pod
 from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
+from piclusterd.core.pod_packing import can_run_on
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
 from piclusterd.core.safety import (
-    can_run_on,
     check_emptydir,
     check_pdbs,
     check_unreplicated,

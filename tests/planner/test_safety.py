@@ -18,12 +18,11 @@ from piclusterd.core.cluster_view import (
     TaintEffect,
     Toleration,
 )
+from piclusterd.core.pod_packing import PodPacker, can_run_on
 from piclusterd.core.safety import (
     Headcount,
-    PodPacker,
     Refusal,
     SafetyRule,
-    can_run_on,
     check_control_plane_remains,
     check_emptydir,
     check_etcd_quorum,

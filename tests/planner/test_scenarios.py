@@ -17,8 +17,9 @@ import pytest
 from piclusterd.core.cluster_view import parse_kubectl_list
 from piclusterd.core.durations import format_duration
 from piclusterd.core.planner import Decision, Plan, plan
+from piclusterd.core.pod_packing import can_run_on
 from piclusterd.core.power_draw import PowerSituation
-from piclusterd.core.safety import can_run_on, headcount, is_up
+from piclusterd.core.safety import headcount, is_up
 from piclusterd.sim.scenarios import Scenario, load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"

@@ -1,0 +1,160 @@
+"""The planner's values: the :class:`PlannerPolicy` it is given and the :class:`Plan` it returns, with its parts. Pure.
+
+Frozen dataclasses and one enum; no logic beyond validating the policy. :mod:`piclusterd.core.planner` is the
+public entry and exports every name here; the search (:mod:`piclusterd.core.shed_search`) and the per-node
+step (:mod:`piclusterd.core.per_node_step`) build these values, so they live below all three.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from piclusterd.core.cluster_view import Node, node_tier
+from piclusterd.core.errors import ConfigError
+from piclusterd.core.node_batteries import Topology
+from piclusterd.core.refusal import SafetyRule
+
+__all__ = [
+    "Decision",
+    "Optimum",
+    "Placement",
+    "Plan",
+    "PlannerPolicy",
+    "PowerOnNode",
+    "RefusedNode",
+    "ShedNode",
+]
+
+
+class Decision(enum.StrEnum):
+    """Which branch of :func:`plan` produced the plan."""
+
+    HOLD_POWER_UNKNOWN = "hold_power_unknown"
+    HOLD_ONLINE = "hold_online"
+    HOLD_GRACE = "hold_grace"
+    TARGET_MET = "target_met"
+    SHED_TO_TARGET = "shed_to_target"
+    ESCALATE = "escalate"
+    PER_NODE = "per_node"  # a node's own battery runs out before the target: move its work off (rotate)
+    PER_NODE_OK = "per_node_ok"  # per-node batteries, every one lasts the target
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerPolicy:
+    """How the planner trades service for runtime. Validated once, here.
+
+    ``tiers`` maps node names to tiers and wins over the ``picluster.io/tier`` label; nodes with neither
+    get ``default_tier``. ``allow_pending_noncritical`` lets non-critical pods be given up (left Pending)
+    instead of requiring a home for them. ``unknown_charge_pct`` is assumed when the charge is unknown and
+    so is the start of the outage.
+    """
+
+    target_runtime_s: float = 4 * 3600.0
+    on_battery_grace_s: float = 60.0
+    min_nodes: int = 1
+    critical_priority_threshold: int = 1_000_000
+    tiers: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    default_tier: int = 0
+    allow_unreplicated: bool = False
+    evict_emptydir: bool = True
+    allow_pending_noncritical: bool = False
+    unknown_charge_pct: float = 50.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tiers", MappingProxyType(dict(self.tiers)))
+        if not self.target_runtime_s > 0:
+            raise ConfigError("policy", "target_runtime_s", f"{self.target_runtime_s!r} is not positive")
+        if not self.on_battery_grace_s >= 0:
+            raise ConfigError("policy", "on_battery_grace_s", f"{self.on_battery_grace_s!r} is negative")
+        if self.min_nodes < 1:
+            raise ConfigError("policy", "min_nodes", f"{self.min_nodes!r} is below 1")
+        if not 0 <= self.unknown_charge_pct <= 100:
+            raise ConfigError("policy", "unknown_charge_pct", f"{self.unknown_charge_pct!r} not in 0..100")
+
+    def tier(self, node: Node) -> int:
+        """The node's tier: configuration, then label, then ``default_tier``."""
+        return node_tier(node, self.tiers, self.default_tier)
+
+
+@dataclass(frozen=True, slots=True)
+class ShedNode:
+    """Drain ``node`` (cordon, evict ``evicts``), then halt it and cut its supply if possible."""
+
+    node: str
+    reason: str
+    evicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOnNode:
+    """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
+    ``relieves``, whose own battery runs low; ``relieves`` is shed by a later plan once ``node`` is Ready.
+    The simulator carries it out at once; the leader powers the node on through its power-on backend, paced
+    by :func:`~piclusterd.core.restore.decide_rotation` (``ClusterController._rotate``)."""
+
+    node: str
+    relieves: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedNode:
+    """A node the plan would have shed but a safety rule refused."""
+
+    node: str
+    rule: SafetyRule
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the plan found room for an evicted pod (``to_node`` ``None``: given up, left Pending)."""
+
+    pod: str
+    from_node: str
+    to_node: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Optimum:
+    """The physical optimum: as much shed as the safety rules allow when only critical pods need a home."""
+
+    nodes_on: tuple[str, ...]
+    nodes_shed: tuple[str, ...]
+    runtime_s: float
+    load_w: float
+    pending_pods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The planner's answer. ``actions`` are in execution order; runtimes are from ``now``.
+
+    ``runtime_without_shedding_s`` is what the battery gives if no action here is taken (nodes already
+    being shed count as shed); ``projected_runtime_s`` is with every action done.
+    """
+
+    decision: Decision
+    reason: str
+    target_runtime_s: float
+    actions: tuple[ShedNode, ...] = ()
+    refused: tuple[RefusedNode, ...] = ()
+    shed_in_progress: tuple[str, ...] = ()
+    placements: tuple[Placement, ...] = ()
+    projected_runtime_s: float | None = None
+    runtime_without_shedding_s: float | None = None
+    projected_load_w: float | None = None
+    load_without_shedding_w: float | None = None
+    charge_pct: float | None = None
+    charge_estimated: bool = False
+    optimum: Optimum | None = None
+    power_on: tuple[PowerOnNode, ...] = ()
+    topology: str = Topology.SHARED.value
+
+    @property
+    def nodes_to_shed(self) -> tuple[str, ...]:
+        """The nodes the actions shed, in order."""
+        return tuple(action.node for action in self.actions)
