@@ -93,7 +93,7 @@ class PowerOnNode:
     """Rotation: bring the shed ``node`` back (its own battery kept its charge) to take over from
     ``relieves``, whose own battery runs low; ``relieves`` is shed by a later plan once ``node`` is Ready.
     The simulator carries it out at once; the leader powers the node on through its power-on backend, paced
-    by :func:`~piclusterd.core.restore.decide_rotation` (``ClusterController._rotate``)."""
+    by :func:`~piclusterd.core.restore.decide_rotation` (``cluster.restoring.Restorer.rotate``)."""
 
     node: str
     relieves: str

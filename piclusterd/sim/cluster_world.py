@@ -48,6 +48,8 @@ class SimulatedPi:
     shutdowns: list[str] = field(default_factory=list)
     daemon: PowerDaemon | None = None
     controller: ClusterController | None = None
+    #: The drainer its controller sheds with (tests wrap or retune it).
+    drainer: Drainer | None = None
     agent: NodeAgent | None = None
     outage: OutageCoordinator | None = None
     elector: LeaseElector | None = None
@@ -272,6 +274,7 @@ class ClusterWorld:
         pi.elector = elector
         pi.daemon = daemon
         pi.agent = agent
+        pi.drainer = drainer
         pi.controller = ClusterController(
             identity=name,
             api=api,

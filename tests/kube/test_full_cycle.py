@@ -92,14 +92,14 @@ def test_a_leader_killed_mid_drain_is_replaced_and_the_drain_finished_once(world
     leader = world.pis["pi1"]
 
     # Kill the leader right after it cordoned its first node: its process is gone, its record stays.
-    original = leader.controller._drainer.cordon_with_record  # type: ignore[union-attr]
+    original = leader.drainer.cordon_with_record  # type: ignore[union-attr]
 
     def cordon_then_die(node: str, record: ShedRecord) -> None:
         original(node, record)
         leader.alive = False
         raise SystemExit("SIGKILL")
 
-    leader.controller._drainer.cordon_with_record = cordon_then_die  # type: ignore[union-attr,method-assign]
+    leader.drainer.cordon_with_record = cordon_then_die  # type: ignore[union-attr,method-assign]
     with pytest.raises(SystemExit):
         world.run(120)
     killed_at = world.clock.monotonic()
@@ -178,7 +178,7 @@ def test_an_operators_cordon_is_kept_when_a_node_rejoins(world: ClusterWorld) ->
 def test_a_drain_that_times_out_leaves_the_node_on_and_says_why(world: ClusterWorld) -> None:
     world.server.ready_delay_s = 3600.0  # replacements never turn Ready in time
     for pi in world.pis.values():
-        pi.controller._drainer._options = replace(pi.controller._drainer._options, timeout_s=30.0)  # type: ignore[union-attr]
+        pi.drainer._options = replace(pi.drainer._options, timeout_s=30.0)  # type: ignore[union-attr]
     world.run(5)
     world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
     world.run_until(lambda: bool(world.events("node.drain_failed")), max_s=600)
