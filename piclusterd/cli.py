@@ -19,7 +19,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
-from piclusterd.config.parse import DEFAULT_CONFIG_PATH, Config, Mode, load_config
+from piclusterd.config.model import Config, Mode
+from piclusterd.config.parse import DEFAULT_CONFIG_PATH, load_config
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
@@ -150,7 +151,7 @@ def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: A
     from piclusterd.cluster.agent import NodeAgent
     from piclusterd.cluster.power_on import relay_lines_driven_by
     from piclusterd.cluster.power_on_backends import GpioRelayPower, NodePower, RtcWakeAlarm
-    from piclusterd.config.parse import RtcWakeMethod
+    from piclusterd.config.model import RtcWakeMethod
 
     identity = config.node.name
     own = config.power_method(identity)

@@ -31,7 +31,7 @@ from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, RtcWakePower
-from piclusterd.config.parse import Config, Mode
+from piclusterd.config.model import Config, Mode
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.errors import ClusterError, ConfigError, NotLeader
 from piclusterd.core.node_batteries import NodeBatteries, Topology, nodes_with_own_battery, read_node_batteries

@@ -26,7 +26,7 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
     WakeOnLan,
 )
-from piclusterd.config.parse import (
+from piclusterd.config.model import (
     Config,
     GpioRelayMethod,
     ManualMethod,

@@ -17,7 +17,8 @@ from piclusterd.cluster import power_on_backends as node_power
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on import RelayViaPeer, build_power_on, relay_lines_driven_by
 from piclusterd.cluster.power_on_backends import ManualPower, PowerOutcome, RtcWakePower, WakeOnLan
-from piclusterd.config.parse import Config, parse_config
+from piclusterd.config.model import Config
+from piclusterd.config.parse import parse_config
 from piclusterd.core.errors import ConfigError, PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
 from piclusterd.core.wake_on_lan import magic_packet, parse_mac

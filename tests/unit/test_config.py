@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.config.parse import Mode, Secret, load_config, parse_config
+from piclusterd.config.model import Mode, Secret
+from piclusterd.config.parse import load_config, parse_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
@@ -39,11 +40,11 @@ def test_the_shipped_example_is_valid_and_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     data = tomllib.loads(text)
     parse_config(data, str(EXAMPLE))
-    from piclusterd.config.parse import _SCHEMA, _TOP
+    from piclusterd.config.schema import SCHEMA, TOP
 
-    for key in _TOP:
+    for key in TOP:
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
-    for section, keys in _SCHEMA.items():
+    for section, keys in SCHEMA.items():
         assert f"[{section}]" in text, section
         for key in keys:
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} is not documented"
