@@ -33,6 +33,7 @@ from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome, node_is_ready
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
+from piclusterd.config.settings import FullShutdownSettings
 from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.full_shutdown_order import (
@@ -77,7 +78,7 @@ from piclusterd.core.ports import Clock
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory, PowerState
 from piclusterd.node.audit import AuditLogger
 
-__all__ = ["CommandRunner", "FullShutdownSettings", "OutageCoordinator", "UpsShutdownReturn"]
+__all__ = ["CommandRunner", "OutageCoordinator", "UpsShutdownReturn"]
 
 #: The record is written when something in it changes, and at least this often for the energy figure.
 SAVE_EVERY_S = 60.0
@@ -110,19 +111,6 @@ class UpsShutdownReturn(Protocol):
     (``node_power.request_ups_shutdown_return`` with this node's ``[ups]`` settings)."""
 
     def __call__(self, delay_s: float) -> PowerResult: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FullShutdownSettings:
-    namespace: str  # where the outage ConfigMap lives: the lease's namespace
-    hook: tuple[str, ...]
-    ups_off_delay_s: float
-    critical_priority: int
-    inverter_efficiency: float
-    ups_overhead_w: float
-    dry_run: bool
-    ack_timeout_s: float = 30.0
-    poll_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,14 +204,15 @@ def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
     tmp_path: Path, text: str, wired: bool
 ) -> None:
     from piclusterd.cli import ups_shutdown_return
+    from piclusterd.config.settings import ups_return_settings
 
-    assert (ups_shutdown_return(load_config(write(tmp_path, text))) is not None) is wired
+    assert (ups_shutdown_return(ups_return_settings(load_config(write(tmp_path, text)))) is not None) is wired
 
 
 def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:
     """The shutdown level ([battery] shutdown_charge, [policy] critical_runtime) reaches the planner's battery,
     and a per-node battery with its topology reaches the controller."""
-    from piclusterd.cluster.controller import settings_from_config
+    from piclusterd.config.settings import settings_from_config
     from piclusterd.core.node_batteries import Topology
 
     text = (
