@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from piclusterd.cluster.controller import ShedSettings
+from piclusterd.config.settings import ShedSettings
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock

@@ -19,7 +19,19 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from piclusterd import __version__
-from piclusterd.config.parse import DEFAULT_CONFIG_PATH, Config, Mode, load_config
+from piclusterd.config.model import Config, Mode
+from piclusterd.config.parse import DEFAULT_CONFIG_PATH, load_config
+from piclusterd.config.settings import (
+    AgentSettings,
+    ClusterSettings,
+    DrainSettings,
+    KubeSettings,
+    Settings,
+    UpsReturnSettings,
+    kube_settings,
+    settings_for,
+    settings_from_config,
+)
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
@@ -97,12 +109,12 @@ def _build_driver(config: Config, driver: str) -> PowerSource:
     )
 
 
-def kube_api_client(config: Config) -> ApiClient:
+def kube_api_client(settings: KubeSettings) -> ApiClient:
     """A Kubernetes client from ``[cluster] kubeconfig`` (empty: in-cluster), with urllib3's retries off."""
     from kubernetes import client as k8s
     from kubernetes import config as kubeconfig
 
-    path = config.cluster.kubeconfig
+    path = settings.kubeconfig
     configuration = k8s.Configuration()
     try:
         if path:
@@ -111,7 +123,7 @@ def kube_api_client(config: Config) -> ApiClient:
             kubeconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except Exception as error:  # the loader raises ConfigException, OSError, yaml errors...
         raise ConfigError(
-            config.path,
+            settings.file,
             "cluster.kubeconfig",
             f"cannot load {path or 'in-cluster config'}: {error}",
             "a kubeconfig made as deploy/README.md shows",
@@ -120,11 +132,10 @@ def kube_api_client(config: Config) -> ApiClient:
     return k8s.ApiClient(configuration)
 
 
-def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
+def ups_shutdown_return(ups: UpsReturnSettings | None) -> UpsShutdownReturn | None:
     """``[shutdown] ups_shutdown_return`` through NUT, or None when off or when there is no NUT UPS."""
-    if not config.shutdown.ups_shutdown_return or "nut" not in config.ups.drivers:
+    if ups is None:
         return None
-    ups = config.ups
 
     def request(delay_s: float) -> PowerResult:
         # Imported here: node_power's NUT helper is only needed at the very end of a full shutdown.
@@ -132,7 +143,7 @@ def ups_shutdown_return(config: Config) -> UpsShutdownReturn | None:
 
         password = None if ups.password is None else ups.password.value
         whole = max(1, round(delay_s))  # upsd takes whole seconds
-        return request_ups_shutdown_return(ups.host, ups.port, ups.name, ups.username, password, whole, ups.timeout_s)
+        return request_ups_shutdown_return(ups.host, ups.port, ups.ups, ups.username, password, whole, ups.timeout_s)
 
     return request
 
@@ -145,16 +156,13 @@ def _local_shutdown_words(status: dict[str, Any]) -> str:
     return "not started"
 
 
-def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
+def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
     """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
     from piclusterd.cluster.agent import NodeAgent
-    from piclusterd.cluster.power_on import relay_lines_driven_by
+    from piclusterd.cluster.power_on import relay_lines
     from piclusterd.cluster.power_on_backends import GpioRelayPower, NodePower, RtcWakeAlarm
-    from piclusterd.config.parse import RtcWakeMethod
 
-    identity = config.node.name
-    own = config.power_method(identity)
-    lines = relay_lines_driven_by(config, identity)
+    lines = relay_lines(settings.relays)
     relay: NodePower | None = None
     if lines:
         from piclusterd.drivers.gpio_power import import_gpio
@@ -165,43 +173,47 @@ def _node_agent(config: Config, api: KubeClusterApi, daemon: PowerDaemon, log: A
             log.error("node.relay_unavailable", targets=sorted(lines), error=str(error))
     return NodeAgent(
         api,
-        identity,
+        settings.identity,
         daemon,
         log,
         relay=relay,
-        wake_alarm=RtcWakeAlarm(Path(own.wakealarm)) if isinstance(own, RtcWakeMethod) else None,
-        recheck_s=round(own.recheck_s) if isinstance(own, RtcWakeMethod) else 900,
-        check_in_wait_s=config.ups.stale_after_s,
+        wake_alarm=None if settings.wakealarm is None else RtcWakeAlarm(Path(settings.wakealarm)),
+        recheck_s=settings.recheck_s,
+        check_in_wait_s=settings.check_in_wait_s,
     )
 
 
-def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event) -> ClusterController:
-    """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent."""
+def build_cluster(
+    settings: ClusterSettings, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event
+) -> ClusterController:
+    """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent.
 
-    from piclusterd.cluster.controller import ClusterController, settings_from_config
+    Each part is built from its own settings (:mod:`piclusterd.config.settings`) and nothing else."""
+
+    from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import Drainer, DrainOptions
     from piclusterd.cluster.election import ElectionTimings, LeaseElector
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
-    from piclusterd.cluster.outage_coordinator import FullShutdownSettings, OutageCoordinator
+    from piclusterd.cluster.outage_coordinator import OutageCoordinator
     from piclusterd.cluster.power_off_request import PeerPowerOff
     from piclusterd.cluster.power_off_ssh import SshPowerOff
     from piclusterd.cluster.power_on import build_power_on
     from piclusterd.node.power_publisher import PowerPublisher
 
-    cluster = config.cluster
-    api_client = kube_api_client(config)
+    api_client = kube_api_client(settings.kube)
     clock = SystemClock()
-    identity = config.node.name
+    identity = settings.identity
     node_log = log.bind(component="cluster")
     api = KubeClusterApi(api_client)
     events = EventRecorder(api_client, reporter=identity)
+    election = settings.election
     elector = LeaseElector.on_kubernetes(
         api_client,
         clock,
         identity,
-        namespace=cluster.lease_namespace,
-        name=cluster.lease_name,
-        timings=ElectionTimings(cluster.lease_duration_s, cluster.renew_deadline_s, config.ups.poll_interval_s),
+        namespace=election.namespace,
+        name=election.name,
+        timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
     )
 
     def sleep(seconds: float) -> None:
@@ -212,31 +224,31 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         daemon.keep_alive()
         elector.try_acquire_or_renew()
 
+    off = settings.power_off
     ssh = None
-    if cluster.ssh_key and Path(cluster.ssh_key).exists() and Path(cluster.ssh_known_hosts).exists():
-        ssh = SshPowerOff(key_file=cluster.ssh_key, known_hosts_file=cluster.ssh_known_hosts, user=cluster.ssh_user)
+    if off.ssh_key and Path(off.ssh_key).exists() and Path(off.ssh_known_hosts).exists():
+        ssh = SshPowerOff(key_file=off.ssh_key, known_hosts_file=off.ssh_known_hosts, user=off.ssh_user)
     else:
         node_log.warning(
             "cluster.ssh_fallback_off",
-            key=cluster.ssh_key,
-            known_hosts=cluster.ssh_known_hosts,
+            key=off.ssh_key,
+            known_hosts=off.ssh_known_hosts,
             why="key or known_hosts file missing: peers that do not answer cannot be powered off over SSH",
         )
 
-    def make_drainer(timeout_s: float, wait_for_replacements: bool) -> Drainer:
+    def make_drainer(drain: DrainSettings) -> Drainer:
         options = DrainOptions(
             ignore_daemonsets=True,
-            delete_emptydir_data=cluster.delete_emptydir_data,
-            allow_unreplicated=cluster.allow_unreplicated,
-            timeout_s=timeout_s,
-            wait_for_critical_replacements=wait_for_replacements,
-            critical_priority_threshold=cluster.critical_priority,
+            delete_emptydir_data=drain.delete_emptydir_data,
+            allow_unreplicated=drain.allow_unreplicated,
+            timeout_s=drain.timeout_s,
+            wait_for_critical_replacements=drain.wait_for_replacements,
+            critical_priority_threshold=drain.critical_priority,
         )
         return Drainer(
             api, clock, sleep=sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=node_log
         )
 
-    drainer = make_drainer(cluster.drain_timeout_s, cluster.wait_for_replacements)
     power_off = PeerPowerOff(
         api,
         clock,
@@ -245,35 +257,23 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         fence=elector.ensure_leader,
         tick=keep_alive,
         ssh=ssh,
-        ssh_port=cluster.ssh_port,
-        ack_timeout_s=cluster.poweroff_ack_timeout_s,
-        off_timeout_s=cluster.poweroff_timeout_s,
+        ssh_port=off.ssh_port,
+        ack_timeout_s=off.ack_timeout_s,
+        off_timeout_s=off.off_timeout_s,
         events=events,
         log=node_log,
     )
-    # The full shutdown's own drain: short, no waiting for replacements (nothing will be left on to host them).
-    short_drainer = make_drainer(config.shutdown.drain_timeout_s, wait_for_replacements=False)
-    settings = settings_from_config(config)
     outage = OutageCoordinator(
         identity=identity,
         api=api,
         elector=elector,
-        drainer=short_drainer,
+        drainer=make_drainer(settings.shutdown_drain),
         power_off=power_off,
         events=events,
         local=daemon,
         hook_runner=TickingCommand(keep_alive),  # a slow snapshot must not trip the watchdog or drop the lease
-        ups_return=ups_shutdown_return(config),
-        settings=FullShutdownSettings(
-            namespace=cluster.lease_namespace,
-            hook=config.shutdown.full_shutdown_hook,
-            ups_off_delay_s=config.shutdown.ups_off_delay_s,
-            critical_priority=cluster.critical_priority,
-            inverter_efficiency=settings.battery.inverter_efficiency,
-            ups_overhead_w=settings.battery.ups_overhead_w,
-            dry_run=settings.dry_run,
-            ack_timeout_s=cluster.poweroff_ack_timeout_s,
-        ),
+        ups_return=ups_shutdown_return(settings.ups_return),
+        settings=settings.full_shutdown,
         clock=clock,
         sleep=sleep,
         log=log,
@@ -285,22 +285,29 @@ def build_cluster(config: Config, daemon: PowerDaemon, log: AuditLogger, stop: t
         identity=identity,
         api=api,
         elector=elector,
-        agent=_node_agent(config, api, daemon, node_log),
-        drainer=drainer,
+        agent=_node_agent(settings.agent, api, daemon, node_log),
+        drainer=make_drainer(settings.drain),
         power_off=power_off,
         events=events,
-        settings=settings,
+        settings=settings.shed,
         clock=clock,
         log=log,
-        power_on=build_power_on(config, api, identity=identity, wall=clock.wall),
+        power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
     )
 
 
+def load(path: str | Path) -> tuple[Config, Settings]:
+    """The configuration at ``path`` and each part's settings from it: the one validation ``run``,
+    ``check-config`` and a reload all go through. Raises :class:`ConfigError`."""
+    config = load_config(path)
+    return config, settings_for(config)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config, settings = load(args.config)
     except ConfigError as error:
         print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -337,14 +344,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
     cluster = None
-    if config.cluster.enabled:
+    if settings.cluster is not None:
         try:
-            cluster = build_cluster(config, daemon, log, stop)
+            cluster = build_cluster(settings.cluster, daemon, log, stop)
         except ConfigError as error:
             print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
             return EXIT_CONFIG
     try:
-        daemon.run(stop, reload_requested, lambda: load_config(args.config), cluster)
+        daemon.run(stop, reload_requested, lambda: load(args.config)[0], cluster)
     except PiclusterError as error:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE
@@ -412,7 +419,7 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config, _settings = load(args.config)  # the validation `run` does, to the last part's settings
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return EXIT_CONFIG
@@ -469,7 +476,6 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
 
     from kubernetes import client as k8s
 
-    from piclusterd.cluster.controller import settings_from_config
     from piclusterd.cluster.kube_api import KubeClusterApi, request_timeout
     from piclusterd.cluster.status_view import node_statuses
     from piclusterd.core.cluster_view import parse_kubectl_list
@@ -481,7 +487,7 @@ def _cluster_status(config_path: str) -> dict[str, object] | None:
     if not config.cluster.enabled:
         return None
     try:
-        client_for_status = kube_api_client(config)
+        client_for_status = kube_api_client(kube_settings(config))
     except ConfigError as error:
         return {"error": str(error)}
     with client_for_status as api_client:
@@ -554,7 +560,6 @@ def _status(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     """What-if: the plan the leader would make for a snapshot, from the config or the packaged defaults."""
-    from piclusterd.cluster.controller import settings_from_config
     from piclusterd.config.parse import parse_config
     from piclusterd.core.cluster_view import parse_kubectl_list
     from piclusterd.core.errors import ClusterError

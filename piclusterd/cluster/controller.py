@@ -25,7 +25,7 @@ every destructive call, so a leader that lost its lease stops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.drain import Drainer
@@ -37,92 +37,22 @@ from piclusterd.cluster.power_off_request import PeerPowerOff
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.restoring import Restorer
 from piclusterd.cluster.shedding import Shedder, ShedRecords
-from piclusterd.config.parse import Config, Mode
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
-from piclusterd.core.errors import ClusterError, ConfigError, NotLeader
-from piclusterd.core.node_batteries import NodeBatteries, Topology, read_node_batteries
-from piclusterd.core.planner import Plan, PlannerPolicy, plan
+from piclusterd.core.errors import ClusterError, NotLeader
+from piclusterd.core.node_batteries import NodeBatteries, read_node_batteries
+from piclusterd.core.planner import Plan, plan
 from piclusterd.core.ports import Clock
-from piclusterd.core.power_draw import BatterySpec, PiModel, PowerConfig, PowerSituation, SupplyKind
+from piclusterd.core.power_draw import PowerSituation
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory
-from piclusterd.core.restore import RestorePolicy
 from piclusterd.node.audit import AuditLogger
 from piclusterd.node.power_publisher import PowerPublisher
 from piclusterd.node.source_alarm import SourceAlarm
 
-__all__ = ["ClusterController", "ShedSettings", "settings_from_config"]
+__all__ = ["ClusterController"]
 
 #: The tier given to the leader's own node: shed last among equally good plans.
 LEADER_TIER = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ShedSettings:
-    policy: PlannerPolicy
-    battery: BatterySpec
-    hardware: PowerConfig
-    dry_run: bool
-    # Each node's own battery (per-node / mixed topologies): its spec, the topology (None: inferred from the
-    # published records) and the age after which a record is unknown.
-    node_battery: BatterySpec | None = None
-    topology: Topology | None = None
-    power_record_max_age_s: float = 180.0
-    restore: RestorePolicy = field(default_factory=RestorePolicy)
-
-
-def settings_from_config(config: Config, capacity_wh: float | None = None) -> ShedSettings:
-    """The planner's inputs from ``[cluster]`` and ``[battery]``; ``capacity_wh`` overrides the file's."""
-    cluster, battery = config.cluster, config.battery
-    capacity = capacity_wh if capacity_wh is not None else battery.capacity_wh
-    if capacity is None or capacity <= 0:
-        raise ConfigError(
-            config.path, "battery.capacity_wh", "is not set", "the battery's capacity in Wh (12 V 7 Ah = 84 Wh)"
-        )
-    # A node on its HAT shuts down at the HAT's LB ([hat] low_battery), not the shared UPS's: counting to the
-    # wrong one would leave a node's work on it past its own shutdown (when the HAT's level is the higher).
-    node_shutdown_pct = (
-        config.hat.profile.low_battery_pct if config.hat.profile is not None else battery.shutdown_charge_pct
-    )
-    return ShedSettings(
-        policy=PlannerPolicy(
-            target_runtime_s=cluster.target_runtime_s,
-            on_battery_grace_s=cluster.on_battery_grace_s,
-            min_nodes=cluster.min_nodes,
-            critical_priority_threshold=cluster.critical_priority,
-            allow_unreplicated=cluster.allow_unreplicated,
-            evict_emptydir=cluster.delete_emptydir_data,
-        ),
-        battery=BatterySpec(
-            capacity_wh=capacity,
-            usable_fraction=battery.usable_fraction,
-            inverter_efficiency=battery.inverter_efficiency,
-            ups_overhead_w=battery.overhead_w,
-            shutdown_charge_pct=battery.shutdown_charge_pct,
-            shutdown_runtime_s=config.policy.critical_runtime_s,
-        ),
-        hardware=PowerConfig(
-            default_model=PiModel(cluster.pi_model),
-            fixed_loads_w={"switch": cluster.switch_w},
-            default_power_off_on_halt=cluster.power_off_on_halt,
-        ),
-        dry_run=config.mode is Mode.DRY_RUN,
-        node_battery=None
-        if not battery.node_capacity_wh
-        else BatterySpec(
-            capacity_wh=battery.node_capacity_wh,
-            kind=SupplyKind.DC,
-            shutdown_charge_pct=node_shutdown_pct,
-            shutdown_runtime_s=config.policy.critical_runtime_s,
-        ),
-        topology=None if battery.topology == "auto" else Topology(battery.topology),
-        power_record_max_age_s=cluster.power_record_max_age_s,
-        restore=RestorePolicy(
-            restore_after_s=config.restore.restore_after_s,
-            restore_min_charge_pct=config.restore.restore_min_charge_pct,
-            restore_stagger_s=config.restore.restore_stagger_s,
-            restore_if_charge_unknown=config.restore.restore_if_charge_unknown,
-        ),
-    )
 
 
 class ClusterController:

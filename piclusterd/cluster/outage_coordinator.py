@@ -27,7 +27,7 @@ which of these a poll is; the parts named above carry them out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from piclusterd.cluster.agent import LocalShutdownTrigger
 from piclusterd.cluster.drain import Drainer
@@ -37,6 +37,7 @@ from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_close import OutageCloser
 from piclusterd.cluster.outage_store import OutageStore, StoredOutage
 from piclusterd.cluster.power_off_request import PeerPowerOff
+from piclusterd.config.settings import FullShutdownSettings
 from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.full_shutdown_order import ClusterContact, local_shutdown_deferral, planned_steps
@@ -55,20 +56,9 @@ from piclusterd.core.ports import Clock
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory, PowerState
 from piclusterd.node.audit import AuditLogger
 
-__all__ = ["CommandRunner", "FullShutdownSettings", "OutageCoordinator", "UpsShutdownReturn"]
+__all__ = ["CommandRunner", "OutageCoordinator", "UpsShutdownReturn"]
 
 
-@dataclass(frozen=True, slots=True)
-class FullShutdownSettings:
-    namespace: str  # where the outage ConfigMap lives: the lease's namespace
-    hook: tuple[str, ...]
-    ups_off_delay_s: float
-    critical_priority: int
-    inverter_efficiency: float
-    ups_overhead_w: float
-    dry_run: bool
-    ack_timeout_s: float = 30.0
-    poll_s: float = 2.0
 
 
 class OutageCoordinator:

@@ -26,8 +26,7 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
     WakeOnLan,
 )
-from piclusterd.config.parse import (
-    Config,
+from piclusterd.config.model import (
     GpioRelayMethod,
     ManualMethod,
     NodePowerMethod,
@@ -35,11 +34,12 @@ from piclusterd.config.parse import (
     RtcWakeMethod,
     WolMethod,
 )
+from piclusterd.config.settings import PowerOnSettings
 from piclusterd.core.errors import ClusterError, ConfigError, PowerControlFailed, PowerControlUnsupported
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, render_poweron_request, rfc3339
 from piclusterd.drivers.gpio_power import Level
 
-__all__ = ["PowerOnBackends", "RelayViaPeer", "build_power_on", "relay_lines_driven_by"]
+__all__ = ["PowerOnBackends", "RelayViaPeer", "build_power_on", "relay_lines"]
 
 
 class RelayViaPeer:
@@ -96,16 +96,16 @@ class PowerOnBackends:
         return self.backend_for(node).name
 
 
-def relay_lines_driven_by(config: Config, node: str) -> dict[str, RelayLine]:
-    """The relay lines ``node`` drives: target -> line, from every ``gpio-relay`` table with ``via = node``."""
+def relay_lines(relays: Mapping[str, GpioRelayMethod]) -> dict[str, RelayLine]:
+    """The relay lines a node drives: target -> line, from the ``gpio-relay`` tables whose ``via`` is that node
+    (:attr:`~piclusterd.config.settings.AgentSettings.relays`)."""
     return {
         target: RelayLine(
             method.pin,
             Level.HIGH if method.active == "high" else Level.LOW,
             max(1, round(method.pulse_s * 1000)),
         )
-        for target, method in sorted(config.node_power.items())
-        if isinstance(method, GpioRelayMethod) and method.via == node
+        for target, method in relays.items()
     }
 
 
@@ -140,8 +140,10 @@ def _backend(
     raise AssertionError(f"unhandled power-on method {method!r}")
 
 
-def build_power_on(config: Config, api: KubeClusterApi, *, identity: str, wall: Callable[[], float]) -> PowerOnBackends:
+def build_power_on(
+    settings: PowerOnSettings, api: KubeClusterApi, *, identity: str, wall: Callable[[], float]
+) -> PowerOnBackends:
     """One backend per configured node (``[node_power.<node>]``), ``manual`` for the rest."""
     return PowerOnBackends(
-        {node: _backend(config.path, node, method, api, identity, wall) for node, method in config.node_power.items()}
+        {node: _backend(settings.file, node, method, api, identity, wall) for node, method in settings.methods.items()}
     )

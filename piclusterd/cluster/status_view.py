@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from piclusterd.config.parse import ManualMethod, NodePowerMethod
+from piclusterd.config.model import ManualMethod, NodePowerMethod
 from piclusterd.core.cluster_view import ClusterView, ShedState
 from piclusterd.core.power_draw import PowerConfig, node_utilisation
 

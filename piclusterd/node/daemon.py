@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from piclusterd import __version__
-from piclusterd.config.parse import Config, Mode
+from piclusterd.config.model import Config, Mode
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, SourceUnavailable
 from piclusterd.core.ports import Clock, LocalShutdown, PowerSource

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from piclusterd.cluster.controller import ShedSettings
 from piclusterd.cluster.power_on import PowerOnBackends
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.durations import format_duration
 from piclusterd.core.planner import physical_optimum

@@ -20,15 +20,16 @@ from pathlib import Path
 from kubernetes.client import ApiClient
 
 from piclusterd.cluster.agent import NodeAgent
-from piclusterd.cluster.controller import ClusterController, ShedSettings
+from piclusterd.cluster.controller import ClusterController
 from piclusterd.cluster.drain import Drainer, DrainOptions
 from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
-from piclusterd.cluster.outage_coordinator import FullShutdownSettings, OutageCoordinator
+from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.power_off_request import PeerPowerOff
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
 from piclusterd.config.parse import load_config
+from piclusterd.config.settings import FullShutdownSettings, ShedSettings
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier
 from piclusterd.sim.captured_audit import CapturedAudit

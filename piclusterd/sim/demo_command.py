@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from piclusterd.config.parse import Config, load_config
+from piclusterd.config.model import Config
+from piclusterd.config.parse import load_config
 from piclusterd.core.durations import format_duration
 from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import LogFormat, make_audit_logger

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from piclusterd.config.parse import Config, load_config
+from piclusterd.config.model import Config
+from piclusterd.config.parse import load_config
 from piclusterd.core.ports import PowerSource
 from piclusterd.core.power_state import PowerState
 from piclusterd.drivers.hat import get_profile

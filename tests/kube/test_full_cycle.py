@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster.controller import ShedSettings
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from piclusterd.cluster.controller import ShedSettings
+from piclusterd.config.settings import ShedSettings
 from piclusterd.node.clock import boot_wall_time
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_pod

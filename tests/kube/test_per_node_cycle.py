@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster.controller import ShedSettings
 from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.node_records import rfc3339
 from piclusterd.core.planner import Decision

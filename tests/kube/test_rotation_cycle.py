@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster.controller import ShedSettings
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import ManualPower, PowerResult
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.node_records import rfc3339
 from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record

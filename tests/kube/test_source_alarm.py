@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster.controller import ShedSettings
+from piclusterd.config.settings import ShedSettings
 from piclusterd.node.source_alarm import SOURCE_LOST_REASON, SOURCE_RESTORED_REASON
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer

@@ -15,9 +15,11 @@ import pytest
 
 from piclusterd.cluster import power_on_backends as node_power
 from piclusterd.cluster.kube_api import KubeClusterApi
-from piclusterd.cluster.power_on import RelayViaPeer, build_power_on, relay_lines_driven_by
+from piclusterd.cluster.power_on import RelayViaPeer, build_power_on, relay_lines
 from piclusterd.cluster.power_on_backends import ManualPower, PowerOutcome, RtcWakePower, WakeOnLan
-from piclusterd.config.parse import Config, parse_config
+from piclusterd.config.model import Config
+from piclusterd.config.parse import parse_config
+from piclusterd.config.settings import PowerOnSettings, agent_settings, power_on_settings, relays_driven_by
 from piclusterd.core.errors import ConfigError, PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
 from piclusterd.core.wake_on_lan import magic_packet, parse_mac
@@ -33,9 +35,13 @@ def config(tables: Mapping[str, Mapping[str, Any]], **ups: Any) -> Config:
     return parse_config({"ups": dict(ups), "node_power": {k: dict(v) for k, v in tables.items()}}, "x.toml")
 
 
+def power_on(tables: Mapping[str, Mapping[str, Any]], **ups: Any) -> PowerOnSettings:
+    return power_on_settings(config(tables, **ups))
+
+
 def test_each_method_builds_its_backend_and_unlisted_nodes_are_manual(api: KubeClusterApi) -> None:
     built = build_power_on(
-        config(
+        power_on(
             {
                 "pi3": {"method": "manual", "where": "rack B, shelf 2"},
                 "nas": {"method": "wol", "mac": "dc:a6:32:01:02:03", "broadcast": "192.168.1.255", "port": 7},
@@ -65,10 +71,10 @@ def test_relay_lines_are_the_ones_whose_via_is_this_node() -> None:
             "pi5": {"method": "gpio-relay", "via": "pi2", "pin": 27},
         }
     )
-    lines = relay_lines_driven_by(made, "pi1")
+    lines = relay_lines(relays_driven_by(made.node_power, "pi1"))
     assert list(lines) == ["pi4"]
     assert (lines["pi4"].pin, lines["pi4"].active_level.name, lines["pi4"].pulse_ms) == (17, "LOW", 250)
-    assert relay_lines_driven_by(made, "pi3") == {}
+    assert relay_lines(relays_driven_by(made.node_power, "pi3")) == {}
 
 
 def test_a_relay_request_lands_on_the_via_node(server: FakeKubeServer, api: KubeClusterApi) -> None:
@@ -116,7 +122,7 @@ def test_nut_outlet_is_built_with_the_agreed_signature_and_ups_defaults(
         password_file=str(password),
         timeout="3s",
     )
-    backend = build_power_on(made, api, identity="pi1", wall=lambda: WALL).backend_for("pi2")
+    backend = build_power_on(power_on_settings(made), api, identity="pi1", wall=lambda: WALL).backend_for("pi2")
     assert isinstance(backend, RecordedOutlet)
     assert backend.kwargs == {
         "host": "10.0.0.5",
@@ -132,7 +138,7 @@ def test_nut_outlet_is_built_with_the_agreed_signature_and_ups_defaults(
 def test_nut_outlet_without_its_backend_is_a_config_error(api: KubeClusterApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(node_power, "NutOutletPower", raising=False)
     with pytest.raises(ConfigError, match=re.escape('x.toml: node_power.pi2.method: "nut-outlet" is not available')):
-        build_power_on(config({"pi2": {"method": "nut-outlet", "outlet": 2}}), api, identity="pi1", wall=lambda: WALL)
+        build_power_on(power_on({"pi2": {"method": "nut-outlet", "outlet": 2}}), api, identity="pi1", wall=lambda: WALL)
 
 
 LISTENER = """
@@ -151,7 +157,7 @@ def test_a_wol_node_from_the_file_is_woken_on_its_lan(lan_in_namespace: LanInNam
     lan = lan_in_namespace
     mac = "dc:a6:32:aa:bb:cc"
     built = build_power_on(
-        config({"nas": {"method": "wol", "mac": mac, "broadcast": lan.broadcast}}),
+        power_on({"nas": {"method": "wol", "mac": mac, "broadcast": lan.broadcast}}),
         api,
         identity="pi1",
         wall=lambda: WALL,
@@ -199,7 +205,7 @@ def test_the_daemons_agent_gets_its_alarm_and_relays_and_starts_without_a_gpio_l
         "x.toml",
     )
     audit = CapturedAudit("pi1")
-    agent = _node_agent(made, api, NoShutdown(), audit.logger)  # type: ignore[arg-type]
+    agent = _node_agent(agent_settings(made), api, NoShutdown(), audit.logger)  # type: ignore[arg-type]
     assert agent._wake_alarm is not None and agent._wake_alarm.path == tmp_path / "wakealarm"
     assert (agent._recheck_s, agent._check_in_wait_s) == (600, 20.0)
     # No RPi.GPIO here: the node's own protection must still start, and say why it cannot help pi4.

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.config.parse import (
-    NODE_POWER_METHODS,
-    GpioRelayMethod,
-    ManualMethod,
-    NutOutletMethod,
-    RtcWakeMethod,
-    WolMethod,
-    load_config,
-    parse_config,
-)
+from piclusterd.config.model import GpioRelayMethod, ManualMethod, NutOutletMethod, RtcWakeMethod, WolMethod
+from piclusterd.config.parse import load_config, parse_config
+from piclusterd.config.schema import NODE_POWER_METHODS
 from piclusterd.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
@@ -169,12 +162,12 @@ def _node_power_part(text: str) -> str:
 
 
 def test_the_example_documents_every_method_and_key() -> None:
-    from piclusterd.config.parse import _NODE_POWER
+    from piclusterd.config.schema import NODE_POWER
 
     part = _node_power_part(EXAMPLE.read_text())
     for method in NODE_POWER_METHODS:
         assert f'# method = "{method}"' in part, method
-        for key in _NODE_POWER[method]:
+        for key in NODE_POWER[method]:
             assert f"\n# {key} =" in part, f"node_power {method}: {key} is not documented"
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from piclusterd.cluster.agent import NodeAgent
-from piclusterd.cluster.controller import ShedSettings
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import RtcWakeAlarm, RtcWakePower
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.restore import RestorePolicy
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi

@@ -13,7 +13,6 @@ import pytest
 
 from piclusterd.cli import ctl_main
 from piclusterd.cluster.agent import NodeAgent
-from piclusterd.cluster.controller import ShedSettings
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on import PowerOnBackends, RelayViaPeer
 from piclusterd.cluster.power_on_backends import (
@@ -26,6 +25,7 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
 )
 from piclusterd.cluster.restoring import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S
+from piclusterd.config.settings import ShedSettings
 from piclusterd.core.errors import PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
 from piclusterd.core.restore import RestorePolicy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from piclusterd.cluster.status_view import WAITING_FOR_BUTTON, node_statuses
-from piclusterd.config.parse import ManualMethod, NodePowerMethod, WolMethod
+from piclusterd.config.model import ManualMethod, NodePowerMethod, WolMethod
 from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.power_draw import PowerConfig
 from piclusterd.testing.clusters import make_node

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.config.parse import Mode, Secret, load_config, parse_config
+from piclusterd.config.model import Mode, Secret
+from piclusterd.config.parse import load_config, parse_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
@@ -39,11 +40,11 @@ def test_the_shipped_example_is_valid_and_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     data = tomllib.loads(text)
     parse_config(data, str(EXAMPLE))
-    from piclusterd.config.parse import _SCHEMA, _TOP
+    from piclusterd.config.schema import SCHEMA, TOP
 
-    for key in _TOP:
+    for key in TOP:
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
-    for section, keys in _SCHEMA.items():
+    for section, keys in SCHEMA.items():
         assert f"[{section}]" in text, section
         for key in keys:
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} is not documented"
@@ -203,14 +204,15 @@ def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
     tmp_path: Path, text: str, wired: bool
 ) -> None:
     from piclusterd.cli import ups_shutdown_return
+    from piclusterd.config.settings import ups_return_settings
 
-    assert (ups_shutdown_return(load_config(write(tmp_path, text))) is not None) is wired
+    assert (ups_shutdown_return(ups_return_settings(load_config(write(tmp_path, text)))) is not None) is wired
 
 
 def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:
     """The shutdown level ([battery] shutdown_charge, [policy] critical_runtime) reaches the planner's battery,
     and a per-node battery with its topology reaches the controller."""
-    from piclusterd.cluster.controller import settings_from_config
+    from piclusterd.config.settings import settings_from_config
     from piclusterd.core.node_batteries import Topology
 
     text = (

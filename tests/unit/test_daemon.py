@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piclusterd.config.parse import Config, load_config
+from piclusterd.config.model import Config
+from piclusterd.config.parse import load_config
 from piclusterd.core.power_state import PowerState
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier

@@ -11,6 +11,7 @@ import pytest
 from piclusterd.cli import ups_shutdown_return
 from piclusterd.cluster.power_on_backends import PowerOutcome
 from piclusterd.config.parse import load_config
+from piclusterd.config.settings import ups_return_settings
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.nut_emulator import NutEmulator
 
@@ -33,7 +34,7 @@ def test_the_configured_ups_is_asked_for_shutdown_return_with_the_configured_who
         f'password_file = "{secret}"\n[shutdown]\nups_shutdown_return = true\nups_off_delay = "45s"\n'
     )
     config = load_config(path)
-    request = ups_shutdown_return(config)
+    request = ups_shutdown_return(ups_return_settings(config))
     assert request is not None
     ups.drive_mains(online=False)
     result = request(config.shutdown.ups_off_delay_s)  # a float from the config: upsd takes whole seconds
