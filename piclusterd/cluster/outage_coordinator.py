@@ -59,8 +59,6 @@ from piclusterd.node.audit import AuditLogger
 __all__ = ["CommandRunner", "OutageCoordinator", "UpsShutdownReturn"]
 
 
-
-
 class OutageCoordinator:
     def __init__(
         self,
