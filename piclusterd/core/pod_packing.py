@@ -156,7 +156,9 @@ class PodPacker:
         """Take ``node`` out and place its pods; a :class:`Refusal` (and no change) if one does not fit.
 
         The moves returned include pods moved again by a re-pack (``from_node`` is where they were).
-        With ``force`` (a node already going away), pods that fit nowhere are left Pending instead.
+        With ``force`` (a node already going away), pods that fit nowhere, not even after a re-pack, are left
+        Pending instead. The re-pack comes first: a pod given up while a home exists would free room that
+        a later shed is then allowed to fill, leaving that pod Pending for good.
         """
         undo = _Undo()
         i = self._index.get(node)
@@ -171,19 +173,32 @@ class PodPacker:
                 continue
             target = self._find(pod, undo)
             if target is None:
-                if force:
-                    moves.append(Move(pod.key, node, None))
-                    continue
                 why = self._why_not(node, pod, critical)
                 self._rollback(undo)
                 repacked = self._repack(node)
                 if repacked is not None:
                     return repacked
+                if force:
+                    return self._shed_leaving_pending(node, pods)
                 if i is not None:
                     self._alive[i] = True
                 return Refusal(SafetyRule.PODS_DO_NOT_FIT, why)
             self._take(target, pod, undo)
             moves.append(Move(pod.key, node, self._order[target].name))
+        self._commit(node, moves, {pod.key: pod for pod in pods})
+        return tuple(moves)
+
+    def _shed_leaving_pending(self, node: str, pods: Sequence[Pod]) -> tuple[Move, ...]:
+        """First-fit of ``pods`` (in placement order) for a node that goes anyway, leaving Pending those that
+        fit nowhere; only once no re-pack homes them all."""
+        undo = _Undo()
+        moves: list[Move] = []
+        for pod in pods:
+            critical = not self._placement_order(pod)[0]
+            target = None if self._allow_pending and not critical else self._find(pod, undo)
+            if target is not None:
+                self._take(target, pod, undo)
+            moves.append(Move(pod.key, node, None if target is None else self._order[target].name))
         self._commit(node, moves, {pod.key: pod for pod in pods})
         return tuple(moves)
 

@@ -278,7 +278,8 @@ def check_pods_fit(
 
     Fit means CPU and memory requests within allocatable minus what is already requested there, a free pod
     slot, and the pod's nodeSelector, required node affinity and tolerations. Critical pods are placed
-    first. Pods of nodes already being shed (and of ``off``) are placed before ``node``'s. Receivers are
+    first. Pods of nodes already being shed (and of ``off``) are placed before ``node``'s; they go anyway, so
+    those that fit nowhere (not even after a re-pack) are left Pending rather than block ``node``. Receivers are
     up, schedulable nodes. With ``allow_pending_noncritical`` only critical pods need a home.
     """
     going = [n.name for n in view.nodes if n.name in off or n.shed_state.is_leaving]

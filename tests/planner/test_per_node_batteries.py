@@ -22,7 +22,7 @@ from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerR
 from piclusterd.core.power_state import PowerState
 from piclusterd.core.reading import UpsFlag
 from piclusterd.core.safety import SafetyRule, check_shed, headcount, is_up
-from piclusterd.testing.clusters import GIB, make_node, make_pod
+from piclusterd.testing.clusters import GIB, MIB, make_node, make_pod
 
 from .test_planner_properties import PROPERTY_SETTINGS, THRESHOLD, clusters
 
@@ -323,6 +323,7 @@ def safe_alone(view: ClusterView, node: Node, policy: PlannerPolicy) -> bool:
             allow_unreplicated=policy.allow_unreplicated,
             evict_emptydir=policy.evict_emptydir,
             priority_threshold=policy.critical_priority_threshold,
+            allow_pending_noncritical=policy.allow_pending_noncritical,
         )
         is None
     )
@@ -349,6 +350,54 @@ def test_no_node_is_left_on_until_its_own_battery_dies_while_a_safe_move_exists(
     # Only nodes whose own battery is short are shed by the per-node step, and never one with unknown data.
     if result.decision is Decision.PER_NODE:
         assert set(result.nodes_to_shed) <= {n.name for n in dying}
+
+
+def test_a_draining_nodes_pods_keep_the_room_they_fit_in_and_a_short_node_is_not_shed_into_it() -> None:
+    """The example Hypothesis found for the property above. n4 is draining: its three pods fit on n0 and n1
+    together only one way (n1 lacks the CPU for both big ones, so one goes to n0, which then has 0.14Gi free).
+    n3, dying on its own battery, has a pod pinned to ssd nodes: only n0 matches, and it needs 0.50Gi. Shedding
+    n3 would leave one of these pods Pending. The safety check placed n4's pods first-fit, left app0-41 Pending
+    though it had a home, gave its room to n3's pod and allowed the shed."""
+    ram = 3_980_394_496  # a Pi 4B 4 GB's allocatable memory
+    exporters = tuple(
+        make_pod(f"exporter-{i}", f"n{i}", cpu_m=50, memory_b=64 * MIB, owner_kind="DaemonSet") for i in range(5)
+    )
+    view = ClusterView(
+        (
+            make_node("n0", memory_b=ram, labels={"disk": "ssd"}),
+            make_node("n1", memory_b=ram),
+            make_node("n2", memory_b=ram, labels={"disk": "ssd"}, ready=False, unschedulable=True),
+            make_node("n3", memory_b=ram, labels={"disk": "ssd"}, unschedulable=True),
+            make_node(
+                "n4", memory_b=ram, labels={"disk": "ssd"}, ready=False, unschedulable=True, shed_phase="draining"
+            ),
+        ),
+        (
+            *exporters,
+            make_pod("app0-00", "n0", cpu_m=100, memory_b=GIB // 2),
+            make_pod("app0-01", "n0", cpu_m=100, memory_b=2 * GIB),
+            make_pod("app0-10", "n1", cpu_m=100, memory_b=GIB // 8),
+            make_pod("app0-11", "n1", cpu_m=500, memory_b=GIB // 8),
+            make_pod("app0-12", "n1", cpu_m=1000, memory_b=GIB // 8),
+            make_pod("app0-30", "n3", cpu_m=100, memory_b=GIB // 2, node_selector={"disk": "ssd"}),
+            make_pod("app0-40", "n4", cpu_m=100, memory_b=GIB // 2, critical=True),
+            make_pod("app0-41", "n4", cpu_m=1000, memory_b=GIB),
+            make_pod("app0-42", "n4", cpu_m=1500, memory_b=GIB),
+        ),
+    )
+    policy = PlannerPolicy(target_runtime_s=HOUR, min_nodes=1, critical_priority_threshold=THRESHOLD)
+    refusal = check_shed(
+        view, view.node("n3"), min_nodes=1, allow_unreplicated=False, evict_emptydir=True, priority_threshold=THRESHOLD
+    )
+    assert refusal is not None and refusal.rule is SafetyRule.PODS_DO_NOT_FIT, refusal
+    assert "default/app0-30" in refusal.detail
+    # The planner agrees: n3 stays on, and says why.
+    nodes = batteries(
+        Topology.PER_NODE, n0=(None, False), n1=(5.0, False), n2=(None, False), n3=(5.0, True), n4=(None, False)
+    )
+    result = plan_with(view, nodes, policy)
+    assert result.decision is Decision.PER_NODE and not result.actions
+    assert ("n3", SafetyRule.PODS_DO_NOT_FIT) in [(r.node, r.rule) for r in result.refused]
 
 
 @PROPERTY_SETTINGS
