@@ -85,12 +85,12 @@ def build_power_source(config: Config) -> PowerSource:
 def _build_driver(config: Config, driver: str) -> PowerSource:
     """One adapter: ``"hat"`` or ``"nut"``."""
     if driver == "hat":
-        from piclusterd.drivers.gpio_power import import_gpio
+        from piclusterd.drivers.gpio_power import open_gpio
         from piclusterd.drivers.hat import open_hat_source
 
         profile = config.hat.profile
         assert profile is not None  # validated by the config
-        gpio = import_gpio() if profile.power_loss is not None else None
+        gpio = open_gpio() if profile.power_loss is not None else None
         return open_hat_source(
             profile, SystemClock(), bus_number=config.hat.i2c_bus, gpio=gpio, debounce_s=config.hat.debounce_s
         )
@@ -165,10 +165,10 @@ def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemo
     lines = relay_lines(settings.relays)
     relay: NodePower | None = None
     if lines:
-        from piclusterd.drivers.gpio_power import import_gpio
+        from piclusterd.drivers.gpio_power import open_gpio
 
         try:
-            relay = GpioRelayPower(import_gpio(), lines, time.sleep)
+            relay = GpioRelayPower(open_gpio(), lines, time.sleep)
         except PiclusterError as error:  # the relay is a helper for others: this node's own protection goes on
             log.error("node.relay_unavailable", targets=sorted(lines), error=str(error))
     return NodeAgent(
@@ -665,12 +665,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from piclusterd.drivers.gpio_power import import_gpio
+    from piclusterd.drivers.gpio_power import open_gpio
     from piclusterd.drivers.hat import probe
     from piclusterd.drivers.i2c import open_i2c_bus
 
     try:
-        gpio = import_gpio()
+        gpio = open_gpio()
     except PiclusterError as error:
         print(f"piclusterctl: GPIO not available, pins not checked: {error}", file=sys.stderr)
         gpio = None

@@ -548,9 +548,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "This node cannot drive the power relays it is configured for",
         ("TARGETS", "ERROR"),
         "[node_power] gpio-relay tables name this node as via for TARGETS, but at start its GPIO lines could not "
-        "be set up (ERROR: the RPi.GPIO module missing, a pin in use). The daemon runs on without them; a "
+        "be set up (ERROR: no GPIO module, no header chip, a pin in use). The daemon runs on without them; a "
         "power-on request for TARGETS is then refused (node.relay_failed) and they need their button pressed.",
-        "Do what ERROR says (apt install python3-rpi-lgpio; free the pin), then systemctl restart piclusterd.",
+        "Do what ERROR says (apt install python3-libgpiod; free the pin), then systemctl restart piclusterd.",
     ),
     EventDoc(
         "node.relay_failed",
