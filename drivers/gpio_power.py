@@ -132,9 +132,7 @@ def open_gpio(
         return import_gpio()
     if gpiod_api_version(gpiod) == 0:  # some other module called gpiod
         return import_gpio()
-    module: GpioModule = (
-        LibgpiodGpio(gpiod) if chip_paths is None else LibgpiodGpio(gpiod, chip_paths=chip_paths)
-    )
+    module: GpioModule = LibgpiodGpio(gpiod) if chip_paths is None else LibgpiodGpio(gpiod, chip_paths=chip_paths)
     return module
 
 

@@ -37,7 +37,7 @@ from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
-from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.daemon import PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
 
@@ -305,6 +305,16 @@ def load(path: str | Path) -> tuple[Config, Settings]:
     return config, settings_for(config)
 
 
+def _power_cut_hooks(config: Config, log: AuditLogger) -> tuple[PreShutdownHook, ...]:
+    """The power-cut flag, when this node runs on a HAT with a power-cut pin (X728): see drivers/power_cut.py."""
+    profile = config.hat.profile
+    if "hat" not in config.ups.drivers or profile is None or profile.power_cut is None:
+        return ()
+    from piclusterd.node.power_cut_flag import PowerCutFlag
+
+    return (PowerCutFlag(profile.power_cut, log),)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         config, settings = load(args.config)
@@ -338,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
             log=log,
             notifier=SystemdNotifier(),
             shutdown=CommandShutdown(),
+            pre_shutdown_hooks=_power_cut_hooks(config, log),
         )
     except PiclusterError as error:  # e.g. the HAT's I2C bus or GPIO pin is missing: the message has the fix
         log.critical("daemon.failed", error=str(error))

@@ -151,6 +151,25 @@ EVENTS: tuple[EventDoc, ...] = (
         'Once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd.',
     ),
     EventDoc(
+        "shutdown.power_cut_armed",
+        "info",
+        "the HAT's power will be cut after this power-off",
+        ("PIN", "HOLD_S", "PATH"),
+        "piclusterd wrote PATH before powering this node off for power reasons; once the Pi has halted, "
+        "/usr/lib/systemd/system-shutdown/piclusterd-power-cut holds GPIO PIN active for HOLD_S seconds so the "
+        "HAT stops feeding the halted Pi. A manual poweroff or a reboot leaves the HAT's power alone.",
+        "Nothing to do.",
+    ),
+    EventDoc(
+        "shutdown.power_cut_flag_failed",
+        "error",
+        "the HAT's power will not be cut after this power-off",
+        ("PATH", "ERROR"),
+        "The flag at PATH could not be written (ERROR). The node powers off all the same, but the HAT keeps "
+        "feeding the halted Pi, draining the battery until it is empty or someone presses the HAT's button.",
+        "Press the HAT's power button after the Pi halts; check that /var/lib/piclusterd is writable.",
+    ),
+    EventDoc(
         "shutdown.local_failed",
         "critical",
         "the shutdown command failed",
