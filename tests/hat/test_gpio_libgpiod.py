@@ -300,3 +300,26 @@ def test_debians_real_gpiod_module_has_the_shape_used() -> None:
 
 def test_header_labels_are_the_kernel_drivers() -> None:
     assert HEADER_CHIP_LABELS == ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
+
+
+@pytest.mark.parametrize("fake", FAKES)
+def test_an_x1200_source_starts_and_reads_on_a_pi5_through_libgpiod(fake: Any) -> None:
+    from piclusterd.core.reading import MainsState, UpsFlag
+    from piclusterd.drivers.hat import HatPowerSource
+    from piclusterd.testing.i2c_emulators import EmulatedSMBus, Max1704xEmulator
+
+    lines = {6: FakeLineState(outside=1)}  # X1200: GPIO6 high = supply OK
+    gpio = LibgpiodGpio(fake(PI5_OLD_KERNEL, lines), chip_paths=lambda: sorted(PI5_OLD_KERNEL))
+    bus = EmulatedSMBus(1)
+    bus.attach(0x36, Max1704xEmulator(soc_pct=80.0))
+    clock = FakeClock()
+    source = HatPowerSource(get_profile("geekworm-x1200"), bus, clock, gpio=gpio, debounce_s=0.5)
+    parsed = source.poll()
+    assert parsed.reading is not None and parsed.reading.flags == {UpsFlag.OL}
+    lines[6].outside = 0
+    source.poll()
+    clock.advance(0.5)
+    parsed = source.poll()
+    assert parsed.reading is not None and parsed.reading.mains is MainsState.LOST
+    source.close()
+    assert lines[6].released == 1
