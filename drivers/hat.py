@@ -36,7 +36,6 @@ import contextlib
 import difflib
 import enum
 import errno
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -91,8 +90,6 @@ __all__ = [
 
 MIN_DISCHARGE_RATE_PCT_PER_H = 1.0
 """A CRATE slower than this (100 h from full) is noise: no runtime or CHRG is derived from it."""
-
-_LOG = logging.getLogger(__name__)
 
 _MIN_CELL_VOLTS = 2.0  # below this per cell, a "battery voltage" is a missing battery or no conversion yet
 
@@ -555,27 +552,29 @@ class HatPowerSource:
             flags.add(UpsFlag.LB)
         return frozenset(flags)
 
-    def _identify_gauge(self, gauge: Max1704x) -> None:
-        """Once: the variant from the chip's VERSION register (never a reset: that restarts the SOC estimate)."""
+    def _identify_gauge(self, gauge: Max1704x) -> Rejection | None:
+        """Once: the variant from the chip's VERSION register (never a reset: that restarts the SOC estimate).
+        A profile naming the other variant is overridden, and that said once (as a refused value)."""
         profile_variant = gauge.variant
         version = gauge.identify()
         self._variant_known = True
-        if gauge.variant is not profile_variant:
-            _LOG.warning(
-                "%s: the profile names a %s, the chip's VERSION 0x%04x says %s; reading it as a %s (%s)",
-                self._name,
-                profile_variant.name,
-                version,
-                "MAX17048/49" if gauge.variant.has_crate else "MAX17040 family",
-                gauge.variant.name,
-                "CRATE and STATUS read" if gauge.variant.has_crate else "no CRATE or STATUS",
-            )
+        if gauge.variant is profile_variant:
+            return None
+        family = "MAX17048/49" if gauge.variant.has_crate else "MAX17040 family"
+        registers = "CRATE and STATUS read" if gauge.variant.has_crate else "no CRATE or STATUS read"
+        return Rejection(
+            "battery.gauge",
+            f"VERSION 0x{version:04x}",
+            f"the profile names a {profile_variant.name}, the chip says {family}: read as a {gauge.variant.name} "
+            f"({registers})",
+        )
 
     def _poll_gauge(self, gauge: Max1704x, now: float, wall: float) -> ParsedReading:
-        if not self._variant_known:
-            self._identify_gauge(gauge)
+        identified = None if self._variant_known else self._identify_gauge(gauge)
         sample = gauge.read()
         rejections = list(sample.rejections)
+        if identified is not None:
+            rejections.append(identified)
         mains_lost = self._pin_mains_lost()
         assert mains_lost is not None  # a MAX1704x profile always has a pin (validated)
         volts = self._voltage(sample.cell_volts, rejections)
@@ -601,6 +600,17 @@ class HatPowerSource:
         sample = monitor.read()
         rejections: list[Rejection] = []
         profile = self.profile
+        if sample.foreign_settings is not None:
+            config, cal = sample.foreign_settings
+            rejections.append(
+                Rejection(
+                    "ina219.calibration",
+                    f"CONFIG 0x{config:04x}, CAL {cal}",
+                    f"another program writes this chip (the HAT vendor's INA219.py?); piclusterd's CONFIG "
+                    f"0x{monitor.config:04x} and CAL {monitor.calibration.register_value} restored before every "
+                    f"read. Disable that program (docs/hardware-profiles.md)",
+                )
+            )
         current_a = sample.current_a
         if current_a is None:
             rejections.append(

@@ -17,8 +17,9 @@ registers still hold figures computed without calibration: current then comes fr
 
 **Another program.** CAL and CONFIG read back as something other than ours *and* other than the power-on
 values (0x399F, CAL 0) mean another program writes them (typically the HAT vendor's ``INA219.py`` run as a
-service). Ours are restored on every read; the first time it is seen, a warning is logged (once per driver),
-naming what was found. docs/hardware-profiles.md says to disable the vendor's script.
+service). Ours are restored on every read; the first sample that found them (once per driver) carries what was
+found in ``foreign_settings``, for the source to report. docs/hardware-profiles.md says to disable the
+vendor's script.
 
 The sign of the current is the chip's (positive = from IN+ to IN-); which sign means discharging depends on
 the HAT's wiring and is recorded in its profile (:mod:`piclusterd.drivers.hat`).
@@ -27,7 +28,6 @@ the HAT's wiring and is recorded in its profile (:mod:`piclusterd.drivers.hat`).
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 
 from piclusterd.drivers.i2c import I2cBus, I2cDevice
@@ -50,8 +50,6 @@ POWER_ON_CONFIG = 0x399F
 DEFAULT_CONFIG = 0x3EEF
 """Waveshare's setting: 32 V range (BRNG=1), /8 gain = +-320 mV (PG=11), 12-bit 32-sample averaging for bus
 and shunt (BADC=SADC=1101), shunt and bus continuous (MODE=111)."""
-
-_LOG = logging.getLogger(__name__)
 
 _BUS_LSB_V = 0.004
 _SHUNT_LSB_V = 10e-6
@@ -124,6 +122,8 @@ class Ina219Sample:
     the bus and shunt voltages stand.
 
     ``recalibrated`` says CAL (or CONFIG) had been lost, typically to a brown-out, and was rewritten in this read.
+    ``foreign_settings`` is (CONFIG, CAL) as another program had written them, in the first read that found
+    such values only (a brown-out's power-on values are not foreign).
     """
 
     bus_volts: float
@@ -133,6 +133,7 @@ class Ina219Sample:
     conversion_ready: bool
     overflow: bool
     recalibrated: bool
+    foreign_settings: tuple[int, int] | None = None
 
 
 class Ina219:
@@ -153,6 +154,7 @@ class Ina219:
         self.config = calibration.config
         self.brown_outs_seen = 0
         self.foreign_settings_seen = 0
+        self._foreign_unreported: tuple[int, int] | None = None
 
     def calibrate(self) -> bool:
         """Rewrite CONFIG if it differs and CAL always; return whether either had been lost."""
@@ -171,16 +173,7 @@ class Ina219:
         else:
             self.foreign_settings_seen += 1
             if self.foreign_settings_seen == 1:
-                _LOG.warning(
-                    "%s: CONFIG 0x%04x and CAL %d found where piclusterd wrote 0x%04x and %d: another program "
-                    "writes this chip (the HAT vendor's INA219.py?); restored ours. Disable the other program "
-                    "(see docs/hardware-profiles.md)",
-                    f"INA219 at {self.device.where}",
-                    found_config,
-                    found_cal,
-                    self.config,
-                    cal,
-                )
+                self._foreign_unreported = (found_config, found_cal)
         return True
 
     def read(self) -> Ina219Sample:
@@ -210,4 +203,9 @@ class Ina219:
             conversion_ready=bool(bus_raw & _CNVR),
             overflow=overflow,
             recalibrated=recalibrated,
+            foreign_settings=self._take_foreign_settings(),
         )
+
+    def _take_foreign_settings(self) -> tuple[int, int] | None:
+        found, self._foreign_unreported = self._foreign_unreported, None
+        return found

@@ -15,7 +15,6 @@ The emulators are then checked against the same vectors, so a shared misundersta
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 
@@ -159,25 +158,24 @@ def test_overflow_keeps_the_voltage_and_refuses_only_current_and_power(
     assert reading.realpower_w is None and reading.runtime_s is None
 
 
-def test_another_program_writing_cal_is_logged_once_and_ours_restored(caplog: pytest.LogCaptureFixture) -> None:
+def test_another_program_writing_cal_is_said_once_and_ours_restored() -> None:
     # Someone else's calibration (CAL 4096 / CONFIG 0x3EEF, the (B) values) on a (C): found on every poll.
     chip = RegisterDump(ina219_registers(amps=-0.6, volts=3.85, shunt_ohm=0.01, cal=4096, config=0x3EEF))
     source, _ = source_on("waveshare-ups-hat-c", chip)
-    with caplog.at_level(logging.WARNING):
-        for _ in range(3):
-            poll(source)
-            chip.registers[0x00], chip.registers[0x05] = 0x3EEF, 4096  # the other program writes again
-    warnings = [r.getMessage() for r in caplog.records if "another program" in r.getMessage()]
-    assert len(warnings) == 1 and "0x3eef" in warnings[0] and "26868" in warnings[0]
+    said = []
+    for _ in range(3):
+        parsed = source.poll()
+        said += [r for r in parsed.rejections if r.variable == "ina219.calibration"]
+        chip.registers[0x00], chip.registers[0x05] = 0x3EEF, 4096  # the other program writes again
+    assert len(said) == 1 and said[0].value == "CONFIG 0x3eef, CAL 4096"
+    assert "another program" in said[0].reason and "26868" in said[0].reason
     assert chip.writes.count((0x05, 26868)) == 3 and chip.writes.count((0x00, 0x0EEF)) == 3
 
 
-def test_a_brown_out_is_not_reported_as_another_program(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_brown_out_is_not_reported_as_another_program() -> None:
     chip = RegisterDump(ina219_registers(amps=-0.6, volts=3.85, shunt_ohm=0.01, cal=0, config=0x399F))
     source, _ = source_on("waveshare-ups-hat-c", chip)
-    with caplog.at_level(logging.WARNING):
-        poll(source)
-    assert not [r for r in caplog.records if "another program" in r.getMessage()]
+    assert source.poll().rejections == ()
 
 
 @pytest.mark.parametrize("discharge_a", [0.30, 0.45, 0.60, 1.00])
@@ -209,7 +207,7 @@ def test_a_max17040_is_never_asked_for_crate_or_status(key: str) -> None:
     source, bus = source_on(key, chip)
     reading, rejected = poll(source)
     assert reading.charge_pct == pytest.approx(75.5) and reading.battery_voltage == pytest.approx(3.85, abs=0.002)
-    assert rejected == [] and reading.flags == {UpsFlag.OL}
+    assert rejected == ([] if key == "geekworm-x728" else ["battery.gauge"]) and reading.flags == {UpsFlag.OL}
     assert not [t for t in bus.transfers if t.register in (0x16, 0x1A)]  # CRATE and STATUS are undefined there
     assert chip.writes == []  # never reset, never quick-started
 
@@ -233,8 +231,10 @@ def test_a_max17048_says_so_and_its_crate_gives_the_runtime() -> None:
     }
     chip = RegisterDump(regs)
     source, _ = source_on("geekworm-x728", chip, mains=False)  # the profile says MAX17040; the chip says MAX17048
-    reading, _ = poll(source)
+    reading, rejected = poll(source)
     assert reading.runtime_s == pytest.approx(75.0 / (72 * 0.208) * 3600, rel=0.001)
+    assert rejected == ["battery.gauge"]  # the override is said, once
+    assert poll(source)[1] == []
 
 
 @pytest.mark.parametrize(
