@@ -1,7 +1,15 @@
-"""GPIO power-loss input and power-cut output, through the RPi.GPIO API (rpi-lgpio provides it on a Pi 5).
+"""GPIO power-loss input and power-cut output, behind one swappable boundary (:class:`GpioModule`).
 
-The GPIO module is injected (:class:`GpioModule`): ``RPi.GPIO`` on a Pi (:func:`import_gpio`), or
-:class:`piclusterd.testing.gpio_emulator.EmulatedGpio` in tests. Pins are BCM numbers.
+The GPIO module is injected (:class:`GpioModule`, the part of the RPi.GPIO API piclusterd uses). Like
+gpiozero's pin factories, the backend is chosen at one place, :func:`open_gpio`:
+
+* ``libgpiod`` (default): :class:`piclusterd.drivers.gpio_libgpiod.LibgpiodGpio`, on every Pi including the
+  Pi 5, over Debian's ``python3-libgpiod`` (1.6 API on bookworm, 2.x on trixie) or PyPI's ``gpiod``;
+* ``rpi-gpio`` (fallback when no gpiod module is installed): the RPi.GPIO module (RPi.GPIO itself, Pi 0-4
+  only, or rpi-lgpio);
+* in tests, :class:`piclusterd.testing.gpio_emulator.EmulatedGpio`, passed in directly.
+
+Pins are BCM numbers.
 
 Every pin's meaning is explicit, because boards disagree: on a Geekworm X728 GPIO6 goes HIGH when AC is lost,
 on an X1200 it goes LOW. A :class:`PowerLossPin` therefore names the level that means "mains lost" and the pull
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,6 +45,7 @@ __all__ = [
     "Pull",
     "import_gpio",
     "is_header_pin",
+    "open_gpio",
 ]
 
 EDGE_BOUNCETIME_MS = 10
@@ -84,16 +94,45 @@ class GpioModule(Protocol):
     def cleanup(self, channel: int | None = ...) -> None: ...
 
 
+_INSTALL_HINT = (
+    "apt install python3-libgpiod (works on every Pi, the Pi 5 included), or pip install gpiod in piclusterd's "
+    "virtual environment"
+)
+
+
 def import_gpio() -> GpioModule:
-    """The system's RPi.GPIO module; :class:`GpioUnavailable` naming the package to install if missing."""
+    """The system's RPi.GPIO module (the fallback backend); :class:`GpioUnavailable` naming the package if missing."""
     try:
         import RPi.GPIO as gpio
     except ImportError:
         raise GpioUnavailable(
-            "the RPi.GPIO module is not installed: apt install python3-rpi-lgpio (the RPi.GPIO API over lgpio, "
-            "for Pi 4 and Pi 5), or pip install rpi-lgpio in piclusterd's virtual environment"
+            f"neither the gpiod nor the RPi.GPIO module is installed: {_INSTALL_HINT}. (Debian's python3-rpi.gpio "
+            f"provides RPi.GPIO for a Pi 0-4 only: it cannot run on a Pi 5)"
         ) from None
     module: GpioModule = gpio
+    return module
+
+
+def open_gpio(
+    *,
+    import_gpiod: Callable[[], object] | None = None,
+    chip_paths: Callable[[], list[str]] | None = None,
+) -> GpioModule:
+    """The GPIO backend: libgpiod when a ``gpiod`` module is installed (either API), else the RPi.GPIO module.
+
+    ``import_gpiod`` and ``chip_paths`` replace ``import gpiod`` and the ``/dev/gpiochip*`` listing (tests).
+    A gpiod module that is installed but finds no header chip is an error, not a reason to try RPi.GPIO:
+    RPi.GPIO would fail on that machine too, less clearly.
+    """
+    from piclusterd.drivers.gpio_libgpiod import LibgpiodGpio, gpiod_api_version
+
+    try:
+        gpiod = import_gpiod() if import_gpiod is not None else importlib.import_module("gpiod")
+    except ImportError:
+        return import_gpio()
+    if gpiod_api_version(gpiod) == 0:  # some other module called gpiod
+        return import_gpio()
+    module: GpioModule = LibgpiodGpio(gpiod) if chip_paths is None else LibgpiodGpio(gpiod, chip_paths=chip_paths)
     return module
 
 
@@ -165,7 +204,7 @@ def _pin_hints(pin: int) -> str:
     return (
         f"Is another program using GPIO{pin} (the HAT vendor's script, a gpio-shutdown or gpio-poweroff "
         f"overlay)? Stop it. Run as root or add the user to the gpio group (usermod -aG gpio USER). On a Pi 5, "
-        f"RPi.GPIO cannot work: apt install python3-rpi-lgpio"
+        f"RPi.GPIO cannot work: {_INSTALL_HINT}"
     )
 
 

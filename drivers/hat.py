@@ -18,6 +18,10 @@ How a reading is made (:meth:`HatPowerSource.poll`):
 * **LB** when charge is under the profile's ``low_battery_pct`` (whatever the mains state, as NUT does).
 * **runtime_s** while discharging: from CRATE on a MAX17048/49 (charge / rate), from the INA219's power and the
   profile's capacity (remaining Wh / W); ``None`` where neither is available.
+* **The MAX1704x variant** is the chip's word, not the profile's: the first poll reads VERSION and, as Adafruit's
+  driver does, takes ``VERSION & 0xFFF0 == 0x0010`` for a MAX17048/49 (CRATE and STATUS read); anything else
+  is the MAX17040 family, which has neither (those addresses "return undefined data"). The chip is never reset.
+* **INA219 overflow** (OVF) refuses current and power only; the bus voltage, hence the charge, stands.
 * **realpower_w**: the INA219's power while the battery discharges (the power drawn from the battery). On mains
   it would be the charging power, which says nothing about the load, so it is left out.
 * **battery_voltage**: VCELL (MAX1704x, the pack for 2-cell variants) or the INA219's bus voltage.
@@ -59,7 +63,13 @@ from piclusterd.drivers.gpio_power import (
     Pull,
 )
 from piclusterd.drivers.i2c import FIRST_ADDRESS, LAST_ADDRESS, BusOpener, I2cBus, is_valid_address, open_i2c_bus
-from piclusterd.drivers.ina219 import WAVESHARE_CALIBRATION, Ina219, Ina219Calibration, is_ina219_address
+from piclusterd.drivers.ina219 import (
+    WAVESHARE_C_CALIBRATION,
+    WAVESHARE_CALIBRATION,
+    Ina219,
+    Ina219Calibration,
+    is_ina219_address,
+)
 from piclusterd.drivers.max1704x import Max1704x, Max1704xVariant
 
 __all__ = [
@@ -126,6 +136,8 @@ class HatProfile:
     low_battery_pct: float = 10.0
     boards: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    source: str = ""
+    """The vendor code or document the profile's address, pins, shunt and polarity were checked against."""
 
     def __post_init__(self) -> None:
         where = f"HAT profile {self.key!r}"
@@ -173,15 +185,26 @@ class HatProfile:
 
 
 # --- the boards ---------------------------------------------------------------------------------------------
-# From hardware.md section 2. Capacities assume the cells named in each note; with_capacity_wh() for yours.
+# Each checked against the vendor's code or wiki named in ``source``. Capacities assume the cells named in each
+# note; with_capacity_wh() for yours.
 
+_X728_SOURCE = (
+    "geekworm-com/x728-script@a4bd68b: sample/x728-v2.x-bat.py (I2C_ADDR = 0x36, GPIO_PORT = 26), "
+    "sample/x728-v2.x-pld.py (PLD_PIN = 6, 1 = AC lost), xSoft.sh (power-cut pulse SLEEP=2, Python samples 3 s, "
+    "legacy softsd 4 s)"
+)
+_X120X_SOURCE = (
+    "suptronics/x120x@1f2950e: bat.py (0x36, VCELL x 1.25 mV / 16, SOC / 256), pld.py (PLD_PIN = 6, 1 = AC OK, "
+    "requested with no pull); wiki.geekworm.com/X1200_Hardware (GPIO6 power loss, GPIO16 charge control)"
+)
 _X120X_PIN = PowerLossPin(6, Level.LOW, Pull.UP)
 _X120X_NOTES = (
-    "GPIO6 LOW = supply failed, HIGH = OK; pulled up, a floating pin reads OK. Add gpio=6=ip,pu to "
-    "/boot/firmware/config.txt.",
+    "GPIO6 LOW = supply failed, HIGH = OK (pld.py). The board drives the line; Geekworm's pld.py sets no pull. "
+    "piclusterd enables the Pi's pull-up as its own choice, so a disconnected line reads OK rather than "
+    "shedding; gpio=6=ip,pu in /boot/firmware/config.txt sets the same pull from boot.",
     "GPIO16 high disables charging; piclusterd never drives it.",
-    "Gauge taken as MAX17048 (hardware.md); vendor samples read it like a MAX17040 (same VCELL scale). If it "
-    "is a MAX17040, CRATE is absent and values beyond +-400 %/h are refused.",
+    "Gauge: the vendor does not name the chip and reads it as a MAX17040. piclusterd asks the chip (VERSION): "
+    "a MAX17048/49 answers 0x001x and its CRATE gives the runtime; otherwise CRATE and STATUS are not read.",
 )
 
 PROFILES: Mapping[str, HatProfile] = {
@@ -200,9 +223,11 @@ PROFILES: Mapping[str, HatProfile] = {
             boards=("Raspberry Pi 4", "Raspberry Pi 5"),
             notes=(
                 "GPIO6 goes HIGH on AC loss (needs the PLD jumper); pulled down, a floating pin reads OK.",
-                "Power cut: GPIO26 held high 3-4 s (3.5 s used).",
+                "Power cut: GPIO26 held high, then driven low again (vendor: 2 s in xSoft.sh, 3 s in the Python "
+                "samples, 4 s in the legacy script; 3.5 s used).",
                 "Capacity: 2 x 18650 3000 mAh in parallel (2 x 3.0 Ah x 3.6 V).",
             ),
+            source=_X728_SOURCE,
         ),
         HatProfile(
             key="geekworm-x728-v1",
@@ -215,7 +240,12 @@ PROFILES: Mapping[str, HatProfile] = {
             power_loss=PowerLossPin(6, Level.HIGH, Pull.DOWN),
             power_cut=PowerCutPin(13, Level.HIGH, 3.5),
             boards=("Raspberry Pi 4",),
-            notes=("As the X728 v2.1, but the power-cut pin is GPIO13.",),
+            notes=(
+                "As the X728 v2.1, but the power-cut pin is GPIO13 (x728-v1.x-softsd.sh: BUTTON=13; x728-v2.x-bat.py: "
+                '"GPIO13 is for X728 v1.2/v1.3/V2.0").',
+                "Geekworm's wiki says V2.0 already moved to GPIO26: on a V2.0 board, check which pin cuts power.",
+            ),
+            source="geekworm-com/x728-script@a4bd68b: x728-v1.x-softsd.sh (BUTTON=13), sample/x728-v2.x-bat.py",
         ),
         HatProfile(
             key="geekworm-x1200",
@@ -228,6 +258,7 @@ PROFILES: Mapping[str, HatProfile] = {
             power_loss=_X120X_PIN,
             boards=("Raspberry Pi 5",),
             notes=(*_X120X_NOTES, "Capacity: 2 x 18650 3000 mAh in parallel."),
+            source=_X120X_SOURCE,
         ),
         HatProfile(
             key="geekworm-x1201",
@@ -240,6 +271,7 @@ PROFILES: Mapping[str, HatProfile] = {
             power_loss=_X120X_PIN,
             boards=("Raspberry Pi 5",),
             notes=(*_X120X_NOTES, "Capacity: 2 x 18650 3000 mAh in parallel (cell count uncertain)."),
+            source=_X120X_SOURCE,
         ),
         HatProfile(
             key="geekworm-x1202",
@@ -252,6 +284,7 @@ PROFILES: Mapping[str, HatProfile] = {
             power_loss=_X120X_PIN,
             boards=("Raspberry Pi 5",),
             notes=(*_X120X_NOTES, "Capacity: 4 x 18650 3000 mAh in parallel."),
+            source=_X120X_SOURCE,
         ),
         HatProfile(
             key="waveshare-ups-hat-b",
@@ -269,6 +302,12 @@ PROFILES: Mapping[str, HatProfile] = {
                 "No power-loss pin: OB when the battery current is at least 0.1 A the discharging way (negative).",
                 "Capacity: 2 x 18650 2500 mAh in series (7.2 V x 2.5 Ah).",
                 "Charge from the pack voltage (Li-ion curve), not a fuel gauge.",
+                "CAL 4096, CONFIG 0x3EEF: the vendor's own values, so its INA219.py, if still running, writes the "
+                "same; disable it all the same.",
+            ),
+            source=(
+                "Waveshare UPS_HAT_B.7z INA219.py (files.waveshare.com/upload/4/4a/UPS_HAT_B.7z): INA219(addr=0x42), "
+                "set_calibration_32V_2A, 0.1 ohm shunt, CAL 4096, 0.1 mA LSB"
             ),
         ),
         HatProfile(
@@ -281,12 +320,19 @@ PROFILES: Mapping[str, HatProfile] = {
             capacity_wh=3.7,
             discharge_sign=CurrentSign.NEGATIVE,
             discharge_threshold_a=0.05,
-            calibration=WAVESHARE_CALIBRATION,
+            calibration=WAVESHARE_C_CALIBRATION,
             boards=("Raspberry Pi Zero",),
             notes=(
-                "Address 0x43 is uncertain (hardware.md); check with i2cdetect -y 1 and use with_address().",
+                "Address 0x43 (the vendor's INA219(addr=0x43)).",
+                "Shunt 0.01 ohm: calibrated as the vendor does (CAL 26868, 0.1524 mA, CONFIG 0x0EEF), so its "
+                "INA219.py, if still running, writes the same values; disable it all the same.",
                 "No power-loss pin: OB when the battery current is at least 0.05 A the discharging way (negative).",
                 "Capacity: the bundled 1000 mAh 3.7 V Li-po.",
+            ),
+            source=(
+                "Waveshare UPS_HAT_C.7z INA219.py (files.waveshare.com/upload/4/40/UPS_HAT_C.7z; copy in "
+                "kavinaidoo/pmap@ffab205f): INA219(addr=0x43), set_calibration_16V_5A, 0.01 ohm shunt, CAL 26868, "
+                "0.1524 mA LSB, CONFIG 0x0EEF"
             ),
         ),
         HatProfile(
@@ -304,6 +350,7 @@ PROFILES: Mapping[str, HatProfile] = {
                 "as mains present, so OB is never seen without the bridge.",
                 "Capacity: the bundled 1000 mAh 3.7 V Li-po (uncertain).",
             ),
+            source="hardware.md section 2 (UPS-Lite v1.2 repository); not re-checked against vendor code",
         ),
     )
 }
@@ -396,6 +443,7 @@ def generic_profile(
         discharge_threshold_a=discharge_threshold_a,
         calibration=calibration,
         low_battery_pct=low_battery_pct,
+        source="the [hat] keys of the configuration file",
     )
 
 
@@ -424,6 +472,7 @@ class HatPowerSource:
         self._clock = clock
         self._closed = False
         self._name = f"hat:{profile.key}@i2c-{bus_number}:0x{profile.address:02x}"
+        self._variant_known = False
         variant = profile.chip.max1704x_variant
         self._gauge: Max1704x | None = None
         self._monitor: Ina219 | None = None
@@ -438,7 +487,7 @@ class HatPowerSource:
             if gpio is None:
                 raise GpioUnavailable(
                     f"profile {profile.key!r} reads mains loss on GPIO{profile.power_loss.pin}, but no GPIO module "
-                    f"was given: apt install python3-rpi-lgpio"
+                    f"was given: apt install python3-libgpiod"
                 )
             self._pin = PowerLossInput(gpio, profile.power_loss, clock, debounce_s=debounce_s)
 
@@ -503,9 +552,29 @@ class HatPowerSource:
             flags.add(UpsFlag.LB)
         return frozenset(flags)
 
+    def _identify_gauge(self, gauge: Max1704x) -> Rejection | None:
+        """Once: the variant from the chip's VERSION register (never a reset: that restarts the SOC estimate).
+        A profile naming the other variant is overridden, and that said once (as a refused value)."""
+        profile_variant = gauge.variant
+        version = gauge.identify()
+        self._variant_known = True
+        if gauge.variant is profile_variant:
+            return None
+        family = "MAX17048/49" if gauge.variant.has_crate else "MAX17040 family"
+        registers = "CRATE and STATUS read" if gauge.variant.has_crate else "no CRATE or STATUS read"
+        return Rejection(
+            "battery.gauge",
+            f"VERSION 0x{version:04x}",
+            f"the profile names a {profile_variant.name}, the chip says {family}: read as a {gauge.variant.name} "
+            f"({registers})",
+        )
+
     def _poll_gauge(self, gauge: Max1704x, now: float, wall: float) -> ParsedReading:
+        identified = None if self._variant_known else self._identify_gauge(gauge)
         sample = gauge.read()
         rejections = list(sample.rejections)
+        if identified is not None:
+            rejections.append(identified)
         mains_lost = self._pin_mains_lost()
         assert mains_lost is not None  # a MAX1704x profile always has a pin (validated)
         volts = self._voltage(sample.cell_volts, rejections)
@@ -529,22 +598,34 @@ class HatPowerSource:
 
     def _poll_monitor(self, monitor: Ina219, now: float, wall: float) -> ParsedReading:
         sample = monitor.read()
-        if sample.overflow:
-            return ParsedReading(
-                None,
-                (
-                    Rejection(
-                        "ina219.overflow",
-                        f"{sample.bus_volts:.3f} V, {sample.current_a:.4f} A",
-                        "math overflow (OVF): current or power out of range, the whole reading is invalid",
-                    ),
-                ),
-            )
         rejections: list[Rejection] = []
         profile = self.profile
+        if sample.foreign_settings is not None:
+            config, cal = sample.foreign_settings
+            rejections.append(
+                Rejection(
+                    "ina219.calibration",
+                    f"CONFIG 0x{config:04x}, CAL {cal}",
+                    f"another program writes this chip (the HAT vendor's INA219.py?); piclusterd's CONFIG "
+                    f"0x{monitor.config:04x} and CAL {monitor.calibration.register_value} restored before every "
+                    f"read. Disable that program (docs/hardware-profiles.md)",
+                )
+            )
+        current_a = sample.current_a
+        if current_a is None:
+            rejections.append(
+                Rejection(
+                    "ina219.current",
+                    f"shunt {sample.shunt_volts * 1000:.2f} mV",
+                    "math overflow (OVF): current and power refused; bus voltage and charge kept",
+                )
+            )
+            # The shunt voltage is a direct ADC result (at worst clipped at full scale): its sign still says
+            # which way the (large) current flows, so a heavy discharge still reads OB.
+            current_a = sample.shunt_volts / profile.ina219_calibration.shunt_ohm
         discharge_a: float | None = None
         if profile.discharge_sign is not None:
-            discharge_a = -sample.current_a if profile.discharge_sign is CurrentSign.NEGATIVE else sample.current_a
+            discharge_a = -current_a if profile.discharge_sign is CurrentSign.NEGATIVE else current_a
         discharging = discharge_a is not None and discharge_a >= profile.discharge_threshold_a
         charging = discharge_a is not None and discharge_a <= -profile.discharge_threshold_a
         pin_lost = self._pin_mains_lost()
@@ -553,10 +634,11 @@ class HatPowerSource:
         charge = None if volts is None else charge_from_voltage(profile.chemistry, profile.cells, volts)
         runtime = None
         realpower = None
-        if discharging:
-            realpower = sample.power_w
-            if mains_lost and charge is not None and profile.capacity_wh is not None and sample.power_w > 0:
-                runtime = profile.capacity_wh * charge / 100.0 / sample.power_w * 3600.0
+        power_w = sample.power_w
+        if discharging and power_w is not None:
+            realpower = power_w
+            if mains_lost and charge is not None and profile.capacity_wh is not None and power_w > 0:
+                runtime = profile.capacity_wh * charge / 100.0 / power_w * 3600.0
         reading = UpsReading(
             source=self._name,
             timestamp=now,
@@ -714,7 +796,7 @@ def _suggest(model: str | None, found: set[int]) -> tuple[str | None, str, tuple
     if 0x42 in found:
         return "waveshare-ups-hat-b", "INA219 at 0x42, as on the Waveshare UPS HAT (B)", ()
     if 0x43 in found:
-        return "waveshare-ups-hat-c", "INA219 at 0x43, as on the Waveshare UPS HAT (C) (address uncertain)", ()
+        return "waveshare-ups-hat-c", "INA219 at 0x43, as on the Waveshare UPS HAT (C)", ()
     unsupported = sorted(a for a in found if a in _KNOWN_ADDRESSES and a != 0x68)
     if unsupported:
         what = "; ".join(_KNOWN_ADDRESSES[a] for a in unsupported)
@@ -786,7 +868,7 @@ def probe(
         candidates = [PROFILES[k] for k in (key, *alternatives)]
         if gpio is None:
             if any(p.power_loss is not None for p in candidates):
-                problems.append("no GPIO module: power-loss pins not read (apt install python3-rpi-lgpio)")
+                problems.append("no GPIO module: power-loss pins not read (apt install python3-libgpiod)")
         else:
             pins = _observe_pins(gpio, candidates, problems)
     return ProbeReport(model, bus_name, present, busy, key, reason, alternatives, pins, tuple(problems))

@@ -34,6 +34,8 @@ __all__ = [
     "Max1704xStatus",
     "Max1704xVariant",
     "Register",
+    "is_model_gauge_3",
+    "variant_from_version",
 ]
 
 ADDRESS = 0x36
@@ -92,6 +94,29 @@ class Max1704xVariant(enum.Enum):
 
 _TWO_CELL = frozenset({Max1704xVariant.MAX17041, Max1704xVariant.MAX17044, Max1704xVariant.MAX17049})
 _MODEL_GAUGE_3 = frozenset({Max1704xVariant.MAX17048, Max1704xVariant.MAX17049})
+
+
+def is_model_gauge_3(version: int) -> bool:
+    """Whether VERSION says MAX17048/49 (default 0x001x in their register summary).
+
+    Adafruit's MAX17048/49 driver accepts a chip only when ``chip_version & 0xFFF0 == 0x0010``; the MAX17040-44
+    datasheets give VERSION no fixed value ("a value indicating the production version").
+    """
+    return version & 0xFFF0 == 0x0010
+
+
+def variant_from_version(version: int, configured: Max1704xVariant) -> Max1704xVariant:
+    """The variant to read the chip as: the chip's VERSION decides the family, the profile the cell count.
+
+    A MAX17040-family chip keeps the configured variant when that is one (17040/41/43/44 read alike); a
+    configured MAX17048/49 whose VERSION is not 0x001x is read as a MAX17040/41, with no CRATE or STATUS.
+    """
+    two_cell = configured.cells == 2
+    if is_model_gauge_3(version):
+        return Max1704xVariant.MAX17049 if two_cell else Max1704xVariant.MAX17048
+    if not configured.has_crate:
+        return configured
+    return Max1704xVariant.MAX17041 if two_cell else Max1704xVariant.MAX17040
 
 
 class Max1704xStatus(enum.Enum):
@@ -166,6 +191,14 @@ class Max1704x:
 
     def read_version(self) -> int:
         return self.device.read_u16(Register.VERSION)
+
+    def identify(self) -> int:
+        """Read VERSION and read the chip as the variant it says it is (:func:`variant_from_version`); the
+        VERSION read. Nothing is written: a reset would restart the SOC estimate."""
+        version = self.read_version()
+        self.variant = variant_from_version(version, self.variant)
+        self.device.chip = f"{self.variant.name} fuel gauge"
+        return version
 
     def read_config(self) -> Max1704xConfig:
         return Max1704xConfig.from_raw(self.device.read_u16(Register.CONFIG))

@@ -37,7 +37,7 @@ from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
-from piclusterd.node.daemon import PowerDaemon
+from piclusterd.node.daemon import PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
 
@@ -85,12 +85,12 @@ def build_power_source(config: Config) -> PowerSource:
 def _build_driver(config: Config, driver: str) -> PowerSource:
     """One adapter: ``"hat"`` or ``"nut"``."""
     if driver == "hat":
-        from piclusterd.drivers.gpio_power import import_gpio
+        from piclusterd.drivers.gpio_power import open_gpio
         from piclusterd.drivers.hat import open_hat_source
 
         profile = config.hat.profile
         assert profile is not None  # validated by the config
-        gpio = import_gpio() if profile.power_loss is not None else None
+        gpio = open_gpio() if profile.power_loss is not None else None
         return open_hat_source(
             profile, SystemClock(), bus_number=config.hat.i2c_bus, gpio=gpio, debounce_s=config.hat.debounce_s
         )
@@ -165,10 +165,10 @@ def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemo
     lines = relay_lines(settings.relays)
     relay: NodePower | None = None
     if lines:
-        from piclusterd.drivers.gpio_power import import_gpio
+        from piclusterd.drivers.gpio_power import open_gpio
 
         try:
-            relay = GpioRelayPower(import_gpio(), lines, time.sleep)
+            relay = GpioRelayPower(open_gpio(), lines, time.sleep)
         except PiclusterError as error:  # the relay is a helper for others: this node's own protection goes on
             log.error("node.relay_unavailable", targets=sorted(lines), error=str(error))
     return NodeAgent(
@@ -305,6 +305,16 @@ def load(path: str | Path) -> tuple[Config, Settings]:
     return config, settings_for(config)
 
 
+def _power_cut_hooks(config: Config, log: AuditLogger) -> tuple[PreShutdownHook, ...]:
+    """The power-cut flag, when this node runs on a HAT with a power-cut pin (X728): see drivers/power_cut.py."""
+    profile = config.hat.profile
+    if "hat" not in config.ups.drivers or profile is None or profile.power_cut is None:
+        return ()
+    from piclusterd.node.power_cut_flag import PowerCutFlag
+
+    return (PowerCutFlag(profile.power_cut, log),)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         config, settings = load(args.config)
@@ -338,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
             log=log,
             notifier=SystemdNotifier(),
             shutdown=CommandShutdown(),
+            pre_shutdown_hooks=_power_cut_hooks(config, log),
         )
     except PiclusterError as error:  # e.g. the HAT's I2C bus or GPIO pin is missing: the message has the fix
         log.critical("daemon.failed", error=str(error))
@@ -665,12 +676,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from piclusterd.drivers.gpio_power import import_gpio
+    from piclusterd.drivers.gpio_power import open_gpio
     from piclusterd.drivers.hat import probe
     from piclusterd.drivers.i2c import open_i2c_bus
 
     try:
-        gpio = import_gpio()
+        gpio = open_gpio()
     except PiclusterError as error:
         print(f"piclusterctl: GPIO not available, pins not checked: {error}", file=sys.stderr)
         gpio = None

@@ -151,6 +151,25 @@ EVENTS: tuple[EventDoc, ...] = (
         'Once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd.',
     ),
     EventDoc(
+        "shutdown.power_cut_armed",
+        "info",
+        "the HAT's power will be cut after this power-off",
+        ("PIN", "HOLD_S", "PATH"),
+        "piclusterd wrote PATH before powering this node off for power reasons; once the Pi has halted, "
+        "/usr/lib/systemd/system-shutdown/piclusterd-power-cut holds GPIO PIN active for HOLD_S seconds so the "
+        "HAT stops feeding the halted Pi. A manual poweroff or a reboot leaves the HAT's power alone.",
+        "Nothing to do.",
+    ),
+    EventDoc(
+        "shutdown.power_cut_flag_failed",
+        "error",
+        "the HAT's power will not be cut after this power-off",
+        ("PATH", "ERROR"),
+        "The flag at PATH could not be written (ERROR). The node powers off all the same, but the HAT keeps "
+        "feeding the halted Pi, draining the battery until it is empty or someone presses the HAT's button.",
+        "Press the HAT's power button after the Pi halts; check that /var/lib/piclusterd is writable.",
+    ),
+    EventDoc(
         "shutdown.local_failed",
         "critical",
         "the shutdown command failed",
@@ -548,9 +567,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "This node cannot drive the power relays it is configured for",
         ("TARGETS", "ERROR"),
         "[node_power] gpio-relay tables name this node as via for TARGETS, but at start its GPIO lines could not "
-        "be set up (ERROR: the RPi.GPIO module missing, a pin in use). The daemon runs on without them; a "
+        "be set up (ERROR: no GPIO module, no header chip, a pin in use). The daemon runs on without them; a "
         "power-on request for TARGETS is then refused (node.relay_failed) and they need their button pressed.",
-        "Do what ERROR says (apt install python3-rpi-lgpio; free the pin), then systemctl restart piclusterd.",
+        "Do what ERROR says (apt install python3-libgpiod; free the pin), then systemctl restart piclusterd.",
     ),
     EventDoc(
         "node.relay_failed",

@@ -212,5 +212,5 @@ def test_a_hat_without_power_cut_says_so() -> None:
 def test_missing_gpio_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "RPi", None)  # makes `import RPi.GPIO` fail as if not installed
     monkeypatch.setitem(sys.modules, "RPi.GPIO", None)
-    with pytest.raises(GpioUnavailable, match="python3-rpi-lgpio"):
+    with pytest.raises(GpioUnavailable, match="python3-libgpiod"):
         import_gpio()

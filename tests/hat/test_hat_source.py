@@ -122,7 +122,7 @@ def test_floating_x1200_pin_with_pull_up_reads_ok(x1200: EmulatedHat) -> None:
 
 def test_a_pin_profile_without_a_gpio_module_names_the_package() -> None:
     bus = EmulatedSMBus(1)
-    with pytest.raises(GpioUnavailable, match="python3-rpi-lgpio"):
+    with pytest.raises(GpioUnavailable, match="python3-libgpiod"):
         HatPowerSource(get_profile("geekworm-x1200"), bus, FakeClock())
 
 
@@ -183,12 +183,13 @@ def test_implausible_battery_voltage_is_refused_and_the_rest_kept(x1200: Emulate
     assert [r.variable for r in parsed.rejections] == ["battery.voltage"]
 
 
-def test_ina219_overflow_rejects_the_whole_reading(waveshare_b: EmulatedHat) -> None:
+def test_ina219_overflow_refuses_current_and_power_and_keeps_the_voltage(waveshare_b: EmulatedHat) -> None:
     waveshare_b.monitor.set_current(-4.0)  # beyond the shunt range
     parsed = waveshare_b.source.poll()
-    assert parsed.reading is None
-    assert [r.variable for r in parsed.rejections] == ["ina219.overflow"]
-    assert "invalid" in parsed.rejections[0].reason
+    assert parsed.reading is not None and parsed.reading.battery_voltage is not None
+    assert parsed.reading.realpower_w is None and parsed.reading.mains is MainsState.LOST
+    assert [r.variable for r in parsed.rejections] == ["ina219.current"]
+    assert "OVF" in parsed.rejections[0].reason
 
 
 def test_ina219_brown_out_mid_discharge_is_recalibrated_and_the_reading_unchanged(waveshare_b: EmulatedHat) -> None:
@@ -312,10 +313,26 @@ def test_generic_profile_errors_name_the_key(keys: dict[str, object], message: s
 
 def test_ina219_source_without_pin_needs_no_gpio() -> None:
     bus = EmulatedSMBus(1)
-    bus.attach(0x43, Ina219Emulator(cells=1))
+    bus.attach(0x43, Ina219Emulator(shunt_ohm=0.01, cells=1))  # the (C)'s real shunt, as in Waveshare's INA219.py
     source = HatPowerSource(get_profile("waveshare-ups-hat-c"), bus, FakeClock())
     parsed = source.poll()
     assert parsed.reading is not None and parsed.reading.charge_pct == pytest.approx(100)
+
+
+@pytest.mark.parametrize("load_a", [0.30, 0.45])
+def test_waveshare_c_sees_a_pi_zero_discharge(load_a: float) -> None:
+    hat = EmulatedHat(get_profile("waveshare-ups-hat-c"), load_a=load_a)
+    assert hat.monitor.shunt_ohm == 0.01
+    assert hat.reading().mains is MainsState.PRESENT
+    hat.lose_mains()
+    reading = hat.reading()
+    assert reading.mains is MainsState.LOST and reading.battery_voltage is not None
+    assert reading.realpower_w == pytest.approx(reading.battery_voltage * load_a, rel=0.02)
+
+
+@pytest.mark.parametrize("key", sorted(PROFILES))
+def test_every_shipped_profile_names_the_vendor_source_it_was_checked_against(key: str) -> None:
+    assert len(PROFILES[key].source) > 20
 
 
 def test_every_shipped_profile_is_documented_for_operators() -> None:

@@ -125,7 +125,7 @@ def test_missing_model_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 
 def test_without_gpio_the_pins_are_skipped_with_the_package_named(tmp_path: Path) -> None:
     report = probe(EmulatedBusOpener(bus_with(0x36)), None, model_file(tmp_path, PI5))
-    assert report.pins == () and any("python3-rpi-lgpio" in p for p in report.problems)
+    assert report.pins == () and any("python3-libgpiod" in p for p in report.problems)
 
 
 def test_a_busy_pin_is_reported(tmp_path: Path) -> None:
