@@ -201,9 +201,22 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "configuration reload refused",
         ("ERROR", "KEPT"),
-        "The new file is invalid (ERROR names the file, the key and the fix); the daemon goes on with the "
-        "configuration it had (KEPT).",
-        "Fix the file (piclusterd check-config), then systemctl reload piclusterd.",
+        "The new file is invalid, or changes cluster settings a running daemon cannot take (ERROR names the "
+        "file, the keys and the fix); the daemon goes on with all of the configuration it had (KEPT). Only mode "
+        "and the node's own settings can be reloaded; the rest of [cluster], [restore], [node_power] and what the "
+        "planner reads needs a restart.",
+        "Fix the file (piclusterd check-config), then systemctl reload piclusterd; or systemctl restart piclusterd "
+        "when ERROR says the change needs one.",
+    ),
+    EventDoc(
+        "cluster.mode_changed",
+        "warning",
+        "The cluster side took a reloaded mode",
+        ("MODE", "LEADER"),
+        "systemctl reload changed mode: from its next poll the leader (LEADER: whether this node leads now) plans "
+        "and reports only (dry-run), or acts (enforce). A drain or power-off a dry-run leader left half-done stays "
+        "recorded on its Node and is resumed by an enforce leader.",
+        "None; to undo a half-done shed by hand: kubectl uncordon the node named in its picluster.io/shed record.",
     ),
     EventDoc(
         "node.cordoned",
