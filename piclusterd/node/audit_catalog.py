@@ -324,8 +324,11 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "An SSH power-off request was refused",
         ("ORIGIN", "REQUEST", "REQUEST_ID", "ASKED_FOR", "WHY"),
-        "The cluster's SSH key was used for something else than a power-off, or for another node's name.",
-        "Check who connected from ORIGIN; a node's address may have changed.",
+        "The cluster's SSH key was used for something else than a power-off, or for another node's name; or "
+        "this node's [daemon] runtime_dir cannot be written (WHY), so a repeated request could not be told "
+        "apart: nothing was run.",
+        "Check who connected from ORIGIN; a node's address may have changed. For runtime_dir: fix the directory "
+        "named in WHY (piclusterd check-config does not create it).",
     ),
     EventDoc(
         "shutdown.remote_duplicate",
