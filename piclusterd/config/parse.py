@@ -217,7 +217,7 @@ def _node_power_method(
     if method is REQUIRED:
         problems.append(ConfigError(file, f"{where}.method", "is missing", f"one of {methods}"))
         return None
-    if method not in NODE_POWER:
+    if not isinstance(method, str) or method not in NODE_POWER:
         close = _did_you_mean(str(method), list(NODE_POWER))
         problems.append(
             ConfigError(file, f"{where}.method", f"invalid value {_shown(method)}{close}", f"one of {methods}")
