@@ -118,6 +118,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "None.",
     ),
     EventDoc(
+        "power.source_failed",
+        "error",
+        "the power source failed unexpectedly",
+        ("ERROR", "TRACEBACK"),
+        "Reading the UPS or HAT raised an error its driver did not expect (a bug, or bytes no sane upsd sends); "
+        "said once per kind of error, with its traceback. The poll counts as no answer and the connection is "
+        "reopened: a lasting failure becomes power.source_lost, and on battery the DEADTIME rule still applies.",
+        "Report it with the traceback; check what answers at [ups] host and port (upsc UPS@HOST).",
+    ),
+    EventDoc(
         "power.source_lost",
         "warning",
         "the UPS cannot be read",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +174,7 @@ class PowerDaemon:
         self._last_error: str | None = None
         self._rejections_logged: dict[tuple[str, str, str], float] = {}
         self._unknown_words_logged: set[str] = set()
+        self._source_failures_logged: set[str] = set()
         self._status_file_failed = False
         self._gate: LocalShutdownGate | None = None
         self._deferred = False
@@ -198,6 +200,8 @@ class PowerDaemon:
         except SourceUnavailable as error:
             self._log.debug("power.poll_failed", error=str(error))
             return _Pending(None, str(error))
+        except Exception as error:  # a driver's bug, or bytes it did not expect: no data, never the daemon's end
+            return _Pending(None, self._source_failed(error))
         for rejection in parsed.rejections:
             key = (rejection.variable, rejection.value, rejection.reason)
             last = self._rejections_logged.get(key)
@@ -217,6 +221,20 @@ class PowerDaemon:
         if parsed.reading is None:
             return _Pending(None, "reading rejected" if parsed.rejections else "UPS driver has no data yet (WAIT)")
         return _Pending(parsed.reading, None)
+
+    def _source_failed(self, error: Exception) -> str:
+        """An unexpected error from the source: said once per kind (with its traceback), the connection dropped
+        so the next poll starts clean; the poll counts as no answer, so staleness and DEADTIME apply as ever."""
+        why = f"{type(error).__name__}: {error}"[:300]
+        if type(error).__name__ not in self._source_failures_logged:
+            self._source_failures_logged.add(type(error).__name__)
+            where = "".join(traceback.format_exception(error))[-3000:]
+            self._log.error("power.source_failed", error=why, traceback=where)
+        try:
+            self._source.close()
+        except Exception as close_error:  # closing is best effort; the next poll reconnects either way
+            self._log.debug("power.poll_failed", error=f"closing after a failure: {close_error!r}")
+        return why
 
     def step(self) -> PowerMemory:
         """Poll once, update the state, log transitions, act on critical. Returns the new memory."""
