@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from piclusterd._vendor.PyNUT import PyNUTClient, PyNUTError
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import SourceUnavailable
+from piclusterd.core.nut_words import host_problem, password_problem, word_problem
 from piclusterd.core.ports import Clock
 from piclusterd.core.reading import ParsedReading, parse_nut_variables
 
@@ -57,7 +58,11 @@ class _Client(PyNUTClient):
 
     def __init__(self, host: str, port: int, login: str | None, password: str | None, timeout: float) -> None:
         self._reply_timeout_s = timeout
-        super().__init__(host=host, port=port, login=login, password=password, timeout=timeout)
+        try:
+            super().__init__(host=host, port=port, login=login, password=password, timeout=timeout)
+        except BaseException:
+            self.close()  # connected, then the login failed: the socket must not wait for the garbage collector
+            raise
 
     def _PyNUTClient__read_until(self, terminator: bytes) -> bytes:
         conn = self._PyNUTClient__srv_handler
@@ -91,11 +96,6 @@ class _Client(PyNUTClient):
         self._PyNUTClient__srv_handler = None
 
 
-def _is_word(text: str) -> bool:
-    """One ASCII word that the NUT protocol can carry unquoted (PyNUTClient sends names as they are)."""
-    return bool(text) and text.isascii() and text.isprintable() and not any(c.isspace() or c in '"\\' for c in text)
-
-
 def _error_code(error: Exception) -> str:
     """``"DATA-STALE"`` from PyNUTError("ERR DATA-STALE"); ``""`` when it is not an ``ERR`` answer."""
     text = str(error).strip()
@@ -124,18 +124,17 @@ class NutPowerSource:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
     ) -> None:
-        if not _is_word(host):
-            raise ValueError(f"[ups] host must be a host name or address, not {host!r}")
+        # The configuration refuses these already (piclusterd.core.nut_words): this is for other callers.
+        if host_problem(host):
+            raise ValueError(f"[ups] host must be {host_problem(host)}, not {host!r}")
         if not 0 < port < 65536:
             raise ValueError(f"[ups] port must be 1..65535, not {port}")
-        if not _is_word(ups_name):
-            raise ValueError(f"[ups] name must be one word (as in upsc NAME@host), not {ups_name!r}")
-        if username is not None and not _is_word(username):
-            raise ValueError("[ups] username must be one ASCII word without quotes or backslashes")
-        if password is not None and not (
-            password and password.isascii() and password.isprintable() and not set(password) & set('"\\')
-        ):
-            raise ValueError("[ups] password must be ASCII, without quotes, backslashes or control characters")
+        if word_problem(ups_name):
+            raise ValueError(f"[ups] name must be {word_problem(ups_name)}, not {ups_name!r}")
+        if username is not None and word_problem(username):
+            raise ValueError(f"[ups] username must be {word_problem(username)}")
+        if password is not None and password_problem(password):
+            raise ValueError(f"[ups] password must be {password_problem(password)}")
         if (password is None) != (username is None):
             raise ValueError("[ups] username and [ups] password go together: set both or neither")
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
@@ -214,6 +213,13 @@ class NutPowerSource:
             raise self._connection_failed(problem) from error
         except (OSError, EOFError) as error:
             raise self._connection_failed(self._describe_os_error(error)) from error
+        except ValueError as error:
+            # PyNUTClient decodes a refusal as ASCII: a reply to USERNAME or PASSWORD with any other byte raises
+            # UnicodeDecodeError. Whatever answers there is not a sane upsd; the error never shows the reply.
+            raise self._connection_failed(
+                f"upsd at {self._address} answered the login with bytes that are not NUT's protocol "
+                f"({type(error).__name__})"
+            ) from error
         self._retry_at = None
         return self._client
 

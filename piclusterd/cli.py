@@ -401,8 +401,12 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         print(f"refused: this is {config.node.name}, not {node}", file=sys.stderr)
         return EXIT_REFUSED
     marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
-    if marker.exists():
-        log.info("shutdown.remote_duplicate", origin=origin, request_id=request_id, first=marker.read_text().strip())
+    try:
+        first = marker.read_text(encoding="utf-8", errors="replace")[:200].strip() if marker.is_file() else None
+    except OSError as error:
+        return _remote_runtime_dir_unusable(log, origin, request_id, marker, error)
+    if first is not None:
+        log.info("shutdown.remote_duplicate", origin=origin, request_id=request_id, first=first)
         print("accepted: power-off already under way", file=sys.stderr)
         return EXIT_OK
     argv = list(config.shutdown.command)
@@ -415,8 +419,11 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         )
         print("accepted (dry-run: nothing done)", file=sys.stderr)
         return EXIT_OK
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{request_id} {origin}\n")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{request_id} {origin}\n")
+    except OSError as error:
+        return _remote_runtime_dir_unusable(log, origin, request_id, marker, error)
     log.critical("shutdown.local_started", reason=f"power-off requested by {origin} ({request_id})", command=argv)
     code = CommandShutdown().run(argv)
     if code != 0:
@@ -426,6 +433,14 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print("accepted: powering off", file=sys.stderr)
     return EXIT_OK
+
+
+def _remote_runtime_dir_unusable(log: AuditLogger, origin: str, request_id: str, marker: Path, error: OSError) -> int:
+    """Without its marker a second request could run the shutdown twice: refuse, loudly, and change nothing."""
+    why = f"cannot use {marker}: {error.strerror or error}"
+    log.error("shutdown.remote_refused", origin=origin, request_id=request_id, why=why)
+    print(f"refused: {why}; expected a writable [daemon] runtime_dir", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -129,6 +129,17 @@ class ClusterController:
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="release the lease", error=str(error))
 
+    def apply_mode(self, *, dry_run: bool) -> None:
+        """``mode`` from a reload, from the next tick on: dry-run plans and reports, and takes no step (a drain
+        or power-off under way is not resumed; its record stays on the Node for a later enforce leader)."""
+        if dry_run == self._settings.dry_run:
+            return
+        self._settings = replace(self._settings, dry_run=dry_run)
+        self._reporter.apply_mode(dry_run=dry_run)
+        if self._outage is not None:
+            self._outage.apply_mode(dry_run=dry_run)
+        self._log.warning("cluster.mode_changed", mode="dry-run" if dry_run else "enforce", leader=self.is_leader)
+
     def fence(self) -> None:
         """Raise NotLeader unless our lease is fresh: called right before every destructive step."""
         self._elector.ensure_leader()

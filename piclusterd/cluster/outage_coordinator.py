@@ -125,6 +125,11 @@ class OutageCoordinator:
         # daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
         self._started_wall = clock.wall() if booted_wall is None else booted_wall
 
+    def apply_mode(self, *, dry_run: bool) -> None:
+        """A reloaded ``mode``: dry-run takes no full-shutdown step and lets a critical node protect itself."""
+        self._settings = replace(self._settings, dry_run=dry_run)
+        self._dry_run_reported = False
+
     # --- every node: should a critical node wait for the leader? ------------------------------------
 
     def defer_local_shutdown(self, critical_for_s: float) -> str | None:

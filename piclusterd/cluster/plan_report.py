@@ -33,6 +33,11 @@ class PlanReporter:
         self._unknown_battery_said: frozenset[str] = frozenset()  # nodes whose own battery was said unknown
         self._warned_node_capacity_unset = False
 
+    def apply_mode(self, *, dry_run: bool) -> None:
+        """A reloaded ``mode``: the next plan is said again, with the words of the new mode."""
+        self._dry_run = dry_run
+        self._last_plan_key = None
+
     def report(self, decided: Plan) -> None:
         """plan.decided when the decision changes (not every poll), with the refusals and their rules."""
         key = (

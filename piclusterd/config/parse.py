@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import reprlib
 import socket
 import stat
 import tomllib
@@ -27,6 +29,7 @@ from piclusterd.config.model import Config, Mode, NodePowerMethod, NutOutletMeth
 from piclusterd.config.schema import FROM_UPS, MODELS, NODE_POWER, NODE_POWER_MODELS, REQUIRED, SCHEMA, TOP, Key
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, ConfigInvalid, ProfileInvalid
+from piclusterd.core.nut_words import password_problem
 from piclusterd.core.power_record import PublishPolicy
 
 if TYPE_CHECKING:
@@ -52,16 +55,70 @@ def _build(model: type, keys: Mapping[str, Key], values: Mapping[str, Any], **sp
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
+    if len(word) > 64:
+        return ""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _read_password(file: str, path: str) -> Secret | ConfigError:
-    key = "ups.password_file"
+#: How a value is shown in an error: short and on one line, however long or deep it is in the file.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlevel = 3
+
+
+def _shown(value: object) -> str:
+    return _SHOWN.repr(value)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _key(name: str) -> str:
+    """A key of the file as an error names it: as written if plain, else quoted and cut (one line)."""
+    return name if _PLAIN_KEY.fullmatch(name) else _shown(name)
+
+
+# A Node's name: a DNS-1123 subdomain (Kubernetes' rule for object names).
+_NODE_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+#: Nesting deeper than this is not a piclusterd config (the deepest key is [node_power.<node>] method = ...).
+MAX_DEPTH = 16
+#: A config file larger than this is not a piclusterd config (the annotated example is about 20 KiB).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _too_deep(data: Mapping[str, Any], file: str) -> ConfigError | None:
+    """The first value nested deeper than MAX_DEPTH, as a problem naming its key; walked without recursion."""
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return ConfigError(
+                file,
+                where,
+                f"is nested more than {MAX_DEPTH} levels deep",
+                "the plain values examples/piclusterd.toml shows",
+            )
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{_key(str(k))}".lstrip("."), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, where, depth + 1) for v in value)
+    return None
+
+
+#: A password file larger than this is not a password file (upsd keeps 512 bytes of a word).
+MAX_PASSWORD_FILE = 4096
+
+
+def _read_password(file: str, path: str, key: str = "ups.password_file") -> Secret | ConfigError:
+    """The NUT password in ``path``: a root-only regular file, one line, as upsd can take it (never shown)."""
     try:
         info = os.stat(path)
     except OSError as error:
         return ConfigError(file, key, f"cannot read {path}: {error.strerror}", "a file holding the NUT password")
+    if not stat.S_ISREG(info.st_mode):
+        return ConfigError(file, key, f"{path} is not a regular file", "a file holding the NUT password")
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         return ConfigError(
             file,
@@ -70,12 +127,24 @@ def _read_password(file: str, path: str) -> Secret | ConfigError:
             f"a root-only file: chmod 600 {path}",
         )
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_PASSWORD_FILE + 1)
     except OSError as error:
         return ConfigError(file, key, f"cannot read {path}: {error.strerror}", "a file holding the NUT password")
-    password = text.strip("\r\n")
+    if len(raw) > MAX_PASSWORD_FILE:
+        return ConfigError(
+            file, key, f"{path} is larger than {MAX_PASSWORD_FILE} bytes", "the NUT password on one line"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ConfigError(file, key, f"{path} is not UTF-8 text", "the NUT password on one line, in ASCII")
+    password = text.strip("\r\n")  # the line end an editor or `echo` adds; one inside is refused below
     if not password:
         return ConfigError(file, key, f"{path} is empty", "the NUT password on one line")
+    problem = password_problem(password)
+    if problem:
+        return ConfigError(file, key, f"{path} holds a password upsd cannot take", problem)
     return Secret(password)
 
 
@@ -148,9 +217,11 @@ def _node_power_method(
     if method is REQUIRED:
         problems.append(ConfigError(file, f"{where}.method", "is missing", f"one of {methods}"))
         return None
-    if method not in NODE_POWER:
+    if not isinstance(method, str) or method not in NODE_POWER:
         close = _did_you_mean(str(method), list(NODE_POWER))
-        problems.append(ConfigError(file, f"{where}.method", f"invalid value {method!r}{close}", f"one of {methods}"))
+        problems.append(
+            ConfigError(file, f"{where}.method", f"invalid value {_shown(method)}{close}", f"one of {methods}")
+        )
         return None
     keys = NODE_POWER[method]
     count = len(problems)
@@ -159,7 +230,7 @@ def _node_power_method(
             problems.append(
                 ConfigError(
                     file,
-                    f"{where}.{name}",
+                    f"{where}.{_key(name)}",
                     f'unknown key for method = "{method}"' + _did_you_mean(name, list(keys)),
                     f'one of the "{method}" keys: ' + ", ".join(["method", *keys]),
                 )
@@ -176,7 +247,7 @@ def _node_power_method(
         try:
             got[name] = key.convert(raw)
         except ValueError as error:
-            problems.append(ConfigError(file, f"{where}.{name}", f"invalid value {raw!r}", str(error)))
+            problems.append(ConfigError(file, f"{where}.{name}", f"invalid value {_shown(raw)}", str(error)))
     if len(problems) > count:
         return None
     if method == "gpio-relay" and got["via"] == node:
@@ -224,9 +295,9 @@ def _nut_outlet(
                 )
             )
         if password_file:
-            read = _read_password(file, password_file)
+            read = _read_password(file, password_file, f"{where}.password_file")
             if isinstance(read, ConfigError):
-                problems.append(ConfigError(file, f"{where}.password_file", read.problem, read.expected))
+                problems.append(read)
                 return None
             password = read
         if len(problems) > count:
@@ -250,6 +321,16 @@ def _node_power(
         return {}  # reported with the other sections
     found: dict[str, NodePowerMethod] = {}
     for node, table in section.items():
+        if not _NODE_NAME.fullmatch(node):
+            problems.append(
+                ConfigError(
+                    file,
+                    f"node_power.{_key(node)}",
+                    "is not a Kubernetes node name",
+                    "the node's name as `kubectl get nodes` shows it (lower-case letters, digits, '-' and '.')",
+                )
+            )
+            continue
         if not isinstance(table, dict):
             problems.append(
                 ConfigError(
@@ -269,6 +350,9 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
     values: dict[str, dict[str, Any]] = {section: {} for section in SCHEMA}
     top: dict[str, Any] = {}
     allowed_top = list(TOP) + list(SCHEMA) + ["node_power"]
+    deep = _too_deep(data, file)
+    if deep is not None:
+        raise ConfigInvalid([deep])
 
     for name, raw in data.items():
         if name in TOP or (name == "node_power" and isinstance(raw, dict)):
@@ -278,7 +362,10 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
         elif name not in SCHEMA:
             problems.append(
                 ConfigError(
-                    file, name, "unknown key" + _did_you_mean(name, allowed_top), "one of " + ", ".join(allowed_top)
+                    file,
+                    _key(name),
+                    "unknown key" + _did_you_mean(name, allowed_top),
+                    "one of " + ", ".join(allowed_top),
                 )
             )
         elif not isinstance(raw, dict):
@@ -288,7 +375,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
         try:
             top[name] = key.convert(data.get(name, key.default))
         except ValueError as error:
-            problems.append(ConfigError(file, name, f"invalid value {data.get(name)!r}", str(error)))
+            problems.append(ConfigError(file, name, f"invalid value {_shown(data.get(name))}", str(error)))
 
     for section, keys in SCHEMA.items():
         table = data.get(section, {})
@@ -299,7 +386,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
                 problems.append(
                     ConfigError(
                         file,
-                        f"{section}.{name}",
+                        f"{section}.{_key(name)}",
                         "unknown key" + _did_you_mean(name, list(keys)),
                         f"one of the [{section}] keys: " + ", ".join(keys),
                     )
@@ -309,7 +396,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
             try:
                 values[section][name] = key.convert(raw)
             except ValueError as error:
-                problems.append(ConfigError(file, f"{section}.{name}", f"invalid value {raw!r}", str(error)))
+                problems.append(ConfigError(file, f"{section}.{name}", f"invalid value {_shown(raw)}", str(error)))
 
     if problems:
         raise ConfigInvalid(problems)
@@ -447,17 +534,37 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
     """Read, parse and validate the file at ``path``; raise :class:`ConfigError` with the fix on any problem."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_bounded(Path(path), MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(
             file, "", "file not found", "a configuration file: copy examples/piclusterd.toml there, or pass --config"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(file, "", "is not a regular file", "the path of a TOML configuration file") from None
     except OSError as error:
         raise ConfigError(file, "", f"cannot read: {error.strerror}", "a readable file (are you root?)") from None
+    if raw is None:
+        raise ConfigError(
+            file, "", f"is not a regular file of at most {MAX_CONFIG_BYTES // 1024} KiB", "a TOML configuration file"
+        )
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(file, "", "is not UTF-8 text", "a TOML text file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(file, "", f"is not valid TOML: {error}", 'TOML syntax, e.g. key = "value"') from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            file, "", f"is nested more than {MAX_DEPTH} levels deep", "the plain values examples/piclusterd.toml shows"
+        ) from None
     return parse_config(data, file)
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """The bytes of the regular file at ``path``, or None if it is not one or is larger than ``limit``
+    (``/dev/zero`` or a FIFO must not hang ``check-config``, nor a huge file fill the memory)."""
+    with path.open("rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+        raw = stream.read(limit + 1)
+    return None if len(raw) > limit else raw

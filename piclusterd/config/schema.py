@@ -29,6 +29,7 @@ from piclusterd.config.model import (
     WolMethod,
 )
 from piclusterd.core.durations import format_duration, parse_duration
+from piclusterd.core.nut_words import host_problem, word_problem
 
 __all__ = [
     "DRIVERS",
@@ -87,6 +88,32 @@ def _nonempty_string(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("a non-empty string in quotes")
     return value
+
+
+def _nut_host(value: Any) -> str:
+    """A host upsd listens on, as PyNUTClient connects to it (:func:`piclusterd.core.nut_words.host_problem`)."""
+    problem = host_problem(value) if isinstance(value, str) else "a host name or IP address in quotes"
+    if problem:
+        raise ValueError(problem)
+    return str(value)
+
+
+def _nut_word(value: Any) -> str:
+    """A UPS name or user name, as upsd reads it (:func:`piclusterd.core.nut_words.word_problem`)."""
+    problem = word_problem(value) if isinstance(value, str) else "a string in quotes"
+    if problem:
+        raise ValueError(problem)
+    return str(value)
+
+
+def _optional_nut_word(value: Any) -> str:
+    """``""`` (none) or a NUT user name."""
+    if value == "":
+        return ""
+    try:
+        return _nut_word(value)
+    except ValueError as error:
+        raise ValueError(f'"" (none) or {error}') from None
 
 
 def _port(value: Any) -> int:
@@ -190,10 +217,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "node": {"name": Key("", _string)},
     "ups": {
         "driver": Key("nut", _drivers, to="drivers"),
-        "host": Key("127.0.0.1", _nonempty_string),
+        "host": Key("127.0.0.1", _nut_host),
         "port": Key(3493, _port),
-        "name": Key("ups", _nonempty_string),
-        "username": Key("", _string, build=_none_if_empty),
+        "name": Key("ups", _nut_word),
+        "username": Key("", _optional_nut_word, build=_none_if_empty),
         "password_file": Key("", _string, build=_none_if_empty),
         "poll_interval": Key("1s", _duration(0.1, 60), to="poll_interval_s"),
         "stale_after": Key("15s", _duration(1, 3600), to="stale_after_s"),
@@ -342,10 +369,10 @@ NODE_POWER: dict[str, dict[str, Key]] = {
     },
     "nut-outlet": {
         "outlet": Key(REQUIRED, _whole(0, 1000)),
-        "host": Key(FROM_UPS, _nonempty_string),
+        "host": Key(FROM_UPS, _nut_host),
         "port": Key(FROM_UPS, _port),
-        "ups": Key(FROM_UPS, _nonempty_string),
-        "username": Key(FROM_UPS, _string),
+        "ups": Key(FROM_UPS, _nut_word),
+        "username": Key(FROM_UPS, _optional_nut_word),
         "password_file": Key(FROM_UPS, _string),
         "timeout": Key(FROM_UPS, _duration(0.1, 60)),
     },

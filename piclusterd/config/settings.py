@@ -12,10 +12,11 @@ A config can be valid and still build no settings (the planner needs a battery c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 
 from piclusterd.config.model import Config, GpioRelayMethod, Mode, NodePowerMethod, RtcWakeMethod, Secret
+from piclusterd.config.schema import SCHEMA
 from piclusterd.core.errors import ConfigError
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.planner import PlannerPolicy
@@ -35,9 +36,11 @@ __all__ = [
     "ShedSettings",
     "UpsReturnSettings",
     "agent_settings",
+    "changed_keys",
     "kube_settings",
     "power_on_settings",
     "relays_driven_by",
+    "restart_needed",
     "settings_for",
     "settings_from_config",
     "ups_return_settings",
@@ -329,3 +332,45 @@ def agent_settings(config: Config) -> AgentSettings:
 
 def power_on_settings(config: Config) -> PowerOnSettings:
     return PowerOnSettings(file=config.path, methods=config.node_power)
+
+
+# --- what a reload may change ------------------------------------------------------------------------------
+
+
+def restart_needed(old: Settings, new: Settings) -> bool:
+    """Whether ``new`` differs from ``old`` in what a running daemon cannot apply: anything of the cluster side
+    (turning it on or off included) except ``mode``, which the running leader takes at once.
+
+    The node's own loop applies the rest of a reload itself (:meth:`piclusterd.node.daemon.PowerDaemon.reload`).
+    The cluster side's parts are built once, from their settings: a change there that the journal called
+    reloaded would be a lie the leader acts on, so such a reload is refused, loudly, until a restart.
+    """
+    return _without_mode(old) != _without_mode(new)
+
+
+def _without_mode(settings: Settings) -> ClusterSettings | None:
+    cluster = settings.cluster
+    if cluster is None:
+        return None
+    return replace(
+        cluster, shed=replace(cluster.shed, dry_run=False), full_shutdown=replace(cluster.full_shutdown, dry_run=False)
+    )
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The keys of the file whose values differ between ``old`` and ``new``, as the file spells them."""
+    changed: list[str] = []
+    if old.mode != new.mode:
+        changed.append("mode")
+    for section, keys in SCHEMA.items():
+        spelled = {key.field_name(name): name for name, key in keys.items()}
+        spelled |= {"password": "password_file (the password)", "profile": "profile"}
+        before, after = getattr(old, section), getattr(new, section)
+        assert is_dataclass(before)
+        for item in fields(before):
+            if getattr(before, item.name) != getattr(after, item.name):
+                changed.append(f"{section}.{spelled.get(item.name) or item.name}")
+    for node in sorted(set(old.node_power) | set(new.node_power)):
+        if old.node_power.get(node) != new.node_power.get(node):
+            changed.append(f"node_power.{node}")
+    return changed

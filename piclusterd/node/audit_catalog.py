@@ -118,6 +118,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "None.",
     ),
     EventDoc(
+        "power.source_failed",
+        "error",
+        "the power source failed unexpectedly",
+        ("ERROR", "TRACEBACK"),
+        "Reading the UPS or HAT raised an error its driver did not expect (a bug, or bytes no sane upsd sends); "
+        "said once per kind of error, with its traceback. The poll counts as no answer and the connection is "
+        "reopened: a lasting failure becomes power.source_lost, and on battery the DEADTIME rule still applies.",
+        "Report it with the traceback; check what answers at [ups] host and port (upsc UPS@HOST).",
+    ),
+    EventDoc(
         "power.source_lost",
         "warning",
         "the UPS cannot be read",
@@ -220,9 +230,22 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "configuration reload refused",
         ("ERROR", "KEPT"),
-        "The new file is invalid (ERROR names the file, the key and the fix); the daemon goes on with the "
-        "configuration it had (KEPT).",
-        "Fix the file (piclusterd check-config), then systemctl reload piclusterd.",
+        "The new file is invalid, or changes cluster settings a running daemon cannot take (ERROR names the "
+        "file, the keys and the fix); the daemon goes on with all of the configuration it had (KEPT). Only mode "
+        "and the node's own settings can be reloaded; the rest of [cluster], [restore], [node_power] and what the "
+        "planner reads needs a restart.",
+        "Fix the file (piclusterd check-config), then systemctl reload piclusterd; or systemctl restart piclusterd "
+        "when ERROR says the change needs one.",
+    ),
+    EventDoc(
+        "cluster.mode_changed",
+        "warning",
+        "The cluster side took a reloaded mode",
+        ("MODE", "LEADER"),
+        "systemctl reload changed mode: from its next poll the leader (LEADER: whether this node leads now) plans "
+        "and reports only (dry-run), or acts (enforce). A drain or power-off a dry-run leader left half-done stays "
+        "recorded on its Node and is resumed by an enforce leader.",
+        "None; to undo a half-done shed by hand: kubectl uncordon the node named in its picluster.io/shed record.",
     ),
     EventDoc(
         "node.cordoned",
@@ -330,8 +353,11 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "An SSH power-off request was refused",
         ("ORIGIN", "REQUEST", "REQUEST_ID", "ASKED_FOR", "WHY"),
-        "The cluster's SSH key was used for something else than a power-off, or for another node's name.",
-        "Check who connected from ORIGIN; a node's address may have changed.",
+        "The cluster's SSH key was used for something else than a power-off, or for another node's name; or "
+        "this node's [daemon] runtime_dir cannot be written (WHY), so a repeated request could not be told "
+        "apart: nothing was run.",
+        "Check who connected from ORIGIN; a node's address may have changed. For runtime_dir: fix the directory "
+        "named in WHY (piclusterd check-config does not create it).",
     ),
     EventDoc(
         "shutdown.remote_duplicate",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Protocol
 
 from piclusterd import __version__
 from piclusterd.config.model import Config, Mode
+from piclusterd.config.settings import changed_keys, restart_needed, settings_for
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, SourceUnavailable
 from piclusterd.core.ports import Clock, LocalShutdown, PowerSource
@@ -69,6 +71,10 @@ class ClusterTick(Protocol):
     def tick(self, power: PowerMemory, measured_load_w: float | None) -> None: ...
 
     def release(self) -> None: ...
+
+    def apply_mode(self, *, dry_run: bool) -> None:
+        """``mode`` from a reload: from the next tick on, dry-run plans and reports only; enforce acts."""
+        ...
 
 
 class PreShutdownHook(Protocol):
@@ -168,6 +174,7 @@ class PowerDaemon:
         self._last_error: str | None = None
         self._rejections_logged: dict[tuple[str, str, str], float] = {}
         self._unknown_words_logged: set[str] = set()
+        self._source_failures_logged: set[str] = set()
         self._status_file_failed = False
         self._gate: LocalShutdownGate | None = None
         self._deferred = False
@@ -193,6 +200,8 @@ class PowerDaemon:
         except SourceUnavailable as error:
             self._log.debug("power.poll_failed", error=str(error))
             return _Pending(None, str(error))
+        except Exception as error:  # a driver's bug, or bytes it did not expect: no data, never the daemon's end
+            return _Pending(None, self._source_failed(error))
         for rejection in parsed.rejections:
             key = (rejection.variable, rejection.value, rejection.reason)
             last = self._rejections_logged.get(key)
@@ -212,6 +221,20 @@ class PowerDaemon:
         if parsed.reading is None:
             return _Pending(None, "reading rejected" if parsed.rejections else "UPS driver has no data yet (WAIT)")
         return _Pending(parsed.reading, None)
+
+    def _source_failed(self, error: Exception) -> str:
+        """An unexpected error from the source: said once per kind (with its traceback), the connection dropped
+        so the next poll starts clean; the poll counts as no answer, so staleness and DEADTIME apply as ever."""
+        why = f"{type(error).__name__}: {error}"[:300]
+        if type(error).__name__ not in self._source_failures_logged:
+            self._source_failures_logged.add(type(error).__name__)
+            where = "".join(traceback.format_exception(error))[-3000:]
+            self._log.error("power.source_failed", error=why, traceback=where)
+        try:
+            self._source.close()
+        except Exception as close_error:  # closing is best effort; the next poll reconnects either way
+            self._log.debug("power.poll_failed", error=f"closing after a failure: {close_error!r}")
+        return why
 
     def step(self) -> PowerMemory:
         """Poll once, update the state, log transitions, act on critical. Returns the new memory."""
@@ -391,24 +414,41 @@ class PowerDaemon:
 
     # --- life cycle -------------------------------------------------------------------------------------
 
-    def reload(self, load: Callable[[], Config]) -> bool:
-        """Re-read the configuration; on any error keep running on the old one and say why."""
+    def reload(self, load: Callable[[], Config], cluster: ClusterTick | None = None) -> bool:
+        """Re-read the configuration and apply all of it, or none: on any problem keep running on the old one
+        and say why (``config.reload_failed``). ``mode`` reaches the running cluster side; any other change to
+        the cluster side's settings needs a restart, and such a reload is refused, naming the keys."""
         self._notifier.reloading()
+        source: PowerSource | None = None
         try:
             new = load()
-        except ConfigError as error:
-            self._log.error("config.reload_failed", error=str(error), kept=self._config.path)
+            old_settings, new_settings = settings_for(self._config), settings_for(new)
+            if restart_needed(old_settings, new_settings):
+                keys = [k for k in changed_keys(self._config, new) if k != "mode"]
+                raise ConfigError(
+                    new.path,
+                    ", ".join(keys) or "cluster",
+                    "changed, and the running cluster side cannot take this change: nothing of this file was applied",
+                    "restart piclusterd to apply (systemctl restart piclusterd); mode alone can be reloaded",
+                )
+            if (new.ups, new.node) != (self._config.ups, self._config.node):
+                source = self._source_factory(new)
+        except Exception as error:  # a reload must never end the daemon, whatever the file holds
+            why = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
+            self._log.error("config.reload_failed", error=why, kept=self._config.path)
             # The reload is over, on the old file: systemd waits for READY=1 after RELOADING=1, and would
             # otherwise show the service as "reloading" and queue every later reload behind this one.
             self._notifier.ready(status_line(self.memory))
             return False
-        if (new.ups, new.node) != (self._config.ups, self._config.node):
+        if source is not None:
             self._source.close()
-            self._source = self._source_factory(new)
+            self._source = source
             self._log = self._log.bind(source=self._source.name, node=new.node.name)
         self._config = new
         self._policy, self._battery = policy_from_config(new)
         self._log.info("config.reloaded", **new.summary())
+        if cluster is not None:
+            cluster.apply_mode(dry_run=new.mode is Mode.DRY_RUN)
         self._notifier.ready(status_line(self.memory))
         return True
 
@@ -435,7 +475,7 @@ class PowerDaemon:
                 started = self._clock.monotonic()
                 if reload_requested.is_set():
                     reload_requested.clear()
-                    self.reload(load)
+                    self.reload(load, cluster)
                 self.step()
                 self._notifier.watchdog()
                 if cluster is not None:

@@ -12,7 +12,7 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     # csv = "mains.csv"                      # or a log of real mains on/off times
 
     [simulate]                               # all optional; defaults shown
-    step = "10s"                             # how often the planner decides
+    step = "10s"                             # how often the planner decides (>= 1 s; <= 100,000 a run)
     pod_move = "60s"                         # shed decision -> pods running elsewhere, node off
     restore_after = "2m"                     # mains back this long -> shed nodes on again
     recharge = "8h"                          # empty -> full on mains (linear)
@@ -26,6 +26,10 @@ The shell around the pure simulator: this module reads files, writes the CSV and
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import stat
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -67,14 +71,73 @@ class SimulationFile:
     settings: SimSettings
 
 
-def _duration(table: dict[str, Any], key: str, default: float, file: str) -> float:
+#: The shortest decision step: the daemon polls once a second, and a smaller step only makes a run take hours.
+MIN_STEP_S = 1.0
+#: Decisions in one run at most (about a minute of computing): a finer step over a longer outage is refused.
+MAX_STEPS = 100_000
+#: A snapshot larger than this is not a small cluster's ``kubectl get -o json`` (clinic-5's is 40 KiB).
+MAX_SNAPSHOT_BYTES = 64 << 20
+
+
+def _duration(table: dict[str, Any], key: str, default: float, file: str, low: float = 0.0) -> float:
     value = table.get(key)
     if value is None:
         return default
+    expected = "a duration such as 10s, 2m, 8h" + (f", at least {format_duration(low)}" if low else "")
     try:
-        return parse_duration(str(value))
+        seconds = parse_duration(value) if isinstance(value, str) else math.nan
     except ValueError as error:
-        raise ConfigError(file, f"simulate.{key}", str(error), "a duration such as 10s, 2m, 8h") from error
+        raise ConfigError(file, f"simulate.{key}", str(error), expected) from error
+    if not math.isfinite(seconds) or seconds < low:
+        raise ConfigError(file, f"simulate.{key}", f"invalid value {str(value)[:40]!r}", expected)
+    return seconds
+
+
+def _number(table: dict[str, Any], key: str, default: float, file: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(file, f"simulate.{key}", f"invalid value {str(value)[:40]!r}", "a number")
+    return float(value)
+
+
+def _table(data: dict[str, Any], key: str, file: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, "is not a table", f"a [{key}] section")
+    return value
+
+
+def _path(table: dict[str, Any], section: str, key: str, file: str) -> str:
+    value = table[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(file, f"{section}.{key}", "is not a path in quotes", "a file name, relative to this file")
+    return value
+
+
+def _check_snapshot(snapshot: Path, file: str) -> None:
+    """The snapshot is a regular file of bounded size holding one JSON object (a kubectl List), so a wrong
+    file is one line here, not a traceback from deep inside the parser (nor a hang on /dev/zero)."""
+    where = "cluster.snapshot"
+    expected = "the output of kubectl get nodes,pods,pdb -A -o json"
+    try:
+        with snapshot.open("rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ConfigError(file, where, f"{snapshot} is not a regular file", expected)
+            raw = stream.read(MAX_SNAPSHOT_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(file, where, f"cannot read {snapshot}: {error.strerror}", expected) from None
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise ConfigError(file, where, f"{snapshot} is larger than {MAX_SNAPSHOT_BYTES >> 20} MiB", expected)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else f"not JSON ({error})"
+        raise ConfigError(file, where, f"{snapshot} is {why}", expected) from None
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(data), "null"
+        )
+        raise ConfigError(file, where, f"{snapshot} holds {kind}, not a kubectl List (a JSON object)", expected)
 
 
 def _start(value: object, file: str) -> float:
@@ -89,35 +152,50 @@ def load_simulation(path: Path) -> SimulationFile:
     file = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as error:
         raise ConfigError(file, "", f"cannot read: {error}") from error
-    cluster, outage_table, sim = (data.get(k, {}) for k in ("cluster", "outage", "simulate"))
+    cluster, outage_table, sim = (_table(data, k, file) for k in ("cluster", "outage", "simulate"))
     if "snapshot" not in cluster:
         raise ConfigError(file, "cluster.snapshot", "missing", "the path of a kubectl get -o json List")
     base = path.parent
-    snapshot = base / cluster["snapshot"]
-    figures = base / cluster["figures"] if "figures" in cluster else None
+    snapshot = base / _path(cluster, "cluster", "snapshot", file)
+    figures = base / _path(cluster, "cluster", "figures", file) if "figures" in cluster else None
+    _check_snapshot(snapshot, file)
     try:
         scenario = load_scenario(snapshot, figures)
-    except (OSError, ValueError, KeyError) as error:
-        raise ConfigError(file, "cluster", f"cannot load {snapshot}: {error}") from error
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        # A file the user named, of a shape the scenario reader did not expect: one line, not a traceback.
+        raise ConfigError(file, "cluster", f"cannot load {snapshot}: {type(error).__name__}: {error}") from error
     outage: Outage | None = None
     if "profile" in outage_table:
-        outage = outage_by_name(outage_table["profile"], file)
+        outage = outage_by_name(str(outage_table["profile"]), file)
     elif "csv" in outage_table:
-        outage = read_outage_csv(base / outage_table["csv"])
+        outage = read_outage_csv(base / _path(outage_table, "outage", "csv", file))
     settings = SimSettings(
-        step_s=_duration(sim, "step", 10.0, file),
+        step_s=_duration(sim, "step", 10.0, file, low=MIN_STEP_S),
         pod_move_s=_duration(sim, "pod_move", 60.0, file),
         restore_after_s=_duration(sim, "restore_after", 120.0, file),
         recharge_h=_duration(sim, "recharge", 8 * 3600.0, file) / 3600.0,
-        shutdown_at_pct=float(sim.get("shutdown_at_pct", 0.0)),
-        peukert_exponent=float(sim.get("peukert_exponent", 1.0)),
-        rated_hours=float(sim.get("rated_hours", 20.0)),
-        initial_charge_pct=float(sim.get("initial_charge_pct", 100.0)),
+        shutdown_at_pct=_number(sim, "shutdown_at_pct", 0.0, file),
+        peukert_exponent=_number(sim, "peukert_exponent", 1.0, file),
+        rated_hours=_number(sim, "rated_hours", 20.0, file),
+        initial_charge_pct=_number(sim, "initial_charge_pct", 100.0, file),
         start_clock_s=None if "start" not in sim else _start(sim["start"], file),
     )
     return SimulationFile(scenario, outage, settings)
+
+
+def check_steps(outage: Outage, settings: SimSettings, file: str) -> None:
+    """Refuse a run of more than MAX_STEPS decisions (a step too fine for the outage's length)."""
+    steps = outage.stop_s / settings.step_s
+    if steps > MAX_STEPS:
+        raise ConfigError(
+            file,
+            "simulate.step",
+            f"{format_duration(settings.step_s)} over {format_duration(outage.stop_s)} is {steps:,.0f} decisions",
+            f"a step of at least {format_duration(math.ceil(outage.stop_s / MAX_STEPS))} "
+            f"(at most {MAX_STEPS:,} decisions a run)",
+        )
 
 
 def outage_by_name(name: str, file: str = "--outage") -> Outage:
@@ -130,9 +208,18 @@ def outage_by_name(name: str, file: str = "--outage") -> Outage:
 
 def read_outage_csv(path: Path) -> Outage:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ConfigError(str(path), "", "is not a regular file", "a CSV file of mains times")
+            raw = stream.read(MAX_SNAPSHOT_BYTES + 1)
     except OSError as error:
         raise ConfigError(str(path), "", f"cannot read: {error}") from error
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise ConfigError(str(path), "", f"is larger than {MAX_SNAPSHOT_BYTES >> 20} MiB", "a CSV file of mains times")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "is not UTF-8 text", "a CSV file of mains times") from None
     return parse_outage_csv(text, path.name)
 
 
@@ -256,8 +343,11 @@ def main(args: argparse.Namespace) -> int:
         elif args.outage:
             outage = outage_by_name(args.outage)
         scenario, settings = loaded.scenario, loaded.settings
+        if outage is not None:
+            check_steps(outage, settings, args.scenario)
         if args.find_battery_for:
             hours = parse_duration(args.find_battery_for) / 3600.0
+            check_steps(Outage("find-battery-for", ((0.0, hours * 3600),)), settings, args.scenario)
             with_wh = find_battery_for(scenario, hours, Policy.PICLUSTERD, settings)
             without_wh = find_battery_for(scenario, hours, Policy.NO_SHEDDING, settings)
             usable = scenario.battery.usable_fraction

@@ -91,3 +91,65 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
     assert all("would shed (dry-run)" in e["message"] for e in planned)
     lease = cluster.get_object("Lease", "kube-system", "piclusterd-leader")
     assert lease is not None and lease["spec"].get("holderIdentity", "") == ""  # released on a clean stop
+
+
+def cluster_config(tmp_path: Path, ups: NutServer, kubeconfig: Path, *, mode: str, extra: str = "") -> str:
+    return (
+        f'mode = "{mode}"\n[node]\nname = "pi1"\n[ups]\nhost = "{ups.host}"\nport = {ups.port}\n'
+        f'name = "{ups.ups_name}"\npoll_interval = "0.5s"\nstale_after = "3s"\n'
+        "[battery]\ncapacity_wh = 84\noverhead_w = 5\n"
+        f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\non_battery_grace = "2s"\n'
+        f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\n{extra}'
+        f'[daemon]\nruntime_dir = "{tmp_path}/run"\n'
+    )
+
+
+def test_reloading_to_dry_run_stops_a_running_leader(cluster: FakeKubeServer, tmp_path: Path) -> None:
+    # Issue 13, finding 5: after mode = "dry-run" and SIGHUP the journal said "reloaded", and the leader went
+    # on cordoning, draining and powering off pi4 on the enforce settings it was built with.
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
+        config = tmp_path / "piclusterd.toml"
+        config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="enforce"))
+        with DaemonProcess(config) as daemon:
+            assert daemon.wait_for("daemon.started")["mode"] == "enforce"
+            daemon.wait_for("leader.acquired", timeout_s=30)
+            config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="dry-run"))
+            daemon.signal(signal.SIGHUP)
+            assert daemon.wait_for("config.reloaded")["mode"] == "dry-run"
+            ups.set("ups.status", "OB DISCHRG")
+            decided = daemon.wait_for("plan.decided", lambda e: bool(e["shed"]), timeout_s=30)
+            assert decided["dry_run"] is True and "pi4" in decided["shed"]
+            status = status_of(tmp_path, config)  # a few polls later: still nothing done
+            assert status["mode"] == "dry-run" and status["cluster"]["leader"] == "pi1"
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait_exit() == 0
+        assert not daemon.named("node.cordoned") and not daemon.named("node.drain_started")
+        assert daemon.named("cluster.mode_changed")[0]["mode"] == "dry-run"
+    nodes = cluster.list_objects("Node")
+    assert not any(n["spec"].get("unschedulable") for n in nodes)  # the dry-run leader touched nothing
+    assert not any("picluster.io/shed" in (n["metadata"].get("annotations") or {}) for n in nodes)
+
+
+def test_a_reload_changing_what_the_cluster_side_was_built_with_is_refused_naming_the_keys(
+    cluster: FakeKubeServer, tmp_path: Path
+) -> None:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
+        config = tmp_path / "piclusterd.toml"
+        config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="dry-run"))
+        with DaemonProcess(config) as daemon:
+            daemon.wait_for("leader.acquired", timeout_s=30)
+            edited = cluster_config(tmp_path, ups, kubeconfig, mode="enforce", extra='target_runtime = "2h"\n')
+            config.write_text(edited)
+            daemon.signal(signal.SIGHUP)
+            failed = daemon.wait_for("config.reload_failed")
+            assert "cluster.target_runtime" in failed["error"] and "restart piclusterd to apply" in failed["error"]
+            assert "mode" not in failed["error"].split(":")[1]  # mode alone could be reloaded: not named
+            ups.set("ups.status", "OB DISCHRG")
+            decided = daemon.wait_for("plan.decided", lambda e: bool(e["shed"]), timeout_s=30)
+            assert decided["dry_run"] is True  # nothing of the refused file applied, its mode neither
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait_exit() == 0
+        assert not daemon.named("config.reloaded") and not daemon.named("cluster.mode_changed")
+    assert not any(n["spec"].get("unschedulable") for n in cluster.list_objects("Node"))

@@ -6,7 +6,7 @@ import json
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +160,34 @@ def test_reload_with_a_broken_file_keeps_running_on_the_old_one(node: Node) -> N
         assert "policy.low_charge" in failed["error"]
         node.ups.set("ups.status", "OB")
         daemon.wait_for("power.state_changed", changed_to("on_battery"))  # still watching the UPS
+        node.config.write_text(good)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("config.reloaded")
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda text, ups: text.replace(f'host = "{ups.host}"', f'host = "{ups.host} "'), "ups.host"),
+        (lambda text, ups: text.replace(f'name = "{ups.ups_name}"', 'name = "my ups"'), "ups.name"),
+        (lambda text, _ups: text + "[restore]\nx = " + "[" * 500 + "]" * 500 + "\n", "nested"),
+    ],
+    ids=["host with a trailing space", "UPS name with a space", "500-deep TOML"],
+)
+def test_a_reload_with_a_file_run_cannot_use_is_refused_and_the_daemon_lives_on(
+    node: Node, edit: Callable[[str, NutServer], str], key: str
+) -> None:
+    # Issue 13, finding 10: such a SIGHUP killed the daemon (a ValueError from the new NUT source, a
+    # RecursionError from the TOML parser), with no config.reload_failed.
+    with DaemonProcess(node.config) as daemon:
+        daemon.wait_for("power.state_changed", changed_to("online"))
+        good = node.config.read_text()
+        node.config.write_text(edit(good, node.ups))
+        daemon.signal(signal.SIGHUP)
+        failed = daemon.wait_for("config.reload_failed")
+        assert key in failed["error"] and str(node.config) in failed["error"]
+        node.ups.set("ups.status", "OB")
+        daemon.wait_for("power.state_changed", changed_to("on_battery"))  # alive, on the old file
         node.config.write_text(good)
         daemon.signal(signal.SIGHUP)
         daemon.wait_for("config.reloaded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -445,3 +446,56 @@ class _ScriptedServer:
                 else:
                     stream.write(self._answer)
                 stream.flush()
+
+
+class _HostileLoginServer:
+    """Answers every line with bytes that are not ASCII (no upsd does), on as many connections as come."""
+
+    def __init__(self, answer: bytes = b"\xff\xfe ERR \xc3\xa4\n") -> None:
+        self._answer = answer
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        port: int = self._listener.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.settimeout(5)
+            with conn, conn.makefile("rwb") as stream, contextlib.suppress(OSError):
+                for _line in stream:
+                    stream.write(self._answer)
+                    stream.flush()
+
+
+def test_a_login_answered_with_non_ascii_bytes_is_a_source_error_then_a_backoff(
+    make_source: MakeSource, clock: FakeClock
+) -> None:
+    # Finding 11 of issue 13: PyNUTClient decodes a refused USERNAME as ASCII; the UnicodeDecodeError escaped
+    # poll() and killed the daemon (systemd restarted it into the same crash every 5 s).
+    hostile = _HostileLoginServer()
+    with hostile as port:
+        source = make_source(_Address(port), username="monitor", password="hunter2", backoff_initial_s=2.0)
+        first = poll_error(source)
+        assert "not NUT's protocol" in first and "retrying in 2 s" in first
+        assert "hunter2" not in first
+        assert "retrying in" in poll_error(source)  # within the backoff: no new connection
+        assert hostile.connections == 1
+        clock.advance(2.0)
+        assert "retrying in 4 s" in poll_error(source)  # tried again, failed again, waits longer
+        assert hostile.connections == 2

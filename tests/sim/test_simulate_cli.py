@@ -113,3 +113,68 @@ def test_shedding_needs_a_smaller_battery_and_no_shedding_matches_the_arithmetic
     exact_wh = draw_w * 4.0 / 0.8 / 0.8
     assert exact_wh <= without_wh <= exact_wh + 2.0
     assert with_wh < without_wh
+
+
+def scenario_file(tmp_path: Path, *, snapshot: str, simulate_table: str = "", outage: str = "blip") -> Path:
+    path = tmp_path / "sim.toml"
+    path.write_text(
+        f'[cluster]\nsnapshot = {snapshot}\nfigures = "{ROOT / "examples" / "clusters" / "clinic-5.toml"}"\n'
+        f'[outage]\nprofile = "{outage}"\n[simulate]\n{simulate_table}'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("[]", "holds an array, not a kubectl List"),
+        ('"pods"', "holds a string, not a kubectl List"),
+        ("null", "holds null, not a kubectl List"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"kind": "List", "items": [{"kind": "Node", "metadata": 5}]}', "cannot load"),
+    ],
+    ids=["array", "string", "null", "100000-deep", "node with a number for metadata"],
+)
+def test_a_snapshot_of_the_wrong_type_is_one_line_and_exit_2(tmp_path: Path, content: str, said: str) -> None:
+    # Issue 13, finding 12: a snapshot of valid JSON but the wrong type gave a traceback.
+    snapshot = tmp_path / "snap.json"
+    snapshot.write_text(content)
+    done = simulate(str(scenario_file(tmp_path, snapshot=f'"{snapshot}"')))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert said in line and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "said"), [("5", "cluster.snapshot: is not a path in quotes"), ('"/dev/zero"', "not a regular file")]
+)
+def test_a_snapshot_that_is_no_file_is_one_line_and_exit_2(tmp_path: Path, snapshot: str, said: str) -> None:
+    done = simulate(str(scenario_file(tmp_path, snapshot=snapshot)))
+    assert done.returncode == 2 and said in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_step_finer_than_a_second_is_refused_at_once(tmp_path: Path) -> None:
+    # Issue 13, finding 12: step = "1ms" ran the long night for minutes (hours) of computing.
+    snapshot = f'"{ROOT / "examples" / "clusters" / "clinic-5.json"}"'
+    path = scenario_file(tmp_path, snapshot=snapshot, simulate_table='step = "1ms"\n', outage="long-night")
+    done = subprocess.run(
+        [str(PICLUSTERCTL), "simulate", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2
+    assert "simulate.step: invalid value '1ms'" in done.stderr and "at least 1 s" in done.stderr
+
+
+def test_a_run_of_too_many_decisions_is_refused_naming_the_step_it_needs(tmp_path: Path) -> None:
+    log = tmp_path / "mains.csv"
+    log.write_text("time,mains\n0,off\n400000,on\n")  # 4.6 days without mains
+    snapshot = f'"{ROOT / "examples" / "clusters" / "clinic-5.json"}"'
+    path = scenario_file(tmp_path, snapshot=snapshot, simulate_table='step = "1s"\n')
+    done = subprocess.run(
+        [str(PICLUSTERCTL), "simulate", str(path), "--outage-csv", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "simulate.step: 1 s over" in done.stderr and "decisions a run" in done.stderr

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from piclusterd.config.model import Config
 from piclusterd.config.parse import load_config
 from piclusterd.core.power_state import PowerState
+from piclusterd.core.reading import ParsedReading
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier
 from piclusterd.sim.captured_audit import CapturedAudit
@@ -447,3 +448,36 @@ def test_mains_back_while_waiting_for_the_leader_powers_nothing_off(tmp_path: Pa
     rig.poll(120)
     assert rig.shutdown.calls == []  # the node stays up; only a leader's request could still take it down
     assert json.loads(rig.status_file.read_text())["shutdown_deferred"] is None
+
+
+class BrokenSource:
+    """A power source whose driver has a bug: every poll raises what no one expected."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def poll(self) -> ParsedReading:
+        raise KeyError("battery.charge")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_source_raising_the_unexpected_is_no_data_said_once_never_the_daemons_end(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    broken = BrokenSource()
+    rig.daemon = PowerDaemon(
+        load_config(rig.path),
+        source_factory=lambda _config: broken,
+        clock=rig.clock,
+        log=rig.audit.logger,
+        notifier=SystemdNotifier({}),
+        shutdown=rig.shutdown,
+    )
+    assert rig.poll(20) is PowerState.UNKNOWN  # no data past stale_after: unknown, as for a silent upsd
+    (failed,) = rig.audit.named("power.source_failed")
+    assert failed["error"] == "KeyError: 'battery.charge'" and "Traceback" in failed["traceback"]
+    assert broken.closed == 20  # the connection is reopened on every next poll
+    assert rig.audit.named("power.source_lost")
