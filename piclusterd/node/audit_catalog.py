@@ -261,7 +261,7 @@ EVENTS: tuple[EventDoc, ...] = (
         "warning",
         "No answer to a power-off request, no SSH fallback",
         ("TARGET", "REQUEST_ID", "SSH"),
-        "TARGET's piclusterd did not acknowledge in time, and SSH is not configured or TARGET has no address.",
+        "TARGET's piclusterd did not acknowledge in time, and SSH is not configured or TARGET has no InternalIP.",
         "Check piclusterd on TARGET (systemctl status piclusterd); configure the SSH fallback (deploy/README.md).",
     ),
     EventDoc(
@@ -272,6 +272,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "TARGET's piclusterd did not answer, so the leader used the SSH fallback. OUTCOME host_key_mismatch or "
         "auth_failed stops the power-off (never retried without verification).",
         "On host_key_mismatch: check TARGET really is that machine, then update the known_hosts file.",
+    ),
+    EventDoc(
+        "node.poweroff_ssh_refused",
+        "error",
+        "SSH power-off refused: the node's address is not an IP address",
+        ("TARGET", "ADDRESS", "WHY"),
+        "TARGET's InternalIP (Node status) is not an IP address literal, so the leader did not run ssh to it: "
+        "whoever can write a Node's status could otherwise pass options to the leader's ssh. Said once per value, "
+        "with a PowerOffRefused Warning Event; TARGET stays cordoned, asked to power off by its own piclusterd.",
+        "Check TARGET's Node (kubectl get node TARGET -o wide) and the kubelet's --node-ip on TARGET.",
     ),
     EventDoc(
         "node.powered_off",
