@@ -461,6 +461,27 @@ EVENTS: tuple[EventDoc, ...] = (
         "Check the API server (kubectl get --raw /readyz) and the kubeconfig in [cluster] kubeconfig.",
     ),
     EventDoc(
+        "cluster.tick_failed",
+        "error",
+        "The cluster side failed unexpectedly; this node's power protection goes on",
+        ("ERROR", "FAILURES", "TRACEBACK"),
+        "An exception nobody expected in one poll of the cluster side (a bug, or data it could not handle). "
+        "It is contained: this node's power loop and local shutdown keep running, and the next poll tries again. "
+        "The traceback is logged once per place and kind of failure; FAILURES counts them all. Three failed polls "
+        "in a row raise a ClusterTickFailing Warning Event.",
+        "Report the TRACEBACK (it is a bug); meanwhile check the lines before it for the data involved.",
+    ),
+    EventDoc(
+        "cluster.value_refused",
+        "warning",
+        "A pod's value could not be read; the pod keeps its default",
+        ("OBJECT", "KEY", "VALUE", "WHY"),
+        "A quantity on OBJECT (the picluster.io/cpu-usage annotation, a request or the overhead) is not one "
+        "piclusterd reads (not a quantity, too long, out of range). The pod counts with its default (its CPU "
+        "request for cpu-usage, 0 for a request) and the plan goes on. Said once per value.",
+        "Fix the annotation: kubectl annotate pod -n NS NAME picluster.io/cpu-usage=250m --overwrite.",
+    ),
+    EventDoc(
         "node.power_publish_failed",
         "warning",
         "This node's power record could not be written",
