@@ -99,9 +99,10 @@ _QUANTITY = re.compile(
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?\d+)|(?P<decimal>[numkMGTPE]?))"
 )
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-#: Kubernetes' own bounds: a quantity's text is short, and its value fits an int64 (resource.Quantity).
+#: Bounds far beyond any machine (10^27 bytes or cores), so that garbage cannot make the arithmetic huge; a
+#: quantity's text is short (Kubernetes keeps at most 18 significant digits plus a suffix or an exponent).
 _MAX_QUANTITY_TEXT = 64
-_MAX_QUANTITY = Fraction(2**63)
+_MAX_QUANTITY = Fraction(10**27)
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
 
@@ -111,7 +112,7 @@ def parse_quantity(text: str | int | float) -> Fraction:
     Follows k8s.io/apimachinery resource.Quantity: a signed decimal number then a binary suffix
     (Ki..Ei), a decimal suffix (n, u, m, k, M..E) or an exponent (``e3``/``E3``). ``"2E"`` is two exa, not an
     exponent. Numbers that JSON decoded as int or float are accepted too. Raises :class:`SnapshotInvalid`, and only
-    that: for a value beyond int64, a text longer than 64 characters, or anything that is not a quantity.
+    that: for a value beyond 10^27, a text longer than 64 characters, or anything that is not a quantity.
     """
     value = _quantity(text)
     if abs(value) > _MAX_QUANTITY:
@@ -127,7 +128,7 @@ def _short(value: object) -> str:
 def _quantity(text: object) -> Fraction:
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise SnapshotInvalid(f"quantity {_short(text)} is not a quantity")
-    if isinstance(text, int) and text.bit_length() > 64:
+    if isinstance(text, int) and text.bit_length() > 100:
         raise SnapshotInvalid(f"quantity {_short(text)} is out of range")
     if isinstance(text, int):
         return Fraction(text)

@@ -318,7 +318,7 @@ def with_usage(value: Any, name: str = "web-1") -> dict[str, Any]:
     return pod
 
 
-@pytest.mark.parametrize("value", ["lots", "9" * 5000, "1e400", "NaN", "-1", "1" + "0" * 30, "Infinity", "1e100"])
+@pytest.mark.parametrize("value", ["lots", "9" * 5000, "1e400", "NaN", "-1", "1" + "0" * 30, "Infinity", "1e28"])
 def test_a_garbage_cpu_usage_keeps_the_pods_request_and_the_snapshot_is_read(value: str) -> None:
     view = parse_kubectl_list(as_list(node_json(), with_usage(value), with_usage("300m", "web-2")))
     garbage, good = (next(p for p in view.pods if p.name == n) for n in ("web-1", "web-2"))
@@ -337,7 +337,7 @@ def test_a_garbage_request_counts_as_unset_and_is_reported(value: Any) -> None:
     assert [r.key for r in view.refused] == ["containers[0].requests.memory"]
 
 
-@pytest.mark.parametrize("value", ["9" * 5000, 2**70, [1], None, "1" * 65])
+@pytest.mark.parametrize("value", ["9" * 5000, 2**100, 10**28, "1e28", [1], None, "1" * 65])
 def test_parse_quantity_raises_only_snapshot_invalid(value: Any) -> None:
     with pytest.raises(SnapshotInvalid):
         parse_quantity(value)
