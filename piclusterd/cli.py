@@ -214,6 +214,7 @@ def build_cluster(
         namespace=election.namespace,
         name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
+        holder_is_node=api.node_exists,
     )
 
     def sleep(seconds: float) -> None:

@@ -34,7 +34,7 @@ from dataclasses import replace
 
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.drain import Drainer
-from piclusterd.cluster.election import LeaseElector, Transition
+from piclusterd.cluster.election import Attempt, LeaseElector, Transition
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.plan_report import PlanReporter
@@ -98,6 +98,8 @@ class ClusterController:
         self._failures_in_a_row = 0
         self._tracebacks_logged: set[str] = set()
         self._refused_reported: dict[tuple[str, str], str] = {}
+        self._lease_causes_reported: set[tuple[str, int | None]] = set()
+        self._lease_distrust_reported: str | None = None
         #: Unexpected exceptions contained by :meth:`tick` since this controller started.
         self.tick_failures = 0
         self.last_plan: Plan | None = None
@@ -208,6 +210,7 @@ class ClusterController:
         if now < self._stand_down_until:
             return  # we handed the lease over so another node can shed this one: let it take over
         attempt = self._elector.try_acquire_or_renew()
+        self._report_lease(attempt)
         if attempt.transition is Transition.ACQUIRED:
             self._log.info("leader.acquired", holder=attempt.holder)
         elif attempt.transition is Transition.LOST:
@@ -247,6 +250,26 @@ class ClusterController:
         if self._restoring.rotate(view, decided, now):
             return
         self._restoring.restore(view, power, now)
+
+    def _report_lease(self, attempt: Attempt) -> None:
+        """A Lease that cannot be read or written, once per cause (what failed, HTTP status) until it works
+        again; a lease whose holder or duration is not believed, once per record."""
+        if attempt.unavailable is None:
+            self._lease_causes_reported.clear()
+        elif attempt.unavailable not in self._lease_causes_reported:
+            self._lease_causes_reported.add(attempt.unavailable)
+            doing, status = attempt.unavailable
+            self._log.error("leader.unavailable", doing=doing, http_status=status, error=attempt.error)
+        distrust = None if attempt.decision is None else attempt.decision.distrust
+        if distrust is not None and distrust != self._lease_distrust_reported:
+            self._log.warning(
+                "leader.lease_distrusted",
+                holder=attempt.holder,
+                why=distrust,
+                counted_s=self._elector.timings.lease_duration_s,
+            )
+        if attempt.decision is not None:
+            self._lease_distrust_reported = distrust
 
     def _report_refused(self, view: ClusterView) -> None:
         """Pod values the snapshot could not read (kept at the pod's defaults): each said once per value."""

@@ -461,6 +461,28 @@ EVENTS: tuple[EventDoc, ...] = (
         "Check the API server (kubectl get --raw /readyz) and the kubeconfig in [cluster] kubeconfig.",
     ),
     EventDoc(
+        "leader.unavailable",
+        "error",
+        "The leader Lease cannot be read or written",
+        ("DOING", "HTTP_STATUS", "ERROR"),
+        "Reading, creating or replacing the Lease failed with HTTP_STATUS (403: the token may not use Leases "
+        "there; 404: no such namespace; empty: no answer). No node can lead while this lasts, so nothing is "
+        "shed; each node still protects itself. Said once per cause until the Lease works again.",
+        "Check [cluster] lease_namespace and the RBAC in deploy/ (kubectl auth can-i update leases -n NAMESPACE "
+        "--as system:serviceaccount:...).",
+    ),
+    EventDoc(
+        "leader.lease_distrusted",
+        "warning",
+        "The Lease's holder or duration is not believed",
+        ("HOLDER", "WHY", "COUNTED_S"),
+        "The Lease names a holder that is not a Node of the cluster, or a leaseDurationSeconds outside 1 s..10x "
+        "the configured one. It is counted as expiring COUNTED_S seconds (the configured duration) after it was "
+        "last seen to change, then a real node takes it over. Said once per lease record.",
+        "Find who wrote the Lease (kubectl get lease -n NAMESPACE piclusterd-leader -o yaml; the audit log "
+        "of the API server).",
+    ),
+    EventDoc(
         "cluster.tick_failed",
         "error",
         "The cluster side failed unexpectedly; this node's power protection goes on",
