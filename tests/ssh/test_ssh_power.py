@@ -136,3 +136,28 @@ def test_the_destination_follows_end_of_options() -> None:
 )
 def test_ssh_address_accepts_literals_only(text: str, address: str | None) -> None:
     assert ssh_address(text) == address
+
+
+@pytest.mark.parametrize(("network", "outcome"), [("127.0.0.0/8", SshOutcome.ACCEPTED), ("10.9.9.0/24", None)])
+def test_the_generated_authorized_keys_line_accepts_the_key_only_from_the_cluster(
+    target: Target, network: str, outcome: SshOutcome | None
+) -> None:
+    """The line piclusterctl authorized-keys prints, installed in a real sshd (with this test's command path)."""
+    from piclusterd.cluster.authorized_keys import FORCED_COMMAND, authorized_keys_line, read_public_key
+
+    public = read_public_key(str(target.server.client_key.with_suffix(".pub")))
+    line = authorized_keys_line(parse_networks(network), public)
+    (target.server.dir / "authorized_keys").write_text(
+        line.replace(FORCED_COMMAND, target.server.forced_command) + "\n"
+    )
+    result = target.client().power_off("pi4", target.server.host, target.server.port, "req-8")
+    if outcome is None:
+        assert result.outcome is SshOutcome.AUTH_FAILED and target.recorded() == []
+    else:
+        assert result.outcome is outcome and target.recorded() == ["poweroff"]
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    from piclusterd.cluster.authorized_keys import parse_cidrs
+
+    return parse_cidrs([text])
