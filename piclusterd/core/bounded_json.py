@@ -42,16 +42,17 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of ``[``/``{`` outside strings (an upper bound for text that is not JSON)."""
-    deepest = depth = 0
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether ``[``/``{`` outside strings nest deeper than ``limit`` (stops at the first level too deep)."""
+    depth = 0
     for match in _BRACKET.finditer(_STRING.sub('""', text)):
         if match.group() in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth = max(0, depth - 1)
-    return deepest
+            if depth > limit:
+                return True
+        elif depth:
+            depth -= 1
+    return False
 
 
 def _refuse_constant(name: str) -> Any:
@@ -95,9 +96,8 @@ def load_bounded_json(raw: str | bytes, limits: JsonLimits = DEFAULT_LIMITS) -> 
         raise JsonRefused("not UTF-8 text (a lone surrogate)") from None
     if size > limits.max_bytes:
         raise JsonRefused(f"{size} bytes (at most {limits.max_bytes})")
-    depth = _depth(text)
-    if depth > limits.max_depth:
-        raise JsonRefused(f"nested {depth} deep (at most {limits.max_depth})")
+    if _too_deep(text, limits.max_depth):
+        raise JsonRefused(f"nested more than {limits.max_depth} deep")
     try:
         value = json.loads(
             text, parse_constant=_refuse_constant, parse_int=_int(limits.max_int_digits), parse_float=_float

@@ -160,3 +160,24 @@ def test_a_crash_inside_the_leaders_work_does_not_stop_its_local_shutdown(world:
     assert leader.controller.tick_failures >= 3
     warnings = [e for e in world.server.list_objects("Event") if e["reason"] == "ClusterTickFailing"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+
+
+def test_deep_and_non_finite_records_on_nodes_do_not_stop_the_leader(world: ClusterWorld) -> None:
+    """Finding 9: a deep value in picluster.io/shed or picluster.io/power killed the leader and every successor."""
+    deep = "[" * 100_000 + "]" * 100_000
+    hostile = {
+        "pi4": {"picluster.io/shed": deep},
+        "pi5": {"picluster.io/power": deep},
+        "pi3": {"picluster.io/power": '{"v":1,"charge":NaN}'},
+    }
+    for name, values in hostile.items():
+        world.server.update_object(
+            "Node", None, name, lambda n, a=values: n["metadata"].setdefault("annotations", {}).update(a)
+        )
+    world.run(10)
+    on_battery(world)
+    world.run_until(lambda: planned_a_shed(world), max_s=300)
+    assert world.events("cluster.tick_failed") == []
+    assert len(world.events("leader.acquired")) == 1  # the first leader never died
+    shed = next(e["shed"] for e in world.events("plan.decided") if e["shed"])
+    assert "pi4" not in shed  # a node whose shed record cannot be read is never touched

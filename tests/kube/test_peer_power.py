@@ -244,3 +244,18 @@ def test_an_internal_ip_that_is_an_ssh_option_is_refused_and_ssh_never_runs(
     assert len(refused) == 1 and refused[0]["address"] == hostile
     warnings = [e for e in rig.server.list_objects("Event") if e["reason"] == "PowerOffRefused"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+
+
+def test_a_100000_deep_request_is_reported_once_and_the_agent_goes_on(rig: Rig) -> None:
+    """Finding 9: a 100,000-deep JSON value in poweroff-request killed that node's daemon (RecursionError)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    rig.server.update_object(
+        "Node", None, "pi4", lambda n: n["metadata"]["annotations"].update({REQUEST_ANNOTATION: deep})
+    )
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    audit = CapturedAudit("pi4")
+    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
+    assert agent.tick() is None and agent.tick() is None
+    assert daemon.reasons == []
+    invalid = audit.named("node.poweroff_request_invalid")
+    assert len(invalid) == 1 and "deep" in invalid[0]["why"]

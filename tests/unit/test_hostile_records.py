@@ -102,7 +102,7 @@ def test_a_sane_outage_record_is_still_read() -> None:
     ("raw", "why"),
     [
         (b"\xff\xfe{}", "not UTF-8"),
-        ("[" * 33 + "]" * 33, "nested 33 deep"),
+        ("[" * 33 + "]" * 33, "nested more than 32 deep"),
         ('"' + "x" * 300_000 + '"', "262144 bytes"),
         ('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', None),  # brackets inside a string are not nesting
         ('{"a":"\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', None),  # nor after an escaped quote
