@@ -487,6 +487,7 @@ class LeaseElector:
         self._was_leader = False
         self._holder_is_node = holder_is_node
         self._known_nodes: set[str] = set()  # holders seen to be Nodes: not asked again
+        self._holder_doubted = False  # the holder last read was found not to be a Node
 
     @classmethod
     def on_kubernetes(
@@ -510,7 +511,10 @@ class LeaseElector:
         """Whether ``holder`` may lead: a Node of the cluster (asked once per name that is), or cannot tell."""
         if self._holder_is_node is None or not holder or holder in self._known_nodes:
             return True
-        answer = self._holder_is_node(holder)
+        try:
+            answer = self._holder_is_node(holder)
+        except Exception:  # an answer that cannot be read is "cannot tell", never an error of the election
+            answer = None
         if answer:
             self._known_nodes.add(holder)
         return answer is not False
@@ -541,7 +545,9 @@ class LeaseElector:
         observed, seen = self._observed, self._observed_at
         if observed is None or not observed.holder or seen is None:
             return None
-        duration, _ = trusted_duration(observed, self.timings, self._is_node(observed.holder))
+        # What the last try_acquire_or_renew learned of the holder: no API call here (another thread may ask).
+        is_node = self._holder_is_node is None or observed.holder in self._known_nodes or not self._holder_doubted
+        duration, _ = trusted_duration(observed, self.timings, is_node)
         return None if now - seen >= duration else observed.holder
 
     def ensure_leader(self) -> None:
@@ -573,6 +579,7 @@ class LeaseElector:
         self._observed = observed
         observed_at = self._observed_at if self._observed_at is not None else started
         is_node = observed is None or observed.holder == self.identity or self._is_node(observed.holder)
+        self._holder_doubted = not is_node
         decision = decide(observed, observed_at, started, wall, self.identity, self.timings, holder_is_node=is_node)
         if decision.action is Action.WAIT or decision.record is None:
             self._renewed_at = None  # another holder's lease is running: we are not the leader
