@@ -214,6 +214,7 @@ def build_cluster(
         namespace=election.namespace,
         name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
+        holder_is_node=api.node_exists,
     )
 
     def sleep(seconds: float) -> None:
@@ -712,6 +713,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _authorized_keys(args: argparse.Namespace) -> int:
+    from piclusterd.cluster.authorized_keys import (
+        AuthorizedKeysError,
+        authorized_keys_line,
+        parse_cidrs,
+        read_public_key,
+    )
+
+    try:
+        line = authorized_keys_line(parse_cidrs(args.networks), read_public_key(args.key))
+    except AuthorizedKeysError as error:
+        print(f"piclusterctl authorized-keys: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(line)
+    return EXIT_OK
+
+
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
@@ -745,6 +763,24 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--compare", metavar="target_runtime=2h,4h,8h", help="one piclusterd run per target")
     sim.add_argument("--find-battery-for", metavar="DURATION", help="smallest battery (Wh) lasting DURATION")
     sim.set_defaults(handler=_simulate)
+    keys = commands.add_parser(
+        "authorized-keys", help="print the authorized_keys line for the SSH fallback key (see deploy/README.md)"
+    )
+    keys.add_argument(
+        "--from",
+        dest="networks",
+        action="append",
+        required=True,
+        metavar="CIDR",
+        help="the cluster's network (the only source the key is accepted from); repeat or separate with commas",
+    )
+    keys.add_argument(
+        "--key",
+        default="/var/lib/piclusterd/id_ed25519.pub",
+        metavar="PUBKEYFILE",
+        help="the leader's public key (default: %(default)s)",
+    )
+    keys.set_defaults(handler=_authorized_keys)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

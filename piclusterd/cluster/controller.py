@@ -21,15 +21,20 @@ What the leader says about its plan (``plan.decided`` on change, the planned Eve
 unknown) is :class:`~piclusterd.cluster.plan_report.PlanReporter`'s. In ``dry-run`` the leader plans, logs
 ``plan.decided`` and emits Events, and changes nothing. ``fence`` (the elector's ``ensure_leader``) runs before
 every destructive call, so a leader that lost its lease stops.
+
+Whatever goes wrong in the cluster side is contained in :meth:`ClusterController.tick`: an unexpected exception
+is logged once with its traceback (``cluster.tick_failed``) and counted, the daemon's power loop and local
+protection go on, and ``TICK_FAILURES_WARNED`` failures in a row raise a Warning Event (``ClusterTickFailing``).
 """
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import replace
 
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.drain import Drainer
-from piclusterd.cluster.election import LeaseElector, Transition
+from piclusterd.cluster.election import Attempt, LeaseElector, Transition
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.plan_report import PlanReporter
@@ -39,7 +44,7 @@ from piclusterd.cluster.restoring import Restorer
 from piclusterd.cluster.shedding import Shedder, ShedRecords
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
-from piclusterd.core.errors import ClusterError, NotLeader
+from piclusterd.core.errors import ClusterError, DaemonStopping, NotLeader
 from piclusterd.core.node_batteries import NodeBatteries, read_node_batteries
 from piclusterd.core.planner import Plan, plan
 from piclusterd.core.ports import Clock
@@ -53,6 +58,9 @@ __all__ = ["ClusterController"]
 
 #: The tier given to the leader's own node: shed last among equally good plans.
 LEADER_TIER = 1_000_000
+
+#: Unexpected failures of the cluster side in a row that raise a Warning Event (one, until a tick succeeds).
+TICK_FAILURES_WARNED = 3
 
 
 class ClusterController:
@@ -86,6 +94,14 @@ class ClusterController:
         self._on_battery_since: float | None = None
         self._stand_down_until = float("-inf")
         self._started_at = clock.monotonic()
+        self._events = events
+        self._failures_in_a_row = 0
+        self._tracebacks_logged: set[str] = set()
+        self._refused_reported: dict[tuple[str, str], str] = {}
+        self._lease_causes_reported: set[tuple[str, int | None]] = set()
+        self._lease_distrust_reported: str | None = None
+        #: Unexpected exceptions contained by :meth:`tick` since this controller started.
+        self.tick_failures = 0
         self.last_plan: Plan | None = None
         self._source_alarm = SourceAlarm(identity, events, self._log)  # UPS data lost/back: a Node Event
         self._reporter = PlanReporter(
@@ -145,7 +161,49 @@ class ClusterController:
         self._elector.ensure_leader()
 
     def tick(self, power: PowerMemory, measured_load_w: float | None) -> None:
-        """One round: obey requests for this node, renew or seek the lease, and lead if we hold it."""
+        """One round: obey requests for this node, renew or seek the lease, and lead if we hold it.
+
+        Never raises but :class:`~piclusterd.core.errors.DaemonStopping` (the daemon is asked to stop) and
+        ``BaseException``s that are not errors: the cluster side must never take this node's protection down.
+        """
+        try:
+            self._tick(power, measured_load_w)
+        except DaemonStopping:
+            raise
+        except Exception as error:
+            self._contain(error)
+            return
+        self._failures_in_a_row = 0
+
+    def _contain(self, error: Exception) -> None:
+        """An unexpected exception: its traceback once per place and kind, a count, and a Warning Event at
+        ``TICK_FAILURES_WARNED`` in a row."""
+        self.tick_failures += 1
+        self._failures_in_a_row += 1
+        frames = traceback.extract_tb(error.__traceback__)
+        kind = type(error).__name__
+        where = f"{kind} at {frames[-1].filename}:{frames[-1].lineno}" if frames else kind
+        if where not in self._tracebacks_logged:
+            self._tracebacks_logged.add(where)
+            self._log.error(
+                "cluster.tick_failed",
+                error=repr(error)[:500],
+                failures=self.tick_failures,
+                traceback="".join(traceback.format_exception(error))[-4000:],
+            )
+        if self._failures_in_a_row == TICK_FAILURES_WARNED:
+            try:
+                self._events.emit(
+                    self._identity,
+                    "ClusterTickFailing",
+                    f"piclusterd's cluster side failed {self._failures_in_a_row} polls in a row ({repr(error)[:200]}); "
+                    "this node's own power protection keeps running. See journalctl -u piclusterd.",
+                    warning=True,
+                )
+            except Exception as event_error:  # the API may be what fails: the journal has it anyway
+                self._log.warning("cluster.api_failed", step="report failing polls", error=repr(event_error)[:200])
+
+    def _tick(self, power: PowerMemory, measured_load_w: float | None) -> None:
         now = self._clock.monotonic()
         if power.state in BATTERY_STATES:
             if self._on_battery_since is None:
@@ -163,6 +221,7 @@ class ClusterController:
         if now < self._stand_down_until:
             return  # we handed the lease over so another node can shed this one: let it take over
         attempt = self._elector.try_acquire_or_renew()
+        self._report_lease(attempt)
         if attempt.transition is Transition.ACQUIRED:
             self._log.info("leader.acquired", holder=attempt.holder)
         elif attempt.transition is Transition.LOST:
@@ -179,6 +238,7 @@ class ClusterController:
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         """One leader step, in order; the first that acts ends the poll."""
         view = parse_kubectl_list(self._api.snapshot())
+        self._report_refused(view)
         if self._outage is not None and self._outage.lead(view, power, measured_load_w):
             return  # a full shutdown (or the restart after one) is under way: no shedding now
         decided = self._plan(view, power, measured_load_w, now)
@@ -201,6 +261,36 @@ class ClusterController:
         if self._restoring.rotate(view, decided, now):
             return
         self._restoring.restore(view, power, now)
+
+    def _report_lease(self, attempt: Attempt) -> None:
+        """A Lease that cannot be read or written, once per cause (what failed, HTTP status) until it works
+        again; a lease whose holder or duration is not believed, once per record."""
+        if attempt.unavailable is None:
+            self._lease_causes_reported.clear()
+        elif attempt.unavailable not in self._lease_causes_reported:
+            self._lease_causes_reported.add(attempt.unavailable)
+            doing, status = attempt.unavailable
+            self._log.error("leader.unavailable", doing=doing, http_status=status, error=attempt.error)
+        distrust = None if attempt.decision is None else attempt.decision.distrust
+        if distrust is not None and distrust != self._lease_distrust_reported:
+            self._log.warning(
+                "leader.lease_distrusted",
+                holder=attempt.holder,
+                why=distrust,
+                counted_s=self._elector.timings.lease_duration_s,
+            )
+        if attempt.decision is not None:
+            self._lease_distrust_reported = distrust
+
+    def _report_refused(self, view: ClusterView) -> None:
+        """Pod values the snapshot could not read (kept at the pod's defaults): each said once per value."""
+        current = {(refused.where, refused.key): refused for refused in view.refused}
+        for key, refused in sorted(current.items()):
+            if self._refused_reported.get(key) != refused.value:
+                self._log.warning(
+                    "cluster.value_refused", object=refused.where, key=refused.key, value=refused.value, why=refused.why
+                )
+        self._refused_reported = {key: refused.value for key, refused in current.items()}
 
     def _plan(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None, now: float) -> Plan:
         # Between equally good plans, keep the leader's own node on: a hand-over costs a lease duration.

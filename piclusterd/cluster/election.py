@@ -18,6 +18,12 @@ of its last successful write of the lease. Another candidate takes over no earli
 never both act as leader, even if the API server answers late, is unreachable or loses a response.
 Expiry is always measured on the local monotonic clock from when a change was observed, never from the
 ``renewTime`` written by another machine's clock.
+
+Lease sanity (one write to the Lease must not disable coordination): another holder's own
+``leaseDurationSeconds`` counts only within 1 s..``MAX_DURATION_FACTOR`` x ours, and only for a holder that is a
+Node of the cluster (when the elector is given ``holder_is_node``); otherwise the lease expires after *our*
+duration (:func:`trusted_duration`), and the Decision says why (``distrust``). A read or write that fails is
+a :class:`LeaseUnavailable` carrying the step and the HTTP status, which the daemon reports once per cause.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE_NAME",
     "DEFAULT_LEASE_NAMESPACE",
+    "MAX_DURATION_FACTOR",
     "Action",
     "Attempt",
     "Decision",
@@ -47,14 +54,29 @@ __all__ = [
     "LeaseElector",
     "LeaseRecord",
     "LeaseStore",
+    "LeaseUnavailable",
     "Reason",
     "Transition",
     "decide",
     "observed_change_time",
+    "trusted_duration",
 ]
 
 DEFAULT_LEASE_NAMESPACE = "kube-system"
 DEFAULT_LEASE_NAME = "piclusterd-leader"
+
+#: Another holder's leaseDurationSeconds above this many times ours is not believed (nor one under 1 s).
+MAX_DURATION_FACTOR = 10
+
+
+class LeaseUnavailable(ApiUnavailable):
+    """Reading or writing the Lease failed: ``doing`` (reading, creating, replacing) and the HTTP ``status``
+    (None: no answer), so that each cause is said once (403: RBAC, 404: no such namespace...)."""
+
+    def __init__(self, message: str, *, doing: str, status: int | None) -> None:
+        super().__init__(message)
+        self.doing = doing
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +170,8 @@ class Decision:
     reason: Reason
     record: LeaseRecord | None = None
     expires_at: float | None = None
+    #: Why the holder's own lease duration was not believed (ours was counted instead), else None.
+    distrust: str | None = None
 
 
 def observed_change_time(
@@ -161,6 +185,21 @@ def observed_change_time(
     return previous_at
 
 
+def trusted_duration(observed: LeaseRecord, timings: ElectionTimings, holder_is_node: bool) -> tuple[int, str | None]:
+    """How long another holder's lease runs, counted from when it was seen to change, and why not its own
+    duration (None when it is). Pure: ordered early returns.
+    """
+    # 1. A holder that is no Node of this cluster is not obeyed: its lease runs out after our duration.
+    if not holder_is_node:
+        return timings.lease_duration_s, f"holder {observed.holder[:64]!r} is not a node of this cluster"
+    # 2. An absurd duration (a typo, or a write meant to block every election) counts as ours.
+    highest = MAX_DURATION_FACTOR * timings.lease_duration_s
+    if not 1 <= observed.lease_duration_s <= highest:
+        return timings.lease_duration_s, f"leaseDurationSeconds {observed.lease_duration_s} is outside 1..{highest}"
+    # 3. Otherwise the holder's own duration counts (a released lease written with 1 s is short-lived).
+    return observed.lease_duration_s, None
+
+
 def decide(
     observed: LeaseRecord | None,
     observed_at: float,
@@ -168,12 +207,15 @@ def decide(
     wall_now: float,
     identity: str,
     timings: ElectionTimings,
+    *,
+    holder_is_node: bool = True,
 ) -> Decision:
     """client-go's tryAcquireOrRenew as a pure function: no I/O, no clock.
 
     ``observed`` is the lease as just read (``None``: it does not exist), ``observed_at`` the monotonic
     time this candidate last saw it change (see :func:`observed_change_time`), ``now`` the monotonic
-    time, ``wall_now`` the UNIX time to write into acquireTime/renewTime.
+    time, ``wall_now`` the UNIX time to write into acquireTime/renewTime. ``holder_is_node``: whether the
+    holder names a Node of the cluster (True when that cannot be told).
     """
     # 1. No lease yet: create it, held by us, with no transitions.
     if observed is None:
@@ -190,11 +232,12 @@ def decide(
             observed.resource_version,
         )
         return Decision(Action.RENEW, Reason.HELD_BY_US, record)
-    # 3. Someone else holds it and its lease, counted from when we saw it change, still runs (the
-    #    holder's own duration counts, so a released lease written with 1 s is short-lived anyway).
-    expires_at = observed_at + observed.lease_duration_s
+    # 3. Someone else holds it and its lease, counted from when we saw it change, still runs (its own
+    #    duration if sane and the holder is one of our nodes, else ours: trusted_duration).
+    duration, distrust = trusted_duration(observed, timings, holder_is_node)
+    expires_at = observed_at + duration
     if observed.holder and now < expires_at:
-        return Decision(Action.WAIT, Reason.HELD_BY_OTHER, expires_at=expires_at)
+        return Decision(Action.WAIT, Reason.HELD_BY_OTHER, expires_at=expires_at, distrust=distrust)
     # 4. Released or expired: take it over, as a new holder (new acquireTime, one more transition).
     record = LeaseRecord(
         identity,
@@ -204,7 +247,12 @@ def decide(
         observed.transitions + 1,
         observed.resource_version,
     )
-    return Decision(Action.TAKE_OVER, Reason.EXPIRED if observed.holder else Reason.RELEASED, record)
+    return Decision(
+        Action.TAKE_OVER,
+        Reason.EXPIRED if observed.holder else Reason.RELEASED,
+        record,
+        distrust=distrust if observed.holder else None,
+    )
 
 
 class LeaseStore(Protocol):
@@ -354,10 +402,12 @@ class KubeLeaseStore:
         except (AttributeError, TypeError, ValueError) as error:
             raise ApiUnavailable(f"lease {self.namespace}/{self.name} is not readable: {error}") from error
 
-    def _unavailable(self, doing: str, error: Exception) -> ApiUnavailable:
+    def _unavailable(self, doing: str, error: Exception) -> LeaseUnavailable:
         status = _http_status(error)
         what = f"HTTP {status}" if status else type(error).__name__
-        return ApiUnavailable(f"{doing} lease {self.namespace}/{self.name} failed: {what}: {_short(error)}")
+        return LeaseUnavailable(
+            f"{doing} lease {self.namespace}/{self.name} failed: {what}: {_short(error)}", doing=doing, status=status
+        )
 
 
 def _http_status(error: Exception) -> int | None:
@@ -397,6 +447,8 @@ class Attempt:
     holder: str | None
     transition: Transition | None = None
     error: str | None = None
+    #: The Lease could not be read or written: (what was being done, HTTP status or None), else None.
+    unavailable: tuple[str, int | None] | None = None
 
 
 TransitionCallback = Callable[[Transition, "LeaseElector"], None]
@@ -418,7 +470,10 @@ class LeaseElector:
         *,
         timings: ElectionTimings | None = None,
         on_transition: TransitionCallback | None = None,
+        holder_is_node: Callable[[str], bool | None] | None = None,
     ) -> None:
+        """``holder_is_node``: whether a name is a Node of the cluster (None: cannot tell now); without it,
+        any holder is believed."""
         if not identity:
             raise ValueError("identity must not be empty (it is the node name)")
         self._store = store
@@ -430,6 +485,9 @@ class LeaseElector:
         self._observed_at: float | None = None
         self._renewed_at: float | None = None  # monotonic start of our last successful write as holder
         self._was_leader = False
+        self._holder_is_node = holder_is_node
+        self._known_nodes: set[str] = set()  # holders seen to be Nodes: not asked again
+        self._holder_doubted = False  # the holder last read was found not to be a Node
 
     @classmethod
     def on_kubernetes(
@@ -443,10 +501,23 @@ class LeaseElector:
         timings: ElectionTimings | None = None,
         on_transition: TransitionCallback | None = None,
         request_timeout_s: float = 5.0,
+        holder_is_node: Callable[[str], bool | None] | None = None,
     ) -> LeaseElector:
         """An elector on the Lease ``namespace/name`` through ``api_client``."""
         store = KubeLeaseStore(api_client, namespace=namespace, name=name, request_timeout_s=request_timeout_s)
-        return cls(store, clock, identity, timings=timings, on_transition=on_transition)
+        return cls(store, clock, identity, timings=timings, on_transition=on_transition, holder_is_node=holder_is_node)
+
+    def _is_node(self, holder: str) -> bool:
+        """Whether ``holder`` may lead: a Node of the cluster (asked once per name that is), or cannot tell."""
+        if self._holder_is_node is None or not holder or holder in self._known_nodes:
+            return True
+        try:
+            answer = self._holder_is_node(holder)
+        except Exception:  # an answer that cannot be read is "cannot tell", never an error of the election
+            answer = None
+        if answer:
+            self._known_nodes.add(holder)
+        return answer is not False
 
     @property
     def holder(self) -> str | None:
@@ -472,9 +543,12 @@ class LeaseElector:
         if self.is_leader(now):
             return self.identity
         observed, seen = self._observed, self._observed_at
-        if observed is None or not observed.holder or seen is None or now - seen >= observed.lease_duration_s:
+        if observed is None or not observed.holder or seen is None:
             return None
-        return observed.holder
+        # What the last try_acquire_or_renew learned of the holder: no API call here (another thread may ask).
+        is_node = self._holder_is_node is None or observed.holder in self._known_nodes or not self._holder_doubted
+        duration, _ = trusted_duration(observed, self.timings, is_node)
+        return None if now - seen >= duration else observed.holder
 
     def ensure_leader(self) -> None:
         """Raise :class:`~piclusterd.core.errors.NotLeader` unless :meth:`is_leader` holds right now."""
@@ -499,12 +573,14 @@ class LeaseElector:
         try:
             observed = self._store.get()
         except ApiUnavailable as error:
-            return self._finish(None, str(error))
+            return self._finish(None, str(error), error)
         if observed is not None:
             self._observed_at = observed_change_time(self._observed, self._observed_at, observed, started)
         self._observed = observed
         observed_at = self._observed_at if self._observed_at is not None else started
-        decision = decide(observed, observed_at, started, wall, self.identity, self.timings)
+        is_node = observed is None or observed.holder == self.identity or self._is_node(observed.holder)
+        self._holder_doubted = not is_node
+        decision = decide(observed, observed_at, started, wall, self.identity, self.timings, holder_is_node=is_node)
         if decision.action is Action.WAIT or decision.record is None:
             self._renewed_at = None  # another holder's lease is running: we are not the leader
             return self._finish(decision, None)
@@ -517,7 +593,7 @@ class LeaseElector:
             self._renewed_at = None  # someone else wrote the lease first: we lost the race
             return self._finish(decision, str(error))
         except ApiUnavailable as error:
-            return self._finish(decision, str(error))
+            return self._finish(decision, str(error), error)
         self._observed, self._observed_at = written, started
         self._renewed_at = started
         return self._finish(decision, None)
@@ -542,7 +618,7 @@ class LeaseElector:
         self._finish(None, None)
         return released
 
-    def _finish(self, decision: Decision | None, error: str | None) -> Attempt:
+    def _finish(self, decision: Decision | None, error: str | None, failure: ApiUnavailable | None = None) -> Attempt:
         leader = self.is_leader(self._clock.monotonic())
         transition: Transition | None = None
         if leader != self._was_leader:
@@ -550,4 +626,9 @@ class LeaseElector:
             self._was_leader = leader
             if self._on_transition is not None:
                 self._on_transition(transition, self)
-        return Attempt(leader, decision, self.holder, transition, error)
+        unavailable = None
+        if failure is not None:
+            unavailable = (
+                (failure.doing, failure.status) if isinstance(failure, LeaseUnavailable) else ("reaching", None)
+            )
+        return Attempt(leader, decision, self.holder, transition, error, unavailable)

@@ -109,6 +109,14 @@ class KubeClusterApi:
     def get_node(self, name: str) -> JsonObject:
         return self._raw(f"get node {name}", self._core.read_node, name)
 
+    def node_exists(self, name: str) -> bool | None:
+        """Whether a Node of that name exists (the Lease's holder must be one); None if the API cannot tell."""
+        try:
+            self.get_node(name)
+        except ApiCallFailed as error:
+            return False if error.status == 404 else None
+        return True
+
     def patch_node(self, name: str, patch: Mapping[str, Any]) -> JsonObject:
         """Strategic-merge patch (the client sends a dict body as strategic-merge-patch+json)."""
         return self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch))

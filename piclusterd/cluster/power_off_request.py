@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
-from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff
+from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff, ssh_address
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
@@ -63,11 +63,11 @@ def node_is_ready(node: dict[str, Any]) -> bool:
 
 
 def node_address(node: dict[str, Any]) -> str | None:
+    """The Node's ``InternalIP`` as written in its status (unchecked: see :func:`ssh_address`), or None."""
     addresses = (node.get("status") or {}).get("addresses") or []
-    for kind in ("InternalIP", "ExternalIP", "Hostname"):
-        for address in addresses:
-            if address.get("type") == kind and address.get("address"):
-                return str(address["address"])
+    for address in addresses if isinstance(addresses, list) else []:
+        if isinstance(address, dict) and address.get("type") == "InternalIP" and address.get("address"):
+            return str(address["address"])
     return None
 
 
@@ -102,6 +102,7 @@ class PeerPowerOff:
         self._poll_s = poll_s
         self._events = events
         self._log = log
+        self._bad_address_reported: dict[str, str] = {}
 
     def _event(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:
         if self._events is not None:
@@ -168,27 +169,39 @@ class PeerPowerOff:
             )
             return PowerOffResult(node, PowerOffOutcome.NOT_CONFIRMED, request_id, via)
         off = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
-        self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(off)}}})
+        annotations: dict[str, str | None] = {SHED_ANNOTATION: render_shed_record(off)}
+        if not acked:
+            annotations[REQUEST_ANNOTATION] = None  # never acknowledged: its agent must not obey it once back
+        self._api.patch_node(node, {"metadata": {"annotations": annotations}})
         self._log.warning("node.powered_off", target=node, request_id=request_id, via=via)
         self._event(node, "PowerShed", f"{node} powered off to save battery: {record.reason}")
         return PowerOffResult(node, PowerOffOutcome.POWERED_OFF, request_id, via)
 
     def _try_ssh(self, node: str, current: dict[str, Any], request_id: str) -> PowerOffResult | None:
         """The fallback; returns a final result only when it must stop (refused), else None to keep waiting."""
-        address = node_address(current)
-        if self._ssh is None or address is None:
+        written = node_address(current)
+        if self._ssh is None or written is None:
             self._log.warning(
                 "node.poweroff_no_ack",
                 target=node,
                 request_id=request_id,
-                ssh="not configured" if address else "no address",
+                ssh="not configured" if written else "no InternalIP",
             )
+            return None
+        address = ssh_address(written)
+        if address is None:
+            self._refuse_address(node, written)
             return None
         self._fence()
         result = self._ssh.power_off(node, address, self._ssh_port, request_id)
         self._log.warning(
             "node.poweroff_ssh", target=node, address=address, outcome=result.outcome.value, detail=result.detail
         )
+        if result.outcome is SshOutcome.ACCEPTED:
+            # The target runs its shutdown once per id; the request stays only for its own agent, which would
+            # obey it again after the node is powered back on (it never acknowledged it): clear it now.
+            self._fence()
+            self._api.patch_node(node, {"metadata": {"annotations": {REQUEST_ANNOTATION: None}}})
         if result.outcome in (SshOutcome.HOST_KEY_MISMATCH, SshOutcome.AUTH_FAILED):
             self._event(
                 node,
@@ -199,3 +212,16 @@ class PeerPowerOff:
             )
             return PowerOffResult(node, PowerOffOutcome.REFUSED, request_id, "ssh", result.detail)
         return None
+
+    def _refuse_address(self, node: str, written: str) -> None:
+        """An InternalIP that is not an IP address literal: no SSH to it, said once per value."""
+        if self._bad_address_reported.get(node) == written:
+            return
+        self._bad_address_reported[node] = written
+        self._log.error("node.poweroff_ssh_refused", target=node, address=written[:200], why="not an IP address")
+        self._event(
+            node,
+            "PowerOffRefused",
+            f"the InternalIP of {node} ({written[:80]!r}) is not an IP address: no SSH power-off to it",
+            warning=True,
+        )

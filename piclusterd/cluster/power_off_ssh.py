@@ -5,16 +5,21 @@ It runs the system OpenSSH client with a dedicated key, ``BatchMode=yes`` (never
 refused and reported, never skipped. On the target, the key's ``authorized_keys`` line forces the command
 (``restrict,command="/usr/bin/piclusterd remote-poweroff"``, see ``deploy/``), so this key can do nothing
 but ask for a clean power-off; what we send as the command is only the request's identity, for the log.
+
+The destination is only ever an IP address literal (:func:`ssh_address`), and it follows ``--``: a Node's
+address is written by whoever can patch Nodes, and ``-oProxyCommand=...`` as a destination would otherwise be
+an ssh option run by the leader as root.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["SshOutcome", "SshPowerOff", "SshResult"]
+__all__ = ["SshOutcome", "SshPowerOff", "SshResult", "ssh_address"]
 
 
 class SshOutcome(enum.Enum):
@@ -23,6 +28,21 @@ class SshOutcome(enum.Enum):
     HOST_KEY_MISMATCH = "host_key_mismatch"  # the key changed or is unknown: possible impostor, alert
     AUTH_FAILED = "auth_failed"  # our key is not authorised there
     UNREACHABLE = "unreachable"  # no route, refused, timed out
+    BAD_ADDRESS = "bad_address"  # the destination is not an IP address literal: ssh was not run
+
+
+def ssh_address(text: str) -> str | None:
+    """``text`` as an IP address literal in its canonical form, or None if it is anything else.
+
+    Only a literal is accepted: never a host name (DNS can be spoofed and ssh_config could match it) and
+    never anything starting with ``-`` (an ssh option). Link-local IPv6 may carry a ``%zone``.
+    """
+    if not isinstance(text, str) or len(text) > 64 or text != text.strip():
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +105,16 @@ class SshPowerOff:
             "-o", "ServerAliveCountMax=2",
             "-p", str(port),
             "-l", self._user,
+            "--",  # end of options: whatever the destination says, it is never read as one
             host,
             "poweroff", node, request_id,
         ]  # fmt: skip
 
     def power_off(self, node: str, host: str, port: int = 22, request_id: str = "-") -> SshResult:
-        argv: Sequence[str] = self.argv(node, host, port, request_id)
+        address = ssh_address(host)
+        if address is None:
+            return SshResult(SshOutcome.BAD_ADDRESS, 2, f"{host[:80]!r} is not an IP address: ssh not run")
+        argv: Sequence[str] = self.argv(node, address, port, request_id)
         try:
             done = subprocess.run(
                 list(argv),

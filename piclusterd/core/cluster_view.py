@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
@@ -56,6 +56,7 @@ __all__ = [
     "Taint",
     "TaintEffect",
     "Toleration",
+    "ValueRefused",
     "parse_cpu_millicores",
     "parse_kubectl_list",
     "parse_memory_bytes",
@@ -78,6 +79,17 @@ class SnapshotInvalid(ClusterError, ValueError):
     """A Kubernetes object (or a quantity in it) could not be understood; ``str()`` says where and why."""
 
 
+@dataclass(frozen=True, slots=True)
+class ValueRefused:
+    """One value of one pod that could not be read: the pod keeps its default for it (a ``cpu-usage`` its CPU
+    request, a request 0, as for an unset one) and the snapshot goes on. Reported by the cluster side."""
+
+    where: str  # "pod default/web-1"
+    key: str  # the annotation or the field: "picluster.io/cpu-usage", "containers[0].requests.cpu"
+    value: str  # the value as read, shortened
+    why: str
+
+
 # --------------------------------------------------------------------------------------------------------
 # Quantities
 
@@ -87,6 +99,10 @@ _QUANTITY = re.compile(
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?\d+)|(?P<decimal>[numkMGTPE]?))"
 )
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+#: Bounds far beyond any machine (10^27 bytes or cores), so that garbage cannot make the arithmetic huge; a
+#: quantity's text is short (Kubernetes keeps at most 18 significant digits plus a suffix or an exponent).
+_MAX_QUANTITY_TEXT = 64
+_MAX_QUANTITY = Fraction(10**27)
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
 
@@ -95,19 +111,36 @@ def parse_quantity(text: str | int | float) -> Fraction:
 
     Follows k8s.io/apimachinery resource.Quantity: a signed decimal number then a binary suffix
     (Ki..Ei), a decimal suffix (n, u, m, k, M..E) or an exponent (``e3``/``E3``). ``"2E"`` is two exa, not an
-    exponent. Numbers that JSON decoded as int or float are accepted too. Raises :class:`SnapshotInvalid`.
+    exponent. Numbers that JSON decoded as int or float are accepted too. Raises :class:`SnapshotInvalid`, and only
+    that: for a value beyond 10^27, a text longer than 64 characters, or anything that is not a quantity.
     """
-    if isinstance(text, bool):
-        raise SnapshotInvalid(f"quantity {text!r} is not a quantity")
+    value = _quantity(text)
+    if abs(value) > _MAX_QUANTITY:
+        raise SnapshotInvalid(f"quantity {_short(text)} is out of range")
+    return value
+
+
+def _short(value: object) -> str:
+    text = repr(value) if isinstance(value, str | int | float) else type(value).__name__
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _quantity(text: object) -> Fraction:
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise SnapshotInvalid(f"quantity {_short(text)} is not a quantity")
+    if isinstance(text, int) and text.bit_length() > 100:
+        raise SnapshotInvalid(f"quantity {_short(text)} is out of range")
     if isinstance(text, int):
         return Fraction(text)
     if isinstance(text, float):
         if not math.isfinite(text):
             raise SnapshotInvalid(f"quantity {text!r} is not finite")
         return Fraction(str(text))
+    if len(text) > _MAX_QUANTITY_TEXT:
+        raise SnapshotInvalid(f"quantity {_short(text)} is longer than {_MAX_QUANTITY_TEXT} characters")
     match = _QUANTITY.fullmatch(text.strip())
     if match is None:
-        raise SnapshotInvalid(f"quantity {text!r} is not a Kubernetes quantity (e.g. 500m, 1.5Gi, 1e3)")
+        raise SnapshotInvalid(f"quantity {_short(text)} is not a Kubernetes quantity (e.g. 500m, 1.5Gi, 1e3)")
     number = Fraction(match.group("number"))
     if match.group("binary") is not None:
         return number * Fraction(1024) ** _BINARY[match.group("binary")]
@@ -469,6 +502,8 @@ class ClusterView:
     nodes: tuple[Node, ...]
     pods: tuple[Pod, ...] = ()
     pdbs: tuple[Pdb, ...] = ()
+    #: Pod values that could not be read and were replaced by the pod's defaults (see :class:`ValueRefused`).
+    refused: tuple[ValueRefused, ...] = ()
     _nodes_by_name: Mapping[str, Node] = field(init=False, repr=False, compare=False)
     _pods_by_node: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
     _pdbs_by_namespace: Mapping[str, tuple[Pdb, ...]] = field(init=False, repr=False, compare=False)
@@ -629,34 +664,49 @@ def _parse_node(item: Mapping[str, Any], where: str) -> Node:
         raise SnapshotInvalid(f"{where}: {error}") from None
 
 
-def _container_requests(container: Mapping[str, Any], where: str) -> tuple[int, int]:
-    resources = _mapping(container.get("resources"), f"{where}.resources")
-    requests = _mapping(resources.get("requests"), f"{where}.resources.requests")
-    limits = _mapping(resources.get("limits"), f"{where}.resources.limits")
-    cpu = requests.get("cpu", limits.get("cpu"))
-    memory = requests.get("memory", limits.get("memory"))
-    return (
-        0 if cpu is None else parse_cpu_millicores(cpu),
-        0 if memory is None else parse_memory_bytes(memory),
-    )
+class _PodValues:
+    """Reads one pod's quantities: a value that cannot be read becomes ``default`` and a :class:`ValueRefused`."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.refused: list[ValueRefused] = []
+
+    def read(self, value: object, parse: Callable[[Any], int], key: str, default: int | None) -> int | None:
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except SnapshotInvalid as error:
+            self.refused.append(ValueRefused(self.where, key, _short(value), str(error)))
+            return default
+
+    def requests(self, container: Mapping[str, Any], where: str) -> tuple[int, int]:
+        resources = _mapping(container.get("resources"), f"{self.where}: {where}.resources")
+        requests = _mapping(resources.get("requests"), f"{self.where}: {where}.resources.requests")
+        limits = _mapping(resources.get("limits"), f"{self.where}: {where}.resources.limits")
+        cpu = requests.get("cpu", limits.get("cpu"))
+        memory = requests.get("memory", limits.get("memory"))
+        return (
+            self.read(cpu, parse_cpu_millicores, f"{where}.requests.cpu", 0) or 0,
+            self.read(memory, parse_memory_bytes, f"{where}.requests.memory", 0) or 0,
+        )
 
 
-def _pod_requests(spec: Mapping[str, Any], where: str) -> tuple[int, int]:
+def _pod_requests(spec: Mapping[str, Any], values: _PodValues) -> tuple[int, int]:
     """Effective requests as the scheduler computes them: max(sum of containers, largest init) + overhead."""
+    where = values.where
     cpu = memory = 0
     for index, raw in enumerate(_sequence(spec.get("containers"), f"{where}: spec.containers")):
-        c_cpu, c_memory = _container_requests(_mapping(raw, where), f"{where}: containers[{index}]")
+        c_cpu, c_memory = values.requests(_mapping(raw, where), f"containers[{index}]")
         cpu += c_cpu
         memory += c_memory
     for index, raw in enumerate(_sequence(spec.get("initContainers"), f"{where}: spec.initContainers")):
-        i_cpu, i_memory = _container_requests(_mapping(raw, where), f"{where}: initContainers[{index}]")
+        i_cpu, i_memory = values.requests(_mapping(raw, where), f"initContainers[{index}]")
         cpu = max(cpu, i_cpu)
         memory = max(memory, i_memory)
     overhead = _mapping(spec.get("overhead"), f"{where}: spec.overhead")
-    if "cpu" in overhead:
-        cpu += parse_cpu_millicores(overhead["cpu"])
-    if "memory" in overhead:
-        memory += parse_memory_bytes(overhead["memory"])
+    cpu += values.read(overhead.get("cpu"), parse_cpu_millicores, "overhead.cpu", 0) or 0
+    memory += values.read(overhead.get("memory"), parse_memory_bytes, "overhead.memory", 0) or 0
     return cpu, memory
 
 
@@ -676,7 +726,7 @@ def _required_affinity(spec: Mapping[str, Any], where: str) -> tuple[NodeSelecto
     )
 
 
-def _parse_pod(item: Mapping[str, Any], where: str) -> Pod:
+def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused]) -> Pod:
     metadata = _mapping(item.get("metadata"), f"{where}.metadata")
     spec = _mapping(item.get("spec"), f"{where}.spec")
     status = _mapping(item.get("status"), f"{where}.status")
@@ -718,12 +768,11 @@ def _parse_pod(item: Mapping[str, Any], where: str) -> Pod:
     except ValueError:
         phase = PodPhase.UNKNOWN
     node = spec.get("nodeName")
-    try:
-        cpu, memory = _pod_requests(spec, where)
-        usage_text = annotations.get(ANNOTATION_CPU_USAGE)
-        usage = None if usage_text is None else parse_cpu_millicores(usage_text)
-    except SnapshotInvalid as error:
-        raise SnapshotInvalid(f"{where}: {error}") from None
+    # Any pod author writes these: garbage keeps this pod's defaults and is reported, the snapshot goes on.
+    values = _PodValues(where)
+    cpu, memory = _pod_requests(spec, values)
+    usage = values.read(annotations.get(ANNOTATION_CPU_USAGE), parse_cpu_millicores, ANNOTATION_CPU_USAGE, None)
+    refused.extend(values.refused)
     return Pod(
         namespace=namespace,
         name=name,
@@ -792,19 +841,22 @@ def parse_kubectl_list(obj: Mapping[str, Any]) -> ClusterView:
 
     Accepts a ``List`` whose items carry their ``kind`` (as kubectl prints them) and the typed lists the API
     returns (``NodeList``... whose items have no ``kind``). Items of other kinds are ignored. Raises
-    :class:`SnapshotInvalid` naming the object and field for anything malformed.
+    :class:`SnapshotInvalid` naming the object and field for anything malformed, except a pod's quantities
+    (``cpu-usage``, requests, overhead): one that cannot be read keeps that pod's default and is listed in
+    ``ClusterView.refused``, so one pod author cannot stop the plan.
     """
     nodes: list[Node] = []
     pods: list[Pod] = []
     pdbs: list[Pdb] = []
+    refused: list[ValueRefused] = []
     for kind, item, where in _items(obj):
         if kind == "Node":
             nodes.append(_parse_node(item, where))
         elif kind == "Pod":
-            pods.append(_parse_pod(item, where))
+            pods.append(_parse_pod(item, where, refused))
         elif kind == "PodDisruptionBudget":
             pdbs.append(_parse_pdb(item, where))
-    return ClusterView(tuple(nodes), tuple(pods), tuple(pdbs))
+    return ClusterView(tuple(nodes), tuple(pods), tuple(pdbs), tuple(refused))
 
 
 def node_tier(node: Node, tiers: Mapping[str, int], default: int) -> int:

@@ -32,6 +32,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from piclusterd.core.bounded_json import JsonRefused, load_bounded_json
+
 __all__ = [
     "ACK_ANNOTATION",
     "POWER_ON_REQUEST_ANNOTATION",
@@ -124,9 +126,9 @@ def _field(data: dict[str, Any], key: str, kind: type) -> Any:
 def _versioned_object(raw: str) -> dict[str, Any] | InvalidRecord:
     """The JSON object of a record of this version, or why it is not one."""
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return InvalidRecord(raw, "not JSON")
+        data = load_bounded_json(raw)
+    except JsonRefused as error:
+        return InvalidRecord(raw, str(error))
     if not isinstance(data, dict):
         return InvalidRecord(raw, "not a JSON object")
     try:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from piclusterd.core.bounded_json import JsonRefused, load_bounded_json
 from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.node_records import RECORD_VERSION, InvalidRecord, rfc3339
 
@@ -39,6 +40,10 @@ OUTAGE_KEY = "record"
 #: A gap between two of the leader's readings longer than this is not counted as energy drawn (a leader
 #: change, or the cluster was down): better an estimate a little low than one made up.
 MAX_ENERGY_GAP_S = 120.0
+
+#: Bounds of a record's sums, far above any real outage (a megawatt-hour; a year), so garbage is refused.
+MAX_ENERGY_WH = 1e6
+MAX_CRITICAL_DOWN_S = 365 * 86400.0
 
 
 def parse_rfc3339(text: str) -> float:
@@ -207,17 +212,19 @@ def _time(data: dict[str, Any], key: str, *, optional: bool = False) -> str:
 def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
     """Parse the ConfigMap's ``record``. Never raises: nonsense becomes an InvalidRecord with the reason."""
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return InvalidRecord(raw, "not JSON")
+        data = load_bounded_json(raw)
+    except JsonRefused as error:
+        return InvalidRecord(raw, str(error))
     if not isinstance(data, dict):
         return InvalidRecord(raw, "not a JSON object")
     if data.get("v") != RECORD_VERSION:
         return InvalidRecord(raw, f"record version {data.get('v')!r}, this piclusterd reads {RECORD_VERSION}")
     try:
         charge = data.get("chargeAtStart")
-        if charge is not None and (isinstance(charge, bool) or not isinstance(charge, int | float)):
-            raise ValueError("'chargeAtStart' must be a number or null")
+        if charge is not None and (
+            isinstance(charge, bool) or not isinstance(charge, int | float) or not 0 <= charge <= 100
+        ):
+            raise ValueError("'chargeAtStart' must be a number from 0 to 100, or null")
         raw_progress = data.get("fullShutdown")
         progress = None
         if raw_progress is not None:
@@ -240,6 +247,8 @@ def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
         down = float(_get(data, "criticalDownS", (int, float)))
         if energy < 0 or down < 0:
             raise ValueError("'energyWh' and 'criticalDownS' cannot be negative")
+        if energy > MAX_ENERGY_WH or down > MAX_CRITICAL_DOWN_S:
+            raise ValueError(f"'energyWh' above {MAX_ENERGY_WH:g} or 'criticalDownS' above {MAX_CRITICAL_DOWN_S:g}")
         return OutageRecord(
             started_at=_time(data, "startedAt"),
             leader=_get(data, "leader", str),

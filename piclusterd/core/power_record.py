@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from piclusterd.core.bounded_json import JsonRefused, load_bounded_json
 from piclusterd.core.node_records import PREFIX, InvalidRecord, rfc3339
 from piclusterd.core.power_state import PowerMemory, PowerState
 from piclusterd.core.reading import UpsFlag, UpsReading, parse_status
@@ -162,9 +163,9 @@ def _parse_battery(data: Any) -> BatteryRecord:
 def parse_power_record(raw: str) -> PowerRecord | InvalidRecord:
     """Parse ``picluster.io/power``. Never raises: nonsense (or another version) becomes an InvalidRecord."""
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return InvalidRecord(raw, "not JSON")
+        data = load_bounded_json(raw)
+    except JsonRefused as error:
+        return InvalidRecord(raw, str(error))
     if not isinstance(data, dict):
         return InvalidRecord(raw, "not a JSON object")
     version = data.get("v")

@@ -303,7 +303,7 @@ EVENTS: tuple[EventDoc, ...] = (
         "warning",
         "No answer to a power-off request, no SSH fallback",
         ("TARGET", "REQUEST_ID", "SSH"),
-        "TARGET's piclusterd did not acknowledge in time, and SSH is not configured or TARGET has no address.",
+        "TARGET's piclusterd did not acknowledge in time, and SSH is not configured or TARGET has no InternalIP.",
         "Check piclusterd on TARGET (systemctl status piclusterd); configure the SSH fallback (deploy/README.md).",
     ),
     EventDoc(
@@ -314,6 +314,16 @@ EVENTS: tuple[EventDoc, ...] = (
         "TARGET's piclusterd did not answer, so the leader used the SSH fallback. OUTCOME host_key_mismatch or "
         "auth_failed stops the power-off (never retried without verification).",
         "On host_key_mismatch: check TARGET really is that machine, then update the known_hosts file.",
+    ),
+    EventDoc(
+        "node.poweroff_ssh_refused",
+        "error",
+        "SSH power-off refused: the node's address is not an IP address",
+        ("TARGET", "ADDRESS", "WHY"),
+        "TARGET's InternalIP (Node status) is not an IP address literal, so the leader did not run ssh to it: "
+        "whoever can write a Node's status could otherwise pass options to the leader's ssh. Said once per value, "
+        "with a PowerOffRefused Warning Event; TARGET stays cordoned, asked to power off by its own piclusterd.",
+        "Check TARGET's Node (kubectl get node TARGET -o wide) and the kubelet's --node-ip on TARGET.",
     ),
     EventDoc(
         "node.powered_off",
@@ -494,6 +504,49 @@ EVENTS: tuple[EventDoc, ...] = (
         ("STEP", "ERROR"),
         "The step is retried on the next poll; destructive steps are only taken with a fresh lease.",
         "Check the API server (kubectl get --raw /readyz) and the kubeconfig in [cluster] kubeconfig.",
+    ),
+    EventDoc(
+        "leader.unavailable",
+        "error",
+        "The leader Lease cannot be read or written",
+        ("DOING", "HTTP_STATUS", "ERROR"),
+        "Reading, creating or replacing the Lease failed with HTTP_STATUS (403: the token may not use Leases "
+        "there; 404: no such namespace; empty: no answer). No node can lead while this lasts, so nothing is "
+        "shed; each node still protects itself. Said once per cause until the Lease works again.",
+        "Check [cluster] lease_namespace and the RBAC in deploy/ (kubectl auth can-i update leases -n NAMESPACE "
+        "--as system:serviceaccount:...).",
+    ),
+    EventDoc(
+        "leader.lease_distrusted",
+        "warning",
+        "The Lease's holder or duration is not believed",
+        ("HOLDER", "WHY", "COUNTED_S"),
+        "The Lease names a holder that is not a Node of the cluster, or a leaseDurationSeconds outside 1 s..10x "
+        "the configured one. It is counted as expiring COUNTED_S seconds (the configured duration) after it was "
+        "last seen to change, then a real node takes it over. Said once per lease record.",
+        "Find who wrote the Lease (kubectl get lease -n NAMESPACE piclusterd-leader -o yaml; the audit log "
+        "of the API server).",
+    ),
+    EventDoc(
+        "cluster.tick_failed",
+        "error",
+        "The cluster side failed unexpectedly; this node's power protection goes on",
+        ("ERROR", "FAILURES", "TRACEBACK"),
+        "An exception nobody expected in one poll of the cluster side (a bug, or data it could not handle). "
+        "It is contained: this node's power loop and local shutdown keep running, and the next poll tries again. "
+        "The traceback is logged once per place and kind of failure; FAILURES counts them all. Three failed polls "
+        "in a row raise a ClusterTickFailing Warning Event.",
+        "Report the TRACEBACK (it is a bug); meanwhile check the lines before it for the data involved.",
+    ),
+    EventDoc(
+        "cluster.value_refused",
+        "warning",
+        "A pod's value could not be read; the pod keeps its default",
+        ("OBJECT", "KEY", "VALUE", "WHY"),
+        "A quantity on OBJECT (the picluster.io/cpu-usage annotation, a request or the overhead) is not one "
+        "piclusterd reads (not a quantity, too long, out of range). The pod counts with its default (its CPU "
+        "request for cpu-usage, 0 for a request) and the plan goes on. Said once per value.",
+        "Fix the annotation: kubectl annotate pod -n NS NAME picluster.io/cpu-usage=250m --overwrite.",
     ),
     EventDoc(
         "node.power_publish_failed",

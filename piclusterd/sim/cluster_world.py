@@ -212,12 +212,11 @@ class ClusterWorld:
             notifier=SystemdNotifier({}),
             shutdown=pi,
         )
-        elector = LeaseElector.on_kubernetes(api_client, self.clock, name)
+        elector = LeaseElector.on_kubernetes(api_client, self.clock, name, holder_is_node=api.node_exists)
         events = EventRecorder(api_client, reporter=name, wall=self.clock.wall)
         options = DrainOptions(
             timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
         )
-
 
         def keep_alive() -> None:
             elector.try_acquire_or_renew()  # as cli.build_cluster: a long step renews the lease while it waits

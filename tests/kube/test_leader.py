@@ -23,6 +23,7 @@ from piclusterd.cluster.election import (
     Transition,
     decide,
     observed_change_time,
+    trusted_duration,
 )
 from piclusterd.core.errors import NotLeader
 from piclusterd.sim.fake_api_server import FakeKubeServer
@@ -38,6 +39,32 @@ def held(holder: str, *, duration: int = 15, transitions: int = 3) -> LeaseRecor
 
 
 # ---------------------------------------------------------------------------- pure decision
+
+
+@pytest.mark.parametrize(
+    ("duration", "is_node", "counted", "distrusted"),
+    [
+        (15, True, 15, False),
+        (1, True, 1, False),  # a released lease's 1 s
+        (150, True, 150, False),  # 10 x ours: still believed
+        (151, True, 15, True),
+        (2**31 - 1, True, 15, True),
+        (0, True, 15, True),
+        (-5, True, 15, True),
+        (15, False, 15, True),  # a holder that is no node of ours
+        (2**31 - 1, False, 15, True),
+    ],
+)
+def test_trusted_duration(duration: int, is_node: bool, counted: int, distrusted: bool) -> None:
+    got, why = trusted_duration(held("pi2", duration=duration), TIMINGS, is_node)
+    assert got == counted and (why is not None) == distrusted
+
+
+def test_an_absurd_lease_is_taken_over_after_our_duration() -> None:
+    ghost = held("ghost", duration=2**31 - 1)
+    waiting = decide(ghost, 100.0, 114.0, WALL, "pi1", TIMINGS, holder_is_node=False)
+    assert waiting.action is Action.WAIT and waiting.expires_at == 115.0 and waiting.distrust
+    assert decide(ghost, 100.0, 115.0, WALL, "pi1", TIMINGS, holder_is_node=False).action is Action.TAKE_OVER
 
 
 def test_no_lease_is_created_held_by_us_with_no_transitions() -> None:

@@ -204,3 +204,58 @@ def test_a_changed_host_key_stops_the_power_off_with_an_alert(rig: Rig, sshd: tu
     assert not calls.exists()
     warnings = [e for e in rig.server.list_objects("Event") if e["reason"] == "PowerOffRefused"]
     assert warnings and warnings[0]["type"] == "Warning" and "never skips verification" in warnings[0]["message"]
+
+
+def test_a_node_shed_over_ssh_does_not_power_off_again_once_restored(rig: Rig, sshd: tuple[SshServer, Path]) -> None:
+    """Finding 6: its agent never acknowledged the request, so it used to obey it again after the restore."""
+    server, calls = sshd
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+    rig.ticks.append(lambda: rig.server.power_off_node("pi4") if calls.exists() else None)
+    result = rig.power_off(ssh, server.port).power_off("pi4", DRAINED)
+    assert result.outcome is PowerOffOutcome.POWERED_OFF and result.via == "ssh"
+
+    rig.server.power_on_node("pi4")  # restored: its daemon starts and its agent looks at its Node
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    assert NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger).tick() is None
+    assert daemon.reasons == []
+    assert REQUEST_ANNOTATION not in rig.annotations()
+
+
+def test_an_internal_ip_that_is_an_ssh_option_is_refused_and_ssh_never_runs(
+    rig: Rig, sshd: tuple[SshServer, Path], tmp_path: Path
+) -> None:
+    """Finding 4: a Node InternalIP of ``-oProxyCommand=...`` used to run that command as the leader's root."""
+    server, calls = sshd
+    marker = tmp_path / "injected"
+    hostile = f"-oProxyCommand=sh -c 'touch {marker}'"
+
+    def set_address(node: dict[str, object]) -> None:
+        node["status"]["addresses"] = [{"type": "InternalIP", "address": hostile}]  # type: ignore[index]
+
+    rig.server.update_object("Node", None, "pi4", set_address)
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+    power_off = rig.power_off(ssh, server.port)
+    first = power_off.power_off("pi4", DRAINED)
+    again = power_off.power_off("pi4", DRAINED.with_phase(ShedPhase.POWEROFF_REQUESTED, "x", first.request_id))
+    assert first.outcome is PowerOffOutcome.NOT_CONFIRMED and again.outcome is PowerOffOutcome.NOT_CONFIRMED
+    assert not marker.exists() and not calls.exists()
+    assert rig.audit.named("node.poweroff_ssh") == []
+    refused = rig.audit.named("node.poweroff_ssh_refused")
+    assert len(refused) == 1 and refused[0]["address"] == hostile
+    warnings = [e for e in rig.server.list_objects("Event") if e["reason"] == "PowerOffRefused"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+
+
+def test_a_100000_deep_request_is_reported_once_and_the_agent_goes_on(rig: Rig) -> None:
+    """Finding 9: a 100,000-deep JSON value in poweroff-request killed that node's daemon (RecursionError)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    rig.server.update_object(
+        "Node", None, "pi4", lambda n: n["metadata"]["annotations"].update({REQUEST_ANNOTATION: deep})
+    )
+    daemon = FakeNodeDaemon(rig.server, "pi4")
+    audit = CapturedAudit("pi4")
+    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
+    assert agent.tick() is None and agent.tick() is None
+    assert daemon.reasons == []
+    invalid = audit.named("node.poweroff_request_invalid")
+    assert len(invalid) == 1 and "deep" in invalid[0]["why"]

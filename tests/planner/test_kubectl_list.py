@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from piclusterd.core.cluster_view import (
+    ANNOTATION_CPU_USAGE,
     PodPhase,
     SelectorOperator,
     ShedState,
     SnapshotInvalid,
     TaintEffect,
     parse_kubectl_list,
+    parse_quantity,
 )
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
@@ -291,10 +293,6 @@ def test_other_kinds_are_ignored() -> None:
         (lambda o: o.update(kind="Pod"), "expected a kubectl List"),
         (lambda o: o["items"][0]["metadata"].pop("name"), "node without metadata.name"),
         (lambda o: o["items"][0]["status"]["allocatable"].update(cpu="four"), "node pi1: quantity 'four'"),
-        (
-            lambda o: o["items"][1]["spec"]["containers"][0]["resources"]["requests"].update(memory="1GB"),
-            "pod clinic/web-1",
-        ),
         (lambda o: o["items"][1]["spec"].update(priority="high"), "spec.priority"),
         (
             lambda o: o["items"][0].update(spec={"taints": [{"key": "k", "effect": "Sometimes"}]}),
@@ -309,3 +307,37 @@ def test_malformed_objects_are_refused_with_where(mutate: Any, message: str) -> 
     mutate(obj)
     with pytest.raises(SnapshotInvalid, match=message):
         parse_kubectl_list(obj)
+
+
+# --- hostile values (issue 13, findings 8 and 9): one pod's garbage keeps that pod's defaults ---
+
+
+def with_usage(value: Any, name: str = "web-1") -> dict[str, Any]:
+    pod = pod_json(name)
+    pod["metadata"]["annotations"] = {ANNOTATION_CPU_USAGE: value}
+    return pod
+
+
+@pytest.mark.parametrize("value", ["lots", "9" * 5000, "1e400", "NaN", "-1", "1" + "0" * 30, "Infinity", "1e28"])
+def test_a_garbage_cpu_usage_keeps_the_pods_request_and_the_snapshot_is_read(value: str) -> None:
+    view = parse_kubectl_list(as_list(node_json(), with_usage(value), with_usage("300m", "web-2")))
+    garbage, good = (next(p for p in view.pods if p.name == n) for n in ("web-1", "web-2"))
+    assert garbage.cpu_usage_m is None and garbage.cpu_load_m == garbage.cpu_request_m == 500
+    assert good.cpu_usage_m == 300
+    assert [(r.where, r.key) for r in view.refused] == [("pod clinic/web-1", ANNOTATION_CPU_USAGE)]
+    assert len(view.refused[0].value) <= 40
+
+
+@pytest.mark.parametrize("value", ["1GB", "9" * 5000, 10**40, [1], {"a": 1}, True, 1e300])
+def test_a_garbage_request_counts_as_unset_and_is_reported(value: Any) -> None:
+    pod = pod_json()
+    pod["spec"]["containers"][0]["resources"]["requests"]["memory"] = value
+    view = parse_kubectl_list(as_list(node_json(), pod))
+    assert view.pods[0].memory_request_b == 256 * 2**20  # container b's limit; a's garbage counts as 0
+    assert [r.key for r in view.refused] == ["containers[0].requests.memory"]
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, 2**100, 10**28, "1e28", [1], None, "1" * 65])
+def test_parse_quantity_raises_only_snapshot_invalid(value: Any) -> None:
+    with pytest.raises(SnapshotInvalid):
+        parse_quantity(value)

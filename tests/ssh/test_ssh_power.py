@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff
+from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff, ssh_address
 from piclusterd.testing.sshd import SshServer, free_port
 
 PICLUSTERD = Path(sys.executable).with_name("piclusterd")
@@ -112,3 +112,52 @@ def test_dry_run_target_accepts_and_does_nothing(tmp_path: Path) -> None:
         result = client.power_off("pi4", server.host, server.port, "req-6")
     assert result.ok and "dry-run" in result.detail
     assert not calls.exists()
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["-oProxyCommand=sh -c 'touch {marker}'", "pi4.local", "127.0.0.1 ", "", "127.0.0.1 -oProxyCommand=x"],
+)
+def test_only_an_ip_address_literal_is_ever_passed_to_ssh(target: Target, tmp_path: Path, destination: str) -> None:
+    marker = tmp_path / "injected"
+    result = target.client().power_off("pi4", destination.format(marker=marker), target.server.port, "req-7")
+    assert result.outcome is SshOutcome.BAD_ADDRESS
+    assert not marker.exists() and target.recorded() == []
+
+
+def test_the_destination_follows_end_of_options() -> None:
+    argv = SshPowerOff(key_file="k", known_hosts_file="h").argv("pi4", "10.0.0.4", 22, "r")
+    assert argv[argv.index("10.0.0.4") - 1] == "--"
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("10.0.0.4", "10.0.0.4"), ("fd00::4", "fd00::4"), ("FD00:0::4", "fd00::4"), ("-o", None), ("pi4", None)],
+)
+def test_ssh_address_accepts_literals_only(text: str, address: str | None) -> None:
+    assert ssh_address(text) == address
+
+
+@pytest.mark.parametrize(("network", "outcome"), [("127.0.0.0/8", SshOutcome.ACCEPTED), ("10.9.9.0/24", None)])
+def test_the_generated_authorized_keys_line_accepts_the_key_only_from_the_cluster(
+    target: Target, network: str, outcome: SshOutcome | None
+) -> None:
+    """The line piclusterctl authorized-keys prints, installed in a real sshd (with this test's command path)."""
+    from piclusterd.cluster.authorized_keys import FORCED_COMMAND, authorized_keys_line, read_public_key
+
+    public = read_public_key(str(target.server.client_key.with_suffix(".pub")))
+    line = authorized_keys_line(parse_networks(network), public)
+    (target.server.dir / "authorized_keys").write_text(
+        line.replace(FORCED_COMMAND, target.server.forced_command) + "\n"
+    )
+    result = target.client().power_off("pi4", target.server.host, target.server.port, "req-8")
+    if outcome is None:
+        assert result.outcome is SshOutcome.AUTH_FAILED and target.recorded() == []
+    else:
+        assert result.outcome is outcome and target.recorded() == ["poweroff"]
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    from piclusterd.cluster.authorized_keys import parse_cidrs
+
+    return parse_cidrs([text])
