@@ -276,7 +276,8 @@ def _action(view: ClusterView, plan: Plan, index: int, inputs: PlanInputs) -> di
     threshold = inputs.policy.critical_priority_threshold
     placed = {p.pod: p.to_node for p in plan.placements}
     pods = {pod.key: pod for pod in view.pods_on(node.name)}
-    moves, given_up = [], []
+    moves: list[dict[str, Any]] = []
+    given_up: list[dict[str, Any]] = []
     for key in action.evicts:
         pod = pods.get(key)
         critical, why = (False, "") if pod is None else _critical(pod, threshold)

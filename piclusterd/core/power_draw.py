@@ -243,7 +243,6 @@ class PowerConfig:
             supply_switchable=supply_switchable,
         )
 
-
     def describe(self, node: Node) -> NodeHardware:
         """The figures :meth:`profile` uses for ``node`` and where each came from."""
         conf = self.nodes.get(node.name, NodePowerConfig())
