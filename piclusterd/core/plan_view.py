@@ -276,17 +276,22 @@ def _action(view: ClusterView, plan: Plan, index: int, inputs: PlanInputs) -> di
     threshold = inputs.policy.critical_priority_threshold
     placed = {p.pod: p.to_node for p in plan.placements}
     pods = {pod.key: pod for pod in view.pods_on(node.name)}
+    address = node.address or node.name
     moves: list[dict[str, Any]] = []
     given_up: list[dict[str, Any]] = []
     for key in action.evicts:
         pod = pods.get(key)
         critical, why = (False, "") if pod is None else _critical(pod, threshold)
-        entry = {"pod": key, "critical": critical, "why": why, "to": placed.get(key)}
-        (moves if placed.get(key) is not None else given_up).append(entry)
+        to = placed.get(key)
+        entry: dict[str, Any] = {"pod": key, "critical": critical, "why": why, "to": to}
+        if pod is not None and pod.host_ports:
+            # A host port is an endpoint on this node's address: it moves to the new node's, if any.
+            entry["host_ports"] = list(pod.host_ports)
+        (moves if to is not None else given_up).append(entry)
     stop = [p for p in view.pods_on(node.name) if (p.is_daemonset or p.is_mirror) and not p.is_finished]
-    address = node.address or node.name
     return {
         "node": node.name,
+        "address": address,
         "role": _role(node),
         "tier": inputs.policy.tier(node),
         "reason": action.reason,
@@ -308,6 +313,9 @@ def plan_view(view: ClusterView, plan: Plan, inputs: PlanInputs, warnings: Seque
     return {
         "decision": plan.decision.value,
         "decision_means": DECISION_MEANINGS[plan.decision],
+        "hint": "add --on-battery to see what the leader would do when mains fails"
+        if plan.decision is Decision.HOLD_ONLINE and not inputs.on_battery
+        else None,
         "reason": plan.reason,
         "shed": list(plan.nodes_to_shed),
         "shed_in_progress": list(plan.shed_in_progress),
@@ -347,6 +355,7 @@ def full_shutdown_view(
     return {
         "decision": FULL_SHUTDOWN,
         "decision_means": DECISION_MEANINGS[FULL_SHUTDOWN],
+        "hint": None,
         "reason": (
             f"charge {charge_pct:g} % is at or below the shutdown level "
             f"{inputs.battery.shutdown_charge_pct:g} % ([battery] shutdown_charge)"
@@ -397,6 +406,7 @@ def render_text(report: Mapping[str, Any]) -> list[str]:
     lines = [
         f"decision:             {report['decision']} ({report['reason']})",
         f"                      {report['decision']} means: {report['decision_means']}",
+        *([f"                      {report['hint']}"] if report.get("hint") else []),
         f"runtime, no shedding: {_duration(report['runtime_without_shedding_s'])}",
         f"runtime, with plan:   {_duration(report['projected_runtime_s'])}",
     ]
@@ -416,9 +426,18 @@ def render_text(report: Mapping[str, Any]) -> list[str]:
         for move in action["moves"]:
             critical = "critical" if move["critical"] else "not critical"
             lines.append(f"       moves    {move['pod']} -> {move['to']}  [{critical}: {move['why']}]")
+            if move.get("host_ports"):
+                lines.append(
+                    f"                its host ports {', '.join(move['host_ports'])} move from {action['address']} "
+                    f"to {move['to']}'s address: clients pointed at {action['address']} lose them"
+                )
         for move in action["given_up"]:
             critical = "critical" if move["critical"] else "not critical"
             lines.append(f"       given up {move['pod']}: no home kept, left Pending  [{critical}: {move['why']}]")
+            if move.get("host_ports"):
+                lines.append(
+                    f"                its host ports {', '.join(move['host_ports'])} on {action['address']} are lost"
+                )
         if action["stop_with_node"]:
             lines.append(f"       stops with the node (DaemonSet/static): {', '.join(action['stop_with_node'])}")
         if action["removed_finished"]:

@@ -290,3 +290,40 @@ def test_finished_job_pods_are_removed_not_moved() -> None:
     result = plan_json("k3s-3-server-unlabelled.json", *SHORT)
     moved = [m["pod"] for a in result["actions"] for m in a["moves"]]
     assert not any("helm-install" in pod for pod in moved)
+
+
+def test_an_x86_node_with_its_own_figures_in_labels_uses_them_and_is_not_flagged(tmp_path: Path) -> None:
+    data = json.loads((FIXTURES / "k3s-3-x86.json").read_text())
+    node = next(i for i in data["items"] if i["metadata"]["name"] == AGENT2)
+    node["metadata"]["labels"] |= {
+        "picluster.io/idle-w": "9",
+        "picluster.io/full-w": "25",
+        "picluster.io/halted-w": "1",
+    }
+    path = tmp_path / "x86-described.json"
+    path.write_text(json.dumps(data))
+    done = plan("--snapshot", str(path), *SHORT, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    agent2 = next(n for n in result["assumptions"]["nodes"] if n["node"] == AGENT2)
+    assert (agent2["figures_source"], agent2["idle_w"], agent2["full_w"], agent2["halted_w"]) == ("label", 9, 25, 1)
+    assert agent2["notes"] == [] and not agent2["raspberry_pi"]
+    # The EEPROM setting is a Pi's: an x86 node's halted draw is not counted as something it would save.
+    assert AGENT2 not in (result["halt_saving"] or {}).get("nodes", [])
+
+
+def test_a_pod_with_a_host_port_that_moves_takes_its_endpoint_off_the_shed_node(tmp_path: Path) -> None:
+    data = json.loads((FIXTURES / "k3s-3.json").read_text())
+    records = next(i for i in data["items"] if i["metadata"]["name"].startswith("records-2-"))
+    records["spec"]["containers"][0]["ports"] = [{"containerPort": 8080, "hostPort": 8080, "protocol": "TCP"}]
+    path = tmp_path / "hostport.json"
+    path.write_text(json.dumps(data))
+    done = plan("--snapshot", str(path), *SHORT)
+    assert done.returncode == 0, done.stderr
+    assert "its host ports 8080/TCP move from 10.0.0.12 to k3s-server's address" in done.stdout
+
+
+def test_on_mains_the_plan_says_how_to_ask_about_an_outage() -> None:
+    done = plan("--snapshot", str(FIXTURES / "k3s-3.json"), "--battery-wh", "20")
+    assert done.returncode == 0, done.stderr
+    assert "hold_online means: mains is present" in done.stdout and "add --on-battery" in done.stdout
