@@ -621,14 +621,14 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else parse_config({}, "(packaged defaults)")
         snapshot = _read_snapshot(args.snapshot)
-        view = parse_kubectl_list(snapshot)  # type: ignore[arg-type]  # it checks the shape itself
+        view = parse_kubectl_list(snapshot)
     except ConfigError as error:
         print(f"piclusterctl plan: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except (OSError, ValueError, ClusterError) as error:
         print(f"piclusterctl plan: cannot read {args.snapshot}: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    questions = question_snapshot(snapshot, view)  # type: ignore[arg-type]  # a Mapping once parsed
+    questions = question_snapshot(snapshot, view)
     for line in questions.fatal:
         print(f"piclusterctl plan: {args.snapshot}: {line}", file=sys.stderr)
     if questions.fatal:

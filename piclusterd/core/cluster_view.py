@@ -918,12 +918,13 @@ def _items(obj: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str
         yield str(kind), item, f"items[{index}]"
 
 
-def parse_kubectl_list(obj: Mapping[str, Any]) -> ClusterView:
+def parse_kubectl_list(obj: object) -> ClusterView:
     """The cluster in the JSON of ``kubectl get nodes,pods,pdb -A -o json``.
 
     Accepts a ``List`` whose items carry their ``kind`` (as kubectl prints them) and the typed lists the API
     returns (``NodeList``... whose items have no ``kind``). Items of other kinds are ignored. Raises
-    :class:`SnapshotInvalid` naming the object and field for anything malformed.
+    :class:`SnapshotInvalid` naming the object and field for anything malformed, the top level included (a
+    list, a string or null is not a List).
     """
     if not isinstance(obj, Mapping):
         raise SnapshotInvalid(f"expected a JSON object (a kubectl List), got {_json_type(obj)}")

@@ -101,7 +101,7 @@ def _raw_pods(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     ]
 
 
-def question_snapshot(obj: Mapping[str, Any], view: ClusterView) -> SnapshotQuestions:
+def question_snapshot(obj: object, view: ClusterView) -> SnapshotQuestions:
     """One line per problem a parsed snapshot still has: no nodes (fatal), pods bound to nodes that are not
     in it, pods in a phase Kubernetes does not define (Pending, Running, Succeeded, Failed, Unknown)."""
     fatal: list[str] = []
@@ -121,7 +121,7 @@ def question_snapshot(obj: Mapping[str, Any], view: ClusterView) -> SnapshotQues
                 f"{len(pods)} pod(s) bound to node {node!r}, which is not in the snapshot, are left out of the plan "
                 f"({_names(pods)}): take nodes and pods in one kubectl get"
             )
-    for item in _raw_pods(obj):
+    for item in _raw_pods(obj) if isinstance(obj, Mapping) else ():
         status = item.get("status")
         phase = status.get("phase") if isinstance(status, Mapping) else None
         if phase is not None and phase not in _PHASES:
