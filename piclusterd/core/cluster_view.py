@@ -346,7 +346,7 @@ def read_roles(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Nod
 
     - **Control plane** when any signal says so: a ``node-role.kubernetes.io/`` label control-plane, master or
       etcd; ``k3s.io/node-args`` starting with ``"server"`` (k3s writes its own command line there, so it
-      survives an edited label; an unreadable value counts as a server); or etcd membership.
+      survives an edited label; an unreadable value counts as a server); or any etcd signal below.
     - **etcd member** when ``picluster.io/etcd-member`` says so (the operator's word wins, both ways);
       otherwise when any signal says so: the ``etcd`` role label, k3s's ``etcd.k3s.cattle.io/node-name``
       annotation (set on embedded-etcd members), or a k3s server command line with embedded etcd.
@@ -393,7 +393,9 @@ def read_roles(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Nod
                 f"{' and '.join(saying_etcd)} says etcd member, but no node-role.kubernetes.io/etcd label: "
                 "counted as etcd member (the safer reading)"
             )
-    return NodeRoles(roles, labelled_cp or args_server or etcd, etcd, tuple(notes))
+    # Only servers carry etcd signals: one overridden by picluster.io/etcd-member=false still marks a server.
+    control_plane = labelled_cp or args_server or etcd or bool(saying_etcd)
+    return NodeRoles(roles, control_plane, etcd, tuple(notes))
 
 
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:

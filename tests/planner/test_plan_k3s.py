@@ -79,6 +79,7 @@ def test_the_text_output_says_the_role_labels_and_node_args_disagree() -> None:
         ({"node-role.kubernetes.io/control-plane": "true"}, {"k3s.io/node-args": '["agent"]'}, True, False, True),
         ({}, {"k3s.io/node-args": "not json"}, True, False, True),
         ({}, {"etcd.k3s.cattle.io/node-name": "pi1-abc"}, True, True, True),
+        ({"picluster.io/etcd-member": "false"}, {"etcd.k3s.cattle.io/node-name": "pi1-abc"}, True, False, True),
         (
             {"node-role.kubernetes.io/etcd": "true", "node-role.kubernetes.io/control-plane": "true"},
             {"k3s.io/node-args": '["server","--cluster-init"]', "etcd.k3s.cattle.io/node-name": "pi1-abc"},
