@@ -32,7 +32,6 @@ from piclusterd.config.settings import (
     settings_for,
     settings_from_config,
 )
-from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
@@ -585,17 +584,70 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: A snapshot larger than this is refused: ``kubectl get nodes,pods,pdb -A -o json`` of a few hundred pods is
+#: a few MiB; parsing hundreds of MiB of JSON would take a Pi's memory.
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read_snapshot(path: str) -> object:
+    """The JSON in ``path``: a regular file (never a device or pipe, which could hang or never end) of at most
+    :data:`SNAPSHOT_MAX_BYTES`. Raises ValueError with the reason."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as error:
+        raise ValueError(error.strerror or str(error)) from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file: save the snapshot to a file first")
+        if info.st_size > SNAPSHOT_MAX_BYTES:
+            raise ValueError(f"{info.st_size} bytes, more than the {SNAPSHOT_MAX_BYTES // 2**20} MiB a snapshot may be")
+        data = file.read(SNAPSHOT_MAX_BYTES + 1)
+    if len(data) > SNAPSHOT_MAX_BYTES:
+        raise ValueError(f"more than the {SNAPSHOT_MAX_BYTES // 2**20} MiB a snapshot may be")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text: {error.reason} at byte {error.start}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _plan_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the numbers on the command line, or None."""
+    import math
+
+    if args.charge is not None and not (math.isfinite(args.charge) and 0 <= args.charge <= 100):
+        return f"--charge {args.charge:g}: a battery charge is a percentage from 0 to 100"
+    if args.battery_wh is not None and not (math.isfinite(args.battery_wh) and args.battery_wh > 0):
+        return f"--battery-wh {args.battery_wh:g}: the battery's capacity is a positive number of Wh (12 V 7 Ah = 84)"
+    return None
+
+
 def _plan(args: argparse.Namespace) -> int:
     """What-if: the plan the leader would make for a snapshot, from the config or the packaged defaults."""
     from piclusterd.config.parse import parse_config
     from piclusterd.core.cluster_view import parse_kubectl_list
     from piclusterd.core.errors import ClusterError
+    from piclusterd.core.plan_view import (
+        PlanInputs,
+        full_shutdown_view,
+        plan_view,
+        question_snapshot,
+        render_text,
+    )
     from piclusterd.core.planner import plan
     from piclusterd.core.power_draw import PowerSituation
 
+    problem = _plan_arguments(args)
+    if problem is not None:
+        print(f"piclusterctl plan: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         config = load_config(args.config) if args.config else parse_config({}, "(packaged defaults)")
-        snapshot = json.loads(Path(args.snapshot).read_text(encoding="utf-8"))
+        snapshot = _read_snapshot(args.snapshot)
         view = parse_kubectl_list(snapshot)
     except ConfigError as error:
         print(f"piclusterctl plan: {error}", file=sys.stderr)
@@ -603,12 +655,38 @@ def _plan(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ClusterError) as error:
         print(f"piclusterctl plan: cannot read {args.snapshot}: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    questions = question_snapshot(snapshot, view)
+    for line in questions.fatal:
+        print(f"piclusterctl plan: {args.snapshot}: {line}", file=sys.stderr)
+    if questions.fatal:
+        return EXIT_CONFIG
+    for line in questions.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     try:
         settings = settings_from_config(config, args.battery_wh)
     except ConfigError as error:
         print(f"piclusterctl plan: {error}; or pass --battery-wh", file=sys.stderr)
         return EXIT_CONFIG
     battery = settings.battery
+    inputs = PlanInputs(
+        charge_given=args.charge,
+        on_battery=args.on_battery,
+        battery=battery,
+        capacity_source="--battery-wh" if args.battery_wh is not None else f"[battery] capacity_wh in {config.path}",
+        hardware=settings.hardware,
+        policy=settings.policy,
+    )
+
+    def show(report: dict[str, Any]) -> int:
+        if args.json:
+            print(json.dumps(report, indent=1))
+        else:
+            print("\n".join(render_text(report)))
+        return EXIT_OK
+
+    # At or below the shutdown level every node is already shutting down: no shedding plan is the answer.
+    if args.on_battery and args.charge is not None and args.charge <= battery.shutdown_charge_pct:
+        return show(full_shutdown_view(view, args.charge, inputs, questions.warnings))
     now = 0.0
     grace = settings.policy.on_battery_grace_s
     situation = PowerSituation(
@@ -644,51 +722,7 @@ def _plan(args: argparse.Namespace) -> int:
     decided = plan(
         view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
     )
-    refused = [{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused]
-    power_on = [{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "shed": list(decided.nodes_to_shed),
-                    "projected_runtime_s": None
-                    if decided.projected_runtime_s is None
-                    else round(decided.projected_runtime_s),
-                    "runtime_without_shedding_s": None
-                    if decided.runtime_without_shedding_s is None
-                    else round(decided.runtime_without_shedding_s),
-                    "refused": refused,
-                    "power_on": power_on,
-                    "topology": decided.topology,
-                    "decision": decided.decision.value,
-                    "reason": decided.reason,
-                },
-                indent=1,
-            )
-        )
-        return EXIT_OK
-
-    def duration(seconds: float | None) -> str:
-        return "unknown" if seconds is None else format_duration(seconds)
-
-    print(f"decision:             {decided.decision.value} ({decided.reason})")
-    print(f"runtime, no shedding: {duration(decided.runtime_without_shedding_s)}")
-    print(f"runtime, with plan:   {duration(decided.projected_runtime_s)}")
-    if decided.optimum is not None:
-        print(
-            f"physical optimum:     {duration(decided.optimum.runtime_s)} (on: {', '.join(decided.optimum.nodes_on)})"
-        )
-    if decided.actions:
-        print("\n  #  shed        reason")
-        for number, action in enumerate(decided.actions, 1):
-            print(f"{number:>3}  {action.node:<10}  {action.reason}")
-    for item in power_on:
-        print(f"\nbring back first: {item['node']} (relieves {item['relieves']}): {item['reason']}")
-    if refused:
-        print("\nrefused:")
-        for item in refused:
-            print(f"  {item['node']:<10}  {item['rule']:<24}  {item['detail']}")
-    return EXIT_OK
+    return show(plan_view(view, decided, inputs, questions.warnings))
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -744,7 +778,9 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     what_if = commands.add_parser("plan", help="what the leader would shed for a cluster snapshot")
     what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb -A -o json > FILE")
     what_if.add_argument("--config", help="piclusterd.toml for the policy and battery (default: packaged defaults)")
-    what_if.add_argument("--charge", type=float, default=None, help="battery charge %% (default: estimated)")
+    what_if.add_argument(
+        "--charge", type=float, default=None, help="battery charge %%, 0-100 (default: estimated, and said so)"
+    )
     what_if.add_argument("--on-battery", action="store_true", help="mains has failed (default: on mains)")
     what_if.add_argument("--battery-wh", type=float, help="battery capacity in Wh, if not in the config")
     what_if.add_argument("--json", action="store_true", help="machine-readable output")

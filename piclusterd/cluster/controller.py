@@ -245,6 +245,7 @@ class ClusterController:
         self.last_plan = decided
         self._reporter.report(decided)
         self._reporter.say_unknown_batteries(view, decided)
+        self._reporter.say_role_disagreements(view)
         if self._settings.dry_run:
             return
         if self._restoring.withdraw_unsent_requests(view, power):

@@ -3,7 +3,8 @@
 :class:`PlanReporter` never acts. It logs ``plan.decided`` when the decision changes (not every poll) with the
 planned Events (``PowerShedPlanned``, ``PowerOnPlanned``, also in dry-run), and says loudly, once, what makes
 the plan blind to a node's own battery: a battery turned unknown (``battery.node_unknown``), or HAT batteries
-published while ``[battery] node_capacity_wh`` is not set (``battery.node_capacity_unset``).
+published while ``[battery] node_capacity_wh`` is not set (``battery.node_capacity_unset``); and a node whose
+role signals disagree, read the safer way (``cluster.roles_disagree``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PlanReporter:
         self._last_plan_key: tuple[object, ...] | None = None
         self._unknown_battery_said: frozenset[str] = frozenset()  # nodes whose own battery was said unknown
         self._warned_node_capacity_unset = False
+        self._roles_said: dict[str, tuple[str, ...]] = {}  # node -> the role notes already said
 
     def apply_mode(self, *, dry_run: bool) -> None:
         """A reloaded ``mode``: the next plan is said again, with the words of the new mode."""
@@ -117,3 +119,21 @@ class PlanReporter:
             f"the leader plans with the shared battery only. Fix: {fix}",
             warning=True,
         )
+
+    def say_role_disagreements(self, view: ClusterView) -> None:
+        """A node whose role signals disagree (labels, ``k3s.io/node-args``, etcd annotation): the plan takes
+        the safer reading (:func:`~piclusterd.core.cluster_view.read_roles`) and says so, once per node and
+        wording, not every poll (journal warning + Warning Event ``NodeRolesDisagree`` on the node)."""
+        notes = {node.name: node.role_notes for node in view.nodes if node.role_notes}
+        for name in sorted(notes):
+            if self._roles_said.get(name) == notes[name]:
+                continue
+            self._log.warning("cluster.roles_disagree", target=name, notes=list(notes[name]))
+            self._events.emit(
+                name,
+                "NodeRolesDisagree",
+                f"{name}: {'; '.join(notes[name])}. Fix the node's node-role.kubernetes.io labels "
+                "(or picluster.io/etcd-member) so they say what the node is",
+                warning=True,
+            )
+        self._roles_said = notes

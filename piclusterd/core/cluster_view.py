@@ -20,11 +20,18 @@ Labels and annotations that piclusterd reads on nodes and pods:
 ``picluster.io/etcd-member`` (node label, ``"true"``/``"false"``)
     Overrides etcd membership, for clusters whose etcd members carry no ``node-role.kubernetes.io/etcd``
     label (kubeadm with stacked etcd labels only ``control-plane``).
+
+A node's roles (control plane, etcd member) come from every signal k3s leaves on it, by one rule,
+:func:`read_roles`: the ``node-role.kubernetes.io/*`` labels, the ``k3s.io/node-args`` annotation (k3s's
+command line as a JSON list, ``"server"`` or ``"agent"`` first) and the ``etcd.k3s.cattle.io/node-name``
+annotation k3s puts on embedded-etcd members. Where they disagree the safer reading wins (server, etcd
+member) and :attr:`Node.role_notes` says so.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +52,7 @@ __all__ = [
     "ClusterView",
     "LabelSelector",
     "Node",
+    "NodeRoles",
     "NodeSelectorTerm",
     "Pdb",
     "Pod",
@@ -61,6 +69,7 @@ __all__ = [
     "parse_kubectl_list",
     "parse_memory_bytes",
     "parse_quantity",
+    "read_roles",
 ]
 
 PREFIX = "picluster.io/"
@@ -69,6 +78,11 @@ LABEL_CRITICAL = "picluster.io/critical"
 LABEL_ETCD_MEMBER = "picluster.io/etcd-member"
 ANNOTATION_CPU_USAGE = "picluster.io/cpu-usage"
 ANNOTATION_SHED = "picluster.io/shed"
+ANNOTATION_K3S_NODE_ARGS = "k3s.io/node-args"
+ANNOTATION_K3S_ETCD_NODE = "etcd.k3s.cattle.io/node-name"
+#: Annotations kept on :class:`Node` besides piclusterd's own: the role signals k3s writes.
+_ROLE_ANNOTATIONS = frozenset({ANNOTATION_K3S_NODE_ARGS, ANNOTATION_K3S_ETCD_NODE})
+_NODE_ARGS_MAX_CHARS = 65_536
 _ROLE_PREFIX = "node-role.kubernetes.io/"
 _CONTROL_PLANE_ROLES = frozenset({"control-plane", "master", "etcd"})
 _MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -326,13 +340,105 @@ def _shed_state(record: str | None) -> ShedState:
     return _PHASES[parsed.phase]
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRoles:
+    """What :func:`read_roles` made of a node's role signals; ``notes`` say where they disagreed."""
+
+    roles: frozenset[str]
+    control_plane: bool
+    etcd_member: bool
+    notes: tuple[str, ...] = ()
+
+
+def _node_args(text: str | None) -> tuple[str, ...] | None:
+    """``k3s.io/node-args`` as a list of words; ``None`` if absent, ``("?",)`` if unreadable."""
+    if text is None:
+        return None
+    if len(text) > _NODE_ARGS_MAX_CHARS:
+        return ("?",)
+    try:
+        words = json.loads(text)
+    except (ValueError, RecursionError):
+        return ("?",)
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+        return ("?",)
+    return tuple(words)
+
+
+def _embedded_etcd(args: Sequence[str]) -> bool:
+    """A k3s server started with ``--cluster-init`` or joining one (``--server``) runs embedded etcd, unless
+    it uses an external datastore or disables etcd (k3s docs: "High Availability Embedded etcd")."""
+    flags = set(args)
+    if flags & {"--disable-etcd", "--datastore-endpoint"}:
+        return False
+    return bool(flags & {"--cluster-init", "--server", "-s"})
+
+
+def read_roles(labels: Mapping[str, str], annotations: Mapping[str, str]) -> NodeRoles:
+    """The one rule for a node's roles, from every signal the node carries.
+
+    - **Control plane** when any signal says so: a ``node-role.kubernetes.io/`` label control-plane, master or
+      etcd; ``k3s.io/node-args`` starting with ``"server"`` (k3s writes its own command line there, so it
+      survives an edited label; an unreadable value counts as a server); or any etcd signal below.
+    - **etcd member** when ``picluster.io/etcd-member`` says so (the operator's word wins, both ways);
+      otherwise when any signal says so: the ``etcd`` role label, k3s's ``etcd.k3s.cattle.io/node-name``
+      annotation (set on embedded-etcd members), or a k3s server command line with embedded etcd.
+
+    Missing signals say nothing; signals that disagree resolve to the safer reading (a server, an etcd
+    member: a node kept on, never a quorum broken) and a note says which signal won and why.
+    """
+    roles = frozenset(
+        key[len(_ROLE_PREFIX) :]
+        for key, value in labels.items()
+        if key.startswith(_ROLE_PREFIX) and value in ("true", "")
+    )
+    notes: list[str] = []
+    labelled_cp = bool(roles & _CONTROL_PLANE_ROLES)
+    args = _node_args(annotations.get(ANNOTATION_K3S_NODE_ARGS))
+    args_server = args is not None and args[0] != "agent"
+    if args == ("?",):
+        notes.append(f"{ANNOTATION_K3S_NODE_ARGS} cannot be read: counted as a k3s server (the safer reading)")
+    elif args_server and not labelled_cp:
+        notes.append(
+            f"{ANNOTATION_K3S_NODE_ARGS} says k3s server, but no node-role.kubernetes.io/control-plane label: "
+            "counted as control plane (the safer reading)"
+        )
+    elif args is not None and not args_server and labelled_cp:
+        notes.append(
+            f"labelled {', '.join(sorted(roles & _CONTROL_PLANE_ROLES))}, but {ANNOTATION_K3S_NODE_ARGS} says k3s "
+            "agent: counted as control plane (the safer reading)"
+        )
+    signals = [
+        ("the node-role.kubernetes.io/etcd label", "etcd" in roles),
+        (f"the {ANNOTATION_K3S_ETCD_NODE} annotation", ANNOTATION_K3S_ETCD_NODE in annotations),
+        (f"{ANNOTATION_K3S_NODE_ARGS} (a server with embedded etcd)", args_server and _embedded_etcd(args or ())),
+    ]
+    saying_etcd = [name for name, says in signals if says]
+    explicit = labels.get(LABEL_ETCD_MEMBER)
+    if explicit in ("true", "false"):
+        etcd = explicit == "true"
+        if not etcd and saying_etcd:
+            notes.append(f"{LABEL_ETCD_MEMBER}=false overrides {' and '.join(saying_etcd)}: not counted as etcd member")
+    else:
+        etcd = bool(saying_etcd)
+        if etcd and "etcd" not in roles:
+            notes.append(
+                f"{' and '.join(saying_etcd)} says etcd member, but no node-role.kubernetes.io/etcd label: "
+                "counted as etcd member (the safer reading)"
+            )
+    # Only servers carry etcd signals: one overridden by picluster.io/etcd-member=false still marks a server.
+    control_plane = labelled_cp or args_server or etcd or bool(saying_etcd)
+    return NodeRoles(roles, control_plane, etcd, tuple(notes))
+
+
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A Kubernetes node. ``annotations`` holds only piclusterd's own (``picluster.io/...``)."""
+    """A Kubernetes node. ``annotations`` holds piclusterd's own (``picluster.io/...``) and the role signals k3s
+    writes (``k3s.io/node-args``, ``etcd.k3s.cattle.io/node-name``); ``address`` is its first InternalIP."""
 
     name: str
     allocatable_cpu_m: int
@@ -343,12 +449,15 @@ class Node:
     ready: bool = True
     unschedulable: bool = False
     taints: tuple[Taint, ...] = ()
+    address: str = ""
     #: Role names from ``node-role.kubernetes.io/<role>`` labels (k3s sets them to ``"true"``).
     roles: frozenset[str] = field(init=False, repr=False, compare=False)
-    #: A control-plane node: role control-plane, master or etcd.
+    #: A control-plane node (a k3s server), by :func:`read_roles`.
     is_control_plane: bool = field(init=False, repr=False, compare=False)
-    #: Member of the embedded etcd: role ``etcd`` unless ``picluster.io/etcd-member`` says otherwise.
+    #: Member of the embedded etcd, by :func:`read_roles`.
     is_etcd_member: bool = field(init=False, repr=False, compare=False)
+    #: Where the role signals disagreed and which reading won (:func:`read_roles`).
+    role_notes: tuple[str, ...] = field(init=False, repr=False, compare=False)
     #: piclusterd's record of shedding this node (``picluster.io/shed``).
     shed_state: ShedState = field(init=False, repr=False, compare=False)
 
@@ -356,16 +465,11 @@ class Node:
         labels = _frozen_map(self.labels)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "annotations", _frozen_map(self.annotations))
-        roles = frozenset(
-            key[len(_ROLE_PREFIX) :]
-            for key, value in labels.items()
-            if key.startswith(_ROLE_PREFIX) and value in ("true", "")
-        )
-        explicit = labels.get(LABEL_ETCD_MEMBER)
-        etcd = explicit == "true" if explicit in ("true", "false") else "etcd" in roles
-        object.__setattr__(self, "roles", roles)
-        object.__setattr__(self, "is_etcd_member", etcd)
-        object.__setattr__(self, "is_control_plane", bool(roles & _CONTROL_PLANE_ROLES) or etcd)
+        roles = read_roles(labels, self.annotations)
+        object.__setattr__(self, "roles", roles.roles)
+        object.__setattr__(self, "is_etcd_member", roles.etcd_member)
+        object.__setattr__(self, "is_control_plane", roles.control_plane)
+        object.__setattr__(self, "role_notes", roles.notes)
         object.__setattr__(self, "shed_state", _shed_state(self.annotations.get(ANNOTATION_SHED)))
 
     @property
@@ -419,6 +523,8 @@ class Pod:
     ready: bool = True
     is_mirror: bool = False
     terminating: bool = False
+    #: Host ports its containers bind on the node's own address (``"80/TCP"``): endpoints that go with it.
+    host_ports: tuple[str, ...] = ()
     # Derived once, here (the planner asks these of every pod many times):
     #: ``namespace/name``, unique in a cluster.
     key: str = field(init=False, repr=False, compare=False)
@@ -652,7 +758,8 @@ def _parse_node(item: Mapping[str, Any], where: str) -> Node:
         return Node(
             name=name,
             labels=_string_map(metadata.get("labels"), f"{where}: metadata.labels"),
-            annotations={k: v for k, v in annotations.items() if k.startswith(PREFIX)},
+            annotations={k: v for k, v in annotations.items() if k.startswith(PREFIX) or k in _ROLE_ANNOTATIONS},
+            address=_internal_ip(status, where),
             allocatable_cpu_m=parse_cpu_millicores(allocatable.get("cpu", 0)),
             allocatable_memory_b=parse_memory_bytes(allocatable.get("memory", 0)),
             allocatable_pods=int(parse_quantity(allocatable.get("pods", _DEFAULT_MAX_PODS))),
@@ -662,6 +769,14 @@ def _parse_node(item: Mapping[str, Any], where: str) -> Node:
         )
     except SnapshotInvalid as error:
         raise SnapshotInvalid(f"{where}: {error}") from None
+
+
+def _internal_ip(status: Mapping[str, Any], where: str) -> str:
+    for raw in _sequence(status.get("addresses"), f"{where}: status.addresses"):
+        address = _mapping(raw, f"{where}: status.addresses")
+        if address.get("type") == "InternalIP" and isinstance(address.get("address"), str):
+            return str(address["address"])[:64]
+    return ""
 
 
 class _PodValues:
@@ -768,6 +883,15 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
     except ValueError:
         phase = PodPhase.UNKNOWN
     node = spec.get("nodeName")
+    host_ports = tuple(
+        f"{port.get('hostPort')}/{port.get('protocol') or 'TCP'}"
+        for raw in _sequence(spec.get("containers"), f"{where}: spec.containers")
+        for port in (
+            _mapping(p, f"{where}: ports")
+            for p in _sequence(_mapping(raw, where).get("ports"), f"{where}: containers.ports")
+        )
+        if isinstance(port.get("hostPort"), int) and not isinstance(port.get("hostPort"), bool) and port["hostPort"] > 0
+    )
     # Any pod author writes these: garbage keeps this pod's defaults and is reported, the snapshot goes on.
     values = _PodValues(where)
     cpu, memory = _pod_requests(spec, values)
@@ -794,6 +918,7 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
         ready=ready,
         is_mirror=_MIRROR_ANNOTATION in annotations,
         terminating=metadata.get("deletionTimestamp") is not None,
+        host_ports=host_ports,
     )
 
 
@@ -825,6 +950,14 @@ def _parse_pdb(item: Mapping[str, Any], where: str) -> Pdb:
     )
 
 
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def _items(obj: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str]]:
     list_kind = obj.get("kind")
     if list_kind not in _LIST_KINDS:
@@ -836,15 +969,18 @@ def _items(obj: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str
         yield str(kind), item, f"items[{index}]"
 
 
-def parse_kubectl_list(obj: Mapping[str, Any]) -> ClusterView:
+def parse_kubectl_list(obj: object) -> ClusterView:
     """The cluster in the JSON of ``kubectl get nodes,pods,pdb -A -o json``.
 
     Accepts a ``List`` whose items carry their ``kind`` (as kubectl prints them) and the typed lists the API
     returns (``NodeList``... whose items have no ``kind``). Items of other kinds are ignored. Raises
-    :class:`SnapshotInvalid` naming the object and field for anything malformed, except a pod's quantities
-    (``cpu-usage``, requests, overhead): one that cannot be read keeps that pod's default and is listed in
-    ``ClusterView.refused``, so one pod author cannot stop the plan.
+    :class:`SnapshotInvalid` naming the object and field for anything malformed, the top level included (a
+    list, a string or null is not a List), except a pod's quantities (``cpu-usage``, requests, overhead):
+    one that cannot be read keeps that pod's default and is listed in ``ClusterView.refused``, so one pod
+    author cannot stop the plan.
     """
+    if not isinstance(obj, Mapping):
+        raise SnapshotInvalid(f"expected a JSON object (a kubectl List), got {_json_type(obj)}")
     nodes: list[Node] = []
     pods: list[Pod] = []
     pdbs: list[Pdb] = []

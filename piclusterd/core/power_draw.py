@@ -40,6 +40,7 @@ __all__ = [
     "MODEL_FIGURES",
     "BatterySpec",
     "ModelFigures",
+    "NodeHardware",
     "NodePowerConfig",
     "NodePowerProfile",
     "PiModel",
@@ -62,6 +63,8 @@ LABEL_HALTED_W = "picluster.io/halted-w"
 LABEL_HAT_W = "picluster.io/hat-w"
 LABEL_POWER_OFF_ON_HALT = "picluster.io/power-off-on-halt"
 LABEL_SUPPLY_SWITCHABLE = "picluster.io/supply-switchable"
+LABEL_ARCH = "kubernetes.io/arch"
+_PI_ARCHES = frozenset({"arm", "arm64"})
 
 
 class PiModel(enum.StrEnum):
@@ -165,6 +168,28 @@ def _label_model(node: Node) -> PiModel | None:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeHardware:
+    """Where a node's power figures come from, for an operator to check (``piclusterctl plan``).
+
+    ``model_source`` and ``figures_source`` are ``"config"``, ``"label"`` or ``"default"``; ``is_pi`` is
+    false when ``kubernetes.io/arch`` is not arm/arm64 (then the Pi figures are an assumption, not a fact);
+    ``known_model`` is false when neither configuration nor label names the board. ``halt_saving_w`` is what
+    POWER_OFF_ON_HALT=1 would save on this node once halted (0 when set, when its supply is cut, or when its
+    halted draw is given explicitly).
+    """
+
+    model: PiModel
+    model_source: str
+    figures_source: str
+    arch: str | None
+    is_pi: bool
+    known_model: bool
+    profile: NodePowerProfile
+    power_off_on_halt: bool
+    halt_saving_w: float
+
+
+@dataclass(frozen=True, slots=True)
 class PowerConfig:
     """Power figures of the whole installation: per-node settings and fixed loads.
 
@@ -216,6 +241,48 @@ class PowerConfig:
             halted_w=pick(conf.halted_w, LABEL_HALTED_W, halted_default),
             hat_overhead_w=pick(conf.hat_overhead_w, LABEL_HAT_W, 0.0),
             supply_switchable=supply_switchable,
+        )
+
+    def describe(self, node: Node) -> NodeHardware:
+        """The figures :meth:`profile` uses for ``node`` and where each came from."""
+        conf = self.nodes.get(node.name, NodePowerConfig())
+        labelled_model = _label_model(node)
+        if conf.model is not None:
+            model, model_source = conf.model, "config"
+        elif labelled_model is not None:
+            model, model_source = labelled_model, "label"
+        else:
+            model, model_source = self.default_model, "default"
+        configured = [conf.idle_w, conf.full_w, conf.halted_w]
+        labelled = [_label_float(node, key) for key in (LABEL_IDLE_W, LABEL_FULL_W, LABEL_HALTED_W)]
+        if all(c is not None or lab is not None for c, lab in zip(configured, labelled, strict=True)):
+            figures_source = "config" if all(c is not None for c in configured) else "label"
+        else:
+            figures_source = model_source
+        profile = self.profile(node)
+        power_off_on_halt = conf.power_off_on_halt
+        if power_off_on_halt is None:
+            power_off_on_halt = _label_bool(node, LABEL_POWER_OFF_ON_HALT)
+        if power_off_on_halt is None:
+            power_off_on_halt = self.default_power_off_on_halt
+        explicit_halted = conf.halted_w is not None or _label_float(node, LABEL_HALTED_W) is not None
+        figures = MODEL_FIGURES[model]
+        saving = (
+            0.0
+            if power_off_on_halt or profile.supply_switchable or explicit_halted
+            else max(0.0, figures.halted_w - figures.halted_power_off_w)
+        )
+        arch = node.labels.get(LABEL_ARCH)
+        return NodeHardware(
+            model=model,
+            model_source=model_source,
+            figures_source=figures_source,
+            arch=arch,
+            is_pi=arch is None or arch in _PI_ARCHES,
+            known_model=model_source != "default",
+            profile=profile,
+            power_off_on_halt=power_off_on_halt,
+            halt_saving_w=saving,
         )
 
 

@@ -446,6 +446,19 @@ EVENTS: tuple[EventDoc, ...] = (
         'Set [battery] node_capacity_wh (one HAT battery in Wh), or topology = "shared" if that is meant.',
     ),
     EventDoc(
+        "cluster.roles_disagree",
+        "warning",
+        "A node's role signals disagree; the safer reading is used",
+        ("TARGET", "NOTES"),
+        "TARGET's node-role.kubernetes.io labels, its k3s.io/node-args annotation (k3s's own command line) and "
+        "its etcd.k3s.cattle.io/node-name annotation do not say the same thing. The leader counts TARGET as a "
+        "server (control plane) or etcd member if any of them says so, so it is never shed as an agent and no "
+        "quorum is broken; NOTES say which signal won. Said once per node and wording (also a Warning Event "
+        "NodeRolesDisagree on TARGET).",
+        "Fix the node's labels so they say what the node is (k3s sets node-role.kubernetes.io/control-plane and "
+        "etcd on servers itself); picluster.io/etcd-member=true|false overrides etcd membership.",
+    ),
+    EventDoc(
         "battery.node_unknown",
         "warning",
         "A node's own battery is unknown to the leader",
