@@ -108,7 +108,7 @@ def pack_exactly(
 
     where = [0] * len(todo)
     units = 0
-    limit = min(max_units, budget.left)
+    limit = min(max_units, budget.optional_left)
     gave_up = False
     dead_ends: set[tuple[int, tuple[tuple[int, int, int, tuple[int, ...]], ...]]] = set()
 

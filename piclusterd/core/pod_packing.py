@@ -247,12 +247,17 @@ class PodPacker:
         return tuple(moves)
 
     def _pack(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
-        """First-fit of ``pods`` in this order onto the live receivers, from their original free room."""
+        """First-fit of ``pods`` in this order onto the live receivers, from their original free room;
+        ``None`` if one does not fit or the budget for optional work runs out on the way."""
         free_cpu, free_mem, free_pods = (list(column) for column in self._base)
         where: list[int] = []
         units = 0
+        limit = self._budget.optional_left
         try:
             for pod in pods:
+                if units > limit:
+                    self._budget.cut = True
+                    return None
                 _, eligible = self._eligible_for(pod)
                 for looked, i in enumerate(eligible, 1):
                     if (

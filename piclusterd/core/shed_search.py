@@ -317,7 +317,7 @@ class ShedSearch:
             skipped: list[Node] = []
             rescan = False
             for node in remaining:
-                if self.budget.refuse():
+                if self.budget.stop():
                     break  # out of work: keep the nodes taken so far (each one checked, so safe)
                 key = (self.saving[node.name], _node_class(node))
                 pool.remove(key)
