@@ -9,11 +9,15 @@ room) made short by three rules, each of which keeps every answer the search cou
 - **equivalent receivers are interchangeable**: a pod is not tried on a receiver whose free room *and*
   set of pods it may take (``classes``) equal those of one already tried for it (two nodes left with the
   same room by different pods are the same home from here on);
-- **a counting bound**: for a pod size (c, m), the receivers can take at most
-  ``sum(min(free slots, free cpu // c, free memory // m))`` pods at least that big; fewer than there are
-  left means no completion exists, whatever the order. This is what ends a hopeless search at once: the
-  common case (few, large pods near capacity) fails because there are more big pods than receivers big
-  enough, which the bound sees before placing anything.
+- **bounds**: for a pod size (c, m), the receivers can take at most
+  ``sum(min(free slots, free cpu // c, free memory // m))`` pods at least that big; and each receiver's CPU
+  (memory) can be filled at most up to the largest sum of the sizes left that fits in it (room below any
+  such sum is lost to fragmentation): fewer places or less fillable room than the pods left need means no
+  completion exists, whatever the order. This is what ends a hopeless search at once: the common case (few,
+  large pods near capacity) fails because the big pods leave slivers the others cannot use, which the
+  bounds see before placing anything;
+- **dead ends are remembered**: the same multiset of rooms left for the same pods (reached by placing
+  earlier pods differently) is not explored twice.
 
 Without the first two rules, a search over a dozen large pods of three sizes explored the same placements
 thousands of times, and without the bound it spent its whole allowance proving a refusal (issue 17).
