@@ -64,6 +64,7 @@ class PlanReporter:
             refused=[{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused],
             power_on=[{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on],
             topology=decided.topology,
+            search_cut=decided.search_cut,
             dry_run=self._dry_run,
         )
         verb = "would shed (dry-run)" if self._dry_run else "sheds"

@@ -127,6 +127,7 @@ class Optimum:
     runtime_s: float
     load_w: float
     pending_pods: tuple[str, ...] = ()
+    search_cut: bool = False  # its search ran out of work units: the largest saving found within them
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,9 @@ class Plan:
     """The planner's answer. ``actions`` are in execution order; runtimes are from ``now``.
 
     ``runtime_without_shedding_s`` is what the battery gives if no action here is taken (nodes already
-    being shed count as shed); ``projected_runtime_s`` is with every action done.
+    being shed count as shed); ``projected_runtime_s`` is with every action done. ``search_cut``: the
+    search ran out of its work budget (:mod:`piclusterd.core.work_budget`), so the plan is the best safe
+    one found within it, maybe not the best there is (the reason says so too).
     """
 
     decision: Decision
@@ -153,6 +156,7 @@ class Plan:
     optimum: Optimum | None = None
     power_on: tuple[PowerOnNode, ...] = ()
     topology: str = Topology.SHARED.value
+    search_cut: bool = False
 
     @property
     def nodes_to_shed(self) -> tuple[str, ...]:

@@ -11,19 +11,24 @@ The safety rule :func:`~piclusterd.core.safety.check_pods_fit` asks it a one-off
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from piclusterd.core.cluster_view import ClusterView, Node, Pod
+from piclusterd.core.exact_packing import pack_exactly
 from piclusterd.core.refusal import Refusal, SafetyRule
+from piclusterd.core.work_budget import WorkBudget
 
 __all__ = ["Move", "PodPacker", "can_run_on"]
 
 _GIB = 1024**3
 _REPACK_PODS = 400  # no re-pack once more pods than this have been displaced (costly, rarely useful)
-_EXACT_PODS = 40  # re-packs of at most this many pods may fall back to an exhaustive search...
-_EXACT_STEPS = 20_000  # ...of at most this many steps
+_EXACT_PODS = 40  # re-packs of at most this many pods may fall back to an exact search...
+_EXACT_UNITS = 100_000  # ...of at most this many work units (receivers looked at) each
 
 
 def _mem(memory_b: int) -> str:
@@ -62,6 +67,7 @@ class _Undo:
 
     taken: list[tuple[int, int, int]] = field(default_factory=list)
     starts: list[tuple[_Signature, int]] = field(default_factory=list)
+    node: int | None = None  # the shed node's own index, if it is a receiver (alive again after a rollback)
 
 
 _ANYWHERE: _Signature = ((), (), None)
@@ -83,9 +89,11 @@ class PodPacker:
     receiver that satisfies its constraints (:func:`can_run_on`) and has the CPU, memory and pod slots its
     requests need. If one does not fit, every pod displaced so far is placed again from scratch in the same
     order (first-fit decreasing over the whole set, which packs better than node by node, tried in four
-    orders; for a few dozen pods at most, then a bounded exhaustive search); if that fails too, nothing
-    changes and a refusal says which pod did not fit and why. Re-packs are limited to ``max_repacks`` per
-    packer so that a plan on a cluster near capacity stays fast.
+    orders; for a few dozen pods at most, then an exact search, :mod:`piclusterd.core.exact_packing`); if
+    that fails too, nothing changes and a refusal says which pod did not fit and why. Re-packs are limited
+    to ``max_repacks`` per packer, and all the work to ``budget`` (:mod:`piclusterd.core.work_budget`,
+    shared by every packer of one search), so that a plan on a cluster near capacity stays fast: once it is
+    spent, no re-pack is tried (a refusal, which is safe).
 
     With ``allow_pending_noncritical``, non-critical pods are not placed at all: they are given up and left
     Pending, so they never hold back shedding; critical pods must always fit.
@@ -104,8 +112,10 @@ class PodPacker:
         priority_threshold: int,
         allow_pending_noncritical: bool = False,
         max_repacks: int = 8,
+        budget: WorkBudget | None = None,
     ) -> None:
         self._view = view
+        self._budget = WorkBudget() if budget is None else budget
         self._threshold = priority_threshold
         self._allow_pending = allow_pending_noncritical
         self._repacks_left = max_repacks
@@ -160,8 +170,8 @@ class PodPacker:
         Pending instead. The re-pack comes first: a pod given up while a home exists would free room that
         a later shed is then allowed to fill, leaving that pod Pending for good.
         """
-        undo = _Undo()
         i = self._index.get(node)
+        undo = _Undo(node=i)
         if i is not None:
             self._alive[i] = False
         pods = sorted(self._movable[node], key=self._placement_order)
@@ -174,6 +184,7 @@ class PodPacker:
             target = self._find(pod, undo)
             if target is None:
                 why = self._why_not(node, pod, critical)
+                self._budget.spend(len(self._eligible_for(pod)[1]) // 4)  # a scan at C speed
                 self._rollback(undo)
                 repacked = self._repack(node)
                 if repacked is not None:
@@ -219,7 +230,7 @@ class PodPacker:
     def _repack(self, node: str) -> tuple[Move, ...] | None:
         """Place every displaced pod again, from scratch, with ``node`` gone; ``None`` (no change) if one
         does not fit. Assumes ``node`` is already marked dead."""
-        if self._repacks_left <= 0 or len(self._at) > _REPACK_PODS:
+        if self._repacks_left <= 0 or len(self._at) > _REPACK_PODS or self._budget.refuse():
             return None
         self._repacks_left -= 1
         placed = [self._displaced[key] for key, where in self._at.items() if where is not None]
@@ -235,8 +246,8 @@ class PodPacker:
             if packing is not None:
                 break
         else:
-            # Last resort, for a handful of pods only: an exhaustive search with a step budget.
-            packing = self._pack_exhaustively(todo) if len(todo) <= _EXACT_PODS else None
+            # Last resort, for a handful of pods only: an exact search within the budget.
+            packing = self._pack_exactly(todo) if len(todo) <= _EXACT_PODS else None
             if packing is None:
                 return None
         where, (self._free_cpu, self._free_mem, self._free_pods) = packing
@@ -251,67 +262,74 @@ class PodPacker:
         return tuple(moves)
 
     def _pack(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
-        """First-fit of ``pods`` in this order onto the live receivers, from their original free room."""
+        """First-fit of ``pods`` in this order onto the live receivers, from their original free room;
+        ``None`` if one does not fit or the budget for optional work runs out on the way."""
         free_cpu, free_mem, free_pods = (list(column) for column in self._base)
         where: list[int] = []
+        units = 0
+        limit = self._budget.optional_left
+        try:
+            for pod in pods:
+                if units > limit:
+                    self._budget.cut = True
+                    return None
+                _, eligible = self._eligible_for(pod)
+                for looked, i in enumerate(eligible, 1):
+                    if (
+                        self._alive[i]
+                        and free_cpu[i] >= pod.cpu_request_m
+                        and free_mem[i] >= pod.memory_request_b
+                        and free_pods[i] >= 1
+                    ):
+                        free_cpu[i] -= pod.cpu_request_m
+                        free_mem[i] -= pod.memory_request_b
+                        free_pods[i] -= 1
+                        where.append(i)
+                        units += looked
+                        break
+                else:
+                    units += len(eligible)
+                    return None
+            return where, (free_cpu, free_mem, free_pods)
+        finally:
+            self._budget.spend(units)
+
+    def _pack_exactly(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
+        """An exact search (:func:`~piclusterd.core.exact_packing.pack_exactly`) for a home for each of
+        ``pods`` on the live receivers, from their original free room; ``None`` if none or it gave up."""
+        kinds: dict[_Signature, int] = {}
+        homes: dict[int, list[int]] = {}
+        demands: list[tuple[int, int, int]] = []
         for pod in pods:
-            _, eligible = self._eligible_for(pod)
-            for i in eligible:
-                if (
-                    self._alive[i]
-                    and free_cpu[i] >= pod.cpu_request_m
-                    and free_mem[i] >= pod.memory_request_b
-                    and free_pods[i] >= 1
-                ):
-                    free_cpu[i] -= pod.cpu_request_m
-                    free_mem[i] -= pod.memory_request_b
-                    free_pods[i] -= 1
-                    where.append(i)
-                    break
-            else:
-                return None
-        return where, (free_cpu, free_mem, free_pods)
-
-    def _pack_exhaustively(
-        self, pods: Sequence[Pod]
-    ) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
-        """Backtracking over every placement of ``pods``, biggest first, skipping receivers whose free room
-        equals one already tried for the same pod; gives up (``None``) after ``_EXACT_STEPS`` steps."""
+            signature, eligible = self._eligible_for(pod)
+            kind = kinds.setdefault(signature, len(kinds))
+            if kind not in homes:
+                homes[kind] = [i for i in eligible if self._alive[i]]
+            demands.append((pod.cpu_request_m, pod.memory_request_b, kind))
         free_cpu, free_mem, free_pods = (list(column) for column in self._base)
-        todo = sorted(pods, key=lambda p: (-p.cpu_request_m, -p.memory_request_b, p.key))
-        homes = [[i for i in self._eligible_for(p)[1] if self._alive[i]] for p in todo]
-        where = [0] * len(todo)
-        steps = 0
-
-        def place(k: int) -> bool:
-            nonlocal steps
-            steps += 1
-            if k == len(todo):
-                return True
-            if steps > _EXACT_STEPS:
-                return False
-            pod = todo[k]
-            tried: set[tuple[int, int, int]] = set()
-            for i in homes[k]:
-                room = (free_cpu[i], free_mem[i], free_pods[i])
-                if room in tried or room[0] < pod.cpu_request_m or room[1] < pod.memory_request_b or room[2] < 1:
-                    continue
-                tried.add(room)
-                free_cpu[i] -= pod.cpu_request_m
-                free_mem[i] -= pod.memory_request_b
-                free_pods[i] -= 1
-                where[k] = i
-                if place(k + 1):
-                    return True
-                free_cpu[i] += pod.cpu_request_m
-                free_mem[i] += pod.memory_request_b
-                free_pods[i] += 1
-            return False
-
-        if not place(0):
+        # The same question, whatever the receivers' order or names: the pods' sizes and constraints, and
+        # each receiver's free room and the constraints it meets. Re-runs of a search ask it again.
+        signatures = list(kinds)
+        accepts: dict[int, set[_Signature]] = {}
+        for kind, receivers in homes.items():
+            for i in receivers:
+                accepts.setdefault(i, set()).add(signatures[kind])
+        question = (
+            frozenset(Counter((cpu, mem, signatures[kind]) for cpu, mem, kind in demands).items()),
+            frozenset(
+                Counter(
+                    (free_cpu[i], free_mem[i], free_pods[i], frozenset(taken)) for i, taken in accepts.items()
+                ).items()
+            ),
+        )
+        if question in self._budget.unpackable:
             return None
-        index = {pod.key: k for k, pod in enumerate(todo)}
-        return [where[index[pod.key]] for pod in pods], (free_cpu, free_mem, free_pods)
+        where, proven = pack_exactly(demands, homes, (free_cpu, free_mem, free_pods), self._budget, _EXACT_UNITS)
+        if where is None:
+            if proven:
+                self._budget.unpackable.add(question)
+            return None
+        return where, (free_cpu, free_mem, free_pods)
 
     def _homes(self, pod: Pod) -> int:
         _, eligible = self._eligible_for(pod)
@@ -360,6 +378,7 @@ class PodPacker:
         start = first = self._start.get(signature, 0)
         while start < len(eligible) and self._exhausted(eligible[start]):
             start += 1
+        self._budget.spend(start - first)
         if start != first:
             self._start[signature] = start
             undo.starts.append((signature, first))
@@ -368,7 +387,9 @@ class PodPacker:
         for j in range(start, len(eligible)):
             i = eligible[j]
             if alive[i] and free_cpu[i] >= cpu and free_mem[i] >= mem and free_pods[i] >= 1:
+                self._budget.spend(j - start + 1)
                 return i
+        self._budget.spend(len(eligible) - start + 1)
         return None
 
     def _take(self, target: int, pod: Pod, undo: _Undo) -> None:
@@ -382,12 +403,27 @@ class PodPacker:
             self._free_cpu[target] += cpu
             self._free_mem[target] += mem
             self._free_pods[target] += 1
-        for signature, first in reversed(undo.starts):
-            self._start[signature] = first
+        # Receivers skipped for good stay skipped unless this attempt changed them (a take given back, the
+        # shed node alive again): restarting from the attempt's first receiver instead made every refused
+        # node scan every full receiver again, O(nodes x receivers) on a full cluster.
+        changed = {target for target, _, _ in undo.taken}
+        if undo.node is not None:
+            changed.add(undo.node)
+        firsts: dict[_Signature, int] = {}
+        for signature, first in undo.starts:
+            firsts.setdefault(signature, first)
+        for signature, first in firsts.items():
+            eligible = self._eligible[signature]
+            start = self._start[signature]
+            for i in changed:
+                position = bisect_left(eligible, i)
+                if first <= position < start and eligible[position] == i:
+                    start = position
+            self._start[signature] = start
 
     def _why_not(self, node: str, pod: Pod, critical: bool) -> str:
         _, eligible = self._eligible_for(pod)
-        matching = [i for i in eligible if self._alive[i]]
+        matching = list(compress(eligible, map(self._alive.__getitem__, eligible)))
         what = "critical pod" if critical else "pod"
         if pod.node != node:
             what += f" {pod.key} (moved from {pod.node} to {node} by this plan)"
@@ -396,7 +432,16 @@ class PodPacker:
         need = f"{pod.cpu_request_m}m CPU, {_mem(pod.memory_request_b)} memory"
         if not matching:
             return f"{what} ({need}) matches no node that stays on (nodeSelector, affinity, taints, cordons)"
-        best = max(matching, key=lambda i: (self._free_cpu[i], self._free_mem[i]))
+        # The first of the roomiest (most CPU, then memory), in one pass at C speed: every refusal asks.
+        _, _, first = max(
+            zip(
+                map(self._free_cpu.__getitem__, matching),
+                map(self._free_mem.__getitem__, matching),
+                (-i for i in matching),
+                strict=True,
+            )
+        )
+        best = -first
         return (
             f"{what} needs {need}; the roomiest of the {len(matching)} matching nodes "
             f"that stay on, {self._order[best].name}, has {self._free_cpu[best]}m and "

@@ -27,12 +27,16 @@ an exhaustive search (``tests/planner/test_planner_properties.py``).
 distinct savings (a handful: one per board model and halt setting): each look-ahead walks the d saving
 groups, each placed pod scans the receivers that match its constraints, skipping for good those that can
 no longer take any pod; re-packs are bounded in number and size. The plan runs the search twice (the plan
-and the physical optimum), plus the improvement re-runs on small clusters. 1,000 nodes and 30,000 pods plan
-in about half a second on a laptop core (``benchmarks/bench_planner.py``).
+and the physical optimum), plus the improvement re-runs on small clusters. On top of that, each search
+spends at most a fixed number of work units (:mod:`piclusterd.core.work_budget`, shared by its runs and
+their packers): past it, the search keeps what it has, safe but maybe not best, and says ``cut``. Any
+benchmark cluster up to 1,000 nodes and 30,000 pods, of any pod shape, plans in under a second of one
+2026 x86_64 core (``benchmarks/bench_planner.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -54,6 +58,7 @@ from piclusterd.core.safety import (
     headcount,
     is_up,
 )
+from piclusterd.core.work_budget import WorkBudget
 
 __all__ = ["PlanFacts", "SearchOutcome", "ShedSearch", "search"]
 
@@ -164,6 +169,7 @@ class SearchOutcome:
     load_after_w: float
     target_met: bool
     stuck: tuple[tuple[str, tuple[Pod, ...]], ...] = ()  # nodes refused for lack of room, their pods
+    cut: bool = False  # the work budget ran out: the best safe plan found within it, maybe not the best
 
 
 class PlanFacts:
@@ -220,11 +226,21 @@ class ShedSearch:
     """One run of the greedy search. Local, mutable state; nothing escapes but the :class:`SearchOutcome`.
 
     ``keep`` names candidates this run must not shed (the improvement pass tries keeping a node that
-    other nodes' pods need).
+    other nodes' pods need). ``budget`` is the work this run may do, shared with the other runs of the same
+    search; when it runs out, the run stops taking nodes and keeps those it took (each checked by every
+    safety rule, so the result is safe).
     """
 
-    def __init__(self, facts: PlanFacts, *, allow_pending_noncritical: bool, keep: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        facts: PlanFacts,
+        *,
+        allow_pending_noncritical: bool,
+        keep: frozenset[str] = frozenset(),
+        budget: WorkBudget | None = None,
+    ):
         self.facts = facts
+        self.budget = WorkBudget() if budget is None else budget
         self.view = view = facts.view
         self.policy = facts.policy
         self.profiles = facts.profiles
@@ -244,6 +260,7 @@ class ShedSearch:
             receivers,
             priority_threshold=self.policy.critical_priority_threshold,
             allow_pending_noncritical=allow_pending_noncritical,
+            budget=self.budget,
         )
         self.placements: dict[str, Placement] = {}
         self.gone = set(facts.leaving)  # nodes shed or being shed: they draw their shed watts
@@ -300,6 +317,8 @@ class ShedSearch:
             skipped: list[Node] = []
             rescan = False
             for node in remaining:
+                if self.budget.stop():
+                    break  # out of work: keep the nodes taken so far (each one checked, so safe)
                 key = (self.saving[node.name], _node_class(node))
                 pool.remove(key)
                 need = self.load_w - max_load_w
@@ -335,7 +354,7 @@ class ShedSearch:
                     continue
                 self._shed_now(node, moves)
                 shed.append(node.name)
-            if not rescan or not skipped or self.load_w - max_load_w <= _EPS_W:
+            if not rescan or not skipped or self.load_w - max_load_w <= _EPS_W or self.budget.exhausted:
                 break
             remaining = skipped
         met = self.load_w - max_load_w <= _EPS_W
@@ -360,6 +379,7 @@ class ShedSearch:
             load_after_w=self.load_w,
             target_met=met,
             stuck=tuple(stuck),
+            cut=self.budget.cut,
         )
 
     def _reason(self, node: Node, evicted: int) -> str:
@@ -393,33 +413,42 @@ def search(
     the refused node), breadth first, so that keeping two or three nodes is tried as well, and returns
     the best result (:func:`_better`). Re-runs cost a whole search each, so their number shrinks with the
     cluster's size: 24 up to about 300 nodes + pods, 2 for 3,000, none from 8,000.
+
+    Every run shares ``first``'s work budget (a fresh :class:`~piclusterd.core.work_budget.WorkBudget`
+    without ``first``): once it is spent, no re-run starts and the best result so far is the answer, with
+    ``cut`` set.
     """
     view = facts.view
     first = first or ShedSearch(facts, allow_pending_noncritical=allow_pending_noncritical)
+    work = first.budget
     base = best = first.run(max_load_w)
     budget = min(24, 8_000 // (len(view.nodes) + len(view.pods) + 1))
     queue: list[tuple[frozenset[str], SearchOutcome]] = [(frozenset(), base)]
     tried: set[frozenset[str]] = {frozenset()}
+    homes_of: dict[object, frozenset[str]] = {}
     while queue and budget > 0:
         keep, outcome = queue.pop(0)
-        for candidate in _homes_lost(view, outcome, budget):
+        for candidate in _homes_lost(view, outcome, budget, work, homes_of):
             trial_keep = keep | {candidate}
-            if trial_keep in tried or budget <= 0:
+            if trial_keep in tried or budget <= 0 or work.refuse():
                 continue
             tried.add(trial_keep)
             budget -= 1
-            trial = ShedSearch(facts, allow_pending_noncritical=allow_pending_noncritical, keep=trial_keep)
+            trial = ShedSearch(facts, allow_pending_noncritical=allow_pending_noncritical, keep=trial_keep, budget=work)
             result = trial.run(max_load_w)
             queue.append((trial_keep, result))
             if _better(result, best):
                 best = result
-    return best
+    return dataclasses.replace(best, cut=work.cut) if work.cut != best.cut else best
 
 
-def _homes_lost(view: ClusterView, outcome: SearchOutcome, limit: int) -> list[str]:
+def _homes_lost(
+    view: ClusterView, outcome: SearchOutcome, limit: int, work: WorkBudget, homes_of: dict[object, frozenset[str]]
+) -> list[str]:
     """Up to ``limit`` shed nodes whose keeping might give a home to the pods of a node refused for lack
     of room: the pods' own node (kept, they would not move), a node that accepts them, or a node whose
-    evicted pods took the room on a node that accepts them."""
+    evicted pods took the room on a node that accepts them. ``homes_of`` remembers the possible homes of
+    each kind of pod (same constraints, same homes) across the search's re-runs."""
     shed = {name: view.node(name) for name in outcome.shed}
     found: list[str] = []
 
@@ -428,7 +457,17 @@ def _homes_lost(view: ClusterView, outcome: SearchOutcome, limit: int) -> list[s
             found.append(name)
 
     for _, pods in outcome.stuck:
-        homes = {n.name for n in view.nodes if any(can_run_on(p, n) for p in pods)}
+        if len(found) >= limit:
+            break
+        homes: set[str] = set()
+        for pod in pods:
+            kind = (tuple(sorted(pod.node_selector.items())), pod.tolerations, pod.required_node_affinity)
+            found_homes = homes_of.get(kind)
+            if found_homes is None:
+                work.spend(len(view.nodes))
+                found_homes = homes_of[kind] = frozenset(n.name for n in view.nodes if can_run_on(pod, n))
+            homes |= found_homes
+        work.spend(len(outcome.shed) + len(outcome.placements))
         for pod in pods:
             add(pod.node or "")
         for name in outcome.shed:

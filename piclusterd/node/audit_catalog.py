@@ -424,6 +424,7 @@ EVENTS: tuple[EventDoc, ...] = (
             "REFUSED",
             "POWER_ON",
             "TOPOLOGY",
+            "SEARCH_CUT",
             "DRY_RUN",
         ),
         "Logged when the decision changes. SHED lists the nodes in order; REFUSED each node a safety rule kept on, "
@@ -431,7 +432,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
         "relieves (a PowerOnPlanned Event on each); the leader powers them on, one at a time and never within "
         "restore_after of their power-off (node.power_on_requested), and sheds the low node once they rejoined. "
-        "TOPOLOGY is shared, per-node or mixed. DRY_RUN true: nothing is done.",
+        "TOPOLOGY is shared, per-node or mixed. SEARCH_CUT true: the search ran out of its work budget (a fixed "
+        "count, so a plan never blocks the leader), so the plan is the best safe one found within it, maybe not the "
+        "best there is; REASON says so too. DRY_RUN true: nothing is done.",
         "piclusterctl plan --snapshot replays a decision on a saved cluster. POWER_ON with a manual [node_power] "
         "method: press the node's power button when the PowerOnNeeded Event asks.",
     ),

@@ -3,12 +3,15 @@
 - :func:`make_node` / :func:`make_pod` build model objects with sensible defaults, so a test states only
   what it is about;
 - :func:`synthetic_cluster` builds a large deterministic cluster (3 k3s servers, agents, Deployments,
-  some critical, one DaemonSet) for benchmarks.
+  some critical, one DaemonSet) for benchmarks;
+- :func:`few_large_pods_cluster` and :func:`random_shape_cluster` build the planner benchmark's hard
+  families: one or two big pods per node, and pods of any size and constraint on nodes of any size.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Mapping
 
@@ -22,11 +25,12 @@ from piclusterd.core.cluster_view import (
     Pod,
     PodPhase,
     Taint,
+    TaintEffect,
     Toleration,
 )
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
-__all__ = ["make_node", "make_pod", "synthetic_cluster"]
+__all__ = ["few_large_pods_cluster", "make_node", "make_pod", "random_shape_cluster", "synthetic_cluster"]
 
 GIB = 1024**3
 MIB = 1024**2
@@ -159,6 +163,94 @@ def synthetic_cluster(
                 cpu_m=max(1, round(mean_cpu * rng.choice((0.5, 1.0, 1.5)))),
                 memory_b=max(1, round(mean_mem * rng.choice((0.5, 1.0, 1.5)))),
                 critical=rng.random() < critical_share,
+            )
+        )
+    return ClusterView(tuple(node_list), tuple(pod_list))
+
+
+def _daemonset(node_list: list[Node]) -> list[Pod]:
+    return [
+        make_pod(
+            f"node-exporter-{i:04d}",
+            n.name,
+            namespace="monitoring",
+            cpu_m=50,
+            memory_b=64 * MIB,
+            owner_kind="DaemonSet",
+        )
+        for i, n in enumerate(node_list)
+    ]
+
+
+def few_large_pods_cluster(nodes: int, pods_per_node: int = 1, *, seed: int = 0) -> ClusterView:
+    """The planner's hardest packing (issue 17): 3 servers then agents, 4 CPU / 8 GB each, one DaemonSet pod
+    and ``pods_per_node`` Deployment pods of 0.9-1.7 CPU and 1-3 GiB per node, a fifth of them critical."""
+    rng = random.Random(seed)
+    node_list = [make_node(f"node-{i:04d}", server=i < min(3, nodes), tier=rng.randrange(3)) for i in range(nodes)]
+    pod_list = _daemonset(node_list)
+    for i in range(nodes * pods_per_node):
+        pod_list.append(
+            make_pod(
+                f"app-{i:06d}",
+                node_list[i % nodes].name,
+                namespace=f"ns-{i % 7}",
+                cpu_m=rng.randrange(900, 1701, 10),
+                memory_b=rng.randrange(1024, 3073, 64) * MIB,
+                critical=rng.random() < 0.2,
+            )
+        )
+    return ClusterView(tuple(node_list), tuple(pod_list))
+
+
+def random_shape_cluster(nodes: int, pods: int, *, seed: int = 0) -> ClusterView:
+    """Any shape (issue 17): nodes of 2, 4 or 8 GiB and 4 CPU, a third with a ``disk=ssd`` label and one in
+    ten tainted ``dedicated=db:NoSchedule``; pods of 10m-2 CPU and 16 MiB-3 GiB (log-uniform), placed
+    wherever they fit on a random node, some pinned to SSD nodes or tolerating the taint, some critical."""
+    rng = random.Random(seed)
+    taint = Taint("dedicated", TaintEffect.NO_SCHEDULE, "db")
+    node_list = []
+    for i in range(nodes):
+        ssd = rng.random() < 1 / 3
+        node_list.append(
+            make_node(
+                f"node-{i:04d}",
+                server=i < min(3, nodes),
+                tier=rng.randrange(3),
+                memory_b=rng.choice((2, 4, 8)) * GIB,
+                labels={"disk": "ssd"} if ssd else None,
+                taints=(taint,) if i >= 3 and rng.random() < 0.1 else (),
+            )
+        )
+    pod_list = _daemonset(node_list)
+    free = {n.name: [n.allocatable_cpu_m - 50, n.allocatable_memory_b - 64 * MIB] for n in node_list}
+    for i in range(pods):
+        cpu = round(math.exp(rng.uniform(math.log(10), math.log(2000))))
+        mem = round(math.exp(rng.uniform(math.log(16 * MIB), math.log(3 * GIB))))
+        ssd_only = rng.random() < 0.15
+        tolerant = rng.random() < 0.1
+        fitting = [
+            n
+            for n in node_list
+            if free[n.name][0] >= cpu
+            and free[n.name][1] >= mem
+            and (not ssd_only or n.labels.get("disk") == "ssd")
+            and (tolerant or not n.taints)
+        ]
+        if not fitting:
+            continue
+        node = rng.choice(fitting)
+        free[node.name][0] -= cpu
+        free[node.name][1] -= mem
+        pod_list.append(
+            make_pod(
+                f"app-{i:06d}",
+                node.name,
+                namespace=f"ns-{i % 11}",
+                cpu_m=cpu,
+                memory_b=mem,
+                critical=rng.random() < 0.2,
+                node_selector={"disk": "ssd"} if ssd_only else None,
+                tolerations=(Toleration("dedicated", "Equal", "db", "NoSchedule"),) if tolerant else (),
             )
         )
     return ClusterView(tuple(node_list), tuple(pod_list))
