@@ -270,6 +270,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "shutdown": {
         "command": Key(["systemctl", "poweroff"], _argv),
+        "local_protection": Key(True, _bool),
         "full_shutdown_wait": Key("3m", _duration(0, 3600), to="full_shutdown_wait_s"),
         "full_shutdown_hook": Key([], _optional_argv),
         "drain_timeout": Key("30s", _duration(1, 600), to="drain_timeout_s"),
