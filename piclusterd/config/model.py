@@ -103,6 +103,9 @@ class PolicyConfig:
     low_charge_pct: float
     charge_hysteresis_pct: float
     recovery_debounce_s: float
+    #: How long OB + LB must hold before it is critical; None ("auto"): [shutdown] full_shutdown_wait, the
+    #: time an orderly full shutdown takes. Capped by the energy left either way (core.power_state).
+    low_battery_confirm_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

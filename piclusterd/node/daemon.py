@@ -108,6 +108,10 @@ def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
             low_charge_pct=p.low_charge_pct,
             charge_hysteresis_pct=p.charge_hysteresis_pct,
             recovery_debounce_s=p.recovery_debounce_s,
+            lb_confirm_s=(
+                config.shutdown.full_shutdown_wait_s if p.low_battery_confirm_s is None else p.low_battery_confirm_s
+            ),
+            orderly_shutdown_s=config.shutdown.full_shutdown_wait_s,
         ),
         BatteryModel(
             capacity_wh=b.capacity_wh,

@@ -89,7 +89,7 @@ def test_low_battery_runs_the_shutdown_command_exactly_once(node: Node) -> None:
         daemon.wait_for("power.state_changed", changed_to("online"))
         node.ups.set("ups.status", "OB")
         daemon.wait_for("power.state_changed", changed_to("on_battery"))
-        node.ups.set_many({"ups.status": "OB LB", "battery.charge": "9"})
+        node.ups.set_many({"ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "120"})
         critical = daemon.wait_for("power.state_changed", changed_to("critical"))
         assert critical["reason"] == "UPS reports low battery (OB LB)" and critical["level"] == "critical"
         started = daemon.wait_for("shutdown.local_started")
@@ -192,12 +192,27 @@ def test_the_packaged_config_protects_the_node_in_dry_run(tmp_path: Path) -> Non
     assert node.shutdowns() == ["poweroff now"]
 
 
+def test_a_short_ob_lb_flicker_on_a_low_battery_is_ridden_through(tmp_path: Path) -> None:
+    """storm-2am after 06:00: 20 % left (27 min to empty at the draw), a few seconds of OB + LB, mains again."""
+    with NutServer(VARIABLES) as ups:
+        node = packaged_config(tmp_path, ups)
+        with DaemonProcess(node.config) as daemon:
+            daemon.wait_for("power.state_changed", changed_to("online"))
+            ups.set_many({"ups.status": "OB LB", "battery.charge": "20", "battery.runtime": "1620"})
+            low = daemon.wait_for("power.state_changed", changed_to("low_battery"))
+            assert "confirming" in low["reason"]
+            ups.set("ups.status", "OL CHRG")
+            daemon.wait_for("power.state_changed", changed_to("online"), timeout_s=30)
+            assert daemon.named("shutdown.local_started") == []
+    assert node.shutdowns() == []
+
+
 def test_local_protection_off_leaves_the_node_to_upsmon(tmp_path: Path) -> None:
     with NutServer(VARIABLES) as ups:
         node = packaged_config(tmp_path, ups, {"shutdown.local_protection": "false"})
         with DaemonProcess(node.config) as daemon:
             daemon.wait_for("power.state_changed", changed_to("online"))
-            ups.set("ups.status", "OB LB")
+            ups.set_many({"ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "240"})
             skipped = daemon.wait_for("shutdown.local_skipped", timeout_s=30)
             assert skipped["by"] == "local_protection" and "upsmon" in skipped["why"]
             assert skipped["would_run"][-1] == "now"

@@ -97,7 +97,7 @@ def test_low_battery_runs_the_shutdown_command_exactly_once(tmp_path: Path) -> N
 
 def test_dry_run_still_protects_the_node_itself(tmp_path: Path) -> None:
     rig = Rig(tmp_path, mode="dry-run")
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(3)
     assert rig.shutdown.calls == [["/bin/echo", "bye"]]
     (started,) = rig.audit.named("shutdown.local_started")
@@ -113,7 +113,7 @@ def test_dry_run_only_logs_a_power_off_the_cluster_asks_for(tmp_path: Path) -> N
     (skipped,) = rig.audit.named("shutdown.local_skipped")  # once, not once per request
     assert skipped["by"] == "cluster" and skipped["would_run"] == ["/bin/echo", "bye"]
     # A skipped request never blocks the node's own protection.
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(2)
     assert rig.shutdown.calls == [["/bin/echo", "bye"]]
 
@@ -121,7 +121,7 @@ def test_dry_run_only_logs_a_power_off_the_cluster_asks_for(tmp_path: Path) -> N
 @pytest.mark.parametrize("mode", ["dry-run", "enforce"])
 def test_local_protection_off_leaves_a_critical_node_to_upsmon(tmp_path: Path, mode: str) -> None:
     rig = Rig(tmp_path, mode=mode, extra="local_protection = false\n")
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(3)
     assert rig.shutdown.calls == []
     (skipped,) = rig.audit.named("shutdown.local_skipped")
@@ -135,7 +135,7 @@ def test_local_protection_off_leaves_a_critical_node_to_upsmon(tmp_path: Path, m
 def test_a_failing_shutdown_command_is_reported_not_repeated(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.shutdown.code = 1
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(3)
     assert len(rig.shutdown.calls) == 1
     assert rig.audit.named("shutdown.local_failed")[0]["exit_status"] == 1
