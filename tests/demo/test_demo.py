@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
+from piclusterd.core.durations import format_duration
 from piclusterd.sim.cluster_demo import (
     DATA,
     LOW_BATTERY_PCT,
@@ -105,7 +106,7 @@ def test_cluster_demo_sheds_after_the_grace_period_and_keeps_critical_services_u
     assert main.off_at_s == pytest.approx(600.0, abs=5) and main.on_at_s == pytest.approx(600.0 + 4 * 3600, abs=5)
     # Critical services stay up as long as the cluster does: every second of the runtime achieved.
     assert figures.main_critical_up_s >= main.runtime_s - 120
-    assert main.runtime_s > figures.to_low_battery(main, main.no_shedding_runtime_s) + 30 * 60
+    assert main.runtime_s > main.no_shedding_runtime_s + 30 * 60
     assert "node.restored" in text  # shed nodes rejoin when mains returns
 
 
@@ -346,3 +347,9 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
     assert "  orderly full shutdown (2x)         pi3, then pi1 (the leader, last)" in rendered
     assert "  outage summary (the leader's)      4 h 03 min, " in rendered
+    # One source for the figures: the simulator's, never cut a second time to LB; the optimum is never below
+    # what was achieved (before: "86 min" without shedding and an optimum of "2 h 06 min" under 2 h 33 min).
+    main = figures.main_failure
+    assert main is not None and main.optimum_runtime_s >= main.runtime_s
+    assert f"  without piclusterd (no shedding)   {format_duration(main.no_shedding_runtime_s)} (" in rendered
+    assert f"  physical optimum                   {format_duration(main.optimum_runtime_s)} (" in rendered
