@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_a_blip_changes_nothing_but_the_log() -> None:
 def test_demo_command_runs_as_a_user_would() -> None:
     script = Path(sys.executable).with_name("piclusterd")
     done = subprocess.run(
-        [str(script), "demo", "--speed", "0", "--outage", "blip", "--cluster", "district-10"],
+        [str(script), "demo", "--speed", "0", "--outage", "blip", "--cluster", "district-10", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -71,6 +72,9 @@ def test_demo_command_runs_as_a_user_would() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "district-10 (10 nodes, 216 Wh battery)" in done.stdout and "leader.acquired" in done.stdout
+    summary = json.loads(done.stdout.splitlines()[-1])  # --json: the summary as one object, last
+    assert summary["cluster"] == "district-10" and summary["outage"] == "blip"
+    assert summary["full_shutdowns"] == [] and summary["longest_failure"]["lasted_until_mains_returned"] is True
     assert "nodes shed (power-offs)            none (0)" in done.stdout  # an 8 s blip sheds nothing
     assert re.search(r"kubectl --kubeconfig \S+/kubeconfig get nodes -o wide -w", done.stdout)
 
