@@ -18,6 +18,8 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     recharge = "8h"                          # empty -> full on mains (linear)
     shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
+    low_battery_confirm = "0s"               # the daemons' OB + LB confirmation ([policy] low_battery_confirm)
+    full_shutdown_wait = "3m"                # what it keeps in reserve, twice ([shutdown] full_shutdown_wait)
     rated_hours = 20.0                       # the hour rate the capacity is given at
     initial_charge_pct = 100.0               # every battery's charge at the start
     # start = "01:50"                        # time of day at t = 0, for [solar] (default: the outage's)
@@ -116,6 +118,8 @@ def load_simulation(path: Path) -> SimulationFile:
         rated_hours=float(sim.get("rated_hours", 20.0)),
         initial_charge_pct=float(sim.get("initial_charge_pct", 100.0)),
         start_clock_s=None if "start" not in sim else _start(sim["start"], file),
+        lb_confirm_s=_duration(sim, "low_battery_confirm", 0.0, file),
+        orderly_shutdown_s=_duration(sim, "full_shutdown_wait", 180.0, file),
     )
     return SimulationFile(scenario, outage, settings)
 
