@@ -36,7 +36,7 @@ from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
-from piclusterd.node.daemon import PowerDaemon, PreShutdownHook
+from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
 
@@ -416,6 +416,8 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
             reason=f"power-off requested by {origin} ({request_id})",
             would_run=argv,
             mode="dry-run",
+            by=SHUTDOWN_BY_CLUSTER,
+            why='mode is "dry-run": cluster actions are only logged',
         )
         print("accepted (dry-run: nothing done)", file=sys.stderr)
         return EXIT_OK
@@ -424,7 +426,13 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         marker.write_text(f"{request_id} {origin}\n")
     except OSError as error:
         return _remote_runtime_dir_unusable(log, origin, request_id, marker, error)
-    log.critical("shutdown.local_started", reason=f"power-off requested by {origin} ({request_id})", command=argv)
+    log.critical(
+        "shutdown.local_started",
+        reason=f"power-off requested by {origin} ({request_id})",
+        command=argv,
+        mode=config.mode.value,
+        by=SHUTDOWN_BY_CLUSTER,
+    )
     code = CommandShutdown().run(argv)
     if code != 0:
         marker.unlink(missing_ok=True)

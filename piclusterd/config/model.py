@@ -103,6 +103,9 @@ class PolicyConfig:
     low_charge_pct: float
     charge_hysteresis_pct: float
     recovery_debounce_s: float
+    #: How long OB + LB must hold before it is critical; None ("auto"): [shutdown] full_shutdown_wait, the
+    #: time an orderly full shutdown takes. Capped by the energy left either way (core.power_state).
+    low_battery_confirm_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +224,9 @@ class ShutdownConfig:
     drain_timeout_s: float = 30.0
     ups_shutdown_return: bool = False
     ups_off_delay_s: float = 30.0
+    #: This node shuts itself down at critical in every mode (upsmon's job). False only where another tool
+    #: (NUT's upsmon) keeps that job: then piclusterd never powers this node off on its own reading.
+    local_protection: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,22 @@ def _duration(low: float, high: float) -> _Convert:
     return convert
 
 
+def _duration_or_auto(low: float, high: float) -> _Convert:
+    """A duration, or ``"auto"`` (None: the part that uses it works it out)."""
+    duration = _duration(low, high)
+
+    def convert(value: Any) -> float | None:
+        if value == "auto":
+            return None
+        try:
+            return float(duration(value))
+        except ValueError:
+            expected = f'"auto" or a duration such as "30s" or "3m", from {_bound(low)} to {_bound(high)}'
+            raise ValueError(expected) from None
+
+    return convert
+
+
 def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
     def convert(value: Any) -> float | None:
         expected = f"a number from {low:g} to {high:g}" + (" (0 means not set)" if optional else "")
@@ -242,6 +258,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "low_charge": Key(30, _number(0, 100), to="low_charge_pct"),
         "charge_hysteresis": Key(5, _number(0, 50), to="charge_hysteresis_pct"),
         "recovery_debounce": Key("5s", _duration(0, 3600), to="recovery_debounce_s"),
+        "low_battery_confirm": Key("auto", _duration_or_auto(0, 3600), to="low_battery_confirm_s"),
     },
     "hat": {
         "profile": Key("", _string, to="profile_key"),
@@ -297,6 +314,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "shutdown": {
         "command": Key(["systemctl", "poweroff"], _argv),
+        "local_protection": Key(True, _bool),
         "full_shutdown_wait": Key("3m", _duration(0, 3600), to="full_shutdown_wait_s"),
         "full_shutdown_hook": Key([], _optional_argv),
         "drain_timeout": Key("30s", _duration(1, 600), to="drain_timeout_s"),

@@ -41,7 +41,8 @@ EVENTS: tuple[EventDoc, ...] = (
         "piclusterd started",
         ("VERSION", "CONFIG", "MODE", "UPS_HOST", "UPS_NAME", "POLICY_CRITICAL_RUNTIME_S", "SHUTDOWN_COMMAND", "..."),
         "The daemon started with the configuration shown (one field per key, secrets left out).",
-        'Check MODE: "dry-run" never powers anything off.',
+        'Check MODE: "dry-run" powers no other node off, but this node still shuts itself down when critical '
+        "unless SHUTDOWN_LOCAL_PROTECTION is false.",
     ),
     EventDoc(
         "daemon.stopped",
@@ -148,17 +149,22 @@ EVENTS: tuple[EventDoc, ...] = (
         "shutdown.local_started",
         "critical",
         "piclusterd is powering this node off",
-        ("REASON", "COMMAND"),
-        "The node was critical for REASON; COMMAND ([shutdown] command) runs now, once per daemon life.",
+        ("REASON", "COMMAND", "MODE", "BY"),
+        "COMMAND ([shutdown] command) runs now, once per daemon life, for REASON. BY says who asked: "
+        '"local_protection" (this node is critical: its own last-resort protection, in every MODE, dry-run too) '
+        'or "cluster" (the leader\'s power-off request, or an rtc-wake check-in: only in enforce).',
         "After power returns: journalctl -b -1 -u piclusterd shows what led here.",
     ),
     EventDoc(
         "shutdown.local_skipped",
         "warning",
-        "dry-run: piclusterd would have powered this node off",
-        ("REASON", "WOULD_RUN", "MODE"),
-        'The node was critical for REASON, but mode is "dry-run": WOULD_RUN was not run.',
-        'Once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd.',
+        "piclusterd would have powered this node off",
+        ("REASON", "WOULD_RUN", "MODE", "BY", "WHY"),
+        'WOULD_RUN was not run (said once per daemon life), for WHY: BY is "cluster" (a power-off the cluster '
+        'asked for, while mode is "dry-run") or "local_protection" (this node is critical, but [shutdown] '
+        "local_protection = false: another tool, such as NUT's upsmon, must power it off).",
+        'cluster: once the journal of an outage reads right, set mode = "enforce" and systemctl reload piclusterd. '
+        "local_protection: check that upsmon (or the tool that replaces it) is running on this node.",
     ),
     EventDoc(
         "shutdown.power_cut_armed",
@@ -790,7 +796,8 @@ EVENTS: tuple[EventDoc, ...] = (
         ("DRY_RUN", "STEPS"),
         'The leader is critical but mode is "dry-run": STEPS is the order it would take (Cordon, PowerOffPeer '
         "node, RunHook, PowerOffLastMembers nodes, RequestUpsReturn, ShutDownLeader) if every node obeyed. Said "
-        "once per critical spell; nothing is done.",
+        "once per critical spell; none of it is done, but each critical node still powers itself off on its own "
+        "(shutdown.local_started BY local_protection), unordered, as upsmon would.",
         'Once the order reads right, set mode = "enforce" and systemctl reload piclusterd.',
     ),
     EventDoc(

@@ -45,6 +45,8 @@ from piclusterd.node.audit import AuditLogger
 from piclusterd.node.systemd_notify import SystemdNotifier
 
 __all__ = [
+    "SHUTDOWN_BY_CLUSTER",
+    "SHUTDOWN_BY_LOCAL_PROTECTION",
     "ClusterTick",
     "LocalShutdownGate",
     "PowerDaemon",
@@ -63,6 +65,11 @@ REJECTION_REPEAT_S = 300.0
 GATE_ANSWER_S = 5.0
 
 SourceFactory = Callable[[Config], PowerSource]
+
+#: Who asked for a local shutdown (the ``by`` field of ``shutdown.local_*``). This node's own protection at
+#: critical runs in every mode; a cluster request (the leader's, an rtc-wake check-in) is dry in dry-run.
+SHUTDOWN_BY_LOCAL_PROTECTION = "local_protection"
+SHUTDOWN_BY_CLUSTER = "cluster"
 
 
 class ClusterTick(Protocol):
@@ -107,6 +114,10 @@ def policy_from_config(config: Config) -> tuple[PowerPolicy, BatteryModel]:
             low_charge_pct=p.low_charge_pct,
             charge_hysteresis_pct=p.charge_hysteresis_pct,
             recovery_debounce_s=p.recovery_debounce_s,
+            lb_confirm_s=(
+                config.shutdown.full_shutdown_wait_s if p.low_battery_confirm_s is None else p.low_battery_confirm_s
+            ),
+            orderly_shutdown_s=config.shutdown.full_shutdown_wait_s,
         ),
         BatteryModel(
             capacity_wh=b.capacity_wh,
@@ -179,6 +190,7 @@ class PowerDaemon:
         self._gate: LocalShutdownGate | None = None
         self._deferred = False
         self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
+        self._skipped: set[str] = set()  # the kinds of shutdown already logged as not run (once each)
 
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
@@ -295,6 +307,9 @@ class PowerDaemon:
 
     def _protect_or_defer(self, now: float) -> None:
         """Critical: power off now, unless the leader will ask in turn; never wait past full_shutdown_wait."""
+        if not self._config.shutdown.local_protection:
+            self._skip_once(SHUTDOWN_BY_LOCAL_PROTECTION, self.memory.reason)
+            return
         waited = now - (self.memory.since if self.memory.since is not None else now)
         limit = self._config.shutdown.full_shutdown_wait_s
         why: str | None = None
@@ -306,7 +321,7 @@ class PowerDaemon:
             if self._deferred:
                 reason = f"{reason}; waited {waited:.0f} s for the leader's full shutdown"
                 self._report_self_protection(f"{reason} (last wait: {last_why or 'none'})")
-            self._local_shutdown(reason)
+            self._local_shutdown(reason, by=SHUTDOWN_BY_LOCAL_PROTECTION)
             return
         if not self._deferred:
             self._deferred = True
@@ -354,20 +369,43 @@ class PowerDaemon:
         threading.Thread(target=report, name="piclusterd-self-protection-event", daemon=True).start()
 
     def request_local_shutdown(self, reason: str) -> bool:
-        """Power this node off now (a leader's request); False if a shutdown was already started."""
+        """Power this node off now, asked by the cluster (the leader, or an rtc-wake check-in): a cluster
+        action, so dry in dry-run. False if nothing was started (dry-run, or a shutdown already under way)."""
         if self._shutdown_started:
             return False
-        self._local_shutdown(reason)
+        if self._config.mode is Mode.DRY_RUN:
+            self._skip_once(SHUTDOWN_BY_CLUSTER, reason)
+            return False
+        self._local_shutdown(reason, by=SHUTDOWN_BY_CLUSTER)
         return True
 
-    def _local_shutdown(self, reason: str) -> None:
-        """Upsmon parity: run the shutdown command once per daemon life, never twice, after saying why."""
+    def _skip_once(self, by: str, reason: str) -> None:
+        """Say once per daemon life what was not run, and why. A skipped request never blocks protection."""
+        if by in self._skipped:
+            return
+        self._skipped.add(by)
+        why = (
+            "local_protection = false: another tool (NUT upsmon) protects this node"
+            if by == SHUTDOWN_BY_LOCAL_PROTECTION
+            else 'mode is "dry-run": cluster actions are only logged'
+        )
+        self._log.warning(
+            "shutdown.local_skipped",
+            reason=reason,
+            would_run=list(self._config.shutdown.command),
+            mode=self._config.mode.value,
+            by=by,
+            why=why,
+        )
+
+    def _local_shutdown(self, reason: str, *, by: str) -> None:
+        """Upsmon parity: run the shutdown command once per daemon life, never twice, after saying why.
+
+        ``by`` says which it is: this node's own last-resort protection, which runs in every mode (dry-run
+        only keeps the cluster's actions dry), or the cluster's request."""
         self._shutdown_started = True
         argv = list(self._config.shutdown.command)
-        if self._config.mode is Mode.DRY_RUN:
-            self._log.warning("shutdown.local_skipped", reason=reason, would_run=argv, mode="dry-run")
-            return
-        self._log.critical("shutdown.local_started", reason=reason, command=argv)
+        self._log.critical("shutdown.local_started", reason=reason, command=argv, mode=self._config.mode.value, by=by)
         for hook in self._hooks:
             hook.before_local_shutdown(reason)
         code = self._shutdown.run(argv)

@@ -194,12 +194,6 @@ class DemoFigures:
         """The longest failure (the one the headline figures are about, as in the simulator)."""
         return max(self.failures, key=lambda o: o.on_at_s - o.off_at_s, default=None)
 
-    def to_low_battery(self, failure: OutageFigures, runtime_s: float) -> float:
-        """A runtime to empty (the simulator's and planner's figures) cut to the UPS's low-battery signal,
-        where the demo's nodes shut down: exact at a constant draw, which those figures assume."""
-        charge = self.failure_charges[self.failures.index(failure)]
-        return runtime_s * max(0.0, charge - LOW_BATTERY_PCT) / charge if charge > 0 else 0.0
-
 
 def _line(event: dict[str, Any]) -> str:
     clock = str(event["timestamp"])[11:19]

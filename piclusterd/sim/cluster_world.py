@@ -37,7 +37,7 @@ from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scripted_ups import ScriptedUps
 
-__all__ = ["BootInWorld", "ClusterWorld", "SimulatedPi"]
+__all__ = ["FULL_SHUTDOWN_WAIT_S", "BootInWorld", "ClusterWorld", "SimulatedPi"]
 
 
 @dataclass
@@ -122,6 +122,11 @@ class BootInWorld:
         return self._world.pis[node].alive
 
 
+#: The worlds' [shutdown] full_shutdown_wait, unless a test asks otherwise; with [policy] low_battery_confirm =
+#: "auto" also how long their daemons confirm OB + LB.
+FULL_SHUTDOWN_WAIT_S = 60.0
+
+
 class ClusterWorld:
     def __init__(
         self,
@@ -132,7 +137,7 @@ class ClusterWorld:
         *,
         ups: ScriptedUps | None = None,
         drain_timeout_s: float = 300.0,
-        full_shutdown_wait_s: float = 60.0,
+        full_shutdown_wait_s: float = FULL_SHUTDOWN_WAIT_S,
         full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
         ups_shutdown_return: bool = True,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,

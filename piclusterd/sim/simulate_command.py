@@ -18,6 +18,8 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     recharge = "8h"                          # empty -> full on mains (linear)
     shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
+    low_battery_confirm = "0s"               # the daemons' OB + LB confirmation ([policy] low_battery_confirm)
+    full_shutdown_wait = "3m"                # what it keeps in reserve, twice ([shutdown] full_shutdown_wait)
     rated_hours = 20.0                       # the hour rate the capacity is given at
     initial_charge_pct = 100.0               # every battery's charge at the start
     # start = "01:50"                        # time of day at t = 0, for [solar] (default: the outage's)
@@ -181,6 +183,8 @@ def load_simulation(path: Path) -> SimulationFile:
         rated_hours=_number(sim, "rated_hours", 20.0, file),
         initial_charge_pct=_number(sim, "initial_charge_pct", 100.0, file),
         start_clock_s=None if "start" not in sim else _start(sim["start"], file),
+        lb_confirm_s=_duration(sim, "low_battery_confirm", 0.0, file),
+        orderly_shutdown_s=_duration(sim, "full_shutdown_wait", 180.0, file),
     )
     return SimulationFile(scenario, outage, settings)
 
@@ -268,8 +272,20 @@ def render_summary(results: Sequence[SimResult], outage: Outage) -> str:
         )
         row("  runtime achieved", [format_duration(m.runtime_s) for m in mains if m])
         row("  lasted until mains returned", ["yes" if m.survived else "no" for m in mains if m])
-        row("  vs no shedding", [f"{m.runtime_s / m.no_shedding_runtime_s:.2f} x" for m in mains if m])
-        row("  vs physical optimum", [_pct(m.runtime_s / m.optimum_runtime_s) for m in mains if m])
+        row(
+            "  vs no shedding",
+            [
+                "outlasted the outage" if m.survived else f"{m.runtime_s / m.no_shedding_runtime_s:.2f} x"
+                for m in mains
+                if m
+            ],
+        )
+        # A battery that outlasted the failure did not run to the optimum's end: a share of it would read as a
+        # shortfall (solar-3's storm said "44.4 %" while surviving).
+        row(
+            "  vs physical optimum",
+            ["outlasted the outage" if m.survived else _pct(m.runtime_s / m.optimum_runtime_s) for m in mains if m],
+        )
     row("critical up, share of outage", [_pct(r.summary.critical_up_fraction) for r in results])
     row("power-offs / power-ons", [f"{r.summary.power_offs} / {r.summary.power_ons}" for r in results])
     row("full shutdowns (low battery)", [str(r.summary.full_shutdowns) for r in results])

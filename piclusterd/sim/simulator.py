@@ -18,7 +18,9 @@ events, so energy is integrated exactly: each timeline row holds the power of th
 - Shutdown: when the charge reaches the battery's ``shutdown_charge_pct`` (or ``shutdown_at_pct``, if
   higher) or its runtime at the present draw falls under ``shutdown_runtime_s`` (``critical_runtime``),
   as the nodes' own state machines decide, every node shuts down and the UPS cuts its output (draw 0),
-  with either policy. When mains returns the cluster restarts, pods where the snapshot had them.
+  with either policy. When mains returns the cluster restarts, pods where the snapshot had them. With
+  ``lb_confirm_s`` (policy piclusterd only) the charge threshold, the UPS's LB, is confirmed first as the
+  daemons do (:func:`~piclusterd.core.power_state.lb_wait_left_s`, with the runtime to empty a UPS reports).
 - Policy ``piclusterd``: the real :func:`~piclusterd.core.planner.plan` every ``step_s`` on battery; like the
   cluster controller, one node is shed at a time: the plan's first action starts a drain, the node's
   evicted pods are not Ready for ``pod_move_s`` (a 2-replica workload keeps its other replica), then they
@@ -61,6 +63,7 @@ from piclusterd.core.power_draw import (
     cluster_load_w,
     node_load_w,
 )
+from piclusterd.core.power_state import PowerPolicy, lb_wait_left_s
 from piclusterd.core.safety import SafetyRule
 from piclusterd.sim.scenarios import Scenario
 
@@ -257,12 +260,17 @@ class SimSettings:
     peukert_exponent: float = 1.0
     rated_hours: float = 20.0
     start_clock_s: float | None = None  # time of day at t = 0; None: the outage's, else midnight
+    # The daemons' OB + LB confirmation ([policy] low_battery_confirm, core.power_state.lb_wait_left_s), with
+    # policy piclusterd only (upsmon acts at once). 0, the default, keeps scenarios.md's accounting: the
+    # cluster goes down at LB.
+    lb_confirm_s: float = 0.0
+    orderly_shutdown_s: float = 180.0  # [shutdown] full_shutdown_wait: what the confirmation keeps in reserve
 
     def __post_init__(self) -> None:
         for name in ("step_s", "recharge_h", "rated_hours"):
             if not getattr(self, name) > 0:
                 raise ConfigError("simulate", name, f"{getattr(self, name)!r} is not positive")
-        for name in ("pod_move_s", "restore_after_s"):
+        for name in ("pod_move_s", "restore_after_s", "lb_confirm_s", "orderly_shutdown_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError("simulate", name, f"{getattr(self, name)!r} is negative")
         for name in ("shutdown_at_pct", "initial_charge_pct"):
@@ -518,10 +526,32 @@ class _World:
     def shutdown_wh(self) -> float:
         """Energy at which every node shuts down at the present draw: the battery's own shutdown rules
         (charge threshold, ``critical_runtime`` of draw) or ``shutdown_at_pct``, whichever is reached first."""
-        draw_w = 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        return max(self.lb_wh(), self.critical_runtime_wh())
+
+    def lb_wh(self) -> float:
+        """Energy at the UPS's low-battery signal (the charge threshold, or ``shutdown_at_pct``)."""
         return max(
-            self.battery.usable_energy_wh(self.settings.shutdown_at_pct), self.battery.shutdown_energy_wh(draw_w)
+            self.battery.usable_energy_wh(self.settings.shutdown_at_pct),
+            self.battery.usable_energy_wh(self.battery.shutdown_charge_pct),
         )
+
+    def critical_runtime_wh(self) -> float:
+        """Energy at which the runtime at the present draw is ``critical_runtime``: always immediate."""
+        draw_w = 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        return max(0.0, draw_w) * self.battery.shutdown_runtime_s / HOUR
+
+    def lb_wait_left_s(self, lb_for_s: float) -> float:
+        """The daemons' OB + LB confirmation still to run, with the runtime to empty a UPS reports."""
+        if self.policy is not Policy.PICLUSTERD or self.settings.lb_confirm_s <= 0:
+            return 0.0
+        draw_w = 0.0 if self.down else self.battery.battery_draw_w(self.load_w())
+        runtime_s = self.energy_wh / draw_w * HOUR if draw_w > 0 else None
+        policy = PowerPolicy(
+            critical_runtime_s=self.battery.shutdown_runtime_s,
+            lb_confirm_s=self.settings.lb_confirm_s,
+            orderly_shutdown_s=self.settings.orderly_shutdown_s,
+        )
+        return lb_wait_left_s(lb_for_s, runtime_s, policy)
 
     @property
     def charge_pct(self) -> float:
@@ -662,6 +692,8 @@ def simulate(
     current: OpenOutage | None = None
     off_time = critical_ok_time = drawn_wh = 0.0
     t, next_tick = 0.0, 0.0
+    lb_since: float | None = None  # the present OB + LB spell (energy at or under the LB level, on battery)
+    lb_wait_s = 0.0
     mains = mains_at(0.0)
     while t < stop - _EPS:
         # 1. Events due now: mains, drains, restores, shutdown.
@@ -695,8 +727,16 @@ def simulate(
         if world.restore_at is not None and world.restore_at <= t + _EPS and mains:
             world.restore()
         if world.own is None:
-            if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS:
+            lb_wait_s = 0.0
+            if mains or world.down or world.energy_wh > world.lb_wh() + _EPS:
+                lb_since = None
+            elif lb_since is None:
+                lb_since = t
+            if lb_since is not None and world.energy_wh > world.critical_runtime_wh() + _EPS:
+                lb_wait_s = world.lb_wait_left_s(t - lb_since)  # OB + LB, confirmed as the daemons do
+            if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS and lb_wait_s <= _EPS:
                 world.shutdown_all()
+                lb_since = None
                 if current is not None:
                     current.went_down = True
         elif not mains and world.powered() and not world.shared_feeds():
@@ -742,6 +782,9 @@ def simulate(
             candidates.append(world.restore_at)
         rate = world.depletion_w(battery_w)
         low = world.shutdown_wh()
+        if world.own is None and lb_wait_s > _EPS:  # confirming OB + LB: until it ends, or critical_runtime
+            candidates.append(t + lb_wait_s)
+            low = world.critical_runtime_wh()
         if world.own is not None:  # mixed: the shared battery stops feeding at its own level; the nodes go on
             low = world.battery.usable_energy_wh(world.battery.shutdown_charge_pct)
         if rate > 0:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +89,7 @@ def test_low_battery_runs_the_shutdown_command_exactly_once(node: Node) -> None:
         daemon.wait_for("power.state_changed", changed_to("online"))
         node.ups.set("ups.status", "OB")
         daemon.wait_for("power.state_changed", changed_to("on_battery"))
-        node.ups.set_many({"ups.status": "OB LB", "battery.charge": "9"})
+        node.ups.set_many({"ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "120"})
         critical = daemon.wait_for("power.state_changed", changed_to("critical"))
         assert critical["reason"] == "UPS reports low battery (OB LB)" and critical["level"] == "critical"
         started = daemon.wait_for("shutdown.local_started")
@@ -139,13 +141,80 @@ def test_garbage_from_the_ups_is_rejected_and_never_acted_on(node: Node) -> None
     assert node.shutdowns() == []
 
 
-def test_dry_run_never_runs_the_shutdown_command(tmp_path: Path) -> None:
+PACKAGED_CONFIG = Path(__file__).parents[2] / "examples" / "piclusterd.toml"  # installed as is by debian/
+
+
+def packaged_config(directory: Path, ups: NutServer, extra: dict[str, str] | None = None) -> Node:
+    """The .deb's /etc/piclusterd/piclusterd.toml, with only what a test must change: where upsd is, a
+    shutdown command that records its calls, and a runtime directory of its own."""
+    node = write_config(directory, ups)  # for its recorder and paths
+    text = PACKAGED_CONFIG.read_text()
+    assert re.search(r'^mode = "dry-run"$', text, flags=re.MULTILINE)  # the packaged default
+    changes = {
+        ("ups", "host"): f'"{ups.host}"',
+        ("ups", "port"): str(ups.port),
+        ("ups", "name"): f'"{ups.ups_name}"',
+        ("shutdown", "command"): f'["{directory / "record-shutdown"}", "now"]',
+        ("daemon", "runtime_dir"): f'"{node.runtime_dir}"',
+    }
+    for key, value in (extra or {}).items():
+        section, name = key.split(".")
+        changes[(section, name)] = value
+    lines, section = [], ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        key = line.split(" = ")[0]
+        if (section, key) in changes:
+            line = f"{key} = {changes.pop((section, key))}"
+        lines.append(line)
+    assert not changes, f"not in the packaged config: {changes}"
+    node.config.write_text("\n".join(lines) + "\n")
+    return node
+
+
+def test_the_packaged_config_protects_the_node_in_dry_run(tmp_path: Path) -> None:
+    """dry-run keeps the cluster's actions dry, never the node's own last-resort protection (issue 16)."""
     with NutServer(VARIABLES) as ups:
-        node = write_config(tmp_path, ups, mode="dry-run")
+        node = packaged_config(tmp_path, ups)
+        with DaemonProcess(node.config) as daemon:
+            started = daemon.wait_for("daemon.started")
+            assert started["mode"] == "dry-run"
+            daemon.wait_for("power.state_changed", changed_to("online"))
+            ups.set_many({"ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "240"})
+            shutdown = daemon.wait_for("shutdown.local_started", timeout_s=30)
+            assert shutdown["mode"] == "dry-run" and shutdown["by"] == "local_protection"
+            assert shutdown["reason"] == "UPS reports low battery (OB LB)"
+            ups.set("battery.charge", "8")  # still critical a while longer: it must not run twice
+            time.sleep(3)  # three more polls ([ups] poll_interval = "1s")
+            assert daemon.named("shutdown.local_skipped") == []
+    assert started["shutdown.local_protection"] is True  # said at start-up, for the one who reads the journal
+    assert node.shutdowns() == ["poweroff now"]
+
+
+def test_a_short_ob_lb_flicker_on_a_low_battery_is_ridden_through(tmp_path: Path) -> None:
+    """storm-2am after 06:00: 20 % left (27 min to empty at the draw), a few seconds of OB + LB, mains again."""
+    with NutServer(VARIABLES) as ups:
+        node = packaged_config(tmp_path, ups)
         with DaemonProcess(node.config) as daemon:
             daemon.wait_for("power.state_changed", changed_to("online"))
-            ups.set("ups.status", "OB LB")
-            skipped = daemon.wait_for("shutdown.local_skipped")
+            ups.set_many({"ups.status": "OB LB", "battery.charge": "20", "battery.runtime": "1620"})
+            low = daemon.wait_for("power.state_changed", changed_to("low_battery"))
+            assert "confirming" in low["reason"]
+            ups.set("ups.status", "OL CHRG")
+            daemon.wait_for("power.state_changed", changed_to("online"), timeout_s=30)
+            assert daemon.named("shutdown.local_started") == []
+    assert node.shutdowns() == []
+
+
+def test_local_protection_off_leaves_the_node_to_upsmon(tmp_path: Path) -> None:
+    with NutServer(VARIABLES) as ups:
+        node = packaged_config(tmp_path, ups, {"shutdown.local_protection": "false"})
+        with DaemonProcess(node.config) as daemon:
+            daemon.wait_for("power.state_changed", changed_to("online"))
+            ups.set_many({"ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "240"})
+            skipped = daemon.wait_for("shutdown.local_skipped", timeout_s=30)
+            assert skipped["by"] == "local_protection" and "upsmon" in skipped["why"]
             assert skipped["would_run"][-1] == "now"
     assert node.shutdowns() == []
 

@@ -8,7 +8,7 @@ import pytest
 
 from piclusterd.core.safety import SafetyRule
 from piclusterd.sim.scenarios import load_scenario
-from piclusterd.sim.simulator import OUTAGES, Policy, parse_outage_csv, simulate
+from piclusterd.sim.simulator import OUTAGES, Policy, SimSettings, parse_outage_csv, simulate
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 #: piclusterd can at best match the physical optimum, which is computed from the same snapshot, charge and
@@ -75,3 +75,19 @@ def test_a_csv_of_off_on_pairs_is_an_outage() -> None:
 def test_a_csv_without_an_outage_is_refused() -> None:
     with pytest.raises(ValueError, match="no outage"):
         parse_outage_csv("time,mains\n0,on\n", "empty")
+
+
+def test_the_ob_lb_confirmation_is_modelled_as_the_daemons_run_it() -> None:
+    """[simulate] low_battery_confirm: each failure that ends at LB lasts the confirmation longer (upsmon, with
+    no shedding, acts at once); a failure whose battery cannot keep twice the orderly full shutdown does not
+    wait. The same core function decides as in the daemons (issue 16)."""
+    scenario = load_scenario(CLUSTERS / "clinic-5.json")
+    plain = simulate(scenario, OUTAGES["storm-2am"], Policy.PICLUSTERD, SimSettings()).summary
+    confirmed = SimSettings(lb_confirm_s=60.0, orderly_shutdown_s=60.0)
+    waited = simulate(scenario, OUTAGES["storm-2am"], Policy.PICLUSTERD, confirmed).summary
+    assert plain.main_outage is not None and waited.main_outage is not None
+    assert waited.main_outage.runtime_s == pytest.approx(plain.main_outage.runtime_s + 60.0, abs=1.0)
+    assert waited.full_shutdowns == plain.full_shutdowns == 2
+    upsmon = simulate(scenario, OUTAGES["storm-2am"], Policy.NO_SHEDDING, confirmed).summary
+    kept = simulate(scenario, OUTAGES["storm-2am"], Policy.NO_SHEDDING).summary
+    assert upsmon.main_outage == kept.main_outage

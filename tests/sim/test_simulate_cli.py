@@ -42,6 +42,16 @@ def test_simulate_prints_the_figures_of_both_policies() -> None:
     assert "refused: pi1 (etcd_quorum), pi2 (etcd_quorum)" in out
 
 
+def test_a_battery_that_outlasted_the_outage_is_not_a_share_of_the_optimum() -> None:
+    """solar-3's storm survives with piclusterd: "outlasted the outage", not "44.4 %" (issue 16)."""
+    done = simulate(str(SCENARIOS / "solar-3-storm.toml"))
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("  vs physical optimum")]
+    (lasted,) = [x for x in done.stdout.splitlines() if x.startswith("  lasted until mains returned")]
+    assert lasted.split()[-2:] == ["yes", "yes"]
+    assert "outlasted the outage" in line and "44.4 %" not in line
+
+
 def test_the_outage_can_be_swapped_from_the_command_line(tmp_path: Path) -> None:
     log = tmp_path / "mains.csv"
     log.write_text("time,mains\n0,off\n30,on\n")

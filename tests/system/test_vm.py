@@ -8,8 +8,9 @@ test then checks one thing a user would notice:
    its calls; the UPS goes OB, then OB LB (critical), then OL again;
 3. a broken file is reloaded (refused, daemon unharmed), then the good one;
 4. ``apt purge`` must leave nothing behind;
-5. reinstalled with the default ``systemctl poweroff``: dry-run logs what it would do; enforce really
-   powers the VM off, from inside the service's sandbox;
+5. reinstalled, the packaged config as is (dry-run, ``systemctl poweroff``): at OB LB the node's own
+   last-resort protection really powers the VM off, from inside the service's sandbox (issue 16: dry-run
+   keeps only the cluster's actions dry);
 6. the VM boots again and ``journalctl -b -1`` tells why it went down (docs/audit.md's first command).
 
 Every wait polls a condition with a bound; a failed step says which and shows the VM's console.
@@ -21,7 +22,7 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,6 @@ class Story:
     calls: list[str] = field(default_factory=list)
     reload: dict[str, str] = field(default_factory=dict)
     leftovers_after_purge: list[str] = field(default_factory=list)
-    dry_run_skip: dict[str, Any] = field(default_factory=dict)
     poweroff_console: str = ""
     previous_boot: list[dict[str, Any]] = field(default_factory=list)
 
@@ -234,12 +234,9 @@ def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
 
 
 def second_part(vm: Vm, story: Story) -> None:
-    """Reinstall; dry-run logs the shutdown it would run; enforce runs the real one: the VM powers off."""
+    """Reinstall; the packaged config (dry-run) protects the node at OB LB: the VM really powers off."""
     install(vm)
     set_ups(vm, ups_status="OB LB", battery_charge="10", battery_runtime="120")
-    story.dry_run_skip = wait_for_entry(vm, f"_PID={main_pid(vm)}", "PICLUSTER_EVENT=shutdown.local_skipped")
-    vm.write(CONFIG, ENFORCE)  # the packaged [shutdown] command: systemctl poweroff
-    vm.run("systemctl restart --no-block piclusterd", check=True)
     story.poweroff_console = vm.wait_for_poweroff(timeout_s=180)
 
 
@@ -336,6 +333,7 @@ def test_power_changes_are_journal_entries_with_their_fields(story: Story) -> No
 def test_the_shutdown_command_ran_once_after_saying_why(story: Story) -> None:
     (started,) = entries(story, "shutdown.local_started")
     assert started["PICLUSTER_REASON"] == "UPS reports low battery (OB LB)"
+    assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("dry-run", "local_protection")
     assert json.loads(started["PICLUSTER_COMMAND"]) == [RECORDER, "from-piclusterd"]
     assert started["MESSAGE_ID"] == message_id("shutdown.local_started")
     assert len(story.calls) == 1, story.calls  # still one after many polls at critical and mains back
@@ -367,13 +365,7 @@ def test_purge_leaves_nothing_behind(story: Story) -> None:
     assert story.leftovers_after_purge == []
 
 
-def test_dry_run_logs_the_shutdown_it_would_run(story: Story) -> None:
-    skipped: Mapping[str, Any] = story.dry_run_skip
-    assert json.loads(skipped["PICLUSTER_WOULD_RUN"]) == ["systemctl", "poweroff"]
-    assert skipped["PICLUSTER_MODE"] == "dry-run"
-
-
-def test_enforce_powers_the_node_off_from_inside_the_sandbox(story: Story) -> None:
+def test_the_packaged_config_powers_the_node_off_from_inside_the_sandbox(story: Story) -> None:
     assert "reboot: Power down" in story.poweroff_console
 
 
@@ -383,5 +375,6 @@ def test_after_the_outage_the_previous_boot_tells_why(story: Story) -> None:
     started, *after = events[last_start:]
     assert json.loads(started["PICLUSTER_COMMAND"]) == ["systemctl", "poweroff"]
     assert started["PICLUSTER_REASON"] == "UPS reports low battery (OB LB)"
+    assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("dry-run", "local_protection")
     # Then the power-off stopped the daemon cleanly, still critical: nothing failed on the way down.
     assert [(e["PICLUSTER_EVENT"], e.get("PICLUSTER_STATE")) for e in after] == [("daemon.stopped", "critical")]

@@ -11,6 +11,7 @@ import pytest
 from piclusterd.config.model import Mode, Secret
 from piclusterd.config.parse import load_config, parse_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
+from piclusterd.node.daemon import policy_from_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
 
@@ -237,3 +238,13 @@ def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) ->
     [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
     assert "cluster.renew_deadline: is 5 s with lease_duration 4 s" in problem
     assert "lease_duration > renew_deadline > 1.2 x ups.poll_interval" in problem
+
+
+def test_low_battery_confirm_is_auto_or_a_duration(tmp_path: Path) -> None:
+    """auto: the daemon confirms OB + LB for [shutdown] full_shutdown_wait; "0s": at once, as upsmon does."""
+    auto, _ = policy_from_config(load_config(write(tmp_path, '[shutdown]\nfull_shutdown_wait = "2m"\n')))
+    assert auto.lb_confirm_s == auto.orderly_shutdown_s == 120.0
+    now, _ = policy_from_config(load_config(write(tmp_path, '[policy]\nlow_battery_confirm = "0s"\n')))
+    assert now.lb_confirm_s == 0.0
+    (line,) = problems(tmp_path, '[policy]\nlow_battery_confirm = "soon"\n')
+    assert "policy.low_battery_confirm" in line and '"auto" or a duration' in line

@@ -96,19 +96,47 @@ def test_low_battery_runs_the_shutdown_command_exactly_once(tmp_path: Path) -> N
     assert started["level"] == "critical"
 
 
-def test_dry_run_logs_what_it_would_do_and_does_nothing(tmp_path: Path) -> None:
+def test_dry_run_still_protects_the_node_itself(tmp_path: Path) -> None:
     rig = Rig(tmp_path, mode="dry-run")
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
+    rig.poll(3)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+    (started,) = rig.audit.named("shutdown.local_started")
+    assert started["mode"] == "dry-run" and started["by"] == "local_protection"
+
+
+def test_dry_run_only_logs_a_power_off_the_cluster_asks_for(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, mode="dry-run")
+    rig.poll()
+    assert rig.daemon.request_local_shutdown("power-off requested by pi2 (r1)") is False
+    assert rig.daemon.request_local_shutdown("power-off requested by pi2 (r2)") is False
+    assert rig.shutdown.calls == []
+    (skipped,) = rig.audit.named("shutdown.local_skipped")  # once, not once per request
+    assert skipped["by"] == "cluster" and skipped["would_run"] == ["/bin/echo", "bye"]
+    # A skipped request never blocks the node's own protection.
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
+    rig.poll(2)
+    assert rig.shutdown.calls == [["/bin/echo", "bye"]]
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "enforce"])
+def test_local_protection_off_leaves_a_critical_node_to_upsmon(tmp_path: Path, mode: str) -> None:
+    rig = Rig(tmp_path, mode=mode, extra="local_protection = false\n")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(3)
     assert rig.shutdown.calls == []
     (skipped,) = rig.audit.named("shutdown.local_skipped")
-    assert skipped["would_run"] == ["/bin/echo", "bye"]
+    assert skipped["by"] == "local_protection" and "upsmon" in skipped["why"]
+    # In enforce the cluster may still ask (the leader's ordered full shutdown): that is not local protection.
+    asked = rig.daemon.request_local_shutdown("power-off requested by pi2 (r1)")
+    assert asked is (mode == "enforce")
+    assert len(rig.shutdown.calls) == (1 if mode == "enforce" else 0)
 
 
 def test_a_failing_shutdown_command_is_reported_not_repeated(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.shutdown.code = 1
-    rig.ups.drive(ups_status="OB LB")
+    rig.ups.drive(ups_status="OB LB", battery_runtime="120")
     rig.poll(3)
     assert len(rig.shutdown.calls) == 1
     assert rig.audit.named("shutdown.local_failed")[0]["exit_status"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -204,3 +206,120 @@ def test_stale_data_never_leaves_a_battery_state_for_a_better_one(stream: list) 
         memory, _ = decide(memory, obs, POLICY)
         if obs.reading is None and before in rank:
             assert memory.state in rank and rank[memory.state] >= rank[before]
+
+
+# --- OB + LB confirmation (issue 16: a flicker on a low battery must not power-cycle the cluster) ----------
+
+CONFIRM = PowerPolicy(
+    stale_after_s=15,
+    critical_runtime_s=300,
+    low_runtime_s=600,
+    low_charge_pct=30,
+    charge_hysteresis_pct=5,
+    lb_confirm_s=180,
+    orderly_shutdown_s=180,
+)
+
+
+def confirm(memory: PowerMemory, at: float, status: str | None, runtime: float | None = 1620.0, charge: float = 20.0):
+    obs = Observation(at, None if status is None else reading(at, status, charge), runtime)
+    return decide(memory, obs, CONFIRM)
+
+
+def online() -> PowerMemory:
+    memory, _ = confirm(PowerMemory(), 0, "OL")
+    return memory
+
+
+def test_a_20_s_flicker_at_low_battery_is_ridden_through() -> None:
+    """storm-2am after 06:00: OB + LB for 20 s at 20 % (27 min to empty at the draw), then mains again."""
+    memory = online()
+    for at in range(1, 21):
+        memory, _ = confirm(memory, at, "OB LB")
+        assert memory.state is PowerState.LOW_BATTERY
+    assert "confirming" in memory.reason
+    memory, _ = confirm(memory, 21, "OL")
+    memory, _ = confirm(memory, 27, "OL")
+    assert memory.state is PowerState.ONLINE and memory.lb_since is None
+
+
+def test_ob_lb_that_holds_is_critical_after_the_confirmation() -> None:
+    memory = online()
+    memory, _ = confirm(memory, 1, "OB LB")
+    memory, _ = confirm(memory, 180, "OB LB", runtime=1450)
+    assert memory.state is PowerState.LOW_BATTERY
+    memory, events = confirm(memory, 181, "OB LB", runtime=1440)
+    assert memory.state is PowerState.CRITICAL and memory.reason == "UPS reports low battery (OB LB) for 180 s"
+    assert [e.new for e in events if isinstance(e, StateChanged)] == [PowerState.CRITICAL]
+
+
+@pytest.mark.parametrize(
+    ("status", "runtime", "why"),
+    [
+        ("OB LB", None, "no runtime projection: nothing promises the wait fits in the battery"),
+        ("OB LB", 179 + 2 * 180, "the wait would eat into twice an orderly full shutdown's energy"),
+        ("OB LB", 299, "under critical_runtime"),
+        ("OB LB FSD", 1620, "FSD"),
+        ("OB FSD", 1620, "FSD"),
+    ],
+)
+def test_what_stays_immediate(status: str, runtime: float | None, why: str) -> None:
+    memory, _ = confirm(online(), 1, status, runtime=runtime)
+    assert memory.state is PowerState.CRITICAL, why
+
+
+def test_a_ups_silent_during_the_confirmation_is_critical_after_stale_after() -> None:
+    memory, _ = confirm(online(), 1, "OB LB")
+    assert memory.state is PowerState.LOW_BATTERY
+    memory, _ = confirm(memory, 17, None)
+    assert memory.state is PowerState.CRITICAL and "fail-safe" in memory.reason
+
+
+def test_without_a_confirmation_ob_lb_is_immediate_as_upsmon_by_default() -> None:
+    memory, _ = feed(PowerMemory(), 0, "OB LB", 20, 3600)
+    assert memory.state is PowerState.CRITICAL and memory.reason == "UPS reports low battery (OB LB)"
+
+
+confirm_steps = st.lists(
+    st.tuples(
+        st.floats(min_value=0.1, max_value=60),
+        st.sampled_from(["OL", "OB", "OB LB", "OB LB", "OB LB", "OB FSD", None]),
+        st.one_of(st.none(), st.floats(min_value=0, max_value=3000)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400)
+@given(confirm_steps)
+def test_the_confirmation_never_outlasts_the_battery(stream: list) -> None:
+    """Whenever OB + LB is not yet critical, the projection covers the rest of the wait and twice an orderly
+    full shutdown; an OB + LB spell is critical at the latest lb_confirm after it began; FSD always is."""
+    memory, now = online(), 0.0
+    for gap, status, runtime in stream:
+        now += gap
+        memory, _ = confirm(memory, now, status, runtime=runtime)
+        if status is None:
+            continue
+        if "FSD" in status:
+            assert memory.state is PowerState.CRITICAL
+        if status == "OB LB" and memory.state is not PowerState.CRITICAL:
+            assert memory.lb_since is not None and runtime is not None
+            left = CONFIRM.lb_confirm_s - (now - memory.lb_since)
+            assert left > 0
+            assert runtime >= left + 2 * CONFIRM.orderly_shutdown_s and runtime >= CONFIRM.critical_runtime_s
+
+
+def test_the_fail_safe_lb_of_a_silent_source_in_a_combined_reading_is_immediate() -> None:
+    """combined_source rule 2: a source silent on battery for stale_after counts as OB LB; that is NUT's
+    DEADTIME fail-safe, never confirmed, whatever runtime the other source reports."""
+    silent = UpsReading(source="nut", timestamp=0.0, wall_time=0.0, flags=frozenset({UpsFlag.OB}), charge_pct=20)
+    hat = UpsReading(source="hat", timestamp=20.0, wall_time=20.0, flags=frozenset({UpsFlag.OB}), charge_pct=80)
+    combined = UpsReading(
+        source="nut+hat", timestamp=20.0, wall_time=20.0, flags=frozenset({UpsFlag.OB, UpsFlag.LB}), parts=(silent, hat)
+    )
+    memory, _ = decide(online(), Observation(20.0, combined, 1620.0), CONFIRM)
+    assert memory.state is PowerState.CRITICAL
+    fresh = UpsReading(source="nut", timestamp=20.0, wall_time=20.0, flags=frozenset({UpsFlag.OB}), charge_pct=20)
+    memory, _ = decide(online(), Observation(20.0, replace(combined, parts=(fresh, hat)), 1620.0), CONFIRM)
+    assert memory.state is PowerState.LOW_BATTERY  # both heard: an ordinary OB + LB, confirmed
