@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from piclusterd.cluster.agent import NodeAgent
+    from piclusterd.cluster.authority import RequestVerifier
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
@@ -156,8 +157,16 @@ def _local_shutdown_words(status: dict[str, Any]) -> str:
     return "not started"
 
 
-def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
-    """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
+def _node_agent(
+    settings: AgentSettings,
+    api: KubeClusterApi,
+    daemon: PowerDaemon,
+    log: AuditLogger,
+    verifier: RequestVerifier,
+    outage_namespace: str,
+) -> NodeAgent:
+    """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others, and
+    the verifier every request it obeys must pass."""
     from piclusterd.cluster.agent import NodeAgent
     from piclusterd.cluster.power_on import relay_lines
     from piclusterd.cluster.power_on_backends import GpioRelayPower, NodePower, RtcWakeAlarm
@@ -176,6 +185,8 @@ def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemo
         settings.identity,
         daemon,
         log,
+        verifier=verifier,
+        outage_namespace=outage_namespace,
         relay=relay,
         wake_alarm=None if settings.wakealarm is None else RtcWakeAlarm(Path(settings.wakealarm)),
         recheck_s=settings.recheck_s,
@@ -190,9 +201,10 @@ def build_cluster(
 
     Each part is built from its own settings (:mod:`piclusterd.config.settings`) and nothing else."""
 
+    from piclusterd.cluster.authority import DEFAULT_REQUEST_MAX_AGE_S, RequestSigner, RequestVerifier
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import Drainer, DrainOptions
-    from piclusterd.cluster.election import ElectionTimings, LeaseElector
+    from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
     from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -214,6 +226,16 @@ def build_cluster(
         namespace=election.namespace,
         name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
+    )
+
+    signer = RequestSigner(settings.keys, elector)
+    verifier = RequestVerifier(
+        settings.keys,
+        KubeLeaseStore(api_client, namespace=election.namespace, name=election.name),  # read fresh for each check
+        identity,
+        log=node_log,
+        events=events,
+        max_age_s=max(DEFAULT_REQUEST_MAX_AGE_S, 2 * settings.power_off.ack_timeout_s),
     )
 
     def sleep(seconds: float) -> None:
@@ -253,6 +275,7 @@ def build_cluster(
         api,
         clock,
         leader=identity,
+        signer=signer,
         sleep=sleep,
         fence=elector.ensure_leader,
         tick=keep_alive,
@@ -285,14 +308,14 @@ def build_cluster(
         identity=identity,
         api=api,
         elector=elector,
-        agent=_node_agent(settings.agent, api, daemon, node_log),
+        agent=_node_agent(settings.agent, api, daemon, node_log, verifier, settings.full_shutdown.namespace),
         drainer=make_drainer(settings.drain),
         power_off=power_off,
         events=events,
         settings=settings.shed,
         clock=clock,
         log=log,
-        power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall),
+        power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall, signer=signer),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
     )
@@ -680,6 +703,26 @@ def _probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    """A new cluster key, mode 0600; an existing file is never overwritten (every Pi would need the new key)."""
+    from piclusterd.config.cluster_key import create_key_file
+
+    try:
+        create_key_file(args.out)
+    except FileExistsError:
+        print(
+            f"piclusterctl keygen: {args.out} exists: refusing to overwrite a cluster key; remove it first (every Pi "
+            "then needs the new key) or give --out another path",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    except OSError as error:
+        print(f"piclusterctl keygen: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.out}: new cluster key (mode 0600). Copy it to the same path on every Pi, root-only.")
+    return EXIT_OK
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from piclusterd.sim.simulate_command import main
 
@@ -709,6 +752,11 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")
     probe.add_argument("--model-path", default="/proc/device-tree/model", help=argparse.SUPPRESS)
     probe.set_defaults(handler=_probe)
+    keygen = commands.add_parser("keygen", help="make the cluster key the leader signs its requests with")
+    keygen.add_argument(
+        "--out", default="/etc/piclusterd/cluster.key", help="where to write it, mode 0600 (default: %(default)s)"
+    )
+    keygen.set_defaults(handler=_keygen)
     sim = commands.add_parser("simulate", help="replay an outage on simulated time, with and without piclusterd")
     sim.add_argument("scenario", metavar="SCENARIO.toml", help="a simulation file (see examples/scenarios/)")
     outage = sim.add_mutually_exclusive_group()

@@ -299,6 +299,19 @@ EVENTS: tuple[EventDoc, ...] = (
         "kubectl annotate node NODE picluster.io/poweroff-request- (remove it).",
     ),
     EventDoc(
+        "node.request_refused",
+        "error",
+        "A request to this node was refused",
+        ("KIND", "REQUEST_ID", "LEADER", "CHECK", "WHY"),
+        "A picluster.io/poweroff-request or poweron-request on this node (or a remote-poweroff over SSH) failed "
+        "CHECK: signature (not signed with the cluster key), replay (an id already obeyed), leader (the signer does "
+        "not hold the Lease now), term (signed in an earlier term), freshness (older than the Lease's last renewal "
+        "allows) or situation (a power-off while this node is on mains and no full shutdown is recorded). It is "
+        "never obeyed; a Warning Event RequestRefused says the same on the Node. Said once per request and check.",
+        "A forged request means someone can write Node annotations: check who (kubectl get events, the API server's "
+        "audit log). Signature failures from the real leader: every Pi needs the same [cluster] key_file.",
+    ),
+    EventDoc(
         "shutdown.remote_requested",
         "warning",
         "Leader asked this node to power off",

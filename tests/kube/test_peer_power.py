@@ -22,10 +22,12 @@ from piclusterd.core.node_records import (
     parse_shed_record,
     render_shed_record,
 )
+from piclusterd.core.power_state import PowerState
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.daemon_process import installed_script
+from piclusterd.testing.leadership import Leadership
 from piclusterd.testing.sshd import SshServer
 
 DRAINED = ShedRecord(ShedPhase.DRAINED, "pi1", "on battery: shedding to reach 4 h", "2026-11-24T02:01:00Z", False)
@@ -51,20 +53,28 @@ class Rig:
     clock: FakeClock
     api: KubeClusterApi
     audit: CapturedAudit
+    leadership: Leadership
     ticks: list[object] = field(default_factory=list)
 
     def tick(self) -> None:
         for action in self.ticks:
             action()  # type: ignore[operator]
 
+    def agent(self, daemon: FakeNodeDaemon, audit: CapturedAudit | None = None) -> NodeAgent:
+        """pi4's agent, on battery (a power-off fits), checking requests with the cluster key."""
+        log = (audit or CapturedAudit("pi4")).logger
+        return NodeAgent(self.api, "pi4", daemon, log, verifier=self.leadership.verifier("pi4", log))
+
     def sleep(self, seconds: float) -> None:
         self.clock.advance(seconds)
+        self.leadership.renew()  # the leader renews as it waits (cli.py's keep_alive)
 
     def power_off(self, ssh: SshPowerOff | None = None, ssh_port: int = 22) -> PeerPowerOff:
         return PeerPowerOff(
             self.api,
             self.clock,
             leader="pi1",
+            signer=self.leadership.signer,
             sleep=self.sleep,
             fence=lambda: None,
             tick=self.tick,
@@ -100,14 +110,16 @@ def rig() -> Iterator[Rig]:
             ),
         )
         client = server.api_client(retries=False)
-        yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"))
+        leadership = Leadership(server)
+        yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"), leadership)
+        leadership.close()
         client.close()
 
 
 def test_the_nodes_own_daemon_acknowledges_and_powers_off(rig: Rig) -> None:
     daemon = FakeNodeDaemon(rig.server, "pi4")
-    agent = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
-    rig.ticks.append(agent.tick)
+    agent = rig.agent(daemon)
+    rig.ticks.append(lambda: agent.tick(PowerState.ON_BATTERY))
     result = rig.power_off().power_off("pi4", DRAINED)
     assert result.outcome is PowerOffOutcome.POWERED_OFF and result.via == "agent"
     assert daemon.reasons == [f"power-off requested by pi1 ({result.request_id})"]
@@ -121,11 +133,12 @@ def test_the_nodes_own_daemon_acknowledges_and_powers_off(rig: Rig) -> None:
 
 def test_an_acknowledged_request_is_not_obeyed_again_after_a_reboot(rig: Rig) -> None:
     daemon = FakeNodeDaemon(rig.server, "pi4")
-    rig.ticks.append(NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger).tick)
+    first_life = rig.agent(daemon)
+    rig.ticks.append(lambda: first_life.tick(PowerState.ON_BATTERY))
     rig.power_off().power_off("pi4", DRAINED)
     rig.server.power_on_node("pi4")
-    after_boot = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
-    assert after_boot.tick() is None
+    after_boot = rig.agent(daemon)
+    assert after_boot.tick(PowerState.ON_BATTERY) is None
     assert len(daemon.reasons) == 1
 
 
@@ -135,8 +148,8 @@ def test_a_hand_edited_request_is_reported_once_and_never_obeyed(rig: Rig) -> No
     )
     daemon = FakeNodeDaemon(rig.server, "pi4")
     audit = CapturedAudit("pi4")
-    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
-    assert agent.tick() is None and agent.tick() is None
+    agent = rig.agent(daemon, audit)
+    assert agent.tick(PowerState.ON_BATTERY) is None and agent.tick(PowerState.ON_BATTERY) is None
     assert daemon.reasons == []
     assert len(audit.named("node.poweroff_request_invalid")) == 1
 

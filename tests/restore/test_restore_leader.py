@@ -239,12 +239,15 @@ def test_gpio_relay_via_another_node_is_pulsed_once_by_that_nodes_daemon(server:
         if pi.name == "pi2":
             gpios.append(EmulatedGpio())
             relay = WiredRelay(holder[0], gpios[-1])
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, relay=relay)
+        return NodeAgent(api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier(), relay=relay)
 
     def backends(world: ClusterWorld) -> PowerOnBackends:
         holder.append(world)
         via = RelayViaPeer(
-            KubeClusterApi(world.server.api_client(retries=False)), {"pi4": "pi2"}, leader="pi1", wall=world.clock.wall
+            KubeClusterApi(world.server.api_client(retries=False)), {"pi4": "pi2"},
+            leader="pi1",
+            wall=world.clock.wall,
+            signer=world.signer_for("pi1"),
         )
         return PowerOnBackends({"pi4": via}, default=BootInWorld(world))
 
@@ -275,7 +278,9 @@ def rtc_wake_world(server: FakeKubeServer, alarm: Path) -> ClusterWorld:
 
     def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
         wake = RtcWakeAlarm(alarm) if pi.name == "pi4" else None
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=wake, recheck_s=900)
+        return NodeAgent(
+            api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier(), wake_alarm=wake, recheck_s=900
+        )
 
     return ClusterWorld(
         server,
