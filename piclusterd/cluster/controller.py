@@ -115,6 +115,7 @@ class ClusterController:
             clock=clock,
             log=self._log,
             rejoined=self._restoring.settle,
+            policy=settings.policy,
         )
 
     @property

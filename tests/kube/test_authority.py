@@ -18,9 +18,13 @@ from piclusterd.core.authority import sign
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
+    SHED_ANNOTATION,
     PowerOffRequest,
+    ShedPhase,
+    ShedRecord,
     poweroff_request_fields,
     render_poweroff_request,
+    render_shed_record,
     rfc3339,
 )
 from piclusterd.core.power_state import PowerState
@@ -166,3 +170,37 @@ def test_a_request_from_an_earlier_term_is_refused(kube: FakeKubeServer, clock: 
     (refused,) = audit.named("node.request_refused")
     assert refused["check"] == "term"
     leadership.close()
+
+
+# --- Finding 2: a forged shed record does not bypass the safety rules ------------------------------------------
+
+
+def forge_shed_record(world: ClusterWorld, node: str) -> None:
+    record = ShedRecord(ShedPhase.DRAINING, "pi1", "forged", "2026-11-24T02:00:00Z", False)
+    world.server.update_object(
+        "Node",
+        None,
+        node,
+        lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(record)}),
+    )
+
+
+def test_forged_draining_records_on_two_etcd_members_do_not_break_quorum(world: ClusterWorld) -> None:
+    """pi1, pi2 and pi3 are the three etcd members: the planner never sheds two of them. Someone writes
+    ``phase: draining`` on pi2 and pi3 during an outage; the leader used to drain and power off both."""
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    forge_shed_record(world, "pi2")
+    forge_shed_record(world, "pi3")
+    world.run(600, step_s=5)
+    assert world.pis["pi2"].shutdowns == [] and world.pis["pi3"].shutdowns == []
+    drained = {str(e["target"]) for e in world.events("node.drain_started")}
+    assert not {"pi2", "pi3"} & drained
+    refused = world.events("node.shed_refused_on_resume")
+    assert {(e["target"], e["rule"]) for e in refused} == {("pi2", "etcd_quorum"), ("pi3", "etcd_quorum")}
+    assert all(e["rolled_back"] is False for e in refused)  # not cordoned by this leader: left as found
+    events = [e for e in world.server.list_objects("Event") if e["reason"] == "ShedRefused"]
+    assert sorted(e["involvedObject"]["name"] for e in events) == ["pi2", "pi3"]
+    assert all(e["type"] == "Warning" and e.get("count", 1) == 1 for e in events)  # said once, not per poll
+    # The leader goes on with the shedding the rules allow (planning as if pi2 and pi3 were going away).
+    assert {str(e["target"]) for e in world.events("node.powered_off")} <= {"pi4", "pi5"}
+    assert all(world.pis[name].alive for name in ("pi1", "pi2", "pi3"))

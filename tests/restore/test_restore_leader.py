@@ -25,6 +25,7 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
 )
 from piclusterd.cluster.restoring import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S
+from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.errors import PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
@@ -124,8 +125,10 @@ def test_a_manual_node_is_announced_once_and_shown_as_waiting_for_the_button(
     assert [e["why"] for e in world.events("restore.waiting")] == ["on_battery", "mains_not_stable"]
 
     config = tmp_path / "piclusterd.toml"
+    create_key_file(str(tmp_path / "cluster.key"))
     config.write_text(
         f'[node]\nname = "pi1"\n[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\n'
+        f'key_file = "{tmp_path}/cluster.key"\n'
         f'kubeconfig = "{server.write_kubeconfig(tmp_path / "kubeconfig")}"\n'
         '[node_power.pi4]\nmethod = "manual"\nwhere = "rack B, shelf 2"\n'
     )
