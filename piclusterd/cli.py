@@ -35,6 +35,7 @@ from piclusterd.config.settings import (
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
+from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
 from piclusterd.node.daemon import PowerDaemon
@@ -386,7 +387,8 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
 
     sshd passes what the leader asked for in SSH_ORIGINAL_COMMAND: ``poweroff <node> <request-id>``. A
     request that names another node is refused (an address reused by another machine must not power it
-    off), and so is anything else the key might be used to run.
+    off), and so is anything else the key might be used to run. The id must be that of a signed, current
+    request on this node's Node object, checked as the agent checks it (:func:`_remote_request_refused`).
     """
     try:
         config = load_config(args.config)
@@ -411,6 +413,11 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
             why=f"this node is {config.node.name}",
         )
         print(f"refused: this is {config.node.name}, not {node}", file=sys.stderr)
+        return EXIT_REFUSED
+    refused = _remote_request_refused(config, request_id, log)
+    if refused is not None:
+        log.error("shutdown.remote_refused", origin=origin, request_id=request_id, why=refused)
+        print(f"refused: {refused}", file=sys.stderr)
         return EXIT_REFUSED
     marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
     if marker.exists():
@@ -438,6 +445,55 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print("accepted: powering off", file=sys.stderr)
     return EXIT_OK
+
+
+def _own_power_state(config: Config) -> PowerState | None:
+    """This node's power state from its daemon's status file, None if the daemon is not running (no file, or
+    not rewritten within ``stale_after``: the same machine's clock on both sides)."""
+    try:
+        with open(Path(config.daemon.runtime_dir) / "status.json", "rb") as stream:
+            status = json.loads(stream.read(65536))
+        updated = float(status["updated_wall"])
+        state = PowerState(status["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not abs(time.time() - updated) <= config.ups.stale_after_s:
+        return None
+    return state
+
+
+def _remote_request_refused(config: Config, request_id: str, log: AuditLogger) -> str | None:
+    """None when this node's Node carries a signed, current power-off request with ``request_id`` (the agent's
+    checks: signature, replay, leader, term, freshness, situation); else why it is refused."""
+    from piclusterd.cluster.agent import poweroff_situation
+    from piclusterd.cluster.authority import RequestVerifier
+    from piclusterd.cluster.election import KubeLeaseStore
+    from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+    from piclusterd.core.node_records import REQUEST_ANNOTATION, InvalidRecord, parse_poweroff_request
+
+    keys = config.cluster.signing_keys
+    if not config.cluster.enabled or keys is None:
+        return "[cluster] is not enabled on this node: it obeys only a request signed by the leader"
+    try:
+        api_client = kube_api_client(kube_settings(config))
+        api = KubeClusterApi(api_client, request_timeout_s=5.0)
+        node = api.get_node(config.node.name)
+        raw = ((node.get("metadata") or {}).get("annotations") or {}).get(REQUEST_ANNOTATION)
+        if not isinstance(raw, str):
+            return f"there is no power-off request on Node {config.node.name}"
+        request = parse_poweroff_request(raw)
+        if isinstance(request, InvalidRecord):
+            return f"the power-off request on Node {config.node.name} cannot be read: {request.reason}"
+        if request.request_id != request_id:
+            return f"the request on Node {config.node.name} is {request.request_id[:64]!r}, not {request_id[:64]!r}"
+        lease = KubeLeaseStore(api_client, namespace=config.cluster.lease_namespace, name=config.cluster.lease_name)
+        events = EventRecorder(api_client, reporter=config.node.name, request_timeout_s=5.0)
+        verifier = RequestVerifier(keys, lease, config.node.name, log=log, events=events)
+        situation = poweroff_situation(api, config.cluster.lease_namespace, _own_power_state(config))
+        refusal = verifier.check_poweroff(request, situation)
+    except PiclusterError as error:
+        return f"cannot check the request with the API server: {error}"
+    return None if refusal is None else f"check {refusal.check.value}: {refusal.detail}"
 
 
 def _check_config(args: argparse.Namespace) -> int:

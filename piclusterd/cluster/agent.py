@@ -43,7 +43,7 @@ from piclusterd.core.node_records import (
 from piclusterd.core.outage_record import OUTAGE_CONFIGMAP, OUTAGE_KEY, parse_outage_record
 from piclusterd.core.power_state import BATTERY_STATES, PowerState
 
-__all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in"]
+__all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in", "poweroff_situation"]
 
 
 def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, recheck_s: int) -> CheckInDecision:
@@ -67,6 +67,23 @@ def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, 
     # 3. Otherwise the general rule: mains out (or unknown) and shed or cannot tell -> halt; else rejoin.
     still_shed = shed if readable else None
     return check_in(power, still_shed, recheck_s)
+
+
+def poweroff_situation(api: KubeClusterApi, outage_namespace: str, power: PowerState | None) -> str | None:
+    """None when a power-off fits what this node sees: it is on battery, or a full shutdown is recorded (the
+    outage record in ``outage_namespace``); else why not. ``power`` None: this node's daemon is not running
+    (``remote-poweroff`` over SSH, the fallback for exactly that), so only the outage record can say no."""
+    if power is None or power in BATTERY_STATES:
+        return None
+    try:
+        found = api.read_configmap(outage_namespace, OUTAGE_CONFIGMAP)
+    except ClusterError as error:
+        return f"this node's power is {power.value} and the outage record cannot be read ({error})"
+    if found is not None:
+        record = parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
+        if not isinstance(record, InvalidRecord) and record.full_shutdown is not None:
+            return None
+    return f"this node's power is {power.value}, not on battery, and no full shutdown is recorded"
 
 
 class LocalShutdownTrigger(Protocol):
@@ -133,18 +150,7 @@ class NodeAgent:
         return request.request_id
 
     def _poweroff_situation(self, power: PowerState) -> str | None:
-        """None when a power-off fits: this node is on battery, or a full shutdown is recorded; else why not."""
-        if power in BATTERY_STATES:
-            return None
-        try:
-            found = self._api.read_configmap(self._outage_namespace, OUTAGE_CONFIGMAP)
-        except ClusterError as error:
-            return f"this node's power is {power.value} and the outage record cannot be read ({error})"
-        if found is not None:
-            record = parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
-            if not isinstance(record, InvalidRecord) and record.full_shutdown is not None:
-                return None
-        return f"this node's power is {power.value}, not on battery, and no full shutdown is recorded"
+        return poweroff_situation(self._api, self._outage_namespace, power)
 
     def _arm_wake_alarm(self) -> bool:
         """rtc-wake: wake in recheck_s. A failure is said loudly; the halt goes on (the drain is done, the

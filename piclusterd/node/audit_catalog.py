@@ -299,6 +299,21 @@ EVENTS: tuple[EventDoc, ...] = (
         "kubectl annotate node NODE picluster.io/poweroff-request- (remove it).",
     ),
     EventDoc(
+        "node.shed_refused_on_resume",
+        "error",
+        "A recorded shed was not finished: a safety rule forbids it now",
+        ("TARGET", "PHASE", "LEADER_WAS", "RULE", "WHY", "ROLLED_BACK"),
+        "TARGET carries a picluster.io/shed record (PHASE, written by LEADER_WAS) whose next step (drain or "
+        "power-off) RULE forbids on a fresh snapshot: etcd quorum, the last control plane, min_nodes, pods that "
+        "would not fit, a PodDisruptionBudget. The leader re-checks every rule before each such step, so a "
+        "record written on older facts, or forged, never bypasses one. ROLLED_BACK is true when this leader "
+        "had cordoned TARGET itself and undid that; otherwise the node is left exactly as it is. A Warning "
+        "Event ShedRefused says the same. Said once per node, phase and rule.",
+        "kubectl describe node TARGET; if nobody meant to shed it: kubectl annotate node TARGET "
+        "picluster.io/shed- and kubectl uncordon TARGET. A record nobody wrote means someone can write Node "
+        "annotations: find out who.",
+    ),
+    EventDoc(
         "node.request_refused",
         "error",
         "A request to this node was refused",
@@ -324,8 +339,12 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "An SSH power-off request was refused",
         ("ORIGIN", "REQUEST", "REQUEST_ID", "ASKED_FOR", "WHY"),
-        "The cluster's SSH key was used for something else than a power-off, or for another node's name.",
-        "Check who connected from ORIGIN; a node's address may have changed.",
+        "The cluster's SSH key was used for something else than a power-off, for another node's name, or for "
+        "a request id that is not a signed, current power-off request on this node's Node object (WHY names "
+        "the check that failed, as node.request_refused does: signature, replay, leader, term, freshness, "
+        "situation; or the API server could not be asked). Nothing is done.",
+        "Check who connected from ORIGIN; a node's address may have changed. With [cluster] off or the API "
+        "server unreachable from this node, the SSH fallback cannot verify a request and refuses it.",
     ),
     EventDoc(
         "shutdown.remote_duplicate",

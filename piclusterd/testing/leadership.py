@@ -8,13 +8,14 @@ and builds the :class:`~piclusterd.cluster.authority.RequestVerifier` a node che
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any
 
 from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder
-from piclusterd.core.authority import KEY_BYTES, ClusterKeys
+from piclusterd.core.authority import KEY_BYTES, ClusterKeys, render_key
 from piclusterd.core.node_records import render_poweroff_request, render_poweron_request, rfc3339
 from piclusterd.sim.fake_api_server import FakeKubeServer
 
@@ -33,6 +34,14 @@ class Leadership:
         self.elector = LeaseElector.on_kubernetes(self._client, clock, leader)
         self.signer = RequestSigner(self.keys, self.elector)
         self.renew()
+
+    def write_key_file(self, path: str) -> None:
+        """The cluster key as ``piclusterctl keygen`` writes it (mode 0600), for a node's configuration."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, render_key(self.keys.current).encode("ascii"))
+        finally:
+            os.close(descriptor)
 
     def renew(self) -> None:
         attempt = self.elector.try_acquire_or_renew()

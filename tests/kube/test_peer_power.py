@@ -12,7 +12,7 @@ import pytest
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
-from piclusterd.cluster.power_off_ssh import SshPowerOff
+from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
@@ -180,14 +180,18 @@ def test_refuses_to_power_off_a_node_that_is_not_drained(rig: Rig) -> None:
 
 
 @pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[tuple[SshServer, Path]]:
+def sshd(rig: Rig, tmp_path: Path) -> Iterator[tuple[SshServer, Path]]:
+    """pi4's sshd, whose forced command checks the request on pi4's Node with the cluster's key and Lease."""
     if os.geteuid() != 0:
         pytest.fail("the SSH fallback test starts a real sshd and needs root (.ci/run runs as root)")
     calls = tmp_path / "calls"
     config = tmp_path / "pi4.toml"
+    rig.leadership.write_key_file(str(tmp_path / "cluster.key"))
     config.write_text(
         f'mode = "enforce"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
-        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n'
+        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n[battery]\ncapacity_wh = 84\n'
+        f'[cluster]\nenabled = true\nkey_file = "{tmp_path}/cluster.key"\n'
+        f'kubeconfig = "{rig.server.write_kubeconfig(tmp_path / "kubeconfig")}"\n'
     )
     with SshServer(f"{installed_script()} remote-poweroff --config {config} --log-format json") as server:
         yield server, calls
@@ -217,3 +221,21 @@ def test_a_changed_host_key_stops_the_power_off_with_an_alert(rig: Rig, sshd: tu
     assert not calls.exists()
     warnings = [e for e in rig.server.list_objects("Event") if e["reason"] == "PowerOffRefused"]
     assert warnings and warnings[0]["type"] == "Warning" and "never skips verification" in warnings[0]["message"]
+
+
+def test_ssh_without_a_signed_request_on_the_node_powers_nothing_off(rig: Rig, sshd: tuple[SshServer, Path]) -> None:
+    """Issue 13: remote-poweroff checked only the shape of its arguments. Now the id must be that of a signed,
+    current request on the node's own Node object, checked as its agent checks one."""
+    server, calls = sshd
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+    nothing = ssh.power_off("pi4", "127.0.0.1", server.port, "forged1")
+    assert nothing.outcome is SshOutcome.REFUSED and "there is no power-off request on Node pi4" in nothing.detail
+    forged = '{"v":1,"id":"forged2","leader":"mallory","at":"2099-01-01T00:00:00Z"}'
+    rig.server.update_object(
+        "Node", None, "pi4", lambda n: n["metadata"]["annotations"].update({REQUEST_ANNOTATION: forged})
+    )
+    refused = ssh.power_off("pi4", "127.0.0.1", server.port, "forged2")
+    assert refused.outcome is SshOutcome.REFUSED and "check signature" in refused.detail
+    assert not calls.exists()
+    (event,) = [e for e in rig.server.list_objects("Event") if e["reason"] == "RequestRefused"]
+    assert event["involvedObject"]["name"] == "pi4"
