@@ -303,6 +303,7 @@ def build_cluster(
         log=log,
         tick=keep_alive,
         booted_wall=boot_wall_time(),
+        carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
     return ClusterController(

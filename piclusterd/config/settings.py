@@ -216,6 +216,7 @@ class ClusterSettings:
     agent: AgentSettings
     power_on: PowerOnSettings
     keys: ClusterKeys  # the cluster key(s): the leader signs its requests, every node checks them
+    runtime_dir: str  # [daemon] runtime_dir (tmpfs): what the leader remembers across a restart, not a boot
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,7 @@ def cluster_settings(config: Config) -> ClusterSettings:
         agent=agent_settings(config),
         power_on=power_on_settings(config),
         keys=cluster.signing_keys,
+        runtime_dir=config.daemon.runtime_dir,
     )
 
 

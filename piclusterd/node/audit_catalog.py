@@ -299,6 +299,29 @@ EVENTS: tuple[EventDoc, ...] = (
         "kubectl annotate node NODE picluster.io/poweroff-request- (remove it).",
     ),
     EventDoc(
+        "outage.full_shutdown_unremembered",
+        "warning",
+        "The leader cannot note the full shutdown it carries on",
+        ("PATH", "ERROR"),
+        "The leader notes the full shutdown it runs in PATH (under [daemon] runtime_dir, on tmpfs), so that after "
+        "a restart of its daemon it goes on with it even on mains. That write failed: if the daemon restarts "
+        "on mains now, it will not resume the full shutdown (outage.full_shutdown_refused) and a person must.",
+        "Fix the runtime directory ([daemon] runtime_dir).",
+    ),
+    EventDoc(
+        "outage.full_shutdown_refused",
+        "error",
+        "A recorded full shutdown was not resumed: this node is not on battery",
+        ("STARTED_AT", "LEADER_WAS", "WHY"),
+        "The outage record (ConfigMap piclusterd-outage) says a full shutdown is under way, but this leader did "
+        "not start it (nor take it over on battery) and its own power is not on battery. A full shutdown this "
+        "leader carries on goes on whatever mains does; one found recorded is resumed only on battery, so a "
+        "forged record (a startedAt in the future, say) never powers a cluster on mains off. Nothing is done; "
+        "a Warning Event FullShutdownRefused says the same. Said once per record.",
+        "kubectl -n kube-system get configmap piclusterd-outage -o yaml; if no full shutdown was meant, delete it "
+        "and uncordon the nodes it cordoned. A record nobody wrote means someone can write that ConfigMap.",
+    ),
+    EventDoc(
         "node.shed_refused_on_resume",
         "error",
         "A recorded shed was not finished: a safety rule forbids it now",

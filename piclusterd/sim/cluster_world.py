@@ -215,6 +215,7 @@ class ClusterWorld:
     def reboot(self, name: str) -> SimulatedPi:
         """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
         self.server.power_on_node(name)
+        (self._directory / name / "full-shutdown").unlink(missing_ok=True)  # the runtime directory is tmpfs
         self.pis[name] = self._build(name, self._drain_timeout_s)
         return self.pis[name]
 
@@ -309,6 +310,7 @@ class ClusterWorld:
             log=log,
             tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
             booted_wall=pi.booted_wall,
+            carrying_file=self._directory / name / "full-shutdown",
         )
         daemon.defer_to(outage)
         pi.outage = outage

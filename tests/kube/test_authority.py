@@ -27,6 +27,13 @@ from piclusterd.core.node_records import (
     render_shed_record,
     rfc3339,
 )
+from piclusterd.core.outage_record import (
+    OUTAGE_CONFIGMAP,
+    OUTAGE_KEY,
+    FullShutdownProgress,
+    OutageRecord,
+    render_outage_record,
+)
 from piclusterd.core.power_state import PowerState
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.cluster_world import ClusterWorld
@@ -204,3 +211,30 @@ def test_forged_draining_records_on_two_etcd_members_do_not_break_quorum(world: 
     # The leader goes on with the shedding the rules allow (planning as if pi2 and pi3 were going away).
     assert {str(e["target"]) for e in world.events("node.powered_off")} <= {"pi4", "pi5"}
     assert all(world.pis[name].alive for name in ("pi1", "pi2", "pi3"))
+
+
+# --- Finding 3: a forged outage record does not shut a cluster on mains down -----------------------------------
+
+
+def test_a_forged_full_shutdown_record_dated_in_the_future_shuts_nothing_down_on_mains(world: ClusterWorld) -> None:
+    """The record said a full shutdown started an hour from now: the boot test (this Pi booted after it began?)
+    says no, and the leader used to cordon all five nodes, drain two and ask them to power off."""
+    future = rfc3339(world.clock.wall() + 3600)
+    progress = FullShutdownProgress(future, "mallory", NAMES)
+    record = OutageRecord(future, "mallory", 90.0, full_shutdown=progress)
+    world.server.put_object(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": OUTAGE_CONFIGMAP, "namespace": "kube-system"},
+            "data": {OUTAGE_KEY: render_outage_record(record)},
+        }
+    )
+    world.run(120, step_s=2)
+    assert all(pi.shutdowns == [] and pi.alive for pi in world.pis.values())
+    assert world.events("node.cordoned") == [] and world.events("node.poweroff_requested") == []
+    assert not any(node["spec"].get("unschedulable") for node in world.server.list_objects("Node"))
+    (refused,) = world.events("outage.full_shutdown_refused")  # once, not once per poll
+    assert refused["node"] == "pi1" and refused["started_at"] == future
+    (event,) = [e for e in world.server.list_objects("Event") if e["reason"] == "FullShutdownRefused"]
+    assert event["type"] == "Warning"
