@@ -34,6 +34,7 @@ from piclusterd.config.settings import (
 )
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
+from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
 from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from piclusterd.cluster.agent import NodeAgent
+    from piclusterd.cluster.authority import RequestVerifier
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
@@ -155,8 +157,16 @@ def _local_shutdown_words(status: dict[str, Any]) -> str:
     return "not started"
 
 
-def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemon, log: AuditLogger) -> NodeAgent:
-    """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others."""
+def _node_agent(
+    settings: AgentSettings,
+    api: KubeClusterApi,
+    daemon: PowerDaemon,
+    log: AuditLogger,
+    verifier: RequestVerifier,
+    outage_namespace: str,
+) -> NodeAgent:
+    """This node's agent: its RTC alarm if it is an rtc-wake node, the relay lines it drives for others, and
+    the verifier every request it obeys must pass."""
     from piclusterd.cluster.agent import NodeAgent
     from piclusterd.cluster.power_on import relay_lines
     from piclusterd.cluster.power_on_backends import GpioRelayPower, NodePower, RtcWakeAlarm
@@ -175,6 +185,8 @@ def _node_agent(settings: AgentSettings, api: KubeClusterApi, daemon: PowerDaemo
         settings.identity,
         daemon,
         log,
+        verifier=verifier,
+        outage_namespace=outage_namespace,
         relay=relay,
         wake_alarm=None if settings.wakealarm is None else RtcWakeAlarm(Path(settings.wakealarm)),
         recheck_s=settings.recheck_s,
@@ -189,9 +201,10 @@ def build_cluster(
 
     Each part is built from its own settings (:mod:`piclusterd.config.settings`) and nothing else."""
 
+    from piclusterd.cluster.authority import DEFAULT_REQUEST_MAX_AGE_S, RequestSigner, RequestVerifier
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import Drainer, DrainOptions
-    from piclusterd.cluster.election import ElectionTimings, LeaseElector
+    from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
     from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -214,6 +227,16 @@ def build_cluster(
         name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
         holder_is_node=api.node_exists,
+    )
+
+    signer = RequestSigner(settings.keys, elector)
+    verifier = RequestVerifier(
+        settings.keys,
+        KubeLeaseStore(api_client, namespace=election.namespace, name=election.name),  # read fresh for each check
+        identity,
+        log=node_log,
+        events=events,
+        max_age_s=max(DEFAULT_REQUEST_MAX_AGE_S, 2 * settings.power_off.ack_timeout_s),
     )
 
     def sleep(seconds: float) -> None:
@@ -253,6 +276,7 @@ def build_cluster(
         api,
         clock,
         leader=identity,
+        signer=signer,
         sleep=sleep,
         fence=elector.ensure_leader,
         tick=keep_alive,
@@ -279,20 +303,21 @@ def build_cluster(
         log=log,
         tick=keep_alive,
         booted_wall=boot_wall_time(),
+        carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
     return ClusterController(
         identity=identity,
         api=api,
         elector=elector,
-        agent=_node_agent(settings.agent, api, daemon, node_log),
+        agent=_node_agent(settings.agent, api, daemon, node_log, verifier, settings.full_shutdown.namespace),
         drainer=make_drainer(settings.drain),
         power_off=power_off,
         events=events,
         settings=settings.shed,
         clock=clock,
         log=log,
-        power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall),
+        power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall, signer=signer),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
     )
@@ -374,7 +399,8 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
 
     sshd passes what the leader asked for in SSH_ORIGINAL_COMMAND: ``poweroff <node> <request-id>``. A
     request that names another node is refused (an address reused by another machine must not power it
-    off), and so is anything else the key might be used to run.
+    off), and so is anything else the key might be used to run. The id must be that of a signed, current
+    request on this node's Node object, checked as the agent checks it (:func:`_remote_request_refused`).
     """
     try:
         config = load_config(args.config)
@@ -399,6 +425,11 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
             why=f"this node is {config.node.name}",
         )
         print(f"refused: this is {config.node.name}, not {node}", file=sys.stderr)
+        return EXIT_REFUSED
+    refused = _remote_request_refused(config, request_id, log)
+    if refused is not None:
+        log.error("shutdown.remote_refused", origin=origin, request_id=request_id, why=refused)
+        print(f"refused: {refused}", file=sys.stderr)
         return EXIT_REFUSED
     marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
     try:
@@ -449,6 +480,55 @@ def _remote_runtime_dir_unusable(log: AuditLogger, origin: str, request_id: str,
     log.error("shutdown.remote_refused", origin=origin, request_id=request_id, why=why)
     print(f"refused: {why}; expected a writable [daemon] runtime_dir", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _own_power_state(config: Config) -> PowerState | None:
+    """This node's power state from its daemon's status file, None if the daemon is not running (no file, or
+    not rewritten within ``stale_after``: the same machine's clock on both sides)."""
+    try:
+        with open(Path(config.daemon.runtime_dir) / "status.json", "rb") as stream:
+            status = json.loads(stream.read(65536))
+        updated = float(status["updated_wall"])
+        state = PowerState(status["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not abs(time.time() - updated) <= config.ups.stale_after_s:
+        return None
+    return state
+
+
+def _remote_request_refused(config: Config, request_id: str, log: AuditLogger) -> str | None:
+    """None when this node's Node carries a signed, current power-off request with ``request_id`` (the agent's
+    checks: signature, replay, leader, term, freshness, situation); else why it is refused."""
+    from piclusterd.cluster.agent import poweroff_situation
+    from piclusterd.cluster.authority import RequestVerifier
+    from piclusterd.cluster.election import KubeLeaseStore
+    from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+    from piclusterd.core.node_records import REQUEST_ANNOTATION, InvalidRecord, parse_poweroff_request
+
+    keys = config.cluster.signing_keys
+    if not config.cluster.enabled or keys is None:
+        return "[cluster] is not enabled on this node: it obeys only a request signed by the leader"
+    try:
+        api_client = kube_api_client(kube_settings(config))
+        api = KubeClusterApi(api_client, request_timeout_s=5.0)
+        node = api.get_node(config.node.name)
+        raw = ((node.get("metadata") or {}).get("annotations") or {}).get(REQUEST_ANNOTATION)
+        if not isinstance(raw, str):
+            return f"there is no power-off request on Node {config.node.name}"
+        request = parse_poweroff_request(raw)
+        if isinstance(request, InvalidRecord):
+            return f"the power-off request on Node {config.node.name} cannot be read: {request.reason}"
+        if request.request_id != request_id:
+            return f"the request on Node {config.node.name} is {request.request_id[:64]!r}, not {request_id[:64]!r}"
+        lease = KubeLeaseStore(api_client, namespace=config.cluster.lease_namespace, name=config.cluster.lease_name)
+        events = EventRecorder(api_client, reporter=config.node.name, request_timeout_s=5.0)
+        verifier = RequestVerifier(keys, lease, config.node.name, log=log, events=events)
+        situation = poweroff_situation(api, config.cluster.lease_namespace, _own_power_state(config))
+        refusal = verifier.check_poweroff(request, situation)
+    except PiclusterError as error:
+        return f"cannot check the request with the API server: {error}"
+    return None if refusal is None else f"check {refusal.check.value}: {refusal.detail}"
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -749,6 +829,26 @@ def _probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    """A new cluster key, mode 0600; an existing file is never overwritten (every Pi would need the new key)."""
+    from piclusterd.config.cluster_key import create_key_file
+
+    try:
+        create_key_file(args.out)
+    except FileExistsError:
+        print(
+            f"piclusterctl keygen: {args.out} exists: refusing to overwrite a cluster key; remove it first (every Pi "
+            "then needs the new key) or give --out another path",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    except OSError as error:
+        print(f"piclusterctl keygen: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.out}: new cluster key (mode 0600). Copy it to the same path on every Pi, root-only.")
+    return EXIT_OK
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from piclusterd.sim.simulate_command import main
 
@@ -797,6 +897,11 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")
     probe.add_argument("--model-path", default="/proc/device-tree/model", help=argparse.SUPPRESS)
     probe.set_defaults(handler=_probe)
+    keygen = commands.add_parser("keygen", help="make the cluster key the leader signs its requests with")
+    keygen.add_argument(
+        "--out", default="/etc/piclusterd/cluster.key", help="where to write it, mode 0600 (default: %(default)s)"
+    )
+    keygen.set_defaults(handler=_keygen)
     sim = commands.add_parser("simulate", help="replay an outage on simulated time, with and without piclusterd")
     sim.add_argument("scenario", metavar="SCENARIO.toml", help="a simulation file (see examples/scenarios/)")
     outage = sim.add_mutually_exclusive_group()

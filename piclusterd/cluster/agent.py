@@ -1,14 +1,17 @@
 """What every node's daemon does for the cluster: obey (once) the leader's requests for this node.
 
-**Power-off.** The leader writes ``picluster.io/poweroff-request`` on this node's Node object; the agent
-acknowledges it with ``picluster.io/poweroff-ack`` (the request id) *before* running the local shutdown, so the
-leader knows not to fall back to SSH, and so that after the node boots again the old request is not obeyed
-twice. A node whose power-on method is ``rtc-wake`` arms its RTC wake alarm first, ``recheck_s`` ahead.
+**Power-off.** The leader writes ``picluster.io/poweroff-request`` on this node's Node object, signed
+(:mod:`piclusterd.cluster.authority`): a request that fails a check (signature, replay, leader, term, freshness,
+situation: a power-off only while this node is on battery or a full shutdown is recorded) is refused, said once,
+and never obeyed. Otherwise the agent acknowledges it with ``picluster.io/poweroff-ack`` (the request id)
+*before* running the local shutdown, so the leader knows not to fall back to SSH, and so that after the node
+boots again the old request is not obeyed twice. A node whose power-on method is ``rtc-wake`` arms its RTC
+wake alarm first, ``recheck_s`` ahead.
 
 **Relay pulse** (``gpio-relay`` with ``via`` naming this node). The leader writes
-``picluster.io/poweron-request`` (a target node) here; the agent removes it, then pulses the line *its own
-configuration* gives for that target: removed first, so it is obeyed at most once; a pin never comes from
-the annotation.
+``picluster.io/poweron-request`` (a target node) here, signed like a power-off; the agent checks it, removes
+it, then pulses the line *its own configuration* gives for that target: removed first, so it is obeyed at most
+once; a pin never comes from the annotation.
 
 **Check-in** (``rtc-wake``). Once per daemon life, when the power state is known (or ``check_in_wait_s`` has
 passed without it), the node decides with :func:`decide_check_in` whether it woke too early: still shed
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from piclusterd.cluster.authority import RequestVerifier
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_off_request import node_is_ready
 from piclusterd.cluster.power_on_backends import CheckIn, CheckInDecision, NodePower, RtcWakeAlarm, check_in
@@ -36,9 +40,10 @@ from piclusterd.core.node_records import (
     parse_poweron_request,
     parse_shed_record,
 )
-from piclusterd.core.power_state import PowerState
+from piclusterd.core.outage_record import OUTAGE_CONFIGMAP, OUTAGE_KEY, parse_outage_record
+from piclusterd.core.power_state import BATTERY_STATES, PowerState
 
-__all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in"]
+__all__ = ["LocalShutdownTrigger", "NodeAgent", "decide_check_in", "poweroff_situation"]
 
 
 def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, recheck_s: int) -> CheckInDecision:
@@ -64,6 +69,23 @@ def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, 
     return check_in(power, still_shed, recheck_s)
 
 
+def poweroff_situation(api: KubeClusterApi, outage_namespace: str, power: PowerState | None) -> str | None:
+    """None when a power-off fits what this node sees: it is on battery, or a full shutdown is recorded (the
+    outage record in ``outage_namespace``); else why not. ``power`` None: this node's daemon is not running
+    (``remote-poweroff`` over SSH, the fallback for exactly that), so only the outage record can say no."""
+    if power is None or power in BATTERY_STATES:
+        return None
+    try:
+        found = api.read_configmap(outage_namespace, OUTAGE_CONFIGMAP)
+    except ClusterError as error:
+        return f"this node's power is {power.value} and the outage record cannot be read ({error})"
+    if found is not None:
+        record = parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
+        if not isinstance(record, InvalidRecord) and record.full_shutdown is not None:
+            return None
+    return f"this node's power is {power.value}, not on battery, and no full shutdown is recorded"
+
+
 class LocalShutdownTrigger(Protocol):
     def request_local_shutdown(self, reason: str) -> bool: ...
 
@@ -76,14 +98,19 @@ class NodeAgent:
         shutdown: LocalShutdownTrigger,
         log: Any,
         *,
+        verifier: RequestVerifier,
+        outage_namespace: str = "kube-system",
         relay: NodePower | None = None,
         wake_alarm: RtcWakeAlarm | None = None,
         recheck_s: int = 900,
         check_in_wait_s: float = 15.0,
     ) -> None:
         """``relay``: the relay lines this node drives for others (``gpio-relay``, ``via`` = this node).
-        ``wake_alarm``: this node's RTC alarm, when its own power-on method is ``rtc-wake``."""
+        ``wake_alarm``: this node's RTC alarm, when its own power-on method is ``rtc-wake``.
+        ``verifier`` checks every request before it is obeyed; ``outage_namespace`` holds the outage record."""
         self._api = api
+        self._verifier = verifier
+        self._outage_namespace = outage_namespace
         self._node = node
         self._shutdown = shutdown
         self._log = log
@@ -95,8 +122,10 @@ class NodeAgent:
         self._reported_invalid: str | None = None
         self._reported_invalid_poweron: str | None = None
 
-    def tick(self) -> str | None:
-        """Check this node's requests once; returns the id of a power-off request accepted now, else None."""
+    def tick(self, power: PowerState) -> str | None:
+        """Check this node's requests once; returns the id of a power-off request accepted now, else None.
+
+        ``power`` is this node's own power state: a power-off fits only on battery or in a full shutdown."""
         annotations = (self._api.get_node(self._node).get("metadata") or {}).get("annotations") or {}
         self._obey_power_on_request(annotations.get(POWER_ON_REQUEST_ANNOTATION))
         raw = annotations.get(REQUEST_ANNOTATION)
@@ -109,12 +138,19 @@ class NodeAgent:
                 self._log.error("node.poweroff_request_invalid", value=raw[:200], why=request.reason)
             return None
         if annotations.get(ACK_ANNOTATION) == request.request_id:
+            self._verifier.remember(request.request_id)  # acknowledged (by an earlier life too): never again
             return None
+        if self._verifier.check_poweroff(request, self._poweroff_situation(power)) is not None:
+            return None
+        self._verifier.remember(request.request_id)
         self._api.patch_node(self._node, {"metadata": {"annotations": {ACK_ANNOTATION: request.request_id}}})
         self._log.warning("shutdown.remote_requested", request_id=request.request_id, leader=request.leader)
         self._arm_wake_alarm()
         self._shutdown.request_local_shutdown(f"power-off requested by {request.leader} ({request.request_id})")
         return request.request_id
+
+    def _poweroff_situation(self, power: PowerState) -> str | None:
+        return poweroff_situation(self._api, self._outage_namespace, power)
 
     def _arm_wake_alarm(self) -> bool:
         """rtc-wake: wake in recheck_s. A failure is said loudly; the halt goes on (the drain is done, the
@@ -138,6 +174,9 @@ class NodeAgent:
                 self._reported_invalid_poweron = raw
                 self._log.error("node.poweron_request_invalid", value=raw[:200], why=request.reason)
             return
+        if self._verifier.check_poweron(request) is not None:
+            return  # refused and said once; left in place for a person to see (and the leader to replace)
+        self._verifier.remember(request.request_id)
         # Removed before the pulse: one request presses the button at most once, whatever happens next.
         self._api.patch_node(self._node, {"metadata": {"annotations": {POWER_ON_REQUEST_ANNOTATION: None}}})
         if self._relay is None:

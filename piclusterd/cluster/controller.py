@@ -131,6 +131,7 @@ class ClusterController:
             clock=clock,
             log=self._log,
             rejoined=self._restoring.settle,
+            policy=settings.policy,
         )
 
     @property
@@ -215,7 +216,7 @@ class ClusterController:
         self._source_alarm.observe(power)  # once per loss and return; never raises an API error
         try:
             self._agent.check_in(power.state, now - self._started_at)  # rtc-wake only, once
-            self._agent.tick()
+            self._agent.tick(power.state)
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
         if now < self._stand_down_until:

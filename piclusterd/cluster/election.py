@@ -550,6 +550,14 @@ class LeaseElector:
         duration, _ = trusted_duration(observed, self.timings, is_node)
         return None if now - seen >= duration else observed.holder
 
+    def term(self) -> int:
+        """The Lease term we lead in (``leaseTransitions``), for signing a request; NotLeader unless we lead."""
+        self.ensure_leader()
+        observed = self._observed
+        if observed is None or observed.holder != self.identity:
+            raise NotLeader(f"{self.identity} does not hold the lease")
+        return observed.transitions
+
     def ensure_leader(self) -> None:
         """Raise :class:`~piclusterd.core.errors.NotLeader` unless :meth:`is_leader` holds right now."""
         now = self._clock.monotonic()

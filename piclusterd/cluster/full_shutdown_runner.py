@@ -39,10 +39,8 @@ from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
-    PowerOffRequest,
     ShedPhase,
     ShedRecord,
-    render_poweroff_request,
     render_shed_record,
     rfc3339,
 )
@@ -260,7 +258,7 @@ class FullShutdownRunner:
         now_text = rfc3339(self._clock.wall())
         requested = drained.with_phase(ShedPhase.POWEROFF_REQUESTED, now_text, request_id)
         self._elector.ensure_leader()
-        request = render_poweroff_request(PowerOffRequest(request_id, self._identity, now_text))
+        request = self._power_off.signed_request(name, request_id, now_text)
         annotations = {SHED_ANNOTATION: render_shed_record(requested), REQUEST_ANNOTATION: request}
         self._api.patch_node(name, {"metadata": {"annotations": annotations}})
         self._log.warning("node.poweroff_requested", target=name, request_id=request_id, reason=drained.reason)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from piclusterd.cluster.agent import LocalShutdownTrigger
 from piclusterd.cluster.drain import Drainer
@@ -78,10 +79,13 @@ class OutageCoordinator:
         log: AuditLogger,
         tick: Callable[[], None] = lambda: None,
         booted_wall: float | None = None,
+        carrying_file: Path | None = None,
     ) -> None:
         """``tick`` runs after each sleep of a long wait (an acknowledgement): cli.py's keep_alive, a power poll,
         the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``. ``booted_wall``: when
-        this machine booted (``clock.boot_wall_time``); None: this daemon's start stands for it."""
+        this machine booted (``clock.boot_wall_time``); None: this daemon's start stands for it. ``carrying_file``:
+        where the full shutdown this leader carries on is remembered across a daemon restart, on tmpfs (the
+        runtime directory), so that a boot forgets it."""
         self._identity = identity
         self._api = api
         self._elector = elector
@@ -121,6 +125,11 @@ class OutageCoordinator:
             log=self._log,
         )
         self._dry_run_reported = False
+        # The startedAt of the full shutdown this leader is carrying on (started, or taken over on battery): only
+        # that one goes on whatever the power does; any other recorded one needs this node on battery to resume.
+        self._carrying_file = carrying_file
+        self._carrying: str | None = self._read_carrying()
+        self._refused_said: str | None = None
         # This machine's boot: after a full shutdown began means the cluster went down and booted since. Not the
         # daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
         self._started_wall = clock.wall() if booted_wall is None else booted_wall
@@ -218,6 +227,14 @@ class OutageCoordinator:
             )
             stored = self._store.mine or stored
         if progress is not None:
+            if progress.started_at != self._carrying and power.state not in BATTERY_STATES:
+                # A recorded full shutdown this leader did not start nor take over on battery, with this node on
+                # mains: a forged record (a startedAt in the future defeats the boot test above), or one left
+                # half-done by a leader that died after mains came back. Never power a cluster on mains off for
+                # it: said once, left for a person.
+                self._refuse_full_shutdown(progress, power)
+                return False
+            self._carry(progress.started_at)
             self._store.save(stored, record)
             self._runner.step(view, self._store.mine or stored, record, progress)
             return True
@@ -228,6 +245,45 @@ class OutageCoordinator:
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="keep the outage record", error=str(error))
         return False
+
+    def _read_carrying(self) -> str | None:
+        if self._carrying_file is None:
+            return None
+        try:
+            with open(self._carrying_file, "rb") as stream:
+                return stream.read(64).decode("ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _carry(self, started_at: str) -> None:
+        if self._carrying == started_at:
+            return
+        self._carrying = started_at
+        if self._carrying_file is None:
+            return
+        try:
+            self._carrying_file.parent.mkdir(parents=True, exist_ok=True)
+            self._carrying_file.write_text(started_at + "\n", encoding="ascii")
+        except OSError as error:  # then a restart of this daemon on mains would not resume it: said
+            self._log.warning("outage.full_shutdown_unremembered", path=str(self._carrying_file), error=str(error))
+
+    def _refuse_full_shutdown(self, progress: FullShutdownProgress, power: PowerMemory) -> None:
+        if self._refused_said == progress.started_at:
+            return
+        self._refused_said = progress.started_at
+        why = (
+            f"a full shutdown recorded as started at {progress.started_at} by {progress.leader}, but this node "
+            f"is {power.state.value} and this leader did not start it: not resumed"
+        )
+        self._log.error(
+            "outage.full_shutdown_refused", started_at=progress.started_at, leader_was=progress.leader, why=why
+        )
+        self._events.emit(
+            self._identity,
+            "FullShutdownRefused",
+            f"{why}. If nobody meant it: kubectl -n {self._settings.namespace} delete configmap {OUTAGE_CONFIGMAP}",
+            warning=True,
+        )
 
     def _report_dry_run(self, view: ClusterView, power: PowerMemory) -> None:
         """dry-run: say once per critical spell what the full shutdown would do, and do nothing."""

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piclusterd.cluster.authority import RequestSigner
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff, ssh_address
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
-    PowerOffRequest,
     ShedPhase,
     ShedRecord,
     render_poweroff_request,
@@ -78,6 +78,7 @@ class PeerPowerOff:
         clock: Clock,
         *,
         leader: str,
+        signer: RequestSigner,
         sleep: Callable[[float], None],
         fence: Callable[[], None],
         tick: Callable[[], None] = lambda: None,
@@ -92,6 +93,7 @@ class PeerPowerOff:
         self._api = api
         self._clock = clock
         self._leader = leader
+        self._signer = signer
         self._sleep = sleep
         self._fence = fence
         self._tick = tick
@@ -116,26 +118,39 @@ class PeerPowerOff:
             self._tick()
             self._sleep(self._poll_s)
 
+    def signed_request(self, node: str, request_id: str, at: str) -> str:
+        """The ``poweroff-request`` annotation for ``node``, signed in our term (NotLeader if we do not lead)."""
+        return render_poweroff_request(self._signer.poweroff(node, request_id, at))
+
     def power_off(self, node: str, record: ShedRecord) -> PowerOffResult:
         """Power off a node whose shed record says drained (or resume one already requested)."""
         now_text = rfc3339(self._clock.wall())
         if record.phase is ShedPhase.POWEROFF_REQUESTED and record.request_id:
-            request_id = record.request_id  # resuming an earlier leader's request: same id, no new request
+            # Resuming an earlier leader's request (or our own): the same id. Still up and not acknowledged: signed
+            # again by us, in our term, now, since the node obeys only the leader of the moment and a fresh request.
+            request_id = record.request_id
+            current = self._api.get_node(node)
+            acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
+            if node_is_ready(current) and not acked:
+                self._fence()
+                signed = self._signer.poweroff(node, request_id, now_text)
+                self._api.patch_node(
+                    node, {"metadata": {"annotations": {REQUEST_ANNOTATION: render_poweroff_request(signed)}}}
+                )
         else:
             if record.phase is not ShedPhase.DRAINED:
                 raise ValueError(f"{node} is {record.phase.value}, not drained: refusing to power it off")
             request_id = uuid.uuid4().hex[:12]
             requested = record.with_phase(ShedPhase.POWEROFF_REQUESTED, now_text, request_id)
             self._fence()
+            signed = self._signer.poweroff(node, request_id, now_text)
             self._api.patch_node(
                 node,
                 {
                     "metadata": {
                         "annotations": {
                             SHED_ANNOTATION: render_shed_record(requested),
-                            REQUEST_ANNOTATION: render_poweroff_request(
-                                PowerOffRequest(request_id, self._leader, now_text)
-                            ),
+                            REQUEST_ANNOTATION: render_poweroff_request(signed),
                         }
                     }
                 },

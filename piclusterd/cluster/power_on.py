@@ -2,12 +2,12 @@
 has, built from ``[node_power.<node>]``, and the ``gpio-relay`` backend for a relay on another node.
 
 **A relay on another node** (``method = "gpio-relay"``, ``via = "pi1"``). The leader can run on any node and
-cannot pulse a GPIO line of another one. So :class:`RelayViaPeer` writes a typed request
-(``picluster.io/poweron-request``: id, target, leader, time) on the ``via`` node, and that node's own daemon
-(:class:`~piclusterd.cluster.agent.NodeAgent`) removes it and pulses the line. The same design as the power-off
-request, with two safety choices: the ``via`` node pulses only a line *its own configuration* gives for the
-target (an annotation can name a node, never a pin), and it removes the request *before* pulsing, so one
-request presses the button at most once, even if that daemon dies mid-pulse and restarts.
+cannot pulse a GPIO line of another one. So :class:`RelayViaPeer` writes a typed, signed request
+(``picluster.io/poweron-request``: id, target, leader, time, term, signature) on the ``via`` node, and that
+node's own daemon (:class:`~piclusterd.cluster.agent.NodeAgent`) checks it, removes it and pulses the line. The
+same design as the power-off request, with two safety choices: the ``via`` node pulses only a line *its own
+configuration* gives for the target (an annotation can name a node, never a pin), and it removes the request
+*before* pulsing, so one request presses the button at most once, even if that daemon dies mid-pulse and restarts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from piclusterd.cluster.authority import RequestSigner
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on_backends import (
     ManualPower,
@@ -35,8 +36,8 @@ from piclusterd.config.model import (
     WolMethod,
 )
 from piclusterd.config.settings import PowerOnSettings
-from piclusterd.core.errors import ClusterError, ConfigError, PowerControlFailed, PowerControlUnsupported
-from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, render_poweron_request, rfc3339
+from piclusterd.core.errors import ClusterError, ConfigError, NotLeader, PowerControlFailed, PowerControlUnsupported
+from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, render_poweron_request, rfc3339
 from piclusterd.drivers.gpio_power import Level
 
 __all__ = ["PowerOnBackends", "RelayViaPeer", "build_power_on", "relay_lines"]
@@ -47,8 +48,17 @@ class RelayViaPeer:
 
     name = "gpio-relay"
 
-    def __init__(self, api: KubeClusterApi, via: Mapping[str, str], *, leader: str, wall: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        api: KubeClusterApi,
+        via: Mapping[str, str],
+        *,
+        leader: str,
+        wall: Callable[[], float],
+        signer: RequestSigner,
+    ) -> None:
         self._api = api
+        self._signer = signer
         self._via = MappingProxyType(dict(via))
         self._leader = leader
         self._wall = wall
@@ -63,7 +73,10 @@ class RelayViaPeer:
             raise PowerControlFailed(f"gpio-relay: cannot read {via}, which drives {node}'s relay: {error}") from error
         if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
             raise PowerControlFailed(f"gpio-relay: {via}, which drives {node}'s relay, is not Ready")
-        request = PowerOnRequest(uuid.uuid4().hex[:12], node, self._leader, rfc3339(self._wall()))
+        try:
+            request = self._signer.poweron(via, uuid.uuid4().hex[:12], node, rfc3339(self._wall()))
+        except NotLeader as error:
+            raise PowerControlFailed(f"gpio-relay: not asking {via} to pulse {node}'s relay: {error}") from error
         patch = {"metadata": {"annotations": {POWER_ON_REQUEST_ANNOTATION: render_poweron_request(request)}}}
         try:
             self._api.patch_node(via, patch)
@@ -110,7 +123,13 @@ def relay_lines(relays: Mapping[str, GpioRelayMethod]) -> dict[str, RelayLine]:
 
 
 def _backend(
-    file: str, node: str, method: NodePowerMethod, api: KubeClusterApi, identity: str, wall: Callable[[], float]
+    file: str,
+    node: str,
+    method: NodePowerMethod,
+    api: KubeClusterApi,
+    identity: str,
+    wall: Callable[[], float],
+    signer: RequestSigner,
 ) -> NodePower:
     if isinstance(method, ManualMethod):
         return ManualPower({node: method.where} if method.where else {})
@@ -119,7 +138,7 @@ def _backend(
     if isinstance(method, RtcWakeMethod):
         return RtcWakePower(round(method.recheck_s))
     if isinstance(method, GpioRelayMethod):
-        return RelayViaPeer(api, {node: method.via}, leader=identity, wall=wall)
+        return RelayViaPeer(api, {node: method.via}, leader=identity, wall=wall, signer=signer)
     if isinstance(method, NutOutletMethod):
         try:
             from piclusterd.cluster.power_on_backends import NutOutletPower  # type: ignore[attr-defined,unused-ignore]
@@ -141,9 +160,18 @@ def _backend(
 
 
 def build_power_on(
-    settings: PowerOnSettings, api: KubeClusterApi, *, identity: str, wall: Callable[[], float]
+    settings: PowerOnSettings,
+    api: KubeClusterApi,
+    *,
+    identity: str,
+    wall: Callable[[], float],
+    signer: RequestSigner,
 ) -> PowerOnBackends:
-    """One backend per configured node (``[node_power.<node>]``), ``manual`` for the rest."""
+    """One backend per configured node (``[node_power.<node>]``), ``manual`` for the rest; ``signer`` signs the
+    relay requests."""
     return PowerOnBackends(
-        {node: _backend(settings.file, node, method, api, identity, wall) for node, method in settings.methods.items()}
+        {
+            node: _backend(settings.file, node, method, api, identity, wall, signer)
+            for node, method in settings.methods.items()
+        }
     )

@@ -18,7 +18,7 @@ from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
 from piclusterd.cluster.power_on import PowerOnBackends
-from piclusterd.core.cluster_view import ClusterView
+from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
@@ -29,8 +29,9 @@ from piclusterd.core.node_records import (
     parse_shed_record,
     rfc3339,
 )
-from piclusterd.core.planner import Decision, Plan, ShedNode
+from piclusterd.core.planner import Decision, Plan, PlannerPolicy, ShedNode
 from piclusterd.core.ports import Clock
+from piclusterd.core.safety import Refusal, check_resume
 from piclusterd.node.audit import AuditLogger
 
 __all__ = ["DRAIN_RETRY_AFTER_S", "ShedRecords", "Shedder"]
@@ -89,8 +90,13 @@ class Shedder:
         clock: Clock,
         log: AuditLogger,
         rejoined: Callable[[str], None],
+        policy: PlannerPolicy,
     ) -> None:
+        """``policy`` holds the safety rules' settings, checked again before each destructive step."""
         self._identity = identity
+        self._policy = policy
+        self._ours: set[str] = set()  # nodes this leader cordoned and recorded itself, in this daemon's life
+        self._refusal_said: dict[str, str] = {}
         self._api = api
         self._elector = elector
         self._drainer = drainer
@@ -135,6 +141,13 @@ class Shedder:
                 return True
             if decided.decision.value.startswith("hold"):
                 continue  # unknown power or a new outage's grace period: never act, never undo
+            acked = node.annotations.get(ACK_ANNOTATION) == record.request_id and bool(record.request_id)
+            going = record.phase is ShedPhase.POWEROFF_REQUESTED and (acked or not node.ready)
+            # A drain or a power-off request still to be made: every safety rule again, on this poll's snapshot.
+            refusal = None if going else self._recheck(view, name)
+            if refusal is not None:
+                self._refuse(name, record, refusal)
+                continue
             if record.phase is ShedPhase.DRAINING:
                 self._log.info("node.drain_resumed", target=name, leader_was=record.leader)
                 self._drain_and_power_off(name, record)
@@ -156,6 +169,7 @@ class Shedder:
     def shed(self, view: ClusterView, action: ShedNode) -> None:
         """Start shedding ``action.node``: record and drain it, then ask it to power off."""
         name = action.node
+        self._ours.add(name)
         record = ShedRecord(
             ShedPhase.DRAINING,
             self._identity,
@@ -164,6 +178,49 @@ class Shedder:
             was_unschedulable=view.has_node(name) and view.node(name).unschedulable,
         )
         self._drain_and_power_off(name, record)
+
+    def _recheck(self, view: ClusterView, name: str) -> Refusal | None:
+        policy = self._policy
+        return check_resume(
+            view,
+            name,
+            min_nodes=policy.min_nodes,
+            allow_unreplicated=policy.allow_unreplicated,
+            evict_emptydir=policy.evict_emptydir,
+            priority_threshold=policy.critical_priority_threshold,
+            allow_pending_noncritical=policy.allow_pending_noncritical,
+        )
+
+    def _refuse(self, name: str, record: ShedRecord, refusal: Refusal) -> None:
+        """A recorded shed a rule now forbids: said once (journal + Warning Event), and the node left alone.
+
+        Only a node this leader cordoned itself is rolled back (uncordoned, record dropped): a record found on
+        a Node cannot prove who cordoned it (it may be forged), so anything else stays as it is, for a person.
+        """
+        ours = name in self._ours
+        said = f"{record.phase.value}:{refusal.rule.value}"
+        if self._refusal_said.get(name) != said:
+            self._refusal_said[name] = said
+            self._log.error(
+                "node.shed_refused_on_resume",
+                target=name,
+                phase=record.phase.value,
+                leader_was=record.leader,
+                rule=refusal.rule.value,
+                why=refusal.detail,
+                rolled_back=ours,
+            )
+            self._events.emit(
+                name,
+                "ShedRefused",
+                f"recorded shed ({record.phase.value}, by {record.leader}) not finished: {refusal.detail}. "
+                + ("Rolled back." if ours else "Node left as it is: check the picluster.io/shed record."),
+                warning=True,
+            )
+        if ours:
+            self._elector.ensure_leader()
+            self._drainer.roll_back(name, record, clear=(REQUEST_ANNOTATION,))
+            self._ours.discard(name)
 
     def _rejoin(self, name: str, record: ShedRecord) -> None:
         """A shed node is back and Ready: uncordon it (only if we cordoned it) and clear our records."""
@@ -190,6 +247,12 @@ class Shedder:
             return
         self._events.emit(name, "Drained", f"{len(result.evicted)} pods moved off {name}")
         drained = record.with_phase(ShedPhase.DRAINED, rfc3339(self._clock.wall()))
+        # The drain took time, and the cluster changed meanwhile: the rules again, on a new snapshot, before
+        # the power-off (the one step that cannot be taken back).
+        refusal = self._recheck(parse_kubectl_list(self._api.snapshot()), name)
+        if refusal is not None:
+            self._refuse(name, drained, refusal)
+            return
         outcome = self._power_off.power_off(name, drained)
         if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
             self._log.warning("node.shed_incomplete", target=name, outcome=outcome.outcome.value)

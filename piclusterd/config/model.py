@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
+from piclusterd.core.authority import ClusterKeys
+
 if TYPE_CHECKING:
     from piclusterd.drivers.hat import HatProfile
 
@@ -142,10 +144,13 @@ class ClusterConfig:
     ssh_known_hosts: str
     ssh_user: str
     ssh_port: int
+    key_file: str
+    previous_key_file: str
     pi_model: str
     power_off_on_halt: bool
     switch_w: float
     power_record_max_age_s: float = 180.0
+    signing_keys: ClusterKeys | None = None  # read from key_file (and previous_key_file) when enabled
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from piclusterd.config.cluster_key import read_key_file
 from piclusterd.config.model import Config, Mode, NodePowerMethod, NutOutletMethod, Secret
 from piclusterd.config.schema import FROM_UPS, MODELS, NODE_POWER, NODE_POWER_MODELS, REQUIRED, SCHEMA, TOP, Key
+from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, ConfigInvalid, ProfileInvalid
 from piclusterd.core.nut_words import password_problem
@@ -146,6 +148,25 @@ def _read_password(file: str, path: str, key: str = "ups.password_file") -> Secr
     if problem:
         return ConfigError(file, key, f"{path} holds a password upsd cannot take", problem)
     return Secret(password)
+
+
+def _cluster_keys(file: str, cluster: Mapping[str, Any], problems: list[ConfigError]) -> ClusterKeys | None:
+    """With ``[cluster]`` on, the cluster key (and the previous one during a rotation): every request is signed."""
+    if not cluster["enabled"]:
+        return None
+    if not cluster["key_file"]:
+        problems.append(ConfigError(file, "cluster.key_file", "is empty", "the path of the cluster key file"))
+        return None
+    current = read_key_file(file, "cluster.key_file", cluster["key_file"])
+    previous: bytes | ConfigError | None = None
+    if cluster["previous_key_file"]:
+        previous = read_key_file(file, "cluster.previous_key_file", cluster["previous_key_file"])
+    for read in (current, previous):
+        if isinstance(read, ConfigError):
+            problems.append(read)
+    if isinstance(current, ConfigError) or isinstance(previous, ConfigError):
+        return None
+    return ClusterKeys(current, previous)
 
 
 _GENERIC_KEYS = (
@@ -404,6 +425,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
     _check_between_keys(file, values, problems)
     password = _ups_password(file, values["ups"], problems)
     _check_cluster(file, values, problems)
+    cluster_keys = _cluster_keys(file, values["cluster"], problems)
     hat_profile = _hat_profile(file, values["hat"], problems) if "hat" in values["ups"]["driver"] else None
     node_power = _node_power(file, data.get("node_power", {}), values["ups"], password, problems)
     if problems:
@@ -413,6 +435,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
         "node": {"name": values["node"]["name"] or hostname or socket.gethostname()},
         "ups": {"password": password},
         "hat": {"profile": hat_profile},
+        "cluster": {"signing_keys": cluster_keys},
     }
     sections = {
         section: _build(MODELS[section], keys, values[section], **special.get(section, {}))

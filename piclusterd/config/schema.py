@@ -301,6 +301,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ssh_known_hosts": Key("/etc/piclusterd/known_hosts", _string),
         "ssh_user": Key("root", _nonempty_string),
         "ssh_port": Key(22, _port),
+        "key_file": Key("/etc/piclusterd/cluster.key", _string),
+        "previous_key_file": Key("", _string),
         "pi_model": Key("pi4b", _choice("pi3b+", "pi4b", "pi5")),
         "power_off_on_halt": Key(False, _bool),
         "switch_w": Key(4, _number(0, 1e4)),

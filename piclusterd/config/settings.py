@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from piclusterd.config.model import Config, GpioRelayMethod, Mode, NodePowerMethod, RtcWakeMethod, Secret
 from piclusterd.config.schema import SCHEMA
+from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.errors import ConfigError
 from piclusterd.core.node_batteries import Topology
 from piclusterd.core.planner import PlannerPolicy
@@ -217,6 +218,8 @@ class ClusterSettings:
     ups_return: UpsReturnSettings | None
     agent: AgentSettings
     power_on: PowerOnSettings
+    keys: ClusterKeys  # the cluster key(s): the leader signs its requests, every node checks them
+    runtime_dir: str  # [daemon] runtime_dir (tmpfs): what the leader remembers across a restart, not a boot
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +240,8 @@ def settings_for(config: Config) -> Settings:
 
 def cluster_settings(config: Config) -> ClusterSettings:
     cluster, shutdown = config.cluster, config.shutdown
+    if cluster.signing_keys is None:  # parse_config reads them whenever [cluster] is on
+        raise ConfigError(config.path, "cluster.key_file", "was not read", "[cluster] enabled = true and a key file")
     shed = settings_from_config(config)
     return ClusterSettings(
         identity=config.node.name,
@@ -273,6 +278,8 @@ def cluster_settings(config: Config) -> ClusterSettings:
         ups_return=ups_return_settings(config),
         agent=agent_settings(config),
         power_on=power_on_settings(config),
+        keys=cluster.signing_keys,
+        runtime_dir=config.daemon.runtime_dir,
     )
 
 

@@ -13,7 +13,8 @@ Annotations (all under ``picluster.io/``):
     restoring), who decided it and why, and whether the node was already cordoned before we touched it
     (we never uncordon a node an operator cordoned).
 ``poweroff-request``
-    :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time).
+    :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time, and the
+    Lease term and signature the node checks before obeying: :mod:`piclusterd.core.authority`).
 ``poweroff-ack``
     written by the node's own daemon when it accepts a power-off request: the request id.
 ``poweron-request``
@@ -48,6 +49,8 @@ __all__ = [
     "parse_poweroff_request",
     "parse_poweron_request",
     "parse_shed_record",
+    "poweroff_request_fields",
+    "poweron_request_fields",
     "render_poweroff_request",
     "render_poweron_request",
     "render_shed_record",
@@ -166,17 +169,39 @@ def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
 
 @dataclass(frozen=True, slots=True)
 class PowerOffRequest:
+    """The leader asks this node to power off. ``term`` and ``signature``: see :mod:`piclusterd.core.authority`
+    (an unsigned request, term -1, is never obeyed)."""
+
     request_id: str
     leader: str
     requested_at: str
+    term: int = -1
+    signature: str = ""
+
+
+def poweroff_request_fields(request: PowerOffRequest) -> dict[str, str | int | bool]:
+    """Every field of the request as written, the signature aside: what the signature covers."""
+    return {
+        "v": RECORD_VERSION,
+        "id": request.request_id,
+        "leader": request.leader,
+        "at": request.requested_at,
+        "term": request.term,
+    }
 
 
 def render_poweroff_request(request: PowerOffRequest) -> str:
+    fields = poweroff_request_fields(request)
     return json.dumps(
-        {"v": RECORD_VERSION, "id": request.request_id, "leader": request.leader, "at": request.requested_at},
-        separators=(",", ":"),
-        sort_keys=True,
+        {**fields, "sig": request.signature} if request.signature else fields, separators=(",", ":"), sort_keys=True
     )
+
+
+def _term_and_signature(data: dict[str, Any]) -> tuple[int, str]:
+    """The authority fields: absent in an unsigned request (term -1, no signature), typed when present."""
+    term = _field(data, "term", int) if "term" in data else -1
+    signature = _field(data, "sig", str) if "sig" in data else ""
+    return term, signature
 
 
 def parse_poweroff_request(raw: str) -> PowerOffRequest | InvalidRecord:
@@ -186,11 +211,12 @@ def parse_poweroff_request(raw: str) -> PowerOffRequest | InvalidRecord:
         return data
     try:
         request = PowerOffRequest(_field(data, "id", str), _field(data, "leader", str), _field(data, "at", str))
+        term, signature = _term_and_signature(data)
     except ValueError as error:
         return InvalidRecord(raw, str(error))
     if not request.request_id:
         return InvalidRecord(raw, "empty request id")
-    return request
+    return replace(request, term=term, signature=signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,19 +227,26 @@ class PowerOnRequest:
     target: str
     leader: str
     requested_at: str
+    term: int = -1
+    signature: str = ""
+
+
+def poweron_request_fields(request: PowerOnRequest) -> dict[str, str | int | bool]:
+    """Every field of the request as written, the signature aside: what the signature covers."""
+    return {
+        "v": RECORD_VERSION,
+        "id": request.request_id,
+        "target": request.target,
+        "leader": request.leader,
+        "at": request.requested_at,
+        "term": request.term,
+    }
 
 
 def render_poweron_request(request: PowerOnRequest) -> str:
+    fields = poweron_request_fields(request)
     return json.dumps(
-        {
-            "v": RECORD_VERSION,
-            "id": request.request_id,
-            "target": request.target,
-            "leader": request.leader,
-            "at": request.requested_at,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
+        {**fields, "sig": request.signature} if request.signature else fields, separators=(",", ":"), sort_keys=True
     )
 
 
@@ -226,8 +259,9 @@ def parse_poweron_request(raw: str) -> PowerOnRequest | InvalidRecord:
         request = PowerOnRequest(
             _field(data, "id", str), _field(data, "target", str), _field(data, "leader", str), _field(data, "at", str)
         )
+        term, signature = _term_and_signature(data)
     except ValueError as error:
         return InvalidRecord(raw, str(error))
     if not request.request_id or not request.target:
         return InvalidRecord(raw, "empty request id or target")
-    return request
+    return replace(request, term=term, signature=signature)

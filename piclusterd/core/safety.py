@@ -19,9 +19,9 @@ hand does not shed it.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from piclusterd.core.cluster_view import ClusterView, Node, PodPhase, ShedState
+from piclusterd.core.cluster_view import ANNOTATION_SHED, ClusterView, Node, PodPhase, ShedState
 from piclusterd.core.pod_packing import PodPacker
 from piclusterd.core.refusal import Refusal, SafetyRule
 
@@ -39,6 +39,7 @@ __all__ = [
     "check_pods_fit",
     "check_power_known",
     "check_ready",
+    "check_resume",
     "check_shed",
     "check_unreplicated",
     "headcount",
@@ -326,4 +327,35 @@ def check_shed(
             priority_threshold=priority_threshold,
             allow_pending_noncritical=allow_pending_noncritical,
         )
+    )
+
+
+def check_resume(
+    view: ClusterView,
+    name: str,
+    *,
+    min_nodes: int,
+    allow_unreplicated: bool,
+    evict_emptydir: bool,
+    priority_threshold: int,
+    allow_pending_noncritical: bool = False,
+) -> Refusal | None:
+    """Rule: a recorded shed is finished only if shedding the node is allowed *now*.
+
+    Before each destructive step of a shed found recorded on a Node (drain, power-off), every rule of
+    :func:`check_shed` runs again on the fresh ``view``, as if ``name`` were not being shed yet; every other
+    node with a shed record counts as down. A record, whoever wrote it (a previous leader that planned on
+    older facts, or someone forging ``phase: draining`` on two etcd members), never bypasses a rule.
+    """
+    node = view.node(name)
+    unrecorded = replace(node, annotations={k: v for k, v in node.annotations.items() if k != ANNOTATION_SHED})
+    fresh = ClusterView(tuple(unrecorded if n.name == name else n for n in view.nodes), view.pods, view.pdbs)
+    return check_shed(
+        fresh,
+        unrecorded,
+        min_nodes=min_nodes,
+        allow_unreplicated=allow_unreplicated,
+        evict_emptydir=evict_emptydir,
+        priority_threshold=priority_threshold,
+        allow_pending_noncritical=allow_pending_noncritical,
     )

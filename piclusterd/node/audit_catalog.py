@@ -357,6 +357,57 @@ EVENTS: tuple[EventDoc, ...] = (
         "kubectl annotate node NODE picluster.io/poweroff-request- (remove it).",
     ),
     EventDoc(
+        "outage.full_shutdown_unremembered",
+        "warning",
+        "The leader cannot note the full shutdown it carries on",
+        ("PATH", "ERROR"),
+        "The leader notes the full shutdown it runs in PATH (under [daemon] runtime_dir, on tmpfs), so that after "
+        "a restart of its daemon it goes on with it even on mains. That write failed: if the daemon restarts "
+        "on mains now, it will not resume the full shutdown (outage.full_shutdown_refused) and a person must.",
+        "Fix the runtime directory ([daemon] runtime_dir).",
+    ),
+    EventDoc(
+        "outage.full_shutdown_refused",
+        "error",
+        "A recorded full shutdown was not resumed: this node is not on battery",
+        ("STARTED_AT", "LEADER_WAS", "WHY"),
+        "The outage record (ConfigMap piclusterd-outage) says a full shutdown is under way, but this leader did "
+        "not start it (nor take it over on battery) and its own power is not on battery. A full shutdown this "
+        "leader carries on goes on whatever mains does; one found recorded is resumed only on battery, so a "
+        "forged record (a startedAt in the future, say) never powers a cluster on mains off. Nothing is done; "
+        "a Warning Event FullShutdownRefused says the same. Said once per record.",
+        "kubectl -n kube-system get configmap piclusterd-outage -o yaml; if no full shutdown was meant, delete it "
+        "and uncordon the nodes it cordoned. A record nobody wrote means someone can write that ConfigMap.",
+    ),
+    EventDoc(
+        "node.shed_refused_on_resume",
+        "error",
+        "A recorded shed was not finished: a safety rule forbids it now",
+        ("TARGET", "PHASE", "LEADER_WAS", "RULE", "WHY", "ROLLED_BACK"),
+        "TARGET carries a picluster.io/shed record (PHASE, written by LEADER_WAS) whose next step (drain or "
+        "power-off) RULE forbids on a fresh snapshot: etcd quorum, the last control plane, min_nodes, pods that "
+        "would not fit, a PodDisruptionBudget. The leader re-checks every rule before each such step, so a "
+        "record written on older facts, or forged, never bypasses one. ROLLED_BACK is true when this leader "
+        "had cordoned TARGET itself and undid that; otherwise the node is left exactly as it is. A Warning "
+        "Event ShedRefused says the same. Said once per node, phase and rule.",
+        "kubectl describe node TARGET; if nobody meant to shed it: kubectl annotate node TARGET "
+        "picluster.io/shed- and kubectl uncordon TARGET. A record nobody wrote means someone can write Node "
+        "annotations: find out who.",
+    ),
+    EventDoc(
+        "node.request_refused",
+        "error",
+        "A request to this node was refused",
+        ("KIND", "REQUEST_ID", "LEADER", "CHECK", "WHY"),
+        "A picluster.io/poweroff-request or poweron-request on this node (or a remote-poweroff over SSH) failed "
+        "CHECK: signature (not signed with the cluster key), replay (an id already obeyed), leader (the signer does "
+        "not hold the Lease now), term (signed in an earlier term), freshness (older than the Lease's last renewal "
+        "allows) or situation (a power-off while this node is on mains and no full shutdown is recorded). It is "
+        "never obeyed; a Warning Event RequestRefused says the same on the Node. Said once per request and check.",
+        "A forged request means someone can write Node annotations: check who (kubectl get events, the API server's "
+        "audit log). Signature failures from the real leader: every Pi needs the same [cluster] key_file.",
+    ),
+    EventDoc(
         "shutdown.remote_requested",
         "warning",
         "Leader asked this node to power off",
@@ -369,11 +420,14 @@ EVENTS: tuple[EventDoc, ...] = (
         "error",
         "An SSH power-off request was refused",
         ("ORIGIN", "REQUEST", "REQUEST_ID", "ASKED_FOR", "WHY"),
-        "The cluster's SSH key was used for something else than a power-off, or for another node's name; or "
-        "this node's [daemon] runtime_dir cannot be written (WHY), so a repeated request could not be told "
-        "apart: nothing was run.",
-        "Check who connected from ORIGIN; a node's address may have changed. For runtime_dir: fix the directory "
-        "named in WHY (piclusterd check-config does not create it).",
+        "The cluster's SSH key was used for something else than a power-off, for another node's name, or for "
+        "a request id that is not a signed, current power-off request on this node's Node object (WHY names "
+        "the check that failed, as node.request_refused does: signature, replay, leader, term, freshness, "
+        "situation; or the API server could not be asked); or this node's [daemon] runtime_dir cannot be "
+        "written (WHY), so a repeated request could not be told apart. Nothing is done.",
+        "Check who connected from ORIGIN; a node's address may have changed. With [cluster] off or the API "
+        "server unreachable from this node, the SSH fallback cannot verify a request and refuses it. For "
+        "runtime_dir: fix the directory named in WHY (piclusterd check-config does not create it).",
     ),
     EventDoc(
         "shutdown.remote_duplicate",

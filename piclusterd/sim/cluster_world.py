@@ -11,6 +11,7 @@ its agent answers and its elector renews or watches the lease (as ``keep_alive``
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -20,9 +21,10 @@ from pathlib import Path
 from kubernetes.client import ApiClient
 
 from piclusterd.cluster.agent import NodeAgent
+from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.controller import ClusterController
 from piclusterd.cluster.drain import Drainer, DrainOptions
-from piclusterd.cluster.election import LeaseElector
+from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -30,6 +32,8 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
 from piclusterd.config.parse import load_config
 from piclusterd.config.settings import FullShutdownSettings, ShedSettings
+from piclusterd.core.authority import KEY_BYTES, ClusterKeys
+from piclusterd.core.errors import NotLeader
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier
 from piclusterd.sim.captured_audit import CapturedAudit
@@ -54,6 +58,8 @@ class SimulatedPi:
     agent: NodeAgent | None = None
     outage: OutageCoordinator | None = None
     elector: LeaseElector | None = None
+    #: What its agent checks every request with (a custom ``node_agent`` builder passes it on).
+    verifier: RequestVerifier | None = None
     #: The full-shutdown hook's argv, each time this node ran it as leader.
     hook_runs: list[list[str]] = field(default_factory=list)
     #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
@@ -65,6 +71,12 @@ class SimulatedPi:
     long_step_ticks: int = 0
     #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
     shutdown_exit_status: int = 0
+
+    def require_verifier(self) -> RequestVerifier:
+        """Its verifier, for a ``node_agent`` builder (built before the agent)."""
+        if self.verifier is None:
+            raise RuntimeError(f"{self.name}: no verifier yet")
+        return self.verifier
 
     def run(self, argv: Sequence[str]) -> int:
         """The node's shutdown command: record it, then the node really goes away."""
@@ -87,6 +99,24 @@ class SimulatedPi:
     def request_ups_return(self, delay_s: float) -> PowerResult:
         self.ups_requests.append(delay_s)
         return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
+
+
+class _PiTerm:
+    """A node's identity and Lease term, looked up when a request is signed (its elector is built later)."""
+
+    def __init__(self, world: ClusterWorld, name: str) -> None:
+        self._world = world
+        self._name = name
+
+    @property
+    def identity(self) -> str:
+        return self._name
+
+    def term(self) -> int:
+        pi = self._world.pis.get(self._name)
+        if pi is None or pi.elector is None or not pi.alive:
+            raise NotLeader(f"{self._name} is not running")
+        return pi.elector.term()
 
 
 @dataclass
@@ -149,6 +179,8 @@ class ClusterWorld:
         self.clock = clock
         self.ups = ups if ups is not None else ScriptedUps(clock)
         self.settings = settings
+        #: The world's cluster key, in memory, as ``piclusterctl keygen`` would make it: every node holds it.
+        self.keys = ClusterKeys(secrets.token_bytes(KEY_BYTES))
         # The nodes' runtime directories on tmpfs when there is one, like the daemon's /run/piclusterd: each
         # poll rewrites status.json, which on a disk was about a sixth of the demo's time (profiled).
         shm = Path("/dev/shm")
@@ -170,6 +202,10 @@ class ClusterWorld:
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
 
+    def signer_for(self, name: str) -> RequestSigner:
+        """What node ``name`` signs its requests with, as leader (for power-on backends built per world)."""
+        return RequestSigner(self.keys, _PiTerm(self, name))
+
     def boot_later(self, name: str, seconds: float) -> None:
         """Power is back at a node: it is Ready, with a fresh daemon, ``seconds`` from now."""
         self._boots.setdefault(name, self.clock.monotonic() + seconds)
@@ -184,6 +220,7 @@ class ClusterWorld:
     def reboot(self, name: str) -> SimulatedPi:
         """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
         self.server.power_on_node(name)
+        (self._directory / name / "full-shutdown").unlink(missing_ok=True)  # the runtime directory is tmpfs
         self.pis[name] = self._build(name, self._drain_timeout_s)
         return self.pis[name]
 
@@ -229,10 +266,12 @@ class ClusterWorld:
         drainer = Drainer(
             api, self.clock, sleep=self.sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=log
         )
+        pi.verifier = RequestVerifier(self.keys, KubeLeaseStore(api_client), name, log=log, events=events)
         power_off = PeerPowerOff(
             api,
             self.clock,
             leader=name,
+            signer=RequestSigner(self.keys, elector),
             sleep=self.sleep,
             fence=elector.ensure_leader,
             tick=keep_alive,
@@ -241,7 +280,9 @@ class ClusterWorld:
             events=events,
             log=log,
         )
-        build_agent = self._node_agent or (lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger))
+        build_agent = self._node_agent or (
+            lambda pi, api, daemon: NodeAgent(api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier())
+        )
         agent = build_agent(pi, api, daemon)
         # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
         short = DrainOptions(
@@ -273,6 +314,7 @@ class ClusterWorld:
             log=log,
             tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
             booted_wall=pi.booted_wall,
+            carrying_file=self._directory / name / "full-shutdown",
         )
         daemon.defer_to(outage)
         pi.outage = outage
@@ -309,7 +351,7 @@ class ClusterWorld:
                 continue
             if pi.alive and pi.agent is not None and pi.daemon is not None:
                 pi.daemon.step()
-                pi.agent.tick()
+                pi.agent.tick(pi.daemon.memory.state)
             if pi.alive and pi.elector is not None:
                 # Every daemon keeps its own loop running: the leader renews from inside its long step (cli.py's
                 # keep_alive), the others keep watching the lease.

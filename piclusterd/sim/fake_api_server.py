@@ -1246,6 +1246,11 @@ class FakeKubeServer:
     def url(self) -> str:
         return f"http://{self._host}:{self._port}"
 
+    @property
+    def clock(self) -> Clock:
+        """The clock the server stamps objects with (the world's fake clock in the demo and the tests)."""
+        return self._clock
+
     def api_client(self, *, retries: int | bool | None = None) -> ApiClient:
         """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done).
 

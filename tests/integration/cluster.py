@@ -39,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from piclusterd.config.cluster_key import create_key_file
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.nut_server import NutServer, NutServerError
@@ -300,6 +301,7 @@ class NetnsCluster:
         self.client_key = workdir / "leader_ed25519"
         self.known_hosts = workdir / "known_hosts"
         self.kubeconfig = workdir / "kubeconfig"
+        self.cluster_key = workdir / "cluster.key"  # one key, every host: as piclusterctl keygen + copy would do
         self.api = FakeKubeServer(host=HUB, controller=True, ready_delay_s=ready_delay_s)
         self.ups = NutServer(dict(ups), host=HUB, maxage_s=5)
         self.base_load_w = float(ups["ups.realpower"])
@@ -341,6 +343,8 @@ class NetnsCluster:
         self.script.write_text(RECORD_SHUTDOWN)
         self.script.chmod(0o755)
         self.record_file.touch()
+        self.cluster_key.unlink(missing_ok=True)
+        create_key_file(str(self.cluster_key))
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "piclusterd-leader", "-f", str(self.client_key)],
             check=True,
@@ -414,6 +418,7 @@ class NetnsCluster:
                 "on_battery_grace": '"2s"',
                 "ssh_key": f'"{self.client_key}"',
                 "ssh_known_hosts": f'"{self.known_hosts}"',
+                "key_file": f'"{self.cluster_key}"',
                 "ssh_port": str(SSH_PORT),
                 "poweroff_ack_timeout": '"5s"',
                 "poweroff_timeout": '"20s"',

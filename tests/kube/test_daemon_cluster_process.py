@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.config.cluster_key import create_key_file
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.nut_server import NutServer
@@ -51,6 +52,7 @@ def status_of(tmp_path: Path, config: Path) -> dict:  # type: ignore[type-arg]
 
 def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServer, tmp_path: Path) -> None:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    create_key_file(str(tmp_path / "cluster.key"))  # piclusterctl keygen
     with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
         config = tmp_path / "piclusterd.toml"
         config.write_text(
@@ -58,7 +60,7 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
             'poll_interval = "0.5s"\nstale_after = "3s"\n'
             "[battery]\ncapacity_wh = 84\noverhead_w = 5\n"
             f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\non_battery_grace = "2s"\n'
-            f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\n'
+            f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\nkey_file = "{tmp_path}/cluster.key"\n'
             f'[daemon]\nruntime_dir = "{tmp_path}/run"\n'
         )
         with DaemonProcess(config) as daemon:

@@ -12,7 +12,7 @@ import pytest
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
-from piclusterd.cluster.power_off_ssh import SshPowerOff
+from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
@@ -22,10 +22,12 @@ from piclusterd.core.node_records import (
     parse_shed_record,
     render_shed_record,
 )
+from piclusterd.core.power_state import PowerState
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.daemon_process import installed_script
+from piclusterd.testing.leadership import Leadership
 from piclusterd.testing.sshd import SshServer
 
 DRAINED = ShedRecord(ShedPhase.DRAINED, "pi1", "on battery: shedding to reach 4 h", "2026-11-24T02:01:00Z", False)
@@ -51,20 +53,28 @@ class Rig:
     clock: FakeClock
     api: KubeClusterApi
     audit: CapturedAudit
+    leadership: Leadership
     ticks: list[object] = field(default_factory=list)
 
     def tick(self) -> None:
         for action in self.ticks:
             action()  # type: ignore[operator]
 
+    def agent(self, daemon: FakeNodeDaemon, audit: CapturedAudit | None = None) -> NodeAgent:
+        """pi4's agent, on battery (a power-off fits), checking requests with the cluster key."""
+        log = (audit or CapturedAudit("pi4")).logger
+        return NodeAgent(self.api, "pi4", daemon, log, verifier=self.leadership.verifier("pi4", log))
+
     def sleep(self, seconds: float) -> None:
         self.clock.advance(seconds)
+        self.leadership.renew()  # the leader renews as it waits (cli.py's keep_alive)
 
     def power_off(self, ssh: SshPowerOff | None = None, ssh_port: int = 22) -> PeerPowerOff:
         return PeerPowerOff(
             self.api,
             self.clock,
             leader="pi1",
+            signer=self.leadership.signer,
             sleep=self.sleep,
             fence=lambda: None,
             tick=self.tick,
@@ -100,14 +110,16 @@ def rig() -> Iterator[Rig]:
             ),
         )
         client = server.api_client(retries=False)
-        yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"))
+        leadership = Leadership(server)
+        yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"), leadership)
+        leadership.close()
         client.close()
 
 
 def test_the_nodes_own_daemon_acknowledges_and_powers_off(rig: Rig) -> None:
     daemon = FakeNodeDaemon(rig.server, "pi4")
-    agent = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
-    rig.ticks.append(agent.tick)
+    agent = rig.agent(daemon)
+    rig.ticks.append(lambda: agent.tick(PowerState.ON_BATTERY))
     result = rig.power_off().power_off("pi4", DRAINED)
     assert result.outcome is PowerOffOutcome.POWERED_OFF and result.via == "agent"
     assert daemon.reasons == [f"power-off requested by pi1 ({result.request_id})"]
@@ -121,11 +133,12 @@ def test_the_nodes_own_daemon_acknowledges_and_powers_off(rig: Rig) -> None:
 
 def test_an_acknowledged_request_is_not_obeyed_again_after_a_reboot(rig: Rig) -> None:
     daemon = FakeNodeDaemon(rig.server, "pi4")
-    rig.ticks.append(NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger).tick)
+    first_life = rig.agent(daemon)
+    rig.ticks.append(lambda: first_life.tick(PowerState.ON_BATTERY))
     rig.power_off().power_off("pi4", DRAINED)
     rig.server.power_on_node("pi4")
-    after_boot = NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger)
-    assert after_boot.tick() is None
+    after_boot = rig.agent(daemon)
+    assert after_boot.tick(PowerState.ON_BATTERY) is None
     assert len(daemon.reasons) == 1
 
 
@@ -135,8 +148,8 @@ def test_a_hand_edited_request_is_reported_once_and_never_obeyed(rig: Rig) -> No
     )
     daemon = FakeNodeDaemon(rig.server, "pi4")
     audit = CapturedAudit("pi4")
-    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
-    assert agent.tick() is None and agent.tick() is None
+    agent = rig.agent(daemon, audit)
+    assert agent.tick(PowerState.ON_BATTERY) is None and agent.tick(PowerState.ON_BATTERY) is None
     assert daemon.reasons == []
     assert len(audit.named("node.poweroff_request_invalid")) == 1
 
@@ -167,14 +180,18 @@ def test_refuses_to_power_off_a_node_that_is_not_drained(rig: Rig) -> None:
 
 
 @pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[tuple[SshServer, Path]]:
+def sshd(rig: Rig, tmp_path: Path) -> Iterator[tuple[SshServer, Path]]:
+    """pi4's sshd, whose forced command checks the request on pi4's Node with the cluster's key and Lease."""
     if os.geteuid() != 0:
         pytest.fail("the SSH fallback test starts a real sshd and needs root (.ci/run runs as root)")
     calls = tmp_path / "calls"
     config = tmp_path / "pi4.toml"
+    rig.leadership.write_key_file(str(tmp_path / "cluster.key"))
     config.write_text(
         f'mode = "enforce"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
-        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n'
+        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n[battery]\ncapacity_wh = 84\n'
+        f'[cluster]\nenabled = true\nkey_file = "{tmp_path}/cluster.key"\n'
+        f'kubeconfig = "{rig.server.write_kubeconfig(tmp_path / "kubeconfig")}"\n'
     )
     with SshServer(f"{installed_script()} remote-poweroff --config {config} --log-format json") as server:
         yield server, calls
@@ -259,3 +276,21 @@ def test_a_100000_deep_request_is_reported_once_and_the_agent_goes_on(rig: Rig) 
     assert daemon.reasons == []
     invalid = audit.named("node.poweroff_request_invalid")
     assert len(invalid) == 1 and "deep" in invalid[0]["why"]
+
+
+def test_ssh_without_a_signed_request_on_the_node_powers_nothing_off(rig: Rig, sshd: tuple[SshServer, Path]) -> None:
+    """Issue 13: remote-poweroff checked only the shape of its arguments. Now the id must be that of a signed,
+    current request on the node's own Node object, checked as its agent checks one."""
+    server, calls = sshd
+    ssh = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
+    nothing = ssh.power_off("pi4", "127.0.0.1", server.port, "forged1")
+    assert nothing.outcome is SshOutcome.REFUSED and "there is no power-off request on Node pi4" in nothing.detail
+    forged = '{"v":1,"id":"forged2","leader":"mallory","at":"2099-01-01T00:00:00Z"}'
+    rig.server.update_object(
+        "Node", None, "pi4", lambda n: n["metadata"]["annotations"].update({REQUEST_ANNOTATION: forged})
+    )
+    refused = ssh.power_off("pi4", "127.0.0.1", server.port, "forged2")
+    assert refused.outcome is SshOutcome.REFUSED and "check signature" in refused.detail
+    assert not calls.exists()
+    (event,) = [e for e in rig.server.list_objects("Event") if e["reason"] == "RequestRefused"]
+    assert event["involvedObject"]["name"] == "pi4"

@@ -32,6 +32,7 @@ from piclusterd.core.safety import (
     check_pods_fit,
     check_power_known,
     check_ready,
+    check_resume,
     check_shed,
     check_unreplicated,
     headcount,
@@ -442,3 +443,24 @@ def test_check_shed_runs_every_rule_first_refusal_wins() -> None:
 def test_headcount_counts() -> None:
     view = servers(3, down=1)
     assert headcount(view) == Headcount(up=3, control_plane_up=2, control_plane_total=3, etcd_up=2, etcd_total=3)
+
+
+# --- check_resume: a recorded shed is finished only if the rules allow it now ---------------------------------
+
+
+def _resume(view: ClusterView, name: str) -> Refusal | None:
+    return check_resume(view, name, min_nodes=1, allow_unreplicated=False, evict_emptydir=True, priority_threshold=1)
+
+
+def test_resume_refuses_a_second_etcd_member_whatever_the_records_say() -> None:
+    servers = [make_node(n, server=True, shed_phase="draining" if n != "s1" else None) for n in ("s1", "s2", "s3")]
+    view = ClusterView(tuple(servers))
+    for name in ("s2", "s3"):
+        refusal = _resume(view, name)
+        assert refusal is not None and refusal.rule is SafetyRule.ETCD_QUORUM
+
+
+def test_resume_allows_the_one_recorded_shed_the_rules_allow() -> None:
+    nodes = [make_node("s1", server=True), make_node("s2", server=True), make_node("s3", server=True)]
+    view = ClusterView((*nodes, make_node("a1", shed_phase="draining")))
+    assert _resume(view, "a1") is None

@@ -15,6 +15,7 @@ import pytest
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.core.restore import RestorePolicy
 from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.testing.leadership import Leadership
 
 CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 
@@ -77,6 +78,14 @@ def server() -> Iterator[FakeKubeServer]:
     with FakeKubeServer() as made:
         made.load_objects(CLINIC)
         yield made
+
+
+@pytest.fixture
+def leadership(server: FakeKubeServer) -> Iterator[Leadership]:
+    """pi1 holds the Lease, with a fresh cluster key: it signs requests, the nodes check them."""
+    made = Leadership(server)
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -9,24 +9,24 @@ from pathlib import Path
 import pytest
 
 from piclusterd.cluster.agent import NodeAgent, decide_check_in
+from piclusterd.cluster.authority import RequestVerifier
+from piclusterd.cluster.election import LeaseRecord
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.cluster.power_on_backends import CheckIn, GpioRelayPower, RelayLine, RtcWakeAlarm
+from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.node_records import (
     POWER_ON_REQUEST_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
-    PowerOffRequest,
-    PowerOnRequest,
     ShedPhase,
     ShedRecord,
-    render_poweroff_request,
-    render_poweron_request,
     render_shed_record,
 )
 from piclusterd.core.power_state import PowerState
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.testing.gpio_emulator import EmulatedGpio
+from piclusterd.testing.leadership import Leadership
 
 CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 
@@ -68,7 +68,30 @@ class SysfsRtc:
         self.path.write_text("" if armed is None else f"{armed}\n")
 
 
-def agent_with_alarm(api: KubeClusterApi, rtc: SysfsRtc, audit: CapturedAudit, halts: Halts) -> NodeAgent:
+class NoLease:
+    """The Lease port with no Lease at all: for check-in tests, in which no request is obeyed."""
+
+    def get(self) -> LeaseRecord | None:
+        return None
+
+    def create(self, record: LeaseRecord) -> LeaseRecord:
+        raise AssertionError("not in this test")
+
+    def replace(self, record: LeaseRecord) -> LeaseRecord:
+        raise AssertionError("not in this test")
+
+
+def unused_verifier(audit: CapturedAudit) -> RequestVerifier:
+    return RequestVerifier(ClusterKeys(b"k" * 32), NoLease(), "pi4", log=audit.logger)
+
+
+def agent_with_alarm(
+    api: KubeClusterApi,
+    rtc: SysfsRtc,
+    audit: CapturedAudit,
+    halts: Halts,
+    verifier: RequestVerifier | None = None,
+) -> NodeAgent:
     alarm = RtcWakeAlarm(rtc.path)
     original = alarm._write
 
@@ -77,7 +100,16 @@ def agent_with_alarm(api: KubeClusterApi, rtc: SysfsRtc, audit: CapturedAudit, h
         original(text)
 
     alarm._write = recorded  # type: ignore[method-assign]
-    return NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=alarm, recheck_s=900, check_in_wait_s=15)
+    return NodeAgent(
+        api,
+        "pi4",
+        halts,
+        audit.logger,
+        verifier=verifier if verifier is not None else unused_verifier(audit),
+        wake_alarm=alarm,
+        recheck_s=900,
+        check_in_wait_s=15,
+    )
 
 
 def shed(server: FakeKubeServer, phase: ShedPhase) -> None:
@@ -91,44 +123,35 @@ def shed(server: FakeKubeServer, phase: ShedPhase) -> None:
 
 
 def test_an_rtc_wake_node_arms_its_alarm_before_it_obeys_a_power_off(
-    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path, leadership: Leadership
 ) -> None:
     rtc, audit = SysfsRtc(tmp_path), CapturedAudit("pi4")
     halts = Halts(rtc)
-    agent = agent_with_alarm(api, rtc, audit, halts)
-    request = PowerOffRequest("abc123", "pi1", "2026-11-24T02:05:00Z")
-    server.update_object(
-        "Node",
-        None,
-        "pi4",
-        lambda n: (
-            n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: render_poweroff_request(request)})
-        ),
-    )
-    assert agent.tick() == "abc123"
+    agent = agent_with_alarm(api, rtc, audit, halts, leadership.verifier("pi4", audit.logger))
+    request_poweroff(server, "pi4", leadership.poweroff("pi4", "abc123"))
+    assert agent.tick(PowerState.ON_BATTERY) == "abc123"
     assert rtc.writes == ["0", "+900"]  # cleared first: the kernel refuses a second alarm
     rtc.settle()
     assert RtcWakeAlarm(rtc.path).armed_at() == rtc.now + 900
     assert halts.rtc_writes_before == [["0", "+900"]]  # armed before the halt
     assert audit.named("node.wakealarm_armed")[0]["wake_in_s"] == 900
-    assert agent.tick() is None and len(halts.reasons) == 1  # obeyed once
+    assert agent.tick(PowerState.ON_BATTERY) is None and len(halts.reasons) == 1  # obeyed once
 
 
 def test_an_alarm_that_cannot_be_armed_is_said_and_the_power_off_still_happens(
-    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path, leadership: Leadership
 ) -> None:
     audit, halts = CapturedAudit("pi4"), Halts()
-    agent = NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=RtcWakeAlarm(tmp_path / "no-rtc" / "wakealarm"))
-    request = PowerOffRequest("abc123", "pi1", "2026-11-24T02:05:00Z")
-    server.update_object(
-        "Node",
-        None,
+    agent = NodeAgent(
+        api,
         "pi4",
-        lambda n: (
-            n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: render_poweroff_request(request)})
-        ),
+        halts,
+        audit.logger,
+        verifier=leadership.verifier("pi4", audit.logger),
+        wake_alarm=RtcWakeAlarm(tmp_path / "no-rtc" / "wakealarm"),
     )
-    agent.tick()
+    request_poweroff(server, "pi4", leadership.poweroff("pi4", "abc123"))
+    agent.tick(PowerState.ON_BATTERY)
     (failed,) = audit.named("node.wakealarm_failed")
     assert "does not exist (a Pi 4 has no RTC)" in failed["error"]
     assert len(halts.reasons) == 1  # drained and asked: it halts; a person brings it back
@@ -200,18 +223,32 @@ def test_a_check_in_that_cannot_arm_the_alarm_stays_up(
 ) -> None:
     shed(server, ShedPhase.POWERED_OFF)
     audit, halts = CapturedAudit("pi4"), Halts()
-    agent = NodeAgent(api, "pi4", halts, audit.logger, wake_alarm=RtcWakeAlarm(tmp_path / "missing" / "wakealarm"))
+    agent = NodeAgent(
+        api,
+        "pi4",
+        halts,
+        audit.logger,
+        verifier=unused_verifier(audit),
+        wake_alarm=RtcWakeAlarm(tmp_path / "missing" / "wakealarm"),
+    )
     decision = agent.check_in(PowerState.ON_BATTERY, waited_s=20)
     assert decision is not None and decision.action is CheckIn.HALT_AND_REARM
     assert audit.named("node.wakealarm_failed") and halts.reasons == []  # halted without an alarm: never back
 
 
 def test_a_node_without_rtc_wake_never_checks_in(api: KubeClusterApi) -> None:
-    agent = NodeAgent(api, "pi4", Halts(), CapturedAudit("pi4").logger)
+    audit = CapturedAudit("pi4")
+    agent = NodeAgent(api, "pi4", Halts(), audit.logger, verifier=unused_verifier(audit))
     assert agent.check_in(PowerState.ON_BATTERY, waited_s=600) is None
 
 
 # --- relay requests ---------------------------------------------------------------------------------------
+
+
+def request_poweroff(server: FakeKubeServer, on: str, value: str) -> None:
+    server.update_object(
+        "Node", None, on, lambda n: n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: value})
+    )
 
 
 def request_pulse(server: FakeKubeServer, on: str, value: str) -> None:
@@ -229,28 +266,36 @@ def annotations_of(server: FakeKubeServer, name: str) -> dict[str, str]:
     return dict(node["metadata"].get("annotations") or {})
 
 
-def test_a_relay_request_is_removed_then_pulsed_once(server: FakeKubeServer, api: KubeClusterApi) -> None:
+def test_a_relay_request_is_removed_then_pulsed_once(
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
+) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    agent = NodeAgent(
+        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
+    )
     server.power_off_node("pi4")
-    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r1", "pi4", "pi1", "2026-11-24T06:05:00Z")))
-    agent.tick()
-    agent.tick()
+    request_pulse(server, "pi2", leadership.poweron("pi2", "r1", "pi4"))
+    agent.tick(PowerState.ONLINE)
+    agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0, 1, 0]
     assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi2")
     (pulsed,) = audit.named("node.relay_pulsed")
     assert pulsed["target"] == "pi4" and pulsed["request_id"] == "r1" and pulsed["leader"] == "pi1"
 
 
-def test_a_relay_request_for_a_node_that_is_up_pulses_nothing(server: FakeKubeServer, api: KubeClusterApi) -> None:
+def test_a_relay_request_for_a_node_that_is_up_pulses_nothing(
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
+) -> None:
     """An old request (this daemon was down), or someone pressed the button meanwhile: pi4 is Ready, and a
     pulse would switch it off without a clean shutdown."""
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
-    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r5", "pi4", "pi1", "2026-11-24T06:05:00Z")))
-    agent.tick()
+    agent = NodeAgent(
+        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
+    )
+    request_pulse(server, "pi2", leadership.poweron("pi2", "r5", "pi4"))
+    agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0]
     assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi2")  # removed all the same: not obeyed later
     (failed,) = audit.named("node.relay_failed")
@@ -259,26 +304,28 @@ def test_a_relay_request_for_a_node_that_is_up_pulses_nothing(server: FakeKubeSe
 
 
 def test_a_relay_request_for_a_node_this_one_does_not_drive_pulses_nothing(
-    server: FakeKubeServer, api: KubeClusterApi
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    agent = NodeAgent(
+        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
+    )
     server.power_off_node("pi5")
-    request_pulse(server, "pi2", render_poweron_request(PowerOnRequest("r2", "pi5", "pi1", "2026-11-24T06:05:00Z")))
-    agent.tick()
+    request_pulse(server, "pi2", leadership.poweron("pi2", "r2", "pi5"))
+    agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0]  # the pin comes from this node's configuration, never the request
     (failed,) = audit.named("node.relay_failed")
     assert failed["target"] == "pi5" and "no relay line configured" in failed["error"]
 
 
 def test_a_relay_request_on_a_node_without_relays_is_said_and_removed(
-    server: FakeKubeServer, api: KubeClusterApi
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
 ) -> None:
     audit = CapturedAudit("pi3")
-    agent = NodeAgent(api, "pi3", Halts(), audit.logger)
-    request_pulse(server, "pi3", render_poweron_request(PowerOnRequest("r3", "pi4", "pi1", "2026-11-24T06:05:00Z")))
-    agent.tick()
+    agent = NodeAgent(api, "pi3", Halts(), audit.logger, verifier=leadership.verifier("pi3", audit.logger))
+    request_pulse(server, "pi3", leadership.poweron("pi3", "r3", "pi4"))
+    agent.tick(PowerState.ONLINE)
     (failed,) = audit.named("node.relay_failed")
     assert "no [node_power] gpio-relay table has via = 'pi3'" in failed["error"]
     assert POWER_ON_REQUEST_ANNOTATION not in annotations_of(server, "pi3")
@@ -286,14 +333,16 @@ def test_a_relay_request_on_a_node_without_relays_is_said_and_removed(
 
 @pytest.mark.parametrize("value", ["pulse!", '{"v": 1, "id": "r4", "leader": "pi1", "at": "x"}', '{"v": 2}'])
 def test_a_relay_request_that_cannot_be_read_pulses_nothing_and_is_said_once(
-    server: FakeKubeServer, api: KubeClusterApi, value: str
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership, value: str
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(api, "pi2", Halts(), audit.logger, relay=relay)
+    agent = NodeAgent(
+        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
+    )
     request_pulse(server, "pi2", value)
-    agent.tick()
-    agent.tick()
+    agent.tick(PowerState.ONLINE)
+    agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0]
     assert len(audit.named("node.poweron_request_invalid")) == 1
 
@@ -314,3 +363,28 @@ def test_decide_check_in_table(power: PowerState, phase: ShedPhase | None, reada
         expected = CheckIn.HALT_AND_REARM if shed else CheckIn.REJOIN
     assert decision.action is expected, decision.reason
     assert decision.rearm_s == (900 if expected is CheckIn.HALT_AND_REARM else None)
+
+
+def test_a_forged_relay_request_pulses_nothing_and_is_said_once(
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
+) -> None:
+    """Issue 13, finding 1: any NotReady target used to be pulsed on an unsigned request."""
+    gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
+    relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
+    agent = NodeAgent(
+        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
+    )
+    server.power_off_node("pi4")
+    forged = '{"v":1,"id":"forged2","target":"pi4","leader":"mallory","at":"2099-01-01T00:00:00Z"}'
+    request_pulse(server, "pi2", forged)
+    agent.tick(PowerState.ONLINE)
+    agent.tick(PowerState.ONLINE)
+    assert gpio.output_history(17) == [0]
+    (refused,) = audit.named("node.request_refused")
+    assert refused["check"] == "signature" and refused["request_id"] == "forged2"
+    (event,) = [e for e in server.list_objects("Event") if e["reason"] == "RequestRefused"]
+    assert event["involvedObject"]["name"] == "pi2" and event["type"] == "Warning"
+    # A request signed for another node's relay (copied from pi3) does not verify on pi2 either.
+    request_pulse(server, "pi2", leadership.poweron("pi3", "copied", "pi4"))
+    agent.tick(PowerState.ONLINE)
+    assert gpio.output_history(17) == [0]

@@ -24,6 +24,7 @@ from piclusterd.core.errors import ConfigError, PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, PowerOnRequest, parse_poweron_request
 from piclusterd.core.wake_on_lan import magic_packet, parse_mac
 from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.testing.leadership import Leadership
 
 from .conftest import LanInNamespace
 
@@ -39,7 +40,9 @@ def power_on(tables: Mapping[str, Mapping[str, Any]], **ups: Any) -> PowerOnSett
     return power_on_settings(config(tables, **ups))
 
 
-def test_each_method_builds_its_backend_and_unlisted_nodes_are_manual(api: KubeClusterApi) -> None:
+def test_each_method_builds_its_backend_and_unlisted_nodes_are_manual(
+    api: KubeClusterApi, leadership: Leadership
+) -> None:
     built = build_power_on(
         power_on(
             {
@@ -52,6 +55,7 @@ def test_each_method_builds_its_backend_and_unlisted_nodes_are_manual(api: KubeC
         api,
         identity="pi1",
         wall=lambda: WALL,
+        signer=leadership.signer,
     )
     methods = {name: built.method_for(name) for name in ("pi3", "nas", "pi5b", "pi4", "pi9")}
     assert methods == {"pi3": "manual", "nas": "wol", "pi5b": "rtc-wake", "pi4": "gpio-relay", "pi9": "manual"}
@@ -77,8 +81,10 @@ def test_relay_lines_are_the_ones_whose_via_is_this_node() -> None:
     assert relay_lines(relays_driven_by(made.node_power, "pi3")) == {}
 
 
-def test_a_relay_request_lands_on_the_via_node(server: FakeKubeServer, api: KubeClusterApi) -> None:
-    relay = RelayViaPeer(api, {"pi4": "pi2"}, leader="pi1", wall=lambda: WALL)
+def test_a_relay_request_lands_on_the_via_node(
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
+) -> None:
+    relay = RelayViaPeer(api, {"pi4": "pi2"}, leader="pi1", wall=lambda: WALL, signer=leadership.signer)
     result = relay.power_on("pi4")
     assert result.outcome is PowerOutcome.SENT
     node = server.get_object("Node", None, "pi2")
@@ -87,14 +93,18 @@ def test_a_relay_request_lands_on_the_via_node(server: FakeKubeServer, api: Kube
     assert isinstance(request, PowerOnRequest)
     assert (request.target, request.leader, request.requested_at) == ("pi4", "pi1", "2026-11-24T02:00:00Z")
     assert request.request_id in result.detail
+    assert request.term == 0 and len(request.signature) == 64  # signed in pi1's term, checked by pi2
 
 
-def test_a_relay_on_a_node_that_is_down_fails_loudly(server: FakeKubeServer, api: KubeClusterApi) -> None:
+def test_a_relay_on_a_node_that_is_down_fails_loudly(
+    server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
+) -> None:
     server.power_off_node("pi2")
+    signer = leadership.signer
     with pytest.raises(PowerControlFailed, match="pi2, which drives pi4's relay, is not Ready"):
-        RelayViaPeer(api, {"pi4": "pi2"}, leader="pi1", wall=lambda: WALL).power_on("pi4")
+        RelayViaPeer(api, {"pi4": "pi2"}, leader="pi1", wall=lambda: WALL, signer=signer).power_on("pi4")
     with pytest.raises(PowerControlFailed, match="cannot read ghost"):
-        RelayViaPeer(api, {"pi4": "ghost"}, leader="pi1", wall=lambda: WALL).power_on("pi4")
+        RelayViaPeer(api, {"pi4": "ghost"}, leader="pi1", wall=lambda: WALL, signer=signer).power_on("pi4")
 
 
 class RecordedOutlet:
@@ -107,7 +117,7 @@ class RecordedOutlet:
 
 
 def test_nut_outlet_is_built_with_the_agreed_signature_and_ups_defaults(
-    api: KubeClusterApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: KubeClusterApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leadership: Leadership
 ) -> None:
     password = tmp_path / "pw"
     password.write_text("s3cret\n")
@@ -122,7 +132,8 @@ def test_nut_outlet_is_built_with_the_agreed_signature_and_ups_defaults(
         password_file=str(password),
         timeout="3s",
     )
-    backend = build_power_on(power_on_settings(made), api, identity="pi1", wall=lambda: WALL).backend_for("pi2")
+    built = build_power_on(power_on_settings(made), api, identity="pi1", wall=lambda: WALL, signer=leadership.signer)
+    backend = built.backend_for("pi2")
     assert isinstance(backend, RecordedOutlet)
     assert backend.kwargs == {
         "host": "10.0.0.5",
@@ -135,10 +146,18 @@ def test_nut_outlet_is_built_with_the_agreed_signature_and_ups_defaults(
     }
 
 
-def test_nut_outlet_without_its_backend_is_a_config_error(api: KubeClusterApi, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nut_outlet_without_its_backend_is_a_config_error(
+    api: KubeClusterApi, monkeypatch: pytest.MonkeyPatch, leadership: Leadership
+) -> None:
     monkeypatch.delattr(node_power, "NutOutletPower", raising=False)
     with pytest.raises(ConfigError, match=re.escape('x.toml: node_power.pi2.method: "nut-outlet" is not available')):
-        build_power_on(power_on({"pi2": {"method": "nut-outlet", "outlet": 2}}), api, identity="pi1", wall=lambda: WALL)
+        build_power_on(
+            power_on({"pi2": {"method": "nut-outlet", "outlet": 2}}),
+            api,
+            identity="pi1",
+            wall=lambda: WALL,
+            signer=leadership.signer,
+        )
 
 
 LISTENER = """
@@ -153,7 +172,9 @@ print(host, data.hex(), flush=True)
 
 
 @pytest.mark.root
-def test_a_wol_node_from_the_file_is_woken_on_its_lan(lan_in_namespace: LanInNamespace, api: KubeClusterApi) -> None:
+def test_a_wol_node_from_the_file_is_woken_on_its_lan(
+    lan_in_namespace: LanInNamespace, api: KubeClusterApi, leadership: Leadership
+) -> None:
     lan = lan_in_namespace
     mac = "dc:a6:32:aa:bb:cc"
     built = build_power_on(
@@ -161,6 +182,7 @@ def test_a_wol_node_from_the_file_is_woken_on_its_lan(lan_in_namespace: LanInNam
         api,
         identity="pi1",
         wall=lambda: WALL,
+        signer=leadership.signer,
     )
     listener = subprocess.Popen(
         ["ip", "netns", "exec", lan.namespace, sys.executable, "-c", LISTENER],
@@ -188,7 +210,7 @@ class NoShutdown:
 
 
 def test_the_daemons_agent_gets_its_alarm_and_relays_and_starts_without_a_gpio_library(
-    api: KubeClusterApi, tmp_path: Path
+    api: KubeClusterApi, tmp_path: Path, leadership: Leadership
 ) -> None:
     from piclusterd.cli import _node_agent
     from piclusterd.sim.captured_audit import CapturedAudit
@@ -205,7 +227,15 @@ def test_the_daemons_agent_gets_its_alarm_and_relays_and_starts_without_a_gpio_l
         "x.toml",
     )
     audit = CapturedAudit("pi1")
-    agent = _node_agent(agent_settings(made), api, NoShutdown(), audit.logger)  # type: ignore[arg-type]
+    verifier = leadership.verifier("pi1", audit.logger)
+    agent = _node_agent(
+        agent_settings(made),
+        api,
+        NoShutdown(),  # type: ignore[arg-type]
+        audit.logger,
+        verifier,
+        "kube-system",
+    )
     assert agent._wake_alarm is not None and agent._wake_alarm.path == tmp_path / "wakealarm"
     assert (agent._recheck_s, agent._check_in_wait_s) == (600, 20.0)
     # No gpiod or RPi.GPIO here: the node's own protection must still start, and say why it cannot help pi4.

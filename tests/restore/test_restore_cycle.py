@@ -332,10 +332,12 @@ def test_storm_2am_with_a_pi5_on_rtc_wake_it_wakes_halts_again_and_comes_back(se
 
     def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
         if pi.name != "pi5":
-            return NodeAgent(api, pi.name, daemon, pi.audit.logger)
+            return NodeAgent(api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier())
         lives.append(pi)  # each boot is a new daemon with its own journal
         rtc = rtcs.setdefault("pi5", RtcInWorld(holder[0], "pi5"))
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=rtc, recheck_s=900)
+        return NodeAgent(
+            api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier(), wake_alarm=rtc, recheck_s=900
+        )
 
     def backends(world: ClusterWorld) -> PowerOnBackends:
         holder.append(world)

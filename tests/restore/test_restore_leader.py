@@ -25,6 +25,7 @@ from piclusterd.cluster.power_on_backends import (
     RtcWakePower,
 )
 from piclusterd.cluster.restoring import MIN_POWER_ON_RETRY_S, POWER_ON_ANSWER_S
+from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.errors import PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
@@ -124,8 +125,10 @@ def test_a_manual_node_is_announced_once_and_shown_as_waiting_for_the_button(
     assert [e["why"] for e in world.events("restore.waiting")] == ["on_battery", "mains_not_stable"]
 
     config = tmp_path / "piclusterd.toml"
+    create_key_file(str(tmp_path / "cluster.key"))
     config.write_text(
         f'[node]\nname = "pi1"\n[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\n'
+        f'key_file = "{tmp_path}/cluster.key"\n'
         f'kubeconfig = "{server.write_kubeconfig(tmp_path / "kubeconfig")}"\n'
         '[node_power.pi4]\nmethod = "manual"\nwhere = "rack B, shelf 2"\n'
     )
@@ -239,12 +242,15 @@ def test_gpio_relay_via_another_node_is_pulsed_once_by_that_nodes_daemon(server:
         if pi.name == "pi2":
             gpios.append(EmulatedGpio())
             relay = WiredRelay(holder[0], gpios[-1])
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, relay=relay)
+        return NodeAgent(api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier(), relay=relay)
 
     def backends(world: ClusterWorld) -> PowerOnBackends:
         holder.append(world)
         via = RelayViaPeer(
-            KubeClusterApi(world.server.api_client(retries=False)), {"pi4": "pi2"}, leader="pi1", wall=world.clock.wall
+            KubeClusterApi(world.server.api_client(retries=False)), {"pi4": "pi2"},
+            leader="pi1",
+            wall=world.clock.wall,
+            signer=world.signer_for("pi1"),
         )
         return PowerOnBackends({"pi4": via}, default=BootInWorld(world))
 
@@ -275,7 +281,9 @@ def rtc_wake_world(server: FakeKubeServer, alarm: Path) -> ClusterWorld:
 
     def agent(pi: SimulatedPi, api: KubeClusterApi, daemon: PowerDaemon) -> NodeAgent:
         wake = RtcWakeAlarm(alarm) if pi.name == "pi4" else None
-        return NodeAgent(api, pi.name, daemon, pi.audit.logger, wake_alarm=wake, recheck_s=900)
+        return NodeAgent(
+            api, pi.name, daemon, pi.audit.logger, verifier=pi.require_verifier(), wake_alarm=wake, recheck_s=900
+        )
 
     return ClusterWorld(
         server,

@@ -1,5 +1,6 @@
 """The SSH power-off fallback against a real sshd on loopback, whose forced command is the real
-``piclusterd remote-poweroff`` with a recording shutdown command."""
+``piclusterd remote-poweroff`` with a recording shutdown command. It obeys only the id of a signed, current
+request on its Node, which the leader (pi1, holding the Lease on a fake API server) writes first."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from piclusterd.cluster.power_off_ssh import SshOutcome, SshPowerOff, ssh_address
+from piclusterd.core.node_records import REQUEST_ANNOTATION
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
+from piclusterd.testing.leadership import Leadership
 from piclusterd.testing.sshd import SshServer, free_port
 
 PICLUSTERD = Path(sys.executable).with_name("piclusterd")
@@ -22,6 +26,17 @@ class Target:
     server: SshServer
     calls: Path
     config: Path
+    leadership: Leadership
+
+    def request(self, request_id: str) -> None:
+        """The leader's signed power-off request for pi4, on pi4's Node, as PeerPowerOff writes it."""
+        value = self.leadership.poweroff("pi4", request_id)
+        self.leadership.server.update_object(
+            "Node",
+            None,
+            "pi4",
+            lambda n: n["metadata"].setdefault("annotations", {}).update({REQUEST_ANNOTATION: value}),
+        )
 
     def client(self, key: Path | None = None) -> SshPowerOff:
         return SshPowerOff(
@@ -35,27 +50,41 @@ class Target:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
 
-def write_target_config(directory: Path, mode: str = "enforce") -> tuple[Path, Path]:
+def write_target_config(directory: Path, leadership: Leadership, mode: str = "enforce") -> tuple[Path, Path]:
     calls = directory / "poweroff-calls"
     config = directory / "target.toml"
+    leadership.write_key_file(str(directory / "cluster.key"))
+    kubeconfig = leadership.server.write_kubeconfig(directory / "kubeconfig")
     config.write_text(
         f'mode = "{mode}"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{directory}/run"\n'
-        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo poweroff >> {calls}"]\n'
+        f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo poweroff >> {calls}"]\n[battery]\ncapacity_wh = 84\n'
+        f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\nkey_file = "{directory}/cluster.key"\n'
     )
     return config, calls
 
 
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
+def leadership() -> Iterator[Leadership]:
+    with FakeKubeServer() as api:
+        api.put_object(make_node("pi1"))
+        api.put_object(make_node("pi4"))
+        made = Leadership(api)
+        yield made
+        made.close()
+
+
+@pytest.fixture
+def target(tmp_path: Path, leadership: Leadership) -> Iterator[Target]:
     if os.geteuid() != 0:
         pytest.fail("the SSH tests start a real sshd and need root: run them as root (.ci/run does)")
-    config, calls = write_target_config(tmp_path)
+    config, calls = write_target_config(tmp_path, leadership)
     forced = f"{PICLUSTERD} remote-poweroff --config {config} --log-format json"
     with SshServer(forced) as server:
-        yield Target(server, calls, config)
+        yield Target(server, calls, config, leadership)
 
 
 def test_power_off_runs_the_targets_shutdown_command_once(target: Target) -> None:
+    target.request("req-1")
     result = target.client().power_off("pi4", target.server.host, target.server.port, "req-1")
     assert result.outcome is SshOutcome.ACCEPTED, result.detail
     again = target.client().power_off("pi4", target.server.host, target.server.port, "req-1")
@@ -105,8 +134,9 @@ def test_nobody_listening_is_unreachable(target: Target) -> None:
     assert target.recorded() == []
 
 
-def test_dry_run_target_accepts_and_does_nothing(tmp_path: Path) -> None:
-    config, calls = write_target_config(tmp_path, mode="dry-run")
+def test_dry_run_target_accepts_and_does_nothing(tmp_path: Path, leadership: Leadership) -> None:
+    config, calls = write_target_config(tmp_path, leadership, mode="dry-run")
+    Target(None, calls, config, leadership).request("req-6")  # type: ignore[arg-type]
     with SshServer(f"{PICLUSTERD} remote-poweroff --config {config} --log-format json") as server:
         client = SshPowerOff(key_file=str(server.client_key), known_hosts_file=str(server.known_hosts))
         result = client.power_off("pi4", server.host, server.port, "req-6")
@@ -161,3 +191,13 @@ def parse_networks(text: str) -> tuple[str, ...]:
     from piclusterd.cluster.authorized_keys import parse_cidrs
 
     return parse_cidrs([text])
+
+
+def test_an_id_that_is_not_a_signed_request_on_the_node_is_refused(target: Target) -> None:
+    """The key alone is not enough: the id must be that of the leader's signed, current request on pi4."""
+    result = target.client().power_off("pi4", target.server.host, target.server.port, "made-up")
+    assert result.outcome is SshOutcome.REFUSED and "there is no power-off request on Node pi4" in result.detail
+    target.request("req-7")
+    other = target.client().power_off("pi4", target.server.host, target.server.port, "req-8")
+    assert other.outcome is SshOutcome.REFUSED and "is 'req-7', not 'req-8'" in other.detail
+    assert target.recorded() == []

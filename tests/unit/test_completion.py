@@ -28,7 +28,8 @@ def complete(*words: str) -> list[str]:
     [
         (("piclusterd", ""), ["run", "check-config", "demo", "--version", "--help"]),
         (("piclusterd", "ch"), ["check-config"]),
-        (("piclusterctl", ""), ["status", "--version", "--help"]),
+        (("piclusterctl", ""), ["status", "keygen", "--version", "--help"]),
+        (("piclusterctl", "keygen", "--"), ["--out", "--help"]),
         (("piclusterd", "run", "--log-format", "j"), ["json", "journal"]),
         (("piclusterd", "demo", "--outage", ""), list(OUTAGES)),
         (("piclusterd", "demo", "--cluster", ""), clusters()),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.model import Mode, Secret
 from piclusterd.config.parse import load_config, parse_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
@@ -232,7 +233,11 @@ def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) ->
     default = settings_from_config(load_config(write(tmp_path, "[battery]\ncapacity_wh = 84\n")))
     assert default.battery.shutdown_charge_pct == 20.0 and default.topology is None and default.node_battery is None
 def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) -> None:
-    cluster = '[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nlease_duration = "4s"\n'
+    create_key_file(str(tmp_path / "cluster.key"))
+    cluster = (
+        f'[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nkey_file = "{tmp_path}/cluster.key"\n'
+        'lease_duration = "4s"\n'
+    )
     config = load_config(write(tmp_path, cluster + 'renew_deadline = "3s"\n'))
     assert (config.cluster.lease_duration_s, config.cluster.renew_deadline_s) == (4, 3.0)
     [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
