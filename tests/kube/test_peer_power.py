@@ -233,7 +233,8 @@ def test_a_node_shed_over_ssh_does_not_power_off_again_once_restored(rig: Rig, s
 
     rig.server.power_on_node("pi4")  # restored: its daemon starts and its agent looks at its Node
     daemon = FakeNodeDaemon(rig.server, "pi4")
-    assert NodeAgent(rig.api, "pi4", daemon, CapturedAudit("pi4").logger).tick() is None
+    # On battery again, where a stale request would fit the situation: there is none left to obey.
+    assert rig.agent(daemon).tick(PowerState.ON_BATTERY) is None
     assert daemon.reasons == []
     assert REQUEST_ANNOTATION not in rig.annotations()
 
@@ -271,8 +272,8 @@ def test_a_100000_deep_request_is_reported_once_and_the_agent_goes_on(rig: Rig) 
     )
     daemon = FakeNodeDaemon(rig.server, "pi4")
     audit = CapturedAudit("pi4")
-    agent = NodeAgent(rig.api, "pi4", daemon, audit.logger)
-    assert agent.tick() is None and agent.tick() is None
+    agent = rig.agent(daemon, audit)
+    assert agent.tick(PowerState.ON_BATTERY) is None and agent.tick(PowerState.ON_BATTERY) is None
     assert daemon.reasons == []
     invalid = audit.named("node.poweroff_request_invalid")
     assert len(invalid) == 1 and "deep" in invalid[0]["why"]

@@ -180,6 +180,7 @@ def test_the_generated_authorized_keys_line_accepts_the_key_only_from_the_cluste
     (target.server.dir / "authorized_keys").write_text(
         line.replace(FORCED_COMMAND, target.server.forced_command) + "\n"
     )
+    target.request("req-8")
     result = target.client().power_off("pi4", target.server.host, target.server.port, "req-8")
     if outcome is None:
         assert result.outcome is SshOutcome.AUTH_FAILED and target.recorded() == []
