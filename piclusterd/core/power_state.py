@@ -164,7 +164,10 @@ def _classify_on_battery(
     reading: UpsReading, runtime_s: float | None, previous: PowerState, policy: PowerPolicy, lb_for_s: float
 ) -> tuple[PowerState, str]:
     """Rules 4 to 6: which battery state a fresh on-battery reading means."""
-    lb_left = lb_wait_left_s(lb_for_s, runtime_s, policy) if UpsFlag.LB in reading.flags else 0.0
+    # The wait must be covered by the most pessimistic figure known: the UPS's own battery.runtime counts even
+    # where the estimate preferred the energy figure (at LB a lead-acid estimate is least reliable).
+    known = [r for r in (runtime_s, reading.runtime_s) if r is not None]
+    lb_left = lb_wait_left_s(lb_for_s, min(known, default=None), policy) if UpsFlag.LB in reading.flags else 0.0
     if UpsFlag.LB in reading.flags and lb_left <= 0:
         confirmed = policy.lb_confirm_s > 0 and policy.lb_confirm_s <= lb_for_s < math.inf
         held = f" for {_fmt_s(lb_for_s)}" if confirmed else ""

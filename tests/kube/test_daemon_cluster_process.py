@@ -96,12 +96,15 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
 
 
 def cluster_config(tmp_path: Path, ups: NutServer, kubeconfig: Path, *, mode: str, extra: str = "") -> str:
+    key = tmp_path / "cluster.key"
+    if not key.exists():
+        create_key_file(str(key))  # piclusterctl keygen
     return (
         f'mode = "{mode}"\n[node]\nname = "pi1"\n[ups]\nhost = "{ups.host}"\nport = {ups.port}\n'
         f'name = "{ups.ups_name}"\npoll_interval = "0.5s"\nstale_after = "3s"\n'
         "[battery]\ncapacity_wh = 84\noverhead_w = 5\n"
         f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\non_battery_grace = "2s"\n'
-        f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\n{extra}'
+        f'ssh_key = "{tmp_path}/missing"\npower_off_on_halt = true\nkey_file = "{key}"\n{extra}'
         f'[daemon]\nruntime_dir = "{tmp_path}/run"\n'
     )
 

@@ -253,6 +253,16 @@ def test_ob_lb_that_holds_is_critical_after_the_confirmation() -> None:
     assert [e.new for e in events if isinstance(e, StateChanged)] == [PowerState.CRITICAL]
 
 
+def test_ob_lb_is_not_confirmed_when_the_ups_itself_reports_too_little_runtime() -> None:
+    """The estimate may prefer the energy figure (here 1450 s) over the UPS's own battery.runtime (150 s, more
+    than 3x apart); at LB the pessimistic one decides: no wait. (The netns long-night scenario found it: the
+    cluster waited out the confirmation on a UPS that said 150 s were left.)"""
+    memory = online()
+    obs = Observation(1, replace(reading(1, "OB LB", 12.0), runtime_s=150.0), 1450.0)
+    memory, _ = decide(memory, obs, CONFIRM)
+    assert memory.state is PowerState.CRITICAL
+
+
 @pytest.mark.parametrize(
     ("status", "runtime", "why"),
     [
