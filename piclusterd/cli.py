@@ -426,16 +426,19 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         )
         print(f"refused: this is {config.node.name}, not {node}", file=sys.stderr)
         return EXIT_REFUSED
+    # The marker keeps a repeated request from running the shutdown twice: without a usable runtime dir,
+    # refuse before asking the API server anything.
+    marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        first = marker.read_text(encoding="utf-8", errors="replace")[:200].strip() if marker.is_file() else None
+    except OSError as error:
+        return _remote_runtime_dir_unusable(log, origin, request_id, marker, error)
     refused = _remote_request_refused(config, request_id, log)
     if refused is not None:
         log.error("shutdown.remote_refused", origin=origin, request_id=request_id, why=refused)
         print(f"refused: {refused}", file=sys.stderr)
         return EXIT_REFUSED
-    marker = Path(config.daemon.runtime_dir) / "remote-poweroff"
-    try:
-        first = marker.read_text(encoding="utf-8", errors="replace")[:200].strip() if marker.is_file() else None
-    except OSError as error:
-        return _remote_runtime_dir_unusable(log, origin, request_id, marker, error)
     if first is not None:
         log.info("shutdown.remote_duplicate", origin=origin, request_id=request_id, first=first)
         print("accepted: power-off already under way", file=sys.stderr)

@@ -78,6 +78,9 @@ host = "127.0.0.1"
 name = "ups"
 [policy]
 recovery_debounce = "2s"
+# This run checks upsmon's immediate path (OB LB at 50 %, 1500 s left): the default confirmation would wait
+# 3 min there, which tests/unit/test_power_state.py and the real-upsd flicker test cover.
+low_battery_confirm = "0s"
 """
 RECORDING = ENFORCE + f'[shutdown]\ncommand = ["{RECORDER}", "from-piclusterd"]\n'
 BROKEN = RECORDING.replace('name = "ups"', 'name = "ups"\npol_interval = "1s"')

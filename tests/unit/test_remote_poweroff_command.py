@@ -41,13 +41,16 @@ def test_an_unusable_runtime_dir_refuses_in_one_line_and_runs_nothing(tmp_path: 
     assert not calls.exists()
 
 
-def test_a_usable_runtime_dir_powers_off_once(tmp_path: Path) -> None:
+def test_a_usable_runtime_dir_without_a_cluster_to_verify_the_request_runs_nothing(tmp_path: Path) -> None:
+    """Past the runtime dir, the request must be the leader's signed one on this node's Node: without [cluster]
+    nothing can verify it, so nothing runs (the accepted path, with a signed request, is tests/ssh)."""
     calls = tmp_path / "calls"
     config = tmp_path / "pi4.toml"
     config.write_text(
         f'mode = "enforce"\n[node]\nname = "pi4"\n[daemon]\nruntime_dir = "{tmp_path}/run"\n'
         f'[shutdown]\ncommand = ["/bin/sh", "-c", "echo off >> {calls}"]\n'
     )
-    assert remote_poweroff(config, "poweroff pi4 req-1").returncode == 0
-    assert remote_poweroff(config, "poweroff pi4 req-1").returncode == 0  # a duplicate: already under way
-    assert calls.read_text().splitlines() == ["off"]
+    done = remote_poweroff(config, "poweroff pi4 req-1")
+    assert done.returncode == 3, done.stderr
+    assert "refused: [cluster] is not enabled on this node" in done.stderr
+    assert not calls.exists()
