@@ -336,7 +336,8 @@ def test_power_changes_are_journal_entries_with_their_fields(story: Story) -> No
 def test_the_shutdown_command_ran_once_after_saying_why(story: Story) -> None:
     (started,) = entries(story, "shutdown.local_started")
     assert started["PICLUSTER_REASON"] == "UPS reports low battery (OB LB)"
-    assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("dry-run", "local_protection")
+    # The enforce run; the packaged dry-run config is the second part.
+    assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("enforce", "local_protection")
     assert json.loads(started["PICLUSTER_COMMAND"]) == [RECORDER, "from-piclusterd"]
     assert started["MESSAGE_ID"] == message_id("shutdown.local_started")
     assert len(story.calls) == 1, story.calls  # still one after many polls at critical and mains back
