@@ -26,7 +26,7 @@ def test_a_driver_list_builds_one_source_over_each_adapter_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hat = EmulatedHat(get_profile("geekworm-x1200"))
-    monkeypatch.setattr("piclusterd.drivers.gpio_power.import_gpio", lambda: hat.gpio)
+    monkeypatch.setattr("piclusterd.drivers.gpio_power.open_gpio", lambda: hat.gpio)
     monkeypatch.setattr("piclusterd.drivers.hat.open_hat_source", lambda *_a, **_k: hat.source)
     source = build_power_source(load_config(config_file(tmp_path, '["nut", "hat"]')))
     assert isinstance(source, CombinedPowerSource)
@@ -45,7 +45,7 @@ def test_a_hat_that_cannot_be_opened_fails_the_start_and_closes_the_sources_alre
     def no_bus(*_args: Any, **_kwargs: Any) -> HatPowerSource:
         raise BusUnavailable("/dev/i2c-1 does not exist: enable I2C")
 
-    monkeypatch.setattr("piclusterd.drivers.gpio_power.import_gpio", lambda: None)
+    monkeypatch.setattr("piclusterd.drivers.gpio_power.open_gpio", lambda: None)
     monkeypatch.setattr("piclusterd.drivers.hat.open_hat_source", no_bus)
     with pytest.raises(BusUnavailable, match="enable I2C"):
         build_power_source(load_config(config_file(tmp_path, '["nut", "hat"]')))

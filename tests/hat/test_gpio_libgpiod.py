@@ -4,13 +4,16 @@ Bookworm's kernel has no gpio-sim, so the kernel side cannot be exercised here; 
 ``bindings/python`` (v1.6.x ``gpiodmodule.c``: ``Chip(descr, how)``, ``chip.label()``, ``get_line``,
 ``line.request(consumer, type, flags, default_val)``; 2.x: ``Chip(path)``, ``get_info().label``,
 ``request_lines(config, consumer)``, ``LineSettings``, ``gpiod.line.{Direction, Bias, Value}``). Where Debian's
-real 1.6 module can be imported, its shape is checked too.
+real 1.6 module (python3-libgpiod) and PyPI's 2.x binding are checked too: both are installed by .ci/run.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import types
@@ -279,10 +282,37 @@ def test_a_module_of_neither_shape_is_not_taken_for_libgpiod() -> None:
         LibgpiodGpio(types.ModuleType("gpiod"), chip_paths=list)
 
 
-def test_debians_real_gpiod_module_has_the_shape_used() -> None:
-    gpiod = pytest.importorskip("gpiod")
+DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+
+
+def _debians_gpiod() -> types.ModuleType:
+    """Debian's python3-libgpiod (the 1.6 API on bookworm), loaded from where apt put it: the venv cannot see it."""
+    spec = importlib.machinery.PathFinder.find_spec("gpiod", [DEBIAN_DIST_PACKAGES])
+    if spec is None or spec.loader is None:
+        pytest.fail(f"Debian's gpiod is not in {DEBIAN_DIST_PACKAGES}: apt install python3-libgpiod (.ci/run does)")
+    venvs = sys.modules.pop("gpiod", None)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        # A single-phase C extension puts itself in sys.modules: give the name back to the venv's gpiod.
+        sys.modules.pop("gpiod", None)
+        if venvs is not None:
+            sys.modules["gpiod"] = venvs
+    return module
+
+
+def _pypis_gpiod() -> types.ModuleType:
+    """PyPI's gpiod (the 2.x API, what trixie's python3-libgpiod speaks), from the venv's test extra."""
+    try:
+        return importlib.import_module("gpiod")
+    except ImportError:
+        pytest.fail("PyPI's gpiod is not in this venv: pip install -e '.[test]' (.ci/run does)")
+
+
+def _assert_has_the_shape_used(gpiod: types.ModuleType, expected_api: int) -> None:
     api = gpiod_api_version(gpiod)
-    assert api in (1, 2)
+    assert api == expected_api
     if api == 1:
         for name in ("LINE_REQ_DIR_IN", "LINE_REQ_DIR_OUT", "LINE_REQ_FLAG_BIAS_PULL_UP", "LINE_REQ_FLAG_BIAS_DISABLE"):
             assert isinstance(getattr(gpiod, name), int)
@@ -296,6 +326,14 @@ def test_debians_real_gpiod_module_has_the_shape_used() -> None:
         assert {"PULL_UP", "PULL_DOWN", "DISABLED"} <= set(gpiod.line.Bias.__members__)
     with pytest.raises(GpioUnavailable, match=r"/nonexistent/gpiochip0"):
         LibgpiodGpio(gpiod, chip_paths=lambda: ["/nonexistent/gpiochip0"])
+
+
+def test_debians_real_gpiod_module_has_the_shape_used() -> None:
+    _assert_has_the_shape_used(_debians_gpiod(), expected_api=1)
+
+
+def test_pypis_real_gpiod_2x_module_has_the_shape_used() -> None:
+    _assert_has_the_shape_used(_pypis_gpiod(), expected_api=2)
 
 
 def test_header_labels_are_the_kernel_drivers() -> None:
