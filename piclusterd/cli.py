@@ -7,13 +7,14 @@ errors into exit codes: 0 fine, 1 failure, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from piclusterd.config.settings import (
 from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.core.power_state import PowerState
-from piclusterd.node.audit import AuditLogger, LogFormat, make_audit_logger
+from piclusterd.node.audit import AuditLogger, AuditObserver, LogFormat, make_audit_logger
 from piclusterd.node.clock import SystemClock, boot_wall_time
 from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
     from piclusterd.cluster.power_on_backends import PowerResult
+    from piclusterd.node.metrics import NodeMetrics
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -195,7 +197,11 @@ def _node_agent(
 
 
 def build_cluster(
-    settings: ClusterSettings, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event
+    settings: ClusterSettings,
+    daemon: PowerDaemon,
+    log: AuditLogger,
+    stop: threading.Event,
+    planned: Callable[[float], None] | None = None,
 ) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent.
 
@@ -320,6 +326,7 @@ def build_cluster(
         power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall, signer=signer),
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
+        planned=planned,
     )
 
 
@@ -347,8 +354,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
         return EXIT_CONFIG
     fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
+    metrics = None
+    if config.metrics.listen is not None or config.metrics.textfile is not None:
+        from piclusterd.node.metrics import NodeMetrics
+
+        try:
+            metrics = NodeMetrics(config)
+        except PiclusterError as error:
+            print(f"piclusterd: refusing to start: {config.path}: {error}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
-        log = make_audit_logger(fmt, config.node.name, level=args.log_level)
+        log = make_audit_logger(fmt, config.node.name, level=args.log_level, observers=_observers(metrics))
     except RuntimeError as error:
         print(f"piclusterd: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -382,16 +398,50 @@ def _run(args: argparse.Namespace) -> int:
     cluster = None
     if settings.cluster is not None:
         try:
-            cluster = build_cluster(settings.cluster, daemon, log, stop)
+            cluster = build_cluster(settings.cluster, daemon, log, stop, None if metrics is None else metrics.planned)
         except ConfigError as error:
             print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
             return EXIT_CONFIG
     try:
-        daemon.run(stop, reload_requested, lambda: load(args.config)[0], cluster)
+        with _serving_metrics(metrics, config, daemon, log):
+            daemon.run(stop, reload_requested, lambda: load(args.config)[0], cluster)
     except PiclusterError as error:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _observers(metrics: NodeMetrics | None) -> tuple[AuditObserver, ...]:
+    return () if metrics is None else (metrics.observe,)
+
+
+@contextlib.contextmanager
+def _serving_metrics(
+    metrics: NodeMetrics | None, config: Config, daemon: PowerDaemon, log: AuditLogger
+) -> Iterator[None]:
+    """The ``/metrics`` endpoint and the textfile, for as long as the daemon runs ([metrics])."""
+    if metrics is None:
+        yield
+        return
+    from piclusterd.node.metrics import MetricsServer, TextfileWriter
+
+    metrics.watch(daemon.status)
+    server = None if config.metrics.listen is None else MetricsServer(metrics, config.metrics.listen)
+    if server is not None:
+        host, _port = config.metrics.listen  # type: ignore[misc]
+        log.info("metrics.serving", address=f"http://{host if ':' not in host else f'[{host}]'}:{server.port}/metrics")
+    textfile = None
+    if config.metrics.textfile is not None:
+        textfile = TextfileWriter(
+            metrics, config.metrics.textfile, lambda why: log.warning("metrics.textfile_failed", error=why)
+        )
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.close()
+        if textfile is not None:
+            textfile.close()
 
 
 def _remote_poweroff(args: argparse.Namespace) -> int:

@@ -29,7 +29,9 @@ protection go on, and ``TICK_FAILURES_WARNED`` failures in a row raise a Warning
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 
 from piclusterd.cluster.agent import NodeAgent
@@ -80,8 +82,10 @@ class ClusterController:
         publisher: PowerPublisher | None = None,
         outage: OutageCoordinator | None = None,
         power_on: PowerOnBackends | None = None,
+        planned: Callable[[float], None] | None = None,
     ) -> None:
         self._identity = identity
+        self._planned = planned  # told how long each plan took (the metrics' planner duration)
         self._api = api
         self._elector = elector
         self._agent = agent
@@ -297,7 +301,8 @@ class ClusterController:
     def _plan(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None, now: float) -> Plan:
         # Between equally good plans, keep the leader's own node on: a hand-over costs a lease duration.
         policy = replace(self._settings.policy, tiers={**self._settings.policy.tiers, self._identity: LEADER_TIER})
-        return plan(
+        started = time.perf_counter()  # a duration of our own work, not a decision input: not the injected clock
+        decided = plan(
             view,
             self._situation(power, measured_load_w),
             self._settings.battery,
@@ -307,6 +312,9 @@ class ClusterController:
             node_batteries=self._node_batteries(view),
             settling=self._restoring.settling(now),
         )
+        if self._planned is not None:
+            self._planned(time.perf_counter() - started)
+        return decided
 
     def _step_down(self, now: float) -> None:
         """A leader never powers itself off mid-plan: it hands the lease over and another node sheds it."""

@@ -26,6 +26,7 @@ __all__ = [
     "GpioRelayMethod",
     "HatConfig",
     "ManualMethod",
+    "MetricsConfig",
     "Mode",
     "NodeConfig",
     "NodePowerMethod",
@@ -240,6 +241,16 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus metrics, off unless asked for (docs/metrics.md says why)."""
+
+    #: (address, port) of the ``/metrics`` endpoint, or None: no listening socket at all.
+    listen: tuple[str, int] | None = None
+    #: A ``.prom`` file in node_exporter's textfile collector directory, rewritten every 30 s, or None.
+    textfile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     mode: Mode
@@ -252,6 +263,7 @@ class Config:
     shutdown: ShutdownConfig
     daemon: DaemonConfig
     restore: RestoreConfig = RestoreConfig(120.0, 50.0, 30.0, False)
+    metrics: MetricsConfig = MetricsConfig()
     node_power: Mapping[str, NodePowerMethod] = field(default_factory=lambda: MappingProxyType({}))
 
     def power_method(self, node: str) -> NodePowerMethod:
@@ -271,6 +283,7 @@ class Config:
             self.restore,
             self.shutdown,
             self.daemon,
+            self.metrics,
         )
         for section in sections:
             prefix = type(section).__name__.removesuffix("Config").lower()

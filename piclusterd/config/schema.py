@@ -20,6 +20,7 @@ from piclusterd.config.model import (
     GpioRelayMethod,
     HatConfig,
     ManualMethod,
+    MetricsConfig,
     NodeConfig,
     PolicyConfig,
     RestoreConfig,
@@ -119,6 +120,40 @@ def _optional_nut_word(value: Any) -> str:
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValueError("a whole number from 1 to 65535")
+    return value
+
+
+def _listen_address(value: Any) -> tuple[str, int] | None:
+    """``"127.0.0.1:9847"``, ``"[::1]:9847"`` or ``"0.0.0.0:9847"``: an IP literal and a port; "" is off.
+
+    Only IP literals: a host name would be resolved once at start, silently, on a network that may be down."""
+    expected = 'an IP address and port in quotes, like "127.0.0.1:9847" or "[::1]:9847", or "" for none'
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    if value == "":
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except (OSError, ValueError):
+        raise ValueError(expected) from None
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(expected)
+    return host, int(port)
+
+
+def _textfile(value: Any) -> str | None:
+    expected = (
+        'an absolute path ending in .prom, like "/var/lib/prometheus/node-exporter/piclusterd.prom", '
+        'or "" for none'
+    )
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    if value == "":
+        return None
+    if not value.startswith("/") or not value.endswith(".prom") or "\0" in value or len(value) > 4096:
+        raise ValueError(expected)
     return value
 
 
@@ -324,6 +359,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ups_off_delay": Key("30s", _duration(1, 3600), to="ups_off_delay_s"),
     },
     "daemon": {"runtime_dir": Key("/run/piclusterd", _nonempty_string)},
+    "metrics": {
+        "listen": Key("", _listen_address),
+        "textfile": Key("", _textfile),
+    },
 }
 
 #: The dataclass each section builds: the field of each key (:attr:`Key.to`), plus the fields a special case
@@ -338,6 +377,7 @@ MODELS: dict[str, type] = {
     "restore": RestoreConfig,
     "shutdown": ShutdownConfig,
     "daemon": DaemonConfig,
+    "metrics": MetricsConfig,
 }
 
 

@@ -10,6 +10,7 @@ Under systemd the journal gets native fields, so ``journalctl -u piclusterd PICL
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import importlib
@@ -18,7 +19,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import structlog
@@ -28,6 +29,7 @@ __all__ = [
     "JOURNAL_ALIASES",
     "MESSAGE_ID_NAMESPACE",
     "AuditLogger",
+    "AuditObserver",
     "JournalSend",
     "LogFormat",
     "journal_fields",
@@ -37,6 +39,8 @@ __all__ = [
 
 AuditLogger = FilteringBoundLogger
 JournalSend = Callable[..., None]
+#: Something that sees every audit event that is written (metrics count from them).
+AuditObserver = Callable[[Mapping[str, Any]], None]
 
 # uuid5 namespace for MESSAGE_IDs: fixed forever, so catalog entries and saved journalctl queries keep working.
 MESSAGE_ID_NAMESPACE = uuid.UUID("5f1c8a52-3b7e-4f0a-9d64-0c2b7f1e9a10")
@@ -153,6 +157,19 @@ def _systemd_send() -> JournalSend:
     return send
 
 
+def _observed_by(observers: tuple[AuditObserver, ...]) -> Processor:
+    """A processor that shows each event to the observers. An observer's failure is its own: the event is still
+    written (the journal is the record; a metric is a view of it)."""
+
+    def observe(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        for observer in observers:
+            with contextlib.suppress(Exception):  # see the docstring
+                observer(event_dict)
+        return event_dict
+
+    return observe
+
+
 def make_audit_logger(
     fmt: LogFormat,
     node: str,
@@ -161,14 +178,18 @@ def make_audit_logger(
     journal_send: JournalSend | None = None,
     level: str = "info",
     wall: Callable[[], float] | None = None,
+    observers: Sequence[AuditObserver] = (),
 ) -> AuditLogger:
-    """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's."""
+    """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's.
+    Each of ``observers`` sees every event written, after the level filter (:func:`_observed_by`)."""
     out = stream if stream is not None else sys.stderr
     processors: list[Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True) if wall is None else _stamper(wall),
         _plain_values,
     ]
+    if observers:
+        processors.append(_observed_by(tuple(observers)))
     wrapped: WrappedLogger
     if fmt is LogFormat.JOURNAL:
         processors.append(_to_journal_fields)

@@ -70,6 +70,24 @@ EVENTS: tuple[EventDoc, ...] = (
         "Fix the directory or runtime_dir, then systemctl restart piclusterd.",
     ),
     EventDoc(
+        "metrics.serving",
+        "info",
+        "piclusterd serves Prometheus metrics",
+        ("ADDRESS",),
+        "[metrics] listen is set: the metrics of docs/metrics.md are served at ADDRESS.",
+        "Point Prometheus at ADDRESS (deploy/prometheus/ has the alert rules).",
+    ),
+    EventDoc(
+        "metrics.textfile_failed",
+        "warning",
+        "piclusterd cannot write its metrics textfile",
+        ("ERROR",),
+        "The file for node_exporter's textfile collector ([metrics] textfile) could not be written. Logged once "
+        "until a write works again; it is retried every 30 s and protection goes on.",
+        "Create the directory (apt install prometheus-node-exporter makes /var/lib/prometheus/node-exporter) "
+        "or fix textfile.",
+    ),
+    EventDoc(
         "power.state_changed",
         "info (online), critical (critical), warning (the others)",
         "power state changed",

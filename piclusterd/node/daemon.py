@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from piclusterd import __version__
 from piclusterd.config.model import Config, Mode
@@ -412,8 +412,8 @@ class PowerDaemon:
         if code != 0:
             self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
 
-    def _write_status_file(self) -> None:
-        """The live view for ``piclusterctl status`` (tmpfs under /run; failures are reported once)."""
+    def status(self) -> dict[str, Any]:
+        """The live view: what ``piclusterctl status`` shows and the metrics read."""
         memory = self.memory
         reading = memory.last_reading
         status = {
@@ -436,6 +436,11 @@ class PowerDaemon:
             "updated_wall": self._clock.wall(),
             "summary": status_line(memory),
         }
+        return status
+
+    def _write_status_file(self) -> None:
+        """The live view for ``piclusterctl status`` (tmpfs under /run; failures are reported once)."""
+        status = self.status()
         directory = Path(self._config.daemon.runtime_dir)
         try:
             directory.mkdir(parents=True, exist_ok=True)
