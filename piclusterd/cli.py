@@ -334,7 +334,26 @@ def load(path: str | Path) -> tuple[Config, Settings]:
     """The configuration at ``path`` and each part's settings from it: the one validation ``run``,
     ``check-config`` and a reload all go through. Raises :class:`ConfigError`."""
     config = load_config(path)
+    _check_metrics_library(config)
     return config, settings_for(config)
+
+
+def _check_metrics_library(config: Config) -> None:
+    """``[metrics]`` needs Python's Prometheus client: said by check-config, not first by a failed start."""
+    from piclusterd.node.metrics import METRICS_INSTALL_HINT
+
+    key = "metrics.listen" if config.metrics.listen is not None else "metrics.textfile"
+    if config.metrics.listen is None and config.metrics.textfile is None:
+        return
+    try:
+        import prometheus_client  # noqa: F401 (only whether it is there)
+    except ImportError:
+        raise ConfigError(
+            config.path,
+            key,
+            "is set, but Python's Prometheus client is not installed",
+            f'{METRICS_INSTALL_HINT}, or {key} = ""',
+        ) from None
 
 
 def _power_cut_hooks(config: Config, log: AuditLogger) -> tuple[PreShutdownHook, ...]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import math
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -257,3 +259,18 @@ def test_metrics_are_off_by_default(tmp_path: Path) -> None:
     path.write_text("")
     metrics = load_config(path).metrics
     assert metrics.listen is None and metrics.textfile is None
+
+
+def test_check_config_says_when_the_prometheus_client_is_missing(tmp_path: Path) -> None:
+    """check-config runs run's validation: a [metrics] that cannot work is refused before any start."""
+    path = tmp_path / "piclusterd.toml"
+    path.write_text('[metrics]\nlisten = "127.0.0.1:9847"\n')
+    without_the_library = (
+        "import sys; sys.modules['prometheus_client'] = None; "  # as on a Pi without python3-prometheus-client
+        "from piclusterd.cli import daemon_main; sys.exit(daemon_main(['check-config', '--config', sys.argv[1]]))"
+    )
+    done = subprocess.run([sys.executable, "-c", without_the_library, str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "metrics.listen: is set, but Python's Prometheus client is not installed" in line
+    assert "apt install python3-prometheus-client" in line
