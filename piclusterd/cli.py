@@ -921,6 +921,12 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from piclusterd.node.report_command import main
+
+    return main(args)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from piclusterd.sim.simulate_command import main
 
@@ -984,6 +990,15 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--compare", metavar="target_runtime=2h,4h,8h", help="one piclusterd run per target")
     sim.add_argument("--find-battery-for", metavar="DURATION", help="smallest battery (Wh) lasting DURATION")
     sim.set_defaults(handler=_simulate)
+    report = commands.add_parser("report", help="what happened in an outage, from the journal")
+    report.add_argument("--outage", default="latest", metavar="latest|ID", help="which outage (an id or a date)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--plot", metavar="FILE.png", help="draw the outage (needs matplotlib)")
+    report.add_argument("--config", help=f"for [battery] capacity_wh (default: {DEFAULT_CONFIG_PATH}, if present)")
+    journal = report.add_mutually_exclusive_group()
+    journal.add_argument("--journal-file", metavar="FILE", help="read this journal file (journalctl --file)")
+    journal.add_argument("--journal-dir", metavar="DIR", help="read the journal in DIR (journalctl --directory)")
+    report.set_defaults(handler=_report)
     keys = commands.add_parser(
         "authorized-keys", help="print the authorized_keys line for the SSH fallback key (see deploy/README.md)"
     )

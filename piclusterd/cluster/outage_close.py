@@ -111,9 +111,11 @@ class OutageCloser:
         self._log.info("outage.summary", **fields)
         shed = ", ".join(record.shed) or "none"
         kind = "ended in a full shutdown" if record.full_shutdown is not None else "ended"
+        used = fields["energy_used_wh"]
+        energy = "energy from the battery unknown (no load figure)" if used is None else f"{used} Wh from the battery"
         self._events.emit(
             self._identity,
             "OutageSummary",
             f"outage {record.started_at} to {fields['ended_at']} {kind}: nodes shed {shed}, "
-            f"{fields['energy_used_wh']} Wh from the battery, critical services down {fields['critical_downtime_s']} s",
+            f"{energy}, critical services down {fields['critical_downtime_s']} s",
         )

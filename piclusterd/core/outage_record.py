@@ -150,7 +150,8 @@ def summary_fields(record: OutageRecord, ended_wall: float) -> dict[str, object]
         "full_shutdown": progress is not None,
         "full_shutdown_at": None if progress is None else progress.started_at,
         "charge_at_start_pct": record.charge_at_start_pct,
-        "energy_used_wh": round(record.energy_wh, 1),
+        # No sample of the battery draw ever (no load figure from the UPS or the model): unknown, not 0 Wh.
+        "energy_used_wh": round(record.energy_wh, 1) if record.last_reading_at else None,
         "critical_downtime_s": round(down),
     }
 

@@ -28,7 +28,9 @@ def complete(*words: str) -> list[str]:
     [
         (("piclusterd", ""), ["run", "check-config", "demo", "--version", "--help"]),
         (("piclusterd", "ch"), ["check-config"]),
-        (("piclusterctl", ""), ["status", "keygen", "--version", "--help"]),
+        (("piclusterctl", ""), ["status", "keygen", "report", "--version", "--help"]),
+        (("piclusterctl", "report", "--j"), ["--json", "--journal-file", "--journal-dir"]),
+        (("piclusterctl", "report", "--outage", ""), ["latest"]),
         (("piclusterctl", "keygen", "--"), ["--out", "--help"]),
         (("piclusterd", "run", "--log-format", "j"), ["json", "journal"]),
         (("piclusterd", "demo", "--outage", ""), list(OUTAGES)),

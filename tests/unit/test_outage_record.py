@@ -110,7 +110,13 @@ def test_critical_downtime_runs_from_first_seen_down_to_first_seen_up_across_a_d
 
 
 def test_the_summary_closes_an_open_downtime_and_rounds_for_people() -> None:
-    record = replace(START, energy_wh=12.345, shed=("pi4", "pi5"), critical_down_since="2026-11-24T18:00:00Z")
+    record = replace(
+        START,
+        energy_wh=12.345,
+        shed=("pi4", "pi5"),
+        critical_down_since="2026-11-24T18:00:00Z",
+        last_reading_at="2026-11-24T18:59:59Z",
+    )
     fields = summary_fields(record, T0 + 7200)
     assert fields == {
         "started_at": "2026-11-24T17:00:00Z",
@@ -124,6 +130,16 @@ def test_the_summary_closes_an_open_downtime_and_rounds_for_people() -> None:
         "energy_used_wh": 12.3,
         "critical_downtime_s": 3600,
     }
+
+
+def test_a_leader_that_never_knew_the_draw_says_the_energy_is_unknown_not_zero() -> None:
+    """Without a load figure (no ups.realpower, no [battery] load_w) no energy was ever sampled: the summary
+    said "0 Wh from the battery", which reads as a fact about the battery."""
+    record = account(START, T0 + 60, None, False)
+    record = account(record, T0 + 3600, None, False)
+    assert summary_fields(record, T0 + 3600)["energy_used_wh"] is None
+    sampled = account(account(START, T0 + 60, 40.0, False), T0 + 150, 40.0, False)
+    assert summary_fields(sampled, T0 + 150)["energy_used_wh"] == 1.0  # 40 W for 90 s
 
 
 def pod(name: str, node: str, owner: str, *, priority: int = 2_000_000, ready: bool = True) -> Pod:
