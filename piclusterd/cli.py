@@ -921,6 +921,33 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Findings, each with its fix; exit 0 when nothing needs a person, 1 when something does, 2 when the
+    configuration cannot be read (the one validation run uses)."""
+    from dataclasses import asdict
+
+    from piclusterd.cluster.doctor import run_doctor
+    from piclusterd.core.doctor_rules import Level, exit_status
+
+    try:
+        config, settings = load(args.config)
+    except ConfigError as error:
+        print(f"piclusterctl doctor: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    findings = run_doctor(config, settings, build_power_source, lambda cluster: kube_api_client(cluster.kube))
+    if args.json:
+        print(json.dumps({"findings": [asdict(f) for f in findings], "exit": exit_status(findings)}, indent=1))
+    else:
+        for finding in findings:
+            label = {Level.PROBLEM: "PROBLEM", Level.WARNING: "WARNING", Level.INFO: "ok     "}[finding.level]
+            print(f"{label} {finding.subject}: {finding.message}")
+            if finding.fix:
+                print(f"        fix: {finding.fix}")
+        needing = sum(f.level is not Level.INFO for f in findings)
+        print(f"{needing} finding(s) need a person" if needing else "nothing needs a person")
+    return exit_status(findings)
+
+
 def _report(args: argparse.Namespace) -> int:
     from piclusterd.node.report_command import main
 
@@ -990,6 +1017,10 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--compare", metavar="target_runtime=2h,4h,8h", help="one piclusterd run per target")
     sim.add_argument("--find-battery-for", metavar="DURATION", help="smallest battery (Wh) lasting DURATION")
     sim.set_defaults(handler=_simulate)
+    doctor = commands.add_parser("doctor", help="check this node and the cluster before trusting piclusterd")
+    doctor.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="default: %(default)s")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(handler=_doctor)
     report = commands.add_parser("report", help="what happened in an outage, from the journal")
     report.add_argument("--outage", default="latest", metavar="latest|ID", help="which outage (an id or a date)")
     report.add_argument("--json", action="store_true", help="machine-readable output")

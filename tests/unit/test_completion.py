@@ -28,7 +28,7 @@ def complete(*words: str) -> list[str]:
     [
         (("piclusterd", ""), ["run", "check-config", "demo", "--version", "--help"]),
         (("piclusterd", "ch"), ["check-config"]),
-        (("piclusterctl", ""), ["status", "keygen", "report", "--version", "--help"]),
+        (("piclusterctl", ""), ["status", "keygen", "doctor", "report", "--version", "--help"]),
         (("piclusterctl", "report", "--j"), ["--json", "--journal-file", "--journal-dir"]),
         (("piclusterctl", "report", "--outage", ""), ["latest"]),
         (("piclusterctl", "keygen", "--"), ["--out", "--help"]),

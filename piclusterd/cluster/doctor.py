@@ -1,0 +1,296 @@
+"""``piclusterctl doctor``: the first thing to run on a real cluster. Read-only.
+
+It checks this node (the power source answers with plausible values, the EEPROM's power-off-on-halt
+setting, the clock, the SSH fallback's files) and, with ``[cluster] enabled``, the cluster through the
+daemon's own kubeconfig (the API answers, the Lease can be read, and the rules of
+:mod:`piclusterd.core.doctor_rules` on a fresh snapshot). Nothing is written: no Lease, no annotation, no
+eviction. Each probe that cannot run says so as ``info`` rather than guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from piclusterd.cluster.election import KubeLeaseStore
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.config.model import Config
+from piclusterd.config.settings import ClusterSettings, Settings
+from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
+from piclusterd.core.doctor_rules import Finding, Level, cluster_findings
+from piclusterd.core.ports import PowerSource
+from piclusterd.core.reading import UpsFlag
+
+__all__ = ["run_doctor"]
+
+SourceFactory = Callable[[Config], PowerSource]
+ClientFactory = Callable[[ClusterSettings], object]
+_COMMAND_TIMEOUT_S = 10.0
+
+
+def run_doctor(
+    config: Config, settings: Settings, source_factory: SourceFactory, client_factory: ClientFactory
+) -> list[Finding]:
+    """Every finding, this node's first, then the cluster's."""
+    findings = [*_power_source(config, source_factory), *_eeprom(config), *_clock()]
+    if settings.cluster is not None:
+        findings += _ssh_files(settings.cluster)
+        findings += _cluster(config, settings.cluster, client_factory)
+    return findings
+
+
+def _power_source(config: Config, source_factory: SourceFactory) -> list[Finding]:
+    subject = f"[ups] driver {' + '.join(config.ups.drivers)}"
+    try:
+        source = source_factory(config)
+    except Exception as error:  # the daemon would not start either: say why, as it would
+        return [Finding(Level.PROBLEM, "power_source", subject, f"cannot be opened: {error}", "fix [ups]/[hat]")]
+    try:
+        parsed = source.poll()
+    except Exception as error:  # SourceUnavailable, or a driver's bug: no answer either way
+        return [
+            Finding(
+                Level.PROBLEM,
+                "power_source",
+                source.name,
+                f"does not answer: {error}",
+                "check that upsd runs (systemctl status nut-server) and [ups] host, port, name",
+            )
+        ]
+    finally:
+        source.close()
+    reading = parsed.reading
+    if reading is None:
+        why = "; ".join(f"{r.variable}={r.value!r}: {r.reason}" for r in parsed.rejections) or "no data yet (WAIT)"
+        return [
+            Finding(
+                Level.PROBLEM,
+                "power_source",
+                source.name,
+                f"answers, but with no usable reading: {why}",
+                "check the UPS driver (upsc <ups>) and its cable",
+            )
+        ]
+    out = [
+        Finding(
+            Level.INFO,
+            "power_source",
+            source.name,
+            f"answers: status {' '.join(sorted(f.value for f in reading.flags)) or '(none)'}, "
+            f"charge {reading.charge_pct}, runtime {reading.runtime_s}",
+        )
+    ]
+    if UpsFlag.OB in reading.flags:
+        out.append(Finding(Level.WARNING, "on_battery", source.name, "the UPS says it is on battery now"))
+    if reading.charge_pct is None:
+        out.append(
+            Finding(
+                Level.WARNING,
+                "no_charge",
+                source.name,
+                "reports no battery.charge: restores wait for restore_min_charge that cannot be known",
+                "set [restore] restore_if_charge_unknown = true, or use a UPS driver that reports it",
+            )
+        )
+    if reading.runtime_s is None and config.battery.capacity_wh is None:
+        out.append(
+            Finding(
+                Level.WARNING,
+                "no_runtime",
+                source.name,
+                "reports no battery.runtime and [battery] capacity_wh is not set: no runtime estimate, "
+                "so the plan cannot aim at target_runtime",
+                "set [battery] capacity_wh (the battery's Wh, from its label)",
+            )
+        )
+    for rejection in parsed.rejections:
+        out.append(
+            Finding(
+                Level.WARNING,
+                "value_refused",
+                source.name,
+                f"{rejection.variable}={rejection.value!r} refused: {rejection.reason}",
+            )
+        )
+    return out
+
+
+def _run(argv: list[str]) -> str | None:
+    """A command's output, or None when it is not there or fails (a probe that cannot run is not a finding)."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _eeprom(config: Config) -> list[Finding]:
+    """POWER_OFF_ON_HALT=1 lets a halted Pi 4/5 draw almost nothing (hardware.md); the planner counts it only
+    where ``[cluster] power_off_on_halt`` says so, so the two should agree."""
+    text = _run(["rpi-eeprom-config"]) or _run(["vcgencmd", "bootloader_config"])
+    if text is None:
+        return [
+            Finding(
+                Level.INFO,
+                "eeprom",
+                "this node",
+                "POWER_OFF_ON_HALT unknown (no rpi-eeprom-config or vcgencmd: not a Pi 4/5, or not installed)",
+            )
+        ]
+    on = any(line.strip().replace(" ", "") == "POWER_OFF_ON_HALT=1" for line in text.splitlines())
+    if on == config.cluster.power_off_on_halt:
+        return [Finding(Level.INFO, "eeprom", "this node", f"POWER_OFF_ON_HALT={int(on)}, as configured")]
+    return [
+        Finding(
+            Level.WARNING,
+            "eeprom",
+            "this node",
+            f"the EEPROM has POWER_OFF_ON_HALT={int(on)} but [cluster] power_off_on_halt = "
+            f"{str(config.cluster.power_off_on_halt).lower()}: the plan's power figures are off",
+            "make them agree: sudo rpi-eeprom-config --edit, or the config key",
+        )
+    ]
+
+
+def _clock() -> list[Finding]:
+    text = _run(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
+    if text is None:
+        return [Finding(Level.INFO, "clock", "this node", "clock synchronisation unknown (timedatectl unavailable)")]
+    if text.strip() == "yes":
+        return [Finding(Level.INFO, "clock", "this node", "the clock is synchronised")]
+    return [
+        Finding(
+            Level.WARNING,
+            "clock",
+            "this node",
+            "the clock is not synchronised: records and request freshness are judged by wall clocks",
+            "enable NTP: sudo timedatectl set-ntp true (a Pi without RTC needs the network at boot)",
+        )
+    ]
+
+
+def _ssh_files(cluster: ClusterSettings) -> list[Finding]:
+    off = cluster.power_off
+    key, known = Path(off.ssh_key), Path(off.ssh_known_hosts)
+    if not key.exists():
+        return [
+            Finding(
+                Level.WARNING,
+                "ssh_fallback",
+                str(key),
+                "no SSH key: a peer whose agent does not answer cannot be powered off",
+                "see deploy/README.md (piclusterctl authorized-keys) or accept agent-only power-off",
+            )
+        ]
+    out = []
+    mode = stat.S_IMODE(key.stat().st_mode)
+    if mode & 0o077:
+        out.append(
+            Finding(
+                Level.PROBLEM,
+                "ssh_key_mode",
+                str(key),
+                f"is readable by others (mode {mode:o})",
+                f"sudo chmod 600 {key}",
+            )
+        )
+    if not known.exists():
+        out.append(
+            Finding(
+                Level.WARNING,
+                "ssh_known_hosts",
+                str(known),
+                "is missing: strict host key checking refuses every peer",
+                f"ssh-keyscan <each node's address> | sudo tee {known}",
+            )
+        )
+    return out
+
+
+def _cluster(config: Config, cluster: ClusterSettings, client_factory: ClientFactory) -> list[Finding]:
+    subject = f"[cluster] kubeconfig {cluster.kube.kubeconfig or '(in-cluster)'}"
+    try:
+        client = client_factory(cluster)
+        api = KubeClusterApi(client)  # type: ignore[arg-type]
+        view = parse_kubectl_list(api.snapshot())
+    except Exception as error:  # the API server unreachable, refused, or an unreadable answer
+        return [
+            Finding(
+                Level.PROBLEM,
+                "api",
+                subject,
+                f"cannot list the cluster: {error}"[:400],
+                "check the kubeconfig, the API server and deploy/rbac.yaml",
+            )
+        ]
+    out = [
+        Finding(Level.INFO, "api", subject, f"{len(view.nodes)} nodes, {len(view.pods)} pods, {len(view.pdbs)} PDBs")
+    ]
+    out += _lease(client, cluster)
+    out += _this_node(view, cluster.identity)
+    methods = {name: method.method for name, method in config.node_power.items()}
+    out += cluster_findings(
+        view, critical_priority=config.cluster.critical_priority, power_methods=methods, this_node=cluster.identity
+    )
+    out += _known_hosts(view, cluster)
+    return out
+
+
+def _lease(client: object, cluster: ClusterSettings) -> list[Finding]:
+    election = cluster.election
+    where = f"Lease {election.namespace}/{election.name}"
+    try:
+        lease = KubeLeaseStore(client, namespace=election.namespace, name=election.name).get()  # type: ignore[arg-type]
+    except Exception as error:
+        return [
+            Finding(
+                Level.PROBLEM,
+                "lease",
+                where,
+                f"cannot be read: {error}"[:400],
+                "apply deploy/rbac.yaml; check [cluster] lease_namespace",
+            )
+        ]
+    holder = "nobody yet (the first daemon creates it)" if lease is None else (lease.holder or "nobody")
+    return [Finding(Level.INFO, "lease", where, f"readable; held by {holder}")]
+
+
+def _this_node(view: ClusterView, identity: str) -> list[Finding]:
+    if view.has_node(identity):
+        return []
+    return [
+        Finding(
+            Level.PROBLEM,
+            "node_name",
+            identity,
+            "is not a node of this cluster: the daemon's identity must be its Kubernetes node name",
+            "set [node] name to the name kubectl get nodes shows",
+        )
+    ]
+
+
+def _known_hosts(view: ClusterView, cluster: ClusterSettings) -> list[Finding]:
+    known = Path(cluster.power_off.ssh_known_hosts)
+    if not known.exists() or not Path(cluster.power_off.ssh_key).exists() or shutil.which("ssh-keygen") is None:
+        return []
+    out = []
+    for node in view.nodes:
+        if node.name == cluster.identity or not node.address:
+            continue
+        if _run(["ssh-keygen", "-F", node.address, "-f", os.fspath(known)]) is None:
+            out.append(
+                Finding(
+                    Level.WARNING,
+                    "ssh_known_hosts",
+                    f"node {node.name}",
+                    f"{node.address} is not in {known}: the SSH fallback cannot reach it",
+                    f"ssh-keyscan {node.address} | sudo tee -a {known}",
+                )
+            )
+    return out

@@ -1,0 +1,190 @@
+"""``piclusterctl doctor`` as a user runs it on a first cluster: the installed command, a real upsd, the fake
+API server with clinic-5, and problems planted one at a time. It must pass a healthy cluster (exit 0) and
+name each planted problem with its fix (exit 1)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from piclusterd.config.cluster_key import create_key_file
+from piclusterd.sim.fake_api_server import FakeKubeServer, make_pdb
+from piclusterd.testing.daemon_process import installed_script
+from piclusterd.testing.nut_server import NutServer
+
+pytestmark = pytest.mark.realnut
+
+CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
+NODES = ("pi1", "pi2", "pi3", "pi4", "pi5")
+
+
+def healthy_objects() -> list[dict[str, Any]]:
+    """clinic-5 with a second replica of each critical workload (on another node) and its labels."""
+    items: list[dict[str, Any]] = json.loads(CLINIC.read_text())["items"]
+    extra = []
+    for item in items:
+        if item["kind"] == "Pod" and item["spec"].get("priority", 0) >= 1_000_000:
+            twin = copy.deepcopy(item)
+            twin["metadata"]["name"] += "-twin"
+            twin["metadata"]["uid"] = twin["metadata"].get("uid", "") + "-twin"
+            twin["spec"]["nodeName"] = "pi1" if item["spec"]["nodeName"] != "pi1" else "pi2"
+            extra.append(twin)
+    return items + extra
+
+
+@dataclass
+class Site:
+    """One node's view of a cluster: its config, its files, the tools on its PATH."""
+
+    tmp: Path
+    cluster: FakeKubeServer
+    ups: NutServer
+
+    def config(self, *, node_power: str | None = None, extra: str = "") -> Path:
+        kubeconfig = self.cluster.write_kubeconfig(self.tmp / "kubeconfig")
+        key = self.tmp / "cluster.key"
+        if not key.exists():
+            create_key_file(str(key))
+        if node_power is None:
+            node_power = "".join(
+                f'[node_power.{n}]\nmethod = "wol"\nmac = "dc:a6:32:00:00:0{i}"\n' for i, n in enumerate(NODES, 1)
+            )
+        path = self.tmp / "piclusterd.toml"
+        path.write_text(
+            f'[node]\nname = "pi1"\n[ups]\nhost = "{self.ups.host}"\nport = {self.ups.port}\n'
+            f'name = "{self.ups.ups_name}"\n[battery]\ncapacity_wh = 84\n'
+            f'[cluster]\nenabled = true\nkubeconfig = "{kubeconfig}"\nkey_file = "{key}"\n'
+            f'ssh_key = "{self.tmp}/id_ed25519"\nssh_known_hosts = "{self.tmp}/known_hosts"\n{extra}'
+            f'[daemon]\nruntime_dir = "{self.tmp}/run"\n{node_power}'
+        )
+        return path
+
+    def tools(self, *, ntp: str = "yes", eeprom: str = "") -> dict[str, str]:
+        """timedatectl and rpi-eeprom-config as a Pi has them (this machine may have neither)."""
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "timedatectl").write_text(f"#!/bin/sh\necho {ntp}\n")
+        (bin_dir / "rpi-eeprom-config").write_text(f"#!/bin/sh\nprintf '[all]\\nBOOT_UART=0\\n{eeprom}\\n'\n")
+        for tool in bin_dir.iterdir():
+            tool.chmod(0o755)
+        return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def doctor(self, config: Path, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]]]:
+        done = subprocess.run(
+            [installed_script("piclusterctl"), "doctor", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env if env is not None else self.tools(),
+        )
+        assert done.returncode in (0, 1), done.stderr
+        body = json.loads(done.stdout)
+        assert body["exit"] == done.returncode
+        return done.returncode, [f for f in body["findings"] if f["level"] != "info"]
+
+
+def make_site(tmp_path: Path, objects: list[dict[str, Any]]) -> Iterator[Site]:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().split()[:2]
+    (tmp_path / "known_hosts").write_text(
+        "".join(f"192.168.10.1{i} {' '.join(public)}\n" for i in range(1, 6))  # the nodes' InternalIPs
+    )
+    with (
+        FakeKubeServer(controller=True) as cluster,
+        NutServer(
+            {**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "battery.charge": "100", "battery.runtime": "3600"}
+        ) as ups,
+    ):
+        cluster.load_objects({"kind": "List", "items": objects})
+        cluster.run_controller_once()
+        yield Site(tmp_path, cluster, ups)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from make_site(tmp_path, healthy_objects())
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Iterator[Site]:
+    """clinic-5 as shipped: one replica of each critical workload."""
+    yield from make_site(tmp_path, json.loads(CLINIC.read_text())["items"])
+
+
+def test_a_healthy_cluster_passes(site: Site) -> None:
+    code, findings = site.doctor(site.config())
+    assert findings == [] and code == 0
+
+
+def test_a_pdb_that_blocks_every_drain_is_named_with_its_fix(site: Site) -> None:
+    pdb = make_pdb("openmrs", "clinic", match_labels={"app.kubernetes.io/name": "openmrs"}, min_available=2)
+    site.cluster.put_object(pdb)
+    site.cluster.run_controller_once()
+    code, findings = site.doctor(site.config())
+    (blocking,) = [f for f in findings if f["check"] == "pdb_blocks_drain"]
+    assert code == 1 and blocking["subject"] == "PodDisruptionBudget clinic/openmrs"
+    assert "maxUnavailable: 1" in blocking["fix"]
+
+
+def test_single_replicas_nothing_critical_and_missing_power_on_are_named(clinic: Site) -> None:
+    site = clinic
+    code, findings = site.doctor(site.config(node_power='[node_power.pi9]\nmethod = "manual"\n'))
+    assert code == 1
+    assert {f["subject"] for f in findings if f["check"] == "no_power_on_method"} == {
+        "node pi2",
+        "node pi3",
+        "node pi4",
+        "node pi5",
+    }
+    assert [f["subject"] for f in findings if f["check"] == "power_on_unknown_node"] == ["[node_power.pi9]"]
+    single = {f["subject"].split("/")[1].split("-")[0] for f in findings if f["check"] == "critical_single_replica"}
+    assert single == {"openmrs", "mariadb", "matrix"}
+    for pod in site.cluster.list_objects("Pod"):
+        pod["spec"]["priority"] = 0
+        pod["metadata"]["labels"].pop("picluster.io/critical", None)
+        site.cluster.put_object(pod)
+    _code, findings = site.doctor(site.config())
+    assert [f["check"] for f in findings] == ["nothing_critical"]
+
+
+def test_this_nodes_problems_are_named(site: Site) -> None:
+    env = site.tools(ntp="no", eeprom="POWER_OFF_ON_HALT=1")
+    (site.tmp / "id_ed25519").chmod(0o644)
+    site.ups.set_many({"ups.status": "OB DISCHRG"})
+    code, findings = site.doctor(site.config(), env)
+    checks = {f["check"]: f for f in findings}
+    assert code == 1
+    assert set(checks) == {"clock", "eeprom", "ssh_key_mode", "on_battery"}
+    assert "POWER_OFF_ON_HALT=1 but [cluster] power_off_on_halt = false" in checks["eeprom"]["message"]
+    assert checks["ssh_key_mode"]["fix"] == f"sudo chmod 600 {site.tmp / 'id_ed25519'}"
+
+
+def test_an_unreachable_ups_and_api_server_are_problems_not_tracebacks(site: Site, tmp_path: Path) -> None:
+    config = site.config()
+    text = config.read_text().replace(f"port = {site.ups.port}", "port = 1")
+    text = text.replace(f'kubeconfig = "{tmp_path}/kubeconfig"', f'kubeconfig = "{tmp_path}/kubeconfig.dead"')
+    (tmp_path / "kubeconfig.dead").write_text(
+        (tmp_path / "kubeconfig").read_text().replace(f":{site.cluster.port}", ":1")
+    )
+    config.write_text(text)
+    code, findings = site.doctor(config)
+    assert code == 1
+    assert {f["check"] for f in findings if f["level"] == "problem"} == {"power_source", "api"}
+
+
+def test_a_config_it_cannot_read_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "piclusterd.toml"
+    bad.write_text('[cluster]\nenabled = "yes"\n')
+    done = subprocess.run(
+        [installed_script("piclusterctl"), "doctor", "--config", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "cluster.enabled" in done.stderr
