@@ -671,3 +671,23 @@ def test_boot_wall_time_reads_btime(tmp_path: Path) -> None:
     for hidden in (stat, tmp_path / "missing"):
         found = boot_wall_time(hidden)
         assert found is not None and abs(found - real) < 1.5
+
+
+def test_the_ups_cut_is_not_armed_while_a_peer_may_still_be_running(server: FakeKubeServer, clock: FakeClock) -> None:
+    """pi4's daemon is dead and the Pi up and Ready: it never acknowledges and never goes NotReady. Cutting the
+    UPS would cut it mid-run, so the leader arms nothing and says which node (issue 19)."""
+    world = make_world(server, clock, full_shutdown_wait_s=240)
+    world.run(10)
+    world.pis["pi4"].alive = False
+    critical_battery(world)
+    world.run_until(lambda: all(not world.pis[n].alive for n in NAMES if n != "pi4"), max_s=1200)
+    assert world.events("shutdown.leader_last")  # the leader went on past pi4 and went down last
+    assert world.pis["pi1"].ups_request_peers == [
+        {"pi2": "notready", "pi3": "acked", "pi4": "unconfirmed", "pi5": "notready"}
+    ]
+    assert world.pis["pi1"].ups_requests == []
+    (ups,) = world.events("shutdown.ups_return")
+    assert ups["outcome"] == "failed" and "pi4" in ups["detail"]
+    reasons = [e["reason"] for e in server.list_objects("Event")]
+    assert "UpsShutdownReturnNotRequested" in reasons
+    world.close()
