@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
-    from piclusterd.cluster.power_on_backends import PowerResult
     from piclusterd.node.metrics import NodeMetrics
 
 __all__ = ["ctl_main", "daemon_main"]
@@ -135,20 +134,14 @@ def kube_api_client(settings: KubeSettings) -> ApiClient:
     return k8s.ApiClient(configuration)
 
 
-def ups_shutdown_return(ups: UpsReturnSettings | None) -> UpsShutdownReturn | None:
-    """``[shutdown] ups_shutdown_return`` through NUT, or None when off or when there is no NUT UPS."""
+def ups_shutdown_return(ups: UpsReturnSettings | None, node: str) -> UpsShutdownReturn | None:
+    """``[shutdown] ups_shutdown_return`` through NUT, or None when off or when there is no NUT UPS: the flag
+    that the system-shutdown hook sends from the very end of this node's halt (``cluster/ups_kill.py``)."""
     if ups is None:
         return None
+    from piclusterd.cluster.ups_kill import UpsKillFlag
 
-    def request(delay_s: float) -> PowerResult:
-        # Imported here: node_power's NUT helper is only needed at the very end of a full shutdown.
-        from piclusterd.cluster.power_on_backends import request_ups_shutdown_return
-
-        password = None if ups.password is None else ups.password.value
-        whole = max(1, round(delay_s))  # upsd takes whole seconds
-        return request_ups_shutdown_return(ups.host, ups.port, ups.ups, ups.username, password, whole, ups.timeout_s)
-
-    return request
+    return UpsKillFlag(ups, node)
 
 
 def _local_shutdown_words(status: dict[str, Any]) -> str:
@@ -302,7 +295,7 @@ def build_cluster(
         events=events,
         local=daemon,
         hook_runner=TickingCommand(keep_alive),  # a slow snapshot must not trip the watchdog or drop the lease
-        ups_return=ups_shutdown_return(settings.ups_return),
+        ups_return=ups_shutdown_return(settings.ups_return, identity),
         settings=settings.full_shutdown,
         clock=clock,
         sleep=sleep,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -68,10 +68,11 @@ class CommandRunner(Protocol):
 
 
 class UpsShutdownReturn(Protocol):
-    """Asks the UPS to cut its output after ``delay_s`` and restore it when mains returns
-    (``node_power.request_ups_shutdown_return`` with this node's ``[ups]`` settings)."""
+    """Arms the UPS's cut, ``delay_s`` after this node's system-shutdown hook asks for it, restored with mains
+    (``ups_kill.UpsKillFlag``). ``peers``: every other node, ``notready``, ``acked`` or ``unconfirmed``; the
+    cut is armed only when none is unconfirmed (it would cut that node mid-run)."""
 
-    def __call__(self, delay_s: float) -> PowerResult: ...
+    def __call__(self, delay_s: float, peers: Mapping[str, str]) -> PowerResult: ...
 
 
 class FullShutdownRunner:
@@ -120,6 +121,7 @@ class FullShutdownRunner:
         self._tick = tick
         self._log = log
         self._last_step: Step | None = None
+        self._going: dict[str, str] = {}  # node -> "acked" or "notready", as this leader saw it go
 
     def step(
         self, view: ClusterView, stored: StoredOutage, record: OutageRecord, progress: FullShutdownProgress
@@ -146,7 +148,7 @@ class FullShutdownRunner:
         elif isinstance(step, RunHook):
             self._run_hook(stored, record, progress)
         elif isinstance(step, RequestUpsReturn):
-            self._request_ups_return(stored, record, progress, fenced=True)
+            self._request_ups_return(stored, record, progress, self._peers(view), fenced=True)
         else:
             self._save_quietly(stored, going_dark(record, self._clock.wall()), fenced=True)
             self._shut_down_leader(stored, record, progress)
@@ -199,8 +201,18 @@ class FullShutdownRunner:
             # Its daemon did not answer: PeerPowerOff resumes the same request (SSH), and watches it go.
             drained = drained.with_phase(ShedPhase.POWEROFF_REQUESTED, rfc3339(self._clock.wall()), request_id)
         outcome = self._power_off.power_off(name, drained)
-        if outcome.outcome is not PowerOffOutcome.POWERED_OFF:
+        if outcome.outcome is PowerOffOutcome.POWERED_OFF:
+            self._going[name] = "notready"
+        else:
             self._log.warning("shutdown.cluster_peer_unconfirmed", target=name, outcome=outcome.outcome.value)
+
+    def _peers(self, view: ClusterView) -> dict[str, str]:
+        """Every other node and how this leader knows it is going: NotReady now, or seen acknowledging."""
+        return {
+            node.name: "notready" if not node.ready else self._going.get(node.name, "unconfirmed")
+            for node in view.nodes
+            if node.name != self._identity
+        }
 
     def _shed_record(self, view: ClusterView, name: str, progress: FullShutdownProgress) -> ShedRecord:
         return ShedRecord(
@@ -232,7 +244,7 @@ class FullShutdownRunner:
         with contextlib.suppress(ClusterError):  # the API server is going: they got it, or protect themselves
             self._wait_for_acks(waiting)
         # etcd loses quorum now and the API server with it: the last steps need neither.
-        self._request_ups_return(stored, record, progress, fenced=False)
+        self._request_ups_return(stored, record, progress, self._peers(view), fenced=False)
         self._shut_down_leader(self._store.mine or stored, record, progress)
 
     def _wait_for_acks(self, waiting: dict[str, str]) -> dict[str, str]:
@@ -245,6 +257,7 @@ class FullShutdownRunner:
                 current = self._api.get_node(name)
                 acked = (current["metadata"].get("annotations") or {}).get(ACK_ANNOTATION) == request_id
                 if acked or not node_is_ready(current):
+                    self._going[name] = "acked" if acked else "notready"
                     del waiting[name]
             if not waiting or self._clock.monotonic() >= deadline:
                 break
@@ -279,15 +292,23 @@ class FullShutdownRunner:
             )
 
     def _request_ups_return(
-        self, stored: StoredOutage, record: OutageRecord, progress: FullShutdownProgress, *, fenced: bool
+        self,
+        stored: StoredOutage,
+        record: OutageRecord,
+        progress: FullShutdownProgress,
+        peers: Mapping[str, str],
+        *,
+        fenced: bool,
     ) -> None:
+        """Arm the UPS's cut for this node's system-shutdown hook (recorded as ``requested``), never send it now:
+        the leader still has its own shutdown to do (issue 19)."""
         delay = self._ups_off_delay_s
         if self._ups_return is None:
             ups = "disabled"
             self._log.warning("shutdown.ups_return", outcome=ups, delay_s=delay, detail="ups_shutdown_return is off")
         else:
             try:
-                result = self._ups_return(delay)
+                result = self._ups_return(delay, peers)
                 ok = result.outcome in (PowerOutcome.DONE, PowerOutcome.SENT, PowerOutcome.WAKES_ITSELF)
                 detail = result.detail
             except Exception as error:  # any failure here must not stop this node's own clean shutdown

@@ -229,7 +229,7 @@ class ShutdownConfig:
     full_shutdown_hook: tuple[str, ...] = ()
     drain_timeout_s: float = 30.0
     ups_shutdown_return: bool = False
-    ups_off_delay_s: float = 30.0
+    ups_off_delay_s: float = 10.0
     #: This node shuts itself down at critical in every mode (upsmon's job). False only where another tool
     #: (NUT's upsmon) keeps that job: then piclusterd never powers this node off on its own reading.
     local_protection: bool = True

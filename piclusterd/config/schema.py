@@ -356,7 +356,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "full_shutdown_hook": Key([], _optional_argv),
         "drain_timeout": Key("30s", _duration(1, 600), to="drain_timeout_s"),
         "ups_shutdown_return": Key(False, _bool),
-        "ups_off_delay": Key("30s", _duration(1, 3600), to="ups_off_delay_s"),
+        "ups_off_delay": Key("10s", _duration(1, 600), to="ups_off_delay_s"),
     },
     "daemon": {"runtime_dir": Key("/run/piclusterd", _nonempty_string)},
     "metrics": {

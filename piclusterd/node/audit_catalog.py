@@ -930,13 +930,16 @@ EVENTS: tuple[EventDoc, ...] = (
     EventDoc(
         "shutdown.ups_return",
         "warning",
-        "the UPS was asked to cut its output and restore it with mains",
+        "the UPS's cut was armed for the end of this node's halt",
         ("OUTCOME", "DELAY_S", "DETAIL"),
-        "OUTCOME requested: the UPS cuts its output DELAY_S after this ([shutdown] ups_off_delay) and restores it "
-        "when mains returns, so every Pi boots by itself. failed (logged as an error): the Pis stay halted until "
-        "someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off. Unless requested, a warning "
-        "Event UpsShutdownReturnNotRequested says so on the leader's node.",
-        "failed: check DETAIL and the UPS's NUT driver (upscmd -l UPS); disabled: power the Pis on by hand.",
+        "OUTCOME requested: armed (/var/lib/piclusterd/ups-kill); this last node's system-shutdown hook tells the "
+        "UPS, once its file systems are read-only, to cut its output DELAY_S later ([shutdown] ups_off_delay) and "
+        "restore it when mains returns, so every Pi boots by itself; the hook's result is on the console. failed "
+        "(logged as an error): not armed, because a peer was neither NotReady nor seen acknowledging its "
+        "power-off (cutting it would cut that node mid-run) or the flag could not be written (DETAIL): the Pis "
+        "stay halted until someone power-cycles them. disabled: [shutdown] ups_shutdown_return is off. Unless "
+        "requested, a warning Event UpsShutdownReturnNotRequested says so on the leader's node.",
+        "failed: check DETAIL, then that the named node is off; disabled: power the Pis on by hand.",
     ),
     EventDoc(
         "shutdown.leader_last",

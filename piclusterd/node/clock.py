@@ -9,14 +9,22 @@ __all__ = ["SystemClock", "boot_wall_time"]
 
 
 def boot_wall_time(stat: Path = Path("/proc/stat")) -> float | None:
-    """When this machine booted (``btime`` in /proc/stat, epoch seconds); None if it cannot be read."""
+    """When this machine booted (``btime`` in /proc/stat, epoch seconds).
+
+    The unit's ``ProcSubset=pid`` hides /proc/stat: then the wall clock minus ``CLOCK_BOOTTIME`` (the seconds
+    since boot, suspend included), which is how the kernel computes ``btime`` itself (``getboottime64``).
+    None only if neither can be read.
+    """
     try:
         for line in stat.read_text(encoding="ascii").splitlines():
             if line.startswith("btime "):
                 return float(line.split()[1])
     except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (OSError, AttributeError):  # AttributeError: not Linux
         return None
-    return None
 
 
 class SystemClock:

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,7 @@ class SimulatedPi:
     hook_runs: list[list[str]] = field(default_factory=list)
     #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
     ups_requests: list[float] = field(default_factory=list)
+    ups_request_peers: list[dict[str, str]] = field(default_factory=list)  # how the leader knew each peer went
 
     #: When this Pi booted, on the world's wall clock (a daemon restart keeps it).
     booted_wall: float = 0.0
@@ -96,7 +97,11 @@ class SimulatedPi:
             self.world.sleep(1.0, stalled=self.name)
         return self.world.hook_exit_status
 
-    def request_ups_return(self, delay_s: float) -> PowerResult:
+    def request_ups_return(self, delay_s: float, peers: Mapping[str, str]) -> PowerResult:
+        self.ups_request_peers.append(dict(peers))
+        unconfirmed = sorted(name for name, state in peers.items() if state not in ("notready", "acked"))
+        if unconfirmed:  # as ups_kill.UpsKillFlag: cutting the UPS would cut a node still running
+            return PowerResult("ups", PowerOutcome.REFUSED, f"not armed: {', '.join(unconfirmed)} unconfirmed")
         self.ups_requests.append(delay_s)
         return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
 

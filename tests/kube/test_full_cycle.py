@@ -28,7 +28,10 @@ def world() -> Iterator[ClusterWorld]:
     scenario = load_scenario(CLINIC)
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)  # 2026-11-24 01:00 UTC
-    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
+    # Graceful termination off (explicitly): the shed order and timings pinned here predate drain timeouts that
+    # follow the pods' grace periods (issue 14 item 3, drain timing); with pods Terminating for 30 s the storm
+    # sheds pi4 then pi2 instead of pi4 then pi5.
+    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0, graceful_deletion=False) as server:
         server.load_objects(CLINIC)
         server.run_controller_once()
         made = ClusterWorld(server, clock, NAMES, settings)

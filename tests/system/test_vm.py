@@ -10,8 +10,14 @@ test then checks one thing a user would notice:
 4. ``apt purge`` must leave nothing behind;
 5. reinstalled, the packaged config as is (dry-run, ``systemctl poweroff``): at OB LB the node's own
    last-resort protection really powers the VM off, from inside the service's sandbox (issue 16: dry-run
-   keeps only the cluster's actions dry);
+   keeps only the cluster's actions dry). The UPS-kill and power-cut flags of a last node are armed first:
+   the system-shutdown hook tells the NUT emulator on the host (QEMU's user network) to cut the UPS's output,
+   once the file systems are read-only, and decides the HAT's pulse (issue 19, issue 15);
 6. the VM boots again and ``journalctl -b -1`` tells why it went down (docs/audit.md's first command).
+
+Along the way, in the first boot: the HAT chip drivers run over the kernel's i2c-stub through smbus2 (issue
+15), and the shipped unit's sandbox is probed for boot detection and the RTC wake alarm, and scored offline
+(issue 13).
 
 Every wait polls a condition with a bound; a failed step says which and shows the VM's console.
 """
@@ -30,9 +36,11 @@ import pytest
 
 from piclusterd.node.audit import message_id
 from piclusterd.node.audit_catalog import EVENTS
+from piclusterd.node.clock import SystemClock
+from piclusterd.testing.nut_emulator import NutEmulator, ReceivedRequest
 
-from .conftest import BuiltPackage
-from .vm import Vm, VmError, VmImage
+from .conftest import REPO, BuiltPackage
+from .vm import HOST_FROM_GUEST, Vm, VmError, VmImage
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 
@@ -104,6 +112,14 @@ class Story:
     leftovers_after_purge: list[str] = field(default_factory=list)
     poweroff_console: str = ""
     previous_boot: list[dict[str, Any]] = field(default_factory=list)
+    security_offline: str = ""
+    sandbox_probe: dict[str, Any] = field(default_factory=dict)
+    btime: float = 0.0
+    sandbox_probe_without_rtc_line: dict[str, Any] = field(default_factory=dict)
+    i2c: dict[str, Any] = field(default_factory=dict)
+    ups_armed: str = ""
+    ups_port: int = 0
+    ups_received: list[ReceivedRequest] = field(default_factory=list)
 
 
 def journal(vm: Vm, *matches: str) -> list[dict[str, Any]]:
@@ -164,6 +180,178 @@ def start_nut(vm: Vm) -> None:
     wait_until(vm, "upsc ups@127.0.0.1 ups.status | grep -qx OL", "upsd serving the dummy UPS")
 
 
+# --- issue 15: the HAT chip drivers over the kernel's i2c-stub, through smbus2 ---
+
+INA219_ADDRESS, GAUGE_ADDRESS, ABSENT_ADDRESS = 0x43, 0x36, 0x41  # Waveshare UPS HAT (C); X728/X120x gauge
+
+
+def ina219_registers(*, amps: float, volts: float) -> dict[int, int]:
+    """An INA219 on the UPS HAT (C) (0.01 ohm, CAL 26868, CONFIG 0x0EEF: Waveshare's INA219.py), by the
+    datasheet's formulas (TI SBOS448), as tests/hat/test_vendor_vectors.py computes them."""
+    cal, config, shunt_ohm = 26868, 0x0EEF, 0.01
+    shunt = round(max(-0.08, min(0.08, amps * shunt_ohm)) / 10e-6)
+    current = int(shunt * cal / 4096)  # truncated, as the chip does
+    bus = int(volts / 0.004)
+    power = int(abs(current) * bus / 5000)
+    overflow = not -0x8000 <= current <= 0x7FFF
+    if overflow:
+        current, power = -0x8000, 0xFFFF
+    return {0: config, 1: shunt & 0xFFFF, 2: (bus << 3) | 0b10 | int(overflow), 3: power, 4: current & 0xFFFF, 5: cal}
+
+
+def max17040_registers(volts: float, soc_pct: float) -> dict[int, int]:
+    """A MAX17040 (VCELL bits 15-4 x 1.25 mV, SOC high byte %, VERSION 0x0003, RCOMP 0x9700)."""
+    return {2: round(volts / 1.25e-3) << 4, 4: round(soc_pct * 256), 6: 0, 8: 0x0003, 0x0C: 0x9700}
+
+
+I2C_CHECK = r"""
+# Run in the VM: the HAT chip drivers over i2c-stub, through the real kernel and smbus2 (issue 15).
+import json, sys
+from pathlib import Path
+from smbus2 import SMBus
+from piclusterd.core.errors import PiclusterError
+from piclusterd.drivers.hat import get_profile
+from piclusterd.drivers.ina219 import Ina219
+from piclusterd.drivers.max1704x import Max1704x, Max1704xVariant
+
+spec = json.loads(sys.argv[1])
+(number,) = [
+    int(p.name.split("-")[1]) for p in Path("/sys/bus/i2c/devices").glob("i2c-*")
+    if (p / "name").read_text().strip() == "SMBus stub driver"
+]
+bus = SMBus(number)
+
+
+def load(address, registers):
+    # An SMBus word carries the first byte on the wire in its low byte (i2c-core-smbus.c emulation:
+    # data->word = msgbuf1[0] | msgbuf1[1] << 8); these chips send their registers MSB first.
+    for register, value in registers.items():
+        bus.write_word_data(address, int(register), int.from_bytes(value.to_bytes(2, "big"), "little"))
+
+
+def on_the_wire(address, register):
+    return int.from_bytes(bus.read_word_data(address, register).to_bytes(2, "little"), "big")
+
+
+def ina219(sample):
+    keys = ("bus_volts", "shunt_volts", "current_a", "power_w", "overflow", "recalibrated")
+    return {key: getattr(sample, key) for key in keys}
+
+
+out = {"bus": number}
+chip = Ina219(bus, address=0x43, bus_number=number, calibration=get_profile("waveshare-ups-hat-c").ina219_calibration)
+for case in ("discharge", "overflow", "brown_out"):
+    load(0x43, spec[case])
+    out[case] = ina219(chip.read())
+out["written"] = {"config": on_the_wire(0x43, 0), "cal": on_the_wire(0x43, 5)}  # what the brown-out read restored
+load(0x36, spec["max17040"])
+gauge = Max1704x(bus, Max1704xVariant.MAX17048, address=0x36, bus_number=number)  # the chip says which it is
+gauge.identify()
+sample = gauge.read()
+out["gauge"] = {"variant": gauge.variant.name, "volts": sample.cell_volts, "soc": sample.soc_pct,
+                "crate": sample.crate_pct_per_h, "status": sample.status}
+try:
+    bus.read_word_data(0x41, 0)
+except OSError as error:
+    out["absent_errno"] = error.errno
+try:
+    Ina219(bus, address=0x41, bus_number=number).read()
+except PiclusterError as error:
+    out["absent_error"] = [type(error).__name__, str(error)]
+print(json.dumps(out))
+"""
+
+
+def check_i2c(vm: Vm, story: Story) -> None:
+    spec = {
+        "discharge": ina219_registers(amps=-0.60, volts=3.85),
+        "overflow": ina219_registers(amps=-6.0, volts=3.85),
+        "brown_out": {**ina219_registers(amps=-0.60, volts=3.85), 0: 0x399F, 5: 0},  # power-on CONFIG, CAL 0
+        "max17040": max17040_registers(3.85, 75.5),
+    }
+    vm.write("/root/i2c_check.py", I2C_CHECK)
+    vm.run(
+        f"modprobe i2c-dev && modprobe i2c-stub chip_addr=0x{GAUGE_ADDRESS:02x},0x{INA219_ADDRESS:02x} && "
+        "udevadm settle",
+        check=True,
+    )
+    done = vm.run(f"python3 /root/i2c_check.py {shlex.quote(json.dumps(spec))}", check=True)
+    story.i2c = json.loads(done.stdout)
+    vm.run("rmmod i2c-stub")
+
+
+# --- issue 13: the shipped unit's sandbox, probed and scored ---
+
+PROBE_UNIT = "/etc/systemd/system/piclusterd-probe.service"
+PROBE = r"""
+# Run under the shipped unit's sandbox: does boot detection see the boot, can rtc-wake arm the alarm?
+import json
+from pathlib import Path
+from piclusterd.cluster.power_on_backends import RtcWakeAlarm
+from piclusterd.node.clock import boot_wall_time
+out = {"proc_stat_visible": Path("/proc/stat").exists(), "boot_wall_time": boot_wall_time()}
+alarm = RtcWakeAlarm()
+try:
+    alarm.arm_in(3600)
+    out["rtc"] = "armed"
+    out["armed_at"] = alarm.armed_at()
+except Exception as error:
+    out["rtc"] = f"{type(error).__name__}: {error}"
+print("PROBE " + json.dumps(out))
+"""
+
+
+def run_probe(vm: Vm, *, drop: str = "") -> dict[str, Any]:
+    """The installed unit with its ExecStart swapped for the probe: every sandbox line as shipped (but ``drop``)."""
+    dropped = f"-e '/^{drop}/d' " if drop else ""
+    vm.run(
+        "sed -e 's/^Type=notify/Type=oneshot/' -e '/^ExecStartPre=/d' -e '/^ExecReload=/d' -e '/^WatchdogSec=/d' "
+        "-e '/^NotifyAccess=/d' -e '/^RuntimeDirectory=/d' -e '/^Restart/d' -e '/^\\[Install\\]/,$d' "
+        f"{dropped}-e 's|^ExecStart=.*|ExecStart=/usr/bin/python3 /usr/local/lib/piclusterd-probe.py|' "
+        f"/lib/systemd/system/piclusterd.service > {PROBE_UNIT} && systemctl daemon-reload && "
+        "systemctl start piclusterd-probe.service",
+        timeout_s=120,
+        check=True,
+    )
+    said = vm.run("journalctl -u piclusterd-probe -o cat --no-pager", check=True).stdout
+    found = re.findall(r"^PROBE (.*)$", said, flags=re.MULTILINE)
+    if not found:
+        raise VmError(f"the sandbox probe said nothing useful:\n{said}")
+    vm.run(f"echo 0 > /sys/class/rtc/rtc0/wakealarm; rm {PROBE_UNIT}; systemctl daemon-reload", check=True)
+    result: dict[str, Any] = json.loads(found[-1])
+    return result
+
+
+def probe_sandbox(vm: Vm, story: Story) -> None:
+    vm.write("/usr/local/lib/piclusterd-probe.py", PROBE)
+    story.sandbox_probe_without_rtc_line = run_probe(vm, drop="ReadWritePaths=-\\/sys\\/class\\/rtc")
+    story.sandbox_probe = run_probe(vm)
+    story.btime = float(vm.run("sed -n 's/^btime //p' /proc/stat", check=True).stdout)
+    story.security_offline = vm.run(
+        "systemd-analyze security --offline=yes --no-pager /lib/systemd/system/piclusterd.service"
+    ).stdout
+
+
+# --- issue 19 and 15: the one system-shutdown hook at a real poweroff ---
+
+ARM_LAST_NODE = """
+import sys
+from piclusterd.cluster.ups_kill import UpsKillFlag
+from piclusterd.config.model import Secret
+from piclusterd.config.settings import UpsReturnSettings
+from piclusterd.drivers.gpio_power import Level, PowerCutPin
+from piclusterd.drivers.power_cut import DEFAULT_FLAG_PATH, read_boot_id, render_flag
+ups = UpsReturnSettings("{host}", {port}, "{ups}", "admin", Secret("secret"), 5.0)
+armed = UpsKillFlag(ups, "{node}")(5, {{"pi-vm-2": "notready", "pi-vm-3": "acked"}})
+print(armed.outcome.value, armed.detail)
+DEFAULT_FLAG_PATH.write_text(render_flag(PowerCutPin(26, Level.HIGH, 3.5), read_boot_id(), "battery critical"))
+"""
+#: Test only: what is mounted while the system-shutdown hooks run (docs/full-shutdown.md cites it).
+MOUNTS_HOOK = (  # one write per line: /dev/kmsg makes each write one record
+    '#!/bin/sh\nwhile read -r line; do echo "vm-test-mounts: $line" > /dev/kmsg; done < /proc/self/mounts\n'
+)
+
+
 def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
     """Install, run an outage against the recording command, reload a broken file, purge."""
     vm.write("/root/piclusterd.deb", package.deb.read_bytes())
@@ -184,6 +372,12 @@ def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
     story.verify = (verified.status, verified.stdout + verified.stderr)
     story.security = vm.run("systemd-analyze security --no-pager piclusterd.service").stdout
     story.catalog = vm.run("journalctl --list-catalog --no-pager").stdout
+    started = time.monotonic()
+    probe_sandbox(vm, story)
+    story.timings["sandbox probe"] = time.monotonic() - started
+    started = time.monotonic()
+    check_i2c(vm, story)
+    story.timings["i2c-stub"] = time.monotonic() - started
 
     start_nut(vm)
     vm.write(RECORDER, RECORDER_SCRIPT, mode=0o755)
@@ -237,10 +431,19 @@ def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
 
 
 def second_part(vm: Vm, story: Story) -> None:
-    """Reinstall; the packaged config (dry-run) protects the node at OB LB: the VM really powers off."""
+    """Reinstall; the packaged config (dry-run) protects the node at OB LB: the VM really powers off, and the
+    system-shutdown hook of a last node (flags armed by piclusterd's own code) tells the UPS on the host."""
     install(vm)
-    set_ups(vm, ups_status="OB LB", battery_charge="10", battery_runtime="120")
-    story.poweroff_console = vm.wait_for_poweroff(timeout_s=180)
+    vm.configure_host_network()
+    with NutEmulator(clock=SystemClock()) as ups:
+        ups.drive_mains(online=False)
+        story.ups_port = ups.port
+        arm = ARM_LAST_NODE.format(host=HOST_FROM_GUEST, port=ups.port, ups=ups.ups_name, node=NODE)
+        story.ups_armed = vm.run(f"python3 -c {shlex.quote(arm)}", check=True).stdout.strip()
+        vm.write("/usr/lib/systemd/system-shutdown/vm-test-mounts", MOUNTS_HOOK, mode=0o755)
+        set_ups(vm, ups_status="OB LB", battery_charge="10", battery_runtime="120")
+        story.poweroff_console = vm.wait_for_poweroff(timeout_s=180)
+        story.ups_received = list(ups.received)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +459,7 @@ def story(
     story.timings["deb build"] = built_package.build_seconds
     disk = tmp_path_factory.mktemp("vm") / "disk.qcow2"
     started = time.monotonic()
-    with Vm(vm_image, disk) as vm:
+    with Vm(vm_image, disk, host_network=True) as vm:
         story.timings["first boot"] = vm.boot_seconds or 0.0
         first_part(vm, built_package, story)
         second_part(vm, story)
@@ -269,6 +472,16 @@ def story(
     disk.unlink()  # the overlay holds a few hundred MB of guest writes; its story is told
     story.timings["VM scenario"] = time.monotonic() - started
     summary = "VM test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
+    hook_lines = [
+        line.strip()
+        for line in story.poweroff_console.splitlines()
+        if "piclusterd-power-cut" in line or "devices detached." in line or "Power down" in line
+    ]
+    summary += "\nthe system-shutdown hook at the real poweroff:\n  " + "\n  ".join(hook_lines)
+    summary += "\nexposure " + ", ".join(
+        f"{how} {' '.join(re.findall(r'Overall exposure level for .*', text))}"
+        for how, text in (("loaded:", story.security), ("--offline=yes:", story.security_offline))
+    )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
@@ -382,3 +595,84 @@ def test_after_the_outage_the_previous_boot_tells_why(story: Story) -> None:
     assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("dry-run", "local_protection")
     # Then the power-off stopped the daemon cleanly, still critical: nothing failed on the way down.
     assert [(e["PICLUSTER_EVENT"], e.get("PICLUSTER_STATE")) for e in after] == [("daemon.stopped", "critical")]
+
+
+def test_boot_detection_sees_the_boot_under_the_shipped_sandbox(story: Story) -> None:
+    # ProcSubset=pid hides /proc/stat from the daemon; its boot time is still this boot's, not its own start.
+    assert story.sandbox_probe["proc_stat_visible"] is False
+    assert story.sandbox_probe["boot_wall_time"] == pytest.approx(story.btime, abs=2)
+
+
+def test_rtc_wake_can_arm_the_alarm_under_the_shipped_sandbox(story: Story) -> None:
+    assert story.sandbox_probe["rtc"] == "armed"
+    assert story.sandbox_probe["armed_at"] > story.btime  # read back: the kernel holds the alarm
+    # ProtectKernelTunables= makes /sys read-only: without the unit's ReadWritePaths= line, no alarm.
+    assert "Read-only file system" in story.sandbox_probe_without_rtc_line["rtc"]
+
+
+def test_the_offline_exposure_score_is_the_one_docs_security_md_states(story: Story) -> None:
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", story.security_offline)
+    assert found is not None, story.security_offline
+    assert f"**{found.group(1)}" in (REPO / "docs" / "security.md").read_text(encoding="utf-8")
+
+
+def test_the_ina219_driver_reads_the_datasheet_registers_through_the_kernel(story: Story) -> None:
+    discharge = story.i2c["discharge"]
+    assert discharge["bus_volts"] == pytest.approx(3.848)  # 962 x 4 mV: the bytes in the chip's order
+    assert discharge["current_a"] == pytest.approx(-0.60, rel=0.02)
+    assert discharge["power_w"] == pytest.approx(3.848 * 0.60, rel=0.02)
+    assert (discharge["overflow"], discharge["recalibrated"]) == (False, False)
+    overflow = story.i2c["overflow"]
+    assert overflow["overflow"] and overflow["bus_volts"] == pytest.approx(3.848)
+    assert overflow["current_a"] is None and overflow["power_w"] is None
+
+
+def test_the_ina219_driver_writes_its_calibration_in_the_chips_byte_order(story: Story) -> None:
+    assert story.i2c["brown_out"]["recalibrated"] is True
+    assert story.i2c["written"] == {"config": 0x0EEF, "cal": 26868}
+
+
+def test_the_gauge_driver_takes_its_variant_from_the_chip_through_the_kernel(story: Story) -> None:
+    gauge = story.i2c["gauge"]
+    assert gauge["variant"] == "MAX17040"
+    assert gauge["volts"] == pytest.approx(3.85, abs=0.002) and gauge["soc"] == pytest.approx(75.5)
+    assert gauge["crate"] is None and gauge["status"] is None
+
+
+def test_an_absent_chip_is_an_error_naming_its_address(story: Story) -> None:
+    # i2c-stub answers ENODEV for an address it does not emulate (a Pi's controller: EREMOTEIO).
+    assert story.i2c["absent_errno"] == 19
+    kind, message = story.i2c["absent_error"]
+    assert kind == "I2cTransferFailed" and "0x41 on /dev/i2c-" in message and "errno 19" in message
+
+
+def test_the_ups_is_told_to_cut_its_output_by_the_hook_after_the_file_systems_went_read_only(story: Story) -> None:
+    assert story.ups_armed.startswith("sent armed /var/lib/piclusterd/ups-kill"), story.ups_armed
+    assert [(r.kind, r.command, r.value) for r in story.ups_received] == [
+        ("SET VAR", "ups.delay.shutdown", "5"),
+        ("INSTCMD", "shutdown.return", None),
+    ]
+    console = story.poweroff_console
+    detached = console.find("All filesystems, swaps, loop devices, MD devices and DM devices detached.")
+    asked = console.find(
+        f"piclusterd-power-cut: {NODE} is the last node (peers: pi-vm-2 notready, pi-vm-3 acked); root file "
+        f"system ro; asking ups1@{HOST_FROM_GUEST}:{story.ups_port} to cut its output in 5 s"
+    )
+    assert 0 <= detached < asked, console[-4000:]
+    assert "piclusterd-power-cut: sent: " in console[asked:]
+
+
+def test_the_hat_power_cut_is_decided_at_the_same_poweroff_after_the_ups(story: Story) -> None:
+    console = story.poweroff_console
+    asked = console.find("piclusterd-power-cut: sent: ")
+    pulse = console.find("piclusterd-power-cut: GPIO26 HIGH for 3.5 s")
+    assert 0 <= asked < pulse, console[-4000:]  # the pulse cuts this Pi at once: the UPS is told first
+
+
+def test_the_hooks_run_with_the_root_read_only_and_the_api_file_systems_mounted(story: Story) -> None:
+    mounted = {
+        m: o.split(",")[0]
+        for m, o in re.findall(r"vm-test-mounts: \S+ (\S+) \S+ (\S+)", story.poweroff_console, flags=re.MULTILINE)
+    }
+    assert mounted.get("/") == "ro", mounted
+    assert {"/proc", "/sys", "/dev", "/run"} <= set(mounted), mounted  # systemd-shutdown keeps API mounts

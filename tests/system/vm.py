@@ -34,6 +34,7 @@ from typing import Any
 
 __all__ = [
     "GUEST_BASE_PACKAGES",
+    "HOST_FROM_GUEST",
     "Completed",
     "Vm",
     "VmError",
@@ -344,6 +345,10 @@ class _GuestAgent:
             self._sock = None
 
 
+#: QEMU's user network: the host's 127.0.0.1 as the guest sees it, and the guest's own static address.
+HOST_FROM_GUEST = "10.0.2.2"
+GUEST_ADDRESS = "10.0.2.15"
+
 GUEST_ENV = (
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME=/root",
@@ -359,10 +364,23 @@ class Vm:
     """A running VM (use as a context manager). ``run`` executes shell as root in the guest."""
 
     def __init__(
-        self, image: VmImage, disk: Path, *, memory_mb: int = 1536, cpus: int = 2, boot_timeout_s: float = 300
+        self,
+        image: VmImage,
+        disk: Path,
+        *,
+        memory_mb: int = 1536,
+        cpus: int = 2,
+        boot_timeout_s: float = 300,
+        host_network: bool = False,
     ) -> None:
-        """``disk``: the VM's qcow2 overlay on the image; made if missing, kept (boot it again to see what is left)."""
+        """``disk``: the VM's qcow2 overlay on the image; made if missing, kept (boot it again to see what is left).
+
+        ``host_network``: a virtio NIC on QEMU's user network, where the guest reaches the host's loopback
+        services at :data:`HOST_FROM_GUEST` (no default route is configured: nothing else); the guest configures
+        it with :meth:`configure_host_network`.
+        """
         self.image = image
+        self._host_network = host_network
         self.disk = disk
         self._memory_mb = memory_mb
         self._cpus = cpus
@@ -406,7 +424,7 @@ class Vm:
             "-device",
             "virtio-rng-pci",
             "-nic",
-            "none",
+            "user,model=virtio-net-pci" if self._host_network else "none",
         ]
         if not self.disk.exists():
             subprocess.run(
@@ -449,6 +467,19 @@ class Vm:
                 self._qemu.wait(timeout=20)
         if error is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def configure_host_network(self) -> None:
+        """A static address on the user network's NIC, by systemd-networkd (in the image; no DHCP client there)."""
+        self.write(
+            "/etc/systemd/network/10-host.network",
+            f"[Match]\nName=en*\n\n[Network]\nAddress={GUEST_ADDRESS}/24\n",
+        )
+        self.run("systemctl start systemd-networkd", timeout_s=60, check=True)
+        deadline = time.monotonic() + 60
+        while self.run(f"networkctl status --no-pager | grep -q {GUEST_ADDRESS}").status != 0:
+            if time.monotonic() > deadline:
+                raise VmError(f"no {GUEST_ADDRESS} in the guest: {self.run('networkctl status --no-pager').stdout}")
+            time.sleep(0.5)  # networkd is configuring the link
 
     def wait_for_poweroff(self, timeout_s: float) -> str:
         """Wait until the guest powers itself off (qemu exits); returns the serial console's text."""

@@ -186,7 +186,7 @@ def test_the_full_shutdown_keys_default_to_a_bounded_wait_and_no_ups_cut(tmp_pat
     shutdown = config.shutdown
     assert shutdown.full_shutdown_wait_s == 180.0 and shutdown.drain_timeout_s == 30.0
     assert shutdown.full_shutdown_hook == () and shutdown.ups_shutdown_return is False
-    assert shutdown.ups_off_delay_s == 30.0
+    assert shutdown.ups_off_delay_s == 10.0  # counted from the hook at the very end of the halt
     hooked = load_config(write(tmp_path, '[shutdown]\nfull_shutdown_hook = ["k3s", "etcd-snapshot", "save"]\n'))
     assert hooked.shutdown.full_shutdown_hook == ("k3s", "etcd-snapshot", "save")
 
@@ -208,7 +208,8 @@ def test_the_ups_shutdown_return_is_wired_only_when_asked_for_and_through_nut(
     from piclusterd.cli import ups_shutdown_return
     from piclusterd.config.settings import ups_return_settings
 
-    assert (ups_shutdown_return(ups_return_settings(load_config(write(tmp_path, text)))) is not None) is wired
+    settings = ups_return_settings(load_config(write(tmp_path, text)))
+    assert (ups_shutdown_return(settings, "pi1") is not None) is wired
 
 
 def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) -> None:
