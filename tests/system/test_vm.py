@@ -112,6 +112,7 @@ class Story:
     leftovers_after_purge: list[str] = field(default_factory=list)
     poweroff_console: str = ""
     previous_boot: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)  # piclusterctl report --json after the outage
     security_offline: str = ""
     sandbox_probe: dict[str, Any] = field(default_factory=dict)
     btime: float = 0.0
@@ -469,6 +470,7 @@ def story(
             json.loads(line)
             for line in vm.run("journalctl -b -1 -u piclusterd -o json --no-pager", check=True).stdout.splitlines()
         ]
+        story.report = json.loads(vm.run("piclusterctl report --json", check=True).stdout)
     disk.unlink()  # the overlay holds a few hundred MB of guest writes; its story is told
     story.timings["VM scenario"] = time.monotonic() - started
     summary = "VM test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
@@ -595,6 +597,17 @@ def test_after_the_outage_the_previous_boot_tells_why(story: Story) -> None:
     assert (started["PICLUSTER_MODE"], started["PICLUSTER_BY"]) == ("dry-run", "local_protection")
     # Then the power-off stopped the daemon cleanly, still critical: nothing failed on the way down.
     assert [(e["PICLUSTER_EVENT"], e.get("PICLUSTER_STATE")) for e in after] == [("daemon.stopped", "critical")]
+
+
+def test_piclusterctl_report_tells_the_outage_from_the_real_journal(story: Story) -> None:
+    """The installed report reads the VM's own journal (journald, across the boot): the last outage ended in
+    this node's own protection, and mains was never seen back before it halted."""
+    outage = story.report["outage"]
+    assert outage["mains_back_at"] is None and outage["nodes_shed"] == []
+    assert any(step.endswith("halted (local_protection)") for step in outage["full_shutdown"])
+    states = [e.get("NEW") for e in outage["timeline"] if e["event"] == "power.state_changed"]
+    assert states[-1] == "critical" and "on_battery" not in states[-1:]
+    assert story.report["unreadable_entries"] == 0
 
 
 def test_boot_detection_sees_the_boot_under_the_shipped_sandbox(story: Story) -> None:
