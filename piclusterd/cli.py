@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
     from piclusterd.cluster.power_on_backends import PowerResult
+    from piclusterd.cluster.self_drain import SelfDrain
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -306,6 +307,7 @@ def build_cluster(
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
+    daemon.add_pre_shutdown_hook(_self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive))
     return ClusterController(
         identity=identity,
         api=api,
@@ -321,6 +323,55 @@ def build_cluster(
         publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
         outage=outage,
     )
+
+
+def _self_drain(
+    settings: ClusterSettings,
+    api: KubeClusterApi,
+    daemon: PowerDaemon,
+    clock: SystemClock,
+    log: AuditLogger,
+    sleep: Callable[[float], None],
+    tick: Callable[[], None],
+) -> SelfDrain:
+    """This node's self-drain before its shutdown command, unless its kubelet's graceful shutdown is on (read
+    from k3s's files here, once). The budget is the energy left when it runs, capped by self_drain_timeout."""
+    from piclusterd.cluster.self_drain import SelfDrain
+    from piclusterd.core.last_minute_budget import self_drain_seconds
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    own = settings.self_drain
+    kubelet = read_kubelet_shutdown(Path(own.k3s_config))
+    log.info(
+        "node.graceful_shutdown",
+        method=kubelet.method,
+        grace_s=kubelet.grace_s,
+        critical_s=kubelet.critical_s,
+        sources=list(kubelet.sources),
+        problems=list(kubelet.problems),
+    )
+
+    def budget() -> float:
+        if own.timeout_s <= 0:
+            return 0.0
+        left = daemon.memory.last_runtime_s
+        return self_drain_seconds(
+            left, cap_s=own.timeout_s, os_shutdown_s=own.os_shutdown_s, ups_delay_s=own.ups_delay_s
+        )
+
+    drain = SelfDrain(
+        api,
+        settings.identity,
+        clock,
+        kubelet=kubelet,
+        budget=budget,
+        sleep=sleep,
+        log=log,
+        tick=tick,
+        critical_priority=own.critical_priority,
+    )
+    drain.undo_after_boot()
+    return drain
 
 
 def load(path: str | Path) -> tuple[Config, Settings]:

@@ -322,6 +322,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "drain_timeout": Key("30s", _duration(1, 600), to="drain_timeout_s"),
         "ups_shutdown_return": Key(False, _bool),
         "ups_off_delay": Key("30s", _duration(1, 3600), to="ups_off_delay_s"),
+        "os_shutdown_time": Key("90s", _duration(0, 3600), to="os_shutdown_s"),
+        "self_drain_timeout": Key("60s", _duration(0, 3600), to="self_drain_timeout_s"),
+        "k3s_config": Key("/etc/rancher/k3s/config.yaml", _nonempty_string),
     },
     "daemon": {"runtime_dir": Key("/run/piclusterd", _nonempty_string)},
 }

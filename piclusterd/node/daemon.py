@@ -192,6 +192,11 @@ class PowerDaemon:
         self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
         self._skipped: set[str] = set()  # the kinds of shutdown already logged as not run (once each)
 
+    def add_pre_shutdown_hook(self, hook: PreShutdownHook) -> None:
+        """Run ``hook`` before the local shutdown command, ahead of the hooks given at construction (the
+        cluster side's self-drain, wired once the cluster is built, goes before the power-cut flag)."""
+        self._hooks = (hook, *self._hooks)
+
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
         self._gate = gate
@@ -407,7 +412,10 @@ class PowerDaemon:
         argv = list(self._config.shutdown.command)
         self._log.critical("shutdown.local_started", reason=reason, command=argv, mode=self._config.mode.value, by=by)
         for hook in self._hooks:
-            hook.before_local_shutdown(reason)
+            try:
+                hook.before_local_shutdown(reason)
+            except Exception as error:  # a hook's fault must never cost the power-off itself
+                self._log.error("shutdown.pre_shutdown_hook_failed", hook=type(hook).__name__, error=repr(error)[:300])
         code = self._shutdown.run(argv)
         if code != 0:
             self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
