@@ -211,6 +211,7 @@ def build_cluster(
     from piclusterd.cluster.power_off_request import PeerPowerOff
     from piclusterd.cluster.power_off_ssh import SshPowerOff
     from piclusterd.cluster.power_on import build_power_on
+    from piclusterd.core.power_record import PodShutdownRecord
     from piclusterd.node.power_publisher import PowerPublisher
 
     api_client = kube_api_client(settings.kube)
@@ -307,7 +308,9 @@ def build_cluster(
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
-    daemon.add_pre_shutdown_hook(_self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive))
+    self_drain = _self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive)
+    daemon.add_pre_shutdown_hook(self_drain)
+    kubelet = self_drain.kubelet
     return ClusterController(
         identity=identity,
         api=api,
@@ -320,7 +323,13 @@ def build_cluster(
         clock=clock,
         log=log,
         power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall, signer=signer),
-        publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
+        publisher=PowerPublisher(
+            api,
+            identity,
+            clock=clock,
+            log=node_log,
+            pod_shutdown=PodShutdownRecord(kubelet.method, kubelet.grace_s, kubelet.critical_s),
+        ),
         outage=outage,
     )
 
