@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
     from piclusterd.cluster.power_on_backends import PowerResult
     from piclusterd.cluster.self_drain import SelfDrain
+    from piclusterd.core.cluster_view import ClusterView
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -439,6 +440,7 @@ def _run(args: argparse.Namespace) -> int:
         log.critical("daemon.failed", error=str(error))
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    _log_last_minute(config, log)
     cluster = None
     if settings.cluster is not None:
         try:
@@ -452,6 +454,23 @@ def _run(args: argparse.Namespace) -> int:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _log_last_minute(config: Config, log: AuditLogger) -> None:
+    """Say once at start how this node's pods end before a halt and whether the reserve covers the last minute
+    (what check-config prints, in the journal: a warning there is not a refusal)."""
+    from piclusterd.config.last_minute import last_minute_report
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    report = last_minute_report(config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)))
+    level = log.warning if report.warnings else log.info
+    level(
+        "shutdown.last_minute",
+        method=report.budget.pods_from,
+        budget_s=round(report.budget.total_s),
+        parts=report.budget.describe(),
+        warnings=[f"{c.key}: {c.message}" for c in report.warnings],
+    )
 
 
 def _remote_poweroff(args: argparse.Namespace) -> int:
@@ -604,6 +623,14 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{config.path}: OK (node {config.node.name}, mode {config.mode.value}, ups {config.ups.name}@"
         f"{config.ups.host}:{config.ups.port})"
     )
+    # The last minute: offline (local files only), so a silent upsd or API server never holds the start.
+    # Warnings, never a refusal: a node whose daemon does not start has no protection at all.
+    from piclusterd.config.last_minute import last_minute_report
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    report = last_minute_report(config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)))
+    for line in report.lines():
+        print(line)
     return EXIT_OK
 
 
@@ -828,11 +855,16 @@ def _plan(args: argparse.Namespace) -> int:
         policy=settings.policy,
     )
 
+    last_minute = _plan_last_minute(config, view, snapshot)
+
     def show(report: dict[str, Any]) -> int:
+        report = {**report, "last_minute": last_minute}
         if args.json:
             print(json.dumps(report, indent=1))
         else:
             print("\n".join(render_text(report)))
+            if last_minute is not None:
+                print(f"last minute (leader {last_minute['leader']} last): {last_minute['parts']}")
         return EXIT_OK
 
     # At or below the shutdown level every node is already shutting down: no shedding plan is the answer.
@@ -874,6 +906,48 @@ def _plan(args: argparse.Namespace) -> int:
         view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
     )
     return show(plan_view(view, decided, inputs, questions.warnings))
+
+
+def _plan_last_minute(config: Config, view: ClusterView, snapshot: object) -> dict[str, Any] | None:
+    """Where the reserve at critical goes, for the node whose last minute is longest when it is the leader: its
+    pods (their grace periods, or its kubelet's, from its power record), every other node's turn, the OS, the
+    UPS's delay; and whether critical_runtime covers it."""
+    from piclusterd.core.last_minute_budget import check_reserve, cluster_last_minute, grace_periods
+    from piclusterd.core.power_record import POWER_ANNOTATION, PowerRecord, parse_power_record
+
+    kubelet: dict[str, float] = {}
+    for node in view.nodes:
+        record = parse_power_record(node.annotations.get(POWER_ANNOTATION, "")) if node.annotations else None
+        if isinstance(record, PowerRecord) and record.pod_shutdown and record.pod_shutdown.method == "kubelet":
+            kubelet[node.name] = record.pod_shutdown.grace_s
+    shutdown = config.shutdown
+    found = cluster_last_minute(
+        view,
+        grace_periods(snapshot if isinstance(snapshot, Mapping) else {}),
+        critical_priority=config.cluster.critical_priority,
+        os_shutdown_s=shutdown.os_shutdown_s,
+        drain_s=shutdown.drain_timeout_s,
+        ack_s=config.cluster.poweroff_ack_timeout_s,
+        ups_delay_s=shutdown.ups_off_delay_s if shutdown.ups_shutdown_return else 0.0,
+        kubelet_grace_by_node=kubelet,
+    )
+    if found is None:
+        return None
+    leader, budget = found
+    critical = config.policy.critical_runtime_s
+    (check,) = check_reserve(budget, critical_runtime_s=critical)
+    return {
+        "leader": leader,
+        "budget_s": budget.total_s,
+        "pods_s": budget.pods_s,
+        "os_shutdown_s": budget.os_shutdown_s,
+        "others_first_s": budget.others_first_s,
+        "ups_delay_s": budget.ups_delay_s,
+        "critical_runtime_s": config.policy.critical_runtime_s,
+        "covered": check.verdict.value == "ok",
+        "parts": budget.describe()
+        + ("" if check.verdict.value == "ok" else f"; WARNING: critical_runtime is {round(critical)} s"),
+    }
 
 
 def _probe(args: argparse.Namespace) -> int:

@@ -37,41 +37,15 @@ from typing import Any
 from piclusterd.cluster.kube_api import EvictionOutcome, KubeClusterApi
 from piclusterd.core.cluster_view import Pod, parse_kubectl_list
 from piclusterd.core.kubelet_shutdown import KubeletShutdown
+from piclusterd.core.last_minute_budget import DEFAULT_GRACE_S, pod_grace_s
 from piclusterd.core.node_records import PREFIX, rfc3339
 from piclusterd.core.ports import Clock
 from piclusterd.node.audit import AuditLogger
 
-__all__ = [
-    "DEFAULT_GRACE_S",
-    "SELF_DRAIN_ANNOTATION",
-    "SelfDrain",
-    "SelfDrainGroup",
-    "pod_grace_s",
-    "self_drain_groups",
-]
+__all__ = ["SELF_DRAIN_ANNOTATION", "SelfDrain", "SelfDrainGroup", "self_drain_groups"]
 
 #: On a Node: this node's daemon cordoned it for its self-drain at this time (the next start uncordons it).
 SELF_DRAIN_ANNOTATION = PREFIX + "self-drained"
-#: Kubernetes' default ``terminationGracePeriodSeconds`` (core/v1 PodSpec).
-DEFAULT_GRACE_S = 30
-#: A grace period above a day is read as a day: a pod cannot hold the budget longer anyway.
-_MAX_GRACE_S = 86400
-
-
-def pod_grace_s(raw: Mapping[str, Any]) -> int:
-    """A pod's grace period: ``metadata.deletionGracePeriodSeconds`` if it is already terminating, else
-    ``spec.terminationGracePeriodSeconds``, else Kubernetes' default of 30 s; bounded to 0..86400. Pure."""
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
-    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
-    for value in (
-        (metadata or {}).get("deletionGracePeriodSeconds"),
-        (spec or {}).get("terminationGracePeriodSeconds"),
-    ):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return min(value, _MAX_GRACE_S)
-    return DEFAULT_GRACE_S
-
-
 class SelfDrainGroup(enum.Enum):
     NON_CRITICAL = "non_critical"
     CRITICAL = "critical"

@@ -22,19 +22,25 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.durations import format_duration
 
 __all__ = [
+    "DEFAULT_GRACE_S",
     "DEFAULT_OS_SHUTDOWN_S",
     "LastMinuteBudget",
     "ReserveCheck",
     "ReserveVerdict",
     "check_reserve",
+    "cluster_last_minute",
     "full_shutdown_turn_s",
+    "grace_periods",
     "last_minute_budget",
+    "pod_grace_s",
     "pods_time_s",
     "runtime_at_charge_s",
     "self_drain_seconds",
@@ -44,8 +50,44 @@ __all__ = [
 DEFAULT_OS_SHUTDOWN_S = 90.0
 
 
+#: Kubernetes' default ``terminationGracePeriodSeconds`` (core/v1 PodSpec).
+DEFAULT_GRACE_S = 30
+#: A grace period above a day is read as a day: no budget holds one longer anyway.
+_MAX_GRACE_S = 86400
+
+
+def pod_grace_s(raw: Mapping[str, Any]) -> int:
+    """A pod's grace period: ``metadata.deletionGracePeriodSeconds`` if it is already terminating, else
+    ``spec.terminationGracePeriodSeconds``, else Kubernetes' default of 30 s; bounded to 0..86400."""
+    metadata = raw.get("metadata")
+    spec = raw.get("spec")
+    values = (
+        metadata.get("deletionGracePeriodSeconds") if isinstance(metadata, Mapping) else None,
+        spec.get("terminationGracePeriodSeconds") if isinstance(spec, Mapping) else None,
+    )
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return min(value, _MAX_GRACE_S)
+    return DEFAULT_GRACE_S
+
+
+def grace_periods(snapshot: Mapping[str, Any]) -> dict[str, int]:
+    """Each pod's grace period by ``namespace/name``, from a kubectl List (the snapshot ``plan`` reads)."""
+    found: dict[str, int] = {}
+    items = snapshot.get("items")
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping) or item.get("kind") not in (None, "Pod"):
+            continue
+        metadata = item.get("metadata")
+        if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
+            found[f"{metadata.get('namespace') or 'default'}/{metadata['name']}"] = pod_grace_s(item)
+    return found
+
+
 def _seconds(value: float) -> str:
-    return format_duration(max(0.0, value))
+    """Seconds to the second below ten minutes (a budget is read to the second), else as durations read."""
+    value = max(0.0, value)
+    return f"{round(value)} s" if value < 600 else format_duration(value)
 
 
 def pods_time_s(grace_periods: Iterable[tuple[float, bool]]) -> float:
@@ -182,3 +224,46 @@ def self_drain_seconds(
     if runtime_left_s is None or not math.isfinite(runtime_left_s):
         return max(0.0, cap_s)
     return max(0.0, min(cap_s, runtime_left_s - os_shutdown_s - ups_delay_s))
+
+
+def cluster_last_minute(
+    view: ClusterView,
+    grace_by_pod: Mapping[str, int],
+    *,
+    critical_priority: int,
+    os_shutdown_s: float,
+    drain_s: float,
+    ack_s: float,
+    ups_delay_s: float,
+    kubelet_grace_by_node: Mapping[str, float] | None = None,
+) -> tuple[str, LastMinuteBudget] | None:
+    """The longest last minute in the cluster: each Ready node in turn taken as the leader, last in the full
+    shutdown after every other Ready node's turn; the node whose budget is largest, and that budget. None
+    without a Ready node. A node in ``kubelet_grace_by_node`` (from its power record) has its kubelet's
+    graceful shutdown on: its shutdownGracePeriod ends its pods instead."""
+    ready = [n for n in view.nodes if n.ready]
+    worst: tuple[str, LastMinuteBudget] | None = None
+    for leader in ready:
+        kubelet_grace_s = (kubelet_grace_by_node or {}).get(leader.name, 0.0)
+        if kubelet_grace_s > 0:
+            pods, source = kubelet_grace_s, "kubelet shutdownGracePeriod"
+        else:
+            pods = pods_time_s(
+                (float(grace_by_pod.get(p.key, DEFAULT_GRACE_S)), p.is_critical(critical_priority))
+                for p in view.pods_on(leader.name)
+                if not (p.is_daemonset or p.is_mirror or p.is_finished)
+            )
+            source = "largest grace periods"
+        turns = [
+            full_shutdown_turn_s(
+                drain_s=drain_s, ack_s=ack_s, os_shutdown_s=os_shutdown_s, control_plane=n.is_control_plane
+            )
+            for n in ready
+            if n.name != leader.name
+        ]
+        budget = last_minute_budget(
+            pods_s=pods, os_shutdown_s=os_shutdown_s, other_turns_s=turns, ups_delay_s=ups_delay_s, pods_from=source
+        )
+        if worst is None or budget.total_s > worst[1].total_s:
+            worst = (leader.name, budget)
+    return worst

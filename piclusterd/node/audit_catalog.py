@@ -218,6 +218,17 @@ EVENTS: tuple[EventDoc, ...] = (
         "Report it as a bug with the journal lines around it.",
     ),
     EventDoc(
+        "shutdown.last_minute",
+        "info",
+        "the last minute's budget at start",
+        ("METHOD", "BUDGET_S", "PARTS", "WARNINGS"),
+        "The seconds this node needs from critical to halted (PARTS: its pods by METHOD, the OS's shutdown, the "
+        "UPS's delay), as check-config prints them. Logged as a warning when WARNINGS is not empty: "
+        "critical_runtime leaves less than that, so the battery may end before the node has halted.",
+        "For a warning, raise [policy] critical_runtime (or shorten what WARNINGS names); measure "
+        "[shutdown] os_shutdown_time on your Pis.",
+    ),
+    EventDoc(
         "node.graceful_shutdown",
         "info",
         "how this node's pods end before a halt",

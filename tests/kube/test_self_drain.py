@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from piclusterd.cluster.kube_api import KubeClusterApi
-from piclusterd.cluster.self_drain import SELF_DRAIN_ANNOTATION, SelfDrain, pod_grace_s
+from piclusterd.cluster.self_drain import SELF_DRAIN_ANNOTATION, SelfDrain
 from piclusterd.config.parse import parse_config
 from piclusterd.core.kubelet_shutdown import KubeletShutdown
+from piclusterd.core.last_minute_budget import pod_grace_s
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
