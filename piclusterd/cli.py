@@ -441,6 +441,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
     _log_last_minute(config, log)
+    from piclusterd.node.ups_restart_check import check_ups_restart_in_background
+
+    check_ups_restart_in_background(config, log)
     cluster = None
     if settings.cluster is not None:
         try:

@@ -79,6 +79,9 @@ class UpsConfig:
     poll_interval_s: float
     stale_after_s: float
     timeout_s: float
+    #: Set battery.charge.restart / ups.delay.start through NUT at start; None: leave the UPS's own values.
+    set_charge_restart_pct: float | None = None
+    set_delay_start_s: float | None = None
 
     @property
     def driver(self) -> str:

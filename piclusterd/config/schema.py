@@ -158,6 +158,22 @@ def _duration_or_auto(low: float, high: float) -> _Convert:
     return convert
 
 
+def _duration_or_leave(low: float, high: float) -> _Convert:
+    """A duration, or ``"leave"`` (None: the device keeps its own value)."""
+    duration = _duration(low, high)
+
+    def convert(value: Any) -> float | None:
+        if value == "leave":
+            return None
+        try:
+            return float(duration(value))
+        except ValueError:
+            expected = f'"leave" or a duration such as "30s", from {_bound(low)} to {_bound(high)}'
+            raise ValueError(expected) from None
+
+    return convert
+
+
 def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
     def convert(value: Any) -> float | None:
         expected = f"a number from {low:g} to {high:g}" + (" (0 means not set)" if optional else "")
@@ -241,6 +257,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "poll_interval": Key("1s", _duration(0.1, 60), to="poll_interval_s"),
         "stale_after": Key("15s", _duration(1, 3600), to="stale_after_s"),
         "timeout": Key("5s", _duration(0.1, 60), to="timeout_s"),
+        "set_charge_restart": Key(0, _number(0, 100, optional=True), to="set_charge_restart_pct"),
+        "set_delay_start": Key("leave", _duration_or_leave(0, 3600), to="set_delay_start_s"),
     },
     "battery": {
         "capacity_wh": Key(0, _number(0, 1e6, optional=True)),

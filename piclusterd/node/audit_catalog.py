@@ -229,6 +229,46 @@ EVENTS: tuple[EventDoc, ...] = (
         "[shutdown] os_shutdown_time on your Pis.",
     ),
     EventDoc(
+        "ups.restart_settings",
+        "info",
+        "when the UPS turns its output back on",
+        ("CHARGE_RESTART", "DELAY_START_S", "CHARGE_LOW", "DELAY_SHUTDOWN_S", "WARNINGS"),
+        "Read from upsd at start: after a shutdown the UPS restores its output DELAY_START_S (ups.delay.start) "
+        "after mains returns, once the battery is back at CHARGE_RESTART % (battery.charge.restart; empty: "
+        "not exposed). Logged as a warning when WARNINGS is not empty: it would restart below what an orderly "
+        "shutdown needs (critical_runtime at [battery] load_w) or below its own low-battery level, so a "
+        "flicker soon after could cost a hard power loss.",
+        "Set battery.charge.restart on the UPS (upsrw), or [ups] set_charge_restart to have piclusterd set it "
+        "at start (upsd.users: actions = SET).",
+    ),
+    EventDoc(
+        "ups.restart_settings_unread",
+        "warning",
+        "the UPS's restart settings could not be read",
+        ("ERROR",),
+        "upsd did not answer the start-up read of battery.charge.restart and ups.delay.start; nothing was "
+        "checked. The power loop is not affected (its own polls say whether upsd answers).",
+        "Check upsd; the next start reads them again.",
+    ),
+    EventDoc(
+        "ups.restart_setting_set",
+        "info",
+        "a UPS restart setting was set, as the config asks",
+        ("VARIABLE", "VALUE"),
+        "[ups] set_charge_restart or set_delay_start asked piclusterd to SET VARIABLE to VALUE through upsd at "
+        "start, and upsd said OK.",
+        "Nothing to do.",
+    ),
+    EventDoc(
+        "ups.restart_setting_set_failed",
+        "error",
+        "a UPS restart setting could not be set",
+        ("VARIABLE", "VALUE", "ERROR"),
+        "upsd refused SET VAR VARIABLE (not writable on this UPS, or the user lacks actions = SET).",
+        "Give the [ups] username actions = SET in upsd.users, or set the value on the UPS itself and remove "
+        "the key.",
+    ),
+    EventDoc(
         "node.graceful_shutdown",
         "info",
         "how this node's pods end before a halt",
