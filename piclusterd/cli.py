@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from piclusterd.cluster.power_on_backends import PowerResult
     from piclusterd.cluster.self_drain import SelfDrain
     from piclusterd.core.cluster_view import ClusterView
+    from piclusterd.drivers.shutdown_button import ButtonPress, ShutdownButton
 
 __all__ = ["ctl_main", "daemon_main"]
 
@@ -441,6 +442,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
     _log_last_minute(config, log)
+    button = _shutdown_button(config, daemon, log)
     from piclusterd.node.ups_restart_check import check_ups_restart_in_background
 
     check_ups_restart_in_background(config, log)
@@ -456,7 +458,37 @@ def _run(args: argparse.Namespace) -> int:
     except PiclusterError as error:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE
+    finally:
+        if button is not None:
+            button.close()
     return EXIT_OK
+
+
+def _shutdown_button(config: Config, daemon: PowerDaemon, log: AuditLogger) -> ShutdownButton | None:
+    """The HAT's shutdown button (X728: GPIO5), when the profile has one and [hat] shutdown_button is on: a
+    press is this node's orderly shutdown, drained first (the daemon's hooks). A pin that cannot be set up is
+    said, never fatal: the node's power protection does not depend on the button."""
+    profile = config.hat.profile
+    if "hat" not in config.ups.drivers or profile is None or profile.shutdown_button is None:
+        return None
+    if not config.hat.shutdown_button:
+        return None
+    from piclusterd.drivers.gpio_power import open_gpio
+    from piclusterd.drivers.shutdown_button import ShutdownButton
+
+    spec = profile.shutdown_button
+
+    def pressed(press: ButtonPress) -> None:
+        log.warning("shutdown.button_pressed", press=press.value, pin=spec.pin)
+        daemon.press_button(press.value)
+
+    try:
+        button = ShutdownButton(open_gpio(), spec, SystemClock(), pressed)
+    except PiclusterError as error:
+        log.error("shutdown.button_unavailable", pin=spec.pin, error=str(error))
+        return None
+    button.start()
+    return button
 
 
 def _log_last_minute(config: Config, log: AuditLogger) -> None:

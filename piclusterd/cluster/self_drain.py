@@ -105,6 +105,9 @@ class SelfDrain:
     ``budget`` says, when called, how many seconds the drain may take (from the energy left); ``tick`` is
     called every poll (power loop and watchdog); ``sleep`` waits (the stop event's wait in the daemon)."""
 
+    #: A reboot (the shutdown button's short press) ends the pods gracefully too.
+    runs_before_reboot = True
+
     def __init__(
         self,
         api: KubeClusterApi,

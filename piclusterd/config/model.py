@@ -121,6 +121,8 @@ class HatConfig:
     profile: HatProfile | None
     i2c_bus: int
     debounce_s: float
+    #: Honour the board's shutdown button (X728 GPIO5) when the profile has one.
+    shutdown_button: bool = True
 
 
 @dataclass(frozen=True, slots=True)

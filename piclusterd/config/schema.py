@@ -283,6 +283,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "i2c_bus": Key(1, _whole(0, 255)),
         "address": Key(0, _whole(0, 0x77), to=None),
         "power_loss_debounce": Key("500ms", _duration(0, 60), to="debounce_s"),
+        "shutdown_button": Key(True, _bool),
         "low_battery": Key(10, _number(0, 99), to=None),
         "chip": Key("", _string, to=None),
         "cells": Key(1, _whole(1, 8), to=None),

@@ -269,6 +269,25 @@ EVENTS: tuple[EventDoc, ...] = (
         "the key.",
     ),
     EventDoc(
+        "shutdown.button_pressed",
+        "warning",
+        "the HAT's shutdown button was pressed",
+        ("PRESS", "PIN"),
+        "The board raised its SHUTDOWN line (X728: GPIO5). As the vendor's xPWR.sh reads it: held more than "
+        "600 ms is PRESS shutdown, this node's orderly local shutdown (its pods ended first); 200-600 ms is "
+        "PRESS reboot (the pods ended first, the HAT's power left on). Honoured in every mode: a person asked.",
+        "Nothing to do. [hat] shutdown_button = false ignores the button.",
+    ),
+    EventDoc(
+        "shutdown.button_unavailable",
+        "error",
+        "the HAT's shutdown button is not read",
+        ("PIN", "ERROR"),
+        "The button's GPIO line could not be set up (often Geekworm's x728-pwr.service holds it). Power "
+        "protection is not affected; pressing the button does what the vendor's service (if any) does.",
+        "systemctl disable --now x728-pwr, then restart piclusterd; or [hat] shutdown_button = false.",
+    ),
+    EventDoc(
         "node.graceful_shutdown",
         "info",
         "how this node's pods end before a halt",
