@@ -9,12 +9,15 @@ anyway). check-config stays offline, so this is where the UPS's own values are c
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+from piclusterd.config.last_minute import last_minute_report
 from piclusterd.config.model import Config
 from piclusterd.core.last_minute_budget import ReserveVerdict
 from piclusterd.core.ups_restart import charge_for_runtime_pct, parse_restart_settings, restart_checks
 from piclusterd.drivers.nut import read_ups_variables, set_ups_variable
 from piclusterd.node.audit import AuditLogger
+from piclusterd.node.kubelet_config import read_kubelet_shutdown
 
 __all__ = ["check_ups_restart", "check_ups_restart_in_background"]
 
@@ -48,6 +51,12 @@ def check_ups_restart(config: Config, log: AuditLogger) -> None:
         load_w=battery.load_w,
     )
     checks = restart_checks(settings, needed_pct=needed, needed_why="that critical_runtime needs at [battery] load_w")
+    if settings.charge_low_pct is not None:
+        # The UPS's own LB threshold, now that it is known: does the energy left at LB cover the last minute?
+        report = last_minute_report(
+            config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)), ups_charge_low_pct=settings.charge_low_pct
+        )
+        checks = (*checks, *(c for c in report.checks if c.key == "battery.charge.low"))
     warnings = [f"{c.key}: {c.message}" for c in checks if c.verdict is ReserveVerdict.WARN]
     level = log.warning if warnings else log.info
     level(

@@ -92,3 +92,13 @@ def test_set_charge_restart_sets_it_through_upsd() -> None:
 def test_restart_checks(variables: dict[str, str], needed: float | None, warns: bool) -> None:
     checks = restart_checks(parse_restart_settings(variables), needed_pct=needed, needed_why="needed")
     assert any(c.verdict.value == "warn" for c in checks) is warns
+
+
+def test_a_ups_low_battery_level_that_leaves_less_than_the_last_minute_is_said() -> None:
+    # 84 Wh x 0.8 usable at 30 W: LB at 1 % leaves about 81 s, less than pods 60 s + OS 90 s.
+    variables = {**NutServer.DEFAULT_VARIABLES, "battery.charge.restart": "50", "battery.charge.low": "1"}
+    with NutServer(variables) as ups:
+        audit = CapturedAudit("pi1")
+        check_ups_restart(config(ups), audit.logger)  # type: ignore[arg-type]
+    (event,) = audit.named("ups.restart_settings")
+    assert any(w.startswith("battery.charge.low: the UPS's low-battery threshold (1 %)") for w in event["warnings"])
