@@ -71,6 +71,7 @@ from piclusterd.drivers.ina219 import (
     is_ina219_address,
 )
 from piclusterd.drivers.max1704x import Max1704x, Max1704xVariant
+from piclusterd.drivers.shutdown_button import ShutdownButtonPin
 
 __all__ = [
     "MIN_DISCHARGE_RATE_PCT_PER_H",
@@ -138,6 +139,8 @@ class HatProfile:
     notes: tuple[str, ...] = ()
     source: str = ""
     """The vendor code or document the profile's address, pins, shunt and polarity were checked against."""
+    shutdown_button: ShutdownButtonPin | None = None
+    """The board's shutdown-button line, read as the vendor's own service reads it (drivers/shutdown_button.py)."""
 
     def __post_init__(self) -> None:
         where = f"HAT profile {self.key!r}"
@@ -193,6 +196,8 @@ _X728_SOURCE = (
     "sample/x728-v2.x-pld.py (PLD_PIN = 6, 1 = AC lost), xSoft.sh (power-cut pulse SLEEP=2, Python samples 3 s, "
     "legacy softsd 4 s)"
 )
+#: x728-pwr.service: ``xPWR.sh 0 5 12``: SHUTDOWN line GPIO5 (input), BOOT line GPIO12 (held high while up).
+_X728_BUTTON = ShutdownButtonPin(5, boot_pin=12)
 _X120X_SOURCE = (
     "suptronics/x120x@1f2950e: bat.py (0x36, VCELL x 1.25 mV / 16, SOC / 256), pld.py (PLD_PIN = 6, 1 = AC OK, "
     "requested with no pull); wiki.geekworm.com/X1200_Hardware (GPIO6 power loss, GPIO16 charge control)"
@@ -220,6 +225,7 @@ PROFILES: Mapping[str, HatProfile] = {
             capacity_wh=21.6,
             power_loss=PowerLossPin(6, Level.HIGH, Pull.DOWN),
             power_cut=PowerCutPin(26, Level.HIGH, 3.5),
+            shutdown_button=_X728_BUTTON,
             boards=("Raspberry Pi 4", "Raspberry Pi 5"),
             notes=(
                 "GPIO6 goes HIGH on AC loss (needs the PLD jumper); pulled down, a floating pin reads OK.",
@@ -239,6 +245,7 @@ PROFILES: Mapping[str, HatProfile] = {
             capacity_wh=21.6,
             power_loss=PowerLossPin(6, Level.HIGH, Pull.DOWN),
             power_cut=PowerCutPin(13, Level.HIGH, 3.5),
+            shutdown_button=_X728_BUTTON,
             boards=("Raspberry Pi 4",),
             notes=(
                 "As the X728 v2.1, but the power-cut pin is GPIO13 (x728-v1.x-softsd.sh: BUTTON=13; x728-v2.x-bat.py: "

@@ -39,7 +39,7 @@ from piclusterd.core.nut_words import host_problem, password_problem, word_probl
 from piclusterd.core.ports import Clock
 from piclusterd.core.reading import ParsedReading, parse_nut_variables
 
-__all__ = ["NutPowerSource"]
+__all__ = ["NutPowerSource", "read_ups_variables", "set_ups_variable"]
 
 # A reply larger than this is not from a sane upsd (a UPS has a few hundred variables at most).
 _MAX_REPLY_BYTES = 1 << 20
@@ -287,3 +287,48 @@ class NutPowerSource:
             self._disconnect()  # the stream may be out of step; start clean next time
             return []
         return names
+
+
+def read_ups_variables(
+    host: str, port: int, ups: str, username: str | None, password: str | None, timeout_s: float
+) -> dict[str, str]:
+    """One ``LIST VAR`` on a connection of its own (the daemon's start-up checks). Raises
+    :class:`SourceUnavailable` naming what failed; the reply is bounded in time and size as every poll's."""
+    try:
+        client = _Client(host, port, username, password, timeout_s)
+    except (PyNUTError, OSError, EOFError, ValueError) as error:
+        raise SourceUnavailable(f"upsd at {host}:{port}: {type(error).__name__}: {str(error)[:200]}") from error
+    try:
+        raw: Mapping[bytes, bytes] = client.GetUPSVars(ups)
+    except (PyNUTError, OSError, EOFError, IndexError, ValueError) as error:
+        raise SourceUnavailable(f"{ups}@{host}:{port}: {type(error).__name__}: {str(error)[:200]}") from error
+    finally:
+        client.close()
+    return {k.decode("utf-8", errors="replace"): v.decode("utf-8", errors="replace") for k, v in raw.items()}
+
+
+def set_ups_variable(
+    host: str,
+    port: int,
+    ups: str,
+    username: str | None,
+    password: str | None,
+    timeout_s: float,
+    variable: str,
+    value: int,
+) -> str | None:
+    """``SET VAR`` one whole-number variable (a login with ``actions = SET`` in upsd.users is needed). None on
+    upsd's OK, else why not. Only NUT variable names and whole numbers go on the wire."""
+    if not all(part.isalnum() for part in variable.split(".")) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"refusing to SET {variable!r} = {value!r}")
+    try:
+        client = _Client(host, port, username, password, timeout_s)
+    except (PyNUTError, OSError, EOFError, ValueError) as error:
+        return f"upsd at {host}:{port}: {type(error).__name__}: {str(error)[:200]}"
+    try:
+        client.SetRWVar(ups, variable, str(int(value)))
+    except (PyNUTError, OSError, EOFError, ValueError) as error:
+        return f"{ups}@{host}:{port} refused SET VAR {variable}: {str(error)[:200]}"
+    finally:
+        client.close()
+    return None

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
+    from piclusterd.cluster.self_drain import SelfDrain
+    from piclusterd.core.cluster_view import ClusterView
+    from piclusterd.drivers.shutdown_button import ButtonPress, ShutdownButton
     from piclusterd.node.metrics import NodeMetrics
 
 __all__ = ["ctl_main", "daemon_main"]
@@ -209,6 +212,7 @@ def build_cluster(
     from piclusterd.cluster.power_off_request import PeerPowerOff
     from piclusterd.cluster.power_off_ssh import SshPowerOff
     from piclusterd.cluster.power_on import build_power_on
+    from piclusterd.core.power_record import PodShutdownRecord
     from piclusterd.node.power_publisher import PowerPublisher
 
     api_client = kube_api_client(settings.kube)
@@ -305,6 +309,9 @@ def build_cluster(
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
+    self_drain = _self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive)
+    daemon.add_pre_shutdown_hook(self_drain)
+    kubelet = self_drain.kubelet
     return ClusterController(
         identity=identity,
         api=api,
@@ -317,10 +324,65 @@ def build_cluster(
         clock=clock,
         log=log,
         power_on=build_power_on(settings.power_on, api, identity=identity, wall=clock.wall, signer=signer),
-        publisher=PowerPublisher(api, identity, clock=clock, log=node_log),
+        publisher=PowerPublisher(
+            api,
+            identity,
+            clock=clock,
+            log=node_log,
+            pod_shutdown=PodShutdownRecord(kubelet.method, kubelet.grace_s, kubelet.critical_s),
+        ),
         outage=outage,
         planned=planned,
     )
+
+
+def _self_drain(
+    settings: ClusterSettings,
+    api: KubeClusterApi,
+    daemon: PowerDaemon,
+    clock: SystemClock,
+    log: AuditLogger,
+    sleep: Callable[[float], None],
+    tick: Callable[[], None],
+) -> SelfDrain:
+    """This node's self-drain before its shutdown command, unless its kubelet's graceful shutdown is on (read
+    from k3s's files here, once). The budget is the energy left when it runs, capped by self_drain_timeout."""
+    from piclusterd.cluster.self_drain import SelfDrain
+    from piclusterd.core.last_minute_budget import self_drain_seconds
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    own = settings.self_drain
+    kubelet = read_kubelet_shutdown(Path(own.k3s_config))
+    log.info(
+        "node.graceful_shutdown",
+        method=kubelet.method,
+        grace_s=kubelet.grace_s,
+        critical_s=kubelet.critical_s,
+        sources=list(kubelet.sources),
+        problems=list(kubelet.problems),
+    )
+
+    def budget() -> float:
+        if own.timeout_s <= 0:
+            return 0.0
+        left = daemon.memory.last_runtime_s
+        return self_drain_seconds(
+            left, cap_s=own.timeout_s, os_shutdown_s=own.os_shutdown_s, ups_delay_s=own.ups_delay_s
+        )
+
+    drain = SelfDrain(
+        api,
+        settings.identity,
+        clock,
+        kubelet=kubelet,
+        budget=budget,
+        sleep=sleep,
+        log=log,
+        tick=tick,
+        critical_priority=own.critical_priority,
+    )
+    drain.undo_after_boot()
+    return drain
 
 
 def load(path: str | Path) -> tuple[Config, Settings]:
@@ -407,6 +469,11 @@ def _run(args: argparse.Namespace) -> int:
         log.critical("daemon.failed", error=str(error))
         print(f"piclusterd: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    _log_last_minute(config, log)
+    button = _shutdown_button(config, daemon, log)
+    from piclusterd.node.ups_restart_check import check_ups_restart_in_background
+
+    check_ups_restart_in_background(config, log)
     cluster = None
     if settings.cluster is not None:
         try:
@@ -420,6 +487,9 @@ def _run(args: argparse.Namespace) -> int:
     except PiclusterError as error:
         log.critical("daemon.failed", error=str(error))
         return EXIT_FAILURE
+    finally:
+        if button is not None:
+            button.close()
     return EXIT_OK
 
 
@@ -454,6 +524,48 @@ def _serving_metrics(
             server.close()
         if textfile is not None:
             textfile.close()
+def _shutdown_button(config: Config, daemon: PowerDaemon, log: AuditLogger) -> ShutdownButton | None:
+    """The HAT's shutdown button (X728: GPIO5), when the profile has one and [hat] shutdown_button is on: a
+    press is this node's orderly shutdown, drained first (the daemon's hooks). A pin that cannot be set up is
+    said, never fatal: the node's power protection does not depend on the button."""
+    profile = config.hat.profile
+    if "hat" not in config.ups.drivers or profile is None or profile.shutdown_button is None:
+        return None
+    if not config.hat.shutdown_button:
+        return None
+    from piclusterd.drivers.gpio_power import open_gpio
+    from piclusterd.drivers.shutdown_button import ShutdownButton
+
+    spec = profile.shutdown_button
+
+    def pressed(press: ButtonPress) -> None:
+        log.warning("shutdown.button_pressed", press=press.value, pin=spec.pin)
+        daemon.press_button(press.value)
+
+    try:
+        button = ShutdownButton(open_gpio(), spec, SystemClock(), pressed)
+    except PiclusterError as error:
+        log.error("shutdown.button_unavailable", pin=spec.pin, error=str(error))
+        return None
+    button.start()
+    return button
+
+
+def _log_last_minute(config: Config, log: AuditLogger) -> None:
+    """Say once at start how this node's pods end before a halt and whether the reserve covers the last minute
+    (what check-config prints, in the journal: a warning there is not a refusal)."""
+    from piclusterd.config.last_minute import last_minute_report
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    report = last_minute_report(config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)))
+    level = log.warning if report.warnings else log.info
+    level(
+        "shutdown.last_minute",
+        method=report.budget.pods_from,
+        budget_s=round(report.budget.total_s),
+        parts=report.budget.describe(),
+        warnings=[f"{c.key}: {c.message}" for c in report.warnings],
+    )
 
 
 def _remote_poweroff(args: argparse.Namespace) -> int:
@@ -606,6 +718,14 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{config.path}: OK (node {config.node.name}, mode {config.mode.value}, ups {config.ups.name}@"
         f"{config.ups.host}:{config.ups.port})"
     )
+    # The last minute: offline (local files only), so a silent upsd or API server never holds the start.
+    # Warnings, never a refusal: a node whose daemon does not start has no protection at all.
+    from piclusterd.config.last_minute import last_minute_report
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    report = last_minute_report(config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)))
+    for line in report.lines():
+        print(line)
     return EXIT_OK
 
 
@@ -830,11 +950,16 @@ def _plan(args: argparse.Namespace) -> int:
         policy=settings.policy,
     )
 
+    last_minute = _plan_last_minute(config, view, snapshot)
+
     def show(report: dict[str, Any]) -> int:
+        report = {**report, "last_minute": last_minute}
         if args.json:
             print(json.dumps(report, indent=1))
         else:
             print("\n".join(render_text(report)))
+            if last_minute is not None:
+                print(f"last minute (leader {last_minute['leader']} last): {last_minute['parts']}")
         return EXIT_OK
 
     # At or below the shutdown level every node is already shutting down: no shedding plan is the answer.
@@ -876,6 +1001,48 @@ def _plan(args: argparse.Namespace) -> int:
         view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
     )
     return show(plan_view(view, decided, inputs, questions.warnings))
+
+
+def _plan_last_minute(config: Config, view: ClusterView, snapshot: object) -> dict[str, Any] | None:
+    """Where the reserve at critical goes, for the node whose last minute is longest when it is the leader: its
+    pods (their grace periods, or its kubelet's, from its power record), every other node's turn, the OS, the
+    UPS's delay; and whether critical_runtime covers it."""
+    from piclusterd.core.last_minute_budget import check_reserve, cluster_last_minute, grace_periods
+    from piclusterd.core.power_record import POWER_ANNOTATION, PowerRecord, parse_power_record
+
+    kubelet: dict[str, float] = {}
+    for node in view.nodes:
+        record = parse_power_record(node.annotations.get(POWER_ANNOTATION, "")) if node.annotations else None
+        if isinstance(record, PowerRecord) and record.pod_shutdown and record.pod_shutdown.method == "kubelet":
+            kubelet[node.name] = record.pod_shutdown.grace_s
+    shutdown = config.shutdown
+    found = cluster_last_minute(
+        view,
+        grace_periods(snapshot if isinstance(snapshot, Mapping) else {}),
+        critical_priority=config.cluster.critical_priority,
+        os_shutdown_s=shutdown.os_shutdown_s,
+        drain_s=shutdown.drain_timeout_s,
+        ack_s=config.cluster.poweroff_ack_timeout_s,
+        ups_delay_s=shutdown.ups_off_delay_s if shutdown.ups_shutdown_return else 0.0,
+        kubelet_grace_by_node=kubelet,
+    )
+    if found is None:
+        return None
+    leader, budget = found
+    critical = config.policy.critical_runtime_s
+    (check,) = check_reserve(budget, critical_runtime_s=critical)
+    return {
+        "leader": leader,
+        "budget_s": budget.total_s,
+        "pods_s": budget.pods_s,
+        "os_shutdown_s": budget.os_shutdown_s,
+        "others_first_s": budget.others_first_s,
+        "ups_delay_s": budget.ups_delay_s,
+        "critical_runtime_s": config.policy.critical_runtime_s,
+        "covered": check.verdict.value == "ok",
+        "parts": budget.describe()
+        + ("" if check.verdict.value == "ok" else f"; WARNING: critical_runtime is {round(critical)} s"),
+    }
 
 
 def _probe(args: argparse.Namespace) -> int:

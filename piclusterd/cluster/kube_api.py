@@ -134,6 +134,24 @@ class KubeClusterApi:
                 return None
             raise
 
+    def delete_pod(self, namespace: str, name: str, uid: str, grace_period_s: int | None = None) -> bool:
+        """DELETE the pod with its UID as a precondition (never a namesake created since), with its own grace
+        period when ``grace_period_s`` is None. False if it is already gone (404) or is another pod (409)."""
+        body: Any = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if grace_period_s is not None:
+            body["gracePeriodSeconds"] = grace_period_s
+        try:
+            self._core.delete_namespaced_pod(name, namespace, body=body, _request_timeout=self._timeout)
+        except ApiException as error:
+            if int(error.status or 0) in (404, 409):
+                return False
+            raise _fail(f"delete pod {namespace}/{name}", error) from error
+        except Exception as error:
+            raise _fail(f"delete pod {namespace}/{name}", error) from error
+        return True
+
     def read_configmap(self, namespace: str, name: str) -> JsonObject | None:
         """The ConfigMap, or None if there is none (piclusterd's outage record lives in one)."""
         try:

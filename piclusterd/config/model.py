@@ -80,6 +80,9 @@ class UpsConfig:
     poll_interval_s: float
     stale_after_s: float
     timeout_s: float
+    #: Set battery.charge.restart / ups.delay.start through NUT at start; None: leave the UPS's own values.
+    set_charge_restart_pct: float | None = None
+    set_delay_start_s: float | None = None
 
     @property
     def driver(self) -> str:
@@ -119,6 +122,8 @@ class HatConfig:
     profile: HatProfile | None
     i2c_bus: int
     debounce_s: float
+    #: Honour the board's shutdown button (X728 GPIO5) when the profile has one.
+    shutdown_button: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +238,12 @@ class ShutdownConfig:
     #: This node shuts itself down at critical in every mode (upsmon's job). False only where another tool
     #: (NUT's upsmon) keeps that job: then piclusterd never powers this node off on its own reading.
     local_protection: bool = True
+    #: The OS's own shutdown, from the shutdown command to halted (the last-minute budget's part).
+    os_shutdown_s: float = 90.0
+    #: The most the self-drain may take before the shutdown command (0: no self-drain).
+    self_drain_timeout_s: float = 60.0
+    #: k3s's config file, where this node's kubelet graceful-shutdown settings are read (and its .d/ drop-ins).
+    k3s_config: str = "/etc/rancher/k3s/config.yaml"
 
 
 @dataclass(frozen=True, slots=True)

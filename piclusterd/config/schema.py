@@ -193,6 +193,22 @@ def _duration_or_auto(low: float, high: float) -> _Convert:
     return convert
 
 
+def _duration_or_leave(low: float, high: float) -> _Convert:
+    """A duration, or ``"leave"`` (None: the device keeps its own value)."""
+    duration = _duration(low, high)
+
+    def convert(value: Any) -> float | None:
+        if value == "leave":
+            return None
+        try:
+            return float(duration(value))
+        except ValueError:
+            expected = f'"leave" or a duration such as "30s", from {_bound(low)} to {_bound(high)}'
+            raise ValueError(expected) from None
+
+    return convert
+
+
 def _number(low: float, high: float, *, optional: bool = False) -> _Convert:
     def convert(value: Any) -> float | None:
         expected = f"a number from {low:g} to {high:g}" + (" (0 means not set)" if optional else "")
@@ -276,6 +292,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "poll_interval": Key("1s", _duration(0.1, 60), to="poll_interval_s"),
         "stale_after": Key("15s", _duration(1, 3600), to="stale_after_s"),
         "timeout": Key("5s", _duration(0.1, 60), to="timeout_s"),
+        "set_charge_restart": Key(0, _number(0, 100, optional=True), to="set_charge_restart_pct"),
+        "set_delay_start": Key("leave", _duration_or_leave(0, 3600), to="set_delay_start_s"),
     },
     "battery": {
         "capacity_wh": Key(0, _number(0, 1e6, optional=True)),
@@ -300,6 +318,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "i2c_bus": Key(1, _whole(0, 255)),
         "address": Key(0, _whole(0, 0x77), to=None),
         "power_loss_debounce": Key("500ms", _duration(0, 60), to="debounce_s"),
+        "shutdown_button": Key(True, _bool),
         "low_battery": Key(10, _number(0, 99), to=None),
         "chip": Key("", _string, to=None),
         "cells": Key(1, _whole(1, 8), to=None),
@@ -357,6 +376,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "drain_timeout": Key("30s", _duration(1, 600), to="drain_timeout_s"),
         "ups_shutdown_return": Key(False, _bool),
         "ups_off_delay": Key("10s", _duration(1, 600), to="ups_off_delay_s"),
+        "os_shutdown_time": Key("90s", _duration(0, 3600), to="os_shutdown_s"),
+        "self_drain_timeout": Key("60s", _duration(0, 3600), to="self_drain_timeout_s"),
+        "k3s_config": Key("/etc/rancher/k3s/config.yaml", _nonempty_string),
     },
     "daemon": {"runtime_dir": Key("/run/piclusterd", _nonempty_string)},
     "metrics": {

@@ -33,6 +33,7 @@ __all__ = [
     "KubeSettings",
     "PowerOffSettings",
     "PowerOnSettings",
+    "SelfDrainSettings",
     "Settings",
     "ShedSettings",
     "UpsReturnSettings",
@@ -204,6 +205,17 @@ class PowerOnSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SelfDrainSettings:
+    """This node's self-drain before its shutdown command (:mod:`piclusterd.cluster.self_drain`)."""
+
+    timeout_s: float = 60.0  # [shutdown] self_drain_timeout: the most it may take (0: off)
+    os_shutdown_s: float = 90.0  # [shutdown] os_shutdown_time: what must still follow it
+    ups_delay_s: float = 0.0  # [shutdown] ups_off_delay when this node may ask the UPS to cut its output
+    critical_priority: int = 1_000_000
+    k3s_config: str = "/etc/rancher/k3s/config.yaml"  # [shutdown] k3s_config: the kubelet's settings are read here
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSettings:
     """Every part of the cluster side, each with its own settings."""
 
@@ -220,6 +232,7 @@ class ClusterSettings:
     power_on: PowerOnSettings
     keys: ClusterKeys  # the cluster key(s): the leader signs its requests, every node checks them
     runtime_dir: str  # [daemon] runtime_dir (tmpfs): what the leader remembers across a restart, not a boot
+    self_drain: SelfDrainSettings = SelfDrainSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +293,13 @@ def cluster_settings(config: Config) -> ClusterSettings:
         power_on=power_on_settings(config),
         keys=cluster.signing_keys,
         runtime_dir=config.daemon.runtime_dir,
+        self_drain=SelfDrainSettings(
+            timeout_s=shutdown.self_drain_timeout_s,
+            os_shutdown_s=shutdown.os_shutdown_s,
+            ups_delay_s=shutdown.ups_off_delay_s if shutdown.ups_shutdown_return else 0.0,
+            critical_priority=cluster.critical_priority,
+            k3s_config=shutdown.k3s_config,
+        ),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "POWER_ANNOTATION",
     "POWER_RECORD_VERSION",
     "BatteryRecord",
+    "PodShutdownRecord",
     "PowerRecord",
     "PublishPolicy",
     "PublishReason",
@@ -63,6 +64,16 @@ class BatteryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PodShutdownRecord:
+    """How this node's pods end before a halt (:mod:`piclusterd.core.kubelet_shutdown`): ``"kubelet"`` (its
+    graceful node shutdown, ``grace_s`` in all, ``critical_s`` of it for critical pods) or ``"self-drain"``."""
+
+    method: str
+    grace_s: float
+    critical_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class PowerRecord:
     """``picluster.io/power``: what one node's daemon knows about its power, as of ``written_at``."""
 
@@ -72,6 +83,8 @@ class PowerRecord:
     source: str
     batteries: tuple[BatteryRecord, ...]
     written_at: str  # RFC 3339
+    #: Optional (absent in records of older daemons): how this node's pods end before its halt.
+    pod_shutdown: PodShutdownRecord | None = None
 
 
 def _battery(reading: UpsReading) -> BatteryRecord:
@@ -80,7 +93,9 @@ def _battery(reading: UpsReading) -> BatteryRecord:
     )
 
 
-def power_record(memory: PowerMemory, source: str, written_at: str) -> PowerRecord:
+def power_record(
+    memory: PowerMemory, source: str, written_at: str, pod_shutdown: PodShutdownRecord | None = None
+) -> PowerRecord:
     """The record for the daemon's current memory. Pure.
 
     ``runtime_s`` is the runtime the state machine acted on (the estimate), ``charge_pct`` the last reading's;
@@ -88,7 +103,7 @@ def power_record(memory: PowerMemory, source: str, written_at: str) -> PowerReco
     """
     reading = memory.last_reading
     if reading is None:
-        return PowerRecord(memory.state, None, None, source, (), written_at)
+        return PowerRecord(memory.state, None, None, source, (), written_at, pod_shutdown)
     parts = reading.parts or (reading,)
     return PowerRecord(
         memory.state,
@@ -97,6 +112,7 @@ def power_record(memory: PowerMemory, source: str, written_at: str) -> PowerReco
         source,
         tuple(_battery(p) for p in parts),
         written_at,
+        pod_shutdown,
     )
 
 
@@ -106,8 +122,13 @@ def _status(flags: frozenset[UpsFlag]) -> str:
 
 def render_power_record(record: PowerRecord) -> str:
     """Compact, key-sorted JSON (so an unchanged record renders to the same text)."""
+    shutdown = record.pod_shutdown
+    extra: dict[str, Any] = {}
+    if shutdown is not None:
+        extra["shutdown"] = {"method": shutdown.method, "grace": shutdown.grace_s, "critical": shutdown.critical_s}
     return json.dumps(
         {
+            **extra,
             "v": POWER_RECORD_VERSION,
             "state": record.state.value,
             "charge": record.charge_pct,
@@ -160,6 +181,20 @@ def _parse_battery(data: Any) -> BatteryRecord:
     )
 
 
+def _parse_pod_shutdown(data: Any) -> PodShutdownRecord | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("'shutdown' is not a JSON object")
+    method = _string(data, "method")
+    if method not in ("kubelet", "self-drain"):
+        raise ValueError(f"'shutdown' method {method[:40]!r} is neither kubelet nor self-drain")
+    grace, critical = _number(data, "grace"), _number(data, "critical")
+    if grace is None or critical is None or grace > 86400 or critical > grace:
+        raise ValueError("'shutdown' grace and critical must be seconds, critical within grace, at most a day")
+    return PodShutdownRecord(method, grace, critical)
+
+
 def parse_power_record(raw: str) -> PowerRecord | InvalidRecord:
     """Parse ``picluster.io/power``. Never raises: nonsense (or another version) becomes an InvalidRecord."""
     try:
@@ -181,6 +216,7 @@ def parse_power_record(raw: str) -> PowerRecord | InvalidRecord:
         if not isinstance(batteries, list):
             raise ValueError("'batteries' is missing or not a list")
         return PowerRecord(
+            pod_shutdown=_parse_pod_shutdown(data.get("shutdown")),
             state=state,
             charge_pct=_number(data, "charge"),
             runtime_s=_number(data, "runtime"),

@@ -185,6 +185,156 @@ EVENTS: tuple[EventDoc, ...] = (
         "local_protection: check that upsmon (or the tool that replaces it) is running on this node.",
     ),
     EventDoc(
+        "shutdown.self_drain_started",
+        "warning",
+        "this node ends its pods before powering off",
+        ("REASON", "BUDGET_S", "NON_CRITICAL", "CRITICAL", "LEFT_ALONE"),
+        "The kubelet's graceful node shutdown is off on this node, so before its shutdown command piclusterd "
+        "cordons it and evicts its pods with their own grace periods: NON_CRITICAL first, then CRITICAL, within "
+        "BUDGET_S seconds (the energy left, at most [shutdown] self_drain_timeout). DaemonSet and static pods "
+        "(LEFT_ALONE) end with the OS.",
+        "Nothing to do now. To let the kubelet do this itself, turn on its graceful shutdown "
+        "(piclusterd check-config prints the k3s lines).",
+    ),
+    EventDoc(
+        "shutdown.self_drained",
+        "warning",
+        "this node's pods were ended before its power-off",
+        ("ENDED", "DELETED_PAST_BUDGET", "LEFT_RUNNING", "ELAPSED_S"),
+        "The self-drain is over and the shutdown command runs next. ENDED pods were gone before it; "
+        "DELETED_PAST_BUDGET were deleted with their grace period because a PodDisruptionBudget refused their "
+        "eviction and the time left was down to their grace period (as the kubelet's own graceful shutdown "
+        "does: the node goes off either way); LEFT_RUNNING were still terminating when the budget ran out and "
+        "keep their SIGTERM through the OS's shutdown.",
+        "If LEFT_RUNNING is not empty, raise critical_runtime (piclusterd check-config shows the last-minute "
+        "budget) or shorten those pods' terminationGracePeriodSeconds.",
+    ),
+    EventDoc(
+        "shutdown.self_drain_skipped",
+        "info",
+        "no self-drain before this power-off",
+        ("WHY",),
+        "The self-drain did not run: the kubelet's graceful node shutdown ends the pods itself, or there was no "
+        "time left for it (the pods then end with the OS's shutdown).",
+        "Nothing to do if WHY names the kubelet. Otherwise see critical_runtime in piclusterd check-config.",
+    ),
+    EventDoc(
+        "shutdown.self_drain_failed",
+        "error",
+        "the self-drain failed; the power-off goes on",
+        ("ERROR", "ENDED", "LEFT_RUNNING"),
+        "The self-drain stopped on ERROR (usually the API server unreachable). The shutdown command runs anyway: "
+        "a failed drain costs the pods' graceful end, never the node's protection.",
+        "Check the API server and this node's kubeconfig; consider turning on the kubelet's graceful shutdown.",
+    ),
+    EventDoc(
+        "shutdown.pre_shutdown_hook_failed",
+        "error",
+        "a step before the power-off failed; the power-off goes on",
+        ("HOOK", "ERROR"),
+        "A step piclusterd runs just before its shutdown command raised an error it did not expect.",
+        "Report it as a bug with the journal lines around it.",
+    ),
+    EventDoc(
+        "shutdown.last_minute",
+        "info",
+        "the last minute's budget at start",
+        ("METHOD", "BUDGET_S", "PARTS", "WARNINGS"),
+        "The seconds this node needs from critical to halted (PARTS: its pods by METHOD, the OS's shutdown, the "
+        "UPS's delay), as check-config prints them. Logged as a warning when WARNINGS is not empty: "
+        "critical_runtime leaves less than that, so the battery may end before the node has halted.",
+        "For a warning, raise [policy] critical_runtime (or shorten what WARNINGS names); measure "
+        "[shutdown] os_shutdown_time on your Pis.",
+    ),
+    EventDoc(
+        "ups.restart_settings",
+        "info",
+        "when the UPS turns its output back on",
+        ("CHARGE_RESTART", "DELAY_START_S", "CHARGE_LOW", "DELAY_SHUTDOWN_S", "WARNINGS"),
+        "Read from upsd at start: after a shutdown the UPS restores its output DELAY_START_S (ups.delay.start) "
+        "after mains returns, once the battery is back at CHARGE_RESTART % (battery.charge.restart; empty: "
+        "not exposed). Logged as a warning when WARNINGS is not empty: it would restart below what an orderly "
+        "shutdown needs (critical_runtime at [battery] load_w) or below its own low-battery level, so a "
+        "flicker soon after could cost a hard power loss.",
+        "Set battery.charge.restart on the UPS (upsrw), or [ups] set_charge_restart to have piclusterd set it "
+        "at start (upsd.users: actions = SET).",
+    ),
+    EventDoc(
+        "ups.restart_settings_unread",
+        "warning",
+        "the UPS's restart settings could not be read",
+        ("ERROR",),
+        "upsd did not answer the start-up read of battery.charge.restart and ups.delay.start; nothing was "
+        "checked. The power loop is not affected (its own polls say whether upsd answers).",
+        "Check upsd; the next start reads them again.",
+    ),
+    EventDoc(
+        "ups.restart_setting_set",
+        "info",
+        "a UPS restart setting was set, as the config asks",
+        ("VARIABLE", "VALUE"),
+        "[ups] set_charge_restart or set_delay_start asked piclusterd to SET VARIABLE to VALUE through upsd at "
+        "start, and upsd said OK.",
+        "Nothing to do.",
+    ),
+    EventDoc(
+        "ups.restart_setting_set_failed",
+        "error",
+        "a UPS restart setting could not be set",
+        ("VARIABLE", "VALUE", "ERROR"),
+        "upsd refused SET VAR VARIABLE (not writable on this UPS, or the user lacks actions = SET).",
+        "Give the [ups] username actions = SET in upsd.users, or set the value on the UPS itself and remove "
+        "the key.",
+    ),
+    EventDoc(
+        "shutdown.button_pressed",
+        "warning",
+        "the HAT's shutdown button was pressed",
+        ("PRESS", "PIN"),
+        "The board raised its SHUTDOWN line (X728: GPIO5). As the vendor's xPWR.sh reads it: held more than "
+        "600 ms is PRESS shutdown, this node's orderly local shutdown (its pods ended first); 200-600 ms is "
+        "PRESS reboot (the pods ended first, the HAT's power left on). Honoured in every mode: a person asked.",
+        "Nothing to do. [hat] shutdown_button = false ignores the button.",
+    ),
+    EventDoc(
+        "shutdown.button_unavailable",
+        "error",
+        "the HAT's shutdown button is not read",
+        ("PIN", "ERROR"),
+        "The button's GPIO line could not be set up (often Geekworm's x728-pwr.service holds it). Power "
+        "protection is not affected; pressing the button does what the vendor's service (if any) does.",
+        "systemctl disable --now x728-pwr, then restart piclusterd; or [hat] shutdown_button = false.",
+    ),
+    EventDoc(
+        "node.graceful_shutdown",
+        "info",
+        "how this node's pods end before a halt",
+        ("METHOD", "GRACE_S", "CRITICAL_S", "SOURCES", "PROBLEMS"),
+        'Read at start from k3s\'s files: METHOD "kubelet" means the kubelet\'s graceful node shutdown is on '
+        '(shutdownGracePeriod GRACE_S, CRITICAL_S of it for critical pods) and piclusterd relies on it; '
+        '"self-drain" means it is off and piclusterd evicts the pods itself before powering off. PROBLEMS lists '
+        "files or values that could not be read (counted as off).",
+        "For METHOD self-drain, consider the kubelet's own graceful shutdown: piclusterd check-config prints the "
+        "k3s lines.",
+    ),
+    EventDoc(
+        "node.self_drain_undone",
+        "info",
+        "uncordoned after this node's own self-drain",
+        ("CORDONED_AT",),
+        "The last power-off's self-drain cordoned this node (it was not cordoned before); the daemon's start "
+        "uncordons it again. A node cordoned by the leader or by hand stays as it was.",
+        "Nothing to do.",
+    ),
+    EventDoc(
+        "node.self_drain_undo_failed",
+        "warning",
+        "could not uncordon after this node's own self-drain",
+        ("ERROR",),
+        "The API server did not answer at start; the node stays cordoned until the next start or by hand.",
+        "kubectl uncordon this node once the API server answers, or restart piclusterd.",
+    ),
+    EventDoc(
         "shutdown.power_cut_armed",
         "info",
         "the HAT's power will be cut after this power-off",

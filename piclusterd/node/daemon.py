@@ -45,6 +45,8 @@ from piclusterd.node.audit import AuditLogger
 from piclusterd.node.systemd_notify import SystemdNotifier
 
 __all__ = [
+    "REBOOT_COMMAND",
+    "SHUTDOWN_BY_BUTTON",
     "SHUTDOWN_BY_CLUSTER",
     "SHUTDOWN_BY_LOCAL_PROTECTION",
     "ClusterTick",
@@ -70,6 +72,10 @@ SourceFactory = Callable[[Config], PowerSource]
 #: critical runs in every mode; a cluster request (the leader's, an rtc-wake check-in) is dry in dry-run.
 SHUTDOWN_BY_LOCAL_PROTECTION = "local_protection"
 SHUTDOWN_BY_CLUSTER = "cluster"
+#: The HAT's shutdown button (X728 GPIO5): a person's request at this Pi, honoured in every mode, like the
+#: power button it is. A short press reboots (the vendor's xPWR.sh semantics).
+SHUTDOWN_BY_BUTTON = "button"
+REBOOT_COMMAND = ("systemctl", "reboot")
 
 
 class ClusterTick(Protocol):
@@ -85,7 +91,11 @@ class ClusterTick(Protocol):
 
 
 class PreShutdownHook(Protocol):
-    """Runs just before the local shutdown command (the cluster layer drains this node here)."""
+    """Runs just before the local shutdown command (the cluster layer drains this node here). Before a reboot
+    (the shutdown button's short press) only hooks whose ``runs_before_reboot`` is true run: the pods' graceful
+    end, not the HAT's power cut."""
+
+    runs_before_reboot: bool
 
     def before_local_shutdown(self, reason: str) -> None: ...
 
@@ -191,6 +201,12 @@ class PowerDaemon:
         self._deferred = False
         self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
         self._skipped: set[str] = set()  # the kinds of shutdown already logged as not run (once each)
+        self._button: str | None = None  # a press of the HAT's shutdown button, acted on at the next poll
+
+    def add_pre_shutdown_hook(self, hook: PreShutdownHook) -> None:
+        """Run ``hook`` before the local shutdown command, ahead of the hooks given at construction (the
+        cluster side's self-drain, wired once the cluster is built, goes before the power-cut flag)."""
+        self._hooks = (hook, *self._hooks)
 
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
@@ -269,6 +285,8 @@ class PowerDaemon:
             self._notifier.ready(status_line(self.memory))
         else:
             self._notifier.status(status_line(self.memory))
+        if self._button is not None and not self._shutdown_started:
+            self._pressed(self._button)
         if self.memory.state is PowerState.CRITICAL and not self._shutdown_started:
             self._protect_or_defer(now)
         else:
@@ -368,6 +386,28 @@ class PowerDaemon:
 
         threading.Thread(target=report, name="piclusterd-self-protection-event", daemon=True).start()
 
+    def press_button(self, press: str) -> None:
+        """The HAT's shutdown button was pressed (``"shutdown"`` or ``"reboot"``); called from the button's
+        thread, acted on by the next poll in the daemon's own loop (one string store: no lock needed)."""
+        self._button = press
+
+    def _pressed(self, press: str) -> None:
+        """An orderly local shutdown (the self-drain first), or a reboot after the same drain, in every mode."""
+        self._button = None
+        reason = f"the HAT's shutdown button: {press}"
+        if press != "reboot":
+            self._local_shutdown(reason, by=SHUTDOWN_BY_BUTTON)
+            return
+        self._shutdown_started = True
+        argv = list(REBOOT_COMMAND)
+        self._log.critical(
+            "shutdown.local_started", reason=reason, command=argv, mode=self._config.mode.value, by=SHUTDOWN_BY_BUTTON
+        )
+        self._run_hooks(reason, reboot=True)
+        code = self._shutdown.run(argv)
+        if code != 0:
+            self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
+
     def request_local_shutdown(self, reason: str) -> bool:
         """Power this node off now, asked by the cluster (the leader, or an rtc-wake check-in): a cluster
         action, so dry in dry-run. False if nothing was started (dry-run, or a shutdown already under way)."""
@@ -406,11 +446,19 @@ class PowerDaemon:
         self._shutdown_started = True
         argv = list(self._config.shutdown.command)
         self._log.critical("shutdown.local_started", reason=reason, command=argv, mode=self._config.mode.value, by=by)
-        for hook in self._hooks:
-            hook.before_local_shutdown(reason)
+        self._run_hooks(reason, reboot=False)
         code = self._shutdown.run(argv)
         if code != 0:
             self._log.critical("shutdown.local_failed", command=argv, exit_status=code)
+
+    def _run_hooks(self, reason: str, *, reboot: bool) -> None:
+        for hook in self._hooks:
+            if reboot and not getattr(hook, "runs_before_reboot", False):
+                continue
+            try:
+                hook.before_local_shutdown(reason)
+            except Exception as error:  # a hook's fault must never cost the power-off itself
+                self._log.error("shutdown.pre_shutdown_hook_failed", hook=type(hook).__name__, error=repr(error)[:300])
 
     def status(self) -> dict[str, Any]:
         """The live view: what ``piclusterctl status`` shows and the metrics read."""

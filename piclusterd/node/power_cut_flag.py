@@ -23,6 +23,9 @@ __all__ = ["PowerCutFlag"]
 class PowerCutFlag:
     """Writes (before the local shutdown) and clears (at start) the power-cut flag for one pin."""
 
+    #: Never before a reboot: the HAT must keep feeding a Pi that comes back up.
+    runs_before_reboot = False
+
     def __init__(
         self,
         spec: PowerCutPin,

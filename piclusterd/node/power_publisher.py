@@ -15,6 +15,7 @@ from piclusterd.core.node_records import rfc3339
 from piclusterd.core.ports import Clock
 from piclusterd.core.power_record import (
     POWER_ANNOTATION,
+    PodShutdownRecord,
     PowerRecord,
     PublishPolicy,
     PublishReason,
@@ -43,9 +44,17 @@ class PowerPublisher:
     """
 
     def __init__(
-        self, api: NodePatcher, node: str, *, clock: Clock, log: AuditLogger, policy: PublishPolicy | None = None
+        self,
+        api: NodePatcher,
+        node: str,
+        *,
+        clock: Clock,
+        log: AuditLogger,
+        policy: PublishPolicy | None = None,
+        pod_shutdown: PodShutdownRecord | None = None,
     ) -> None:
         self._api = api
+        self._pod_shutdown = pod_shutdown
         self._node = node
         self._clock = clock
         self._log = log.bind(component="power_publisher", node=node)
@@ -61,7 +70,7 @@ class PowerPublisher:
     def publish(self, memory: PowerMemory, source: str) -> PublishReason | None:
         """PATCH the record if the rate limit allows; the reason it was written, or ``None`` if it was not."""
         now = self._clock.monotonic()
-        record = power_record(memory, source, rfc3339(self._clock.wall()))
+        record = power_record(memory, source, rfc3339(self._clock.wall()), self._pod_shutdown)
         reason = publish_reason(record, self._last, self._last_at, self._failed_at, now, self._policy)
         if reason is None:
             return None

@@ -327,8 +327,28 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
         )
     lines += [
         f"  battery at the end                 {result.charge_end_pct:.0f} %",
+        _last_minute_line(scenario),
     ]
     return "\n".join(lines)
+
+
+def _last_minute_line(scenario: Scenario) -> str:
+    """Where the reserve at critical goes, with the packaged [shutdown] timeouts (docs/last-minute.md)."""
+    from piclusterd.core.last_minute_budget import DEFAULT_OS_SHUTDOWN_S, cluster_last_minute
+
+    found = cluster_last_minute(
+        scenario.view,
+        {},  # the reference clusters' pods keep Kubernetes' default 30 s grace period
+        critical_priority=scenario.policy.critical_priority_threshold,
+        os_shutdown_s=DEFAULT_OS_SHUTDOWN_S,
+        drain_s=30.0,
+        ack_s=30.0,
+        ups_delay_s=0.0,
+    )
+    if found is None:
+        return "  last minute at critical            -"
+    leader, budget = found
+    return f"  last minute at critical            {budget.describe()} (leader {leader} last, at the timeouts)"
 
 
 def _share(part: float, whole: float) -> str:
