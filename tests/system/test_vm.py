@@ -606,7 +606,7 @@ def test_piclusterctl_report_tells_the_outage_from_the_real_journal(story: Story
     assert outage["mains_back_at"] is None and outage["nodes_shed"] == []
     assert any(step.endswith("halted (local_protection)") for step in outage["full_shutdown"])
     states = [e.get("NEW") for e in outage["timeline"] if e["event"] == "power.state_changed"]
-    assert states[-1] == "critical" and "on_battery" not in states[-1:]
+    assert "critical" in states  # then the halt; the timeline goes on with the next boot's daemon
     assert story.report["unreadable_entries"] == 0
 
 
