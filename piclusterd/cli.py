@@ -40,6 +40,7 @@ from piclusterd.node.clock import SystemClock, boot_wall_time
 from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.notify.notifier import Notifier
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -195,7 +196,11 @@ def _node_agent(
 
 
 def build_cluster(
-    settings: ClusterSettings, daemon: PowerDaemon, log: AuditLogger, stop: threading.Event
+    settings: ClusterSettings,
+    daemon: PowerDaemon,
+    log: AuditLogger,
+    stop: threading.Event,
+    notifier: Notifier | None = None,
 ) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent.
 
@@ -306,6 +311,8 @@ def build_cluster(
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
+    if notifier is not None:
+        notifier.use_ledger(outage.ledger)  # cluster-wide messages once per outage, whoever leads
     return ClusterController(
         identity=identity,
         api=api,
@@ -347,12 +354,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
         return EXIT_CONFIG
     fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
+    notifier = build_notifier(config)
     try:
-        log = make_audit_logger(fmt, config.node.name, level=args.log_level)
+        log = make_audit_logger(fmt, config.node.name, level=args.log_level, tap=notifier.observe)
     except RuntimeError as error:
         print(f"piclusterd: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    notifier.start(log)
+    try:
+        return _run_logged(args, config, settings, log, notifier)
+    finally:
+        notifier.stop()  # what it has not sent waits on disk for the next start
 
+
+def build_notifier(config: Config) -> Notifier:
+    """The notifier of ``[notify]`` (one with no sinks does nothing)."""
+    from piclusterd.notify.senders import build_senders
+
+    return Notifier(config.notify, config.node.name, build_senders(config.notify.sinks), wall=SystemClock().wall)
+
+
+def _run_logged(
+    args: argparse.Namespace, config: Config, settings: Settings, log: AuditLogger, notifier: Notifier
+) -> int:
     stop = threading.Event()
     reload_requested = threading.Event()
 
@@ -382,7 +406,7 @@ def _run(args: argparse.Namespace) -> int:
     cluster = None
     if settings.cluster is not None:
         try:
-            cluster = build_cluster(settings.cluster, daemon, log, stop)
+            cluster = build_cluster(settings.cluster, daemon, log, stop, notifier)
         except ConfigError as error:
             print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
             return EXIT_CONFIG
@@ -875,6 +899,26 @@ def _authorized_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _notify_test(args: argparse.Namespace) -> int:
+    """A test message through every sink, each result on its own line; exit 1 if any sink failed."""
+    try:
+        config, _settings = load(args.config)  # check-config's validation, every sink included
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
+    if not config.notify.sinks:
+        print(f"{config.path}: no [notify.<name>] sink to test; see man piclusterd.toml, NOTIFY", file=sys.stderr)
+        return EXIT_CONFIG
+    failed = 0
+    for sink, problem in build_notifier(config).send_test():
+        if problem is None:
+            print(f"{sink}: sent")
+        else:
+            failed += 1
+            print(f"{sink}: FAILED: {problem}")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
@@ -933,6 +977,9 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
         help="the leader's public key (default: %(default)s)",
     )
     keys.set_defaults(handler=_authorized_keys)
+    notify_test = commands.add_parser("notify-test", help="send a test message through every [notify] sink")
+    notify_test.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="(default: %(default)s)")
+    notify_test.set_defaults(handler=_notify_test)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -141,6 +141,14 @@ def _stamper(wall: Callable[[], float]) -> Processor:
     return stamp
 
 
+def _tapping(tap: Callable[[Mapping[str, Any]], None]) -> Processor:
+    def process(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        tap(dict(event_dict))
+        return event_dict
+
+    return process
+
+
 def _systemd_send() -> JournalSend:
     try:
         journal = importlib.import_module("systemd.journal")
@@ -161,14 +169,18 @@ def make_audit_logger(
     journal_send: JournalSend | None = None,
     level: str = "info",
     wall: Callable[[], float] | None = None,
+    tap: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> AuditLogger:
-    """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's."""
+    """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's.
+    ``tap`` sees a copy of every event written (the notifier); it must not block or raise."""
     out = stream if stream is not None else sys.stderr
     processors: list[Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True) if wall is None else _stamper(wall),
         _plain_values,
     ]
+    if tap is not None:
+        processors.append(_tapping(tap))
     wrapped: WrappedLogger
     if fmt is LogFormat.JOURNAL:
         processors.append(_to_journal_fields)
