@@ -32,9 +32,14 @@ class OutageLedger:
             return True
 
     def load(self, record: OutageRecord | None) -> None:
-        """The keys of the record just read (None: no outage: nothing known, claims stay pending)."""
+        """The keys of the record just read. None: no outage (it ended, or dry-run keeps no record): nothing is
+        remembered, so the next outage's messages are sent again."""
         with self._lock:
-            self._known = frozenset(() if record is None else record.notified)
+            if record is None:
+                self._known = frozenset()
+                self._pending.clear()
+                return
+            self._known = frozenset(record.notified)
             for key in self._known:
                 self._pending.pop(key, None)
 

@@ -173,6 +173,7 @@ class OutageCoordinator:
     def lead(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None) -> bool:
         """Keep the outage record and run the full shutdown or the restart after it; True if it took a step."""
         if self._settings.dry_run:
+            self.ledger.load(None)  # no record in dry-run: each plan it would take is said
             self._report_dry_run(view, power)
             return False
         try:
@@ -331,7 +332,12 @@ class OutageCoordinator:
             record = replace(record, mains_back_at=rfc3339(now))
             away = round(max(0.0, now - parse_rfc3339(record.started_at)))
             self._log.info(
-                "outage.mains_back", started_at=record.started_at, mains_back_at=record.mains_back_at, duration_s=away
+                "outage.mains_back",
+                started_at=record.started_at,
+                mains_back_at=record.mains_back_at,
+                duration_s=away,
+                nodes_shed=list(record.shed),
+                full_shutdown=record.full_shutdown is not None,
             )
         elif on_battery and record.mains_back_at:
             record = replace(record, mains_back_at="")  # failed again before the outage was over: it goes on

@@ -28,6 +28,7 @@ __all__ = [
     "NoticeLedger",
     "SinkGate",
     "admit",
+    "combine",
     "fit_sms",
     "flush",
     "is_gsm7",
@@ -187,11 +188,13 @@ def _from_event(event: str, fields: Mapping[str, object], node: str, cluster: st
         shed = _list(fields.get("shed"))
         if not shed:
             return None
-        runtime = _duration(fields.get("projected_runtime_s"))
+        projected = fields.get("projected_runtime_s")
+        runtime = _duration(projected) if isinstance(projected, int | float) and projected >= 60 else None
         verb = "would switch off" if fields.get("dry_run") else "switching off"
         text = f"{who}: to save battery, {verb} {_names(shed)}. Critical services stay up"
         text += f"; battery lasts about {runtime}." if runtime else "."
-        return _notice(NoticeKind.PLAN, node, "plan:" + ",".join(sorted(shed)), text, fields)
+        # Once per outage: the first plan that sheds. Later changes (a node done, one fewer to go) are in the summary.
+        return _notice(NoticeKind.PLAN, node, "plan", text, fields)
     if event == "shutdown.cluster_started":
         nodes = _list(fields.get("nodes"))
         text = (
@@ -200,6 +203,8 @@ def _from_event(event: str, fields: Mapping[str, object], node: str, cluster: st
         )
         return _notice(NoticeKind.FULL_SHUTDOWN, node, "full_shutdown", text, fields)
     if event == "outage.mains_back":
+        if not _list(fields.get("nodes_shed")) and not fields.get("full_shutdown"):
+            return None  # nothing to bring back: the summary follows within minutes and says it (a flap: once)
         back = str(fields.get("mains_back_at", ""))[:20]
         away = _duration(fields.get("duration_s"))
         text = f"{who}: mains power is back at {_hhmm(back)}"
@@ -236,6 +241,26 @@ def _from_event(event: str, fields: Mapping[str, object], node: str, cluster: st
         request = _word(fields.get("request_id", ""), 64)
         return _notice(NoticeKind.REQUEST_REFUSED, node, f"refused:{request}:{why}", text, fields)
     return None
+
+
+def combine(notices: Sequence[Notice], cluster: str) -> list[Notice]:
+    """Nodes restored together (the restart after a full shutdown brings them all back in one poll) as one
+    message; the others as they are, in order."""
+    restored = [n for n in notices if n.kind is NoticeKind.NODE_RESTORED]
+    if len(restored) < 2:
+        return list(notices)
+    names = [dict(n.fields).get("target", "?") for n in restored]
+    text = f"{_word(cluster, 24)}: nodes {_names(names, 80)} are back in service."
+    merged = Notice(
+        NoticeKind.NODE_RESTORED,
+        restored[0].node,
+        "+".join(n.key for n in restored)[:200],
+        fit_sms(text),
+        (("targets", ",".join(names)[:200]),),
+    )
+    first = notices.index(restored[0])
+    rest = [n for n in notices if n.kind is not NoticeKind.NODE_RESTORED]
+    return [*rest[:first], merged, *rest[first:]]
 
 
 def notify_test_notice(node: str, sink: str) -> Notice:

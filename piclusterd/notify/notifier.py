@@ -23,6 +23,7 @@ from piclusterd.core.notify import (
     NoticeLedger,
     SinkGate,
     admit,
+    combine,
     flush,
     notice_from_event,
     notify_test_notice,
@@ -100,10 +101,11 @@ class Notifier:
 
     # --- the worker ------------------------------------------------------------------------------------
 
-    def start(self, log: AuditLogger) -> None:
-        """Load the queue a previous run left and start the worker thread."""
+    def start(self, log: AuditLogger, *, thread: bool = True) -> None:
+        """Start the worker thread (``thread=False``: the caller pumps, as the demo's world does on its clock).
+        Its first round loads the queue a previous run left."""
         self._log = log.bind(component="notify")
-        if not self._config.sinks:
+        if not self._config.sinks or not thread:
             return
         self._thread = threading.Thread(target=self._loop, name="piclusterd-notify", daemon=True)
         self._thread.start()
@@ -139,11 +141,13 @@ class Notifier:
             for problem in self._queue.load():
                 self._say("warning", "notify.queue_unreadable", problem=problem[:300])
         now = self._wall()
+        arrived: list[Notice] = []
         while True:
             try:
-                notice = self._inbox.get_nowait()
+                arrived.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        for notice in combine(arrived, self._config.cluster_name):
             self._admit(notice, now)
         for sink in self._config.sinks:
             gate, summary = flush(self._gates[sink.name], now, sink.gate, self._node)
