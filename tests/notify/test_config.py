@@ -88,7 +88,11 @@ to = ["+4917012345678", "+15551234567"]
     [
         ('type = "sms"\nbackend = "smstools"\nspool_dir = "/"\nto = ["017012345678"]', "notify.s.to", "E.164"),
         ('type = "sms"\nbackend = "smstools"\nspool_dir = "/"\nto = ["+0123456789"]', "notify.s.to", "E.164"),
-        ('type = "sms"\nbackend = "smstools"\nspool_dir = "/no-such-dir-piclusterd"\nto = ["+4917012345678"]', "spool_dir", ""),
+        (
+            'type = "sms"\nbackend = "smstools"\nspool_dir = "/no-such-dir-piclusterd"\nto = ["+4917012345678"]',
+            "spool_dir",
+            "",
+        ),
         ('type = "sms"\nbackend = "modem"\nto = ["+4917012345678"]', "notify.s.backend", '"gammu" or "smstools"'),
         (
             'type = "sms"\ninject_command = "/no-such-dir-piclusterd/gammu-smsd-inject"\nto = ["+4917012345678"]',
@@ -99,7 +103,11 @@ to = ["+4917012345678", "+15551234567"]
         ('type = "webhook"\nurl = "ftp://hooks.example/x"', "notify.s.url", "scheme"),
         ('type = "webhook"\nurl = "https://"', "notify.s.url", "no host"),
         ('type = "webhook"\nurl = "https://h.example"\nformat = "irc"', "notify.s.format", "ntfy"),
-        ('type = "webhook"\nurl = "https://h.example"\nca_file = "/no-such-dir-piclusterd.pem"', "notify.s.ca_file", ""),
+        (
+            'type = "webhook"\nurl = "https://h.example"\nca_file = "/no-such-dir-piclusterd.pem"',
+            "notify.s.ca_file",
+            "",
+        ),
         ('type = "email"\nhost = "h"\nfrom = "nobody"\nto = ["it@x.example"]', "notify.s.from", "address"),
         ('type = "email"\nhost = "h"\nfrom = "a@x.example"\nto = []', "notify.s.to", "list of strings"),
         ('type = "exec"\ncommand = ["/no-such-dir-piclusterd/notify"]', "notify.s.command", "executable"),
@@ -138,9 +146,7 @@ def test_a_password_is_never_sent_in_clear(tmp_path: Path) -> None:
 
 def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     token = secret(tmp_path, "t", 0o640)
-    (line,) = problems(
-        tmp_path, f'[notify.w]\ntype = "webhook"\nurl = "https://h.example/x"\ntoken_file = "{token}"\n'
-    )
+    (line,) = problems(tmp_path, f'[notify.w]\ntype = "webhook"\nurl = "https://h.example/x"\ntoken_file = "{token}"\n')
     assert "notify.w.token_file" in line
 
 
@@ -149,9 +155,7 @@ def test_http_to_this_machine_is_allowed(tmp_path: Path) -> None:
     assert config.notify.sinks[0].name == "w"
 
 
-def test_check_config_runs_the_same_validation_and_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_config_runs_the_same_validation_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, '[notify.phone]\ntype = "sms"\nbackend = "smstools"\nspool_dir = "/"\nto = ["12345"]\n')
     assert daemon_main(["check-config", "--config", str(path)]) == 2
     assert "notify.phone.to: '12345' is not an E.164 number" in capsys.readouterr().err
