@@ -253,6 +253,20 @@ class OutageCoordinator:
             self._log.warning("cluster.api_failed", step="keep the outage record", error=str(error))
         return False
 
+    def record_notified(self) -> None:
+        """Write this leader's new notification claims into the outage record now, not at the next poll: a drain
+        may keep this poll busy for minutes, and a leader dying in it must not leave the next to send them again."""
+        mine = self._store.mine
+        if mine is None:
+            return
+        record = self.ledger.fold(mine.record)
+        if record is mine.record:
+            return
+        try:
+            self._store.save(mine, record, force=True)
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="record the messages sent", error=str(error))
+
     def _read_carrying(self) -> str | None:
         if self._carrying_file is None:
             return None

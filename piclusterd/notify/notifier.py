@@ -11,11 +11,14 @@ passes to the disk queue, sends what is due, and retries with backoff. A message
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from piclusterd.config.notify import NotifyConfig
 from piclusterd.core.notify import (
@@ -41,6 +44,15 @@ MAX_RETRY_S = 1800.0
 MAX_INBOX = 1000
 
 
+def _silent() -> AuditLogger:
+    logger: AuditLogger = structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        processors=[],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL),
+    )
+    return logger
+
+
 def retry_in(attempts: int) -> float:
     """Backoff after the ``attempts``-th failure: 30 s, 1 min, 2 min ... at most 30 min."""
     return float(min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** min(attempts, 16)))
@@ -64,7 +76,7 @@ class Notifier:
         self._inbox: queue.Queue[Notice] = queue.Queue(MAX_INBOX)
         self._gates = {sink.name: SinkGate() for sink in config.sinks}
         self._queue = DiskQueue(Path(config.queue_dir), config.queue_max)
-        self._log: AuditLogger | None = None
+        self._log: AuditLogger = _silent()  # until start()
         self._loaded = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -122,24 +134,20 @@ class Notifier:
             try:
                 self.pump()
             except Exception as error:  # a full disk, say: said, and tried again
-                self._say("warning", "notify.queue_failed", error=str(error)[:300])
+                self._log.warning("notify.queue_failed", error=str(error)[:300])
             self._wake.wait(1.0)
             self._wake.clear()
         try:
             self.pump(send=False)
         except Exception as error:
-            self._say("warning", "notify.queue_failed", error=str(error)[:300])
-
-    def _say(self, level: str, event: str, **fields: object) -> None:
-        if self._log is not None:
-            getattr(self._log, level)(event, **fields)
+            self._log.warning("notify.queue_failed", error=str(error)[:300])
 
     def pump(self, *, send: bool = True) -> int:
         """One round: notices -> gates -> disk; storm summaries; send what is due. Returns how many were sent."""
         if not self._loaded:
             self._loaded = True
             for problem in self._queue.load():
-                self._say("warning", "notify.queue_unreadable", problem=problem[:300])
+                self._log.warning("notify.queue_unreadable", problem=problem[:300])
         now = self._wall()
         arrived: list[Notice] = []
         while True:
@@ -165,12 +173,12 @@ class Notifier:
             if passed is not None:
                 self._enqueue(sink.name, passed, now)
             else:
-                self._say("info", "notify.held_back", sink=sink.name, kind=notice.kind.value, key=notice.key)
+                self._log.info("notify.held_back", sink=sink.name, kind=notice.kind.value, key=notice.key)
 
     def _enqueue(self, sink: str, notice: Notice, now: float) -> None:
         for dropped in self._queue.put(sink, notice, now):
-            self._say(
-                "error", "notify.undeliverable", sink=dropped.sink, text=dropped.notice.text, why="the queue is full"
+            self._log.error(
+                "notify.undeliverable", sink=dropped.sink, text=dropped.notice.text, why="the queue is full"
             )
 
     def _send_due(self, now: float) -> int:
@@ -192,7 +200,7 @@ class Notifier:
                 continue
             self._queue.remove(item)
             sent += 1
-            self._say("info", "notify.sent", sink=item.sink, kind=item.notice.kind.value, attempts=item.attempts + 1)
+            self._log.info("notify.sent", sink=item.sink, kind=item.notice.kind.value, attempts=item.attempts + 1)
         return sent
 
     def _failed(self, item: Queued, now: float, error: str, *, permanent: bool) -> None:
@@ -201,14 +209,13 @@ class Notifier:
             return
         wait = retry_in(item.attempts)
         self._queue.failed(item, now, wait, error)
-        self._say(
-            "warning", "notify.failed", sink=item.sink, error=error[:300], attempts=item.attempts + 1, retry_in_s=wait
+        self._log.warning(
+            "notify.failed", sink=item.sink, error=error[:300], attempts=item.attempts + 1, retry_in_s=wait
         )
 
     def _undeliverable(self, item: Queued, why: str) -> None:
         self._queue.remove(item)
-        self._say(
-            "error",
+        self._log.error(
             "notify.undeliverable",
             sink=item.sink,
             text=item.notice.text,

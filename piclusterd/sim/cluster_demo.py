@@ -240,7 +240,7 @@ def run_cluster_demo(
     cluster: str = "clinic-5",
     on_serving: Callable[[FakeKubeServer, Path], None] | None = None,
     before_close: Callable[[DemoFigures], None] | None = None,
-    notifiers: Callable[[str], Notifier] | None = None,
+    notifiers: Callable[[str, Callable[[], float]], Notifier] | None = None,
 ) -> DemoFigures:
     """Run ``outage`` through ``cluster``; print the timeline to ``out`` and return the figures.
 

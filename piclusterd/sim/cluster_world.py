@@ -175,11 +175,12 @@ class ClusterWorld:
         ups_shutdown_return: bool = True,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
         node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
-        notifiers: Callable[[str], Notifier] | None = None,
+        notifiers: Callable[[str, Callable[[], float]], Notifier] | None = None,
     ) -> None:
         """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
         ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here);
-        ``notifiers`` builds each daemon's notifier (default: none), tapping its audit trail as cli.py does."""
+        ``notifiers(name, wall)`` builds each daemon's notifier (default: none), tapping its audit trail as
+        cli.py does; the world pumps it after each of the node's steps."""
         self._notifiers = notifiers
         self.server = server
         self.clock = clock
@@ -246,7 +247,7 @@ class ClusterWorld:
             f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
         )
         config = load_config(config_path)
-        notifier = None if self._notifiers is None else self._notifiers(name)
+        notifier = None if self._notifiers is None else self._notifiers(name, self.clock.wall)
         tap = None if notifier is None else notifier.observe
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall, tap=tap), notifier=notifier)
         pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
