@@ -41,8 +41,8 @@ __all__ = [
 SMS_LIMIT = 160
 
 #: The GSM 03.38 default alphabet's printable ASCII subset: what our texts may use (no escape characters, which
-#: take two septets: ``[]{}|^~\\`` and the euro sign).
-GSM7_BASIC = frozenset(" !\"#%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_\n$")
+#: take two septets: ``[]{}|^~\\`` and the euro sign; no line break: a text is one line, an e-mail subject too).
+GSM7_BASIC = frozenset(" !\"#%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 
 
 class NoticeKind(enum.Enum):

@@ -172,3 +172,10 @@ def test_restores_in_one_poll_become_one_message() -> None:
     ]
     merged = combine(notices, "clinic")
     assert [n.text for n in merged] == ["back", "clinic: nodes pi2, pi3 are back in service."]
+
+
+def test_a_line_break_in_a_value_never_reaches_the_text() -> None:
+    """A text is one line: an e-mail subject with a line break would be a header injection."""
+    notice = notice_from_event("daemon.failed", {"error": "x\nBcc: evil@example.com"}, "pi1", "clinic")
+    assert notice is not None and "\n" not in notice.text
+    assert "\n" not in fit_sms("a\nb")
