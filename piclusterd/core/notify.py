@@ -158,7 +158,8 @@ def _hhmm(rfc3339: object) -> str:
 
 
 def _notice(kind: NoticeKind, node: str, key: str, text: str, fields: Mapping[str, object]) -> Notice:
-    plain = tuple((name, _word(value, 200)) for name, value in fields.items() if value is not None)
+    # Bounded: the figures travel in the queue file (16 KiB at most) and in a command's environment.
+    plain = tuple((str(name)[:40], _word(value, 200)) for name, value in fields.items() if value is not None)[:24]
     return Notice(kind, node, key, fit_sms(text), plain)
 
 

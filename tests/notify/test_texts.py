@@ -179,3 +179,10 @@ def test_a_line_break_in_a_value_never_reaches_the_text() -> None:
     notice = notice_from_event("daemon.failed", {"error": "x\nBcc: evil@example.com"}, "pi1", "clinic")
     assert notice is not None and "\n" not in notice.text
     assert "\n" not in fit_sms("a\nb")
+
+
+def test_the_figures_a_message_carries_are_bounded() -> None:
+    fields = {f"key{i}" * 20: "v" * 10000 for i in range(100)} | {"shed": ["pi4"]}
+    notice = notice_from_event("plan.decided", fields, "pi1", "clinic")
+    assert notice is not None and len(notice.fields) <= 24
+    assert all(len(name) <= 40 and len(value) <= 200 for name, value in notice.fields)
