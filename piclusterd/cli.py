@@ -432,7 +432,15 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         print(f"piclusterd remote-poweroff: refused: {error}", file=sys.stderr)
         return EXIT_CONFIG
     fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
-    log = make_audit_logger(fmt, config.node.name).bind(component="remote-poweroff")
+    notifier = build_notifier(config)  # a refusal is news: queued for the running daemon to send
+    log = make_audit_logger(fmt, config.node.name, tap=notifier.observe).bind(component="remote-poweroff")
+    try:
+        return _remote_poweroff_checked(config, log)
+    finally:
+        notifier.hand_over()
+
+
+def _remote_poweroff_checked(config: Config, log: AuditLogger) -> int:
     words = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
     origin = os.environ.get("SSH_CLIENT", "local").split(" ")[0]
     if len(words) != 3 or words[0] != "poweroff":

@@ -148,6 +148,9 @@ class Notifier:
             self._loaded = True
             for problem in self._queue.load():
                 self._log.warning("notify.queue_unreadable", problem=problem[:300])
+        elif send:
+            for problem in self._queue.refresh():
+                self._log.warning("notify.queue_unreadable", problem=problem[:300])
         now = self._wall()
         arrived: list[Notice] = []
         while True:
@@ -222,6 +225,17 @@ class Notifier:
             attempts=item.attempts + 1,
             why=why[:300],
         )
+
+    def hand_over(self) -> None:
+        """For a short-lived process (``piclusterd remote-poweroff``): queue what it observed on disk, where the
+        running daemon's worker finds it and sends it. Reads nothing of the queue (the daemon owns it)."""
+        if not self._config.sinks:
+            return
+        self._loaded = True
+        try:
+            self.pump(send=False)
+        except OSError as error:
+            self._log.warning("notify.queue_failed", error=str(error)[:300])
 
     # --- piclusterctl notify-test --------------------------------------------------------------------
 

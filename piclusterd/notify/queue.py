@@ -117,6 +117,25 @@ class DiskQueue:
             self._items[item.id] = item
         return problems
 
+    def refresh(self) -> list[str]:
+        """Take in messages another process queued since (``piclusterd remote-poweroff``'s refusals); returns
+        the problems. Files being written (``.tmp-``) are left to their writer."""
+        problems: list[str] = []
+        for path in sorted(self._dir.glob("*.json")):
+            if path.name in self._items:
+                continue
+            try:
+                with open(path, "rb") as stream:
+                    item = _parse(path.name, stream.read(MAX_FILE_BYTES + 1))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, JsonRefused) as error:
+                problems.append(f"{path}: {error}")
+                path.unlink(missing_ok=True)
+                continue
+            self._items[item.id] = item
+        return problems
+
     def __len__(self) -> int:
         return len(self._items)
 
