@@ -41,6 +41,7 @@ from piclusterd.node.clock import SystemClock, boot_wall_time
 from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.notify.notifier import Notifier
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -198,6 +199,7 @@ def build_cluster(
     log: AuditLogger,
     stop: threading.Event,
     planned: Callable[[float], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> ClusterController:
     """Wire the cluster side: the Kubernetes client, the elector, drain, power-off, the node agent.
 
@@ -312,6 +314,8 @@ def build_cluster(
     self_drain = _self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive)
     daemon.add_pre_shutdown_hook(self_drain)
     kubelet = self_drain.kubelet
+    if notifier is not None:
+        notifier.use_ledger(outage.ledger)  # cluster-wide messages once per outage, whoever leads
     return ClusterController(
         identity=identity,
         api=api,
@@ -437,12 +441,35 @@ def _run(args: argparse.Namespace) -> int:
         except PiclusterError as error:
             print(f"piclusterd: refusing to start: {config.path}: {error}", file=sys.stderr)
             return EXIT_CONFIG
+    notifier = build_notifier(config)
     try:
-        log = make_audit_logger(fmt, config.node.name, level=args.log_level, observers=_observers(metrics))
+        observers = (*_observers(metrics), notifier.observe)
+        log = make_audit_logger(fmt, config.node.name, level=args.log_level, observers=observers)
     except RuntimeError as error:
         print(f"piclusterd: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    notifier.start(log)
+    try:
+        return _run_logged(args, config, settings, log, notifier, metrics)
+    finally:
+        notifier.stop()  # what it has not sent waits on disk for the next start
 
+
+def build_notifier(config: Config) -> Notifier:
+    """The notifier of ``[notify]`` (one with no sinks does nothing)."""
+    from piclusterd.notify.senders import build_senders
+
+    return Notifier(config.notify, config.node.name, build_senders(config.notify.sinks), wall=SystemClock().wall)
+
+
+def _run_logged(
+    args: argparse.Namespace,
+    config: Config,
+    settings: Settings,
+    log: AuditLogger,
+    notifier: Notifier,
+    metrics: NodeMetrics | None,
+) -> int:
     stop = threading.Event()
     reload_requested = threading.Event()
 
@@ -477,7 +504,8 @@ def _run(args: argparse.Namespace) -> int:
     cluster = None
     if settings.cluster is not None:
         try:
-            cluster = build_cluster(settings.cluster, daemon, log, stop, None if metrics is None else metrics.planned)
+            planned = None if metrics is None else metrics.planned
+            cluster = build_cluster(settings.cluster, daemon, log, stop, planned=planned, notifier=notifier)
         except ConfigError as error:
             print(f"piclusterd: refusing to start: {error}", file=sys.stderr)
             return EXIT_CONFIG
@@ -582,7 +610,15 @@ def _remote_poweroff(args: argparse.Namespace) -> int:
         print(f"piclusterd remote-poweroff: refused: {error}", file=sys.stderr)
         return EXIT_CONFIG
     fmt = LogFormat(args.log_format) if args.log_format else _default_log_format()
-    log = make_audit_logger(fmt, config.node.name).bind(component="remote-poweroff")
+    notifier = build_notifier(config)  # a refusal is news: queued for the running daemon to send
+    log = make_audit_logger(fmt, config.node.name, observers=(notifier.observe,)).bind(component="remote-poweroff")
+    try:
+        return _remote_poweroff_checked(config, log)
+    finally:
+        notifier.hand_over()
+
+
+def _remote_poweroff_checked(config: Config, log: AuditLogger) -> int:
     words = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
     origin = os.environ.get("SSH_CLIENT", "local").split(" ")[0]
     if len(words) != 3 or words[0] != "poweroff":
@@ -1137,6 +1173,26 @@ def _authorized_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _notify_test(args: argparse.Namespace) -> int:
+    """A test message through every sink, each result on its own line; exit 1 if any sink failed."""
+    try:
+        config, _settings = load(args.config)  # check-config's validation, every sink included
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
+    if not config.notify.sinks:
+        print(f"{config.path}: no [notify.<name>] sink to test; see man piclusterd.toml, NOTIFY", file=sys.stderr)
+        return EXIT_CONFIG
+    failed = 0
+    for sink, problem in build_notifier(config).send_test():
+        if problem is None:
+            print(f"{sink}: sent")
+        else:
+            failed += 1
+            print(f"{sink}: FAILED: {problem}")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="piclusterctl", description="Operate and inspect piclusterd.")
     parser.add_argument("--version", action="version", version=f"piclusterctl {__version__}")
@@ -1208,6 +1264,9 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
         help="the leader's public key (default: %(default)s)",
     )
     keys.set_defaults(handler=_authorized_keys)
+    notify_test = commands.add_parser("notify-test", help="send a test message through every [notify] sink")
+    notify_test.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="(default: %(default)s)")
+    notify_test.set_defaults(handler=_notify_test)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -249,6 +249,8 @@ class ClusterController:
         decided = self._plan(view, power, measured_load_w, now)
         self.last_plan = decided
         self._reporter.report(decided)
+        if self._outage is not None:
+            self._outage.record_notified()  # the plan's message is claimed in the record before any long step
         self._reporter.say_unknown_batteries(view, decided)
         self._reporter.say_role_disagreements(view)
         if self._settings.dry_run:

@@ -35,6 +35,7 @@ from piclusterd.cluster.drain import Drainer
 from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.full_shutdown_runner import CommandRunner, FullShutdownRunner, UpsShutdownReturn
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.cluster.notify_ledger import OutageLedger
 from piclusterd.cluster.outage_close import OutageCloser
 from piclusterd.cluster.outage_store import OutageStore, StoredOutage
 from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -125,6 +126,8 @@ class OutageCoordinator:
             log=self._log,
         )
         self._dry_run_reported = False
+        #: What cluster-wide messages this outage had (the record's ``notified``): the notifier claims from it.
+        self.ledger = OutageLedger()
         # The startedAt of the full shutdown this leader is carrying on (started, or taken over on battery): only
         # that one goes on whatever the power does; any other recorded one needs this node on battery to resume.
         self._carrying_file = carrying_file
@@ -170,6 +173,7 @@ class OutageCoordinator:
     def lead(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None) -> bool:
         """Keep the outage record and run the full shutdown or the restart after it; True if it took a step."""
         if self._settings.dry_run:
+            self.ledger.load(None)  # no record in dry-run: each plan it would take is said
             self._report_dry_run(view, power)
             return False
         try:
@@ -181,13 +185,16 @@ class OutageCoordinator:
         if isinstance(stored, InvalidRecord):
             return False  # reported; left alone (a person deletes it: kubectl -n <ns> delete cm piclusterd-outage)
         now = self._clock.wall()
+        self.ledger.load(None if stored is None else stored.record)
         if stored is None:
             if power.state not in BATTERY_STATES:
                 return False
             since = now if power.since is None else now - (self._clock.monotonic() - power.since)
             charge = None if power.last_reading is None else power.last_reading.charge_pct
             stored = StoredOutage(OutageRecord(rfc3339(since), self._identity, charge), "")
-            self._log.warning("outage.started", started_at=stored.record.started_at, charge_pct=charge)
+            self._log.warning(
+                "outage.started", started_at=stored.record.started_at, charge_pct=charge, runtime_s=power.last_runtime_s
+            )
         progress = stored.record.full_shutdown
         booted_since = progress is not None and self._started_wall > parse_rfc3339(progress.started_at)
         booted_again = booted_since and power.state is PowerState.ONLINE
@@ -245,6 +252,20 @@ class OutageCoordinator:
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="keep the outage record", error=str(error))
         return False
+
+    def record_notified(self) -> None:
+        """Write this leader's new notification claims into the outage record now, not at the next poll: a drain
+        may keep this poll busy for minutes, and a leader dying in it must not leave the next to send them again."""
+        mine = self._store.mine
+        if mine is None:
+            return
+        record = self.ledger.fold(mine.record)
+        if record is mine.record:
+            return
+        try:
+            self._store.save(mine, record, force=True)
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="record the messages sent", error=str(error))
 
     def _read_carrying(self) -> str | None:
         if self._carrying_file is None:
@@ -323,6 +344,15 @@ class OutageCoordinator:
         record = replace(record.with_shed(shed), leader=self._identity)
         if mains_back and not record.mains_back_at:
             record = replace(record, mains_back_at=rfc3339(now))
+            away = round(max(0.0, now - parse_rfc3339(record.started_at)))
+            self._log.info(
+                "outage.mains_back",
+                started_at=record.started_at,
+                mains_back_at=record.mains_back_at,
+                duration_s=away,
+                nodes_shed=list(record.shed),
+                full_shutdown=record.full_shutdown is not None,
+            )
         elif on_battery and record.mains_back_at:
             record = replace(record, mains_back_at="")  # failed again before the outage was over: it goes on
-        return record
+        return self.ledger.fold(record)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
+from piclusterd.config.notify import NotifyConfig
 from piclusterd.core.authority import ClusterKeys
 
 if TYPE_CHECKING:
@@ -276,6 +277,7 @@ class Config:
     restore: RestoreConfig = RestoreConfig(120.0, 50.0, 30.0, False)
     metrics: MetricsConfig = MetricsConfig()
     node_power: Mapping[str, NodePowerMethod] = field(default_factory=lambda: MappingProxyType({}))
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def power_method(self, node: str) -> NodePowerMethod:
         """How ``node`` is powered back on: its ``[node_power.<node>]`` table, else ``manual``."""
@@ -305,4 +307,6 @@ class Config:
                 out[f"{prefix}.{item.name}"] = list(value) if isinstance(value, tuple) else value
         for node, method in sorted(self.node_power.items()):
             out[f"node_power.{node}.method"] = method.method
+        for sink in self.notify.sinks:
+            out[f"notify.{sink.name}.type"] = type(sink.sink).__name__.removesuffix("Sink").lower()
         return out

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from piclusterd.config.cluster_key import read_key_file
 from piclusterd.config.model import Config, Mode, NodePowerMethod, NutOutletMethod, Secret
+from piclusterd.config.notify import parse_notify
 from piclusterd.config.schema import FROM_UPS, MODELS, NODE_POWER, NODE_POWER_MODELS, REQUIRED, SCHEMA, TOP, Key
 from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.durations import format_duration
@@ -370,16 +371,18 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
     problems: list[ConfigError] = []
     values: dict[str, dict[str, Any]] = {section: {} for section in SCHEMA}
     top: dict[str, Any] = {}
-    allowed_top = list(TOP) + list(SCHEMA) + ["node_power"]
+    allowed_top = list(TOP) + list(SCHEMA) + ["node_power", "notify"]
     deep = _too_deep(data, file)
     if deep is not None:
         raise ConfigInvalid([deep])
 
     for name, raw in data.items():
-        if name in TOP or (name == "node_power" and isinstance(raw, dict)):
+        if name in TOP or (name in ("node_power", "notify") and isinstance(raw, dict)):
             continue
         if name == "node_power":
             problems.append(ConfigError(file, name, "is not a table", "[node_power.<node>] tables"))
+        elif name == "notify":
+            problems.append(ConfigError(file, name, "is not a table", "a [notify] section"))
         elif name not in SCHEMA:
             problems.append(
                 ConfigError(
@@ -428,6 +431,7 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
     cluster_keys = _cluster_keys(file, values["cluster"], problems)
     hat_profile = _hat_profile(file, values["hat"], problems) if "hat" in values["ups"]["driver"] else None
     node_power = _node_power(file, data.get("node_power", {}), values["ups"], password, problems)
+    notify = parse_notify(file, data.get("notify"), problems)
     if problems:
         raise ConfigInvalid(problems)
 
@@ -441,7 +445,9 @@ def parse_config(data: Mapping[str, Any], file: str, *, hostname: str | None = N
         section: _build(MODELS[section], keys, values[section], **special.get(section, {}))
         for section, keys in SCHEMA.items()
     }
-    return Config(path=file, mode=Mode(top["mode"]), node_power=MappingProxyType(node_power), **sections)
+    return Config(
+        path=file, mode=Mode(top["mode"]), node_power=MappingProxyType(node_power), notify=notify, **sections
+    )
 
 
 def _check_between_keys(file: str, values: Mapping[str, Mapping[str, Any]], problems: list[ConfigError]) -> None:

@@ -400,4 +400,6 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     for node in sorted(set(old.node_power) | set(new.node_power)):
         if old.node_power.get(node) != new.node_power.get(node):
             changed.append(f"node_power.{node}")
+    if old.notify != new.notify:
+        changed.append("notify")
     return changed

@@ -44,6 +44,9 @@ MAX_ENERGY_GAP_S = 120.0
 #: Bounds of a record's sums, far above any real outage (a megawatt-hour; a year), so garbage is refused.
 MAX_ENERGY_WH = 1e6
 MAX_CRITICAL_DOWN_S = 365 * 86400.0
+#: Bounds of the notified keys: an outage says far fewer things than this.
+MAX_NOTIFIED = 64
+MAX_NOTIFIED_KEY = 200
 
 
 def parse_rfc3339(text: str) -> float:
@@ -86,6 +89,12 @@ class OutageRecord:
     last_reading_at: str = ""  # the leader's last energy sample, RFC 3339
     full_shutdown: FullShutdownProgress | None = None
     mains_back_at: str = ""
+    # Keys of the cluster-wide notifications already sent (core.notify), so a new leader sends none again.
+    notified: tuple[str, ...] = ()
+
+    def with_notified(self, keys: Iterable[str]) -> OutageRecord:
+        merged = tuple(sorted(set(self.notified) | set(keys)))[-MAX_NOTIFIED:]
+        return self if merged == self.notified else replace(self, notified=merged)
 
     def with_shed(self, names: Iterable[str]) -> OutageRecord:
         merged = tuple(sorted(set(self.shed) | set(names)))
@@ -172,6 +181,7 @@ def render_outage_record(record: OutageRecord) -> str:
         "criticalDownSince": record.critical_down_since,
         "lastReadingAt": record.last_reading_at,
         "mainsBackAt": record.mains_back_at,
+        "notified": list(record.notified),
         "fullShutdown": None
         if progress is None
         else {
@@ -208,6 +218,16 @@ def _time(data: dict[str, Any], key: str, *, optional: bool = False) -> str:
     if value or not optional:
         parse_rfc3339(value)  # raises ValueError with the format in it
     return str(value)
+
+
+def _notified(data: dict[str, Any]) -> tuple[str, ...]:
+    """The notified keys; absent in a record written before notifications: none sent."""
+    value = data.get("notified", [])
+    if not isinstance(value, list) or len(value) > MAX_NOTIFIED:
+        raise ValueError(f"'notified' must be a list of at most {MAX_NOTIFIED} keys")
+    if not all(isinstance(key, str) and 0 < len(key) <= MAX_NOTIFIED_KEY for key in value):
+        raise ValueError(f"'notified' keys must be strings of 1 to {MAX_NOTIFIED_KEY} characters")
+    return tuple(value)
 
 
 def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
@@ -261,6 +281,7 @@ def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
             last_reading_at=_time(data, "lastReadingAt", optional=True),
             full_shutdown=progress,
             mains_back_at=_time(data, "mainsBackAt", optional=True),
+            notified=_notified(data),
         )
     except ValueError as error:
         return InvalidRecord(raw, str(error))

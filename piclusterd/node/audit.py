@@ -164,7 +164,7 @@ def _observed_by(observers: tuple[AuditObserver, ...]) -> Processor:
     def observe(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         for observer in observers:
             with contextlib.suppress(Exception):  # see the docstring
-                observer(event_dict)
+                observer(dict(event_dict))  # a copy: an observer may keep it (the notifier queues it)
         return event_dict
 
     return observe
@@ -181,7 +181,8 @@ def make_audit_logger(
     observers: Sequence[AuditObserver] = (),
 ) -> AuditLogger:
     """Build the daemon's logger. ``stream`` defaults to standard error; ``journal_send`` to systemd's.
-    Each of ``observers`` sees every event written, after the level filter (:func:`_observed_by`)."""
+    Each of ``observers`` (the metrics, the notifier) sees a copy of every event written, after the level
+    filter (:func:`_observed_by`); it must not block."""
     out = stream if stream is not None else sys.stderr
     processors: list[Processor] = [
         structlog.processors.add_log_level,

@@ -963,10 +963,10 @@ EVENTS: tuple[EventDoc, ...] = (
         "outage.started",
         "warning",
         "the leader opened an outage record",
-        ("STARTED_AT", "CHARGE_PCT"),
-        "Mains failed at STARTED_AT with the battery at CHARGE_PCT %. The leader keeps what happens (energy, "
-        "nodes shed, critical downtime, a full shutdown's progress) in the ConfigMap piclusterd-outage, in the "
-        "lease's namespace, so that it outlives a full shutdown.",
+        ("STARTED_AT", "CHARGE_PCT", "RUNTIME_S"),
+        "Mains failed at STARTED_AT with the battery at CHARGE_PCT % and RUNTIME_S projected. The leader keeps "
+        "what happens (energy, nodes shed, critical downtime, a full shutdown's progress, the messages sent) in "
+        "the ConfigMap piclusterd-outage, in the lease's namespace, so that it outlives a full shutdown.",
         "None.",
     ),
     EventDoc(
@@ -991,6 +991,72 @@ EVENTS: tuple[EventDoc, ...] = (
         "battery as the leader measured it, CRITICAL_DOWNTIME_S during which some critical workload had no Ready "
         "replica (the dark hours of a full shutdown included). A Kubernetes Event OutageSummary says the same.",
         "Compare ENERGY_USED_WH with the battery's capacity: much less than expected means the battery is ageing.",
+    ),
+    EventDoc(
+        "outage.mains_back",
+        "info",
+        "mains is back during an outage",
+        ("STARTED_AT", "MAINS_BACK_AT", "DURATION_S", "NODES_SHED", "FULL_SHUTDOWN"),
+        "The leader saw mains return at MAINS_BACK_AT, DURATION_S after the outage began. The outage goes on "
+        "until shed nodes are back (outage.summary); if mains fails again first, it is the same outage. With "
+        "nodes shed or a full shutdown behind it, this is the [notify] message mains_back.",
+        "None.",
+    ),
+    EventDoc(
+        "notify.sent",
+        "info",
+        "a message went out through a [notify] sink",
+        ("SINK", "KIND", "ATTEMPTS"),
+        "The sink SINK took the message of kind KIND (its text is in the notify.* lines' TEXT when it fails), on "
+        "attempt ATTEMPTS.",
+        "None.",
+    ),
+    EventDoc(
+        "notify.failed",
+        "warning",
+        "a [notify] sink did not take a message; it is tried again",
+        ("SINK", "ERROR", "ATTEMPTS", "RETRY_IN_S"),
+        "SINK failed (ERROR: the SMTP server, HTTP status, gammu's or the command's last line). The message waits "
+        "in the queue on disk ([notify] queue_dir) and is tried again in RETRY_IN_S (30 s, doubling, at most 30 "
+        "min), also after a restart.",
+        "If it goes on: piclusterctl notify-test shows each sink's answer now; fix what ERROR names.",
+    ),
+    EventDoc(
+        "notify.undeliverable",
+        "error",
+        "a message could not be delivered and is given up",
+        ("SINK", "TEXT", "ATTEMPTS", "WHY"),
+        "TEXT never reached SINK: refused for good (an HTTP 4xx, recipients refused), not taken within [notify] "
+        "give_up_after, the queue full ([notify] queue_max: the oldest goes), or the sink is no longer configured. "
+        "This line is the message now.",
+        "Read TEXT; fix the sink (piclusterctl notify-test).",
+    ),
+    EventDoc(
+        "notify.held_back",
+        "info",
+        "a message held back by its sink's rate limit",
+        ("SINK", "KIND", "KEY"),
+        "SINK already sent max_messages within per: this one is counted, and one message says how many were held "
+        "back once the window has room (a storm sends a few messages, then a summary).",
+        "None; raise max_messages or shorten per if the summaries hide what you need.",
+    ),
+    EventDoc(
+        "notify.queue_unreadable",
+        "warning",
+        "a file in the notification queue could not be read and was removed",
+        ("PROBLEM",),
+        "A file in [notify] queue_dir was not a message piclusterd wrote (edited, truncated by a full disk): it is "
+        "removed; the other messages are sent.",
+        "None, unless it repeats: check the disk.",
+    ),
+    EventDoc(
+        "notify.queue_failed",
+        "warning",
+        "the notification queue cannot be written",
+        ("ERROR",),
+        "Messages could not be written to [notify] queue_dir (ERROR: a full disk, a read-only or missing "
+        "directory); tried again each second. Protection goes on.",
+        "Fix the directory (under systemd: StateDirectory=piclusterd, /var/lib/piclusterd/notify).",
     ),
     EventDoc(
         "outage.record_invalid",

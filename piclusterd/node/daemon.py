@@ -508,13 +508,15 @@ class PowerDaemon:
     def reload(self, load: Callable[[], Config], cluster: ClusterTick | None = None) -> bool:
         """Re-read the configuration and apply all of it, or none: on any problem keep running on the old one
         and say why (``config.reload_failed``). ``mode`` reaches the running cluster side; any other change to
-        the cluster side's settings needs a restart, and such a reload is refused, naming the keys."""
+        the cluster side's settings (or to [notify]) needs a restart, and such a reload is refused, naming the
+        keys."""
         self._notifier.reloading()
         source: PowerSource | None = None
         try:
             new = load()
             old_settings, new_settings = settings_for(self._config), settings_for(new)
-            if restart_needed(old_settings, new_settings):
+            # [notify] too: its notifier was built at start, like the cluster side.
+            if restart_needed(old_settings, new_settings) or new.notify != self._config.notify:
                 keys = [k for k in changed_keys(self._config, new) if k != "mode"]
                 raise ConfigError(
                     new.path,

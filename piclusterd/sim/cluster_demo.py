@@ -36,6 +36,7 @@ from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.durations import format_duration
 from piclusterd.core.planner import physical_optimum
 from piclusterd.core.power_draw import BatterySpec, cluster_load_w
+from piclusterd.notify.notifier import Notifier
 from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
@@ -239,6 +240,7 @@ def run_cluster_demo(
     cluster: str = "clinic-5",
     on_serving: Callable[[FakeKubeServer, Path], None] | None = None,
     before_close: Callable[[DemoFigures], None] | None = None,
+    notifiers: Callable[[str, Callable[[], float]], Notifier] | None = None,
 ) -> DemoFigures:
     """Run ``outage`` through ``cluster``; print the timeline to ``out`` and return the figures.
 
@@ -276,6 +278,7 @@ def run_cluster_demo(
             [n.name for n in scenario.view.nodes],
             settings,
             power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w, BOOT_S)),
+            notifiers=notifiers,
         )
         paced_from = time.monotonic()
         while clock.monotonic() < end:

@@ -36,6 +36,7 @@ from piclusterd.core.authority import KEY_BYTES, ClusterKeys
 from piclusterd.core.errors import NotLeader
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier
+from piclusterd.notify.notifier import Notifier
 from piclusterd.sim.captured_audit import CapturedAudit
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
@@ -72,6 +73,8 @@ class SimulatedPi:
     long_step_ticks: int = 0
     #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
     shutdown_exit_status: int = 0
+    #: Its notifier, when the world was given ``notifiers`` (pumped after each of its steps while alive).
+    notifier: Notifier | None = None
 
     def require_verifier(self) -> RequestVerifier:
         """Its verifier, for a ``node_agent`` builder (built before the agent)."""
@@ -177,9 +180,13 @@ class ClusterWorld:
         ups_shutdown_return: bool = True,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
         node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
+        notifiers: Callable[[str, Callable[[], float]], Notifier] | None = None,
     ) -> None:
         """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
-        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here)."""
+        ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here);
+        ``notifiers(name, wall)`` builds each daemon's notifier (default: none), tapping its audit trail as
+        cli.py does; the world pumps it after each of the node's steps."""
+        self._notifiers = notifiers
         self.server = server
         self.clock = clock
         self.ups = ups if ups is not None else ScriptedUps(clock)
@@ -245,7 +252,9 @@ class ClusterWorld:
             f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
         )
         config = load_config(config_path)
-        pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall))
+        notifier = None if self._notifiers is None else self._notifiers(name, self.clock.wall)
+        tap = None if notifier is None else notifier.observe
+        pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall, tap=tap), notifier=notifier)
         pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
         api_client = self.server.api_client(retries=False)
         self._clients.append(api_client)
@@ -322,6 +331,9 @@ class ClusterWorld:
             carrying_file=self._directory / name / "full-shutdown",
         )
         daemon.defer_to(outage)
+        if notifier is not None:
+            notifier.use_ledger(outage.ledger)
+            notifier.start(log, thread=False)  # pumped by step(), on the world's clock
         pi.outage = outage
         pi.elector = elector
         pi.daemon = daemon
@@ -367,6 +379,8 @@ class ClusterWorld:
             if pi.alive and pi.daemon is not None and pi.controller is not None:
                 pi.daemon.step()
                 pi.controller.tick(pi.daemon.memory, pi.daemon.measured_load_w)
+            if pi.alive and pi.notifier is not None:
+                pi.notifier.pump()
         self.clock.advance(seconds)
         self._finish_boots()
         self.server.run_controller_once()
