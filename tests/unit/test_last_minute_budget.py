@@ -93,7 +93,7 @@ def test_report_warns_when_critical_runtime_is_short_and_says_the_k3s_lines() ->
     assert [w.key for w in report.warnings] == ["policy.critical_runtime"]
     text = "\n".join(report.lines())
     assert "shutdown-grace-period=60s" in text and "kubelet-arg+:" in text
-    assert "pods 60 s" in text and "OS shutdown 90 s" in text and "UPS delay 30 s" in text
+    assert "pods 60 s" in text and "OS shutdown 90 s" in text and "UPS delay 10 s" in text
 
 
 def test_report_warns_when_the_shutdown_command_bypasses_the_kubelets_lock() -> None:
