@@ -72,7 +72,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import kubectl_tables
+from piclusterd.sim import fake_validation, kubectl_tables
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -99,6 +99,13 @@ _DISRUPTED_POD_TIMEOUT_S = 120.0  # the disruption controller's DeletionTimeout
 _DEFAULT_GRACE_S = 30
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 _UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+# Controllers the disruption controller can size: its finders (ReplicationController, Deployment through its
+# ReplicaSet, ReplicaSet, StatefulSet) and the scale subresource; a DaemonSet or a Job has none.
+_SCALE_KINDS = frozenset({"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"})
+
+
+class _SyncFailed(Exception):
+    """The disruption controller could not compute a budget's status."""
 
 
 # --------------------------------------------------------------------------------------------- time
@@ -397,6 +404,17 @@ def _invalid(resource: _Resource, name: str, field: str, value: str, problem: st
     return _ApiError(
         422, f'{resource.group_resource} "{name}" is invalid: {field}: {cause_message}', "Invalid", details
     )
+
+
+def _invalid_fields(resource: _Resource, name: str, errors: Sequence[fake_validation.FieldError]) -> _ApiError:
+    """apierrors.NewInvalid: one cause per field, the message joining them all."""
+    details = _details(resource, name)
+    details["causes"] = [
+        {"reason": f"FieldValue{error.kind}", "message": error.message(), "field": error.field} for error in errors
+    ]
+    joined = ", ".join(f"{error.field}: {error.message()}" for error in errors)
+    shown = f"[{joined}]" if len(errors) > 1 else joined
+    return _ApiError(422, f'{resource.group_resource} "{name}" is invalid: {shown}', "Invalid", details)
 
 
 def _bad_request(message: str) -> _ApiError:
@@ -1779,20 +1797,15 @@ class FakeKubeServer:
             for pod in pods
             if not _is_terminating(pod) and pod["metadata"]["name"] not in disrupted and _is_pod_ready(pod)
         )
-        if spec.get("maxUnavailable") is not None:
-            expected = self._expected_scale(pods)
-            unavailable = _scaled(spec["maxUnavailable"], expected)
-            desired = max(0, expected - unavailable)
-        elif spec.get("minAvailable") is not None:
-            minimum = spec["minAvailable"]
-            if isinstance(minimum, int):
-                expected, desired = len(pods), minimum
-            else:
-                expected = self._expected_scale(pods)
-                desired = _scaled(minimum, expected)
-        else:
-            expected, desired = 0, 0
-        allowed = max(0, healthy - desired)
+        try:
+            expected, desired = self._expected_pod_count(spec, pods)
+        except _SyncFailed as failure:
+            return self._pdb_fail_safe(pdb, str(failure), wall)
+        # "We require expectedCount to be > 0 so that PDBs which currently match no pods are in a safe
+        # state" (updatePdbStatus): no expected pods, or none to spare, allows nothing.
+        allowed = healthy - desired
+        if expected <= 0 or allowed <= 0:
+            allowed = 0
         status: JsonObj = {
             "observedGeneration": pdb["metadata"].get("generation", 1),
             "disruptionsAllowed": allowed,
@@ -1814,10 +1827,51 @@ class FakeKubeServer:
         status["conditions"] = holder["status"]["conditions"]
         return status
 
+    def _expected_pod_count(self, spec: JsonObj, pods: Sequence[JsonObj]) -> tuple[int, int]:
+        """getExpectedPodCount (pkg/controller/disruption/disruption.go): (expectedCount, desiredHealthy).
+        An integer minAvailable counts the selected pods; a percentage or maxUnavailable counts the scale of
+        their controllers. A budget with neither field expects nothing (and so allows nothing)."""
+        if spec.get("maxUnavailable") is not None:
+            expected = self._expected_scale(pods)
+            return expected, max(0, expected - _scaled(spec["maxUnavailable"], expected))
+        minimum = spec.get("minAvailable")
+        if minimum is None:
+            return 0, 0
+        if isinstance(minimum, int):
+            return len(pods), minimum
+        expected = self._expected_scale(pods)
+        return expected, _scaled(minimum, expected)
+
     def _expected_scale(self, pods: Sequence[JsonObj]) -> int:
-        """Sum of the replicas of the controllers of ``pods``; pods without a controller count nothing."""
-        owners = {reference["uid"] for pod in pods if (reference := _controller_ref(pod)) is not None}
-        return sum(self._scale.get(uid, 0) for uid in owners)
+        """getExpectedScale: the sum of the scale of the controllers of ``pods``. A pod without a controller
+        is unmanaged and ignored; a pod whose controller has no scale subresource (a DaemonSet, a Job) fails
+        the sync: "found no controllers for pod"."""
+        owners: dict[str, int] = {}
+        for pod in pods:
+            reference = _controller_ref(pod)
+            if reference is None:
+                continue
+            if reference.get("kind") not in _SCALE_KINDS:
+                raise _SyncFailed(f'found no controllers for pod "{pod["metadata"]["name"]}"')
+            owners[str(reference.get("uid"))] = self._scale.get(str(reference.get("uid")), 0)
+        return sum(owners.values())
+
+    def _pdb_fail_safe(self, pdb: JsonObj, message: str, wall: float) -> JsonObj:
+        """failSafe: when the status cannot be computed, disruptionsAllowed is 0 and the DisruptionAllowed
+        condition is False with reason SyncFailed; the rest of the old status stays."""
+        status = copy.deepcopy(pdb.get("status") or {})
+        status["disruptionsAllowed"] = 0
+        holder = {"status": {"conditions": status.get("conditions") or []}}
+        condition = {
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "SyncFailed",
+            "message": message,
+            "observedGeneration": status.get("observedGeneration", 0),
+        }
+        _set_condition(holder, condition, wall)
+        status["conditions"] = holder["status"]["conditions"]
+        return status
 
     def _learn_scale(self, pod: JsonObj) -> None:
         """A workload's replicas are as many pods as it has ever had at once (no scaling is modelled)."""
@@ -1957,6 +2011,8 @@ class FakeKubeServer:
                 raise _bad_request(f"the body of the request could not be decoded as JSON: {body_error}")
             if self.controller_enabled:
                 self.run_controller_once()
+            if method != "GET" and self._is_dry_run(path, query, body):
+                return self._dry_run(method, path, query, content_type, body, accept)
             response = self._dispatch(method, path, query, content_type, body, accept)
             if method != "GET":
                 self._after_write()
@@ -1966,6 +2022,37 @@ class FakeKubeServer:
         except Exception as error:  # a bug in the fake: answer as kube-apiserver would, with a 500
             message = f"Internal error occurred: {type(error).__name__}: {error}"
             return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
+
+    @staticmethod
+    def _is_dry_run(path: str, query: Mapping[str, str], body: Any) -> bool:
+        """``?dryRun=All`` on any write, or ``deleteOptions.dryRun: ["All"]`` in an Eviction's body
+        (pkg/registry/core/pod/storage/eviction.go propagates one into the other)."""
+        values: list[Any] = [query["dryRun"]] if query.get("dryRun") else []
+        if path.endswith("/eviction") and isinstance(body, dict):
+            options = body.get("deleteOptions")
+            requested = options.get("dryRun") if isinstance(options, dict) else None
+            if isinstance(requested, list):
+                values.extend(requested)
+        return _dry_run_values(values)
+
+    def _dry_run(
+        self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str
+    ) -> _Response:
+        """Run the request with every check (admission, validation, PDBs) and answer as it would be
+        answered, then put every object back: a dry run persists nothing (KEP-576)."""
+        saved = (
+            copy.deepcopy(self._objects),
+            self._revision,
+            list(self._changes),
+            list(self._owed),
+            dict(self._scale),
+            dict(self._starting_since),
+        )
+        try:
+            return self._dispatch(method, path, query, content_type, body, accept)
+        finally:
+            objects, self._revision, self._changes, self._owed, self._scale, self._starting_since = saved
+            self._objects = objects
 
     def _dispatch(
         self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
@@ -1995,8 +2082,6 @@ class FakeKubeServer:
                     405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
                 )
             return self._watch(resource, route.namespace or None, query, table)
-        if query.get("dryRun"):
-            raise _bad_request("dryRun is not supported by the fake API server")
         if not route.name:
             if method == "GET":
                 listed = self._list(resource, route.namespace or None, query)
@@ -2274,6 +2359,7 @@ class FakeKubeServer:
         if resource is _PDBS:
             metadata["generation"] = 1
             obj.pop("status", None)
+        _validate(resource, obj)
         self._store(resource, obj)
         if resource is _PODS:
             self._learn_scale(obj)
@@ -2319,6 +2405,11 @@ class FakeKubeServer:
         metadata["name"] = route.name
         if resource.namespaced:
             metadata["namespace"] = route.namespace
+        if resource is _LEASES and self._key(resource, route.namespace, route.name) not in self._objects:
+            # pkg/registry/coordination/lease/strategy.go: AllowCreateOnUpdate() is true, so a PUT to a
+            # missing Lease creates it (client-go's leader election relies on it after a Lease is deleted).
+            metadata.pop("resourceVersion", None)
+            return self._create(resource, route.namespace, obj)
         old = self._get(resource, route.namespace, route.name)
         version = metadata.get("resourceVersion")
         if not version and not resource.unconditional_update:
@@ -2326,6 +2417,7 @@ class FakeKubeServer:
         if version and version != old["metadata"]["resourceVersion"]:
             raise _conflict(resource, route.name, _MODIFIED)
         merged = self._merge_update(route, old, obj)
+        _validate(resource, merged)
         self._store(resource, merged)
         return _Response(200, self._output(resource, merged))
 
@@ -2361,6 +2453,7 @@ class FakeKubeServer:
         patched["kind"], patched["apiVersion"] = resource.kind, resource.api_version
         self._normalise_times(resource, patched)
         merged = self._merge_update(route, old, patched)
+        _validate(resource, merged)
         if merged == old:
             return _Response(200, self._output(resource, old))  # a no-op patch keeps the resourceVersion
         self._store(resource, merged)
@@ -2681,6 +2774,26 @@ class FakeKubeServer:
                 },
             }
             self._store(_DAEMONSETS, daemonset)
+
+
+def _validate(resource: _Resource, obj: JsonObj) -> None:
+    """The validation strategy of the few resources whose rules piclusterd can break (422 Invalid)."""
+    if resource is _LEASES:
+        errors = fake_validation.validate_lease(obj)
+    elif resource is _EVENTS:
+        errors = fake_validation.validate_event(obj)
+    else:
+        return
+    if errors:
+        raise _invalid_fields(resource, str(obj["metadata"].get("name") or ""), errors)
+
+
+def _dry_run_values(values: Sequence[Any]) -> bool:
+    """staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation: dryRun may only be ``All``."""
+    for value in values:
+        if value != "All":
+            raise _bad_request(f'Invalid dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
 
 
 def _scaled(value: int | str, total: int) -> int:
