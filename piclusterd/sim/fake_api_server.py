@@ -21,10 +21,16 @@ uses, what kube-apiserver does on the wire:
   (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
   which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
   reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
-  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl.
+  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl;
+- authentication and RBAC (``sim/fake_rbac.py``): bearer tokens map to identities, deploy/rbac.yaml as shipped
+  is evaluated for every request (403 with the real Status), and authorization.k8s.io/v1
+  SelfSubjectAccessReview answers ``kubectl auth can-i``;
+- dry run (``?dryRun=All``, and ``deleteOptions.dryRun`` in an Eviction): every check, nothing persisted;
+- the validation upstream applies to Leases and Events (``sim/fake_validation.py``: 422 Invalid), Lease
+  create-on-update, and PodDisruptionBudget status exactly as pkg/controller/disruption computes it.
 
-What it is not: there is no admission, no RBAC, no dry run, no server-side apply, and only the validation
-the tests of piclusterd need. A request for any of these gets an error, never a silent success.
+What it is not: there is no admission webhook, no server-side apply, no ``/openapi/v3``, and only the
+validation the tests of piclusterd need. A request for any of these gets an error, never a silent success.
 
 The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
 kubelets: deleted pods owned by a workload get a replacement, Pending pods are bound to a Ready,
@@ -72,7 +78,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import fake_validation, kubectl_tables
+from piclusterd.sim import fake_rbac, fake_validation, kubectl_tables
+from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -80,6 +87,8 @@ if TYPE_CHECKING:
     from piclusterd.core.ports import Clock
 
 __all__ = [
+    "ADMIN_TOKEN",
+    "DAEMON_TOKEN",
     "FakeKubeServer",
     "HttpReply",
     "RequestRecord",
@@ -308,6 +317,16 @@ _CONFIGMAPS = _Resource(
 )
 _RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+# authorization.k8s.io serves only reviews (create, never stored): answered outside the generic verbs.
+_SSAR = _Resource(
+    "selfsubjectaccessreviews",
+    "",
+    "SelfSubjectAccessReview",
+    "authorization.k8s.io",
+    "v1",
+    namespaced=False,
+)
+_SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 _OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
 _EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded
 _WATCH_HISTORY = 5000  # changes kept for watches that start from an older resourceVersion
@@ -1010,7 +1029,8 @@ def make_pdb(
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """One request as the server saw it. ``body`` is the decoded JSON body, or ``None``."""
+    """One request as the server saw it. ``body`` is the decoded JSON body, or ``None``; ``user`` the
+    authenticated user name ("" when the token was unknown)."""
 
     method: str
     path: str
@@ -1018,6 +1038,7 @@ class RequestRecord:
     status: int
     content_type: str
     body: Any
+    user: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1126,7 +1147,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         response = server.fake._handle_http(
-            self.command, self.path, self.headers.get("Content-Type", ""), raw, accept=self.headers.get("Accept", "")
+            self.command,
+            self.path,
+            self.headers.get("Content-Type", ""),
+            raw,
+            accept=self.headers.get("Accept", ""),
+            authorization=self.headers.get("Authorization", ""),
         )
         if response is None:  # the server stopped while this request hung: drop the connection
             self.close_connection = True
@@ -1175,7 +1201,9 @@ class FakeKubeServer:
     ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
     ``graceful_deletion`` keeps deleted pods Terminating for their grace period (finished by the
     controller, and never while their node is down) instead of removing them at once. ``seed`` makes
-    generated names and uids reproducible.
+    generated names and uids reproducible. ``rbac`` authenticates bearer tokens and authorizes every
+    request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up, :data:`DAEMON_TOKEN`
+    for the daemons).
     """
 
     def __init__(
@@ -1188,6 +1216,7 @@ class FakeKubeServer:
         ready_delay_s: float = 0.0,
         graceful_deletion: bool = False,
         seed: int = 0,
+        rbac: RbacAuthorizer | None = None,
     ) -> None:
         if ready_delay_s < 0:
             raise ValueError("ready_delay_s must not be negative")
@@ -1197,6 +1226,7 @@ class FakeKubeServer:
         self.controller_enabled = controller
         self.ready_delay_s = ready_delay_s
         self.graceful_deletion = graceful_deletion
+        self.rbac = rbac if rbac is not None else RbacAuthorizer(fake_rbac.shipped_rbac())
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], JsonObj] = {}
@@ -1269,8 +1299,9 @@ class FakeKubeServer:
         """The clock the server stamps objects with (the world's fake clock in the demo and the tests)."""
         return self._clock
 
-    def api_client(self, *, retries: int | bool | None = None) -> ApiClient:
-        """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done).
+    def api_client(self, *, retries: int | bool | None = None, token: str = ADMIN_TOKEN) -> ApiClient:
+        """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done), authenticated
+        with ``token`` (the admin's by default; the daemons use :data:`DAEMON_TOKEN`).
 
         ``retries`` is urllib3's retry setting; ``None`` keeps the client's default (urllib3 retries
         idempotent requests on connection errors and read timeouts), ``False`` disables retrying.
@@ -1279,26 +1310,39 @@ class FakeKubeServer:
 
         configuration = client.Configuration()
         configuration.host = self.url
+        configuration.api_key = {"authorization": token}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
         if retries is not None:
             configuration.retries = retries
         return client.ApiClient(configuration)
 
-    def kubeconfig(self) -> JsonObj:
-        """A kubeconfig for this server (JSON is valid YAML, so kubectl and the client read it)."""
+    def kubeconfig(self, *, token: str = ADMIN_TOKEN) -> JsonObj:
+        """A kubeconfig for this server (JSON is valid YAML, so kubectl and the client read it), for the
+        admin by default; a daemon's uses :data:`DAEMON_TOKEN`."""
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake-kube", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake-kube", "user": {"token": "fake-kube-token"}}],
+            "users": [{"name": "fake-kube", "user": {"token": token}}],
             "contexts": [{"name": "fake-kube", "context": {"cluster": "fake-kube", "user": "fake-kube"}}],
             "current-context": "fake-kube",
             "preferences": {},
         }
 
-    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json") -> HttpReply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        token: str | None = ADMIN_TOKEN,
+    ) -> HttpReply:
         """One HTTP request to this server without the kubernetes client, to check the wire format."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
         if data is not None:
             request.add_header("Content-Type", content_type)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
@@ -1309,9 +1353,9 @@ class FakeKubeServer:
             with error:
                 return HttpReply(error.code, dict(error.headers), json.loads(error.read()))
 
-    def write_kubeconfig(self, path: str | Path) -> Path:
+    def write_kubeconfig(self, path: str | Path, *, token: str = ADMIN_TOKEN) -> Path:
         target = Path(path)
-        target.write_text(json.dumps(self.kubeconfig(), indent=2) + "\n")
+        target.write_text(json.dumps(self.kubeconfig(token=token), indent=2) + "\n")
         return target
 
     # ------------------------------------------------------------------------------ fault hooks
@@ -1961,7 +2005,14 @@ class FakeKubeServer:
     # ------------------------------------------------------------------------------ HTTP entry
 
     def _handle_http(
-        self, method: str, raw_path: str, content_type: str, raw_body: bytes, *, accept: str = ""
+        self,
+        method: str,
+        raw_path: str,
+        content_type: str,
+        raw_body: bytes,
+        *,
+        accept: str = "",
+        authorization: str = "",
     ) -> _Response | None:
         """Answer one HTTP request (called by the handler threads). None: drop the connection."""
         while not self._running.wait(0.05):
@@ -1980,9 +2031,18 @@ class FakeKubeServer:
             except ValueError as error:
                 body_error = str(error)
         with self._lock:
-            response = self._answer(method, path, query, content_type, body, body_error, accept)
+            response = self._answer(method, path, query, content_type, body, body_error, accept, authorization)
+            identity = self.rbac.authenticate(authorization)
             self._requests.append(
-                RequestRecord(method, path, dict(query), response.code, content_type.split(";")[0].strip(), body)
+                RequestRecord(
+                    method,
+                    path,
+                    dict(query),
+                    response.code,
+                    content_type.split(";")[0].strip(),
+                    body,
+                    identity.user if identity is not None else "",
+                )
             )
         return response
 
@@ -1995,6 +2055,7 @@ class FakeKubeServer:
         body: Any,
         body_error: str | None,
         accept: str = "",
+        authorization: str = "",
     ) -> _Response:
         for fault in self._faults:
             if fault.matches(method, path):
@@ -2007,8 +2068,11 @@ class FakeKubeServer:
                 error = _ApiError(fault.status, fault.message, _REASONS.get(fault.status), details or None)
                 return _Response(fault.status, error.body, error.headers)
         try:
+            identity = self._authorize(method, path, query, authorization)
             if body_error is not None:
                 raise _bad_request(f"the body of the request could not be decoded as JSON: {body_error}")
+            if path == _SSAR_PATH and method == "POST":
+                return self._self_subject_access_review(identity, body)
             if self.controller_enabled:
                 self.run_controller_once()
             if method != "GET" and self._is_dry_run(path, query, body):
@@ -2022,6 +2086,74 @@ class FakeKubeServer:
         except Exception as error:  # a bug in the fake: answer as kube-apiserver would, with a 500
             message = f"Internal error occurred: {type(error).__name__}: {error}"
             return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
+
+    def _authorize(self, method: str, path: str, query: Mapping[str, str], authorization: str) -> fake_rbac.Identity:
+        """Authentication (401) and RBAC authorization (403), before any handler runs, as kube-apiserver's
+        filter chain does."""
+        identity = self.rbac.authenticate(authorization)
+        if identity is None:
+            raise _ApiError(401, "Unauthorized", "Unauthorized")
+        parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        request = fake_rbac.request_attributes(method, parts, query)
+        allowed, _ = self.rbac.decide(identity, request)
+        if not allowed:
+            details: JsonObj = {"kind": request.resource} if request.resource_request else {}
+            if request.name:
+                details["name"] = request.name
+            if request.api_group:
+                details["group"] = request.api_group
+            raise _ApiError(403, fake_rbac.forbidden_message(identity, request), "Forbidden", details or None)
+        return identity
+
+    def _self_subject_access_review(self, identity: fake_rbac.Identity, body: Any) -> _Response:
+        """authorization.k8s.io/v1 SelfSubjectAccessReview (what ``kubectl auth can-i`` sends): the
+        review comes back with ``status.allowed`` for the caller's own identity."""
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            raise _bad_request("the body of the request must be a SelfSubjectAccessReview object")
+        spec = body["spec"]
+        resource = spec.get("resourceAttributes")
+        non_resource = spec.get("nonResourceAttributes")
+        if isinstance(resource, dict) == isinstance(non_resource, dict):
+            raise _invalid_fields(
+                _SSAR,
+                "",
+                [
+                    fake_validation.FieldError(
+                        "spec.resourceAttributes",
+                        "Invalid",
+                        '""',
+                        "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                    )
+                ],
+            )
+        if isinstance(resource, dict):
+            request = fake_rbac.RequestAttributes(
+                str(resource.get("verb") or ""),
+                True,
+                "",
+                str(resource.get("group") or ""),
+                str(resource.get("resource") or ""),
+                str(resource.get("subresource") or ""),
+                str(resource.get("namespace") or ""),
+                str(resource.get("name") or ""),
+            )
+        else:
+            assert isinstance(non_resource, dict)
+            request = fake_rbac.RequestAttributes(
+                str(non_resource.get("verb") or ""), False, str(non_resource.get("path") or "")
+            )
+        allowed, reason = self.rbac.decide(identity, request)
+        status: JsonObj = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        review = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": copy.deepcopy(spec),
+            "status": status,
+        }
+        return _Response(201, review)
 
     @staticmethod
     def _is_dry_run(path: str, query: Mapping[str, str], body: Any) -> bool:
@@ -2160,10 +2292,10 @@ class FakeKubeServer:
             return {
                 "kind": "APIGroupList",
                 "apiVersion": "v1",
-                "groups": [self._group(g, v) for g, v in _GROUPS],
+                "groups": [self._group(g, v) for g, v in (*_GROUPS, (_SSAR.group, _SSAR.version))],
             }
         if len(parts) == 2 and parts[0] == "apis":
-            for group, version in _GROUPS:
+            for group, version in (*_GROUPS, (_SSAR.group, _SSAR.version)):
                 if parts[1] == group:
                     return {"kind": "APIGroup", "apiVersion": "v1", **self._group(group, version)}
             return None
@@ -2171,6 +2303,14 @@ class FakeKubeServer:
             return self._resource_list("", "v1")
         if len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in _GROUPS:
             return self._resource_list(parts[1], parts[2])
+        if parts == ["apis", _SSAR.group, _SSAR.version]:
+            review = {"name": _SSAR.plural, "singularName": "", "namespaced": False, "kind": _SSAR.kind}
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": _SSAR.api_version,
+                "resources": [{**review, "verbs": ["create"]}],
+            }
         return None
 
     @staticmethod

@@ -636,7 +636,7 @@ def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> N
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
     assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
-    assert groups == {"policy", "coordination.k8s.io", "apps"}
+    assert groups == {"policy", "coordination.k8s.io", "apps", "authorization.k8s.io"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
     assert policy_resources == {"poddisruptionbudgets", "poddisruptionbudgets/status"}
     apps_resources = {r["name"] for r in kube.call("GET", "/apis/apps/v1").body["resources"]}

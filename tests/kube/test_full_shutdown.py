@@ -186,7 +186,7 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     assert node_state(server) == before  # no cordon, no annotation of ours left anywhere
     assert all(world.pis[name].alive for name in NAMES)
     world.run_until(lambda: ready_critical_apps(server) == set(CRITICAL_APPS), max_s=120)
-    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
     reasons = [e["reason"] for e in server.list_objects("Event")]
     assert reasons.count("OutageSummary") == 1 and reasons.count("FullShutdown") == 1
     world.close()
@@ -292,7 +292,7 @@ def test_an_ordinary_outage_ends_with_one_summary_once_every_shed_node_is_back(w
     assert summary["critical_downtime_s"] == 0  # the planner kept a Ready replica of each all along
     assert 0 < summary["energy_used_wh"] < 84.0 * 0.8
     assert world.events("shutdown.cluster_started") == []
-    assert world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert world.server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
 
 
 def test_a_short_blip_is_one_outage_with_one_summary(world: ClusterWorld) -> None:
@@ -319,7 +319,7 @@ def test_dry_run_only_says_what_the_full_shutdown_would_do(server: FakeKubeServe
     critical_battery(world)
     world.run(30)
     assert world.events("shutdown.local_deferred") == [] and world.events("shutdown.cluster_started") == []
-    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
     (planned,) = world.events("shutdown.cluster_planned")  # once, not once per poll
     # The order from the view at that poll: here each node, the leader too, has just protected itself (in this
     # world a node is NotReady the moment its command runs), so the plan is of the nodes still counted.
@@ -474,7 +474,7 @@ def test_mains_failing_again_while_the_pis_boot_gets_a_fresh_full_shutdown_and_o
 
 
 def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: ClusterWorld) -> None:
-    body = {"metadata": {"name": "piclusterd-outage", "namespace": "kube-system"}, "data": {"record": "{oops"}}
+    body = {"metadata": {"name": "piclusterd-outage", "namespace": "piclusterd"}, "data": {"record": "{oops"}}
     world.server.put_object({"apiVersion": "v1", "kind": "ConfigMap", **body})
     world.run(10)
     critical_battery(world)
@@ -485,7 +485,7 @@ def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: 
     assert world.events("shutdown.cluster_started") == []  # no full shutdown on a record we cannot read
     for pi in world.pis.values():  # each protects itself (after the short wait for a record that never came)
         assert pi.shutdowns == ["systemctl poweroff"]
-    cm = world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage")
+    cm = world.server.get_object("ConfigMap", "piclusterd", "piclusterd-outage")
     assert cm is not None and cm["data"] == {"record": "{oops"}  # left for a person to read
 
 
