@@ -78,7 +78,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import fake_rbac, fake_validation, kubectl_tables
+from piclusterd.sim import fake_node_lifecycle, fake_rbac, fake_storage, fake_validation, kubectl_tables
 from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
 
 if TYPE_CHECKING:
@@ -107,7 +107,6 @@ JsonObj = dict[str, Any]
 _DISRUPTED_POD_TIMEOUT_S = 120.0  # the disruption controller's DeletionTimeout
 _DEFAULT_GRACE_S = 30
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
-_UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 # Controllers the disruption controller can size: its finders (ReplicationController, Deployment through its
 # ReplicaSet, ReplicaSet, StatefulSet) and the scale subresource; a DaemonSet or a Job has none.
 _SCALE_KINDS = frozenset({"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"})
@@ -315,8 +314,56 @@ _CONFIGMAPS = _Resource(
     short_names=("cm",),
     merge_keys=_COMMON_MERGE_KEYS,
 )
-_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
-_GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+_PVS = _Resource(
+    "persistentvolumes",
+    "persistentvolume",
+    "PersistentVolume",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("pv",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_PVCS = _Resource(
+    "persistentvolumeclaims",
+    "persistentvolumeclaim",
+    "PersistentVolumeClaim",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("pvc",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_STORAGECLASSES = _Resource(
+    "storageclasses",
+    "storageclass",
+    "StorageClass",
+    "storage.k8s.io",
+    "v1",
+    namespaced=False,
+    short_names=("sc",),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_RESOURCES: tuple[_Resource, ...] = (
+    _NODES,
+    _PODS,
+    _EVENTS,
+    _PDBS,
+    _LEASES,
+    _DAEMONSETS,
+    _CONFIGMAPS,
+    _PVS,
+    _PVCS,
+    _STORAGECLASSES,
+)
+_GROUPS: tuple[tuple[str, str], ...] = (
+    ("policy", "v1"),
+    ("coordination.k8s.io", "v1"),
+    ("apps", "v1"),
+    ("storage.k8s.io", "v1"),
+)
 # authorization.k8s.io serves only reviews (create, never stored): answered outside the generic verbs.
 _SSAR = _Resource(
     "selfsubjectaccessreviews",
@@ -866,18 +913,7 @@ def _labels(obj: JsonObj) -> dict[str, str]:
 
 
 def _tolerates(tolerations: Iterable[JsonObj], taint: JsonObj) -> bool:
-    for toleration in tolerations:
-        effect = toleration.get("effect") or ""
-        if effect and effect != taint.get("effect"):
-            continue
-        if toleration.get("operator") == "Exists":
-            if not toleration.get("key") or toleration.get("key") == taint.get("key"):
-                return True
-        elif toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (
-            taint.get("value") or ""
-        ):
-            return True
-    return False
+    return fake_node_lifecycle.tolerates(tolerations, taint) is not None
 
 
 # ---------------------------------------------------------------------------------- object makers
@@ -1201,9 +1237,10 @@ class FakeKubeServer:
     ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
     ``graceful_deletion`` keeps deleted pods Terminating for their grace period (finished by the
     controller, and never while their node is down) instead of removing them at once. ``seed`` makes
-    generated names and uids reproducible. ``rbac`` authenticates bearer tokens and authorizes every
-    request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up, :data:`DAEMON_TOKEN`
-    for the daemons).
+    generated names and uids reproducible. ``node_monitor_grace_s`` is how long a powered-off node still
+    looks Ready (kube-controller-manager's node-monitor grace period, 40 s). ``rbac`` authenticates bearer
+    tokens and authorizes every request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up,
+    :data:`DAEMON_TOKEN` for the daemons).
     """
 
     def __init__(
@@ -1217,15 +1254,20 @@ class FakeKubeServer:
         graceful_deletion: bool = False,
         seed: int = 0,
         rbac: RbacAuthorizer | None = None,
+        node_monitor_grace_s: float = fake_node_lifecycle.DEFAULT_NODE_MONITOR_GRACE_S,
     ) -> None:
         if ready_delay_s < 0:
             raise ValueError("ready_delay_s must not be negative")
+        if not node_monitor_grace_s > 0:
+            raise ValueError("node_monitor_grace_s must be positive: the delay can be shortened, never skipped")
         self._host = host
         self._port = port
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.controller_enabled = controller
         self.ready_delay_s = ready_delay_s
         self.graceful_deletion = graceful_deletion
+        self.node_monitor_grace_s = node_monitor_grace_s
+        self._kubelet_stopped: dict[str, float] = {}  # node -> monotonic time its kubelet stopped posting
         self.rbac = rbac if rbac is not None else RbacAuthorizer(fake_rbac.shipped_rbac())
         self._random = random.Random(seed)
         self._lock = threading.RLock()
@@ -1524,41 +1566,21 @@ class FakeKubeServer:
         return self.update_object("pods", namespace, name, change)
 
     def power_off_node(self, name: str) -> None:
-        """The node loses power: Ready turns Unknown, unreachable taints are added and its pods turn
-        not Ready, as the node lifecycle controller does (at once here, not after the grace period).
-        Its pods are not evicted (no 5-minute toleration timeout is modelled).
+        """The node loses power: its kubelet stops posting status. Nothing shows at once: after
+        ``node_monitor_grace_s`` the node lifecycle controller turns Ready Unknown, taints the node
+        unreachable and marks its pods not Ready; 300 s later (their DefaultTolerationSeconds) the taint
+        manager deletes its pods, which stay Terminating while the node is down (``sim/fake_node_lifecycle.py``).
         """
         with self._lock:
-            wall = self._clock.wall()
-
-            def change(node: JsonObj) -> None:
-                _set_condition(
-                    node,
-                    {
-                        "type": "Ready",
-                        "status": "Unknown",
-                        "reason": "NodeStatusUnknown",
-                        "message": "Kubelet stopped posting node status.",
-                    },
-                    wall,
-                )
-                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
-                for effect in ("NoSchedule", "NoExecute"):
-                    taints.append({"key": _UNREACHABLE_TAINT, "effect": effect, "timeAdded": format_time(wall)})
-                node["spec"]["taints"] = taints
-
-            self.update_object("nodes", None, name, change)
-            for pod in self._pods_on(name):
-                self.update_object(
-                    "pods",
-                    pod["metadata"]["namespace"],
-                    pod["metadata"]["name"],
-                    lambda p: _set_condition(p, {"type": "Ready", "status": "False"}, wall),
-                )
+            if self._key(_NODES, None, name) not in self._objects:
+                raise KeyError(f"nodes {name} not found")
+            self._kubelet_stopped.setdefault(name, self._clock.monotonic())
+            self._after_write()
 
     def power_on_node(self, name: str) -> None:
-        """The node is back: Ready, unreachable taints gone, its running pods Ready again."""
+        """The node is back: its kubelet posts Ready, the lifecycle taints go, its running pods are Ready again."""
         with self._lock:
+            self._kubelet_stopped.pop(name, None)
             wall = self._clock.wall()
 
             def change(node: JsonObj) -> None:
@@ -1572,11 +1594,7 @@ class FakeKubeServer:
                     },
                     wall,
                 )
-                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
-                if taints:
-                    node["spec"]["taints"] = taints
-                else:
-                    node["spec"].pop("taints", None)
+                fake_node_lifecycle.reconcile_taints(node, format_time(wall))
 
             self.update_object("nodes", None, name, change)
             for pod in self._pods_on(name):
@@ -1605,19 +1623,82 @@ class FakeKubeServer:
         pods Ready after ``ready_delay_s``, and recompute PodDisruptionBudget status.
         """
         with self._lock:
+            self._node_lifecycle()
             self._finish_deletions()
             self._replace_owed()
             self._schedule_pending()
             self._start_bound()
             self._sync_pdbs()
 
+    def _node_lifecycle(self) -> None:
+        """The node lifecycle and taint-eviction controllers, at the clock's current time."""
+        now = self._clock.monotonic()
+        wall = self._clock.wall()
+        for key, node in list(self._objects.items()):
+            if key[0] != "nodes":
+                continue
+            name = key[2]
+            updated = copy.deepcopy(node)
+            stopped = self._kubelet_stopped.get(name)
+            went_unknown = False
+            if stopped is not None and now - stopped >= self.node_monitor_grace_s and _is_node_ready(node):
+                _set_condition(
+                    updated,
+                    {
+                        "type": "Ready",
+                        "status": "Unknown",
+                        "reason": "NodeStatusUnknown",
+                        "message": "Kubelet stopped posting node status.",
+                    },
+                    wall,
+                )
+                went_unknown = True
+            changed = fake_node_lifecycle.reconcile_taints(updated, format_time(wall))
+            if went_unknown or changed:
+                self._store(_NODES, updated)
+            if went_unknown:
+                for pod in self._pods_on(name):  # MarkPodsNotReady
+                    marked = copy.deepcopy(pod)
+                    _set_condition(marked, {"type": "Ready", "status": "False"}, wall)
+                    self._store(_PODS, marked)
+            self._evict_by_taints(self._objects[key], wall)
+
+    def _evict_by_taints(self, node: JsonObj, wall: float) -> None:
+        """pkg/controller/tainteviction: delete the pods that do not tolerate the node's NoExecute taints, or
+        whose tolerationSeconds (counted from the taint's timeAdded) have run out."""
+        taints = [t for t in node["spec"].get("taints") or [] if t.get("effect") == "NoExecute"]
+        if not taints:
+            return
+        added = [_parse_rfc3339(str(t.get("timeAdded") or "")) for t in taints]
+        since = max((moment.timestamp() for moment in added if moment is not None), default=wall)
+        for pod in self._pods_on(node["metadata"]["name"]):
+            if _is_terminating(pod) or _phase(pod) in ("Succeeded", "Failed"):
+                continue
+            delay = fake_node_lifecycle.eviction_delay_s(pod["spec"].get("tolerations") or [], taints)
+            if delay is None or since + delay > wall:
+                continue
+            marked = copy.deepcopy(pod)
+            _set_condition(
+                marked,
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "DeletionByTaintManager",
+                    "message": "Taint manager: deleting due to NoExecute taint",
+                },
+                wall,
+            )
+            self._store(_PODS, marked)
+            self._delete_pod(marked, None)
+
     def _finish_deletions(self) -> None:
         wall = self._clock.wall()
         for key, pod in list(self._objects.items()):
             if key[0] != "pods" or not _is_terminating(pod):
                 continue
-            node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
-            kubelet_alive = node is None or _is_node_ready(node)
+            node_name = pod["spec"].get("nodeName") or ""
+            node = self._objects.get(("nodes", "", node_name))
+            kubelet_alive = node_name not in self._kubelet_stopped and (node is None or _is_node_ready(node))
             deadline = _parse_rfc3339(pod["metadata"]["deletionTimestamp"])
             if kubelet_alive and deadline is not None and deadline.timestamp() <= wall:
                 self._remove(_PODS, key)
@@ -1683,7 +1764,9 @@ class FakeKubeServer:
                     },
                     wall,
                 )
+                self._scheduler_event(pod, message, wall)
             else:
+                self._bind_volumes(pod, node_name)
                 updated["spec"]["nodeName"] = node_name
                 _set_condition(updated, {"type": "PodScheduled", "status": "True"}, wall)
                 for condition in updated["status"]["conditions"]:
@@ -1691,6 +1774,65 @@ class FakeKubeServer:
                         condition.pop("reason", None)
                         condition.pop("message", None)
             self._store(_PODS, updated)
+
+    def _lookup(self, plural: str, namespace: str, name: str) -> JsonObj | None:
+        return self._objects.get((plural, namespace, name))
+
+    def _scheduler_event(self, pod: JsonObj, message: str, wall: float) -> None:
+        """The Warning Event ``FailedScheduling`` the scheduler records on a pod it cannot place
+        (pkg/scheduler/schedule_one.go handleSchedulingFailure)."""
+        metadata = pod["metadata"]
+        name = f"{metadata['name']}.{self._random.getrandbits(64):016x}"
+        event: JsonObj = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "namespace": metadata["namespace"],
+                "uid": self._new_uid(),
+                "creationTimestamp": format_time(wall),
+            },
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": metadata["namespace"],
+                "name": metadata["name"],
+                "uid": metadata.get("uid", ""),
+            },
+            "reason": "FailedScheduling",
+            "message": message,
+            "type": "Warning",
+            "source": {},
+            "eventTime": format_micro_time(wall),
+            "action": "Scheduling",
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler-fake",
+        }
+        self._store(_EVENTS, event)
+
+    def _bind_volumes(self, pod: JsonObj, node_name: str) -> None:
+        """The volume binder and local-path-provisioner, as the pod is bound: each unbound
+        WaitForFirstConsumer claim gets a volume on ``node_name`` (k3s local-path) and is bound to it."""
+        for claim in fake_storage.unbound_claims(pod, self._lookup):
+            class_name = str(claim["spec"].get("storageClassName") or "")
+            storage_class = self._lookup("storageclasses", "", class_name)
+            if storage_class is None:
+                continue
+            volume = fake_storage.provisioned_pv(claim, node_name, storage_class)
+            if volume is None:
+                continue
+            volume["metadata"]["uid"] = self._new_uid()
+            volume["metadata"]["creationTimestamp"] = format_time(self._clock.wall())
+            self._store(_PVS, volume)
+            bound = copy.deepcopy(claim)
+            bound["spec"]["volumeName"] = volume["metadata"]["name"]
+            bound["status"] = {
+                "phase": "Bound",
+                "accessModes": list(bound["spec"].get("accessModes") or []),
+                "capacity": dict(volume["spec"]["capacity"]),
+            }
+            bound["metadata"].setdefault("annotations", {})["volume.kubernetes.io/selected-node"] = node_name
+            self._store(_PVCS, bound)
 
     def _pick_node(self, pod: JsonObj) -> tuple[str | None, str]:
         """The node the fake scheduler binds ``pod`` to (least allocated, then by name), or None and
@@ -1705,6 +1847,8 @@ class FakeKubeServer:
         for node in nodes:
             name = node["metadata"]["name"]
             reason = self._unfit_reason(node, wanted, selector, tolerations)
+            if reason is None:
+                reason = fake_storage.volume_unfit_reason(pod, node, self._lookup)
             if reason is not None:
                 reasons[reason] = reasons.get(reason, 0) + 1
                 continue
@@ -1772,7 +1916,7 @@ class FakeKubeServer:
             if key[0] != "pods" or _phase(pod) != "Pending" or _is_terminating(pod):
                 continue
             node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
-            if node is None or not _is_node_ready(node):
+            if node is None or not _is_node_ready(node) or node["metadata"]["name"] in self._kubelet_stopped:
                 continue
             uid = pod["metadata"]["uid"]
             since = self._starting_since.setdefault(uid, now)
@@ -1981,6 +2125,7 @@ class FakeKubeServer:
         return obj
 
     def _after_write(self) -> None:
+        self._node_lifecycle()
         self._sync_pdbs()
         if self.controller_enabled:
             self.run_controller_once()
@@ -1995,7 +2140,7 @@ class FakeKubeServer:
         spec.setdefault("schedulerName", "default-scheduler")
         spec.setdefault("priority", 0)
         tolerations = spec.setdefault("tolerations", [])
-        for taint_key in ("node.kubernetes.io/not-ready", _UNREACHABLE_TAINT):
+        for taint_key in (fake_node_lifecycle.NOT_READY_TAINT, fake_node_lifecycle.UNREACHABLE_TAINT):
             if not any(t.get("key") == taint_key and t.get("effect") in ("NoExecute", None) for t in tolerations):
                 tolerations.append(
                     {"key": taint_key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
@@ -2075,6 +2220,8 @@ class FakeKubeServer:
                 return self._self_subject_access_review(identity, body)
             if self.controller_enabled:
                 self.run_controller_once()
+            else:
+                self._node_lifecycle()  # kube-controller-manager runs whether or not the fake's kubelets do
             if method != "GET" and self._is_dry_run(path, query, body):
                 return self._dry_run(method, path, query, content_type, body, accept)
             response = self._dispatch(method, path, query, content_type, body, accept)

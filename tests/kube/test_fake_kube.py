@@ -220,9 +220,17 @@ def test_replace_with_the_current_resource_version_succeeds_and_keeps_status(
     assert [c.type for c in updated.status.conditions] == ["Ready"]
 
 
-def test_power_off_makes_the_node_and_its_pods_not_ready(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+def test_power_off_makes_the_node_and_its_pods_not_ready_after_the_grace_period(
+    kube: FakeKubeServer, core: client.CoreV1Api, clock: FakeClock
+) -> None:
+    """pkg/controller/nodelifecycle: Ready turns Unknown only after --node-monitor-grace-period (40 s)."""
     seed_web(kube)
     kube.power_off_node("pi1")
+    clock.advance(39)
+    node = core.read_node("pi1")
+    assert next(c for c in node.status.conditions if c.type == "Ready").status == "True"
+    assert not node.spec.taints
+    clock.advance(1)
     node = core.read_node("pi1")
     ready = next(c for c in node.status.conditions if c.type == "Ready")
     assert ready.status == "Unknown"
@@ -234,9 +242,13 @@ def test_power_off_makes_the_node_and_its_pods_not_ready(kube: FakeKubeServer, c
     assert next(c for c in pod.status.conditions if c.type == "Ready").status == "False"
 
 
-def test_power_on_restores_ready_and_removes_the_taints(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+def test_power_on_restores_ready_and_removes_the_taints(
+    kube: FakeKubeServer, core: client.CoreV1Api, clock: FakeClock
+) -> None:
     seed_web(kube)
     kube.power_off_node("pi1")
+    clock.advance(40)
+    kube.run_controller_once()
     kube.power_on_node("pi1")
     node = core.read_node("pi1")
     assert next(c for c in node.status.conditions if c.type == "Ready").status == "True"
@@ -634,9 +646,12 @@ def test_lease_replace_without_resource_version_is_422(coordination: client.Coor
 
 def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> None:
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
-    assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
+    assert core_resources == {
+        "nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps",
+        "persistentvolumes", "persistentvolumes/status", "persistentvolumeclaims", "persistentvolumeclaims/status",
+    }  # fmt: skip
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
-    assert groups == {"policy", "coordination.k8s.io", "apps", "authorization.k8s.io"}
+    assert groups == {"policy", "coordination.k8s.io", "apps", "storage.k8s.io", "authorization.k8s.io"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
     assert policy_resources == {"poddisruptionbudgets", "poddisruptionbudgets/status"}
     apps_resources = {r["name"] for r in kube.call("GET", "/apis/apps/v1").body["resources"]}
@@ -720,6 +735,8 @@ def test_pending_replacement_is_scheduled_once_a_node_comes_back(clock: FakeCloc
         kube.put_object(make_node("pi2"))
         kube.put_object(make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f")))
         kube.power_off_node("pi2")
+        clock.advance(40)  # the node-monitor grace period: until then pi2 still looks Ready
+        kube.run_controller_once()
         kube.update_object("nodes", None, "pi1", lambda node: node["spec"].update(unschedulable=True))
         kube.delete_object("pods", NS, "web-abcde")
         [pod] = kube.list_objects("pods")
@@ -931,7 +948,13 @@ def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeSe
     kube.put_object(make_pod("web-a", node="pi1"))  # another resource: not in a watch of nodes
     stream = watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=1)
     seen = [(e["type"], e["object"].metadata.name, e["object"].spec.unschedulable) for e in stream]
-    assert seen == [("ADDED", "pi2", None), ("MODIFIED", "pi1", True), ("DELETED", "pi2", None)]
+    # The second MODIFIED is the node lifecycle controller adding the unschedulable taint to the cordoned pi1.
+    assert seen == [
+        ("ADDED", "pi2", None),
+        ("MODIFIED", "pi1", True),
+        ("MODIFIED", "pi1", True),
+        ("DELETED", "pi2", None),
+    ]
 
 
 def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(

@@ -364,7 +364,8 @@ def test_a_new_leader_resumes_a_full_shutdown_and_never_asks_a_node_twice(world:
     assert len(takeover) == 1
     new_leader = takeover[0]
     requested = [e["target"] for e in world.events("node.poweroff_requested")]
-    assert sorted(requested) == sorted(name for name in NAMES if name not in ("pi1", new_leader))
+    # pi1 still looks Ready for the 40 s node-monitor grace period, so the new leader may ask it too (unanswered).
+    assert sorted(set(requested) - {"pi1"}) == sorted(name for name in NAMES if name not in ("pi1", new_leader))
     assert len(requested) == len(set(requested))  # nobody asked twice
     for name in NAMES[1:]:
         assert world.pis[name].shutdowns == ["systemctl poweroff"]

@@ -92,9 +92,13 @@ def kubectl(kubectl_binary: Path, server: FakeKubeServer, tmp_path: Path) -> Kub
     return Kubectl(kubectl_binary, server, tmp_path)
 
 
-def test_get_nodes_and_pods_wide_show_the_fakes_objects(server: FakeKubeServer, kubectl: Kubectl) -> None:
+def test_get_nodes_and_pods_wide_show_the_fakes_objects(
+    server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock
+) -> None:
     server.load_objects(CLINIC_5)
     server.power_off_node("pi4")
+    clock.advance(40)  # NotReady after the node-monitor grace period
+    server.run_controller_once()
     server.update_object("Node", None, "pi5", lambda n: n["spec"].update(unschedulable=True))
 
     nodes = {row["NAME"]: row for row in table(kubectl("get", "nodes", "-o", "wide"))}
@@ -209,7 +213,9 @@ def test_drain_evicts_and_waits_on_the_pdb_until_the_replacement_is_ready(
     assert evicted == {"web-a", "web-b"}
 
 
-def test_get_nodes_watch_prints_changes_as_they_happen(server: FakeKubeServer, kubectl: Kubectl) -> None:
+def test_get_nodes_watch_prints_changes_as_they_happen(
+    server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock
+) -> None:
     for name in ("pi1", "pi2"):
         server.put_object(make_node(name))
     lines: queue.Queue[str] = queue.Queue()
@@ -226,7 +232,10 @@ def test_get_nodes_watch_prints_changes_as_they_happen(server: FakeKubeServer, k
         assert {next_line().split()[0], next_line().split()[0]} == {"pi1", "pi2"}
         server.update_object("Node", None, "pi2", lambda n: n["spec"].update(unschedulable=True))
         assert next_line().split()[:2] == ["pi2", "Ready,SchedulingDisabled"]
+        assert next_line().split()[:2] == ["pi2", "Ready,SchedulingDisabled"]  # + the unschedulable taint
         server.power_off_node("pi1")
+        clock.advance(40)  # NotReady after the node-monitor grace period
+        server.run_controller_once()
         assert next_line().split()[:2] == ["pi1", "NotReady"]
     finally:
         watch.kill()
