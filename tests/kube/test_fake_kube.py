@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, 
 from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
+
+
+@pytest.fixture
+def kube(clock: FakeClock) -> Iterator[FakeKubeServer]:
+    """Opted out of graceful termination: these tests each check one REST rule, and a deletion that finishes
+    at once keeps them about that rule. Graceful termination has its own tests (test_fake_upstream_rules.py)."""
+    with FakeKubeServer(clock=clock, graceful_deletion=False) as server:
+        yield server
 
 
 def error_body(error: ApiException) -> Any:
@@ -673,7 +682,8 @@ def test_discovery_serves_the_dynamic_client(kube: FakeKubeServer, api: client.A
 
 
 def controlled(clock: FakeClock, ready_delay_s: float = 5.0) -> FakeKubeServer:
-    return FakeKubeServer(clock=clock, controller=True, ready_delay_s=ready_delay_s)
+    # Opted out of graceful termination, as the ``kube`` fixture above: the controller's rules one at a time.
+    return FakeKubeServer(clock=clock, controller=True, ready_delay_s=ready_delay_s, graceful_deletion=False)
 
 
 def test_controller_replaces_an_evicted_deployment_pod_on_a_node_that_fits(clock: FakeClock) -> None:

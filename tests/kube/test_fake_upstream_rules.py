@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
 
@@ -196,3 +197,61 @@ def test_old_style_event_about_a_node_must_live_in_default(kube: FakeKubeServer)
     assert reply.status == 422
     assert reply.body["details"]["causes"][0]["field"] == "involvedObject.namespace"
     assert kube.call("POST", "/api/v1/namespaces/default/events", node_event("default")).status == 201
+
+
+# ---------------------------------------------------------------------------- finding 2: graceful termination
+
+
+def test_an_evicted_pod_stays_terminating_for_its_grace_period_by_default(clock: FakeClock) -> None:
+    """pkg/registry/core/pod/strategy.go CheckGracefulDelete: a pod on a node is deleted gracefully with its
+    terminationGracePeriodSeconds (30 s by default): deletionTimestamp is set and the kubelet removes it when
+    the containers have stopped. The old fake removed evicted pods at once unless a test asked otherwise."""
+    with FakeKubeServer(clock=clock, controller=True) as kube:
+        seed(kube, owner=("ReplicaSet", "web-5d8f"))
+        assert kube.call("POST", f"/api/v1/namespaces/{NS}/pods/web-0/eviction", evict_body("web-0")).status == 201
+        pod = kube.get_object("pods", NS, "web-0")
+        assert pod is not None and pod["metadata"]["deletionGracePeriodSeconds"] == 30
+        clock.advance(29)
+        kube.run_controller_once()
+        assert kube.get_object("pods", NS, "web-0") is not None
+        clock.advance(1)
+        kube.run_controller_once()
+        assert kube.get_object("pods", NS, "web-0") is None
+
+
+def test_a_pod_on_an_unreachable_node_stays_terminating_until_the_node_returns(clock: FakeClock) -> None:
+    """Only the kubelet finishes a graceful deletion; a dead node's pods stay Terminating until it comes back
+    or they are force-deleted (kubernetes.io docs: "Pods on an unreachable Node ... remain in Terminating")."""
+    with FakeKubeServer(clock=clock, controller=True) as kube:
+        seed(kube, owner=("ReplicaSet", "web-5d8f"))
+        kube.power_off_node("pi1")
+        clock.advance(40)
+        kube.run_controller_once()
+        assert kube.call("POST", f"/api/v1/namespaces/{NS}/pods/web-0/eviction", evict_body("web-0")).status == 201
+        clock.advance(3600)
+        kube.run_controller_once()
+        pod = kube.get_object("pods", NS, "web-0")
+        assert pod is not None and pod["metadata"].get("deletionTimestamp")
+        kube.power_on_node("pi1")
+        kube.run_controller_once()
+        assert kube.get_object("pods", NS, "web-0") is None
+
+
+def test_a_statefulset_replacement_keeps_the_name_and_waits_for_the_old_pod(clock: FakeClock) -> None:
+    """pkg/controller/statefulset: the replacement of ``db-0`` is ``db-0`` again, created only once the old
+    pod is gone (at most one pod per ordinal)."""
+    with FakeKubeServer(clock=clock, controller=True) as kube:
+        for index in range(1, 3):
+            kube.put_object(make_node(f"pi{index}"))
+        kube.put_object(make_pod("db-0", node="pi1", labels={"app": "db"}, owner=("StatefulSet", "db")))
+        old_uid = kube.get_object("pods", NS, "db-0")["metadata"]["uid"]  # type: ignore[index]
+        assert kube.call("POST", f"/api/v1/namespaces/{NS}/pods/db-0/eviction", evict_body("db-0")).status == 201
+        clock.advance(10)
+        kube.run_controller_once()
+        pod = kube.get_object("pods", NS, "db-0")
+        assert pod is not None and pod["metadata"]["uid"] == old_uid and pod["metadata"].get("deletionTimestamp")
+        clock.advance(20)
+        kube.run_controller_once()
+        kube.run_controller_once()
+        pod = kube.get_object("pods", NS, "db-0")
+        assert pod is not None and pod["metadata"]["uid"] != old_uid and not pod["metadata"].get("deletionTimestamp")
