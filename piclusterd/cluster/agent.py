@@ -99,7 +99,7 @@ class NodeAgent:
         log: Any,
         *,
         verifier: RequestVerifier,
-        outage_namespace: str = "kube-system",
+        outage_namespace: str = "piclusterd",
         relay: NodePower | None = None,
         wake_alarm: RtcWakeAlarm | None = None,
         recheck_s: int = 900,

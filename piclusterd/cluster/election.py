@@ -62,7 +62,7 @@ __all__ = [
     "trusted_duration",
 ]
 
-DEFAULT_LEASE_NAMESPACE = "kube-system"
+DEFAULT_LEASE_NAMESPACE = "piclusterd"
 DEFAULT_LEASE_NAME = "piclusterd-leader"
 
 #: Another holder's leaseDurationSeconds above this many times ours is not believed (nor one under 1 s).

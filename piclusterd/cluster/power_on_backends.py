@@ -111,6 +111,7 @@ class NodePower(Protocol):
 # --------------------------------------------------------------------------------------------------------
 # Wake-on-LAN
 
+
 class WakeOnLan:
     """``wol``: a magic packet to ``broadcast``:``port`` (UDP). Non-Pi nodes only; cannot power off or tell."""
 

@@ -337,7 +337,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "cluster": {
         "enabled": Key(False, _bool),
         "kubeconfig": Key("/etc/piclusterd/kubeconfig", _string),
-        "lease_namespace": Key("kube-system", _nonempty_string),
+        "lease_namespace": Key("piclusterd", _nonempty_string),
         "lease_name": Key("piclusterd-leader", _nonempty_string),
         "lease_duration": Key("15s", _duration(2, 300), to="lease_duration_s", build=round),
         "renew_deadline": Key("10s", _duration(1, 300), to="renew_deadline_s"),

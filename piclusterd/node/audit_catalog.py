@@ -544,7 +544,7 @@ EVENTS: tuple[EventDoc, ...] = (
         "leader carries on goes on whatever mains does; one found recorded is resumed only on battery, so a "
         "forged record (a startedAt in the future, say) never powers a cluster on mains off. Nothing is done; "
         "a Warning Event FullShutdownRefused says the same. Said once per record.",
-        "kubectl -n kube-system get configmap piclusterd-outage -o yaml; if no full shutdown was meant, delete it "
+        "kubectl -n piclusterd get configmap piclusterd-outage -o yaml; if no full shutdown was meant, delete it "
         "and uncordon the nodes it cordoned. A record nobody wrote means someone can write that ConfigMap.",
     ),
     EventDoc(
@@ -610,8 +610,8 @@ EVENTS: tuple[EventDoc, ...] = (
         "info",
         "This node leads the cluster",
         ("HOLDER",),
-        "This node holds the Lease (kube-system/piclusterd-leader by default): it plans and sheds nodes.",
-        "None. kubectl -n kube-system get lease piclusterd-leader shows the holder.",
+        "This node holds the Lease (piclusterd/piclusterd-leader by default): it plans and sheds nodes.",
+        "None. kubectl -n piclusterd get lease piclusterd-leader shows the holder.",
     ),
     EventDoc(
         "leader.lost",
@@ -1065,7 +1065,7 @@ EVENTS: tuple[EventDoc, ...] = (
         ("VALUE", "WHY"),
         "The ConfigMap piclusterd-outage holds something this piclusterd cannot read (edited by hand, or written "
         "by another version): no full shutdown is led and nothing is undone from it.",
-        "Read it (kubectl -n kube-system get cm piclusterd-outage -o yaml), fix what it says by hand, delete it.",
+        "Read it (kubectl -n piclusterd get cm piclusterd-outage -o yaml), fix what it says by hand, delete it.",
     ),
     EventDoc(
         "shutdown.cluster_started",

@@ -38,7 +38,7 @@ from piclusterd.node.daemon import PowerDaemon
 from piclusterd.node.systemd_notify import SystemdNotifier
 from piclusterd.notify.notifier import Notifier
 from piclusterd.sim.captured_audit import CapturedAudit
-from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scripted_ups import ScriptedUps
 
@@ -256,7 +256,7 @@ class ClusterWorld:
         tap = None if notifier is None else notifier.observe
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall, tap=tap), notifier=notifier)
         pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
-        api_client = self.server.api_client(retries=False)
+        api_client = self.server.api_client(retries=False, token=DAEMON_TOKEN)
         self._clients.append(api_client)
         api = KubeClusterApi(api_client)
         log = pi.audit.logger
@@ -315,7 +315,7 @@ class ClusterWorld:
             hook_runner=_HookRunner(pi),
             ups_return=pi.request_ups_return if self.ups_shutdown_return else None,
             settings=FullShutdownSettings(
-                namespace="kube-system",
+                namespace="piclusterd",
                 hook=self.full_shutdown_hook,
                 ups_off_delay_s=30.0,
                 critical_priority=self.settings.policy.critical_priority_threshold,

@@ -21,10 +21,16 @@ uses, what kube-apiserver does on the wire:
   (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
   which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
   reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
-  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl.
+  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl;
+- authentication and RBAC (``sim/fake_rbac.py``): bearer tokens map to identities, deploy/rbac.yaml as shipped
+  is evaluated for every request (403 with the real Status), and authorization.k8s.io/v1
+  SelfSubjectAccessReview answers ``kubectl auth can-i``;
+- dry run (``?dryRun=All``, and ``deleteOptions.dryRun`` in an Eviction): every check, nothing persisted;
+- the validation upstream applies to Leases and Events (``sim/fake_validation.py``: 422 Invalid), Lease
+  create-on-update, and PodDisruptionBudget status exactly as pkg/controller/disruption computes it.
 
-What it is not: there is no admission, no RBAC, no dry run, no server-side apply, and only the validation
-the tests of piclusterd need. A request for any of these gets an error, never a silent success.
+What it is not: there is no admission webhook, no server-side apply, no ``/openapi/v3``, and only the
+validation the tests of piclusterd need. A request for any of these gets an error, never a silent success.
 
 The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
 kubelets: deleted pods owned by a workload get a replacement, Pending pods are bound to a Ready,
@@ -72,7 +78,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import kubectl_tables
+from piclusterd.sim import fake_node_lifecycle, fake_rbac, fake_storage, fake_validation, kubectl_tables
+from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -80,6 +87,8 @@ if TYPE_CHECKING:
     from piclusterd.core.ports import Clock
 
 __all__ = [
+    "ADMIN_TOKEN",
+    "DAEMON_TOKEN",
     "FakeKubeServer",
     "HttpReply",
     "RequestRecord",
@@ -98,7 +107,13 @@ JsonObj = dict[str, Any]
 _DISRUPTED_POD_TIMEOUT_S = 120.0  # the disruption controller's DeletionTimeout
 _DEFAULT_GRACE_S = 30
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
-_UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+# Controllers the disruption controller can size: its finders (ReplicationController, Deployment through its
+# ReplicaSet, ReplicaSet, StatefulSet) and the scale subresource; a DaemonSet or a Job has none.
+_SCALE_KINDS = frozenset({"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"})
+
+
+class _SyncFailed(Exception):
+    """The disruption controller could not compute a budget's status."""
 
 
 # --------------------------------------------------------------------------------------------- time
@@ -299,8 +314,66 @@ _CONFIGMAPS = _Resource(
     short_names=("cm",),
     merge_keys=_COMMON_MERGE_KEYS,
 )
-_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
-_GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
+_PVS = _Resource(
+    "persistentvolumes",
+    "persistentvolume",
+    "PersistentVolume",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("pv",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_PVCS = _Resource(
+    "persistentvolumeclaims",
+    "persistentvolumeclaim",
+    "PersistentVolumeClaim",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("pvc",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_STORAGECLASSES = _Resource(
+    "storageclasses",
+    "storageclass",
+    "StorageClass",
+    "storage.k8s.io",
+    "v1",
+    namespaced=False,
+    short_names=("sc",),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_RESOURCES: tuple[_Resource, ...] = (
+    _NODES,
+    _PODS,
+    _EVENTS,
+    _PDBS,
+    _LEASES,
+    _DAEMONSETS,
+    _CONFIGMAPS,
+    _PVS,
+    _PVCS,
+    _STORAGECLASSES,
+)
+_GROUPS: tuple[tuple[str, str], ...] = (
+    ("policy", "v1"),
+    ("coordination.k8s.io", "v1"),
+    ("apps", "v1"),
+    ("storage.k8s.io", "v1"),
+)
+# authorization.k8s.io serves only reviews (create, never stored): answered outside the generic verbs.
+_SSAR = _Resource(
+    "selfsubjectaccessreviews",
+    "",
+    "SelfSubjectAccessReview",
+    "authorization.k8s.io",
+    "v1",
+    namespaced=False,
+)
+_SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 _OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
 _EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded
 _WATCH_HISTORY = 5000  # changes kept for watches that start from an older resourceVersion
@@ -397,6 +470,17 @@ def _invalid(resource: _Resource, name: str, field: str, value: str, problem: st
     return _ApiError(
         422, f'{resource.group_resource} "{name}" is invalid: {field}: {cause_message}', "Invalid", details
     )
+
+
+def _invalid_fields(resource: _Resource, name: str, errors: Sequence[fake_validation.FieldError]) -> _ApiError:
+    """apierrors.NewInvalid: one cause per field, the message joining them all."""
+    details = _details(resource, name)
+    details["causes"] = [
+        {"reason": f"FieldValue{error.kind}", "message": error.message(), "field": error.field} for error in errors
+    ]
+    joined = ", ".join(f"{error.field}: {error.message()}" for error in errors)
+    shown = f"[{joined}]" if len(errors) > 1 else joined
+    return _ApiError(422, f'{resource.group_resource} "{name}" is invalid: {shown}', "Invalid", details)
 
 
 def _bad_request(message: str) -> _ApiError:
@@ -829,18 +913,7 @@ def _labels(obj: JsonObj) -> dict[str, str]:
 
 
 def _tolerates(tolerations: Iterable[JsonObj], taint: JsonObj) -> bool:
-    for toleration in tolerations:
-        effect = toleration.get("effect") or ""
-        if effect and effect != taint.get("effect"):
-            continue
-        if toleration.get("operator") == "Exists":
-            if not toleration.get("key") or toleration.get("key") == taint.get("key"):
-                return True
-        elif toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (
-            taint.get("value") or ""
-        ):
-            return True
-    return False
+    return fake_node_lifecycle.tolerates(tolerations, taint) is not None
 
 
 # ---------------------------------------------------------------------------------- object makers
@@ -992,7 +1065,8 @@ def make_pdb(
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """One request as the server saw it. ``body`` is the decoded JSON body, or ``None``."""
+    """One request as the server saw it. ``body`` is the decoded JSON body, or ``None``; ``user`` the
+    authenticated user name ("" when the token was unknown)."""
 
     method: str
     path: str
@@ -1000,6 +1074,7 @@ class RequestRecord:
     status: int
     content_type: str
     body: Any
+    user: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1108,7 +1183,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         response = server.fake._handle_http(
-            self.command, self.path, self.headers.get("Content-Type", ""), raw, accept=self.headers.get("Accept", "")
+            self.command,
+            self.path,
+            self.headers.get("Content-Type", ""),
+            raw,
+            accept=self.headers.get("Accept", ""),
+            authorization=self.headers.get("Authorization", ""),
         )
         if response is None:  # the server stopped while this request hung: drop the connection
             self.close_connection = True
@@ -1155,9 +1235,14 @@ class FakeKubeServer:
     ``clock`` (monotonic + wall) drives timestamps, grace periods and the controller's delays; inject a
     fake one in tests. ``controller`` switches the controller on (also settable later through
     ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
-    ``graceful_deletion`` keeps deleted pods Terminating for their grace period (finished by the
-    controller, and never while their node is down) instead of removing them at once. ``seed`` makes
-    generated names and uids reproducible.
+    ``graceful_deletion`` keeps deleted and evicted pods Terminating for their grace period (finished by the
+    controller, and never while their node is down: a StatefulSet's same-name replacement waits for that).
+    It is off by default only until the daemon's drain timing follows grace periods (issue 14 item 3);
+    tests that pin instant deletion already say so where they build their server. ``seed`` makes
+    generated names and uids reproducible. ``node_monitor_grace_s`` is how long a powered-off node still
+    looks Ready (kube-controller-manager's node-monitor grace period, 40 s). ``rbac`` authenticates bearer
+    tokens and authorizes every request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up,
+    :data:`DAEMON_TOKEN` for the daemons).
     """
 
     def __init__(
@@ -1168,17 +1253,24 @@ class FakeKubeServer:
         clock: Clock | None = None,
         controller: bool = False,
         ready_delay_s: float = 0.0,
-        graceful_deletion: bool = False,
+        graceful_deletion: bool = False,  # True is the goal (issue 14 item 3): see CHANGELOG
         seed: int = 0,
+        rbac: RbacAuthorizer | None = None,
+        node_monitor_grace_s: float = fake_node_lifecycle.DEFAULT_NODE_MONITOR_GRACE_S,
     ) -> None:
         if ready_delay_s < 0:
             raise ValueError("ready_delay_s must not be negative")
+        if not node_monitor_grace_s > 0:
+            raise ValueError("node_monitor_grace_s must be positive: the delay can be shortened, never skipped")
         self._host = host
         self._port = port
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.controller_enabled = controller
         self.ready_delay_s = ready_delay_s
         self.graceful_deletion = graceful_deletion
+        self.node_monitor_grace_s = node_monitor_grace_s
+        self._kubelet_stopped: dict[str, float] = {}  # node -> monotonic time its kubelet stopped posting
+        self.rbac = rbac if rbac is not None else RbacAuthorizer(fake_rbac.shipped_rbac())
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], JsonObj] = {}
@@ -1251,8 +1343,9 @@ class FakeKubeServer:
         """The clock the server stamps objects with (the world's fake clock in the demo and the tests)."""
         return self._clock
 
-    def api_client(self, *, retries: int | bool | None = None) -> ApiClient:
-        """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done).
+    def api_client(self, *, retries: int | bool | None = None, token: str = ADMIN_TOKEN) -> ApiClient:
+        """A ``kubernetes.client.ApiClient`` pointed at this server (close it when done), authenticated
+        with ``token`` (the admin's by default; the daemons use :data:`DAEMON_TOKEN`).
 
         ``retries`` is urllib3's retry setting; ``None`` keeps the client's default (urllib3 retries
         idempotent requests on connection errors and read timeouts), ``False`` disables retrying.
@@ -1261,26 +1354,39 @@ class FakeKubeServer:
 
         configuration = client.Configuration()
         configuration.host = self.url
+        configuration.api_key = {"authorization": token}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
         if retries is not None:
             configuration.retries = retries
         return client.ApiClient(configuration)
 
-    def kubeconfig(self) -> JsonObj:
-        """A kubeconfig for this server (JSON is valid YAML, so kubectl and the client read it)."""
+    def kubeconfig(self, *, token: str = ADMIN_TOKEN) -> JsonObj:
+        """A kubeconfig for this server (JSON is valid YAML, so kubectl and the client read it), for the
+        admin by default; a daemon's uses :data:`DAEMON_TOKEN`."""
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake-kube", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake-kube", "user": {"token": "fake-kube-token"}}],
+            "users": [{"name": "fake-kube", "user": {"token": token}}],
             "contexts": [{"name": "fake-kube", "context": {"cluster": "fake-kube", "user": "fake-kube"}}],
             "current-context": "fake-kube",
             "preferences": {},
         }
 
-    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json") -> HttpReply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        token: str | None = ADMIN_TOKEN,
+    ) -> HttpReply:
         """One HTTP request to this server without the kubernetes client, to check the wire format."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
         if data is not None:
             request.add_header("Content-Type", content_type)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
@@ -1291,9 +1397,9 @@ class FakeKubeServer:
             with error:
                 return HttpReply(error.code, dict(error.headers), json.loads(error.read()))
 
-    def write_kubeconfig(self, path: str | Path) -> Path:
+    def write_kubeconfig(self, path: str | Path, *, token: str = ADMIN_TOKEN) -> Path:
         target = Path(path)
-        target.write_text(json.dumps(self.kubeconfig(), indent=2) + "\n")
+        target.write_text(json.dumps(self.kubeconfig(token=token), indent=2) + "\n")
         return target
 
     # ------------------------------------------------------------------------------ fault hooks
@@ -1462,41 +1568,21 @@ class FakeKubeServer:
         return self.update_object("pods", namespace, name, change)
 
     def power_off_node(self, name: str) -> None:
-        """The node loses power: Ready turns Unknown, unreachable taints are added and its pods turn
-        not Ready, as the node lifecycle controller does (at once here, not after the grace period).
-        Its pods are not evicted (no 5-minute toleration timeout is modelled).
+        """The node loses power: its kubelet stops posting status. Nothing shows at once: after
+        ``node_monitor_grace_s`` the node lifecycle controller turns Ready Unknown, taints the node
+        unreachable and marks its pods not Ready; 300 s later (their DefaultTolerationSeconds) the taint
+        manager deletes its pods, which stay Terminating while the node is down (``sim/fake_node_lifecycle.py``).
         """
         with self._lock:
-            wall = self._clock.wall()
-
-            def change(node: JsonObj) -> None:
-                _set_condition(
-                    node,
-                    {
-                        "type": "Ready",
-                        "status": "Unknown",
-                        "reason": "NodeStatusUnknown",
-                        "message": "Kubelet stopped posting node status.",
-                    },
-                    wall,
-                )
-                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
-                for effect in ("NoSchedule", "NoExecute"):
-                    taints.append({"key": _UNREACHABLE_TAINT, "effect": effect, "timeAdded": format_time(wall)})
-                node["spec"]["taints"] = taints
-
-            self.update_object("nodes", None, name, change)
-            for pod in self._pods_on(name):
-                self.update_object(
-                    "pods",
-                    pod["metadata"]["namespace"],
-                    pod["metadata"]["name"],
-                    lambda p: _set_condition(p, {"type": "Ready", "status": "False"}, wall),
-                )
+            if self._key(_NODES, None, name) not in self._objects:
+                raise KeyError(f"nodes {name} not found")
+            self._kubelet_stopped.setdefault(name, self._clock.monotonic())
+            self._after_write()
 
     def power_on_node(self, name: str) -> None:
-        """The node is back: Ready, unreachable taints gone, its running pods Ready again."""
+        """The node is back: its kubelet posts Ready, the lifecycle taints go, its running pods are Ready again."""
         with self._lock:
+            self._kubelet_stopped.pop(name, None)
             wall = self._clock.wall()
 
             def change(node: JsonObj) -> None:
@@ -1510,11 +1596,7 @@ class FakeKubeServer:
                     },
                     wall,
                 )
-                taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE_TAINT]
-                if taints:
-                    node["spec"]["taints"] = taints
-                else:
-                    node["spec"].pop("taints", None)
+                fake_node_lifecycle.reconcile_taints(node, format_time(wall))
 
             self.update_object("nodes", None, name, change)
             for pod in self._pods_on(name):
@@ -1543,19 +1625,82 @@ class FakeKubeServer:
         pods Ready after ``ready_delay_s``, and recompute PodDisruptionBudget status.
         """
         with self._lock:
+            self._node_lifecycle()
             self._finish_deletions()
             self._replace_owed()
             self._schedule_pending()
             self._start_bound()
             self._sync_pdbs()
 
+    def _node_lifecycle(self) -> None:
+        """The node lifecycle and taint-eviction controllers, at the clock's current time."""
+        now = self._clock.monotonic()
+        wall = self._clock.wall()
+        for key, node in list(self._objects.items()):
+            if key[0] != "nodes":
+                continue
+            name = key[2]
+            updated = copy.deepcopy(node)
+            stopped = self._kubelet_stopped.get(name)
+            went_unknown = False
+            if stopped is not None and now - stopped >= self.node_monitor_grace_s and _is_node_ready(node):
+                _set_condition(
+                    updated,
+                    {
+                        "type": "Ready",
+                        "status": "Unknown",
+                        "reason": "NodeStatusUnknown",
+                        "message": "Kubelet stopped posting node status.",
+                    },
+                    wall,
+                )
+                went_unknown = True
+            changed = fake_node_lifecycle.reconcile_taints(updated, format_time(wall))
+            if went_unknown or changed:
+                self._store(_NODES, updated)
+            if went_unknown:
+                for pod in self._pods_on(name):  # MarkPodsNotReady
+                    marked = copy.deepcopy(pod)
+                    _set_condition(marked, {"type": "Ready", "status": "False"}, wall)
+                    self._store(_PODS, marked)
+            self._evict_by_taints(self._objects[key], wall)
+
+    def _evict_by_taints(self, node: JsonObj, wall: float) -> None:
+        """pkg/controller/tainteviction: delete the pods that do not tolerate the node's NoExecute taints, or
+        whose tolerationSeconds (counted from the taint's timeAdded) have run out."""
+        taints = [t for t in node["spec"].get("taints") or [] if t.get("effect") == "NoExecute"]
+        if not taints:
+            return
+        added = [_parse_rfc3339(str(t.get("timeAdded") or "")) for t in taints]
+        since = max((moment.timestamp() for moment in added if moment is not None), default=wall)
+        for pod in self._pods_on(node["metadata"]["name"]):
+            if _is_terminating(pod) or _phase(pod) in ("Succeeded", "Failed"):
+                continue
+            delay = fake_node_lifecycle.eviction_delay_s(pod["spec"].get("tolerations") or [], taints)
+            if delay is None or since + delay > wall:
+                continue
+            marked = copy.deepcopy(pod)
+            _set_condition(
+                marked,
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "DeletionByTaintManager",
+                    "message": "Taint manager: deleting due to NoExecute taint",
+                },
+                wall,
+            )
+            self._store(_PODS, marked)
+            self._delete_pod(marked, None)
+
     def _finish_deletions(self) -> None:
         wall = self._clock.wall()
         for key, pod in list(self._objects.items()):
             if key[0] != "pods" or not _is_terminating(pod):
                 continue
-            node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
-            kubelet_alive = node is None or _is_node_ready(node)
+            node_name = pod["spec"].get("nodeName") or ""
+            node = self._objects.get(("nodes", "", node_name))
+            kubelet_alive = node_name not in self._kubelet_stopped and (node is None or _is_node_ready(node))
             deadline = _parse_rfc3339(pod["metadata"]["deletionTimestamp"])
             if kubelet_alive and deadline is not None and deadline.timestamp() <= wall:
                 self._remove(_PODS, key)
@@ -1621,7 +1766,9 @@ class FakeKubeServer:
                     },
                     wall,
                 )
+                self._scheduler_event(pod, message, wall)
             else:
+                self._bind_volumes(pod, node_name)
                 updated["spec"]["nodeName"] = node_name
                 _set_condition(updated, {"type": "PodScheduled", "status": "True"}, wall)
                 for condition in updated["status"]["conditions"]:
@@ -1629,6 +1776,65 @@ class FakeKubeServer:
                         condition.pop("reason", None)
                         condition.pop("message", None)
             self._store(_PODS, updated)
+
+    def _lookup(self, plural: str, namespace: str, name: str) -> JsonObj | None:
+        return self._objects.get((plural, namespace, name))
+
+    def _scheduler_event(self, pod: JsonObj, message: str, wall: float) -> None:
+        """The Warning Event ``FailedScheduling`` the scheduler records on a pod it cannot place
+        (pkg/scheduler/schedule_one.go handleSchedulingFailure)."""
+        metadata = pod["metadata"]
+        name = f"{metadata['name']}.{self._random.getrandbits(64):016x}"
+        event: JsonObj = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "namespace": metadata["namespace"],
+                "uid": self._new_uid(),
+                "creationTimestamp": format_time(wall),
+            },
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": metadata["namespace"],
+                "name": metadata["name"],
+                "uid": metadata.get("uid", ""),
+            },
+            "reason": "FailedScheduling",
+            "message": message,
+            "type": "Warning",
+            "source": {},
+            "eventTime": format_micro_time(wall),
+            "action": "Scheduling",
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler-fake",
+        }
+        self._store(_EVENTS, event)
+
+    def _bind_volumes(self, pod: JsonObj, node_name: str) -> None:
+        """The volume binder and local-path-provisioner, as the pod is bound: each unbound
+        WaitForFirstConsumer claim gets a volume on ``node_name`` (k3s local-path) and is bound to it."""
+        for claim in fake_storage.unbound_claims(pod, self._lookup):
+            class_name = str(claim["spec"].get("storageClassName") or "")
+            storage_class = self._lookup("storageclasses", "", class_name)
+            if storage_class is None:
+                continue
+            volume = fake_storage.provisioned_pv(claim, node_name, storage_class)
+            if volume is None:
+                continue
+            volume["metadata"]["uid"] = self._new_uid()
+            volume["metadata"]["creationTimestamp"] = format_time(self._clock.wall())
+            self._store(_PVS, volume)
+            bound = copy.deepcopy(claim)
+            bound["spec"]["volumeName"] = volume["metadata"]["name"]
+            bound["status"] = {
+                "phase": "Bound",
+                "accessModes": list(bound["spec"].get("accessModes") or []),
+                "capacity": dict(volume["spec"]["capacity"]),
+            }
+            bound["metadata"].setdefault("annotations", {})["volume.kubernetes.io/selected-node"] = node_name
+            self._store(_PVCS, bound)
 
     def _pick_node(self, pod: JsonObj) -> tuple[str | None, str]:
         """The node the fake scheduler binds ``pod`` to (least allocated, then by name), or None and
@@ -1643,6 +1849,8 @@ class FakeKubeServer:
         for node in nodes:
             name = node["metadata"]["name"]
             reason = self._unfit_reason(node, wanted, selector, tolerations)
+            if reason is None:
+                reason = fake_storage.volume_unfit_reason(pod, node, self._lookup)
             if reason is not None:
                 reasons[reason] = reasons.get(reason, 0) + 1
                 continue
@@ -1710,7 +1918,7 @@ class FakeKubeServer:
             if key[0] != "pods" or _phase(pod) != "Pending" or _is_terminating(pod):
                 continue
             node = self._objects.get(("nodes", "", pod["spec"].get("nodeName") or ""))
-            if node is None or not _is_node_ready(node):
+            if node is None or not _is_node_ready(node) or node["metadata"]["name"] in self._kubelet_stopped:
                 continue
             uid = pod["metadata"]["uid"]
             since = self._starting_since.setdefault(uid, now)
@@ -1779,20 +1987,15 @@ class FakeKubeServer:
             for pod in pods
             if not _is_terminating(pod) and pod["metadata"]["name"] not in disrupted and _is_pod_ready(pod)
         )
-        if spec.get("maxUnavailable") is not None:
-            expected = self._expected_scale(pods)
-            unavailable = _scaled(spec["maxUnavailable"], expected)
-            desired = max(0, expected - unavailable)
-        elif spec.get("minAvailable") is not None:
-            minimum = spec["minAvailable"]
-            if isinstance(minimum, int):
-                expected, desired = len(pods), minimum
-            else:
-                expected = self._expected_scale(pods)
-                desired = _scaled(minimum, expected)
-        else:
-            expected, desired = 0, 0
-        allowed = max(0, healthy - desired)
+        try:
+            expected, desired = self._expected_pod_count(spec, pods)
+        except _SyncFailed as failure:
+            return self._pdb_fail_safe(pdb, str(failure), wall)
+        # "We require expectedCount to be > 0 so that PDBs which currently match no pods are in a safe
+        # state" (updatePdbStatus): no expected pods, or none to spare, allows nothing.
+        allowed = healthy - desired
+        if expected <= 0 or allowed <= 0:
+            allowed = 0
         status: JsonObj = {
             "observedGeneration": pdb["metadata"].get("generation", 1),
             "disruptionsAllowed": allowed,
@@ -1814,10 +2017,51 @@ class FakeKubeServer:
         status["conditions"] = holder["status"]["conditions"]
         return status
 
+    def _expected_pod_count(self, spec: JsonObj, pods: Sequence[JsonObj]) -> tuple[int, int]:
+        """getExpectedPodCount (pkg/controller/disruption/disruption.go): (expectedCount, desiredHealthy).
+        An integer minAvailable counts the selected pods; a percentage or maxUnavailable counts the scale of
+        their controllers. A budget with neither field expects nothing (and so allows nothing)."""
+        if spec.get("maxUnavailable") is not None:
+            expected = self._expected_scale(pods)
+            return expected, max(0, expected - _scaled(spec["maxUnavailable"], expected))
+        minimum = spec.get("minAvailable")
+        if minimum is None:
+            return 0, 0
+        if isinstance(minimum, int):
+            return len(pods), minimum
+        expected = self._expected_scale(pods)
+        return expected, _scaled(minimum, expected)
+
     def _expected_scale(self, pods: Sequence[JsonObj]) -> int:
-        """Sum of the replicas of the controllers of ``pods``; pods without a controller count nothing."""
-        owners = {reference["uid"] for pod in pods if (reference := _controller_ref(pod)) is not None}
-        return sum(self._scale.get(uid, 0) for uid in owners)
+        """getExpectedScale: the sum of the scale of the controllers of ``pods``. A pod without a controller
+        is unmanaged and ignored; a pod whose controller has no scale subresource (a DaemonSet, a Job) fails
+        the sync: "found no controllers for pod"."""
+        owners: dict[str, int] = {}
+        for pod in pods:
+            reference = _controller_ref(pod)
+            if reference is None:
+                continue
+            if reference.get("kind") not in _SCALE_KINDS:
+                raise _SyncFailed(f'found no controllers for pod "{pod["metadata"]["name"]}"')
+            owners[str(reference.get("uid"))] = self._scale.get(str(reference.get("uid")), 0)
+        return sum(owners.values())
+
+    def _pdb_fail_safe(self, pdb: JsonObj, message: str, wall: float) -> JsonObj:
+        """failSafe: when the status cannot be computed, disruptionsAllowed is 0 and the DisruptionAllowed
+        condition is False with reason SyncFailed; the rest of the old status stays."""
+        status = copy.deepcopy(pdb.get("status") or {})
+        status["disruptionsAllowed"] = 0
+        holder = {"status": {"conditions": status.get("conditions") or []}}
+        condition = {
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "SyncFailed",
+            "message": message,
+            "observedGeneration": status.get("observedGeneration", 0),
+        }
+        _set_condition(holder, condition, wall)
+        status["conditions"] = holder["status"]["conditions"]
+        return status
 
     def _learn_scale(self, pod: JsonObj) -> None:
         """A workload's replicas are as many pods as it has ever had at once (no scaling is modelled)."""
@@ -1883,6 +2127,7 @@ class FakeKubeServer:
         return obj
 
     def _after_write(self) -> None:
+        self._node_lifecycle()
         self._sync_pdbs()
         if self.controller_enabled:
             self.run_controller_once()
@@ -1897,7 +2142,7 @@ class FakeKubeServer:
         spec.setdefault("schedulerName", "default-scheduler")
         spec.setdefault("priority", 0)
         tolerations = spec.setdefault("tolerations", [])
-        for taint_key in ("node.kubernetes.io/not-ready", _UNREACHABLE_TAINT):
+        for taint_key in (fake_node_lifecycle.NOT_READY_TAINT, fake_node_lifecycle.UNREACHABLE_TAINT):
             if not any(t.get("key") == taint_key and t.get("effect") in ("NoExecute", None) for t in tolerations):
                 tolerations.append(
                     {"key": taint_key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
@@ -1907,7 +2152,14 @@ class FakeKubeServer:
     # ------------------------------------------------------------------------------ HTTP entry
 
     def _handle_http(
-        self, method: str, raw_path: str, content_type: str, raw_body: bytes, *, accept: str = ""
+        self,
+        method: str,
+        raw_path: str,
+        content_type: str,
+        raw_body: bytes,
+        *,
+        accept: str = "",
+        authorization: str = "",
     ) -> _Response | None:
         """Answer one HTTP request (called by the handler threads). None: drop the connection."""
         while not self._running.wait(0.05):
@@ -1926,9 +2178,18 @@ class FakeKubeServer:
             except ValueError as error:
                 body_error = str(error)
         with self._lock:
-            response = self._answer(method, path, query, content_type, body, body_error, accept)
+            response = self._answer(method, path, query, content_type, body, body_error, accept, authorization)
+            identity = self.rbac.authenticate(authorization)
             self._requests.append(
-                RequestRecord(method, path, dict(query), response.code, content_type.split(";")[0].strip(), body)
+                RequestRecord(
+                    method,
+                    path,
+                    dict(query),
+                    response.code,
+                    content_type.split(";")[0].strip(),
+                    body,
+                    identity.user if identity is not None else "",
+                )
             )
         return response
 
@@ -1941,6 +2202,7 @@ class FakeKubeServer:
         body: Any,
         body_error: str | None,
         accept: str = "",
+        authorization: str = "",
     ) -> _Response:
         for fault in self._faults:
             if fault.matches(method, path):
@@ -1953,10 +2215,17 @@ class FakeKubeServer:
                 error = _ApiError(fault.status, fault.message, _REASONS.get(fault.status), details or None)
                 return _Response(fault.status, error.body, error.headers)
         try:
+            identity = self._authorize(method, path, query, authorization)
             if body_error is not None:
                 raise _bad_request(f"the body of the request could not be decoded as JSON: {body_error}")
+            if path == _SSAR_PATH and method == "POST":
+                return self._self_subject_access_review(identity, body)
             if self.controller_enabled:
                 self.run_controller_once()
+            else:
+                self._node_lifecycle()  # kube-controller-manager runs whether or not the fake's kubelets do
+            if method != "GET" and self._is_dry_run(path, query, body):
+                return self._dry_run(method, path, query, content_type, body, accept)
             response = self._dispatch(method, path, query, content_type, body, accept)
             if method != "GET":
                 self._after_write()
@@ -1966,6 +2235,105 @@ class FakeKubeServer:
         except Exception as error:  # a bug in the fake: answer as kube-apiserver would, with a 500
             message = f"Internal error occurred: {type(error).__name__}: {error}"
             return _Response(500, _status_body(500, message, "InternalError", {"causes": [{"message": str(error)}]}))
+
+    def _authorize(self, method: str, path: str, query: Mapping[str, str], authorization: str) -> fake_rbac.Identity:
+        """Authentication (401) and RBAC authorization (403), before any handler runs, as kube-apiserver's
+        filter chain does."""
+        identity = self.rbac.authenticate(authorization)
+        if identity is None:
+            raise _ApiError(401, "Unauthorized", "Unauthorized")
+        parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        request = fake_rbac.request_attributes(method, parts, query)
+        allowed, _ = self.rbac.decide(identity, request)
+        if not allowed:
+            details: JsonObj = {"kind": request.resource} if request.resource_request else {}
+            if request.name:
+                details["name"] = request.name
+            if request.api_group:
+                details["group"] = request.api_group
+            raise _ApiError(403, fake_rbac.forbidden_message(identity, request), "Forbidden", details or None)
+        return identity
+
+    def _self_subject_access_review(self, identity: fake_rbac.Identity, body: Any) -> _Response:
+        """authorization.k8s.io/v1 SelfSubjectAccessReview (what ``kubectl auth can-i`` sends): the
+        review comes back with ``status.allowed`` for the caller's own identity."""
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            raise _bad_request("the body of the request must be a SelfSubjectAccessReview object")
+        spec = body["spec"]
+        resource = spec.get("resourceAttributes")
+        non_resource = spec.get("nonResourceAttributes")
+        if isinstance(resource, dict) == isinstance(non_resource, dict):
+            raise _invalid_fields(
+                _SSAR,
+                "",
+                [
+                    fake_validation.FieldError(
+                        "spec.resourceAttributes",
+                        "Invalid",
+                        '""',
+                        "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                    )
+                ],
+            )
+        if isinstance(resource, dict):
+            request = fake_rbac.RequestAttributes(
+                str(resource.get("verb") or ""),
+                True,
+                "",
+                str(resource.get("group") or ""),
+                str(resource.get("resource") or ""),
+                str(resource.get("subresource") or ""),
+                str(resource.get("namespace") or ""),
+                str(resource.get("name") or ""),
+            )
+        else:
+            assert isinstance(non_resource, dict)
+            request = fake_rbac.RequestAttributes(
+                str(non_resource.get("verb") or ""), False, str(non_resource.get("path") or "")
+            )
+        allowed, reason = self.rbac.decide(identity, request)
+        status: JsonObj = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        review = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": copy.deepcopy(spec),
+            "status": status,
+        }
+        return _Response(201, review)
+
+    @staticmethod
+    def _is_dry_run(path: str, query: Mapping[str, str], body: Any) -> bool:
+        """``?dryRun=All`` on any write, or ``deleteOptions.dryRun: ["All"]`` in an Eviction's body
+        (pkg/registry/core/pod/storage/eviction.go propagates one into the other)."""
+        values: list[Any] = [query["dryRun"]] if query.get("dryRun") else []
+        if path.endswith("/eviction") and isinstance(body, dict):
+            options = body.get("deleteOptions")
+            requested = options.get("dryRun") if isinstance(options, dict) else None
+            if isinstance(requested, list):
+                values.extend(requested)
+        return _dry_run_values(values)
+
+    def _dry_run(
+        self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str
+    ) -> _Response:
+        """Run the request with every check (admission, validation, PDBs) and answer as it would be
+        answered, then put every object back: a dry run persists nothing (KEP-576)."""
+        saved = (
+            copy.deepcopy(self._objects),
+            self._revision,
+            list(self._changes),
+            list(self._owed),
+            dict(self._scale),
+            dict(self._starting_since),
+        )
+        try:
+            return self._dispatch(method, path, query, content_type, body, accept)
+        finally:
+            objects, self._revision, self._changes, self._owed, self._scale, self._starting_since = saved
+            self._objects = objects
 
     def _dispatch(
         self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
@@ -1995,8 +2363,6 @@ class FakeKubeServer:
                     405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
                 )
             return self._watch(resource, route.namespace or None, query, table)
-        if query.get("dryRun"):
-            raise _bad_request("dryRun is not supported by the fake API server")
         if not route.name:
             if method == "GET":
                 listed = self._list(resource, route.namespace or None, query)
@@ -2075,10 +2441,10 @@ class FakeKubeServer:
             return {
                 "kind": "APIGroupList",
                 "apiVersion": "v1",
-                "groups": [self._group(g, v) for g, v in _GROUPS],
+                "groups": [self._group(g, v) for g, v in (*_GROUPS, (_SSAR.group, _SSAR.version))],
             }
         if len(parts) == 2 and parts[0] == "apis":
-            for group, version in _GROUPS:
+            for group, version in (*_GROUPS, (_SSAR.group, _SSAR.version)):
                 if parts[1] == group:
                     return {"kind": "APIGroup", "apiVersion": "v1", **self._group(group, version)}
             return None
@@ -2086,6 +2452,14 @@ class FakeKubeServer:
             return self._resource_list("", "v1")
         if len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in _GROUPS:
             return self._resource_list(parts[1], parts[2])
+        if parts == ["apis", _SSAR.group, _SSAR.version]:
+            review = {"name": _SSAR.plural, "singularName": "", "namespaced": False, "kind": _SSAR.kind}
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": _SSAR.api_version,
+                "resources": [{**review, "verbs": ["create"]}],
+            }
         return None
 
     @staticmethod
@@ -2274,6 +2648,7 @@ class FakeKubeServer:
         if resource is _PDBS:
             metadata["generation"] = 1
             obj.pop("status", None)
+        _validate(resource, obj)
         self._store(resource, obj)
         if resource is _PODS:
             self._learn_scale(obj)
@@ -2319,6 +2694,11 @@ class FakeKubeServer:
         metadata["name"] = route.name
         if resource.namespaced:
             metadata["namespace"] = route.namespace
+        if resource is _LEASES and self._key(resource, route.namespace, route.name) not in self._objects:
+            # pkg/registry/coordination/lease/strategy.go: AllowCreateOnUpdate() is true, so a PUT to a
+            # missing Lease creates it (client-go's leader election relies on it after a Lease is deleted).
+            metadata.pop("resourceVersion", None)
+            return self._create(resource, route.namespace, obj)
         old = self._get(resource, route.namespace, route.name)
         version = metadata.get("resourceVersion")
         if not version and not resource.unconditional_update:
@@ -2326,6 +2706,7 @@ class FakeKubeServer:
         if version and version != old["metadata"]["resourceVersion"]:
             raise _conflict(resource, route.name, _MODIFIED)
         merged = self._merge_update(route, old, obj)
+        _validate(resource, merged)
         self._store(resource, merged)
         return _Response(200, self._output(resource, merged))
 
@@ -2361,6 +2742,7 @@ class FakeKubeServer:
         patched["kind"], patched["apiVersion"] = resource.kind, resource.api_version
         self._normalise_times(resource, patched)
         merged = self._merge_update(route, old, patched)
+        _validate(resource, merged)
         if merged == old:
             return _Response(200, self._output(resource, old))  # a no-op patch keeps the resourceVersion
         self._store(resource, merged)
@@ -2681,6 +3063,26 @@ class FakeKubeServer:
                 },
             }
             self._store(_DAEMONSETS, daemonset)
+
+
+def _validate(resource: _Resource, obj: JsonObj) -> None:
+    """The validation strategy of the few resources whose rules piclusterd can break (422 Invalid)."""
+    if resource is _LEASES:
+        errors = fake_validation.validate_lease(obj)
+    elif resource is _EVENTS:
+        errors = fake_validation.validate_event(obj)
+    else:
+        return
+    if errors:
+        raise _invalid_fields(resource, str(obj["metadata"].get("name") or ""), errors)
+
+
+def _dry_run_values(values: Sequence[Any]) -> bool:
+    """staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation: dryRun may only be ``All``."""
+    for value in values:
+        if value != "All":
+            raise _bad_request(f'Invalid dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
 
 
 def _scaled(value: int | str, total: int) -> int:

@@ -17,7 +17,7 @@ from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder
 from piclusterd.core.authority import KEY_BYTES, ClusterKeys, render_key
 from piclusterd.core.node_records import render_poweroff_request, render_poweron_request, rfc3339
-from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
 
 __all__ = ["Leadership"]
 
@@ -29,7 +29,7 @@ class Leadership:
         self.server = server
         self.clock = clock = server.clock
         self.keys = ClusterKeys(secrets.token_bytes(KEY_BYTES))
-        self._client = server.api_client(retries=False)
+        self._client = server.api_client(retries=False, token=DAEMON_TOKEN)
         self._clients = [self._client]
         self.elector = LeaseElector.on_kubernetes(self._client, clock, leader)
         self.signer = RequestSigner(self.keys, self.elector)
@@ -58,7 +58,7 @@ class Leadership:
 
     def verifier(self, node: str, log: Any, *, events: bool = True) -> RequestVerifier:
         """What ``node``'s agent checks requests with: this key, the Lease read fresh, Events on ``node``."""
-        client = self.server.api_client(retries=False)
+        client = self.server.api_client(retries=False, token=DAEMON_TOKEN)
         self._clients.append(client)
         recorder = EventRecorder(client, reporter=node, wall=self.clock.wall) if events else None
         return RequestVerifier(self.keys, KubeLeaseStore(client), node, log=log, events=recorder)

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any
 
 from piclusterd.config.cluster_key import create_key_file
-from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.nut_server import NutServer, NutServerError
 from piclusterd.testing.sshd import SshServer
@@ -357,7 +357,7 @@ class NetnsCluster:
         self.known_hosts.write_text("".join(h.sshd.known_hosts.read_text() for h in self.hosts.values() if h.sshd))
         for host in self.hosts.values():
             self._write_config(host)
-        self.api.write_kubeconfig(self.kubeconfig)
+        self.api.write_kubeconfig(self.kubeconfig, token=DAEMON_TOKEN)  # the daemons run as deploy/rbac.yaml allows
         self.firmware = WakeOnLanFirmware(self)
         self._watcher = threading.Thread(target=self._watch_shutdowns, daemon=True, name="record-shutdown")
         self._watcher.start()
@@ -567,7 +567,7 @@ class NetnsCluster:
 
     def leader(self) -> str | None:
         """The Lease holder as the API server has it (empty or missing: None)."""
-        lease = self.api.get_object("Lease", "kube-system", "piclusterd-leader")
+        lease = self.api.get_object("Lease", "piclusterd", "piclusterd-leader")
         holder = (lease or {}).get("spec", {}).get("holderIdentity") or None
         return str(holder) if holder else None
 

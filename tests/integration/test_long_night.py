@@ -62,7 +62,7 @@ def test_long_night_full_shutdown_in_order_then_every_host_boots_and_the_cluster
         cluster.wait_until("the start state", lambda: start_state(cluster) == before, 60)
         assert len(cluster.named("outage.summary")) == 1
         assert event_wall(summary_event) > event_wall(started)
-        assert cluster.api.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+        assert cluster.api.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
         assert cluster.shutdown_nodes() == order  # nothing went down again after the boot
 
         summary = faults.summary("long night", deliberate_off=set())

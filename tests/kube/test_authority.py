@@ -226,7 +226,7 @@ def test_a_forged_full_shutdown_record_dated_in_the_future_shuts_nothing_down_on
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": OUTAGE_CONFIGMAP, "namespace": "kube-system"},
+            "metadata": {"name": OUTAGE_CONFIGMAP, "namespace": "piclusterd"},
             "data": {OUTAGE_KEY: render_outage_record(record)},
         }
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from piclusterd.config.cluster_key import create_key_file
-from piclusterd.sim.fake_api_server import FakeKubeServer
+from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.nut_server import NutServer
 
@@ -51,7 +51,7 @@ def status_of(tmp_path: Path, config: Path) -> dict:  # type: ignore[type-arg]
 
 
 def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServer, tmp_path: Path) -> None:
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", token=DAEMON_TOKEN)
     create_key_file(str(tmp_path / "cluster.key"))  # piclusterctl keygen
     with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
         config = tmp_path / "piclusterd.toml"
@@ -67,7 +67,7 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
             assert "missing" in daemon.wait_for("cluster.ssh_fallback_off")["key"]
             assert daemon.wait_for("daemon.started")["mode"] == "dry-run"  # the packaged default
             daemon.wait_for("leader.acquired", timeout_s=30)
-            lease = cluster.get_object("Lease", "kube-system", "piclusterd-leader")
+            lease = cluster.get_object("Lease", "piclusterd", "piclusterd-leader")
             assert lease is not None and lease["spec"]["holderIdentity"] == "pi1"
             ups.set("ups.status", "OB DISCHRG")
             decided = daemon.wait_for("plan.decided", lambda e: bool(e["shed"]), timeout_s=30)
@@ -91,7 +91,7 @@ def test_dry_run_leader_plans_reports_and_changes_nothing(cluster: FakeKubeServe
     planned = [e for e in cluster.list_objects("Event") if e["reason"] == "PowerShedPlanned"]
     assert {e["involvedObject"]["name"] for e in planned} == {"pi4", "pi5", "pi3"}
     assert all("would shed (dry-run)" in e["message"] for e in planned)
-    lease = cluster.get_object("Lease", "kube-system", "piclusterd-leader")
+    lease = cluster.get_object("Lease", "piclusterd", "piclusterd-leader")
     assert lease is not None and lease["spec"].get("holderIdentity", "") == ""  # released on a clean stop
 
 
@@ -112,7 +112,7 @@ def cluster_config(tmp_path: Path, ups: NutServer, kubeconfig: Path, *, mode: st
 def test_reloading_to_dry_run_stops_a_running_leader(cluster: FakeKubeServer, tmp_path: Path) -> None:
     # Issue 13, finding 5: after mode = "dry-run" and SIGHUP the journal said "reloaded", and the leader went
     # on cordoning, draining and powering off pi4 on the enforce settings it was built with.
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", token=DAEMON_TOKEN)
     with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
         config = tmp_path / "piclusterd.toml"
         config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="enforce"))
@@ -139,7 +139,7 @@ def test_reloading_to_dry_run_stops_a_running_leader(cluster: FakeKubeServer, tm
 def test_a_reload_changing_what_the_cluster_side_was_built_with_is_refused_naming_the_keys(
     cluster: FakeKubeServer, tmp_path: Path
 ) -> None:
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", token=DAEMON_TOKEN)
     with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
         config = tmp_path / "piclusterd.toml"
         config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="dry-run"))

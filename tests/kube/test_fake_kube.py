@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, 
 from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
+
+
+@pytest.fixture
+def kube(clock: FakeClock) -> Iterator[FakeKubeServer]:
+    """Opted out of graceful termination: these tests each check one REST rule, and a deletion that finishes
+    at once keeps them about that rule. Graceful termination has its own tests (test_fake_upstream_rules.py)."""
+    with FakeKubeServer(clock=clock, graceful_deletion=False) as server:
+        yield server
 
 
 def error_body(error: ApiException) -> Any:
@@ -220,9 +229,17 @@ def test_replace_with_the_current_resource_version_succeeds_and_keeps_status(
     assert [c.type for c in updated.status.conditions] == ["Ready"]
 
 
-def test_power_off_makes_the_node_and_its_pods_not_ready(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+def test_power_off_makes_the_node_and_its_pods_not_ready_after_the_grace_period(
+    kube: FakeKubeServer, core: client.CoreV1Api, clock: FakeClock
+) -> None:
+    """pkg/controller/nodelifecycle: Ready turns Unknown only after --node-monitor-grace-period (40 s)."""
     seed_web(kube)
     kube.power_off_node("pi1")
+    clock.advance(39)
+    node = core.read_node("pi1")
+    assert next(c for c in node.status.conditions if c.type == "Ready").status == "True"
+    assert not node.spec.taints
+    clock.advance(1)
     node = core.read_node("pi1")
     ready = next(c for c in node.status.conditions if c.type == "Ready")
     assert ready.status == "Unknown"
@@ -234,9 +251,13 @@ def test_power_off_makes_the_node_and_its_pods_not_ready(kube: FakeKubeServer, c
     assert next(c for c in pod.status.conditions if c.type == "Ready").status == "False"
 
 
-def test_power_on_restores_ready_and_removes_the_taints(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+def test_power_on_restores_ready_and_removes_the_taints(
+    kube: FakeKubeServer, core: client.CoreV1Api, clock: FakeClock
+) -> None:
     seed_web(kube)
     kube.power_off_node("pi1")
+    clock.advance(40)
+    kube.run_controller_once()
     kube.power_on_node("pi1")
     node = core.read_node("pi1")
     assert next(c for c in node.status.conditions if c.type == "Ready").status == "True"
@@ -634,9 +655,12 @@ def test_lease_replace_without_resource_version_is_422(coordination: client.Coor
 
 def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> None:
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
-    assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
+    assert core_resources == {
+        "nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps",
+        "persistentvolumes", "persistentvolumes/status", "persistentvolumeclaims", "persistentvolumeclaims/status",
+    }  # fmt: skip
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
-    assert groups == {"policy", "coordination.k8s.io", "apps"}
+    assert groups == {"policy", "coordination.k8s.io", "apps", "storage.k8s.io", "authorization.k8s.io"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
     assert policy_resources == {"poddisruptionbudgets", "poddisruptionbudgets/status"}
     apps_resources = {r["name"] for r in kube.call("GET", "/apis/apps/v1").body["resources"]}
@@ -658,7 +682,8 @@ def test_discovery_serves_the_dynamic_client(kube: FakeKubeServer, api: client.A
 
 
 def controlled(clock: FakeClock, ready_delay_s: float = 5.0) -> FakeKubeServer:
-    return FakeKubeServer(clock=clock, controller=True, ready_delay_s=ready_delay_s)
+    # Opted out of graceful termination, as the ``kube`` fixture above: the controller's rules one at a time.
+    return FakeKubeServer(clock=clock, controller=True, ready_delay_s=ready_delay_s, graceful_deletion=False)
 
 
 def test_controller_replaces_an_evicted_deployment_pod_on_a_node_that_fits(clock: FakeClock) -> None:
@@ -720,6 +745,8 @@ def test_pending_replacement_is_scheduled_once_a_node_comes_back(clock: FakeCloc
         kube.put_object(make_node("pi2"))
         kube.put_object(make_pod("web-abcde", node="pi1", labels={"app": "web"}, owner=("ReplicaSet", "web-5d8f")))
         kube.power_off_node("pi2")
+        clock.advance(40)  # the node-monitor grace period: until then pi2 still looks Ready
+        kube.run_controller_once()
         kube.update_object("nodes", None, "pi1", lambda node: node["spec"].update(unschedulable=True))
         kube.delete_object("pods", NS, "web-abcde")
         [pod] = kube.list_objects("pods")
@@ -931,7 +958,13 @@ def test_a_watch_replays_the_changes_after_its_resource_version(kube: FakeKubeSe
     kube.put_object(make_pod("web-a", node="pi1"))  # another resource: not in a watch of nodes
     stream = watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=1)
     seen = [(e["type"], e["object"].metadata.name, e["object"].spec.unschedulable) for e in stream]
-    assert seen == [("ADDED", "pi2", None), ("MODIFIED", "pi1", True), ("DELETED", "pi2", None)]
+    # The second MODIFIED is the node lifecycle controller adding the unschedulable taint to the cordoned pi1.
+    assert seen == [
+        ("ADDED", "pi2", None),
+        ("MODIFIED", "pi1", True),
+        ("MODIFIED", "pi1", True),
+        ("DELETED", "pi2", None),
+    ]
 
 
 def test_a_watch_filters_by_label_and_says_when_its_start_is_too_old(

@@ -192,7 +192,7 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     assert node_state(server) == before  # no cordon, no annotation of ours left anywhere
     assert all(world.pis[name].alive for name in NAMES)
     world.run_until(lambda: ready_critical_apps(server) == set(CRITICAL_APPS), max_s=120)
-    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
     reasons = [e["reason"] for e in server.list_objects("Event")]
     assert reasons.count("OutageSummary") == 1 and reasons.count("FullShutdown") == 1
     world.close()
@@ -298,7 +298,7 @@ def test_an_ordinary_outage_ends_with_one_summary_once_every_shed_node_is_back(w
     assert summary["critical_downtime_s"] == 0  # the planner kept a Ready replica of each all along
     assert 0 < summary["energy_used_wh"] < 84.0 * 0.8
     assert world.events("shutdown.cluster_started") == []
-    assert world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert world.server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
 
 
 def test_a_short_blip_is_one_outage_with_one_summary(world: ClusterWorld) -> None:
@@ -325,7 +325,7 @@ def test_dry_run_only_says_what_the_full_shutdown_would_do(server: FakeKubeServe
     critical_battery(world)
     world.run(30)
     assert world.events("shutdown.local_deferred") == [] and world.events("shutdown.cluster_started") == []
-    assert server.get_object("ConfigMap", "kube-system", "piclusterd-outage") is None
+    assert server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
     (planned,) = world.events("shutdown.cluster_planned")  # once, not once per poll
     # The order from the view at that poll: here each node, the leader too, has just protected itself (in this
     # world a node is NotReady the moment its command runs), so the plan is of the nodes still counted.
@@ -370,7 +370,8 @@ def test_a_new_leader_resumes_a_full_shutdown_and_never_asks_a_node_twice(world:
     assert len(takeover) == 1
     new_leader = takeover[0]
     requested = [e["target"] for e in world.events("node.poweroff_requested")]
-    assert sorted(requested) == sorted(name for name in NAMES if name not in ("pi1", new_leader))
+    # pi1 still looks Ready for the 40 s node-monitor grace period, so the new leader may ask it too (unanswered).
+    assert sorted(set(requested) - {"pi1"}) == sorted(name for name in NAMES if name not in ("pi1", new_leader))
     assert len(requested) == len(set(requested))  # nobody asked twice
     for name in NAMES[1:]:
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
@@ -480,7 +481,7 @@ def test_mains_failing_again_while_the_pis_boot_gets_a_fresh_full_shutdown_and_o
 
 
 def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: ClusterWorld) -> None:
-    body = {"metadata": {"name": "piclusterd-outage", "namespace": "kube-system"}, "data": {"record": "{oops"}}
+    body = {"metadata": {"name": "piclusterd-outage", "namespace": "piclusterd"}, "data": {"record": "{oops"}}
     world.server.put_object({"apiVersion": "v1", "kind": "ConfigMap", **body})
     world.run(10)
     critical_battery(world)
@@ -491,7 +492,7 @@ def test_an_unreadable_outage_record_is_reported_once_and_never_acted_on(world: 
     assert world.events("shutdown.cluster_started") == []  # no full shutdown on a record we cannot read
     for pi in world.pis.values():  # each protects itself (after the short wait for a record that never came)
         assert pi.shutdowns == ["systemctl poweroff"]
-    cm = world.server.get_object("ConfigMap", "kube-system", "piclusterd-outage")
+    cm = world.server.get_object("ConfigMap", "piclusterd", "piclusterd-outage")
     assert cm is not None and cm["data"] == {"record": "{oops"}  # left for a person to read
 
 

@@ -58,7 +58,7 @@ def ghost_lease(server: FakeKubeServer) -> None:
         {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": "piclusterd-leader", "namespace": "kube-system"},
+            "metadata": {"name": "piclusterd-leader", "namespace": "piclusterd"},
             "spec": {
                 "holderIdentity": "ghost",
                 "leaseDurationSeconds": 2**31 - 1,
@@ -87,7 +87,7 @@ def test_a_lease_duration_out_of_range_from_a_real_node_counts_as_the_configured
     def absurd(server: FakeKubeServer) -> None:
         ghost_lease(server)
         server.update_object(
-            "Lease", "kube-system", "piclusterd-leader", lambda o: o["spec"].update(holderIdentity="pi3")
+            "Lease", "piclusterd", "piclusterd-leader", lambda o: o["spec"].update(holderIdentity="pi3")
         )
 
     with make_world(absurd) as world:
@@ -131,7 +131,7 @@ def test_nan_in_the_outage_record_does_not_crash_the_leader(bad: str) -> None:
     )
 
     def seed(server: FakeKubeServer) -> None:
-        body = {"metadata": {"name": "piclusterd-outage", "namespace": "kube-system"}, "data": {"record": record}}
+        body = {"metadata": {"name": "piclusterd-outage", "namespace": "piclusterd"}, "data": {"record": record}}
         server.put_object({"apiVersion": "v1", "kind": "ConfigMap", **body})
 
     with make_world(seed) as world:

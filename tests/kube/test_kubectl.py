@@ -92,9 +92,13 @@ def kubectl(kubectl_binary: Path, server: FakeKubeServer, tmp_path: Path) -> Kub
     return Kubectl(kubectl_binary, server, tmp_path)
 
 
-def test_get_nodes_and_pods_wide_show_the_fakes_objects(server: FakeKubeServer, kubectl: Kubectl) -> None:
+def test_get_nodes_and_pods_wide_show_the_fakes_objects(
+    server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock
+) -> None:
     server.load_objects(CLINIC_5)
     server.power_off_node("pi4")
+    clock.advance(40)  # NotReady after the node-monitor grace period
+    server.run_controller_once()
     server.update_object("Node", None, "pi5", lambda n: n["spec"].update(unschedulable=True))
 
     nodes = {row["NAME"]: row for row in table(kubectl("get", "nodes", "-o", "wide"))}
@@ -186,11 +190,17 @@ def test_drain_evicts_and_waits_on_the_pdb_until_the_replacement_is_ready(
         # so the other stays, and kubectl keeps retrying instead of giving up or deleting it.
         assert server.get_object("Node", None, "pi2")["spec"]["unschedulable"] is True  # type: ignore[index]
         web = [p for p in server.list_objects("Pod") if p["metadata"]["labels"].get("app") == "web"]
-        assert len([p for p in web if p["spec"].get("nodeName") == "pi2"]) == 1
+        staying = [p for p in web if p["spec"].get("nodeName") == "pi2" and "deletionTimestamp" not in p["metadata"]]
+        assert len(staying) == 1  # the evicted one is Terminating for its 30 s grace period
         assert drain.poll() is None
 
-        clock.advance(30.0)  # the replacement's containers start
-        server.run_controller_once()
+        # Time passes: the replacement's containers start, the evicted pods finish terminating (graceful
+        # termination), and kubectl, which waits for them to be gone, sees them go.
+        deadline = time.monotonic() + WAIT_S
+        while drain.poll() is None and time.monotonic() < deadline:
+            clock.advance(5.0)
+            server.run_controller_once()
+            time.sleep(0.2)
         output, _ = drain.communicate(timeout=WAIT_S)
     finally:
         if drain.poll() is None:
@@ -209,7 +219,9 @@ def test_drain_evicts_and_waits_on_the_pdb_until_the_replacement_is_ready(
     assert evicted == {"web-a", "web-b"}
 
 
-def test_get_nodes_watch_prints_changes_as_they_happen(server: FakeKubeServer, kubectl: Kubectl) -> None:
+def test_get_nodes_watch_prints_changes_as_they_happen(
+    server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock
+) -> None:
     for name in ("pi1", "pi2"):
         server.put_object(make_node(name))
     lines: queue.Queue[str] = queue.Queue()
@@ -226,7 +238,10 @@ def test_get_nodes_watch_prints_changes_as_they_happen(server: FakeKubeServer, k
         assert {next_line().split()[0], next_line().split()[0]} == {"pi1", "pi2"}
         server.update_object("Node", None, "pi2", lambda n: n["spec"].update(unschedulable=True))
         assert next_line().split()[:2] == ["pi2", "Ready,SchedulingDisabled"]
+        assert next_line().split()[:2] == ["pi2", "Ready,SchedulingDisabled"]  # + the unschedulable taint
         server.power_off_node("pi1")
+        clock.advance(40)  # NotReady after the node-monitor grace period
+        server.run_controller_once()
         assert next_line().split()[:2] == ["pi1", "NotReady"]
     finally:
         watch.kill()

@@ -31,7 +31,7 @@ from piclusterd.sim.fake_clock import FakeClock
 
 TIMINGS = ElectionTimings()  # 15 s / 10 s / 2 s
 WALL = 1_800_000_000.0
-LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/piclusterd-leader"
+LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/piclusterd/leases/piclusterd-leader"
 
 
 def held(holder: str, *, duration: int = 15, transitions: int = 3) -> LeaseRecord:
@@ -180,7 +180,7 @@ def candidates(kube: FakeKubeServer, clock: FakeClock) -> Iterator[Callable[...,
 
 
 def lease_spec(kube: FakeKubeServer) -> dict[str, object]:
-    lease = kube.get_object("Lease", "kube-system", "piclusterd-leader")
+    lease = kube.get_object("Lease", "piclusterd", "piclusterd-leader")
     assert lease is not None
     return dict(lease["spec"])
 
@@ -408,7 +408,7 @@ def shared_server() -> Iterator[FakeKubeServer]:
 def test_two_candidates_never_both_believe_they_lead(shared_server: FakeKubeServer, script: list[Step]) -> None:
     clock = FakeClock(start=1000.0, epoch=1_800_000_000.0 - 1000.0)
     name = f"prop-{next(_lease_names)}"
-    path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"
+    path = f"/apis/coordination.k8s.io/v1/namespaces/piclusterd/leases/{name}"
     apis = [shared_server.api_client(retries=False) for _ in range(3)]
     try:
         electors = [

@@ -24,7 +24,7 @@ from piclusterd.core.node_records import (
 )
 from piclusterd.core.power_state import PowerState
 from piclusterd.sim.captured_audit import CapturedAudit
-from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
+from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer, make_node
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.testing.daemon_process import installed_script
 from piclusterd.testing.leadership import Leadership
@@ -81,8 +81,8 @@ class Rig:
             ssh=ssh,
             ssh_port=ssh_port,
             ack_timeout_s=10,
-            off_timeout_s=30,
-            events=EventRecorder(self.server.api_client(retries=False), reporter="pi1"),
+            off_timeout_s=90,  # a dead node turns NotReady only after the 40 s node-monitor grace period
+            events=EventRecorder(self.server.api_client(retries=False, token=DAEMON_TOKEN), reporter="pi1"),
             log=self.audit.logger,
         )
 
@@ -109,7 +109,7 @@ def rig() -> Iterator[Rig]:
                 n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(DRAINED)})
             ),
         )
-        client = server.api_client(retries=False)
+        client = server.api_client(retries=False, token=DAEMON_TOKEN)  # the leader's daemon
         leadership = Leadership(server)
         yield Rig(server, clock, KubeClusterApi(client), CapturedAudit("pi1"), leadership)
         leadership.close()
@@ -165,6 +165,8 @@ def test_no_answer_and_no_ssh_leaves_the_node_cordoned_and_says_so(rig: Rig) -> 
 def test_a_resumed_request_keeps_its_id_and_writes_no_new_one(rig: Rig) -> None:
     earlier = DRAINED.with_phase(ShedPhase.POWEROFF_REQUESTED, "2026-11-24T02:05:00Z", "abc123")
     rig.server.power_off_node("pi4")  # the earlier leader's request already worked
+    rig.sleep(40)  # and pi4 has been NotReady since the node-monitor grace period ran out
+    rig.server.run_controller_once()
     patches_before = [r for r in rig.server.requests if r.method == "PATCH"]
     result = rig.power_off().power_off("pi4", earlier)
     assert result.outcome is PowerOffOutcome.POWERED_OFF and result.request_id == "abc123"
