@@ -26,6 +26,8 @@ def test_clinic_5_on_battery_sheds_agents_then_one_server_and_names_the_quorum_r
     assert result["shed"] == ["pi4", "pi5", "pi3"]
     assert result["projected_runtime_s"] > result["runtime_without_shedding_s"] > 0
     assert {(r["node"], r["rule"]) for r in result["refused"]} == {("pi1", "etcd_quorum"), ("pi2", "etcd_quorum")}
+    # Whether the search ran out of its work budget (the plan is then the best safe one found within it).
+    assert result["search_cut"] is False and result["optimum"]["search_cut"] is False
 
 
 def test_on_mains_nothing_is_shed() -> None:
