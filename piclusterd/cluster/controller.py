@@ -305,7 +305,7 @@ class ClusterController:
             now,
             hardware=self._settings.hardware,
             node_batteries=self._node_batteries(view),
-            settling=self._restoring.settling(now),
+            settling=self._restoring.settling(view, now),
         )
 
     def _step_down(self, now: float) -> None:
