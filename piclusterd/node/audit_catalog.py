@@ -615,6 +615,28 @@ EVENTS: tuple[EventDoc, ...] = (
         "Report the TRACEBACK (it is a bug); meanwhile check the lines before it for the data involved.",
     ),
     EventDoc(
+        "cluster.round_stalled",
+        "warning",
+        "The cluster side has been waiting STALLED_S seconds in one round; this node's power loop goes on",
+        ("STALLED_S",),
+        "One round of the cluster side (elect, obey, lead) has not ended for STALLED_S seconds: the API server "
+        "hangs, or a call waits for an answer that does not come. The cluster side runs on a thread of its own, "
+        "so this node's power polls, local shutdown and the systemd watchdog go on; its lease is not renewed, so "
+        "another node leads meanwhile. Said once per stalled round.",
+        "Check the API server (kubectl get --raw /readyz) and the network to it; the round ends when it answers "
+        "or its calls time out.",
+    ),
+    EventDoc(
+        "cluster.loop_failed",
+        "error",
+        "The cluster side's loop ended on an unexpected error; this node's power protection goes on",
+        ("ERROR",),
+        "An exception escaped the cluster side's own loop (a bug: each round contains its errors). This node "
+        "keeps polling its power source and protecting itself, but takes no further part in the cluster until "
+        "piclusterd restarts.",
+        "Report the ERROR; restart piclusterd (systemctl restart piclusterd) to bring the cluster side back.",
+    ),
+    EventDoc(
         "cluster.value_refused",
         "warning",
         "A pod's value could not be read; the pod keeps its default",
