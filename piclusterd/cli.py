@@ -205,6 +205,7 @@ def build_cluster(
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import Drainer, DrainOptions
     from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
+    from piclusterd.cluster.informer import ClusterCache, watched_kinds
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
     from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -217,6 +218,11 @@ def build_cluster(
     identity = settings.identity
     node_log = log.bind(component="cluster")
     api = KubeClusterApi(api_client)
+    # Reads come from watches, not a LIST a poll (issue 17): this node's own Node from the start, the leader's
+    # kinds once it first reads the cluster.
+    cache = ClusterCache(watched_kinds(api_client, identity, settings.full_shutdown.namespace), log=node_log)
+    cache.start("own-node")
+    api.use_cache(cache, identity)
     events = EventRecorder(api_client, reporter=identity)
     election = settings.election
     elector = LeaseElector.on_kubernetes(

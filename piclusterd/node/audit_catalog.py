@@ -637,6 +637,27 @@ EVENTS: tuple[EventDoc, ...] = (
         "Report the ERROR; restart piclusterd (systemctl restart piclusterd) to bring the cluster side back.",
     ),
     EventDoc(
+        "cluster.watch_relisted",
+        "info",
+        "The watch of KIND started over with a fresh list: WHY",
+        ("KIND", "WHY"),
+        "piclusterd keeps the objects it reads (nodes, pods, PodDisruptionBudgets, the outage record, this "
+        "node's own Node) by watching them. A watch that cannot go on from where it was (410 Gone: the API "
+        "server compacted that version; or an event it could not read, too long or malformed) lists KIND "
+        "again and watches from there. Routine after a long API server outage or an etcd compaction.",
+        "None. Many in a row: check the API server's health and its --watch-cache settings.",
+    ),
+    EventDoc(
+        "cluster.watch_failed",
+        "warning",
+        "The watch of KIND failed; it is tried again",
+        ("KIND", "ERROR"),
+        "Listing or watching KIND failed (API server down, hanging, or refusing). It is retried with a "
+        "growing pause (1 s to 30 s); meanwhile the leader reads the cluster with plain LIST requests. Said "
+        "once per kind of error until a watch works again.",
+        "Check the API server (kubectl get --raw /readyz) and piclusterd's RBAC (list and watch on KIND).",
+    ),
+    EventDoc(
         "cluster.value_refused",
         "warning",
         "A pod's value could not be read; the pod keeps its default",
