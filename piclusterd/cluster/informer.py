@@ -60,17 +60,27 @@ class WatchedKind:
     list_call: Callable[..., Any]
     namespace: str | None = None
     field_selector: str | None = None
+    leader: bool = True  # watched once this node leads (a follower watches only its own Node)
+    in_snapshot: bool = True  # part of the leader's cluster snapshot (kubectl get nodes,pods,pdb -A -o json)
 
 
 def watched_kinds(api_client: k8s.ApiClient, identity: str, outage_namespace: str) -> dict[str, WatchedKind]:
-    """Every kind piclusterd watches, one line each."""
+    """Every kind piclusterd watches, one line each (a kind in the snapshot is one more line here)."""
     core, policy = k8s.CoreV1Api(api_client), k8s.PolicyV1Api(api_client)
     from piclusterd.core.outage_record import OUTAGE_CONFIGMAP
 
     return {
         k.key: k
         for k in (
-            WatchedKind("own-node", "Node", "v1", core.list_node, field_selector=f"metadata.name={identity}"),
+            WatchedKind(
+                "own-node",
+                "Node",
+                "v1",
+                core.list_node,
+                field_selector=f"metadata.name={identity}",
+                leader=False,
+                in_snapshot=False,
+            ),
             WatchedKind("nodes", "Node", "v1", core.list_node),
             WatchedKind("pods", "Pod", "v1", core.list_pod_for_all_namespaces),
             WatchedKind(
@@ -83,6 +93,7 @@ def watched_kinds(api_client: k8s.ApiClient, identity: str, outage_namespace: st
                 core.list_namespaced_config_map,
                 namespace=outage_namespace,
                 field_selector=f"metadata.name={OUTAGE_CONFIGMAP}",
+                in_snapshot=False,
             ),
         )
     }
@@ -313,8 +324,6 @@ class Informer:
 class ClusterCache:
     """The informers of one node: its own Node from the start; the leader's kinds once it reads the cluster."""
 
-    LEADER_KINDS = ("nodes", "pods", "pdbs", "outage")
-
     def __init__(
         self, kinds: dict[str, WatchedKind], *, log: AuditLogger, on_change: Callable[[], None] = lambda: None
     ) -> None:
@@ -346,8 +355,8 @@ class ClusterCache:
     def snapshot(self) -> JsonObject | None:
         """Nodes, pods and PDBs as one List, from the watches; None (and the leader's watches started) until
         they are all in."""
-        self.start(*self.LEADER_KINDS)
-        parts = [self.informer(key) for key in ("nodes", "pods", "pdbs")]
+        self.start(*(key for key, kind in self._kinds.items() if kind.leader))
+        parts = [self.informer(key) for key, kind in self._kinds.items() if kind.in_snapshot]
         if any(part is None for part in parts):
             return None
         return {"kind": "List", "apiVersion": "v1", "items": [item for p in parts if p for item in p.items()]}
