@@ -44,7 +44,7 @@ def test_the_leader_reads_by_watch_and_plans_on_change(cluster: FakeKubeServer, 
         config = tmp_path / "piclusterd.toml"
         config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="dry-run"))
         with DaemonProcess(config) as daemon:
-            daemon.wait_for("leader.acquired", timeout_s=30)
+            daemon.wait_for("leader.acquired", timeout_s=90)
             daemon.wait_for("plan.decided", timeout_s=30)  # hold_online: the journal still shows the decision
             time.sleep(2.0)  # the watches are in
             start = len(cluster.requests)
