@@ -220,17 +220,20 @@ def build_cluster(
     api = KubeClusterApi(api_client)
     # Reads come from watches, not a LIST a poll (issue 17): this node's own Node from the start, the leader's
     # kinds once it first reads the cluster.
-    cache = ClusterCache(watched_kinds(api_client, identity, settings.full_shutdown.namespace), log=node_log)
-    cache.start("own-node")
+    election = settings.election
+    kinds = watched_kinds(
+        api_client, identity, settings.full_shutdown.namespace, lease=(election.namespace, election.name)
+    )
+    cache = ClusterCache(kinds, log=node_log)
+    cache.start("own-node", "lease")
     api.use_cache(cache, identity)
     events = EventRecorder(api_client, reporter=identity)
-    election = settings.election
-    elector = LeaseElector.on_kubernetes(
-        api_client,
+    lease_store = KubeLeaseStore(api_client, namespace=election.namespace, name=election.name)
+    lease_store.read_from(cache.lease)  # followers see the Lease by watch, not a GET per retry period
+    elector = LeaseElector(
+        lease_store,
         clock,
         identity,
-        namespace=election.namespace,
-        name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
         holder_is_node=api.node_exists,
     )

@@ -64,9 +64,13 @@ class WatchedKind:
     in_snapshot: bool = True  # part of the leader's cluster snapshot (kubectl get nodes,pods,pdb -A -o json)
 
 
-def watched_kinds(api_client: k8s.ApiClient, identity: str, outage_namespace: str) -> dict[str, WatchedKind]:
-    """Every kind piclusterd watches, one line each (a kind in the snapshot is one more line here)."""
+def watched_kinds(
+    api_client: k8s.ApiClient, identity: str, outage_namespace: str, lease: tuple[str, str] = ("", "")
+) -> dict[str, WatchedKind]:
+    """Every kind piclusterd watches, one line each (a kind in the snapshot is one more line here).
+    ``lease``: the election Lease's namespace and name (every node watches it)."""
     core, policy = k8s.CoreV1Api(api_client), k8s.PolicyV1Api(api_client)
+    coordination = k8s.CoordinationV1Api(api_client)
     from piclusterd.core.outage_record import OUTAGE_CONFIGMAP
 
     return {
@@ -78,6 +82,16 @@ def watched_kinds(api_client: k8s.ApiClient, identity: str, outage_namespace: st
                 "v1",
                 core.list_node,
                 field_selector=f"metadata.name={identity}",
+                leader=False,
+                in_snapshot=False,
+            ),
+            WatchedKind(
+                "lease",
+                "Lease",
+                "coordination.k8s.io/v1",
+                coordination.list_namespaced_lease,
+                namespace=lease[0],
+                field_selector=f"metadata.name={lease[1]}",
                 leader=False,
                 in_snapshot=False,
             ),
@@ -369,8 +383,17 @@ class ClusterCache:
         return None
 
     def configmap(self, namespace: str, name: str) -> tuple[bool, JsonObject | None]:
-        informer = self.informer("outage")
-        kind = self._kinds["outage"]
+        return self._one("outage", namespace, name)
+
+    def lease(self) -> tuple[bool, JsonObject | None]:
+        """The election Lease as last watched: (True, it or None if there is none), or (False, None)."""
+        kind = self._kinds["lease"]
+        return self._one("lease", kind.namespace or "", (kind.field_selector or "").removeprefix("metadata.name="))
+
+    def _one(self, key: str, namespace: str, name: str) -> tuple[bool, JsonObject | None]:
+        """One object a kind watches by name: (True, it or None) when that watch is in, else (False, None)."""
+        informer = self.informer(key)
+        kind = self._kinds[key]
         if informer is None or kind.namespace != namespace or kind.field_selector != f"metadata.name={name}":
             return False, None
         return True, informer.get(name, namespace)

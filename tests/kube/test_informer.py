@@ -133,3 +133,37 @@ def test_the_leader_reads_the_cluster_from_the_watches_not_a_list_a_poll(server:
         assert written["metadata"]["resourceVersion"] == api.get_node("pi2")["metadata"]["resourceVersion"]
     finally:
         cache.stop()
+
+
+def test_a_follower_reads_the_lease_from_its_watch_as_the_api_server_has_it(server: FakeKubeServer) -> None:
+    from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
+    from piclusterd.core.ports import Clock
+
+    class Wall(Clock):
+        def monotonic(self) -> float:
+            return time.monotonic()
+
+        def wall(self) -> float:
+            return time.time()
+
+    audit = CapturedAudit()
+    client = server.api_client()
+    leader = LeaseElector(KubeLeaseStore(client), Wall(), "pi1")
+    assert leader.try_acquire_or_renew().leader
+    cache = ClusterCache(
+        watched_kinds(client, "pi2", "kube-system", lease=("kube-system", "piclusterd-leader")), log=audit.logger
+    )
+    cache.start("lease")
+    store = KubeLeaseStore(client)
+    store.read_from(cache.lease)
+    try:
+        eventually(lambda: cache.lease()[0])
+        assert store.get() == KubeLeaseStore(client).get()  # the watched copy reads as a GET does
+        before = len(server.requests)
+        follower = LeaseElector(store, Wall(), "pi2")
+        for _ in range(5):
+            assert not follower.try_acquire_or_renew().leader
+        assert len(server.requests) == before  # no GET per retry period
+        assert follower.holder == "pi1"
+    finally:
+        cache.stop()
