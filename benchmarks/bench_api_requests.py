@@ -83,11 +83,11 @@ def main() -> int:
             try:
                 for daemon in daemons:
                     daemon.start()
-                daemons[0].wait_for("daemon.started", timeout_s=60)
-                deadline = time.monotonic() + 60
+                daemons[0].wait_for("daemon.started", timeout_s=300)
+                deadline = time.monotonic() + 300
                 while not any(d.named("leader.acquired") for d in daemons):
                     if time.monotonic() > deadline:
-                        raise SystemExit("no leader within 60 s")
+                        raise SystemExit("no leader within 300 s")
                     time.sleep(0.5)
                 time.sleep(SETTLE_S)
                 start = len(server.requests)
