@@ -209,6 +209,7 @@ def build_cluster(
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import Drainer, DrainOptions
     from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
+    from piclusterd.cluster.informer import ClusterCache, watched_kinds
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
     from piclusterd.cluster.power_off_request import PeerPowerOff
@@ -222,14 +223,22 @@ def build_cluster(
     identity = settings.identity
     node_log = log.bind(component="cluster")
     api = KubeClusterApi(api_client)
-    events = EventRecorder(api_client, reporter=identity)
+    # Reads come from watches, not a LIST a poll (issue 17): this node's own Node from the start, the leader's
+    # kinds once it first reads the cluster.
     election = settings.election
-    elector = LeaseElector.on_kubernetes(
-        api_client,
+    kinds = watched_kinds(
+        api_client, identity, settings.full_shutdown.namespace, lease=(election.namespace, election.name)
+    )
+    cache = ClusterCache(kinds, log=node_log)
+    cache.start("own-node", "lease")
+    api.use_cache(cache, identity)
+    events = EventRecorder(api_client, reporter=identity)
+    lease_store = KubeLeaseStore(api_client, namespace=election.namespace, name=election.name)
+    lease_store.read_from(cache.lease)  # followers see the Lease by watch, not a GET per retry period
+    elector = LeaseElector(
+        lease_store,
         clock,
         identity,
-        namespace=election.namespace,
-        name=election.name,
         timings=ElectionTimings(election.lease_duration_s, election.renew_deadline_s, election.retry_period_s),
         holder_is_node=api.node_exists,
     )
@@ -924,9 +933,45 @@ def _read_snapshot(path: str) -> object:
         raise ValueError("JSON nested too deeply") from None
 
 
+#: ``--as-of`` is refused outside these years: a typo, not a snapshot's time.
+AS_OF_YEARS = (2000, 2200)
+
+
+def parse_as_of(text: str) -> float:
+    """``--as-of``: RFC 3339 with a zone (``2026-12-06T02:14:00Z``, ``...+01:00``) or ``@`` UNIX seconds, as
+    UNIX time. Raises ValueError with the reason."""
+    import datetime
+    import math
+
+    text = text.strip()[:64]
+    if text.startswith("@"):
+        try:
+            wall = float(text[1:])
+        except ValueError:
+            raise ValueError(f"{text!r} is not @ and a number of UNIX seconds") from None
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an RFC 3339 time (2026-12-06T02:14:00Z)") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"{text!r} has no time zone: add Z for UTC or an offset such as +01:00")
+        wall = moment.timestamp()
+    low, high = (datetime.datetime(year, 1, 1, tzinfo=datetime.UTC).timestamp() for year in AS_OF_YEARS)
+    if not (math.isfinite(wall) and low <= wall < high):
+        raise ValueError(f"{text!r} is not between {AS_OF_YEARS[0]} and {AS_OF_YEARS[1]}")
+    return wall
+
+
 def _plan_arguments(args: argparse.Namespace) -> str | None:
     """What is wrong with the numbers on the command line, or None."""
     import math
+
+    if args.as_of is not None:
+        try:
+            parse_as_of(args.as_of)
+        except ValueError as error:
+            return f"--as-of {error}"
 
     if args.charge is not None and not (math.isfinite(args.charge) and 0 <= args.charge <= 100):
         return f"--charge {args.charge:g}: a battery charge is a percentage from 0 to 100"
@@ -949,6 +994,7 @@ def _plan(args: argparse.Namespace) -> int:
     )
     from piclusterd.core.planner import plan
     from piclusterd.core.power_draw import PowerSituation
+    from piclusterd.core.power_on_record import settling_from_records
 
     problem = _plan_arguments(args)
     if problem is not None:
@@ -1021,20 +1067,31 @@ def _plan(args: argparse.Namespace) -> int:
                 '"shared" if that is meant)',
                 file=sys.stderr,
             )
+    # The records' ages are judged as of --as-of (the snapshot's time, so a per-node decision replays), or now:
+    # a saved snapshot's records are then old, so they count as unknown (and the plan says so).
+    wall = time.time() if args.as_of is None else parse_as_of(args.as_of)
     if settings.node_battery is not None:
         from piclusterd.core.node_batteries import read_node_batteries
 
-        # Each node's own battery from the records in the snapshot, as the leader reads them now: a saved
-        # snapshot's records are old, so they count as unknown (and the plan says so).
+        # Each node's own battery from the records in the snapshot, as the leader reads them.
         node_batteries = read_node_batteries(
             view,
-            time.time(),
+            wall,
             settings.node_battery,
             max_age_s=settings.power_record_max_age_s,
             topology=settings.topology,
         )
+    # Nodes the power-on records say came back less than restore_after ago settle, as the leader lets them.
+    settling = settling_from_records(view, wall, settings.restore)
     decided = plan(
-        view, situation, battery, settings.policy, now, hardware=settings.hardware, node_batteries=node_batteries
+        view,
+        situation,
+        battery,
+        settings.policy,
+        now,
+        hardware=settings.hardware,
+        node_batteries=node_batteries,
+        settling=settling,
     )
     return show(plan_view(view, decided, inputs, questions.warnings))
 
@@ -1213,6 +1270,12 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     what_if.add_argument("--on-battery", action="store_true", help="mains has failed (default: on mains)")
     what_if.add_argument("--battery-wh", type=float, help="battery capacity in Wh, if not in the config")
     what_if.add_argument("--json", action="store_true", help="machine-readable output")
+    what_if.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="judge the records' ages as of TIME, the snapshot's (RFC 3339, 2026-12-06T02:14:00Z, or @UNIX seconds; "
+        "default: now)",
+    )
     what_if.set_defaults(handler=_plan)
     probe = commands.add_parser("probe", help="scan I2C and GPIO for a UPS HAT and suggest a [hat] profile")
     probe.add_argument("--bus", type=int, default=1, help="I2C bus number (default: %(default)s)")

@@ -45,12 +45,13 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.restoring import Restorer
 from piclusterd.cluster.shedding import Shedder, ShedRecords
 from piclusterd.config.settings import ShedSettings
-from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
+from piclusterd.core.cluster_view import ClusterView, ShedState, parse_kubectl_list
 from piclusterd.core.errors import ClusterError, DaemonStopping, NotLeader
 from piclusterd.core.node_batteries import NodeBatteries, read_node_batteries
 from piclusterd.core.planner import Plan, plan
 from piclusterd.core.ports import Clock
 from piclusterd.core.power_draw import PowerSituation
+from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory
 from piclusterd.node.audit import AuditLogger
 from piclusterd.node.power_publisher import PowerPublisher
@@ -63,6 +64,11 @@ LEADER_TIER = 1_000_000
 
 #: Unexpected failures of the cluster side in a row that raise a Warning Event (one, until a tick succeeds).
 TICK_FAILURES_WARNED = 3
+
+#: Plan on change: on battery with no input changed, the leader plans again after this long (the grace period
+#: and the projected runtime move with time); a charge step of this many points counts as a change.
+BATTERY_REPLAN_S = 5.0
+CHARGE_STEP_PCT = 1.0
 
 
 class ClusterController:
@@ -85,7 +91,7 @@ class ClusterController:
         planned: Callable[[float], None] | None = None,
     ) -> None:
         self._identity = identity
-        self._planned = planned  # told how long each plan took (the metrics' planner duration)
+        self._on_planned = planned  # told how long each plan took (the metrics' planner duration)
         self._api = api
         self._elector = elector
         self._agent = agent
@@ -98,6 +104,10 @@ class ClusterController:
         self._on_battery_since: float | None = None
         self._stand_down_until = float("-inf")
         self._started_at = clock.monotonic()
+        self._elected_at = float("-inf")  # the last Lease read or write (one per retry period)
+        self._planned: tuple[object, ...] | None = None  # the inputs of the last leader round (plan on change)
+        self._planned_at = float("-inf")
+        self._busy = True  # something shed, being shed, coming back, or an outage under way: lead every round
         self._events = events
         self._failures_in_a_row = 0
         self._tracebacks_logged: set[str] = set()
@@ -225,13 +235,22 @@ class ClusterController:
             self._log.warning("cluster.api_failed", step="check own power-off requests", error=str(error))
         if now < self._stand_down_until:
             return  # we handed the lease over so another node can shed this one: let it take over
-        attempt = self._elector.try_acquire_or_renew()
-        self._report_lease(attempt)
-        if attempt.transition is Transition.ACQUIRED:
-            self._log.info("leader.acquired", holder=attempt.holder)
-        elif attempt.transition is Transition.LOST:
-            self._log.warning("leader.lost", holder=attempt.holder, why=attempt.error or "lease not renewed in time")
-        if not attempt.leader:
+        if now - self._elected_at >= self._elector.timings.retry_period_s:
+            # client-go's pace: the Lease is read (and renewed) once per retry period, not once per poll.
+            self._elected_at = now
+            attempt = self._elector.try_acquire_or_renew()
+            self._report_lease(attempt)
+            if attempt.transition is Transition.ACQUIRED:
+                self._log.info("leader.acquired", holder=attempt.holder)
+                self._planned = None  # a new leader plans at once
+            elif attempt.transition is Transition.LOST:
+                why = attempt.error or "lease not renewed in time"
+                self._log.warning("leader.lost", holder=attempt.holder, why=why)
+            if not attempt.leader:
+                return
+        elif not self._elector.is_leader(now):
+            return
+        if not self._worth_leading(power, now):
             return
         try:
             self._lead(power, measured_load_w, now)
@@ -240,13 +259,38 @@ class ClusterController:
         except ClusterError as error:
             self._log.warning("cluster.api_failed", step="lead", error=str(error))
 
+    def _worth_leading(self, power: PowerMemory, now: float) -> bool:
+        """Plan on change (issue 17): lead when an input changed (the power state, a charge step, an object the
+        watches brought: a Node, its records, a pod, a PDB, the outage record), or the mode; on battery at least
+        every ``BATTERY_REPLAN_S`` besides (the grace period and the runtime move with time); on mains only
+        while something is shed, being shed or coming back (the restore pacing runs on time). Without watches
+        (the simulator), every round."""
+        changes = self._api.changes
+        if changes is None:
+            return True
+        reading = power.last_reading
+        charge = None if reading is None or reading.charge_pct is None else reading.charge_pct // CHARGE_STEP_PCT
+        inputs = (power.state, charge, changes, self._settings.dry_run)
+        if inputs != self._planned:
+            return True
+        if power.state in BATTERY_STATES:
+            return now - self._planned_at >= BATTERY_REPLAN_S
+        return self._busy
+
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         """One leader step, in order; the first that acts ends the poll."""
+        changes = self._api.changes
         view = parse_kubectl_list(self._api.snapshot())
+        reading = power.last_reading
+        charge = None if reading is None or reading.charge_pct is None else reading.charge_pct // CHARGE_STEP_PCT
+        self._planned, self._planned_at = (power.state, charge, changes, self._settings.dry_run), now
+        self._busy = any(n.shed_state is not ShedState.NONE or POWER_ON_ANNOTATION in n.annotations for n in view.nodes)
         self._report_refused(view)
         if self._outage is not None and self._outage.lead(view, power, measured_load_w):
+            self._busy = True
             return  # a full shutdown (or the restart after one) is under way: no shedding now
         decided = self._plan(view, power, measured_load_w, now)
+        self._busy = self._busy or bool(decided.actions or decided.power_on)
         self.last_plan = decided
         self._reporter.report(decided)
         if self._outage is not None:
@@ -312,10 +356,10 @@ class ClusterController:
             now,
             hardware=self._settings.hardware,
             node_batteries=self._node_batteries(view),
-            settling=self._restoring.settling(now),
+            settling=self._restoring.settling(view, now),
         )
-        if self._planned is not None:
-            self._planned(time.perf_counter() - started)
+        if self._on_planned is not None:
+            self._on_planned(time.perf_counter() - started)
         return decided
 
     def _step_down(self, now: float) -> None:

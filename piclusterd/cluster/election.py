@@ -334,11 +334,22 @@ class KubeLeaseStore:
         self.name = name
         # (connect, read): kubernetes 22.6 ignores a float timeout and only honours an int or a tuple.
         self._timeout = (request_timeout_s, request_timeout_s)
+        self._cached: Callable[[], tuple[bool, dict[str, Any] | None]] | None = None
 
     def __repr__(self) -> str:
         return f"KubeLeaseStore({self.namespace}/{self.name})"
 
+    def read_from(self, cached: Callable[[], tuple[bool, dict[str, Any] | None]]) -> None:
+        """Read the Lease from a watch (``cluster.informer``) while it is in: ``cached()`` is (True, the Lease
+        as JSON or None if there is none) when watched, else (False, None). Writes always go to the server; a
+        stale copy only costs a 409 on the next write, which is a lost race, as ever."""
+        self._cached = cached
+
     def get(self) -> LeaseRecord | None:
+        if self._cached is not None:
+            watched, seen = self._cached()
+            if watched:
+                return None if seen is None else self._record_from_json(seen)
         try:
             lease = self._api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
         except Exception as error:
@@ -400,6 +411,34 @@ class KubeLeaseStore:
                 resource_version=str(lease.metadata.resource_version or ""),
             )
         except (AttributeError, TypeError, ValueError) as error:
+            raise ApiUnavailable(f"lease {self.namespace}/{self.name} is not readable: {error}") from error
+
+    def _record_from_json(self, lease: dict[str, Any]) -> LeaseRecord:
+        """The Lease as the API server sends it (a watch event), read as :meth:`_record` reads the client's model."""
+        found_spec, found_metadata = lease.get("spec"), lease.get("metadata")
+        spec: dict[str, Any] = found_spec if isinstance(found_spec, dict) else {}
+        metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}
+
+        def when(key: str) -> float | None:
+            value = spec.get(key)
+            if value is None:
+                return None
+            try:
+                moment = _dt.datetime.fromisoformat(str(value)[:40].replace("Z", "+00:00"))
+            except ValueError as error:
+                raise ApiUnavailable(f"lease {self.namespace}/{self.name}: {key} is not a time: {error}") from error
+            return _from_time(moment)
+
+        try:
+            return LeaseRecord(
+                holder=str(spec.get("holderIdentity") or "")[:253],
+                lease_duration_s=int(spec.get("leaseDurationSeconds") or 0),
+                acquire_time=when("acquireTime"),
+                renew_time=when("renewTime"),
+                transitions=int(spec.get("leaseTransitions") or 0),
+                resource_version=str(metadata.get("resourceVersion") or "")[:64],
+            )
+        except (TypeError, ValueError) as error:
             raise ApiUnavailable(f"lease {self.namespace}/{self.name} is not readable: {error}") from error
 
     def _unavailable(self, doing: str, error: Exception) -> LeaseUnavailable:
@@ -575,9 +614,16 @@ class LeaseElector:
         raise NotLeader(f"{self.identity} does not hold the lease (holder: {holder or 'nobody'})")
 
     def try_acquire_or_renew(self) -> Attempt:
-        """Read the lease once and create, take over or renew it if :func:`decide` says so."""
+        """Read the lease once and create, take over or renew it if :func:`decide` says so.
+
+        A leader renews first on the record it wrote last, without reading: client-go's fast path
+        (``leaderelection.go`` ``tryAcquireOrRenew``, "update optimistically assuming that the record observed
+        last time is the current version"); a conflict falls back to reading, as there."""
         started = self._clock.monotonic()
         wall = self._clock.wall()
+        fast = self._renew_optimistically(started, wall)
+        if fast is not None:
+            return fast
         try:
             observed = self._store.get()
         except ApiUnavailable as error:
@@ -602,6 +648,25 @@ class LeaseElector:
             return self._finish(decision, str(error))
         except ApiUnavailable as error:
             return self._finish(decision, str(error), error)
+        self._observed, self._observed_at = written, started
+        self._renewed_at = started
+        return self._finish(decision, None)
+
+    def _renew_optimistically(self, started: float, wall: float) -> Attempt | None:
+        """The leader's renewal on its last written record; None to take the slow path (read first)."""
+        observed = self._observed
+        if observed is None or observed.holder != self.identity or not self.is_leader(started):
+            return None
+        observed_at = self._observed_at if self._observed_at is not None else started
+        decision = decide(observed, observed_at, started, wall, self.identity, self.timings, holder_is_node=True)
+        if decision.action is not Action.RENEW or decision.record is None:
+            return None
+        try:
+            written = self._store.replace(decision.record)
+        except WriteConflict:
+            return None  # someone wrote since: read, then decide, as client-go does
+        except ApiUnavailable as error:
+            return self._finish(decision, str(error), error)  # one request per attempt to a failing API server
         self._observed, self._observed_at = written, started
         self._renewed_at = started
         return self._finish(decision, None)

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import rfc3339
 
-__all__ = ["ApiCallFailed", "EventRecorder", "EvictionOutcome", "EvictionResult", "KubeClusterApi"]
+__all__ = ["ApiCallFailed", "EventRecorder", "EvictionOutcome", "EvictionResult", "KubeClusterApi", "ObjectCache"]
 
 JsonObject = dict[str, Any]
 PAGE_SIZE = 500
@@ -61,6 +61,25 @@ class EvictionResult:
     blocking_pdbs: tuple[str, ...] = ()
 
 
+class ObjectCache(Protocol):
+    """Objects kept by watches (``cluster.informer.ClusterCache``): each answer None when it cannot tell."""
+
+    def snapshot(self) -> JsonObject | None: ...
+
+    def node(self, name: str, own: str) -> JsonObject | None: ...
+
+    def configmap(self, namespace: str, name: str) -> tuple[bool, JsonObject | None]:
+        """(True, the object or None if there is none) when watched, else (False, None)."""
+        ...
+
+    def remember(self, key: str, obj: JsonObject) -> None: ...
+
+    def forget(self, key: str, namespace: str, name: str) -> None: ...
+
+    @property
+    def changes(self) -> int: ...
+
+
 def request_timeout(seconds: float) -> tuple[float, float]:
     """A (connect, read) pair: kubernetes 22.6 silently ignores a plain float as ``_request_timeout``."""
     return (seconds, seconds)
@@ -71,6 +90,17 @@ class KubeClusterApi:
         self._core = k8s.CoreV1Api(api_client)
         self._policy = k8s.PolicyV1Api(api_client)
         self._timeout = request_timeout(request_timeout_s)
+        self._cache: ObjectCache | None = None
+        self._identity = ""
+
+    @property
+    def changes(self) -> int | None:
+        """What the watches applied so far (unchanged: nothing read changed); None without watches."""
+        return None if self._cache is None else self._cache.changes
+
+    def use_cache(self, cache: ObjectCache, identity: str) -> None:
+        """Serve reads from ``cache`` (watches, :mod:`piclusterd.cluster.informer`) where it has them."""
+        self._cache, self._identity = cache, identity
 
     def _raw(self, what: str, call: Any, *args: Any, **kwargs: Any) -> JsonObject:
         try:
@@ -92,7 +122,11 @@ class KubeClusterApi:
                 return items
 
     def snapshot(self) -> JsonObject:
-        """Nodes, pods (all namespaces) and PDBs as one ``kubectl get nodes,pods,pdb -A -o json`` List."""
+        """Nodes, pods (all namespaces) and PDBs as one ``kubectl get nodes,pods,pdb -A -o json`` List: from
+        the watches once they are in, else three LISTs."""
+        cached = None if self._cache is None else self._cache.snapshot()
+        if cached is not None:
+            return cached
         nodes = self._list_all("list nodes", self._core.list_node)
         pods = self._list_all("list pods", self._core.list_pod_for_all_namespaces)
         pdbs = self._list_all("list poddisruptionbudgets", self._policy.list_pod_disruption_budget_for_all_namespaces)
@@ -107,6 +141,9 @@ class KubeClusterApi:
         return {"kind": "List", "apiVersion": "v1", "items": [*nodes, *pods, *pdbs]}
 
     def get_node(self, name: str) -> JsonObject:
+        cached = None if self._cache is None else self._cache.node(name, self._identity)
+        if cached is not None:
+            return cached
         return self._raw(f"get node {name}", self._core.read_node, name)
 
     def node_exists(self, name: str) -> bool | None:
@@ -119,7 +156,10 @@ class KubeClusterApi:
 
     def patch_node(self, name: str, patch: Mapping[str, Any]) -> JsonObject:
         """Strategic-merge patch (the client sends a dict body as strategic-merge-patch+json)."""
-        return self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch))
+        written = self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch))
+        if self._cache is not None:
+            self._cache.remember("node", written)  # our own write, before the watch brings it
+        return written
 
     def pods_on_node(self, node: str) -> list[JsonObject]:
         return self._list_all(
@@ -154,6 +194,10 @@ class KubeClusterApi:
 
     def read_configmap(self, namespace: str, name: str) -> JsonObject | None:
         """The ConfigMap, or None if there is none (piclusterd's outage record lives in one)."""
+        if self._cache is not None:
+            found, cached = self._cache.configmap(namespace, name)
+            if found:
+                return cached
         try:
             return self._raw(
                 f"get configmap {namespace}/{name}", self._core.read_namespaced_config_map, name, namespace
@@ -168,13 +212,19 @@ class KubeClusterApi:
         metadata: dict[str, str] = {"name": name, "namespace": namespace}
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
         if not resource_version:
-            return self._raw(
+            created = self._raw(
                 f"create configmap {namespace}/{name}", self._core.create_namespaced_config_map, namespace, body
             )
+            if self._cache is not None:
+                self._cache.remember("outage", created)
+            return created
         metadata["resourceVersion"] = resource_version
-        return self._raw(
+        written = self._raw(
             f"replace configmap {namespace}/{name}", self._core.replace_namespaced_config_map, name, namespace, body
         )
+        if self._cache is not None:
+            self._cache.remember("outage", written)
+        return written
 
     def delete_configmap(self, namespace: str, name: str) -> None:
         try:
@@ -182,6 +232,8 @@ class KubeClusterApi:
         except ApiCallFailed as error:
             if error.status != 404:
                 raise
+        if self._cache is not None:
+            self._cache.forget("outage", namespace, name)
 
     def evict(self, namespace: str, name: str, grace_period_s: int | None = None) -> EvictionResult:
         # A plain dict body is serialised as-is by every client version (typed as V1Eviction in newer ones).

@@ -9,6 +9,10 @@ shed record turns ``restoring`` (fence first) before the node's
 once it is Ready (:meth:`~piclusterd.cluster.shedding.Shedder.resume`) and it then settles (:meth:`Restorer.settle`):
 :meth:`Restorer.settling` names the nodes the planner must not shed again yet (anti-flap). It also withdraws
 requests nothing was sent for when mains fails again, and says once when a power-on goes unanswered.
+
+The pacing is read back from the Nodes before each decision (:mod:`piclusterd.core.power_on_record`: each
+power-on asked, failed or back leaves a record in the same patch), so a new leader paces as the old one would
+have; the leader removes a record once it is ``restore_after`` old.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, render_shed_record, rfc3339
 from piclusterd.core.planner import Plan
 from piclusterd.core.ports import Clock
+from piclusterd.core.power_on_record import (
+    MIN_RETRY_S,
+    POWER_ON_ANNOTATION,
+    PowerOnRecord,
+    PowerOnStep,
+    is_spent,
+    recall_power_ons,
+    render_power_on_record,
+    retry_hold_s,
+)
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory
 from piclusterd.core.restore import (
     PowerOn,
@@ -58,7 +72,7 @@ POWER_ON_ANSWER_S = 600.0
 
 #: A failed power-on is not tried again sooner than this, even with restore_stagger = 0 (one try per poll
 #: would flood the journal and the Events).
-MIN_POWER_ON_RETRY_S = 30.0
+MIN_POWER_ON_RETRY_S = MIN_RETRY_S
 
 #: A shed record whose reason starts so was asked back on battery, to relieve a low node (rotation; the
 #: planner's ``PowerOnNode.reason`` starts so): mains failing is not a reason to withdraw it.
@@ -93,8 +107,14 @@ class Restorer:
         self._hold_said: RestoreHold | None = None
         self._unanswered_said: dict[str, str] = {}  # node -> changed_at of the restoring record said
 
-    def settling(self, now: float) -> frozenset[str]:
-        """Nodes this leader powered on or rejoined less than restore_after ago: not to be shed (anti-flap)."""
+    def recall(self, view: ClusterView, now: float) -> None:
+        """Fold the power-on records on the Nodes into the memory (what a previous leader did, too)."""
+        self._memory = recall_power_ons(self._memory, view, now, self._clock.wall(), self._policy)
+
+    def settling(self, view: ClusterView, now: float) -> frozenset[str]:
+        """Nodes powered on or rejoined less than restore_after ago, by this leader or (from the records) by
+        another: not to be shed (anti-flap)."""
+        self.recall(view, now)
         memory = self._memory
         return frozenset(name for name, at in memory.powered_on_at.items() if now - at < self._policy.restore_after_s)
 
@@ -136,6 +156,7 @@ class Restorer:
         if not decided.power_on:
             return False
         wanted = [(p.node, p.reason) for p in decided.power_on]
+        self.recall(view, now)
         self._memory, actions = decide_rotation(view, wanted, self._policy, self._memory, now)
         for action in actions:
             self._power_on_node(view, action, rotation=True)
@@ -153,6 +174,8 @@ class Restorer:
         reading = power.last_reading
         inputs = RestoreInputs(power.state, None if reading is None else reading.charge_pct)
         self._say_unanswered(view)
+        self._remove_spent_records(view)
+        self.recall(view, now)
         self._memory, actions = decide_restore(view, inputs, self._policy, self._memory, now)
         hold = self._memory.hold
         if hold in _HOLDS_WORTH_SAYING and hold is not self._hold_said and self._memory.off_since:
@@ -167,9 +190,19 @@ class Restorer:
         this one is tried again after it."""
         policy, memory = self._policy, self._memory
         now = self._clock.monotonic()
-        hold = max(2 * policy.restore_stagger_s, MIN_POWER_ON_RETRY_S)
+        hold = retry_hold_s(policy)
         held_from = now - policy.restore_after_s + hold  # held while now - at < restore_after
         self._memory = replace(memory, powered_on_at={**memory.powered_on_at, name: held_from})
+
+    def _remove_spent_records(self, view: ClusterView) -> None:
+        """Power-on records ``restore_after`` old hold nothing any more: removed (on mains, nothing else to do)."""
+        wall = self._clock.wall()
+        for node in view.nodes:
+            raw = node.annotations.get(POWER_ON_ANNOTATION)
+            if raw is None or not is_spent(raw, wall, self._policy):
+                continue
+            self._elector.ensure_leader()
+            self._api.patch_node(node.name, {"metadata": {"annotations": {POWER_ON_ANNOTATION: None}}})
 
     def _say_unanswered(self, view: ClusterView) -> None:
         """A power-on long without an answer (still not Ready): say so once, loudly; do not power on again."""
@@ -212,11 +245,15 @@ class Restorer:
         if rotation:
             reason = reason if reason.startswith(ROTATION_REASON_PREFIX) else f"{ROTATION_REASON_PREFIX} {reason}"
             restoring = replace(restoring, reason=reason)
-        self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(restoring)}}})
+        asked = render_power_on_record(PowerOnRecord(PowerOnStep.ASKED, restoring.changed_at))
+        annotations = {SHED_ANNOTATION: render_shed_record(restoring), POWER_ON_ANNOTATION: asked}
+        self._api.patch_node(name, {"metadata": {"annotations": annotations}})
         try:
             result = backend.power_on(name)
         except Exception as error:  # whatever a backend's library raises: said and retried, never the loop's end
-            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}}})
+            failed = render_power_on_record(PowerOnRecord(PowerOnStep.FAILED, rfc3339(self._clock.wall())))
+            back = {SHED_ANNOTATION: render_shed_record(record), POWER_ON_ANNOTATION: failed}
+            self._api.patch_node(name, {"metadata": {"annotations": back}})
             self._retry_later(name)
             self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))
             self._events.emit(

@@ -31,6 +31,7 @@ from piclusterd.core.node_records import (
 )
 from piclusterd.core.planner import Decision, Plan, PlannerPolicy, ShedNode
 from piclusterd.core.ports import Clock
+from piclusterd.core.power_on_record import POWER_ON_ANNOTATION, PowerOnRecord, PowerOnStep, render_power_on_record
 from piclusterd.core.safety import Refusal, check_resume
 from piclusterd.node.audit import AuditLogger
 
@@ -225,9 +226,10 @@ class Shedder:
     def _rejoin(self, name: str, record: ShedRecord) -> None:
         """A shed node is back and Ready: uncordon it (only if we cordoned it) and clear our records."""
         self._elector.ensure_leader()
-        patch: dict[str, object] = {
-            "metadata": {"annotations": {SHED_ANNOTATION: None, REQUEST_ANNOTATION: None, ACK_ANNOTATION: None}}
-        }
+        # The power-on record says it is back: whoever leads next lets it settle too (anti-flap).
+        back = render_power_on_record(PowerOnRecord(PowerOnStep.BACK, rfc3339(self._clock.wall())))
+        annotations = {SHED_ANNOTATION: None, REQUEST_ANNOTATION: None, ACK_ANNOTATION: None, POWER_ON_ANNOTATION: back}
+        patch: dict[str, object] = {"metadata": {"annotations": annotations}}
         if not record.was_unschedulable:
             patch["spec"] = {"unschedulable": None}
         self._api.patch_node(name, patch)

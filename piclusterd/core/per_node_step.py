@@ -30,6 +30,7 @@ from piclusterd.core.power_draw import node_load_m
 from piclusterd.core.refusal import Refusal, SafetyRule
 from piclusterd.core.safety import check_control_plane_remains, check_etcd_quorum, check_min_nodes, headcount, is_up
 from piclusterd.core.shed_search import PlanFacts
+from piclusterd.core.work_budget import WorkBudget
 
 __all__ = ["ROTATION_MARGIN_PCT", "PerNodeOutcome", "per_node_step"]
 
@@ -49,6 +50,7 @@ class PerNodeOutcome:
     dying: tuple[str, ...]  # nodes whose own battery dies before the target, soonest first
     runtime_before_s: float  # the shortest own runtime of a running node now
     runtime_after_s: float  # ... once the actions are done
+    cut: bool = False  # the work budget ran out: the nodes not reached yet stay on (safe), said in the plan
 
 
 def _relieves(rule: SafetyRule, returning: Node) -> bool:
@@ -63,11 +65,17 @@ def _relieves(rule: SafetyRule, returning: Node) -> bool:
     return False
 
 
-def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPolicy) -> PerNodeOutcome:
+def per_node_step(
+    facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPolicy, budget: WorkBudget | None = None
+) -> PerNodeOutcome:
     """Move work off every running node whose own battery dies before the target, soonest first, while a
     safe move exists (every safety rule, as for shared shedding); a node refused gets a rotation instead
     if a shed node kept more charge (``ROTATION_MARGIN_PCT``). Pods go to the nodes whose own battery lasts
-    longest."""
+    longest.
+
+    Every packer shares ``budget`` (the plan's work units): the re-pack from scratch is optional work, and
+    once the whole budget is spent the nodes not reached yet stay on, which is safe (``cut`` says so)."""
+    work = WorkBudget() if budget is None else budget
     view, spec, target = facts.view, batteries.spec, policy.target_runtime_s
     running = [n for n in view.nodes if is_up(n) and n.shed_state is ShedState.NONE]
 
@@ -106,6 +114,7 @@ def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPol
             names,
             priority_threshold=policy.critical_priority_threshold,
             allow_pending_noncritical=policy.allow_pending_noncritical,
+            budget=work,
         )
         for name in facts.leaving:
             made.shed(name, force=True)
@@ -147,6 +156,8 @@ def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPol
         reverse=True,
     )
     for node in dying:
+        if work.stop():
+            break  # out of work units: the nodes not reached stay on, and the plan says its search was cut
         charge = batteries.of(node.name).charge_pct or 0.0
         runtime = format_duration(now_s[node.name])
         blocked = facts.blocked.get(node.name)
@@ -157,7 +168,7 @@ def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPol
             or check_min_nodes(node, count, policy.min_nodes)
         )
         packed: tuple[PodPacker, list[Move]] | Refusal = refusal if refusal is not None else packer_moves(node.name)
-        if isinstance(packed, Refusal) and packed.rule is SafetyRule.PODS_DO_NOT_FIT:
+        if isinstance(packed, Refusal) and packed.rule is SafetyRule.PODS_DO_NOT_FIT and not work.refuse():
             exact = shed_all(node.name, shed)
             if not isinstance(exact, Refusal):
                 placements.clear()
@@ -217,4 +228,5 @@ def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPol
         dying=tuple(n.name for n in dying),
         runtime_before_s=min(now_s.values(), default=math.inf),
         runtime_after_s=min(after, default=math.inf),
+        cut=work.cut,
     )

@@ -317,6 +317,7 @@ def plan_view(view: ClusterView, plan: Plan, inputs: PlanInputs, warnings: Seque
         if plan.decision is Decision.HOLD_ONLINE and not inputs.on_battery
         else None,
         "reason": plan.reason,
+        "search_cut": plan.search_cut,
         "shed": list(plan.nodes_to_shed),
         "shed_in_progress": list(plan.shed_in_progress),
         "projected_runtime_s": _seconds(plan.projected_runtime_s),
@@ -333,6 +334,7 @@ def plan_view(view: ClusterView, plan: Plan, inputs: PlanInputs, warnings: Seque
             "runtime_s": _seconds(optimum.runtime_s),
             "load_w": round(optimum.load_w, 2),
             "pending_pods": list(optimum.pending_pods),
+            "search_cut": optimum.search_cut,
         },
         "actions": [_action(view, plan, i, inputs) for i in range(len(plan.actions))],
         "refused": [
@@ -360,6 +362,7 @@ def full_shutdown_view(
             f"charge {charge_pct:g} % is at or below the shutdown level "
             f"{inputs.battery.shutdown_charge_pct:g} % ([battery] shutdown_charge)"
         ),
+        "search_cut": False,
         "shed": [],
         "shed_in_progress": [],
         "projected_runtime_s": 0,

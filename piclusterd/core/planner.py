@@ -67,6 +67,9 @@ __all__ = [
     "plan",
 ]
 
+#: Added to a plan's reason when its search ran out of work units.
+CUT_SHORT = "; the search was cut short by its work budget: the best safe plan found within it"
+
 
 # --------------------------------------------------------------------------------------------------------
 # Projection
@@ -204,7 +207,7 @@ def plan(
         load = before_w if outcome is None else outcome.load_after_w * scale
         cut = outcome is not None and outcome.cut
         if cut:
-            reason += "; the search was cut short by its work budget: the best safe plan found within it"
+            reason += CUT_SHORT
         return Plan(
             decision=decision,
             reason=reason,
@@ -233,7 +236,7 @@ def plan(
     #     moved off (drain, then shed) while a safe move exists, or a charged shed node comes back to
     #     relieve it (rotation). On a mixed cluster with no node short, the shared battery decides (5-8).
     if node_batteries is not None and node_batteries.topology is not Topology.SHARED:
-        per_node = per_node_step(facts, node_batteries, policy)
+        per_node = per_node_step(facts, node_batteries, policy, WorkBudget(work_units))
         stated = node_batteries.stated or f"topology {node_batteries.topology.value}"
         if per_node.dying or node_batteries.topology is Topology.PER_NODE:
             short = ", ".join(per_node.dying)
@@ -244,7 +247,8 @@ def plan(
                     f"shedding {len(per_node.actions)}, bringing back {len(per_node.power_on)}"
                     if per_node.dying
                     else f"{stated}: every running node's own battery lasts the target {format_duration(target)}"
-                ),
+                )
+                + (CUT_SHORT if per_node.cut else ""),
                 target_runtime_s=target,
                 actions=per_node.actions,
                 refused=per_node.refused,
@@ -255,6 +259,7 @@ def plan(
                 runtime_without_shedding_s=None if math.isinf(per_node.runtime_before_s) else per_node.runtime_before_s,
                 power_on=per_node.power_on,
                 topology=topology,
+                search_cut=per_node.cut,
             )
 
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.

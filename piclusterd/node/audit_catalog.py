@@ -783,6 +783,49 @@ EVENTS: tuple[EventDoc, ...] = (
         "Report the TRACEBACK (it is a bug); meanwhile check the lines before it for the data involved.",
     ),
     EventDoc(
+        "cluster.round_stalled",
+        "warning",
+        "The cluster side has been waiting STALLED_S seconds in one round; this node's power loop goes on",
+        ("STALLED_S",),
+        "One round of the cluster side (elect, obey, lead) has not ended for STALLED_S seconds: the API server "
+        "hangs, or a call waits for an answer that does not come. The cluster side runs on a thread of its own, "
+        "so this node's power polls, local shutdown and the systemd watchdog go on; its lease is not renewed, so "
+        "another node leads meanwhile. Said once per stalled round.",
+        "Check the API server (kubectl get --raw /readyz) and the network to it; the round ends when it answers "
+        "or its calls time out.",
+    ),
+    EventDoc(
+        "cluster.loop_failed",
+        "error",
+        "The cluster side's loop ended on an unexpected error; this node's power protection goes on",
+        ("ERROR",),
+        "An exception escaped the cluster side's own loop (a bug: each round contains its errors). This node "
+        "keeps polling its power source and protecting itself, but takes no further part in the cluster until "
+        "piclusterd restarts.",
+        "Report the ERROR; restart piclusterd (systemctl restart piclusterd) to bring the cluster side back.",
+    ),
+    EventDoc(
+        "cluster.watch_relisted",
+        "info",
+        "The watch of KIND started over with a fresh list: WHY",
+        ("KIND", "WHY"),
+        "piclusterd keeps the objects it reads (nodes, pods, PodDisruptionBudgets, the outage record, this "
+        "node's own Node) by watching them. A watch that cannot go on from where it was (410 Gone: the API "
+        "server compacted that version; or an event it could not read, too long or malformed) lists KIND "
+        "again and watches from there. Routine after a long API server outage or an etcd compaction.",
+        "None. Many in a row: check the API server's health and its --watch-cache settings.",
+    ),
+    EventDoc(
+        "cluster.watch_failed",
+        "warning",
+        "The watch of KIND failed; it is tried again",
+        ("KIND", "ERROR"),
+        "Listing or watching KIND failed (API server down, hanging, or refusing). It is retried with a "
+        "growing pause (1 s to 30 s); meanwhile the leader reads the cluster with plain LIST requests. Said "
+        "once per kind of error until a watch works again.",
+        "Check the API server (kubectl get --raw /readyz) and piclusterd's RBAC (list and watch on KIND).",
+    ),
+    EventDoc(
         "cluster.value_refused",
         "warning",
         "A pod's value could not be read; the pod keeps its default",

@@ -3,6 +3,12 @@
 :class:`PowerDaemon` holds no I/O of its own: the source, clock, logger, notifier and shutdown runner are
 handed in by the entry point (``cli.py``), so tests drive :meth:`PowerDaemon.step` with a fake clock and a
 real or fake source, one poll at a time.
+
+:meth:`PowerDaemon.run` keeps two loops apart (issue 17, finding 3): the power loop (poll, local protection,
+the status file, the watchdog ping) on the main thread at ``poll_interval``, and the cluster side (elect, obey,
+lead) on a thread of its own. The power loop never waits for the cluster: an API server that hangs holds the
+cluster thread only, the node still reaches its own shutdown, and the watchdog is pinged by the power loop
+alone, so systemd restarts piclusterd only if *that* loop stops.
 """
 
 from __future__ import annotations
@@ -65,6 +71,12 @@ REJECTION_REPEAT_S = 300.0
 #: rather than refuses (client timeouts and urllib3's retries add up to 40 s) must not hold the node's own
 #: shutdown, nor the watchdog ping: no answer is treated as no API server, where nobody will ask.
 GATE_ANSWER_S = 5.0
+
+#: A cluster round running this long is said (``cluster.round_stalled``): the lease is long lost by then.
+CLUSTER_STALL_S = 60.0
+
+#: How long a stop waits for the cluster thread to end its round before it gives up on releasing the lease.
+CLUSTER_STOP_WAIT_S = 10.0
 
 SourceFactory = Callable[[Config], PowerSource]
 
@@ -207,6 +219,11 @@ class PowerDaemon:
         """Run ``hook`` before the local shutdown command, ahead of the hooks given at construction (the
         cluster side's self-drain, wired once the cluster is built, goes before the power-cut flag)."""
         self._hooks = (hook, *self._hooks)
+        self._shutdown_lock = threading.Lock()  # the power loop and the cluster thread may both ask
+        self._power_loop_running = False  # run() has the power loop on its own cadence
+        self._cluster_wake = threading.Event()
+        self._cluster_round_started: float | None = None
+        self._stall_said: float | None = None
 
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""
@@ -443,7 +460,10 @@ class PowerDaemon:
 
         ``by`` says which it is: this node's own last-resort protection, which runs in every mode (dry-run
         only keeps the cluster's actions dry), or the cluster's request."""
-        self._shutdown_started = True
+        with self._shutdown_lock:  # once per daemon life, whichever thread asks first
+            if self._shutdown_started:
+                return
+            self._shutdown_started = True
         argv = list(self._config.shutdown.command)
         self._log.critical("shutdown.local_started", reason=reason, command=argv, mode=self._config.mode.value, by=by)
         self._run_hooks(reason, reboot=False)
@@ -550,9 +570,43 @@ class PowerDaemon:
         return self._estimate.load_w
 
     def keep_alive(self) -> None:
-        """One power poll and a watchdog ping: called from inside long cluster steps (a drain)."""
+        """One power poll and a watchdog ping: called from inside long cluster steps (a drain). Under
+        :meth:`run` the power loop has its own thread and cadence, so this does nothing there."""
+        if self._power_loop_running:
+            return
         self.step()
         self._notifier.watchdog()
+
+    def wake_cluster(self) -> None:
+        """Start the cluster side's next round now (an input changed), not at the end of its poll interval."""
+        self._cluster_wake.set()
+
+    def _cluster_loop(self, stop: threading.Event, cluster: ClusterTick) -> None:
+        """The cluster side's own loop: a round per poll interval, or at once when the power state changes.
+        Whatever it waits for (an API server that hangs), the power loop goes on without it."""
+        try:
+            while not stop.is_set():
+                started = self._clock.monotonic()
+                self._cluster_round_started = started
+                cluster.tick(self.memory, self._estimate.load_w)
+                self._cluster_round_started = None
+                elapsed = self._clock.monotonic() - started
+                self._cluster_wake.wait(max(0.0, self._config.ups.poll_interval_s - elapsed))
+                self._cluster_wake.clear()
+        except DaemonStopping:
+            pass  # asked to stop mid-drain: the record on the Node lets the next leader resume it
+        except Exception as error:  # tick contains its own errors; this is a bug: said, the power loop goes on
+            self._log.error("cluster.loop_failed", error=repr(error)[:500])
+        finally:
+            self._cluster_round_started = None
+
+    def _say_cluster_stall(self, now: float) -> None:
+        """A cluster round running far past its interval (an API server that hangs): said once per stall."""
+        started = self._cluster_round_started
+        if started is None or now - started < CLUSTER_STALL_S or self._stall_said == started:
+            return
+        self._stall_said = started
+        self._log.warning("cluster.round_stalled", stalled_s=round(now - started))
 
     def run(
         self,
@@ -561,25 +615,40 @@ class PowerDaemon:
         load: Callable[[], Config],
         cluster: ClusterTick | None = None,
     ) -> None:
-        """Poll until ``stop`` is set. The watchdog is pinged once per loop, so a hung poll is noticed."""
+        """Poll until ``stop`` is set. The watchdog is pinged once per power poll, by the power loop only, so a
+        hung poll is noticed; the cluster side runs on its own thread and never holds a poll."""
         self._log.info("daemon.started", version=__version__, **self._config.summary())
+        worker: threading.Thread | None = None
+        if cluster is not None:
+            self._power_loop_running = True
+            worker = threading.Thread(
+                target=self._cluster_loop, args=(stop, cluster), name="piclusterd-cluster", daemon=True
+            )
+            worker.start()
         try:
             while not stop.is_set():
                 started = self._clock.monotonic()
                 if reload_requested.is_set():
                     reload_requested.clear()
                     self.reload(load, cluster)
+                state = self.memory.state
                 self.step()
                 self._notifier.watchdog()
-                if cluster is not None:
-                    cluster.tick(self.memory, self._estimate.load_w)
+                if self.memory.state is not state:
+                    self.wake_cluster()  # plan on change: the cluster side hears of it at once
+                self._say_cluster_stall(self._clock.monotonic())
                 elapsed = self._clock.monotonic() - started
                 stop.wait(max(0.0, self._config.ups.poll_interval_s - elapsed))
         except DaemonStopping:
             pass  # asked to stop mid-drain: the record on the Node lets the next leader resume it
         finally:
             self._notifier.stopping()
-            if cluster is not None:
-                cluster.release()
+            stop.set()
+            self._cluster_wake.set()
+            if worker is not None:
+                worker.join(CLUSTER_STOP_WAIT_S)
+            if cluster is not None and (worker is None or not worker.is_alive()):
+                cluster.release()  # a cluster thread still hung: the lease expires by itself instead
+            self._power_loop_running = False
             self._source.close()
             self._log.info("daemon.stopped", state=self.memory.state)

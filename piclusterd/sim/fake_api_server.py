@@ -78,7 +78,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import fake_node_lifecycle, fake_rbac, fake_storage, fake_validation, kubectl_tables
+from piclusterd.sim import fake_node_lifecycle, fake_rbac, fake_storage, fake_validation, fake_watch, kubectl_tables
 from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
 
 if TYPE_CHECKING:
@@ -1289,6 +1289,9 @@ class FakeKubeServer:
         self._thread: threading.Thread | None = None
         self._changes: list[_Change] = []  # the watch history, oldest first
         self._changed = threading.Condition()
+        self._compacted = 0  # watches from an older resourceVersion get 410 Gone (fake_watch.compact)
+        #: How often a watch that asked for bookmarks gets one (upstream: a minute); tests shorten it.
+        self.bookmark_frequency_s = fake_watch.BOOKMARK_FREQUENCY_S
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -1434,6 +1437,12 @@ class FakeKubeServer:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def compact(self) -> None:
+        """etcd compaction: every resourceVersion before now expires; a watch from one gets 410 Gone."""
+        with self._lock:
+            fake_watch.compact(self._changes, self._revision)
+            self._compacted = self._revision
 
     def pause(self) -> None:
         """Hang every request from now on (the server accepts connections but does not answer)."""
@@ -2968,7 +2977,10 @@ class FakeKubeServer:
         if start == 0:
             initial = [("ADDED", self._output(resource, obj)) for obj in self._select(resource, namespace)]
             start = self._revision
-        too_old = bool(self._changes) and start < self._changes[0].revision - 1 and start < self._revision
+        too_old = start < self._compacted or (
+            bool(self._changes) and start < self._changes[0].revision - 1 and start < self._revision
+        )
+        bookmarks = fake_watch.wants_bookmarks(query)
 
         def matches(obj: JsonObj) -> bool:
             return (labels is None or labels(_labels(obj))) and (fields is None or fields(obj))
@@ -2998,9 +3010,16 @@ class FakeKubeServer:
                     first = False
             position = start
             deadline = time.monotonic() + timeout_s
+            bookmark_at = fake_watch.next_bookmark_at(time.monotonic(), deadline, self.bookmark_frequency_s)
             while not self._stopping and time.monotonic() < deadline:
                 with self._lock:
                     fresh = [c for c in self._changes if c.revision > position]
+                # A bookmark once every change so far is sent: the version this watch has reached.
+                due = bookmark_at is not None and time.monotonic() >= bookmark_at
+                if bookmarks and due and not fresh and not table:
+                    mark = fake_watch.bookmark_event(resource.kind, resource.api_version, position)
+                    send(json.dumps(mark, separators=(",", ":")).encode() + b"\n")
+                    bookmark_at = fake_watch.next_bookmark_at(time.monotonic(), deadline, self.bookmark_frequency_s)
                 if not fresh:
                     with self._changed:
                         self._changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -29,6 +29,10 @@ TARGET = {
 CLOCK_SLACK_S = 0.25
 
 
+#: Records that are live data (each node's power) or held for a while (a power-on, for restore_after).
+LIVE_RECORDS = ("picluster.io/power", "picluster.io/power-on")
+
+
 def start_state(cluster: NetnsCluster) -> dict[str, Any]:
     """What must be the same after the storm: readiness, cordons and our annotations (not the power record,
     which is live data), and where the critical workloads run (by workload, not pod name)."""
@@ -36,7 +40,7 @@ def start_state(cluster: NetnsCluster) -> dict[str, Any]:
         name: (
             cluster.ready(name),
             cluster.cordoned(name),
-            sorted(k for k in cluster.annotations(name) if k.startswith("picluster.io/") and k != "picluster.io/power"),
+            sorted(k for k in cluster.annotations(name) if k.startswith("picluster.io/") and k not in LIVE_RECORDS),
         )
         for name in cluster.node_names
     }

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from piclusterd.config.settings import ShedSettings
+from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.node.clock import boot_wall_time
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_pod
@@ -71,7 +72,11 @@ def node_state(server: FakeKubeServer) -> dict[str, tuple[bool, dict[str, str]]]
     """Each node's cordon and piclusterd's annotations on it."""
     state = {}
     for node in server.list_objects("Node"):
-        ours = {k: v for k, v in (node["metadata"].get("annotations") or {}).items() if k.startswith("picluster.io/")}
+        ours = {
+            k: v
+            for k, v in (node["metadata"].get("annotations") or {}).items()
+            if k.startswith("picluster.io/") and k != POWER_ON_ANNOTATION  # held for restore_after, then removed
+        }
         state[node["metadata"]["name"]] = (bool(node["spec"].get("unschedulable")), ours)
     return state
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from piclusterd.testing.daemon_process import installed_script
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "examples" / "clusters"
@@ -26,6 +28,8 @@ def test_clinic_5_on_battery_sheds_agents_then_one_server_and_names_the_quorum_r
     assert result["shed"] == ["pi4", "pi5", "pi3"]
     assert result["projected_runtime_s"] > result["runtime_without_shedding_s"] > 0
     assert {(r["node"], r["rule"]) for r in result["refused"]} == {("pi1", "etcd_quorum"), ("pi2", "etcd_quorum")}
+    # Whether the search ran out of its work budget (the plan is then the best safe one found within it).
+    assert result["search_cut"] is False and result["optimum"]["search_cut"] is False
 
 
 def test_on_mains_nothing_is_shed() -> None:
@@ -112,3 +116,66 @@ def test_per_node_what_if_on_old_records_acts_on_nothing_and_says_why(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert "power_unknown" in done.stdout and "stale after 180 s" in done.stdout
     assert "  #  shed" not in done.stdout
+
+
+def test_as_of_the_snapshots_time_replays_the_per_node_decision(tmp_path: Path) -> None:
+    """Issue 17, finding 5: a saved snapshot's records were judged against now, so they were all stale and a
+    per-node decision could not be replayed. --as-of judges them as of the snapshot's time."""
+    import time
+
+    from piclusterd.core.node_records import rfc3339
+
+    snapshot = solar_snapshot_with_records(tmp_path, {"s1": 95.0, "s2": 25.0, "s3": 90.0}, age_s=3600)
+    taken = rfc3339(time.time() - 3600 + 10)  # ten seconds after the records were written
+    config = str(per_node_config(tmp_path))
+    done = plan("--snapshot", str(snapshot), "--config", config, "--on-battery", "--json", "--as-of", taken)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["decision"] == "per_node" and result["shed"] == ["s2"]
+    # The same time as UNIX seconds; and judged as of now, the same records are too old to act on.
+    unix = plan(
+        "--snapshot",
+        str(snapshot),
+        "--config",
+        config,
+        "--on-battery",
+        "--json",
+        "--as-of",
+        f"@{time.time() - 3590:.0f}",
+    )
+    assert json.loads(unix.stdout)["shed"] == ["s2"]
+    assert (
+        json.loads(plan("--snapshot", str(snapshot), "--config", config, "--on-battery", "--json").stdout)["shed"] == []
+    )
+
+
+def test_as_of_lets_a_node_back_less_than_restore_after_before_settle(tmp_path: Path) -> None:
+    """A node the leader brought back (its power-on record) settles for restore_after: the what-if, as of the
+    snapshot's time, keeps it on as the leader would."""
+    from piclusterd.core.power_on_record import (
+        POWER_ON_ANNOTATION,
+        PowerOnRecord,
+        PowerOnStep,
+        render_power_on_record,
+    )
+
+    data = json.loads((CLUSTERS / "clinic-5.json").read_text())
+    for item in data["items"]:
+        if item["kind"] == "Node" and item["metadata"]["name"] == "pi4":
+            record = PowerOnRecord(PowerOnStep.BACK, "2026-12-06T02:00:00Z")
+            item["metadata"].setdefault("annotations", {})[POWER_ON_ANNOTATION] = render_power_on_record(record)
+    snapshot = tmp_path / "clinic-5-restored.json"
+    snapshot.write_text(json.dumps(data))
+    args = ("--snapshot", str(snapshot), "--on-battery", "--charge", "100", "--battery-wh", "84", "--json")
+    settling = json.loads(plan(*args, "--as-of", "2026-12-06T02:01:00Z").stdout)
+    assert "pi4" not in settling["shed"]
+    assert ("pi4", "settling") in {(r["node"], r["rule"]) for r in settling["refused"]}
+    settled = json.loads(plan(*args, "--as-of", "2026-12-06T03:00:00Z").stdout)
+    assert "pi4" in settled["shed"]
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-12-06T02:00:00", "@1e400", "@nan", "1900-01-01T00:00:00Z"])
+def test_an_as_of_that_is_not_a_time_is_refused_in_one_line(value: str) -> None:
+    done = plan("--snapshot", str(CLUSTERS / "clinic-5.json"), "--battery-wh", "84", "--as-of", value)
+    assert done.returncode == 2
+    assert done.stderr.startswith("piclusterctl plan: --as-of") and done.stderr.count("\n") == 1

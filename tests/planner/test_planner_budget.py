@@ -135,3 +135,26 @@ def test_a_large_few_pods_cluster_plans_within_the_budget_with_the_same_plan_as_
     assert default.nodes_to_shed == roomy.nodes_to_shed
     assert default.projected_runtime_s is not None and roomy.projected_runtime_s is not None
     assert abs(default.projected_runtime_s - roomy.projected_runtime_s) < 1e-6
+
+
+# --------------------------------------------------------------------------------------------------------
+# The per-node step's packers are under the same budget
+
+
+def test_a_per_node_plan_out_of_work_units_sheds_nothing_and_says_its_search_was_cut() -> None:
+    """The per-node step (nodes on their own HAT) packs pods too: with no work units it moves nothing (the
+    safe answer) and the plan says its search was cut, as the shared-battery search does."""
+    from piclusterd.core.node_batteries import Topology
+
+    from .test_per_node_batteries import HARDWARE as SOLAR_HARDWARE
+    from .test_per_node_batteries import NOW, ON_BATTERY, POLICY, SHARED_UPS, batteries, plan_with, solar
+
+    charges = batteries(Topology.PER_NODE, n0=(95.0, True), n1=(30.0, True), n2=(90.0, True))
+    assert plan_with(solar(), charges).nodes_to_shed == ("n1",)  # with the default budget, n1's work moves
+    cut = plan(
+        solar(), ON_BATTERY, SHARED_UPS, POLICY, NOW, hardware=SOLAR_HARDWARE, node_batteries=charges, work_units=0
+    )
+    assert cut.decision is Decision.PER_NODE
+    assert cut.actions == ()
+    assert cut.search_cut
+    assert "cut short by its work budget" in cut.reason

@@ -29,6 +29,7 @@ from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.errors import PowerControlFailed
 from piclusterd.core.node_records import POWER_ON_REQUEST_ANNOTATION, SHED_ANNOTATION, ShedPhase, parse_shed_record
+from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.core.restore import RestorePolicy
 from piclusterd.node.daemon import PowerDaemon
 from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
@@ -89,8 +90,10 @@ def events_named(world: ClusterWorld, reason: str) -> list[dict[str, object]]:
 
 
 def no_picluster_annotations(world: ClusterWorld) -> bool:
+    """No record of ours is left, but the power-on records, which hold for restore_after so that a new leader
+    paces the same (the leader removes them then)."""
     return not any(
-        key.startswith("picluster.io/")
+        key.startswith("picluster.io/") and key != POWER_ON_ANNOTATION
         for node in world.server.list_objects("Node")
         for key in node["metadata"].get("annotations") or {}
     )
@@ -247,7 +250,8 @@ def test_gpio_relay_via_another_node_is_pulsed_once_by_that_nodes_daemon(server:
     def backends(world: ClusterWorld) -> PowerOnBackends:
         holder.append(world)
         via = RelayViaPeer(
-            KubeClusterApi(world.server.api_client(retries=False)), {"pi4": "pi2"},
+            KubeClusterApi(world.server.api_client(retries=False)),
+            {"pi4": "pi2"},
             leader="pi1",
             wall=world.clock.wall,
             signer=world.signer_for("pi1"),
@@ -534,3 +538,34 @@ def test_with_no_stagger_a_failing_backend_is_still_tried_at_most_every_30_s(ser
     attempts = failing[0].attempts
     assert len(attempts) >= 5  # it keeps trying
     assert all(b - a >= MIN_POWER_ON_RETRY_S for a, b in itertools.pairwise(attempts))
+
+
+def test_a_new_leader_lets_the_nodes_the_old_one_brought_back_settle(server: FakeKubeServer) -> None:
+    """Issue 17, finding 4: the restore memory lived in the leader's process. The old leader brings every shed
+    node back and dies; mains fails again at once. The new leader reads from the Nodes which came back when,
+    and sheds none of them sooner than restore_after after its return (anti-flap), as the old one would have."""
+    world = ClusterWorld(
+        server, clock_of(server), NAMES, settings(), power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w))
+    )
+    shed = shed_three_then_mains_back(world)
+    world.run_until(lambda: len(world.events("node.restored")) == 3, max_s=1200, step_s=5)
+    assert {e["node"] for e in world.events("node.restored")} == {"pi1"}
+    wall_offset = world.clock.wall() - world.clock.monotonic()
+    back = {str(e["target"]): stamp(e) - wall_offset for e in world.events("node.restored")}
+    world.pis["pi1"].alive = False  # the leader's daemon dies (SIGKILL): its process memory is gone
+    world.run_until(lambda: world.events("leader.acquired")[-1]["node"] != "pi1", max_s=60, step_s=1)
+    world.restart_daemon("pi1")  # back, as a follower: the node itself stays up, nothing to shed there
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="80", battery_runtime="6000")  # the next outage
+    world.run(600, step_s=5)
+
+    new_leader = world.events("leader.acquired")[-1]["node"]
+    assert new_leader != "pi1"
+    cordoned = [(str(e["target"]), stamp(e) - wall_offset) for e in world.events("node.cordoned")]
+    assert {e["node"] for e in world.events("node.cordoned") if stamp(e) - wall_offset > min(back.values())} == {
+        new_leader
+    }
+    again = [(name, at) for name, at in cordoned if name in shed and at > back[name]]
+    assert again, "no node was shed again at all: the test proves nothing"
+    assert all(at - back[name] >= RESTORE.restore_after_s for name, at in again), (again, back)
+    refused = {r["node"] for e in world.events("plan.decided") for r in e["refused"] if r["rule"] == "settling"}
+    assert refused, "the new leader never said a node was settling"

@@ -1,0 +1,64 @@
+"""Issue 17, findings 2 and 3's traffic: the installed daemon reads the cluster through watches and plans on
+change, instead of a LIST of nodes, pods and PDBs and a GET of its Node and the outage record every poll."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from piclusterd.sim.fake_api_server import FakeKubeServer, RequestRecord
+from piclusterd.testing.daemon_process import DaemonProcess
+from piclusterd.testing.nut_server import NutServer
+
+from .test_daemon_cluster_process import CLINIC, cluster_config
+
+pytestmark = pytest.mark.realnut
+
+#: Polls (0.5 s each) counted on mains and on battery.
+WINDOW_S = 5.0
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeKubeServer]:
+    with FakeKubeServer(controller=True) as server:
+        server.load_objects(CLINIC)
+        server.run_controller_once()
+        yield server
+
+
+def reads(records: list[RequestRecord]) -> list[str]:
+    """The plain reads (GET, not a watch): what a poll used to cost."""
+    return [r.path for r in records if r.method == "GET" and r.query.get("watch") not in ("1", "true")]
+
+
+def leases(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [r for r in records if "/leases" in r.path]
+
+
+def test_the_leader_reads_by_watch_and_plans_on_change(cluster: FakeKubeServer, tmp_path: Path) -> None:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    with NutServer({**NutServer.DEFAULT_VARIABLES, "ups.status": "OL", "ups.realpower": "23"}) as ups:
+        config = tmp_path / "piclusterd.toml"
+        config.write_text(cluster_config(tmp_path, ups, kubeconfig, mode="dry-run"))
+        with DaemonProcess(config) as daemon:
+            daemon.wait_for("leader.acquired", timeout_s=90)
+            daemon.wait_for("plan.decided", timeout_s=30)  # hold_online: the journal still shows the decision
+            time.sleep(2.0)  # the watches are in
+            start = len(cluster.requests)
+            time.sleep(WINDOW_S)
+            on_mains = list(cluster.requests[start:])
+            # On mains nothing changes: no LIST, no GET of a Node or the outage record; the Lease is renewed
+            # by a PUT per retry period (the poll interval), with no GET before it.
+            assert [p for p in reads(on_mains) if "/leases/" not in p] == []
+            assert all(r.method == "PUT" for r in leases(on_mains)) and len(leases(on_mains)) <= WINDOW_S / 0.5 + 1
+
+            ups.set("ups.status", "OB DISCHRG")
+            decided = daemon.wait_for("plan.decided", lambda e: e["decision"] != "hold_online", timeout_s=30)
+            assert decided["dry_run"] is True  # a change of input: planned at once, and said
+            start = len(cluster.requests)
+            time.sleep(WINDOW_S)
+            on_battery = list(cluster.requests[start:])
+            assert [p for p in reads(on_battery) if "/leases/" not in p] == []
