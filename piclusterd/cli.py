@@ -675,7 +675,7 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: A snapshot larger than this is refused: ``kubectl get nodes,pods,pdb -A -o json`` of a few hundred pods is
+#: A snapshot larger than this is refused: ``kubectl get nodes,pods,pdb,pv,pvc -A -o json`` of a few hundred pods is
 #: a few MiB; parsing hundreds of MiB of JSON would take a Pi's memory.
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -887,7 +887,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     )
     status.set_defaults(handler=_status)
     what_if = commands.add_parser("plan", help="what the leader would shed for a cluster snapshot")
-    what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb -A -o json > FILE")
+    what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb,pv,pvc -A -o json > FILE")
     what_if.add_argument("--config", help="piclusterd.toml for the policy and battery (default: packaged defaults)")
     what_if.add_argument(
         "--charge", type=float, default=None, help="battery charge %%, 0-100 (default: estimated, and said so)"

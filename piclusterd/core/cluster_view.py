@@ -683,7 +683,8 @@ class ClusterView:
     #: Pod values that could not be read and were replaced by the pod's defaults (see :class:`ValueRefused`).
     refused: tuple[ValueRefused, ...] = ()
     #: Claims (``namespace/claim``) of pods that must move whose PersistentVolumeClaim or bound
-    #: PersistentVolume is not in the snapshot: where their volumes may go was not checked.
+    #: PersistentVolume is not in the snapshot: where their volumes may go was not checked, and their pods
+    #: count as pinned to their node (the safe reading).
     volumes_unchecked: tuple[str, ...] = ()
     _nodes_by_name: Mapping[str, Node] = field(init=False, repr=False, compare=False)
     _pods_by_node: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
@@ -1171,8 +1172,11 @@ def _with_volumes(
             claim = claims.get(key)
             volume = volumes.get(claim.volume) if claim is not None and claim.volume else None
             if volume is None:
+                # Not in the snapshot (no PVs/PVCs listed, or not readable): it may be a local-path volume,
+                # so the pod counts as pinned where it is, the safe reading, and the claim is listed.
                 if pod.must_move:
                     unchecked.add(key)
+                pins.append(VolumePin(name, "", _pinned_where_it_is(pod.node)))
                 continue
             if not volume.readable:
                 pins.append(VolumePin(name, claim.volume if claim else "", _pinned_where_it_is(pod.node)))
@@ -1233,8 +1237,9 @@ def parse_kubectl_list(obj: object) -> ClusterView:
     """The cluster in the JSON of ``kubectl get nodes,pods,pdb,pv,pvc -A -o json``.
 
     PersistentVolumeClaims and PersistentVolumes give each pod the node pins of its bound volumes
-    (:class:`VolumePin`); a claim whose PVC or PV is missing (an older snapshot without them) is listed in
-    ``ClusterView.volumes_unchecked``, and a PV whose node affinity cannot be read pins its pods where they are.
+    (:class:`VolumePin`). A claim whose PVC or PV is missing (an older snapshot without them) is listed in
+    ``ClusterView.volumes_unchecked``; it, and a PV whose node affinity cannot be read, pin their pods where
+    they are (a local-path volume cannot move; a network volume would, but that was not checked).
 
     Accepts a ``List`` whose items carry their ``kind`` (as kubectl prints them) and the typed lists the API
     returns (``NodeList``... whose items have no ``kind``). Items of other kinds are ignored. Raises

@@ -109,7 +109,7 @@ def question_snapshot(obj: object, view: ClusterView) -> SnapshotQuestions:
     if not view.nodes:
         fatal.append(
             f"the snapshot has no Node objects ({len(view.pods)} pods): a plan needs the nodes; "
-            "take it with: kubectl get nodes,pods,pdb -A -o json"
+            "take it with: kubectl get nodes,pods,pdb,pv,pvc -A -o json"
         )
     missing: dict[str, list[str]] = {}
     for pod in view.pods:
@@ -132,6 +132,13 @@ def question_snapshot(obj: object, view: ClusterView) -> SnapshotQuestions:
                 f"pod {key}: phase {str(phase)[:40]!r} is not a Kubernetes pod phase (Pending, Running, Succeeded, "
                 "Failed, Unknown): counted as Unknown, a pod that still needs a home"
             )
+    if view.volumes_unchecked:
+        claims = list(view.volumes_unchecked)
+        warnings.append(
+            f"volumes were not checked: {len(claims)} claim(s) ({_names(claims)}) have no PersistentVolumeClaim "
+            "or bound PersistentVolume in the snapshot, so their pods count as pinned to their node; take it with: "
+            "kubectl get nodes,pods,pdb,pv,pvc -A -o json"
+        )
     return SnapshotQuestions(tuple(fatal), tuple(warnings))
 
 

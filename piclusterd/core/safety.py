@@ -278,10 +278,15 @@ def check_pinned_volumes(view: ClusterView, node: Node, given_up: Callable[[Pod]
             continue
         pin = stuck_volume(pod, view)
         if pin is not None:
+            volume = (
+                f"(volume {pin.volume}) that only {node.name} can mount"
+                if pin.volume
+                else f"whose volume was not read (counted as pinned to {node.name}, the safe reading)"
+            )
             return Refusal(
                 SafetyRule.PINNED_VOLUME,
-                f"pod {pod.key} on {node.name} uses claim {pin.claim} (volume {pin.volume or '?'}) that only "
-                f"{node.name} can mount; its replacement would stay Pending, so {node.name} stays on",
+                f"pod {pod.key} on {node.name} uses claim {pin.claim} {volume}; its replacement would stay "
+                f"Pending, so {node.name} stays on",
             )
     return None
 

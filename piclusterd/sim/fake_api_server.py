@@ -299,7 +299,32 @@ _CONFIGMAPS = _Resource(
     short_names=("cm",),
     merge_keys=_COMMON_MERGE_KEYS,
 )
-_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS)
+# Stored and listed only (issue 14: the reference clusters carry local-path volumes, and the daemon reads
+# them); binding, provisioning and the scheduler's volume rules are not modelled here.
+_PVS = _Resource(
+    "persistentvolumes",
+    "persistentvolume",
+    "PersistentVolume",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("pv",),
+    has_status=True,
+    field_labels=("metadata.name",),
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_PVCS = _Resource(
+    "persistentvolumeclaims",
+    "persistentvolumeclaim",
+    "PersistentVolumeClaim",
+    "",
+    "v1",
+    namespaced=True,
+    short_names=("pvc",),
+    has_status=True,
+    merge_keys=_COMMON_MERGE_KEYS,
+)
+_RESOURCES: tuple[_Resource, ...] = (_NODES, _PODS, _EVENTS, _PDBS, _LEASES, _DAEMONSETS, _CONFIGMAPS, _PVS, _PVCS)
 _GROUPS: tuple[tuple[str, str], ...] = (("policy", "v1"), ("coordination.k8s.io", "v1"), ("apps", "v1"))
 _OPENAPI_V2_PROTOBUF = "application/octet-stream"  # what kube-apiserver labels its protobuf schema
 _EMPTY_OPENAPI_V2 = b"\x0a\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}, protobuf-encoded

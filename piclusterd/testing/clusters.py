@@ -23,10 +23,13 @@ from piclusterd.core.cluster_view import (
     Node,
     NodeSelectorTerm,
     Pod,
+    PodAffinityTerm,
     PodPhase,
     Taint,
     TaintEffect,
     Toleration,
+    TopologySpread,
+    VolumePin,
 )
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
@@ -103,6 +106,11 @@ def make_pod(
     cpu_usage_m: int | None = None,
     phase: PodPhase = PodPhase.RUNNING,
     ready: bool = True,
+    volume_pins: tuple[VolumePin, ...] = (),
+    pod_affinity: tuple[PodAffinityTerm, ...] = (),
+    pod_anti_affinity: tuple[PodAffinityTerm, ...] = (),
+    topology_spread: tuple[TopologySpread, ...] = (),
+    host_ports: tuple[str, ...] = (),
 ) -> Pod:
     """A pod bound to ``node``, owned by a ReplicaSet unless said otherwise."""
     all_labels = {"app": name.rsplit("-", 1)[0]}
@@ -125,6 +133,12 @@ def make_pod(
         cpu_usage_m=cpu_usage_m,
         phase=phase,
         ready=ready,
+        claims=tuple(pin.claim for pin in volume_pins),
+        volume_pins=volume_pins,
+        pod_affinity=pod_affinity,
+        pod_anti_affinity=pod_anti_affinity,
+        topology_spread=topology_spread,
+        host_ports=host_ports,
     )
 
 
