@@ -203,7 +203,7 @@ def build_cluster(
 
     from piclusterd.cluster.authority import DEFAULT_REQUEST_MAX_AGE_S, RequestSigner, RequestVerifier
     from piclusterd.cluster.controller import ClusterController
-    from piclusterd.cluster.drain import Drainer, DrainOptions
+    from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S, SHED_DRAIN_MAX_S, Drainer, DrainOptions
     from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
@@ -259,8 +259,9 @@ def build_cluster(
             why="key or known_hosts file missing: peers that do not answer cannot be powered off over SSH",
         )
 
-    def make_drainer(drain: DrainSettings) -> Drainer:
+    def make_drainer(drain: DrainSettings, max_timeout_s: float) -> Drainer:
         options = DrainOptions(
+            max_timeout_s=max_timeout_s,
             ignore_daemonsets=True,
             delete_emptydir_data=drain.delete_emptydir_data,
             allow_unreplicated=drain.allow_unreplicated,
@@ -291,7 +292,7 @@ def build_cluster(
         identity=identity,
         api=api,
         elector=elector,
-        drainer=make_drainer(settings.shutdown_drain),
+        drainer=make_drainer(settings.shutdown_drain, FULL_SHUTDOWN_DRAIN_MAX_S),
         power_off=power_off,
         events=events,
         local=daemon,
@@ -311,7 +312,7 @@ def build_cluster(
         api=api,
         elector=elector,
         agent=_node_agent(settings.agent, api, daemon, node_log, verifier, settings.full_shutdown.namespace),
-        drainer=make_drainer(settings.drain),
+        drainer=make_drainer(settings.drain, SHED_DRAIN_MAX_S),
         power_off=power_off,
         events=events,
         settings=settings.shed,

@@ -597,6 +597,8 @@ class Pod:
     pod_anti_affinity: tuple[PodAffinityTerm, ...] = ()
     #: Topology spread constraints with ``whenUnsatisfiable: DoNotSchedule``.
     topology_spread: tuple[TopologySpread, ...] = ()
+    #: ``spec.terminationGracePeriodSeconds`` (Kubernetes' default 30): how long an evicted pod may take.
+    termination_grace_s: int = 30
     # Derived once, here (the planner asks these of every pod many times):
     #: ``namespace/name``, unique in a cluster.
     key: str = field(init=False, repr=False, compare=False)
@@ -999,6 +1001,9 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
         "spec.topologySpreadConstraints",
         spec.get("topologySpreadConstraints"),
     )
+    grace = values.read(
+        spec.get("terminationGracePeriodSeconds"), _grace_seconds, "spec.terminationGracePeriodSeconds", 30
+    )
     refused.extend(values.refused)
     return Pod(
         namespace=namespace,
@@ -1026,7 +1031,17 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
         pod_affinity=pod_affinity,
         pod_anti_affinity=pod_anti_affinity,
         topology_spread=spread,
+        termination_grace_s=30 if grace is None else grace,
     )
+
+
+_MAX_GRACE_S = 86_400 * 366  # far beyond any real pod; a bigger number is garbage
+
+
+def _grace_seconds(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_GRACE_S:
+        raise SnapshotInvalid(f"{_short(value)} is not a number of seconds (0..{_MAX_GRACE_S})")
+    return value
 
 
 _MAX_TERMS = 64  # per pod and kind: far beyond any real pod, so that garbage cannot make placement slow
