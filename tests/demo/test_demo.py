@@ -114,6 +114,18 @@ def test_cluster_demo_sheds_after_the_grace_period_and_keeps_critical_services_u
     assert "node.restored" in text  # shed nodes rejoin when mains returns
 
 
+def test_the_storm_demo_keeps_mariadb_on_the_node_holding_its_volume(storm: tuple[DemoFigures, str]) -> None:
+    """Issue 14, finding 1: mariadb-0's data is a k3s local-path volume on pi5, which no other node can mount.
+    Before, the demo's leader shed pi5, evicted mariadb-0 and the fake "rescheduled" it onto pi4, which a
+    real cluster never does (the replacement stays Pending). Now no shed drains pi5 or evicts mariadb-0;
+    only the full shutdown at the end of the battery stops it, with everything else."""
+    _figures, text = storm
+    before_full_shutdown = text[: text.index("shutdown.cluster_started")]
+    assert "target=pi5" not in before_full_shutdown
+    assert "clinic/mariadb-0" not in before_full_shutdown
+    assert re.search(r"^02:01:\d\d  pi1  plan.decided +shed pi4, pi3;", text, re.MULTILINE)
+
+
 def test_the_demos_clusters_are_the_reference_clusters() -> None:
     """The demo runs the packaged copies (an installed demo has no examples/); they must be the examples."""
     data = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data"
