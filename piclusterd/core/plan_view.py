@@ -71,7 +71,9 @@ RULE_MEANINGS: Mapping[str, str] = {
     SafetyRule.UNREPLICATED_POD: "a pod no controller recreates would be lost ([cluster] allow_unreplicated is off)",
     SafetyRule.EMPTYDIR_DATA: "pods would lose their emptyDir data ([cluster] delete_emptydir_data is off)",
     SafetyRule.PDB_BLOCKS: "a PodDisruptionBudget allows no disruption now",
-    SafetyRule.PODS_DO_NOT_FIT: "the pods it would evict have no room on the nodes that stay on",
+    SafetyRule.PINNED_VOLUME: "a pod's volume can only be mounted on this node (local-path): it cannot move",
+    SafetyRule.PODS_DO_NOT_FIT: "the pods it would evict have no room (or no node their scheduling rules allow) "
+    "on the nodes that stay on",
     SafetyRule.SETTLING: "powered back on less than restore_after ago: kept on until it settles (anti-flap)",
 }
 
