@@ -634,7 +634,19 @@ def test_lease_replace_without_resource_version_is_422(coordination: client.Coor
 
 def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> None:
     core_resources = {r["name"] for r in kube.call("GET", "/api/v1").body["resources"]}
-    assert core_resources == {"nodes", "nodes/status", "pods", "pods/status", "pods/eviction", "events", "configmaps"}
+    assert core_resources == {
+        "nodes",
+        "nodes/status",
+        "pods",
+        "pods/status",
+        "pods/eviction",
+        "events",
+        "configmaps",
+        "persistentvolumes",
+        "persistentvolumes/status",
+        "persistentvolumeclaims",
+        "persistentvolumeclaims/status",
+    }
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
     assert groups == {"policy", "coordination.k8s.io", "apps"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}

@@ -23,6 +23,7 @@ from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_pod
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 
 DATA = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data"
 CLINIC = DATA / "clinic-5.json"
@@ -48,7 +49,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def server(clock: FakeClock) -> Iterator[FakeKubeServer]:
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as made:
-        made.load_objects(CLINIC)
+        made.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         made.run_controller_once()
         yield made
 
