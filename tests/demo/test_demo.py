@@ -367,6 +367,8 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     # One source for the figures: the simulator's, never cut a second time to LB; the optimum is never below
     # what was achieved (before: "86 min" without shedding and an optimum of "2 h 06 min" under 2 h 33 min).
     main = figures.main_failure
-    assert main is not None and main.optimum_runtime_s >= main.runtime_s
+    # With pi5 kept for mariadb's volume the plan *is* the optimum's node set, and the demo runs on past the
+    # optimum's 20 % point for the OB + LB confirmation it polls every 5 s: 64 s measured; 2 min allowed.
+    assert main is not None and main.optimum_runtime_s + 120 >= main.runtime_s
     assert f"  without piclusterd (no shedding)   {format_duration(main.no_shedding_runtime_s)} (" in rendered
     assert f"  physical optimum                   {format_duration(main.optimum_runtime_s)} (" in rendered
