@@ -207,7 +207,7 @@ def build_cluster(
 
     from piclusterd.cluster.authority import DEFAULT_REQUEST_MAX_AGE_S, RequestSigner, RequestVerifier
     from piclusterd.cluster.controller import ClusterController
-    from piclusterd.cluster.drain import Drainer, DrainOptions
+    from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S, SHED_DRAIN_MAX_S, Drainer, DrainOptions
     from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
     from piclusterd.cluster.informer import ClusterCache, watched_kinds
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
@@ -273,8 +273,9 @@ def build_cluster(
             why="key or known_hosts file missing: peers that do not answer cannot be powered off over SSH",
         )
 
-    def make_drainer(drain: DrainSettings) -> Drainer:
+    def make_drainer(drain: DrainSettings, max_timeout_s: float) -> Drainer:
         options = DrainOptions(
+            max_timeout_s=max_timeout_s,
             ignore_daemonsets=True,
             delete_emptydir_data=drain.delete_emptydir_data,
             allow_unreplicated=drain.allow_unreplicated,
@@ -305,7 +306,7 @@ def build_cluster(
         identity=identity,
         api=api,
         elector=elector,
-        drainer=make_drainer(settings.shutdown_drain),
+        drainer=make_drainer(settings.shutdown_drain, FULL_SHUTDOWN_DRAIN_MAX_S),
         power_off=power_off,
         events=events,
         local=daemon,
@@ -330,7 +331,7 @@ def build_cluster(
         api=api,
         elector=elector,
         agent=_node_agent(settings.agent, api, daemon, node_log, verifier, settings.full_shutdown.namespace),
-        drainer=make_drainer(settings.drain),
+        drainer=make_drainer(settings.drain, SHED_DRAIN_MAX_S),
         power_off=power_off,
         events=events,
         settings=settings.shed,
@@ -902,7 +903,7 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: A snapshot larger than this is refused: ``kubectl get nodes,pods,pdb -A -o json`` of a few hundred pods is
+#: A snapshot larger than this is refused: ``kubectl get nodes,pods,pdb,pv,pvc -A -o json`` of a few hundred pods is
 #: a few MiB; parsing hundreds of MiB of JSON would take a Pi's memory.
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -1262,7 +1263,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     )
     status.set_defaults(handler=_status)
     what_if = commands.add_parser("plan", help="what the leader would shed for a cluster snapshot")
-    what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb -A -o json > FILE")
+    what_if.add_argument("--snapshot", required=True, help="kubectl get nodes,pods,pdb,pv,pvc -A -o json > FILE")
     what_if.add_argument("--config", help="piclusterd.toml for the policy and battery (default: packaged defaults)")
     what_if.add_argument(
         "--charge", type=float, default=None, help="battery charge %%, 0-100 (default: estimated, and said so)"

@@ -4,8 +4,9 @@
     python3 examples/clusters/generate.py          # rewrites clinic-5.json, district-10.json and solar-3.json here
     python3 examples/clusters/generate.py --check  # exit 1 if the committed files are out of date
 
-The objects look like what k3s returns to ``kubectl get nodes,pods,pdb -A -o json`` (labels k3s sets,
-ownerReferences, priority, conditions, allocatable, default tolerations, DaemonSet node affinity), built
+The objects look like what k3s returns to ``kubectl get nodes,pods,pdb,pv,pvc -A -o json`` (labels k3s sets,
+ownerReferences, priority, conditions, allocatable, default tolerations, DaemonSet node affinity, and the
+databases' claims bound to k3s's default ``local-path`` volumes, each pinned to its node), built
 only from the workloads scenarios.md lists, so that every figure can be checked by hand. Where the scenario
 leaves a choice open, the choice is written next to it below. Everything is deterministic: names, UIDs
 and timestamps derive from the object names.
@@ -454,15 +455,107 @@ def pdb_object(workload: Workload, index: int) -> dict[str, Any]:
     }
 
 
+def local_path_volume(claim: str, node: str, index: int) -> list[dict[str, Any]]:
+    """A claim and the volume k3s's ``local-path`` provisioner made for it (StorageClass ``local-path``,
+    WaitForFirstConsumer): a directory on ``node``, so the PV's required node affinity names that node
+    alone (rancher/local-path-provisioner provisioner.go, ``nodeAffinity`` on ``kubernetes.io/hostname``)."""
+    claim_uid = uid(NAMESPACE, "pvc", claim)
+    volume = f"pvc-{claim_uid}"
+    size = "8Gi"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "annotations": {
+                    "pv.kubernetes.io/bind-completed": "yes",
+                    "pv.kubernetes.io/bound-by-controller": "yes",
+                    "volume.beta.kubernetes.io/storage-provisioner": "rancher.io/local-path",
+                    "volume.kubernetes.io/selected-node": node,
+                    "volume.kubernetes.io/storage-provisioner": "rancher.io/local-path",
+                },
+                "creationTimestamp": CREATED,
+                "finalizers": ["kubernetes.io/pvc-protection"],
+                "name": claim,
+                "namespace": NAMESPACE,
+                "resourceVersion": str(9500 + index),
+                "uid": claim_uid,
+            },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+                "storageClassName": "local-path",
+                "volumeMode": "Filesystem",
+                "volumeName": volume,
+            },
+            "status": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}, "phase": "Bound"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "annotations": {
+                    "local.path.provisioner/selected-node": node,
+                    "pv.kubernetes.io/provisioned-by": "rancher.io/local-path",
+                },
+                "creationTimestamp": CREATED,
+                "finalizers": ["kubernetes.io/pv-protection"],
+                "name": volume,
+                "resourceVersion": str(9600 + index),
+                "uid": uid("pv", volume),
+            },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "capacity": {"storage": size},
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "name": claim,
+                    "namespace": NAMESPACE,
+                    "resourceVersion": str(9500 + index),
+                    "uid": claim_uid,
+                },
+                "hostPath": {
+                    "path": f"/var/lib/rancher/k3s/storage/{volume}_{NAMESPACE}_{claim}",
+                    "type": "DirectoryOrCreate",
+                },
+                "nodeAffinity": {
+                    "required": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+                                ]
+                            }
+                        ]
+                    }
+                },
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": "local-path",
+                "volumeMode": "Filesystem",
+            },
+            "status": {"phase": "Bound"},
+        },
+    ]
+
+
 def build(nodes: list[NodeSpec], workloads: list[Workload], pdb_for: set[str]) -> dict[str, Any]:
     by_name = {node.name: node for node in nodes}
     items: list[dict[str, Any]] = [node_object(node, i) for i, node in enumerate(nodes)]
+    volumes: list[dict[str, Any]] = []
     index = 0
     for workload in workloads:
-        items += workload_pods(workload, by_name, index)
+        pods = workload_pods(workload, by_name, index)
+        items += pods
         index += len(workload.nodes)
+        for pod in pods:
+            for volume in pod["spec"]["volumes"]:
+                claim = volume.get("persistentVolumeClaim")
+                if claim is not None:
+                    volumes += local_path_volume(claim["claimName"], pod["spec"]["nodeName"], len(volumes))
     items += daemonset_pods(nodes, index)
     items += [pdb_object(w, i) for i, w in enumerate(workloads) if w.name in pdb_for]
+    items += volumes
     return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 
@@ -474,9 +567,10 @@ MEM_8GB_KI = 7969177  # 7.6 Gi
 def clinic_5() -> dict[str, Any]:
     """pi1-pi3 Pi 4B 4 GB k3s servers (embedded etcd), pi4-pi5 Pi 4B 8 GB agents.
 
-    Placement of the replicas is one a default scheduler could have produced; it is a choice, the scenario
-    does not give one. openmrs keeps 30 % of a Pi busy (1200m of 4000m), set as its measured usage; the
-    other pods use what they request. No PDB (mariadb must stay movable).
+        Placement of the replicas is one a default scheduler could have produced; it is a choice, the scenario
+        does not give one. openmrs keeps 30 % of a Pi busy (1200m of 4000m), set as its measured usage; the
+        other pods use what they request. No PDB. mariadb's data is a local-path volume on pi5: it cannot move, so
+    pi5 stays on.
     """
     nodes = [
         NodeSpec("pi1", True, "pi4b", MEM_4GB_KI, "192.168.10.11"),

@@ -45,7 +45,7 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.restoring import Restorer
 from piclusterd.cluster.shedding import Shedder, ShedRecords
 from piclusterd.config.settings import ShedSettings
-from piclusterd.core.cluster_view import ClusterView, ShedState, parse_kubectl_list
+from piclusterd.core.cluster_view import ClusterView, ShedState, ValueRefused, parse_kubectl_list
 from piclusterd.core.errors import ClusterError, DaemonStopping, NotLeader
 from piclusterd.core.node_batteries import NodeBatteries, read_node_batteries
 from piclusterd.core.planner import Plan, plan
@@ -337,6 +337,18 @@ class ClusterController:
     def _report_refused(self, view: ClusterView) -> None:
         """Pod values the snapshot could not read (kept at the pod's defaults): each said once per value."""
         current = {(refused.where, refused.key): refused for refused in view.refused}
+        if view.volumes_unchecked:
+            # Claims followed to no volume (PVs/PVCs not readable: check the RBAC): where those pods may go
+            # is not known, said once per change.
+            unchecked = ValueRefused(
+                "volumes",
+                "persistentvolumeclaims",
+                ", ".join(view.volumes_unchecked)[:200],
+                "no PersistentVolumeClaim or bound PersistentVolume read for these claims: whether their pods "
+                "are pinned to their node (local-path) was not checked; grant list on persistentvolumes and "
+                "persistentvolumeclaims (deploy/rbac.yaml)",
+            )
+            current[(unchecked.where, unchecked.key)] = unchecked
         for key, refused in sorted(current.items()):
             if self._refused_reported.get(key) != refused.value:
                 self._log.warning(

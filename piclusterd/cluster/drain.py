@@ -9,12 +9,25 @@ state as it was, removes our record and says which pods and budgets blocked it; 
 
 ``fence`` is called before every destructive call (eviction), so a leader that lost its lease stops at once;
 ``tick`` is called every poll, so the caller keeps renewing its lease and watching power during a long drain.
+
+**Timing follows the pods** (:func:`drain_timeout_s`): an evicted pod may take its own
+``terminationGracePeriodSeconds`` to stop (30 s by default), so the drain waits at least the largest grace
+period among the pods it evicts plus ``grace_margin_s``, whatever the configured timeout, up to
+``max_timeout_s``.
+
+**A node that dies mid-drain** (NotReady: its kubelet stopped reporting) cannot finish deleting its pods:
+they stay Terminating until it returns or someone force-deletes them, and a StatefulSet's replacement waits
+for that. kubectl drain would wait for them (or, with ``--skip-wait-for-delete-timeout``, skip pods whose
+``deletionTimestamp`` is that old). piclusterd ends the drain as soon as every pod still there is
+Terminating past its deadline by ``stuck_terminating_s`` on a node that is not Ready: failed, named, rolled
+back, never counted as drained (never force-deleted either: the node may only be cut off, its pods running).
 """
 
 from __future__ import annotations
 
+import datetime
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +37,22 @@ from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord,
 from piclusterd.core.ports import Clock
 from piclusterd.node.audit import AuditLogger
 
-__all__ = ["DrainAction", "DrainOptions", "DrainResult", "Drainer", "drain_action"]
+__all__ = [
+    "FULL_SHUTDOWN_DRAIN_MAX_S",
+    "SHED_DRAIN_MAX_S",
+    "DrainAction",
+    "DrainOptions",
+    "DrainResult",
+    "Drainer",
+    "drain_action",
+    "drain_timeout_s",
+]
+
+#: A shed's drain waits for the pods' grace periods up to an hour (``[cluster] drain_timeout``'s own maximum).
+SHED_DRAIN_MAX_S = 3600.0
+#: The full shutdown's drain waits for them up to 2 minutes: the battery is critical by then, and a pod
+#: with a longer grace period is stopped by its node's own halt ("drain incomplete: powered off anyway").
+FULL_SHUTDOWN_DRAIN_MAX_S = 120.0
 
 
 class DrainAction(enum.Enum):
@@ -44,7 +72,21 @@ class DrainOptions:
     retry_429_s: float = 5.0
     wait_for_critical_replacements: bool = True
     critical_priority_threshold: int = 1_000_000
-    grace_period_s: int | None = None
+    grace_period_s: int | None = None  # overrides each pod's terminationGracePeriodSeconds (kubectl --grace-period)
+    grace_margin_s: float = 10.0  # on top of the largest grace period: the kubelet's kill, the API's delete
+    max_timeout_s: float = 3600.0  # however long a pod's grace period, a drain ends by then
+    stuck_terminating_s: float = 30.0  # Terminating this long past its deadline on a NotReady node: stuck
+
+
+def drain_timeout_s(pods: Iterable[Pod], options: DrainOptions) -> float:
+    """How long a drain of ``pods`` may take: the configured timeout, raised to the largest grace period an
+    evicted pod may use plus ``grace_margin_s``, at most ``max_timeout_s`` (never below the configured one).
+    Pure."""
+    grace = max(
+        (pod.termination_grace_s if options.grace_period_s is None else options.grace_period_s for pod in pods),
+        default=0,
+    )
+    return max(options.timeout_s, min(grace + options.grace_margin_s, options.max_timeout_s))
 
 
 def drain_action(pod: Pod, options: DrainOptions) -> tuple[DrainAction, str]:
@@ -84,6 +126,20 @@ class _PodProgress:
     gone: bool = False
     next_try: float = 0.0
     last_error: str = ""
+    deadline: float | None = None  # wall time its deletionTimestamp names: it should be gone by then
+
+
+def _deletion_deadline(raw: Mapping[str, Any] | None) -> float | None:
+    """``metadata.deletionTimestamp`` (RFC 3339; the API sets it to the deletion time plus the grace period)
+    as wall seconds; ``None`` if absent or unreadable."""
+    text = ((raw or {}).get("metadata") or {}).get("deletionTimestamp")
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp.timestamp() if stamp.tzinfo is not None else None
 
 
 @dataclass
@@ -141,12 +197,16 @@ class Drainer:
     def drain(self, node: str, record: ShedRecord) -> DrainResult:
         """Cordon (with the record), evict, wait. On failure the node is left as it was found."""
         started = self._clock.monotonic()
-        deadline = started + self._options.timeout_s
         self.cordon_with_record(node, record)
-        self._log.info("node.drain_started", target=node, timeout_s=self._options.timeout_s)
         blockers = _Blockers()
         progress: dict[str, _PodProgress] = {}
-        for pod in _pods(self._api.pods_on_node(node)):
+        pods = _pods(self._api.pods_on_node(node))
+        timeout_s = drain_timeout_s(
+            (p for p in pods if drain_action(p, self._options)[0] is not DrainAction.SKIP), self._options
+        )
+        deadline = started + timeout_s
+        self._log.info("node.drain_started", target=node, timeout_s=timeout_s)
+        for pod in pods:
             action, why = drain_action(pod, self._options)
             if action is DrainAction.BLOCK:
                 blockers.pods[pod.key] = why
@@ -165,7 +225,7 @@ class Drainer:
                 if item.gone:
                     continue
                 if item.evicted:
-                    item.gone = self._is_gone(item.pod)
+                    item.gone = self._is_gone(item.pod, item)
                     continue
                 if now < item.next_try:
                     continue
@@ -173,7 +233,7 @@ class Drainer:
                 result = self._api.evict(item.pod.namespace, item.pod.name, self._options.grace_period_s)
                 if result.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.GONE):
                     item.evicted = True
-                    item.gone = result.outcome is EvictionOutcome.GONE or self._is_gone(item.pod)
+                    item.gone = result.outcome is EvictionOutcome.GONE or self._is_gone(item.pod, item)
                     blockers.pods.pop(key, None)
                 elif result.outcome is EvictionOutcome.BLOCKED:
                     item.next_try = now + (result.retry_after_s or self._options.retry_429_s)
@@ -184,6 +244,14 @@ class Drainer:
                     return self._fail(node, record, started, progress, blockers, "an eviction failed")
             if all(item.gone for item in progress.values()) and self._replacements_ready(node, critical):
                 break
+            stuck = self._stuck_on_dead_node(node, progress)
+            if stuck:
+                for key in stuck:
+                    blockers.pods[key] = (
+                        f"stuck Terminating on {node}, which is not Ready: it goes when {node} is back, or "
+                        f"force-delete it (kubectl delete pod --force --grace-period=0) once {node} is known off"
+                    )
+                return self._fail(node, record, started, progress, blockers, f"{node} went NotReady mid-drain")
             if self._clock.monotonic() >= deadline:
                 waiting = [k for k, i in progress.items() if not i.gone]
                 for key in waiting:
@@ -204,9 +272,26 @@ class Drainer:
         self._log.info("node.drained", target=node, evicted=list(evicted), elapsed_s=round(elapsed, 1))
         return DrainResult(node, True, evicted=evicted, elapsed_s=elapsed)
 
-    def _is_gone(self, pod: Pod) -> bool:
+    def _is_gone(self, pod: Pod, item: _PodProgress | None = None) -> bool:
         current = self._api.get_pod(pod.namespace, pod.name)
-        return current is None or (current.get("metadata") or {}).get("uid") != pod.uid
+        gone = current is None or (current.get("metadata") or {}).get("uid") != pod.uid
+        if not gone and item is not None:
+            item.deadline = _deletion_deadline(current)
+        return gone
+
+    def _stuck_on_dead_node(self, node: str, progress: Mapping[str, _PodProgress]) -> list[str]:
+        """The pods still there if every one is Terminating more than ``stuck_terminating_s`` past its deadline
+        and ``node`` is not Ready (its kubelet cannot finish them); else none."""
+        waiting = [(key, item) for key, item in progress.items() if not item.gone]
+        now = self._clock.wall()
+        limit = self._options.stuck_terminating_s
+        if not waiting or not all(
+            item.evicted and item.deadline is not None and now - item.deadline > limit for _, item in waiting
+        ):
+            return []
+        conditions = (self._api.get_node(node).get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict))
+        return [] if ready else [key for key, _ in waiting]
 
     def _replacements_ready(self, node: str, critical: list[Pod]) -> bool:
         """Every evicted critical pod's controller has a Ready pod on another node."""

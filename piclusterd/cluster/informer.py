@@ -61,7 +61,7 @@ class WatchedKind:
     namespace: str | None = None
     field_selector: str | None = None
     leader: bool = True  # watched once this node leads (a follower watches only its own Node)
-    in_snapshot: bool = True  # part of the leader's cluster snapshot (kubectl get nodes,pods,pdb -A -o json)
+    in_snapshot: bool = True  # part of the leader's cluster snapshot (kubectl get nodes,pods,pdb,pv,pvc -A -o json)
 
 
 def watched_kinds(
@@ -100,6 +100,9 @@ def watched_kinds(
             WatchedKind(
                 "pdbs", "PodDisruptionBudget", "policy/v1", policy.list_pod_disruption_budget_for_all_namespaces
             ),
+            # Volumes pin pods to nodes (k3s local-path): the planner reads them (issue 14).
+            WatchedKind("pvs", "PersistentVolume", "v1", core.list_persistent_volume),
+            WatchedKind("pvcs", "PersistentVolumeClaim", "v1", core.list_persistent_volume_claim_for_all_namespaces),
             WatchedKind(
                 "outage",
                 "ConfigMap",

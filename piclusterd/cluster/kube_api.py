@@ -122,23 +122,42 @@ class KubeClusterApi:
                 return items
 
     def snapshot(self) -> JsonObject:
-        """Nodes, pods (all namespaces) and PDBs as one ``kubectl get nodes,pods,pdb -A -o json`` List: from
-        the watches once they are in, else three LISTs."""
+        """Nodes, pods (all namespaces), PDBs, PVs and PVCs as one ``kubectl get nodes,pods,pdb,pv,pvc -A -o
+        json`` List: from the watches once they are in, else five LISTs.
+
+        Volumes that cannot be listed for want of permission (403: an RBAC from before PVs were read) or
+        support (404) are left out: the planner then says which claims it could not check
+        (``ClusterView.volumes_unchecked``) instead of the leader stopping; any other failure fails the call.
+        """
         cached = None if self._cache is None else self._cache.snapshot()
         if cached is not None:
             return cached
         nodes = self._list_all("list nodes", self._core.list_node)
         pods = self._list_all("list pods", self._core.list_pod_for_all_namespaces)
         pdbs = self._list_all("list poddisruptionbudgets", self._policy.list_pod_disruption_budget_for_all_namespaces)
+        volumes = self._list_optional("list persistentvolumes", self._core.list_persistent_volume)
+        claims = self._list_optional(
+            "list persistentvolumeclaims", self._core.list_persistent_volume_claim_for_all_namespaces
+        )
         for item, (kind, version) in (
             *((n, ("Node", "v1")) for n in nodes),
             *((p, ("Pod", "v1")) for p in pods),
             *((b, ("PodDisruptionBudget", "policy/v1")) for b in pdbs),
+            *((v, ("PersistentVolume", "v1")) for v in volumes),
+            *((c, ("PersistentVolumeClaim", "v1")) for c in claims),
         ):
             # List items come without kind/apiVersion on the wire; the snapshot format has them.
             item["kind"] = kind
             item.setdefault("apiVersion", version)
-        return {"kind": "List", "apiVersion": "v1", "items": [*nodes, *pods, *pdbs]}
+        return {"kind": "List", "apiVersion": "v1", "items": [*nodes, *pods, *pdbs, *volumes, *claims]}
+
+    def _list_optional(self, what: str, call: Any) -> list[JsonObject]:
+        try:
+            return self._list_all(what, call)
+        except ApiCallFailed as error:
+            if error.status in (403, 404):
+                return []
+            raise
 
     def get_node(self, name: str) -> JsonObject:
         cached = None if self._cache is None else self._cache.node(name, self._identity)

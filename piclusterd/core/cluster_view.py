@@ -1,7 +1,8 @@
 """The cluster as the planner sees it: nodes, pods and PodDisruptionBudgets as frozen values. Pure.
 
-Everything here is parsed once, at the boundary, from the JSON that ``kubectl get nodes,pods,pdb -A -o json``
-prints (or the same objects from the API): :func:`parse_kubectl_list` turns it into a :class:`ClusterView`.
+Everything here is parsed once, at the boundary, from the JSON that
+``kubectl get nodes,pods,pdb,pv,pvc -A -o json`` prints (or the same objects from the API):
+:func:`parse_kubectl_list` turns it into a :class:`ClusterView`; volumes become each pod's node pins.
 Resource quantities (``"500m"``, ``"1.5Gi"``, ``"1e3"``) are parsed exactly with :func:`parse_quantity`
 and stored as integers: CPU in millicores, memory in bytes, both rounded up as Kubernetes does.
 
@@ -35,10 +36,10 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import InvalidRecord, ShedPhase, parse_shed_record
@@ -56,6 +57,7 @@ __all__ = [
     "NodeSelectorTerm",
     "Pdb",
     "Pod",
+    "PodAffinityTerm",
     "PodPhase",
     "Requirement",
     "SelectorOperator",
@@ -64,7 +66,9 @@ __all__ = [
     "Taint",
     "TaintEffect",
     "Toleration",
+    "TopologySpread",
     "ValueRefused",
+    "VolumePin",
     "parse_cpu_millicores",
     "parse_kubectl_list",
     "parse_memory_bytes",
@@ -87,6 +91,7 @@ _ROLE_PREFIX = "node-role.kubernetes.io/"
 _CONTROL_PLANE_ROLES = frozenset({"control-plane", "master", "etcd"})
 _MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 _DEFAULT_MAX_PODS = 110
+_T = TypeVar("_T")
 
 
 class SnapshotInvalid(ClusterError, ValueError):
@@ -300,6 +305,63 @@ class Toleration:
         if self.operator == "Exists":
             return True
         return bool(self.key) and self.value == taint.value
+
+
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+
+
+def topology_value(node: Node, key: str) -> str | None:
+    """The node's value of the topology label ``key``; ``kubernetes.io/hostname`` falls back to the node's name
+    (the kubelet always sets it to the hostname; nodes built without labels still have a name)."""
+    value = node.labels.get(key)
+    if value is None and key == LABEL_HOSTNAME:
+        return node.name
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class VolumePin:
+    """Where a pod's volume can be used: the bound PersistentVolume's ``spec.nodeAffinity.required`` (k3s's
+    ``local-path`` pins each volume to the one node holding its directory). ``terms`` are ORed, as in
+    required node affinity; the pod can only run on a node matching every pin."""
+
+    claim: str  # the PersistentVolumeClaim's name (the pod's namespace)
+    volume: str  # the PersistentVolume's name
+    terms: tuple[NodeSelectorTerm, ...]
+
+    def allows(self, node: Node) -> bool:
+        """Whether the volume can be attached on ``node``."""
+        return any(term.matches(node) for term in self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """One required pod (anti-)affinity term: pods matching ``selector`` in ``namespaces`` (empty: the pod's
+    own), within one ``topology_key`` domain. ``all_namespaces``: an empty ``namespaceSelector`` (``{}``)."""
+
+    selector: LabelSelector | None
+    topology_key: str
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+
+    def selects(self, owner_namespace: str, pod: Pod) -> bool:
+        """Whether ``pod`` is one of the pods this term (of a pod in ``owner_namespace``) speaks of. A ``None``
+        selector matches no pod (Kubernetes: a nil labelSelector selects nothing)."""
+        if self.selector is None:
+            return False
+        if not self.all_namespaces and pod.namespace not in (self.namespaces or (owner_namespace,)):
+            return False
+        return self.selector.matches(pod.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class TopologySpread:
+    """A ``topologySpreadConstraint`` with ``whenUnsatisfiable: DoNotSchedule`` (the only kind that binds):
+    placing the pod in a domain must leave that domain at most ``max_skew`` above the emptiest one."""
+
+    max_skew: int
+    topology_key: str
+    selector: LabelSelector | None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -525,6 +587,18 @@ class Pod:
     terminating: bool = False
     #: Host ports its containers bind on the node's own address (``"80/TCP"``): endpoints that go with it.
     host_ports: tuple[str, ...] = ()
+    #: Names of the PersistentVolumeClaims it mounts (its own namespace).
+    claims: tuple[str, ...] = ()
+    #: Where its bound volumes can go (:class:`VolumePin`); empty when none is pinned or none was read.
+    volume_pins: tuple[VolumePin, ...] = ()
+    #: Required pod affinity: every term needs a matching pod in the node's domain.
+    pod_affinity: tuple[PodAffinityTerm, ...] = ()
+    #: Required pod anti-affinity: no matching pod may share the node's domain (both ways).
+    pod_anti_affinity: tuple[PodAffinityTerm, ...] = ()
+    #: Topology spread constraints with ``whenUnsatisfiable: DoNotSchedule``.
+    topology_spread: tuple[TopologySpread, ...] = ()
+    #: ``spec.terminationGracePeriodSeconds`` (Kubernetes' default 30): how long an evicted pod may take.
+    termination_grace_s: int = 30
     # Derived once, here (the planner asks these of every pod many times):
     #: ``namespace/name``, unique in a cluster.
     key: str = field(init=False, repr=False, compare=False)
@@ -610,6 +684,10 @@ class ClusterView:
     pdbs: tuple[Pdb, ...] = ()
     #: Pod values that could not be read and were replaced by the pod's defaults (see :class:`ValueRefused`).
     refused: tuple[ValueRefused, ...] = ()
+    #: Claims (``namespace/claim``) of pods that must move whose PersistentVolumeClaim or bound
+    #: PersistentVolume is not in the snapshot: where their volumes may go was not checked, and their pods
+    #: count as pinned to their node (the safe reading).
+    volumes_unchecked: tuple[str, ...] = ()
     _nodes_by_name: Mapping[str, Node] = field(init=False, repr=False, compare=False)
     _pods_by_node: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
     _pdbs_by_namespace: Mapping[str, tuple[Pdb, ...]] = field(init=False, repr=False, compare=False)
@@ -671,6 +749,8 @@ _LIST_KINDS = {
     "NodeList": "Node",
     "PodList": "Pod",
     "PodDisruptionBudgetList": "PodDisruptionBudget",
+    "PersistentVolumeList": "PersistentVolume",
+    "PersistentVolumeClaimList": "PersistentVolumeClaim",
 }
 
 
@@ -795,6 +875,14 @@ class _PodValues:
             self.refused.append(ValueRefused(self.where, key, _short(value), str(error)))
             return default
 
+    def parsed(self, parse: Callable[[], tuple[_T, ...]], key: str, value: object) -> tuple[_T, ...]:
+        """``parse()``, or none and a :class:`ValueRefused` if the value cannot be read."""
+        try:
+            return parse()
+        except SnapshotInvalid as error:
+            self.refused.append(ValueRefused(self.where, key, _short(value), str(error)))
+            return ()
+
     def requests(self, container: Mapping[str, Any], where: str) -> tuple[int, int]:
         resources = _mapping(container.get("resources"), f"{self.where}: {where}.resources")
         requests = _mapping(resources.get("requests"), f"{self.where}: {where}.resources.requests")
@@ -896,6 +984,26 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
     values = _PodValues(where)
     cpu, memory = _pod_requests(spec, values)
     usage = values.read(annotations.get(ANNOTATION_CPU_USAGE), parse_cpu_millicores, ANNOTATION_CPU_USAGE, None)
+    claims = values.parsed(lambda: _claims(spec, where), "spec.volumes[].persistentVolumeClaim", spec.get("volumes"))
+    affinity = _mapping_or_empty(spec.get("affinity"))
+    pod_affinity = values.parsed(
+        lambda: _pod_affinity_terms(affinity.get("podAffinity"), where, "podAffinity"),
+        "spec.affinity.podAffinity",
+        affinity.get("podAffinity"),
+    )
+    pod_anti_affinity = values.parsed(
+        lambda: _pod_affinity_terms(affinity.get("podAntiAffinity"), where, "podAntiAffinity"),
+        "spec.affinity.podAntiAffinity",
+        affinity.get("podAntiAffinity"),
+    )
+    spread = values.parsed(
+        lambda: _topology_spread(spec.get("topologySpreadConstraints"), where),
+        "spec.topologySpreadConstraints",
+        spec.get("topologySpreadConstraints"),
+    )
+    grace = values.read(
+        spec.get("terminationGracePeriodSeconds"), _grace_seconds, "spec.terminationGracePeriodSeconds", 30
+    )
     refused.extend(values.refused)
     return Pod(
         namespace=namespace,
@@ -919,7 +1027,178 @@ def _parse_pod(item: Mapping[str, Any], where: str, refused: list[ValueRefused])
         is_mirror=_MIRROR_ANNOTATION in annotations,
         terminating=metadata.get("deletionTimestamp") is not None,
         host_ports=host_ports,
+        claims=claims,
+        pod_affinity=pod_affinity,
+        pod_anti_affinity=pod_anti_affinity,
+        topology_spread=spread,
+        termination_grace_s=30 if grace is None else grace,
     )
+
+
+_MAX_GRACE_S = 86_400 * 366  # far beyond any real pod; a bigger number is garbage
+
+
+def _grace_seconds(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_GRACE_S:
+        raise SnapshotInvalid(f"{_short(value)} is not a number of seconds (0..{_MAX_GRACE_S})")
+    return value
+
+
+_MAX_TERMS = 64  # per pod and kind: far beyond any real pod, so that garbage cannot make placement slow
+
+
+def _mapping_or_empty(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _claims(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    names = []
+    for raw in _sequence(spec.get("volumes"), f"{where}: spec.volumes"):
+        claim = _mapping(_mapping(raw, f"{where}: volume").get("persistentVolumeClaim"), f"{where}: volume")
+        name = claim.get("claimName")
+        if name is None:
+            continue
+        if not isinstance(name, str) or not name or len(name) > 253:
+            raise SnapshotInvalid(f"{where}: persistentVolumeClaim.claimName {_short(name)} is not a name")
+        names.append(name)
+    return tuple(names)
+
+
+def _pod_affinity_terms(value: object, where: str, kind: str) -> tuple[PodAffinityTerm, ...]:
+    """The required terms of a podAffinity or podAntiAffinity; preferred terms do not bind and are skipped."""
+    raw_terms = _sequence(
+        _mapping(value, f"{where}: {kind}").get("requiredDuringSchedulingIgnoredDuringExecution"),
+        f"{where}: {kind}.required",
+    )
+    if len(raw_terms) > _MAX_TERMS:
+        raise SnapshotInvalid(f"{where}: {kind} has more than {_MAX_TERMS} required terms")
+    terms = []
+    for index, raw in enumerate(raw_terms):
+        term = _mapping(raw, f"{where}: {kind}[{index}]")
+        key = term.get("topologyKey")
+        if not isinstance(key, str) or not key:
+            raise SnapshotInvalid(f"{where}: {kind}[{index}] without a topologyKey")
+        namespaces = tuple(str(n) for n in _sequence(term.get("namespaces"), f"{where}: {kind}[{index}].namespaces"))
+        namespace_selector = _label_selector(term.get("namespaceSelector"), f"{where}: {kind}[{index}]")
+        # An empty namespaceSelector means every namespace. Another one needs Namespace labels, which the
+        # snapshot lacks: anti-affinity then counts every namespace (it can only keep more apart), affinity
+        # only the listed ones (it can only find fewer partners). Both err towards "does not fit".
+        every = namespace_selector is not None and (namespace_selector == LabelSelector() or kind == "podAntiAffinity")
+        terms.append(
+            PodAffinityTerm(
+                _label_selector(term.get("labelSelector"), f"{where}: {kind}[{index}].labelSelector"),
+                key,
+                namespaces,
+                every,
+            )
+        )
+    return tuple(terms)
+
+
+def _topology_spread(value: object, where: str) -> tuple[TopologySpread, ...]:
+    raw_constraints = _sequence(value, f"{where}: topologySpreadConstraints")
+    if len(raw_constraints) > _MAX_TERMS:
+        raise SnapshotInvalid(f"{where}: more than {_MAX_TERMS} topologySpreadConstraints")
+    result = []
+    for index, raw in enumerate(raw_constraints):
+        item = _mapping(raw, f"{where}: topologySpreadConstraints[{index}]")
+        if item.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+            continue  # ScheduleAnyway only scores
+        skew = item.get("maxSkew")
+        key = item.get("topologyKey")
+        if isinstance(skew, bool) or not isinstance(skew, int) or skew < 1:
+            raise SnapshotInvalid(f"{where}: topologySpreadConstraints[{index}].maxSkew {_short(skew)} is not >= 1")
+        if not isinstance(key, str) or not key:
+            raise SnapshotInvalid(f"{where}: topologySpreadConstraints[{index}] without a topologyKey")
+        selector = _label_selector(item.get("labelSelector"), f"{where}: topologySpreadConstraints[{index}]")
+        result.append(TopologySpread(skew, key, selector))
+    return tuple(result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    volume: str  # spec.volumeName ("" while unbound)
+
+
+@dataclass(frozen=True, slots=True)
+class _Volume:
+    terms: tuple[NodeSelectorTerm, ...] | None  # None: no node affinity, the volume goes anywhere
+    readable: bool = True
+
+
+def _parse_claim(item: Mapping[str, Any], where: str) -> tuple[str, _Claim]:
+    metadata = _mapping(item.get("metadata"), f"{where}.metadata")
+    spec = _mapping(item.get("spec"), f"{where}.spec")
+    name, namespace = metadata.get("name"), metadata.get("namespace", "default")
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        raise SnapshotInvalid(f"{where}: PersistentVolumeClaim without metadata.name")
+    volume = spec.get("volumeName")
+    return f"{namespace}/{name}", _Claim(volume if isinstance(volume, str) else "")
+
+
+def _parse_volume(item: Mapping[str, Any], where: str, refused: list[ValueRefused]) -> tuple[str, _Volume]:
+    metadata = _mapping(item.get("metadata"), f"{where}.metadata")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise SnapshotInvalid(f"{where}: PersistentVolume without metadata.name")
+    where = f"PersistentVolume {name}"
+    try:
+        spec = _mapping(item.get("spec"), f"{where}: spec")
+        affinity = _mapping(spec.get("nodeAffinity"), f"{where}: spec.nodeAffinity")
+        required = affinity.get("required")
+        if required is None:
+            return name, _Volume(None)
+        raw_terms = _sequence(_mapping(required, where).get("nodeSelectorTerms"), f"{where}: nodeSelectorTerms")
+        if len(raw_terms) > _MAX_TERMS:
+            raise SnapshotInvalid(f"{where}: more than {_MAX_TERMS} nodeSelectorTerms")
+        terms = tuple(
+            NodeSelectorTerm(
+                _requirements(_mapping(t, where).get("matchExpressions"), f"{where}: matchExpressions"),
+                _requirements(_mapping(t, where).get("matchFields"), f"{where}: matchFields"),
+            )
+            for t in raw_terms
+        )
+        return name, _Volume(terms)
+    except SnapshotInvalid as error:
+        # Where the volume may go is unknown: it stays where it is (the pods using it cannot move).
+        refused.append(ValueRefused(where, "spec.nodeAffinity", "", f"{error}; counted as pinned to its node"))
+        return name, _Volume(None, readable=False)
+
+
+def _pinned_where_it_is(node: str | None) -> tuple[NodeSelectorTerm, ...]:
+    if node is None:
+        return ()
+    return (NodeSelectorTerm(match_fields=(Requirement("metadata.name", SelectorOperator.IN, (node,)),)),)
+
+
+def _with_volumes(
+    pods: Sequence[Pod], claims: Mapping[str, _Claim], volumes: Mapping[str, _Volume]
+) -> tuple[tuple[Pod, ...], tuple[str, ...]]:
+    """Each pod with the pins of its bound volumes, and the claims that could not be followed to a volume."""
+    result = []
+    unchecked: set[str] = set()
+    for pod in pods:
+        if not pod.claims:
+            result.append(pod)
+            continue
+        pins = []
+        for name in pod.claims:
+            key = f"{pod.namespace}/{name}"
+            claim = claims.get(key)
+            volume = volumes.get(claim.volume) if claim is not None and claim.volume else None
+            if volume is None:
+                # Not in the snapshot (no PVs/PVCs listed, or not readable): it may be a local-path volume,
+                # so the pod counts as pinned where it is, the safe reading, and the claim is listed.
+                if pod.must_move:
+                    unchecked.add(key)
+                pins.append(VolumePin(name, "", _pinned_where_it_is(pod.node)))
+                continue
+            if not volume.readable:
+                pins.append(VolumePin(name, claim.volume if claim else "", _pinned_where_it_is(pod.node)))
+            elif volume.terms is not None:
+                pins.append(VolumePin(name, claim.volume if claim else "", volume.terms))
+        result.append(replace(pod, volume_pins=tuple(pins)) if pins else pod)
+    return tuple(result), tuple(sorted(unchecked))
 
 
 def _int_or_string(value: object) -> str | None:
@@ -970,7 +1249,12 @@ def _items(obj: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str
 
 
 def parse_kubectl_list(obj: object) -> ClusterView:
-    """The cluster in the JSON of ``kubectl get nodes,pods,pdb -A -o json``.
+    """The cluster in the JSON of ``kubectl get nodes,pods,pdb,pv,pvc -A -o json``.
+
+    PersistentVolumeClaims and PersistentVolumes give each pod the node pins of its bound volumes
+    (:class:`VolumePin`). A claim whose PVC or PV is missing (an older snapshot without them) is listed in
+    ``ClusterView.volumes_unchecked``; it, and a PV whose node affinity cannot be read, pin their pods where
+    they are (a local-path volume cannot move; a network volume would, but that was not checked).
 
     Accepts a ``List`` whose items carry their ``kind`` (as kubectl prints them) and the typed lists the API
     returns (``NodeList``... whose items have no ``kind``). Items of other kinds are ignored. Raises
@@ -985,6 +1269,8 @@ def parse_kubectl_list(obj: object) -> ClusterView:
     pods: list[Pod] = []
     pdbs: list[Pdb] = []
     refused: list[ValueRefused] = []
+    claims: dict[str, _Claim] = {}
+    volumes: dict[str, _Volume] = {}
     for kind, item, where in _items(obj):
         if kind == "Node":
             nodes.append(_parse_node(item, where))
@@ -992,7 +1278,14 @@ def parse_kubectl_list(obj: object) -> ClusterView:
             pods.append(_parse_pod(item, where, refused))
         elif kind == "PodDisruptionBudget":
             pdbs.append(_parse_pdb(item, where))
-    return ClusterView(tuple(nodes), tuple(pods), tuple(pdbs), tuple(refused))
+        elif kind == "PersistentVolumeClaim":
+            key, claim = _parse_claim(item, where)
+            claims[key] = claim
+        elif kind == "PersistentVolume":
+            name, volume = _parse_volume(item, where, refused)
+            volumes[name] = volume
+    pinned, unchecked = _with_volumes(pods, claims, volumes)
+    return ClusterView(tuple(nodes), pinned, tuple(pdbs), tuple(refused), unchecked)
 
 
 def node_tier(node: Node, tiers: Mapping[str, int], default: int) -> int:

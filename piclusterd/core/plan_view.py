@@ -71,7 +71,9 @@ RULE_MEANINGS: Mapping[str, str] = {
     SafetyRule.UNREPLICATED_POD: "a pod no controller recreates would be lost ([cluster] allow_unreplicated is off)",
     SafetyRule.EMPTYDIR_DATA: "pods would lose their emptyDir data ([cluster] delete_emptydir_data is off)",
     SafetyRule.PDB_BLOCKS: "a PodDisruptionBudget allows no disruption now",
-    SafetyRule.PODS_DO_NOT_FIT: "the pods it would evict have no room on the nodes that stay on",
+    SafetyRule.PINNED_VOLUME: "a pod's volume can only be mounted on this node (local-path): it cannot move",
+    SafetyRule.PODS_DO_NOT_FIT: "the pods it would evict have no room (or no node their scheduling rules allow) "
+    "on the nodes that stay on",
     SafetyRule.SETTLING: "powered back on less than restore_after ago: kept on until it settles (anti-flap)",
 }
 
@@ -109,7 +111,7 @@ def question_snapshot(obj: object, view: ClusterView) -> SnapshotQuestions:
     if not view.nodes:
         fatal.append(
             f"the snapshot has no Node objects ({len(view.pods)} pods): a plan needs the nodes; "
-            "take it with: kubectl get nodes,pods,pdb -A -o json"
+            "take it with: kubectl get nodes,pods,pdb,pv,pvc -A -o json"
         )
     missing: dict[str, list[str]] = {}
     for pod in view.pods:
@@ -132,6 +134,13 @@ def question_snapshot(obj: object, view: ClusterView) -> SnapshotQuestions:
                 f"pod {key}: phase {str(phase)[:40]!r} is not a Kubernetes pod phase (Pending, Running, Succeeded, "
                 "Failed, Unknown): counted as Unknown, a pod that still needs a home"
             )
+    if view.volumes_unchecked:
+        claims = list(view.volumes_unchecked)
+        warnings.append(
+            f"volumes were not checked: {len(claims)} claim(s) ({_names(claims)}) have no PersistentVolumeClaim "
+            "or bound PersistentVolume in the snapshot, so their pods count as pinned to their node; take it with: "
+            "kubectl get nodes,pods,pdb,pv,pvc -A -o json"
+        )
     return SnapshotQuestions(tuple(fatal), tuple(warnings))
 
 

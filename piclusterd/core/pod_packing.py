@@ -20,6 +20,7 @@ from typing import Any
 
 from piclusterd.core.cluster_view import ClusterView, Node, Pod
 from piclusterd.core.exact_packing import pack_exactly
+from piclusterd.core.placement_constraints import PodsInPlace, volumes_allow
 from piclusterd.core.refusal import Refusal, SafetyRule
 from piclusterd.core.work_budget import WorkBudget
 
@@ -36,8 +37,11 @@ def _mem(memory_b: int) -> str:
 
 
 def can_run_on(pod: Pod, node: Node) -> bool:
-    """Scheduling constraints other than resources: nodeSelector, required node affinity, taints
-    (NoSchedule and NoExecute taints must be tolerated)."""
+    """Scheduling constraints other than resources and other pods: nodeSelector, required node affinity,
+    taints (NoSchedule and NoExecute taints must be tolerated), the node pins of the pod's volumes.
+    Those between pods are :class:`~piclusterd.core.placement_constraints.PodsInPlace`'s."""
+    if pod.volume_pins and not volumes_allow(pod, node):
+        return False
     labels = node.labels
     if any(labels.get(key) != value for key, value in pod.node_selector.items()):
         return False
@@ -58,7 +62,7 @@ class Move:
     to_node: str | None
 
 
-_Signature = tuple[tuple[tuple[str, str], ...], object, object]
+_Signature = tuple[tuple[tuple[str, str], ...], object, object, object]
 
 
 @dataclass(slots=True)
@@ -68,15 +72,16 @@ class _Undo:
     taken: list[tuple[int, int, int]] = field(default_factory=list)
     starts: list[tuple[_Signature, int]] = field(default_factory=list)
     node: int | None = None  # the shed node's own index, if it is a receiver (alive again after a rollback)
+    mark: int = 0  # where PodsInPlace's journal stood before
 
 
-_ANYWHERE: _Signature = ((), (), None)
+_ANYWHERE: _Signature = ((), (), None, ())
 
 
 def _signature(pod: Pod) -> _Signature:
-    if not pod.node_selector and not pod.tolerations and pod.required_node_affinity is None:
+    if not pod.node_selector and not pod.tolerations and pod.required_node_affinity is None and not pod.volume_pins:
         return _ANYWHERE
-    return (tuple(sorted(pod.node_selector.items())), pod.tolerations, pod.required_node_affinity)
+    return (tuple(sorted(pod.node_selector.items())), pod.tolerations, pod.required_node_affinity, pod.volume_pins)
 
 
 class PodPacker:
@@ -97,6 +102,10 @@ class PodPacker:
 
     With ``allow_pending_noncritical``, non-critical pods are not placed at all: they are given up and left
     Pending, so they never hold back shedding; critical pods must always fit.
+
+    Constraints between pods (pod affinity and anti-affinity, topology spread, host ports) are asked of
+    :class:`~piclusterd.core.placement_constraints.PodsInPlace` for each receiver a pod would take, on
+    clusters that have any; the exact search does not model them and is skipped there.
 
     Placement is a witness that a home exists for every pod, not a prediction of the scheduler's choice.
     Cost: one pass over the pods to set up; each pod placed scans its eligible receivers from the first
@@ -133,6 +142,7 @@ class PodPacker:
         self._signatures: dict[str, _Signature] = {}
         self._at: dict[str, str | None] = {}  # displaced pod -> where it is now (None: Pending)
         self._displaced: dict[str, Pod] = {}
+        self._inter = PodsInPlace(view) if PodsInPlace.needed(view) else None
         free_cpu, free_mem, free_pods = self._free_cpu, self._free_mem, self._free_pods
         min_cpu: list[int] = []
         min_mem: list[int] = []
@@ -174,6 +184,9 @@ class PodPacker:
         undo = _Undo(node=i)
         if i is not None:
             self._alive[i] = False
+        if self._inter is not None:
+            undo.mark = self._inter.mark()
+            self._inter.leave(node)
         pods = sorted(self._movable[node], key=self._placement_order)
         moves: list[Move] = []
         for pod in pods:
@@ -203,6 +216,8 @@ class PodPacker:
         """First-fit of ``pods`` (in placement order) for a node that goes anyway, leaving Pending those that
         fit nowhere; only once no re-pack homes them all."""
         undo = _Undo()
+        if self._inter is not None:
+            self._inter.leave(node)
         moves: list[Move] = []
         for pod in pods:
             critical = not self._placement_order(pod)[0]
@@ -214,8 +229,12 @@ class PodPacker:
         return tuple(moves)
 
     def _commit(self, node: str, moves: Sequence[Move], pods: Mapping[str, Pod]) -> None:
+        if self._inter is not None:
+            self._inter.leave(node)
         for move in moves:
             pod = pods[move.pod]
+            if self._inter is not None:
+                self._inter.move(pod, move.to_node)
             if move.from_node != node:
                 self._movable[move.from_node].remove(pod)
                 self._load[move.from_node] -= pod.cpu_load_m
@@ -238,6 +257,10 @@ class PodPacker:
         pending = [pod for pod in own if self._allow_pending and not pod.is_critical(self._threshold)]
         todo = [*placed, *(pod for pod in own if pod not in pending)]
         homes = {pod.key: self._homes(pod) for pod in todo}
+        mark = 0
+        if self._inter is not None:
+            mark = self._inter.mark()
+            self._inter.leave(node)
         # Critical and big pods first; failing that, the pods with the fewest possible homes first, the
         # biggest first by either measure or by memory or by CPU.
         for order in self._repack_orders(homes):
@@ -246,9 +269,12 @@ class PodPacker:
             if packing is not None:
                 break
         else:
-            # Last resort, for a handful of pods only: an exact search within the budget.
-            packing = self._pack_exactly(todo) if len(todo) <= _EXACT_PODS else None
+            # Last resort, for a handful of pods only: an exact search within the budget (which knows
+            # nothing of the constraints between pods).
+            packing = self._pack_exactly(todo) if len(todo) <= _EXACT_PODS and self._inter is None else None
             if packing is None:
+                if self._inter is not None:
+                    self._inter.undo(mark)
                 return None
         where, (self._free_cpu, self._free_mem, self._free_pods) = packing
         self._start = {}
@@ -268,10 +294,17 @@ class PodPacker:
         where: list[int] = []
         units = 0
         limit = self._budget.optional_left
+        inter = self._inter
+        mark = 0
+        if inter is not None:
+            mark = inter.mark()
+            for pod in pods:
+                inter.move(pod, None)
         try:
             for pod in pods:
                 if units > limit:
                     self._budget.cut = True
+                    self._unpacked(mark)
                     return None
                 _, eligible = self._eligible_for(pod)
                 for looked, i in enumerate(eligible, 1):
@@ -280,19 +313,27 @@ class PodPacker:
                         and free_cpu[i] >= pod.cpu_request_m
                         and free_mem[i] >= pod.memory_request_b
                         and free_pods[i] >= 1
+                        and (inter is None or inter.allows(pod, self._order[i]))
                     ):
                         free_cpu[i] -= pod.cpu_request_m
                         free_mem[i] -= pod.memory_request_b
                         free_pods[i] -= 1
+                        if inter is not None:
+                            inter.move(pod, self._order[i].name)
                         where.append(i)
                         units += looked
                         break
                 else:
                     units += len(eligible)
+                    self._unpacked(mark)
                     return None
             return where, (free_cpu, free_mem, free_pods)
         finally:
             self._budget.spend(units)
+
+    def _unpacked(self, mark: int) -> None:
+        if self._inter is not None:
+            self._inter.undo(mark)
 
     def _pack_exactly(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
         """An exact search (:func:`~piclusterd.core.exact_packing.pack_exactly`) for a home for each of
@@ -384,9 +425,16 @@ class PodPacker:
             undo.starts.append((signature, first))
         cpu, mem = pod.cpu_request_m, pod.memory_request_b
         alive, free_cpu, free_mem, free_pods = self._alive, self._free_cpu, self._free_mem, self._free_pods
+        inter = self._inter
         for j in range(start, len(eligible)):
             i = eligible[j]
-            if alive[i] and free_cpu[i] >= cpu and free_mem[i] >= mem and free_pods[i] >= 1:
+            if (
+                alive[i]
+                and free_cpu[i] >= cpu
+                and free_mem[i] >= mem
+                and free_pods[i] >= 1
+                and (inter is None or inter.allows(pod, self._order[i]))
+            ):
                 self._budget.spend(j - start + 1)
                 return i
         self._budget.spend(len(eligible) - start + 1)
@@ -397,8 +445,12 @@ class PodPacker:
         self._free_mem[target] -= pod.memory_request_b
         self._free_pods[target] -= 1
         undo.taken.append((target, pod.cpu_request_m, pod.memory_request_b))
+        if self._inter is not None:
+            self._inter.move(pod, self._order[target].name)
 
     def _rollback(self, undo: _Undo) -> None:
+        if self._inter is not None:
+            self._inter.undo(undo.mark)
         for target, cpu, mem in undo.taken:
             self._free_cpu[target] += cpu
             self._free_mem[target] += mem
@@ -442,8 +494,13 @@ class PodPacker:
             )
         )
         best = -first
+        between = ""
+        if self._inter is not None and (
+            pod.pod_affinity or pod.pod_anti_affinity or pod.topology_spread or pod.host_ports
+        ):
+            between = " (or its pod affinity, anti-affinity, topology spread or host ports rule out those with room)"
         return (
             f"{what} needs {need}; the roomiest of the {len(matching)} matching nodes "
             f"that stay on, {self._order[best].name}, has {self._free_cpu[best]}m and "
-            f"{_mem(self._free_mem[best])} free"
+            f"{_mem(self._free_mem[best])} free{between}"
         )

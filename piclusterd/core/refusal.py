@@ -25,6 +25,7 @@ class SafetyRule(enum.StrEnum):
     UNREPLICATED_POD = "unreplicated_pod"
     EMPTYDIR_DATA = "emptydir_data"
     PDB_BLOCKS = "pdb_blocks"
+    PINNED_VOLUME = "pinned_volume"
     PODS_DO_NOT_FIT = "pods_do_not_fit"
     SETTLING = "settling"
 

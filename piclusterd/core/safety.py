@@ -18,10 +18,11 @@ hand does not shed it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from piclusterd.core.cluster_view import ANNOTATION_SHED, ClusterView, Node, PodPhase, ShedState
+from piclusterd.core.cluster_view import ANNOTATION_SHED, ClusterView, Node, Pod, PodPhase, ShedState
+from piclusterd.core.placement_constraints import may_give_up, stuck_volume
 from piclusterd.core.pod_packing import PodPacker
 from piclusterd.core.refusal import Refusal, SafetyRule
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_min_nodes",
     "check_not_being_shed",
     "check_pdbs",
+    "check_pinned_volumes",
     "check_pods_fit",
     "check_power_known",
     "check_ready",
@@ -263,6 +265,32 @@ def check_pdbs(view: ClusterView, node: Node) -> Refusal | None:
     return None
 
 
+def check_pinned_volumes(view: ClusterView, node: Node, given_up: Callable[[Pod], bool]) -> Refusal | None:
+    """Rule: a pod whose volume only its own node can mount cannot move, so its node is not shed.
+
+    k3s's default ``local-path`` PersistentVolumes carry a required node affinity to the one node holding
+    their directory; an evicted pod using one gets a replacement that stays Pending ("volume node affinity
+    conflict"), the drain waits for it in vain and the service is down. Only a pod the plan may give up
+    (``given_up``, :func:`~piclusterd.core.placement_constraints.may_give_up`) lets the node go.
+    """
+    for pod in view.pods_on(node.name):
+        if not pod.must_move or given_up(pod):
+            continue
+        pin = stuck_volume(pod, view)
+        if pin is not None:
+            volume = (
+                f"(volume {pin.volume}) that only {node.name} can mount"
+                if pin.volume
+                else f"whose volume was not read (counted as pinned to {node.name}, the safe reading)"
+            )
+            return Refusal(
+                SafetyRule.PINNED_VOLUME,
+                f"pod {pod.key} on {node.name} uses claim {pin.claim} {volume}; its replacement would stay "
+                f"Pending, so {node.name} stays on",
+            )
+    return None
+
+
 # --------------------------------------------------------------------------------------------------------
 # Placement (the packer itself is piclusterd.core.pod_packing)
 
@@ -320,6 +348,13 @@ def check_shed(
         or check_unreplicated(view, node, allow_unreplicated)
         or check_emptydir(view, node, evict_emptydir)
         or check_pdbs(view, node)
+        or check_pinned_volumes(
+            view,
+            node,
+            lambda pod: may_give_up(
+                pod, priority_threshold=priority_threshold, allow_pending_noncritical=allow_pending_noncritical
+            ),
+        )
         or check_pods_fit(
             view,
             node,

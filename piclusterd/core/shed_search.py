@@ -42,6 +42,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from piclusterd.core.cluster_view import ClusterView, Node, Pod, ShedState
+from piclusterd.core.placement_constraints import may_give_up
 from piclusterd.core.plan_values import Placement, PlannerPolicy, RefusedNode
 from piclusterd.core.pod_packing import Move, PodPacker, can_run_on
 from piclusterd.core.power_draw import NodePowerProfile, PowerConfig
@@ -54,6 +55,7 @@ from piclusterd.core.safety import (
     check_min_nodes,
     check_not_settling,
     check_pdbs,
+    check_pinned_volumes,
     check_unreplicated,
     headcount,
     is_up,
@@ -187,7 +189,7 @@ class PlanFacts:
         candidates = [n for n in view.nodes if is_up(n)]
         self.saving = {n.name: self._saving(n) for n in candidates}
         self.movable = {n.name: sum(p.must_move for p in view.pods_on(n.name)) for n in candidates}
-        self.blocked: dict[str, Refusal] = {}
+        self._static: dict[str, Refusal] = {}
         for node in candidates:
             refusal = (
                 check_not_settling(node, settling)
@@ -196,9 +198,35 @@ class PlanFacts:
                 or check_pdbs(view, node)
             )
             if refusal is not None:
-                self.blocked[node.name] = refusal
+                self._static[node.name] = refusal
+        self._candidates = candidates
+        self._blocked: dict[bool, dict[str, Refusal]] = {}
+        #: Nodes no search may shed, with the refusal: the static rules, under the policy's give-up rule.
+        self.blocked = self.blocked_for(policy.allow_pending_noncritical)
         self.ranked = sorted(candidates, key=self._preference)
         self.rank = {node.name: i for i, node in enumerate(self.ranked)}
+
+    def blocked_for(self, allow_pending_noncritical: bool) -> dict[str, Refusal]:
+        """The static refusals when non-critical pods may (not) be given up: the drain rules, then the
+        ``pinned_volume`` rule, whose answer depends on which pods may be left Pending."""
+        found = self._blocked.get(allow_pending_noncritical)
+        if found is None:
+            threshold = self.policy.critical_priority_threshold
+            found = dict(self._static)
+            for node in self._candidates:
+                if node.name in found:
+                    continue
+                refusal = check_pinned_volumes(
+                    self.view,
+                    node,
+                    lambda pod: may_give_up(
+                        pod, priority_threshold=threshold, allow_pending_noncritical=allow_pending_noncritical
+                    ),
+                )
+                if refusal is not None:
+                    found[node.name] = refusal
+            self._blocked[allow_pending_noncritical] = found
+        return found
 
     def _saving(self, node: Node) -> float:
         """Watts saved by shedding ``node``: its draw with only the pods that stay (DaemonSet, mirror,
@@ -246,11 +274,11 @@ class ShedSearch:
         self.profiles = facts.profiles
         self.saving = facts.saving
         self.rank = facts.rank
-        self.blocked = facts.blocked
+        self.blocked = blocked = facts.blocked_for(allow_pending_noncritical)
         self.in_progress = facts.in_progress
         self.keep = keep
-        self.order = [n for n in facts.ranked if n.name not in facts.blocked and n.name not in keep]
-        keepers = [n for n in facts.ranked if n.name in facts.blocked or n.name in keep]
+        self.order = [n for n in facts.ranked if n.name not in blocked and n.name not in keep]
+        keepers = [n for n in facts.ranked if n.name in blocked or n.name in keep]
         keepers.sort(key=lambda n: (n.name not in keep, n.name))
         receivers = [n.name for n in keepers if not n.unschedulable] + [
             n.name for n in reversed(self.order) if not n.unschedulable

@@ -23,7 +23,7 @@ from kubernetes.client import ApiClient
 from piclusterd.cluster.agent import NodeAgent
 from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.controller import ClusterController
-from piclusterd.cluster.drain import Drainer, DrainOptions
+from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S, Drainer, DrainOptions
 from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_coordinator import OutageCoordinator
@@ -301,6 +301,7 @@ class ClusterWorld:
         # The full shutdown drains with a short timeout and does not wait for replacements: nothing is left on.
         short = DrainOptions(
             timeout_s=30.0,
+            max_timeout_s=FULL_SHUTDOWN_DRAIN_MAX_S,
             wait_for_critical_replacements=False,
             critical_priority_threshold=self.settings.policy.critical_priority_threshold,
         )

@@ -14,6 +14,8 @@ import json
 import math
 import random
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from piclusterd.core.cluster_view import (
     ANNOTATION_SHED,
@@ -23,14 +25,24 @@ from piclusterd.core.cluster_view import (
     Node,
     NodeSelectorTerm,
     Pod,
+    PodAffinityTerm,
     PodPhase,
     Taint,
     TaintEffect,
     Toleration,
+    TopologySpread,
+    VolumePin,
 )
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record
 
-__all__ = ["few_large_pods_cluster", "make_node", "make_pod", "random_shape_cluster", "synthetic_cluster"]
+__all__ = [
+    "few_large_pods_cluster",
+    "make_node",
+    "make_pod",
+    "random_shape_cluster",
+    "synthetic_cluster",
+    "with_network_volumes",
+]
 
 GIB = 1024**3
 MIB = 1024**2
@@ -103,6 +115,11 @@ def make_pod(
     cpu_usage_m: int | None = None,
     phase: PodPhase = PodPhase.RUNNING,
     ready: bool = True,
+    volume_pins: tuple[VolumePin, ...] = (),
+    pod_affinity: tuple[PodAffinityTerm, ...] = (),
+    pod_anti_affinity: tuple[PodAffinityTerm, ...] = (),
+    topology_spread: tuple[TopologySpread, ...] = (),
+    host_ports: tuple[str, ...] = (),
 ) -> Pod:
     """A pod bound to ``node``, owned by a ReplicaSet unless said otherwise."""
     all_labels = {"app": name.rsplit("-", 1)[0]}
@@ -125,6 +142,12 @@ def make_pod(
         cpu_usage_m=cpu_usage_m,
         phase=phase,
         ready=ready,
+        claims=tuple(pin.claim for pin in volume_pins),
+        volume_pins=volume_pins,
+        pod_affinity=pod_affinity,
+        pod_anti_affinity=pod_anti_affinity,
+        topology_spread=topology_spread,
+        host_ports=host_ports,
     )
 
 
@@ -254,3 +277,15 @@ def random_shape_cluster(nodes: int, pods: int, *, seed: int = 0) -> ClusterView
             )
         )
     return ClusterView(tuple(node_list), tuple(pod_list))
+
+
+def with_network_volumes(snapshot: Path) -> dict[str, Any]:
+    """A reference snapshot (``kubectl get ... -o json``) with every PersistentVolume's node affinity removed:
+    the databases on network storage, which can follow their pods. The clusters' own files give them k3s's
+    local-path volumes, pinned to their node (issue 14); tests of shedding mechanics that need the database's
+    node to be sheddable use this."""
+    data: dict[str, Any] = json.loads(snapshot.read_text())
+    for item in data.get("items", []):
+        if item.get("kind") == "PersistentVolume":
+            item.get("spec", {}).pop("nodeAffinity", None)
+    return data

@@ -111,8 +111,21 @@ def test_cluster_demo_sheds_after_the_grace_period_and_keeps_critical_services_u
     assert main.off_at_s == pytest.approx(600.0, abs=5) and main.on_at_s == pytest.approx(600.0 + 4 * 3600, abs=5)
     # Critical services stay up as long as the cluster does: every second of the runtime achieved.
     assert figures.main_critical_up_s >= main.runtime_s - 120
-    assert main.runtime_s > main.no_shedding_runtime_s + 30 * 60
+    # pi5 stays on for mariadb-0's local-path volume: 29 min gained, not the 46 min of moving the database.
+    assert main.runtime_s > main.no_shedding_runtime_s + 25 * 60
     assert "node.restored" in text  # shed nodes rejoin when mains returns
+
+
+def test_the_storm_demo_keeps_mariadb_on_the_node_holding_its_volume(storm: tuple[DemoFigures, str]) -> None:
+    """Issue 14, finding 1: mariadb-0's data is a k3s local-path volume on pi5, which no other node can mount.
+    Before, the demo's leader shed pi5, evicted mariadb-0 and the fake "rescheduled" it onto pi4, which a
+    real cluster never does (the replacement stays Pending). Now no shed drains pi5 or evicts mariadb-0;
+    only the full shutdown at the end of the battery stops it, with everything else."""
+    _figures, text = storm
+    before_full_shutdown = text[: text.index("shutdown.cluster_started")]
+    assert "target=pi5" not in before_full_shutdown
+    assert "clinic/mariadb-0" not in before_full_shutdown
+    assert re.search(r"^02:01:\d\d  pi1  plan.decided +shed pi4, pi3;", text, re.MULTILINE)
 
 
 def test_the_demos_clusters_are_the_reference_clusters() -> None:
@@ -284,7 +297,7 @@ def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back(
     )
     text = out.getvalue()
     assert re.search(r"^20:01:\d\d  pi1  node.drain_started", text, re.MULTILINE)  # shed after the grace, at 20:00
-    assert figures.full_shutdowns == [["pi3", "pi1"]]  # the node still on first, the leader last
+    assert figures.full_shutdowns == [["pi5", "pi3", "pi1"]]  # the nodes still on first, the leader last
     order = [
         "shutdown.cluster_started",
         "shutdown.hook_finished",
@@ -294,7 +307,7 @@ def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back(
         "pi1  shutdown.local_started   full shutdown",
         "06:00:0",  # mains back (the UPS output returns) at 06:00, seen at the next poll
         "node.restored            target=pi5",
-        "outage.summary           10 h 00 min on battery, shed pi2, pi4, pi5, ended in a full shutdown",
+        "outage.summary           10 h 00 min on battery, shed pi2, pi4, ended in a full shutdown",
     ]
     start = text.find("shutdown.cluster_started")
     found = [text.find(line, start) for line in order]
@@ -343,24 +356,26 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     """clinic-5 cannot last the 4 h failure: at LB the leader shuts the cluster down in order, leader last;
     at 06:00 the UPS output returns, every Pi boots and is back in service, and the outage is summarised."""
     figures, text = storm
-    assert figures.full_shutdowns[0] == ["pi3", "pi1"]  # the only node not shed first, the leader last
+    assert figures.full_shutdowns[0] == ["pi5", "pi3", "pi1"]  # the nodes not shed first, the leader last
     # Issue 16: the three 20 s flickers after 06:00, on a battery at about 20 %, are ridden through (OB + LB is
     # confirmed first); only the 45 min failure at 06:30 ends in a second full shutdown. Before: 5.
     assert len(figures.full_shutdowns) == 2
     assert not re.search(r"^06:0\d:\d\d  pi1  shutdown.cluster_started", text, re.MULTILINE)
     first = re.search(r"^(\d\d:\d\d:\d\d)  pi1  shutdown.cluster_started", text, re.MULTILINE)
-    assert first is not None and "04:20:00" <= first.group(1) <= "04:40:00"  # 2 h 33 min after 02:00
+    assert first is not None and "04:10:00" <= first.group(1) <= "04:25:00"  # 2 h 15 min after 02:00
     assert "06:00:03  mains back: the UPS output returns and every Pi boots" in text
     assert re.search(r"^06:00:0\d  pi1  node.restored +target=pi4", text, re.MULTILINE)
     summary = figures.summaries[0]
-    assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4", "pi5"]
+    assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4"]
     assert set(figures.shed) == {"pi2", "pi4", "pi5"}  # the full shutdowns' power-offs are not counted as shedding
     rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
-    assert "  orderly full shutdown (2x)         pi3, then pi1 (the leader, last)" in rendered
+    assert "  orderly full shutdown              pi5, then pi3, then pi1 (the leader, last)" in rendered
     assert "  outage summary (the leader's)      4 h 03 min, " in rendered
     # One source for the figures: the simulator's, never cut a second time to LB; the optimum is never below
     # what was achieved (before: "86 min" without shedding and an optimum of "2 h 06 min" under 2 h 33 min).
     main = figures.main_failure
-    assert main is not None and main.optimum_runtime_s >= main.runtime_s
+    # With pi5 kept for mariadb's volume the plan *is* the optimum's node set, and the demo runs on past the
+    # optimum's 20 % point for the OB + LB confirmation it polls every 5 s: 64 s measured; 2 min allowed.
+    assert main is not None and main.optimum_runtime_s + 120 >= main.runtime_s
     assert f"  without piclusterd (no shedding)   {format_duration(main.no_shedding_runtime_s)} (" in rendered
     assert f"  physical optimum                   {format_duration(main.optimum_runtime_s)} (" in rendered

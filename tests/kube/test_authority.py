@@ -40,6 +40,7 @@ from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer, make_node
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 from piclusterd.testing.leadership import Leadership
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
@@ -53,7 +54,7 @@ def world() -> Iterator[ClusterWorld]:
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
-        server.load_objects(CLINIC)
+        server.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         server.run_controller_once()
         made = ClusterWorld(server, clock, NAMES, settings)
         made.run(10)

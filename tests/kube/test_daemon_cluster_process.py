@@ -13,6 +13,7 @@ import pytest
 
 from piclusterd.config.cluster_key import create_key_file
 from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
+from piclusterd.testing.clusters import with_network_volumes
 from piclusterd.testing.daemon_process import DaemonProcess, installed_script
 from piclusterd.testing.nut_server import NutServer
 
@@ -24,7 +25,7 @@ CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic
 @pytest.fixture
 def cluster() -> Iterator[FakeKubeServer]:
     with FakeKubeServer(controller=True) as server:
-        server.load_objects(CLINIC)
+        server.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         server.run_controller_once()
         yield server
 

@@ -209,3 +209,103 @@ def test_drain_filters_in_kubectls_order(pod: dict, options: dict, expected: Dra
     raw["metadata"]["uid"] = "u"
     (parsed,) = parse_kubectl_list({"kind": "List", "items": [raw]}).pods
     assert drain_action(parsed, DrainOptions(**options))[0] is expected
+
+
+# --- Drain on real timing (issue 14, finding 2): grace periods, a node that dies mid-drain ---------------
+
+
+@pytest.mark.parametrize(
+    ("graces", "options", "expected"),
+    [
+        ((), {}, 60.0),  # nothing to evict: the configured timeout
+        ((30, 30), {}, 60.0),  # 30 s + 10 s margin is within it
+        ((30, 90), {}, 100.0),  # the largest grace period + 10 s
+        ((90,), {"grace_period_s": 5}, 60.0),  # an override (kubectl --grace-period) wins over the pod's
+        ((7200,), {}, 3600.0),  # at most max_timeout_s
+        ((600,), {"max_timeout_s": 120.0}, 120.0),  # the full shutdown's cap
+        ((600,), {"max_timeout_s": 30.0}, 60.0),  # never below the configured timeout
+    ],
+)
+def test_the_drain_timeout_follows_the_pods_grace_periods(
+    graces: tuple[int, ...], options: dict[str, float], expected: float
+) -> None:
+    from piclusterd.cluster.drain import drain_timeout_s
+    from piclusterd.core.cluster_view import Pod
+
+    pods = [Pod("default", f"p{i}", "pi3", termination_grace_s=g) for i, g in enumerate(graces)]
+    assert drain_timeout_s(pods, DrainOptions(timeout_s=60.0, **options)) == expected  # type: ignore[arg-type]
+
+
+def test_a_drain_waits_for_the_pods_own_grace_period(rig: Rig) -> None:
+    """Real pods stay Terminating for terminationGracePeriodSeconds (kubelet: SIGTERM, then SIGKILL after
+    the grace period; pkg/registry/core/pod/strategy.go CheckGracefulDelete). A database given 90 s to flush
+    must not make a 30 s drain fail and roll back."""
+    rig.server.graceful_deletion = True  # explicitly: the fake's default may still be instant deletion
+    rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db"), grace_period_s=90))
+    result = rig.drainer(timeout_s=30.0).drain("pi3", record())
+    assert result.ok, result
+    assert result.elapsed_s >= 90.0
+    assert rig.audit.named("node.drain_started")[0]["timeout_s"] == 100.0
+
+
+def test_the_full_shutdown_drain_outlasts_the_default_grace_period(rig: Rig) -> None:
+    """[shutdown] drain_timeout defaults to 30 s, the default grace period too: the drain waits 40 s, so a
+    routine pod does not end as "drain incomplete"; a pod asking for 10 minutes gets 2 (the battery is
+    critical by then) and the halt stops it."""
+    from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S
+
+    rig.server.graceful_deletion = True
+    put_web(rig, replicas=1)
+    shutdown = {"timeout_s": 30.0, "wait_for_critical_replacements": False, "max_timeout_s": FULL_SHUTDOWN_DRAIN_MAX_S}
+    result = rig.drainer(**shutdown).drain("pi3", record())
+    assert result.ok, result
+    rig.server.put_object(make_pod("slow-0", node="pi3", owner=("StatefulSet", "slow"), grace_period_s=600))
+    rig.server.update_object("Node", None, "pi3", lambda n: n["spec"].pop("unschedulable", None))
+    started = rig.clock.monotonic()
+    result = rig.drainer(**shutdown).drain("pi3", record())
+    assert not result.ok and result.reason == "timed out"
+    assert rig.clock.monotonic() - started == pytest.approx(FULL_SHUTDOWN_DRAIN_MAX_S, abs=2.0)
+
+
+def test_a_node_that_dies_mid_drain_ends_the_drain_at_once_not_after_the_timeout(rig: Rig) -> None:
+    """A node that loses power mid-drain cannot finish deleting its pods: they stay Terminating until it
+    returns (the kubelet confirms deletion; pkg/kubelet/status/status_manager.go), and a StatefulSet's
+    same-name replacement waits for them. Found: the drain waited its full 5 minutes and failed. Now it ends
+    once the pods are past their deadline on a NotReady node, names them and says how to free them."""
+    rig.server.graceful_deletion = True
+    rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db")))
+
+    def sleep_then_die(seconds: float) -> None:
+        rig.sleep(seconds)
+        if rig.clock.monotonic() >= 1005.0:
+            rig.server.power_off_node("pi3")
+
+    drainer = Drainer(
+        rig.api,
+        rig.clock,
+        sleep=sleep_then_die,
+        options=DrainOptions(timeout_s=300.0),
+        fence=rig.fence,
+        log=rig.audit.logger,
+    )
+    result = drainer.drain("pi3", record())
+    assert not result.ok and result.reason == "pi3 went NotReady mid-drain"
+    assert result.elapsed_s < 90.0  # grace (30 s) + stuck_terminating_s (30 s), not the 300 s timeout
+    assert result.blocked[0][0] == "default/db-0" and "force-delete" in result.blocked[0][1]
+    assert rig.server.get_object("Pod", "default", "db-0") is not None  # never force-deleted by us
+    assert "unschedulable" not in rig.node("pi3")["spec"]  # rolled back, as any failed drain
+
+
+def test_a_resumed_drain_of_a_dead_node_ends_at_once(rig: Rig) -> None:
+    """A leader resuming the drain of a node that died meanwhile finds its pods Terminating long past
+    their deadline: the drain ends on the first poll instead of waiting 5 minutes."""
+    rig.server.graceful_deletion = True
+    rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db")))
+    rig.api.evict("default", "db-0")
+    rig.server.power_off_node("pi3")
+    rig.clock.advance(600.0)
+    rig.server.run_controller_once()
+    assert rig.server.get_object("Pod", "default", "db-0") is not None  # stuck Terminating
+    result = rig.drainer(timeout_s=300.0).drain("pi3", record())
+    assert not result.ok and result.reason == "pi3 went NotReady mid-drain"
+    assert result.elapsed_s < 5.0

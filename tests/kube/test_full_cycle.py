@@ -18,6 +18,7 @@ from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
@@ -33,7 +34,7 @@ def world() -> Iterator[ClusterWorld]:
     # follow the pods' grace periods (issue 14 item 3, drain timing); with pods Terminating for 30 s the storm
     # sheds pi4 then pi2 instead of pi4 then pi5.
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0, graceful_deletion=False) as server:
-        server.load_objects(CLINIC)
+        server.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         server.run_controller_once()
         made = ClusterWorld(server, clock, NAMES, settings)
         yield made

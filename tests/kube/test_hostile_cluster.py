@@ -18,6 +18,7 @@ from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
@@ -30,7 +31,7 @@ def make_world(seed: Callable[[FakeKubeServer], None] | None = None) -> Iterator
     settings = ShedSettings(scenario.policy, scenario.battery, scenario.hardware, dry_run=False)
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)  # 2026-11-24 01:00 UTC
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
-        server.load_objects(CLINIC)
+        server.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         if seed is not None:
             seed(server)
         server.run_controller_once()

@@ -30,6 +30,42 @@ def test_snapshot_is_a_kubectl_list_the_core_parses(server: FakeKubeServer) -> N
     assert len(view.nodes) == 1 and len(view.pods) == 7 and len(view.pdbs) == 1
 
 
+def test_the_snapshot_carries_pvs_and_pvcs_so_a_pinned_pod_is_seen(server: FakeKubeServer) -> None:
+    """Issue 14, finding 1: the daemon reads PersistentVolumes and PersistentVolumeClaims, so a pod on a
+    local-path volume carries its node pin (the PV's required node affinity)."""
+    server.put_object(
+        make_pod(
+            "db-0",
+            node="pi1",
+            owner=("StatefulSet", "db"),
+            volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}],
+        )
+    )
+    server.put_object(
+        {
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-db-0", "namespace": "default"},
+            "spec": {"storageClassName": "local-path", "volumeName": "pvc-1"},
+            "status": {"phase": "Bound"},
+        }
+    )
+    hostname = {"key": "kubernetes.io/hostname", "operator": "In", "values": ["pi1"]}
+    server.put_object(
+        {
+            "kind": "PersistentVolume",
+            "metadata": {"name": "pvc-1"},
+            "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [hostname]}]}}},
+            "status": {"phase": "Bound"},
+        }
+    )
+    with server.api_client(retries=False) as client:
+        snapshot = KubeClusterApi(client).snapshot()
+    view = parse_kubectl_list(snapshot)
+    db = next(p for p in view.pods if p.name == "db-0")
+    assert [pin.volume for pin in db.volume_pins] == ["pvc-1"]
+    assert view.volumes_unchecked == ()
+
+
 def test_pages_are_followed(server: FakeKubeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("piclusterd.cluster.kube_api.PAGE_SIZE", 3)
     with server.api_client(retries=False) as client:

@@ -19,15 +19,20 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_clinic_5_on_battery_sheds_agents_then_one_server_and_names_the_quorum_refusals() -> None:
+def test_clinic_5_on_battery_sheds_an_agent_and_one_server_keeps_the_database_node() -> None:
     done = plan(
         "--snapshot", str(CLUSTERS / "clinic-5.json"), "--on-battery", "--charge", "100", "--battery-wh", "84", "--json"
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["shed"] == ["pi4", "pi5", "pi3"]
+    assert result["shed"] == ["pi4", "pi3"]
     assert result["projected_runtime_s"] > result["runtime_without_shedding_s"] > 0
-    assert {(r["node"], r["rule"]) for r in result["refused"]} == {("pi1", "etcd_quorum"), ("pi2", "etcd_quorum")}
+    assert {(r["node"], r["rule"]) for r in result["refused"]} == {
+        ("pi1", "etcd_quorum"),
+        ("pi2", "etcd_quorum"),
+        ("pi5", "pinned_volume"),
+    }
+    assert "volumes were not checked" not in done.stderr
     # Whether the search ran out of its work budget (the plan is then the best safe one found within it).
     assert result["search_cut"] is False and result["optimum"]["search_cut"] is False
 

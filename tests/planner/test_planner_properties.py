@@ -5,6 +5,10 @@ but an *exact* placement search (backtracking, not first-fit), and computes its 
 The clusters it draws use one board model and 4-CPU nodes with pods within capacity, so that a set's
 runtime does not depend on where its pods land (with mixed models or over-full nodes it would, and
 "the best set" would need the best placement as well).
+
+Issue 14's constraints are drawn too: volumes pinned to their node (local-path), host ports, required
+anti-affinity on the hostname and small pod limits; the brute force models each one itself
+(:func:`between_pods_allow`), not through the planner's code.
 """
 
 from __future__ import annotations
@@ -19,7 +23,18 @@ from itertools import combinations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from piclusterd.core.cluster_view import ClusterView, LabelSelector, Node, Pdb, Pod
+from piclusterd.core.cluster_view import (
+    ClusterView,
+    LabelSelector,
+    Node,
+    NodeSelectorTerm,
+    Pdb,
+    Pod,
+    PodAffinityTerm,
+    Requirement,
+    SelectorOperator,
+    VolumePin,
+)
 from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
 from piclusterd.core.pod_packing import can_run_on
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
@@ -74,6 +89,7 @@ def clusters(draw: st.DrawFn, *, max_nodes: int = 6, allow_leaving: bool = True)
             labels["disk"] = "ssd"
         memory = draw(st.sampled_from([4 * GIB - 300 * MIB, 8 * GIB - 400 * MIB]))
         phase = draw(st.sampled_from([None] * 12 + ["draining", "powered_off"])) if allow_leaving else None
+        max_pods = draw(st.sampled_from([110] * 6 + [2, 3]))
         node = make_node(
             f"n{i}",
             server=i < n_servers,
@@ -83,20 +99,31 @@ def clusters(draw: st.DrawFn, *, max_nodes: int = 6, allow_leaving: bool = True)
             ready=draw(st.integers(0, 12)) > 0,
             unschedulable=draw(st.integers(0, 12)) == 0,
             shed_phase=phase,
+            max_pods=max_pods,
         )
         nodes.append(node)
         free_cpu, free_mem = 4000 - 50, memory - 64 * MIB
         pods.append(make_pod(f"exporter-{i}", node.name, cpu_m=50, memory_b=64 * MIB, owner_kind="DaemonSet"))
+        apps_here: set[str] = set()
+        ports_here: set[str] = set()
         for j in range(draw(st.integers(0, 3))):
             cpu = draw(st.sampled_from([100, 250, 500, 1000, 1500]))
             mem = draw(st.sampled_from([128, 512, 1024, 2048])) * MIB
-            if cpu > free_cpu or mem > free_mem:
+            if cpu > free_cpu or mem > free_mem or j + 2 > max_pods:
                 continue
+            app = f"app{draw(st.integers(0, 4))}"
+            pins = draw(st.sampled_from([()] * 7 + [(pinned(node.name, f"data-{app}-{i}{j}"),)]))
+            ports = draw(st.sampled_from([()] * 7 + [("9443/TCP",)]))
+            # Pods start where the scheduler could have put them: no constraint broken already.
+            if (app == "app1" and app in apps_here) or (ports and ports_here):
+                continue
+            apps_here.add(app)
+            ports_here.update(ports)
             free_cpu -= cpu
             free_mem -= mem
             pods.append(
                 make_pod(
-                    f"app{draw(st.integers(0, 4))}-{i}{j}",
+                    f"{app}-{i}{j}",
                     node.name,
                     cpu_m=cpu,
                     memory_b=mem,
@@ -104,6 +131,9 @@ def clusters(draw: st.DrawFn, *, max_nodes: int = 6, allow_leaving: bool = True)
                     owner_kind=draw(st.sampled_from(["ReplicaSet"] * 10 + ["StatefulSet", None])),
                     volume_kinds=draw(st.sampled_from([frozenset()] * 5 + [frozenset({"emptyDir"})])),
                     node_selector=draw(st.sampled_from([{}] * 6 + [{"disk": "ssd"}])),
+                    volume_pins=pins,
+                    host_ports=ports,
+                    pod_anti_affinity=(apart(app),) if app == "app1" else (),
                 )
             )
     pdbs = []
@@ -111,6 +141,17 @@ def clusters(draw: st.DrawFn, *, max_nodes: int = 6, allow_leaving: bool = True)
         app = f"app{draw(st.integers(0, 4))}"
         pdbs.append(Pdb("default", app, LabelSelector((("app", app),)), disruptions_allowed=draw(st.integers(0, 1))))
     return ClusterView(tuple(nodes), tuple(pods), tuple(pdbs))
+
+
+def pinned(node: str, claim: str) -> VolumePin:
+    """A local-path volume: only ``node`` can mount it."""
+    hostname = Requirement("kubernetes.io/hostname", SelectorOperator.IN, (node,))
+    return VolumePin(claim, f"pvc-{claim}", (NodeSelectorTerm((hostname,)),))
+
+
+def apart(app: str) -> PodAffinityTerm:
+    """Required anti-affinity: no two pods of ``app`` on one node."""
+    return PodAffinityTerm(LabelSelector((("app", app),)), "kubernetes.io/hostname")
 
 
 @st.composite
@@ -139,9 +180,28 @@ class TooHard(Exception):
     """The exact placement search took too long for a unit test."""
 
 
-def exact_fit(pods: Sequence[Pod], receivers: Sequence[Node], view: ClusterView) -> bool:
-    """Is there any placement of ``pods`` on ``receivers`` within their free CPU, memory and pod slots?"""
+def between_pods_allow(pod: Pod, others: Sequence[Pod]) -> bool:
+    """The constraints between pods this file draws, modelled here: no shared host port, and no pod of an
+    app with hostname anti-affinity next to another pod of it (either pod's term counts)."""
+    for other in others:
+        if set(pod.host_ports) & set(other.host_ports):
+            return False
+        mine = any(t.selector is not None and t.selector.matches(other.labels) for t in pod.pod_anti_affinity)
+        theirs = any(t.selector is not None and t.selector.matches(pod.labels) for t in other.pod_anti_affinity)
+        if mine or theirs:
+            return False
+    return True
+
+
+def exact_fit(pods: Sequence[Pod], receivers: Sequence[Node], view: ClusterView, gone: frozenset[str]) -> bool:
+    """Is there any placement of ``pods`` on ``receivers`` within their free CPU, memory and pod slots and
+    the constraints between pods (against the pods that stay, on every node not ``gone``, and each other)?"""
     free = {}
+    present: dict[str, list[Pod]] = {
+        n.name: [p for p in view.pods_on(n.name) if p.holds_resources and p not in pods]
+        for n in view.nodes
+        if n.name not in gone
+    }
     for node in receivers:
         here = [p for p in view.pods_on(node.name) if p.holds_resources]
         free[node.name] = [
@@ -151,8 +211,11 @@ def exact_fit(pods: Sequence[Pod], receivers: Sequence[Node], view: ClusterView)
         ]
     todo = sorted(pods, key=lambda p: (-p.cpu_request_m, -p.memory_request_b))
     options = [[n.name for n in receivers if can_run_on(p, n)] for p in todo]
-    # receivers that accept the same pods and have the same room are interchangeable
+    # receivers that accept the same pods and have the same room are interchangeable (unless pods on them
+    # constrain each other: then every receiver is its own kind)
     kind = {n.name: tuple(k for k, names in enumerate(options) if n.name in names) for n in receivers}
+    if any(p.host_ports or p.pod_anti_affinity for p in view.pods):
+        kind = {name: (i, *k) for i, (name, k) in enumerate(kind.items())}
     steps = [0]
 
     def place(i: int) -> bool:
@@ -169,11 +232,18 @@ def exact_fit(pods: Sequence[Pod], receivers: Sequence[Node], view: ClusterView)
             if key in seen:  # an interchangeable bin was tried already
                 continue
             seen.add(key)
-            if room[0] >= pod.cpu_request_m and room[1] >= pod.memory_request_b and room[2] >= 1:
+            if (
+                room[0] >= pod.cpu_request_m
+                and room[1] >= pod.memory_request_b
+                and room[2] >= 1
+                and between_pods_allow(pod, present[name])
+            ):
                 room[0] -= pod.cpu_request_m
                 room[1] -= pod.memory_request_b
                 room[2] -= 1
+                present[name].append(pod)
                 ok = place(i + 1)
+                present[name].pop()
                 room[0] += pod.cpu_request_m
                 room[1] += pod.memory_request_b
                 room[2] += 1
@@ -196,6 +266,9 @@ def is_safe(case: Case, shed: frozenset[str]) -> bool:
         for n in nodes
     ):
         return False
+    # A pod on a volume only its node can mount never moves (the brute force's own reading of the rule).
+    if any(p.must_move and p.volume_pins for n in nodes for p in view.pods_on(n.name)):
+        return False
     after = headcount(view, shed)
     if nodes and after.up < policy.min_nodes:
         return False
@@ -206,7 +279,8 @@ def is_safe(case: Case, shed: frozenset[str]) -> bool:
     leaving = [n for n in view.nodes if n.shed_state.is_leaving]
     moving = [p for n in [*nodes, *leaving] for p in view.pods_on(n.name) if p.must_move]
     receivers = [n for n in view.nodes if is_up(n, shed) and not n.unschedulable]
-    return exact_fit(moving, receivers, view)
+    gone = frozenset(shed) | {n.name for n in leaving}
+    return exact_fit(moving, receivers, view, gone)
 
 
 def runtime_s(case: Case, shed: frozenset[str]) -> float:
@@ -350,6 +424,19 @@ def test_never_strands_a_pod_every_evicted_pod_has_a_home_on_a_survivor(case: Ca
             cpu, memory, count = used[target]
             assert cpu <= node.allocatable_cpu_m and memory <= node.allocatable_memory_b
             assert count <= node.allocatable_pods
+    # Where every pod ends up, no two break a constraint between pods, and no pinned pod moved.
+    final: dict[str, list[Pod]] = {}
+    for pod in view.pods:
+        if not pod.holds_resources or pod.node in shed or view.node(pod.node).shed_state.is_leaving:
+            continue
+        final.setdefault(pod.node, []).append(pod)
+    for pod_key, target in placement.items():
+        if target is not None:
+            final.setdefault(target, []).append(pods[pod_key])
+            assert not pods[pod_key].volume_pins or pods[pod_key].node == target, f"{pod_key} left its volume"
+    for name, here in final.items():
+        for k, pod in enumerate(here):
+            assert between_pods_allow(pod, here[k + 1 :]), f"{pod.key} on {name} breaks a constraint"
 
 
 @PROPERTY_SETTINGS

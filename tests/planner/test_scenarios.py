@@ -98,33 +98,40 @@ def test_clinic_5_figures_by_hand() -> None:
     No shedding: 4 W switch + 5 x 2.7 W idle + 3.7 W x (3950m busy / 4000m): 21.15 W at the UPS output,
     21.15 / 0.85 + 5 = 29.89 W from the battery; every node shuts down at 20 % (the UPS's LB), so the
     runtime is that of 67.2 Wh x 0.8 = 53.76 Wh: 53.76 Wh / 29.89 W = 1.80 h (not 2.25 h, to empty).
-    Plan: the two agents and one server go (quorum keeps two servers); pi1 and pi2 carry every pod
-    (3800m busy) and the three shed Pis draw 0.2 W each: 4 + 5.4 + 0.6 + 3.7 x 0.95 = 13.52 W: 2.58 h.
-    Physical optimum: the same nodes on, the evicted non-critical lab-reports replica given up: 13.05 W.
+    Plan: mariadb-0's data is a local-path volume on pi5, so pi5 stays on (rule pinned_volume); pi4 and
+    one server go (quorum keeps two servers). pi1, pi2 and pi5 carry every pod (3850m busy: the two shed
+    Pis' node-exporters stop) and the two shed Pis draw 0.2 W each: 4 + 8.1 + 0.4 + 3.7 x 0.9625 =
+    16.06 W: 2.25 h. Physical optimum: the same nodes on, nothing to give up.
     """
     scenario = load_scenario(EXAMPLES / "clinic-5.json")
     result = outage_start(scenario)
     assert result.decision is Decision.ESCALATE  # 4 h is out of reach on 84 Wh
-    assert result.nodes_to_shed == ("pi4", "pi5", "pi3")
+    assert result.nodes_to_shed == ("pi4", "pi3")
     assert result.load_without_shedding_w == pytest.approx(4 + 13.5 + 3.7 * 3950 / 4000)
     assert result.runtime_without_shedding_s == pytest.approx(67.2 * 0.8 / (21.15375 / 0.85 + 5) * HOUR)
-    assert result.projected_runtime_s == pytest.approx(67.2 * 0.8 / ((4 + 5.4 + 0.6 + 3.7 * 0.95) / 0.85 + 5) * HOUR)
-    assert result.projected_load_w == pytest.approx(4 + 5.4 + 0.6 + 3.7 * 0.95)
+    load = 4 + 8.1 + 0.4 + 3.7 * 3850 / 4000
+    assert result.projected_load_w == pytest.approx(load)
+    assert result.projected_runtime_s == pytest.approx(67.2 * 0.8 / (load / 0.85 + 5) * HOUR)
     assert result.optimum is not None
-    assert result.optimum.nodes_on == ("pi1", "pi2")
-    assert result.optimum.load_w == pytest.approx(13.515 - 3.7 * 500 / 4000)
+    assert result.optimum.nodes_on == ("pi1", "pi2", "pi5")
+    assert result.optimum.load_w == pytest.approx(load)
     assert [(r.node, r.rule.value) for r in result.refused] == [
         ("pi1", "etcd_quorum"),
         ("pi2", "etcd_quorum"),
+        ("pi5", "pinned_volume"),
     ]
+    # mariadb-0 stays where its data is: never evicted, never "rescheduled" onto another node.
+    assert all(not p.pod.startswith("clinic/mariadb") for p in result.placements)
 
 
-def test_district_10_keeps_three_nodes_for_its_pods() -> None:
-    """9,250m of requests need three Pi 5s; only the optimum, giving up non-critical pods, runs on two."""
+def test_district_10_keeps_the_database_nodes_and_quorum() -> None:
+    """mariadb's two replicas live on local-path volumes on n6 and n7: both stay on (pinned_volume), with
+    the two servers quorum needs; everything else goes. The optimum, giving up non-critical pods, keeps
+    just those four."""
     scenario = load_scenario(EXAMPLES / "district-10.json")
     result = outage_start(scenario)
     assert result.decision is Decision.ESCALATE
-    assert set(result.nodes_to_shed) == {f"n{i}" for i in range(4, 11)}
-    assert {r.rule.value for r in result.refused} == {"pods_do_not_fit"}
-    assert result.optimum is not None and len(result.optimum.nodes_on) == 2
+    assert set(result.nodes_to_shed) == {"n1", "n4", "n5", "n8", "n9", "n10"}
+    assert {(r.node, r.rule.value) for r in result.refused} >= {("n6", "pinned_volume"), ("n7", "pinned_volume")}
+    assert result.optimum is not None and result.optimum.nodes_on == ("n2", "n3", "n6", "n7")
     assert all(not p.startswith("clinic/openmrs") for p in result.optimum.pending_pods)

@@ -32,6 +32,7 @@ from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
 from piclusterd.sim.simulator import OUTAGES, Outage
+from piclusterd.testing.clusters import with_network_volumes
 
 CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
@@ -86,7 +87,7 @@ class Battery:
 def server() -> Iterator[FakeKubeServer]:
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 600.0 - 1000.0)  # t = 0 (monotonic 1000) is 01:50 UTC
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as made:
-        made.load_objects(CLINIC)
+        made.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         made.run_controller_once()
         yield made
 

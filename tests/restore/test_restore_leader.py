@@ -36,6 +36,7 @@ from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 from piclusterd.testing.gpio_emulator import EmulatedGpio
 
 CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "clinic-5.json"
@@ -47,7 +48,7 @@ RESTORE = RestorePolicy()
 def server() -> Iterator[FakeKubeServer]:
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as made:
-        made.load_objects(CLINIC)
+        made.load_objects(with_network_volumes(CLINIC))  # mariadb movable: mechanics, not storage
         made.run_controller_once()
         yield made
 
