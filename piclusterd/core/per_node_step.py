@@ -105,7 +105,7 @@ def per_node_step(facts: PlanFacts, batteries: NodeBatteries, policy: PlannerPol
             view,
             names,
             priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
+            allow_pending_noncritical=policy.may_give_up_noncritical,  # a dying node's pods go anyway
         )
         for name in facts.leaving:
             made.shed(name, force=True)

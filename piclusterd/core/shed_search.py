@@ -236,6 +236,7 @@ class ShedSearch:
         facts: PlanFacts,
         *,
         allow_pending_noncritical: bool,
+        give_up_all_noncritical: bool = False,
         keep: frozenset[str] = frozenset(),
         budget: WorkBudget | None = None,
     ):
@@ -249,6 +250,8 @@ class ShedSearch:
         self.blocked = facts.blocked
         self.in_progress = facts.in_progress
         self.keep = keep
+        self.allow_pending = allow_pending_noncritical
+        self.give_up_all = give_up_all_noncritical
         self.order = [n for n in facts.ranked if n.name not in facts.blocked and n.name not in keep]
         keepers = [n for n in facts.ranked if n.name in facts.blocked or n.name in keep]
         keepers.sort(key=lambda n: (n.name not in keep, n.name))
@@ -260,6 +263,7 @@ class ShedSearch:
             receivers,
             priority_threshold=self.policy.critical_priority_threshold,
             allow_pending_noncritical=allow_pending_noncritical,
+            give_up_all_noncritical=give_up_all_noncritical,
             budget=self.budget,
         )
         self.placements: dict[str, Placement] = {}
@@ -434,7 +438,13 @@ def search(
                 continue
             tried.add(trial_keep)
             budget -= 1
-            trial = ShedSearch(facts, allow_pending_noncritical=allow_pending_noncritical, keep=trial_keep, budget=work)
+            trial = ShedSearch(
+                facts,
+                allow_pending_noncritical=first.allow_pending,
+                give_up_all_noncritical=first.give_up_all,
+                keep=trial_keep,
+                budget=work,
+            )
             result = trial.run(max_load_w)
             queue.append((trial_keep, result))
             if _better(result, best):
