@@ -221,16 +221,19 @@ def plan(
     def giving_up(outcome: SearchOutcome, max_load_w: float) -> SearchOutcome:
         """``when-needed``: the keep-every-pod ``outcome`` missed. Search again giving up the non-critical pods
         no room is left for; if that misses too, every non-critical pod of the nodes shed (their CPU load
-        costs battery). The first that reaches the target wins, else the one that lasts longest."""
+        costs battery). The first that reaches the target wins, else the one that lasts longest. They spend
+        what is left of the plan's work budget, so a plan still costs at most ``work_units``."""
         if give_up is not GiveUpNoncritical.WHEN_NEEDED:
             return outcome
         best = outcome
         for give_up_all in (False, True):
+            if first.budget.refuse():
+                break
             again = ShedSearch(
                 facts,
                 allow_pending_noncritical=True,
                 give_up_all_noncritical=give_up_all,
-                budget=WorkBudget(work_units),
+                budget=first.budget,
             )
             trial = search(facts, max_load_w, allow_pending_noncritical=True, first=again)
             if trial.target_met:
