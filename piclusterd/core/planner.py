@@ -17,7 +17,9 @@ placed first, higher priority before lower; with ``never`` every non-critical po
 ``when-needed`` (the default) the plan first keeps every pod; only when that misses the target (or the
 battery is critical) does it search again letting non-critical pods have just the room left, given up
 (Pending) where there is none, and takes that plan if it reaches the target or lasts longer. ``always``
-searches that way from the start. The plan names the pods it gives up (:attr:`Plan.given_up`).
+searches that way from the start. A pod is never given up where room is left for it: the scheduler would
+bind it there anyway. (The physical optimum gives up every non-critical pod: the bound, not a plan.) The plan
+names the pods it gives up (:attr:`Plan.given_up`).
 
 **Per-node batteries** (``node_batteries``, step 4b, before the shared-battery steps): on a ``per-node`` or
 ``mixed`` cluster, a node whose own battery dies before the target has its work moved off, or a charged shed
@@ -206,12 +208,7 @@ def plan(
     facts = PlanFacts(view, hardware, policy, settling)
     give_up = policy.give_up_noncritical
     allow_pending = give_up is GiveUpNoncritical.ALWAYS
-    first = ShedSearch(
-        facts,
-        allow_pending_noncritical=allow_pending,
-        give_up_all_noncritical=allow_pending,
-        budget=WorkBudget(work_units),
-    )
+    first = ShedSearch(facts, allow_pending_noncritical=allow_pending, budget=WorkBudget(work_units))
     scale, now_w = _scale(power, view, hardware)
     before_w = first.load_w * scale
     charge, estimated = _charge(power, battery, now_w, now, policy)
@@ -220,27 +217,16 @@ def plan(
 
     def giving_up(outcome: SearchOutcome, max_load_w: float) -> SearchOutcome:
         """``when-needed``: the keep-every-pod ``outcome`` missed. Search again giving up the non-critical pods
-        no room is left for; if that misses too, every non-critical pod of the nodes shed (their CPU load
-        costs battery). The first that reaches the target wins, else the one that lasts longest. They spend
-        what is left of the plan's work budget, so a plan still costs at most ``work_units``."""
-        if give_up is not GiveUpNoncritical.WHEN_NEEDED:
+        no room is left for, taken if it reaches the target or lasts longer. Only those: a pod given up where
+        room is left would not stay Pending, the scheduler binds it there (and the projection would be short
+        of its load). It spends what is left of the plan's work budget: a plan still costs ``work_units``."""
+        if give_up is not GiveUpNoncritical.WHEN_NEEDED or first.budget.refuse():
             return outcome
-        best = outcome
-        for give_up_all in (False, True):
-            if first.budget.refuse():
-                break
-            again = ShedSearch(
-                facts,
-                allow_pending_noncritical=True,
-                give_up_all_noncritical=give_up_all,
-                budget=first.budget,
-            )
-            trial = search(facts, max_load_w, allow_pending_noncritical=True, first=again)
-            if trial.target_met:
-                return trial
-            if trial.load_after_w < best.load_after_w - 1e-9:
-                best = trial
-        return best
+        again = ShedSearch(facts, allow_pending_noncritical=True, budget=first.budget)
+        trial = search(facts, max_load_w, allow_pending_noncritical=True, first=again)
+        if trial.target_met and not outcome.target_met:
+            return trial
+        return trial if trial.load_after_w < outcome.load_after_w - 1e-9 else outcome
 
     def finish(decision: Decision, reason: str, outcome: SearchOutcome | None) -> Plan:
         load = before_w if outcome is None else outcome.load_after_w * scale

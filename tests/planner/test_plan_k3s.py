@@ -113,9 +113,7 @@ def test_each_evicted_pod_is_named_with_its_destination_and_why_it_is_critical()
     assert "PriorityClass system-cluster-critical" in moves["coredns"]["why"]
     assert "label picluster.io/critical=true" in moves["records"]["why"]
     agent2 = next(a for a in result["actions"] if a["node"] == AGENT2)
-    # A 20 Wh battery cannot reach the target: by default (give_up_noncritical = "when-needed") the plan gives
-    # the non-critical pod up rather than keep its room, and names it with the rest.
-    whoami = next(m for m in agent2["given_up"] if m["pod"].startswith("default/whoami"))
+    whoami = next(m for m in agent2["moves"] if m["pod"].startswith("default/whoami"))
     assert not whoami["critical"] and "priority 0 < 1000000" in whoami["why"]
 
 
