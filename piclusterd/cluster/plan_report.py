@@ -1,10 +1,10 @@
 """What the leader says about its plan, once per change: the journal's ``plan.decided`` and the Nodes' Events.
 
 :class:`PlanReporter` never acts. It logs ``plan.decided`` when the decision changes (not every poll) with the
-planned Events (``PowerShedPlanned``, ``PowerOnPlanned``, also in dry-run), and says loudly, once, what makes
-the plan blind to a node's own battery: a battery turned unknown (``battery.node_unknown``), or HAT batteries
-published while ``[battery] node_capacity_wh`` is not set (``battery.node_capacity_unset``); and a node whose
-role signals disagree, read the safer way (``cluster.roles_disagree``).
+planned Events (``PowerShedPlanned``, ``PowerOnPlanned``, ``PodsGivenUp``, also in dry-run), and says loudly,
+once, what makes the plan blind to a node's own battery: a battery turned unknown (``battery.node_unknown``), or
+HAT batteries published while ``[battery] node_capacity_wh`` is not set (``battery.node_capacity_unset``); and a
+node whose role signals disagree, read the safer way (``cluster.roles_disagree``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class PlanReporter:
             decided.nodes_to_shed,
             tuple((r.node, r.rule) for r in decided.refused),
             tuple((p.node, p.relieves) for p in decided.power_on),
+            tuple(p.pod for p in decided.given_up),
         )
         if key == self._last_plan_key:
             return
@@ -63,6 +64,7 @@ class PlanReporter:
             else round(decided.runtime_without_shedding_s),
             refused=[{"node": r.node, "rule": str(r.rule), "detail": r.detail} for r in decided.refused],
             power_on=[{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in decided.power_on],
+            given_up=[{"pod": p.pod, "node": p.from_node} for p in decided.given_up],
             topology=decided.topology,
             search_cut=decided.search_cut,
             dry_run=self._dry_run,
@@ -70,6 +72,17 @@ class PlanReporter:
         verb = "would shed (dry-run)" if self._dry_run else "sheds"
         for action in decided.actions:
             self._events.emit(action.node, "PowerShedPlanned", f"piclusterd {verb} {action.node}: {action.reason}")
+        given_up: dict[str, list[str]] = {}
+        for placement in decided.given_up:
+            given_up.setdefault(placement.from_node, []).append(placement.pod)
+        verb = "would give up (dry-run)" if self._dry_run else "gives up"
+        for name, pods in sorted(given_up.items()):
+            self._events.emit(
+                name,
+                "PodsGivenUp",
+                f"piclusterd {verb} {len(pods)} non-critical pod(s) from {name} to reach the target runtime "
+                f"([cluster] give_up_noncritical): {', '.join(pods)}; Pending until the nodes are back",
+            )
         verb = "would power on (dry-run)" if self._dry_run else "powers on"
         for wanted in decided.power_on:
             self._events.emit(

@@ -189,7 +189,7 @@ class Shedder:
             allow_unreplicated=policy.allow_unreplicated,
             evict_emptydir=policy.evict_emptydir,
             priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
+            allow_pending_noncritical=policy.may_give_up_noncritical,
         )
 
     def _refuse(self, name: str, record: ShedRecord, refusal: Refusal) -> None:

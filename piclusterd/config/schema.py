@@ -346,6 +346,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "min_nodes": Key(1, _whole(1, 10_000)),
         "critical_priority": Key(1_000_000, _whole(-(2**31), 2**31 - 1)),
         "allow_unreplicated": Key(False, _bool),
+        "give_up_noncritical": Key("when-needed", _choice("never", "when-needed", "always")),
         "delete_emptydir_data": Key(True, _bool),
         "wait_for_replacements": Key(True, _bool),
         "drain_timeout": Key("5m", _duration(10, 3600), to="drain_timeout_s"),

@@ -20,7 +20,7 @@ from piclusterd.config.schema import SCHEMA
 from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.errors import ConfigError
 from piclusterd.core.node_batteries import Topology
-from piclusterd.core.planner import PlannerPolicy
+from piclusterd.core.planner import GiveUpNoncritical, PlannerPolicy
 from piclusterd.core.power_draw import BatterySpec, PiModel, PowerConfig, SupplyKind
 from piclusterd.core.restore import RestorePolicy
 
@@ -84,6 +84,7 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
             critical_priority_threshold=cluster.critical_priority,
             allow_unreplicated=cluster.allow_unreplicated,
             evict_emptydir=cluster.delete_emptydir_data,
+            give_up_noncritical=GiveUpNoncritical(cluster.give_up_noncritical),
         ),
         battery=BatterySpec(
             capacity_wh=capacity,

@@ -113,7 +113,7 @@ def per_node_step(
             view,
             names,
             priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
+            allow_pending_noncritical=policy.may_give_up_noncritical,  # a dying node's pods go anyway
             budget=work,
         )
         for name in facts.leaving:

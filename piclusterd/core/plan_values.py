@@ -19,6 +19,7 @@ from piclusterd.core.refusal import SafetyRule
 
 __all__ = [
     "Decision",
+    "GiveUpNoncritical",
     "Optimum",
     "Placement",
     "Plan",
@@ -42,14 +43,23 @@ class Decision(enum.StrEnum):
     PER_NODE_OK = "per_node_ok"  # per-node batteries, every one lasts the target
 
 
+class GiveUpNoncritical(enum.StrEnum):
+    """Whether the plan may leave non-critical pods Pending (given up) so that their nodes can be shed
+    (``[policy] give_up_noncritical``). Critical pods always need a home, whatever this says."""
+
+    NEVER = "never"  # every pod keeps a home: a node whose non-critical pods fit nowhere stays on
+    WHEN_NEEDED = "when-needed"  # only when the target cannot be reached with every pod kept
+    ALWAYS = "always"  # whenever that lets a node go: plan as if only critical pods needed a home
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerPolicy:
     """How the planner trades service for runtime. Validated once, here.
 
     ``tiers`` maps node names to tiers and wins over the ``picluster.io/tier`` label; nodes with neither
-    get ``default_tier``. ``allow_pending_noncritical`` lets non-critical pods be given up (left Pending)
-    instead of requiring a home for them. ``unknown_charge_pct`` is assumed when the charge is unknown and
-    so is the start of the outage.
+    get ``default_tier``. ``give_up_noncritical`` says when non-critical pods may be given up (left
+    Pending) instead of requiring a home for them (:class:`GiveUpNoncritical`). ``unknown_charge_pct`` is
+    assumed when the charge is unknown and so is the start of the outage.
     """
 
     target_runtime_s: float = 4 * 3600.0
@@ -60,7 +70,7 @@ class PlannerPolicy:
     default_tier: int = 0
     allow_unreplicated: bool = False
     evict_emptydir: bool = True
-    allow_pending_noncritical: bool = False
+    give_up_noncritical: GiveUpNoncritical = GiveUpNoncritical.WHEN_NEEDED
     unknown_charge_pct: float = 50.0
 
     def __post_init__(self) -> None:
@@ -77,6 +87,12 @@ class PlannerPolicy:
     def tier(self, node: Node) -> int:
         """The node's tier: configuration, then label, then ``default_tier``."""
         return node_tier(node, self.tiers, self.default_tier)
+
+    @property
+    def may_give_up_noncritical(self) -> bool:
+        """Whether some plan under this policy may leave non-critical pods Pending (a recorded shed is
+        re-checked with that allowance: the plan that started it may have needed it)."""
+        return self.give_up_noncritical is not GiveUpNoncritical.NEVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,12 @@ class Plan:
     power_on: tuple[PowerOnNode, ...] = ()
     topology: str = Topology.SHARED.value
     search_cut: bool = False
+
+    @property
+    def given_up(self) -> tuple[Placement, ...]:
+        """The non-critical pods this plan leaves Pending (no home), by pod: they come back with the restore
+        (the scheduler binds them once their nodes are back)."""
+        return tuple(p for p in self.placements if p.to_node is None)
 
     @property
     def nodes_to_shed(self) -> tuple[str, ...]:

@@ -12,6 +12,15 @@ smaller nodes first, fewer pods to move first, then name); if no safe plan reach
 state is ``critical``), shed as much as is safe, aiming for the longest projected runtime (escalation).
 Actions come in preference order (agents first, control plane last), whatever order the search took.
 
+**Giving up non-critical pods** (``policy.give_up_noncritical``): critical pods always need a home and are
+placed first, higher priority before lower; with ``never`` every non-critical pod needs one too. With
+``when-needed`` (the default) the plan first keeps every pod; only when that misses the target (or the
+battery is critical) does it search again letting non-critical pods have just the room left, given up
+(Pending) where there is none, and takes that plan if it reaches the target or lasts longer. ``always``
+searches that way from the start. A pod is never given up where room is left for it: the scheduler would
+bind it there anyway. (The physical optimum gives up every non-critical pod: the bound, not a plan.) The plan
+names the pods it gives up (:attr:`Plan.given_up`).
+
 **Per-node batteries** (``node_batteries``, step 4b, before the shared-battery steps): on a ``per-node`` or
 ``mixed`` cluster, a node whose own battery dies before the target has its work moved off, or a charged shed
 node comes back to relieve it (rotation): :mod:`piclusterd.core.per_node_step`. On a mixed cluster with no
@@ -41,6 +50,7 @@ from piclusterd.core.node_batteries import NodeBatteries, Topology
 from piclusterd.core.per_node_step import per_node_step
 from piclusterd.core.plan_values import (
     Decision,
+    GiveUpNoncritical,
     Optimum,
     Placement,
     Plan,
@@ -56,6 +66,7 @@ from piclusterd.core.work_budget import PLAN_WORK_UNITS, WorkBudget
 
 __all__ = [
     "Decision",
+    "GiveUpNoncritical",
     "Optimum",
     "Placement",
     "Plan",
@@ -106,7 +117,10 @@ def _optimum(
     facts: PlanFacts, battery: BatterySpec, charge: float, scale: float, work_units: int = PLAN_WORK_UNITS
 ) -> Optimum:
     view = facts.view
-    first = ShedSearch(facts, allow_pending_noncritical=True, budget=WorkBudget(work_units))  # its own budget
+    # Its own budget; every non-critical pod given up: the least load the safety rules allow.
+    first = ShedSearch(
+        facts, allow_pending_noncritical=True, give_up_all_noncritical=True, budget=WorkBudget(work_units)
+    )
     outcome = search(facts, -math.inf, allow_pending_noncritical=True, first=first)
     off = set(outcome.shed) | set(outcome.in_progress) | {n.name for n in view.nodes if not n.ready}
     load = outcome.load_after_w * scale
@@ -195,7 +209,8 @@ def plan(
 
     # 4. Account the cluster as it stands: nodes being shed count as shed, their pods already moved.
     facts = PlanFacts(view, hardware, policy, settling)
-    allow_pending = policy.allow_pending_noncritical
+    give_up = policy.give_up_noncritical
+    allow_pending = give_up is GiveUpNoncritical.ALWAYS
     first = ShedSearch(facts, allow_pending_noncritical=allow_pending, budget=WorkBudget(work_units))
     scale, now_w = _scale(power, view, hardware)
     before_w = first.load_w * scale
@@ -203,9 +218,25 @@ def plan(
     without_s = battery.runtime_s(charge, before_w)
     optimum = _optimum(facts, battery, charge, scale, work_units)
 
+    def giving_up(outcome: SearchOutcome, max_load_w: float) -> SearchOutcome:
+        """``when-needed``: the keep-every-pod ``outcome`` missed. Search again giving up the non-critical pods
+        no room is left for, taken if it reaches the target or lasts longer. Only those: a pod given up where
+        room is left would not stay Pending, the scheduler binds it there (and the projection would be short
+        of its load). It spends what is left of the plan's work budget: a plan still costs ``work_units``."""
+        if give_up is not GiveUpNoncritical.WHEN_NEEDED or first.budget.refuse():
+            return outcome
+        again = ShedSearch(facts, allow_pending_noncritical=True, budget=first.budget)
+        trial = search(facts, max_load_w, allow_pending_noncritical=True, first=again)
+        if trial.target_met and not outcome.target_met:
+            return trial
+        return trial if trial.load_after_w < outcome.load_after_w - 1e-9 else outcome
+
     def finish(decision: Decision, reason: str, outcome: SearchOutcome | None) -> Plan:
         load = before_w if outcome is None else outcome.load_after_w * scale
         cut = outcome is not None and outcome.cut
+        given_up = 0 if outcome is None else sum(p.to_node is None for p in outcome.placements)
+        if given_up:
+            reason += f"; gives up {given_up} non-critical pod(s), Pending until their nodes are back"
         if cut:
             reason += CUT_SHORT
         return Plan(
@@ -265,6 +296,7 @@ def plan(
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.
     if power.state == "critical":
         outcome = search(facts, -math.inf, allow_pending_noncritical=allow_pending, first=first)
+        outcome = giving_up(outcome, -math.inf)
         return finish(Decision.ESCALATE, "battery critical: shedding as much as is safe", outcome)
 
     # 6. The battery already lasts the target without shedding anything more.
@@ -278,6 +310,8 @@ def plan(
     # 7. Shed the fewest nodes that reach the target, in preference order.
     max_load = battery.max_load_w(charge, target) / scale
     outcome = search(facts, max_load, allow_pending_noncritical=allow_pending, first=first)
+    if not outcome.target_met:
+        outcome = giving_up(outcome, max_load)
     projected = battery.runtime_s(charge, outcome.load_after_w * scale)
     if outcome.target_met:
         return finish(

@@ -24,7 +24,7 @@ from piclusterd.core.placement_constraints import PodsInPlace, volumes_allow
 from piclusterd.core.refusal import Refusal, SafetyRule
 from piclusterd.core.work_budget import WorkBudget
 
-__all__ = ["Move", "PodPacker", "can_run_on"]
+__all__ = ["Move", "PodPacker", "can_run_on", "may_give_up"]
 
 _GIB = 1024**3
 _REPACK_PODS = 400  # no re-pack once more pods than this have been displaced (costly, rarely useful)
@@ -51,6 +51,13 @@ def can_run_on(pod: Pod, node: Node) -> bool:
     return all(
         not taint.repels or any(toleration.tolerates(taint) for toleration in pod.tolerations) for taint in node.taints
     )
+
+
+def may_give_up(pod: Pod, *, priority_threshold: int, allow_pending_noncritical: bool) -> bool:
+    """May a plan leave ``pod`` Pending, with no home, so that its node can be shed? Only a non-critical pod,
+    and only when the plan allows it (``[policy] give_up_noncritical``): a critical pod always needs a home.
+    The one rule every placement constraint asks before it gives a pod up."""
+    return allow_pending_noncritical and not pod.is_critical(priority_threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,8 @@ class PodPacker:
 
     ``receivers`` are the nodes that may take pods, in order of preference (the nodes least likely to be
     shed first, so that pods move once). :meth:`shed` takes one more node out: its pods that must move
-    (including pods moved onto it before) are placed critical first, then largest first, each on the first
+    (including pods moved onto it before) are placed critical first, then by priority (highest first, as the
+    scheduler's preemption would rank them), then largest first, each on the first
     receiver that satisfies its constraints (:func:`can_run_on`) and has the CPU, memory and pod slots its
     requests need. If one does not fit, every pod displaced so far is placed again from scratch in the same
     order (first-fit decreasing over the whole set, which packs better than node by node, tried in four
@@ -100,8 +108,11 @@ class PodPacker:
     shared by every packer of one search), so that a plan on a cluster near capacity stays fast: once it is
     spent, no re-pack is tried (a refusal, which is safe).
 
-    With ``allow_pending_noncritical``, non-critical pods are not placed at all: they are given up and left
-    Pending, so they never hold back shedding; critical pods must always fit.
+    With ``allow_pending_noncritical``, non-critical pods get only the room the critical ones leave: each is
+    placed if a home is left for it, else given up and left Pending (:func:`may_give_up`), so they never hold
+    back shedding; a re-pack places every critical pod first and then fills the room left. Critical pods must
+    always fit. With ``give_up_all_noncritical`` too (the physical optimum), non-critical pods are not placed
+    at all: the least load there can be.
 
     Constraints between pods (pod affinity and anti-affinity, topology spread, host ports) are asked of
     :class:`~piclusterd.core.placement_constraints.PodsInPlace` for each receiver a pod would take, on
@@ -120,13 +131,15 @@ class PodPacker:
         *,
         priority_threshold: int,
         allow_pending_noncritical: bool = False,
+        give_up_all_noncritical: bool = False,
         max_repacks: int = 8,
         budget: WorkBudget | None = None,
     ) -> None:
         self._view = view
         self._budget = WorkBudget() if budget is None else budget
         self._threshold = priority_threshold
-        self._allow_pending = allow_pending_noncritical
+        self._allow_pending = allow_pending_noncritical or give_up_all_noncritical
+        self._drop_noncritical = give_up_all_noncritical
         self._repacks_left = max_repacks
         self._order = [view.node(name) for name in receivers]
         self._index = {node.name: i for i, node in enumerate(self._order)}
@@ -138,7 +151,7 @@ class PodPacker:
         self._movable: dict[str, list[Pod]] = {}
         self._eligible: dict[_Signature, list[int]] = {}
         self._start: dict[_Signature, int] = {}
-        self._orders: dict[str, tuple[bool, float, str]] = {}
+        self._orders: dict[str, tuple[bool, int, float, str]] = {}
         self._signatures: dict[str, _Signature] = {}
         self._at: dict[str, str | None] = {}  # displaced pod -> where it is now (None: Pending)
         self._displaced: dict[str, Pod] = {}
@@ -191,10 +204,13 @@ class PodPacker:
         moves: list[Move] = []
         for pod in pods:
             critical = not self._placement_order(pod)[0]
-            if self._allow_pending and not critical:
+            if self._drop_noncritical and not critical:
                 moves.append(Move(pod.key, node, None))
                 continue
             target = self._find(pod, undo)
+            if target is None and self._gives_up(pod):
+                moves.append(Move(pod.key, node, None))  # no room left for it: given up
+                continue
             if target is None:
                 why = self._why_not(node, pod, critical)
                 self._budget.spend(len(self._eligible_for(pod)[1]) // 4)  # a scan at C speed
@@ -221,7 +237,7 @@ class PodPacker:
         moves: list[Move] = []
         for pod in pods:
             critical = not self._placement_order(pod)[0]
-            target = None if self._allow_pending and not critical else self._find(pod, undo)
+            target = None if self._drop_noncritical and not critical else self._find(pod, undo)
             if target is not None:
                 self._take(target, pod, undo)
             moves.append(Move(pod.key, node, None if target is None else self._order[target].name))
@@ -254,8 +270,10 @@ class PodPacker:
         self._repacks_left -= 1
         placed = [self._displaced[key] for key, where in self._at.items() if where is not None]
         own = [pod for pod in self._movable[node] if pod.key not in self._at]
-        pending = [pod for pod in own if self._allow_pending and not pod.is_critical(self._threshold)]
-        todo = [*placed, *(pod for pod in own if pod not in pending)]
+        # Pods that may be given up get only the room the others leave: they are placed after them, below.
+        optional = [pod for pod in [*placed, *own] if self._gives_up(pod)]
+        pending = [pod for pod in own if self._drop_noncritical and pod in optional]
+        todo = [pod for pod in [*placed, *own] if pod not in optional]
         homes = {pod.key: self._homes(pod) for pod in todo}
         mark = 0
         if self._inter is not None:
@@ -279,13 +297,44 @@ class PodPacker:
         where, (self._free_cpu, self._free_mem, self._free_pods) = packing
         self._start = {}
         moves = [Move(pod.key, node, None) for pod in pending]
-        for pod, i in zip(todo, where, strict=True):
+        filling = sorted((pod for pod in optional if pod not in pending), key=self._placement_order)
+        placed_at: list[int | None] = [*where, *self._fill(filling)]
+        for pod, i in zip([*todo, *filling], placed_at, strict=True):
             before = self._at.get(pod.key) or node
-            after = self._order[i].name
+            after = None if i is None else self._order[i].name
             if before != after:
                 moves.append(Move(pod.key, before, after))
-        self._commit(node, moves, {pod.key: pod for pod in [*todo, *pending]})
+        self._commit(node, moves, {pod.key: pod for pod in [*todo, *filling, *pending]})
         return tuple(moves)
+
+    def _gives_up(self, pod: Pod) -> bool:
+        return may_give_up(pod, priority_threshold=self._threshold, allow_pending_noncritical=self._allow_pending)
+
+    def _fill(self, pods: Sequence[Pod]) -> list[int | None]:
+        """First-fit of ``pods`` into the room left on the live receivers (taken from it); None: no room."""
+        where: list[int | None] = []
+        units = 0
+        for pod in pods:
+            _, eligible = self._eligible_for(pod)
+            found = None
+            for looked, i in enumerate(eligible, 1):
+                if (
+                    self._alive[i]
+                    and self._free_cpu[i] >= pod.cpu_request_m
+                    and self._free_mem[i] >= pod.memory_request_b
+                    and self._free_pods[i] >= 1
+                ):
+                    self._free_cpu[i] -= pod.cpu_request_m
+                    self._free_mem[i] -= pod.memory_request_b
+                    self._free_pods[i] -= 1
+                    found = i
+                    units += looked
+                    break
+            else:
+                units += len(eligible)
+            where.append(found)
+        self._budget.spend(units)
+        return where
 
     def _pack(self, pods: Sequence[Pod]) -> tuple[list[int], tuple[list[int], list[int], list[int]]] | None:
         """First-fit of ``pods`` in this order onto the live receivers, from their original free room;
@@ -388,11 +437,13 @@ class PodPacker:
 
         return (self._placement_order, scarce_big, scarce_memory, scarce_cpu)
 
-    def _placement_order(self, pod: Pod) -> tuple[bool, float, str]:
+    def _placement_order(self, pod: Pod) -> tuple[bool, int, float, str]:
+        """Critical first, then the higher priority (PriorityClass), then the bigger pod: a pod never takes
+        the room a pod the scheduler would rank above it needs."""
         order = self._orders.get(pod.key)
         if order is None:
             size = max(pod.cpu_request_m / 1000, pod.memory_request_b / _GIB)
-            order = (not pod.is_critical(self._threshold), -size, pod.key)
+            order = (not pod.is_critical(self._threshold), -pod.priority, -size, pod.key)
             self._orders[pod.key] = order
         return order
 

@@ -202,7 +202,7 @@ class PlanFacts:
         self._candidates = candidates
         self._blocked: dict[bool, dict[str, Refusal]] = {}
         #: Nodes no search may shed, with the refusal: the static rules, under the policy's give-up rule.
-        self.blocked = self.blocked_for(policy.allow_pending_noncritical)
+        self.blocked = self.blocked_for(policy.may_give_up_noncritical)
         self.ranked = sorted(candidates, key=self._preference)
         self.rank = {node.name: i for i, node in enumerate(self.ranked)}
 
@@ -264,6 +264,7 @@ class ShedSearch:
         facts: PlanFacts,
         *,
         allow_pending_noncritical: bool,
+        give_up_all_noncritical: bool = False,
         keep: frozenset[str] = frozenset(),
         budget: WorkBudget | None = None,
     ):
@@ -277,6 +278,8 @@ class ShedSearch:
         self.blocked = blocked = facts.blocked_for(allow_pending_noncritical)
         self.in_progress = facts.in_progress
         self.keep = keep
+        self.allow_pending = allow_pending_noncritical
+        self.give_up_all = give_up_all_noncritical
         self.order = [n for n in facts.ranked if n.name not in blocked and n.name not in keep]
         keepers = [n for n in facts.ranked if n.name in blocked or n.name in keep]
         keepers.sort(key=lambda n: (n.name not in keep, n.name))
@@ -288,6 +291,7 @@ class ShedSearch:
             receivers,
             priority_threshold=self.policy.critical_priority_threshold,
             allow_pending_noncritical=allow_pending_noncritical,
+            give_up_all_noncritical=give_up_all_noncritical,
             budget=self.budget,
         )
         self.placements: dict[str, Placement] = {}
@@ -462,7 +466,13 @@ def search(
                 continue
             tried.add(trial_keep)
             budget -= 1
-            trial = ShedSearch(facts, allow_pending_noncritical=allow_pending_noncritical, keep=trial_keep, budget=work)
+            trial = ShedSearch(
+                facts,
+                allow_pending_noncritical=first.allow_pending,
+                give_up_all_noncritical=first.give_up_all,
+                keep=trial_keep,
+                budget=work,
+            )
             result = trial.run(max_load_w)
             queue.append((trial_keep, result))
             if _better(result, best):

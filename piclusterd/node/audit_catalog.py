@@ -651,6 +651,7 @@ EVENTS: tuple[EventDoc, ...] = (
             "RUNTIME_WITHOUT_SHEDDING_S",
             "REFUSED",
             "POWER_ON",
+            "GIVEN_UP",
             "TOPOLOGY",
             "SEARCH_CUT",
             "DRY_RUN",
@@ -660,6 +661,8 @@ EVENTS: tuple[EventDoc, ...] = (
         "nodes to bring back first because their own battery kept its charge (rotation), each with the node it "
         "relieves (a PowerOnPlanned Event on each); the leader powers them on, one at a time and never within "
         "restore_after of their power-off (node.power_on_requested), and sheds the low node once they rejoined. "
+        "GIVEN_UP lists each non-critical pod the plan leaves Pending so its node can go, with that node ([cluster] "
+        "give_up_noncritical; a PodsGivenUp Event on the node): it runs again when the nodes are back. "
         "TOPOLOGY is shared, per-node or mixed. SEARCH_CUT true: the search ran out of its work budget (a fixed "
         "count, so a plan never blocks the leader), so the plan is the best safe one found within it, maybe not the "
         "best there is; REASON says so too. DRY_RUN true: nothing is done.",

@@ -37,17 +37,17 @@ from piclusterd.core.durations import format_duration
 from piclusterd.core.planner import physical_optimum
 from piclusterd.core.power_draw import BatterySpec, cluster_load_w
 from piclusterd.notify.notifier import Notifier
-from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld, SimulatedPi
+from piclusterd.sim.cluster_world import FULL_SHUTDOWN_WAIT_S, BootInWorld, ClusterWorld, SimulatedPi
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import Scenario, load_scenario
 from piclusterd.sim.simulator import (
     OUTAGES,
-    OpenOutage,
     Outage,
     OutageFigures,
+    SimSettings,
     TimelineRow,
-    no_shedding_runtime_s,
+    timeline_figures,
     workload_key,
     workloads,
 )
@@ -106,6 +106,11 @@ DETAIL_KEYS = (
     "reason",
 )
 BOOT_S = 40.0  # a Pi 4 from power-on to its kubelet Ready
+# How the demo's runs end, for the summary's optimum: the nodes shut down at the UPS's LB, once their daemons
+# confirmed it for low_battery_confirm ("auto": [shutdown] full_shutdown_wait, ClusterWorld's).
+SUMMARY = SimSettings(
+    shutdown_at_pct=LOW_BATTERY_PCT, lb_confirm_s=FULL_SHUTDOWN_WAIT_S, orderly_shutdown_s=FULL_SHUTDOWN_WAIT_S
+)
 
 
 def clusters() -> list[str]:
@@ -183,8 +188,8 @@ class DemoFigures:
     powered_on: list[str] = field(default_factory=list)  # shed nodes the restore policy powered on, in order
     restored: list[str] = field(default_factory=list)  # nodes back in service (node.restored), in order
     summaries: list[dict[str, Any]] = field(default_factory=list)  # the leader's outage.summary fields
-    failures: list[OutageFigures] = field(default_factory=list)  # as the simulator's, one per mains failure
-    failure_charges: list[float] = field(default_factory=list)  # charge (%) when each failure began
+    # From the timeline, by the simulator's code (timeline_figures), once the run ends: one per mains failure.
+    failures: list[OutageFigures] = field(default_factory=list)
     # Seconds without mains inside the longest failure, and how many of them had every critical workload up.
     main_off_s: float = 0.0
     main_critical_up_s: float = 0.0
@@ -261,9 +266,6 @@ def run_cluster_demo(
     figures.runtime_optimum_s = optimum.runtime_s
     end = profile.stop_s
     shown: dict[int, tuple[SimulatedPi, int]] = {}
-    failure: OpenOutage | None = None
-    longest = max(profile.intervals, key=lambda i: i[1] - i[0], default=(0.0, 0.0))
-    mains_before = True
     with (
         FakeKubeServer(clock=clock, controller=True, ready_delay_s=REPLACEMENT_READY_S) as server,
         tempfile.TemporaryDirectory(prefix="piclusterd-demo-") as directory,
@@ -290,18 +292,6 @@ def run_cluster_demo(
             running = [name for name, pi in world.pis.items() if pi.alive]
             load = cluster_load_w(view, scenario.hardware, running) if running else 0.0
             critical_up = _critical_up(view, critical) if running else 0
-            if mains != mains_before:
-                if not mains:
-                    charge = ups.charge_pct
-                    best = physical_optimum(
-                        scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware, charge_pct=charge
-                    )
-                    failure = OpenOutage(t, best.runtime_s, no_shedding_runtime_s(scenario, charge), not running)
-                    figures.failure_charges.append(charge)
-                elif failure is not None:
-                    figures.failures.append(failure.close(t, ups.energy_wh, ups.charge_pct))
-                    failure = None
-                mains_before = mains
             figures.timeline.append(
                 TimelineRow(
                     t_s=t,
@@ -328,24 +318,18 @@ def run_cluster_demo(
             # A leader's drain advances the clock inside its step (ClusterWorld.sleep): count what really passed.
             elapsed = clock.monotonic() - t
             ups.step(elapsed, mains, load, bool(running))
-            if not mains:
-                figures.on_battery_s += elapsed
-                up = critical_up == len(critical)
-                figures.critical_up_s += elapsed if up else 0.0
-                if longest[0] <= t < longest[1]:
-                    figures.main_off_s += elapsed
-                    figures.main_critical_up_s += elapsed if up else 0.0
-                if failure is not None and running:
-                    failure.runtime_s += elapsed
             if not any(pi.alive for pi in world.pis.values()):
                 figures.cluster_down_s += elapsed
-                if failure is not None:
-                    failure.went_down = True
             _report(world, shown, figures, out)
             if speed > 0:  # keep pace with the wall clock: the work of a step is part of its time
                 time.sleep(max(0.0, paced_from + clock.monotonic() / speed - time.monotonic()))
-        if failure is not None:
-            figures.failures.append(failure.close(clock.monotonic(), ups.energy_wh, ups.charge_pct))
+        # Every summary figure from the timeline the plot draws, by the simulator's code (issue 16).
+        counted = timeline_figures(
+            figures.timeline, (clock.monotonic(), ups.energy_wh, ups.charge_pct), scenario, scenario.policy, SUMMARY
+        )
+        figures.failures = list(counted.failures)
+        figures.on_battery_s, figures.critical_up_s = counted.off_s, counted.critical_up_s
+        figures.main_off_s, figures.main_critical_up_s = counted.main_off_s, counted.main_critical_up_s
         world.close()
         figures.charge_end_pct = ups.charge_pct
         if before_close is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.durations import parse_duration
 from piclusterd.core.errors import ConfigError
-from piclusterd.core.planner import PlannerPolicy
+from piclusterd.core.planner import GiveUpNoncritical, PlannerPolicy
 from piclusterd.core.power_draw import BatterySpec, NodePowerConfig, PiModel, PowerConfig, SolarProfile, SupplyKind
 
 __all__ = ["Scenario", "load_scenario"]
@@ -106,6 +106,7 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             on_battery_grace_s=parse_duration(policy.get("on_battery_grace", "60s")),
             min_nodes=int(policy.get("min_nodes", 1)),
             critical_priority_threshold=int(policy.get("critical_priority_threshold", 1_000_000)),
+            give_up_noncritical=_give_up(policy.get("give_up_noncritical", "when-needed"), file),
         ),
         node_battery=own,
         solar=None
@@ -116,6 +117,14 @@ def load_scenario(snapshot: Path, figures: Path | None = None) -> Scenario:
             sunset_s=_clock(solar.get("sunset", "18:00"), file, "solar.sunset"),
         ),
     )
+
+
+def _give_up(value: object, file: str) -> GiveUpNoncritical:
+    try:
+        return GiveUpNoncritical(str(value))
+    except ValueError:
+        choices = ", ".join(repr(g.value) for g in GiveUpNoncritical)
+        raise ConfigError(file, "policy.give_up_noncritical", f"{value!r} is not a choice", choices) from None
 
 
 def clock_time_s(text: str) -> float:

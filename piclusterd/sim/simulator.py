@@ -46,7 +46,7 @@ import datetime as _dt
 import enum
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -77,12 +77,14 @@ __all__ = [
     "SimResult",
     "SimSettings",
     "SimSummary",
+    "TimelineFigures",
     "TimelineRow",
     "find_battery_for",
     "no_shedding_runtime_s",
     "parse_outage_csv",
     "simulate",
     "timeline_csv",
+    "timeline_figures",
     "workload_key",
     "workloads",
 ]
@@ -326,6 +328,108 @@ class SimSummary:
     def main_outage(self) -> OutageFigures | None:
         """The longest failure (the one the headline figures are about)."""
         return max(self.outages, key=lambda o: o.on_at_s - o.off_at_s, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineFigures:
+    """What a timeline says, as the summaries report it (:func:`timeline_figures`): each failure's figures, and
+    the seconds without mains, with every critical workload up, in all and in the longest failure."""
+
+    failures: tuple[OutageFigures, ...]
+    off_s: float
+    critical_up_s: float
+    main_off_s: float
+    main_critical_up_s: float
+
+    @property
+    def main_failure(self) -> OutageFigures | None:
+        """The longest failure (the one the headline figures are about)."""
+        return max(self.failures, key=lambda o: o.on_at_s - o.off_at_s, default=None)
+
+    @property
+    def critical_up_fraction(self) -> float:
+        return self.critical_up_s / self.off_s if self.off_s > 0 else 1.0
+
+
+def optimum_runtime_s(scenario: Scenario, planner: PlannerPolicy, charge_pct: float, settings: SimSettings) -> float:
+    """The physical optimum's runtime from ``charge_pct``, ended as the run ends: at the shutdown level (the
+    UPS's LB, ``shutdown_at_pct``, or ``critical_runtime`` of draw), past which, with ``lb_confirm_s``, the
+    daemons still confirm OB + LB (:func:`~piclusterd.core.power_state.lb_wait_left_s`). Without that, a run
+    near the optimum would report more than the optimum."""
+    battery = replace(
+        scenario.battery, shutdown_charge_pct=max(scenario.battery.shutdown_charge_pct, settings.shutdown_at_pct)
+    )
+    optimum = physical_optimum(scenario.view, battery, planner, hardware=scenario.hardware, charge_pct=charge_pct)
+    draw_w = battery.battery_draw_w(optimum.load_w)
+    if settings.lb_confirm_s <= 0 or draw_w <= 0 or scenario.node_battery is not None:
+        return optimum.runtime_s
+    lb_wh = battery.usable_energy_wh(battery.shutdown_charge_pct)
+    critical_wh = draw_w * battery.shutdown_runtime_s / HOUR
+    if lb_wh <= critical_wh or battery.usable_energy_wh(charge_pct) <= lb_wh:
+        return optimum.runtime_s
+    policy = PowerPolicy(
+        critical_runtime_s=battery.shutdown_runtime_s,
+        lb_confirm_s=settings.lb_confirm_s,
+        orderly_shutdown_s=settings.orderly_shutdown_s,
+    )
+    wait_s = lb_wait_left_s(0.0, lb_wh / draw_w * HOUR, policy)
+    return optimum.runtime_s + min(wait_s, (lb_wh - critical_wh) / draw_w * HOUR)
+
+
+def timeline_figures(
+    timeline: Sequence[TimelineRow],
+    end: tuple[float, float, float],
+    scenario: Scenario,
+    planner: PlannerPolicy,
+    settings: SimSettings,
+    own_charge_at: Mapping[float, float] | None = None,
+) -> TimelineFigures:
+    """The summary's figures from a timeline (each row the state until the next; ``end`` is ``(t, energy_wh,
+    charge_pct)`` when it stops). One source for the simulator's summary and the demo's, so a summary always
+    agrees with the plot drawn from the same rows.
+
+    A failure is a run of rows without mains. Its runtime is the time in it with a node powered; it lasted
+    if a node was powered all through it; the energy left is the first row's with mains back (``end`` if it
+    never came back). The physical optimum (:func:`~piclusterd.core.planner.physical_optimum`) and the runtime
+    without shedding (:func:`no_shedding_runtime_s`) are at the charge the failure started with (mixed
+    topology: ``own_charge_at[off_at]``, the lowest node battery then; 100 % if not given); the optimum ends
+    as the run does (:func:`optimum_runtime_s`, ``settings``' shutdown level and OB + LB confirmation).
+    """
+    figures: list[OutageFigures] = []
+    off_s = critical_s = 0.0
+    spans: list[tuple[float, float, float]] = []  # each failure: off_at, seconds off, seconds critical up
+    current: OpenOutage | None = None
+    end_t, end_wh, end_pct = end
+    for row, following in zip(timeline, [*timeline[1:], None], strict=True):
+        until = end_t if following is None else following.t_s
+        if row.mains:
+            if current is not None:
+                figures.append(current.close(row.t_s, row.energy_wh, row.charge_pct))
+                current = None
+            continue
+        if current is None:
+            charge = row.charge_pct
+            own = 100.0 if own_charge_at is None else own_charge_at.get(row.t_s, 100.0)
+            optimum_s = optimum_runtime_s(scenario, planner, charge, settings)
+            current = OpenOutage(row.t_s, optimum_s, no_shedding_runtime_s(scenario, charge, own), False)
+            spans.append((row.t_s, 0.0, 0.0))
+        dt = max(0.0, until - row.t_s)
+        up = row.critical_up == row.critical_total
+        off_s += dt
+        critical_s += dt if up else 0.0
+        at, span_off, span_up = spans[-1]
+        spans[-1] = (at, span_off + dt, span_up + (dt if up else 0.0))
+        if row.nodes_powered > 0:
+            current.runtime_s += dt
+        else:
+            current.went_down = True
+    if current is not None:
+        figures.append(current.close(end_t, end_wh, end_pct))
+    main = max(figures, key=lambda o: o.on_at_s - o.off_at_s, default=None)
+    _, main_off, main_up = next(
+        ((a, o, u) for a, o, u in spans if main is not None and a == main.off_at_s), (0, 0.0, 0.0)
+    )
+    return TimelineFigures(tuple(figures), off_s, critical_s, main_off, main_up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -688,9 +792,8 @@ def simulate(
         return not any(off <= t < on for off, on in outage.intervals)
 
     rows: list[TimelineRow] = []
-    figures: list[OutageFigures] = []
-    current: OpenOutage | None = None
-    off_time = critical_ok_time = drawn_wh = 0.0
+    own_at: dict[float, float] = {}  # mixed topology: the lowest node battery when each failure began
+    drawn_wh = 0.0
     t, next_tick = 0.0, 0.0
     lb_since: float | None = None  # the present OB + LB spell (energy at or under the LB level, on battery)
     lb_wait_s = 0.0
@@ -702,25 +805,11 @@ def simulate(
             if not now_mains:
                 world.on_battery_since = t
                 world.restore_at = None
-                charge = world.charge_pct
-                optimum = physical_optimum(
-                    scenario.view, scenario.battery, planner, hardware=scenario.hardware, charge_pct=charge
-                )
-                current = OpenOutage(
-                    off_at_s=t,
-                    optimum_runtime_s=optimum.runtime_s,
-                    no_shedding_runtime_s=no_shedding_runtime_s(
-                        scenario, charge, min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
-                    ),
-                    went_down=not world.powered(),  # already down: a flicker before the restart
-                )
+                own_at[t] = min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
             else:
                 world.on_battery_since = None
                 world.cancel_drain()
                 world.restore_at = t + settings.restore_after_s
-                if current is not None:
-                    figures.append(current.close(t, world.energy_wh, world.charge_pct))
-                    current = None
             mains = now_mains
         if world.drain is not None and world.drain[1] <= t + _EPS:
             world.finish_drain()
@@ -737,8 +826,6 @@ def simulate(
             if not mains and not world.down and world.energy_wh <= world.shutdown_wh() + _EPS and lb_wait_s <= _EPS:
                 world.shutdown_all()
                 lb_since = None
-                if current is not None:
-                    current.went_down = True
         elif not mains and world.powered() and not world.shared_feeds():
             # Mixed: each node shuts itself down when its own battery reaches its shutdown level.
             for name, phase in list(world.phase.items()):
@@ -749,8 +836,6 @@ def simulate(
             if not world.powered():  # the last running Pi went: the cluster is down (shed ones stay halted)
                 world.drain = None
                 world.shutdowns += 1
-                if current is not None:
-                    current.went_down = True
         if t >= next_tick - _EPS:
             world.decide(t, mains)
             next_tick = t + settings.step_s
@@ -805,18 +890,20 @@ def simulate(
         for name, own_rate in own_rates.items():
             world.own_wh[name] = min(world.own_full_wh, max(0.0, world.own_wh[name] - own_rate * dt / HOUR))
             drawn_wh += max(0.0, own_rate) * dt / HOUR
-        if not mains:
-            off_time += dt
-            critical_ok_time += dt if critical_up == len(world.critical) else 0.0
-            if current is not None and world.powered():
-                current.runtime_s += dt
         t = t_next
-    if current is not None:
-        figures.append(current.close(t, world.energy_wh, world.charge_pct))
+    # The figures from the timeline the plot and the CSV show, by the code the demo's summary uses too.
+    figures = timeline_figures(
+        rows,
+        (t, world.energy_wh, world.charge_pct),
+        scenario,
+        planner,
+        replace(settings, lb_confirm_s=settings.lb_confirm_s if policy is Policy.PICLUSTERD else 0.0),
+        own_at if world.own is not None else None,
+    )
     summary = SimSummary(
         policy=policy,
-        outages=tuple(figures),
-        critical_up_fraction=critical_ok_time / off_time if off_time > 0 else 1.0,
+        outages=figures.failures,
+        critical_up_fraction=figures.critical_up_fraction,
         power_offs=world.power_offs,
         power_ons=world.power_ons,
         full_shutdowns=world.shutdowns,

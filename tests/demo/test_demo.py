@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -379,3 +380,46 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     assert main is not None and main.optimum_runtime_s + 120 >= main.runtime_s
     assert f"  without piclusterd (no shedding)   {format_duration(main.no_shedding_runtime_s)} (" in rendered
     assert f"  physical optimum                   {format_duration(main.optimum_runtime_s)} (" in rendered
+
+
+def test_the_storm_summary_is_what_its_plot_draws_and_never_beats_the_optimum(storm: tuple[DemoFigures, str]) -> None:
+    """Issue 16: every figure of the summary comes from the timeline the plot draws (the rows of
+    ``DemoFigures.timeline``), counted here by hand: the longest failure's runtime with a node on, whether it
+    lasted, the energy at the first row with mains back, the critical services' share; and the physical
+    optimum, ended as the run is (at LB, after the daemons' confirmation), is never below what was achieved."""
+    figures, _ = storm
+    rows = figures.timeline
+    stop = OUTAGES["storm-2am"].stop_s
+    failures: list[tuple[float, float, float, bool, float]] = []
+    off = up = main_off = main_up = 0.0
+    k = 0
+    while k < len(rows):
+        if rows[k].mains:
+            k += 1
+            continue
+        start, runtime, lasted, here_off, here_up = rows[k].t_s, 0.0, True, 0.0, 0.0
+        while k < len(rows) and not rows[k].mains:
+            dt = (rows[k + 1].t_s if k + 1 < len(rows) else stop) - rows[k].t_s
+            runtime += dt if rows[k].nodes_powered else 0.0
+            lasted = lasted and rows[k].nodes_powered > 0
+            here_off += dt
+            here_up += dt if rows[k].critical_up == rows[k].critical_total else 0.0
+            k += 1
+        energy = rows[k].energy_wh if k < len(rows) else math.nan
+        failures.append((start, runtime, lasted, energy, here_off))
+        off, up = off + here_off, up + here_up
+        if here_off > main_off:
+            main_off, main_up = here_off, here_up
+    main = figures.main_failure
+    assert main is not None
+    start, runtime, lasted, energy, _ = max(failures, key=lambda f: f[4])
+    assert (main.off_at_s, main.survived) == (start, lasted)
+    assert main.runtime_s == pytest.approx(runtime, abs=1e-6)
+    assert main.energy_left_wh == pytest.approx(energy, abs=1e-9)
+    assert figures.main_critical_up_s / figures.main_off_s == pytest.approx(main_up / main_off, abs=1e-12)
+    assert figures.critical_up_s / figures.on_battery_s == pytest.approx(up / off, abs=1e-12)
+    assert main.optimum_runtime_s >= main.runtime_s
+    rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
+    assert f"  runtime achieved, with piclusterd  {format_duration(runtime)} (" in rendered
+    assert f"  critical services up               {100 * main_up / main_off:.1f} % of it" in rendered
+    assert f"  energy left when mains returned    {energy:.1f} Wh" in rendered

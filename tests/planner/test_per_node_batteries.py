@@ -16,7 +16,7 @@ from piclusterd.core.cluster_view import ANNOTATION_SHED as SHED_ANNOTATION
 from piclusterd.core.cluster_view import ClusterView, Node, PodPhase
 from piclusterd.core.node_batteries import NodeBatteries, NodeBattery, Topology, read_node_batteries
 from piclusterd.core.node_records import ShedPhase, ShedRecord, render_shed_record, rfc3339
-from piclusterd.core.planner import Decision, Plan, PlannerPolicy, plan
+from piclusterd.core.planner import Decision, GiveUpNoncritical, Plan, PlannerPolicy, plan
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation, SupplyKind
 from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.core.power_state import PowerState
@@ -323,7 +323,7 @@ def safe_alone(view: ClusterView, node: Node, policy: PlannerPolicy) -> bool:
             allow_unreplicated=policy.allow_unreplicated,
             evict_emptydir=policy.evict_emptydir,
             priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
+            allow_pending_noncritical=policy.may_give_up_noncritical,
         )
         is None
     )
@@ -385,7 +385,13 @@ def test_a_draining_nodes_pods_keep_the_room_they_fit_in_and_a_short_node_is_not
             make_pod("app0-42", "n4", cpu_m=1500, memory_b=GIB),
         ),
     )
-    policy = PlannerPolicy(target_runtime_s=HOUR, min_nodes=1, critical_priority_threshold=THRESHOLD)
+    # Every pod keeps a home (give_up_noncritical = "never"): the room is what this test is about.
+    policy = PlannerPolicy(
+        target_runtime_s=HOUR,
+        min_nodes=1,
+        critical_priority_threshold=THRESHOLD,
+        give_up_noncritical=GiveUpNoncritical.NEVER,
+    )
     refusal = check_shed(
         view, view.node("n3"), min_nodes=1, allow_unreplicated=False, evict_emptydir=True, priority_threshold=THRESHOLD
     )
@@ -429,7 +435,7 @@ def test_rotation_and_per_node_shedding_never_break_the_safety_rules(
             allow_unreplicated=policy.allow_unreplicated,
             evict_emptydir=policy.evict_emptydir,
             priority_threshold=policy.critical_priority_threshold,
-            allow_pending_noncritical=policy.allow_pending_noncritical,
+            allow_pending_noncritical=policy.may_give_up_noncritical,
         )
         assert refusal is None, f"{action.node}: {refusal}"
         off.append(action.node)

@@ -33,7 +33,7 @@ from piclusterd.core.cluster_view import (
     VolumePin,
     parse_kubectl_list,
 )
-from piclusterd.core.planner import Plan, PlannerPolicy, plan
+from piclusterd.core.planner import GiveUpNoncritical, Plan, PlannerPolicy, plan
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
 from piclusterd.core.refusal import SafetyRule
 from piclusterd.core.safety import check_shed
@@ -47,8 +47,10 @@ ZONE = "topology.kubernetes.io/zone"
 
 
 def shed_all_you_can(view: ClusterView, **policy: Any) -> Plan:
-    """A critical battery: the plan sheds every node it safely can."""
+    """A critical battery: the plan sheds every node it safely can. These tests are about where pods can go,
+    so every pod must keep a home (give_up_noncritical = "never") unless a test says otherwise."""
     power = PowerSituation("critical", on_battery_since=0.0, charge_pct=10.0)
+    policy.setdefault("give_up_noncritical", GiveUpNoncritical.NEVER)
     settings = PlannerPolicy(critical_priority_threshold=THRESHOLD, **policy)
     return plan(view, power, BATTERY, settings, 1000.0, hardware=PowerConfig())
 
@@ -195,8 +197,9 @@ def test_a_snapshot_without_pvs_and_pvcs_is_accepted_with_one_line(tmp_path: Pat
 
 
 def test_a_non_critical_pinned_pod_refuses_too_unless_it_may_be_given_up() -> None:
-    """Non-critical pods must stay schedulable by default: a pinned one holds its node. Where the policy lets
-    non-critical pods go Pending, the node may be shed and the pod is given up."""
+    """With give_up_noncritical = "never" a pinned non-critical pod holds its node. Where the policy lets
+    non-critical pods go Pending (the default "when-needed" on a critical battery), the node may be shed and the
+    pod is given up."""
     view = ClusterView(
         (make_node("s1", server=True), make_node("a1"), make_node("a2")),
         (make_pod("cache-0", "a2", owner_kind="StatefulSet", volume_pins=(pinned_to("a2", "data-cache-0"),)),),
@@ -204,7 +207,7 @@ def test_a_non_critical_pinned_pod_refuses_too_unless_it_may_be_given_up() -> No
     strict = shed_all_you_can(view)
     assert "a2" not in strict.nodes_to_shed
     assert refusals(strict)["a2"][0] == "pinned_volume"
-    lenient = shed_all_you_can(view, allow_pending_noncritical=True)
+    lenient = shed_all_you_can(view, give_up_noncritical=GiveUpNoncritical.WHEN_NEEDED)
     assert "a2" in lenient.nodes_to_shed
     assert moved(lenient)["default/cache-0"] is None
 

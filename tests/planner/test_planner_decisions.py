@@ -15,7 +15,7 @@ import pytest
 
 from piclusterd.core.cluster_view import ClusterView, LabelSelector, Node, Pdb, Pod
 from piclusterd.core.errors import ConfigError
-from piclusterd.core.planner import Decision, Plan, PlannerPolicy, physical_optimum, plan
+from piclusterd.core.planner import Decision, GiveUpNoncritical, Plan, PlannerPolicy, physical_optimum, plan
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation
 from piclusterd.core.safety import SafetyRule
 from piclusterd.testing.clusters import make_node, make_pod
@@ -273,7 +273,7 @@ def test_quorum_counts_members_already_down() -> None:
 def test_a_node_being_shed_is_not_shed_again_and_its_pods_need_room() -> None:
     draining = node("a1", shed_phase="draining")
     view = five(draining, node("a2"), pods=(make_pod("web-1", "a1", cpu_m=2000),))
-    result = run(view, target_h=24.0)
+    result = run(view, target_h=24.0, give_up_noncritical=GiveUpNoncritical.NEVER)
     assert "a1" not in result.nodes_to_shed and result.shed_in_progress == ("a1",)
     assert any(p.pod == "default/web-1" and p.to_node not in (None, "a1") for p in result.placements)
     # a1 already counts as shed (0.2 W): 4 + 4 x 2.7 + 0.2 + the moved 2000m on some node
@@ -292,7 +292,7 @@ def test_a_node_with_an_unreadable_record_is_left_alone() -> None:
 
 def test_moved_pods_raise_the_receivers_draw() -> None:
     view = ClusterView((node("s1", server=True), node("a1")), (make_pod("app-1", "a1", cpu_m=1000, cpu_usage_m=2000),))
-    result = run(view, target_h=24.0)
+    result = run(view, target_h=24.0, give_up_noncritical=GiveUpNoncritical.NEVER)
     assert result.nodes_to_shed == ("a1",)
     # 4 W switch + s1 at 2000m of 4000m (2.7 + 3.7 x 0.5) + a1 halted 0.2 W
     assert result.projected_load_w == pytest.approx(4 + 2.7 + 1.85 + 0.2)
@@ -339,7 +339,7 @@ def test_the_optimum_may_give_up_non_critical_pods() -> None:
         (node("s1", server=True), node("a1")),
         (make_pod("fill-1", "s1", cpu_m=3900), make_pod("batch-1", "a1", cpu_m=1000)),
     )
-    result = run(view, target_h=24.0)
+    result = run(view, target_h=24.0, give_up_noncritical=GiveUpNoncritical.NEVER)
     assert result.nodes_to_shed == () and result.refused[0].rule is SafetyRule.PODS_DO_NOT_FIT
     assert result.optimum is not None
     assert result.optimum.nodes_shed == ("a1",) and result.optimum.pending_pods == ("default/batch-1",)
@@ -354,7 +354,7 @@ def test_allowing_pending_non_critical_pods_lets_the_plan_shed_more() -> None:
         (node("s1", server=True), node("a1")),
         (make_pod("fill-1", "s1", cpu_m=3900), make_pod("batch-1", "a1", cpu_m=1000)),
     )
-    result = run(view, target_h=24.0, allow_pending_noncritical=True)
+    result = run(view, target_h=24.0, give_up_noncritical=GiveUpNoncritical.ALWAYS)
     assert result.nodes_to_shed == ("a1",)
     assert [(p.pod, p.to_node) for p in result.placements] == [("default/batch-1", None)]
 

@@ -18,7 +18,7 @@ from piclusterd.core.cluster_view import (
     TaintEffect,
     Toleration,
 )
-from piclusterd.core.pod_packing import PodPacker, can_run_on
+from piclusterd.core.pod_packing import PodPacker, can_run_on, may_give_up
 from piclusterd.core.safety import (
     Headcount,
     Refusal,
@@ -407,6 +407,53 @@ def test_critical_pods_are_placed_before_bigger_ordinary_ones() -> None:
     moves = packer.shed("go")
     assert not isinstance(moves, Refusal)
     assert [(m.pod, m.to_node) for m in moves] == [("default/db-1", "keep"), ("default/batch-1", None)]
+
+
+def test_non_critical_pods_get_the_room_left_higher_priority_first() -> None:
+    """Issue 16: a non-critical pod that may be given up still gets a home when room is left, and the higher
+    PriorityClass gets it first, as the scheduler's preemption would; the lower one is given up (Pending)."""
+    view = ClusterView(
+        (make_node("keep"), make_node("go")),
+        (
+            make_pod("filler-1", "keep", cpu_m=2500),
+            make_pod("reports-1", "go", cpu_m=1000, priority=10),
+            make_pod("wiki-1", "go", cpu_m=1000, priority=500),
+        ),
+    )
+    packer = PodPacker(view, ["keep"], priority_threshold=THRESHOLD, allow_pending_noncritical=True)
+    moves = packer.shed("go")
+    assert not isinstance(moves, Refusal)
+    assert sorted((m.pod, m.to_node) for m in moves) == [("default/reports-1", None), ("default/wiki-1", "keep")]
+
+
+def test_a_critical_pod_takes_back_the_room_a_non_critical_one_was_given() -> None:
+    """Critical pods are placed first across the whole plan: the room an earlier node's non-critical pod got
+    goes to a later node's critical pod, and the non-critical one is given up."""
+    view = ClusterView(
+        (make_node("keep"), make_node("go1"), make_node("go2")),
+        (
+            make_pod("filler-1", "keep", cpu_m=2500),
+            make_pod("reports-1", "go1", cpu_m=1200),
+            make_pod("records-1", "go2", cpu_m=1200, critical=True),
+        ),
+    )
+    packer = PodPacker(view, ["keep"], priority_threshold=THRESHOLD, allow_pending_noncritical=True)
+    first = packer.shed("go1")
+    assert not isinstance(first, Refusal) and [(m.pod, m.to_node) for m in first] == [("default/reports-1", "keep")]
+    second = packer.shed("go2")
+    assert not isinstance(second, Refusal)
+    assert sorted((m.pod, m.from_node, m.to_node) for m in second) == [
+        ("default/records-1", "go2", "keep"),
+        ("default/reports-1", "keep", None),
+    ]
+
+
+@pytest.mark.parametrize("critical", [False, True])
+@pytest.mark.parametrize("allowed", [False, True])
+def test_only_a_non_critical_pod_may_be_given_up_and_only_when_allowed(critical: bool, allowed: bool) -> None:
+    may = allowed and not critical
+    pod = make_pod("p-1", "go", critical=critical)
+    assert may_give_up(pod, priority_threshold=THRESHOLD, allow_pending_noncritical=allowed) is may
 
 
 def test_a_refused_shed_leaves_the_packer_unchanged() -> None:

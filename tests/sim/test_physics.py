@@ -90,9 +90,9 @@ def test_the_planned_runtime_is_when_the_cluster_actually_goes_down(name: str) -
 
     The plan at the start of the outage says how long the battery lasts with nothing shed; the simulation
     without shedding must go down then (same arithmetic: to a millisecond). With shedding, the plan's
-    projection (every action done) must match the time the simulated cluster goes down within 3 %, and
-    never be short of it: the simulation sheds one node per minute (district-10: seven), so the first
-    minutes draw more than the projection assumes.
+    projection (every action done) must match the time the simulated cluster goes down within 4 %, and
+    never be short of it: the simulation sheds one node per minute (district-10: eight, its non-critical pods
+    given up by default), so the first minutes draw more than the projection assumes.
     """
     scenario = load_scenario(CLUSTERS / f"{name}.json")
     assert scenario.battery.shutdown_charge_pct == 20.0
@@ -111,4 +111,4 @@ def test_the_planned_runtime_is_when_the_cluster_actually_goes_down(name: str) -
     assert not shedding.survived
     grace = scenario.policy.on_battery_grace_s
     planned_s = grace + decided.projected_runtime_s
-    assert 0.97 * planned_s <= shedding.runtime_s <= planned_s
+    assert 0.96 * planned_s <= shedding.runtime_s <= planned_s

@@ -11,7 +11,9 @@ import pytest
 from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.model import Mode, Secret
 from piclusterd.config.parse import load_config, parse_config
+from piclusterd.config.settings import settings_from_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
+from piclusterd.core.plan_values import GiveUpNoncritical
 from piclusterd.node.daemon import policy_from_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "piclusterd.toml"
@@ -233,6 +235,8 @@ def test_the_planner_counts_runtime_until_the_nodes_shut_down(tmp_path: Path) ->
     assert on_hats.battery.shutdown_charge_pct == 15.0
     default = settings_from_config(load_config(write(tmp_path, "[battery]\ncapacity_wh = 84\n")))
     assert default.battery.shutdown_charge_pct == 20.0 and default.topology is None and default.node_battery is None
+
+
 def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) -> None:
     create_key_file(str(tmp_path / "cluster.key"))
     cluster = (
@@ -244,6 +248,18 @@ def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) ->
     [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
     assert "cluster.renew_deadline: is 5 s with lease_duration 4 s" in problem
     assert "lease_duration > renew_deadline > 1.2 x ups.poll_interval" in problem
+
+
+def test_give_up_noncritical_names_when_pods_may_be_left_pending(tmp_path: Path) -> None:
+    """Issue 16: "when-needed" by default; the choice reaches the leader's planner policy; a typo is refused."""
+    cluster = f'[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nkey_file = "{tmp_path}/cluster.key"\n'
+    create_key_file(str(tmp_path / "cluster.key"))
+    default = settings_from_config(load_config(write(tmp_path, cluster)))
+    assert default.policy.give_up_noncritical is GiveUpNoncritical.WHEN_NEEDED
+    never = settings_from_config(load_config(write(tmp_path, cluster + 'give_up_noncritical = "never"\n')))
+    assert never.policy.give_up_noncritical is GiveUpNoncritical.NEVER
+    (line,) = problems(tmp_path, cluster + 'give_up_noncritical = "sometimes"\n')
+    assert "cluster.give_up_noncritical" in line and "when-needed" in line
 
 
 def test_low_battery_confirm_is_auto_or_a_duration(tmp_path: Path) -> None:
