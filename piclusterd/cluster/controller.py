@@ -108,7 +108,9 @@ class ClusterController:
             identity=identity, events=events, log=self._log, dry_run=settings.dry_run, topology=settings.topology
         )
         backends = power_on if power_on is not None else PowerOnBackends({})
-        records = ShedRecords(events, self._log)  # one, so an unreadable record is said once
+        # One, so an unreadable or forged record is said once; records are signed as our requests are.
+        records = ShedRecords(events, self._log, signer=power_off.signer, verifier=agent.verifier)
+        self._records = records
         self._restoring = Restorer(
             api=api,
             elector=elector,
@@ -238,7 +240,7 @@ class ClusterController:
 
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         """One leader step, in order; the first that acts ends the poll."""
-        view = parse_kubectl_list(self._api.snapshot())
+        view = self._records.checked_view(parse_kubectl_list(self._api.snapshot()))
         self._report_refused(view)
         if self._outage is not None and self._outage.lead(view, power, measured_load_w):
             return  # a full shutdown (or the restart after one) is under way: no shedding now
