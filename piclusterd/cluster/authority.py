@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from piclusterd.core.authority import (
     ClusterKeys,
     LeaseView,
+    RequestCheck,
     RequestRefusal,
     SignedFields,
     check_record,
@@ -52,6 +53,10 @@ __all__ = ["DEFAULT_REQUEST_MAX_AGE_S", "LeaderTerm", "RequestSigner", "RequestV
 #: renews every poll and rewrites (re-signs) a request it still waits for on each resume, so a real request is
 #: seconds old; one left from before a reboot is not.
 DEFAULT_REQUEST_MAX_AGE_S = 120.0
+
+
+#: A record checked while no Lease can be read: not acted on this time, and not said as a forgery.
+_NO_LEASE = RequestRefusal(RequestCheck.LEADER, "the Lease cannot be read to check who signed it")
 
 
 class LeaderTerm(Protocol):
@@ -167,7 +172,12 @@ class RequestVerifier:
         return LeaseView(record.holder, record.transitions, record.renew_time, record.lease_duration_s)
 
     def check_shed_record(self, node: str, record: ShedRecord, lease: LeaseView | None) -> RequestRefusal | None:
-        """A shed record on ``node`` (``lease``: :meth:`lease_view`, read once for all records of a poll)."""
+        """A shed record on ``node`` (``lease``: :meth:`lease_view`, read once for all records of a poll).
+
+        Without a Lease to check against (unreadable now: said as ``cluster.api_failed``), it is refused for this
+        poll, quietly: a hiccup of the API server is not a forged record."""
+        if lease is None:
+            return _NO_LEASE
         refusal = check_record(
             keys=self._keys,
             kind=SHED_ANNOTATION,
@@ -183,7 +193,11 @@ class RequestVerifier:
         return refusal
 
     def check_outage_record(self, namespace: str, record: OutageRecord) -> RequestRefusal | None:
-        """The outage record (the ConfigMap in ``namespace``), against the Lease read now."""
+        """The outage record (the ConfigMap in ``namespace``), against the Lease read now (none: refused, quietly,
+        as for :meth:`check_shed_record`)."""
+        lease = self.lease_view()
+        if lease is None:
+            return _NO_LEASE
         refusal = check_record(
             keys=self._keys,
             kind=OUTAGE_CONFIGMAP,
@@ -192,7 +206,7 @@ class RequestVerifier:
             signature=record.signature,
             signer=record.leader,
             term=record.term,
-            lease=self.lease_view(),
+            lease=lease,
         )
         if refusal is not None:
             self._say_record(
