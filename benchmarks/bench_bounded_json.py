@@ -9,12 +9,14 @@ inputs are refused before or during decoding, and must be refused fast.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 
-from piclusterd.core.bounded_json import load_bounded_json
+from piclusterd.core.bounded_json import load_api_json, load_bounded_json
 from piclusterd.core.node_records import ShedPhase, ShedRecord, parse_shed_record, render_shed_record
 
 SHED = render_shed_record(
@@ -56,6 +58,40 @@ def main() -> None:
     print(f"| parse_shed_record, whole | {len(SHED)} | | {per_call_us(lambda: parse_shed_record(SHED), 20_000):.1f} |")
     for name, text in HOSTILE.items():
         print(f"| {name}: refused | {len(text)} | | {per_call_us(lambda t=text: parse_shed_record(t), 20):.0f} |")
+    print()
+    print("| API page (500 objects) | MB | json.loads (ms) | load_api_json (ms) |")
+    print("|---|---|---|---|")
+    for name, page in api_pages().items():
+        loads = per_call_us(lambda p=page: json.loads(p), 1) / 1000
+        bounded = per_call_us(lambda p=page: load_api_json(p), 1) / 1000
+        print(f"| {name} | {len(page) / 1e6:.1f} | {loads:.0f} | {bounded:.0f} |")
+
+
+CLINIC = Path(__file__).resolve().parents[1] / "piclusterd" / "sim" / "data" / "clinic-5.json"
+
+
+def api_pages() -> dict[str, bytes]:
+    """List pages as the API server sends them: the clinic's objects, and the same with ``managedFields`` as
+    large as a busy cluster's (about 16 KB a pod, 40 KB a Node)."""
+    items = json.loads(CLINIC.read_text())["items"]
+    pod = next(i for i in items if i["kind"] == "Pod")
+    node = next(i for i in items if i["kind"] == "Node")
+
+    def page(obj: dict[str, object], fields: int) -> bytes:
+        listed = []
+        for k in range(500):
+            item = copy.deepcopy(obj)
+            item["metadata"]["name"] = f"x{k}"  # type: ignore[index]
+            managed = {f"f:{j}": {"f:a": {}, "f:b": {"f:c": {}}} for j in range(fields)}
+            item["metadata"]["managedFields"] = [{"manager": "kubelet", "fieldsV1": managed}]  # type: ignore[index]
+            listed.append(item)
+        return json.dumps({"kind": "List", "metadata": {}, "items": listed}, separators=(",", ":")).encode()
+
+    return {
+        "clinic pods (3 KB)": page(pod, 0),
+        "pods with managedFields (10 KB)": page(pod, 200),
+        "Nodes with managedFields (25 KB)": page(node, 600),
+    }
 
 
 if __name__ == "__main__":

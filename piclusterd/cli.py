@@ -37,7 +37,7 @@ from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import AuditLogger, AuditObserver, LogFormat, make_audit_logger
-from piclusterd.node.clock import SystemClock, boot_wall_time
+from piclusterd.node.clock import SystemClock
 from piclusterd.node.daemon import SHUTDOWN_BY_CLUSTER, PowerDaemon, PreShutdownHook
 from piclusterd.node.shutdown_command import CommandShutdown, TickingCommand
 from piclusterd.node.systemd_notify import SystemdNotifier
@@ -284,7 +284,14 @@ def build_cluster(
             critical_priority_threshold=drain.critical_priority,
         )
         return Drainer(
-            api, clock, sleep=sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=node_log
+            api,
+            clock,
+            sleep=sleep,
+            options=options,
+            fence=elector.ensure_leader,
+            tick=keep_alive,
+            log=node_log,
+            signer=signer,
         )
 
     power_off = PeerPowerOff(
@@ -317,7 +324,8 @@ def build_cluster(
         sleep=sleep,
         log=log,
         tick=keep_alive,
-        booted_wall=boot_wall_time(),
+        verifier=verifier,
+        boot_id=_own_boot_id(),
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
@@ -705,6 +713,16 @@ def _remote_runtime_dir_unusable(log: AuditLogger, origin: str, request_id: str,
     return EXIT_CONFIG
 
 
+def _own_boot_id() -> str | None:
+    """This machine's boot id (the unit's ``%b``; /proc/sys elsewhere), None if it cannot be read."""
+    from piclusterd.drivers.power_cut import read_boot_id
+
+    try:
+        return read_boot_id()
+    except (OSError, ValueError):
+        return None
+
+
 def _own_power_state(config: Config) -> PowerState | None:
     """This node's power state from its daemon's status file, None if the daemon is not running (no file, or
     not rewritten within ``stale_after``: the same machine's clock on both sides)."""
@@ -747,7 +765,7 @@ def _remote_request_refused(config: Config, request_id: str, log: AuditLogger) -
         lease = KubeLeaseStore(api_client, namespace=config.cluster.lease_namespace, name=config.cluster.lease_name)
         events = EventRecorder(api_client, reporter=config.node.name, request_timeout_s=5.0)
         verifier = RequestVerifier(keys, lease, config.node.name, log=log, events=events)
-        situation = poweroff_situation(api, config.cluster.lease_namespace, _own_power_state(config))
+        situation = poweroff_situation(api, config.cluster.lease_namespace, _own_power_state(config), verifier)
         refusal = verifier.check_poweroff(request, situation)
     except PiclusterError as error:
         return f"cannot check the request with the API server: {error}"

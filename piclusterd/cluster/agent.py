@@ -14,7 +14,9 @@ it, then pulses the line *its own configuration* gives for that target: removed 
 once; a pin never comes from the annotation.
 
 **Check-in** (``rtc-wake``). Once per daemon life, when the power state is known (or ``check_in_wait_s`` has
-passed without it), the node decides with :func:`decide_check_in` whether it woke too early: still shed
+passed without it), the node reads the leader's answer, its shed record, which counts only if it verifies
+(signed by a leader of its term: :meth:`~piclusterd.cluster.authority.RequestVerifier.check_shed_record`), and
+decides with :func:`decide_check_in` whether it woke too early: still shed
 (record ``powered_off``) -> re-arm the alarm and halt again, even if mains is back, since the leader brings
 nodes back only once mains has been stable for ``restore_after`` and the battery charged (its record then says
 ``restoring``); otherwise stay up, and the leader rejoins it.
@@ -69,10 +71,13 @@ def decide_check_in(power: PowerState, phase: ShedPhase | None, readable: bool, 
     return check_in(power, still_shed, recheck_s)
 
 
-def poweroff_situation(api: KubeClusterApi, outage_namespace: str, power: PowerState | None) -> str | None:
+def poweroff_situation(
+    api: KubeClusterApi, outage_namespace: str, power: PowerState | None, verifier: RequestVerifier
+) -> str | None:
     """None when a power-off fits what this node sees: it is on battery, or a full shutdown is recorded (the
-    outage record in ``outage_namespace``); else why not. ``power`` None: this node's daemon is not running
-    (``remote-poweroff`` over SSH, the fallback for exactly that), so only the outage record can say no."""
+    outage record in ``outage_namespace``, signed by a leader: ``verifier``); else why not. ``power`` None: this
+    node's daemon is not running (``remote-poweroff`` over SSH, the fallback for exactly that), so only the
+    outage record can say no."""
     if power is None or power in BATTERY_STATES:
         return None
     try:
@@ -81,7 +86,11 @@ def poweroff_situation(api: KubeClusterApi, outage_namespace: str, power: PowerS
         return f"this node's power is {power.value} and the outage record cannot be read ({error})"
     if found is not None:
         record = parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
-        if not isinstance(record, InvalidRecord) and record.full_shutdown is not None:
+        if (
+            not isinstance(record, InvalidRecord)
+            and record.full_shutdown is not None
+            and verifier.check_outage_record(outage_namespace, record) is None
+        ):
             return None
     return f"this node's power is {power.value}, not on battery, and no full shutdown is recorded"
 
@@ -122,6 +131,11 @@ class NodeAgent:
         self._reported_invalid: str | None = None
         self._reported_invalid_poweron: str | None = None
 
+    @property
+    def verifier(self) -> RequestVerifier:
+        """What checks every request (and record) this node's daemon reads."""
+        return self._verifier
+
     def tick(self, power: PowerState) -> str | None:
         """Check this node's requests once; returns the id of a power-off request accepted now, else None.
 
@@ -150,7 +164,7 @@ class NodeAgent:
         return request.request_id
 
     def _poweroff_situation(self, power: PowerState) -> str | None:
-        return poweroff_situation(self._api, self._outage_namespace, power)
+        return poweroff_situation(self._api, self._outage_namespace, power, self._verifier)
 
     def _arm_wake_alarm(self) -> bool:
         """rtc-wake: wake in recheck_s. A failure is said loudly; the halt goes on (the drain is done, the
@@ -231,7 +245,14 @@ class NodeAgent:
             if isinstance(record, InvalidRecord):
                 readable = False
             elif record is not None:
-                phase = record.phase
+                # The answer counts only if a leader signed it: a forged "powered_off" would halt this node at
+                # every boot. One that does not verify is said and read as no record (deleting it does as much);
+                # a Lease that cannot be read to check it is "cannot tell".
+                lease = self._verifier.lease_view()
+                if lease is None:
+                    readable = False
+                elif self._verifier.check_shed_record(self._node, record, lease) is None:
+                    phase = record.phase
         decision = decide_check_in(power, phase, readable, self._recheck_s)
         self._log.info("node.checked_in", action=decision.action.value, why=decision.reason, power=power.value)
         # Without an armed alarm a halted node would never wake: then it stays up (and said why).

@@ -9,19 +9,38 @@ node naming the check that failed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from piclusterd.core.authority import ClusterKeys, LeaseView, RequestRefusal, SignedFields, check_request, sign
+from piclusterd.core.authority import (
+    ClusterKeys,
+    LeaseView,
+    RequestCheck,
+    RequestRefusal,
+    SignedFields,
+    check_record,
+    check_request,
+    sign,
+)
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import (
     POWER_ON_REQUEST_ANNOTATION,
     REQUEST_ANNOTATION,
+    SHED_ANNOTATION,
     PowerOffRequest,
     PowerOnRequest,
+    ShedRecord,
     poweroff_request_fields,
     poweron_request_fields,
+    render_shed_record,
+    shed_record_fields,
 )
-from piclusterd.core.outage_record import parse_rfc3339
+from piclusterd.core.outage_record import (
+    OUTAGE_CONFIGMAP,
+    OutageRecord,
+    outage_record_fields,
+    parse_rfc3339,
+)
 from piclusterd.node.audit import AuditLogger
 
 if TYPE_CHECKING:
@@ -34,6 +53,10 @@ __all__ = ["DEFAULT_REQUEST_MAX_AGE_S", "LeaderTerm", "RequestSigner", "RequestV
 #: renews every poll and rewrites (re-signs) a request it still waits for on each resume, so a real request is
 #: seconds old; one left from before a reboot is not.
 DEFAULT_REQUEST_MAX_AGE_S = 120.0
+
+
+#: A record checked while no Lease can be read: not acted on this time, and not said as a forgery.
+_NO_LEASE = RequestRefusal(RequestCheck.LEADER, "the Lease cannot be read to check who signed it")
 
 
 class LeaderTerm(Protocol):
@@ -72,6 +95,19 @@ class RequestSigner:
         fields = poweron_request_fields(unsigned)
         signature = sign(self._keys.current, POWER_ON_REQUEST_ANNOTATION, via, fields)
         return PowerOnRequest(request_id, target, unsigned.leader, at, unsigned.term, signature)
+
+    def shed_record(self, node: str, record: ShedRecord) -> str:
+        """``record`` as the ``picluster.io/shed`` annotation of ``node``, signed by us in our term (NotLeader if we
+        do not lead). ``record.leader`` stays who decided the shed; ``signedBy`` is who wrote it last."""
+        unsigned = replace(record, signer=self._elector.identity, term=self._elector.term(), signature="")
+        signature = sign(self._keys.current, SHED_ANNOTATION, node, shed_record_fields(unsigned))
+        return render_shed_record(replace(unsigned, signature=signature))
+
+    def outage_record(self, namespace: str, record: OutageRecord) -> OutageRecord:
+        """``record`` written by us (its ``leader``), signed in our term (NotLeader if we do not lead)."""
+        unsigned = replace(record, leader=self._elector.identity, term=self._elector.term(), signature="")
+        signature = sign(self._keys.current, OUTAGE_CONFIGMAP, namespace, outage_record_fields(unsigned))
+        return replace(unsigned, signature=signature)
 
 
 class RequestVerifier:
@@ -124,6 +160,88 @@ class RequestVerifier:
             None,
         )
 
+    def lease_view(self) -> LeaseView | None:
+        """The Lease as just read (None: none, or it cannot be read, which is said)."""
+        try:
+            record = self._lease.get()  # fresh: never a copy from an earlier poll
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="read the Lease to check a request", error=str(error))
+            return None
+        if record is None:
+            return None
+        return LeaseView(record.holder, record.transitions, record.renew_time, record.lease_duration_s)
+
+    def check_shed_record(self, node: str, record: ShedRecord, lease: LeaseView | None) -> RequestRefusal | None:
+        """A shed record on ``node`` (``lease``: :meth:`lease_view`, read once for all records of a poll).
+
+        Without a Lease to check against (unreadable now: said as ``cluster.api_failed``), it is refused for this
+        poll, quietly: a hiccup of the API server is not a forged record."""
+        if lease is None:
+            return _NO_LEASE
+        refusal = check_record(
+            keys=self._keys,
+            kind=SHED_ANNOTATION,
+            node=node,
+            fields=shed_record_fields(record),
+            signature=record.signature,
+            signer=record.signer,
+            term=record.term,
+            lease=lease,
+        )
+        if refusal is not None:
+            self._say_record(SHED_ANNOTATION, node, record.signer or record.leader, record.signature, refusal)
+        return refusal
+
+    def check_outage_record(self, namespace: str, record: OutageRecord) -> RequestRefusal | None:
+        """The outage record (the ConfigMap in ``namespace``), against the Lease read now (none: refused, quietly,
+        as for :meth:`check_shed_record`)."""
+        lease = self.lease_view()
+        if lease is None:
+            return _NO_LEASE
+        refusal = check_record(
+            keys=self._keys,
+            kind=OUTAGE_CONFIGMAP,
+            node=namespace,
+            fields=outage_record_fields(record),
+            signature=record.signature,
+            signer=record.leader,
+            term=record.term,
+            lease=lease,
+        )
+        if refusal is not None:
+            self._say_record(
+                f"configmap {namespace}/{OUTAGE_CONFIGMAP}", self._node, record.leader, record.signature, refusal
+            )
+        return refusal
+
+    def _say_record(self, kind: str, node: str, signer: str, signature: str, refusal: RequestRefusal) -> None:
+        """Once per record (its signature, or its absence) and failed check: journal and a Warning Event on
+        ``node`` (the Node it is written on; this node for the outage record). The record is never acted on."""
+        key = (f"{kind}@{node}", signature, refusal.check.value)
+        if key in self._said:
+            return
+        self._said.add(key)
+        self._log.error(
+            "cluster.record_refused",
+            kind=kind,
+            target=node,
+            signer=signer[:64],
+            check=refusal.check.value,
+            why=refusal.detail,
+        )
+        if self._events is None:
+            return
+        try:
+            self._events.emit(
+                node,
+                "RecordRefused",
+                f"{kind} (written by {signer[:64]!r}) refused, check {refusal.check.value}: {refusal.detail}. "
+                "Not acted on; the node is left as it is.",
+                warning=True,
+            )
+        except ClusterError as error:
+            self._log.warning("cluster.api_failed", step="emit RecordRefused", error=str(error))
+
     def _check(
         self,
         kind: str,
@@ -135,14 +253,7 @@ class RequestVerifier:
         at: str,
         situation: str | None,
     ) -> RequestRefusal | None:
-        lease: LeaseView | None = None
-        try:
-            record = self._lease.get()  # fresh: never a copy from an earlier poll
-        except ClusterError as error:
-            self._log.warning("cluster.api_failed", step="read the Lease to check a request", error=str(error))
-        else:
-            if record is not None:
-                lease = LeaseView(record.holder, record.transitions, record.renew_time, record.lease_duration_s)
+        lease = self.lease_view()
         try:
             written_at: float | None = parse_rfc3339(at)
         except ValueError:

@@ -122,7 +122,9 @@ class ClusterController:
             identity=identity, events=events, log=self._log, dry_run=settings.dry_run, topology=settings.topology
         )
         backends = power_on if power_on is not None else PowerOnBackends({})
-        records = ShedRecords(events, self._log)  # one, so an unreadable record is said once
+        # One, so an unreadable or forged record is said once; records are signed as our requests are.
+        records = ShedRecords(events, self._log, signer=power_off.signer, verifier=agent.verifier)
+        self._records = records
         self._restoring = Restorer(
             api=api,
             elector=elector,
@@ -280,7 +282,7 @@ class ClusterController:
     def _lead(self, power: PowerMemory, measured_load_w: float | None, now: float) -> None:
         """One leader step, in order; the first that acts ends the poll."""
         changes = self._api.changes
-        view = parse_kubectl_list(self._api.snapshot())
+        view = self._records.checked_view(parse_kubectl_list(self._api.snapshot()))
         reading = power.last_reading
         charge = None if reading is None or reading.charge_pct is None else reading.charge_pct // CHARGE_STEP_PCT
         self._planned, self._planned_at = (power.state, charge, changes, self._settings.dry_run), now

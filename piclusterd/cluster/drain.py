@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from piclusterd.cluster.authority import RequestSigner
 from piclusterd.cluster.kube_api import EvictionOutcome, KubeClusterApi
 from piclusterd.core.cluster_view import Pod, parse_kubectl_list
-from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, render_shed_record, rfc3339
+from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, rfc3339
 from piclusterd.core.ports import Clock
 from piclusterd.node.audit import AuditLogger
 
@@ -163,9 +164,12 @@ class Drainer:
         options: DrainOptions,
         fence: Callable[[], None],
         log: AuditLogger,
+        signer: RequestSigner,
         tick: Callable[[], None] = lambda: None,
     ) -> None:
+        """``signer`` signs the shed records written here (the cluster key, the Lease term we lead in)."""
         self._api = api
+        self._signer = signer
         self._clock = clock
         self._sleep = sleep
         self._options = options
@@ -179,7 +183,7 @@ class Drainer:
         self._api.patch_node(
             node,
             {
-                "metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(record)}},
+                "metadata": {"annotations": {SHED_ANNOTATION: self._signer.shed_record(node, record)}},
                 "spec": {"unschedulable": True},
             },
         )
@@ -266,7 +270,9 @@ class Drainer:
         # Waiting for replacements can outlast our lease (a stalled process): by now another leader may have
         # finished this node and recorded it powered off; writing "drained" over that would re-open it.
         self._fence()
-        self._api.patch_node(node, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(drained)}}})
+        self._api.patch_node(
+            node, {"metadata": {"annotations": {SHED_ANNOTATION: self._signer.shed_record(node, drained)}}}
+        )
         evicted = tuple(sorted(progress))
         elapsed = self._clock.monotonic() - started
         self._log.info("node.drained", target=node, evicted=list(evicted), elapsed_s=round(elapsed, 1))

@@ -41,7 +41,6 @@ from piclusterd.core.node_records import (
     SHED_ANNOTATION,
     ShedPhase,
     ShedRecord,
-    render_shed_record,
     rfc3339,
 )
 from piclusterd.core.outage_record import FullShutdownProgress, OutageRecord
@@ -272,7 +271,10 @@ class FullShutdownRunner:
         requested = drained.with_phase(ShedPhase.POWEROFF_REQUESTED, now_text, request_id)
         self._elector.ensure_leader()
         request = self._power_off.signed_request(name, request_id, now_text)
-        annotations = {SHED_ANNOTATION: render_shed_record(requested), REQUEST_ANNOTATION: request}
+        annotations = {
+            SHED_ANNOTATION: self._power_off.signed_shed_record(name, requested),
+            REQUEST_ANNOTATION: request,
+        }
         self._api.patch_node(name, {"metadata": {"annotations": annotations}})
         self._log.warning("node.poweroff_requested", target=name, request_id=request_id, reason=drained.reason)
         return request_id

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import enum
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from piclusterd.core.bounded_json import API_MAX_BYTES, JsonRefused, load_api_json
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import rfc3339
 
@@ -37,12 +37,40 @@ class ApiCallFailed(ClusterError):
         super().__init__(f"{what}: {status or 'no answer'} {message}".strip())
 
 
+def _read_bounded(response: Any, limit: int) -> bytes:
+    """The body of a streamed (``_preload_content=False``) response, refused past ``limit`` bytes unread."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = response.read(1024 * 1024)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise ApiCallFailed("read the answer", int(response.status or 0), f"more than {limit} bytes")
+            chunks.append(chunk)
+    finally:
+        with contextlib.suppress(Exception):
+            response.release_conn()
+
+
+def _error_details(body: object) -> dict[str, Any]:
+    """An error answer's Status object, read like any answer (bounded); {} when it is not one."""
+    with contextlib.suppress(JsonRefused, AttributeError, TypeError):
+        raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+        data = load_api_json(raw, max_bytes=1024 * 1024) if isinstance(raw, bytes) else None
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
 def _fail(what: str, error: Exception) -> ApiCallFailed:
+    if isinstance(error, ApiCallFailed):
+        return ApiCallFailed(what, error.status, str(error).split(": ", 1)[-1])
     if isinstance(error, ApiException):
-        message = error.reason or ""
-        with contextlib.suppress(ValueError, AttributeError):
-            message = json.loads(error.body or "{}").get("message", message)
-        return ApiCallFailed(what, int(error.status or 0), str(message))
+        message = str(_error_details(error.body).get("message", error.reason or ""))
+        return ApiCallFailed(what, int(error.status or 0), message[:500])
     return ApiCallFailed(what, 0, str(error))
 
 
@@ -103,11 +131,20 @@ class KubeClusterApi:
         self._cache, self._identity = cache, identity
 
     def _raw(self, what: str, call: Any, *args: Any, **kwargs: Any) -> JsonObject:
+        """One call's JSON object. Garbage from the API server (or whatever answers on its port) is a failed
+        call: a body over ``API_MAX_BYTES``, not UTF-8, nested deeper than ``API_MAX_DEPTH``, NaN or infinity,
+        or not a JSON object (:func:`~piclusterd.core.bounded_json.load_api_json`)."""
         try:
             response = call(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+            body = _read_bounded(response, API_MAX_BYTES)
         except Exception as error:  # the client raises ApiException, urllib3 and socket errors alike
             raise _fail(what, error) from error
-        data: JsonObject = json.loads(response.data)
+        try:
+            data = load_api_json(body)
+        except JsonRefused as error:
+            raise ApiCallFailed(what, int(getattr(response, "status", 0) or 0), f"unreadable answer: {error}") from None
+        if not isinstance(data, dict):
+            raise ApiCallFailed(what, int(getattr(response, "status", 0) or 0), "unreadable answer: not a JSON object")
         return data
 
     def _list_all(self, what: str, call: Any, **kwargs: Any) -> list[JsonObject]:
@@ -267,20 +304,22 @@ class KubeClusterApi:
             self._core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=self._timeout)
         except ApiException as error:
             status = int(error.status or 0)
-            try:
-                details = json.loads(error.body or "{}")
-            except ValueError:
-                details = {}
-            message = str(details.get("message", error.reason or ""))
+            details = _error_details(error.body)
+            message = str(details.get("message", error.reason or ""))[:500]
             if status == 404:
                 return EvictionResult(EvictionOutcome.GONE, message)
             if status == 429:
-                info = details.get("details") or {}
+                info = details.get("details")
+                info = info if isinstance(info, dict) else {}
                 retry = info.get("retryAfterSeconds")
+                causes = info.get("causes")
                 pdbs = tuple(
-                    str(c.get("message", "")) for c in info.get("causes") or [] if c.get("reason") == "DisruptionBudget"
+                    str(c.get("message", ""))[:500]
+                    for c in (causes if isinstance(causes, list) else [])
+                    if isinstance(c, dict) and c.get("reason") == "DisruptionBudget"
                 )
-                return EvictionResult(EvictionOutcome.BLOCKED, message, None if retry is None else float(retry), pdbs)
+                retry_s = float(retry) if isinstance(retry, int | float) and 0 <= retry <= 3600 else None
+                return EvictionResult(EvictionOutcome.BLOCKED, message, retry_s, pdbs)
             return EvictionResult(EvictionOutcome.FAILED, f"{status} {message}")
         except Exception as error:
             raise _fail(f"evict {namespace}/{name}", error) from error

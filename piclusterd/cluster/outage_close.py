@@ -19,7 +19,6 @@ from piclusterd.core.node_records import (
     ACK_ANNOTATION,
     REQUEST_ANNOTATION,
     SHED_ANNOTATION,
-    InvalidRecord,
     ShedRecord,
     parse_shed_record,
 )
@@ -70,9 +69,11 @@ class OutageCloser:
                 continue
             ours = [key for key in (SHED_ANNOTATION, REQUEST_ANNOTATION, ACK_ANNOTATION) if key in node.annotations]
             shed = parse_shed_record(node.annotations.get(SHED_ANNOTATION, ""))
-            cordoned_by_shed = isinstance(shed, ShedRecord) and not shed.was_unschedulable
+            # A record that did not verify (the view marks it: ShedRecords.checked_view) proves nothing either.
+            trusted = isinstance(shed, ShedRecord) and not node.shed_distrusted
+            cordoned_by_shed = trusted and isinstance(shed, ShedRecord) and not shed.was_unschedulable
             uncordon = node.unschedulable and (node.name in progress.cordoned or cordoned_by_shed)
-            if isinstance(shed, InvalidRecord) and SHED_ANNOTATION in node.annotations:
+            if not trusted and SHED_ANNOTATION in node.annotations:
                 uncordon = uncordon and node.name in progress.cordoned  # an unreadable record proves nothing
             if not ours and not uncordon:
                 continue

@@ -9,7 +9,8 @@ As leader, each poll, in order:
 - on battery with no record: start the outage record (ConfigMap ``piclusterd-outage``, kept by
   :class:`~piclusterd.cluster.outage_store.OutageStore`);
 - fold the poll into it: energy drawn, nodes shed, critical-service downtime (written at least every minute);
-- the cluster has booted again after a full shutdown (this Pi booted after the full shutdown began):
+- the cluster has booted again after a full shutdown (a boot id other than the one recorded when the
+  full shutdown began: :func:`~piclusterd.core.outage_record.booted_since`):
   uncordon what the full shutdown cordoned, clear our stale annotations, close the outage once mains is back
   (:class:`~piclusterd.cluster.outage_close.OutageCloser`);
 - a full shutdown is under way, or this node is ``critical``: take its next step
@@ -31,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from piclusterd.cluster.agent import LocalShutdownTrigger
+from piclusterd.cluster.authority import RequestVerifier
 from piclusterd.cluster.drain import Drainer
 from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.full_shutdown_runner import CommandRunner, FullShutdownRunner, UpsShutdownReturn
@@ -50,6 +52,7 @@ from piclusterd.core.outage_record import (
     FullShutdownProgress,
     OutageRecord,
     account,
+    booted_since,
     critical_workloads_down,
     parse_outage_record,
     parse_rfc3339,
@@ -78,13 +81,15 @@ class OutageCoordinator:
         clock: Clock,
         sleep: Callable[[float], None],
         log: AuditLogger,
+        verifier: RequestVerifier,
         tick: Callable[[], None] = lambda: None,
-        booted_wall: float | None = None,
+        boot_id: str | None = None,
         carrying_file: Path | None = None,
     ) -> None:
         """``tick`` runs after each sleep of a long wait (an acknowledgement): cli.py's keep_alive, a power poll,
-        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``. ``booted_wall``: when
-        this machine booted (``clock.boot_wall_time``); None: this daemon's start stands for it. ``carrying_file``:
+        the watchdog ping and the lease renewal, as for ``Drainer`` and ``PeerPowerOff``. ``verifier`` checks an outage
+        record another node wrote. ``boot_id``: this machine's boot id (``drivers.power_cut.read_boot_id``; None:
+        unreadable), compared with the bootID its kubelet reported when a full shutdown began. ``carrying_file``:
         where the full shutdown this leader carries on is remembered across a daemon restart, on tmpfs (the
         runtime directory), so that a boot forgets it."""
         self._identity = identity
@@ -94,7 +99,8 @@ class OutageCoordinator:
         self._settings = settings
         self._clock = clock
         self._log = log.bind(component="outage")
-        self._store = OutageStore(api, settings.namespace, clock, self._log)
+        self._verifier = verifier
+        self._store = OutageStore(api, settings.namespace, clock, self._log, signer=power_off.signer, verifier=verifier)
         self._runner = FullShutdownRunner(
             identity=identity,
             api=api,
@@ -133,9 +139,9 @@ class OutageCoordinator:
         self._carrying_file = carrying_file
         self._carrying: str | None = self._read_carrying()
         self._refused_said: str | None = None
-        # This machine's boot: after a full shutdown began means the cluster went down and booted since. Not the
-        # daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
-        self._started_wall = clock.wall() if booted_wall is None else booted_wall
+        # This machine's boot: another than when a full shutdown began means the cluster went down and booted
+        # since. Not the daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
+        self._boot_id = boot_id
 
     def apply_mode(self, *, dry_run: bool) -> None:
         """A reloaded ``mode``: dry-run takes no full-shutdown step and lets a critical node protect itself."""
@@ -160,7 +166,9 @@ class OutageCoordinator:
             identity=self._identity,
             api_reachable=reachable,
             live_leader=self._elector.live_holder(),
-            full_shutdown=isinstance(parsed, OutageRecord) and parsed.full_shutdown is not None,
+            full_shutdown=isinstance(parsed, OutageRecord)
+            and parsed.full_shutdown is not None
+            and self._verifier.check_outage_record(self._settings.namespace, parsed) is None,
         )
         return local_shutdown_deferral(contact, critical_for_s)
 
@@ -196,10 +204,12 @@ class OutageCoordinator:
                 "outage.started", started_at=stored.record.started_at, charge_pct=charge, runtime_s=power.last_runtime_s
             )
         progress = stored.record.full_shutdown
-        booted_since = progress is not None and self._started_wall > parse_rfc3339(progress.started_at)
-        booted_again = booted_since and power.state is PowerState.ONLINE
+        booted = progress is not None and booted_since(
+            progress, self._identity, self._boot_id, {n.name: n.boot_id for n in view.nodes if n.boot_id}
+        )
+        booted_again = booted and power.state is PowerState.ONLINE
         # Mains back half-way through a full shutdown does not end the outage: the full shutdown goes on. This
-        # Pi booted after the full shutdown began: the cluster went down and has booted since; whichever
+        # Pi booted since the full shutdown began: the cluster went down and has booted since; whichever
         # node leads now (one shed hours before included) undoes it, and never goes on with it.
         mains_back = power.state is PowerState.ONLINE and (progress is None or booted_again)
         base = stored.record
@@ -211,7 +221,7 @@ class OutageCoordinator:
         if booted_again:
             self._store.save(stored, record)
             return self._closer.undo_full_shutdown(view, record)
-        if booted_since and progress is not None:
+        if booted and progress is not None:
             # Booted, and mains failed again before the full shutdown was undone: its steps are history. A new
             # one starts if critical, still owing the restart the cordons the first one made. Otherwise undo it
             # now, before any shedding: its power-off requests on the booted nodes must never be resumed (two
@@ -223,7 +233,11 @@ class OutageCoordinator:
         if progress is None and power.state is PowerState.CRITICAL:
             owed = () if record.full_shutdown is None else record.full_shutdown.cordoned
             progress = FullShutdownProgress(
-                rfc3339(now), self._identity, tuple(sorted(n.name for n in view.nodes)), cordoned=owed
+                rfc3339(now),
+                self._identity,
+                tuple(sorted(n.name for n in view.nodes)),
+                cordoned=owed,
+                boot_ids=tuple(sorted((n.name, n.boot_id) for n in view.nodes if n.boot_id)),
             )
             record = replace(record, full_shutdown=progress)
             self._elector.ensure_leader()

@@ -1,7 +1,8 @@
 """The outage record's store: the ConfigMap ``piclusterd-outage`` the leader reads and writes each poll.
 
 :class:`OutageStore` keeps a copy of what this node last wrote, with the poll's figures folded in since, and
-uses it while nobody else wrote (same ``resourceVersion``). It writes when something a new leader needs changed,
+uses it while nobody else wrote (same ``resourceVersion``). Each record is written signed (the cluster key, our
+Lease term) and one another node wrote is used only if it verifies. It writes when something a new leader needs changed,
 and at least every ``SAVE_EVERY_S`` for the energy figure; a stored record it cannot read is said once.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.kube_api import KubeClusterApi
 from piclusterd.core.node_records import InvalidRecord
 from piclusterd.core.outage_record import (
@@ -36,8 +38,20 @@ class StoredOutage:
 
 
 class OutageStore:
-    def __init__(self, api: KubeClusterApi, namespace: str, clock: Clock, log: AuditLogger) -> None:
+    def __init__(
+        self,
+        api: KubeClusterApi,
+        namespace: str,
+        clock: Clock,
+        log: AuditLogger,
+        *,
+        signer: RequestSigner,
+        verifier: RequestVerifier,
+    ) -> None:
+        """``signer`` signs each record written; ``verifier`` checks each read that another node wrote."""
         self._api = api
+        self._signer = signer
+        self._verifier = verifier
         self._namespace = namespace
         self._clock = clock
         self._log = log
@@ -66,6 +80,9 @@ class OutageStore:
                 self._invalid_reported = raw
                 self._log.error("outage.record_invalid", value=raw[:200], why=parsed.reason)
             return parsed
+        refusal = self._verifier.check_outage_record(self._namespace, parsed)
+        if refusal is not None:  # said once by the verifier (cluster.record_refused, Event RecordRefused)
+            return InvalidRecord(raw, f"refused, check {refusal.check.value}: {refusal.detail}")
         self._mine = None
         return StoredOutage(parsed, version)
 
@@ -81,7 +98,7 @@ class OutageStore:
         written = self._api.write_configmap(
             self._namespace,
             OUTAGE_CONFIGMAP,
-            {OUTAGE_KEY: render_outage_record(record)},
+            {OUTAGE_KEY: render_outage_record(self._signer.outage_record(self._namespace, record))},
             stored.resource_version,
         )
         self._mine = StoredOutage(record, str(written["metadata"]["resourceVersion"]))

@@ -31,7 +31,6 @@ from piclusterd.core.node_records import (
     ShedPhase,
     ShedRecord,
     render_poweroff_request,
-    render_shed_record,
     rfc3339,
 )
 from piclusterd.core.ports import Clock
@@ -122,6 +121,15 @@ class PeerPowerOff:
         """The ``poweroff-request`` annotation for ``node``, signed in our term (NotLeader if we do not lead)."""
         return render_poweroff_request(self._signer.poweroff(node, request_id, at))
 
+    @property
+    def signer(self) -> RequestSigner:
+        """What signs our requests and records (the cluster key, our Lease term)."""
+        return self._signer
+
+    def signed_shed_record(self, node: str, record: ShedRecord) -> str:
+        """The ``shed`` annotation for ``node``, signed in our term (NotLeader if we do not lead)."""
+        return self._signer.shed_record(node, record)
+
     def power_off(self, node: str, record: ShedRecord) -> PowerOffResult:
         """Power off a node whose shed record says drained (or resume one already requested)."""
         now_text = rfc3339(self._clock.wall())
@@ -149,7 +157,7 @@ class PeerPowerOff:
                 {
                     "metadata": {
                         "annotations": {
-                            SHED_ANNOTATION: render_shed_record(requested),
+                            SHED_ANNOTATION: self._signer.shed_record(node, requested),
                             REQUEST_ANNOTATION: render_poweroff_request(signed),
                         }
                     }
@@ -184,7 +192,7 @@ class PeerPowerOff:
             )
             return PowerOffResult(node, PowerOffOutcome.NOT_CONFIRMED, request_id, via)
         off = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
-        annotations: dict[str, str | None] = {SHED_ANNOTATION: render_shed_record(off)}
+        annotations: dict[str, str | None] = {SHED_ANNOTATION: self._signer.shed_record(node, off)}
         if not acked:
             annotations[REQUEST_ANNOTATION] = None  # never acknowledged: its agent must not obey it once back
         self._api.patch_node(node, {"metadata": {"annotations": annotations}})

@@ -26,7 +26,7 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, RtcWakePower
 from piclusterd.cluster.shedding import ShedRecords
 from piclusterd.core.cluster_view import ClusterView
-from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, render_shed_record, rfc3339
+from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, rfc3339
 from piclusterd.core.planner import Plan
 from piclusterd.core.ports import Clock
 from piclusterd.core.power_on_record import (
@@ -141,7 +141,9 @@ class Restorer:
                 continue  # asked back on battery on purpose (rotation): the outage is why, not a reason to withdraw
             self._elector.ensure_leader()
             back = record.with_phase(ShedPhase.POWERED_OFF, rfc3339(self._clock.wall()))
-            self._api.patch_node(name, {"metadata": {"annotations": {SHED_ANNOTATION: render_shed_record(back)}}})
+            self._api.patch_node(
+                name, {"metadata": {"annotations": {SHED_ANNOTATION: self._records.render(name, back)}}}
+            )
             self._log.info("node.power_on_withdrawn", target=name, method=method, why="mains failed again")
             after = "do not power it on now; piclusterd will say when" if method == "manual" else "it stays shed"
             self._events.emit(name, "PowerOnWithdrawn", f"mains failed again: {name} {after}")
@@ -246,13 +248,13 @@ class Restorer:
             reason = reason if reason.startswith(ROTATION_REASON_PREFIX) else f"{ROTATION_REASON_PREFIX} {reason}"
             restoring = replace(restoring, reason=reason)
         asked = render_power_on_record(PowerOnRecord(PowerOnStep.ASKED, restoring.changed_at))
-        annotations = {SHED_ANNOTATION: render_shed_record(restoring), POWER_ON_ANNOTATION: asked}
+        annotations = {SHED_ANNOTATION: self._records.render(name, restoring), POWER_ON_ANNOTATION: asked}
         self._api.patch_node(name, {"metadata": {"annotations": annotations}})
         try:
             result = backend.power_on(name)
         except Exception as error:  # whatever a backend's library raises: said and retried, never the loop's end
             failed = render_power_on_record(PowerOnRecord(PowerOnStep.FAILED, rfc3339(self._clock.wall())))
-            back = {SHED_ANNOTATION: render_shed_record(record), POWER_ON_ANNOTATION: failed}
+            back = {SHED_ANNOTATION: self._records.render(name, record), POWER_ON_ANNOTATION: failed}
             self._api.patch_node(name, {"metadata": {"annotations": back}})
             self._retry_later(name)
             self._log.warning("node.power_on_failed", target=name, method=backend.name, error=str(error))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.drain import Drainer
 from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome
 from piclusterd.cluster.power_on import PowerOnBackends
+from piclusterd.core.authority import LeaseView
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.node_records import (
     ACK_ANNOTATION,
@@ -42,15 +44,36 @@ DRAIN_RETRY_AFTER_S = 600.0
 
 
 class ShedRecords:
-    """The shed records on the Nodes; one that cannot be read is said once (journal + Warning Event) and left."""
+    """The shed records on the Nodes, read and written signed.
 
-    def __init__(self, events: EventRecorder, log: AuditLogger) -> None:
+    One that cannot be read is said once (journal + Warning Event ``ShedRecordInvalid``) and left; one that does
+    not verify (unsigned, another key, a term the Lease has not reached, the current term of another holder:
+    :func:`~piclusterd.core.authority.check_record`) is said once (``cluster.record_refused``, Warning Event
+    ``RecordRefused``) and left too: its node is never drained, powered off, powered on or uncordoned for it.
+    """
+
+    def __init__(
+        self, events: EventRecorder, log: AuditLogger, *, signer: RequestSigner, verifier: RequestVerifier
+    ) -> None:
         self._events = events
         self._log = log
+        self._signer = signer
+        self._verifier = verifier
         self._invalid_reported: dict[str, str] = {}
+
+    def render(self, node: str, record: ShedRecord) -> str:
+        """``record`` as ``node``'s annotation, signed by us in our term (NotLeader if we do not lead)."""
+        return self._signer.shed_record(node, record)
+
+    def checked_view(self, view: ClusterView) -> ClusterView:
+        """``view`` with every record that does not verify read as unreadable (never acted on by the planner)."""
+        refused = {node.name for node in view.nodes if SHED_ANNOTATION in node.annotations} - set(self.read(view))
+        return view.with_shed_unreadable(refused) if refused else view
 
     def read(self, view: ClusterView) -> dict[str, ShedRecord]:
         found: dict[str, ShedRecord] = {}
+        lease: LeaseView | None = None
+        lease_read = False
         for node in view.nodes:
             raw = node.annotations.get(SHED_ANNOTATION)
             if raw is None:
@@ -66,6 +89,10 @@ class ShedRecords:
                         f"{SHED_ANNOTATION} cannot be read: {parsed.reason}",
                         warning=True,
                     )
+                continue
+            if not lease_read:  # once per read, fresh, and only when there is a record to check
+                lease, lease_read = self._verifier.lease_view(), True
+            if self._verifier.check_shed_record(node.name, parsed, lease) is not None:
                 continue
             found[node.name] = parsed
         return found

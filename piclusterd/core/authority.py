@@ -17,6 +17,12 @@ The receiver obeys only if every check in :func:`check_request` passes, in this 
    judges freshness correctly; the local clock is never compared with them;
 6. ``situation``: the request fits what this node sees (a power-off only on battery or in a recorded full
    shutdown); the caller decides that and passes the answer in.
+
+A *record* (a shed record on a Node, the outage record) is state a later leader resumes, not an order of the
+moment: :func:`check_record` asks for the signature, and that its signer may have led in its term (not a term
+later than the Lease's, and not the current term of another holder). A record from an earlier term by a
+leader of then verifies; every safety rule is checked again before it is resumed
+(:func:`piclusterd.core.safety.check_resume`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ __all__ = [
     "RequestCheck",
     "RequestRefusal",
     "SignedFields",
+    "check_record",
     "check_request",
     "parse_key_text",
     "render_key",
@@ -184,4 +191,34 @@ def check_request(
     # 6. It makes sense here and now.
     if situation is not None:
         return RequestRefusal(RequestCheck.SITUATION, situation)
+    return None
+
+
+def check_record(
+    *,
+    keys: ClusterKeys,
+    kind: str,
+    node: str,
+    fields: SignedFields,
+    signature: str,
+    signer: str,
+    term: int,
+    lease: LeaseView | None,
+) -> RequestRefusal | None:
+    """Whether a record may be acted on (None) or which check refuses it. Pure: ordered early returns.
+
+    ``node`` is what the record is written on (a Node's name; the namespace for the outage record).
+    """
+    # 1. Written by a piclusterd holding the cluster key, for this very object.
+    if not signature or not signature_valid(keys, kind, node, fields, signature):
+        why = "unsigned" if not signature else "the signature does not match the cluster key"
+        return RequestRefusal(RequestCheck.SIGNATURE, why)
+    # 2. Terms only grow: a record from a term the Lease has not reached was not written by its leader.
+    if lease is None:
+        return RequestRefusal(RequestCheck.LEADER, "the Lease cannot be read to check who signed it")
+    if term < 0 or term > lease.transitions:
+        return RequestRefusal(RequestCheck.TERM, f"signed in term {term}, but the Lease is in term {lease.transitions}")
+    # 3. The current term has one leader: the Lease's holder (none while released).
+    if term == lease.transitions and lease.holder and lease.holder != signer:
+        return RequestRefusal(RequestCheck.LEADER, f"signed by {signer!r} in term {term}, which {lease.holder} leads")
     return None

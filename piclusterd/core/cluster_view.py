@@ -512,6 +512,10 @@ class Node:
     unschedulable: bool = False
     taints: tuple[Taint, ...] = ()
     address: str = ""
+    #: The kubelet's ``status.nodeInfo.bootID`` (the kernel's boot id of that machine; "" when not reported).
+    boot_id: str = ""
+    #: Its shed record did not verify (:meth:`ClusterView.with_shed_unreadable`): read as unreadable.
+    shed_distrusted: bool = False
     #: Role names from ``node-role.kubernetes.io/<role>`` labels (k3s sets them to ``"true"``).
     roles: frozenset[str] = field(init=False, repr=False, compare=False)
     #: A control-plane node (a k3s server), by :func:`read_roles`.
@@ -532,7 +536,8 @@ class Node:
         object.__setattr__(self, "is_etcd_member", roles.etcd_member)
         object.__setattr__(self, "is_control_plane", roles.control_plane)
         object.__setattr__(self, "role_notes", roles.notes)
-        object.__setattr__(self, "shed_state", _shed_state(self.annotations.get(ANNOTATION_SHED)))
+        shed = ShedState.UNREADABLE if self.shed_distrusted else _shed_state(self.annotations.get(ANNOTATION_SHED))
+        object.__setattr__(self, "shed_state", shed)
 
     @property
     def tier(self) -> int | None:
@@ -718,6 +723,13 @@ class ClusterView:
             MappingProxyType({k: tuple(sorted(v, key=_pdb_key)) for k, v in by_namespace.items()}),
         )
 
+    def with_shed_unreadable(self, names: Iterable[str]) -> ClusterView:
+        """This view with the shed records of ``names`` read as unreadable (they did not verify): never acted on."""
+        distrusted = set(names)
+        return replace(
+            self, nodes=tuple(replace(n, shed_distrusted=True) if n.name in distrusted else n for n in self.nodes)
+        )
+
     def node(self, name: str) -> Node:
         """The node called ``name``; ``KeyError`` if there is none."""
         return self._nodes_by_name[name]
@@ -846,9 +858,19 @@ def _parse_node(item: Mapping[str, Any], where: str) -> Node:
             ready=ready,
             unschedulable=bool(spec.get("unschedulable", False)),
             taints=tuple(taints),
+            boot_id=_boot_id(status),
         )
     except SnapshotInvalid as error:
         raise SnapshotInvalid(f"{where}: {error}") from None
+
+
+def _boot_id(status: Mapping[str, Any]) -> str:
+    """``status.nodeInfo.bootID`` when it looks like one (a UUID: at most 64 characters, hex and dashes)."""
+    info = status.get("nodeInfo")
+    value = info.get("bootID") if isinstance(info, Mapping) else None
+    if not isinstance(value, str) or not value or len(value) > 64 or value.strip("0123456789abcdefABCDEF-"):
+        return ""
+    return value
 
 
 def _internal_ip(status: Mapping[str, Any], where: str) -> str:

@@ -11,7 +11,9 @@ Annotations (all under ``picluster.io/``):
 ``shed``
     :class:`ShedRecord`: the node's phase in shedding (draining, drained, poweroff_requested, powered_off,
     restoring), who decided it and why, and whether the node was already cordoned before we touched it
-    (we never uncordon a node an operator cordoned).
+    (we never uncordon a node an operator cordoned). Signed like a request by the leader that wrote it last
+    (``signedBy``, its Lease ``term``, ``sig``: :func:`shed_record_fields`), so a record nobody with the
+    cluster key wrote is never acted on.
 ``poweroff-request``
     :class:`PowerOffRequest`: the leader asks the node's own daemon to power off (id, leader, time, and the
     Lease term and signature the node checks before obeying: :mod:`piclusterd.core.authority`).
@@ -55,6 +57,7 @@ __all__ = [
     "render_poweron_request",
     "render_shed_record",
     "rfc3339",
+    "shed_record_fields",
 ]
 
 PREFIX = "picluster.io/"
@@ -87,6 +90,10 @@ class ShedRecord:
     was_unschedulable: bool
     request_id: str = ""
     changed_at: str = ""
+    #: The leader that wrote (signed) it last, the Lease term it led in then, and the HMAC; unsigned: "", -1, "".
+    signer: str = ""
+    term: int = -1
+    signature: str = ""
 
     def with_phase(self, phase: ShedPhase, changed_at: str, request_id: str | None = None) -> ShedRecord:
         return replace(
@@ -102,20 +109,27 @@ class InvalidRecord:
     reason: str
 
 
+def shed_record_fields(record: ShedRecord) -> dict[str, str | int | bool]:
+    """Every field of the record as written, the signature aside: what the signature covers."""
+    fields: dict[str, str | int | bool] = {
+        "v": RECORD_VERSION,
+        "phase": record.phase.value,
+        "leader": record.leader,
+        "reason": record.reason,
+        "startedAt": record.started_at,
+        "wasUnschedulable": record.was_unschedulable,
+        "requestId": record.request_id,
+        "changedAt": record.changed_at,
+    }
+    if record.signer or record.term != -1:
+        fields.update(signedBy=record.signer, term=record.term)
+    return fields
+
+
 def render_shed_record(record: ShedRecord) -> str:
+    fields = shed_record_fields(record)
     return json.dumps(
-        {
-            "v": RECORD_VERSION,
-            "phase": record.phase.value,
-            "leader": record.leader,
-            "reason": record.reason,
-            "startedAt": record.started_at,
-            "wasUnschedulable": record.was_unschedulable,
-            "requestId": record.request_id,
-            "changedAt": record.changed_at,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
+        {**fields, "sig": record.signature} if record.signature else fields, separators=(",", ":"), sort_keys=True
     )
 
 
@@ -154,6 +168,7 @@ def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
             phase = ShedPhase(phase_text)
         except ValueError:
             return InvalidRecord(raw, f"unknown phase {phase_text!r}")
+        term, signature = _term_and_signature(data)
         return ShedRecord(
             phase=phase,
             leader=_field(data, "leader", str),
@@ -162,6 +177,9 @@ def parse_shed_record(raw: str) -> ShedRecord | InvalidRecord:
             was_unschedulable=_field(data, "wasUnschedulable", bool),
             request_id=_field(data, "requestId", str),
             changed_at=_field(data, "changedAt", str),
+            signer=_field(data, "signedBy", str) if "signedBy" in data else "",
+            term=term,
+            signature=signature,
         )
     except ValueError as error:
         return InvalidRecord(raw, str(error))

@@ -27,7 +27,10 @@ __all__ = [
     "FullShutdownProgress",
     "OutageRecord",
     "account",
+    "booted_since",
     "critical_workloads_down",
+    "normal_boot_id",
+    "outage_record_fields",
     "parse_outage_record",
     "parse_rfc3339",
     "render_outage_record",
@@ -60,7 +63,10 @@ class FullShutdownProgress:
 
     ``cordoned``: nodes *we* cordoned (an operator's cordon is left alone at the restart). ``requested``:
     nodes asked to power off, in order. ``ups``: "" until the UPS step, then "requested", "failed" or
-    "disabled". ``nodes``: every node when it started, which the restart waits for.
+    "disabled". ``nodes``: every node when it started, which the restart waits for. ``boot_ids``: each node's
+    kubelet ``status.nodeInfo.bootID`` when it started (the kernel's boot id of that machine), so a later
+    leader tells "booted since" by comparing two values of one machine (:func:`booted_since`), never one
+    machine's clock with another's.
     """
 
     started_at: str
@@ -71,6 +77,7 @@ class FullShutdownProgress:
     requested: tuple[str, ...] = ()
     hook_done: bool = False
     ups: str = ""
+    boot_ids: tuple[tuple[str, str], ...] = ()
 
     @property
     def ups_done(self) -> bool:
@@ -91,6 +98,9 @@ class OutageRecord:
     mains_back_at: str = ""
     # Keys of the cluster-wide notifications already sent (core.notify), so a new leader sends none again.
     notified: tuple[str, ...] = ()
+    #: The Lease term ``leader`` wrote it in and its HMAC (:func:`outage_record_fields`); unsigned: -1, "".
+    term: int = -1
+    signature: str = ""
 
     def with_notified(self, keys: Iterable[str]) -> OutageRecord:
         merged = tuple(sorted(set(self.notified) | set(keys)))[-MAX_NOTIFIED:]
@@ -126,6 +136,31 @@ def account(record: OutageRecord, now_wall: float, battery_draw_w: float | None,
         critical_down_s=down_s,
         critical_down_since=since,
         last_reading_at=rfc3339(now_wall) if battery_draw_w is not None else record.last_reading_at,
+    )
+
+
+def normal_boot_id(text: str) -> str:
+    """A boot id as 32 lower-case hex digits: the kubelet writes the kernel's UUID with dashes, systemd without."""
+    return text.strip().replace("-", "").lower()
+
+
+def booted_since(progress: FullShutdownProgress, node: str, boot_id: str | None, node_boot_ids: dict[str, str]) -> bool:
+    """Whether the cluster booted since the full shutdown ``progress`` began, as ``node`` (the leader) can tell.
+
+    Only values of one machine are compared: the leader's own boot id now (``boot_id``, read on this machine;
+    None: unreadable) with the bootID its kubelet reported when the full shutdown began. A node not recorded (it
+    joined later) or without a readable boot id looks at the others: any recorded node whose kubelet now reports
+    another bootID (``node_boot_ids``, from the Node objects) has booted since. Neither wall clock takes part, so
+    a Pi without RTC or NTP whose clock is years off after the boot judges this as well as one with both.
+    """
+    recorded = dict(progress.boot_ids)
+    mine = recorded.get(node)
+    if mine and boot_id:
+        return normal_boot_id(mine) != normal_boot_id(boot_id)
+    return any(
+        node_boot_ids.get(name) and normal_boot_id(node_boot_ids[name]) != normal_boot_id(was)
+        for name, was in recorded.items()
+        if was
     )
 
 
@@ -168,16 +203,17 @@ def summary_fields(record: OutageRecord, ended_wall: float) -> dict[str, object]
 # --- the wire format ----------------------------------------------------------------------------------
 
 
-def render_outage_record(record: OutageRecord) -> str:
+def _unsigned_data(record: OutageRecord) -> dict[str, Any]:
     progress = record.full_shutdown
+    charge = record.charge_at_start_pct
     data: dict[str, Any] = {
         "v": RECORD_VERSION,
         "startedAt": record.started_at,
         "leader": record.leader,
-        "chargeAtStart": record.charge_at_start_pct,
-        "energyWh": round(record.energy_wh, 3),
+        "chargeAtStart": None if charge is None else float(charge),
+        "energyWh": float(round(record.energy_wh, 3)),
         "shed": list(record.shed),
-        "criticalDownS": round(record.critical_down_s, 3),
+        "criticalDownS": float(round(record.critical_down_s, 3)),
         "criticalDownSince": record.critical_down_since,
         "lastReadingAt": record.last_reading_at,
         "mainsBackAt": record.mains_back_at,
@@ -193,9 +229,31 @@ def render_outage_record(record: OutageRecord) -> str:
             "requested": list(progress.requested),
             "hookDone": progress.hook_done,
             "ups": progress.ups,
+            "bootIds": dict(progress.boot_ids),
         },
     }
+    if record.term != -1:
+        data["term"] = record.term
+    return data
+
+
+def outage_record_fields(record: OutageRecord) -> dict[str, str | int | bool]:
+    """What the signature covers: the whole record as written, the signature aside, as canonical JSON."""
+    return {"record": json.dumps(_unsigned_data(record), separators=(",", ":"), sort_keys=True)}
+
+
+def render_outage_record(record: OutageRecord) -> str:
+    data = _unsigned_data(record)
+    if record.signature:
+        data["sig"] = record.signature
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _boot_ids(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    value = data.get("bootIds", {})
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("'fullShutdown.bootIds' must map node names to boot ids")
+    return tuple(sorted(value.items()))
 
 
 def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -263,6 +321,7 @@ def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
                 requested=_names(raw_progress, "requested"),
                 hook_done=_get(raw_progress, "hookDone", bool),
                 ups=ups,
+                boot_ids=_boot_ids(raw_progress),
             )
         energy = float(_get(data, "energyWh", (int, float)))
         down = float(_get(data, "criticalDownS", (int, float)))
@@ -282,6 +341,8 @@ def parse_outage_record(raw: str) -> OutageRecord | InvalidRecord:
             full_shutdown=progress,
             mains_back_at=_time(data, "mainsBackAt", optional=True),
             notified=_notified(data),
+            term=_get(data, "term", int) if "term" in data else -1,
+            signature=_get(data, "sig", str) if "sig" in data else "",
         )
     except ValueError as error:
         return InvalidRecord(raw, str(error))

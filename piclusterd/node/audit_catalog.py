@@ -563,6 +563,21 @@ EVENTS: tuple[EventDoc, ...] = (
         "annotations: find out who.",
     ),
     EventDoc(
+        "cluster.record_refused",
+        "error",
+        "A shed or outage record was refused",
+        ("KIND", "TARGET", "SIGNER", "CHECK", "WHY"),
+        "A picluster.io/shed record on Node TARGET (read by the leader, or by TARGET's own rtc-wake check-in), or "
+        "the outage ConfigMap, failed CHECK: signature (not signed with the cluster key: unsigned, or another "
+        "key), term (signed in a term the Lease has not reached) or leader (signed in the current term by a "
+        "node that does not hold the Lease). It is never acted on: the node is not drained, powered off, powered "
+        "on or uncordoned for it; a check-in reads it as no record; a forged full shutdown is not resumed. A "
+        "Warning Event RecordRefused says the same. Said once per record and check.",
+        "A forged record means someone can write Node annotations or ConfigMaps: check who (the API server's audit "
+        "log), then remove it (kubectl annotate node TARGET picluster.io/shed-; or delete the ConfigMap). From "
+        "the real leader: every Pi needs the same [cluster] key_file.",
+    ),
+    EventDoc(
         "node.request_refused",
         "error",
         "A request to this node was refused",

@@ -214,16 +214,16 @@ class PowerDaemon:
         self._deferred_why: str | None = None  # while waiting for the leader's full shutdown, why
         self._skipped: set[str] = set()  # the kinds of shutdown already logged as not run (once each)
         self._button: str | None = None  # a press of the HAT's shutdown button, acted on at the next poll
-
-    def add_pre_shutdown_hook(self, hook: PreShutdownHook) -> None:
-        """Run ``hook`` before the local shutdown command, ahead of the hooks given at construction (the
-        cluster side's self-drain, wired once the cluster is built, goes before the power-cut flag)."""
-        self._hooks = (hook, *self._hooks)
         self._shutdown_lock = threading.Lock()  # the power loop and the cluster thread may both ask
         self._power_loop_running = False  # run() has the power loop on its own cadence
         self._cluster_wake = threading.Event()
         self._cluster_round_started: float | None = None
         self._stall_said: float | None = None
+
+    def add_pre_shutdown_hook(self, hook: PreShutdownHook) -> None:
+        """Run ``hook`` before the local shutdown command, ahead of the hooks given at construction (the
+        cluster side's self-drain, wired once the cluster is built, goes before the power-cut flag)."""
+        self._hooks = (hook, *self._hooks)
 
     def defer_to(self, gate: LocalShutdownGate) -> None:
         """Let the cluster side order this node's shutdown when critical (wired after the cluster is built)."""

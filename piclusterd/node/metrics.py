@@ -39,6 +39,7 @@ StatusView = Callable[[], Mapping[str, Any]]
 # Events that count, each to one counter (with a label where the event says which kind).
 _REFUSALS = (
     "node.request_refused",
+    "cluster.record_refused",
     "node.shed_refused_on_resume",
     "node.poweroff_request_invalid",
     "node.poweron_request_invalid",

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubernetes.client import ApiClient
 
@@ -67,8 +68,9 @@ class SimulatedPi:
     ups_requests: list[float] = field(default_factory=list)
     ups_request_peers: list[dict[str, str]] = field(default_factory=list)  # how the leader knew each peer went
 
-    #: When this Pi booted, on the world's wall clock (a daemon restart keeps it).
-    booted_wall: float = 0.0
+    #: This boot's id (the kernel's), which its kubelet reports as ``status.nodeInfo.bootID``; a daemon restart
+    #: keeps it, a reboot makes a new one.
+    boot_id: str = ""
     #: How often this node's outage coordinator kept itself alive inside a long wait, as leader.
     long_step_ticks: int = 0
     #: Set non-zero to make this node's shutdown command fail: it is recorded, and the node stays up.
@@ -233,17 +235,17 @@ class ClusterWorld:
         """Power returns to a node: it boots, with a fresh daemon (its old one died with it)."""
         self.server.power_on_node(name)
         (self._directory / name / "full-shutdown").unlink(missing_ok=True)  # the runtime directory is tmpfs
-        self.pis[name] = self._build(name, self._drain_timeout_s)
+        self.pis[name] = self._build(name, self._drain_timeout_s, boot_id=secrets.token_hex(16))
         return self.pis[name]
 
     def restart_daemon(self, name: str) -> SimulatedPi:
         """piclusterd restarts on a Pi that stays up (watchdog, crash, upgrade): a fresh daemon, the same boot."""
-        booted = self.pis[name].booted_wall
+        booted = self.pis[name].boot_id
         self.pis[name].alive = False  # the old process is gone
-        self.pis[name] = self._build(name, self._drain_timeout_s, booted_wall=booted)
+        self.pis[name] = self._build(name, self._drain_timeout_s, boot_id=booted)
         return self.pis[name]
 
-    def _build(self, name: str, drain_timeout_s: float, booted_wall: float | None = None) -> SimulatedPi:
+    def _build(self, name: str, drain_timeout_s: float, boot_id: str | None = None) -> SimulatedPi:
         config_path = self._directory / f"{name}.toml"
         config_path.write_text(
             f'mode = "{"dry-run" if self.settings.dry_run else "enforce"}"\n'
@@ -255,7 +257,12 @@ class ClusterWorld:
         notifier = None if self._notifiers is None else self._notifiers(name, self.clock.wall)
         tap = None if notifier is None else notifier.observe
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall, tap=tap), notifier=notifier)
-        pi.booted_wall = self.clock.wall() if booted_wall is None else booted_wall
+        pi.boot_id = boot_id or secrets.token_hex(16)
+
+        def report_boot(node: dict[str, Any]) -> None:  # what its kubelet reports once this boot registers
+            node.setdefault("status", {}).setdefault("nodeInfo", {})["bootID"] = pi.boot_id
+
+        self.server.update_object("nodes", None, name, report_boot)
         api_client = self.server.api_client(retries=False, token=DAEMON_TOKEN)
         self._clients.append(api_client)
         api = KubeClusterApi(api_client)
@@ -277,15 +284,23 @@ class ClusterWorld:
         def keep_alive() -> None:
             elector.try_acquire_or_renew()  # as cli.build_cluster: a long step renews the lease while it waits
 
+        signer = RequestSigner(self.keys, elector)
         drainer = Drainer(
-            api, self.clock, sleep=self.sleep, options=options, fence=elector.ensure_leader, tick=keep_alive, log=log
+            api,
+            self.clock,
+            sleep=self.sleep,
+            options=options,
+            fence=elector.ensure_leader,
+            tick=keep_alive,
+            log=log,
+            signer=signer,
         )
         pi.verifier = RequestVerifier(self.keys, KubeLeaseStore(api_client), name, log=log, events=events)
         power_off = PeerPowerOff(
             api,
             self.clock,
             leader=name,
-            signer=RequestSigner(self.keys, elector),
+            signer=signer,
             sleep=self.sleep,
             fence=elector.ensure_leader,
             tick=keep_alive,
@@ -309,7 +324,9 @@ class ClusterWorld:
             identity=name,
             api=api,
             elector=elector,
-            drainer=Drainer(api, self.clock, sleep=self.sleep, options=short, fence=elector.ensure_leader, log=log),
+            drainer=Drainer(
+                api, self.clock, sleep=self.sleep, options=short, fence=elector.ensure_leader, log=log, signer=signer
+            ),
             power_off=power_off,
             events=events,
             local=daemon,
@@ -328,7 +345,8 @@ class ClusterWorld:
             sleep=self.sleep,
             log=log,
             tick=lambda: setattr(pi, "long_step_ticks", pi.long_step_ticks + 1),  # renewal is in self.sleep
-            booted_wall=pi.booted_wall,
+            boot_id=pi.boot_id,
+            verifier=pi.require_verifier(),
             carrying_file=self._directory / name / "full-shutdown",
         )
         daemon.defer_to(outage)

@@ -18,6 +18,11 @@ class FakeClock:
     def wall(self) -> float:
         return self._epoch + self._now
 
+    def jump_wall(self, seconds: float) -> None:
+        """The wall clock is set (either way) while ``monotonic`` runs on: a Pi without RTC that booted with
+        the time it last saved, or that NTP corrected later."""
+        self._epoch += seconds
+
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("time does not run backwards")

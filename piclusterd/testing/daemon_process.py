@@ -96,6 +96,11 @@ class DaemonProcess:
         assert self._process is not None
         return self._process.pid
 
+    @property
+    def running(self) -> bool:
+        """Started and not exited."""
+        return self._process is not None and self._process.poll() is None
+
     def signal(self, signum: int) -> None:
         assert self._process is not None
         self._process.send_signal(signum)

@@ -16,7 +16,7 @@ from piclusterd.cluster.authority import RequestSigner, RequestVerifier
 from piclusterd.cluster.election import KubeLeaseStore, LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder
 from piclusterd.core.authority import KEY_BYTES, ClusterKeys, render_key
-from piclusterd.core.node_records import render_poweroff_request, render_poweron_request, rfc3339
+from piclusterd.core.node_records import ShedRecord, render_poweroff_request, render_poweron_request, rfc3339
 from piclusterd.sim.fake_api_server import DAEMON_TOKEN, FakeKubeServer
 
 __all__ = ["Leadership"]
@@ -55,6 +55,10 @@ class Leadership:
     def poweron(self, via: str, request_id: str, target: str) -> str:
         """A signed ``poweron-request`` annotation on ``via`` for ``target``, written now."""
         return render_poweron_request(self.signer.poweron(via, request_id, target, rfc3339(self.clock.wall())))
+
+    def shed_record(self, node: str, record: ShedRecord) -> str:
+        """``record`` as the ``picluster.io/shed`` annotation of ``node``, signed by this leader in its term."""
+        return self.signer.shed_record(node, record)
 
     def verifier(self, node: str, log: Any, *, events: bool = True) -> RequestVerifier:
         """What ``node``'s agent checks requests with: this key, the Lease read fresh, Events on ``node``."""

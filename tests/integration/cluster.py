@@ -28,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,12 +480,23 @@ class NetnsCluster:
         stat.write_text(_booted_now(Path("/proc/stat").read_text(encoding="ascii")), encoding="ascii")
         booted = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
         booted.append('mount --bind "$0" /proc/stat && exec "$@"')
+        # ... and a boot id of its own (the namespaces share one kernel), which its "kubelet" reports on the Node
+        # as status.nodeInfo.bootID: the full shutdown records these, and a new one is how a leader knows it
+        # booted since (the unit passes systemd's %b the same way).
+        boot_id = secrets.token_hex(16)
+
+        def report_boot(node: dict[str, Any]) -> None:
+            node["status"].setdefault("nodeInfo", {})["bootID"] = str(uuid.UUID(boot_id))
+
+        self.api.update_object("nodes", None, name, report_boot)
         daemon = DaemonProcess(
             host.config,
             command=[
                 *host.prefix(),
                 *booted,
                 str(stat),
+                "env",
+                f"PICLUSTERD_BOOT_ID={boot_id}",
                 installed_script(),
                 "run",
                 "--config",

@@ -26,12 +26,14 @@ from piclusterd.core.node_records import (
     render_poweroff_request,
     render_shed_record,
     rfc3339,
+    shed_record_fields,
 )
 from piclusterd.core.outage_record import (
     OUTAGE_CONFIGMAP,
     OUTAGE_KEY,
     FullShutdownProgress,
     OutageRecord,
+    outage_record_fields,
     render_outage_record,
 )
 from piclusterd.core.power_state import PowerState
@@ -183,22 +185,95 @@ def test_a_request_from_an_earlier_term_is_refused(kube: FakeKubeServer, clock: 
 # --- Finding 2: a forged shed record does not bypass the safety rules ------------------------------------------
 
 
-def forge_shed_record(world: ClusterWorld, node: str) -> None:
-    record = ShedRecord(ShedPhase.DRAINING, "pi1", "forged", "2026-11-24T02:00:00Z", False)
+def leader_term(world: ClusterWorld) -> int:
+    elector = world.pis["pi1"].elector
+    assert elector is not None
+    return elector.term()
+
+
+def put_shed_record(world: ClusterWorld, node: str, value: str) -> None:
     world.server.update_object(
-        "Node",
-        None,
-        node,
-        lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(record)}),
+        "Node", None, node, lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: value})
     )
 
 
-def test_forged_draining_records_on_two_etcd_members_do_not_break_quorum(world: ClusterWorld) -> None:
-    """pi1, pi2 and pi3 are the three etcd members: the planner never sheds two of them. Someone writes
-    ``phase: draining`` on pi2 and pi3 during an outage; the leader used to drain and power off both."""
+def draining(leader: str = "pi1") -> ShedRecord:
+    return ShedRecord(ShedPhase.DRAINING, leader, "forged", "2026-11-24T02:00:00Z", False)
+
+
+def signed_by_key_holder(world: ClusterWorld, node: str, record: ShedRecord) -> str:
+    """What a Pi holding the cluster key can write: a record signed as the leader, in the leader's term."""
+    term = leader_term(world)
+    record = replace(record, signer="pi1", term=term)
+    signature = sign(world.keys.current, SHED_ANNOTATION, node, shed_record_fields(record))
+    return render_shed_record(replace(record, signature=signature))
+
+
+def record_refusals(world: ClusterWorld, node: str) -> list[dict[str, object]]:
+    return [
+        e
+        for e in world.server.list_objects("Event")
+        if e["reason"] == "RecordRefused" and e["involvedObject"]["name"] == node
+    ]
+
+
+def test_unsigned_draining_records_are_refused_and_their_nodes_left_alone(world: ClusterWorld) -> None:
+    """Someone who can write Node annotations, without the cluster key, writes ``phase: draining`` on pi2 and
+    pi3 during an outage: the leader never drains, powers off or uncordons them for it, and says so once each."""
     world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
-    forge_shed_record(world, "pi2")
-    forge_shed_record(world, "pi3")
+    put_shed_record(world, "pi2", render_shed_record(draining("mallory")))
+    put_shed_record(world, "pi3", render_shed_record(draining("pi1")))
+    world.run(600, step_s=5)
+    assert world.pis["pi2"].shutdowns == [] and world.pis["pi3"].shutdowns == []
+    touched = {
+        str(e["target"])
+        for name in ("node.drain_started", "node.drain_resumed", "node.rolled_back")
+        for e in world.events(name)
+    }
+    assert not {"pi2", "pi3"} & touched
+    refused = world.events("cluster.record_refused")
+    assert sorted((e["target"], e["check"]) for e in refused) == [("pi2", "signature"), ("pi3", "signature")]
+    for name in ("pi2", "pi3"):
+        (event,) = record_refusals(world, name)  # once, not once per poll
+        assert event["type"] == "Warning" and "signature" in str(event["message"]) and event.get("count", 1) == 1
+    assert world.events("node.shed_refused_on_resume") == []  # refused before any rule is even asked
+    assert {str(e["target"]) for e in world.events("node.powered_off")} <= {"pi4", "pi5"}
+    assert all(world.pis[name].alive for name in ("pi1", "pi2", "pi3"))
+
+
+def test_a_shed_record_from_a_term_the_lease_has_not_reached_is_refused(world: ClusterWorld) -> None:
+    """Signed with the key but dated in a later term (or as another holder of this term): not a leader's."""
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    term = leader_term(world)
+    later = replace(draining(), signer="pi1", term=term + 5)
+    put_shed_record(
+        world,
+        "pi2",
+        render_shed_record(
+            replace(later, signature=sign(world.keys.current, SHED_ANNOTATION, "pi2", shed_record_fields(later)))
+        ),
+    )
+    usurper = replace(draining(), signer="pi4", term=term)
+    put_shed_record(
+        world,
+        "pi3",
+        render_shed_record(
+            replace(usurper, signature=sign(world.keys.current, SHED_ANNOTATION, "pi3", shed_record_fields(usurper)))
+        ),
+    )
+    world.run(120, step_s=5)
+    refused = {(e["target"], e["check"]) for e in world.events("cluster.record_refused")}
+    assert refused == {("pi2", "term"), ("pi3", "leader")}
+    assert world.pis["pi2"].shutdowns == [] and world.pis["pi3"].shutdowns == []
+
+
+def test_signed_draining_records_on_two_etcd_members_still_do_not_break_quorum(world: ClusterWorld) -> None:
+    """pi1, pi2 and pi3 are the three etcd members: the planner never sheds two of them. A Pi holding the key
+    writes signed ``phase: draining`` records on pi2 and pi3: they verify, and every safety rule is checked
+    again before the drain (the leader used to drain and power off both)."""
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    put_shed_record(world, "pi2", signed_by_key_holder(world, "pi2", draining()))
+    put_shed_record(world, "pi3", signed_by_key_holder(world, "pi3", draining()))
     world.run(600, step_s=5)
     assert world.pis["pi2"].shutdowns == [] and world.pis["pi3"].shutdowns == []
     drained = {str(e["target"]) for e in world.events("node.drain_started")}
@@ -217,25 +292,55 @@ def test_forged_draining_records_on_two_etcd_members_do_not_break_quorum(world: 
 # --- Finding 3: a forged outage record does not shut a cluster on mains down -----------------------------------
 
 
-def test_a_forged_full_shutdown_record_dated_in_the_future_shuts_nothing_down_on_mains(world: ClusterWorld) -> None:
-    """The record said a full shutdown started an hour from now: the boot test (this Pi booted after it began?)
-    says no, and the leader used to cordon all five nodes, drain two and ask them to power off."""
-    future = rfc3339(world.clock.wall() + 3600)
-    progress = FullShutdownProgress(future, "mallory", NAMES)
-    record = OutageRecord(future, "mallory", 90.0, full_shutdown=progress)
+def put_outage_record(world: ClusterWorld, value: str) -> None:
     world.server.put_object(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": OUTAGE_CONFIGMAP, "namespace": "piclusterd"},
-            "data": {OUTAGE_KEY: render_outage_record(record)},
+            "data": {OUTAGE_KEY: value},
         }
     )
+
+
+def future_full_shutdown(world: ClusterWorld, leader: str) -> OutageRecord:
+    future = rfc3339(world.clock.wall() + 3600)
+    return OutageRecord(future, leader, 90.0, full_shutdown=FullShutdownProgress(future, leader, NAMES))
+
+
+def test_an_unsigned_outage_record_is_refused_and_shuts_nothing_down(world: ClusterWorld) -> None:
+    """Without the cluster key, a full shutdown written in the outage ConfigMap is refused (journal and a Warning
+    Event naming the check), on mains as on battery: nobody is cordoned, drained or asked to power off."""
+    put_outage_record(world, render_outage_record(future_full_shutdown(world, "mallory")))
+    world.run(60, step_s=2)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="100", battery_runtime="8000", ups_realpower="23")
+    world.run(60, step_s=2)
+    assert all(pi.shutdowns == [] and pi.alive for pi in world.pis.values())
+    assert world.events("node.cordoned") == [] and world.events("node.poweroff_requested") == []
+    assert world.events("outage.full_shutdown_refused") == []  # refused before it is even looked at
+    refused = [e for e in world.events("cluster.record_refused") if e["node"] == "pi1"]
+    assert [(e["check"], e["kind"]) for e in refused] == [("signature", f"configmap kube-system/{OUTAGE_CONFIGMAP}")]
+    (event,) = record_refusals(world, "pi1")
+    assert event["type"] == "Warning" and "signature" in str(event["message"])
+
+
+def test_a_signed_full_shutdown_record_dated_in_the_future_shuts_nothing_down_on_mains(world: ClusterWorld) -> None:
+    """A Pi holding the key signs a record saying a full shutdown started an hour from now: it verifies, but
+    this leader neither started nor took it over on battery, and the node is on mains: refused (the leader
+    used to cordon all five nodes, drain two and ask them to power off)."""
+    record = future_full_shutdown(world, "pi1")
+    term = leader_term(world)
+    record = replace(record, term=term)
+    record = replace(
+        record, signature=sign(world.keys.current, OUTAGE_CONFIGMAP, "kube-system", outage_record_fields(record))
+    )
+    put_outage_record(world, render_outage_record(record))
     world.run(120, step_s=2)
     assert all(pi.shutdowns == [] and pi.alive for pi in world.pis.values())
     assert world.events("node.cordoned") == [] and world.events("node.poweroff_requested") == []
     assert not any(node["spec"].get("unschedulable") for node in world.server.list_objects("Node"))
+    assert world.events("cluster.record_refused") == []
     (refused,) = world.events("outage.full_shutdown_refused")  # once, not once per poll
-    assert refused["node"] == "pi1" and refused["started_at"] == future
+    assert refused["node"] == "pi1" and refused["started_at"] == record.started_at
     (event,) = [e for e in world.server.list_objects("Event") if e["reason"] == "FullShutdownRefused"]
     assert event["type"] == "Warning"

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from piclusterd.cluster.authority import RequestSigner
 from piclusterd.cluster.drain import DrainAction, Drainer, DrainOptions, drain_action
 from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.errors import NotLeader
 from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record
 from piclusterd.sim.captured_audit import CapturedAudit
@@ -17,6 +19,15 @@ from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, 
 from piclusterd.sim.fake_clock import FakeClock
 
 CRITICAL = {"picluster.io/critical": "true"}
+
+
+class _LeaderInTerm:
+    """pi1 leads in term 1: what the drainer's records are signed as."""
+
+    identity = "pi1"
+
+    def term(self) -> int:
+        return 1
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Rig:
             options=DrainOptions(**{"timeout_s": 60.0, **options}),  # type: ignore[arg-type]
             fence=self.fence,
             log=self.audit.logger,
+            signer=RequestSigner(ClusterKeys(b"k" * 32), _LeaderInTerm()),
         )
 
     def node(self, name: str) -> dict:  # type: ignore[type-arg]

@@ -93,8 +93,8 @@ def test_the_daemon_writes_node_events_only_in_default(kube: FakeKubeServer) -> 
 
 def test_subresources_are_authorized_apart_from_their_resource(kube: FakeKubeServer) -> None:
     """evaluation_helpers.go ResourceMatches compares "resource/subresource": patching nodes does not allow
-    patching nodes/status (a daemon cannot fake a node's Ready condition), and pods/eviction is its own grant
-    (the daemon evicts, it never deletes pods)."""
+    patching nodes/status (a daemon cannot fake a node's Ready condition), and pods/status is not granted by
+    pods (the daemon may delete a pod in its own last minute, never rewrite a pod's status)."""
     kube.call("POST", "/api/v1/nodes", {"metadata": {"name": "pi1"}})
     patch = {"metadata": {"annotations": {"a": "b"}}}
     merge = "application/merge-patch+json"
@@ -102,7 +102,10 @@ def test_subresources_are_authorized_apart_from_their_resource(kube: FakeKubeSer
     status = kube.call("PATCH", "/api/v1/nodes/pi1/status", patch, content_type=merge, token=DAEMON_TOKEN)
     assert status.status == 403
     assert 'cannot patch resource "nodes/status"' in status.body["message"]
-    assert kube.call("DELETE", "/api/v1/namespaces/default/pods/web-0", token=DAEMON_TOKEN).status == 403
+    pod_status = kube.call(
+        "PATCH", "/api/v1/namespaces/default/pods/web-0/status", patch, content_type=merge, token=DAEMON_TOKEN
+    )
+    assert pod_status.status == 403 and 'cannot patch resource "pods/status"' in pod_status.body["message"]
 
 
 def test_the_admin_may_do_anything(kube: FakeKubeServer) -> None:
@@ -130,7 +133,7 @@ def test_self_subject_access_review_answers_for_the_caller(daemon_api: client.Ap
     rest.go): the caller's own identity, judged by the same authorizer; what ``kubectl auth can-i`` asks."""
     allowed = self_review(daemon_api, verb="create", resource="pods", subresource="eviction", namespace="web")
     assert allowed.status.allowed is True
-    denied = self_review(daemon_api, verb="delete", resource="pods", namespace="web")
+    denied = self_review(daemon_api, verb="update", resource="pods", namespace="web")
     assert denied.status.allowed is False
     lease = self_review(
         daemon_api, verb="update", group="coordination.k8s.io", resource="leases", namespace="piclusterd",

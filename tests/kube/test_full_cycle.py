@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from piclusterd.config.settings import ShedSettings
-from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record, render_shed_record
+from piclusterd.core.node_records import SHED_ANNOTATION, ShedPhase, ShedRecord, parse_shed_record
 from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.sim.cluster_world import ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
@@ -145,15 +145,23 @@ def test_mains_back_a_shed_node_powered_on_again_rejoins(world: ClusterWorld) ->
     assert "PowerRestored" in [e["reason"] for e in world.server.list_objects("Event")]
 
 
+def signed_by_the_leader(world: ClusterWorld, node: str, record: ShedRecord) -> str:
+    """``record`` as the leader wrote it (signed, in its term): before its daemon restarted, say."""
+    world.run(3)
+    (leader,) = [pi for pi in world.pis.values() if pi.controller is not None and pi.controller.is_leader]
+    return world.signer_for(leader.name).shed_record(node, record)
+
+
 def test_mains_back_before_a_drained_node_is_powered_off_cancels_its_shedding(world: ClusterWorld) -> None:
     drained = ShedRecord(ShedPhase.DRAINED, "pi2", "on battery", "2026-11-24T02:01:00Z", False)
+    value = signed_by_the_leader(world, "pi5", drained)
     world.server.update_object(
         "Node",
         None,
         "pi5",
         lambda n: (
             n["spec"].update(unschedulable=True),
-            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(drained)}),
+            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: value}),
         ),
     )
     world.run(10)  # mains present all along: the new leader finds the record
@@ -167,13 +175,14 @@ def test_mains_back_before_a_drained_node_is_powered_off_cancels_its_shedding(wo
 
 def test_an_operators_cordon_is_kept_when_a_node_rejoins(world: ClusterWorld) -> None:
     shed = ShedRecord(ShedPhase.POWERED_OFF, "pi2", "on battery", "2026-11-24T02:01:00Z", True)
+    value = signed_by_the_leader(world, "pi5", shed)
     world.server.update_object(
         "Node",
         None,
         "pi5",
         lambda n: (
             n["spec"].update(unschedulable=True),
-            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(shed)}),
+            n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: value}),
         ),
     )
     world.run(10)

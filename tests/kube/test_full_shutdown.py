@@ -654,6 +654,33 @@ def test_mains_failing_again_while_the_pis_boot_never_resumes_the_old_full_shutd
     assert {"pi2", "pi3", "pi4", "pi5"} <= restored  # the old full shutdown undone on the booted nodes
 
 
+def test_pis_whose_clocks_are_wrong_after_the_boot_never_resume_the_finished_full_shutdown(
+    world: ClusterWorld,
+) -> None:
+    """Issue 13, finding 3: after a full shutdown the Pis boot without RTC or NTP, their clocks two days behind
+    (the time fake-hwclock saved), and mains fails again. "This Pi booted after the full shutdown's startedAt"
+    compared this Pi's clock with the old leader's: it said no, and the new leader resumed the finished full
+    shutdown (power-offs without drains, etcd quorum lost). The kubelet's bootID of the leader's own machine,
+    recorded when the full shutdown began, says it booted since: the old full shutdown is undone instead."""
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=600)
+    world.clock.advance(3600)
+    world.clock.jump_wall(-2 * 86400)
+    world.ups.drive(ups_status="OB DISCHRG", battery_charge="60", battery_runtime="3000", ups_realpower="14")
+    for name in NAMES:
+        world.reboot(name)
+    world.run(300, step_s=2)
+
+    assert world.events("node.poweroff_resumed") == []
+    off_again = [name for name, pi in world.pis.items() if pi.shutdowns]
+    assert not {"pi2", "pi3"} <= set(off_again)
+    for name in off_again:
+        assert any(e["target"] == name for e in world.events("node.drained")), f"{name} went off undrained"
+    restored = {e["target"] for e in world.events("node.restored")}
+    assert {"pi2", "pi3", "pi4", "pi5"} <= restored
+
+
 def test_a_leader_whose_daemon_restarts_mid_full_shutdown_goes_on_with_it(world: ClusterWorld) -> None:
     """piclusterd restarts on the leader (watchdog, crash) half-way, with mains just back: the Pi did not boot,
     so the full shutdown is not history. It is finished, never undone: the workers already halted would stay

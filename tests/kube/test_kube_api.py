@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from kubernetes import client as k8s
 
 from piclusterd.cluster.kube_api import ApiCallFailed, EventRecorder, KubeClusterApi
 from piclusterd.core.cluster_view import parse_kubectl_list
@@ -94,3 +98,74 @@ def test_an_unreachable_server_is_a_cluster_error(server: FakeKubeServer) -> Non
         with pytest.raises(ApiCallFailed) as caught:
             api.get_node("pi1")
     assert caught.value.status == 0
+
+
+# --- Garbage from the API server is a failed call (issue 13, item 7) ------------------------------------------
+
+
+class _GarbageHandler(BaseHTTPRequestHandler):
+    body = b"{}"
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def answering(body: bytes, status: int = 200) -> Iterator[KubeClusterApi]:
+    """A real HTTP server on a local port that answers every GET with ``body``; the adapter pointed at it."""
+    handler = type("Handler", (_GarbageHandler,), {"body": body, "status": status})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    configuration = k8s.Configuration()
+    configuration.host = f"http://127.0.0.1:{httpd.server_address[1]}"
+    configuration.retries = False
+    try:
+        with k8s.ApiClient(configuration) as client:
+            yield KubeClusterApi(client, request_timeout_s=10)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+GARBAGE = {
+    "100,000-deep array": b"[" * 100_000 + b"]" * 100_000,
+    "65-deep object": b'{"a":' * 65 + b"1" + b"}" * 65,
+    "NaN": b'{"metadata":{"name":"pi1"},"status":{"x":NaN}}',
+    "1e400": b'{"metadata":{"name":"pi1"},"status":{"x":1e400}}',
+    "5,000-digit integer": b'{"metadata":{"name":"pi1","generation":' + b"9" * 5000 + b"}}",
+    "not UTF-8": b'{"metadata":{"name":"pi\xff"}}',
+    "a lone surrogate": b'{"metadata":{"name":"\\ud800"}}',
+    "a JSON array": b"[1,2,3]",
+    "a JSON string": b'"pi1"',
+    "not JSON": b"<html>502 Bad Gateway</html>",
+    "more than 64 MiB": b'{"a":"' + b"x" * (64 * 1024 * 1024) + b'"}',
+}
+
+
+@pytest.mark.parametrize("body", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_from_the_api_server_is_a_failed_call(body: bytes) -> None:
+    with answering(body) as api, pytest.raises(ApiCallFailed) as caught:
+        api.get_node("pi1")
+    assert "unreadable answer" in str(caught.value) or "bytes" in str(caught.value)
+
+
+def test_a_deep_error_body_is_a_failed_call_with_its_status() -> None:
+    deep = b'{"message":' * 100_000 + b"1" + b"}" * 100_000
+    with answering(deep, status=500) as api, pytest.raises(ApiCallFailed) as caught:
+        api.get_node("pi1")
+    assert caught.value.status == 500
+
+
+def test_a_normal_answer_reads_as_before() -> None:
+    with answering(b'{"metadata":{"name":"pi1","annotations":{"a":"[[[\\"]]]"}},"status":{"x":1.5}}') as api:
+        node = api.get_node("pi1")
+    assert node["metadata"]["name"] == "pi1" and node["status"]["x"] == 1.5

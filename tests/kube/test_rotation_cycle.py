@@ -18,7 +18,7 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import ManualPower, PowerResult
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.node_batteries import Topology
-from piclusterd.core.node_records import rfc3339
+from piclusterd.core.node_records import ShedPhase, ShedRecord, rfc3339
 from piclusterd.core.power_record import POWER_ANNOTATION, BatteryRecord, PowerRecord, render_power_record
 from piclusterd.core.power_state import PowerState
 from piclusterd.core.reading import UpsFlag
@@ -231,8 +231,10 @@ def test_dry_run_says_the_rotation_and_powers_nothing_on(dry_world: ClusterWorld
     world = dry_world
     # s3 was shed earlier (an enforcing leader's record), keeping 90 %; s2 runs low and may not go (min_nodes).
     publish(world, "s3", 90.0, age_s=3000.0)
-    record = '{"v":1,"phase":"powered_off","leader":"s1","reason":"own battery short","startedAt":"x",'
-    record += '"wasUnschedulable":false,"requestId":"r1","changedAt":"x"}'
+    world.run(3)  # signed by the leader of this term, as an enforcing one would have
+    (leader,) = [pi.name for pi in world.pis.values() if pi.controller is not None and pi.controller.is_leader]
+    shed = ShedRecord(ShedPhase.POWERED_OFF, "s1", "own battery short", "x", False, "r1", "x")
+    record = world.signer_for(leader).shed_record("s3", shed)
     api = KubeClusterApi(world.server.api_client(retries=False))
     api.patch_node("s3", {"metadata": {"annotations": {"picluster.io/shed": record}}, "spec": {"unschedulable": True}})
     world.pis["s3"].alive = False

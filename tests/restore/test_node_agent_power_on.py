@@ -112,13 +112,12 @@ def agent_with_alarm(
     )
 
 
-def shed(server: FakeKubeServer, phase: ShedPhase) -> None:
+def shed(server: FakeKubeServer, phase: ShedPhase, leadership: Leadership | None = None) -> None:
+    """pi4's shed record, signed by the leader (``leadership``) or, without one, unsigned (as forged)."""
     record = ShedRecord(phase, "pi1", "on battery", "2026-11-24T02:01:00Z", False)
+    value = render_shed_record(record) if leadership is None else leadership.shed_record("pi4", record)
     server.update_object(
-        "Node",
-        None,
-        "pi4",
-        lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: render_shed_record(record)}),
+        "Node", None, "pi4", lambda n: n["metadata"].setdefault("annotations", {}).update({SHED_ANNOTATION: value})
     )
 
 
@@ -173,15 +172,16 @@ def test_check_in_after_waking(
     server: FakeKubeServer,
     api: KubeClusterApi,
     tmp_path: Path,
+    leadership: Leadership,
     power: PowerState,
     phase: ShedPhase | None,
     action: CheckIn,
 ) -> None:
     if phase is not None:
-        shed(server, phase)
+        shed(server, phase, leadership)
     rtc, audit = SysfsRtc(tmp_path), CapturedAudit("pi4")
     halts = Halts(rtc)
-    agent = agent_with_alarm(api, rtc, audit, halts)
+    agent = agent_with_alarm(api, rtc, audit, halts, leadership.verifier("pi4", audit.logger))
     decision = agent.check_in(power, waited_s=20)
     assert decision is not None and decision.action is action
     (logged,) = audit.named("node.checked_in")
@@ -195,11 +195,11 @@ def test_check_in_after_waking(
 
 
 def test_check_in_waits_for_the_power_state_then_fails_safe(
-    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path, leadership: Leadership
 ) -> None:
-    shed(server, ShedPhase.POWERED_OFF)
+    shed(server, ShedPhase.POWERED_OFF, leadership)
     rtc, audit, halts = SysfsRtc(tmp_path), CapturedAudit("pi4"), Halts()
-    agent = agent_with_alarm(api, rtc, audit, halts)
+    agent = agent_with_alarm(api, rtc, audit, halts, leadership.verifier("pi4", audit.logger))
     assert agent.check_in(PowerState.UNKNOWN, waited_s=3) is None  # the UPS has not answered yet
     assert halts.reasons == []
     decision = agent.check_in(PowerState.UNKNOWN, waited_s=15)
@@ -219,21 +219,41 @@ def test_check_in_when_the_api_is_down_counts_as_still_shed(tmp_path: Path) -> N
 
 
 def test_a_check_in_that_cannot_arm_the_alarm_stays_up(
-    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path, leadership: Leadership
 ) -> None:
-    shed(server, ShedPhase.POWERED_OFF)
+    shed(server, ShedPhase.POWERED_OFF, leadership)
     audit, halts = CapturedAudit("pi4"), Halts()
     agent = NodeAgent(
         api,
         "pi4",
         halts,
         audit.logger,
-        verifier=unused_verifier(audit),
+        verifier=leadership.verifier("pi4", audit.logger),
         wake_alarm=RtcWakeAlarm(tmp_path / "missing" / "wakealarm"),
     )
     decision = agent.check_in(PowerState.ON_BATTERY, waited_s=20)
     assert decision is not None and decision.action is CheckIn.HALT_AND_REARM
     assert audit.named("node.wakealarm_failed") and halts.reasons == []  # halted without an alarm: never back
+
+
+@pytest.mark.parametrize("power", [PowerState.ONLINE, PowerState.ON_BATTERY])
+def test_a_forged_powered_off_answer_does_not_halt_a_waking_node(
+    server: FakeKubeServer, api: KubeClusterApi, tmp_path: Path, leadership: Leadership, power: PowerState
+) -> None:
+    """The check-in's answer is pi4's shed record: an unsigned ``powered_off`` (anyone who can write Node
+    annotations) used to halt an rtc-wake node at every boot, on mains too. It is refused, said once (journal and
+    a Warning Event naming the check), and read as no record: the node stays up."""
+    shed(server, ShedPhase.POWERED_OFF)
+    rtc, audit = SysfsRtc(tmp_path), CapturedAudit("pi4")
+    halts = Halts(rtc)
+    agent = agent_with_alarm(api, rtc, audit, halts, leadership.verifier("pi4", audit.logger))
+    decision = agent.check_in(power, waited_s=20)
+    assert decision is not None and decision.action is CheckIn.REJOIN
+    assert halts.reasons == [] and rtc.writes == []
+    (refused,) = audit.named("cluster.record_refused")
+    assert refused["check"] == "signature" and refused["target"] == "pi4"
+    (event,) = [e for e in server.list_objects("Event") if e["reason"] == "RecordRefused"]
+    assert event["type"] == "Warning" and event["involvedObject"]["name"] == "pi4"
 
 
 def test_a_node_without_rtc_wake_never_checks_in(api: KubeClusterApi) -> None:
@@ -271,9 +291,7 @@ def test_a_relay_request_is_removed_then_pulsed_once(
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(
-        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
-    )
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi4")
     request_pulse(server, "pi2", leadership.poweron("pi2", "r1", "pi4"))
     agent.tick(PowerState.ONLINE)
@@ -291,9 +309,7 @@ def test_a_relay_request_for_a_node_that_is_up_pulses_nothing(
     pulse would switch it off without a clean shutdown."""
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(
-        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
-    )
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     request_pulse(server, "pi2", leadership.poweron("pi2", "r5", "pi4"))
     agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0]
@@ -308,9 +324,7 @@ def test_a_relay_request_for_a_node_this_one_does_not_drive_pulses_nothing(
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(
-        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
-    )
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi5")
     request_pulse(server, "pi2", leadership.poweron("pi2", "r2", "pi5"))
     agent.tick(PowerState.ONLINE)
@@ -337,9 +351,7 @@ def test_a_relay_request_that_cannot_be_read_pulses_nothing_and_is_said_once(
 ) -> None:
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(
-        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
-    )
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     request_pulse(server, "pi2", value)
     agent.tick(PowerState.ONLINE)
     agent.tick(PowerState.ONLINE)
@@ -371,9 +383,7 @@ def test_a_forged_relay_request_pulses_nothing_and_is_said_once(
     """Issue 13, finding 1: any NotReady target used to be pulsed on an unsigned request."""
     gpio, audit = EmulatedGpio(), CapturedAudit("pi2")
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
-    agent = NodeAgent(
-        api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay
-    )
+    agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi4")
     forged = '{"v":1,"id":"forged2","target":"pi4","leader":"mallory","at":"2099-01-01T00:00:00Z"}'
     request_pulse(server, "pi2", forged)
