@@ -368,7 +368,9 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     assert re.search(r"^06:00:0\d  pi1  node.restored +target=pi4", text, re.MULTILINE)
     summary = figures.summaries[0]
     assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4"]
-    assert set(figures.shed) == {"pi2", "pi4", "pi5"}  # the full shutdowns' power-offs are not counted as shedding
+    # The full shutdowns' power-offs are not counted as shedding. pi5 holds mariadb's local-path volume: the fake's
+    # scheduler (issue 14) never moves mariadb-0 off it, so pi5 is never shed, before or after the full shutdown.
+    assert set(figures.shed) == {"pi2", "pi3", "pi4"}
     rendered = render_demo_summary(figures, load_scenario(DATA / "clinic-5.json"), OUTAGES["storm-2am"])
     assert "  orderly full shutdown              pi5, then pi3, then pi1 (the leader, last)" in rendered
     assert "  outage summary (the leader's)      4 h 03 min, " in rendered
