@@ -22,6 +22,7 @@ from piclusterd.config.model import Config
 from piclusterd.config.settings import ClusterSettings, Settings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.doctor_rules import Finding, Level, cluster_findings
+from piclusterd.core.last_minute_budget import ReserveVerdict
 from piclusterd.core.ports import PowerSource
 from piclusterd.core.reading import UpsFlag
 
@@ -36,7 +37,7 @@ def run_doctor(
     config: Config, settings: Settings, source_factory: SourceFactory, client_factory: ClientFactory
 ) -> list[Finding]:
     """Every finding, this node's first, then the cluster's."""
-    findings = [*_power_source(config, source_factory), *_eeprom(config), *_clock()]
+    findings = [*_power_source(config, source_factory), *_last_minute(config), *_eeprom(config), *_clock()]
     if settings.cluster is not None:
         findings += _ssh_files(settings.cluster)
         findings += _cluster(config, settings.cluster, client_factory)
@@ -116,6 +117,25 @@ def _power_source(config: Config, source_factory: SourceFactory) -> list[Finding
                 f"{rejection.variable}={rejection.value!r} refused: {rejection.reason}",
             )
         )
+    return out
+
+
+def _last_minute(config: Config) -> list[Finding]:
+    """How this node's pods end before a halt and whether critical_runtime covers its last minute: what
+    check-config says (config/last_minute.py), as findings."""
+    from piclusterd.config.last_minute import last_minute_report
+    from piclusterd.node.kubelet_config import read_kubelet_shutdown
+
+    report = last_minute_report(config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)))
+    hints = " ".join(note.strip() for note in report.notes)
+    out = [Finding(Level.INFO, "pods_before_halt", "this node", report.method, hints)]
+    for check in report.checks:
+        if check.verdict is ReserveVerdict.WARN:
+            out.append(
+                Finding(Level.WARNING, "last_minute", check.key, check.message, "see docs/last-minute.md")
+            )
+        else:
+            out.append(Finding(Level.INFO, "last_minute", check.key, check.message))
     return out
 
 

@@ -181,6 +181,23 @@ def test_an_unreachable_ups_and_api_server_are_problems_not_tracebacks(site: Sit
     assert {f["check"] for f in findings if f["level"] == "problem"} == {"power_source", "api"}
 
 
+def test_the_last_minute_budget_is_checked_as_check_config_checks_it(site: Site) -> None:
+    """Issue 19: doctor says how this node's pods end before a halt, and warns when critical_runtime leaves
+    less than the last minute needs (pods, the OS's own shutdown, the UPS's delay)."""
+    config = site.config()
+    text = config.read_text().replace("[daemon]", '[shutdown]\nos_shutdown_time = "5m"\n[daemon]')
+    config.write_text(text)
+    code, findings = site.doctor(config)
+    short = [f for f in findings if f["check"] == "last_minute"]
+    assert code == 1 and "policy.critical_runtime" in {f["subject"] for f in short}
+    done = subprocess.run(
+        [installed_script("piclusterctl"), "doctor", "--config", str(config), "--json"],
+        capture_output=True, text=True, timeout=120, env=site.tools(),
+    )  # fmt: skip
+    method = [f for f in json.loads(done.stdout)["findings"] if f["check"] == "pods_before_halt"]
+    assert method and method[0]["message"].startswith("self-drain") and "kubelet-arg" in method[0]["fix"]
+
+
 def test_a_config_it_cannot_read_is_exit_2_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "piclusterd.toml"
     bad.write_text('[cluster]\nenabled = "yes"\n')
