@@ -319,7 +319,7 @@ def test_an_unsigned_outage_record_is_refused_and_shuts_nothing_down(world: Clus
     assert world.events("node.cordoned") == [] and world.events("node.poweroff_requested") == []
     assert world.events("outage.full_shutdown_refused") == []  # refused before it is even looked at
     refused = [e for e in world.events("cluster.record_refused") if e["node"] == "pi1"]
-    assert [(e["check"], e["kind"]) for e in refused] == [("signature", f"configmap kube-system/{OUTAGE_CONFIGMAP}")]
+    assert [(e["check"], e["kind"]) for e in refused] == [("signature", f"configmap piclusterd/{OUTAGE_CONFIGMAP}")]
     (event,) = record_refusals(world, "pi1")
     assert event["type"] == "Warning" and "signature" in str(event["message"])
 
@@ -332,7 +332,7 @@ def test_a_signed_full_shutdown_record_dated_in_the_future_shuts_nothing_down_on
     term = leader_term(world)
     record = replace(record, term=term)
     record = replace(
-        record, signature=sign(world.keys.current, OUTAGE_CONFIGMAP, "kube-system", outage_record_fields(record))
+        record, signature=sign(world.keys.current, OUTAGE_CONFIGMAP, "piclusterd", outage_record_fields(record))
     )
     put_outage_record(world, render_outage_record(record))
     world.run(120, step_s=2)
