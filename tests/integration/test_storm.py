@@ -62,6 +62,9 @@ def test_storm_sheds_to_target_keeps_critical_pods_and_returns_to_the_start(tmp_
         shed = list(met["in_progress"])
         assert 0 < len(shed) < len(cluster.node_names)
 
+        # A power-off is confirmed when the node turns NotReady, after the node-monitor grace period.
+        for name in shed:
+            cluster.wait_event("node.powered_off", lambda e, name=name: e["target"] == name, timeout_s=120)
         assert sorted(cluster.shutdown_nodes()) == sorted(shed)  # exactly the planned nodes, once each
         powered_off = cluster.named("node.powered_off")
         assert sorted(e["target"] for e in powered_off) == sorted(shed)
