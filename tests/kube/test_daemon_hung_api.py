@@ -27,6 +27,9 @@ pytestmark = pytest.mark.realnut
 
 #: The daemon's gate answer limit (GATE_ANSWER_S) plus a few polls: the shutdown comes no later than this.
 SHUTDOWN_WITHIN_S = 15.0
+#: The self-drain's cap ([shutdown] self_drain_timeout) and one API call's timeout.
+SELF_DRAIN_CAP_S = 60.0
+API_CALL_TIMEOUT_S = 10.0
 #: How long the API server hangs before the battery turns critical: past one API call's timeout (10 s).
 HUNG_BEFORE_CRITICAL_S = 12.0
 #: Short of critical, nothing in the power loop waits for the cluster: a ping every poll (0.5 s here).
@@ -110,6 +113,9 @@ def test_a_hung_api_server_does_not_hold_the_nodes_own_shutdown_nor_the_watchdog
                 started = daemon.wait_for("shutdown.local_started", timeout_s=SHUTDOWN_WITHIN_S)
                 shut_at = time.monotonic()
                 assert started["by"] == "local_protection"
+                # The self-drain (issue 19) tries the hung API server first, within its budget: one call's
+                # timeout, then it gives up and the shutdown command runs.
+                daemon.wait_for("shutdown.self_drain_failed", timeout_s=SELF_DRAIN_CAP_S + API_CALL_TIMEOUT_S)
                 time.sleep(2.0)  # the power loop goes on after the shutdown command, until systemd stops it
                 end = time.monotonic()
                 pings = notify.pings_between(hung_at, end)

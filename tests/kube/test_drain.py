@@ -299,6 +299,7 @@ def test_a_node_that_dies_mid_drain_ends_the_drain_at_once_not_after_the_timeout
         options=DrainOptions(timeout_s=300.0),
         fence=rig.fence,
         log=rig.audit.logger,
+        signer=RequestSigner(ClusterKeys(b"k" * 32), _LeaderInTerm()),
     )
     result = drainer.drain("pi3", record())
     assert not result.ok and result.reason == "pi3 went NotReady mid-drain"

@@ -151,7 +151,7 @@ def test_a_follower_reads_the_lease_from_its_watch_as_the_api_server_has_it(serv
     leader = LeaseElector(KubeLeaseStore(client), Wall(), "pi1")
     assert leader.try_acquire_or_renew().leader
     cache = ClusterCache(
-        watched_kinds(client, "pi2", "kube-system", lease=("kube-system", "piclusterd-leader")), log=audit.logger
+        watched_kinds(client, "pi2", "piclusterd", lease=("piclusterd", "piclusterd-leader")), log=audit.logger
     )
     cache.start("lease")
     store = KubeLeaseStore(client)
