@@ -27,6 +27,7 @@ from piclusterd.sim.cluster_world import BootInWorld, ClusterWorld
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 from piclusterd.sim.scenarios import load_scenario
+from piclusterd.testing.clusters import with_network_volumes
 
 SOLAR = Path(__file__).resolve().parents[2] / "examples" / "clusters" / "solar-3.json"
 NAMES = ("s1", "s2", "s3")
@@ -51,7 +52,7 @@ def _world(power_on: Callable[[ClusterWorld], PowerOnBackends], *, dry_run: bool
     )
     clock = FakeClock(start=1000.0, epoch=1_795_485_600.0 - 1000.0)
     with FakeKubeServer(clock=clock, controller=True, ready_delay_s=20.0) as server:
-        server.load_objects(SOLAR)
+        server.load_objects(with_network_volumes(SOLAR))  # the rotation's mechanics: s3's database may move
         server.run_controller_once()
         made = ClusterWorld(server, clock, NAMES, settings, power_on=power_on)
         yield made
