@@ -74,8 +74,10 @@ def lan_in_namespace() -> Iterator[LanInNamespace]:
 
 @pytest.fixture
 def server() -> Iterator[FakeKubeServer]:
-    """The fake API server with clinic-5 loaded (modules that need another cluster define their own)."""
-    with FakeKubeServer() as made:
+    """The fake API server with clinic-5 loaded (modules that need another cluster define their own). A halted
+    node turns NotReady after the node-monitor grace period: compressed to 10 ms here (these tests are about
+    the power-on paths, not the lifecycle), never skipped."""
+    with FakeKubeServer(node_monitor_grace_s=0.01) as made:
         made.load_objects(CLINIC)
         yield made
 

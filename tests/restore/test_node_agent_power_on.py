@@ -4,6 +4,7 @@ fake API server."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -293,6 +294,7 @@ def test_a_relay_request_is_removed_then_pulsed_once(
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
     agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi4")
+    time.sleep(0.05)  # past the node-monitor grace period (10 ms here)
     request_pulse(server, "pi2", leadership.poweron("pi2", "r1", "pi4"))
     agent.tick(PowerState.ONLINE)
     agent.tick(PowerState.ONLINE)
@@ -326,6 +328,7 @@ def test_a_relay_request_for_a_node_this_one_does_not_drive_pulses_nothing(
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
     agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi5")
+    time.sleep(0.05)  # past the node-monitor grace period (10 ms here)
     request_pulse(server, "pi2", leadership.poweron("pi2", "r2", "pi5"))
     agent.tick(PowerState.ONLINE)
     assert gpio.output_history(17) == [0]  # the pin comes from this node's configuration, never the request
@@ -385,6 +388,7 @@ def test_a_forged_relay_request_pulses_nothing_and_is_said_once(
     relay = GpioRelayPower(gpio, {"pi4": RelayLine(17)}, sleep=lambda _s: None)
     agent = NodeAgent(api, "pi2", Halts(), audit.logger, verifier=leadership.verifier("pi2", audit.logger), relay=relay)
     server.power_off_node("pi4")
+    time.sleep(0.05)  # past the node-monitor grace period (10 ms here)
     forged = '{"v":1,"id":"forged2","target":"pi4","leader":"mallory","at":"2099-01-01T00:00:00Z"}'
     request_pulse(server, "pi2", forged)
     agent.tick(PowerState.ONLINE)

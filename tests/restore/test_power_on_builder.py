@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def test_a_relay_on_a_node_that_is_down_fails_loudly(
     server: FakeKubeServer, api: KubeClusterApi, leadership: Leadership
 ) -> None:
     server.power_off_node("pi2")
+    time.sleep(0.05)  # past the node-monitor grace period (10 ms here)
     signer = leadership.signer
     with pytest.raises(PowerControlFailed, match="pi2, which drives pi4's relay, is not Ready"):
         RelayViaPeer(api, {"pi4": "pi2"}, leader="pi1", wall=lambda: WALL, signer=signer).power_on("pi4")
