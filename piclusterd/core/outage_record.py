@@ -200,6 +200,14 @@ def summary_fields(record: OutageRecord, ended_wall: float) -> dict[str, object]
     }
 
 
+def energy_used_text(energy_used_wh: object) -> str:
+    """The summary's energy for a person: "12.3 Wh used", or "energy used unknown" when the leader never had
+    a sample of the draw (``None``: unknown, never printed as 0 or "None")."""
+    if isinstance(energy_used_wh, bool) or not isinstance(energy_used_wh, int | float):
+        return "energy used unknown"
+    return f"{energy_used_wh} Wh used"
+
+
 # --- the wire format ----------------------------------------------------------------------------------
 
 

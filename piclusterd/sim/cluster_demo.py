@@ -34,6 +34,7 @@ from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
 from piclusterd.core.durations import format_duration
+from piclusterd.core.outage_record import energy_used_text
 from piclusterd.core.planner import physical_optimum
 from piclusterd.core.power_draw import BatterySpec, cluster_load_w
 from piclusterd.notify.notifier import Notifier
@@ -218,7 +219,7 @@ def _line(event: dict[str, Any]) -> str:
         detail = (
             f"{format_duration(float(event['duration_s']))} on battery, shed {', '.join(event['nodes_shed']) or 'none'}"
             f", {'ended in a full shutdown' if event['full_shutdown'] else 'the cluster lasted'}, "
-            f"{event['energy_used_wh']} Wh used, critical services down "
+            f"{energy_used_text(event['energy_used_wh'])}, critical services down "
             f"{format_duration(float(event['critical_downtime_s']))}"
         )
     else:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from piclusterd.config.model import Config
 from piclusterd.config.parse import load_config
 from piclusterd.core.durations import format_duration
+from piclusterd.core.outage_record import energy_used_text
 from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import LogFormat, make_audit_logger
 from piclusterd.node.daemon import PowerDaemon
@@ -322,7 +323,7 @@ def render_demo_summary(result: DemoFigures, scenario: Scenario, outage: Outage)
     for summary in result.summaries:
         lines.append(
             f"  outage summary (the leader's)      {format_duration(float(summary['duration_s']))}, "
-            f"{summary['energy_used_wh']} Wh used, critical services down "
+            f"{energy_used_text(summary['energy_used_wh'])}, critical services down "
             f"{format_duration(float(summary['critical_downtime_s']))}"
         )
     lines += [
