@@ -71,10 +71,14 @@ def _blocking_pdbs(view: ClusterView) -> list[Finding]:
 
 def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Finding]:
     owners: dict[tuple[str, str], list[str]] = {}
+    pinned: set[tuple[str, str]] = set()  # said by _pinned_volumes: such a pod does not move at all
     for pod in view.pods:
         if pod.is_finished or pod.is_daemonset or not pod.is_critical(critical_priority):
             continue
-        owners.setdefault((pod.namespace, pod.owner_name or pod.name), []).append(pod.node or "(not scheduled)")
+        owner = (pod.namespace, pod.owner_name or pod.name)
+        owners.setdefault(owner, []).append(pod.node or "(not scheduled)")
+        if pod.node is not None and stuck_volume(pod, view) is not None:
+            pinned.add(owner)
     if not owners:
         return [
             Finding(
@@ -89,7 +93,7 @@ def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Findi
         ]
     out = []
     for (namespace, owner), nodes in sorted(owners.items()):
-        if len(nodes) == 1:
+        if len(nodes) == 1 and (namespace, owner) not in pinned:
             out.append(
                 Finding(
                     Level.WARNING,

@@ -249,7 +249,7 @@ def test_single_replicas_nothing_critical_and_missing_power_on_are_named(clinic:
     }
     assert [f["subject"] for f in findings if f["check"] == "power_on_unknown_node"] == ["[node_power.pi9]"]
     single = {f["subject"].split("/")[1].split("-")[0] for f in findings if f["check"] == "critical_single_replica"}
-    assert single == {"openmrs", "mariadb", "matrix"}
+    assert single == {"openmrs", "matrix"}  # mariadb-0 cannot move at all: its pinned_volume finding says so
     for pod in site.cluster.list_objects("Pod"):
         pod["spec"]["priority"] = 0
         pod["metadata"]["labels"].pop("picluster.io/critical", None)
