@@ -211,14 +211,28 @@ def test_a_critical_pod_on_a_local_path_volume_names_the_node_it_pins(clinic: Si
     assert "network storage" in pinned["fix"]
 
 
-def test_a_ups_that_restores_its_output_too_early_is_a_warning(tmp_path: Path) -> None:
-    """battery.charge.restart at or below the UPS's own low-battery level: the Pis would boot into LB."""
-    restart = {"battery.charge.restart": "5", "battery.charge.low": "10", "ups.delay.start": "30"}
-    for site in make_site(tmp_path, healthy_objects(), ups=restart):
-        code, findings = site.doctor(site.config())
-    (early,) = [f for f in findings if f["check"] == "ups_restart"]
-    assert code == 1 and early["subject"].endswith("battery.charge.restart")
-    assert "restores its output at 5 %" in early["message"] and "set_charge_restart" in early["fix"]
+@pytest.mark.parametrize(
+    ("restart", "load", "said"),
+    [
+        # at or below the UPS's own low-battery level: the Pis would boot into LB
+        ({"battery.charge.restart": "5", "battery.charge.low": "10"}, "", "at or below its own low-battery level"),
+        # above LB, below critical_runtime (300 s) at 60 W of 84 Wh, 80 % usable: 7.4 %
+        ({"battery.charge.restart": "6", "battery.charge.low": "3"}, "load_w = 60\n", "below the 7 % that"),
+    ],
+)
+def test_a_ups_that_restores_its_output_too_early_is_a_warning(
+    tmp_path: Path, restart: dict[str, str], load: str, said: str
+) -> None:
+    """The UPS's restart settings, read from a real upsd, judged as the daemon's start judges them."""
+    for site in make_site(tmp_path, healthy_objects(), ups={**restart, "ups.delay.start": "30"}):
+        config = site.config()
+        config.write_text(config.read_text().replace("capacity_wh = 84\n", f"capacity_wh = 84\n{load}"))
+        code, findings = site.doctor(config)
+    (early,) = [f for f in findings if f["subject"].endswith("battery.charge.restart")]
+    assert code == 1 and early["check"] == "ups_restart" and early["level"] == "warning"
+    assert f"restores its output at {restart['battery.charge.restart']} %" in early["message"]
+    assert said in early["message"] and "after ups.delay.start 30 s" in early["message"]
+    assert "set_charge_restart" in early["fix"]
 
 
 def test_a_ups_that_does_not_report_its_restart_settings_is_info(site: Site) -> None:
