@@ -497,8 +497,10 @@ def _dry_run_drains(
                     "replicas) or add a replica; otherwise draining "
                     f"{node.name} waits until its timeout and the node is not shed"
                 )
-            else:
+            elif len(pdbs) > 1:
                 fix = f"a pod under more than one budget cannot be evicted at all: leave it one ({names})"
+            else:
+                fix = f"the drain of {node.name} would be refused the same way: see the message"
             out.append(
                 Finding(
                     Level.PROBLEM,
