@@ -75,10 +75,10 @@ def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Findi
     for pod in view.pods:
         if pod.is_finished or pod.is_daemonset or not pod.is_critical(critical_priority):
             continue
-        owner = (pod.namespace, pod.owner_name or pod.name)
-        owners.setdefault(owner, []).append(pod.node or "(not scheduled)")
+        key = (pod.namespace, pod.owner_name or pod.name)
+        owners.setdefault(key, []).append(pod.node or "(not scheduled)")
         if pod.node is not None and stuck_volume(pod, view) is not None:
-            pinned.add(owner)
+            pinned.add(key)
     if not owners:
         return [
             Finding(
