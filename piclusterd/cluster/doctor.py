@@ -16,8 +16,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from piclusterd.cluster.api_calls import DAEMON_API_CALLS, Permission, needed_permissions
+from piclusterd.cluster.drain import DrainAction, DrainOptions, drain_action
 from piclusterd.cluster.election import KubeLeaseStore
-from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.cluster.kube_api import ApiCallFailed, EvictionOutcome, KubeClusterApi, can_i
 from piclusterd.config.model import Config
 from piclusterd.config.settings import ClusterSettings, Settings
 from piclusterd.core.cluster_view import ClusterView, parse_kubectl_list
@@ -37,7 +39,13 @@ def run_doctor(
     config: Config, settings: Settings, source_factory: SourceFactory, client_factory: ClientFactory
 ) -> list[Finding]:
     """Every finding, this node's first, then the cluster's."""
-    findings = [*_power_source(config, source_factory), *_last_minute(config), *_eeprom(config), *_clock()]
+    findings = [
+        *_power_source(config, source_factory),
+        *_ups_restart(config),
+        *_last_minute(config),
+        *_eeprom(config),
+        *_clock(),
+    ]
     if settings.cluster is not None:
         findings += _ssh_files(settings.cluster)
         findings += _cluster(config, settings.cluster, client_factory)
@@ -120,6 +128,60 @@ def _power_source(config: Config, source_factory: SourceFactory) -> list[Finding
     return out
 
 
+def _ups_restart(config: Config) -> list[Finding]:
+    """When the UPS turns its output back on after a full shutdown (``battery.charge.restart``,
+    ``ups.delay.start``), judged as the daemon judges it at start (:mod:`piclusterd.node.ups_restart_check`).
+    Read only: doctor never sets them."""
+    if "nut" not in config.ups.drivers:
+        return []
+    from piclusterd.drivers.nut import read_ups_variables
+    from piclusterd.node.ups_restart_check import judge_restart_settings
+
+    ups = config.ups
+    subject = f"UPS {ups.name}@{ups.host}:{ups.port}"
+    try:
+        variables = read_ups_variables(
+            ups.host, ups.port, ups.name, ups.username, None if ups.password is None else ups.password.value,
+            ups.timeout_s,
+        )  # fmt: skip
+        settings, checks = judge_restart_settings(config, variables)
+    except Exception as error:  # the power_source finding already says the UPS does not answer
+        return [Finding(Level.INFO, "ups_restart", subject, f"restart settings not read: {error}"[:400])]
+    out = []
+    for check in checks:
+        if check.key == "battery.charge.restart" and settings.charge_restart_pct is None:
+            delay = (
+                "nor ups.delay.start"
+                if settings.delay_start_s is None
+                else f"(ups.delay.start is {settings.delay_start_s:g} s)"
+            )
+            out.append(
+                Finding(
+                    Level.INFO,
+                    "ups_restart",
+                    subject,
+                    f"the UPS does not report battery.charge.restart {delay}: whether it restores its output "
+                    "with enough charge for the next orderly shutdown cannot be checked (many UPSes restore "
+                    "at any charge)",
+                    "see the UPS's manual for its restart charge",
+                )
+            )
+        elif check.verdict is ReserveVerdict.WARN:
+            out.append(
+                Finding(
+                    Level.WARNING,
+                    "ups_restart",
+                    f"{subject} {check.key}",
+                    check.message,
+                    "raise the UPS's restart charge: [ups] set_charge_restart (the daemon sets it at start where "
+                    "upsd allows), upsrw -s battery.charge.restart=<percent>, or the UPS's own settings",
+                )
+            )
+        else:
+            out.append(Finding(Level.INFO, "ups_restart", f"{subject} {check.key}", check.message))
+    return out
+
+
 def _last_minute(config: Config) -> list[Finding]:
     """How this node's pods end before a halt and whether critical_runtime covers its last minute: what
     check-config says (config/last_minute.py), as findings."""
@@ -131,9 +193,7 @@ def _last_minute(config: Config) -> list[Finding]:
     out = [Finding(Level.INFO, "pods_before_halt", "this node", report.method, hints)]
     for check in report.checks:
         if check.verdict is ReserveVerdict.WARN:
-            out.append(
-                Finding(Level.WARNING, "last_minute", check.key, check.message, "see docs/last-minute.md")
-            )
+            out.append(Finding(Level.WARNING, "last_minute", check.key, check.message, "see docs/last-minute.md"))
         else:
             out.append(Finding(Level.INFO, "last_minute", check.key, check.message))
     return out
@@ -253,6 +313,9 @@ def _cluster(config: Config, cluster: ClusterSettings, client_factory: ClientFac
         Finding(Level.INFO, "api", subject, f"{len(view.nodes)} nodes, {len(view.pods)} pods, {len(view.pdbs)} PDBs")
     ]
     out += _lease(client, cluster)
+    permissions, denied = _permissions(client, cluster)
+    out += permissions
+    out += _dry_run_drains(api, view, cluster, denied)
     out += _this_node(view, cluster.identity)
     methods = {name: method.method for name, method in config.node_power.items()}
     out += cluster_findings(
@@ -313,4 +376,147 @@ def _known_hosts(view: ClusterView, cluster: ClusterSettings) -> list[Finding]:
                     f"ssh-keyscan {node.address} | sudo tee -a {known}",
                 )
             )
+    return out
+
+
+def _permissions(client: object, cluster: ClusterSettings) -> tuple[list[Finding], set[Permission]]:
+    """A SelfSubjectAccessReview for every call the daemon makes (:data:`~piclusterd.cluster.api_calls.
+    DAEMON_API_CALLS`), as this node's kubeconfig: one finding per missing rule, naming the rule to add."""
+    needed = needed_permissions(
+        DAEMON_API_CALLS,
+        lease_namespace=cluster.election.namespace,
+        lease_name=cluster.election.name,
+        outage_namespace=cluster.full_shutdown.namespace,
+    )
+    out: list[Finding] = []
+    denied: set[Permission] = set()
+    for permission in needed:
+        attributes = {
+            "verb": permission.verb,
+            "group": permission.group,
+            "resource": permission.resource,
+            "subresource": permission.subresource,
+            "namespace": permission.namespace,
+            "name": permission.name,
+        }
+        try:
+            allowed = can_i(client, {k: v for k, v in attributes.items() if v})  # type: ignore[arg-type]
+        except ApiCallFailed as error:
+            return [
+                Finding(
+                    Level.INFO,
+                    "rbac",
+                    "SelfSubjectAccessReview",
+                    f"the daemon's rights could not be checked: {error}"[:400],
+                )
+            ], set()
+        if allowed:
+            continue
+        denied.add(permission)
+        where = f' in namespace "{permission.namespace}"' if permission.namespace else ""
+        named = f' "{permission.name}"' if permission.name else ""
+        consequence = (
+            "it carries on without it, and says what it could not check"
+            if permission.optional
+            else "that call fails with 403 Forbidden"
+        )
+        out.append(
+            Finding(
+                Level.WARNING if permission.optional else Level.PROBLEM,
+                "rbac",
+                f"{permission.verb} {permission.resource_path}{named}{where}",
+                f"not allowed for this kubeconfig, and the daemon needs it for {permission.why}: {consequence}",
+                f"{permission.rbac_rule()}; then kubectl apply -f deploy/rbac.yaml",
+            )
+        )
+    if not out:
+        out.append(
+            Finding(Level.INFO, "rbac", "deploy/rbac.yaml", f"all {len(needed)} calls the daemon makes are allowed")
+        )
+    return out, denied
+
+
+def _dry_run_drains(
+    api: KubeClusterApi, view: ClusterView, cluster: ClusterSettings, denied: set[Permission]
+) -> list[Finding]:
+    """A server-side dry run of each node's drain: the cordon (``?dryRun=All``) and the eviction of each pod
+    the drain would evict (``deleteOptions.dryRun: ["All"]``). The API server runs every check, the
+    PodDisruptionBudgets' included, and persists nothing (KEP-576; pkg/registry/core/pod/storage/eviction.go
+    propagates the eviction's dryRun to its checks and skips both the PDB's update and the deletion).
+    A call RBAC does not allow is skipped: the ``rbac`` finding already names it."""
+    refused = {(p.verb, p.resource_path) for p in denied}
+    out: list[Finding] = []
+    if ("patch", "nodes") not in refused:
+        for node in view.nodes:
+            try:
+                api.patch_node(node.name, {"spec": {"unschedulable": True}}, dry_run=True)
+            except ApiCallFailed as error:
+                out.append(
+                    Finding(
+                        Level.PROBLEM,
+                        "dry_run_cordon",
+                        f"node {node.name}",
+                        f"a dry-run cordon was refused: {error}"[:400],
+                        "an admission webhook or policy refuses node patches: allow the piclusterd ServiceAccount",
+                    )
+                )
+    if ("create", "pods/eviction") in refused:
+        return out
+    drain = cluster.drain
+    options = DrainOptions(
+        delete_emptydir_data=drain.delete_emptydir_data,
+        allow_unreplicated=drain.allow_unreplicated,
+        critical_priority_threshold=drain.critical_priority,
+    )
+    tried = 0
+    for node in view.nodes:
+        for pod in view.pods_on(node.name):
+            if drain_action(pod, options)[0] is not DrainAction.EVICT or pod.is_finished:
+                continue
+            tried += 1
+            try:
+                result = api.evict(pod.namespace, pod.name, dry_run=True)
+            except ApiCallFailed as error:
+                out.append(
+                    Finding(
+                        Level.WARNING,
+                        "dry_run_eviction",
+                        f"pod {pod.namespace}/{pod.name}",
+                        f"a dry-run eviction got no answer: {error}"[:400],
+                    )
+                )
+                continue
+            if result.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.GONE):
+                continue
+            pdbs = view.pdbs_for(pod)
+            names = ", ".join(f"PodDisruptionBudget {p.key}" for p in pdbs) or "no PodDisruptionBudget known"
+            why = "; ".join(result.blocking_pdbs) or result.message
+            if result.outcome is EvictionOutcome.BLOCKED:
+                fix = (
+                    f"let {names} allow a disruption (maxUnavailable: 1, or a minAvailable below the "
+                    "replicas) or add a replica; otherwise draining "
+                    f"{node.name} waits until its timeout and the node is not shed"
+                )
+            elif len(pdbs) > 1:
+                fix = f"a pod under more than one budget cannot be evicted at all: leave it one ({names})"
+            else:
+                fix = f"the drain of {node.name} would be refused the same way: see the message"
+            out.append(
+                Finding(
+                    Level.PROBLEM,
+                    "dry_run_eviction",
+                    f"pod {pod.namespace}/{pod.name}",
+                    f"on {node.name}: a dry-run eviction was refused by {names}: {why}"[:500],
+                    fix,
+                )
+            )
+    if not out:
+        out.append(
+            Finding(
+                Level.INFO,
+                "dry_run_drain",
+                "cluster",
+                f"dry runs: {len(view.nodes)} cordons and {tried} evictions accepted, nothing changed",
+            )
+        )
     return out

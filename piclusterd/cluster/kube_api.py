@@ -23,7 +23,15 @@ from piclusterd.core.bounded_json import API_MAX_BYTES, JsonRefused, load_api_js
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import rfc3339
 
-__all__ = ["ApiCallFailed", "EventRecorder", "EvictionOutcome", "EvictionResult", "KubeClusterApi", "ObjectCache"]
+__all__ = [
+    "ApiCallFailed",
+    "EventRecorder",
+    "EvictionOutcome",
+    "EvictionResult",
+    "KubeClusterApi",
+    "ObjectCache",
+    "can_i",
+]
 
 JsonObject = dict[str, Any]
 PAGE_SIZE = 500
@@ -210,10 +218,12 @@ class KubeClusterApi:
             return False if error.status == 404 else None
         return True
 
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> JsonObject:
-        """Strategic-merge patch (the client sends a dict body as strategic-merge-patch+json)."""
-        written = self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch))
-        if self._cache is not None:
+    def patch_node(self, name: str, patch: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
+        """Strategic-merge patch (the client sends a dict body as strategic-merge-patch+json). ``dry_run``:
+        the server runs every check and persists nothing (``?dryRun=All``, KEP-576; doctor's)."""
+        extra = {"dry_run": "All"} if dry_run else {}
+        written = self._raw(f"patch node {name}", self._core.patch_node, name, dict(patch), **extra)
+        if self._cache is not None and not dry_run:
             self._cache.remember("node", written)  # our own write, before the watch brings it
         return written
 
@@ -291,15 +301,24 @@ class KubeClusterApi:
         if self._cache is not None:
             self._cache.forget("outage", namespace, name)
 
-    def evict(self, namespace: str, name: str, grace_period_s: int | None = None) -> EvictionResult:
+    def evict(
+        self, namespace: str, name: str, grace_period_s: int | None = None, *, dry_run: bool = False
+    ) -> EvictionResult:
+        """POST the pod's Eviction. ``dry_run``: ``deleteOptions.dryRun: ["All"]``, every check (PDBs
+        included) and nothing deleted (pkg/registry/core/pod/storage/eviction.go; doctor's)."""
         # A plain dict body is serialised as-is by every client version (typed as V1Eviction in newer ones).
         body: Any = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         }
+        options: dict[str, Any] = {}
         if grace_period_s is not None:
-            body["deleteOptions"] = {"gracePeriodSeconds": grace_period_s}
+            options["gracePeriodSeconds"] = grace_period_s
+        if dry_run:
+            options["dryRun"] = ["All"]
+        if options:
+            body["deleteOptions"] = options
         try:
             self._core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=self._timeout)
         except ApiException as error:
@@ -324,6 +343,30 @@ class KubeClusterApi:
         except Exception as error:
             raise _fail(f"evict {namespace}/{name}", error) from error
         return EvictionResult(EvictionOutcome.EVICTED)
+
+
+def can_i(api_client: k8s.ApiClient, attributes: Mapping[str, str], request_timeout_s: float = 10.0) -> bool:
+    """Whether the API server lets this client do what ``attributes`` (a SelfSubjectAccessReview's
+    ``resourceAttributes``) describe: ``kubectl auth can-i``. Raises :class:`ApiCallFailed`."""
+    body: Any = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": dict(attributes)},
+    }
+    what = "create selfsubjectaccessreview"
+    try:
+        response = k8s.AuthorizationV1Api(api_client).create_self_subject_access_review(
+            body, _preload_content=False, _request_timeout=request_timeout(request_timeout_s)
+        )
+        data = load_api_json(_read_bounded(response, API_MAX_BYTES))
+    except JsonRefused as error:
+        raise ApiCallFailed(what, 0, f"unreadable answer: {error}") from None
+    except Exception as error:
+        raise _fail(what, error) from error
+    status = data.get("status") if isinstance(data, dict) else None
+    if not isinstance(status, dict) or not isinstance(status.get("allowed"), bool):
+        raise ApiCallFailed(what, 0, "unreadable answer: no status.allowed")
+    return bool(status["allowed"])
 
 
 class EventRecorder:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from piclusterd.core.cluster_view import ClusterView
+from piclusterd.core.placement_constraints import stuck_volume
 
 __all__ = ["Finding", "Level", "cluster_findings", "exit_status"]
 
@@ -43,6 +44,7 @@ def cluster_findings(
     return [
         *_blocking_pdbs(view),
         *_critical_workloads(view, critical_priority),
+        *_pinned_volumes(view, critical_priority),
         *_etcd_members(view),
         *_power_on_methods(view, power_methods, this_node),
     ]
@@ -69,10 +71,14 @@ def _blocking_pdbs(view: ClusterView) -> list[Finding]:
 
 def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Finding]:
     owners: dict[tuple[str, str], list[str]] = {}
+    pinned: set[tuple[str, str]] = set()  # said by _pinned_volumes: such a pod does not move at all
     for pod in view.pods:
         if pod.is_finished or pod.is_daemonset or not pod.is_critical(critical_priority):
             continue
-        owners.setdefault((pod.namespace, pod.owner_name or pod.name), []).append(pod.node or "(not scheduled)")
+        key = (pod.namespace, pod.owner_name or pod.name)
+        owners.setdefault(key, []).append(pod.node or "(not scheduled)")
+        if pod.node is not None and stuck_volume(pod, view) is not None:
+            pinned.add(key)
     if not owners:
         return [
             Finding(
@@ -87,7 +93,7 @@ def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Findi
         ]
     out = []
     for (namespace, owner), nodes in sorted(owners.items()):
-        if len(nodes) == 1:
+        if len(nodes) == 1 and (namespace, owner) not in pinned:
             out.append(
                 Finding(
                     Level.WARNING,
@@ -98,6 +104,45 @@ def _critical_workloads(view: ClusterView, critical_priority: int) -> list[Findi
                     "run two replicas where the application allows it, or accept the move's downtime",
                 )
             )
+    return out
+
+
+def _pinned_volumes(view: ClusterView, critical_priority: int) -> list[Finding]:
+    """A critical pod whose volume no other node can mount (k3s local-path) pins its node: the planner's
+    ``pinned_volume`` rule never sheds that node (:func:`~piclusterd.core.placement_constraints.stuck_volume`,
+    the planner's own test)."""
+    out = []
+    for pod in view.pods:
+        if pod.is_finished or pod.is_daemonset or pod.node is None or not pod.is_critical(critical_priority):
+            continue
+        pin = stuck_volume(pod, view)
+        if pin is None:
+            continue
+        claim = f"{pod.namespace}/{pin.claim}"
+        if claim in view.volumes_unchecked:
+            volume = " (not checked: counted as pinned)"
+        else:
+            volume = f" (PersistentVolume {pin.volume})" if pin.volume else ""
+        out.append(
+            Finding(
+                Level.WARNING,
+                "pinned_volume",
+                f"pod {pod.namespace}/{pod.name}",
+                f"critical, with claim {claim}{volume} that only {pod.node} can mount: "
+                f"{pod.node} stays on during shedding, however long the outage",
+                "put the claim on network storage (NFS, Longhorn) so the pod can move, or accept that "
+                f"{pod.node} is never shed",
+            )
+        )
+    if view.volumes_unchecked:
+        out.append(
+            Finding(
+                Level.INFO,
+                "volumes_unchecked",
+                "cluster",
+                f"claims not checked ({', '.join(view.volumes_unchecked[:5])}): they count as pinned to their node",
+            )
+        )
     return out
 
 

@@ -9,17 +9,23 @@ anyway). check-config stays offline, so this is where the UPS's own values are c
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from piclusterd.config.last_minute import last_minute_report
 from piclusterd.config.model import Config
-from piclusterd.core.last_minute_budget import ReserveVerdict
-from piclusterd.core.ups_restart import charge_for_runtime_pct, parse_restart_settings, restart_checks
+from piclusterd.core.last_minute_budget import ReserveCheck, ReserveVerdict
+from piclusterd.core.ups_restart import (
+    UpsRestartSettings,
+    charge_for_runtime_pct,
+    parse_restart_settings,
+    restart_checks,
+)
 from piclusterd.drivers.nut import read_ups_variables, set_ups_variable
 from piclusterd.node.audit import AuditLogger
 from piclusterd.node.kubelet_config import read_kubelet_shutdown
 
-__all__ = ["check_ups_restart", "check_ups_restart_in_background"]
+__all__ = ["check_ups_restart", "check_ups_restart_in_background", "judge_restart_settings"]
 
 
 def check_ups_restart(config: Config, log: AuditLogger) -> None:
@@ -42,6 +48,24 @@ def check_ups_restart(config: Config, log: AuditLogger) -> None:
     except Exception as error:  # a start-up check: whatever fails is said, the daemon goes on
         log.warning("ups.restart_settings_unread", error=f"{type(error).__name__}: {error}"[:300])
         return
+    settings, checks = judge_restart_settings(config, variables)
+    warnings = [f"{c.key}: {c.message}" for c in checks if c.verdict is ReserveVerdict.WARN]
+    level = log.warning if warnings else log.info
+    level(
+        "ups.restart_settings",
+        charge_restart=settings.charge_restart_pct,
+        delay_start_s=settings.delay_start_s,
+        charge_low=settings.charge_low_pct,
+        delay_shutdown_s=settings.delay_shutdown_s,
+        warnings=warnings,
+    )
+
+
+def judge_restart_settings(
+    config: Config, variables: Mapping[str, str]
+) -> tuple[UpsRestartSettings, tuple[ReserveCheck, ...]]:
+    """The UPS's restart settings from upsd's ``variables`` and what the configuration makes of them: the
+    one judgement the daemon's start and ``piclusterctl doctor`` share. Reads kubelet's config file."""
     settings = parse_restart_settings(variables)
     battery = config.battery
     needed = charge_for_runtime_pct(
@@ -57,16 +81,7 @@ def check_ups_restart(config: Config, log: AuditLogger) -> None:
             config, read_kubelet_shutdown(Path(config.shutdown.k3s_config)), ups_charge_low_pct=settings.charge_low_pct
         )
         checks = (*checks, *(c for c in report.checks if c.key == "battery.charge.low"))
-    warnings = [f"{c.key}: {c.message}" for c in checks if c.verdict is ReserveVerdict.WARN]
-    level = log.warning if warnings else log.info
-    level(
-        "ups.restart_settings",
-        charge_restart=settings.charge_restart_pct,
-        delay_start_s=settings.delay_start_s,
-        charge_low=settings.charge_low_pct,
-        delay_shutdown_s=settings.delay_shutdown_s,
-        warnings=warnings,
-    )
+    return settings, checks
 
 
 def check_ups_restart_in_background(config: Config, log: AuditLogger) -> threading.Thread | None:
