@@ -267,6 +267,9 @@ class SimSettings:
     # cluster goes down at LB.
     lb_confirm_s: float = 0.0
     orderly_shutdown_s: float = 180.0  # [shutdown] full_shutdown_wait: what the confirmation keeps in reserve
+    # Carry out a plan's stops of non-critical work (Plan.scale_down): the stopped pods draw nothing until
+    # the restore. Off to compare with the leader, which has no scaler yet (the demo's agreement tests).
+    stop_work: bool = True
 
     def __post_init__(self) -> None:
         for name in ("step_s", "recharge_h", "rated_hours"):
@@ -779,7 +782,9 @@ def simulate(
 ) -> SimResult:
     """Run ``outage`` against ``scenario`` under ``policy``. Pure: same inputs, same result."""
     settings = settings or SimSettings()
-    planner = scenario.policy
+    # The simulated world carries out a plan's stops (Plan.scale_down): the stopped pods are left Pending,
+    # drawing nothing, and come back with the restore. The leader has no scaler yet (CHANGELOG).
+    planner = replace(scenario.policy, can_stop_work=settings.stop_work)
     if target_runtime_s is not None:
         planner = replace(planner, target_runtime_s=target_runtime_s)
     world = _World(scenario, policy, settings, planner)

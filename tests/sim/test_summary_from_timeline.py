@@ -88,22 +88,15 @@ def reached(name: str) -> tuple[bool, float | None]:
     return False, float(match.group(1))
 
 
-@pytest.mark.parametrize("cluster", ["clinic-5", "solar-3"])
+@pytest.mark.parametrize("cluster", ["clinic-5", "district-10", "solar-3"])
 @pytest.mark.parametrize("outage", ["storm", "long-night"])
 def test_a_reference_storm_the_battery_cannot_outlast_reaches_95_percent_of_the_optimum(
     cluster: str, outage: str
 ) -> None:
+    """Issue 16's "Done when". district-10 read 85.4 % (74.2 % keeping every pod): its kept nodes ran the
+    non-critical work of the shed ones, room being left for it; the plan now stops that work (98.2 %)."""
     lasted, share = reached(f"{cluster}-{outage}")
     assert lasted or (share is not None and share >= 95.0), share
-
-
-@pytest.mark.parametrize("outage", ["storm", "long-night"])
-def test_district_10_gets_closer_to_its_optimum_by_giving_up_pods_without_room(outage: str) -> None:
-    """Issue 16: keeping every non-critical pod district-10 reached 74.2 % of its optimum; giving up those no room
-    is left for (the default) it reaches 87.9 %. Not 95 %: the optimum gives up every non-critical pod, and the
-    ones with room on the nodes that stay would be bound there by the scheduler (their load counts)."""
-    lasted, share = reached(f"district-10-{outage}")
-    assert not lasted and share is not None and share >= 85.0, share
 
 
 def test_a_run_at_the_optimum_never_reports_more_than_the_optimum_when_lb_is_confirmed() -> None:
