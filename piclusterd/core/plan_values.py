@@ -26,6 +26,7 @@ __all__ = [
     "PlannerPolicy",
     "PowerOnNode",
     "RefusedNode",
+    "ScaleDown",
     "ShedNode",
 ]
 
@@ -72,6 +73,11 @@ class PlannerPolicy:
     evict_emptydir: bool = True
     give_up_noncritical: GiveUpNoncritical = GiveUpNoncritical.WHEN_NEEDED
     unknown_charge_pct: float = 50.0
+    #: Whether whoever carries the plan out can stop non-critical work (:attr:`Plan.scale_down`: scale a
+    #: controller down, suspend a Job) and put it back with the restore. The simulator's world can; the
+    #: leader cannot yet (no scaler), so its plans never count on it (it would evict the pods and the
+    #: scheduler would run them on the kept nodes, drawing what the plan said was saved).
+    can_stop_work: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tiers", MappingProxyType(dict(self.tiers)))
@@ -135,6 +141,19 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleDown:
+    """Stop non-critical work so that ``pods`` draw nothing although room is left for them: lower the
+    replicas of the controller ``owner_kind``/``owner_name`` (in ``namespace``) by ``len(pods)`` through its
+    scale subresource (``kubectl scale``; a ReplicaSet owned by a Deployment through that Deployment), or
+    suspend it when it is a Job (``spec.suspend``). The restore puts the count back (resumes the Job)."""
+
+    namespace: str
+    owner_kind: str
+    owner_name: str
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Optimum:
     """The physical optimum: as much shed as the safety rules allow when only critical pods need a home."""
 
@@ -173,6 +192,9 @@ class Plan:
     power_on: tuple[PowerOnNode, ...] = ()
     topology: str = Topology.SHARED.value
     search_cut: bool = False
+    #: Non-critical work stopped to reach the target (``give_up_noncritical``): its pods are among
+    #: :attr:`given_up`; the controllers are scaled down before the drains and back with the restore.
+    scale_down: tuple[ScaleDown, ...] = ()
 
     @property
     def given_up(self) -> tuple[Placement, ...]:

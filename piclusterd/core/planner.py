@@ -18,8 +18,13 @@ placed first, higher priority before lower; with ``never`` every non-critical po
 battery is critical) does it search again letting non-critical pods have just the room left, given up
 (Pending) where there is none, and takes that plan if it reaches the target or lasts longer. ``always``
 searches that way from the start. A pod is never given up where room is left for it: the scheduler would
-bind it there anyway. (The physical optimum gives up every non-critical pod: the bound, not a plan.) The plan
-names the pods it gives up (:attr:`Plan.given_up`).
+bind it there anyway, unless the plan stops it: when even that misses the target, and whoever carries the
+plan out can stop work (``policy.can_stop_work``: the simulator's world; the leader has no scaler yet), a third
+search stops the non-critical pods of the shed nodes whose controller can be scaled down or suspended
+(:func:`~piclusterd.core.pod_packing.can_stop`), so they draw nothing though room is left, and takes that plan
+if it reaches the target or lasts longer (:attr:`Plan.scale_down` names the controllers and the pods; never
+under ``never``, never a critical pod). (The physical optimum gives up every non-critical pod of the shed
+nodes: the bound, not a plan.) The plan names the pods it gives up (:attr:`Plan.given_up`).
 
 **Per-node batteries** (``node_batteries``, step 4b, before the shared-battery steps): on a ``per-node`` or
 ``mixed`` cluster, a node whose own battery dies before the target has its work moved off, or a charged shed
@@ -57,8 +62,10 @@ from piclusterd.core.plan_values import (
     PlannerPolicy,
     PowerOnNode,
     RefusedNode,
+    ScaleDown,
     ShedNode,
 )
+from piclusterd.core.pod_packing import can_stop
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation, cluster_load_w
 from piclusterd.core.safety import check_power_known
 from piclusterd.core.shed_search import PlanFacts, SearchOutcome, ShedSearch, search
@@ -73,6 +80,7 @@ __all__ = [
     "PlannerPolicy",
     "PowerOnNode",
     "RefusedNode",
+    "ScaleDown",
     "ShedNode",
     "physical_optimum",
     "plan",
@@ -231,12 +239,46 @@ def plan(
             return trial
         return trial if trial.load_after_w < outcome.load_after_w - 1e-9 else outcome
 
+    def stopping(outcome: SearchOutcome, max_load_w: float) -> SearchOutcome:
+        """Still short of the target with every pod that has room kept: stop non-critical work. The pods of
+        shed nodes whose controller can be scaled down (:func:`~piclusterd.core.pod_packing.can_stop`) are
+        given up although room is left, so they draw nothing; taken only if that reaches the target or
+        lasts longer. Not under ``never``, nor when the executor cannot stop work (``can_stop_work``);
+        critical pods are never stopped."""
+        if give_up is GiveUpNoncritical.NEVER or not policy.can_stop_work or first.budget.refuse():
+            return outcome
+        again = ShedSearch(facts, allow_pending_noncritical=True, stop_noncritical=True, budget=first.budget)
+        trial = search(facts, max_load_w, allow_pending_noncritical=True, first=again)
+        if trial.target_met and not outcome.target_met:
+            return trial
+        return trial if trial.load_after_w < outcome.load_after_w - 1e-9 else outcome
+
+    def scale_downs(outcome: SearchOutcome) -> tuple[ScaleDown, ...]:
+        """The controllers to scale down: the given-up pods that can be stopped, by controller."""
+        pods = {p.key: p for p in view.pods}
+        found: dict[tuple[str, str, str], list[str]] = {}
+        for placement in outcome.placements:
+            pod = pods.get(placement.pod)
+            if placement.to_node is not None or pod is None or pod.owner_kind is None:
+                continue
+            if can_stop(pod, priority_threshold=policy.critical_priority_threshold):
+                found.setdefault((pod.namespace, pod.owner_kind, pod.owner_name), []).append(pod.key)
+        return tuple(ScaleDown(ns, kind, name, tuple(keys)) for (ns, kind, name), keys in sorted(found.items()))
+
     def finish(decision: Decision, reason: str, outcome: SearchOutcome | None) -> Plan:
         load = before_w if outcome is None else outcome.load_after_w * scale
         cut = outcome is not None and outcome.cut
         given_up = 0 if outcome is None else sum(p.to_node is None for p in outcome.placements)
+        stops = () if outcome is None or not outcome.stops else scale_downs(outcome)
         if given_up:
             reason += f"; gives up {given_up} non-critical pod(s), Pending until their nodes are back"
+        if stops:
+            reason += f"; stops {sum(len(s.pods) for s in stops)} of them until the restore: " + ", ".join(
+                f"suspends Job {s.namespace}/{s.owner_name}"
+                if s.owner_kind == "Job"
+                else f"scales {s.owner_kind} {s.namespace}/{s.owner_name} down by {len(s.pods)}"
+                for s in stops
+            )
         if cut:
             reason += CUT_SHORT
         return Plan(
@@ -261,6 +303,7 @@ def plan(
             optimum=optimum,
             topology=topology,
             search_cut=cut,
+            scale_down=stops,
         )
 
     # 4b. Per-node batteries: a node living on its own battery that dies before the target has its work
@@ -296,7 +339,7 @@ def plan(
     # 5. Critical battery: every minute counts, shed as much as is safe whatever the target.
     if power.state == "critical":
         outcome = search(facts, -math.inf, allow_pending_noncritical=allow_pending, first=first)
-        outcome = giving_up(outcome, -math.inf)
+        outcome = stopping(giving_up(outcome, -math.inf), -math.inf)
         return finish(Decision.ESCALATE, "battery critical: shedding as much as is safe", outcome)
 
     # 6. The battery already lasts the target without shedding anything more.
@@ -312,6 +355,8 @@ def plan(
     outcome = search(facts, max_load, allow_pending_noncritical=allow_pending, first=first)
     if not outcome.target_met:
         outcome = giving_up(outcome, max_load)
+    if not outcome.target_met:
+        outcome = stopping(outcome, max_load)
     projected = battery.runtime_s(charge, outcome.load_after_w * scale)
     if outcome.target_met:
         return finish(

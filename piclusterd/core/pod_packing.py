@@ -24,7 +24,7 @@ from piclusterd.core.placement_constraints import PodsInPlace, volumes_allow
 from piclusterd.core.refusal import Refusal, SafetyRule
 from piclusterd.core.work_budget import WorkBudget
 
-__all__ = ["Move", "PodPacker", "can_run_on", "may_give_up"]
+__all__ = ["STOPPABLE_OWNERS", "Move", "PodPacker", "can_run_on", "can_stop", "may_give_up"]
 
 _GIB = 1024**3
 _REPACK_PODS = 400  # no re-pack once more pods than this have been displaced (costly, rarely useful)
@@ -58,6 +58,28 @@ def may_give_up(pod: Pod, *, priority_threshold: int, allow_pending_noncritical:
     and only when the plan allows it (``[policy] give_up_noncritical``): a critical pod always needs a home.
     The one rule every placement constraint asks before it gives a pod up."""
     return allow_pending_noncritical and not pod.is_critical(priority_threshold)
+
+
+#: Controllers a plan can stop work of: those the scale subresource sizes (``kubectl scale``: a Deployment
+#: through the ReplicaSet that owns its pods, a bare ReplicaSet, a StatefulSet) and a Job, which is
+#: suspended (``spec.suspend``, GA since Kubernetes 1.24, KEP-2232: "the Job controller will delete all
+#: active Pods"; resumed, it creates them again). A DaemonSet's or a bare pod's work is never stopped.
+STOPPABLE_OWNERS = frozenset({"ReplicaSet", "StatefulSet", "Job"})
+
+
+def can_stop(pod: Pod, *, priority_threshold: int) -> bool:
+    """May a plan stop ``pod`` (scale its controller down by one, or suspend its Job) so that it draws
+    nothing, though room is left for it? Only a non-critical pod of a :data:`STOPPABLE_OWNERS` controller;
+    the work comes back with the restore. A critical pod is never stopped.
+
+    The controller, not the plan, picks which replica goes (a ReplicaSet by its ranking, a StatefulSet the
+    highest ordinal), so the plan counts replicas: one pod of a template stands for another. A StatefulSet
+    pod whose volume is pinned to its node is not interchangeable and is never stopped."""
+    if pod.is_critical(priority_threshold):
+        return False
+    if pod.owner_kind == "StatefulSet":
+        return not pod.volume_pins
+    return pod.owner_kind in STOPPABLE_OWNERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +154,16 @@ class PodPacker:
         priority_threshold: int,
         allow_pending_noncritical: bool = False,
         give_up_all_noncritical: bool = False,
+        stop_noncritical: bool = False,
         max_repacks: int = 8,
         budget: WorkBudget | None = None,
     ) -> None:
         self._view = view
         self._budget = WorkBudget() if budget is None else budget
         self._threshold = priority_threshold
-        self._allow_pending = allow_pending_noncritical or give_up_all_noncritical
-        self._drop_noncritical = give_up_all_noncritical
+        self._allow_pending = allow_pending_noncritical or give_up_all_noncritical or stop_noncritical
+        self._drop_all = give_up_all_noncritical
+        self._stop = stop_noncritical
         self._repacks_left = max_repacks
         self._order = [view.node(name) for name in receivers]
         self._index = {node.name: i for i, node in enumerate(self._order)}
@@ -204,7 +228,7 @@ class PodPacker:
         moves: list[Move] = []
         for pod in pods:
             critical = not self._placement_order(pod)[0]
-            if self._drop_noncritical and not critical:
+            if self._dropped(pod, critical):
                 moves.append(Move(pod.key, node, None))
                 continue
             target = self._find(pod, undo)
@@ -237,7 +261,7 @@ class PodPacker:
         moves: list[Move] = []
         for pod in pods:
             critical = not self._placement_order(pod)[0]
-            target = None if self._drop_noncritical and not critical else self._find(pod, undo)
+            target = None if self._dropped(pod, critical) else self._find(pod, undo)
             if target is not None:
                 self._take(target, pod, undo)
             moves.append(Move(pod.key, node, None if target is None else self._order[target].name))
@@ -272,7 +296,7 @@ class PodPacker:
         own = [pod for pod in self._movable[node] if pod.key not in self._at]
         # Pods that may be given up get only the room the others leave: they are placed after them, below.
         optional = [pod for pod in [*placed, *own] if self._gives_up(pod)]
-        pending = [pod for pod in own if self._drop_noncritical and pod in optional]
+        pending = [pod for pod in own if pod in optional and self._dropped(pod, False)]
         todo = [pod for pod in [*placed, *own] if pod not in optional]
         homes = {pod.key: self._homes(pod) for pod in todo}
         mark = 0
@@ -436,6 +460,13 @@ class PodPacker:
             return (homes[pod.key], -pod.cpu_request_m, -pod.memory_request_b, pod.key)
 
         return (self._placement_order, scarce_big, scarce_memory, scarce_cpu)
+
+    def _dropped(self, pod: Pod, critical: bool) -> bool:
+        """Not placed at all, room or not: every non-critical pod for the physical optimum; a stoppable one
+        (:func:`can_stop`) when the plan stops non-critical work."""
+        if critical:
+            return False
+        return self._drop_all or (self._stop and can_stop(pod, priority_threshold=self._threshold))
 
     def _placement_order(self, pod: Pod) -> tuple[bool, int, float, str]:
         """Critical first, then the higher priority (PriorityClass), then the bigger pod: a pod never takes

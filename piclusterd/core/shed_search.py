@@ -172,6 +172,7 @@ class SearchOutcome:
     target_met: bool
     stuck: tuple[tuple[str, tuple[Pod, ...]], ...] = ()  # nodes refused for lack of room, their pods
     cut: bool = False  # the work budget ran out: the best safe plan found within it, maybe not the best
+    stops: bool = False  # found stopping non-critical work (given-up pods had room: their controllers scale)
 
 
 class PlanFacts:
@@ -265,6 +266,7 @@ class ShedSearch:
         *,
         allow_pending_noncritical: bool,
         give_up_all_noncritical: bool = False,
+        stop_noncritical: bool = False,
         keep: frozenset[str] = frozenset(),
         budget: WorkBudget | None = None,
     ):
@@ -280,6 +282,7 @@ class ShedSearch:
         self.keep = keep
         self.allow_pending = allow_pending_noncritical
         self.give_up_all = give_up_all_noncritical
+        self.stop = stop_noncritical
         self.order = [n for n in facts.ranked if n.name not in blocked and n.name not in keep]
         keepers = [n for n in facts.ranked if n.name in blocked or n.name in keep]
         keepers.sort(key=lambda n: (n.name not in keep, n.name))
@@ -292,6 +295,7 @@ class ShedSearch:
             priority_threshold=self.policy.critical_priority_threshold,
             allow_pending_noncritical=allow_pending_noncritical,
             give_up_all_noncritical=give_up_all_noncritical,
+            stop_noncritical=stop_noncritical,
             budget=self.budget,
         )
         self.placements: dict[str, Placement] = {}
@@ -412,6 +416,7 @@ class ShedSearch:
             target_met=met,
             stuck=tuple(stuck),
             cut=self.budget.cut,
+            stops=self.stop,
         )
 
     def _reason(self, node: Node, evicted: int) -> str:
@@ -470,6 +475,7 @@ def search(
                 facts,
                 allow_pending_noncritical=first.allow_pending,
                 give_up_all_noncritical=first.give_up_all,
+                stop_noncritical=first.stop,
                 keep=trial_keep,
                 budget=work,
             )

@@ -208,6 +208,7 @@ def simulated_main_failure(cluster: str, outage: Outage) -> Simulated:
         # The demo's daemons: [policy] low_battery_confirm = "auto", [shutdown] full_shutdown_wait as ClusterWorld's.
         lb_confirm_s=FULL_SHUTDOWN_WAIT_S,
         orderly_shutdown_s=FULL_SHUTDOWN_WAIT_S,
+        stop_work=False,  # the demo's leader cannot stop non-critical work yet (no scaler)
     )
     result = simulate(scenario, outage, Policy.PICLUSTERD, settings)
     main = result.summary.main_outage

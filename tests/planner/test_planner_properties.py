@@ -174,6 +174,7 @@ def cases(
         critical_priority_threshold=THRESHOLD,
         evict_emptydir=draw(st.booleans()),
         give_up_noncritical=draw(st.sampled_from(give_up)),
+        can_stop_work=draw(st.booleans()),  # the simulator's world stops work; the leader does not yet
     )
     return Case(view, battery, draw(st.sampled_from([100.0, 60.0, 25.0])), policy)
 
@@ -424,6 +425,12 @@ def test_a_plan_never_gives_up_a_critical_pod(case: Case) -> None:
         assert not pod.is_critical(THRESHOLD) or leaving_anyway, f"critical {pod.key} given up"
         if not case.policy.may_give_up_noncritical:
             assert pod.node is not None and view.node(pod.node).shed_state.is_leaving  # only a node going anyway
+    # Stopped work (scaled down, suspended) is given-up work of non-critical pods, and only where it may be.
+    stopped = [key for scale in result.scale_down for key in scale.pods]
+    assert set(stopped) <= {p.pod for p in result.given_up}
+    assert all(not pods[key].is_critical(THRESHOLD) for key in stopped), f"critical pod stopped: {stopped}"
+    if not case.policy.can_stop_work or not case.policy.may_give_up_noncritical:
+        assert not stopped
 
 
 @PROPERTY_SETTINGS
