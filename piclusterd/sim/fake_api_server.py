@@ -2366,7 +2366,7 @@ class FakeKubeServer:
         if resource is _DAEMONSETS:
             self._adopt_daemonsets()
         table = method == "GET" and kubectl_tables.wants_table(accept)
-        if query.get("watch") in ("1", "true"):
+        if fake_watch.is_watch(query):
             if method != "GET" or route.name:
                 raise _ApiError(
                     405, "the server does not allow this method on the requested resource", "MethodNotAllowed"

@@ -5,9 +5,13 @@ Each test names the upstream source it follows: a fake is only as good as its fi
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
-from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+import pytest
+
+from piclusterd.sim.fake_api_server import ADMIN_TOKEN, FakeKubeServer, make_node, make_pdb, make_pod
 from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
@@ -255,3 +259,33 @@ def test_a_statefulset_replacement_keeps_the_name_and_waits_for_the_old_pod(cloc
         kube.run_controller_once()
         pod = kube.get_object("pods", NS, "db-0")
         assert pod is not None and pod["metadata"]["uid"] != old_uid and not pod["metadata"].get("deletionTimestamp")
+
+
+# ---------------------------------------------------------------------------- issue 17: boolean query parameters
+
+
+@pytest.mark.parametrize(
+    ("value", "watches"),
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+    ],
+)
+def test_a_boolean_query_parameter_is_false_only_for_0_or_false(
+    kube: FakeKubeServer, value: str, watches: bool
+) -> None:
+    """apimachinery pkg/runtime/conversion.go ``Convert_Slice_string_To_bool``: "Only the absence of a value, a
+    value of "false", or a value of "0" resolve to false", in any case. Debian's kubernetes client 22.6 sends
+    ``watch=True``; the fake served it a LIST, so the informer never saw a change under 22.6."""
+    kube.put_object(make_node("pi1"))
+    request = urllib.request.Request(
+        f"{kube.url}/api/v1/nodes?watch={value}&timeoutSeconds=1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        first = json.loads(response.readline())
+    assert ("type" in first) is watches and (first.get("kind") == "NodeList") is not watches
