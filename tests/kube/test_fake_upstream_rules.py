@@ -289,3 +289,42 @@ def test_a_boolean_query_parameter_is_false_only_for_0_or_false(
     with urllib.request.urlopen(request, timeout=5) as response:
         first = json.loads(response.readline())
     assert ("type" in first) is watches and (first.get("kind") == "NodeList") is not watches
+
+
+# ---------------------------------------------------------------------------- issue 17: selecting watches
+
+
+def test_a_pods_watch_selects_on_spec_node_name_and_sees_pods_enter_and_leave(kube: FakeKubeServer) -> None:
+    """pkg/registry/core/pod/strategy.go ``ToSelectableFields``: a pod's field set includes ``spec.nodeName``
+    (what a node's own pods are selected by); cacher ``cache_watcher.go`` ``convertToWatchEvent``: a selecting
+    watch sees an object that enters the selection as ADDED and one that leaves it as DELETED."""
+    from kubernetes import client, watch
+
+    kube.put_object(make_node("pi1"))
+    kube.put_object(make_pod("web-a", node="pi1", labels={"app": "web"}))
+    kube.put_object(make_pod("web-b", node="pi2", labels={"app": "web"}))
+    pending = make_pod("web-c", node="pi1", labels={"app": "web"})
+    pending["spec"].pop("nodeName")
+    kube.put_object(pending)
+    with kube.api_client() as api:
+        core = client.CoreV1Api(api)
+        since = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=pi1").metadata.resource_version
+        kube.update_object("Pod", NS, "web-c", lambda p: p["spec"].update(nodeName="pi1"))  # bound: enters
+        kube.update_object("Pod", NS, "web-b", lambda p: p["metadata"]["labels"].update(x="1"))  # not on pi1
+        kube.update_object("Pod", NS, "web-a", lambda p: p["metadata"]["labels"].update(app="db"))
+        on_pi1 = watch.Watch().stream(
+            core.list_pod_for_all_namespaces,
+            field_selector="spec.nodeName=pi1",
+            resource_version=since,
+            timeout_seconds=1,
+        )
+        assert [(e["type"], e["object"].metadata.name) for e in on_pi1] == [("ADDED", "web-c"), ("MODIFIED", "web-a")]
+        web = watch.Watch().stream(
+            core.list_pod_for_all_namespaces, label_selector="app=web", resource_version=since, timeout_seconds=1
+        )
+        seen = [(e["type"], e["object"].metadata.name, e["object"].metadata.labels["app"]) for e in web]
+        # web-a left app=web: DELETED, as it was before (still app=web), at the version of the change.
+        assert seen == [("MODIFIED", "web-c", "web"), ("MODIFIED", "web-b", "web"), ("DELETED", "web-a", "web")]
+        with pytest.raises(client.ApiException) as refused:
+            core.list_pod_for_all_namespaces(field_selector="spec.hostname=pi1")
+        assert refused.value.status == 400  # not in the pod's field set
