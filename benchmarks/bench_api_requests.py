@@ -40,6 +40,11 @@ SETTLE_S = 20.0
 RETRY_PERIOD_S = 2.0
 
 
+def event_reason(record: RequestRecord) -> str:
+    body = record.body if isinstance(record.body, dict) else {}
+    return str(body.get("reason") or "?")
+
+
 def count(records: list[RequestRecord], minutes: float) -> dict[str, float]:
     counted = collections.Counter(request_kind(r) for r in records)
     return {key: round(value / minutes, 1) for key, value in sorted(counted.items())}
@@ -102,6 +107,10 @@ def main() -> int:
         "battery_per_min": len(battery) / args.minutes,
         "mains": count(mains, args.minutes),
         "battery": count(battery, args.minutes),
+        # What each Event said (its reason), to tell a one-off (a plan that changed) from a rate.
+        "battery_events": dict(
+            collections.Counter(event_reason(r) for r in battery if r.method == "POST" and "/events" in r.path)
+        ),
     }
     allowance = mains_allowance(window_s=window, nodes=len(names), retry_period_s=RETRY_PERIOD_S, refresh_every_s=None)
     excess = over_budget(mains, allowance)
