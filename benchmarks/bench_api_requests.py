@@ -10,6 +10,10 @@ what an outage costs the API server while nothing needs doing). The server's req
 ``--minutes`` on mains, then over ``--minutes`` on battery after a settling period, by verb and resource.
 Watches are counted when they start (a watch is one long request).
 
+Exits 1 when the traffic on mains exceeds issue 17's goal, counted by request kind
+(:mod:`piclusterd.testing.api_budget`: a Lease PUT per retry period, watch reconnects, nothing else; these
+configs plan with the shared battery only, so no power-record refresh is allowed).
+
 Run it against another tree (the code before issue 17) with ``PYTHONPATH=/path/to/tree``: the daemons
 inherit it.
 """
@@ -19,7 +23,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import sys
 import tempfile
 import time
@@ -27,28 +30,23 @@ from pathlib import Path
 
 from piclusterd.config.cluster_key import create_key_file
 from piclusterd.sim.fake_api_server import FakeKubeServer, RequestRecord
+from piclusterd.testing.api_budget import mains_allowance, over_budget, request_kind
 from piclusterd.testing.daemon_process import DaemonProcess
 from piclusterd.testing.nut_server import NutServer
 
 CLUSTERS = Path(__file__).resolve().parents[1] / "examples" / "clusters"
 SETTLE_S = 20.0
+#: The daemons' retry period with these configs: [cluster] retry_period's default (2 s) > [ups] poll_interval (1 s).
+RETRY_PERIOD_S = 2.0
 
 
-def what(record: RequestRecord) -> str:
-    """``GET list pods``, ``GET watch nodes``, ``PUT leases``, ``PATCH nodes``..."""
-    path = re.sub(r"/namespaces/[^/]+", "", record.path)
-    parts = [p for p in path.split("/") if p]
-    resource = parts[-1] if parts else "/"
-    if len(parts) >= 2 and parts[-2] in ("nodes", "pods", "leases", "configmaps", "events", "poddisruptionbudgets"):
-        resource = parts[-2] + ("/" + parts[-1] if parts[-1] in ("status", "eviction") else "")
-    verb = record.method
-    if verb == "GET":
-        verb = "GET watch" if record.query.get("watch") in ("1", "true") else "GET"
-    return f"{verb} {resource}"
+def event_reason(record: RequestRecord) -> str:
+    body = record.body if isinstance(record.body, dict) else {}
+    return str(body.get("reason") or "?")
 
 
 def count(records: list[RequestRecord], minutes: float) -> dict[str, float]:
-    counted = collections.Counter(what(r) for r in records)
+    counted = collections.Counter(request_kind(r) for r in records)
     return {key: round(value / minutes, 1) for key, value in sorted(counted.items())}
 
 
@@ -109,9 +107,17 @@ def main() -> int:
         "battery_per_min": len(battery) / args.minutes,
         "mains": count(mains, args.minutes),
         "battery": count(battery, args.minutes),
+        # What each Event said (its reason), to tell a one-off (a plan that changed) from a rate.
+        "battery_events": dict(
+            collections.Counter(event_reason(r) for r in battery if r.method == "POST" and "/events" in r.path)
+        ),
     }
+    allowance = mains_allowance(window_s=window, nodes=len(names), retry_period_s=RETRY_PERIOD_S, refresh_every_s=None)
+    excess = over_budget(mains, allowance)
+    result["mains_allowed"] = allowance
+    result["mains_over_goal"] = [f"{e.kind}: {e.count} > {e.allowed}" for e in excess]
     print(json.dumps(result, indent=1))
-    return 0
+    return 1 if excess else 0
 
 
 if __name__ == "__main__":

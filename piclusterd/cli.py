@@ -215,7 +215,7 @@ def build_cluster(
     from piclusterd.cluster.power_off_request import PeerPowerOff
     from piclusterd.cluster.power_off_ssh import SshPowerOff
     from piclusterd.cluster.power_on import build_power_on
-    from piclusterd.core.power_record import PodShutdownRecord
+    from piclusterd.core.power_record import PodShutdownRecord, PublishPolicy
     from piclusterd.node.power_publisher import PowerPublisher
 
     api_client = kube_api_client(settings.kube)
@@ -352,6 +352,8 @@ def build_cluster(
             clock=clock,
             log=node_log,
             pod_shutdown=PodShutdownRecord(kubelet.method, kubelet.grace_s, kubelet.critical_s),
+            # The record's age is read only by a leader planning with per-node batteries: only then a refresh.
+            policy=PublishPolicy() if settings.shed.node_battery is not None else PublishPolicy(publish_every_s=None),
         ),
         outage=outage,
         planned=planned,

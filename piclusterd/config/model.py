@@ -157,6 +157,8 @@ class ClusterConfig:
     power_off_on_halt: bool
     switch_w: float
     power_record_max_age_s: float = 180.0
+    #: client-go's RetryPeriod: the Lease is read or renewed once per this (or per poll, if polls are slower).
+    retry_period_s: float = 2.0
     give_up_noncritical: str = "when-needed"  # core.plan_values.GiveUpNoncritical's values
     signing_keys: ClusterKeys | None = None  # read from key_file (and previous_key_file) when enabled
 

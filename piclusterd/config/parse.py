@@ -33,7 +33,7 @@ from piclusterd.core.authority import ClusterKeys
 from piclusterd.core.durations import format_duration
 from piclusterd.core.errors import ConfigError, ConfigInvalid, ProfileInvalid
 from piclusterd.core.nut_words import password_problem
-from piclusterd.core.power_record import PublishPolicy
+from piclusterd.core.power_record import PUBLISH_EVERY_S
 
 if TYPE_CHECKING:
     from piclusterd.drivers.hat import HatProfile
@@ -487,7 +487,7 @@ def _check_between_keys(file: str, values: Mapping[str, Mapping[str, Any]], prob
         )
     # A node whose charge holds steady republishes its record only every publish_every: a shorter age would
     # call every quiet, healthy node unknown between two publishes, and per-node planning would never act.
-    republish_s = 2 * PublishPolicy().publish_every_s
+    republish_s = 2 * PUBLISH_EVERY_S
     if values["cluster"]["power_record_max_age"] < republish_s:
         problems.append(
             ConfigError(
@@ -495,7 +495,7 @@ def _check_between_keys(file: str, values: Mapping[str, Mapping[str, Any]], prob
                 "cluster.power_record_max_age",
                 f"is shorter than two of a node's periodic publishes ({format_duration(republish_s)})",
                 f"power_record_max_age >= {format_duration(republish_s)}: a node whose charge holds steady "
-                f"republishes its record every {format_duration(PublishPolicy().publish_every_s)}",
+                f"republishes its record every {format_duration(PUBLISH_EVERY_S)}",
             )
         )
     if ups["stale_after"] < 2 * ups["poll_interval"]:
@@ -545,16 +545,17 @@ def _check_cluster(file: str, values: Mapping[str, Mapping[str, Any]], problems:
             )
         )
     lease_s = round(cluster["lease_duration"])
-    if cluster["enabled"] and not lease_s > cluster["renew_deadline"] > 1.2 * ups["poll_interval"]:
+    retry_s = max(cluster["retry_period"], ups["poll_interval"])  # the cluster side ticks once per poll at most
+    if cluster["enabled"] and not lease_s > cluster["renew_deadline"] > 1.2 * retry_s:
         # client-go's rule: a leader stops acting (renew deadline) before others may take over (lease duration),
-        # and it renews once per poll, so the deadline must outlast a late poll.
+        # and it renews once per retry period, so the deadline must outlast a late renewal.
         problems.append(
             ConfigError(
                 file,
                 "cluster.renew_deadline",
-                f"is {cluster['renew_deadline']:g} s with lease_duration {lease_s} s and "
-                f"ups.poll_interval {ups['poll_interval']:g} s",
-                "lease_duration > renew_deadline > 1.2 x ups.poll_interval",
+                f"is {cluster['renew_deadline']:g} s with lease_duration {lease_s} s and a retry period of "
+                f"{retry_s:g} s (the larger of cluster.retry_period and ups.poll_interval)",
+                "lease_duration > renew_deadline > 1.2 x the retry period",
             )
         )
 

@@ -341,6 +341,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "lease_name": Key("piclusterd-leader", _nonempty_string),
         "lease_duration": Key("15s", _duration(2, 300), to="lease_duration_s", build=round),
         "renew_deadline": Key("10s", _duration(1, 300), to="renew_deadline_s"),
+        "retry_period": Key("2s", _duration(0.1, 60), to="retry_period_s"),
         "target_runtime": Key("4h", _duration(60, 7 * 86400), to="target_runtime_s"),
         "on_battery_grace": Key("60s", _duration(0, 3600), to="on_battery_grace_s"),
         "min_nodes": Key(1, _whole(1, 10_000)),

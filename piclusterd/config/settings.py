@@ -142,7 +142,7 @@ class KubeSettings:
 
 @dataclass(frozen=True, slots=True)
 class ElectionSettings:
-    """The Lease election: where the Lease is and client-go's three durations (renewed once per poll)."""
+    """The Lease election: where the Lease is and client-go's three durations (renewed once per retry period)."""
 
     namespace: str
     name: str
@@ -265,7 +265,8 @@ def cluster_settings(config: Config) -> ClusterSettings:
             name=cluster.lease_name,
             lease_duration_s=cluster.lease_duration_s,
             renew_deadline_s=cluster.renew_deadline_s,
-            retry_period_s=config.ups.poll_interval_s,
+            # client-go's RetryPeriod (2 s), not the poll: a renew per poll was half the API traffic on mains.
+            retry_period_s=max(cluster.retry_period_s, config.ups.poll_interval_s),
         ),
         drain=_drain(config, cluster.drain_timeout_s, cluster.wait_for_replacements),
         # The full shutdown's own drain: short, no waiting for replacements (nothing will be left on to host them).

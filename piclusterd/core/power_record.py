@@ -7,9 +7,14 @@ every node's record to plan with each node's battery (:mod:`piclusterd.core.node
 ``kubectl describe node`` shows it to people.
 
 :func:`publish_reason` is the rate limit: a PATCH goes out on the first poll, when the power state changes,
-when the charge moved ``charge_step`` points or more since the last published record, or every
-``publish_every`` (default 60 s) to show the record is alive. After a failed PATCH, only a state change is
-tried again before ``retry_after``, so an unreachable API server is not hammered at the poll rate.
+when the charge moved ``charge_step`` points or more since the last published record, and, where a leader reads
+the record's age, every ``publish_every`` (default 60 s) to show the record is alive. The one reader of that age
+is :func:`~piclusterd.core.node_batteries.read_node_batteries` (per-node batteries, ``[battery]
+node_capacity_wh``): a record older than ``[cluster] power_record_max_age`` (3 min; at least 2 x publish_every,
+check-config says so) is unknown there. A cluster that plans with the shared battery only reads no age, so
+there ``publish_every`` is ``None``: a PATCH only when the content changes (issue 17: the refresh was most of
+the API traffic on mains besides the Lease). After a failed PATCH, only a state change is tried again before
+``retry_after``, so an unreachable API server is not hammered at the poll rate.
 
 :func:`render_power_record` and :func:`parse_power_record` never raise on parse (nonsense becomes an
 :class:`~piclusterd.core.node_records.InvalidRecord`). The publisher that writes it is
@@ -33,6 +38,7 @@ from piclusterd.core.reading import UpsFlag, UpsReading, parse_status
 __all__ = [
     "POWER_ANNOTATION",
     "POWER_RECORD_VERSION",
+    "PUBLISH_EVERY_S",
     "BatteryRecord",
     "PodShutdownRecord",
     "PowerRecord",
@@ -46,6 +52,9 @@ __all__ = [
 
 POWER_ANNOTATION = PREFIX + "power"
 POWER_RECORD_VERSION = 1
+#: The refresh where a leader reads the record's age: a third of power_record_max_age's default (3 min), so a
+#: refresh may be lost (a failed PATCH, retried after retry_after) and the record still counts as fresh.
+PUBLISH_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,13 +249,18 @@ class PublishReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PublishPolicy:
-    publish_every_s: float = 60.0
+    """``publish_every_s``: the refresh that keeps a quiet record fresh for a reader of its age; ``None``: none
+    (nothing reads its age: a PATCH only when the content changes)."""
+
+    publish_every_s: float | None = PUBLISH_EVERY_S
     charge_step_pct: float = 5.0
     retry_after_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("publish_every_s", "charge_step_pct", "retry_after_s"):
             value = getattr(self, name)
+            if value is None and name == "publish_every_s":
+                continue
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number, not {value}")
 
@@ -283,6 +297,7 @@ def publish_reason(
         return None
     if _charge_moved(last.charge_pct, record.charge_pct, policy.charge_step_pct):
         return PublishReason.CHARGE_CHANGED
-    if now - last_at >= policy.publish_every_s:
+    # A refresh only where a reader judges the record's age (per-node batteries), else nothing changed.
+    if policy.publish_every_s is not None and now - last_at >= policy.publish_every_s:
         return PublishReason.PERIODIC
     return None

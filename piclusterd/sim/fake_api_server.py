@@ -1127,6 +1127,8 @@ class _Change:
     plural: str
     namespace: str
     text: str
+    #: The object before a MODIFIED (JSON text), for selector transitions (see ``FakeKubeServer._watch``).
+    previous: str | None = None
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
@@ -2103,7 +2105,7 @@ class FakeKubeServer:
         obj["kind"], obj["apiVersion"] = resource.kind, resource.api_version
         metadata = obj["metadata"]
         key = self._key(resource, metadata.get("namespace"), metadata["name"])
-        self._record_change("MODIFIED" if key in self._objects else "ADDED", resource, obj)
+        self._record_change("MODIFIED" if key in self._objects else "ADDED", resource, obj, self._objects.get(key))
         self._objects[key] = obj
 
     def _select(self, resource: _Resource, namespace: str | None) -> list[JsonObj]:
@@ -2366,7 +2368,7 @@ class FakeKubeServer:
         if resource is _DAEMONSETS:
             self._adopt_daemonsets()
         table = method == "GET" and kubectl_tables.wants_table(accept)
-        if query.get("watch") in ("1", "true"):
+        if fake_watch.is_watch(query):
             if method != "GET" or route.name:
                 raise _ApiError(
                     405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
@@ -2950,12 +2952,13 @@ class FakeKubeServer:
         )
         return _Response(response.code, table, response.headers)
 
-    def _record_change(self, kind: str, resource: _Resource, obj: JsonObj) -> None:
+    def _record_change(self, kind: str, resource: _Resource, obj: JsonObj, previous: JsonObj | None = None) -> None:
         """Keep the change for watches (as JSON text: stored objects are replaced, never changed in place,
         but a copy is cheap insurance) and wake them."""
         namespace = obj["metadata"].get("namespace", "") if resource.namespaced else ""
         text = json.dumps(obj, separators=(",", ":"))
-        self._changes.append(_Change(self._revision, kind, resource.plural, namespace, text))
+        before = None if previous is None else json.dumps(previous, separators=(",", ":"))
+        self._changes.append(_Change(self._revision, kind, resource.plural, namespace, text, before))
         if len(self._changes) > _WATCH_HISTORY:
             del self._changes[: len(self._changes) - _WATCH_HISTORY]
         with self._changed:
@@ -2984,6 +2987,22 @@ class FakeKubeServer:
 
         def matches(obj: JsonObj) -> bool:
             return (labels is None or labels(_labels(obj))) and (fields is None or fields(obj))
+
+        def selected(change: _Change) -> tuple[str, JsonObj] | None:
+            """The event a selecting watch sees (cacher ``cache_watcher.go`` ``convertToWatchEvent``): an object
+            that comes into the selection is ADDED, one that leaves it is DELETED (as it was, at the new
+            resourceVersion), one in it before and after is MODIFIED; None if it is in neither."""
+            obj = json.loads(change.text)
+            if change.type == "DELETED":
+                return (change.type, obj) if matches(obj) else None
+            before = None if change.previous is None else json.loads(change.previous)
+            now_in, was_in = matches(obj), before is not None and matches(before)
+            if now_in:
+                return ("MODIFIED" if was_in else "ADDED"), obj
+            if was_in and before is not None:
+                before["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion", "")
+                return "DELETED", before
+            return None
 
         def event(kind: str, obj: JsonObj, first: bool) -> bytes:
             shown: JsonObj = obj
@@ -3028,9 +3047,9 @@ class FakeKubeServer:
                 for change in fresh:
                     if change.plural != resource.plural or (namespace is not None and change.namespace != namespace):
                         continue
-                    obj = json.loads(change.text)
-                    if matches(obj):
-                        send(event(change.type, obj, first))
+                    shown = selected(change)
+                    if shown is not None:
+                        send(event(*shown, first))
                         first = False
 
         return _Response(200, None, stream=stream)

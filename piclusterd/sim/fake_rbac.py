@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from piclusterd.sim.fake_watch import is_watch
+
 __all__ = [
     "ADMIN_TOKEN",
     "DAEMON_TOKEN",
@@ -262,7 +264,7 @@ def request_attributes(method: str, parts: Sequence[str], query: Mapping[str, st
     subresource = rest[2] if len(rest) > 2 else ""
     verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "get")
     if not name and verb == "get":
-        verb = "watch" if query.get("watch") in ("1", "true") else "list"
+        verb = "watch" if is_watch(query) else "list"
         selector = query.get("fieldSelector") or ""
         for term in selector.split(","):
             key, _, value = term.partition("=")

@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BOOKMARK_FREQUENCY_S", "PRETIMEOUT_S", "bookmark_event", "next_bookmark_at", "wants_bookmarks"]
+__all__ = [
+    "BOOKMARK_FREQUENCY_S",
+    "PRETIMEOUT_S",
+    "bookmark_event",
+    "is_watch",
+    "next_bookmark_at",
+    "query_flag",
+    "wants_bookmarks",
+]
 
 #: cacher.go: ``bookmarkFrequency = time.Minute``.
 BOOKMARK_FREQUENCY_S = 60.0
@@ -28,9 +36,24 @@ BOOKMARK_FREQUENCY_S = 60.0
 PRETIMEOUT_S = 2.0
 
 
+def query_flag(query: dict[str, str] | Any, key: str) -> bool:
+    """A boolean query parameter as kube-apiserver reads it (apimachinery ``pkg/runtime/conversion.go``
+    ``Convert_Slice_string_To_bool``): absent, ``0`` or ``false`` in any case is false, any other value true.
+    Debian's kubernetes client 22.6 sends ``watch=True`` (Python's ``str(True)``), newer ones ``true``."""
+    if key not in query:
+        return False
+    value = str(query[key])
+    return not (value == "0" or value.lower() == "false")
+
+
+def is_watch(query: dict[str, str] | Any) -> bool:
+    """``?watch=``: a watch, not a list."""
+    return query_flag(query, "watch")
+
+
 def wants_bookmarks(query: dict[str, str] | Any) -> bool:
     """``allowWatchBookmarks=true`` (the client's opt-in; a server may still send none)."""
-    return str(query.get("allowWatchBookmarks", "")).lower() in ("1", "true")
+    return query_flag(query, "allowWatchBookmarks")
 
 
 def next_bookmark_at(now: float, deadline: float | None, frequency_s: float = BOOKMARK_FREQUENCY_S) -> float | None:

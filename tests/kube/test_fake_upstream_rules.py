@@ -5,9 +5,13 @@ Each test names the upstream source it follows: a fake is only as good as its fi
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
-from piclusterd.sim.fake_api_server import FakeKubeServer, make_node, make_pdb, make_pod
+import pytest
+
+from piclusterd.sim.fake_api_server import ADMIN_TOKEN, FakeKubeServer, make_node, make_pdb, make_pod
 from piclusterd.sim.fake_clock import FakeClock
 
 NS = "default"
@@ -255,3 +259,72 @@ def test_a_statefulset_replacement_keeps_the_name_and_waits_for_the_old_pod(cloc
         kube.run_controller_once()
         pod = kube.get_object("pods", NS, "db-0")
         assert pod is not None and pod["metadata"]["uid"] != old_uid and not pod["metadata"].get("deletionTimestamp")
+
+
+# ---------------------------------------------------------------------------- issue 17: boolean query parameters
+
+
+@pytest.mark.parametrize(
+    ("value", "watches"),
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+    ],
+)
+def test_a_boolean_query_parameter_is_false_only_for_0_or_false(
+    kube: FakeKubeServer, value: str, watches: bool
+) -> None:
+    """apimachinery pkg/runtime/conversion.go ``Convert_Slice_string_To_bool``: "Only the absence of a value, a
+    value of "false", or a value of "0" resolve to false", in any case. Debian's kubernetes client 22.6 sends
+    ``watch=True``; the fake served it a LIST, so the informer never saw a change under 22.6."""
+    kube.put_object(make_node("pi1"))
+    request = urllib.request.Request(
+        f"{kube.url}/api/v1/nodes?watch={value}&timeoutSeconds=1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        first = json.loads(response.readline())
+    assert ("type" in first) is watches and (first.get("kind") == "NodeList") is not watches
+
+
+# ---------------------------------------------------------------------------- issue 17: selecting watches
+
+
+def test_a_pods_watch_selects_on_spec_node_name_and_sees_pods_enter_and_leave(kube: FakeKubeServer) -> None:
+    """pkg/registry/core/pod/strategy.go ``ToSelectableFields``: a pod's field set includes ``spec.nodeName``
+    (what a node's own pods are selected by); cacher ``cache_watcher.go`` ``convertToWatchEvent``: a selecting
+    watch sees an object that enters the selection as ADDED and one that leaves it as DELETED."""
+    from kubernetes import client, watch
+
+    kube.put_object(make_node("pi1"))
+    kube.put_object(make_pod("web-a", node="pi1", labels={"app": "web"}))
+    kube.put_object(make_pod("web-b", node="pi2", labels={"app": "web"}))
+    pending = make_pod("web-c", node="pi1", labels={"app": "web"})
+    pending["spec"].pop("nodeName")
+    kube.put_object(pending)
+    with kube.api_client() as api:
+        core = client.CoreV1Api(api)
+        since = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=pi1").metadata.resource_version
+        kube.update_object("Pod", NS, "web-c", lambda p: p["spec"].update(nodeName="pi1"))  # bound: enters
+        kube.update_object("Pod", NS, "web-b", lambda p: p["metadata"]["labels"].update(x="1"))  # not on pi1
+        kube.update_object("Pod", NS, "web-a", lambda p: p["metadata"]["labels"].update(app="db"))
+        on_pi1 = watch.Watch().stream(
+            core.list_pod_for_all_namespaces,
+            field_selector="spec.nodeName=pi1",
+            resource_version=since,
+            timeout_seconds=1,
+        )
+        assert [(e["type"], e["object"].metadata.name) for e in on_pi1] == [("ADDED", "web-c"), ("MODIFIED", "web-a")]
+        web = watch.Watch().stream(
+            core.list_pod_for_all_namespaces, label_selector="app=web", resource_version=since, timeout_seconds=1
+        )
+        seen = [(e["type"], e["object"].metadata.name, e["object"].metadata.labels["app"]) for e in web]
+        # web-a left app=web: DELETED, as it was before (still app=web), at the version of the change.
+        assert seen == [("MODIFIED", "web-c", "web"), ("MODIFIED", "web-b", "web"), ("DELETED", "web-a", "web")]
+        with pytest.raises(client.ApiException) as refused:
+            core.list_pod_for_all_namespaces(field_selector="spec.hostname=pi1")
+        assert refused.value.status == 400  # not in the pod's field set

@@ -11,7 +11,7 @@ import pytest
 from piclusterd.config.cluster_key import create_key_file
 from piclusterd.config.model import Mode, Secret
 from piclusterd.config.parse import load_config, parse_config
-from piclusterd.config.settings import settings_from_config
+from piclusterd.config.settings import cluster_settings, settings_from_config
 from piclusterd.core.errors import ConfigError, ConfigInvalid
 from piclusterd.core.plan_values import GiveUpNoncritical
 from piclusterd.node.daemon import policy_from_config
@@ -247,7 +247,18 @@ def test_election_timings_are_read_and_their_order_is_checked(tmp_path: Path) ->
     assert (config.cluster.lease_duration_s, config.cluster.renew_deadline_s) == (4, 3.0)
     [problem] = problems(tmp_path, cluster + 'renew_deadline = "5s"\n')
     assert "cluster.renew_deadline: is 5 s with lease_duration 4 s" in problem
-    assert "lease_duration > renew_deadline > 1.2 x ups.poll_interval" in problem
+    assert "lease_duration > renew_deadline > 1.2 x the retry period" in problem
+
+
+def test_the_lease_is_renewed_once_per_retry_period_not_once_per_poll(tmp_path: Path) -> None:
+    """Issue 17: the daemon renewed the Lease once per poll (1 s), twice client-go's RetryPeriod (2 s)."""
+    create_key_file(str(tmp_path / "cluster.key"))
+    cluster = f'[battery]\ncapacity_wh = 84\n[cluster]\nenabled = true\nkey_file = "{tmp_path}/cluster.key"\n'
+    assert cluster_settings(load_config(write(tmp_path, cluster))).election.retry_period_s == 2.0
+    slow_polls = '[ups]\npoll_interval = "5s"\n' + cluster
+    assert cluster_settings(load_config(write(tmp_path, slow_polls))).election.retry_period_s == 5.0
+    [problem] = problems(tmp_path, cluster + 'retry_period = "9s"\n')
+    assert "a retry period of 9 s" in problem
 
 
 def test_give_up_noncritical_names_when_pods_may_be_left_pending(tmp_path: Path) -> None:

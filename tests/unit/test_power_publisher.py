@@ -173,3 +173,11 @@ def test_the_first_record_is_published() -> None:
 def test_a_policy_with_a_zero_period_is_refused() -> None:
     with pytest.raises(ValueError, match="publish_every_s"):
         PublishPolicy(publish_every_s=0)
+
+
+def test_without_a_reader_of_its_age_an_unchanged_record_is_never_republished() -> None:
+    # Issue 17: on mains, a shared-battery cluster's nodes PATCHed their unchanged records once a minute each.
+    quiet = PublishPolicy(publish_every_s=None)
+    assert publish_reason(rec(), rec(), 100.0, None, 100.0 + 86400, quiet) is None
+    assert publish_reason(rec(PowerState.ON_BATTERY), rec(), 100.0, None, 101.0, quiet) is PublishReason.STATE_CHANGED
+    assert publish_reason(rec(charge=70.0), rec(), 100.0, None, 101.0, quiet) is PublishReason.CHARGE_CHANGED
