@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from .gpio_sim import cached_gpio_sim_module
 from .vm import VmImage, build_env, cached_image, missing_host_tools
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,3 +97,10 @@ def vm_image() -> VmImage:
     require_root_and_tools()
     cache = Path(os.environ.get("PICLUSTERD_VM_CACHE", DEFAULT_CACHE))
     return cached_image(cache, REPO / "debian" / "control")
+
+
+@pytest.fixture(scope="session")
+def gpio_sim_module(vm_image: VmImage) -> Path:
+    """gpio-sim for the VM's kernel (Debian builds none): a real GPIO chip for the libgpiod backend (issue 15)."""
+    cache = Path(os.environ.get("PICLUSTERD_VM_CACHE", DEFAULT_CACHE))
+    return cached_gpio_sim_module(cache, vm_image)

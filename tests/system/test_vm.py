@@ -13,11 +13,18 @@ test then checks one thing a user would notice:
    keeps only the cluster's actions dry). The UPS-kill and power-cut flags of a last node are armed first:
    the system-shutdown hook tells the NUT emulator on the host (QEMU's user network) to cut the UPS's output,
    once the file systems are read-only, and decides the HAT's pulse (issue 19, issue 15);
-6. the VM boots again and ``journalctl -b -1`` tells why it went down (docs/audit.md's first command).
+6. the VM boots again and ``journalctl -b -1`` tells why it went down (docs/audit.md's first command);
+7. ``piclusterctl doctor --json`` checks this node against the host's NUT emulator (issue 14's node part);
+8. the daemon, on a one-node cluster (the fake API server on the host) whose kubelet's graceful shutdown is
+   off, self-drains at OB LB before its real ``systemctl poweroff``: a workload process run as a pod by a
+   kubelet stand-in gets its SIGTERM from that eviction and finishes its flush (write + fsync) before the
+   halt (issue 19). This proves piclusterd's ordering with a real signal to a real process, not a real kubelet.
 
-Along the way, in the first boot: the HAT chip drivers run over the kernel's i2c-stub through smbus2 (issue
-15), and the shipped unit's sandbox is probed for boot detection and the RTC wake alarm, and scored offline
-(issue 13).
+Along the way, in the first boot: the HAT chip drivers run over the kernel's i2c-stub through smbus2, and the
+installed daemon runs an X1200 profile on the libgpiod backend, its GPIO6 on a real kernel GPIO chip (gpio-sim,
+built for the VM's kernel by gpio_sim.py) labelled as a Pi 5's header, whose power-cut line GPIO26 the hook
+then pulses at the real poweroff (issue 15); and the shipped unit's sandbox is probed for boot detection and
+the RTC wake alarm, and scored offline (issue 13).
 
 Every wait polls a condition with a bound; a failed step says which and shows the VM's console.
 """
@@ -30,6 +37,7 @@ import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +45,8 @@ import pytest
 from piclusterd.node.audit import message_id
 from piclusterd.node.audit_catalog import EVENTS
 from piclusterd.node.clock import SystemClock
+from piclusterd.sim.fake_api_server import FakeKubeServer, RequestRecord, make_node, make_pod
+from piclusterd.sim.fake_rbac import DAEMON_TOKEN
 from piclusterd.testing.nut_emulator import NutEmulator, ReceivedRequest
 
 from .conftest import REPO, BuiltPackage
@@ -121,6 +131,13 @@ class Story:
     ups_armed: str = ""
     ups_port: int = 0
     ups_received: list[ReceivedRequest] = field(default_factory=list)
+    doctor: dict[str, Any] = field(default_factory=dict)  # piclusterctl doctor --json, in the second boot
+    doctor_status: int = -1
+    doctor_port: int = 0
+    self_drain_console: str = ""  # the serial console of the second boot, to its self-drained halt
+    api_requests: list[RequestRecord] = field(default_factory=list)
+    workload_pod_after: dict[str, Any] | None = None
+    gpio: dict[str, Any] = field(default_factory=dict)  # the X1200 daemon on gpio-sim
 
 
 def journal(vm: Vm, *matches: str) -> list[dict[str, Any]]:
@@ -281,6 +298,95 @@ def check_i2c(vm: Vm, story: Story) -> None:
     vm.run("rmmod i2c-stub")
 
 
+# --- issue 15: the daemon with a HAT profile on the libgpiod backend, on a real kernel GPIO chip ---
+
+SIM = "/sys/kernel/config/gpio-sim/pi5"
+#: The X1200's gauge (a MAX17040 at 0x36) on i2c-stub; its GPIO6 on a gpio-sim chip labelled as a Pi 5's header.
+HAT = f"""mode = "dry-run"
+[node]
+name = "{NODE}"
+[ups]
+driver = "hat"
+[policy]
+recovery_debounce = "2s"
+[hat]
+profile = "geekworm-x1200"
+i2c_bus = {{bus}}
+"""
+LOAD_GAUGE = r"""
+import json, sys
+from pathlib import Path
+from smbus2 import SMBus
+(number,) = [
+    int(p.name.split("-")[1]) for p in Path("/sys/bus/i2c/devices").glob("i2c-*")
+    if (p / "name").read_text().strip() == "SMBus stub driver"
+]
+with SMBus(number) as bus:
+    for register, value in json.loads(sys.argv[1]).items():
+        bus.write_word_data(0x36, int(register), int.from_bytes(value.to_bytes(2, "big"), "little"))
+print(number)
+"""
+#: Who holds GPIO6, as Debian's libgpiod 1.6 binding sees the line (gpioinfo's view).
+LINE_INFO = r"""
+import gpiod, json, sys
+chip = gpiod.Chip(sys.argv[1], gpiod.Chip.OPEN_BY_PATH)
+line = chip.get_line(6)
+bias = {gpiod.Line.BIAS_PULL_UP: "pull-up", gpiod.Line.BIAS_PULL_DOWN: "pull-down"}.get(line.bias(), str(line.bias()))
+print(json.dumps({"label": chip.label(), "consumer": line.consumer(), "used": line.is_used(), "bias": bias,
+                  "input": line.direction() == gpiod.Line.DIRECTION_INPUT}))
+"""
+#: Test only: at the real poweroff, watches GPIO26 on the gpio-sim chip while the power-cut hook pulses it.
+WATCH_PULSE_HOOK = """#!/bin/sh
+value={value}
+[ -e $value ] || exit 0  # a later boot: no gpio-sim chip
+i=0
+while [ $i -lt 1000 ]; do  # 20 s at most; the pulse holds 3.5 s
+    if [ "$(cat $value)" = 1 ]; then
+        echo "vm-test-gpio: GPIO26 high on the gpio-sim chip" > /dev/kmsg
+        while [ "$(cat $value)" = 1 ]; do sleep 0.02; done
+        echo "vm-test-gpio: GPIO26 low again" > /dev/kmsg
+        exit 0
+    fi
+    i=$((i + 1))
+    sleep 0.02
+done
+echo "vm-test-gpio: GPIO26 never went high" > /dev/kmsg
+"""
+
+
+def check_hat_daemon(vm: Vm, story: Story, module: Path) -> None:
+    """A gpio-sim chip labelled ``pinctrl-rp1``; the installed daemon on an X1200 profile; GPIO6 driven low."""
+    vm.write("/root/gpio-sim-vm.ko", module.read_bytes())
+    chip = vm.run(
+        "modprobe configfs && (mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config) && "
+        f"insmod /root/gpio-sim-vm.ko && mkdir {SIM} {SIM}/bank0 && echo 54 > {SIM}/bank0/num_lines && "
+        f"echo pinctrl-rp1 > {SIM}/bank0/label && echo 1 > {SIM}/live && udevadm settle && "
+        f"echo $(cat {SIM}/dev_name) $(cat {SIM}/bank0/chip_name)",
+        check=True,
+    ).stdout.split()
+    device, chip_name = chip
+    story.gpio["sysfs"] = f"/sys/devices/platform/{device}/{chip_name}"
+    vm.run(f"modprobe i2c-stub chip_addr=0x{GAUGE_ADDRESS:02x} && udevadm settle", check=True)
+    vm.write("/root/load_gauge.py", LOAD_GAUGE)
+    gauge = json.dumps(max17040_registers(3.85, 75.5))
+    bus = vm.run(f"python3 /root/load_gauge.py {shlex.quote(gauge)}", check=True).stdout.strip()
+    vm.write(CONFIG, HAT.format(bus=bus))
+    vm.run("systemctl restart piclusterd", timeout_s=120, check=True)
+    pid = main_pid(vm)
+    on = f"_PID={pid}"
+    wait_for_entry(vm, on, "PICLUSTER_EVENT=power.state_changed", "PICLUSTER_STATE=online")
+    vm.write("/root/line_info.py", LINE_INFO)
+    story.gpio["line"] = json.loads(vm.run(f"python3 /root/line_info.py /dev/{chip_name}", check=True).stdout)
+    story.gpio["daemon_fds"] = vm.run(f"readlink /proc/{pid}/fd/*", check=True).stdout.split()
+    pull = f"{story.gpio['sysfs']}/sim_gpio6/pull"
+    vm.run(f"echo pull-down > {pull}", check=True)  # the X1200 pulls GPIO6 low when its supply fails
+    wait_for_entry(vm, on, "PICLUSTER_EVENT=power.state_changed", "PICLUSTER_STATE=on_battery")
+    vm.run(f"echo pull-up > {pull}", check=True)
+    wait_for_entry(vm, on, "PICLUSTER_EVENT=power.state_changed", "PICLUSTER_OLD=on_battery", "PICLUSTER_STATE=online")
+    story.gpio["journal"] = journal(vm, on)
+    story.gpio["active"] = vm.run("systemctl is-active piclusterd").stdout.strip()
+
+
 # --- issue 13: the shipped unit's sandbox, probed and scored ---
 
 PROBE_UNIT = "/etc/systemd/system/piclusterd-probe.service"
@@ -353,7 +459,7 @@ MOUNTS_HOOK = (  # one write per line: /dev/kmsg makes each write one record
 )
 
 
-def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
+def first_part(vm: Vm, package: BuiltPackage, story: Story, gpio_sim: Path) -> None:
     """Install, run an outage against the recording command, reload a broken file, purge."""
     vm.write("/root/piclusterd.deb", package.deb.read_bytes())
     started = time.monotonic()
@@ -379,6 +485,9 @@ def first_part(vm: Vm, package: BuiltPackage, story: Story) -> None:
     started = time.monotonic()
     check_i2c(vm, story)
     story.timings["i2c-stub"] = time.monotonic() - started
+    started = time.monotonic()
+    check_hat_daemon(vm, story, gpio_sim)
+    story.timings["X1200 on gpio-sim"] = time.monotonic() - started
 
     start_nut(vm)
     vm.write(RECORDER, RECORDER_SCRIPT, mode=0o755)
@@ -442,15 +551,158 @@ def second_part(vm: Vm, story: Story) -> None:
         arm = ARM_LAST_NODE.format(host=HOST_FROM_GUEST, port=ups.port, ups=ups.ups_name, node=NODE)
         story.ups_armed = vm.run(f"python3 -c {shlex.quote(arm)}", check=True).stdout.strip()
         vm.write("/usr/lib/systemd/system-shutdown/vm-test-mounts", MOUNTS_HOOK, mode=0o755)
+        watch = WATCH_PULSE_HOOK.format(value=f"{story.gpio['sysfs']}/sim_gpio26/value")
+        vm.write("/usr/lib/systemd/system-shutdown/vm-test-gpio", watch, mode=0o755)
         set_ups(vm, ups_status="OB LB", battery_charge="10", battery_runtime="120")
         story.poweroff_console = vm.wait_for_poweroff(timeout_s=180)
         story.ups_received = list(ups.received)
+
+
+# --- issue 14: doctor's node part, against the host's NUT emulator ---
+
+
+def doctor_config(port: int) -> str:
+    return f'[node]\nname = "{NODE}"\n[ups]\nhost = "{HOST_FROM_GUEST}"\nport = {port}\nname = "ups1"\n'
+
+
+def run_doctor(vm: Vm, story: Story, ups: NutEmulator) -> None:
+    """The installed ``piclusterctl doctor --json`` on this node only (no [cluster]): the UPS over the network,
+    the EEPROM (no rpi-eeprom-config here), the clock (no NTP here)."""
+    story.doctor_port = ups.port
+    vm.write("/root/doctor.toml", doctor_config(ups.port))
+    done = vm.run("piclusterctl doctor --config /root/doctor.toml --json", timeout_s=120)
+    story.doctor_status = done.status
+    try:
+        story.doctor = json.loads(done.stdout)
+    except ValueError as error:
+        raise VmError(f"doctor --json printed no JSON (exit {done.status}):\n{done.stdout}\n{done.stderr}") from error
+
+
+# --- issue 19: a workload's flush on the self-drain path, before a real poweroff ---
+
+WORKLOAD_POD = "default/vm-workload-0"
+FLUSHED = "/var/lib/vm-workload/flushed"
+#: A database's last act in one process: on SIGTERM, write and fsync its data, say so on the kernel log, exit.
+#: sigwaitinfo tells who sent the signal: its kubelet (the parent), or systemd at the final kill.
+WORKLOAD = r"""
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+os.makedirs("/var/lib/vm-workload", exist_ok=True)
+open("/run/vm-workload.ready", "w").close()
+info = signal.sigwaitinfo({signal.SIGTERM})
+sender = "its kubelet stand-in (parent)" if info.si_pid == os.getppid() else f"pid {info.si_pid}"
+with open("/var/lib/vm-workload/flushed.tmp", "w") as data:
+    data.write(f"flushed after SIGTERM from {sender}\n")
+    data.flush()
+    os.fsync(data.fileno())
+os.rename("/var/lib/vm-workload/flushed.tmp", "/var/lib/vm-workload/flushed")
+folder = os.open("/var/lib/vm-workload", os.O_RDONLY)
+os.fsync(folder)
+with open("/dev/kmsg", "w") as kmsg:
+    kmsg.write(f"vm-workload: SIGTERM from {sender}; data written and fsynced, exiting\n")
+"""
+#: The kubelet's part for that one pod (piclusterd.testing.kubelet_stand_in), as the VM has no kubelet.
+STAND_IN = r"""
+import signal, subprocess, sys
+from kubernetes import client as k8s, config as kubeconfig
+from piclusterd.cluster.kube_api import KubeClusterApi
+from piclusterd.testing.kubelet_stand_in import KubeletStandIn
+configuration = k8s.Configuration()
+kubeconfig.load_kube_config(config_file=sys.argv[1], client_configuration=configuration)
+api = KubeClusterApi(k8s.ApiClient(configuration))
+workload = subprocess.Popen([sys.executable, "/usr/local/lib/vm-workload.py"])
+with KubeletStandIn(api, sys.argv[2], {sys.argv[3]: workload.pid}):
+    signal.sigwait({signal.SIGTERM})
+"""
+#: Says on the kernel log when systemd stops units for the poweroff: the start of the halt, in kmsg's order.
+HALT_MARKER_UNIT = """[Unit]
+Description=vm test: mark the start of the shutdown on the kernel log
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+ExecStop=/bin/sh -c 'echo "vm-test: the shutdown transaction stops units now" > /dev/kmsg'
+"""
+SELF_DRAIN = f"""mode = "enforce"
+[node]
+name = "{NODE}"
+[ups]
+host = "127.0.0.1"
+name = "ups"
+[policy]
+recovery_debounce = "2s"
+low_battery_confirm = "0s"
+[battery]
+capacity_wh = 84
+overhead_w = 5
+[cluster]
+enabled = true
+kubeconfig = "/etc/piclusterd/kubeconfig"
+on_battery_grace = "2s"
+[shutdown]
+full_shutdown_wait = "20s"
+"""
+
+
+def one_node_cluster() -> FakeKubeServer:
+    """The fake API server (graceful deletion on, the shipped RBAC): this VM's Node and the workload's Pod."""
+    api = FakeKubeServer(controller=True, graceful_deletion=True)
+    api.start()
+    api.put_object(make_node(NODE, labels={"node-role.kubernetes.io/control-plane": "true"}))
+    namespace, name = WORKLOAD_POD.split("/")
+    api.put_object(
+        make_pod(
+            name,
+            namespace,
+            node=NODE,
+            owner=("StatefulSet", name.rsplit("-", 1)[0]),
+            labels={"picluster.io/critical": "true"},
+            grace_period_s=20,
+        )
+    )
+    api.run_controller_once()
+    return api
+
+
+def self_drain_part(vm: Vm, story: Story, api: FakeKubeServer) -> None:
+    """Enforce on a one-node cluster without the kubelet's graceful shutdown; OB LB; the VM halts by itself."""
+    kubeconfig = api.kubeconfig(token=DAEMON_TOKEN)
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"http://{HOST_FROM_GUEST}:{api.port}"
+    vm.write("/etc/piclusterd/kubeconfig", json.dumps(kubeconfig), mode=0o600)
+    admin = api.kubeconfig()
+    admin["clusters"][0]["cluster"]["server"] = f"http://{HOST_FROM_GUEST}:{api.port}"
+    vm.write("/root/kubelet-kubeconfig", json.dumps(admin), mode=0o600)
+    # The first halt's test hooks would only slow this one (the GPIO watcher waits for a chip this boot lacks).
+    vm.run("rm -f /usr/lib/systemd/system-shutdown/vm-test-* && mkdir -p /etc/rancher/k3s", check=True)
+    vm.write("/etc/rancher/k3s/config.yaml", "write-kubeconfig-mode: '0644'\n")  # k3s's default: no graceful shutdown
+    vm.write("/usr/local/lib/vm-workload.py", WORKLOAD)
+    vm.write("/usr/local/lib/vm-kubelet.py", STAND_IN)
+    vm.write("/etc/systemd/system/vm-halt-marker.service", HALT_MARKER_UNIT)
+    vm.run(
+        "systemctl daemon-reload && systemctl start vm-halt-marker.service && "
+        "systemd-run --unit=vm-kubelet python3 /usr/local/lib/vm-kubelet.py /root/kubelet-kubeconfig "
+        f"{NODE} {WORKLOAD_POD}",
+        timeout_s=60,
+        check=True,
+    )
+    wait_until(vm, "test -e /run/vm-workload.ready", "the workload process running")
+    vm.run("piclusterctl keygen", check=True)
+    vm.write(CONFIG, SELF_DRAIN)
+    vm.run("systemctl restart piclusterd", timeout_s=120, check=True)
+    on = f"_PID={main_pid(vm)}"
+    wait_for_entry(vm, on, "PICLUSTER_EVENT=leader.acquired", timeout_s=120)
+    set_ups(vm, ups_status="OB LB", battery_charge="50", battery_runtime="1500")
+    story.self_drain_console = vm.wait_for_poweroff(timeout_s=400)
+    story.api_requests = list(api.requests)
+    namespace, name = WORKLOAD_POD.split("/")
+    story.workload_pod_after = api.get_object("Pod", namespace, name)
 
 
 @pytest.fixture(scope="module")
 def story(
     built_package: BuiltPackage,
     vm_image: VmImage,
+    gpio_sim_module: Path,
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> Iterator[Story]:
@@ -459,27 +711,44 @@ def story(
         story.timings["image build (cold cache)"] = vm_image.build_seconds
     story.timings["deb build"] = built_package.build_seconds
     disk = tmp_path_factory.mktemp("vm") / "disk.qcow2"
-    started = time.monotonic()
+    scenario_started = time.monotonic()
     with Vm(vm_image, disk, host_network=True) as vm:
         story.timings["first boot"] = vm.boot_seconds or 0.0
-        first_part(vm, built_package, story)
+        first_part(vm, built_package, story, gpio_sim_module)
         second_part(vm, story)
-    with Vm(vm_image, disk) as vm:
-        story.timings["second boot"] = vm.boot_seconds or 0.0
-        story.previous_boot = [
-            json.loads(line)
-            for line in vm.run("journalctl -b -1 -u piclusterd -o json --no-pager", check=True).stdout.splitlines()
-        ]
-        story.report = json.loads(vm.run("piclusterctl report --json", check=True).stdout)
+    api = one_node_cluster()
+    try:
+        with Vm(vm_image, disk, host_network=True) as vm, NutEmulator(clock=SystemClock()) as ups:
+            story.timings["second boot"] = vm.boot_seconds or 0.0
+            story.previous_boot = [
+                json.loads(line)
+                for line in vm.run("journalctl -b -1 -u piclusterd -o json --no-pager", check=True).stdout.splitlines()
+            ]
+            story.report = json.loads(vm.run("piclusterctl report --json", check=True).stdout)
+            vm.configure_host_network()
+            started = time.monotonic()
+            run_doctor(vm, story, ups)
+            story.timings["doctor"] = time.monotonic() - started
+            started = time.monotonic()
+            self_drain_part(vm, story, api)
+            story.timings["self-drain to halt"] = time.monotonic() - started
+    finally:
+        api.stop()
     disk.unlink()  # the overlay holds a few hundred MB of guest writes; its story is told
-    story.timings["VM scenario"] = time.monotonic() - started
+    story.timings["VM scenario"] = time.monotonic() - scenario_started
     summary = "VM test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
     hook_lines = [
         line.strip()
         for line in story.poweroff_console.splitlines()
-        if "piclusterd-power-cut" in line or "devices detached." in line or "Power down" in line
+        if any(mark in line for mark in ("piclusterd-power-cut", "vm-test-gpio", "devices detached.", "Power down"))
     ]
     summary += "\nthe system-shutdown hook at the real poweroff:\n  " + "\n  ".join(hook_lines)
+    drain_lines = [
+        line.strip()
+        for line in story.self_drain_console.splitlines()
+        if "vm-workload:" in line or "vm-test:" in line or "devices detached." in line or "Power down" in line
+    ]
+    summary += "\nthe self-drained poweroff:\n  " + "\n  ".join(drain_lines)
     summary += "\nexposure " + ", ".join(
         f"{how} {' '.join(re.findall(r'Overall exposure level for .*', text))}"
         for how, text in (("loaded:", story.security), ("--offline=yes:", story.security_offline))
@@ -689,3 +958,72 @@ def test_the_hooks_run_with_the_root_read_only_and_the_api_file_systems_mounted(
     }
     assert mounted.get("/") == "ro", mounted
     assert {"/proc", "/sys", "/dev", "/run"} <= set(mounted), mounted  # systemd-shutdown keeps API mounts
+
+
+def test_doctor_checks_this_node_against_the_ups_over_the_network(story: Story) -> None:
+    """Issue 14's node part, installed, in the VM: the UPS answers through upsd's protocol over the network, the
+    EEPROM cannot be read on a machine without rpi-eeprom-config (unknown, not a finding), and the VM's clock
+    has no NTP, a warning with its fix; so the exit status is 1, and --json says the same."""
+    found = {finding["check"]: finding for finding in story.doctor["findings"]}
+    power = found["power_source"]
+    assert power["level"] == "info" and power["subject"] == f"nut:ups1@{HOST_FROM_GUEST}:{story.doctor_port}"
+    assert power["message"].startswith("answers: status OL, charge 100"), power
+    eeprom = found["eeprom"]
+    assert eeprom["level"] == "info" and "POWER_OFF_ON_HALT unknown" in eeprom["message"], eeprom
+    clock = found["clock"]
+    assert (clock["level"], clock["subject"]) == ("warning", "this node"), clock
+    assert "not synchronised" in clock["message"] and "timedatectl set-ntp true" in clock["fix"]
+    assert story.doctor["exit"] == story.doctor_status == 1
+
+
+def test_a_workload_finishes_its_flush_on_the_self_drains_sigterm_before_the_halt(story: Story) -> None:
+    """Issue 19: no kubelet graceful shutdown, so piclusterd evicts the pod itself before its poweroff. The
+    workload's SIGTERM came from its kubelet (a stand-in; systemd's final kill would show pid 1), and its
+    write + fsync is on the kernel log before systemd began stopping units for the halt. The kernel log is one
+    ordered buffer, so this order is a fact, not a timing."""
+    console = story.self_drain_console
+    flushed = console.find("vm-workload: SIGTERM from its kubelet stand-in (parent); data written and fsynced")
+    halt = console.find("vm-test: the shutdown transaction stops units now")
+    detached = console.find("All filesystems, swaps, loop devices, MD devices and DM devices detached.")
+    assert 0 <= flushed < halt < detached, console[-6000:]
+    assert "reboot: Power down" in console[detached:]
+
+
+def test_the_workload_was_evicted_by_the_daemon_and_removed_by_its_kubelet(story: Story) -> None:
+    path = f"/api/v1/namespaces/default/pods/{WORKLOAD_POD.split('/')[1]}"
+    evictions = [i for i, r in enumerate(story.api_requests) if r.method == "POST" and r.path == path + "/eviction"]
+    assert evictions, [(r.method, r.path, r.status) for r in story.api_requests[-30:]]
+    evicted = story.api_requests[evictions[0]]
+    assert evicted.user == "system:serviceaccount:piclusterd:piclusterd" and evicted.status == 201
+    assert "deleteOptions" not in (evicted.body or {})  # the pod's own grace period, as in tests/kube
+    removed = [i for i, r in enumerate(story.api_requests) if r.method == "DELETE" and r.path == path]
+    assert removed and evictions[0] < removed[-1]  # the kubelet's final DELETE once the process had exited
+
+
+def test_the_daemon_reads_an_x1200_through_libgpiod_on_a_kernel_gpio_chip(story: Story) -> None:
+    """Issue 15: the installed daemon, under its sandbox, finds the chip by its Pi 5 label through Debian's
+    libgpiod 1.6, holds GPIO6 with the pull-up it chose, and sees the supply fail and return on that pin."""
+    assert story.gpio["line"] == {
+        "label": "pinctrl-rp1",
+        "consumer": "piclusterd",
+        "used": True,
+        "bias": "pull-up",
+        "input": True,
+    }
+    chip = "/dev/" + story.gpio["sysfs"].rsplit("/", 1)[1]
+    assert chip in story.gpio["daemon_fds"], story.gpio["daemon_fds"]
+    changes = [e for e in story.gpio["journal"] if e.get("PICLUSTER_EVENT") == "power.state_changed"]
+    assert [(c["PICLUSTER_OLD"], c["PICLUSTER_STATE"]) for c in changes] == [
+        ("unknown", "online"),
+        ("online", "on_battery"),
+        ("on_battery", "online"),
+    ]
+    assert story.gpio["active"] == "active"
+
+
+def test_the_power_cut_hook_pulses_gpio26_on_the_kernel_chip_at_the_real_poweroff(story: Story) -> None:
+    console = story.poweroff_console
+    high = console.find("vm-test-gpio: GPIO26 high on the gpio-sim chip")
+    low = console.find("vm-test-gpio: GPIO26 low again")
+    down = console.find("reboot: Power down")
+    assert 0 <= high < low < down, console[-4000:]
