@@ -1245,10 +1245,9 @@ class FakeKubeServer:
     ``clock`` (monotonic + wall) drives timestamps, grace periods and the controller's delays; inject a
     fake one in tests. ``controller`` switches the controller on (also settable later through
     ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
-    ``graceful_deletion`` keeps deleted and evicted pods Terminating for their grace period (finished by the
-    controller, and never while their node is down: a StatefulSet's same-name replacement waits for that).
-    It is off by default only until the daemon's drain timing follows grace periods (issue 14 item 3);
-    tests that pin instant deletion already say so where they build their server. ``seed`` makes
+    ``graceful_deletion`` (on, as in Kubernetes) keeps deleted and evicted pods Terminating for their grace
+    period (finished by the controller, and never while their node is down: a StatefulSet's same-name
+    replacement waits for that); a test that needs pods gone at once turns it off and says why. ``seed`` makes
     generated names and uids reproducible. ``node_monitor_grace_s`` is how long a powered-off node still
     looks Ready (kube-controller-manager's node-monitor grace period, 40 s). ``rbac`` authenticates bearer
     tokens and authorizes every request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up,
@@ -1263,7 +1262,7 @@ class FakeKubeServer:
         clock: Clock | None = None,
         controller: bool = False,
         ready_delay_s: float = 0.0,
-        graceful_deletion: bool = False,  # True is the goal (issue 14 item 3): see CHANGELOG
+        graceful_deletion: bool = True,
         seed: int = 0,
         rbac: RbacAuthorizer | None = None,
         node_monitor_grace_s: float = fake_node_lifecycle.DEFAULT_NODE_MONITOR_GRACE_S,
