@@ -20,8 +20,10 @@ uses, what kube-apiserver does on the wire:
 - for kubectl: the ``Table`` that ``kubectl get`` asks for (``sim/kubectl_tables.py``), watches
   (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
   which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
-  reference exists, as its controller would have made it), and an empty ``/openapi/v2`` (kubectl then
-  skips client-side validation, so ``create -f`` and ``apply -f`` work). Tested with Debian's kubectl;
+  reference exists, as its controller would have made it), an empty ``/openapi/v2`` (kubectl then
+  skips client-side validation, so ``create -f`` and ``apply -f`` work), and ``/openapi/v3`` with the schemas
+  of the kinds piclusterd touches (``sim/fake_openapi.py``: ``kubectl explain`` on kubectl 1.27+). Tested with
+  Debian's kubectl;
 - authentication and RBAC (``sim/fake_rbac.py``): bearer tokens map to identities, deploy/rbac.yaml as shipped
   is evaluated for every request (403 with the real Status), and authorization.k8s.io/v1
   SelfSubjectAccessReview answers ``kubectl auth can-i``;
@@ -29,7 +31,7 @@ uses, what kube-apiserver does on the wire:
 - the validation upstream applies to Leases and Events (``sim/fake_validation.py``: 422 Invalid), Lease
   create-on-update, and PodDisruptionBudget status exactly as pkg/controller/disruption computes it.
 
-What it is not: there is no admission webhook, no server-side apply, no ``/openapi/v3``, and only the
+What it is not: there is no admission webhook, no server-side apply, no full OpenAPI document, and only the
 validation the tests of piclusterd need. A request for any of these gets an error, never a silent success.
 
 The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
@@ -78,7 +80,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from piclusterd.sim import fake_node_lifecycle, fake_rbac, fake_storage, fake_validation, fake_watch, kubectl_tables
+from piclusterd.sim import (
+    fake_node_lifecycle,
+    fake_openapi,
+    fake_rbac,
+    fake_storage,
+    fake_validation,
+    fake_watch,
+    kubectl_tables,
+)
 from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
 
 if TYPE_CHECKING:
@@ -1237,10 +1247,9 @@ class FakeKubeServer:
     ``clock`` (monotonic + wall) drives timestamps, grace periods and the controller's delays; inject a
     fake one in tests. ``controller`` switches the controller on (also settable later through
     ``controller_enabled``); ``ready_delay_s`` is how long a bound pod takes to turn Ready;
-    ``graceful_deletion`` keeps deleted and evicted pods Terminating for their grace period (finished by the
-    controller, and never while their node is down: a StatefulSet's same-name replacement waits for that).
-    It is off by default only until the daemon's drain timing follows grace periods (issue 14 item 3);
-    tests that pin instant deletion already say so where they build their server. ``seed`` makes
+    ``graceful_deletion`` (on, as in Kubernetes) keeps deleted and evicted pods Terminating for their grace
+    period (finished by the controller, and never while their node is down: a StatefulSet's same-name
+    replacement waits for that); a test that needs pods gone at once turns it off and says why. ``seed`` makes
     generated names and uids reproducible. ``node_monitor_grace_s`` is how long a powered-off node still
     looks Ready (kube-controller-manager's node-monitor grace period, 40 s). ``rbac`` authenticates bearer
     tokens and authorizes every request (default: deploy/rbac.yaml as shipped, :data:`ADMIN_TOKEN` for set-up,
@@ -1255,7 +1264,7 @@ class FakeKubeServer:
         clock: Clock | None = None,
         controller: bool = False,
         ready_delay_s: float = 0.0,
-        graceful_deletion: bool = False,  # True is the goal (issue 14 item 3): see CHANGELOG
+        graceful_deletion: bool = True,
         seed: int = 0,
         rbac: RbacAuthorizer | None = None,
         node_monitor_grace_s: float = fake_node_lifecycle.DEFAULT_NODE_MONITOR_GRACE_S,
@@ -2354,6 +2363,8 @@ class FakeKubeServer:
             # kubectl validates what it sends against this schema. An empty one (no definitions) makes it
             # skip validation, as for a resource the server does not describe; without one, create -f fails.
             return _Response(200, _EMPTY_OPENAPI_V2, {"Content-Type": _OPENAPI_V2_PROTOBUF})
+        if parts[:2] == ["openapi", "v3"] and method == "GET":
+            return self._openapi_v3("/".join(parts[2:]))
         discovery = self._discovery(parts)
         if discovery is not None:
             if method != "GET":
@@ -2397,6 +2408,22 @@ class FakeKubeServer:
         if method == "DELETE" and not route.subresource:
             return self._delete(resource, route.namespace, route.name, query, body)
         raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
+
+    @staticmethod
+    def _openapi_v3(group_version: str) -> _Response:
+        """k8s.io/kube-openapi pkg/handler3: the discovery document at ``/openapi/v3``, each group-version's
+        document under it with its hash as ETag, cacheable for a year when asked for by that hash."""
+        if not group_version:
+            return _Response(200, dict(fake_openapi.discovery()))
+        found = fake_openapi.document(group_version)
+        if found is None:
+            raise _ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        body, etag = found
+        return _Response(
+            200,
+            body,
+            {"Content-Type": "application/json", "ETag": f'"{etag}"', "Cache-Control": "public, immutable"},
+        )
 
     def _route(self, parts: list[str]) -> _Route:
         not_found = _ApiError(404, "the server could not find the requested resource", "NotFound", {})

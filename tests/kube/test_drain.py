@@ -252,12 +252,22 @@ def test_a_drain_waits_for_the_pods_own_grace_period(rig: Rig) -> None:
     """Real pods stay Terminating for terminationGracePeriodSeconds (kubelet: SIGTERM, then SIGKILL after
     the grace period; pkg/registry/core/pod/strategy.go CheckGracefulDelete). A database given 90 s to flush
     must not make a 30 s drain fail and roll back."""
-    rig.server.graceful_deletion = True  # explicitly: the fake's default may still be instant deletion
     rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db"), grace_period_s=90))
     result = rig.drainer(timeout_s=30.0).drain("pi3", record())
     assert result.ok, result
     assert result.elapsed_s >= 90.0
     assert rig.audit.named("node.drain_started")[0]["timeout_s"] == 100.0
+
+
+def test_a_drain_reports_done_only_once_the_evicted_pod_is_gone(rig: Rig) -> None:
+    """The fake's default, as Kubernetes: an evicted pod stays Terminating for its 30 s grace period
+    (pkg/registry/core/pod/strategy.go CheckGracefulDelete) and the drain waits for it, by UID, as kubectl
+    drain does. On old main the fake removed it at once and the drain was done in a second."""
+    rig.server.put_object(make_pod("web-0", node="pi3", owner=("ReplicaSet", "web-5d8f")))
+    result = rig.drainer().drain("pi3", record())
+    assert result.ok, result
+    assert result.elapsed_s >= 30.0
+    assert rig.server.get_object("Pod", "default", "web-0") is None
 
 
 def test_the_full_shutdown_drain_outlasts_the_default_grace_period(rig: Rig) -> None:
@@ -266,7 +276,6 @@ def test_the_full_shutdown_drain_outlasts_the_default_grace_period(rig: Rig) -> 
     critical by then) and the halt stops it."""
     from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S
 
-    rig.server.graceful_deletion = True
     put_web(rig, replicas=1)
     shutdown = {"timeout_s": 30.0, "wait_for_critical_replacements": False, "max_timeout_s": FULL_SHUTDOWN_DRAIN_MAX_S}
     result = rig.drainer(**shutdown).drain("pi3", record())
@@ -284,7 +293,6 @@ def test_a_node_that_dies_mid_drain_ends_the_drain_at_once_not_after_the_timeout
     returns (the kubelet confirms deletion; pkg/kubelet/status/status_manager.go), and a StatefulSet's
     same-name replacement waits for them. Found: the drain waited its full 5 minutes and failed. Now it ends
     once the pods are past their deadline on a NotReady node, names them and says how to free them."""
-    rig.server.graceful_deletion = True
     rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db")))
 
     def sleep_then_die(seconds: float) -> None:
@@ -312,7 +320,6 @@ def test_a_node_that_dies_mid_drain_ends_the_drain_at_once_not_after_the_timeout
 def test_a_resumed_drain_of_a_dead_node_ends_at_once(rig: Rig) -> None:
     """A leader resuming the drain of a node that died meanwhile finds its pods Terminating long past
     their deadline: the drain ends on the first poll instead of waiting 5 minutes."""
-    rig.server.graceful_deletion = True
     rig.server.put_object(make_pod("db-0", node="pi3", owner=("StatefulSet", "db")))
     rig.api.evict("default", "db-0")
     rig.server.power_off_node("pi3")

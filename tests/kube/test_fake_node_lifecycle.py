@@ -110,10 +110,16 @@ def test_pods_are_evicted_by_taint_after_their_toleration_seconds(clock: FakeClo
         assert agent is not None and "deletionTimestamp" not in agent["metadata"]
 
 
-def test_a_pod_that_does_not_tolerate_a_no_execute_taint_goes_at_once(kube: FakeKubeServer) -> None:
-    """taint_eviction.go: a NoExecute taint a pod does not tolerate deletes it without waiting."""
+def test_a_pod_that_does_not_tolerate_a_no_execute_taint_goes_at_once(clock: FakeClock, kube: FakeKubeServer) -> None:
+    """taint_eviction.go: a NoExecute taint a pod does not tolerate deletes it without waiting; the deletion is
+    graceful (strategy.go CheckGracefulDelete), so the pod is Terminating at once and gone after its 30 s grace
+    period, its kubelet being alive."""
     kube.put_object(make_node("pi1"))
     kube.put_object(pod_on("web-a", "pi1"))
     taint = {"key": "maintenance", "effect": "NoExecute"}
     kube.update_object("nodes", None, "pi1", lambda n: n["spec"].update(taints=[taint]))
-    assert kube.get_object("pods", NS, "web-a") is None  # instant deletion (no graceful_deletion here)
+    pod = kube.get_object("pods", NS, "web-a")
+    assert pod is not None and pod["metadata"].get("deletionTimestamp")  # Terminating at once
+    clock.advance(30)
+    kube.run_controller_once()
+    assert kube.get_object("pods", NS, "web-a") is None

@@ -206,11 +206,11 @@ def test_old_style_event_about_a_node_must_live_in_default(kube: FakeKubeServer)
 # ---------------------------------------------------------------------------- finding 2: graceful termination
 
 
-def test_an_evicted_pod_stays_terminating_for_its_grace_period(clock: FakeClock) -> None:
+def test_an_evicted_pod_stays_terminating_for_its_grace_period_by_default(clock: FakeClock) -> None:
     """pkg/registry/core/pod/strategy.go CheckGracefulDelete: a pod on a node is deleted gracefully with its
     terminationGracePeriodSeconds (30 s by default): deletionTimestamp is set and the kubelet removes it when
     the containers have stopped. The old fake removed evicted pods at once unless a test asked otherwise."""
-    with FakeKubeServer(clock=clock, controller=True, graceful_deletion=True) as kube:
+    with FakeKubeServer(clock=clock, controller=True) as kube:
         seed(kube, owner=("ReplicaSet", "web-5d8f"))
         assert kube.call("POST", f"/api/v1/namespaces/{NS}/pods/web-0/eviction", evict_body("web-0")).status == 201
         pod = kube.get_object("pods", NS, "web-0")
@@ -226,7 +226,7 @@ def test_an_evicted_pod_stays_terminating_for_its_grace_period(clock: FakeClock)
 def test_a_pod_on_an_unreachable_node_stays_terminating_until_the_node_returns(clock: FakeClock) -> None:
     """Only the kubelet finishes a graceful deletion; a dead node's pods stay Terminating until it comes back
     or they are force-deleted (kubernetes.io docs: "Pods on an unreachable Node ... remain in Terminating")."""
-    with FakeKubeServer(clock=clock, controller=True, graceful_deletion=True) as kube:
+    with FakeKubeServer(clock=clock, controller=True) as kube:
         seed(kube, owner=("ReplicaSet", "web-5d8f"))
         kube.power_off_node("pi1")
         clock.advance(40)
@@ -241,10 +241,33 @@ def test_a_pod_on_an_unreachable_node_stays_terminating_until_the_node_returns(c
         assert kube.get_object("pods", NS, "web-0") is None
 
 
+def test_a_pod_stuck_on_an_unreachable_node_goes_when_force_deleted(clock: FakeClock) -> None:
+    """kubernetes.io "Pod Lifecycle", forced termination: a delete with gracePeriodSeconds=0 (kubectl delete
+    --force --grace-period=0) removes the pod from the API at once, without waiting for the kubelet; the
+    StatefulSet controller can then create the same-name replacement."""
+    with FakeKubeServer(clock=clock, controller=True) as kube:
+        for index in range(1, 3):
+            kube.put_object(make_node(f"pi{index}"))
+        kube.put_object(make_pod("db-0", node="pi1", labels={"app": "db"}, owner=("StatefulSet", "db")))
+        kube.power_off_node("pi1")
+        clock.advance(40)
+        kube.run_controller_once()
+        assert kube.call("POST", f"/api/v1/namespaces/{NS}/pods/db-0/eviction", evict_body("db-0")).status == 201
+        clock.advance(600)
+        kube.run_controller_once()
+        assert kube.get_object("pods", NS, "db-0")["spec"]["nodeName"] == "pi1"  # type: ignore[index]
+        force = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
+        assert kube.call("DELETE", f"/api/v1/namespaces/{NS}/pods/db-0", force).status == 200
+        kube.run_controller_once()
+        kube.run_controller_once()
+        replacement = kube.get_object("pods", NS, "db-0")
+        assert replacement is not None and replacement["spec"].get("nodeName") == "pi2"
+
+
 def test_a_statefulset_replacement_keeps_the_name_and_waits_for_the_old_pod(clock: FakeClock) -> None:
     """pkg/controller/statefulset: the replacement of ``db-0`` is ``db-0`` again, created only once the old
     pod is gone (at most one pod per ordinal)."""
-    with FakeKubeServer(clock=clock, controller=True, graceful_deletion=True) as kube:
+    with FakeKubeServer(clock=clock, controller=True) as kube:
         for index in range(1, 3):
             kube.put_object(make_node(f"pi{index}"))
         kube.put_object(make_pod("db-0", node="pi1", labels={"app": "db"}, owner=("StatefulSet", "db")))
