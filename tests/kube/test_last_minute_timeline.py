@@ -162,3 +162,13 @@ def test_a_shed_node_ends_its_pods_before_its_halt(server: FakeKubeServer, clock
     for name in shed:
         assert len([e for e in world.events("node.drained") if e["target"] == name]) == 1  # the leader's drain
     assert world.ups.commands == []
+
+
+def test_the_ups_delay_is_the_configs_ups_off_delay(instant_server: FakeKubeServer, clock: FakeClock) -> None:
+    world = make_world(instant_server, clock, ups_off_delay_s=45)
+    world.run(10)
+    critical_battery(world)
+    world.run_until(lambda: all_down(world), max_s=900)
+
+    assert world.pis[LEADER].ups_requests == [45.0]
+    assert [line for _, line in world.ups.commands] == ["SET VAR ups.delay.shutdown 45", "INSTCMD shutdown.return"]
