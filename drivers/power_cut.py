@@ -19,11 +19,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from piclusterd.core.errors import PiclusterError
 from piclusterd.drivers.gpio_power import GpioModule, Level, PowerCutOutput, PowerCutPin, open_gpio
 
-__all__ = ["BOOT_ID_PATH", "DEFAULT_FLAG_PATH", "FlagInvalid", "main", "parse_flag", "read_boot_id", "render_flag"]
+__all__ = [
+    "BOOT_ID_PATH",
+    "DEFAULT_FLAG_PATH",
+    "FlagInvalid",
+    "main",
+    "parse_flag",
+    "read_boot_id",
+    "read_this_boots_flag",
+    "render_flag",
+]
 
 DEFAULT_FLAG_PATH = Path("/var/lib/piclusterd/power-cut")
 """In the state directory: on the root file system, still readable (read-only) when the hook runs; the boot id
@@ -94,6 +104,47 @@ def parse_flag(raw: bytes) -> tuple[str, PowerCutPin]:
     return fields["boot_id"], spec
 
 
+Flag = TypeVar("Flag")
+
+
+def read_this_boots_flag(
+    argv: Sequence[str] | None,
+    parse: Callable[[bytes], tuple[str, Flag]],
+    *,
+    module: str,
+    unreadable_tail: str,
+    invalid_tail: str,
+    boot_id_path: Path,
+) -> tuple[int, Flag | None]:
+    """The first half of each half of the system-shutdown hook: ``python3 -m MODULE FLAG`` -> (exit status, the
+    parsed flag if it is this boot's, else None and the hook exits with that status). ``parse`` gives the
+    flag's boot id and what it says.
+
+    No flag, or an earlier boot's: (0, None), nothing to do. Unreadable or not one piclusterd wrote: (1, None),
+    said on stderr (systemd-shutdown shows it on the console) with the caller's tail ("; UPS not told")."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print(f"usage: python3 -m {module} FLAG", file=sys.stderr)
+        return 2, None
+    flag = Path(args[0])
+    try:
+        raw = flag.read_bytes()
+    except FileNotFoundError:
+        return 0, None
+    except OSError as error:
+        print(f"piclusterd-power-cut: cannot read {flag}: {error.strerror}{unreadable_tail}", file=sys.stderr)
+        return 1, None
+    try:
+        boot_id, parsed = parse(raw)
+        this_boot = read_boot_id(boot_id_path, environ={})
+    except (OSError, ValueError) as error:  # FlagInvalid and UnicodeDecodeError are ValueErrors
+        print(f"piclusterd-power-cut: {flag}: {error}{invalid_tail}", file=sys.stderr)
+        return 1, None
+    if boot_id.replace("-", "").lower() != this_boot:
+        return 0, None  # left from an earlier boot: not this power-off
+    return 0, parsed
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -107,26 +158,16 @@ def main(
     the power goes during it); 1 when the flag or the GPIO is unusable (said on stderr, which systemd-shutdown
     shows on the console).
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python3 -m piclusterd.drivers.power_cut FLAG", file=sys.stderr)
-        return 2
-    flag = Path(args[0])
-    try:
-        raw = flag.read_bytes()
-    except FileNotFoundError:
-        return 0
-    except OSError as error:
-        print(f"piclusterd-power-cut: cannot read {flag}: {error.strerror}", file=sys.stderr)
-        return 1
-    try:
-        boot_id, spec = parse_flag(raw)
-        this_boot = read_boot_id(boot_id_path, environ={})
-    except (OSError, ValueError) as error:  # FlagInvalid and UnicodeDecodeError are ValueErrors
-        print(f"piclusterd-power-cut: {flag}: {error}; power not cut", file=sys.stderr)
-        return 1
-    if boot_id.replace("-", "").lower() != this_boot:
-        return 0  # left from an earlier boot: not this power-off
+    code, spec = read_this_boots_flag(
+        argv,
+        parse_flag,
+        module="piclusterd.drivers.power_cut",
+        unreadable_tail="",
+        invalid_tail="; power not cut",
+        boot_id_path=boot_id_path,
+    )
+    if spec is None:
+        return code
     print(f"piclusterd-power-cut: GPIO{spec.pin} {spec.active_level.name} for {spec.hold_s:g} s", file=sys.stderr)
     try:
         output = PowerCutOutput(gpio_factory(), spec)

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.kube_api import KubeClusterApi
     from piclusterd.cluster.outage_coordinator import UpsShutdownReturn
-    from piclusterd.cluster.self_drain import SelfDrain
     from piclusterd.core.cluster_view import ClusterView
     from piclusterd.drivers.shutdown_button import ButtonPress, ShutdownButton
     from piclusterd.node.metrics import NodeMetrics
@@ -215,6 +214,7 @@ def build_cluster(
     from piclusterd.cluster.power_off_request import PeerPowerOff
     from piclusterd.cluster.power_off_ssh import SshPowerOff
     from piclusterd.cluster.power_on import build_power_on
+    from piclusterd.cluster.self_drain import build_self_drain
     from piclusterd.core.power_record import PodShutdownRecord, PublishPolicy
     from piclusterd.node.power_publisher import PowerPublisher
 
@@ -329,7 +329,16 @@ def build_cluster(
         carrying_file=Path(settings.runtime_dir) / "full-shutdown",
     )
     daemon.defer_to(outage)
-    self_drain = _self_drain(settings, api, daemon, clock, node_log, sleep, keep_alive)
+    self_drain = build_self_drain(
+        settings.self_drain,
+        api,
+        settings.identity,
+        clock,
+        runtime_left=lambda: daemon.memory.last_runtime_s,
+        log=node_log,
+        sleep=sleep,
+        tick=keep_alive,
+    )
     daemon.add_pre_shutdown_hook(self_drain)
     kubelet = self_drain.kubelet
     if notifier is not None:
@@ -358,55 +367,6 @@ def build_cluster(
         outage=outage,
         planned=planned,
     )
-
-
-def _self_drain(
-    settings: ClusterSettings,
-    api: KubeClusterApi,
-    daemon: PowerDaemon,
-    clock: SystemClock,
-    log: AuditLogger,
-    sleep: Callable[[float], None],
-    tick: Callable[[], None],
-) -> SelfDrain:
-    """This node's self-drain before its shutdown command, unless its kubelet's graceful shutdown is on (read
-    from k3s's files here, once). The budget is the energy left when it runs, capped by self_drain_timeout."""
-    from piclusterd.cluster.self_drain import SelfDrain
-    from piclusterd.core.last_minute_budget import self_drain_seconds
-    from piclusterd.node.kubelet_config import read_kubelet_shutdown
-
-    own = settings.self_drain
-    kubelet = read_kubelet_shutdown(Path(own.k3s_config))
-    log.info(
-        "node.graceful_shutdown",
-        method=kubelet.method,
-        grace_s=kubelet.grace_s,
-        critical_s=kubelet.critical_s,
-        sources=list(kubelet.sources),
-        problems=list(kubelet.problems),
-    )
-
-    def budget() -> float:
-        if own.timeout_s <= 0:
-            return 0.0
-        left = daemon.memory.last_runtime_s
-        return self_drain_seconds(
-            left, cap_s=own.timeout_s, os_shutdown_s=own.os_shutdown_s, ups_delay_s=own.ups_delay_s
-        )
-
-    drain = SelfDrain(
-        api,
-        settings.identity,
-        clock,
-        kubelet=kubelet,
-        budget=budget,
-        sleep=sleep,
-        log=log,
-        tick=tick,
-        critical_priority=own.critical_priority,
-    )
-    drain.undo_after_boot()
-    return drain
 
 
 def load(path: str | Path) -> tuple[Config, Settings]:

@@ -32,17 +32,20 @@ import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from piclusterd.cluster.kube_api import EvictionOutcome, KubeClusterApi
+from piclusterd.config.settings import SelfDrainSettings
 from piclusterd.core.cluster_view import Pod, parse_kubectl_list
 from piclusterd.core.kubelet_shutdown import KubeletShutdown
-from piclusterd.core.last_minute_budget import DEFAULT_GRACE_S, pod_grace_s
+from piclusterd.core.last_minute_budget import DEFAULT_GRACE_S, pod_grace_s, self_drain_seconds
 from piclusterd.core.node_records import PREFIX, rfc3339
 from piclusterd.core.ports import Clock
 from piclusterd.node.audit import AuditLogger
+from piclusterd.node.kubelet_config import read_kubelet_shutdown
 
-__all__ = ["SELF_DRAIN_ANNOTATION", "SelfDrain", "SelfDrainGroup", "self_drain_groups"]
+__all__ = ["SELF_DRAIN_ANNOTATION", "SelfDrain", "SelfDrainGroup", "build_self_drain", "self_drain_groups"]
 
 #: On a Node: this node's daemon cordoned it for its self-drain at this time (the next start uncordons it).
 SELF_DRAIN_ANNOTATION = PREFIX + "self-drained"
@@ -261,3 +264,49 @@ class SelfDrain:
             self._log.info("node.self_drain_undone", cordoned_at=str(annotations[SELF_DRAIN_ANNOTATION])[:40])
         except Exception as error:  # the API server may not be up yet at boot: the next start tries again
             self._log.warning("node.self_drain_undo_failed", error=f"{type(error).__name__}: {error}"[:300])
+
+
+def build_self_drain(
+    own: SelfDrainSettings,
+    api: KubeClusterApi,
+    node: str,
+    clock: Clock,
+    *,
+    runtime_left: Callable[[], float | None],
+    log: AuditLogger,
+    sleep: Callable[[float], None],
+    tick: Callable[[], None],
+) -> SelfDrain:
+    """This node's self-drain before its shutdown command, unless its kubelet's graceful shutdown is on (read
+    from k3s's files here, once). The budget is the energy left when it runs (``runtime_left``, seconds),
+    capped by self_drain_timeout. The one wiring: the daemon's (cli.py) and the cluster world's."""
+    kubelet = read_kubelet_shutdown(Path(own.k3s_config))
+    log.info(
+        "node.graceful_shutdown",
+        method=kubelet.method,
+        grace_s=kubelet.grace_s,
+        critical_s=kubelet.critical_s,
+        sources=list(kubelet.sources),
+        problems=list(kubelet.problems),
+    )
+
+    def budget() -> float:
+        if own.timeout_s <= 0:
+            return 0.0
+        return self_drain_seconds(
+            runtime_left(), cap_s=own.timeout_s, os_shutdown_s=own.os_shutdown_s, ups_delay_s=own.ups_delay_s
+        )
+
+    drain = SelfDrain(
+        api,
+        node,
+        clock,
+        kubelet=kubelet,
+        budget=budget,
+        sleep=sleep,
+        log=log,
+        tick=tick,
+        critical_priority=own.critical_priority,
+    )
+    drain.undo_after_boot()
+    return drain

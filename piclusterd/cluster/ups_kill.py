@@ -27,7 +27,7 @@ from pathlib import Path
 
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult, request_ups_shutdown_return
 from piclusterd.config.settings import UpsReturnSettings
-from piclusterd.drivers.power_cut import BOOT_ID_PATH, read_boot_id
+from piclusterd.drivers.power_cut import BOOT_ID_PATH, read_boot_id, read_this_boots_flag
 
 __all__ = [
     "DEFAULT_FLAG_PATH",
@@ -225,6 +225,11 @@ def root_mount_state(mounts: Path = Path("/proc/self/mounts")) -> str:
     return state
 
 
+def _boot_id_and_order(raw: bytes) -> tuple[str, UpsKillOrder]:
+    order = parse_flag(raw)
+    return order.boot_id, order
+
+
 Sender = Callable[[str, int, str, str | None, str | None, int, float], PowerResult]
 
 
@@ -241,26 +246,16 @@ def main(
     Exit 0 when there is nothing to do (no flag, an earlier boot's flag) or the command was sent; 1 when the
     flag is unusable or upsd said no (said on stderr, which systemd-shutdown shows on the console).
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python3 -m piclusterd.cluster.ups_kill FLAG", file=sys.stderr)
-        return 2
-    flag = Path(args[0])
-    try:
-        raw = flag.read_bytes()
-    except FileNotFoundError:
-        return 0
-    except OSError as error:
-        print(f"piclusterd-power-cut: cannot read {flag}: {error.strerror}; UPS not told", file=sys.stderr)
-        return 1
-    try:
-        order = parse_flag(raw)
-        this_boot = read_boot_id(boot_id_path, environ={})
-    except (OSError, ValueError) as error:
-        print(f"piclusterd-power-cut: {flag}: {error}; UPS not told", file=sys.stderr)
-        return 1
-    if order.boot_id.replace("-", "").lower() != this_boot:
-        return 0  # left from an earlier boot: not this power-off
+    code, order = read_this_boots_flag(
+        argv,
+        _boot_id_and_order,
+        module="piclusterd.cluster.ups_kill",
+        unreadable_tail="; UPS not told",
+        invalid_tail="; UPS not told",
+        boot_id_path=boot_id_path,
+    )
+    if order is None:
+        return code
     sync()  # whatever is still writable goes to disk before the UPS is told anything
     where = f"{order.ups}@{order.host}:{order.port}"
     peers = ", ".join(f"{name} {state}" for name, state in order.peers) or "none"

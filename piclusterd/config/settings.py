@@ -43,6 +43,7 @@ __all__ = [
     "power_on_settings",
     "relays_driven_by",
     "restart_needed",
+    "self_drain_settings",
     "settings_for",
     "settings_from_config",
     "ups_return_settings",
@@ -295,13 +296,19 @@ def cluster_settings(config: Config) -> ClusterSettings:
         power_on=power_on_settings(config),
         keys=cluster.signing_keys,
         runtime_dir=config.daemon.runtime_dir,
-        self_drain=SelfDrainSettings(
-            timeout_s=shutdown.self_drain_timeout_s,
-            os_shutdown_s=shutdown.os_shutdown_s,
-            ups_delay_s=shutdown.ups_off_delay_s if shutdown.ups_shutdown_return else 0.0,
-            critical_priority=cluster.critical_priority,
-            k3s_config=shutdown.k3s_config,
-        ),
+        self_drain=self_drain_settings(config),
+    )
+
+
+def self_drain_settings(config: Config) -> SelfDrainSettings:
+    """This node's self-drain from ``[shutdown]`` (the daemon's and the cluster world's, one reading)."""
+    shutdown = config.shutdown
+    return SelfDrainSettings(
+        timeout_s=shutdown.self_drain_timeout_s,
+        os_shutdown_s=shutdown.os_shutdown_s,
+        ups_delay_s=shutdown.ups_off_delay_s if shutdown.ups_shutdown_return else 0.0,
+        critical_priority=config.cluster.critical_priority,
+        k3s_config=shutdown.k3s_config,
     )
 
 

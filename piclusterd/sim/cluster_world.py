@@ -6,10 +6,18 @@ a shared scripted UPS), its elector, node agent, drainer, power-off and :class:`
 sees it go away. :meth:`ClusterWorld.step` is one poll of every live node; the leader's long steps (a drain)
 advance the same clock through :meth:`ClusterWorld.sleep`, during which every node keeps polling its power,
 its agent answers and its elector renews or watches the lease (as ``keep_alive`` does in the daemon).
+
+A node's last minute is wired as the daemon wires it (issue 19): before its shutdown command its self-drain
+(:func:`~piclusterd.cluster.self_drain.build_self_drain`) ends its pods, the node blocked meanwhile; the
+leader's UPS step arms the real :class:`~piclusterd.cluster.ups_kill.UpsKillFlag`; and once a node has halted,
+the system-shutdown hook's UPS half (:func:`piclusterd.cluster.ups_kill.main`) reads that flag and tells the
+scripted UPS. :attr:`ClusterWorld.timeline` holds all of it in order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import secrets
 import shutil
@@ -31,8 +39,16 @@ from piclusterd.cluster.outage_coordinator import OutageCoordinator
 from piclusterd.cluster.power_off_request import PeerPowerOff
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
+from piclusterd.cluster.self_drain import build_self_drain, self_drain_groups
+from piclusterd.cluster.ups_kill import UpsKillFlag
+from piclusterd.cluster.ups_kill import main as ups_kill_hook
 from piclusterd.config.parse import load_config
-from piclusterd.config.settings import FullShutdownSettings, ShedSettings
+from piclusterd.config.settings import (
+    FullShutdownSettings,
+    ShedSettings,
+    self_drain_settings,
+    ups_return_settings,
+)
 from piclusterd.core.authority import KEY_BYTES, ClusterKeys
 from piclusterd.core.errors import NotLeader
 from piclusterd.node.daemon import PowerDaemon
@@ -64,7 +80,7 @@ class SimulatedPi:
     verifier: RequestVerifier | None = None
     #: The full-shutdown hook's argv, each time this node ran it as leader.
     hook_runs: list[list[str]] = field(default_factory=list)
-    #: The UPS shutdown-return requests this node made (their delay in seconds), as leader.
+    #: The UPS kills this node armed (their delay in seconds), as leader.
     ups_requests: list[float] = field(default_factory=list)
     ups_request_peers: list[dict[str, str]] = field(default_factory=list)  # how the leader knew each peer went
 
@@ -77,6 +93,12 @@ class SimulatedPi:
     shutdown_exit_status: int = 0
     #: Its notifier, when the world was given ``notifiers`` (pumped after each of its steps while alive).
     notifier: Notifier | None = None
+    #: Its UPS-kill flag (the daemon's :class:`UpsKillFlag`), when ``ups_shutdown_return`` is on.
+    ups_kill: UpsKillFlag | None = None
+    #: What its system-shutdown hook said on the console at each halt (systemd-shutdown shows its stderr).
+    console: list[str] = field(default_factory=list)
+    #: The pods still to end on it (not DaemonSet, mirror or finished) at each of its halts.
+    pods_at_halt: list[list[str]] = field(default_factory=list)
 
     def require_verifier(self) -> RequestVerifier:
         """Its verifier, for a ``node_agent`` builder (built before the agent)."""
@@ -85,14 +107,38 @@ class SimulatedPi:
         return self.verifier
 
     def run(self, argv: Sequence[str]) -> int:
-        """The node's shutdown command: record it, then the node really goes away."""
+        """The node's shutdown command: record it, then the node really goes away, and at the very end of its
+        halt the system-shutdown hook runs (the UPS half of ``piclusterd-power-cut``)."""
         self.shutdowns.append(" ".join(argv))
         if self.shutdown_exit_status != 0:
             return self.shutdown_exit_status
-        self.world.shutdown_order.append(self.name)
+        world = self.world
+        critical = world.settings.policy.critical_priority_threshold
+        on_node = [p for p in world.server.list_objects("Pod") if (p.get("spec") or {}).get("nodeName") == self.name]
+        normal, important, _left = self_drain_groups(on_node, critical)
+        self.pods_at_halt.append(sorted(t.pod.key for t in (*normal, *important)))
+        world.shutdown_order.append(self.name)
         self.alive = False
-        self.world.server.power_off_node(self.name)
+        world.server.power_off_node(self.name)
+        world.note(self.name, "halted")
+        self._system_shutdown_hook()
         return 0
+
+    def _system_shutdown_hook(self) -> None:
+        """``piclusterd-power-cut poweroff`` after the unmount loop: the flag, if any, decides; its stderr is
+        the console."""
+        if self.ups_kill is None:
+            return
+        console = io.StringIO()
+        with contextlib.redirect_stderr(console):
+            ups_kill_hook(
+                [str(self.ups_kill.path)],
+                send=self.world.send_ups_kill,
+                boot_id_path=self.world.boot_id_path(self.name),
+                mounts=self.world.halted_mounts,
+                sync=lambda: None,
+            )
+        self.console.extend(console.getvalue().splitlines())
 
     def run_hook(self, argv: Sequence[str]) -> int:
         """The full-shutdown hook: blocks this node for ``world.hook_duration_s`` (the others poll), then exits."""
@@ -103,12 +149,15 @@ class SimulatedPi:
         return self.world.hook_exit_status
 
     def request_ups_return(self, delay_s: float, peers: Mapping[str, str]) -> PowerResult:
+        """The full shutdown's UPS step: the daemon's own flag decides, this only records what it was asked."""
+        if self.ups_kill is None:
+            raise RuntimeError(f"{self.name}: ups_shutdown_return is off")
         self.ups_request_peers.append(dict(peers))
-        unconfirmed = sorted(name for name, state in peers.items() if state not in ("notready", "acked"))
-        if unconfirmed:  # as ups_kill.UpsKillFlag: cutting the UPS would cut a node still running
-            return PowerResult("ups", PowerOutcome.REFUSED, f"not armed: {', '.join(unconfirmed)} unconfirmed")
-        self.ups_requests.append(delay_s)
-        return PowerResult("ups", PowerOutcome.DONE, f"shutdown.return after {delay_s:g} s (scripted)")
+        result = self.ups_kill(delay_s, peers)
+        if result.outcome is PowerOutcome.SENT:
+            self.ups_requests.append(delay_s)
+            self.world.note(self.name, "ups-kill armed")
+        return result
 
 
 class _PiTerm:
@@ -180,6 +229,7 @@ class ClusterWorld:
         full_shutdown_wait_s: float = FULL_SHUTDOWN_WAIT_S,
         full_shutdown_hook: Sequence[str] = ("k3s", "etcd-snapshot", "save"),
         ups_shutdown_return: bool = True,
+        ups_off_delay_s: float | None = None,
         power_on: Callable[[ClusterWorld], PowerOnBackends] | None = None,
         node_agent: Callable[[SimulatedPi, KubeClusterApi, PowerDaemon], NodeAgent] | None = None,
         notifiers: Callable[[str, Callable[[], float]], Notifier] | None = None,
@@ -187,7 +237,8 @@ class ClusterWorld:
         """``power_on`` gives the leaders' power-on backends (default: ``manual`` for every node);
         ``node_agent`` builds a node's agent (default: a plain one; give a relay or a wake alarm here);
         ``notifiers(name, wall)`` builds each daemon's notifier (default: none), tapping its audit trail as
-        cli.py does; the world pumps it after each of the node's steps."""
+        cli.py does; the world pumps it after each of the node's steps. ``ups_off_delay_s`` is written into
+        the nodes' configs as ``[shutdown] ups_off_delay`` (default: the config's own default)."""
         self._notifiers = notifiers
         self.server = server
         self.clock = clock
@@ -205,6 +256,14 @@ class ClusterWorld:
         self.full_shutdown_wait_s = full_shutdown_wait_s
         self.full_shutdown_hook = tuple(full_shutdown_hook)
         self.ups_shutdown_return = ups_shutdown_return
+        self.ups_off_delay_s = ups_off_delay_s
+        #: In order across the world: (monotonic time, node, what): each node's ``shutdown.*`` audit events,
+        #: its halt (``halted``), the leader's ``ups-kill armed`` and the UPS's ``INSTCMD shutdown.return``.
+        self.timeline: list[tuple[float, str, str]] = []
+        self._stalled: set[str] = set()  # nodes blocked in a long step of their own (a self-drain, a hook)
+        #: /proc/self/mounts as the system-shutdown hook finds it: the root file system read-only.
+        self.halted_mounts = self._directory / "mounts-at-halt"
+        self.halted_mounts.write_text("/dev/mmcblk0p2 / ext4 ro,relatime 0 0\n", encoding="ascii")
         self.hook_exit_status = 0
         self.hook_duration_s = 0.0
         #: Every node's shutdown command, in the order they ran, across the whole world.
@@ -215,6 +274,31 @@ class ClusterWorld:
         self.pis: dict[str, SimulatedPi] = {}
         for name in names:
             self.pis[name] = self._build(name, drain_timeout_s)
+
+    def note(self, node: str, what: str) -> None:
+        """Add to :attr:`timeline` at the world's time."""
+        self.timeline.append((self.clock.monotonic(), node, what))
+
+    def boot_id_path(self, name: str) -> Path:
+        """Node ``name``'s /proc/sys/kernel/random/boot_id."""
+        return self._directory / name / "boot_id"
+
+    def send_ups_kill(
+        self,
+        host: str,
+        port: int,
+        ups: str,
+        username: str | None,
+        password: str | None,
+        delay_s: int,
+        timeout_s: float,
+    ) -> PowerResult:
+        """What the hook's ``send`` reaches: the scripted UPS (one UPS feeds every node of the world)."""
+        if not self.ups.shutdown_return(delay_s):
+            return PowerResult(ups, PowerOutcome.FAILED, f"{ups}@{host}:{port}: no answer (scripted)")
+        for at, line in self.ups.commands[-2:]:
+            self.timeline.append((at, "ups", line))
+        return PowerResult(ups, PowerOutcome.SENT, f"{ups}@{host}:{port}: output off in {delay_s} s (scripted)")
 
     def signer_for(self, name: str) -> RequestSigner:
         """What node ``name`` signs its requests with, as leader (for power-on backends built per world)."""
@@ -252,12 +336,24 @@ class ClusterWorld:
             f'[node]\nname = "{name}"\n[ups]\npoll_interval = "1s"\n'
             f'[daemon]\nruntime_dir = "{self._directory}/{name}"\n'
             f'[shutdown]\nfull_shutdown_wait = "{self.full_shutdown_wait_s:g}s"\n'
+            f"ups_shutdown_return = {'true' if self.ups_shutdown_return else 'false'}\n"
+            # No k3s config: the kubelet's graceful shutdown is off, so the self-drain ends the pods.
+            f'k3s_config = "{self._directory}/{name}/k3s-config.yaml"\n'
+            + ("" if self.ups_off_delay_s is None else f'ups_off_delay = "{self.ups_off_delay_s:g}s"\n')
         )
         config = load_config(config_path)
         notifier = None if self._notifiers is None else self._notifiers(name, self.clock.wall)
-        tap = None if notifier is None else notifier.observe
+
+        def tap(event: Mapping[str, Any]) -> None:  # the world's timeline, then the notifier as cli.py taps it
+            if str(event.get("event", "")).startswith("shutdown."):
+                self.note(name, str(event["event"]))
+            if notifier is not None:
+                notifier.observe(event)
+
         pi = SimulatedPi(name, self, CapturedAudit(name, wall=self.clock.wall, tap=tap), notifier=notifier)
         pi.boot_id = boot_id or secrets.token_hex(16)
+        self.boot_id_path(name).parent.mkdir(parents=True, exist_ok=True)
+        self.boot_id_path(name).write_text(pi.boot_id + "\n", encoding="ascii")
 
         def report_boot(node: dict[str, Any]) -> None:  # what its kubelet reports once this boot registers
             node.setdefault("status", {}).setdefault("nodeInfo", {})["bootID"] = pi.boot_id
@@ -276,6 +372,11 @@ class ClusterWorld:
             shutdown=pi,
         )
         elector = LeaseElector.on_kubernetes(api_client, self.clock, name, holder_is_node=api.node_exists)
+        ups = ups_return_settings(config)
+        if ups is not None:  # the daemon's flag, in this node's own directory, checked against its boot id
+            pi.ups_kill = UpsKillFlag(
+                ups, name, path=self._directory / name / "ups-kill", boot_id_path=self.boot_id_path(name)
+            )
         events = EventRecorder(api_client, reporter=name, wall=self.clock.wall)
         options = DrainOptions(
             timeout_s=drain_timeout_s, critical_priority_threshold=self.settings.policy.critical_priority_threshold
@@ -331,11 +432,11 @@ class ClusterWorld:
             events=events,
             local=daemon,
             hook_runner=_HookRunner(pi),
-            ups_return=pi.request_ups_return if self.ups_shutdown_return else None,
+            ups_return=pi.request_ups_return if pi.ups_kill is not None else None,
             settings=FullShutdownSettings(
                 namespace="piclusterd",
                 hook=self.full_shutdown_hook,
-                ups_off_delay_s=30.0,
+                ups_off_delay_s=config.shutdown.ups_off_delay_s,
                 critical_priority=self.settings.policy.critical_priority_threshold,
                 inverter_efficiency=self.settings.battery.inverter_efficiency,
                 ups_overhead_w=self.settings.battery.ups_overhead_w,
@@ -350,6 +451,19 @@ class ClusterWorld:
             carrying_file=self._directory / name / "full-shutdown",
         )
         daemon.defer_to(outage)
+        # As cli.build_cluster: the node blocks in its self-drain while the rest of the world goes on.
+        daemon.add_pre_shutdown_hook(
+            build_self_drain(
+                self_drain_settings(config),
+                api,
+                name,
+                self.clock,
+                runtime_left=lambda: daemon.memory.last_runtime_s,
+                log=log,
+                sleep=lambda seconds: self.sleep(seconds, stalled=name),
+                tick=keep_alive,
+            )
+        )
         if notifier is not None:
             notifier.use_ledger(outage.ledger)
             notifier.start(log, thread=False)  # pumped by step(), on the world's clock
@@ -377,13 +491,24 @@ class ClusterWorld:
     def sleep(self, seconds: float, *, stalled: str | None = None) -> None:
         """Time passes inside a leader's long step: the cluster's controllers run, other nodes still answer.
 
-        ``stalled`` names a node whose process is blocked meanwhile (a command that hangs): it does nothing.
+        ``stalled`` names a node whose process is blocked meanwhile (a command that hangs, its self-drain): it
+        does nothing, in this call and in any nested one (another node's self-drain inside it).
         """
+        added = stalled is not None and stalled not in self._stalled
+        if stalled is not None:
+            self._stalled.add(stalled)
+        try:
+            self._pass_time(seconds)
+        finally:
+            if added and stalled is not None:
+                self._stalled.discard(stalled)
+
+    def _pass_time(self, seconds: float) -> None:
         self.clock.advance(seconds)
         self._finish_boots()
         self.server.run_controller_once()
         for pi in list(self.pis.values()):
-            if pi.name == stalled:
+            if pi.name in self._stalled:
                 continue
             if pi.alive and pi.agent is not None and pi.daemon is not None:
                 pi.daemon.step()

@@ -27,6 +27,8 @@ class ScriptedUps:
         self.silent = False
         self.polls = 0
         self.closed = False
+        #: What the UPS was told, as (monotonic time, upsd command line), in order.
+        self.commands: list[tuple[float, str]] = []
 
     @property
     def name(self) -> str:
@@ -50,6 +52,17 @@ class ScriptedUps:
         return parse_nut_variables(
             self.variables, source=self._name, timestamp=self._clock.monotonic(), wall_time=self._clock.wall()
         )
+
+    def shutdown_return(self, delay_s: int) -> bool:
+        """What the system-shutdown hook sends through upsd (``SET VAR ups.delay.shutdown``, then ``INSTCMD
+        shutdown.return``): recorded; the output would go off ``delay_s`` later. False while the UPS is silent."""
+        if self.silent:
+            return False
+        now = self._clock.monotonic()
+        self.variables["ups.delay.shutdown"] = str(delay_s)
+        self.commands.append((now, f"SET VAR ups.delay.shutdown {delay_s}"))
+        self.commands.append((now, "INSTCMD shutdown.return"))
+        return True
 
     def close(self) -> None:
         self.closed = True

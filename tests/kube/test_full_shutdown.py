@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from piclusterd.cluster.self_drain import SELF_DRAIN_ANNOTATION
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.node.clock import boot_wall_time
@@ -118,7 +119,7 @@ def test_full_shutdown_takes_workers_then_control_plane_one_at_a_time_and_the_le
     assert steps[4] == ("PowerOffPeer", "pi2", ())  # one control-plane node, watched until NotReady
     assert steps[5] == ("PowerOffLastMembers", None, ("pi3",))  # quorum goes with pi3: then the leader at once
     assert world.pis["pi1"].hook_runs == [["k3s", "etcd-snapshot", "save"]]
-    assert world.pis["pi1"].ups_requests == [30.0]
+    assert world.pis["pi1"].ups_requests == [10.0]  # [shutdown] ups_off_delay, the default
     # Armed for the hook only with every other node going: NotReady, or its acknowledgement seen.
     peers = {"pi2": "notready", "pi3": "acked", "pi4": "notready", "pi5": "notready"}
     assert world.pis["pi1"].ups_request_peers == [peers]
@@ -180,7 +181,7 @@ def test_the_long_night_ends_in_a_full_shutdown_and_the_cluster_comes_back_as_it
     assert world.shutdown_order[-1] == "pi1"
 
     # 06:00: mains is back; the UPS (asked for shutdown.return) restores its output and every Pi boots.
-    assert world.pis["pi1"].ups_requests == [30.0]
+    assert world.pis["pi1"].ups_requests == [10.0]  # [shutdown] ups_off_delay, the default
     clock.advance(datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.UTC).timestamp() - clock.wall())
     world.ups.drive(ups_status="OL CHRG", battery_charge="5", battery_runtime="60", ups_realpower="0")
     for name in NAMES:
@@ -334,13 +335,18 @@ def test_dry_run_only_says_what_the_full_shutdown_would_do(server: FakeKubeServe
     assert server.get_object("ConfigMap", "piclusterd", "piclusterd-outage") is None
     (planned,) = world.events("shutdown.cluster_planned")  # once, not once per poll
     # The order from the view at that poll: here each node, the leader too, has just protected itself (in this
-    # world a node is NotReady the moment its command runs), so the plan is of the nodes still counted.
+    # world a node is NotReady the moment its command runs), so the plan is of the nodes still counted; the
+    # leader's own self-drain had cordoned it already.
     assert planned["node"] == "pi1" and planned["steps"][:3] == [
-        "Cordon pi1 pi2 pi3 pi4 pi5",
+        "Cordon pi2 pi3 pi4 pi5",
         "PowerOffPeer pi4",
         "PowerOffPeer pi5",
     ]
-    assert all(not (n["spec"].get("unschedulable")) for n in server.list_objects("Node"))
+    # The only cordons are each node's own, by its self-drain before its own power-off (local protection runs in
+    # every mode), marked so that its next start undoes them.
+    for node in server.list_objects("Node"):
+        if node["spec"].get("unschedulable"):
+            assert SELF_DRAIN_ANNOTATION in (node["metadata"].get("annotations") or {}), node["metadata"]["name"]
     assert all("picluster.io/poweroff-request" not in (n["metadata"].get("annotations") or {})
                for n in server.list_objects("Node"))  # fmt: skip
     # Nothing the cluster would do was done; but each critical node protected itself, as upsmon would.
@@ -383,7 +389,7 @@ def test_a_new_leader_resumes_a_full_shutdown_and_never_asks_a_node_twice(world:
         assert world.pis[name].shutdowns == ["systemctl poweroff"]
     assert world.shutdown_order[-1] == new_leader
     assert world.pis["pi1"].hook_runs + world.pis[new_leader].hook_runs == [["k3s", "etcd-snapshot", "save"]]
-    assert world.pis[new_leader].ups_requests == [30.0]
+    assert world.pis[new_leader].ups_requests == [10.0]  # [shutdown] ups_off_delay, the default
 
 
 def test_mains_back_half_way_does_not_call_the_full_shutdown_off(world: ClusterWorld) -> None:
@@ -399,7 +405,7 @@ def test_mains_back_half_way_does_not_call_the_full_shutdown_off(world: ClusterW
     (last,) = world.events("shutdown.leader_last")
     assert online and stamp(online[-1]) < stamp(last)  # the leader knew mains was back, and went on
     assert world.shutdown_order == ["pi4", "pi5", "pi2", "pi3", "pi1"]
-    assert world.pis["pi1"].ups_requests == [30.0]
+    assert world.pis["pi1"].ups_requests == [10.0]  # [shutdown] ups_off_delay, the default
     assert world.events("outage.summary") == [] and world.events("node.restored") == []
 
 
@@ -519,7 +525,8 @@ def test_without_the_ups_shutdown_return_the_leader_says_loudly_that_nobody_will
 
 def test_a_worker_whose_drain_cannot_finish_still_goes_down_cordoned(world: ClusterWorld) -> None:
     """A bare pod (nothing would recreate it) makes kubectl's drain refuse: in a full shutdown the node is
-    powered off anyway, cordoned, and the pod comes back with it after the boot."""
+    powered off anyway, cordoned. Its own self-drain then ends the pod gracefully before the halt (as the
+    kubelet's graceful node shutdown would), so it does not come back after the boot."""
     world.server.put_object(make_pod("hand-made", node="pi4", phase="Running", ready=True))
     world.run(10)
     critical_battery(world)
@@ -531,7 +538,8 @@ def test_a_worker_whose_drain_cannot_finish_still_goes_down_cordoned(world: Clus
     node = world.server.get_object("Node", None, "pi4")
     assert node is not None and node["spec"]["unschedulable"] is True
     assert '"wasUnschedulable":false' in node["metadata"]["annotations"]["picluster.io/shed"]
-    assert world.server.get_object("Pod", "default", "hand-made") is not None
+    assert world.pis["pi4"].pods_at_halt == [[]]
+    assert world.server.get_object("Pod", "default", "hand-made") is None
     reasons = [e["reason"] for e in world.server.list_objects("Event")]
     assert "FullShutdownDrainIncomplete" in reasons
 
@@ -590,7 +598,7 @@ def test_a_leader_on_a_worker_takes_the_control_plane_down_and_goes_last(
         ("PowerOffLastMembers", None, ("pi2", "pi3")),  # the next breaks quorum: both, then the leader
     ]
     assert world.shutdown_order == ["pi5", "pi1", "pi2", "pi3", "pi4"]
-    assert world.pis["pi4"].ups_requests == [30.0]
+    assert world.pis["pi4"].ups_requests == [10.0]  # [shutdown] ups_off_delay, the default
     world.close()
 
 
