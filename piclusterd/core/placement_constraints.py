@@ -43,6 +43,8 @@ def volumes_allow(pod: Pod, node: Node) -> bool:
 def stuck_volume(pod: Pod, view: ClusterView) -> VolumePin | None:
     """The first of the pod's volumes that no node but its own can mount (a ``local-path`` volume): the pod
     cannot move at all, its replacement would stay Pending ("volume node affinity conflict")."""
+    if not pod.volume_pins:
+        return None  # most pods: no list of the other nodes (asked for every pod of every node a plan tries)
     others = [node for node in view.nodes if node.name != pod.node]
     for pin in pod.volume_pins:
         if not any(pin.allows(node) for node in others):

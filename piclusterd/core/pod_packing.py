@@ -296,8 +296,12 @@ class PodPacker:
         own = [pod for pod in self._movable[node] if pod.key not in self._at]
         # Pods that may be given up get only the room the others leave: they are placed after them, below.
         optional = [pod for pod in [*placed, *own] if self._gives_up(pod)]
-        pending = [pod for pod in own if pod in optional and self._dropped(pod, False)]
-        todo = [pod for pod in [*placed, *own] if pod not in optional]
+        # Membership by key: a list's ``in`` compares whole pods field by field, quadratic in the pods moved
+        # (it made a plan of 10 nodes / 1,000 pods take 0.8 s instead of 0.1 s).
+        optional_keys = {pod.key for pod in optional}
+        pending = [pod for pod in own if pod.key in optional_keys and self._dropped(pod, False)]
+        pending_keys = {pod.key for pod in pending}
+        todo = [pod for pod in [*placed, *own] if pod.key not in optional_keys]
         homes = {pod.key: self._homes(pod) for pod in todo}
         mark = 0
         if self._inter is not None:
@@ -321,7 +325,7 @@ class PodPacker:
         where, (self._free_cpu, self._free_mem, self._free_pods) = packing
         self._start = {}
         moves = [Move(pod.key, node, None) for pod in pending]
-        filling = sorted((pod for pod in optional if pod not in pending), key=self._placement_order)
+        filling = sorted((pod for pod in optional if pod.key not in pending_keys), key=self._placement_order)
         placed_at: list[int | None] = [*where, *self._fill(filling)]
         for pod, i in zip([*todo, *filling], placed_at, strict=True):
             before = self._at.get(pod.key) or node
