@@ -349,7 +349,11 @@ def _last_minute_line(scenario: Scenario) -> str:
     if found is None:
         return "  last minute at critical            -"
     leader, budget = found
-    return f"  last minute at critical            {budget.describe()} (leader {leader} last, at the timeouts)"
+    # The worst node as the leader (any node may lead), not necessarily the demo's own leader.
+    return (
+        f"  last minute at critical            {budget.describe()}"
+        f" (worst case: {leader} leading, last; at the timeouts)"
+    )
 
 
 def _share(part: float, whole: float) -> str:

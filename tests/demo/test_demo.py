@@ -186,7 +186,10 @@ def test_plot_without_matplotlib_says_how_to_install_it_before_running(tmp_path:
 # min (1 Wh at the ~20 W left after shedding), critical availability within 3 percentage points (a critical pod's move
 # counts as down for pod_move in the simulator, until its replacement is Ready in the demo).
 
-ENERGY_TOLERANCE_WH = 1.0
+# Since graceful termination is on in the fake (issue 14), a demo drain lasts until its evicted pods are gone,
+# their 30 s grace periods, where the simulator's takes pod_move (20 s): about 10 s more per node shed at up to 8 W,
+# and over an hour district-10 sheds and restores its nodes several times (measured: 1.42 Wh apart). Hence 2 Wh.
+ENERGY_TOLERANCE_WH = 2.0
 RUNTIME_TOLERANCE_S = 180.0
 CRITICAL_TOLERANCE = 0.03
 
@@ -306,7 +309,6 @@ def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back(
         "node.poweroff_requested  target=pi3",
         "shutdown.ups_return      outcome=requested",
         "shutdown.leader_last",
-        "pi1  shutdown.local_started   full shutdown",
         "06:00:0",  # mains back (the UPS output returns) at 06:00, seen at the next poll
         "node.restored            target=pi5",
         "outage.summary           10 h 00 min on battery, shed pi2, pi4, ended in a full shutdown",
@@ -314,6 +316,11 @@ def test_the_long_night_demo_shuts_the_cluster_down_in_order_and_brings_it_back(
     start = text.find("shutdown.cluster_started")
     found = [text.find(line, start) for line in order]
     assert -1 not in found and found == sorted(found), list(zip(order, found, strict=True))
+    # The leader halts last, by its full shutdown or, when that outlasts [shutdown] full_shutdown_wait, by its
+    # own protection: with graceful termination (issue 14) the drains take the pods' 30 s grace periods, longer
+    # than ClusterWorld's 60 s wait (the packaged default is 3 min), so here it is its protection.
+    leader_down = text.find("pi1  shutdown.local_started", start)
+    assert start < leader_down < found[order.index("06:00:0")]
     assert "mains back: the UPS output returns and every Pi boots" in text
     assert set(figures.restored) == {"pi1", "pi2", "pi3", "pi4", "pi5"}
     assert figures.summaries and figures.summaries[0]["full_shutdown"] is True
@@ -365,7 +372,9 @@ def test_the_storm_demo_tells_the_full_shutdown_and_the_morning_after(storm: tup
     assert not re.search(r"^06:0\d:\d\d  pi1  shutdown.cluster_started", text, re.MULTILINE)
     first = re.search(r"^(\d\d:\d\d:\d\d)  pi1  shutdown.cluster_started", text, re.MULTILINE)
     assert first is not None and "04:10:00" <= first.group(1) <= "04:25:00"  # 2 h 15 min after 02:00
-    assert "06:00:03  mains back: the UPS output returns and every Pi boots" in text
+    # The second depends on the poll phase (the UPS's return now follows the leader's own halt through the
+    # system-shutdown hook, issue 19): 06:00:03 before, 06:00:04 with it.
+    assert re.search(r"^06:00:0\d  mains back: the UPS output returns and every Pi boots", text, re.MULTILINE)
     assert re.search(r"^06:00:0\d  pi1  node.restored +target=pi4", text, re.MULTILINE)
     summary = figures.summaries[0]
     assert summary["full_shutdown"] is True and summary["nodes_shed"] == ["pi2", "pi4"]
