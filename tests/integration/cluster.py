@@ -610,6 +610,15 @@ class NetnsCluster:
     def annotations(self, name: str) -> dict[str, str]:
         return dict(self.node(name)["metadata"].get("annotations") or {})
 
+    def shed_records_settled(self) -> bool:
+        """Nothing left half-done: every ``picluster.io/shed`` record is a finished power-off of a node that is
+        no longer Ready."""
+        for name in self.node_names:
+            raw = self.annotations(name).get("picluster.io/shed")
+            if raw is not None and (json.loads(raw)["phase"] != "powered_off" or self.ready(name)):
+                return False
+        return True
+
     def cordoned(self, name: str) -> bool:
         return bool(self.node(name)["spec"].get("unschedulable"))
 

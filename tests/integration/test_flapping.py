@@ -3,7 +3,6 @@ step at a time, each node powered off at most once, a cancelled drain undone, no
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -39,14 +38,7 @@ def test_brownout_flap_bounded_churn(tmp_path: Path) -> None:
         cluster.wait_event("plan.decided", lambda e: e["decision"] == "hold_online" and event_wall(e) > stable)
 
         # Mains stable: every record left is a finished power-off; nothing else is cordoned by us.
-        def settled() -> bool:
-            for name in cluster.node_names:
-                raw = cluster.annotations(name).get("picluster.io/shed")
-                if raw is not None and (json.loads(raw)["phase"] != "powered_off" or cluster.ready(name)):
-                    return False
-            return True
-
-        cluster.wait_until("no half-done shed left", settled, 60)
+        cluster.wait_until("no half-done shed left", cluster.shed_records_settled, 60)
         for name in cluster.node_names:
             if "picluster.io/shed" not in cluster.annotations(name):
                 assert cluster.ready(name) and not cluster.cordoned(name), name

@@ -48,14 +48,7 @@ def test_leader_killed_mid_drain_new_leader_finishes_it_once(tmp_path: Path) -> 
         # Nothing left half-done: every record becomes a finished power-off. Waited for, not read at once: with
         # graceful termination each drain lasts its pods' grace period, so the target can be met while the
         # last power-off (counted in the plan) is still being confirmed, and the lease may pass on meanwhile.
-        def settled() -> bool:
-            for name in cluster.node_names:
-                raw = cluster.annotations(name).get("picluster.io/shed")
-                if raw is not None and (json.loads(raw)["phase"] != "powered_off" or cluster.ready(name)):
-                    return False
-            return True
-
-        cluster.wait_until("every shed record a finished power-off", settled, 60)
+        cluster.wait_until("every shed record a finished power-off", cluster.shed_records_settled, 60)
         assert cluster.critical_pods_ready()
 
         summary = faults.summary("leader killed mid-drain", deliberate_off={leader})
