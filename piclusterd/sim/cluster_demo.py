@@ -285,19 +285,44 @@ def run_cluster_demo(
             power_on=lambda w: PowerOnBackends({}, default=BootInWorld(w, BOOT_S)),
             notifiers=notifiers,
         )
-        paced_from = time.monotonic()
-        shutdown_from: float | None = None
-        while clock.monotonic() < end:
-            t = clock.monotonic()
-            mains = not any(off <= t < on for off, on in profile.intervals)
+
+        def mains_at(t: float) -> bool:
+            return not any(off <= t < on for off, on in profile.intervals)
+
+        def measure() -> tuple[ClusterView, list[str], float]:
             view = parse_kubectl_list(
                 {"kind": "List", "items": server.list_objects("Node") + server.list_objects("Pod")}
             )
             running = [name for name, pi in world.pis.items() if pi.alive]
+            return view, running, cluster_load_w(view, scenario.hardware, running) if running else 0.0
+
+        # The UPS model is stepped up to the clock wherever the clock moves: here, and inside a leader's long
+        # step (ClusterWorld.sleep), so a drain that spans mains coming back sees the UPS go online with it.
+        # As last measured: the time, mains, the load and whether any node was powered.
+        since, was_mains, was_load, was_powered = clock.monotonic(), True, 0.0, False
+
+        def follow_ups() -> tuple[ClusterView, list[str], float]:
+            nonlocal since, was_mains, was_load, was_powered
+            now = clock.monotonic()
+            view, running, load = measure()
+            if now > since:
+                ups.step(now - since, was_mains, was_load, was_powered)
+                if not running:
+                    figures.cluster_down_s += now - since
+            since, was_mains, was_load, was_powered = now, mains_at(now), load, bool(running)
+            world.ups.variables = ups.variables(was_mains, load)
+            return view, running, load
+
+        world.on_time_passed = follow_ups
+        paced_from = time.monotonic()
+        shutdown_from: float | None = None
+        while clock.monotonic() < end:
+            view, running, load = follow_ups()
+            t = clock.monotonic()
+            mains = mains_at(t)
             if shutdown_from is not None and not running:
                 figures.full_shutdown_spans.append((shutdown_from, t))
                 shutdown_from = None
-            load = cluster_load_w(view, scenario.hardware, running) if running else 0.0
             critical_up = _critical_up(view, critical) if running else 0
             figures.timeline.append(
                 TimelineRow(
@@ -312,7 +337,6 @@ def run_cluster_demo(
                     critical_total=len(critical),
                 )
             )
-            world.ups.variables = ups.variables(mains, load)
             dead = [name for name, pi in world.pis.items() if not pi.alive]
             if mains and dead and not running:
                 # The UPS cut its output when the last node went down (shutdown.return); with mains it powers
@@ -322,17 +346,13 @@ def run_cluster_demo(
                 for name in dead:
                     world.reboot(name)
             world.step(STEP_S)
-            # A leader's drain advances the clock inside its step (ClusterWorld.sleep): count what really passed.
-            elapsed = clock.monotonic() - t
-            ups.step(elapsed, mains, load, bool(running))
-            if not any(pi.alive for pi in world.pis.values()):
-                figures.cluster_down_s += elapsed
             shutdowns_before = len(figures.full_shutdowns)
             _report(world, shown, figures, out)
             if len(figures.full_shutdowns) > shutdowns_before:
                 shutdown_from = t
             if speed > 0:  # keep pace with the wall clock: the work of a step is part of its time
                 time.sleep(max(0.0, paced_from + clock.monotonic() / speed - time.monotonic()))
+        follow_ups()  # the last step's energy
         # Every summary figure from the timeline the plot draws, by the simulator's code (issue 16).
         counted = timeline_figures(
             figures.timeline, (clock.monotonic(), ups.energy_wh, ups.charge_pct), scenario, scenario.policy, SUMMARY

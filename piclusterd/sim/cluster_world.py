@@ -261,6 +261,10 @@ class ClusterWorld:
         #: its halt (``halted``), the leader's ``ups-kill armed`` and the UPS's ``INSTCMD shutdown.return``.
         self.timeline: list[tuple[float, str, str]] = []
         self._stalled: set[str] = set()  # nodes blocked in a long step of their own (a self-drain, a hook)
+        #: Called each time the clock moves inside a leader's long step (:meth:`sleep`), before the other
+        #: nodes poll: a scripted world brings what they read up to the new time (the demo's UPS follows mains
+        #: through a drain that lasts minutes).
+        self.on_time_passed: Callable[[], object] | None = None
         #: /proc/self/mounts as the system-shutdown hook finds it: the root file system read-only.
         self.halted_mounts = self._directory / "mounts-at-halt"
         self.halted_mounts.write_text("/dev/mmcblk0p2 / ext4 ro,relatime 0 0\n", encoding="ascii")
@@ -507,6 +511,8 @@ class ClusterWorld:
         self.clock.advance(seconds)
         self._finish_boots()
         self.server.run_controller_once()
+        if self.on_time_passed is not None:
+            self.on_time_passed()
         for pi in list(self.pis.values()):
             if pi.name in self._stalled:
                 continue
