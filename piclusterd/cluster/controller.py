@@ -392,7 +392,12 @@ class ClusterController:
         names = () if kept is None else tuple(sorted(kept.nodes))
         if names != self._kept_off_said:
             self._kept_off_said = names
-            why = "the charge reached restore_min_charge, or the outage is over" if kept is None else kept.reason
+            why = (
+                "no longer kept off: the charge reached restore_min_charge, the outage record closed, or the "
+                "battery is critical"
+                if kept is None
+                else kept.reason
+            )
             self._log.warning("restore.kept_off", nodes=list(names), why=why)
             if kept is not None:
                 self._events.emit(self._identity, "KeptOffAfterFullShutdown", kept.reason, warning=True)

@@ -177,8 +177,9 @@ def smallest_set_after_full_shutdown(
     # Unknown power or charge: never act on it (missing data: nothing is shed on mains; restore holds anyway).
     if power.state is PowerState.UNKNOWN or power.charge_pct is None:
         return None
-    # Low or critical battery: the planner's own escalation (or the full shutdown) decides, not this.
-    if power.state in BATTERY_STATES and power.state is not PowerState.ON_BATTERY:
+    # Critical: the full shutdown decides. (On a low battery, a flicker's OB + LB being confirmed, they stay
+    # kept off; the planner's own escalation decides what more to shed.)
+    if power.state is PowerState.CRITICAL:
         return None
     # Charged enough to carry the cluster through the next outage: the restore policy brings them back.
     if power.charge_pct >= policy.restore_min_charge_pct:

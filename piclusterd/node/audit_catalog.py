@@ -899,8 +899,9 @@ EVENTS: tuple[EventDoc, ...] = (
         "before the full shutdown, stay off: a node the power-on path did not boot is not woken, one that booted "
         "with the UPS's output is drained and powered off again (every safety rule applies; plan decision "
         "keep_off_after_full_shutdown). A flicker on that battery then costs the smallest safe set, not a second "
-        "full shutdown. Logged, with a KeptOffAfterFullShutdown Event, when the set changes; NODES empty when the "
-        "charge is reached (the restore policy then brings them back).",
+        "full shutdown. Logged, with a KeptOffAfterFullShutdown Event, when the set changes; NODES empty when that "
+        "ends: the charge reached (the restore policy then brings them back), the outage record closed, or the "
+        "battery critical (the full shutdown decides).",
         "None. To bring them back sooner, power them on by hand; the leader sheds them again until the charge is "
         "reached.",
     ),

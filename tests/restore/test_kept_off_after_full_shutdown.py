@@ -27,7 +27,7 @@ POLICY = RestorePolicy()  # restore_min_charge 50 %
         (("pi2", "pi4"), PowerState.ONLINE, 50.0, None),  # restore_min_charge reached: the restore policy
         (("pi2", "pi4"), PowerState.ONLINE, None, None),  # unknown charge: never act on unknown data
         (("pi2", "pi4"), PowerState.UNKNOWN, 20.0, None),  # unknown power
-        (("pi2", "pi4"), PowerState.LOW_BATTERY, 20.0, None),  # the planner's escalation decides
+        (("pi2", "pi4"), PowerState.LOW_BATTERY, 20.0, {"pi2", "pi4"}),  # OB + LB being confirmed: still
         (("pi2", "pi4"), PowerState.CRITICAL, 20.0, None),  # the full shutdown decides
         ((), PowerState.ONLINE, 20.0, None),  # nothing was shed before it (or no record: not booted from one)
     ],
