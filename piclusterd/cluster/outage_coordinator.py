@@ -142,8 +142,9 @@ class OutageCoordinator:
         # This machine's boot: another than when a full shutdown began means the cluster went down and booted
         # since. Not the daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
         self._boot_id = boot_id
-        # The startedAt of the full shutdown this leader has undone since the boot (nothing of it left).
-        self._undone: str | None = None
+        # The startedAt of the full shutdown this leader undoes since the boot,
+        # and the nodes it undid then (each once: later shed records on them are the smallest safe set's).
+        self._undone: tuple[str, set[str]] = ("", set())
         #: The nodes the outage record says were shed before the full shutdown the cluster booted from, while
         #: that record is open (read each :meth:`lead`); ``()`` otherwise.
         self.shed_before_full_shutdown: tuple[str, ...] = ()
@@ -227,16 +228,16 @@ class OutageCoordinator:
         # Booted from this full shutdown: the planner keeps the nodes shed before it off while the charge is low.
         self.shed_before_full_shutdown = record.shed if booted else ()
         # Undo it before any shedding: its power-off requests on the booted nodes must never be resumed (two
-        # control-plane members at once, undrained). Once nothing is left to undo it is not looked at again this
+        # control-plane members at once, undrained). Each node is undone once, when first seen Ready after the
         # boot, so that the shed records the smallest safe set makes next are not undone with it. On battery
         # (mains failed again before it was undone) and critical, a new one starts instead.
         undo = booted_again or power.state is not PowerState.CRITICAL
-        if booted and progress is not None and self._undone != progress.started_at and undo:
+        if booted and progress is not None and undo:
+            if self._undone[0] != progress.started_at:
+                self._undone = (progress.started_at, set())
             self._store.save(stored, record)
-            acted = self._closer.undo_full_shutdown(view, record, may_close=booted_again)
-            if not acted:
-                self._undone = progress.started_at
-            return acted
+            if self._closer.undo_full_shutdown(view, record, may_close=False, done=self._undone[1]):
+                return True
         if booted:
             # Its steps are history. A new one starts if critical, still owing the restart the cordons the first
             # one made; otherwise shedding starts afresh from a plan, and the record closes once it is over.
