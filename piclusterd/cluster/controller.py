@@ -53,6 +53,7 @@ from piclusterd.core.ports import Clock
 from piclusterd.core.power_draw import PowerSituation
 from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
 from piclusterd.core.power_state import BATTERY_STATES, PowerMemory
+from piclusterd.core.restore import KeptOff, RestoreInputs, smallest_set_after_full_shutdown
 from piclusterd.node.audit import AuditLogger
 from piclusterd.node.power_publisher import PowerPublisher
 from piclusterd.node.source_alarm import SourceAlarm
@@ -112,6 +113,7 @@ class ClusterController:
         self._failures_in_a_row = 0
         self._tracebacks_logged: set[str] = set()
         self._refused_reported: dict[tuple[str, str], str] = {}
+        self._kept_off_said: tuple[str, ...] = ()
         self._lease_causes_reported: set[tuple[str, int | None]] = set()
         self._lease_distrust_reported: str | None = None
         #: Unexpected exceptions contained by :meth:`tick` since this controller started.
@@ -371,10 +373,35 @@ class ClusterController:
             hardware=self._settings.hardware,
             node_batteries=self._node_batteries(view),
             settling=self._restoring.settling(view, now),
+            kept_off=self._kept_off(power),
         )
         if self._on_planned is not None:
             self._on_planned(time.perf_counter() - started)
         return decided
+
+    def _kept_off(self, power: PowerMemory) -> KeptOff | None:
+        """The nodes shed before a full shutdown the cluster booted from, kept off while the charge is low
+        (:func:`~piclusterd.core.restore.smallest_set_after_full_shutdown`); said once per change."""
+        shed = () if self._outage is None else self._outage.shed_before_full_shutdown
+        reading = power.last_reading
+        kept = smallest_set_after_full_shutdown(
+            shed,
+            RestoreInputs(power.state, None if reading is None else reading.charge_pct),
+            self._settings.restore,
+        )
+        names = () if kept is None else tuple(sorted(kept.nodes))
+        if names != self._kept_off_said:
+            self._kept_off_said = names
+            why = (
+                "no longer kept off: the charge reached restore_min_charge, the outage record closed, or the "
+                "battery is critical"
+                if kept is None
+                else kept.reason
+            )
+            self._log.warning("restore.kept_off", nodes=list(names), why=why)
+            if kept is not None:
+                self._events.emit(self._identity, "KeptOffAfterFullShutdown", kept.reason, warning=True)
+        return kept
 
     def _step_down(self, now: float) -> None:
         """A leader never powers itself off mid-plan: it hands the lease over and another node sheds it."""

@@ -59,14 +59,19 @@ class OutageCloser:
         self._clock = clock
         self._log = log
 
-    def undo_full_shutdown(self, view: ClusterView, record: OutageRecord, *, may_close: bool = True) -> bool:
-        """Undo what the full shutdown did on every node that is back; close the outage once all are (on mains)."""
+    def undo_full_shutdown(
+        self, view: ClusterView, record: OutageRecord, *, may_close: bool = True, done: set[str] | None = None
+    ) -> bool:
+        """Undo what the full shutdown did on every node that is back; close the outage once all are (on mains).
+        ``done``: nodes already undone since the boot, skipped; each Ready node looked at is added."""
         progress = record.full_shutdown
         assert progress is not None
         acted = False
         for node in sorted(view.nodes, key=lambda n: n.name):
-            if not node.ready:
+            if not node.ready or (done is not None and node.name in done):
                 continue
+            if done is not None:
+                done.add(node.name)
             ours = [key for key in (SHED_ANNOTATION, REQUEST_ANNOTATION, ACK_ANNOTATION) if key in node.annotations]
             shed = parse_shed_record(node.annotations.get(SHED_ANNOTATION, ""))
             # A record that did not verify (the view marks it: ShedRecords.checked_view) proves nothing either.

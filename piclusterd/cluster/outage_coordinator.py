@@ -142,6 +142,12 @@ class OutageCoordinator:
         # This machine's boot: another than when a full shutdown began means the cluster went down and booted
         # since. Not the daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
         self._boot_id = boot_id
+        # The startedAt of the full shutdown this leader undoes since the boot,
+        # and the nodes it undid then (each once: later shed records on them are the smallest safe set's).
+        self._undone: tuple[str, set[str]] = ("", set())
+        #: The nodes the outage record says were shed before the full shutdown the cluster booted from, while
+        #: that record is open (read each :meth:`lead`); ``()`` otherwise.
+        self.shed_before_full_shutdown: tuple[str, ...] = ()
 
     def apply_mode(self, *, dry_run: bool) -> None:
         """A reloaded ``mode``: dry-run takes no full-shutdown step and lets a critical node protect itself."""
@@ -180,6 +186,7 @@ class OutageCoordinator:
 
     def lead(self, view: ClusterView, power: PowerMemory, measured_load_w: float | None) -> bool:
         """Keep the outage record and run the full shutdown or the restart after it; True if it took a step."""
+        self.shed_before_full_shutdown = ()
         if self._settings.dry_run:
             self.ledger.load(None)  # no record in dry-run: each plan it would take is said
             self._report_dry_run(view, power)
@@ -218,17 +225,22 @@ class OutageCoordinator:
             # protected themselves), every critical service was down from its last reading at the latest.
             base = replace(base, critical_down_since=base.last_reading_at)
         record = self._observe(base, view, power, measured_load_w, now, mains_back)
-        if booted_again:
+        # Booted from this full shutdown: the planner keeps the nodes shed before it off while the charge is low.
+        self.shed_before_full_shutdown = record.shed if booted else ()
+        # Undo it before any shedding: its power-off requests on the booted nodes must never be resumed (two
+        # control-plane members at once, undrained). Each node is undone once, when first seen Ready after the
+        # boot, so that the shed records the smallest safe set makes next are not undone with it. On battery
+        # (mains failed again before it was undone) and critical, a new one starts instead.
+        undo = booted_again or power.state is not PowerState.CRITICAL
+        if booted and progress is not None and undo:
+            if self._undone[0] != progress.started_at:
+                self._undone = (progress.started_at, set())
             self._store.save(stored, record)
-            return self._closer.undo_full_shutdown(view, record)
-        if booted and progress is not None:
-            # Booted, and mains failed again before the full shutdown was undone: its steps are history. A new
-            # one starts if critical, still owing the restart the cordons the first one made. Otherwise undo it
-            # now, before any shedding: its power-off requests on the booted nodes must never be resumed (two
-            # control-plane members at once, undrained). Shedding then starts afresh from a plan.
-            if power.state is not PowerState.CRITICAL:
-                self._store.save(stored, record)
-                return self._closer.undo_full_shutdown(view, record, may_close=False)
+            if self._closer.undo_full_shutdown(view, record, may_close=False, done=self._undone[1]):
+                return True
+        if booted:
+            # Its steps are history. A new one starts if critical, still owing the restart the cordons the first
+            # one made; otherwise shedding starts afresh from a plan, and the record closes once it is over.
             progress = None
         if progress is None and power.state is PowerState.CRITICAL:
             owed = () if record.full_shutdown is None else record.full_shutdown.cordoned

@@ -42,6 +42,8 @@ class Decision(enum.StrEnum):
     ESCALATE = "escalate"
     PER_NODE = "per_node"  # a node's own battery runs out before the target: move its work off (rotate)
     PER_NODE_OK = "per_node_ok"  # per-node batteries, every one lasts the target
+    # Booted from a full shutdown under restore_min_charge: the nodes shed before it are shed again.
+    KEEP_OFF_AFTER_FULL_SHUTDOWN = "keep_off_after_full_shutdown"
 
 
 class GiveUpNoncritical(enum.StrEnum):

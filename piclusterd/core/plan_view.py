@@ -54,6 +54,10 @@ DECISION_MEANINGS: Mapping[str, str] = {
         "a node's own battery runs out before the target: its work moves off, or a charged node relieves it"
     ),
     Decision.PER_NODE_OK: "per-node batteries: every running node's own battery lasts the target",
+    Decision.KEEP_OFF_AFTER_FULL_SHUTDOWN: (
+        "booted after a full shutdown with the charge under restore_min_charge: the nodes shed before it are "
+        "shed again (drained, every safety rule) until it is reached"
+    ),
     FULL_SHUTDOWN: (
         "the charge is at or below the shutdown level: every node shuts down in the orderly full-shutdown "
         "order (docs/full-shutdown.md); nothing is shed first"

@@ -4,7 +4,9 @@ No side effects, no clock (``now`` is passed in), no Kubernetes: the result is a
 an executor carries out (cordon, drain through the Eviction API, halt, cut supply) and that the journal and
 Kubernetes Events report, refusals included.
 
-**Decision** (ordered early returns in :func:`plan`): unknown power -> nothing; mains online -> nothing;
+**Decision** (ordered early returns in :func:`plan`): unknown power -> nothing; booted from a full shutdown
+on a low battery (``kept_off``), on mains or within the grace period -> shed those nodes again, no other;
+mains online -> nothing;
 on battery for less than the grace period -> nothing; otherwise shed the *fewest* nodes that bring the
 projected runtime up to ``target_runtime_s``; among plans with that many nodes, the one that follows the
 preference order (agents before control plane, lower ``picluster.io/tier`` first, bigger saving first,
@@ -67,6 +69,7 @@ from piclusterd.core.plan_values import (
 )
 from piclusterd.core.pod_packing import can_stop
 from piclusterd.core.power_draw import BatterySpec, PowerConfig, PowerSituation, cluster_load_w
+from piclusterd.core.restore import KeptOff
 from piclusterd.core.safety import check_power_known
 from piclusterd.core.shed_search import PlanFacts, SearchOutcome, ShedSearch, search
 from piclusterd.core.work_budget import PLAN_WORK_UNITS, WorkBudget
@@ -142,6 +145,50 @@ def _optimum(
     )
 
 
+def _keep_off(
+    view: ClusterView,
+    power: PowerSituation,
+    battery: BatterySpec,
+    policy: PlannerPolicy,
+    now: float,
+    hardware: PowerConfig,
+    settling: Collection[str],
+    work_units: int,
+    kept_off: KeptOff,
+    topology: str,
+) -> Plan:
+    """Step 2a: shed as many of ``kept_off.nodes`` as is safe, and no other node. The others are held out of
+    the search as settling; their refusals are not reported (they were never candidates)."""
+    others = {n.name for n in view.nodes if n.name not in kept_off.nodes}
+    facts = PlanFacts(view, hardware, policy, set(settling) | others)
+    allow_pending = policy.give_up_noncritical is GiveUpNoncritical.ALWAYS
+    first = ShedSearch(facts, allow_pending_noncritical=allow_pending, budget=WorkBudget(work_units))
+    outcome = search(facts, -math.inf, allow_pending_noncritical=allow_pending, first=first)
+    scale, now_w = _scale(power, view, hardware)
+    charge, estimated = _charge(power, battery, now_w, now, policy)
+    load = outcome.load_after_w * scale
+    return Plan(
+        decision=Decision.KEEP_OFF_AFTER_FULL_SHUTDOWN,
+        reason=kept_off.reason + (CUT_SHORT if outcome.cut else ""),
+        target_runtime_s=policy.target_runtime_s,
+        actions=tuple(
+            ShedNode(node, f"kept off after a full shutdown (charge under restore_min_charge): {why}", moved)
+            for node, why, moved in zip(outcome.shed, outcome.reasons, outcome.evicts, strict=True)
+        ),
+        refused=tuple(r for r in outcome.refused if r.node in kept_off.nodes),
+        shed_in_progress=tuple(sorted(facts.in_progress)),
+        placements=outcome.placements,
+        projected_runtime_s=battery.runtime_s(charge, load),
+        runtime_without_shedding_s=battery.runtime_s(charge, first.load_w * scale),
+        projected_load_w=load,
+        load_without_shedding_w=first.load_w * scale,
+        charge_pct=charge,
+        charge_estimated=estimated,
+        topology=topology,
+        search_cut=outcome.cut,
+    )
+
+
 # --------------------------------------------------------------------------------------------------------
 # Public functions
 
@@ -175,6 +222,7 @@ def plan(
     node_batteries: NodeBatteries | None = None,
     settling: Collection[str] = (),
     work_units: int = PLAN_WORK_UNITS,
+    kept_off: KeptOff | None = None,
 ) -> Plan:
     """Decide which nodes to shed now. Pure: same inputs, same plan; no clock, no I/O.
 
@@ -184,6 +232,9 @@ def plan(
 
     ``settling`` names nodes powered back on less than ``restore_after`` ago: they are kept on (refused with
     rule ``settling``), so a flapping mains cannot cycle them.
+
+    ``kept_off`` (:func:`~piclusterd.core.restore.smallest_set_after_full_shutdown`): the cluster booted from a
+    full shutdown on a low battery; on mains or within the grace period, those nodes are shed again (step 2a).
 
     ``work_units`` bounds each of the two searches (the plan's and the physical optimum's): past it, the
     plan is the best safe one found so far and says so (``search_cut``). Tests lower it; the default keeps
@@ -197,6 +248,14 @@ def plan(
     refusal = check_power_known(power.state)
     if refusal is not None:
         return Plan(Decision.HOLD_POWER_UNKNOWN, refusal.detail, target, topology=topology)
+
+    # 2a. Booted from a full shutdown on a low battery: the nodes shed before it go off again, even on mains
+    #     or within the grace period, each drained and checked by every safety rule (the smallest safe set).
+    in_grace = power.state == "on_battery" and (
+        power.on_battery_since is not None and now - power.on_battery_since < policy.on_battery_grace_s
+    )
+    if kept_off is not None and (power.state == "online" or in_grace):
+        return _keep_off(view, power, battery, policy, now, hardware, settling, work_units, kept_off, topology)
 
     # 2. Mains is present: nothing to shed. Bringing shed nodes back is the restorer's business.
     if power.state == "online":

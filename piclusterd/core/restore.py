@@ -27,6 +27,11 @@ from its own first sighting (missing data fails safe).
 **Rotation.** On battery the planner may ask a charged shed node back to relieve a low one (``Plan.power_on``,
 per-node batteries); :func:`decide_rotation` paces it with the same anti-flap and stagger rules (rules 6-7).
 
+**After a full shutdown** (:func:`smallest_set_after_full_shutdown`). When the cluster boots from a full
+shutdown with the charge under ``restore_min_charge_pct``, the nodes shed before it stay off, or go off again
+(drained, every safety rule) right after the boot, until the charge reaches it; then rules 1-7 bring them back.
+A flicker on that battery then costs the least: the smallest safe set rides it, not the whole cluster.
+
 **The other direction.** A node powered on less than ``restore_after_s`` ago is *settling*
 (:func:`is_settling`); the shedder should not shed it again until it has settled, or a flapping mains would
 cycle it. The leader passes the settling nodes to the planner, which refuses them (rule ``settling``).
@@ -45,6 +50,7 @@ from piclusterd.core.errors import ConfigError
 from piclusterd.core.power_state import BATTERY_STATES, PowerState
 
 __all__ = [
+    "KeptOff",
     "PowerOn",
     "RestoreHold",
     "RestoreInputs",
@@ -54,6 +60,7 @@ __all__ = [
     "decide_rotation",
     "is_settling",
     "restore_order",
+    "smallest_set_after_full_shutdown",
 ]
 
 
@@ -146,6 +153,44 @@ class PowerOn:
 
     node: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeptOff:
+    """Nodes to keep off (shed again if they booted) after a full shutdown, and why, for the plan and the journal."""
+
+    nodes: frozenset[str]
+    reason: str
+
+
+def smallest_set_after_full_shutdown(
+    shed_before: Sequence[str], power: RestoreInputs, policy: RestorePolicy
+) -> KeptOff | None:
+    """The nodes the cluster boots without after a full shutdown, or None. Pure.
+
+    ``shed_before``: the nodes the outage record says were shed before the full shutdown, passed only while
+    the cluster has booted from it and the record is open (``()`` otherwise). Ordered early returns:
+    """
+    # Nothing was shed before the full shutdown: the whole cluster was the smallest set already.
+    if not shed_before:
+        return None
+    # Unknown power or charge: never act on it (missing data: nothing is shed on mains; restore holds anyway).
+    if power.state is PowerState.UNKNOWN or power.charge_pct is None:
+        return None
+    # Critical: the full shutdown decides. (On a low battery, a flicker's OB + LB being confirmed, they stay
+    # kept off; the planner's own escalation decides what more to shed.)
+    if power.state is PowerState.CRITICAL:
+        return None
+    # Charged enough to carry the cluster through the next outage: the restore policy brings them back.
+    if power.charge_pct >= policy.restore_min_charge_pct:
+        return None
+    names = frozenset(shed_before)
+    return KeptOff(
+        names,
+        f"booted after a full shutdown with the charge at {power.charge_pct:g} %, under restore_min_charge "
+        f"{policy.restore_min_charge_pct:g} %: {', '.join(sorted(names))}, shed before it, stay off until it is "
+        "reached (a flicker then costs the smallest safe set, not the cluster)",
+    )
 
 
 def restore_order(node: Node, policy: RestorePolicy) -> tuple[bool, int, str]:

@@ -891,6 +891,21 @@ EVENTS: tuple[EventDoc, ...] = (
         "None: they come back by themselves. If charge_unknown lasts, see restore_if_charge_unknown.",
     ),
     EventDoc(
+        "restore.kept_off",
+        "warning",
+        "After a full shutdown, the nodes shed before it stay off while the charge is low",
+        ("NODES", "WHY"),
+        "The cluster booted from a full shutdown with the charge under [restore] restore_min_charge. The NODES, shed "
+        "before the full shutdown, stay off: a node the power-on path did not boot is not woken, one that booted "
+        "with the UPS's output is drained and powered off again (every safety rule applies; plan decision "
+        "keep_off_after_full_shutdown). A flicker on that battery then costs the smallest safe set, not a second "
+        "full shutdown. Logged, with a KeptOffAfterFullShutdown Event, when the set changes; NODES empty when that "
+        "ends: the charge reached (the restore policy then brings them back), the outage record closed, or the "
+        "battery critical (the full shutdown decides).",
+        "None. To bring them back sooner, power them on by hand; the leader sheds them again until the charge is "
+        "reached.",
+    ),
+    EventDoc(
         "node.power_on_requested",
         "info",
         "The leader powers a shed node back on",

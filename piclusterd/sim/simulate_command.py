@@ -18,10 +18,12 @@ The shell around the pure simulator: this module reads files, writes the CSV and
     recharge = "8h"                          # empty -> full on mains (linear)
     shutdown_at_pct = 0.0                    # extra shutdown floor (the battery's own LB level applies anyway)
     peukert_exponent = 1.0                   # lead-acid rate derating; 1.0 = off
-    low_battery_confirm = "0s"               # the daemons' OB + LB confirmation ([policy] low_battery_confirm)
+    low_battery_confirm = "auto"             # the daemons' OB + LB confirmation ([policy] low_battery_confirm):
+                                             # "auto" = full_shutdown_wait, as theirs; "0s" ends each failure at LB
     full_shutdown_wait = "3m"                # what it keeps in reserve, twice ([shutdown] full_shutdown_wait)
     rated_hours = 20.0                       # the hour rate the capacity is given at
     initial_charge_pct = 100.0               # every battery's charge at the start
+    restore_min_charge = 50.0                # after a full shutdown, the shed nodes stay off until this charge
     # start = "01:50"                        # time of day at t = 0, for [solar] (default: the outage's)
 """
 
@@ -173,6 +175,11 @@ def load_simulation(path: Path) -> SimulationFile:
         outage = outage_by_name(str(outage_table["profile"]), file)
     elif "csv" in outage_table:
         outage = read_outage_csv(base / _path(outage_table, "outage", "csv", file))
+    full_shutdown_wait = _duration(sim, "full_shutdown_wait", 180.0, file)
+    # The daemons' default, [policy] low_battery_confirm = "auto": OB + LB confirmed for full_shutdown_wait.
+    # With "0s" a flicker at LB after a full shutdown (storm-2am's at 06:00) is a second one, as it would be.
+    confirm = sim.get("low_battery_confirm", "auto")
+    lb_confirm_s = full_shutdown_wait if confirm == "auto" else _duration(sim, "low_battery_confirm", 0.0, file)
     settings = SimSettings(
         step_s=_duration(sim, "step", 10.0, file, low=MIN_STEP_S),
         pod_move_s=_duration(sim, "pod_move", 60.0, file),
@@ -183,8 +190,9 @@ def load_simulation(path: Path) -> SimulationFile:
         rated_hours=_number(sim, "rated_hours", 20.0, file),
         initial_charge_pct=_number(sim, "initial_charge_pct", 100.0, file),
         start_clock_s=None if "start" not in sim else _start(sim["start"], file),
-        lb_confirm_s=_duration(sim, "low_battery_confirm", 0.0, file),
-        orderly_shutdown_s=_duration(sim, "full_shutdown_wait", 180.0, file),
+        lb_confirm_s=lb_confirm_s,
+        orderly_shutdown_s=full_shutdown_wait,
+        restore_min_charge_pct=_number(sim, "restore_min_charge", 50.0, file),
     )
     return SimulationFile(scenario, outage, settings)
 

@@ -33,6 +33,10 @@ events, so energy is integrated exactly: each timeline row holds the power of th
 - Restore (simplified): ``restore_after_s`` after mains returns, if it is still on, every shed node is on
   again at once (power-on and boot lumped in); pods stay where they are (Kubernetes does not rebalance),
   pods that were given up go back to their node.
+- After a full shutdown (shared battery), mains back means the UPS output is back: the Pis boot at once. Under
+  ``restore_min_charge_pct`` the nodes shed before the full shutdown stay off (the daemons' smallest safe set,
+  :func:`~piclusterd.core.restore.smallest_set_after_full_shutdown`; their boot and second drain are lumped
+  in) until the charge reaches it, mains on.
 
 Workloads are pods grouped by controller (namespace, owner kind, owner name); DaemonSets are ignored. A
 workload is critical if one of its pods is (label ``picluster.io/critical=true`` or priority at or above
@@ -256,6 +260,7 @@ class SimSettings:
     step_s: float = 10.0
     pod_move_s: float = 60.0
     restore_after_s: float = 120.0
+    restore_min_charge_pct: float = 50.0  # [restore] restore_min_charge: after a full shutdown, see the docstring
     recharge_h: float = 8.0
     shutdown_at_pct: float = 0.0
     initial_charge_pct: float = 100.0
@@ -279,7 +284,7 @@ class SimSettings:
         for name in ("pod_move_s", "restore_after_s", "lb_confirm_s", "orderly_shutdown_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError("simulate", name, f"{getattr(self, name)!r} is negative")
-        for name in ("shutdown_at_pct", "initial_charge_pct"):
+        for name in ("shutdown_at_pct", "initial_charge_pct", "restore_min_charge_pct"):
             if not 0 <= getattr(self, name) <= 100:
                 raise ConfigError("simulate", name, f"{getattr(self, name)!r} is not in 0..100")
         if not 1.0 <= self.peukert_exponent <= 2.0:
@@ -367,9 +372,11 @@ def optimum_runtime_s(scenario: Scenario, planner: PlannerPolicy, charge_pct: fl
     draw_w = battery.battery_draw_w(optimum.load_w)
     if settings.lb_confirm_s <= 0 or draw_w <= 0 or scenario.node_battery is not None:
         return optimum.runtime_s
-    lb_wh = battery.usable_energy_wh(battery.shutdown_charge_pct)
+    # The confirmation starts at LB, or at once when the failure starts under it (a flicker after a full
+    # shutdown, the battery still low): the run then rides it for the confirmation too.
+    lb_wh = min(battery.usable_energy_wh(battery.shutdown_charge_pct), battery.usable_energy_wh(charge_pct))
     critical_wh = draw_w * battery.shutdown_runtime_s / HOUR
-    if lb_wh <= critical_wh or battery.usable_energy_wh(charge_pct) <= lb_wh:
+    if lb_wh <= critical_wh:
         return optimum.runtime_s
     policy = PowerPolicy(
         critical_runtime_s=battery.shutdown_runtime_s,
@@ -487,6 +494,8 @@ class _World:
         self.phase: dict[str, _Phase] = {n.name: _Phase.ON for n in scenario.view.nodes}
         self.drain: tuple[str, float, dict[str, str | None]] | None = None  # node, done at, pod -> node
         self.restore_at: float | None = None
+        self.shed_before: frozenset[str] = frozenset()  # shed when the last full shutdown began
+        self.kept_off: frozenset[str] = frozenset()  # kept off after it, until restore_min_charge
         self.on_battery_since: float | None = None
         self.kinds = workloads(scenario.view, planner.critical_priority_threshold)
         self.critical = sorted(k for k, c in self.kinds.items() if c)
@@ -678,15 +687,37 @@ class _World:
 
     def shutdown_all(self) -> None:
         self.drain = None
+        # What the outage record keeps: the nodes shed before the full shutdown.
+        self.shed_before = frozenset(name for name, phase in self.phase.items() if phase is _Phase.SHED)
         for name in self.phase:
             self.set_phase(name, _Phase.DOWN)
         self.shutdowns += 1
 
+    def boot_after_full_shutdown(self) -> None:
+        """Mains is back after a full shutdown: the UPS output returns and the Pis boot, at once, with the pods
+        where the snapshot had them. Under restore_min_charge the nodes shed before it stay off (the smallest
+        safe set; the demo's leader sheds them again right after the boot, lumped in here), their pods where
+        the outage had moved them, or Pending."""
+        low = self.charge_pct < self.settings.restore_min_charge_pct
+        self.kept_off = self.shed_before if low else frozenset()
+        for name in self.phase:
+            self.set_phase(name, _Phase.SHED if name in self.kept_off else _Phase.ON)
+        for key, pod in self.pods.items():
+            home = self.original[key]
+            if home not in self.kept_off:
+                self.pods[key] = _bind(pod, home)
+            elif pod.node in self.kept_off:
+                self.pods[key] = _bind(pod, None)
+        self.changed()
+
     def restore(self) -> None:
-        """Every node on again; after a full shutdown the pods are where the snapshot had them."""
+        """Every node on again (those kept off after a full shutdown once the charge reached restore_min_charge);
+        after a full shutdown the pods are where the snapshot had them."""
         was_down = self.down
+        if self.charge_pct >= self.settings.restore_min_charge_pct:
+            self.kept_off = frozenset()
         for name, phase in self.phase.items():
-            if phase in (_Phase.SHED, _Phase.DOWN):
+            if phase in (_Phase.SHED, _Phase.DOWN) and name not in self.kept_off:
                 self.set_phase(name, _Phase.ON)
         for key, pod in self.pods.items():
             if was_down or pod.node is None:
@@ -815,12 +846,21 @@ def simulate(
             else:
                 world.on_battery_since = None
                 world.cancel_drain()
+                if world.down and world.own is None:
+                    world.boot_after_full_shutdown()
                 world.restore_at = t + settings.restore_after_s
             mains = now_mains
         if world.drain is not None and world.drain[1] <= t + _EPS:
             world.finish_drain()
         if world.restore_at is not None and world.restore_at <= t + _EPS and mains:
             world.restore()
+        elif (
+            world.kept_off
+            and world.restore_at is None
+            and mains
+            and world.charge_pct >= settings.restore_min_charge_pct
+        ):
+            world.restore()  # the restore policy brings the smallest safe set's nodes back
         if world.own is None:
             lb_wait_s = 0.0
             if mains or world.down or world.energy_wh > world.lb_wh() + _EPS:

@@ -270,7 +270,8 @@ def test_long_night_nodes_shed_early_come_back_after_the_battery_ran_out(
     """long-night: the battery cannot last 10 h. The shed nodes go first; later every node shuts itself down
     on a critical battery. When mains returns the UPS powers the others up; the shed ones are the leader's to
     bring back, once the battery holds restore_min_charge again. If the UPS cut its output and every node
-    boots when it returns, the shed ones are simply rejoined: nothing to power on."""
+    boots when it returns, the shed ones are shed again at once (issue 16: the smallest safe set on a low
+    battery) and come back the same way."""
     outage = OUTAGES["long-night"]
     before = state_of(world.server)
     world.run(10)
@@ -288,16 +289,58 @@ def test_long_night_nodes_shed_early_come_back_after_the_battery_ran_out(
         world.boot_later(name, BOOT_S)  # the UPS output is back: the nodes that shut down on critical boot
     live(world, battery, back_at + 4 * HOUR)
     if ups_cycles_output:
-        assert backend(world).power_ons == []
         # Every node was cordoned (the shed ones by the leader, the last one by its own self-drain before its
         # halt); after the boot each is uncordoned: by the leader, or by the node's own next start.
         restored = {str(e["target"]) for e in world.events("node.restored")}
         undone = {str(e["node"]) for e in world.events("node.self_drain_undone")}
         assert restored | undone == set(NAMES)
-    else:
-        assert sorted(node for _, node in backend(world).power_ons) == sorted(shed)
-        first_on = backend(world).power_ons[0][0] - battery.start
-        assert first_on >= back_at + RESTORE.restore_after_s
+    assert sorted(node for _, node in backend(world).power_ons) == sorted(shed)
+    first_on = backend(world).power_ons[0][0] - battery.start
+    assert first_on >= back_at + RESTORE.restore_after_s
+    restored_state_is_the_start(world, before)
+
+
+def test_after_a_full_shutdown_on_a_low_battery_the_shed_nodes_go_off_again_and_a_flicker_costs_the_least(
+    world: ClusterWorld,
+) -> None:
+    """Issue 16, item 2: long-night runs the battery out (a full shutdown); mains returns with the charge near
+    0 %, the UPS output returns and all five Pis boot. The three nodes shed before the full shutdown are drained
+    and powered off again right after the boot (the smallest safe set), so that a 20 s flicker 15 min later
+    finds them off. Before, they rejoined and ran at full draw on the empty battery until the next failure.
+    Once the charge reaches restore_min_charge, the restore policy brings them back, one at a time."""
+    night = OUTAGES["long-night"]
+    _off_at, back_at = night.intervals[0]
+    flicker = (back_at + 900.0, back_at + 920.0)
+    outage = Outage("long-night+flicker", (*night.intervals, flicker))
+    before = state_of(world.server)
+    world.run(10)
+    battery = Battery(world, outage, start=world.clock.monotonic() - 10)
+    live(world, battery, back_at)
+    shed = {str(e["target"]) for e in world.events("node.powered_off")}
+    assert len(shed) == 3 and not any(pi.alive for pi in world.pis.values())  # the full shutdown
+    battery.update()
+    assert battery.charge < RESTORE.restore_min_charge_pct
+    down_at_boot = len(world.shutdown_order)
+    for name in NAMES:
+        world.boot_later(name, BOOT_S)  # the UPS output is back: every Pi boots
+
+    live(world, battery, flicker[0])
+    off_again = [str(e["target"]) for e in world.events("node.powered_off")]  # the booted daemons' own logs
+    assert sorted(off_again) == sorted(shed)  # each shed node off again after the boot, before the flicker
+    assert {name for name, pi in world.pis.items() if not pi.alive} == shed
+    kept = [e for e in world.events("restore.kept_off") if e["nodes"]]
+    assert kept and set(kept[0]["nodes"]) == shed and "restore_min_charge" in str(kept[0]["why"])
+    decided = [e for e in world.events("plan.decided") if e["decision"] == "keep_off_after_full_shutdown"]
+    assert decided
+    live(world, battery, flicker[1] + 60)
+    assert {name for name, pi in world.pis.items() if not pi.alive} == shed  # the flicker cost nothing more
+    assert sorted(world.shutdown_order[down_at_boot:]) == sorted(shed)  # no other node shut down since the boot
+    assert backend(world).power_ons == []  # and nothing came back on the low battery
+
+    live(world, battery, back_at + 4 * HOUR)  # the charge passes restore_min_charge: the restore policy
+    assert sorted(node for _, node in backend(world).power_ons) == sorted(shed)
+    first_on = backend(world).power_ons[0][0] - battery.start
+    assert first_on >= back_at + 2.4 * HOUR  # 20 %/h on mains from about 1 %: 50 % takes about 2.5 h
     restored_state_is_the_start(world, before)
 
 
