@@ -259,7 +259,7 @@ def build_cluster(
 
     def keep_alive() -> None:
         daemon.keep_alive()
-        elector.try_acquire_or_renew()
+        elector.renew_when_due()  # each drain tick; the Lease once per retry period
 
     off = settings.power_off
     ssh = None

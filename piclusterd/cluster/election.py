@@ -523,6 +523,7 @@ class LeaseElector:
         self._observed: LeaseRecord | None = None
         self._observed_at: float | None = None
         self._renewed_at: float | None = None  # monotonic start of our last successful write as holder
+        self._attempted_at: float | None = None  # monotonic start of the last try_acquire_or_renew
         self._was_leader = False
         self._holder_is_node = holder_is_node
         self._known_nodes: set[str] = set()  # holders seen to be Nodes: not asked again
@@ -620,6 +621,7 @@ class LeaseElector:
         (``leaderelection.go`` ``tryAcquireOrRenew``, "update optimistically assuming that the record observed
         last time is the current version"); a conflict falls back to reading, as there."""
         started = self._clock.monotonic()
+        self._attempted_at = started
         wall = self._clock.wall()
         fast = self._renew_optimistically(started, wall)
         if fast is not None:
@@ -651,6 +653,16 @@ class LeaseElector:
         self._observed, self._observed_at = written, started
         self._renewed_at = started
         return self._finish(decision, None)
+
+    def renew_when_due(self) -> Attempt | None:
+        """:meth:`try_acquire_or_renew` if a retry period has passed since the last attempt, else nothing (None).
+
+        For a caller that ticks faster than that: a long step's keep-alive runs each drain tick, and renewing
+        on each would be a Lease write per tick; client-go renews once per ``RetryPeriod``."""
+        now = self._clock.monotonic()
+        if self._attempted_at is not None and now - self._attempted_at < self.timings.retry_period_s:
+            return None
+        return self.try_acquire_or_renew()
 
     def _renew_optimistically(self, started: float, wall: float) -> Attempt | None:
         """The leader's renewal on its last written record; None to take the slow path (read first)."""

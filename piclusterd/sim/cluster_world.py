@@ -387,7 +387,7 @@ class ClusterWorld:
         )
 
         def keep_alive() -> None:
-            elector.try_acquire_or_renew()  # as cli.build_cluster: a long step renews the lease while it waits
+            elector.renew_when_due()  # as cli.build_cluster: a long step renews the lease while it waits
 
         signer = RequestSigner(self.keys, elector)
         drainer = Drainer(

@@ -211,6 +211,22 @@ def test_lease_times_are_written_as_micro_time_even_on_a_whole_second(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", str(spec["renewTime"]))
 
 
+def test_a_long_step_renews_the_lease_once_per_retry_period_not_once_per_tick(
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
+) -> None:
+    """A drain's keep-alive ticks every 0.5 s; the leader still writes its Lease once per retry period (2 s),
+    as client-go's RetryPeriod, not four times as often (issue 17: API traffic during a drain)."""
+    pi1 = candidates("pi1")
+    assert pi1.elector.try_acquire_or_renew().leader
+    start = len(kube.requests)
+    for _ in range(40):  # 20 s of drain ticks
+        clock.advance(0.5)
+        pi1.elector.renew_when_due()
+    writes = [r for r in kube.requests[start:] if r.path.startswith(LEASE_PATH) and r.method == "PUT"]
+    assert len(writes) == 10
+    assert pi1.elector.is_leader(clock.monotonic())
+
+
 def test_three_candidates_elect_exactly_one_leader_who_keeps_it(
     kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
