@@ -38,6 +38,7 @@ CLINIC = Path(__file__).resolve().parents[2] / "piclusterd" / "sim" / "data" / "
 NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 HOUR = 3600.0
 BOOT_S = 30.0
+LOW_CHARGE = 10.0  # the scripted UPS's LB threshold (%)
 RESTORE = RestorePolicy()  # the defaults: 2 min stable mains, 50 % charge, 30 s apart
 
 
@@ -68,7 +69,7 @@ class Battery:
         status = (
             ("OL CHRG" if self.charge < 100 else "OL")
             if on
-            else ("OB DISCHRG LB" if self.charge < 10 else "OB DISCHRG")
+            else ("OB DISCHRG LB" if self.charge < LOW_CHARGE else "OB DISCHRG")
         )
         self.world.ups.drive(
             ups_status=status, battery_charge=f"{self.charge:.1f}", battery_runtime=f"{max(0.0, runtime):.0f}"
@@ -126,12 +127,15 @@ def backend(world: ClusterWorld) -> BootInWorld:
 
 
 def live(world: ClusterWorld, battery: Battery, until_t: float) -> None:
-    """Run the world to ``until_t`` (outage time): 5 s polls near a mains change or while a node is off on
-    mains (restore at work), 60 s polls through the long quiet stretches."""
+    """Run the world to ``until_t`` (outage time): 5 s polls near a mains change, while a node is off on
+    mains (restore at work) or the battery is near low (a step must stay under the Lease's renew deadline there:
+    with 60 s steps the leader's own lease had lapsed by its next poll, so no node waited for its full
+    shutdown), 60 s polls through the long quiet stretches."""
     while world.clock.monotonic() - battery.start < until_t:
         t = world.clock.monotonic() - battery.start
         battery.update()
-        world.step(5.0 if battery.near_a_change(t) or battery.restoring(t) else 60.0)
+        busy = battery.near_a_change(t) or battery.restoring(t) or battery.charge < LOW_CHARGE + 5.0
+        world.step(5.0 if busy else 60.0)
 
 
 def state_of(server: FakeKubeServer) -> dict[str, Any]:
