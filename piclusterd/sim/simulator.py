@@ -369,10 +369,10 @@ def optimum_runtime_s(
 
     Mixed topology (solar-3): as the run does, the shared battery feeds the set down to its low-voltage
     disconnect, then each node of it runs on its own battery from ``own_charge_pct`` (each node's charge
-    when the failure began; 100 % if not given) until that battery's shutdown level."""
-    if scenario.node_battery is not None:
-        given = own_charge_pct or {}
-        own = {n.name: given.get(n.name, 100.0) for n in scenario.view.nodes}
+    when the failure began; a node not in it at 100 %) until that battery's shutdown level. ``None``: the run
+    modelled no own batteries (the demo's UPS is the shared one only), so neither does the optimum."""
+    if scenario.node_battery is not None and own_charge_pct is not None:
+        own = {n.name: own_charge_pct.get(n.name, 100.0) for n in scenario.view.nodes}
         batteries = NodeBatteries(
             Topology.MIXED,
             scenario.node_battery,
@@ -392,7 +392,7 @@ def optimum_runtime_s(
     )
     optimum = physical_optimum(scenario.view, battery, planner, hardware=scenario.hardware, charge_pct=charge_pct)
     draw_w = battery.battery_draw_w(optimum.load_w)
-    if settings.lb_confirm_s <= 0 or draw_w <= 0:
+    if settings.lb_confirm_s <= 0 or draw_w <= 0 or scenario.node_battery is not None:
         return optimum.runtime_s
     lb_wh = battery.usable_energy_wh(battery.shutdown_charge_pct)
     critical_wh = draw_w * battery.shutdown_runtime_s / HOUR
@@ -423,8 +423,9 @@ def timeline_figures(
     if a node was powered all through it; the energy left is the first row's with mains back (``end`` if it
     never came back). The physical optimum (:func:`~piclusterd.core.planner.physical_optimum`) and the runtime
     without shedding (:func:`no_shedding_runtime_s`) are at the charge the failure started with (mixed
-    topology: ``own_charge_at[off_at]``, each node's own battery then; 100 % if not given; the runtime
-    without shedding takes the lowest); the optimum ends as the run does (:func:`optimum_runtime_s`,
+    topology: ``own_charge_at[off_at]``, each node's own battery then, 100 % if not given; the runtime
+    without shedding takes the lowest; ``own_charge_at`` ``None``: the run had no own batteries, the demo's
+    case); the optimum ends as the run does (:func:`optimum_runtime_s`,
     ``settings``' shutdown level and OB + LB confirmation).
     """
     figures: list[OutageFigures] = []
@@ -441,7 +442,7 @@ def timeline_figures(
             continue
         if current is None:
             charge = row.charge_pct
-            own_each = None if own_charge_at is None else own_charge_at.get(row.t_s)
+            own_each = None if own_charge_at is None else own_charge_at.get(row.t_s, {})
             own = 100.0 if not own_each else min(own_each.values())
             optimum_s = optimum_runtime_s(scenario, planner, charge, settings, own_each)
             current = OpenOutage(row.t_s, optimum_s, no_shedding_runtime_s(scenario, charge, own), False)

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from piclusterd.core.planner import physical_optimum
 from piclusterd.sim.simulate_command import load_simulation, render_summary
-from piclusterd.sim.simulator import Policy, simulate
+from piclusterd.sim.simulator import Policy, SimSettings, optimum_runtime_s, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "examples" / "scenarios"
 FILES = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+HOUR = 3600.0
 
 
 def test_every_reference_scenario_and_storm_is_here() -> None:
@@ -59,3 +61,16 @@ def test_solar_3s_long_night_is_a_share_of_an_optimum_that_counts_the_hats() -> 
     main = result.summary.main_outage
     assert main is not None and not main.survived
     assert 0.95 <= main.runtime_s / main.optimum_runtime_s <= 1.0, main
+
+
+def test_a_run_without_own_batteries_gets_an_optimum_without_them() -> None:
+    """The demo's UPS is solar-3's shared battery only (no HATs), and it passes no own charges: its optimum
+    stays the shared battery's, as its run is; the simulator's, which runs the HATs, counts them."""
+    scenario = load_simulation(SCENARIOS / "solar-3-long-night.toml").scenario
+    shared_only = physical_optimum(
+        scenario.view, scenario.battery, scenario.policy, hardware=scenario.hardware, charge_pct=50.0
+    )
+    assert optimum_runtime_s(scenario, scenario.policy, 50.0, SimSettings()) == shared_only.runtime_s
+    charged = {"s1": 50.0, "s2": 50.0, "s3": 50.0}
+    with_hats = optimum_runtime_s(scenario, scenario.policy, 50.0, SimSettings(), charged)
+    assert with_hats > shared_only.runtime_s + HOUR
