@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +37,7 @@ __all__ = [
     "Topology",
     "nodes_with_own_battery",
     "read_node_batteries",
+    "runtime_with_own_batteries_s",
 ]
 
 #: Sources whose name starts with this are a node's own battery (``drivers/hat.py`` names them so).
@@ -196,3 +198,36 @@ def nodes_with_own_battery(view: ClusterView) -> tuple[str, ...]:
         if not isinstance(record, InvalidRecord) and _own(record, None) is not None:
             found.append(node.name)
     return tuple(found)
+
+
+def runtime_with_own_batteries_s(
+    shared: BatterySpec,
+    charge_pct: float,
+    load_w: float,
+    batteries: NodeBatteries,
+    node_draw_w: Mapping[str, float],
+) -> tuple[float, float]:
+    """(seconds on the shared battery, seconds more on the nodes' own) for the nodes in ``node_draw_w``
+    (watts at each node's input) on a ``mixed`` cluster, the shared battery delivering ``load_w``. Pure.
+
+    The hardware of scenarios.md's solar-3 (``examples/clusters/solar-3.toml``): the shared 12 V battery
+    feeds every Pi through a DC-DC converter until its low-voltage disconnect opens at
+    ``shared.shutdown_charge_pct`` (no node shuts down there: each carries on on its HAT, so the shared
+    battery's ``critical_runtime`` is no shutdown either); then each Pi lives on its own HAT (2 x 18650
+    behind a boost converter, ``batteries.spec``, draw = node watts / converter efficiency, hardware.md
+    section 3 with the HAT's ~0.5 W) until that battery's own shutdown level, at the charge it had when the
+    shared one gave out (the HATs neither charge nor discharge while fed). The cluster is up while one of
+    these nodes runs: the second figure is the longest a node lasts on its own battery. A node whose own
+    charge is unknown adds nothing. Other topologies: the shared battery's runtime only (second figure 0).
+    """
+    if batteries.topology is not Topology.MIXED:
+        return shared.runtime_s(charge_pct, load_w), 0.0
+    draw_w = shared.battery_draw_w(load_w)
+    above_wh = shared.usable_energy_wh(charge_pct) - shared.usable_energy_wh(shared.shutdown_charge_pct)
+    shared_s = math.inf if draw_w <= 0 else max(0.0, above_wh) / draw_w * 3600.0
+    own_s = 0.0
+    for node, watts in node_draw_w.items():
+        charge = batteries.of(node).charge_pct
+        if charge is not None:
+            own_s = max(own_s, batteries.spec.runtime_s(charge, watts))
+    return shared_s, own_s

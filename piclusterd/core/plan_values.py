@@ -165,6 +165,9 @@ class Optimum:
     load_w: float
     pending_pods: tuple[str, ...] = ()
     search_cut: bool = False  # its search ran out of work units: the largest saving found within them
+    #: Of ``runtime_s``, the seconds the nodes on run from their own batteries once a mixed cluster's shared
+    #: battery gives out (:func:`~piclusterd.core.node_batteries.runtime_with_own_batteries_s`); 0 otherwise.
+    own_runtime_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

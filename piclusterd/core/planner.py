@@ -53,7 +53,7 @@ from collections.abc import Collection
 
 from piclusterd.core.cluster_view import ClusterView, ShedState
 from piclusterd.core.durations import format_duration
-from piclusterd.core.node_batteries import NodeBatteries, Topology
+from piclusterd.core.node_batteries import NodeBatteries, Topology, runtime_with_own_batteries_s
 from piclusterd.core.per_node_step import per_node_step
 from piclusterd.core.plan_values import (
     Decision,
@@ -125,7 +125,12 @@ def _scale(power: PowerSituation, view: ClusterView, hardware: PowerConfig) -> t
 
 
 def _optimum(
-    facts: PlanFacts, battery: BatterySpec, charge: float, scale: float, work_units: int = PLAN_WORK_UNITS
+    facts: PlanFacts,
+    battery: BatterySpec,
+    charge: float,
+    scale: float,
+    work_units: int = PLAN_WORK_UNITS,
+    node_batteries: NodeBatteries | None = None,
 ) -> Optimum:
     view = facts.view
     # Its own budget; every non-critical pod given up: the least load the safety rules allow.
@@ -135,13 +140,22 @@ def _optimum(
     outcome = search(facts, -math.inf, allow_pending_noncritical=True, first=first)
     off = set(outcome.shed) | set(outcome.in_progress) | {n.name for n in view.nodes if not n.ready}
     load = outcome.load_after_w * scale
+    nodes_on = tuple(sorted(n.name for n in view.nodes if n.name not in off))
+    runtime_s, own_s = battery.runtime_s(charge, load), 0.0
+    if node_batteries is not None and node_batteries.topology is Topology.MIXED:
+        # The nodes on carry on on their own batteries once the shared one gives out, as they would.
+        draws = dict(outcome.node_draw_w)
+        on_w = {name: draws[name] * scale for name in nodes_on if name in draws}
+        shared_s, own_s = runtime_with_own_batteries_s(battery, charge, load, node_batteries, on_w)
+        runtime_s = shared_s + own_s
     return Optimum(
-        nodes_on=tuple(sorted(n.name for n in view.nodes if n.name not in off)),
+        nodes_on=nodes_on,
         nodes_shed=tuple(sorted(set(outcome.shed) | set(outcome.in_progress))),
-        runtime_s=battery.runtime_s(charge, load),
+        runtime_s=runtime_s,
         load_w=load,
         pending_pods=tuple(p.pod for p in outcome.placements if p.to_node is None),
         search_cut=outcome.cut,
+        own_runtime_s=own_s,
     )
 
 
@@ -200,6 +214,7 @@ def physical_optimum(
     *,
     hardware: PowerConfig,
     charge_pct: float = 100.0,
+    node_batteries: NodeBatteries | None = None,
 ) -> Optimum:
     """Runtime with only the smallest safe node set on (scenarios.md's physical optimum), for reporting.
 
@@ -207,8 +222,13 @@ def physical_optimum(
     critical pods need a home: non-critical pods are given up. Found by the planner's own search with no
     runtime target, so it is the largest safe saving that search finds (exact on the counting rules, a
     first-fit witness for placement).
+
+    ``node_batteries`` of a ``mixed`` cluster (solar-3) adds the energy in the nodes' own batteries: the
+    set runs on the shared battery down to its low-voltage disconnect, then each of its nodes on its own
+    battery at its charge there (:func:`~piclusterd.core.node_batteries.runtime_with_own_batteries_s`). The
+    shed nodes' own batteries are not counted: the optimum keeps those nodes off.
     """
-    return _optimum(PlanFacts(view, hardware, policy), battery, charge_pct, 1.0)
+    return _optimum(PlanFacts(view, hardware, policy), battery, charge_pct, 1.0, node_batteries=node_batteries)
 
 
 def plan(

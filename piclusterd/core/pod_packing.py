@@ -463,7 +463,14 @@ class PodPacker:
         def scarce_cpu(pod: Pod) -> tuple[Any, ...]:
             return (homes[pod.key], -pod.cpu_request_m, -pod.memory_request_b, pod.key)
 
-        return (self._placement_order, scarce_big, scarce_memory, scarce_cpu)
+        def bound_first(pod: Pod) -> tuple[Any, ...]:
+            # ``homes`` counts nodes by the pod's own constraints only: a pod the pods that stay repel (host
+            # ports, anti-affinity, spread) has fewer, and a big pod placed first may take the one it has left.
+            bound = pod.host_ports or pod.pod_anti_affinity or pod.pod_affinity or pod.topology_spread
+            return (not bound, *scarce_big(pod))
+
+        orders = (self._placement_order, scarce_big, scarce_memory, scarce_cpu)
+        return orders if self._inter is None else (*orders, bound_first)
 
     def _dropped(self, pod: Pod, critical: bool) -> bool:
         """Not placed at all, room or not: every non-critical pod for the physical optimum; a stoppable one

@@ -173,6 +173,9 @@ class SearchOutcome:
     stuck: tuple[tuple[str, tuple[Pod, ...]], ...] = ()  # nodes refused for lack of room, their pods
     cut: bool = False  # the work budget ran out: the best safe plan found within it, maybe not the best
     stops: bool = False  # found stopping non-critical work (given-up pods had room: their controllers scale)
+    #: Each node's modelled draw (W at its input) once the shed is done: running with the pods it keeps and
+    #: receives, or its shed draw. The physical optimum runs its nodes on their own batteries with it.
+    node_draw_w: tuple[tuple[str, float], ...] = ()
 
 
 class PlanFacts:
@@ -417,6 +420,7 @@ class ShedSearch:
             stuck=tuple(stuck),
             cut=self.budget.cut,
             stops=self.stop,
+            node_draw_w=tuple(sorted(self.draw.items())),
         )
 
     def _reason(self, node: Node, evicted: int) -> str:

@@ -360,11 +360,38 @@ class TimelineFigures:
         return self.critical_up_s / self.off_s if self.off_s > 0 else 1.0
 
 
-def optimum_runtime_s(scenario: Scenario, planner: PlannerPolicy, charge_pct: float, settings: SimSettings) -> float:
+def optimum_runtime_s(
+    scenario: Scenario,
+    planner: PlannerPolicy,
+    charge_pct: float,
+    settings: SimSettings,
+    own_charge_pct: Mapping[str, float] | None = None,
+) -> float:
     """The physical optimum's runtime from ``charge_pct``, ended as the run ends: at the shutdown level (the
     UPS's LB, ``shutdown_at_pct``, or ``critical_runtime`` of draw), past which, with ``lb_confirm_s``, the
     daemons still confirm OB + LB (:func:`~piclusterd.core.power_state.lb_wait_left_s`). Without that, a run
-    near the optimum would report more than the optimum."""
+    near the optimum would report more than the optimum.
+
+    Mixed topology (solar-3): as the run does, the shared battery feeds the set down to its low-voltage
+    disconnect, then each node of it runs on its own battery from ``own_charge_pct`` (each node's charge
+    when the failure began; a node not in it at 100 %) until that battery's shutdown level. ``None``: the run
+    modelled no own batteries (the demo's UPS is the shared one only), so neither does the optimum."""
+    if scenario.node_battery is not None and own_charge_pct is not None:
+        own = {n.name: own_charge_pct.get(n.name, 100.0) for n in scenario.view.nodes}
+        batteries = NodeBatteries(
+            Topology.MIXED,
+            scenario.node_battery,
+            {name: NodeBattery(name, pct, on_battery=False) for name, pct in own.items()},
+            "topology mixed (scenario)",
+        )
+        return physical_optimum(
+            scenario.view,
+            scenario.battery,
+            planner,
+            hardware=scenario.hardware,
+            charge_pct=charge_pct,
+            node_batteries=batteries,
+        ).runtime_s
     battery = replace(
         scenario.battery, shutdown_charge_pct=max(scenario.battery.shutdown_charge_pct, settings.shutdown_at_pct)
     )
@@ -393,7 +420,7 @@ def timeline_figures(
     scenario: Scenario,
     planner: PlannerPolicy,
     settings: SimSettings,
-    own_charge_at: Mapping[float, float] | None = None,
+    own_charge_at: Mapping[float, Mapping[str, float]] | None = None,
 ) -> TimelineFigures:
     """The summary's figures from a timeline (each row the state until the next; ``end`` is ``(t, energy_wh,
     charge_pct)`` when it stops). One source for the simulator's summary and the demo's, so a summary always
@@ -403,8 +430,10 @@ def timeline_figures(
     if a node was powered all through it; the energy left is the first row's with mains back (``end`` if it
     never came back). The physical optimum (:func:`~piclusterd.core.planner.physical_optimum`) and the runtime
     without shedding (:func:`no_shedding_runtime_s`) are at the charge the failure started with (mixed
-    topology: ``own_charge_at[off_at]``, the lowest node battery then; 100 % if not given); the optimum ends
-    as the run does (:func:`optimum_runtime_s`, ``settings``' shutdown level and OB + LB confirmation).
+    topology: ``own_charge_at[off_at]``, each node's own battery then, 100 % if not given; the runtime
+    without shedding takes the lowest; ``own_charge_at`` ``None``: the run had no own batteries, the demo's
+    case); the optimum ends as the run does (:func:`optimum_runtime_s`,
+    ``settings``' shutdown level and OB + LB confirmation).
     """
     figures: list[OutageFigures] = []
     off_s = critical_s = 0.0
@@ -420,8 +449,9 @@ def timeline_figures(
             continue
         if current is None:
             charge = row.charge_pct
-            own = 100.0 if own_charge_at is None else own_charge_at.get(row.t_s, 100.0)
-            optimum_s = optimum_runtime_s(scenario, planner, charge, settings)
+            own_each = None if own_charge_at is None else own_charge_at.get(row.t_s, {})
+            own = 100.0 if not own_each else min(own_each.values())
+            optimum_s = optimum_runtime_s(scenario, planner, charge, settings, own_each)
             current = OpenOutage(row.t_s, optimum_s, no_shedding_runtime_s(scenario, charge, own), False)
             spans.append((row.t_s, 0.0, 0.0))
         dt = max(0.0, until - row.t_s)
@@ -829,7 +859,7 @@ def simulate(
         return not any(off <= t < on for off, on in outage.intervals)
 
     rows: list[TimelineRow] = []
-    own_at: dict[float, float] = {}  # mixed topology: the lowest node battery when each failure began
+    own_at: dict[float, dict[str, float]] = {}  # mixed topology: each node's own battery when each failure began
     drawn_wh = 0.0
     t, next_tick = 0.0, 0.0
     lb_since: float | None = None  # the present OB + LB spell (energy at or under the LB level, on battery)
@@ -842,7 +872,7 @@ def simulate(
             if not now_mains:
                 world.on_battery_since = t
                 world.restore_at = None
-                own_at[t] = min((world.own_charge_pct(n) for n in world.own_wh), default=100.0)
+                own_at[t] = {n: world.own_charge_pct(n) for n in world.own_wh}
             else:
                 world.on_battery_since = None
                 world.cancel_drain()
