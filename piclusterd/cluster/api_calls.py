@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from piclusterd.core.outage_record import OUTAGE_CONFIGMAP
+from piclusterd.core.stopped_work import STOPPED_WORK_CONFIGMAP
 
 __all__ = ["DAEMON_API_CALLS", "ApiCall", "Permission", "Where", "needed_permissions"]
 
@@ -27,6 +28,7 @@ class Where(enum.Enum):
     LEASE_OBJECT = "lease-object"  # the Lease itself (resourceNames: [lease_name])
     OUTAGE = "outage"  # the outage record's namespace ([cluster] full-shutdown namespace)
     OUTAGE_OBJECT = "outage-object"  # the outage record ConfigMap itself
+    STOPPED_WORK_OBJECT = "stopped-work-object"  # the stopped-work record ConfigMap (same namespace)
     EVENTS = "events"  # "default"
 
 
@@ -109,7 +111,34 @@ DAEMON_API_CALLS: tuple[ApiCall, ...] = (
     ),
     ApiCall("list", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
     ApiCall("watch", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
+    *(
+        ApiCall(verb, "", "configmaps", "", Where.STOPPED_WORK_OBJECT, (method,), "the stopped-work record")
+        for verb, method in (
+            ("get", "read_namespaced_config_map"),
+            ("update", "replace_namespaced_config_map"),
+            ("delete", "delete_namespaced_config_map"),
+        )
+    ),
+    # Stopping non-critical work to reach the target (Plan.scale_down), and putting it back with the restore.
+    ApiCall(
+        "get", "apps", "replicasets", "", Where.CLUSTER, ("read_namespaced_replica_set",), "a ReplicaSet's Deployment"
+    ),
+    *(
+        ApiCall(verb, "apps", resource, "scale", Where.CLUSTER, (method,), "stopping non-critical work")
+        for resource, kind in (
+            ("deployments", "deployment"),
+            ("replicasets", "replica_set"),
+            ("statefulsets", "stateful_set"),
+        )
+        for verb, method in (
+            ("get", f"read_namespaced_{kind}_scale"),
+            ("patch", f"patch_namespaced_{kind}_scale"),
+        )
+    ),
+    ApiCall("get", "batch", "jobs", "", Where.CLUSTER, ("read_namespaced_job",), "suspending a non-critical Job"),
+    ApiCall("patch", "batch", "jobs", "", Where.CLUSTER, ("patch_namespaced_job",), "suspending a non-critical Job"),
     ApiCall("create", "", "events", "", Where.EVENTS, ("create_namespaced_event",), "Events on Nodes"),
+    ApiCall("create", "", "events", "", Where.CLUSTER, ("create_namespaced_event",), "Events on the workloads stopped"),
     ApiCall("patch", "", "events", "", Where.EVENTS, ("patch_namespaced_event",), "counting repeated Events"),
 )
 """The daemon's calls (doctor's own SelfSubjectAccessReviews need no rule: every authenticated user may)."""
@@ -160,6 +189,7 @@ def needed_permissions(
         Where.LEASE_OBJECT: (lease_namespace, lease_name),
         Where.OUTAGE: (outage_namespace, ""),
         Where.OUTAGE_OBJECT: (outage_namespace, OUTAGE_CONFIGMAP),
+        Where.STOPPED_WORK_OBJECT: (outage_namespace, STOPPED_WORK_CONFIGMAP),
         Where.EVENTS: (EVENTS_NAMESPACE, ""),
     }
     return tuple(

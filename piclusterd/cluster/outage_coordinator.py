@@ -143,6 +143,11 @@ class OutageCoordinator:
         # since. Not the daemon's start: a watchdog or apt restart of the leader mid full shutdown must not undo it.
         self._boot_id = boot_id
 
+    @property
+    def namespace(self) -> str:
+        """Where the outage record lives (and the stopped-work record beside it)."""
+        return self._settings.namespace
+
     def apply_mode(self, *, dry_run: bool) -> None:
         """A reloaded ``mode``: dry-run takes no full-shutdown step and lets a critical node protect itself."""
         self._settings = replace(self._settings, dry_run=dry_run)
