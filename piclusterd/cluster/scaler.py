@@ -135,6 +135,7 @@ class WorkScaler:
         self._scaled_at: dict[tuple[str, str, str], float] = {}
         self._planned_said: set[tuple[str, str, str, int, int]] = set()
         self._refused_said: set[tuple[str, str]] = set()
+        self._failed_said: set[tuple[str, str]] = set()
         #: Whether the record held entries when last read or written (the leader keeps leading on mains until
         #: the work is back).
         self.pending = False
@@ -154,7 +155,7 @@ class WorkScaler:
         try:
             stored = self._store.read()
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step="read the stopped-work record", error=str(error))
+            self._api_failed("read the stopped-work record", error)
             return False
         if isinstance(stored, InvalidRecord):
             self._refuse_once("record", f"the record cannot be used ({stored.reason}): nothing is stopped")
@@ -181,9 +182,7 @@ class WorkScaler:
                     self._refuse_once(f"ReplicaSet {stop.namespace}/{name}", str(error))
                     continue
                 except ClusterError as error:
-                    self._log.warning(
-                        "cluster.api_failed", step=f"read ReplicaSet {stop.namespace}/{name}", error=str(error)
-                    )
+                    self._api_failed(f"read ReplicaSet {stop.namespace}/{name}", error)
                     continue
                 if deployment is not None:
                     kind, name = "Deployment", deployment
@@ -222,7 +221,7 @@ class WorkScaler:
             self._refuse_once(label, str(error))
             return stored, False
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step=f"read {label}", error=str(error))
+            self._api_failed(f"read {label}", error)
             return stored, False
         if current is None:
             return stored, False
@@ -242,17 +241,17 @@ class WorkScaler:
             self._elector.ensure_leader()
             stored = self._store.write(stored, stored.record.with_entry(new))  # write-ahead
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step=f"record the stop of {label}", error=str(error))
+            self._api_failed(f"record the stop of {label}", error)
             return stored, False
         try:
             self._set(namespace, kind, name, target)
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step=f"stop {label}", error=str(error))
+            self._api_failed(f"stop {label}", error)
             try:  # not stopped: the record must not say it was
                 undone = stored.record.without(key) if entry is None else stored.record.with_entry(entry)
                 stored = self._store.write(stored, undone)
             except ClusterError as again:
-                self._log.warning("cluster.api_failed", step=f"unrecord the stop of {label}", error=str(again))
+                self._api_failed(f"unrecord the stop of {label}", again)
             return stored, False
         self._scaled_at[key] = now
         what = f"suspended Job {namespace}/{name}" if kind == "Job" else f"scaled {label} from {current} to {target}"
@@ -285,7 +284,7 @@ class WorkScaler:
         try:
             stored = self._store.read()
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step="read the stopped-work record", error=str(error))
+            self._api_failed("read the stopped-work record", error)
             return False
         if isinstance(stored, InvalidRecord):
             self.pending = False  # said once; a person reads and deletes it (nothing is scaled for it)
@@ -298,7 +297,7 @@ class WorkScaler:
             try:
                 stored, done = self._back_one(stored, entry)
             except ClusterError as error:
-                self._log.warning("cluster.api_failed", step=f"put back {entry.label}", error=str(error))
+                self._api_failed(f"put back {entry.label}", error)
                 continue
             acted = acted or done
         self.pending = bool(stored.record.entries)
@@ -354,7 +353,15 @@ class WorkScaler:
         try:
             self._events.emit_on(kind, _API_VERSION[kind], namespace, name, reason, message)
         except ClusterError as error:
-            self._log.warning("cluster.api_failed", step=f"emit {reason}", error=str(error))
+            self._api_failed(f"emit {reason}", error)
+
+    def _api_failed(self, step: str, error: ClusterError) -> None:
+        """A failed call, said once per step and error: a missing RBAC rule must not log every poll."""
+        said = (step, str(error))
+        if said in self._failed_said:
+            return
+        self._failed_said.add(said)
+        self._log.warning("cluster.api_failed", step=step, error=str(error))
 
     def _refuse_once(self, what: str, why: str) -> None:
         if (what, why) in self._refused_said:
