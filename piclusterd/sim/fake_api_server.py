@@ -1730,8 +1730,10 @@ class FakeKubeServer:
             self._node_lifecycle()
             self._finish_deletions()
             self._replace_owed()
+            self._sync_workloads()
             self._schedule_pending()
             self._start_bound()
+            self._sync_workload_statuses()
             self._sync_pdbs()
 
     def _node_lifecycle(self) -> None:
@@ -1808,11 +1810,17 @@ class FakeKubeServer:
                 self._remove(_PODS, key)
 
     def _replace_owed(self) -> None:
+        """A deleted pod's replacement, copied from it (a test's pods of one owner may differ, which a real
+        controller's never do). Only while its owner still wants it: fewer live pods than replicas, the
+        ordinal below replicas, a Job not suspended. A pod whose owner the fake holds no object of is replaced
+        as before owners were modelled."""
         owed, self._owed = self._owed, []
         for old in owed:
             reference = _controller_ref(old)
             assert reference is not None
             metadata = old["metadata"]
+            if not self._owner_wants_back(old, reference):
+                continue
             if reference.get("kind") == "StatefulSet":
                 name = metadata["name"]
                 if self._objects.get(("pods", metadata["namespace"], name)) is not None:
@@ -1843,6 +1851,254 @@ class FakeKubeServer:
             }
             self._default_pod(pod)
             self._store(_PODS, pod)
+
+    def _owner_wants_back(self, old: JsonObj, reference: Mapping[str, Any]) -> bool:
+        resource = _WORKLOADS.get(str(reference.get("kind")))
+        if resource is None:
+            return True
+        owner = self._objects.get(self._key(resource, old["metadata"]["namespace"], str(reference.get("name"))))
+        if owner is None or owner["metadata"]["uid"] != reference.get("uid", owner["metadata"]["uid"]):
+            return True
+        spec = owner["spec"]
+        if resource is _STATEFULSETS:
+            ordinal = fake_workloads.stateful_ordinal(owner["metadata"]["name"], old["metadata"]["name"])
+            return ordinal is None or ordinal < int(spec.get("replicas", 0))
+        active = [p for p in self._pods_of_owner(owner) if fake_workloads.is_active(p)]
+        if resource is _JOBS:
+            return not spec.get("suspend") and len(active) < self._job_wants_active(owner)
+        return len(active) < int(spec.get("replicas", 0))
+
+    # ------------------------------------------------------------------------ workload controllers
+
+    def _pods_of_owner(self, owner: JsonObj) -> list[JsonObj]:
+        """The pods whose controller reference is ``owner`` (by uid), in no particular order."""
+        uid, namespace = owner["metadata"]["uid"], owner["metadata"]["namespace"]
+        return [
+            pod
+            for key, pod in self._objects.items()
+            if key[0] == "pods"
+            and key[1] == namespace
+            and (ref := _controller_ref(pod)) is not None
+            and ref.get("uid") == uid
+        ]
+
+    def _sync_workloads(self) -> None:
+        """The Deployment, ReplicaSet, StatefulSet and Job controllers, one pass each."""
+        for deployment in self._select(_DEPLOYMENTS, None):
+            self._sync_deployment(deployment)
+        for replica_set in self._select(_REPLICASETS, None):
+            self._sync_replica_set(replica_set)
+        for stateful_set in self._select(_STATEFULSETS, None):
+            self._sync_stateful_set(stateful_set)
+        for job in self._select(_JOBS, None):
+            self._sync_job(job)
+
+    def _sync_workload_statuses(self) -> None:
+        for resource in (_REPLICASETS, _STATEFULSETS, _JOBS):
+            for owner in self._select(resource, None):
+                metadata = owner["metadata"]
+                self._refresh_status(resource, self._key(resource, metadata["namespace"], metadata["name"]))
+
+    def _sync_deployment(self, deployment: JsonObj) -> None:
+        """pkg/controller/deployment/sync.go scale: with one active ReplicaSet (or none: the newest), that one
+        takes the Deployment's replicas; with several, each gets its proportion of them (getReplicaSetFraction),
+        the rest going to the newest. A Deployment without a ReplicaSet gets one, ``<name>-<hash>``."""
+        desired = int(deployment["spec"].get("replicas", 1))
+        replica_sets = self._replica_sets_of(deployment)
+        if not replica_sets:
+            self._store(_REPLICASETS, self._new_replica_set(deployment, desired))
+            return
+        newest_first = sorted(
+            replica_sets, key=lambda rs: (str(rs["metadata"].get("creationTimestamp", "")), rs["metadata"]["name"])
+        )[::-1]
+        current = {rs["metadata"]["name"]: int(rs["spec"].get("replicas", 0)) for rs in replica_sets}
+        if sum(current.values()) == desired:
+            return
+        active = [rs for rs in newest_first if current[rs["metadata"]["name"]] > 0]
+        wanted: dict[str, int] = {}
+        if len(active) <= 1:
+            target = active[0] if active else newest_first[0]
+            wanted[target["metadata"]["name"]] = desired
+        else:
+            total = sum(current.values())
+            for rs in active:
+                wanted[rs["metadata"]["name"]] = current[rs["metadata"]["name"]] * desired // total
+            wanted[active[0]["metadata"]["name"]] += desired - sum(wanted.values())
+        for rs in replica_sets:
+            name = rs["metadata"]["name"]
+            if name in wanted and wanted[name] != current[name]:
+                updated = copy.deepcopy(rs)
+                updated["spec"]["replicas"] = wanted[name]
+                updated["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
+                self._seeded.discard(self._key(_REPLICASETS, rs["metadata"]["namespace"], name))
+                self._store(_REPLICASETS, updated)
+
+    def _new_replica_set(self, deployment: JsonObj, replicas: int) -> JsonObj:
+        """getNewReplicaSet: ``<deployment>-<template hash>``, the hash also labelling its selector and pods.
+        (The hash here is a digest of the template, not upstream's fnv32a: only its role matters.)"""
+        import hashlib
+
+        template = copy.deepcopy(deployment["spec"].get("template") or {"metadata": {}, "spec": {}})
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+        template_hash = "".join(_NAME_SUFFIX_ALPHABET[b % len(_NAME_SUFFIX_ALPHABET)] for b in digest[:10])
+        template.setdefault("metadata", {}).setdefault("labels", {})[fake_workloads.POD_TEMPLATE_HASH] = template_hash
+        selector = copy.deepcopy(deployment["spec"].get("selector") or {})
+        selector.setdefault("matchLabels", {})[fake_workloads.POD_TEMPLATE_HASH] = template_hash
+        metadata = deployment["metadata"]
+        replica_set: JsonObj = {
+            "metadata": {
+                "name": f"{metadata['name']}-{template_hash}",
+                "namespace": metadata["namespace"],
+                "uid": self._new_uid(),
+                "generation": 1,
+                "creationTimestamp": format_time(self._clock.wall()),
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {fake_workloads.DEPLOYMENT_REVISION: "1"},
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
+            "status": {"replicas": 0},
+        }
+        return fake_workloads.owned_by(replica_set, deployment)
+
+    def _create_owned_pod(self, pod: JsonObj, *, generated: bool) -> None:
+        """Create a pod a controller asked for: a generated name (``<generateName><5 chars>``) if asked."""
+        metadata = pod["metadata"]
+        if generated:
+            while True:
+                name = str(metadata["generateName"]) + "".join(
+                    self._random.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
+                )
+                if self._key(_PODS, metadata["namespace"], name) not in self._objects:
+                    break
+            metadata["name"] = name
+        metadata["uid"] = self._new_uid()
+        metadata["creationTimestamp"] = format_time(self._clock.wall())
+        pod["spec"].pop("nodeName", None)
+        pod["status"] = {"phase": "Pending"}
+        self._default_pod(pod)
+        self._store(_PODS, pod)
+
+    def _delete_surplus(self, pods: Sequence[JsonObj], count: int, related: Sequence[JsonObj]) -> None:
+        """getPodsToDelete: the ``count`` pods that rank first in ActivePodsWithRanks, deleted gracefully."""
+        for pod in fake_workloads.deletion_order(pods, related)[:count]:
+            current = self._objects.get(self._key(_PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]))
+            if current is not None:
+                self._delete_pod(current, None)
+
+    def _sync_replica_set(self, replica_set: JsonObj) -> None:
+        """pkg/controller/replicaset/replica_set.go manageReplicas: create from the template up to replicas
+        (names ``<rs>-<5 chars>``), or delete the surplus in getPodsToDelete's order. Pods being deleted do not
+        count (FilterActivePods)."""
+        active = [p for p in self._pods_of_owner(replica_set) if fake_workloads.is_active(p)]
+        diff = len(active) - int(replica_set["spec"].get("replicas", 1))
+        if diff < 0:
+            for _ in range(-diff):
+                pod = fake_workloads.pod_from_template(replica_set, "", f"{replica_set['metadata']['name']}-")
+                self._create_owned_pod(pod, generated=True)
+        elif diff > 0:
+            related = active
+            deployment = self._deployment_of(replica_set)
+            if deployment is not None:  # the ranking counts the pods of all the Deployment's ReplicaSets
+                related = [
+                    p
+                    for rs in self._replica_sets_of(deployment)
+                    for p in self._pods_of_owner(rs)
+                    if fake_workloads.is_active(p)
+                ]
+            self._delete_surplus(active, diff, related)
+
+    def _sync_stateful_set(self, stateful_set: JsonObj) -> None:
+        """pkg/controller/statefulset/stateful_set_control.go updateStatefulSet. OrderedReady (the default): the
+        lowest missing ordinal is created, and the next only once every lower one is Running and Ready; above
+        replicas, the highest ordinal is deleted first, one at a time, the next only once it is gone and only
+        while every pod below replicas is Running and Ready. Parallel: all at once."""
+        name = stateful_set["metadata"]["name"]
+        replicas = int(stateful_set["spec"].get("replicas", 1))
+        monotonic = stateful_set["spec"].get("podManagementPolicy", "OrderedReady") != "Parallel"
+        by_ordinal: dict[int, JsonObj] = {}
+        for pod in self._pods_of_owner(stateful_set):
+            ordinal = fake_workloads.stateful_ordinal(name, pod["metadata"]["name"])
+            if ordinal is not None and _phase(pod) not in ("Succeeded", "Failed"):
+                by_ordinal[ordinal] = pod
+        for ordinal in range(replicas):
+            member = by_ordinal.get(ordinal)
+            if member is None:
+                if self._key(_PODS, stateful_set["metadata"]["namespace"], f"{name}-{ordinal}") in self._objects:
+                    if monotonic:
+                        return  # a pod of that name but not this set's (or finished): wait, as isMemberOf does
+                    continue
+                self._create_stateful_pod(stateful_set, ordinal)
+                if monotonic:
+                    return
+                continue
+            if monotonic and (_is_terminating(member) or not self._running_and_ready(member)):
+                return
+        condemned = sorted((o for o in by_ordinal if o >= replicas), reverse=True)
+        first_unhealthy = next((o for o in sorted(condemned) if not self._running_and_ready(by_ordinal[o])), None)
+        for ordinal in condemned:
+            pod = by_ordinal[ordinal]
+            if _is_terminating(pod):
+                if monotonic:
+                    return
+                continue
+            if monotonic and not self._running_and_ready(pod) and ordinal != first_unhealthy:
+                return
+            self._delete_pod(pod, None)
+            if monotonic:
+                return
+
+    @staticmethod
+    def _running_and_ready(pod: JsonObj) -> bool:
+        return _phase(pod) == "Running" and _is_pod_ready(pod)
+
+    def _create_stateful_pod(self, stateful_set: JsonObj, ordinal: int) -> None:
+        """createPersistentVolumeClaims then the pod: each claim template's claim is made if missing."""
+        namespace = stateful_set["metadata"]["namespace"]
+        for claim_template in stateful_set["spec"].get("volumeClaimTemplates") or []:
+            claim = fake_workloads.stateful_claim(stateful_set, claim_template, ordinal)
+            if self._key(_PVCS, namespace, claim["metadata"]["name"]) not in self._objects:
+                claim["metadata"]["uid"] = self._new_uid()
+                claim["metadata"]["creationTimestamp"] = format_time(self._clock.wall())
+                self._store(_PVCS, claim)
+        self._create_owned_pod(fake_workloads.stateful_pod(stateful_set, ordinal), generated=False)
+
+    @staticmethod
+    def _job_wants_active(job: JsonObj) -> int:
+        """manageJob's wantActive: parallelism, but no more than the completions still to do."""
+        spec, status = job["spec"], job.get("status") or {}
+        parallelism = int(spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1)
+        completions = spec.get("completions")
+        if completions is None:
+            return parallelism
+        return max(0, min(parallelism, int(completions) - int(status.get("succeeded", 0))))
+
+    def _sync_job(self, job: JsonObj) -> None:
+        """pkg/controller/job/job_controller.go syncJob + manageJob, with suspend (KEP-2232): a suspended Job's
+        active pods are deleted and its condition Suspended is True (reason JobSuspended); resumed, the
+        condition turns False (JobResumed), startTime restarts, and pods are created up to parallelism."""
+        suspended = bool(job["spec"].get("suspend"))
+        active = [p for p in self._pods_of_owner(job) if fake_workloads.is_active(p)]
+        want = 0 if suspended else self._job_wants_active(job)
+        if len(active) > want:
+            self._delete_surplus(active, len(active) - want, active)
+        elif len(active) < want:
+            for _ in range(want - len(active)):
+                pod = fake_workloads.pod_from_template(job, "", f"{job['metadata']['name']}-")
+                self._create_owned_pod(pod, generated=True)
+        self._job_condition(job, suspended)
+
+    def _job_condition(self, job: JsonObj, suspended: bool) -> None:
+        if suspended == (_condition_status(job, "Suspended") == "True"):
+            return
+        wall = self._clock.wall()
+        updated = copy.deepcopy(job)
+        _set_condition(updated, fake_workloads.suspended_condition(suspended), wall)
+        status = updated.setdefault("status", {})
+        if suspended:
+            status.pop("startTime", None)
+        else:
+            status["startTime"] = format_time(wall)  # a resumed Job's activeDeadlineSeconds counts from now
+        self._store(_JOBS, updated)
 
     def _schedule_pending(self) -> None:
         wall = self._clock.wall()
@@ -2145,7 +2401,17 @@ class FakeKubeServer:
                 continue
             if reference.get("kind") not in _SCALE_KINDS:
                 raise _SyncFailed(f'found no controllers for pod "{pod["metadata"]["name"]}"')
-            owners[str(reference.get("uid"))] = self._scale.get(str(reference.get("uid")), 0)
+            uid, replicas = str(reference.get("uid")), self._scale.get(str(reference.get("uid")), 0)
+            resource = _WORKLOADS.get(str(reference.get("kind")))
+            owner = None
+            if resource is not None:
+                owner = self._objects.get(self._key(resource, pod["metadata"]["namespace"], str(reference.get("name"))))
+            if owner is not None and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"]):
+                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas.
+                scaled = self._deployment_of(owner) if resource is _REPLICASETS else None
+                scaled = scaled if scaled is not None else owner
+                uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
+            owners[uid] = replicas
         return sum(owners.values())
 
     def _pdb_fail_safe(self, pdb: JsonObj, message: str, wall: float) -> JsonObj:
@@ -3407,8 +3673,7 @@ class FakeKubeServer:
         """The status each controller writes: counts of its pods (pkg/controller/replicaset
         calculateStatus, statefulset computeReplicaStatus, job_controller)."""
         metadata = owner["metadata"]
-        pods = self._owned_pods(metadata["name"], resource.kind, metadata["namespace"])
-        pods = [p for p in pods if (ref := _controller_ref(p)) is not None and ref.get("uid") == metadata["uid"]]
+        pods = self._pods_of_owner(owner)
         active = [p for p in pods if fake_workloads.is_active(p)]
         ready = sum(1 for p in active if _is_pod_ready(p))
         old = owner.get("status") or {}

@@ -266,3 +266,167 @@ def test_the_scale_rule_grants_the_subresource_only(clock: FakeClock) -> None:
             "PATCH", path, {"spec": {"replicas": 0}}, content_type="application/merge-patch+json", token=DAEMON_TOKEN
         )
         assert direct.status == 403
+
+
+# ------------------------------------------------------------------------------ controllers
+
+
+@pytest.fixture
+def running(clock: FakeClock) -> Iterator[FakeKubeServer]:
+    """district-10 with the controllers on: graceful termination (30 s) and pods Ready 5 s after binding."""
+    with FakeKubeServer(clock=clock, controller=True, ready_delay_s=5.0) as server:
+        server.load_objects(json.loads((CLUSTERS / "district-10.json").read_text()))
+        yield server
+
+
+@pytest.fixture
+def running_api(running: FakeKubeServer) -> Iterator[client.ApiClient]:
+    api_client = running.api_client()
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture
+def running_apps(running_api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(running_api)
+
+
+@pytest.fixture
+def running_batch(running_api: client.ApiClient) -> client.BatchV1Api:
+    return client.BatchV1Api(running_api)
+
+
+def settle(kube: FakeKubeServer, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Let the controllers run for ``seconds`` of the fake clock."""
+    elapsed = 0.0
+    while elapsed < seconds:
+        clock.advance(step)
+        kube.run_controller_once()
+        elapsed += step
+
+
+def test_deployment_scaled_down_loses_its_pods_and_scaled_up_gets_them_back(
+    running: FakeKubeServer, clock: FakeClock, running_apps: client.AppsV1Api
+) -> None:
+    before = pods_of(running, "lab-reports-")
+    assert len(before) == 2
+    running_apps.patch_namespaced_deployment_scale("lab-reports", NS, {"spec": {"replicas": 0}})
+    assert running_apps.read_namespaced_replica_set("lab-reports-qb89fn5sgz", NS).spec.replicas == 0
+    terminating = [p for p in running.list_objects("pods", NS) if p["metadata"]["name"] in before]
+    assert all(p["metadata"].get("deletionTimestamp") for p in terminating)  # graceful, as a real deletion
+    assert pods_of(running, "lab-reports-") == []
+    settle(running, clock, 31)
+    assert pods_of(running, "lab-reports-", live_only=False) == []  # gone after their grace period, not replaced
+    running_apps.patch_namespaced_deployment_scale("lab-reports", NS, {"spec": {"replicas": 2}})
+    back = pods_of(running, "lab-reports-")
+    assert len(back) == 2 and not set(back) & set(before)
+    assert all(name.startswith("lab-reports-qb89fn5sgz-") and len(name) == len(before[0]) for name in back)
+    settle(running, clock, 6)
+    pods = [running.get_object("pods", NS, name) for name in back]
+    assert all(p is not None and p["spec"].get("nodeName") and p["status"]["phase"] == "Running" for p in pods)
+    deployment = running_apps.read_namespaced_deployment("lab-reports", NS)
+    assert (deployment.status.replicas, deployment.status.ready_replicas) == (2, 2)
+
+
+def test_a_replaced_pod_still_comes_back_when_the_scale_did_not_change(
+    running: FakeKubeServer, running_apps: client.AppsV1Api, running_api: client.ApiClient
+) -> None:
+    client.CoreV1Api(running_api).delete_namespaced_pod("lab-reports-qb89fn5sgz-8gmj2", NS)
+    assert len(pods_of(running, "lab-reports-")) == 2
+    assert running_apps.read_namespaced_replica_set("lab-reports-qb89fn5sgz", NS).spec.replicas == 2
+
+
+def test_replica_set_deletes_unscheduled_then_not_ready_pods_first(
+    kube: FakeKubeServer, apps: client.AppsV1Api
+) -> None:
+    """getPodsToDelete's ranking: a pod on no node, then a pod not Ready, before Ready pods."""
+    from piclusterd.sim.fake_api_server import make_node, make_pod
+
+    kube.put_object(make_node("pi1"))
+    owner = ("ReplicaSet", "web-5d8f")
+    kube.put_object(make_pod("web-ready", node="pi1", labels={"app": "web"}, owner=owner))
+    kube.put_object(make_pod("web-unready", node="pi1", labels={"app": "web"}, owner=owner, ready=False))
+    kube.put_object(make_pod("web-pending", labels={"app": "web"}, owner=owner))
+    kube.put_object(make_pod("web-ready-2", node="pi1", labels={"app": "web"}, owner=owner))
+    apps.patch_namespaced_replica_set_scale("web-5d8f", "default", {"spec": {"replicas": 3}})
+    kube.run_controller_once()
+    assert kube.get_object("pods", "default", "web-pending") is None  # unbound: deleted at once
+    apps.patch_namespaced_replica_set_scale("web-5d8f", "default", {"spec": {"replicas": 2}})
+    kube.run_controller_once()
+    unready = kube.get_object("pods", "default", "web-unready")
+    assert unready is not None and unready["metadata"].get("deletionTimestamp")
+    ready = [kube.get_object("pods", "default", name) for name in ("web-ready", "web-ready-2")]
+    assert all(p is not None and not p["metadata"].get("deletionTimestamp") for p in ready)
+
+
+def test_stateful_set_scales_down_from_the_highest_ordinal_one_at_a_time(
+    running: FakeKubeServer, clock: FakeClock, running_apps: client.AppsV1Api
+) -> None:
+    running_apps.patch_namespaced_stateful_set_scale("mariadb", NS, {"spec": {"replicas": 0}})
+    one = running.get_object("pods", NS, "mariadb-1")
+    zero = running.get_object("pods", NS, "mariadb-0")
+    assert one is not None and one["metadata"].get("deletionTimestamp")
+    assert zero is not None and not zero["metadata"].get("deletionTimestamp")  # waits for mariadb-1 to be gone
+    settle(running, clock, 29)
+    zero = running.get_object("pods", NS, "mariadb-0")
+    assert zero is not None and not zero["metadata"].get("deletionTimestamp")
+    settle(running, clock, 2)
+    assert running.get_object("pods", NS, "mariadb-1") is None
+    zero = running.get_object("pods", NS, "mariadb-0")
+    assert zero is not None and zero["metadata"].get("deletionTimestamp")
+    settle(running, clock, 31)
+    assert pods_of(running, "mariadb-", live_only=False) == []
+
+
+def test_stateful_set_scales_up_from_the_lowest_missing_ordinal_each_once_the_last_is_ready(
+    running: FakeKubeServer, clock: FakeClock, running_apps: client.AppsV1Api
+) -> None:
+    running_apps.patch_namespaced_stateful_set_scale("mariadb", NS, {"spec": {"replicas": 0}})
+    settle(running, clock, 62)
+    running_apps.patch_namespaced_stateful_set_scale("mariadb", NS, {"spec": {"replicas": 2}})
+    assert pods_of(running, "mariadb-") == ["mariadb-0"]  # mariadb-1 waits for mariadb-0 to be Running and Ready
+    settle(running, clock, 4)
+    assert pods_of(running, "mariadb-") == ["mariadb-0"]
+    settle(running, clock, 2)
+    assert pods_of(running, "mariadb-") == ["mariadb-0", "mariadb-1"]
+    pod = running.get_object("pods", NS, "mariadb-1")
+    assert pod is not None
+    assert pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "mariadb-1"
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == ["data-mariadb-1"]  # its own claim, kept across the scale-down (whenScaled: Retain)
+
+
+def test_job_suspend_deletes_its_pods_and_resume_brings_them_back(
+    running: FakeKubeServer, clock: FakeClock, running_batch: client.BatchV1Api
+) -> None:
+    before = pods_of(running, "analytics-nightly-")
+    assert before == ["analytics-nightly-kxwtd"]
+    running_batch.patch_namespaced_job("analytics-nightly", NS, {"spec": {"suspend": True}})
+    pod = running.get_object("pods", NS, "analytics-nightly-kxwtd")
+    assert pod is not None and pod["metadata"].get("deletionTimestamp")  # graceful, as the job controller deletes
+    job = running_batch.read_namespaced_job("analytics-nightly", NS)
+    [condition] = [c for c in job.status.conditions if c.type == "Suspended"]
+    assert (condition.status, condition.reason, condition.message) == ("True", "JobSuspended", "Job suspended")
+    settle(running, clock, 31)
+    assert pods_of(running, "analytics-nightly-", live_only=False) == []  # not replaced while suspended
+    assert running_batch.read_namespaced_job("analytics-nightly", NS).status.active is None
+    running_batch.patch_namespaced_job("analytics-nightly", NS, {"spec": {"suspend": False}})
+    back = pods_of(running, "analytics-nightly-")
+    assert len(back) == 1 and back != before
+    settle(running, clock, 6)
+    job = running_batch.read_namespaced_job("analytics-nightly", NS)
+    [condition] = [c for c in job.status.conditions if c.type == "Suspended"]
+    assert (condition.status, condition.reason) == ("False", "JobResumed")
+    assert job.status.active == 1
+    pod = running.get_object("pods", NS, back[0])
+    assert pod is not None and pod["spec"].get("nodeName") and pod["status"]["phase"] == "Running"
+
+
+def test_a_pdb_counts_the_deployments_replicas(running: FakeKubeServer, running_apps: client.AppsV1Api) -> None:
+    """getExpectedScale reads the Deployment's scale: scaled to 1, a maxUnavailable 0 budget expects 1 pod."""
+    from piclusterd.sim.fake_api_server import make_pdb
+
+    running.put_object(make_pdb("lab", NS, match_labels={"app.kubernetes.io/name": "lab-reports"}, max_unavailable=0))
+    assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 2  # type: ignore[index]
+    running_apps.patch_namespaced_deployment_scale("lab-reports", NS, {"spec": {"replicas": 1}})
+    assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 1  # type: ignore[index]
