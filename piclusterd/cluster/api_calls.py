@@ -19,6 +19,10 @@ __all__ = ["DAEMON_API_CALLS", "ApiCall", "Permission", "Where", "needed_permiss
 
 EVENTS_NAMESPACE = "default"  # Events about Nodes are accepted only there (kube_api.EventRecorder)
 
+#: Without these the leader stops no non-critical work (cluster.scaler): its drains move it to the nodes that
+#: stay on, and the runtime falls short of the plan's. Nothing unsafe, so doctor warns.
+STOPPING = "stopping non-critical work to reach the target runtime (give_up_noncritical)"
+
 
 class Where(enum.Enum):
     """Which namespace a call goes to (and which object name, for the calls RBAC grants by name)."""
@@ -112,7 +116,7 @@ DAEMON_API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("list", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
     ApiCall("watch", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
     *(
-        ApiCall(verb, "", "configmaps", "", Where.STOPPED_WORK_OBJECT, (method,), "the stopped-work record")
+        ApiCall(verb, "", "configmaps", "", Where.STOPPED_WORK_OBJECT, (method,), STOPPING, optional=True)
         for verb, method in (
             ("get", "read_namespaced_config_map"),
             ("update", "replace_namespaced_config_map"),
@@ -120,11 +124,9 @@ DAEMON_API_CALLS: tuple[ApiCall, ...] = (
         )
     ),
     # Stopping non-critical work to reach the target (Plan.scale_down), and putting it back with the restore.
-    ApiCall(
-        "get", "apps", "replicasets", "", Where.CLUSTER, ("read_namespaced_replica_set",), "a ReplicaSet's Deployment"
-    ),
+    ApiCall("get", "apps", "replicasets", "", Where.CLUSTER, ("read_namespaced_replica_set",), STOPPING, optional=True),
     *(
-        ApiCall(verb, "apps", resource, "scale", Where.CLUSTER, (method,), "stopping non-critical work")
+        ApiCall(verb, "apps", resource, "scale", Where.CLUSTER, (method,), STOPPING, optional=True)
         for resource, kind in (
             ("deployments", "deployment"),
             ("replicasets", "replica_set"),
@@ -135,10 +137,12 @@ DAEMON_API_CALLS: tuple[ApiCall, ...] = (
             ("patch", f"patch_namespaced_{kind}_scale"),
         )
     ),
-    ApiCall("get", "batch", "jobs", "", Where.CLUSTER, ("read_namespaced_job",), "suspending a non-critical Job"),
-    ApiCall("patch", "batch", "jobs", "", Where.CLUSTER, ("patch_namespaced_job",), "suspending a non-critical Job"),
+    ApiCall("get", "batch", "jobs", "", Where.CLUSTER, ("read_namespaced_job",), STOPPING, optional=True),
+    ApiCall("patch", "batch", "jobs", "", Where.CLUSTER, ("patch_namespaced_job",), STOPPING, optional=True),
     ApiCall("create", "", "events", "", Where.EVENTS, ("create_namespaced_event",), "Events on Nodes"),
-    ApiCall("create", "", "events", "", Where.CLUSTER, ("create_namespaced_event",), "Events on the workloads stopped"),
+    ApiCall(
+        "create", "", "events", "", Where.CLUSTER, ("create_namespaced_event",), "Events on stopped work", optional=True
+    ),
     ApiCall("patch", "", "events", "", Where.EVENTS, ("patch_namespaced_event",), "counting repeated Events"),
 )
 """The daemon's calls (doctor's own SelfSubjectAccessReviews need no rule: every authenticated user may)."""
