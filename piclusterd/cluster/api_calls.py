@@ -13,10 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from piclusterd.core.outage_record import OUTAGE_CONFIGMAP
+from piclusterd.core.stopped_work import STOPPED_WORK_CONFIGMAP
 
 __all__ = ["DAEMON_API_CALLS", "ApiCall", "Permission", "Where", "needed_permissions"]
 
 EVENTS_NAMESPACE = "default"  # Events about Nodes are accepted only there (kube_api.EventRecorder)
+
+#: Without these the leader stops no non-critical work (cluster.scaler): its drains move it to the nodes that
+#: stay on, and the runtime falls short of the plan's. Nothing unsafe, so doctor warns.
+STOPPING = "stopping non-critical work to reach the target runtime (give_up_noncritical)"
 
 
 class Where(enum.Enum):
@@ -27,6 +32,7 @@ class Where(enum.Enum):
     LEASE_OBJECT = "lease-object"  # the Lease itself (resourceNames: [lease_name])
     OUTAGE = "outage"  # the outage record's namespace ([cluster] full-shutdown namespace)
     OUTAGE_OBJECT = "outage-object"  # the outage record ConfigMap itself
+    STOPPED_WORK_OBJECT = "stopped-work-object"  # the stopped-work record ConfigMap (same namespace)
     EVENTS = "events"  # "default"
 
 
@@ -109,7 +115,34 @@ DAEMON_API_CALLS: tuple[ApiCall, ...] = (
     ),
     ApiCall("list", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
     ApiCall("watch", "", "configmaps", "", Where.OUTAGE, ("list_namespaced_config_map",), "watching the record"),
+    *(
+        ApiCall(verb, "", "configmaps", "", Where.STOPPED_WORK_OBJECT, (method,), STOPPING, optional=True)
+        for verb, method in (
+            ("get", "read_namespaced_config_map"),
+            ("update", "replace_namespaced_config_map"),
+            ("delete", "delete_namespaced_config_map"),
+        )
+    ),
+    # Stopping non-critical work to reach the target (Plan.scale_down), and putting it back with the restore.
+    ApiCall("get", "apps", "replicasets", "", Where.CLUSTER, ("read_namespaced_replica_set",), STOPPING, optional=True),
+    *(
+        ApiCall(verb, "apps", resource, "scale", Where.CLUSTER, (method,), STOPPING, optional=True)
+        for resource, kind in (
+            ("deployments", "deployment"),
+            ("replicasets", "replica_set"),
+            ("statefulsets", "stateful_set"),
+        )
+        for verb, method in (
+            ("get", f"read_namespaced_{kind}_scale"),
+            ("patch", f"patch_namespaced_{kind}_scale"),
+        )
+    ),
+    ApiCall("get", "batch", "jobs", "", Where.CLUSTER, ("read_namespaced_job",), STOPPING, optional=True),
+    ApiCall("patch", "batch", "jobs", "", Where.CLUSTER, ("patch_namespaced_job",), STOPPING, optional=True),
     ApiCall("create", "", "events", "", Where.EVENTS, ("create_namespaced_event",), "Events on Nodes"),
+    ApiCall(
+        "create", "", "events", "", Where.CLUSTER, ("create_namespaced_event",), "Events on stopped work", optional=True
+    ),
     ApiCall("patch", "", "events", "", Where.EVENTS, ("patch_namespaced_event",), "counting repeated Events"),
 )
 """The daemon's calls (doctor's own SelfSubjectAccessReviews need no rule: every authenticated user may)."""
@@ -160,6 +193,7 @@ def needed_permissions(
         Where.LEASE_OBJECT: (lease_namespace, lease_name),
         Where.OUTAGE: (outage_namespace, ""),
         Where.OUTAGE_OBJECT: (outage_namespace, OUTAGE_CONFIGMAP),
+        Where.STOPPED_WORK_OBJECT: (outage_namespace, STOPPED_WORK_CONFIGMAP),
         Where.EVENTS: (EVENTS_NAMESPACE, ""),
     }
     return tuple(

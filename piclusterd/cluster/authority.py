@@ -41,6 +41,7 @@ from piclusterd.core.outage_record import (
     outage_record_fields,
     parse_rfc3339,
 )
+from piclusterd.core.stopped_work import STOPPED_WORK_CONFIGMAP, StoppedWork, stopped_work_fields
 from piclusterd.node.audit import AuditLogger
 
 if TYPE_CHECKING:
@@ -107,6 +108,13 @@ class RequestSigner:
         """``record`` written by us (its ``leader``), signed in our term (NotLeader if we do not lead)."""
         unsigned = replace(record, leader=self._elector.identity, term=self._elector.term(), signature="")
         signature = sign(self._keys.current, OUTAGE_CONFIGMAP, namespace, outage_record_fields(unsigned))
+        return replace(unsigned, signature=signature)
+
+    def stopped_work(self, namespace: str, record: StoppedWork) -> StoppedWork:
+        """The stopped-work record written by us (its ``leader``), signed in our term (NotLeader if we do not
+        lead)."""
+        unsigned = replace(record, leader=self._elector.identity, term=self._elector.term(), signature="")
+        signature = sign(self._keys.current, STOPPED_WORK_CONFIGMAP, namespace, stopped_work_fields(unsigned))
         return replace(unsigned, signature=signature)
 
 
@@ -211,6 +219,27 @@ class RequestVerifier:
         if refusal is not None:
             self._say_record(
                 f"configmap {namespace}/{OUTAGE_CONFIGMAP}", self._node, record.leader, record.signature, refusal
+            )
+        return refusal
+
+    def check_stopped_work(self, namespace: str, record: StoppedWork) -> RequestRefusal | None:
+        """The stopped-work record (the ConfigMap in ``namespace``), as :meth:`check_outage_record`."""
+        lease = self.lease_view()
+        if lease is None:
+            return _NO_LEASE
+        refusal = check_record(
+            keys=self._keys,
+            kind=STOPPED_WORK_CONFIGMAP,
+            node=namespace,
+            fields=stopped_work_fields(record),
+            signature=record.signature,
+            signer=record.leader,
+            term=record.term,
+            lease=lease,
+        )
+        if refusal is not None:
+            self._say_record(
+                f"configmap {namespace}/{STOPPED_WORK_CONFIGMAP}", self._node, record.leader, record.signature, refusal
             )
         return refusal
 

@@ -43,6 +43,7 @@ from piclusterd.cluster.plan_report import PlanReporter
 from piclusterd.cluster.power_off_request import PeerPowerOff
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.restoring import Restorer
+from piclusterd.cluster.scaler import StoppedWorkStore, WorkScaler
 from piclusterd.cluster.shedding import Shedder, ShedRecords
 from piclusterd.config.settings import ShedSettings
 from piclusterd.core.cluster_view import ClusterView, ShedState, ValueRefused, parse_kubectl_list
@@ -52,7 +53,7 @@ from piclusterd.core.planner import Plan, plan
 from piclusterd.core.ports import Clock
 from piclusterd.core.power_draw import PowerSituation
 from piclusterd.core.power_on_record import POWER_ON_ANNOTATION
-from piclusterd.core.power_state import BATTERY_STATES, PowerMemory
+from piclusterd.core.power_state import BATTERY_STATES, PowerMemory, PowerState
 from piclusterd.core.restore import KeptOff, RestoreInputs, smallest_set_after_full_shutdown
 from piclusterd.node.audit import AuditLogger
 from piclusterd.node.power_publisher import PowerPublisher
@@ -96,6 +97,9 @@ class ClusterController:
         self._api = api
         self._elector = elector
         self._agent = agent
+        if outage is None and settings.policy.can_stop_work:
+            # The stopped-work record lives beside the outage record: without it, no plan counts on a stop.
+            settings = replace(settings, policy=replace(settings.policy, can_stop_work=False))
         self._settings = settings
         self._publisher = publisher
         self._outage = outage
@@ -134,6 +138,20 @@ class ClusterController:
             records=records,
             events=events,
             policy=replace(settings.restore, tiers=settings.policy.tiers, default_tier=settings.policy.default_tier),
+            clock=clock,
+            log=self._log,
+        )
+        self._scaler = WorkScaler(
+            api=api,
+            store=StoppedWorkStore(
+                api,
+                outage.namespace if outage is not None else "",
+                self._log,
+                signer=power_off.signer,
+                verifier=agent.verifier,
+            ),
+            elector=elector,
+            events=events,
             clock=clock,
             log=self._log,
         )
@@ -294,7 +312,7 @@ class ClusterController:
             self._busy = True
             return  # a full shutdown (or the restart after one) is under way: no shedding now
         decided = self._plan(view, power, measured_load_w, now)
-        self._busy = self._busy or bool(decided.actions or decided.power_on)
+        self._busy = self._busy or bool(decided.actions or decided.power_on) or self._scaler.pending
         self.last_plan = decided
         self._reporter.report(decided)
         if self._outage is not None:
@@ -302,10 +320,15 @@ class ClusterController:
         self._reporter.say_unknown_batteries(view, decided)
         self._reporter.say_role_disagreements(view)
         if self._settings.dry_run:
+            self._scaler.stop(decided.scale_down, dry_run=True)  # says what it would stop; writes nothing
             return
         if self._restoring.withdraw_unsent_requests(view, power):
             return
         if self._shedding.resume(view, decided):
+            return
+        # The plan's stops before its drains: the drained pods then find no replica to replace.
+        if decided.scale_down and self._scaler.stop(decided.scale_down, dry_run=False):
+            self._busy = True
             return
         action = self._shedding.next_action(decided, now)
         if action is not None and action.node == self._identity:
@@ -317,6 +340,10 @@ class ClusterController:
         if self._restoring.rotate(view, decided, now):
             return
         self._restoring.restore(view, power, now)
+        if power.state is PowerState.ONLINE and self._settings.policy.can_stop_work:
+            # Stopped work comes back with the restore (or when the outage is over at the latest).
+            self._scaler.bring_back(now_allowed=self._restoring.work_may_come_back(now))
+            self._busy = self._busy or self._scaler.pending
 
     def _report_lease(self, attempt: Attempt) -> None:
         """A Lease that cannot be read or written, once per cause (what failed, HTTP status) until it works

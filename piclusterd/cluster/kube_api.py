@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from piclusterd.core.bounded_json import API_MAX_BYTES, JsonRefused, load_api_json
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.node_records import rfc3339
+from piclusterd.core.outage_record import OUTAGE_CONFIGMAP
 
 __all__ = [
     "ApiCallFailed",
@@ -125,6 +126,8 @@ class KubeClusterApi:
     def __init__(self, api_client: k8s.ApiClient, *, request_timeout_s: float = 10.0) -> None:
         self._core = k8s.CoreV1Api(api_client)
         self._policy = k8s.PolicyV1Api(api_client)
+        self._apps = k8s.AppsV1Api(api_client)
+        self._batch = k8s.BatchV1Api(api_client)
         self._timeout = request_timeout(request_timeout_s)
         self._cache: ObjectCache | None = None
         self._identity = ""
@@ -281,14 +284,14 @@ class KubeClusterApi:
             created = self._raw(
                 f"create configmap {namespace}/{name}", self._core.create_namespaced_config_map, namespace, body
             )
-            if self._cache is not None:
+            if self._cache is not None and name == OUTAGE_CONFIGMAP:
                 self._cache.remember("outage", created)
             return created
         metadata["resourceVersion"] = resource_version
         written = self._raw(
             f"replace configmap {namespace}/{name}", self._core.replace_namespaced_config_map, name, namespace, body
         )
-        if self._cache is not None:
+        if self._cache is not None and name == OUTAGE_CONFIGMAP:  # the one ConfigMap the watches keep
             self._cache.remember("outage", written)
         return written
 
@@ -298,8 +301,59 @@ class KubeClusterApi:
         except ApiCallFailed as error:
             if error.status != 404:
                 raise
-        if self._cache is not None:
+        if self._cache is not None and name == OUTAGE_CONFIGMAP:
             self._cache.forget("outage", namespace, name)
+
+    # --- stopping non-critical work (Plan.scale_down) and putting it back ------------------------------
+
+    def _optional(self, what: str, call: Any, *args: Any) -> JsonObject | None:
+        try:
+            return self._raw(what, call, *args)
+        except ApiCallFailed as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _scale_calls(self, kind: str) -> tuple[Any, Any]:
+        calls = {
+            "Deployment": (self._apps.read_namespaced_deployment_scale, self._apps.patch_namespaced_deployment_scale),
+            "ReplicaSet": (self._apps.read_namespaced_replica_set_scale, self._apps.patch_namespaced_replica_set_scale),
+            "StatefulSet": (
+                self._apps.read_namespaced_stateful_set_scale,
+                self._apps.patch_namespaced_stateful_set_scale,
+            ),
+        }
+        if kind not in calls:
+            raise ValueError(f"{kind} has no scale subresource piclusterd uses")
+        return calls[kind]
+
+    def read_replica_set(self, namespace: str, name: str) -> JsonObject | None:
+        """The ReplicaSet (to find the Deployment that controls it), or None if there is none."""
+        return self._optional(
+            f"get replicaset {namespace}/{name}", self._apps.read_namespaced_replica_set, name, namespace
+        )
+
+    def read_scale(self, kind: str, namespace: str, name: str) -> JsonObject | None:
+        """The scale subresource (autoscaling/v1 Scale) of a Deployment, ReplicaSet or StatefulSet; None if
+        the workload is gone. ``kubectl get --subresource=scale``."""
+        read, _ = self._scale_calls(kind)
+        return self._optional(f"get {kind.lower()} {namespace}/{name} scale", read, name, namespace)
+
+    def patch_scale(self, kind: str, namespace: str, name: str, replicas: int) -> JsonObject:
+        """Set ``spec.replicas`` through the scale subresource (``kubectl scale``), a strategic-merge patch."""
+        _, patch = self._scale_calls(kind)
+        body = {"spec": {"replicas": replicas}}
+        return self._raw(f"scale {kind.lower()} {namespace}/{name} to {replicas}", patch, name, namespace, body)
+
+    def read_job(self, namespace: str, name: str) -> JsonObject | None:
+        return self._optional(f"get job {namespace}/{name}", self._batch.read_namespaced_job, name, namespace)
+
+    def patch_job_suspend(self, namespace: str, name: str, suspend: bool) -> JsonObject:
+        """``spec.suspend`` of a Job (batch/v1, GA in 1.24): true deletes its active pods, false creates them
+        again (KEP-2232)."""
+        body = {"spec": {"suspend": suspend}}
+        what = f"{'suspend' if suspend else 'resume'} job {namespace}/{name}"
+        return self._raw(what, self._batch.patch_namespaced_job, name, namespace, body)
 
     def evict(
         self, namespace: str, name: str, grace_period_s: int | None = None, *, dry_run: bool = False
@@ -422,3 +476,38 @@ class EventRecorder:
         except Exception as error:
             raise _fail(f"create event {reason} on {node}", error) from error
         self._seen[key] = (name, 1)
+
+    def emit_on(
+        self,
+        kind: str,
+        api_version: str,
+        namespace: str,
+        name: str,
+        reason: str,
+        message: str,
+        *,
+        warning: bool = False,
+    ) -> None:
+        """A Kubernetes Event on a workload (``kubectl describe deployment`` shows it), in the workload's own
+        namespace as the API server requires. Not counted: each is one action of piclusterd's."""
+        now = rfc3339(self._wall())
+        event_name = f"{name[:200]}.{reason.lower()}.{datetime.datetime.now(datetime.UTC):%H%M%S%f}"
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": event_name, "namespace": namespace},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace},
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "piclusterd", "host": self._reporter},
+            "reportingComponent": "piclusterd",
+            "reportingInstance": self._reporter,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._core.create_namespaced_event(namespace, body, _request_timeout=self._timeout)
+        except Exception as error:
+            raise _fail(f"create event {reason} on {kind} {namespace}/{name}", error) from error

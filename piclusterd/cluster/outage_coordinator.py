@@ -149,6 +149,11 @@ class OutageCoordinator:
         #: that record is open (read each :meth:`lead`); ``()`` otherwise.
         self.shed_before_full_shutdown: tuple[str, ...] = ()
 
+    @property
+    def namespace(self) -> str:
+        """Where the outage record lives (and the stopped-work record beside it)."""
+        return self._settings.namespace
+
     def apply_mode(self, *, dry_run: bool) -> None:
         """A reloaded ``mode``: dry-run takes no full-shutdown step and lets a critical node protect itself."""
         self._settings = replace(self._settings, dry_run=dry_run)

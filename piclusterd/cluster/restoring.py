@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from piclusterd.cluster.election import LeaseElector
 from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
+from piclusterd.cluster.outage_close import SUMMARY_WAIT_S
 from piclusterd.cluster.power_on import PowerOnBackends
 from piclusterd.cluster.power_on_backends import PowerOutcome, RtcWakePower
 from piclusterd.cluster.shedding import ShedRecords
@@ -56,6 +57,17 @@ __all__ = ["MIN_POWER_ON_RETRY_S", "POWER_ON_ANSWER_S", "ROTATION_REASON_PREFIX"
 #: Why shed nodes are not back yet, as said in the journal (on change): not the routine pacing (stagger,
 #: anti-flap), which would say something every poll of a restore.
 _HOLDS_WORTH_SAYING = frozenset(
+    {
+        RestoreHold.POWER_UNKNOWN,
+        RestoreHold.ON_BATTERY,
+        RestoreHold.MAINS_NOT_STABLE,
+        RestoreHold.CHARGE_LOW,
+        RestoreHold.CHARGE_UNKNOWN,
+    }
+)
+
+#: The restore policy's holds under which nothing comes back yet (the others are its pacing).
+_NOT_YET_BACK = frozenset(
     {
         RestoreHold.POWER_UNKNOWN,
         RestoreHold.ON_BATTERY,
@@ -123,6 +135,16 @@ class Restorer:
         settles for ``restore_after`` from now, so the planner does not shed it again straight away."""
         memory, now = self._memory, self._clock.monotonic()
         self._memory = replace(memory, powered_on_at={**memory.powered_on_at, name: now})
+
+    def work_may_come_back(self, now: float) -> bool:
+        """Whether the non-critical work stopped during the outage comes back now (``cluster.scaler``): once
+        the last :meth:`restore` found mains back long enough and the charge high enough to bring shed nodes
+        back (whether or not any is left to), or mains has been back ``SUMMARY_WAIT_S``, when the outage ends
+        at the latest (``cluster.outage_close``)."""
+        memory = self._memory
+        if memory.hold not in _NOT_YET_BACK:
+            return True
+        return memory.mains_back_since is not None and now - memory.mains_back_since >= SUMMARY_WAIT_S
 
     def withdraw_unsent_requests(self, view: ClusterView, power: PowerMemory) -> bool:
         """Mains failed again before a node asked back came up, and nothing was sent to it (``manual``: nobody

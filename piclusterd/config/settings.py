@@ -86,6 +86,8 @@ def settings_from_config(config: Config, capacity_wh: float | None = None) -> Sh
             allow_unreplicated=cluster.allow_unreplicated,
             evict_emptydir=cluster.delete_emptydir_data,
             give_up_noncritical=GiveUpNoncritical(cluster.give_up_noncritical),
+            # The leader's scaler (cluster.scaler) stops work and puts it back; "never" still stops nothing.
+            can_stop_work=True,
         ),
         battery=BatterySpec(
             capacity_wh=capacity,

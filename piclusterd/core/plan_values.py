@@ -76,9 +76,10 @@ class PlannerPolicy:
     give_up_noncritical: GiveUpNoncritical = GiveUpNoncritical.WHEN_NEEDED
     unknown_charge_pct: float = 50.0
     #: Whether whoever carries the plan out can stop non-critical work (:attr:`Plan.scale_down`: scale a
-    #: controller down, suspend a Job) and put it back with the restore. The simulator's world can; the
-    #: leader cannot yet (no scaler), so its plans never count on it (it would evict the pods and the
-    #: scheduler would run them on the kept nodes, drawing what the plan said was saved).
+    #: controller down, suspend a Job) and put it back with the restore: the leader's scaler
+    #: (``cluster.scaler``; on from the configuration) and the simulator's world can. Off, plans never count
+    #: on it (the drains would evict the pods and the scheduler would run them on the kept nodes, drawing
+    #: what the plan said was saved).
     can_stop_work: bool = False
 
     def __post_init__(self) -> None:

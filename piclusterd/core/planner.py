@@ -21,7 +21,7 @@ battery is critical) does it search again letting non-critical pods have just th
 (Pending) where there is none, and takes that plan if it reaches the target or lasts longer. ``always``
 searches that way from the start. A pod is never given up where room is left for it: the scheduler would
 bind it there anyway, unless the plan stops it: when even that misses the target, and whoever carries the
-plan out can stop work (``policy.can_stop_work``: the simulator's world; the leader has no scaler yet), a third
+plan out can stop work (``policy.can_stop_work``: the leader's scaler and the simulator's world), a third
 search stops the non-critical pods of the shed nodes whose controller can be scaled down or suspended
 (:func:`~piclusterd.core.pod_packing.can_stop`), so they draw nothing though room is left, and takes that plan
 if it reaches the target or lasts longer (:attr:`Plan.scale_down` names the controllers and the pods; never

@@ -1135,6 +1135,84 @@ EVENTS: tuple[EventDoc, ...] = (
         "Fix the directory (under systemd: StateDirectory=piclusterd, /var/lib/piclusterd/notify).",
     ),
     EventDoc(
+        "work.stopped",
+        "info",
+        "non-critical work stopped to reach the target runtime",
+        ("WORKLOAD", "REPLICAS_FROM", "REPLICAS_TO", "PODS"),
+        "The plan gives up non-critical pods whose nodes it sheds ([cluster] give_up_noncritical): piclusterd "
+        "scaled WORKLOAD (a Deployment, a bare ReplicaSet or a StatefulSet, through its scale subresource) from "
+        "REPLICAS_FROM to REPLICAS_TO, or suspended it (a Job). The counts before are in the ConfigMap "
+        "piclusterd-stopped-work, written first; an Event WorkStopped is on the workload.",
+        "None: the work comes back with the restore (work.restored). To keep a workload running during an "
+        "outage, give it a PriorityClass at or above [cluster] critical_priority.",
+    ),
+    EventDoc(
+        "work.stop_planned",
+        "info",
+        "non-critical work would be stopped (dry-run)",
+        ("WORKLOAD", "REPLICAS_FROM", "REPLICAS_TO", "DRY_RUN"),
+        "In dry-run, the plan would scale WORKLOAD from REPLICAS_FROM to REPLICAS_TO (a Job: suspend it). "
+        "Nothing was changed or written.",
+        "None; in enforce mode this is work.stopped.",
+    ),
+    EventDoc(
+        "work.stop_refused",
+        "warning",
+        "a workload was not stopped",
+        ("WORKLOAD", "WHY"),
+        "piclusterd could not read what it needs to stop WORKLOAD (its scale, its Job, its ReplicaSet's owner: "
+        "WHY), or the stopped-work record cannot be used: that workload (or all, for the record) is left "
+        "running. Its pods are drained like any other.",
+        "Look at the workload (kubectl get -o yaml); for the record, see work.record_invalid or "
+        "cluster.record_refused.",
+    ),
+    EventDoc(
+        "work.restored",
+        "info",
+        "stopped work put back",
+        ("WORKLOAD", "REPLICAS_FROM", "REPLICAS_TO"),
+        "The cluster restores (or the outage ended): WORKLOAD, stopped during the outage, was scaled back from "
+        "REPLICAS_FROM to REPLICAS_TO, its count before (a Job resumed). Event WorkRestored on the workload.",
+        "None.",
+    ),
+    EventDoc(
+        "work.left_changed",
+        "warning",
+        "stopped work left as someone changed it",
+        ("WORKLOAD", "REPLICAS_SET", "REPLICAS_NOW", "REPLICAS_BEFORE"),
+        "piclusterd set WORKLOAD to REPLICAS_SET during the outage and now finds REPLICAS_NOW: someone changed "
+        "it since, so it is left as it is (the user wins) and its entry is cleared. It had REPLICAS_BEFORE "
+        "before the outage. Event WorkLeftAsChanged on the workload.",
+        "Scale it to what you want (kubectl scale).",
+    ),
+    EventDoc(
+        "work.already_back",
+        "info",
+        "stopped work found back already",
+        ("WORKLOAD", "REPLICAS_NOW"),
+        "WORKLOAD is at its count before the outage already (a leader put it back and stopped before clearing "
+        "the entry, or someone did): the entry is cleared.",
+        "None.",
+    ),
+    EventDoc(
+        "work.gone",
+        "info",
+        "stopped work deleted meanwhile",
+        ("WORKLOAD",),
+        "WORKLOAD, stopped during the outage, no longer exists: nothing to put back; the entry is cleared.",
+        "None.",
+    ),
+    EventDoc(
+        "work.record_invalid",
+        "error",
+        "the stopped-work record cannot be read",
+        ("VALUE", "WHY"),
+        "The ConfigMap piclusterd-stopped-work holds something this piclusterd cannot read (edited by hand, or "
+        "written by another version): no workload is stopped or put back from it.",
+        "Read it (kubectl -n piclusterd get cm piclusterd-stopped-work -o yaml), put the workloads it lists back "
+        "by hand (kubectl scale; kubectl patch job ... spec.suspend=false), then delete it.",
+    ),
+    EventDoc(
         "outage.record_invalid",
         "error",
         "the outage record cannot be read",

@@ -87,6 +87,7 @@ from piclusterd.sim import (
     fake_storage,
     fake_validation,
     fake_watch,
+    fake_workloads,
     kubectl_tables,
 )
 from piclusterd.sim.fake_rbac import ADMIN_TOKEN, DAEMON_TOKEN, RbacAuthorizer
@@ -356,6 +357,61 @@ _STORAGECLASSES = _Resource(
     short_names=("sc",),
     merge_keys=_COMMON_MERGE_KEYS,
 )
+_TEMPLATE_MERGE_KEYS: tuple[tuple[tuple[str, ...], str], ...] = tuple(
+    (("spec", "template", *path), key) for path, key in _PODS.merge_keys if path[0] == "spec"
+)
+_WORKLOAD_MERGE_KEYS = (*_COMMON_MERGE_KEYS, *_TEMPLATE_MERGE_KEYS, (("status", "conditions"), "type"))
+_DEPLOYMENTS = _Resource(
+    "deployments",
+    "deployment",
+    "Deployment",
+    "apps",
+    "v1",
+    namespaced=True,
+    short_names=("deploy",),
+    has_status=True,
+    merge_keys=_WORKLOAD_MERGE_KEYS,
+    categories=("all",),
+)
+_REPLICASETS = _Resource(
+    "replicasets",
+    "replicaset",
+    "ReplicaSet",
+    "apps",
+    "v1",
+    namespaced=True,
+    short_names=("rs",),
+    has_status=True,
+    merge_keys=_WORKLOAD_MERGE_KEYS,
+    categories=("all",),
+)
+_STATEFULSETS = _Resource(
+    "statefulsets",
+    "statefulset",
+    "StatefulSet",
+    "apps",
+    "v1",
+    namespaced=True,
+    short_names=("sts",),
+    has_status=True,
+    merge_keys=(*_WORKLOAD_MERGE_KEYS, (("spec", "volumeClaimTemplates"), "")),
+    categories=("all",),
+)
+_JOBS = _Resource(
+    "jobs",
+    "job",
+    "Job",
+    "batch",
+    "v1",
+    namespaced=True,
+    has_status=True,
+    merge_keys=_WORKLOAD_MERGE_KEYS,
+    categories=("all",),
+)
+# The kinds whose controllers the fake runs (a pod's owner of one of these kinds is made when the pod is loaded),
+# and those of them with a scale subresource (pkg/registry/apps/*/storage/storage.go ScaleREST).
+_WORKLOADS: dict[str, _Resource] = {"ReplicaSet": _REPLICASETS, "StatefulSet": _STATEFULSETS, "Job": _JOBS}
+_SCALABLE = frozenset({"deployments", "replicasets", "statefulsets"})
 _RESOURCES: tuple[_Resource, ...] = (
     _NODES,
     _PODS,
@@ -367,12 +423,17 @@ _RESOURCES: tuple[_Resource, ...] = (
     _PVS,
     _PVCS,
     _STORAGECLASSES,
+    _DEPLOYMENTS,
+    _REPLICASETS,
+    _STATEFULSETS,
+    _JOBS,
 )
 _GROUPS: tuple[tuple[str, str], ...] = (
     ("policy", "v1"),
     ("coordination.k8s.io", "v1"),
     ("apps", "v1"),
     ("storage.k8s.io", "v1"),
+    ("batch", "v1"),
 )
 # authorization.k8s.io serves only reviews (create, never stored): answered outside the generic verbs.
 _SSAR = _Resource(
@@ -491,6 +552,24 @@ def _invalid_fields(resource: _Resource, name: str, errors: Sequence[fake_valida
     joined = ", ".join(f"{error.field}: {error.message()}" for error in errors)
     shown = f"[{joined}]" if len(errors) > 1 else joined
     return _ApiError(422, f'{resource.group_resource} "{name}" is invalid: {shown}', "Invalid", details)
+
+
+def _invalid_kind(group: str, kind: str, name: str, errors: Sequence[fake_validation.FieldError]) -> _ApiError:
+    """apierrors.NewInvalid(schema.GroupKind{group, kind}, name, errs), as the registry's validation and the
+    scale subresource raise it: ``Scale.autoscaling "web" is invalid: spec.replicas: ...``."""
+    details: JsonObj = {"name": name, "group": group, "kind": kind} if group else {"name": name, "kind": kind}
+    details["causes"] = [
+        {"reason": f"FieldValue{error.kind}", "message": error.message(), "field": error.field} for error in errors
+    ]
+    joined = ", ".join(f"{error.field}: {error.message()}" for error in errors)
+    shown = f"[{joined}]" if len(errors) > 1 else joined
+    qualified = f"{kind}.{group}" if group else kind
+    return _ApiError(422, f'{qualified} "{name}" is invalid: {shown}', "Invalid", details)
+
+
+def _negative(field: str, value: object) -> fake_validation.FieldError:
+    """apimachinery ValidateNonnegativeField: ``must be greater than or equal to 0``."""
+    return fake_validation.FieldError(field, "Invalid", str(value), "must be greater than or equal to 0")
 
 
 def _bad_request(message: str) -> _ApiError:
@@ -1288,7 +1367,9 @@ class FakeKubeServer:
         self._revision = 0
         self._continues: dict[str, list[JsonObj]] = {}
         self._owed: list[JsonObj] = []  # deleted workload pods the controller must replace
-        self._scale: dict[str, int] = {}  # controller uid -> replicas it keeps
+        self._scale: dict[str, int] = {}  # controller uid -> replicas it keeps (kinds the fake holds no object of)
+        # Owners made from loaded pods whose replicas still follow their pods (until a write changes their spec).
+        self._seeded: set[tuple[str, str, str]] = set()
         self._starting_since: dict[str, float] = {}  # pod uid -> monotonic time it was bound
         self._disruption_paused = False
         self._faults: list[_Fault] = []
@@ -1536,6 +1617,7 @@ class FakeKubeServer:
             self._store(resource, stored)
             if resource is _PODS:
                 self._learn_scale(stored)
+                self._adopt_owner(stored)
             self._after_write()
             return self._output(resource, self._objects[key])
 
@@ -1648,8 +1730,10 @@ class FakeKubeServer:
             self._node_lifecycle()
             self._finish_deletions()
             self._replace_owed()
+            self._sync_workloads()
             self._schedule_pending()
             self._start_bound()
+            self._sync_workload_statuses()
             self._sync_pdbs()
 
     def _node_lifecycle(self) -> None:
@@ -1726,11 +1810,17 @@ class FakeKubeServer:
                 self._remove(_PODS, key)
 
     def _replace_owed(self) -> None:
+        """A deleted pod's replacement, copied from it (a test's pods of one owner may differ, which a real
+        controller's never do). Only while its owner still wants it: fewer live pods than replicas, the
+        ordinal below replicas, a Job not suspended. A pod whose owner the fake holds no object of is replaced
+        as before owners were modelled."""
         owed, self._owed = self._owed, []
         for old in owed:
             reference = _controller_ref(old)
             assert reference is not None
             metadata = old["metadata"]
+            if not self._owner_wants_back(old, reference):
+                continue
             if reference.get("kind") == "StatefulSet":
                 name = metadata["name"]
                 if self._objects.get(("pods", metadata["namespace"], name)) is not None:
@@ -1761,6 +1851,254 @@ class FakeKubeServer:
             }
             self._default_pod(pod)
             self._store(_PODS, pod)
+
+    def _owner_wants_back(self, old: JsonObj, reference: Mapping[str, Any]) -> bool:
+        resource = _WORKLOADS.get(str(reference.get("kind")))
+        if resource is None:
+            return True
+        owner = self._objects.get(self._key(resource, old["metadata"]["namespace"], str(reference.get("name"))))
+        if owner is None or owner["metadata"]["uid"] != reference.get("uid", owner["metadata"]["uid"]):
+            return True
+        spec = owner["spec"]
+        if resource is _STATEFULSETS:
+            ordinal = fake_workloads.stateful_ordinal(owner["metadata"]["name"], old["metadata"]["name"])
+            return ordinal is None or ordinal < int(spec.get("replicas", 0))
+        active = [p for p in self._pods_of_owner(owner) if fake_workloads.is_active(p)]
+        if resource is _JOBS:
+            return not spec.get("suspend") and len(active) < self._job_wants_active(owner)
+        return len(active) < int(spec.get("replicas", 0))
+
+    # ------------------------------------------------------------------------ workload controllers
+
+    def _pods_of_owner(self, owner: JsonObj) -> list[JsonObj]:
+        """The pods whose controller reference is ``owner`` (by uid), in no particular order."""
+        uid, namespace = owner["metadata"]["uid"], owner["metadata"]["namespace"]
+        return [
+            pod
+            for key, pod in self._objects.items()
+            if key[0] == "pods"
+            and key[1] == namespace
+            and (ref := _controller_ref(pod)) is not None
+            and ref.get("uid") == uid
+        ]
+
+    def _sync_workloads(self) -> None:
+        """The Deployment, ReplicaSet, StatefulSet and Job controllers, one pass each."""
+        for deployment in self._select(_DEPLOYMENTS, None):
+            self._sync_deployment(deployment)
+        for replica_set in self._select(_REPLICASETS, None):
+            self._sync_replica_set(replica_set)
+        for stateful_set in self._select(_STATEFULSETS, None):
+            self._sync_stateful_set(stateful_set)
+        for job in self._select(_JOBS, None):
+            self._sync_job(job)
+
+    def _sync_workload_statuses(self) -> None:
+        for resource in (_REPLICASETS, _STATEFULSETS, _JOBS):
+            for owner in self._select(resource, None):
+                metadata = owner["metadata"]
+                self._refresh_status(resource, self._key(resource, metadata["namespace"], metadata["name"]))
+
+    def _sync_deployment(self, deployment: JsonObj) -> None:
+        """pkg/controller/deployment/sync.go scale: with one active ReplicaSet (or none: the newest), that one
+        takes the Deployment's replicas; with several, each gets its proportion of them (getReplicaSetFraction),
+        the rest going to the newest. A Deployment without a ReplicaSet gets one, ``<name>-<hash>``."""
+        desired = int(deployment["spec"].get("replicas", 1))
+        replica_sets = self._replica_sets_of(deployment)
+        if not replica_sets:
+            self._store(_REPLICASETS, self._new_replica_set(deployment, desired))
+            return
+        newest_first = sorted(
+            replica_sets, key=lambda rs: (str(rs["metadata"].get("creationTimestamp", "")), rs["metadata"]["name"])
+        )[::-1]
+        current = {rs["metadata"]["name"]: int(rs["spec"].get("replicas", 0)) for rs in replica_sets}
+        if sum(current.values()) == desired:
+            return
+        active = [rs for rs in newest_first if current[rs["metadata"]["name"]] > 0]
+        wanted: dict[str, int] = {}
+        if len(active) <= 1:
+            target = active[0] if active else newest_first[0]
+            wanted[target["metadata"]["name"]] = desired
+        else:
+            total = sum(current.values())
+            for rs in active:
+                wanted[rs["metadata"]["name"]] = current[rs["metadata"]["name"]] * desired // total
+            wanted[active[0]["metadata"]["name"]] += desired - sum(wanted.values())
+        for rs in replica_sets:
+            name = rs["metadata"]["name"]
+            if name in wanted and wanted[name] != current[name]:
+                updated = copy.deepcopy(rs)
+                updated["spec"]["replicas"] = wanted[name]
+                updated["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
+                self._seeded.discard(self._key(_REPLICASETS, rs["metadata"]["namespace"], name))
+                self._store(_REPLICASETS, updated)
+
+    def _new_replica_set(self, deployment: JsonObj, replicas: int) -> JsonObj:
+        """getNewReplicaSet: ``<deployment>-<template hash>``, the hash also labelling its selector and pods.
+        (The hash here is a digest of the template, not upstream's fnv32a: only its role matters.)"""
+        import hashlib
+
+        template = copy.deepcopy(deployment["spec"].get("template") or {"metadata": {}, "spec": {}})
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+        template_hash = "".join(_NAME_SUFFIX_ALPHABET[b % len(_NAME_SUFFIX_ALPHABET)] for b in digest[:10])
+        template.setdefault("metadata", {}).setdefault("labels", {})[fake_workloads.POD_TEMPLATE_HASH] = template_hash
+        selector = copy.deepcopy(deployment["spec"].get("selector") or {})
+        selector.setdefault("matchLabels", {})[fake_workloads.POD_TEMPLATE_HASH] = template_hash
+        metadata = deployment["metadata"]
+        replica_set: JsonObj = {
+            "metadata": {
+                "name": f"{metadata['name']}-{template_hash}",
+                "namespace": metadata["namespace"],
+                "uid": self._new_uid(),
+                "generation": 1,
+                "creationTimestamp": format_time(self._clock.wall()),
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {fake_workloads.DEPLOYMENT_REVISION: "1"},
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
+            "status": {"replicas": 0},
+        }
+        return fake_workloads.owned_by(replica_set, deployment)
+
+    def _create_owned_pod(self, pod: JsonObj, *, generated: bool) -> None:
+        """Create a pod a controller asked for: a generated name (``<generateName><5 chars>``) if asked."""
+        metadata = pod["metadata"]
+        if generated:
+            while True:
+                name = str(metadata["generateName"]) + "".join(
+                    self._random.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
+                )
+                if self._key(_PODS, metadata["namespace"], name) not in self._objects:
+                    break
+            metadata["name"] = name
+        metadata["uid"] = self._new_uid()
+        metadata["creationTimestamp"] = format_time(self._clock.wall())
+        pod["spec"].pop("nodeName", None)
+        pod["status"] = {"phase": "Pending"}
+        self._default_pod(pod)
+        self._store(_PODS, pod)
+
+    def _delete_surplus(self, pods: Sequence[JsonObj], count: int, related: Sequence[JsonObj]) -> None:
+        """getPodsToDelete: the ``count`` pods that rank first in ActivePodsWithRanks, deleted gracefully."""
+        for pod in fake_workloads.deletion_order(pods, related)[:count]:
+            current = self._objects.get(self._key(_PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]))
+            if current is not None:
+                self._delete_pod(current, None)
+
+    def _sync_replica_set(self, replica_set: JsonObj) -> None:
+        """pkg/controller/replicaset/replica_set.go manageReplicas: create from the template up to replicas
+        (names ``<rs>-<5 chars>``), or delete the surplus in getPodsToDelete's order. Pods being deleted do not
+        count (FilterActivePods)."""
+        active = [p for p in self._pods_of_owner(replica_set) if fake_workloads.is_active(p)]
+        diff = len(active) - int(replica_set["spec"].get("replicas", 1))
+        if diff < 0:
+            for _ in range(-diff):
+                pod = fake_workloads.pod_from_template(replica_set, "", f"{replica_set['metadata']['name']}-")
+                self._create_owned_pod(pod, generated=True)
+        elif diff > 0:
+            related = active
+            deployment = self._deployment_of(replica_set)
+            if deployment is not None:  # the ranking counts the pods of all the Deployment's ReplicaSets
+                related = [
+                    p
+                    for rs in self._replica_sets_of(deployment)
+                    for p in self._pods_of_owner(rs)
+                    if fake_workloads.is_active(p)
+                ]
+            self._delete_surplus(active, diff, related)
+
+    def _sync_stateful_set(self, stateful_set: JsonObj) -> None:
+        """pkg/controller/statefulset/stateful_set_control.go updateStatefulSet. OrderedReady (the default): the
+        lowest missing ordinal is created, and the next only once every lower one is Running and Ready; above
+        replicas, the highest ordinal is deleted first, one at a time, the next only once it is gone and only
+        while every pod below replicas is Running and Ready. Parallel: all at once."""
+        name = stateful_set["metadata"]["name"]
+        replicas = int(stateful_set["spec"].get("replicas", 1))
+        monotonic = stateful_set["spec"].get("podManagementPolicy", "OrderedReady") != "Parallel"
+        by_ordinal: dict[int, JsonObj] = {}
+        for pod in self._pods_of_owner(stateful_set):
+            ordinal = fake_workloads.stateful_ordinal(name, pod["metadata"]["name"])
+            if ordinal is not None and _phase(pod) not in ("Succeeded", "Failed"):
+                by_ordinal[ordinal] = pod
+        for ordinal in range(replicas):
+            member = by_ordinal.get(ordinal)
+            if member is None:
+                if self._key(_PODS, stateful_set["metadata"]["namespace"], f"{name}-{ordinal}") in self._objects:
+                    if monotonic:
+                        return  # a pod of that name but not this set's (or finished): wait, as isMemberOf does
+                    continue
+                self._create_stateful_pod(stateful_set, ordinal)
+                if monotonic:
+                    return
+                continue
+            if monotonic and (_is_terminating(member) or not self._running_and_ready(member)):
+                return
+        condemned = sorted((o for o in by_ordinal if o >= replicas), reverse=True)
+        first_unhealthy = next((o for o in sorted(condemned) if not self._running_and_ready(by_ordinal[o])), None)
+        for ordinal in condemned:
+            pod = by_ordinal[ordinal]
+            if _is_terminating(pod):
+                if monotonic:
+                    return
+                continue
+            if monotonic and not self._running_and_ready(pod) and ordinal != first_unhealthy:
+                return
+            self._delete_pod(pod, None)
+            if monotonic:
+                return
+
+    @staticmethod
+    def _running_and_ready(pod: JsonObj) -> bool:
+        return _phase(pod) == "Running" and _is_pod_ready(pod)
+
+    def _create_stateful_pod(self, stateful_set: JsonObj, ordinal: int) -> None:
+        """createPersistentVolumeClaims then the pod: each claim template's claim is made if missing."""
+        namespace = stateful_set["metadata"]["namespace"]
+        for claim_template in stateful_set["spec"].get("volumeClaimTemplates") or []:
+            claim = fake_workloads.stateful_claim(stateful_set, claim_template, ordinal)
+            if self._key(_PVCS, namespace, claim["metadata"]["name"]) not in self._objects:
+                claim["metadata"]["uid"] = self._new_uid()
+                claim["metadata"]["creationTimestamp"] = format_time(self._clock.wall())
+                self._store(_PVCS, claim)
+        self._create_owned_pod(fake_workloads.stateful_pod(stateful_set, ordinal), generated=False)
+
+    @staticmethod
+    def _job_wants_active(job: JsonObj) -> int:
+        """manageJob's wantActive: parallelism, but no more than the completions still to do."""
+        spec, status = job["spec"], job.get("status") or {}
+        parallelism = int(spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1)
+        completions = spec.get("completions")
+        if completions is None:
+            return parallelism
+        return max(0, min(parallelism, int(completions) - int(status.get("succeeded", 0))))
+
+    def _sync_job(self, job: JsonObj) -> None:
+        """pkg/controller/job/job_controller.go syncJob + manageJob, with suspend (KEP-2232): a suspended Job's
+        active pods are deleted and its condition Suspended is True (reason JobSuspended); resumed, the
+        condition turns False (JobResumed), startTime restarts, and pods are created up to parallelism."""
+        suspended = bool(job["spec"].get("suspend"))
+        active = [p for p in self._pods_of_owner(job) if fake_workloads.is_active(p)]
+        want = 0 if suspended else self._job_wants_active(job)
+        if len(active) > want:
+            self._delete_surplus(active, len(active) - want, active)
+        elif len(active) < want:
+            for _ in range(want - len(active)):
+                pod = fake_workloads.pod_from_template(job, "", f"{job['metadata']['name']}-")
+                self._create_owned_pod(pod, generated=True)
+        self._job_condition(job, suspended)
+
+    def _job_condition(self, job: JsonObj, suspended: bool) -> None:
+        if suspended == (_condition_status(job, "Suspended") == "True"):
+            return
+        wall = self._clock.wall()
+        updated = copy.deepcopy(job)
+        _set_condition(updated, fake_workloads.suspended_condition(suspended), wall)
+        status = updated.setdefault("status", {})
+        if suspended:
+            status.pop("startTime", None)
+        else:
+            status["startTime"] = format_time(wall)  # a resumed Job's activeDeadlineSeconds counts from now
+        self._store(_JOBS, updated)
 
     def _schedule_pending(self) -> None:
         wall = self._clock.wall()
@@ -2063,7 +2401,17 @@ class FakeKubeServer:
                 continue
             if reference.get("kind") not in _SCALE_KINDS:
                 raise _SyncFailed(f'found no controllers for pod "{pod["metadata"]["name"]}"')
-            owners[str(reference.get("uid"))] = self._scale.get(str(reference.get("uid")), 0)
+            uid, replicas = str(reference.get("uid")), self._scale.get(str(reference.get("uid")), 0)
+            resource = _WORKLOADS.get(str(reference.get("kind")))
+            owner = None
+            if resource is not None:
+                owner = self._objects.get(self._key(resource, pod["metadata"]["namespace"], str(reference.get("name"))))
+            if owner is not None and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"]):
+                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas.
+                scaled = self._deployment_of(owner) if resource is _REPLICASETS else None
+                scaled = scaled if scaled is not None else owner
+                uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
+            owners[uid] = replicas
         return sum(owners.values())
 
     def _pdb_fail_safe(self, pdb: JsonObj, message: str, wall: float) -> JsonObj:
@@ -2348,12 +2696,14 @@ class FakeKubeServer:
             list(self._owed),
             dict(self._scale),
             dict(self._starting_since),
+            set(self._seeded),
         )
         try:
             return self._dispatch(method, path, query, content_type, body, accept)
         finally:
-            objects, self._revision, self._changes, self._owed, self._scale, self._starting_since = saved
+            objects, self._revision, self._changes, self._owed, self._scale, self._starting_since, seeded = saved
             self._objects = objects
+            self._seeded = seeded
 
     def _dispatch(
         self, method: str, path: str, query: Mapping[str, str], content_type: str, body: Any, accept: str = ""
@@ -2398,6 +2748,8 @@ class FakeKubeServer:
                     405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
                 )
             return self._evict(route.namespace, route.name, body)
+        if route.subresource == "scale":
+            return self._scale_subresource(route, method, content_type, body)
         if method == "GET":
             found = _Response(200, self._output(resource, self._get(resource, route.namespace, route.name)))
             return self._as_table(resource, found, query) if table and not route.subresource else found
@@ -2448,7 +2800,9 @@ class FakeKubeServer:
         if name and resource.namespaced and not namespace:
             raise not_found
         if subresource and not (
-            (subresource == "status" and resource.has_status) or (subresource == "eviction" and resource is _PODS)
+            (subresource == "status" and resource.has_status)
+            or (subresource == "eviction" and resource is _PODS)
+            or (subresource == "scale" and resource.plural in _SCALABLE)
         ):
             raise not_found
         return _Route(resource, namespace, name, subresource)
@@ -2531,6 +2885,18 @@ class FakeKubeServer:
                         "singularName": "",
                         "namespaced": resource.namespaced,
                         "kind": resource.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if resource.plural in _SCALABLE:
+                resources.append(
+                    {
+                        "name": f"{resource.plural}/scale",
+                        "singularName": "",
+                        "namespaced": True,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
                         "verbs": ["get", "patch", "update"],
                     }
                 )
@@ -2683,13 +3049,14 @@ class FakeKubeServer:
         if resource is _PODS:
             self._default_pod(obj)
             obj["status"] = {"phase": "Pending"}
-        if resource is _PDBS:
+        if resource is _PDBS or resource in _WORKLOADS.values() or resource is _DEPLOYMENTS:
             metadata["generation"] = 1
             obj.pop("status", None)
         _validate(resource, obj)
         self._store(resource, obj)
         if resource is _PODS:
             self._learn_scale(obj)
+            self._adopt_owner(obj)
         return _Response(201, self._output(resource, self._objects[key]))
 
     def _merge_update(self, route: _Route, old: JsonObj, new: JsonObj) -> JsonObj:
@@ -2717,8 +3084,12 @@ class FakeKubeServer:
                 merged["status"] = copy.deepcopy(old["status"])
             else:
                 merged.pop("status", None)
-        if resource is _PDBS and merged.get("spec") != old.get("spec"):
+        if (resource is _PDBS or resource in _WORKLOADS.values() or resource is _DEPLOYMENTS) and merged.get(
+            "spec"
+        ) != old.get("spec"):
+            # The strategies' PrepareForUpdate: a change of spec is a new generation (metadata.generation).
             metadata["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            self._seeded.discard(self._key(resource, metadata.get("namespace"), metadata["name"]))
         return merged
 
     def _replace(self, route: _Route, body: Any) -> _Response:
@@ -3081,6 +3452,291 @@ class FakeKubeServer:
 
         return _Response(200, None, stream=stream)
 
+    # ------------------------------------------------------------------------- workloads: objects, scale
+
+    def _scale_subresource(self, route: _Route, method: str, content_type: str, body: Any) -> _Response:
+        """The scale subresource (pkg/registry/apps/*/storage/storage.go ScaleREST): get, update, patch."""
+        owner = self._get(route.resource, route.namespace, route.name)
+        current = fake_workloads.scale_of(self._output(route.resource, owner))
+        if method == "GET":
+            return _Response(200, current)
+        if method == "PUT":
+            return self._update_scale(route, owner, body)
+        if method == "PATCH":
+            media = content_type.split(";")[0].strip()
+            if media == "application/json-patch+json":
+                patched = json_patch(current, body)
+            elif media in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                if not isinstance(body, dict):
+                    raise _bad_request("a merge patch must be a JSON object")
+                patched = json_merge_patch(current, body)  # a Scale has no lists: strategic = merge
+            else:
+                raise _ApiError(
+                    415,
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, "
+                    "application/strategic-merge-patch+json",
+                    "UnsupportedMediaType",
+                )
+            return self._update_scale(route, owner, patched)
+        raise _ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
+
+    def _update_scale(self, route: _Route, owner: JsonObj, body: Any) -> _Response:
+        """scaleUpdatedObjectInfo.UpdatedObject, then the store's update: ValidateScale (422), the uid
+        precondition (409), the resourceVersion the Scale carries (409), the replicas moved to the owner."""
+        resource = route.resource
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Scale"):
+            raise _bad_request(f"expected input object type to be Scale, but {type(body).__name__}")
+        if body.get("apiVersion") not in (None, "autoscaling/v1"):
+            raise _bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the expected API version "
+                "(autoscaling/v1)"
+            )
+        raw_metadata, raw_spec = body.get("metadata"), body.get("spec")
+        metadata: JsonObj = raw_metadata if isinstance(raw_metadata, dict) else {}
+        if metadata.get("name") and metadata["name"] != route.name:
+            raise _name_mismatch(metadata["name"], route.name)
+        spec: JsonObj = raw_spec if isinstance(raw_spec, dict) else {}
+        replicas = spec.get("replicas", 0)
+        if replicas is None:
+            replicas = 0
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise _bad_request(
+                'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                f"{type(replicas).__name__} into Go struct field ScaleSpec.spec.replicas of type int32"
+            )
+        if replicas < 0:
+            raise _invalid_kind("autoscaling", "Scale", route.name, [_negative("spec.replicas", replicas)])
+        uid = metadata.get("uid")
+        if uid and uid != owner["metadata"]["uid"]:
+            raise _ApiError(
+                409,
+                f'Operation cannot be fulfilled on {resource.plural}/scale.{resource.group} "{route.name}": '
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {owner['metadata']['uid']}",
+                "Conflict",
+                {"name": route.name, "group": resource.group, "kind": f"{resource.plural}/scale"},
+            )
+        version = metadata.get("resourceVersion")
+        if version and version != owner["metadata"]["resourceVersion"]:
+            raise _conflict(resource, route.name, _MODIFIED)
+        if int(owner["spec"].get("replicas", 0)) != replicas:
+            updated = copy.deepcopy(owner)
+            updated["spec"]["replicas"] = replicas
+            updated["metadata"]["generation"] = int(owner["metadata"].get("generation", 1)) + 1
+            self._seeded.discard(self._key(resource, route.namespace, route.name))
+            self._store(resource, updated)
+            owner = updated
+        return _Response(200, fake_workloads.scale_of(self._output(resource, owner)))
+
+    def _adopt_owner(self, pod: JsonObj) -> None:
+        """The owner a loaded pod names, as its controller would have made it (``sim/fake_workloads.py``):
+        made from this pod if missing; while its spec was never written, its replicas follow its pods (as
+        many as it has had at once). A ReplicaSet named ``<d>-<pod-template-hash>`` gets its Deployment."""
+        reference = _controller_ref(pod)
+        if reference is None or _is_terminating(pod):
+            return
+        resource = _WORKLOADS.get(str(reference.get("kind")))
+        owner_name = reference.get("name")
+        if resource is None or not isinstance(owner_name, str) or not owner_name:
+            return
+        namespace = pod["metadata"]["namespace"]
+        key = self._key(resource, namespace, owner_name)
+        owner = self._objects.get(key)
+        if owner is not None and str(reference.get("uid") or owner["metadata"]["uid"]) != owner["metadata"]["uid"]:
+            return  # a pod of another owner of that name: not this one's
+        pods = [p for p in self._owned_pods(owner_name, resource.kind, namespace, reference)]
+        if owner is None:
+            claims = {c["metadata"]["name"]: c for c in self._select(_PVCS, namespace)}
+            uid = str(reference.get("uid") or _owner_uid(resource.kind, namespace, owner_name))
+            created = min(str(p["metadata"].get("creationTimestamp", "")) for p in pods) or format_time(
+                self._clock.wall()
+            )
+            owner = fake_workloads.owner_from_pods(resource.kind, namespace, owner_name, uid, pods, created, claims)
+            self._seeded.add(key)
+            owner["status"] = self._workload_status(resource, owner)
+            if resource is _REPLICASETS:
+                owner = self._adopt_deployment(owner, _labels(pod))
+            self._store(resource, owner)
+            self._refresh_status(resource, key)
+            return
+        if key in self._seeded:
+            count = self._desired_from_pods(resource, owner, pods)
+            field = "parallelism" if resource is _JOBS else "replicas"
+            if count > int(owner["spec"].get(field, 0)):
+                updated = copy.deepcopy(owner)
+                updated["spec"][field] = count
+                if resource is _JOBS:
+                    updated["spec"]["completions"] = max(int(updated["spec"].get("completions") or 0), count)
+                self._store(resource, updated)
+                deployment = self._deployment_of(updated)
+                if deployment is not None and self._key(_DEPLOYMENTS, namespace, deployment["metadata"]["name"]) in (
+                    self._seeded
+                ):
+                    grown = copy.deepcopy(deployment)
+                    grown["spec"]["replicas"] = sum(
+                        int(rs["spec"].get("replicas", 0)) for rs in self._replica_sets_of(grown)
+                    )
+                    self._store(_DEPLOYMENTS, grown)
+        self._refresh_status(resource, key)
+
+    def _refresh_status(self, resource: _Resource, key: tuple[str, str, str]) -> None:
+        """Recompute a workload's status (and its Deployment's), stored only when it changed."""
+        owner = self._objects.get(key)
+        if owner is None:
+            return
+        status = self._workload_status(resource, owner)
+        if status != owner.get("status"):
+            updated = copy.deepcopy(owner)
+            updated["status"] = status
+            self._store(resource, updated)
+            owner = updated
+        deployment = self._deployment_of(owner) if resource is _REPLICASETS else None
+        if deployment is not None:
+            status = self._deployment_status(deployment, self._replica_sets_of(deployment))
+            if status != deployment.get("status"):
+                updated = copy.deepcopy(deployment)
+                updated["status"] = status
+                self._store(_DEPLOYMENTS, updated)
+
+    @staticmethod
+    def _desired_from_pods(resource: _Resource, owner: JsonObj, pods: Sequence[JsonObj]) -> int:
+        active = [p for p in pods if fake_workloads.is_active(p)]
+        if resource is _STATEFULSETS:
+            name = owner["metadata"]["name"]
+            return sum(1 for p in active if fake_workloads.stateful_ordinal(name, p["metadata"]["name"]) is not None)
+        return len(active)
+
+    def _owned_pods(
+        self, name: str, kind: str, namespace: str, reference: Mapping[str, Any] | None = None
+    ) -> list[JsonObj]:
+        """The pods whose controller reference names this owner (by uid when the reference has one)."""
+        uid = (reference or {}).get("uid")
+        found = []
+        for pod in self._select(_PODS, namespace):
+            ref = _controller_ref(pod)
+            if ref is None or ref.get("kind") != kind or ref.get("name") != name:
+                continue
+            if uid and ref.get("uid") and ref.get("uid") != uid:
+                continue
+            found.append(pod)
+        return found
+
+    def _adopt_deployment(self, replica_set: JsonObj, pod_labels: Mapping[str, str]) -> JsonObj:
+        """A ReplicaSet made by a Deployment gets a controller reference to it; the Deployment is made if
+        missing (replicas: the sum of its ReplicaSets')."""
+        namespace = replica_set["metadata"]["namespace"]
+        name = fake_workloads.deployment_name(replica_set["metadata"]["name"], pod_labels)
+        if name is None:
+            return replica_set
+        key = self._key(_DEPLOYMENTS, namespace, name)
+        deployment = self._objects.get(key)
+        if deployment is None:
+            deployment = fake_workloads.deployment_from_replica_set(
+                name,
+                _owner_uid("Deployment", namespace, name),
+                replica_set,
+                replica_set["metadata"]["creationTimestamp"],
+            )
+            self._seeded.add(key)
+        elif key in self._seeded:
+            deployment = copy.deepcopy(deployment)
+            deployment["spec"]["replicas"] = int(deployment["spec"].get("replicas", 0)) + int(
+                replica_set["spec"].get("replicas", 0)
+            )
+        else:
+            return fake_workloads.owned_by(replica_set, deployment)
+        owned = fake_workloads.owned_by(replica_set, deployment)
+        deployment["status"] = self._deployment_status(deployment, [*self._replica_sets_of(deployment), owned])
+        self._store(_DEPLOYMENTS, deployment)
+        return owned
+
+    def _deployment_of(self, replica_set: JsonObj) -> JsonObj | None:
+        reference = _controller_ref(replica_set)
+        if reference is None or reference.get("kind") != "Deployment":
+            return None
+        found = self._objects.get(
+            self._key(_DEPLOYMENTS, replica_set["metadata"]["namespace"], str(reference.get("name")))
+        )
+        if found is None or found["metadata"]["uid"] != reference.get("uid"):
+            return None
+        return found
+
+    def _replica_sets_of(self, deployment: JsonObj) -> list[JsonObj]:
+        uid = deployment["metadata"]["uid"]
+        return [
+            rs
+            for rs in self._select(_REPLICASETS, deployment["metadata"]["namespace"])
+            if (ref := _controller_ref(rs)) is not None and ref.get("uid") == uid
+        ]
+
+    def _workload_status(self, resource: _Resource, owner: JsonObj) -> JsonObj:
+        """The status each controller writes: counts of its pods (pkg/controller/replicaset
+        calculateStatus, statefulset computeReplicaStatus, job_controller)."""
+        metadata = owner["metadata"]
+        pods = self._pods_of_owner(owner)
+        active = [p for p in pods if fake_workloads.is_active(p)]
+        ready = sum(1 for p in active if _is_pod_ready(p))
+        old = owner.get("status") or {}
+        generation = int(metadata.get("generation", 1))
+        if resource is _REPLICASETS:
+            status: JsonObj = {"replicas": len(active), "fullyLabeledReplicas": len(active)}
+            if ready:
+                status.update(readyReplicas=ready, availableReplicas=ready)
+            status["observedGeneration"] = generation
+            return status
+        if resource is _STATEFULSETS:
+            revision = str(old.get("currentRevision") or f"{metadata['name']}-fake")
+            status = {"observedGeneration": generation, "replicas": len(active)}
+            if ready:
+                status.update(readyReplicas=ready, availableReplicas=ready)
+            status.update(
+                currentReplicas=len(active),
+                updatedReplicas=len(active),
+                currentRevision=revision,
+                updateRevision=revision,
+                collisionCount=0,
+            )
+            return status
+        # A Job (pkg/controller/job/job_controller.go): active pods, those Ready, finished ones, conditions.
+        status = {}
+        if old.get("conditions"):
+            status["conditions"] = copy.deepcopy(old["conditions"])
+        if old.get("startTime"):
+            status["startTime"] = old["startTime"]
+        elif not owner["spec"].get("suspend"):
+            created = min((str(p["metadata"].get("creationTimestamp", "")) for p in pods), default="")
+            status["startTime"] = created or format_time(self._clock.wall())
+        if active:
+            status["active"] = len(active)
+        status["ready"] = ready
+        succeeded = sum(1 for p in pods if _phase(p) == "Succeeded")
+        failed = sum(1 for p in pods if _phase(p) == "Failed")
+        if succeeded:
+            status["succeeded"] = succeeded
+        if failed:
+            status["failed"] = failed
+        terminating = sum(1 for p in pods if _is_terminating(p))
+        if terminating:
+            status["terminating"] = terminating
+        return status
+
+    def _deployment_status(self, deployment: JsonObj, replica_sets: Sequence[JsonObj]) -> JsonObj:
+        """pkg/controller/deployment/sync.go calculateStatus: sums over the Deployment's ReplicaSets."""
+        replicas = sum(int((rs.get("status") or {}).get("replicas", 0)) for rs in replica_sets)
+        ready = sum(int((rs.get("status") or {}).get("readyReplicas", 0)) for rs in replica_sets)
+        available = sum(int((rs.get("status") or {}).get("availableReplicas", 0)) for rs in replica_sets)
+        status: JsonObj = {"observedGeneration": int(deployment["metadata"].get("generation", 1))}
+        status["replicas"] = replicas
+        status["updatedReplicas"] = replicas
+        if ready:
+            status["readyReplicas"] = ready
+        if available:
+            status["availableReplicas"] = available
+        unavailable = int(deployment["spec"].get("replicas", 0)) - available
+        if unavailable > 0:
+            status["unavailableReplicas"] = unavailable
+        return status
+
     def _adopt_daemonsets(self) -> None:
         """Every DaemonSet a pod names as its controller exists (its controller made the pods), so that
         ``kubectl drain --ignore-daemonsets`` finds the owners of the DaemonSet pods it leaves alone."""
@@ -3136,6 +3792,22 @@ def _validate(resource: _Resource, obj: JsonObj) -> None:
         errors = fake_validation.validate_lease(obj)
     elif resource is _EVENTS:
         errors = fake_validation.validate_event(obj)
+    elif resource.plural in _SCALABLE or resource is _JOBS:
+        # pkg/apis/apps/validation ValidateDeploymentSpec / ValidateReplicaSetSpec / ValidateStatefulSetSpec and
+        # pkg/apis/batch/validation ValidateJobSpec: counts are non-negative; errors name the GroupKind.
+        spec = obj.get("spec") or {}
+        fields = ("parallelism", "completions") if resource is _JOBS else ("replicas",)
+        for field in fields:
+            value = spec.get(field, 0)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise _bad_request(
+                    f'{resource.kind} in version "v1" cannot be handled as a {resource.kind}: json: cannot '
+                    f"unmarshal {type(value).__name__} into Go struct field of type int32"
+                )
+        found = [_negative(f"spec.{field}", spec[field]) for field in fields if (spec.get(field) or 0) < 0]
+        if found:
+            raise _invalid_kind(resource.group, resource.kind, str(obj["metadata"].get("name") or ""), found)
+        return
     else:
         return
     if errors:

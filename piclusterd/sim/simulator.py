@@ -273,9 +273,8 @@ class SimSettings:
     lb_confirm_s: float = 0.0
     orderly_shutdown_s: float = 180.0  # [shutdown] full_shutdown_wait: what the confirmation keeps in reserve
     # Carry out a plan's stops of non-critical work (Plan.scale_down): the stopped pods draw nothing until
-    # the restore. Off by default: the simulator predicts what the daemon does, and the leader has no scaler
-    # yet (issue 16 item 4). On only to measure what the planner's stops would buy.
-    stop_work: bool = False
+    # the restore. On, as in the leader (cluster.scaler); off to measure what keeping the work running costs.
+    stop_work: bool = True
 
     def __post_init__(self) -> None:
         for name in ("step_s", "recharge_h", "rated_hours"):
@@ -845,7 +844,7 @@ def simulate(
     """Run ``outage`` against ``scenario`` under ``policy``. Pure: same inputs, same result."""
     settings = settings or SimSettings()
     # With ``stop_work`` the simulated world carries out a plan's stops (Plan.scale_down): the stopped pods are
-    # left Pending, drawing nothing, and come back with the restore. Off by default, as in the leader.
+    # left Pending, drawing nothing, and come back with the restore. On by default, as in the leader.
     planner = replace(scenario.policy, can_stop_work=settings.stop_work)
     if target_runtime_s is not None:
         planner = replace(planner, target_runtime_s=target_runtime_s)

@@ -214,7 +214,9 @@ def simulated_main_failure(cluster: str, outage: Outage) -> Simulated:
         # The demo's daemons: [policy] low_battery_confirm = "auto", [shutdown] full_shutdown_wait as ClusterWorld's.
         lb_confirm_s=FULL_SHUTDOWN_WAIT_S,
         orderly_shutdown_s=FULL_SHUTDOWN_WAIT_S,
-        stop_work=False,  # the demo's leader cannot stop non-critical work yet (no scaler)
+        # The demo's leaders do not stop non-critical work yet (cluster_demo: can_stop_work off), though the
+        # daemon's do: in the demo a ReplicaSet picks which replica goes, and may take one from a kept node.
+        stop_work=False,
     )
     result = simulate(scenario, outage, Policy.PICLUSTERD, settings)
     main = result.summary.main_outage

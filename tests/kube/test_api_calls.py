@@ -27,7 +27,14 @@ NAMES = ("pi1", "pi2", "pi3", "pi4", "pi5")
 DAEMON_USER = "system:serviceaccount:piclusterd:piclusterd"
 #: doctor's own calls: a SelfSubjectAccessReview is allowed to every authenticated user (system:basic-user).
 DOCTOR_ONLY = {"create_self_subject_access_review"}
-API_CLASSES = (k8s.CoreV1Api, k8s.PolicyV1Api, k8s.CoordinationV1Api, k8s.AuthorizationV1Api)
+API_CLASSES = (
+    k8s.CoreV1Api,
+    k8s.PolicyV1Api,
+    k8s.CoordinationV1Api,
+    k8s.AuthorizationV1Api,
+    k8s.AppsV1Api,
+    k8s.BatchV1Api,
+)
 
 
 def client_methods_called(root: Path) -> set[str]:

@@ -660,11 +660,18 @@ def test_discovery_lists_exactly_the_served_resources(kube: FakeKubeServer) -> N
         "persistentvolumes", "persistentvolumes/status", "persistentvolumeclaims", "persistentvolumeclaims/status",
     }  # fmt: skip
     groups = {g["name"] for g in kube.call("GET", "/apis").body["groups"]}
-    assert groups == {"policy", "coordination.k8s.io", "apps", "storage.k8s.io", "authorization.k8s.io"}
+    assert groups == {"policy", "coordination.k8s.io", "apps", "storage.k8s.io", "batch", "authorization.k8s.io"}
     policy_resources = {r["name"] for r in kube.call("GET", "/apis/policy/v1").body["resources"]}
     assert policy_resources == {"poddisruptionbudgets", "poddisruptionbudgets/status"}
     apps_resources = {r["name"] for r in kube.call("GET", "/apis/apps/v1").body["resources"]}
-    assert apps_resources == {"daemonsets", "daemonsets/status"}  # kubectl drain reads a DaemonSet pod's owner
+    assert apps_resources == {
+        "daemonsets", "daemonsets/status",  # kubectl drain reads a DaemonSet pod's owner
+        "deployments", "deployments/status", "deployments/scale",  # the leader's scaler (issue 16)
+        "replicasets", "replicasets/status", "replicasets/scale",
+        "statefulsets", "statefulsets/status", "statefulsets/scale",
+    }  # fmt: skip
+    batch_resources = {r["name"] for r in kube.call("GET", "/apis/batch/v1").body["resources"]}
+    assert batch_resources == {"jobs", "jobs/status"}
     assert kube.call("GET", "/api").body["versions"] == ["v1"]
 
 
@@ -868,8 +875,8 @@ def test_load_objects_seeds_from_a_kubectl_list_file(
 
 
 def test_load_objects_refuses_kinds_it_does_not_serve(kube: FakeKubeServer) -> None:
-    with pytest.raises(ValueError, match="Deployment"):
-        kube.load_objects({"kind": "List", "items": [{"kind": "Deployment", "metadata": {"name": "x"}}]})
+    with pytest.raises(ValueError, match="CronJob"):
+        kube.load_objects({"kind": "List", "items": [{"kind": "CronJob", "metadata": {"name": "x"}}]})
 
 
 def test_standalone_server_prints_its_url_and_writes_a_kubeconfig(tmp_path: Path) -> None:

@@ -76,18 +76,24 @@ def test_the_daemon_creates_configmaps_only_in_its_namespace_and_reads_only_its_
     assert kube.call("DELETE", f"{path}/other", token=DAEMON_TOKEN).status == 403
 
 
-def test_the_daemon_writes_node_events_only_in_default(kube: FakeKubeServer) -> None:
-    """deploy/rbac.yaml grants Events in "default" only (Node Events must live there: legacyValidateEvent);
-    the old ClusterRole granted them in every namespace."""
+def test_the_daemon_counts_node_events_only_in_default(kube: FakeKubeServer) -> None:
+    """deploy/rbac.yaml grants patching Events (counting a repeated Node Event) in "default" only, where Node
+    Events must live (legacyValidateEvent). Creating an Event is granted in every namespace since the leader
+    stops non-critical work: its Event goes on the workload, in the workload's namespace (issue 16)."""
     event = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": "e1"},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": "pi1", "namespace": "kube-system"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "reports", "namespace": "lab"},
         "reason": "Test",
     }
-    assert kube.call("POST", "/api/v1/namespaces/kube-system/events", event, token=DAEMON_TOKEN).status == 403
-    event["involvedObject"].pop("namespace")
+    assert kube.call("POST", "/api/v1/namespaces/lab/events", event, token=DAEMON_TOKEN).status == 201
+    merge = "application/merge-patch+json"
+    counted = kube.call(
+        "PATCH", "/api/v1/namespaces/lab/events/e1", {"count": 2}, content_type=merge, token=DAEMON_TOKEN
+    )
+    assert counted.status == 403
+    event["involvedObject"] = {"apiVersion": "v1", "kind": "Node", "name": "pi1"}
     assert kube.call("POST", "/api/v1/namespaces/default/events", event, token=DAEMON_TOKEN).status == 201
 
 

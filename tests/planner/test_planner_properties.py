@@ -174,7 +174,7 @@ def cases(
         critical_priority_threshold=THRESHOLD,
         evict_emptydir=draw(st.booleans()),
         give_up_noncritical=draw(st.sampled_from(give_up)),
-        can_stop_work=draw(st.booleans()),  # the simulator's world stops work; the leader does not yet
+        can_stop_work=draw(st.booleans()),  # the leader and the simulator stop work; a policy may not
     )
     return Case(view, battery, draw(st.sampled_from([100.0, 60.0, 25.0])), policy)
 

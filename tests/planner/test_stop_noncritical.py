@@ -63,7 +63,8 @@ def test_by_default_district_10_stops_its_non_critical_work_and_plans_the_physic
 
 
 def test_a_leader_that_cannot_stop_work_never_plans_on_it() -> None:
-    """Until the leader has a scaler, its plans keep the old meaning: only pods with no room are given up."""
+    """A policy whose executor cannot stop work (``can_stop_work`` off, the default of a bare PlannerPolicy)
+    keeps the old meaning: only pods with no room are given up."""
     scenario = district()
     power = PowerSituation("on_battery", on_battery_since=0.0, charge_pct=100.0)
     result = plan(scenario.view, power, scenario.battery, scenario.policy, 60.0, hardware=scenario.hardware)

@@ -100,8 +100,8 @@ def test_the_planned_runtime_is_when_the_cluster_actually_goes_down(name: str) -
     off_at = outage.intervals[0][0]
     power = PowerSituation("on_battery", on_battery_since=off_at, charge_pct=100.0)
     now = off_at + scenario.policy.on_battery_grace_s
-    # The simulator plans as the leader does: no stops of non-critical work yet (issue 16 item 4).
-    policy = scenario.policy
+    # The simulator plans as the leader does: it may stop non-critical work (cluster.scaler, issue 16 item 4).
+    policy = replace(scenario.policy, can_stop_work=True)
     decided = plan(scenario.view, power, scenario.battery, policy, now, hardware=scenario.hardware)
     assert decided.runtime_without_shedding_s is not None and decided.projected_runtime_s is not None
 

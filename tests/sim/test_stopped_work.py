@@ -15,7 +15,7 @@ from piclusterd.sim.simulator import Outage, Policy, SimSettings, simulate
 CLUSTERS = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 HOUR = 3600.0
 # One hour on battery from t=10 min, then mains for good: the restore follows 2 min after.
-# The planner's stops carried out (not the simulator's default: the leader has no scaler yet).
+# The planner's stops carried out (the simulator's default, as the leader's scaler does).
 STOPS = SimSettings(stop_work=True)
 ONE_HOUR = Outage("one-hour", ((600.0, 600.0 + HOUR),), end_s=600.0 + HOUR + 1200.0)
 
@@ -32,7 +32,7 @@ def test_district_10_runs_at_the_optimum_load_and_its_work_comes_back_with_the_r
 
 
 def test_without_stops_the_kept_nodes_carry_the_work_that_has_room() -> None:
-    """The leader's behaviour today (no scaler), the simulator's default: the same run lasts on more load."""
+    """Without the stops (the leader before its scaler; ``stop_work=False``) the same run lasts on more load."""
     scenario = load_scenario(CLUSTERS / "district-10.json")
     stopped = simulate(scenario, ONE_HOUR, Policy.PICLUSTERD, STOPS)
     kept = simulate(scenario, ONE_HOUR, Policy.PICLUSTERD, SimSettings(stop_work=False))

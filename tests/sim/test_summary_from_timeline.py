@@ -98,24 +98,24 @@ def test_a_reference_storm_the_battery_cannot_outlast_reaches_95_percent_of_the_
 
 
 @pytest.mark.parametrize("outage", ["storm", "long-night"])
-def test_district_10_as_the_leader_runs_it_today(outage: str) -> None:
-    """Issue 16 item 4 is half built: the planner can stop non-critical work (98.2 %, below), but the leader
-    has no scaler yet, so `piclusterctl simulate` predicts what the daemon does: 85.4 % (74.2 % keeping every
-    pod). Its kept nodes run the non-critical work of the shed ones, room being left for it."""
+def test_district_10_as_the_leader_runs_it_reaches_95_percent_of_the_optimum(outage: str) -> None:
+    """Issue 16 item 4: `piclusterctl simulate` predicts what the daemon does, and the leader now stops the
+    non-critical work its kept nodes would otherwise run (cluster.scaler): 98.2 % (85.4 % before)."""
     lasted, share = reached(f"district-10-{outage}")
-    assert not lasted and share is not None and share >= 85.0, share
+    assert not lasted and share is not None and share >= 95.0, share
 
 
 @pytest.mark.parametrize("outage", ["storm", "long-night"])
-def test_district_10_with_the_planners_stops_reaches_95_percent_of_the_optimum(outage: str) -> None:
-    """What the planner's stops of non-critical work buy once the leader carries them out (85.4 % without)."""
+def test_district_10_keeping_its_work_running_stays_short_of_the_optimum(outage: str) -> None:
+    """Without the stops (as before the leader's scaler) the kept nodes run the non-critical work of the
+    shed ones, room being left for it: 85.4 % (74.2 % keeping every pod)."""
     loaded = load_simulation(SCENARIOS / f"district-10-{outage}.toml")
     assert loaded.outage is not None
-    settings = dataclasses.replace(loaded.settings, stop_work=True)
+    settings = dataclasses.replace(loaded.settings, stop_work=False)
     result = simulate(loaded.scenario, loaded.outage, Policy.PICLUSTERD, settings)
     failure = result.summary.main_outage
     assert failure is not None and failure.optimum_runtime_s > 0
-    assert failure.runtime_s / failure.optimum_runtime_s >= 0.95, failure
+    assert 0.85 <= failure.runtime_s / failure.optimum_runtime_s < 0.95, failure
 
 
 def test_a_run_at_the_optimum_never_reports_more_than_the_optimum_when_lb_is_confirmed() -> None:
