@@ -187,7 +187,9 @@ def _from_event(event: str, fields: Mapping[str, object], node: str, cluster: st
         return _notice(NoticeKind.OUTAGE_STARTED, node, f"started@{started}", text, fields)
     if event == "plan.decided":
         shed = _list(fields.get("shed"))
-        if not shed:
+        if not shed or fields.get("decision") == "keep_off_after_full_shutdown":
+            # Nodes kept off after a full shutdown: the mains-back message already said they return when the
+            # battery has recharged; "to save battery, switching off" on mains would read as a new outage.
             return None
         projected = fields.get("projected_runtime_s")
         runtime = _duration(projected) if isinstance(projected, int | float) and projected >= 60 else None
