@@ -292,11 +292,16 @@ def _action(view: ClusterView, plan: Plan, index: int, inputs: PlanInputs) -> di
     address = node.address or node.name
     moves: list[dict[str, Any]] = []
     given_up: list[dict[str, Any]] = []
+    stopped_by = {pod: stop for stop in plan.scale_down for pod in stop.pods}
     for key in action.evicts:
         pod = pods.get(key)
         critical, why = (False, "") if pod is None else _critical(pod, threshold)
         to = placed.get(key)
         entry: dict[str, Any] = {"pod": key, "critical": critical, "why": why, "to": to}
+        stop = stopped_by.get(key)
+        if to is None and stop is not None:
+            done = "suspended" if stop.owner_kind == "Job" else "scaled down by one"
+            entry["stopped_by"] = f"{stop.owner_kind} {stop.namespace}/{stop.owner_name} {done}"
         if pod is not None and pod.host_ports:
             # A host port is an endpoint on this node's address: it moves to the new node's, if any.
             entry["host_ports"] = list(pod.host_ports)
@@ -355,6 +360,10 @@ def plan_view(view: ClusterView, plan: Plan, inputs: PlanInputs, warnings: Seque
             for r in plan.refused
         ],
         "power_on": [{"node": p.node, "relieves": p.relieves, "reason": p.reason} for p in plan.power_on],
+        "scale_down": [
+            {"namespace": s.namespace, "kind": s.owner_kind, "name": s.owner_name, "pods": list(s.pods)}
+            for s in plan.scale_down
+        ],
         "topology": plan.topology,
         "roles": [{"node": n.name, "role": _role(n), "notes": list(n.role_notes)} for n in view.nodes],
         "assumptions": _assumptions(view, plan, inputs),
@@ -449,7 +458,12 @@ def render_text(report: Mapping[str, Any]) -> list[str]:
                 )
         for move in action["given_up"]:
             critical = "critical" if move["critical"] else "not critical"
-            lines.append(f"       given up {move['pod']}: no home kept, left Pending  [{critical}: {move['why']}]")
+            if move.get("stopped_by"):
+                lines.append(
+                    f"       stopped {move['pod']}: {move['stopped_by']} until the restore  [{critical}: {move['why']}]"
+                )
+            else:
+                lines.append(f"       given up {move['pod']}: no home kept, left Pending  [{critical}: {move['why']}]")
             if move.get("host_ports"):
                 lines.append(
                     f"                its host ports {', '.join(move['host_ports'])} on {action['address']} are lost"

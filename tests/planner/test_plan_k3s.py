@@ -113,8 +113,13 @@ def test_each_evicted_pod_is_named_with_its_destination_and_why_it_is_critical()
     assert "PriorityClass system-cluster-critical" in moves["coredns"]["why"]
     assert "label picluster.io/critical=true" in moves["records"]["why"]
     agent2 = next(a for a in result["actions"] if a["node"] == AGENT2)
-    whoami = next(m for m in agent2["moves"] if m["pod"].startswith("default/whoami"))
+    # 20 Wh cannot reach the target: the non-critical whoami is stopped (its ReplicaSet scaled down until the
+    # restore, issue 16), not moved, and the plan names it and the controller.
+    whoami = next(m for m in agent2["given_up"] if m["pod"].startswith("default/whoami"))
     assert not whoami["critical"] and "priority 0 < 1000000" in whoami["why"]
+    assert whoami["to"] is None and whoami["stopped_by"].startswith("ReplicaSet default/whoami-")
+    (stop,) = result["scale_down"]
+    assert (stop["kind"], stop["pods"]) == ("ReplicaSet", [whoami["pod"]])
 
 
 def test_the_text_names_the_moves_the_rule_behind_each_refusal_and_what_the_decision_means() -> None:
