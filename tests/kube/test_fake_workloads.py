@@ -212,21 +212,19 @@ def test_dry_run_scale_changes_nothing(district: FakeKubeServer, apps: client.Ap
 
 
 def rbac_with(rules: list[dict[str, Any]]) -> fake_rbac.RbacAuthorizer:
+    """The shipped RBAC with ``rules`` as its only rules for apps and batch (whatever it grants there today)."""
     documents = fake_rbac.shipped_rbac()
     for document in documents:
         if document.get("kind") == "ClusterRole":
-            document["rules"] = [*document["rules"], *rules]
+            kept = [r for r in document["rules"] if r.get("apiGroups") not in (["apps"], ["batch"])]
+            document["rules"] = [*kept, *rules]
     return fake_rbac.RbacAuthorizer(documents)
 
 
 @pytest.fixture
 def without_scale_rule(clock: FakeClock) -> Iterator[FakeKubeServer]:
     """The shipped RBAC without any rule for workloads: what a cluster whose RBAC was not updated refuses."""
-    documents = fake_rbac.shipped_rbac()
-    for document in documents:
-        if document.get("kind") == "ClusterRole":
-            document["rules"] = [r for r in document["rules"] if r.get("apiGroups") not in (["apps"], ["batch"])]
-    with FakeKubeServer(clock=clock, rbac=fake_rbac.RbacAuthorizer(documents)) as server:
+    with FakeKubeServer(clock=clock, rbac=rbac_with([])) as server:
         server.load_objects(json.loads((CLUSTERS / "district-10.json").read_text()))
         yield server
 
