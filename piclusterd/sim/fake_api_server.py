@@ -2420,11 +2420,21 @@ class FakeKubeServer:
             owner = None
             if resource is not None:
                 owner = self._objects.get(self._key(resource, pod["metadata"]["namespace"], str(reference.get("name"))))
-            if owner is not None and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"]):
-                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas.
+            if (
+                resource is not None
+                and owner is not None
+                and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"])
+            ):
+                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas. An owner
+                # made from the pods and never scaled counts its pods as before (the same number, unless a test's
+                # pods are not named as the controller names them).
                 scaled = self._deployment_of(owner) if resource is _REPLICASETS else None
                 scaled = scaled if scaled is not None else owner
-                uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
+                scaled_resource = _DEPLOYMENTS if scaled is not owner else resource
+                if self._key(scaled_resource, scaled["metadata"]["namespace"], scaled["metadata"]["name"]) not in (
+                    self._seeded
+                ):
+                    uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
             owners[uid] = replicas
         return sum(owners.values())
 
