@@ -428,3 +428,28 @@ def test_a_pdb_counts_the_deployments_replicas(running: FakeKubeServer, running_
     assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 2  # type: ignore[index]
     running_apps.patch_namespaced_deployment_scale("lab-reports", NS, {"spec": {"replicas": 1}})
     assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 1  # type: ignore[index]
+
+
+def test_a_deployment_created_through_the_api_gets_its_replica_set_and_pods(
+    running: FakeKubeServer, running_apps: client.AppsV1Api
+) -> None:
+    labels = {"app": "web"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}},
+        },
+    }
+    running_apps.create_namespaced_deployment(NS, body)
+    running.run_controller_once()
+    [replica_set] = [
+        rs for rs in running_apps.list_namespaced_replica_set(NS).items if rs.metadata.name.startswith("web-")
+    ]
+    assert replica_set.spec.replicas == 2
+    template_hash = replica_set.metadata.labels["pod-template-hash"]
+    assert replica_set.metadata.name == f"web-{template_hash}"
+    assert len(pods_of(running, f"web-{template_hash}-")) == 2
