@@ -17,6 +17,12 @@ uses, what kube-apiserver does on the wire:
   core/v1 configmaps (create, get, replace, patch, delete: piclusterd's outage record);
 - discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``, ``/version``) listing exactly
   what is served, so kubectl can talk to it;
+- workloads (``sim/fake_workloads.py``): apps/v1 deployments, replicasets and statefulsets and batch/v1 jobs
+  (get, list, create, replace, patch, delete, ``/status``), and the ``/scale`` subresource (autoscaling/v1
+  Scale: get, replace, patch; 422 from ValidateScale on negative replicas, 409 on a stale resourceVersion or
+  uid) of the three apps kinds. A loaded pod's owner exists as its controller made it: a ReplicaSet,
+  StatefulSet or Job per controller reference, replicas (parallelism) = its live pods, the template from one of
+  them; a ReplicaSet ``<d>-<pod-template-hash>`` belongs to the Deployment ``<d>``;
 - for kubectl: the ``Table`` that ``kubectl get`` asks for (``sim/kubectl_tables.py``), watches
   (``?watch=true``: chunked JSON events from a resourceVersion, as tables too), apps/v1 daemonsets,
   which ``kubectl drain`` reads to check a DaemonSet pod's owner (a DaemonSet named by a pod's controller
@@ -28,14 +34,22 @@ uses, what kube-apiserver does on the wire:
   is evaluated for every request (403 with the real Status), and authorization.k8s.io/v1
   SelfSubjectAccessReview answers ``kubectl auth can-i``;
 - dry run (``?dryRun=All``, and ``deleteOptions.dryRun`` in an Eviction): every check, nothing persisted;
-- the validation upstream applies to Leases and Events (``sim/fake_validation.py``: 422 Invalid), Lease
-  create-on-update, and PodDisruptionBudget status exactly as pkg/controller/disruption computes it.
+- the validation upstream applies to Leases and Events (``sim/fake_validation.py``: 422 Invalid), and to the
+  workloads' counts (negative replicas, parallelism: 422), Lease create-on-update, and PodDisruptionBudget
+  status exactly as pkg/controller/disruption computes it (getExpectedScale reads a Deployment's replicas).
 
-What it is not: there is no admission webhook, no server-side apply, no full OpenAPI document, and only the
-validation the tests of piclusterd need. A request for any of these gets an error, never a silent success.
+What it is not: there is no admission webhook, no server-side apply, no full OpenAPI document, no garbage
+collector (deleting an owner leaves its pods), no rollout of a changed template, and only the validation the
+tests of piclusterd need. A request for any of these gets an error, never a silent success.
 
-The controller (off by default) stands in for the ReplicaSet/StatefulSet controllers, the scheduler and the
-kubelets: deleted pods owned by a workload get a replacement, Pending pods are bound to a Ready,
+The controller (off by default) stands in for the Deployment, ReplicaSet, StatefulSet and Job controllers, the
+scheduler and the kubelets. A Deployment's replicas flow to its ReplicaSet (sync.go scale); a ReplicaSet
+creates pods from its template (``<rs>-<5 chars>``) up to replicas or deletes the surplus in getPodsToDelete's
+order (unscheduled, Pending, not Ready first); a StatefulSet (OrderedReady) creates the lowest missing ordinal
+once the one below is Running and Ready and deletes the highest first, one at a time once it is gone; a
+suspended Job's active pods are deleted and its ``Suspended`` condition set, a resumed one runs parallelism
+pods again (KEP-2232). Every deletion is graceful; a deleted pod whose owner still wants it gets a replacement
+(a copy of it; as before for an owner the fake holds no object of). Pending pods are bound to a Ready,
 schedulable node whose free allocatable fits their requests, whose labels match their ``nodeSelector``
 and whose NoSchedule/NoExecute taints they tolerate, and bound pods turn Running and Ready after
 ``ready_delay_s`` on the injected clock. It acts only inside :meth:`FakeKubeServer.run_controller_once`,
@@ -2406,11 +2420,21 @@ class FakeKubeServer:
             owner = None
             if resource is not None:
                 owner = self._objects.get(self._key(resource, pod["metadata"]["namespace"], str(reference.get("name"))))
-            if owner is not None and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"]):
-                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas.
+            if (
+                resource is not None
+                and owner is not None
+                and owner["metadata"]["uid"] == reference.get("uid", owner["metadata"]["uid"])
+            ):
+                # getPodDeployment before getPodReplicaSet: a Deployment's pods count its replicas. An owner
+                # made from the pods and never scaled counts its pods as before (the same number, unless a test's
+                # pods are not named as the controller names them).
                 scaled = self._deployment_of(owner) if resource is _REPLICASETS else None
                 scaled = scaled if scaled is not None else owner
-                uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
+                scaled_resource = _DEPLOYMENTS if scaled is not owner else resource
+                if self._key(scaled_resource, scaled["metadata"]["namespace"], scaled["metadata"]["name"]) not in (
+                    self._seeded
+                ):
+                    uid, replicas = scaled["metadata"]["uid"], int(scaled["spec"].get("replicas", 0))
             owners[uid] = replicas
         return sum(owners.values())
 
@@ -3612,7 +3636,9 @@ class FakeKubeServer:
         """The pods whose controller reference names this owner (by uid when the reference has one)."""
         uid = (reference or {}).get("uid")
         found = []
-        for pod in self._select(_PODS, namespace):
+        for key, pod in self._objects.items():
+            if key[0] != "pods" or key[1] != namespace:
+                continue
             ref = _controller_ref(pod)
             if ref is None or ref.get("kind") != kind or ref.get("name") != name:
                 continue

@@ -191,6 +191,73 @@ def _daemonset_cells(daemonset: JsonObj, now: float) -> Cells:
     ]
 
 
+def _template_cells(obj: JsonObj) -> tuple[str, str, str]:
+    """CONTAINERS, IMAGES and SELECTOR of a workload (printers.go layoutContainerCells + its selector)."""
+    spec = obj.get("spec") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    selector = spec.get("selector") or {}
+    shown = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    return (
+        ",".join(c.get("name", "") for c in containers),
+        ",".join(c.get("image", "") for c in containers),
+        ",".join(shown) or "<none>",
+    )
+
+
+def _deployment_cells(deployment: JsonObj, now: float) -> Cells:
+    """printDeployment: READY is readyReplicas/spec.replicas."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    return [
+        deployment["metadata"]["name"],
+        f"{int(status.get('readyReplicas', 0))}/{int(spec.get('replicas', 0))}",
+        int(status.get("updatedReplicas", 0)),
+        int(status.get("availableReplicas", 0)),
+        _age(deployment, now),
+        *_template_cells(deployment),
+    ]
+
+
+def _replicaset_cells(replica_set: JsonObj, now: float) -> Cells:
+    """printReplicaSet: DESIRED spec.replicas, CURRENT status.replicas, READY status.readyReplicas."""
+    spec, status = replica_set.get("spec") or {}, replica_set.get("status") or {}
+    return [
+        replica_set["metadata"]["name"],
+        int(spec.get("replicas", 0)),
+        int(status.get("replicas", 0)),
+        int(status.get("readyReplicas", 0)),
+        _age(replica_set, now),
+        *_template_cells(replica_set),
+    ]
+
+
+def _statefulset_cells(stateful_set: JsonObj, now: float) -> Cells:
+    """printStatefulSet: READY is readyReplicas/spec.replicas."""
+    spec, status = stateful_set.get("spec") or {}, stateful_set.get("status") or {}
+    containers, images, _ = _template_cells(stateful_set)
+    return [
+        stateful_set["metadata"]["name"],
+        f"{int(status.get('readyReplicas', 0))}/{int(spec.get('replicas', 0))}",
+        _age(stateful_set, now),
+        containers,
+        images,
+    ]
+
+
+def _job_cells(job: JsonObj, now: float) -> Cells:
+    """printJob (1.30+): STATUS from the conditions, COMPLETIONS succeeded/completions, DURATION since start."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    state = "Running"
+    for kind, shown in (("Failed", "Failed"), ("Complete", "Complete"), ("Suspended", "Suspended")):
+        if _condition(job, kind) == "True":
+            state = shown
+            break
+    completions = spec.get("completions")
+    succeeded = int(status.get("succeeded", 0))
+    done = f"{succeeded}/{completions}" if completions is not None else f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    duration = _since(status.get("startTime"), now) if status.get("startTime") else ""
+    return [job["metadata"]["name"], state, done, duration, _age(job, now), *_template_cells(job)]
+
+
 _NAME = ("Name", "string", "name", 0)
 _AGE = ("Age", "string", "", 0)
 # plural -> (columns as (name, type, format, priority), cells)
@@ -265,6 +332,49 @@ _PRINTERS: dict[str, tuple[tuple[tuple[str, str, str, int], ...], Callable[[Json
             ("Selector", "string", "", 1),
         ),
         _daemonset_cells,
+    ),
+    "deployments": (
+        (
+            _NAME,
+            ("Ready", "string", "", 0),
+            ("Up-to-date", "integer", "", 0),
+            ("Available", "integer", "", 0),
+            _AGE,
+            ("Containers", "string", "", 1),
+            ("Images", "string", "", 1),
+            ("Selector", "string", "", 1),
+        ),
+        _deployment_cells,
+    ),
+    "replicasets": (
+        (
+            _NAME,
+            ("Desired", "integer", "", 0),
+            ("Current", "integer", "", 0),
+            ("Ready", "integer", "", 0),
+            _AGE,
+            ("Containers", "string", "", 1),
+            ("Images", "string", "", 1),
+            ("Selector", "string", "", 1),
+        ),
+        _replicaset_cells,
+    ),
+    "statefulsets": (
+        (_NAME, ("Ready", "string", "", 0), _AGE, ("Containers", "string", "", 1), ("Images", "string", "", 1)),
+        _statefulset_cells,
+    ),
+    "jobs": (
+        (
+            _NAME,
+            ("Status", "string", "", 0),
+            ("Completions", "string", "", 0),
+            ("Duration", "string", "", 0),
+            _AGE,
+            ("Containers", "string", "", 1),
+            ("Images", "string", "", 1),
+            ("Selector", "string", "", 1),
+        ),
+        _job_cells,
     ),
 }
 

@@ -212,21 +212,19 @@ def test_dry_run_scale_changes_nothing(district: FakeKubeServer, apps: client.Ap
 
 
 def rbac_with(rules: list[dict[str, Any]]) -> fake_rbac.RbacAuthorizer:
+    """The shipped RBAC with ``rules`` as its only rules for apps and batch (whatever it grants there today)."""
     documents = fake_rbac.shipped_rbac()
     for document in documents:
         if document.get("kind") == "ClusterRole":
-            document["rules"] = [*document["rules"], *rules]
+            kept = [r for r in document["rules"] if r.get("apiGroups") not in (["apps"], ["batch"])]
+            document["rules"] = [*kept, *rules]
     return fake_rbac.RbacAuthorizer(documents)
 
 
 @pytest.fixture
 def without_scale_rule(clock: FakeClock) -> Iterator[FakeKubeServer]:
     """The shipped RBAC without any rule for workloads: what a cluster whose RBAC was not updated refuses."""
-    documents = fake_rbac.shipped_rbac()
-    for document in documents:
-        if document.get("kind") == "ClusterRole":
-            document["rules"] = [r for r in document["rules"] if r.get("apiGroups") not in (["apps"], ["batch"])]
-    with FakeKubeServer(clock=clock, rbac=fake_rbac.RbacAuthorizer(documents)) as server:
+    with FakeKubeServer(clock=clock, rbac=rbac_with([])) as server:
         server.load_objects(json.loads((CLUSTERS / "district-10.json").read_text()))
         yield server
 
@@ -430,3 +428,28 @@ def test_a_pdb_counts_the_deployments_replicas(running: FakeKubeServer, running_
     assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 2  # type: ignore[index]
     running_apps.patch_namespaced_deployment_scale("lab-reports", NS, {"spec": {"replicas": 1}})
     assert running.get_object("pdb", NS, "lab")["status"]["expectedPods"] == 1  # type: ignore[index]
+
+
+def test_a_deployment_created_through_the_api_gets_its_replica_set_and_pods(
+    running: FakeKubeServer, running_apps: client.AppsV1Api
+) -> None:
+    labels = {"app": "web"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}},
+        },
+    }
+    running_apps.create_namespaced_deployment(NS, body)
+    running.run_controller_once()
+    [replica_set] = [
+        rs for rs in running_apps.list_namespaced_replica_set(NS).items if rs.metadata.name.startswith("web-")
+    ]
+    assert replica_set.spec.replicas == 2
+    template_hash = replica_set.metadata.labels["pod-template-hash"]
+    assert replica_set.metadata.name == f"web-{template_hash}"
+    assert len(pods_of(running, f"web-{template_hash}-")) == 2

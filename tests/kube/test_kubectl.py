@@ -373,3 +373,34 @@ def test_a_watch_ends_when_the_demos_cluster_goes_away(server: FakeKubeServer, k
             watch.kill()
         watch.communicate()
     assert ended == 0, "kubectl -w should end quietly when the server closes the watch"
+
+
+def test_scale_a_deployment_and_get_deploy_as_an_operator_would(
+    server: FakeKubeServer, kubectl: Kubectl, clock: FakeClock
+) -> None:
+    """``kubectl scale deployment/x --replicas=N`` goes through the scale subresource; ``get deploy`` shows
+    the Deployment controller's status, the pods going and coming back."""
+    server.load_objects(CLINIC_5)
+    rows = {row["NAME"]: row for row in table(kubectl("get", "deploy", "-n", "clinic"))}
+    assert (rows["lab-reports"]["READY"], rows["lab-reports"]["UP-TO-DATE"], rows["lab-reports"]["AVAILABLE"]) == (
+        "2/2",
+        "2",
+        "2",
+    )
+    assert "deployment.apps/lab-reports scaled" in kubectl(
+        "scale", "-n", "clinic", "deployment/lab-reports", "--replicas=0"
+    )
+    assert any(r.path.endswith("/deployments/lab-reports/scale") and r.method == "PATCH" for r in server.requests)
+    clock.advance(31)
+    server.run_controller_once()
+    [row] = [r for r in table(kubectl("get", "deploy", "-n", "clinic")) if r["NAME"] == "lab-reports"]
+    assert row["READY"] == "0/0"
+    assert not [p for p in server.list_objects("pods", "clinic") if p["metadata"]["name"].startswith("lab-reports-")]
+    kubectl("scale", "-n", "clinic", "deployment/lab-reports", "--replicas=2")
+    clock.advance(31)  # scheduled, then Ready after the server's 30 s ready delay
+    server.run_controller_once()
+    server.run_controller_once()
+    [row] = [r for r in table(kubectl("get", "deploy", "-n", "clinic")) if r["NAME"] == "lab-reports"]
+    assert row["READY"] == "2/2"
+    jobs = kubectl("get", "rs,sts,jobs", "-n", "clinic")
+    assert "replicaset.apps/lab-reports-qb89fn5sgz" in jobs and "statefulset.apps/mariadb" in jobs
