@@ -298,10 +298,10 @@ def _action(view: ClusterView, plan: Plan, index: int, inputs: PlanInputs) -> di
         critical, why = (False, "") if pod is None else _critical(pod, threshold)
         to = placed.get(key)
         entry: dict[str, Any] = {"pod": key, "critical": critical, "why": why, "to": to}
-        stop = stopped_by.get(key)
-        if to is None and stop is not None:
-            done = "suspended" if stop.owner_kind == "Job" else "scaled down by one"
-            entry["stopped_by"] = f"{stop.owner_kind} {stop.namespace}/{stop.owner_name} {done}"
+        scaled = stopped_by.get(key)
+        if to is None and scaled is not None:
+            done = "suspended" if scaled.owner_kind == "Job" else "scaled down by one"
+            entry["stopped_by"] = f"{scaled.owner_kind} {scaled.namespace}/{scaled.owner_name} {done}"
         if pod is not None and pod.host_ports:
             # A host port is an endpoint on this node's address: it moves to the new node's, if any.
             entry["host_ports"] = list(pod.host_ports)
