@@ -203,44 +203,36 @@ class RequestVerifier:
     def check_outage_record(self, namespace: str, record: OutageRecord) -> RequestRefusal | None:
         """The outage record (the ConfigMap in ``namespace``), against the Lease read now (none: refused, quietly,
         as for :meth:`check_shed_record`)."""
-        lease = self.lease_view()
-        if lease is None:
-            return _NO_LEASE
-        refusal = check_record(
-            keys=self._keys,
-            kind=OUTAGE_CONFIGMAP,
-            node=namespace,
-            fields=outage_record_fields(record),
-            signature=record.signature,
-            signer=record.leader,
-            term=record.term,
-            lease=lease,
-        )
-        if refusal is not None:
-            self._say_record(
-                f"configmap {namespace}/{OUTAGE_CONFIGMAP}", self._node, record.leader, record.signature, refusal
-            )
-        return refusal
+        fields = outage_record_fields(record)
+        return self._check_configmap(namespace, OUTAGE_CONFIGMAP, fields, record.signature, record.leader, record.term)
 
     def check_stopped_work(self, namespace: str, record: StoppedWork) -> RequestRefusal | None:
         """The stopped-work record (the ConfigMap in ``namespace``), as :meth:`check_outage_record`."""
+        fields = stopped_work_fields(record)
+        return self._check_configmap(
+            namespace, STOPPED_WORK_CONFIGMAP, fields, record.signature, record.leader, record.term
+        )
+
+    def _check_configmap(
+        self, namespace: str, name: str, fields: SignedFields, signature: str, leader: str, term: int
+    ) -> RequestRefusal | None:
+        """A record kept in the ConfigMap ``namespace``/``name``, signed by ``leader`` in ``term``: said on this
+        node when refused."""
         lease = self.lease_view()
         if lease is None:
             return _NO_LEASE
         refusal = check_record(
             keys=self._keys,
-            kind=STOPPED_WORK_CONFIGMAP,
+            kind=name,
             node=namespace,
-            fields=stopped_work_fields(record),
-            signature=record.signature,
-            signer=record.leader,
-            term=record.term,
+            fields=fields,
+            signature=signature,
+            signer=leader,
+            term=term,
             lease=lease,
         )
         if refusal is not None:
-            self._say_record(
-                f"configmap {namespace}/{STOPPED_WORK_CONFIGMAP}", self._node, record.leader, record.signature, refusal
-            )
+            self._say_record(f"configmap {namespace}/{name}", self._node, leader, signature, refusal)
         return refusal
 
     def _say_record(self, kind: str, node: str, signer: str, signature: str, refusal: RequestRefusal) -> None:
