@@ -257,7 +257,7 @@ class RequestVerifier:
                 node,
                 "RecordRefused",
                 f"{kind} (written by {signer[:64]!r}) refused, check {refusal.check.value}: {refusal.detail}. "
-                "Not acted on; the node is left as it is.",
+                "Not acted on, and left as it is for a person to check (kubectl describe, then delete it if forged).",
                 warning=True,
             )
         except ClusterError as error:
