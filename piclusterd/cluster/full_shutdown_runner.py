@@ -23,6 +23,7 @@ from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
 from piclusterd.cluster.outage_store import OutageStore, StoredOutage
 from piclusterd.cluster.power_off_request import PeerPowerOff, PowerOffOutcome, node_is_ready
 from piclusterd.cluster.power_on_backends import PowerOutcome, PowerResult
+from piclusterd.cluster.self_drain import self_drain_groups
 from piclusterd.core.cluster_view import ClusterView
 from piclusterd.core.errors import ClusterError
 from piclusterd.core.full_shutdown_order import (
@@ -242,9 +243,27 @@ class FullShutdownRunner:
             waiting[name] = self._request(name, drained)
         with contextlib.suppress(ClusterError):  # the API server is going: they got it, or protect themselves
             self._wait_for_acks(waiting)
+            self._wait_for_self_drains(names)
         # etcd loses quorum now and the API server with it: the last steps need neither.
         self._request_ups_return(stored, record, progress, self._peers(view), fenced=False)
         self._shut_down_leader(self._store.mine or stored, record, progress)
+
+    def _wait_for_self_drains(self, names: tuple[str, ...]) -> None:
+        """Each last member ends its pods before its halt (their grace periods): the leader, which halts last,
+        starts its own shutdown once each has no pod left to end or is NotReady, for up to the ack timeout.
+        Without this wait a leader with nothing of its own to end halted before them (the netns long night, with
+        a leader whose pods had all moved), and armed the UPS's cut while they were still draining."""
+        left = set(names)
+        deadline = self._clock.monotonic() + self._ack_timeout_s
+        while left:
+            for name in sorted(left):
+                normal, critical, _alone = self_drain_groups(self._api.pods_on_node(name), critical_priority=0)
+                if not (normal or critical) or not node_is_ready(self._api.get_node(name)):
+                    left.discard(name)
+            if not left or self._clock.monotonic() >= deadline:
+                return
+            self._sleep(self._poll_s)
+            self._tick()
 
     def _wait_for_acks(self, waiting: dict[str, str]) -> dict[str, str]:
         """Wait up to the ack timeout for each node (name -> request id) to acknowledge or go NotReady;
