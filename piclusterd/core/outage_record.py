@@ -245,16 +245,23 @@ def _unsigned_data(record: OutageRecord) -> dict[str, Any]:
     return data
 
 
+def whole_record_fields(unsigned: dict[str, Any]) -> dict[str, str | int | bool]:
+    """What the signature of a ConfigMap record covers (this one, the stopped-work record): the whole record as
+    written, the signature aside, as canonical JSON."""
+    return {"record": json.dumps(unsigned, separators=(",", ":"), sort_keys=True)}
+
+
+def render_whole_record(unsigned: dict[str, Any], signature: str) -> str:
+    """A ConfigMap record as stored: canonical JSON, its signature (if any) under ``sig``."""
+    return json.dumps({**unsigned, "sig": signature} if signature else unsigned, separators=(",", ":"), sort_keys=True)
+
+
 def outage_record_fields(record: OutageRecord) -> dict[str, str | int | bool]:
-    """What the signature covers: the whole record as written, the signature aside, as canonical JSON."""
-    return {"record": json.dumps(_unsigned_data(record), separators=(",", ":"), sort_keys=True)}
+    return whole_record_fields(_unsigned_data(record))
 
 
 def render_outage_record(record: OutageRecord) -> str:
-    data = _unsigned_data(record)
-    if record.signature:
-        data["sig"] = record.signature
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return render_whole_record(_unsigned_data(record), record.signature)
 
 
 def _boot_ids(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -15,7 +15,6 @@ bounds: anything else refuses that one workload.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from typing import Any
 
 from piclusterd.core.bounded_json import JsonRefused, load_bounded_json
 from piclusterd.core.node_records import RECORD_VERSION, InvalidRecord
+from piclusterd.core.outage_record import render_whole_record, whole_record_fields
 
 __all__ = [
     "MAX_ENTRIES",
@@ -212,15 +212,11 @@ def _unsigned_data(record: StoppedWork) -> dict[str, Any]:
 
 
 def stopped_work_fields(record: StoppedWork) -> dict[str, str | int | bool]:
-    """What the signature covers: the whole record as written, the signature aside, as canonical JSON."""
-    return {"record": json.dumps(_unsigned_data(record), separators=(",", ":"), sort_keys=True)}
+    return whole_record_fields(_unsigned_data(record))
 
 
 def render_stopped_work(record: StoppedWork) -> str:
-    data = _unsigned_data(record)
-    if record.signature:
-        data["sig"] = record.signature
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return render_whole_record(_unsigned_data(record), record.signature)
 
 
 def _entry(raw: object) -> StoppedWorkload:
