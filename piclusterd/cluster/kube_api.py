@@ -441,6 +441,33 @@ class EventRecorder:
         self._timeout = request_timeout(request_timeout_s)
         self._seen: dict[tuple[str, str, str], tuple[str, int]] = {}
 
+    def _event_body(
+        self,
+        namespace: str,
+        name: str,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool,
+        now: str,
+    ) -> dict[str, Any]:
+        """A new core/v1 Event from this reporter about ``involved``, seen once at ``now``."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "piclusterd", "host": self._reporter},
+            "reportingComponent": "piclusterd",
+            "reportingInstance": self._reporter,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+
     def emit(self, node: str, reason: str, message: str, *, warning: bool = False) -> None:
         now = rfc3339(self._wall())
         message = message[:1024]
@@ -456,21 +483,8 @@ class EventRecorder:
                 if error.status != 404:
                     raise _fail(f"patch event {name}", error) from error
         name = f"{node}.{reason.lower()}.{len(self._seen):x}{datetime.datetime.now(datetime.UTC):%H%M%S%f}"
-        body: Any = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": "default"},
-            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node},
-            "reason": reason,
-            "message": message,
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": "piclusterd", "host": self._reporter},
-            "reportingComponent": "piclusterd",
-            "reportingInstance": self._reporter,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        involved = {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node}
+        body: Any = self._event_body("default", name, involved, reason, message, warning, now)
         try:
             self._core.create_namespaced_event("default", body, _request_timeout=self._timeout)
         except Exception as error:
@@ -492,21 +506,8 @@ class EventRecorder:
         namespace as the API server requires. Not counted: each is one action of piclusterd's."""
         now = rfc3339(self._wall())
         event_name = f"{name[:200]}.{reason.lower()}.{datetime.datetime.now(datetime.UTC):%H%M%S%f}"
-        body: Any = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": event_name, "namespace": namespace},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace},
-            "reason": reason,
-            "message": message[:1024],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": "piclusterd", "host": self._reporter},
-            "reportingComponent": "piclusterd",
-            "reportingInstance": self._reporter,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        involved = {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace}
+        body: Any = self._event_body(namespace, event_name, involved, reason, message[:1024], warning, now)
         try:
             self._core.create_namespaced_event(namespace, body, _request_timeout=self._timeout)
         except Exception as error:
