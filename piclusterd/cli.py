@@ -33,7 +33,7 @@ from piclusterd.config.settings import (
     settings_for,
     settings_from_config,
 )
-from piclusterd.core.errors import ConfigError, DaemonStopping, PiclusterError
+from piclusterd.core.errors import ConfigError, PiclusterError
 from piclusterd.core.ports import PowerSource
 from piclusterd.core.power_state import PowerState
 from piclusterd.node.audit import AuditLogger, AuditObserver, LogFormat, make_audit_logger
@@ -207,7 +207,7 @@ def build_cluster(
     from piclusterd.cluster.authority import DEFAULT_REQUEST_MAX_AGE_S, RequestSigner, RequestVerifier
     from piclusterd.cluster.controller import ClusterController
     from piclusterd.cluster.drain import FULL_SHUTDOWN_DRAIN_MAX_S, SHED_DRAIN_MAX_S, Drainer, DrainOptions
-    from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector
+    from piclusterd.cluster.election import ElectionTimings, KubeLeaseStore, LeaseElector, LeaseKeepingSleep
     from piclusterd.cluster.informer import ClusterCache, watched_kinds
     from piclusterd.cluster.kube_api import EventRecorder, KubeClusterApi
     from piclusterd.cluster.outage_coordinator import OutageCoordinator
@@ -253,9 +253,7 @@ def build_cluster(
         max_age_s=max(DEFAULT_REQUEST_MAX_AGE_S, 2 * settings.power_off.ack_timeout_s),
     )
 
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise DaemonStopping("stopping in the middle of a cluster step")
+    sleep = LeaseKeepingSleep(elector, clock, stop.wait)
 
     def keep_alive() -> None:
         daemon.keep_alive()

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from piclusterd.core.errors import ApiUnavailable, NotLeader, WriteConflict
+from piclusterd.core.errors import ApiUnavailable, DaemonStopping, NotLeader, WriteConflict
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -52,6 +52,7 @@ __all__ = [
     "ElectionTimings",
     "KubeLeaseStore",
     "LeaseElector",
+    "LeaseKeepingSleep",
     "LeaseRecord",
     "LeaseStore",
     "LeaseUnavailable",
@@ -659,10 +660,15 @@ class LeaseElector:
 
         For a caller that ticks faster than that: a long step's keep-alive runs each drain tick, and renewing
         on each would be a Lease write per tick; client-go renews once per ``RetryPeriod``."""
-        now = self._clock.monotonic()
-        if self._attempted_at is not None and now - self._attempted_at < self.timings.retry_period_s:
+        if self.renewal_due_in() > 0:
             return None
         return self.try_acquire_or_renew()
+
+    def renewal_due_in(self) -> float:
+        """Seconds until a retry period has passed since the last attempt (0: :meth:`renew_when_due` tries now)."""
+        if self._attempted_at is None:
+            return 0.0
+        return max(0.0, self._attempted_at + self.timings.retry_period_s - self._clock.monotonic())
 
     def _renew_optimistically(self, started: float, wall: float) -> Attempt | None:
         """The leader's renewal on its last written record; None to take the slow path (read first)."""
@@ -717,3 +723,31 @@ class LeaseElector:
                 (failure.doing, failure.status) if isinstance(failure, LeaseUnavailable) else ("reaching", None)
             )
         return Attempt(leader, decision, self.holder, transition, error, unavailable)
+
+
+class LeaseKeepingSleep:
+    """The sleep of a long step (a drain, the wait for acknowledgements, a self-drain): it wakes when the Lease's
+    renewal is due, renews it and sleeps on, as client-go renews on its own RetryPeriod timer.
+
+    The steps' ticks renew too, but only once per poll: a renewal that fell due just after a tick waited up to a
+    whole poll more (2 s while waiting for acknowledgements). Lease 4 s, renew deadline 3 s and retry period 2 s
+    is a valid configuration, and with it the leader fenced itself off and another node took the Lease in the
+    middle of the full shutdown (the netns long night, 1 run in 4).
+
+    ``wait(seconds)`` blocks for up to that long and returns True once the daemon is stopping
+    (``threading.Event.wait``); the sleep then raises :class:`~piclusterd.core.errors.DaemonStopping`."""
+
+    def __init__(self, elector: LeaseElector, clock: Clock, wait: Callable[[float], bool]) -> None:
+        self._elector = elector
+        self._clock = clock
+        self._wait = wait
+
+    def __call__(self, seconds: float) -> None:
+        end = self._clock.monotonic() + seconds
+        while (left := end - self._clock.monotonic()) > 0:
+            due = self._elector.renewal_due_in()
+            if due <= 0:
+                self._elector.renew_when_due()
+                continue
+            if self._wait(min(left, due)):
+                raise DaemonStopping("stopping in the middle of a cluster step")

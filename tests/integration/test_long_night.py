@@ -45,7 +45,8 @@ def test_long_night_full_shutdown_in_order_then_every_host_boots_and_the_cluster
         )
         order = cluster.shutdown_nodes()
         assert Counter(order) == Counter(cluster.node_names)  # each host's local shutdown exactly once
-        assert order[-1] == leader  # the leader last
+        acquired = [str(e["host"]) for e in cluster.named("leader.acquired")]
+        assert order[-1] == leader, f"the leader last: order {order}, leader {leader}, Lease acquired by {acquired}"
         # Workers, then the control plane; the leader is last even when it is a worker (whoever wins the Lease).
         workers = [i for i, name in enumerate(order) if name not in CONTROL_PLANE and name != leader]
         servers = [i for i, name in enumerate(order) if name in CONTROL_PLANE and name != leader]

@@ -17,6 +17,7 @@ from piclusterd.cluster.election import (
     ElectionTimings,
     KubeLeaseStore,
     LeaseElector,
+    LeaseKeepingSleep,
     LeaseRecord,
     LeaseStore,
     Reason,
@@ -25,7 +26,7 @@ from piclusterd.cluster.election import (
     observed_change_time,
     trusted_duration,
 )
-from piclusterd.core.errors import NotLeader
+from piclusterd.core.errors import DaemonStopping, NotLeader
 from piclusterd.sim.fake_api_server import FakeKubeServer
 from piclusterd.sim.fake_clock import FakeClock
 
@@ -158,7 +159,12 @@ def candidates(kube: FakeKubeServer, clock: FakeClock) -> Iterator[Callable[...,
     """Builds candidates on the fake server, each with its own ApiClient (no urllib3 retries)."""
     clients: list[client.ApiClient] = []
 
-    def make(identity: str, *, wrap: Callable[[LeaseStore], LeaseStore] | None = None) -> Candidate:
+    def make(
+        identity: str,
+        *,
+        wrap: Callable[[LeaseStore], LeaseStore] | None = None,
+        timings: ElectionTimings = TIMINGS,
+    ) -> Candidate:
         api = kube.api_client(retries=False)
         clients.append(api)
         store: LeaseStore = KubeLeaseStore(api)
@@ -169,7 +175,7 @@ def candidates(kube: FakeKubeServer, clock: FakeClock) -> Iterator[Callable[...,
             store,
             clock,
             identity,
-            timings=TIMINGS,
+            timings=timings,
             on_transition=lambda change, _elector: seen.append(change),
         )
         return Candidate(elector, seen)
@@ -225,6 +231,45 @@ def test_a_long_step_renews_the_lease_once_per_retry_period_not_once_per_tick(
     writes = [r for r in kube.requests[start:] if r.path.startswith(LEASE_PATH) and r.method == "PUT"]
     assert len(writes) == 10
     assert pi1.elector.is_leader(clock.monotonic())
+
+
+def test_a_long_steps_sleep_renews_the_lease_on_time_so_no_follower_takes_it_mid_step(
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
+) -> None:
+    """The netns long night (1 run in 4): lease 4 s, renew deadline 3 s, retry period 2 s. A drain tick came just
+    before the renewal was due, then the wait for acknowledgements slept 2 s per poll, so the next renewal came
+    4 s after the last and a follower, reading the Lease every 0.5 s, took it over in the middle of the full
+    shutdown. The step's sleep now renews when the renewal is due."""
+    tight = ElectionTimings(4, 3.0, 2.0)
+    leader, follower = candidates("pi1", timings=tight), candidates("pi2", timings=tight)
+
+    def wait(seconds: float) -> bool:  # the follower's own loop goes on meanwhile: one attempt per 0.5 s
+        while seconds > 0:
+            clock.advance(min(0.5, seconds))
+            seconds -= 0.5
+            follower.elector.try_acquire_or_renew()
+        return False
+
+    sleep = LeaseKeepingSleep(leader.elector, clock, wait)
+    assert leader.elector.try_acquire_or_renew().leader
+    follower.elector.try_acquire_or_renew()
+    wait(1.98)  # the drain's last tick, just before a renewal is due, renews nothing
+    assert leader.elector.renew_when_due() is None
+    wait(0.05)  # the power-off request's API calls
+    for _ in range(10):  # 20 s of acknowledgement polls: sleep 2 s, tick, fence the next step
+        sleep(2.0)
+        leader.elector.renew_when_due()
+        leader.elector.ensure_leader()
+    assert lease_spec(kube)["holderIdentity"] == "pi1"
+    assert follower.transitions == [] and leader.transitions == [Transition.ACQUIRED]
+
+
+def test_a_long_steps_sleep_raises_daemon_stopping_when_the_daemon_stops(
+    candidates: Callable[..., Candidate], clock: FakeClock
+) -> None:
+    sleep = LeaseKeepingSleep(candidates("pi1").elector, clock, lambda seconds: True)
+    with pytest.raises(DaemonStopping):
+        sleep(5.0)
 
 
 def test_three_candidates_elect_exactly_one_leader_who_keeps_it(
