@@ -529,6 +529,7 @@ class LeaseElector:
         self._holder_is_node = holder_is_node
         self._known_nodes: set[str] = set()  # holders seen to be Nodes: not asked again
         self._holder_doubted = False  # the holder last read was found not to be a Node
+        self._lease_read = False  # a read or write of the Lease succeeded at least once
 
     @classmethod
     def on_kubernetes(
@@ -559,6 +560,12 @@ class LeaseElector:
         if answer:
             self._known_nodes.add(holder)
         return answer is not False
+
+    @property
+    def has_read_lease(self) -> bool:
+        """Whether a read or write of the Lease has succeeded since this elector was made: before that,
+        :meth:`live_holder`'s None means "not known yet", not "nobody leads"."""
+        return self._lease_read
 
     @property
     def holder(self) -> str | None:
@@ -631,6 +638,7 @@ class LeaseElector:
             observed = self._store.get()
         except ApiUnavailable as error:
             return self._finish(None, str(error), error)
+        self._lease_read = True
         if observed is not None:
             self._observed_at = observed_change_time(self._observed, self._observed_at, observed, started)
         self._observed = observed

@@ -177,6 +177,7 @@ class OutageCoordinator:
             identity=self._identity,
             api_reachable=reachable,
             live_leader=self._elector.live_holder(),
+            lease_read=self._elector.has_read_lease,
             full_shutdown=isinstance(parsed, OutageRecord)
             and parsed.full_shutdown is not None
             and self._verifier.check_outage_record(self._settings.namespace, parsed) is None,

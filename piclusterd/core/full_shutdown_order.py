@@ -200,13 +200,15 @@ class ClusterContact:
 
     ``api_reachable``: the last read of the outage record got an answer. ``live_leader``: the holder of a
     lease that has not expired on this node's clock, None if none. ``full_shutdown``: the outage record says
-    a full shutdown is under way.
+    a full shutdown is under way. ``lease_read``: this daemon has read the Lease at least once (until then,
+    "no live leader" means "not known yet", not "nobody").
     """
 
     identity: str
     api_reachable: bool
     live_leader: str | None
     full_shutdown: bool
+    lease_read: bool
 
 
 def local_shutdown_deferral(contact: ClusterContact, critical_for_s: float) -> str | None:
@@ -224,9 +226,13 @@ def local_shutdown_deferral(contact: ClusterContact, critical_for_s: float) -> s
             # Every node is a candidate: the next leader (maybe this one) resumes from the record.
             return "the leader is gone; waiting for the next one to resume the full shutdown"
         return f"{contact.live_leader} leads the full shutdown and will ask this node in turn"
-    # Nobody leads and no full shutdown is recorded: nobody will ask.
     if contact.live_leader is None:
-        return None
+        if not contact.lease_read and critical_for_s < RECORD_GRACE_S:
+            # Just started: its first look at the Lease comes within a poll. Protecting itself before it would
+            # take a control-plane node down out of the leader's order (the netns long night, a daemon started
+            # one second before the battery fell).
+            return "this daemon has not read the Lease yet; waiting for its first look"
+        return None  # nobody leads and no full shutdown is recorded: nobody will ask
     # A live leader that has not written the record yet may just not have polled since the battery fell.
     if critical_for_s < RECORD_GRACE_S:
         return f"{contact.live_leader} leads; waiting for it to start the full shutdown"

@@ -435,6 +435,21 @@ def test_a_leader_whose_api_comes_back_before_anyone_took_over_leads_again(
     assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST, Transition.ACQUIRED]
 
 
+def test_a_follower_has_read_the_lease_only_once_a_read_got_an_answer(
+    kube: FakeKubeServer, candidates: Callable[..., Candidate]
+) -> None:
+    """Until then its live_holder() None means "not known yet": the critical-node gate waits for that first look
+    (a daemon started a second before the battery fell protected itself out of the leader's order)."""
+    candidates("pi1").elector.try_acquire_or_renew()
+    pi2 = candidates("pi2")
+    assert not pi2.elector.has_read_lease and pi2.elector.live_holder() is None
+    kube.fail_next(1, 503, path=LEASE_PATH)
+    pi2.elector.try_acquire_or_renew()
+    assert not pi2.elector.has_read_lease
+    pi2.elector.try_acquire_or_renew()
+    assert pi2.elector.has_read_lease and pi2.elector.live_holder() == "pi1"
+
+
 def test_candidate_that_never_led_is_refused_by_the_fence(candidates: Callable[..., Candidate]) -> None:
     pi1, pi2 = candidates("pi1"), candidates("pi2")
     pi1.elector.try_acquire_or_renew()
