@@ -529,7 +529,7 @@ class LeaseElector:
         self._holder_is_node = holder_is_node
         self._known_nodes: set[str] = set()  # holders seen to be Nodes: not asked again
         self._holder_doubted = False  # the holder last read was found not to be a Node
-        self._lease_read = False  # a read or write of the Lease succeeded at least once
+        self._lease_read_at: float | None = None  # monotonic start of the last successful read or write
 
     @classmethod
     def on_kubernetes(
@@ -562,10 +562,10 @@ class LeaseElector:
         return answer is not False
 
     @property
-    def has_read_lease(self) -> bool:
-        """Whether a read or write of the Lease has succeeded since this elector was made: before that,
-        :meth:`live_holder`'s None means "not known yet", not "nobody leads"."""
-        return self._lease_read
+    def lease_read_at(self) -> float | None:
+        """When (monotonic) the last successful read or write of the Lease started; None if none yet. What
+        :meth:`live_holder` says is as old as this: its None means "nobody led then", not "nobody leads now"."""
+        return self._lease_read_at
 
     @property
     def holder(self) -> str | None:
@@ -638,7 +638,7 @@ class LeaseElector:
             observed = self._store.get()
         except ApiUnavailable as error:
             return self._finish(None, str(error), error)
-        self._lease_read = True
+        self._lease_read_at = started
         if observed is not None:
             self._observed_at = observed_change_time(self._observed, self._observed_at, observed, started)
         self._observed = observed
@@ -694,7 +694,7 @@ class LeaseElector:
         except ApiUnavailable as error:
             return self._finish(decision, str(error), error)  # one request per attempt to a failing API server
         self._observed, self._observed_at = written, started
-        self._renewed_at = started
+        self._renewed_at = self._lease_read_at = started
         return self._finish(decision, None)
 
     def release(self) -> bool:

@@ -173,11 +173,12 @@ class OutageCoordinator:
         except ClusterError:
             found, reachable = None, False
         parsed = None if found is None else parse_outage_record(str((found.get("data") or {}).get(OUTAGE_KEY, "")))
+        read_at = self._elector.lease_read_at
         contact = ClusterContact(
             identity=self._identity,
             api_reachable=reachable,
             live_leader=self._elector.live_holder(),
-            lease_read=self._elector.has_read_lease,
+            lease_read_since_critical=read_at is not None and read_at >= self._clock.monotonic() - critical_for_s,
             full_shutdown=isinstance(parsed, OutageRecord)
             and parsed.full_shutdown is not None
             and self._verifier.check_outage_record(self._settings.namespace, parsed) is None,

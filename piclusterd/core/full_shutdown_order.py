@@ -200,15 +200,15 @@ class ClusterContact:
 
     ``api_reachable``: the last read of the outage record got an answer. ``live_leader``: the holder of a
     lease that has not expired on this node's clock, None if none. ``full_shutdown``: the outage record says
-    a full shutdown is under way. ``lease_read``: this daemon has read the Lease at least once (until then,
-    "no live leader" means "not known yet", not "nobody").
+    a full shutdown is under way. ``lease_read_since_critical``: this daemon has read the Lease since the node
+    became critical (until then, "no live leader" is what an older look saw, not what holds now).
     """
 
     identity: str
     api_reachable: bool
     live_leader: str | None
     full_shutdown: bool
-    lease_read: bool
+    lease_read_since_critical: bool
 
 
 def local_shutdown_deferral(contact: ClusterContact, critical_for_s: float) -> str | None:
@@ -227,11 +227,11 @@ def local_shutdown_deferral(contact: ClusterContact, critical_for_s: float) -> s
             return "the leader is gone; waiting for the next one to resume the full shutdown"
         return f"{contact.live_leader} leads the full shutdown and will ask this node in turn"
     if contact.live_leader is None:
-        if not contact.lease_read and critical_for_s < RECORD_GRACE_S:
-            # Just started: its first look at the Lease comes within a poll. Protecting itself before it would
-            # take a control-plane node down out of the leader's order (the netns long night, a daemon started
-            # one second before the battery fell).
-            return "this daemon has not read the Lease yet; waiting for its first look"
+        if not contact.lease_read_since_critical and critical_for_s < RECORD_GRACE_S:
+            # The Lease is read once per retry period: a leader elected since the last look (or a daemon that
+            # has not looked yet) is not known. Protecting itself before the next look took a control-plane
+            # node down out of the leader's order (the netns long night, a leader elected a second before).
+            return "no leader as of its last look at the Lease, which is older than the low battery; looking again"
         return None  # nobody leads and no full shutdown is recorded: nobody will ask
     # A live leader that has not written the record yet may just not have polled since the battery fell.
     if critical_for_s < RECORD_GRACE_S:

@@ -435,19 +435,25 @@ def test_a_leader_whose_api_comes_back_before_anyone_took_over_leads_again(
     assert pi1.transitions == [Transition.ACQUIRED, Transition.LOST, Transition.ACQUIRED]
 
 
-def test_a_follower_has_read_the_lease_only_once_a_read_got_an_answer(
-    kube: FakeKubeServer, candidates: Callable[..., Candidate]
+def test_a_follower_knows_when_it_last_read_the_lease_from_an_answer_only(
+    kube: FakeKubeServer, candidates: Callable[..., Candidate], clock: FakeClock
 ) -> None:
-    """Until then its live_holder() None means "not known yet": the critical-node gate waits for that first look
-    (a daemon started a second before the battery fell protected itself out of the leader's order)."""
-    candidates("pi1").elector.try_acquire_or_renew()
+    """What live_holder() says is as old as lease_read_at: the critical-node gate looks again when that is older
+    than the low battery (a leader elected a second before the battery fell was not known yet)."""
     pi2 = candidates("pi2")
-    assert not pi2.elector.has_read_lease and pi2.elector.live_holder() is None
+    pi2.elector.try_acquire_or_renew()
+    pi2.elector.release()  # nobody leads now
+    pi1 = candidates("pi1")
+    assert pi1.elector.lease_read_at is None and pi1.elector.live_holder() is None
     kube.fail_next(1, 503, path=LEASE_PATH)
-    pi2.elector.try_acquire_or_renew()
-    assert not pi2.elector.has_read_lease
-    pi2.elector.try_acquire_or_renew()
-    assert pi2.elector.has_read_lease and pi2.elector.live_holder() == "pi1"
+    pi1.elector.try_acquire_or_renew()
+    assert pi1.elector.lease_read_at is None  # a failed read is no look
+    clock.advance(2)
+    pi1.elector.try_acquire_or_renew()
+    assert pi1.elector.lease_read_at == clock.monotonic()
+    clock.advance(2)
+    assert pi1.elector.renew_when_due() is not None  # the leader's own write (fast path) is a look too
+    assert pi1.elector.lease_read_at == clock.monotonic()
 
 
 def test_candidate_that_never_led_is_refused_by_the_fence(candidates: Callable[..., Candidate]) -> None:

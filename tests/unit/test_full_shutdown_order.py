@@ -266,7 +266,9 @@ def test_a_control_plane_node_that_stays_up_is_waited_for_and_no_other_is_asked(
 
 
 def contact(**changes: object) -> ClusterContact:
-    base = ClusterContact(identity="pi3", api_reachable=True, live_leader="pi1", full_shutdown=True, lease_read=True)
+    base = ClusterContact(
+        identity="pi3", api_reachable=True, live_leader="pi1", full_shutdown=True, lease_read_since_critical=True
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -281,10 +283,10 @@ def contact(**changes: object) -> ClusterContact:
         ({"full_shutdown": False}, 0.0, True),  # the leader may not have polled since the battery fell
         ({"full_shutdown": False}, RECORD_GRACE_S, False),  # ... but only for a moment
         ({"api_reachable": False, "live_leader": "pi3"}, 0.0, False),  # even the leader, cut off, protects itself
-        # Just started, the Lease not read yet: not known whether anyone leads; it waits for its first look ...
-        ({"live_leader": None, "full_shutdown": False, "lease_read": False}, 0.0, True),
-        ({"live_leader": None, "full_shutdown": False, "lease_read": False}, RECORD_GRACE_S, False),  # ... briefly
-        ({"api_reachable": False, "live_leader": None, "lease_read": False}, 0.0, False),  # no API: at once
+        # No leader as of a look older than the low battery (or none yet): it looks again before protecting ...
+        ({"live_leader": None, "full_shutdown": False, "lease_read_since_critical": False}, 0.0, True),
+        ({"live_leader": None, "full_shutdown": False, "lease_read_since_critical": False}, RECORD_GRACE_S, False),
+        ({"api_reachable": False, "live_leader": None, "lease_read_since_critical": False}, 0.0, False),  # no API
     ],
 )
 def test_a_critical_node_waits_only_for_a_live_leader_it_can_reach(
